@@ -1,0 +1,284 @@
+//! The one error type of the HTTP edge and its envelope.
+//!
+//! Every failure — from a handler, an extractor, the router or a lower layer — leaves Steward as
+//! `{"success": false, "error": {code, message, details, requestId}}`, never as a framework's
+//! plain text, so clients need one error parser.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde::{Deserialize, Serialize};
+use steward_domain::{PaginationError, RepositoryError};
+use steward_persistence::PersistenceError;
+use utoipa::ToSchema;
+
+use crate::request_id;
+
+/// Machine-readable error codes; each has one HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    ValidationError,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    VersionConflict,
+    SettingLocked,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    RateLimited,
+    AccountLocked,
+    ServiceUnavailable,
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorCode::ValidationError => StatusCode::BAD_REQUEST,
+            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+            ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::Conflict | ErrorCode::VersionConflict | ErrorCode::SettingLocked => {
+                StatusCode::CONFLICT
+            }
+            ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::RateLimited | ErrorCode::AccountLocked => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The code for a status produced outside Steward's handlers (router, framework).
+    pub fn for_status(status: StatusCode) -> Self {
+        match status.as_u16() {
+            401 => ErrorCode::Unauthorized,
+            403 => ErrorCode::Forbidden,
+            404 => ErrorCode::NotFound,
+            405 => ErrorCode::MethodNotAllowed,
+            409 => ErrorCode::Conflict,
+            413 => ErrorCode::PayloadTooLarge,
+            415 => ErrorCode::UnsupportedMediaType,
+            429 => ErrorCode::RateLimited,
+            503 => ErrorCode::ServiceUnavailable,
+            400..=499 => ErrorCode::ValidationError,
+            _ => ErrorCode::Internal,
+        }
+    }
+}
+
+/// One problem with one input field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct FieldError {
+    /// The field as the client named it (camelCase), or a dotted path into the body.
+    pub field: String,
+    pub message: String,
+}
+
+/// The `error` member of an error response.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorBody {
+    pub code: ErrorCode,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<FieldError>,
+    /// Quote this when reporting a problem; it is also in the `X-Request-Id` header and the logs.
+    pub request_id: Option<String>,
+}
+
+/// Every error response has this shape.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorEnvelope {
+    /// Always `false`.
+    pub success: bool,
+    pub error: ErrorBody,
+}
+
+/// An error on its way to the client.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{code:?}: {message}")]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+    pub details: Vec<FieldError>,
+    /// Seconds until a retry may succeed, sent as `Retry-After`.
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            details: Vec::new(),
+            retry_after: None,
+        }
+    }
+
+    pub fn validation(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::ValidationError, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::NotFound, message)
+    }
+
+    pub fn internal() -> Self {
+        Self::new(
+            ErrorCode::Internal,
+            "an internal error occurred; quote the request id when reporting it",
+        )
+    }
+
+    pub fn with_details(mut self, details: Vec<FieldError>) -> Self {
+        self.details = details;
+        self
+    }
+
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    /// The generic error for a status that did not come from an `ApiError` (router, framework).
+    pub fn for_status(status: StatusCode) -> Self {
+        let code = ErrorCode::for_status(status);
+        let message = match code {
+            ErrorCode::NotFound => "no such resource".to_owned(),
+            ErrorCode::MethodNotAllowed => "this method is not allowed on this resource".to_owned(),
+            ErrorCode::Internal => return Self::internal(),
+            _ => status.canonical_reason().unwrap_or("request refused").to_owned(),
+        };
+        Self::new(code, message)
+    }
+
+    pub fn envelope(&self) -> ErrorEnvelope {
+        ErrorEnvelope {
+            success: false,
+            error: ErrorBody {
+                code: self.code,
+                message: self.message.clone(),
+                details: self.details.clone(),
+                request_id: request_id::current(),
+            },
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.code.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        if let Some(seconds) = self.retry_after {
+            response.insert_header((header::RETRY_AFTER, HeaderValue::from(seconds)));
+        }
+        response.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+        response.json(self.envelope())
+    }
+}
+
+impl From<RepositoryError> for ApiError {
+    fn from(error: RepositoryError) -> Self {
+        match error {
+            RepositoryError::NotFound => ApiError::not_found("no such resource"),
+            RepositoryError::Conflict(_) => {
+                ApiError::new(ErrorCode::Conflict, "this conflicts with an existing resource")
+            }
+            RepositoryError::VersionConflict => ApiError::new(
+                ErrorCode::VersionConflict,
+                "the resource was changed since you read it; read it again and retry",
+            ),
+            RepositoryError::Unavailable(reason) => {
+                tracing::error!(%reason, "storage unavailable");
+                ApiError::new(
+                    ErrorCode::ServiceUnavailable,
+                    "the service is temporarily unavailable",
+                )
+                .with_retry_after(5)
+            }
+            RepositoryError::Other(reason) => {
+                tracing::error!(%reason, "storage error");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
+impl From<PersistenceError> for ApiError {
+    fn from(error: PersistenceError) -> Self {
+        RepositoryError::from(error).into()
+    }
+}
+
+impl From<PaginationError> for ApiError {
+    fn from(error: PaginationError) -> Self {
+        let field = match error {
+            PaginationError::PageTooSmall => "page",
+            PaginationError::PerPageOutOfRange => "perPage",
+        };
+        ApiError::validation("invalid pagination").with_details(vec![FieldError {
+            field: field.to_owned(),
+            message: error.to_string(),
+        }])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_serialises_as_the_documented_name() {
+        let names: Vec<String> = [
+            ErrorCode::ValidationError,
+            ErrorCode::VersionConflict,
+            ErrorCode::SettingLocked,
+            ErrorCode::PayloadTooLarge,
+            ErrorCode::AccountLocked,
+            ErrorCode::Internal,
+        ]
+        .iter()
+        .map(|code| serde_json::to_value(code).unwrap().as_str().unwrap().to_owned())
+        .collect();
+        assert_eq!(
+            names,
+            [
+                "VALIDATION_ERROR",
+                "VERSION_CONFLICT",
+                "SETTING_LOCKED",
+                "PAYLOAD_TOO_LARGE",
+                "ACCOUNT_LOCKED",
+                "INTERNAL"
+            ]
+        );
+    }
+
+    #[test]
+    fn statuses_follow_the_contract() {
+        assert_eq!(ErrorCode::RateLimited.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(ErrorCode::SettingLocked.status(), StatusCode::CONFLICT);
+        assert_eq!(
+            ErrorCode::for_status(StatusCode::IM_A_TEAPOT),
+            ErrorCode::ValidationError
+        );
+        assert_eq!(
+            ErrorCode::for_status(StatusCode::BAD_GATEWAY),
+            ErrorCode::Internal
+        );
+    }
+
+    #[test]
+    fn internal_errors_never_leak_their_cause() {
+        let error: ApiError = RepositoryError::Other("relation \"users\" does not exist".into()).into();
+        assert_eq!(error.code, ErrorCode::Internal);
+        assert!(!error.message.contains("users"));
+    }
+}

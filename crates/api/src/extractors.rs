@@ -1,0 +1,265 @@
+//! Extractor configuration and Steward's own extractors.
+//!
+//! actix answers bad JSON, bad paths and bad queries with plain text unless told otherwise;
+//! the configs here turn each into an [`ApiError`] with a useful message.
+
+use std::net::IpAddr;
+
+use actix_web::dev::Payload;
+use actix_web::error::{JsonPayloadError, PathError, PayloadError, QueryPayloadError};
+use actix_web::web::{self, JsonConfig, PathConfig, PayloadConfig, QueryConfig};
+use actix_web::{FromRequest, HttpMessage, HttpRequest};
+use futures_util::future::LocalBoxFuture;
+use ipnet::IpNet;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use steward_domain::{PageRequest, RequestOrigin};
+use utoipa::IntoParams;
+use validator::{Validate, ValidationErrors, ValidationErrorsKind};
+
+use crate::error::{ApiError, ErrorCode, FieldError};
+use crate::request_id::RequestId;
+
+/// Registers the extractor configs on an app: body limits and error mapping.
+pub fn configure(config: &mut web::ServiceConfig, body_limit: usize) {
+    config
+        .app_data(
+            JsonConfig::default()
+                .limit(body_limit)
+                .error_handler(|error, _| json_error(error).into()),
+        )
+        .app_data(PayloadConfig::new(body_limit))
+        .app_data(PathConfig::default().error_handler(|error, _| path_error(error).into()))
+        .app_data(QueryConfig::default().error_handler(|error, _| query_error(error).into()));
+}
+
+fn json_error(error: JsonPayloadError) -> ApiError {
+    match error {
+        JsonPayloadError::OverflowKnownLength { limit, .. } | JsonPayloadError::Overflow { limit } => {
+            ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                format!("the request body is larger than {limit} bytes"),
+            )
+        }
+        JsonPayloadError::Payload(PayloadError::Overflow) => {
+            ApiError::new(ErrorCode::PayloadTooLarge, "the request body is too large")
+        }
+        JsonPayloadError::ContentType => ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            "send the body as JSON with Content-Type: application/json",
+        ),
+        JsonPayloadError::Deserialize(error) if error.is_data() => ApiError::validation(format!(
+            "the request body does not match the expected shape: {error}"
+        )),
+        JsonPayloadError::Deserialize(error) => ApiError::validation(format!("malformed JSON: {error}")),
+        other => ApiError::validation(format!("unreadable request body: {other}")),
+    }
+}
+
+fn path_error(error: PathError) -> ApiError {
+    match error {
+        PathError::Deserialize(error) => ApiError::validation(format!("invalid path parameter: {error}")),
+        other => ApiError::validation(format!("invalid path parameter: {other}")),
+    }
+}
+
+fn query_error(error: QueryPayloadError) -> ApiError {
+    match error {
+        QueryPayloadError::Deserialize(error) => {
+            ApiError::validation(format!("invalid query parameter: {error}"))
+        }
+        other => ApiError::validation(format!("invalid query parameter: {other}")),
+    }
+}
+
+/// A JSON body that is also checked against its `validator` rules; failures list each field
+/// under `details` with the client's (camelCase) field name.
+#[derive(Debug)]
+pub struct ValidatedJson<T>(pub T);
+
+impl<T: DeserializeOwned + Validate + 'static> FromRequest for ValidatedJson<T> {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let json = web::Json::<T>::from_request(request, payload);
+        Box::pin(async move {
+            let body = json.await?.into_inner();
+            body.validate().map_err(validation_error)?;
+            Ok(ValidatedJson(body))
+        })
+    }
+}
+
+/// Turns `validator`'s report into one error with a detail per field.
+pub fn validation_error(errors: ValidationErrors) -> ApiError {
+    let mut details = Vec::new();
+    collect_field_errors(&errors, "", &mut details);
+    details.sort_by(|a, b| a.field.cmp(&b.field));
+    ApiError::validation("the request has invalid fields").with_details(details)
+}
+
+fn collect_field_errors(errors: &ValidationErrors, prefix: &str, details: &mut Vec<FieldError>) {
+    for (field, kind) in errors.errors() {
+        let name = format!("{prefix}{}", camel_case(field));
+        match kind {
+            ValidationErrorsKind::Field(problems) => {
+                for problem in problems {
+                    let message = problem
+                        .message
+                        .as_ref()
+                        .map(ToString::to_string)
+                        .unwrap_or_else(|| format!("is invalid ({})", problem.code));
+                    details.push(FieldError {
+                        field: name.clone(),
+                        message,
+                    });
+                }
+            }
+            ValidationErrorsKind::Struct(inner) => collect_field_errors(inner, &format!("{name}."), details),
+            ValidationErrorsKind::List(items) => {
+                for (index, inner) in items {
+                    collect_field_errors(inner, &format!("{name}[{index}]."), details);
+                }
+            }
+        }
+    }
+}
+
+fn camel_case(snake: &str) -> String {
+    let mut out = String::with_capacity(snake.len());
+    let mut upper = false;
+    for c in snake.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `?page=&perPage=` of list endpoints.
+#[derive(Debug, Clone, Copy, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
+pub struct PageQuery {
+    /// 1-based page number (default 1).
+    pub page: Option<u64>,
+    /// Items per page, 1 to 100 (default 20).
+    pub per_page: Option<u64>,
+}
+
+impl PageQuery {
+    pub fn into_request(self) -> Result<PageRequest, ApiError> {
+        Ok(PageRequest::parse(self.page, self.per_page)?)
+    }
+}
+
+/// Proxies whose `X-Forwarded-For` Steward believes.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(pub Vec<IpNet>);
+
+impl TrustedProxies {
+    fn trusts(&self, ip: IpAddr) -> bool {
+        self.0.iter().any(|net| net.contains(&ip))
+    }
+
+    /// The client's address: the peer, unless the peer is a trusted proxy, in which case the
+    /// right-most `X-Forwarded-For` hop that is not itself a trusted proxy. A client cannot
+    /// choose its address by sending the header itself.
+    pub fn client_ip(&self, peer: Option<IpAddr>, forwarded_for: Option<&str>) -> Option<IpAddr> {
+        let peer = peer?;
+        if !self.trusts(peer) {
+            return Some(peer);
+        }
+        let Some(header) = forwarded_for else {
+            return Some(peer);
+        };
+        let mut client = peer;
+        for hop in header.rsplit(',') {
+            match hop.trim().parse::<IpAddr>() {
+                Ok(ip) => {
+                    client = ip;
+                    if !self.trusts(ip) {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        Some(client)
+    }
+}
+
+/// Where the request came from: client IP, user agent and request id, ready for audit entries.
+#[derive(Debug, Clone)]
+pub struct Origin(pub RequestOrigin);
+
+impl FromRequest for Origin {
+    type Error = actix_web::Error;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let proxies = request.app_data::<web::Data<TrustedProxies>>();
+        let peer = request.peer_addr().map(|addr| addr.ip());
+        let forwarded_for = request
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok());
+        let ip = match proxies {
+            Some(proxies) => proxies.client_ip(peer, forwarded_for),
+            None => peer,
+        };
+        let user_agent = request
+            .headers()
+            .get(actix_web::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().take(512).collect());
+        let request_id = request.extensions().get::<RequestId>().map(|id| id.0.clone());
+        std::future::ready(Ok(Origin(RequestOrigin {
+            ip_address: ip.map(|ip| ip.to_string()),
+            user_agent,
+            request_id,
+        })))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proxies(nets: &[&str]) -> TrustedProxies {
+        TrustedProxies(nets.iter().map(|n| n.parse().unwrap()).collect())
+    }
+
+    #[test]
+    fn forwarded_for_is_ignored_from_untrusted_peers() {
+        let ip = proxies(&["10.0.0.0/8"]).client_ip(Some("203.0.113.9".parse().unwrap()), Some("1.2.3.4"));
+        assert_eq!(ip, Some("203.0.113.9".parse().unwrap()));
+    }
+
+    #[test]
+    fn the_first_untrusted_hop_from_the_right_is_the_client() {
+        let ip = proxies(&["10.0.0.0/8"]).client_ip(
+            Some("10.0.0.2".parse().unwrap()),
+            Some("6.6.6.6, 198.51.100.7, 10.0.0.5"),
+        );
+        assert_eq!(ip, Some("198.51.100.7".parse().unwrap()));
+    }
+
+    #[test]
+    fn a_trusted_peer_without_the_header_is_the_client() {
+        let ip = proxies(&["127.0.0.1/32"]).client_ip(Some("127.0.0.1".parse().unwrap()), None);
+        assert_eq!(ip, Some("127.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn field_names_are_reported_in_camel_case() {
+        assert_eq!(camel_case("display_name"), "displayName");
+        assert_eq!(camel_case("email"), "email");
+    }
+}

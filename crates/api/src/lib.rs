@@ -1,0 +1,84 @@
+//! Steward's HTTP shell (actix-web). Handlers stay thin: extract, authorize through the
+//! domain, call a service, render. Everything leaves through the envelopes in [`envelope`] and
+//! [`error`].
+
+pub mod envelope;
+pub mod error;
+pub mod extractors;
+mod health;
+pub mod metrics;
+mod middleware;
+mod openapi;
+pub mod request_id;
+pub mod state;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::{App, HttpResponse, web};
+use utoipa::OpenApi;
+use utoipa_actix_web::AppExt;
+use utoipa_actix_web::service_config::ServiceConfig;
+use utoipa_swagger_ui::SwaggerUi;
+
+pub use error::{ApiError, ErrorCode, ErrorEnvelope};
+pub use extractors::TrustedProxies;
+pub use state::{AppState, HttpSettings};
+
+/// Where the spec is served.
+pub const OPENAPI_PATH: &str = "/api-docs/openapi.json";
+
+/// Every route, declared once: the router and the OpenAPI document both come from here.
+fn routes(config: &mut ServiceConfig) {
+    config
+        .service(health::liveness)
+        .service(health::readiness)
+        .service(health::metrics);
+}
+
+/// The OpenAPI document of the routes above.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, spec) = App::new()
+        .into_utoipa_app()
+        .openapi(openapi::ApiDoc::openapi())
+        .configure(routes)
+        .split_for_parts();
+    spec
+}
+
+/// The complete application for one worker.
+pub fn app(
+    state: AppState,
+    settings: HttpSettings,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let body_limit = settings.body_limit;
+    let (app, spec) = App::new()
+        .into_utoipa_app()
+        .openapi(openapi::ApiDoc::openapi())
+        .app_data(web::Data::new(state))
+        .app_data(web::Data::new(TrustedProxies(settings.trusted_proxies)))
+        .configure(routes)
+        .split_for_parts();
+    app.configure(|config| extractors::configure(config, body_limit))
+        .service(SwaggerUi::new("/docs/{_:.*}").url(OPENAPI_PATH, spec))
+        .route("/docs", web::get().to(redirect_to_docs))
+        .default_service(web::to(unknown_route))
+        .wrap(actix_web::middleware::from_fn(middleware::request_context))
+}
+
+async fn redirect_to_docs() -> HttpResponse {
+    HttpResponse::PermanentRedirect()
+        .insert_header((actix_web::http::header::LOCATION, "/docs/"))
+        .finish()
+}
+
+async fn unknown_route() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::not_found("no such route"))
+}

@@ -1,0 +1,46 @@
+//! Prometheus metrics: request counts and latency histograms by route and status, plus
+//! database pool gauges read at scrape time.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use steward_persistence::PoolStats;
+
+const REQUESTS: &str = "http_requests_total";
+const LATENCY: &str = "http_request_duration_seconds";
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+static HANDLE: OnceLock<Result<PrometheusHandle, String>> = OnceLock::new();
+
+/// Installs the process-wide recorder on first use and returns its handle. Several apps in one
+/// process (the test suite) share it.
+pub fn recorder() -> Result<PrometheusHandle, String> {
+    HANDLE
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Full(LATENCY.to_owned()), LATENCY_BUCKETS)
+                .and_then(PrometheusBuilder::install_recorder)
+                .map_err(|error| error.to_string())
+        })
+        .clone()
+}
+
+pub(crate) fn record_request(method: &str, route: &str, status: u16, elapsed: Duration) {
+    let labels = [
+        ("method", method.to_owned()),
+        ("route", route.to_owned()),
+        ("status", status.to_string()),
+    ];
+    metrics::counter!(REQUESTS, &labels).increment(1);
+    metrics::histogram!(LATENCY, &labels).record(elapsed.as_secs_f64());
+}
+
+pub(crate) fn record_pool(stats: PoolStats) {
+    metrics::gauge!("db_pool_connections", "state" => "idle").set(f64::from(stats.idle));
+    metrics::gauge!("db_pool_connections", "state" => "in_use")
+        .set(f64::from(stats.size.saturating_sub(stats.idle)));
+    metrics::gauge!("db_pool_max_connections").set(f64::from(stats.max));
+}

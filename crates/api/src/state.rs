@@ -1,0 +1,28 @@
+//! What handlers share.
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use steward_persistence::Database;
+
+/// Shared application state, cloned into every worker.
+#[derive(Clone)]
+pub struct AppState {
+    pub database: Database,
+    pub metrics: PrometheusHandle,
+}
+
+/// HTTP settings that shape the app itself.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Largest accepted request body in bytes.
+    pub body_limit: usize,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            body_limit: 1024 * 1024,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}

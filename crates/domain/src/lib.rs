@@ -1,0 +1,13 @@
+//! Steward's rules, free of IO.
+//!
+//! This crate decides; it never fetches or stores. Callers hand it data and get decisions back,
+//! which is why it can be embedded by other services without the HTTP shell or a database. The
+//! repository traits the rules need are defined here and implemented in `steward-persistence`.
+
+pub mod audit;
+pub mod pagination;
+pub mod repository;
+
+pub use audit::{Actor, ActorKind, AuditAction, AuditEntry, AuditRecorder, RequestOrigin};
+pub use pagination::{PageRequest, PaginationError};
+pub use repository::RepositoryError;

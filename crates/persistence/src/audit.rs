@@ -1,0 +1,40 @@
+//! The audit writer: entries are inserted on the unit of work's own transaction, so they commit
+//! and roll back with the change they describe.
+
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait};
+use steward_domain::{AuditEntry, AuditRecorder, RepositoryError};
+
+use crate::database::UnitOfWork;
+use crate::entities::audit_logs;
+use crate::error::db_err_to_repository;
+
+impl AuditRecorder for UnitOfWork {
+    async fn record(&self, entry: &AuditEntry) -> Result<(), RepositoryError> {
+        insert_audit_entry(&self.transaction, entry).await
+    }
+}
+
+async fn insert_audit_entry(
+    connection: &impl ConnectionTrait,
+    entry: &AuditEntry,
+) -> Result<(), RepositoryError> {
+    audit_logs::ActiveModel {
+        id: Set(entry.id),
+        occurred_at: Set(entry.occurred_at),
+        actor_kind: Set(entry.actor.kind.as_str().to_owned()),
+        actor_id: Set(entry.actor.id),
+        action: Set(entry.action.as_str().to_owned()),
+        resource_type: Set(entry.resource_type.clone()),
+        resource_id: Set(entry.resource_id.clone()),
+        organization_id: Set(entry.organization_id),
+        before: Set(entry.before.clone()),
+        after: Set(entry.after.clone()),
+        ip_address: Set(entry.origin.ip_address.clone()),
+        user_agent: Set(entry.origin.user_agent.clone()),
+        request_id: Set(entry.origin.request_id.clone()),
+    }
+    .insert(connection)
+    .await
+    .map_err(db_err_to_repository)?;
+    Ok(())
+}

@@ -1,0 +1,313 @@
+//! The connection pool, migrations and units of work.
+
+use std::path::Path;
+use std::time::Duration;
+
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, TransactionTrait,
+};
+use steward_migration::{Migrator, MigratorTrait};
+
+use crate::error::PersistenceError;
+
+/// Which database engine a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn from_url(url: &str) -> Result<Self, PersistenceError> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else {
+            Err(PersistenceError::UnsupportedUrl(redact_url(url)))
+        }
+    }
+}
+
+/// Pool settings. The defaults suit one instance on a small machine.
+#[derive(Debug, Clone)]
+pub struct DatabaseOptions {
+    pub url: String,
+    pub max_connections: u32,
+    pub min_connections: u32,
+    /// How long to wait for the server when opening a connection; also bounds start-up.
+    pub connect_timeout: Duration,
+    /// How long a request waits for a free pooled connection before failing.
+    pub acquire_timeout: Duration,
+    /// How long SQLite waits on a locked database before answering "busy".
+    pub sqlite_busy_timeout: Duration,
+}
+
+impl DatabaseOptions {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            max_connections: 16,
+            min_connections: 1,
+            connect_timeout: Duration::from_secs(5),
+            acquire_timeout: Duration::from_secs(5),
+            sqlite_busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Connection counts of the pool, for the `/metrics` gauges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    pub size: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
+/// Where the schema stands relative to the migrations this binary carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationState {
+    pub applied: Vec<String>,
+    pub pending: Vec<String>,
+}
+
+/// A pooled connection to Steward's database.
+#[derive(Debug, Clone)]
+pub struct Database {
+    connection: DatabaseConnection,
+    backend: Backend,
+    max_connections: u32,
+}
+
+impl Database {
+    /// Opens the pool and checks the database answers, so a wrong URL fails at start.
+    pub async fn connect(options: &DatabaseOptions) -> Result<Self, PersistenceError> {
+        let backend = Backend::from_url(&options.url)?;
+        if backend == Backend::Sqlite {
+            create_sqlite_parent_dir(&options.url)?;
+        }
+        let mut connect = ConnectOptions::new(options.url.clone());
+        connect
+            .max_connections(options.max_connections)
+            .min_connections(options.min_connections)
+            .connect_timeout(options.connect_timeout)
+            .acquire_timeout(options.acquire_timeout)
+            .idle_timeout(Duration::from_secs(600))
+            .sqlx_logging(false);
+        let busy_timeout = options.sqlite_busy_timeout;
+        // WAL lets readers proceed while one writer writes; the busy timeout makes concurrent
+        // writers wait for each other instead of failing with "database is locked".
+        connect.map_sqlx_sqlite_opts(move |sqlite| {
+            sqlite
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(busy_timeout)
+                .foreign_keys(true)
+        });
+        let connect_future = sea_orm::Database::connect(connect);
+        let connection = tokio_timeout(options.connect_timeout * 2, connect_future)
+            .await
+            .map_err(|reason| PersistenceError::Connect {
+                url: redact_url(&options.url),
+                reason,
+            })?;
+        let database = Self {
+            connection,
+            backend,
+            max_connections: options.max_connections,
+        };
+        database.ping().await.map_err(|error| PersistenceError::Connect {
+            url: redact_url(&options.url),
+            reason: error.to_string(),
+        })?;
+        Ok(database)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The SeaORM connection, for repositories in this crate and for tests.
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.connection
+    }
+
+    /// Checks the database answers a trivial query now.
+    pub async fn ping(&self) -> Result<(), PersistenceError> {
+        self.connection.execute_unprepared("SELECT 1").await?;
+        Ok(())
+    }
+
+    pub fn pool_stats(&self) -> PoolStats {
+        let (size, idle) = match self.connection.get_database_backend() {
+            DbBackend::Postgres => {
+                let pool = self.connection.get_postgres_connection_pool();
+                (pool.size(), pool.num_idle() as u32)
+            }
+            _ => {
+                let pool = self.connection.get_sqlite_connection_pool();
+                (pool.size(), pool.num_idle() as u32)
+            }
+        };
+        PoolStats {
+            size,
+            idle,
+            max: self.max_connections,
+        }
+    }
+
+    /// Applies every pending migration.
+    pub async fn migrate_up(&self) -> Result<(), PersistenceError> {
+        Migrator::up(&self.connection, None)
+            .await
+            .map_err(|error| PersistenceError::Migration(error.to_string()))
+    }
+
+    /// Rolls back the last `steps` migrations (all of them when `None`).
+    pub async fn migrate_down(&self, steps: Option<u32>) -> Result<(), PersistenceError> {
+        Migrator::down(&self.connection, steps)
+            .await
+            .map_err(|error| PersistenceError::Migration(error.to_string()))
+    }
+
+    /// Drops every table and applies all migrations from scratch. Destroys all data.
+    pub async fn migrate_fresh(&self) -> Result<(), PersistenceError> {
+        Migrator::fresh(&self.connection)
+            .await
+            .map_err(|error| PersistenceError::Migration(error.to_string()))
+    }
+
+    pub async fn migration_state(&self) -> Result<MigrationState, PersistenceError> {
+        let applied = Migrator::get_applied_migrations(&self.connection).await?;
+        let pending = Migrator::get_pending_migrations(&self.connection).await?;
+        Ok(MigrationState {
+            applied: applied.iter().map(|m| m.name().to_owned()).collect(),
+            pending: pending.iter().map(|m| m.name().to_owned()).collect(),
+        })
+    }
+
+    /// Whether a table exists, for schema checks.
+    pub async fn has_table(&self, table: &str) -> Result<bool, PersistenceError> {
+        let manager = sea_orm_migration_manager(&self.connection);
+        Ok(manager.has_table(table).await?)
+    }
+
+    /// Starts a unit of work: every write of one change, and its audit entry, commit or roll
+    /// back together.
+    pub async fn begin(&self) -> Result<UnitOfWork, PersistenceError> {
+        Ok(UnitOfWork {
+            transaction: self.connection.begin().await?,
+        })
+    }
+
+    pub async fn close(self) -> Result<(), PersistenceError> {
+        Ok(self.connection.close().await?)
+    }
+}
+
+fn sea_orm_migration_manager(connection: &DatabaseConnection) -> steward_migration::SchemaManager<'_> {
+    steward_migration::SchemaManager::new(connection)
+}
+
+/// One transaction. Dropping it without [`UnitOfWork::commit`] rolls everything back.
+pub struct UnitOfWork {
+    pub(crate) transaction: DatabaseTransaction,
+}
+
+impl UnitOfWork {
+    pub fn connection(&self) -> &DatabaseTransaction {
+        &self.transaction
+    }
+
+    pub async fn commit(self) -> Result<(), PersistenceError> {
+        Ok(self.transaction.commit().await?)
+    }
+
+    pub async fn rollback(self) -> Result<(), PersistenceError> {
+        Ok(self.transaction.rollback().await?)
+    }
+}
+
+async fn tokio_timeout<T>(
+    limit: Duration,
+    future: impl Future<Output = Result<T, sea_orm::DbErr>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(limit, future).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(_) => Err(format!("no answer within {} s", limit.as_secs())),
+    }
+}
+
+/// Makes sure the directory of a SQLite file exists, so the default `./data/steward.db` works
+/// on a fresh checkout.
+fn create_sqlite_parent_dir(url: &str) -> Result<(), PersistenceError> {
+    let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let path = path.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return Ok(());
+    }
+    if let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|error| PersistenceError::Connect {
+            url: url.to_owned(),
+            reason: format!("cannot create directory {}: {error}", parent.display()),
+        })?;
+    }
+    Ok(())
+}
+
+/// Hides the password of a database URL for messages and logs.
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((credentials, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match credentials.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+        None => format!("{scheme}://{credentials}@{host}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            redact_url("postgres://app:secret@db:5432/steward"),
+            "postgres://app:***@db:5432/steward"
+        );
+        assert_eq!(
+            redact_url("postgres://app@db/steward"),
+            "postgres://app@db/steward"
+        );
+        assert_eq!(
+            redact_url("sqlite://./data/steward.db?mode=rwc"),
+            "sqlite://./data/steward.db?mode=rwc"
+        );
+    }
+
+    #[test]
+    fn the_backend_follows_the_url() {
+        assert_eq!(Backend::from_url("sqlite::memory:").unwrap(), Backend::Sqlite);
+        assert_eq!(Backend::from_url("postgresql://x/y").unwrap(), Backend::Postgres);
+        assert!(Backend::from_url("mysql://x/y").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_fresh_sqlite_file_is_created_with_its_directory_and_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/nested/steward.db?mode=rwc", dir.path().display());
+        let database = Database::connect(&DatabaseOptions::new(url)).await.unwrap();
+        database.migrate_up().await.unwrap();
+        let state = database.migration_state().await.unwrap();
+        assert!(state.pending.is_empty());
+        assert_eq!(state.applied.len(), 5);
+        assert!(database.has_table("audit_logs").await.unwrap());
+        assert!(dir.path().join("nested/steward.db").exists());
+    }
+}

@@ -1,0 +1,45 @@
+use sea_orm::{DbErr, RuntimeErr, SqlErr};
+use steward_domain::RepositoryError;
+
+/// What can go wrong talking to the database. Converted into the domain's
+/// [`RepositoryError`] at the repository boundary and into the HTTP envelope at the edge.
+#[derive(Debug, thiserror::Error)]
+pub enum PersistenceError {
+    /// The URL does not name a database Steward supports.
+    #[error("unsupported database URL `{0}`: use sqlite:… or postgres://…")]
+    UnsupportedUrl(String),
+    /// The database did not answer when connecting (down, wrong host or credentials).
+    #[error("cannot connect to the database at {url}: {reason}")]
+    Connect { url: String, reason: String },
+    /// A migration failed; the message names it.
+    #[error("migration failed: {0}")]
+    Migration(String),
+    #[error(transparent)]
+    Database(#[from] DbErr),
+}
+
+impl From<PersistenceError> for RepositoryError {
+    fn from(error: PersistenceError) -> Self {
+        match error {
+            PersistenceError::Database(db) => db_err_to_repository(db),
+            other => RepositoryError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+/// Classifies a SeaORM error by what the caller can do about it.
+pub(crate) fn db_err_to_repository(error: DbErr) -> RepositoryError {
+    if let Some(sql) = error.sql_err() {
+        return match sql {
+            SqlErr::UniqueConstraintViolation(message) => RepositoryError::Conflict(message),
+            SqlErr::ForeignKeyConstraintViolation(message) => RepositoryError::Conflict(message),
+            other => RepositoryError::Other(format!("{other:?}")),
+        };
+    }
+    match error {
+        DbErr::RecordNotFound(_) => RepositoryError::NotFound,
+        DbErr::ConnectionAcquire(reason) => RepositoryError::Unavailable(reason.to_string()),
+        DbErr::Conn(RuntimeErr::SqlxError(reason)) => RepositoryError::Unavailable(reason.to_string()),
+        other => RepositoryError::Other(other.to_string()),
+    }
+}

@@ -1,0 +1,14 @@
+//! Storage for Steward: SeaORM entities, the connection pool, migrations and the
+//! implementations of the domain's repository traits.
+//!
+//! Works the same on SQLite (the embedded default) and PostgreSQL; the backend is chosen by the
+//! database URL alone.
+
+mod audit;
+mod database;
+pub mod entities;
+mod error;
+
+pub use database::{Backend, Database, DatabaseOptions, MigrationState, PoolStats, UnitOfWork};
+pub use error::PersistenceError;
+pub use steward_migration::TABLES;

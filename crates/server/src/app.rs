@@ -1,0 +1,124 @@
+//! Building the application: one function used by `main` and by the tests, so the tests run
+//! exactly what production runs.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use actix_web::HttpServer;
+use actix_web::dev::{Server, ServerHandle};
+use steward_api::{AppState, HttpSettings};
+use steward_auth::SigningKeyPem;
+use steward_persistence::{Database, DatabaseOptions, PersistenceError};
+
+use crate::config::Config;
+use crate::keys::{self, KeyLoadError};
+
+/// Why the server could not start. Each message names the setting to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("STEWARD_DATABASE_URL: {0}")]
+    Database(PersistenceError),
+    #[error("migrations at start failed (set STEWARD_MIGRATE_ON_START=false to skip): {0}")]
+    Migration(PersistenceError),
+    #[error(transparent)]
+    Keys(#[from] KeyLoadError),
+    #[error("STEWARD_BIND: cannot listen on {address}: {source}")]
+    Bind {
+        address: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("metrics recorder: {0}")]
+    Metrics(String),
+}
+
+/// A built server, listening, not yet serving.
+pub struct Application {
+    port: u16,
+    server: Server,
+    database: Database,
+    signing_keys: Vec<SigningKeyPem>,
+}
+
+impl Application {
+    /// Connects to the database (failing fast when it does not answer), applies migrations when
+    /// configured, loads the signing keys and binds the listener (port 0 picks a free port).
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        let database = connect_database(&config).await?;
+        if config.migrate_on_start {
+            database.migrate_up().await.map_err(StartupError::Migration)?;
+        }
+        let signing_keys = keys::load_or_generate(&config)?;
+        let metrics = steward_api::metrics::recorder().map_err(StartupError::Metrics)?;
+
+        let listener = TcpListener::bind(config.bind).map_err(|source| StartupError::Bind {
+            address: config.bind,
+            source,
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind {
+                address: config.bind,
+                source,
+            })?
+            .port();
+
+        let state = AppState {
+            database: database.clone(),
+            metrics,
+        };
+        let settings = HttpSettings {
+            body_limit: config.body_limit_bytes,
+            trusted_proxies: config.trusted_proxies.clone(),
+        };
+        let mut server = HttpServer::new(move || steward_api::app(state.clone(), settings.clone()))
+            .shutdown_timeout(10)
+            .client_request_timeout(Duration::from_secs(30));
+        if let Some(workers) = config.workers {
+            server = server.workers(workers);
+        }
+        let server = server
+            .listen(listener)
+            .map_err(|source| StartupError::Bind {
+                address: config.bind,
+                source,
+            })?
+            .run();
+        tracing::info!(address = %config.bind, port, database = ?database.backend(), "listening");
+        Ok(Self {
+            port,
+            server,
+            database,
+            signing_keys,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn database(&self) -> &Database {
+        &self.database
+    }
+
+    pub fn signing_keys(&self) -> &[SigningKeyPem] {
+        &self.signing_keys
+    }
+
+    /// A handle to stop the server gracefully.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until the server is stopped (SIGINT/SIGTERM or [`ServerHandle::stop`]).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Opens the configured database with the configured pool limits.
+pub async fn connect_database(config: &Config) -> Result<Database, StartupError> {
+    let mut options = DatabaseOptions::new(config.database_url());
+    options.max_connections = config.database_max_connections;
+    options.connect_timeout = Duration::from_secs(config.database_connect_timeout_secs);
+    Database::connect(&options).await.map_err(StartupError::Database)
+}

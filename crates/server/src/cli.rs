@@ -1,0 +1,158 @@
+//! The `steward` command line.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::app::{self, Application};
+use crate::config::Config;
+use crate::{keys, telemetry};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "steward",
+    version,
+    about = "User management and remote device control"
+)]
+pub struct Cli {
+    /// A TOML configuration file; `STEWARD_*` environment variables override it.
+    #[arg(long, global = true, env = "STEWARD_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Manage the database schema.
+    Migrate {
+        #[command(subcommand)]
+        action: MigrateAction,
+    },
+    /// Print the OpenAPI document as JSON.
+    Openapi,
+    /// Manage RS256 signing keys.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MigrateAction {
+    /// Apply all pending migrations.
+    Up,
+    /// Roll back migrations: the last one, `--steps N`, or `--all`.
+    Down {
+        #[arg(long, default_value_t = 1, conflicts_with = "all")]
+        steps: u32,
+        #[arg(long)]
+        all: bool,
+    },
+    /// List applied and pending migrations.
+    Status,
+    /// Drop every table and migrate from scratch. Destroys all data; needs `--yes`.
+    Fresh {
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// Generate an RS256 private key (PKCS#8 PEM): to stdout, or to a new file with `--out`.
+    Generate {
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// A failure of a command, printed as one line.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Startup(#[from] crate::app::StartupError),
+    #[error("{0}")]
+    Failed(String),
+}
+
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Openapi => {
+            println!("{}", openapi_json()?);
+            Ok(())
+        }
+        Command::Keys {
+            action: KeysAction::Generate { out },
+        } => generate_key(out),
+        Command::Serve => {
+            let config = load(cli.config)?;
+            let application = Application::build(config).await?;
+            application
+                .run_until_stopped()
+                .await
+                .map_err(|error| CliError::Failed(format!("server stopped: {error}")))
+        }
+        Command::Migrate { action } => {
+            let config = load(cli.config)?;
+            migrate(&config, action).await
+        }
+    }
+}
+
+/// The spec exactly as `openapi/openapi.json` stores it.
+pub fn openapi_json() -> Result<String, CliError> {
+    steward_api::openapi()
+        .to_pretty_json()
+        .map_err(|error| CliError::Failed(format!("cannot render the OpenAPI document: {error}")))
+}
+
+fn load(file: Option<PathBuf>) -> Result<Config, CliError> {
+    let config = Config::load(file.as_deref())?;
+    telemetry::init(config.log_format, &config.log_level);
+    Ok(config)
+}
+
+fn generate_key(out: Option<PathBuf>) -> Result<(), CliError> {
+    let key = steward_auth::SigningKeyPem::generate().map_err(|error| CliError::Failed(error.to_string()))?;
+    match out {
+        None => print!("{}", key.as_str()),
+        Some(path) => {
+            keys::write_private(&path, key.as_str())
+                .map_err(|error| CliError::Failed(format!("cannot write {}: {error}", path.display())))?;
+            eprintln!("wrote {}", path.display());
+        }
+    }
+    Ok(())
+}
+
+async fn migrate(config: &Config, action: MigrateAction) -> Result<(), CliError> {
+    let database = app::connect_database(config).await?;
+    let failed = |error: steward_persistence::PersistenceError| CliError::Failed(error.to_string());
+    match action {
+        MigrateAction::Up => database.migrate_up().await.map_err(failed)?,
+        MigrateAction::Down { steps, all } => database
+            .migrate_down(if all { None } else { Some(steps) })
+            .await
+            .map_err(failed)?,
+        MigrateAction::Fresh { yes: false } => {
+            return Err(CliError::Failed(
+                "`migrate fresh` drops every table and all data; run it again with --yes".to_owned(),
+            ));
+        }
+        MigrateAction::Fresh { yes: true } => database.migrate_fresh().await.map_err(failed)?,
+        MigrateAction::Status => {}
+    }
+    let state = database.migration_state().await.map_err(failed)?;
+    for name in &state.applied {
+        println!("applied  {name}");
+    }
+    for name in &state.pending {
+        println!("pending  {name}");
+    }
+    Ok(())
+}

@@ -1,0 +1,287 @@
+//! Configuration: built-in defaults, then an optional TOML file, then `STEWARD_*` environment
+//! variables (the last one wins). Every setting and its default is listed in
+//! `docs/configuration.md`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use ipnet::IpNet;
+use serde::{Deserialize, Deserializer, Serialize};
+use steward_persistence::Backend;
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable, for a terminal.
+    Pretty,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Address and port to listen on (`STEWARD_BIND`).
+    pub bind: SocketAddr,
+    /// Where the embedded database, development keys and the mail outbox live.
+    pub data_dir: PathBuf,
+    /// `sqlite:…` or `postgres://…`; defaults to `sqlite://<data_dir>/steward.db?mode=rwc`.
+    pub database_url: Option<String>,
+    /// Largest number of pooled database connections per instance.
+    pub database_max_connections: u32,
+    /// Seconds to wait for the database when connecting; start-up fails after twice this.
+    pub database_connect_timeout_secs: u64,
+    /// Apply pending migrations when `serve` starts.
+    pub migrate_on_start: bool,
+    /// The externally visible base URL, used in links in mail and QR codes.
+    pub public_url: Option<String>,
+    /// `iss` of issued tokens.
+    pub jwt_issuer: String,
+    /// `aud` of issued tokens.
+    pub jwt_audience: String,
+    /// PEM files of RS256 private keys, oldest first; the last one signs. Empty: a development
+    /// key under `<data_dir>/keys/` is used (generated on first start).
+    #[serde(deserialize_with = "list_or_comma_separated")]
+    pub jwt_private_keys: Vec<PathBuf>,
+    pub log_format: LogFormat,
+    /// A tracing filter such as `info` or `steward=debug,info`; `RUST_LOG` overrides it.
+    pub log_level: String,
+    /// Networks of reverse proxies whose `X-Forwarded-For` is believed.
+    #[serde(deserialize_with = "list_or_comma_separated")]
+    pub trusted_proxies: Vec<IpNet>,
+    /// Largest accepted request body, in bytes.
+    pub body_limit_bytes: usize,
+    /// HTTP worker threads; defaults to the number of CPU cores.
+    pub workers: Option<usize>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            database_max_connections: 16,
+            database_connect_timeout_secs: 5,
+            migrate_on_start: true,
+            public_url: None,
+            jwt_issuer: "steward".to_owned(),
+            jwt_audience: "steward".to_owned(),
+            jwt_private_keys: Vec::new(),
+            log_format: LogFormat::Pretty,
+            log_level: "info".to_owned(),
+            trusted_proxies: Vec::new(),
+            body_limit_bytes: 1024 * 1024,
+            workers: None,
+        }
+    }
+}
+
+/// A configuration Steward refuses to start with. The message names the setting.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Reads defaults ← TOML file (when given; it must exist) ← `STEWARD_*` variables.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError(format!("--config: no such file {}", path.display())));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        let config: Config = figment
+            .merge(Env::prefixed("STEWARD_"))
+            .extract()
+            .map_err(|error| ConfigError(one_line(&error)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        Backend::from_url(&self.database_url())
+            .map_err(|error| ConfigError(format!("STEWARD_DATABASE_URL: {error}")))?;
+        if let Some(url) = &self.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(ConfigError(format!(
+                "STEWARD_PUBLIC_URL: `{url}` must start with http:// or https://"
+            )));
+        }
+        if self.body_limit_bytes == 0 {
+            return Err(ConfigError(
+                "STEWARD_BODY_LIMIT_BYTES: must be more than 0".to_owned(),
+            ));
+        }
+        if self.database_max_connections == 0 {
+            return Err(ConfigError(
+                "STEWARD_DATABASE_MAX_CONNECTIONS: must be more than 0".to_owned(),
+            ));
+        }
+        if self.jwt_issuer.trim().is_empty() || self.jwt_audience.trim().is_empty() {
+            return Err(ConfigError(
+                "STEWARD_JWT_ISSUER and STEWARD_JWT_AUDIENCE must not be empty".to_owned(),
+            ));
+        }
+        if self.workers == Some(0) {
+            return Err(ConfigError("STEWARD_WORKERS: must be more than 0".to_owned()));
+        }
+        Ok(())
+    }
+
+    /// The database URL in effect, with the default filled in.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}/steward.db?mode=rwc", self.data_dir.display()),
+        }
+    }
+
+    /// The public base URL in effect, without a trailing slash.
+    pub fn public_url(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.bind),
+        }
+    }
+
+    pub fn keys_dir(&self) -> PathBuf {
+        self.data_dir.join("keys")
+    }
+}
+
+/// figment's messages can span lines; operators get one.
+fn one_line(error: &figment::Error) -> String {
+    let mut message = error.to_string().replace('\n', " ");
+    if let Some(key) = error.path.first().map(|_| error.path.join(".")) {
+        let variable = format!("STEWARD_{}", key.to_uppercase());
+        if !message.contains(&variable) {
+            message = format!("{variable}: {message}");
+        }
+    }
+    message
+}
+
+/// Lists come from TOML as arrays and from the environment as `a,b,c`.
+fn list_or_comma_separated<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        List(Vec<String>),
+        Text(String),
+    }
+    let items = match Raw::deserialize(deserializer)? {
+        Raw::List(items) => items,
+        Raw::Text(text) => text.split(',').map(str::to_owned).collect(),
+    };
+    items
+        .iter()
+        .map(|item| item.trim())
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            item.parse::<T>()
+                .map_err(|e| serde::de::Error::custom(format!("`{item}`: {e}")))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    #[test]
+    fn defaults_need_nothing() {
+        Jail::expect_with(|_| {
+            let config = Config::load(None).unwrap();
+            assert_eq!(config.bind.to_string(), "127.0.0.1:8080");
+            assert_eq!(config.database_url(), "sqlite://./data/steward.db?mode=rwc");
+            assert_eq!(config.body_limit_bytes, 1_048_576);
+            assert_eq!(config.log_format, LogFormat::Pretty);
+            assert!(config.migrate_on_start);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "steward.toml",
+                "bind = \"0.0.0.0:9000\"\nlog_format = \"json\"\ntrusted_proxies = [\"10.0.0.0/8\"]\n",
+            )?;
+            jail.set_env("STEWARD_BIND", "127.0.0.1:7000");
+            jail.set_env("STEWARD_DATA_DIR", "/var/lib/steward");
+            let config = Config::load(Some(Path::new("steward.toml"))).unwrap();
+            assert_eq!(config.bind.to_string(), "127.0.0.1:7000");
+            assert_eq!(config.log_format, LogFormat::Json);
+            assert_eq!(
+                config.trusted_proxies,
+                vec!["10.0.0.0/8".parse::<IpNet>().unwrap()]
+            );
+            assert_eq!(
+                config.database_url(),
+                "sqlite:///var/lib/steward/steward.db?mode=rwc"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn lists_come_comma_separated_from_the_environment() {
+        Jail::expect_with(|jail| {
+            jail.set_env("STEWARD_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.1/32");
+            jail.set_env("STEWARD_JWT_PRIVATE_KEYS", "/k/old.pem,/k/new.pem");
+            let config = Config::load(None).unwrap();
+            assert_eq!(config.trusted_proxies.len(), 2);
+            assert_eq!(
+                config.jwt_private_keys,
+                vec![PathBuf::from("/k/old.pem"), PathBuf::from("/k/new.pem")]
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_values_name_their_setting() {
+        let cases = [
+            ("STEWARD_BIND", "not-an-address"),
+            ("STEWARD_LOG_FORMAT", "xml"),
+            ("STEWARD_TRUSTED_PROXIES", "10.0.0.0/99"),
+            ("STEWARD_DATABASE_URL", "mysql://localhost/x"),
+            ("STEWARD_PUBLIC_URL", "ftp://example.com"),
+            ("STEWARD_BODY_LIMIT_BYTES", "0"),
+            ("STEWARD_MIGRATE_ON_START", "sometimes"),
+        ];
+        for (variable, value) in cases {
+            Jail::expect_with(|jail| {
+                jail.set_env(variable, value);
+                let message = Config::load(None).unwrap_err().to_string();
+                assert!(message.contains(variable), "{variable}={value}: {message}");
+                assert!(!message.contains('\n'), "{message}");
+                Ok(())
+            });
+        }
+    }
+
+    #[test]
+    fn a_missing_config_file_is_an_error() {
+        Jail::expect_with(|_| {
+            let message = Config::load(Some(Path::new("nope.toml")))
+                .unwrap_err()
+                .to_string();
+            assert!(message.contains("nope.toml"));
+            Ok(())
+        });
+    }
+}
