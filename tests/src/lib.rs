@@ -1,1 +1,303 @@
+//! The black-box test harness: the real application on a random port, a fresh database per
+//! test (a temporary SQLite file, or a PostgreSQL database created and dropped around the
+//! test), and helpers to make requests and read envelopes.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::future::Future;
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use reqwest::{Response, StatusCode};
+use serde_json::Value;
+use sqlx::Connection;
+use steward::{Application, Config};
+use steward_persistence::Database;
+use tokio::sync::OnceCell;
+
+const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// The database a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+fn postgres_admin_url() -> String {
+    std::env::var("STEWARD_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned())
+}
+
+fn postgres_required() -> bool {
+    std::env::var("STEWARD_REQUIRE_POSTGRES").is_ok_and(|v| v == "1" || v == "true")
+}
+
+static POSTGRES_REACHABLE: OnceCell<bool> = OnceCell::const_new();
+
+/// SQLite always; PostgreSQL when it answers. With `STEWARD_REQUIRE_POSTGRES=1` an unreachable
+/// PostgreSQL fails the test instead of being skipped.
+pub async fn backends() -> Vec<Backend> {
+    let reachable = *POSTGRES_REACHABLE
+        .get_or_init(|| async {
+            let url = postgres_admin_url();
+            let attempt =
+                tokio::time::timeout(Duration::from_secs(5), sqlx::PgConnection::connect(&url)).await;
+            match attempt {
+                Ok(Ok(connection)) => {
+                    let _ = connection.close().await;
+                    true
+                }
+                Ok(Err(error)) => postgres_unreachable(&url, &error.to_string()),
+                Err(_) => postgres_unreachable(&url, "no answer within 5 s"),
+            }
+        })
+        .await;
+    if reachable {
+        vec![Backend::Sqlite, Backend::Postgres]
+    } else {
+        vec![Backend::Sqlite]
+    }
+}
+
+fn postgres_unreachable(url: &str, reason: &str) -> bool {
+    assert!(
+        !postgres_required(),
+        "STEWARD_REQUIRE_POSTGRES is set but PostgreSQL at {url} is unreachable: {reason}"
+    );
+    eprintln!("PostgreSQL at {url} is unreachable ({reason}): skipping the PostgreSQL half of the suite");
+    false
+}
+
+/// Runs `test` once per available backend.
+pub async fn each_backend<F, Fut>(test: F)
+where
+    F: Fn(Backend) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    for backend in backends().await {
+        test(backend).await;
+    }
+}
+
+/// A database of its own for one test; dropped (PostgreSQL) or deleted (SQLite) afterwards.
+pub struct TestDatabase {
+    pub backend: Backend,
+    pub url: String,
+    /// PostgreSQL only: the database's name, for tests that manipulate it.
+    pub name: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDatabase {
+    pub async fn create(backend: Backend) -> Self {
+        let name = format!("steward_test_{}", uuid::Uuid::new_v4().simple());
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                let url = format!("sqlite://{}/steward.db?mode=rwc", dir.path().display());
+                Self {
+                    backend,
+                    url,
+                    name,
+                    _dir: Some(dir),
+                }
+            }
+            Backend::Postgres => {
+                let admin = postgres_admin_url();
+                let mut connection = sqlx::PgConnection::connect(&admin).await.unwrap();
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+                    .execute(&mut connection)
+                    .await
+                    .unwrap();
+                let _ = connection.close().await;
+                Self {
+                    backend,
+                    url: database_url_for(&admin, &name),
+                    name,
+                    _dir: None,
+                }
+            }
+        }
+    }
+
+    /// Runs SQL on the PostgreSQL server as the administrator (outside this database).
+    pub async fn postgres_admin(&self, sql: &str) {
+        let mut connection = sqlx::PgConnection::connect(&postgres_admin_url()).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(&mut connection)
+            .await
+            .unwrap();
+        let _ = connection.close().await;
+    }
+
+    pub async fn connect(&self) -> Database {
+        Database::connect(&steward_persistence::DatabaseOptions::new(self.url.clone()))
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if self.backend != Backend::Postgres {
+            return;
+        }
+        let name = self.name.clone();
+        // Drop runs inside the test's runtime, which cannot be blocked on; a short-lived
+        // runtime on its own thread does the cleanup.
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                if let Ok(mut connection) = sqlx::PgConnection::connect(&postgres_admin_url()).await {
+                    let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                        .execute(&mut connection)
+                        .await;
+                    let _ = connection.close().await;
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
+fn database_url_for(admin_url: &str, name: &str) -> String {
+    let (base, query) = match admin_url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (admin_url, None),
+    };
+    let server = base.rsplit_once('/').map(|(server, _)| server).unwrap_or(base);
+    match query {
+        Some(query) => format!("{server}/{name}?{query}"),
+        None => format!("{server}/{name}"),
+    }
+}
+
+/// A running application.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub database: TestDatabase,
+    /// A pool of the test's own onto the app's database, for arranging and checking state.
+    pub db: Database,
+    pub data_dir: tempfile::TempDir,
+    handle: ServerHandle,
+}
+
+/// A test configuration: port 0, a temporary data directory, the given database.
+pub fn test_config(database: &TestDatabase, data_dir: &std::path::Path) -> Config {
+    Config {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data_dir.to_path_buf(),
+        database_url: Some(database.url.clone()),
+        database_max_connections: 8,
+        workers: Some(2),
+        ..Config::default()
+    }
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// Starts the app with a test configuration adjusted by `customise`.
+pub async fn spawn_app_with(backend: Backend, customise: impl FnOnce(&mut Config)) -> TestApp {
+    let database = TestDatabase::create(backend).await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(&database, data_dir.path());
+    customise(&mut config);
+    let application = Application::build(config).await.unwrap();
+    let address = format!("http://127.0.0.1:{}", application.port());
+    let handle = application.handle();
+    tokio::spawn(application.run_until_stopped());
+    let db = database.connect().await;
+    TestApp {
+        address,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        database,
+        db,
+        data_dir,
+        handle,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Response {
+        self.client.post(self.url(path)).json(body).send().await.unwrap()
+    }
+
+    /// Stops the server and waits for it, so the next test's database cleanup is quiet.
+    pub async fn stop(self) {
+        self.handle.stop(true).await;
+    }
+}
+
+/// Asserts a success envelope with `status` and returns its `data`.
+pub async fn expect_data(response: Response, status: StatusCode) -> Value {
+    let actual = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(actual, status, "unexpected status; body: {body}");
+    assert_eq!(body["success"], true, "{body}");
+    body["data"].clone()
+}
+
+/// Asserts an error envelope with `status` and `code`; returns the `error` member. Also checks
+/// the envelope's `requestId` matches the `X-Request-Id` header.
+pub async fn expect_error(response: Response, status: StatusCode, code: &str) -> Value {
+    let actual = response.status();
+    let header_id = response
+        .headers()
+        .get("x-request-id")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .expect("every response carries X-Request-Id");
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let text = response.text().await.unwrap();
+    assert_eq!(actual, status, "unexpected status; body: {text}");
+    assert!(
+        content_type.starts_with("application/json"),
+        "content type {content_type}; body: {text}"
+    );
+    let body: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
+    assert_eq!(body["success"], false, "{body}");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(
+        body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    assert_eq!(body["error"]["requestId"], header_id.as_str(), "{body}");
+    body["error"].clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_test_database_replaces_only_the_database_name() {
+        assert_eq!(
+            database_url_for("postgres://postgres@127.0.0.1:5432/postgres", "t1"),
+            "postgres://postgres@127.0.0.1:5432/t1"
+        );
+        assert_eq!(
+            database_url_for("postgres://u:p@h/postgres?sslmode=disable", "t1"),
+            "postgres://u:p@h/t1?sslmode=disable"
+        );
+    }
+}

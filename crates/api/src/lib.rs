@@ -14,7 +14,7 @@ pub mod state;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
-use actix_web::{App, HttpResponse, web};
+use actix_web::{App, HttpRequest, HttpResponse, web};
 use utoipa::OpenApi;
 use utoipa_actix_web::AppExt;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -79,6 +79,16 @@ async fn redirect_to_docs() -> HttpResponse {
         .finish()
 }
 
-async fn unknown_route() -> Result<HttpResponse, ApiError> {
+/// Route handlers are guarded by method, so a known path with another method lands here too:
+/// that is a 405, anything else a 404.
+async fn unknown_route(request: HttpRequest) -> Result<HttpResponse, ApiError> {
+    if request.resource_map().has_resource(request.path()) {
+        return Err(ApiError::for_status(
+            actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+        ));
+    }
     Err(ApiError::not_found("no such route"))
 }
+
+#[cfg(test)]
+mod shell_tests;

@@ -20,17 +20,13 @@ pub async fn request_context(
     let id = request_id::assign(&request);
     let method = request.method().to_string();
     let path = request.path().to_owned();
-    let http_request = request.request().clone();
 
     let mut response = match request_id::scope(id.clone(), next.call(request)).await {
         Ok(response) => envelope_framework_errors(response, &id),
-        Err(error) => {
-            let rendered = request_id::sync_scope(id.clone(), || match error.as_error::<ApiError>() {
-                Some(api_error) => api_error.error_response(),
-                None => ApiError::for_status(error.as_response_error().status_code()).error_response(),
-            });
-            ServiceResponse::new(http_request, rendered).map_into_right_body()
-        }
+        // Services below answer errors as responses; an `Err` here means the request is gone,
+        // so the best that can be done is to make sure it still renders as an envelope.
+        Err(error) if error.as_error::<ApiError>().is_some() => return Err(error),
+        Err(error) => return Err(ApiError::for_status(error.as_response_error().status_code()).into()),
     };
 
     let headers = response.headers_mut();

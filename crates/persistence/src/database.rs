@@ -171,11 +171,13 @@ impl Database {
             .map_err(|error| PersistenceError::Migration(error.to_string()))
     }
 
-    /// Drops every table and applies all migrations from scratch. Destroys all data.
+    /// Rolls every migration back and applies them all again. Destroys all data.
+    ///
+    /// Runs the migrations' own `down` steps rather than SeaORM's drop-everything `fresh`, which
+    /// drops tables in an order SQLite's foreign-key checks refuse.
     pub async fn migrate_fresh(&self) -> Result<(), PersistenceError> {
-        Migrator::fresh(&self.connection)
-            .await
-            .map_err(|error| PersistenceError::Migration(error.to_string()))
+        self.migrate_down(None).await?;
+        self.migrate_up().await
     }
 
     pub async fn migration_state(&self) -> Result<MigrationState, PersistenceError> {

@@ -1,0 +1,137 @@
+//! The `steward` binary as an operator uses it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+fn steward(args: &[&str], env: &[(&str, &str)], data_dir: &std::path::Path) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_steward"));
+    command
+        .args(args)
+        .current_dir(data_dir)
+        .env("STEWARD_DATA_DIR", data_dir);
+    for (key, _) in std::env::vars().filter(|(key, _)| key.starts_with("STEWARD_")) {
+        if key != "STEWARD_DATA_DIR" {
+            command.env_remove(key);
+        }
+    }
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn bad_configuration_fails_with_one_line_naming_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = steward(&["serve"], &[("STEWARD_BIND", "nowhere")], dir.path());
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output);
+    assert_eq!(message.trim_end().lines().count(), 1, "{message}");
+    assert!(
+        message.starts_with("error: invalid configuration: STEWARD_BIND"),
+        "{message}"
+    );
+}
+
+#[test]
+fn an_unreachable_database_fails_fast() {
+    let dir = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let output = steward(
+        &["serve"],
+        &[
+            ("STEWARD_DATABASE_URL", "postgres://postgres@127.0.0.1:1/steward"),
+            ("STEWARD_DATABASE_CONNECT_TIMEOUT_SECS", "2"),
+            ("STEWARD_LOG_LEVEL", "error"),
+        ],
+        dir.path(),
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let message = stderr(&output);
+    assert!(
+        message.contains("error: STEWARD_DATABASE_URL: cannot connect to the database"),
+        "{message}"
+    );
+}
+
+#[test]
+fn migrate_commands_report_applied_and_pending_migrations() {
+    let dir = tempfile::tempdir().unwrap();
+    let quiet = [("STEWARD_LOG_LEVEL", "error")];
+    let status = steward(&["migrate", "status"], &quiet, dir.path());
+    assert!(status.status.success(), "{}", stderr(&status));
+    let text = String::from_utf8(status.stdout).unwrap();
+    assert_eq!(
+        text.lines().filter(|line| line.starts_with("pending")).count(),
+        5,
+        "{text}"
+    );
+
+    let up = steward(&["migrate", "up"], &quiet, dir.path());
+    let text = String::from_utf8(up.stdout).unwrap();
+    assert_eq!(
+        text.lines().filter(|line| line.starts_with("applied")).count(),
+        5,
+        "{text}"
+    );
+
+    let down = steward(&["migrate", "down", "--steps", "2"], &quiet, dir.path());
+    let text = String::from_utf8(down.stdout).unwrap();
+    assert_eq!(
+        text.lines().filter(|line| line.starts_with("pending")).count(),
+        2,
+        "{text}"
+    );
+
+    let refused = steward(&["migrate", "fresh"], &quiet, dir.path());
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(stderr(&refused).contains("--yes"));
+
+    let fresh = steward(&["migrate", "fresh", "--yes"], &quiet, dir.path());
+    let text = String::from_utf8(fresh.stdout).unwrap();
+    assert_eq!(
+        text.lines().filter(|line| line.starts_with("applied")).count(),
+        5,
+        "{text}"
+    );
+    assert!(dir.path().join("steward.db").exists());
+}
+
+#[test]
+fn openapi_prints_the_spec_and_keys_generate_prints_a_pem() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = steward(&["openapi"], &[], dir.path());
+    assert!(spec.status.success());
+    let spec: serde_json::Value = serde_json::from_slice(&spec.stdout).unwrap();
+    assert_eq!(spec["info"]["title"], "Steward");
+
+    let key = steward(&["keys", "generate"], &[], dir.path());
+    assert!(key.status.success());
+    let pem = String::from_utf8(key.stdout).unwrap();
+    assert!(steward_auth::SigningKeyPem::parse(pem).is_ok());
+
+    let path = dir.path().join("new.pem");
+    let written = steward(
+        &["keys", "generate", "--out", path.to_str().unwrap()],
+        &[],
+        dir.path(),
+    );
+    assert!(written.status.success(), "{}", stderr(&written));
+    assert!(steward_auth::SigningKeyPem::parse(std::fs::read_to_string(&path).unwrap()).is_ok());
+    let again = steward(
+        &["keys", "generate", "--out", path.to_str().unwrap()],
+        &[],
+        dir.path(),
+    );
+    assert_eq!(
+        again.status.code(),
+        Some(2),
+        "an existing key file is never overwritten"
+    );
+}

@@ -1,0 +1,29 @@
+# Steward's everyday commands. `just --list` shows them.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# Run the server on the embedded SQLite database (./data).
+run *ARGS:
+    cargo run --release -p steward -- {{ARGS}}
+
+# Format check, clippy with warnings denied, then the whole test suite.
+test:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+    cargo test --workspace
+
+# Regenerate openapi/openapi.json from the annotated handlers.
+openapi:
+    cargo run -q -p steward -- openapi > openapi/openapi.json
+
+# Database migrations: `just migrate up|down|status|fresh --yes`.
+migrate *ARGS:
+    cargo run -q -p steward -- migrate {{ARGS}}
+
+# Load benchmarks with oha against a release build (installs oha when missing).
+bench:
+    ./scripts/bench.sh
+
+# API documentation of the crates.
+doc:
+    cargo doc --workspace --no-deps

@@ -1,0 +1,212 @@
+//! The migrations create the whole schema of seed 000 with its keys and constraints, and roll
+//! back completely, on both databases.
+
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
+use steward_migration::TABLES;
+use steward_tests::{TestDatabase, each_backend};
+use uuid::Uuid;
+
+#[tokio::test]
+async fn up_down_up_creates_and_removes_every_table() {
+    each_backend(|backend| async move {
+        let database = TestDatabase::create(backend).await;
+        let db = database.connect().await;
+
+        db.migrate_up().await.unwrap();
+        for table in TABLES {
+            assert!(
+                db.has_table(table).await.unwrap(),
+                "{backend:?}: {table} exists after up"
+            );
+        }
+        assert_eq!(
+            TABLES.len(),
+            17,
+            "seed 000's fifteen new tables plus devices and api_keys"
+        );
+
+        db.migrate_down(None).await.unwrap();
+        for table in TABLES {
+            assert!(
+                !db.has_table(table).await.unwrap(),
+                "{backend:?}: {table} is gone after down"
+            );
+        }
+        assert_eq!(db.migration_state().await.unwrap().applied.len(), 0);
+
+        db.migrate_up().await.unwrap();
+        for table in TABLES {
+            assert!(
+                db.has_table(table).await.unwrap(),
+                "{backend:?}: {table} exists after up again"
+            );
+        }
+        assert!(db.migration_state().await.unwrap().pending.is_empty());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn one_step_down_removes_only_the_last_migration() {
+    each_backend(|backend| async move {
+        let database = TestDatabase::create(backend).await;
+        let db = database.connect().await;
+        db.migrate_up().await.unwrap();
+        db.migrate_down(Some(1)).await.unwrap();
+        assert!(!db.has_table("api_keys").await.unwrap());
+        assert!(!db.has_table("audit_logs").await.unwrap());
+        assert!(db.has_table("device_tokens").await.unwrap());
+        assert_eq!(db.migration_state().await.unwrap().pending.len(), 1);
+    })
+    .await;
+}
+
+async fn insert(
+    connection: &DatabaseConnection,
+    table: &str,
+    values: Vec<(&str, sea_orm::Value)>,
+) -> Result<(), String> {
+    let mut statement = Query::insert();
+    statement
+        .into_table(Alias::new(table))
+        .columns(values.iter().map(|(column, _)| Alias::new(*column)));
+    statement
+        .values(values.into_iter().map(|(_, value)| Expr::val(value)))
+        .map_err(|e| e.to_string())?;
+    connection
+        .execute(&statement)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+fn now() -> sea_orm::Value {
+    chrono::Utc::now().into()
+}
+
+async fn insert_user(connection: &DatabaseConnection, email: &str) -> Result<Uuid, String> {
+    let id = Uuid::now_v7();
+    insert(
+        connection,
+        "users",
+        vec![
+            ("id", id.into()),
+            ("email", email.into()),
+            ("display_name", "Test".into()),
+            ("created_at", now()),
+            ("updated_at", now()),
+        ],
+    )
+    .await?;
+    Ok(id)
+}
+
+#[tokio::test]
+async fn keys_and_constraints_hold_on_both_databases() {
+    each_backend(|backend| async move {
+        let database = TestDatabase::create(backend).await;
+        let db = database.connect().await;
+        db.migrate_up().await.unwrap();
+        let connection = db.connection();
+
+        let user = insert_user(connection, "a@example.com").await.unwrap();
+        assert!(
+            insert_user(connection, "a@example.com").await.is_err(),
+            "{backend:?}: emails are unique"
+        );
+
+        let orphan_session = insert(
+            connection,
+            "user_sessions",
+            vec![
+                ("id", Uuid::now_v7().into()),
+                ("user_id", Uuid::now_v7().into()),
+                ("family_id", Uuid::now_v7().into()),
+                ("refresh_token_hash", "h1".into()),
+                ("expires_at", now()),
+                ("created_at", now()),
+            ],
+        )
+        .await;
+        assert!(
+            orphan_session.is_err(),
+            "{backend:?}: a session needs an existing user"
+        );
+
+        let device = Uuid::now_v7();
+        insert(
+            connection,
+            "devices",
+            vec![
+                ("id", device.into()),
+                ("device_identifier", "phone-1".into()),
+                ("display_name", "Phone".into()),
+                ("owner_user_id", user.into()),
+                ("created_at", now()),
+                ("updated_at", now()),
+            ],
+        )
+        .await
+        .unwrap();
+
+        let unlock_request = |status: &'static str| {
+            vec![
+                ("id", Uuid::now_v7().into()),
+                ("device_id", device.into()),
+                ("setting_key", "location.sharing_enabled".into()),
+                ("requested_by", user.into()),
+                ("status", status.into()),
+                ("created_at", now()),
+                ("updated_at", now()),
+            ]
+        };
+        insert(connection, "unlock_requests", unlock_request("denied"))
+            .await
+            .unwrap();
+        insert(connection, "unlock_requests", unlock_request("pending"))
+            .await
+            .unwrap();
+        assert!(
+            insert(connection, "unlock_requests", unlock_request("pending"))
+                .await
+                .is_err(),
+            "{backend:?}: one pending unlock request per device and key"
+        );
+        insert(connection, "unlock_requests", unlock_request("approved"))
+            .await
+            .unwrap();
+
+        // Deleting the owner keeps the device (ownership is cleared) and cascades the requests.
+        connection
+            .execute(
+                Query::delete()
+                    .from_table(Alias::new("users"))
+                    .and_where(Expr::col(Alias::new("id")).eq(user)),
+            )
+            .await
+            .unwrap();
+        let remaining = connection
+            .query_one(
+                Query::select()
+                    .expr(Expr::col(Alias::new("owner_user_id")))
+                    .from(Alias::new("devices"))
+                    .and_where(Expr::col(Alias::new("id")).eq(device)),
+            )
+            .await
+            .unwrap()
+            .expect("the device survives its owner");
+        assert_eq!(remaining.try_get_by_index::<Option<Uuid>>(0).unwrap(), None);
+        let requests = connection
+            .query_one(
+                Query::select()
+                    .expr(Expr::cust("COUNT(*)"))
+                    .from(Alias::new("unlock_requests")),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(requests.try_get_by_index::<i64>(0).unwrap(), 0);
+    })
+    .await;
+}
