@@ -1,7 +1,12 @@
-//! Credentials and tokens: RSA signing keys for RS256 access tokens, and (as the
-//! authentication features land) Argon2id hashing, refresh-token families and ID-token
-//! verification.
+//! Credentials and tokens: Argon2id password hashing, RS256 access tokens with a key ring and
+//! JWKS, opaque tokens stored as hashes, and refresh-successor derivation.
 
 pub mod keys;
+pub mod opaque;
+pub mod password;
+pub mod tokens;
 
 pub use keys::{KeyError, SigningKeyPem};
+pub use opaque::{TokenDeriver, hash_token, random_token};
+pub use password::{HashingCost, HashingError, PasswordHasher, Verification};
+pub use tokens::{AccessClaims, Jwk, Jwks, KeyRing, TokenError};

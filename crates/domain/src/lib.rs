@@ -5,8 +5,11 @@
 //! repository traits the rules need are defined here and implemented in `steward-persistence`.
 
 pub mod audit;
+pub mod identity;
 pub mod pagination;
+pub mod rbac;
 pub mod repository;
+pub mod session;
 
 pub use audit::{Actor, ActorKind, AuditAction, AuditEntry, AuditRecorder, RequestOrigin};
 pub use pagination::{PageRequest, PaginationError};

@@ -1,0 +1,88 @@
+//! Opaque tokens (refresh, verification, reset, device, API keys): random, shown once, stored
+//! only as a SHA-256 hash.
+
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use aws_lc_rs::{digest, hmac};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+/// A URL-safe random token of `bytes` random bytes (32 bytes = 256 bits for secrets).
+pub fn random_token(bytes: usize) -> String {
+    let mut buffer = vec![0u8; bytes];
+    // The system RNG failing is unrecoverable for a security service; an all-zero token would be
+    // worse than a crash, so refuse to continue.
+    #[allow(clippy::expect_used)]
+    SystemRandom::new()
+        .fill(&mut buffer)
+        .expect("the system random number generator failed");
+    URL_SAFE_NO_PAD.encode(buffer)
+}
+
+/// The hash a token is stored and looked up by (hex SHA-256). Tokens carry 256 bits of entropy,
+/// so a fast hash is enough; no salt is needed for lookups.
+pub fn hash_token(token: &str) -> String {
+    let digest = digest::digest(&digest::SHA256, token.as_bytes());
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Derives tokens from other tokens with a server secret, so a successor can be recomputed
+/// from its parent without ever storing either in plain text.
+#[derive(Clone)]
+pub struct TokenDeriver {
+    key: hmac::Key,
+}
+
+impl std::fmt::Debug for TokenDeriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenDeriver(<secret>)")
+    }
+}
+
+impl TokenDeriver {
+    pub fn new(secret: &[u8]) -> Self {
+        Self {
+            key: hmac::Key::new(hmac::HMAC_SHA256, secret),
+        }
+    }
+
+    /// The successor of a refresh token: HMAC-SHA256(secret, "refresh-successor:" ‖ parent).
+    pub fn refresh_successor(&self, parent: &str) -> String {
+        let tag = hmac::sign(&self.key, format!("refresh-successor:{parent}").as_bytes());
+        URL_SAFE_NO_PAD.encode(tag.as_ref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_long_random_and_url_safe() {
+        let a = random_token(32);
+        let b = random_token(32);
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 43);
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        );
+    }
+
+    #[test]
+    fn hashes_are_stable_hex_sha256() {
+        assert_eq!(
+            hash_token("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn successors_are_deterministic_per_secret() {
+        let one = TokenDeriver::new(b"secret one");
+        let two = TokenDeriver::new(b"secret two");
+        assert_eq!(one.refresh_successor("p"), one.refresh_successor("p"));
+        assert_ne!(one.refresh_successor("p"), one.refresh_successor("q"));
+        assert_ne!(one.refresh_successor("p"), two.refresh_successor("p"));
+        assert_eq!(one.refresh_successor("p").len(), 43);
+    }
+}

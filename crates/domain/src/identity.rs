@@ -1,0 +1,219 @@
+//! Accounts: email addresses, display names, the password rules and system roles.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// An email address, trimmed and lower-cased so one mailbox is one account whatever the casing.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct EmailAddress(String);
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("must be an email address like name@example.com")]
+pub struct InvalidEmail;
+
+impl EmailAddress {
+    /// Accepts `local@domain.tld` of at most 254 characters, without spaces or control
+    /// characters. Deliverability is proven by the verification mail, not by this check.
+    pub fn parse(value: &str) -> Result<Self, InvalidEmail> {
+        let normalised = value.trim().to_lowercase();
+        let (local, domain) = normalised.rsplit_once('@').ok_or(InvalidEmail)?;
+        let valid = !local.is_empty()
+            && local.len() <= 64
+            && normalised.len() <= 254
+            && domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+            && !domain.contains("..")
+            && !local.contains('@')
+            && normalised.chars().all(|c| !c.is_whitespace() && !c.is_control())
+            && domain
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '-' || c == '.');
+        if valid {
+            Ok(Self(normalised))
+        } else {
+            Err(InvalidEmail)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for EmailAddress {
+    type Error = InvalidEmail;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<EmailAddress> for String {
+    fn from(value: EmailAddress) -> Self {
+        value.0
+    }
+}
+
+impl fmt::Display for EmailAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A display name: 1 to 100 characters after trimming, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisplayName(String);
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("must be 1 to 100 characters without control characters")]
+pub struct InvalidDisplayName;
+
+impl DisplayName {
+    pub fn parse(value: &str) -> Result<Self, InvalidDisplayName> {
+        let trimmed = value.trim();
+        let length = trimmed.chars().count();
+        if (1..=100).contains(&length) && !trimmed.chars().any(char::is_control) {
+            Ok(Self(trimmed.to_owned()))
+        } else {
+            Err(InvalidDisplayName)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+/// Why a new password is refused.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum WeakPassword {
+    #[error("must be at least {MIN_PASSWORD_CHARS} characters")]
+    TooShort,
+    #[error("must be at most {MAX_PASSWORD_CHARS} characters")]
+    TooLong,
+    #[error("is one of the most common passwords; choose another")]
+    Common,
+    #[error("must not be your email address")]
+    SameAsEmail,
+    #[error("was one of your last {PASSWORD_HISTORY} passwords; choose a new one")]
+    RecentlyUsed,
+}
+
+pub const MIN_PASSWORD_CHARS: usize = 8;
+pub const MAX_PASSWORD_CHARS: usize = 128;
+/// How many previous passwords may not be reused.
+pub const PASSWORD_HISTORY: usize = 5;
+
+const COMMON_PASSWORDS: &str = include_str!("common_passwords.txt");
+
+/// Checks a new password against the rules that need no history: length in characters, the
+/// bundled list of common passwords, and the account's email. Reuse of the last
+/// [`PASSWORD_HISTORY`] passwords needs their hashes and is checked by the caller, which
+/// reports [`WeakPassword::RecentlyUsed`].
+pub fn check_password_rules(password: &str, email: &EmailAddress) -> Result<(), WeakPassword> {
+    let length = password.chars().count();
+    if length < MIN_PASSWORD_CHARS {
+        return Err(WeakPassword::TooShort);
+    }
+    if length > MAX_PASSWORD_CHARS {
+        return Err(WeakPassword::TooLong);
+    }
+    let lowered = password.to_lowercase();
+    if lowered == email.as_str() || email.as_str().split('@').next() == Some(lowered.as_str()) {
+        return Err(WeakPassword::SameAsEmail);
+    }
+    let common = COMMON_PASSWORDS
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .any(|line| line.trim() == lowered);
+    if common {
+        return Err(WeakPassword::Common);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn email(value: &str) -> EmailAddress {
+        EmailAddress::parse(value).unwrap()
+    }
+
+    #[test]
+    fn emails_are_normalised() {
+        assert_eq!(email("  Alice@Example.COM ").as_str(), "alice@example.com");
+    }
+
+    #[test]
+    fn malformed_emails_are_refused() {
+        for bad in [
+            "",
+            "alice",
+            "alice@",
+            "@example.com",
+            "alice@example",
+            "a b@example.com",
+            "alice@exa..mple.com",
+            "alice@.example.com",
+        ] {
+            assert!(EmailAddress::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn display_names_are_trimmed_and_bounded() {
+        assert_eq!(DisplayName::parse("  Ann ").unwrap().as_str(), "Ann");
+        assert!(DisplayName::parse("   ").is_err());
+        assert!(DisplayName::parse(&"x".repeat(101)).is_err());
+        assert!(DisplayName::parse("a\u{0007}b").is_err());
+        assert!(DisplayName::parse(&"é".repeat(100)).is_ok());
+    }
+
+    #[test]
+    fn password_rules_table() {
+        let owner = email("alice@example.com");
+        let cases: &[(&str, Result<(), WeakPassword>)] = &[
+            ("short1!", Err(WeakPassword::TooShort)),
+            ("correct horse battery staple", Ok(())),
+            ("Password123", Err(WeakPassword::Common)),
+            ("QWERTYUIOP", Err(WeakPassword::Common)),
+            ("alice@example.com", Err(WeakPassword::SameAsEmail)),
+            ("ALICE@EXAMPLE.COM", Err(WeakPassword::SameAsEmail)),
+            ("ünïcödé-pässwörd", Ok(())),
+        ];
+        for (password, expected) in cases {
+            assert_eq!(&check_password_rules(password, &owner), expected, "{password}");
+        }
+        assert_eq!(
+            check_password_rules(&"a".repeat(129), &owner),
+            Err(WeakPassword::TooLong)
+        );
+        assert!(check_password_rules(&"ab".repeat(64), &owner).is_ok());
+        // Length counts characters, not bytes: seven two-byte characters are too short.
+        assert_eq!(
+            check_password_rules("ééééééé", &owner),
+            Err(WeakPassword::TooShort)
+        );
+    }
+
+    #[test]
+    fn the_bundled_list_holds_only_passwords_the_length_rule_lets_through() {
+        let entries: Vec<&str> = COMMON_PASSWORDS
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .collect();
+        assert!(entries.len() > 100);
+        assert!(
+            entries
+                .iter()
+                .all(|entry| entry.chars().count() >= MIN_PASSWORD_CHARS)
+        );
+    }
+}

@@ -1,0 +1,140 @@
+//! System roles for the admin API, as data: a role is a named set of `resource:action`
+//! permissions, so custom roles can be added without code.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+/// Grants every permission.
+pub const ALL_PERMISSIONS: &str = "*";
+
+/// The built-in system roles, most powerful first.
+pub const BUILT_IN_ROLES: &[(&str, &[&str])] = &[
+    ("super_admin", &[ALL_PERMISSIONS]),
+    (
+        "user_admin",
+        &[
+            "users:read",
+            "users:write",
+            "users:lock",
+            "users:reset_password",
+            "sessions:read",
+            "sessions:revoke",
+            "groups:read",
+            "groups:write",
+        ],
+    ),
+    (
+        "org_admin",
+        &[
+            "organizations:read",
+            "organizations:write",
+            "devices:read",
+            "devices:write",
+            "policies:read",
+            "policies:write",
+            "enrollment:read",
+            "enrollment:write",
+            "fleet:act",
+        ],
+    ),
+    (
+        "auditor",
+        &[
+            "audit:read",
+            "audit:export",
+            "users:read",
+            "organizations:read",
+            "devices:read",
+        ],
+    ),
+    (
+        "support",
+        &[
+            "users:read",
+            "users:reset_password",
+            "users:unlock",
+            "sessions:read",
+        ],
+    ),
+];
+
+/// A role name and its permissions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleDefinition {
+    pub name: String,
+    pub permissions: BTreeSet<String>,
+}
+
+/// The permission table: every role Steward knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleCatalog {
+    roles: Vec<RoleDefinition>,
+}
+
+impl Default for RoleCatalog {
+    fn default() -> Self {
+        Self {
+            roles: BUILT_IN_ROLES
+                .iter()
+                .map(|(name, permissions)| RoleDefinition {
+                    name: (*name).to_owned(),
+                    permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl RoleCatalog {
+    pub fn contains(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r.name == role)
+    }
+
+    pub fn roles(&self) -> &[RoleDefinition] {
+        &self.roles
+    }
+
+    /// Whether anyone holding `held` roles may do `permission` (`resource:action`).
+    pub fn allows<S: AsRef<str>>(&self, held: &[S], permission: &str) -> bool {
+        held.iter().any(|name| {
+            self.roles.iter().any(|role| {
+                role.name == name.as_ref()
+                    && (role.permissions.contains(ALL_PERMISSIONS) || role.permissions.contains(permission))
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_permission_table() {
+        let catalog = RoleCatalog::default();
+        let cases = [
+            ("super_admin", "audit:export", true),
+            ("super_admin", "anything:at_all", true),
+            ("user_admin", "users:lock", true),
+            ("user_admin", "organizations:write", false),
+            ("org_admin", "fleet:act", true),
+            ("org_admin", "users:write", false),
+            ("auditor", "audit:export", true),
+            ("auditor", "users:write", false),
+            ("support", "users:reset_password", true),
+            ("support", "users:write", false),
+            ("nobody", "users:read", false),
+        ];
+        for (role, permission, expected) in cases {
+            assert_eq!(
+                catalog.allows(&[role], permission),
+                expected,
+                "{role} {permission}"
+            );
+        }
+        let none: [&str; 0] = [];
+        assert!(!catalog.allows(&none, "users:read"));
+        assert!(catalog.allows(&["auditor", "support"], "users:unlock"));
+    }
+}
