@@ -9,6 +9,7 @@ mod m20260101_000002_groups;
 mod m20260101_000003_devices_and_settings;
 mod m20260101_000004_enrollment;
 mod m20260101_000005_audit_and_access;
+mod m20260201_000006_authentication;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20260101_000003_devices_and_settings::Migration),
             Box::new(m20260101_000004_enrollment::Migration),
             Box::new(m20260101_000005_audit_and_access::Migration),
+            Box::new(m20260201_000006_authentication::Migration),
         ]
     }
 }
@@ -45,7 +47,16 @@ pub const TABLES: &[&str] = &[
     "audit_logs",
     "org_users",
     "api_keys",
+    "refresh_tokens",
+    "login_throttles",
+    "email_tokens",
+    "outbox_emails",
+    "password_history",
+    "user_system_roles",
 ];
+
+/// The tables of seed 000's data model, the first 17 of [`TABLES`].
+pub const SEED_TABLES: &[&str] = TABLES.split_at(17).0;
 
 /// Shorthands the migrations share so every table spells ids, timestamps and foreign keys the
 /// same way on SQLite and PostgreSQL.

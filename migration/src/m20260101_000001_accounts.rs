@@ -40,6 +40,7 @@ impl MigrationTrait for Migration {
                     .col(string_uniq("email"))
                     .col(timestamp_with_time_zone_null("email_verified_at"))
                     .col(string_null("password_hash"))
+                    .col(string_null("pending_email"))
                     .col(string("display_name"))
                     .col(string_null("avatar_url"))
                     .col(string_null("locale"))
@@ -88,8 +89,6 @@ impl MigrationTrait for Migration {
                     .table("user_sessions")
                     .col(id())
                     .col(uuid("user_id"))
-                    .col(uuid("family_id"))
-                    .col(string_uniq("refresh_token_hash"))
                     .col(string_null("ip_address"))
                     .col(string_null("user_agent"))
                     .col(timestamp_with_time_zone("expires_at"))
@@ -114,7 +113,6 @@ impl MigrationTrait for Migration {
                 unique_index("oauth_accounts", &["provider", "provider_subject"]),
                 index("oauth_accounts", &["user_id"]),
                 index("user_sessions", &["user_id"]),
-                index("user_sessions", &["family_id"]),
             ],
         )
         .await

@@ -14,6 +14,8 @@ use steward::{Application, Config};
 use steward_persistence::Database;
 use tokio::sync::OnceCell;
 
+pub mod smtp;
+
 const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 /// The database a test runs against.
@@ -175,6 +177,9 @@ fn database_url_for(admin_url: &str, name: &str) -> String {
     }
 }
 
+/// The password test accounts are registered with.
+pub const PASSWORD: &str = "correct horse battery staple";
+
 /// A running application.
 pub struct TestApp {
     pub address: String,
@@ -194,8 +199,27 @@ pub fn test_config(database: &TestDatabase, data_dir: &std::path::Path) -> Confi
         database_url: Some(database.url.clone()),
         database_max_connections: 8,
         workers: Some(2),
+        // Light hashing keeps account-heavy tests fast; the hashing tests use the real cost.
+        password_hash_memory_kib: 8 * 1024,
+        password_hash_iterations: 1,
+        // Tests come from one address; the rate-limit tests set their own limits.
+        rate_limit_register_per_hour: 100_000,
+        rate_limit_login_per_hour: 100_000,
+        rate_limit_password_reset_per_hour: 100_000,
+        rate_limit_refresh_per_hour: 100_000,
+        outbox_poll_ms: 50,
         ..Config::default()
     }
+}
+
+/// A second instance on the same database and keys, as behind a load balancer.
+pub async fn spawn_second_instance(first: &TestApp) -> (String, ServerHandle) {
+    let config = test_config(&first.database, first.data_dir.path());
+    let application = Application::build(config).await.unwrap();
+    let address = format!("http://127.0.0.1:{}", application.port());
+    let handle = application.handle();
+    tokio::spawn(application.run_until_stopped());
+    (address, handle)
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
@@ -231,12 +255,53 @@ impl TestApp {
         format!("{}{}", self.address, path)
     }
 
-    pub async fn get(&self, path: &str) -> Response {
-        self.client.get(self.url(path)).send().await.unwrap()
+    pub fn get(&self, path: &str) -> impl Future<Output = Response> + 'static + use<> {
+        let request = self.client.get(self.url(path));
+        async move { request.send().await.unwrap() }
     }
 
-    pub async fn post_json(&self, path: &str, body: &Value) -> Response {
-        self.client.post(self.url(path)).json(body).send().await.unwrap()
+    /// The request is built before the future is returned, so it borrows nothing.
+    pub fn post_json(&self, path: &str, body: &Value) -> impl Future<Output = Response> + 'static + use<> {
+        let request = self.client.post(self.url(path)).json(body);
+        async move { request.send().await.unwrap() }
+    }
+
+    /// A request with `Authorization: Bearer <token>`.
+    pub fn authed(&self, method: reqwest::Method, path: &str, token: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, self.url(path)).bearer_auth(token)
+    }
+
+    /// Registers an account and returns the token response's `data`.
+    pub async fn register(&self, email: &str) -> Value {
+        let response = self
+            .post_json(
+                "/api/v1/auth/register",
+                &serde_json::json!({"email": email, "password": PASSWORD, "displayName": "Test User"}),
+            )
+            .await;
+        expect_data(response, StatusCode::CREATED).await
+    }
+
+    /// Signs in and returns the token response's `data`.
+    pub fn login(&self, email: &str, password: &str) -> impl Future<Output = Response> + 'static + use<> {
+        self.post_json(
+            "/api/v1/auth/login",
+            &serde_json::json!({"email": email, "password": password}),
+        )
+    }
+
+    /// Audit actions recorded so far, oldest first.
+    pub async fn audit_actions(&self) -> Vec<String> {
+        use sea_orm::{EntityTrait, QueryOrder};
+        use steward_persistence::entities::audit_logs;
+        audit_logs::Entity::find()
+            .order_by_asc(audit_logs::Column::Id)
+            .all(self.db.connection())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|entry| entry.action)
+            .collect()
     }
 
     /// Stops the server and waits for it, so the next test's database cleanup is quiet.

@@ -195,6 +195,19 @@ impl TrustedProxies {
     }
 }
 
+/// The client's IP address, through trusted proxies.
+pub fn client_ip(request: &HttpRequest) -> Option<IpAddr> {
+    let peer = request.peer_addr().map(|addr| addr.ip());
+    let forwarded_for = request
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
+    match request.app_data::<web::Data<TrustedProxies>>() {
+        Some(proxies) => proxies.client_ip(peer, forwarded_for),
+        None => peer,
+    }
+}
+
 /// Where the request came from: client IP, user agent and request id, ready for audit entries.
 #[derive(Debug, Clone)]
 pub struct Origin(pub RequestOrigin);

@@ -2,6 +2,7 @@
 //! domain, call a service, render. Everything leaves through the envelopes in [`envelope`] and
 //! [`error`].
 
+pub mod auth;
 pub mod envelope;
 pub mod error;
 pub mod extractors;
@@ -9,15 +10,17 @@ mod health;
 pub mod metrics;
 mod middleware;
 mod openapi;
+pub mod rate_limit;
 pub mod request_id;
+mod routes;
 pub mod state;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::{App, HttpRequest, HttpResponse, web};
 use utoipa::OpenApi;
-use utoipa_actix_web::AppExt;
 use utoipa_actix_web::service_config::ServiceConfig;
+use utoipa_actix_web::{AppExt, scope};
 use utoipa_swagger_ui::SwaggerUi;
 
 pub use error::{ApiError, ErrorCode, ErrorEnvelope};
@@ -29,10 +32,35 @@ pub const OPENAPI_PATH: &str = "/api-docs/openapi.json";
 
 /// Every route, declared once: the router and the OpenAPI document both come from here.
 fn routes(config: &mut ServiceConfig) {
+    use routes::{admin, auth};
     config
         .service(health::liveness)
         .service(health::readiness)
-        .service(health::metrics);
+        .service(health::metrics)
+        .service(routes::jwks::jwks)
+        .service(
+            scope("/api/v1/auth")
+                .service(auth::register)
+                .service(auth::login)
+                .service(auth::refresh)
+                .service(auth::logout)
+                .service(auth::me)
+                .service(auth::update_me)
+                .service(auth::delete_me)
+                .service(auth::change_password)
+                .service(auth::export_me)
+                .service(auth::sessions)
+                .service(auth::revoke_session)
+                .service(auth::forgot_password)
+                .service(auth::reset_password)
+                .service(auth::verify_email)
+                .service(auth::resend_verification),
+        )
+        .service(
+            scope("/api/admin/v1")
+                .service(admin::admin_me)
+                .service(admin::admin_get_user),
+        );
 }
 
 /// The OpenAPI document of the routes above.

@@ -19,6 +19,8 @@ use crate::error::{ErrorBody, ErrorCode, ErrorEnvelope, FieldError};
     modifiers(&SecuritySchemes),
     tags(
         (name = "health", description = "Liveness, readiness and metrics"),
+        (name = "auth", description = "Accounts, sign-in, tokens, sessions, password and email flows"),
+        (name = "admin", description = "The admin API (users with a system role)"),
     )
 )]
 pub struct ApiDoc;

@@ -1,13 +1,20 @@
 //! What handlers share.
 
+use std::sync::Arc;
+
 use metrics_exporter_prometheus::PrometheusHandle;
 use steward_persistence::Database;
+
+use crate::auth::AuthService;
+use crate::rate_limit::RateLimits;
 
 /// Shared application state, cloned into every worker.
 #[derive(Clone)]
 pub struct AppState {
     pub database: Database,
     pub metrics: PrometheusHandle,
+    pub auth: Arc<AuthService>,
+    pub rate_limits: Arc<RateLimits>,
 }
 
 /// HTTP settings that shape the app itself.

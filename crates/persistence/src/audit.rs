@@ -14,7 +14,14 @@ impl AuditRecorder for UnitOfWork {
     }
 }
 
-async fn insert_audit_entry(
+/// Outside a unit of work: for events that change nothing else (a failed sign-in).
+impl AuditRecorder for crate::Database {
+    async fn record(&self, entry: &AuditEntry) -> Result<(), RepositoryError> {
+        insert_audit_entry(self.connection(), entry).await
+    }
+}
+
+pub(crate) async fn insert_audit_entry(
     connection: &impl ConnectionTrait,
     entry: &AuditEntry,
 ) -> Result<(), RepositoryError> {

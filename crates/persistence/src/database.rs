@@ -308,7 +308,7 @@ mod tests {
         database.migrate_up().await.unwrap();
         let state = database.migration_state().await.unwrap();
         assert!(state.pending.is_empty());
-        assert_eq!(state.applied.len(), 5);
+        assert_eq!(state.applied.len(), Migrator::migrations().len());
         assert!(database.has_table("audit_logs").await.unwrap());
         assert!(dir.path().join("nested/steward.db").exists());
     }

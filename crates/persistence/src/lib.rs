@@ -4,6 +4,7 @@
 //! Works the same on SQLite (the embedded default) and PostgreSQL; the backend is chosen by the
 //! database URL alone.
 
+mod accounts;
 mod audit;
 mod database;
 pub mod entities;

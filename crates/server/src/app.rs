@@ -6,8 +6,13 @@ use std::time::Duration;
 
 use actix_web::HttpServer;
 use actix_web::dev::{Server, ServerHandle};
+use std::sync::Arc;
+
+use steward_api::auth::{AuthService, AuthSettings};
+use steward_api::rate_limit::{RateLimitSettings, RateLimits};
 use steward_api::{AppState, HttpSettings};
-use steward_auth::SigningKeyPem;
+use steward_auth::{HashingCost, KeyRing, PasswordHasher, SigningKeyPem};
+use steward_domain::session::{LoginThrottlePolicy, TokenLifetimes};
 use steward_persistence::{Database, DatabaseOptions, PersistenceError};
 
 use crate::config::Config;
@@ -29,6 +34,8 @@ pub enum StartupError {
     },
     #[error("metrics recorder: {0}")]
     Metrics(String),
+    #[error("{0}")]
+    Setting(String),
 }
 
 /// A built server, listening, not yet serving.
@@ -37,6 +44,7 @@ pub struct Application {
     server: Server,
     database: Database,
     signing_keys: Vec<SigningKeyPem>,
+    outbox: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -49,6 +57,19 @@ impl Application {
         }
         let signing_keys = keys::load_or_generate(&config)?;
         let metrics = steward_api::metrics::recorder().map_err(StartupError::Metrics)?;
+        let auth = Arc::new(auth_service(&config, database.clone(), &signing_keys)?);
+        let transport = crate::mail::MailTransport::from_config(config.smtp_url.as_deref(), &config.data_dir)
+            .map_err(StartupError::Setting)?;
+        let from = config
+            .mail_from
+            .parse()
+            .map_err(|error| StartupError::Setting(format!("STEWARD_MAIL_FROM: {error}")))?;
+        let outbox = tokio::spawn(crate::mail::run_outbox(
+            database.clone(),
+            transport,
+            from,
+            Duration::from_millis(config.outbox_poll_ms.max(10)),
+        ));
 
         let listener = TcpListener::bind(config.bind).map_err(|source| StartupError::Bind {
             address: config.bind,
@@ -65,6 +86,13 @@ impl Application {
         let state = AppState {
             database: database.clone(),
             metrics,
+            auth,
+            rate_limits: RateLimits::new(RateLimitSettings {
+                register_per_hour: config.rate_limit_register_per_hour,
+                login_per_hour: config.rate_limit_login_per_hour,
+                password_reset_per_hour: config.rate_limit_password_reset_per_hour,
+                refresh_per_hour: config.rate_limit_refresh_per_hour,
+            }),
         };
         let settings = HttpSettings {
             body_limit: config.body_limit_bytes,
@@ -89,6 +117,7 @@ impl Application {
             server,
             database,
             signing_keys,
+            outbox,
         })
     }
 
@@ -111,7 +140,9 @@ impl Application {
 
     /// Serves until the server is stopped (SIGINT/SIGTERM or [`ServerHandle::stop`]).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        self.outbox.abort();
+        result
     }
 }
 
@@ -121,4 +152,41 @@ pub async fn connect_database(config: &Config) -> Result<Database, StartupError>
     options.max_connections = config.database_max_connections;
     options.connect_timeout = Duration::from_secs(config.database_connect_timeout_secs);
     Database::connect(&options).await.map_err(StartupError::Database)
+}
+
+/// The authentication service as configured: key ring, Argon2id cost, lifetimes and limits.
+pub fn auth_service(
+    config: &Config,
+    database: Database,
+    signing_keys: &[SigningKeyPem],
+) -> Result<AuthService, StartupError> {
+    let ring = KeyRing::new(signing_keys, &config.jwt_issuer, &config.jwt_audience)
+        .map_err(|error| StartupError::Setting(format!("STEWARD_JWT_PRIVATE_KEYS: {error}")))?;
+    let hasher = PasswordHasher::new(HashingCost {
+        memory_kib: config.password_hash_memory_kib,
+        iterations: config.password_hash_iterations,
+        parallelism: config.password_hash_parallelism,
+    })
+    .map_err(|error| StartupError::Setting(format!("STEWARD_PASSWORD_HASH_*: {error}")))?;
+    let settings = AuthSettings {
+        lifetimes: TokenLifetimes {
+            access: chrono::Duration::seconds(config.access_token_ttl_secs),
+            refresh: chrono::Duration::days(config.refresh_token_ttl_days),
+            refresh_grace: chrono::Duration::seconds(config.refresh_grace_secs),
+        },
+        throttle: LoginThrottlePolicy {
+            max_attempts: config.login_max_attempts,
+            window: chrono::Duration::minutes(config.login_lockout_minutes),
+            lockout: chrono::Duration::minutes(config.login_lockout_minutes),
+        },
+        session_cache_ttl: Duration::from_millis(config.session_cache_ms),
+        public_url: config.public_url(),
+        ..AuthSettings::default()
+    };
+    Ok(AuthService::new(
+        database,
+        Arc::new(ring),
+        Arc::new(hasher),
+        settings,
+    ))
 }

@@ -38,6 +38,25 @@ pub enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// Manage administrators.
+    Admin {
+        #[command(subcommand)]
+        action: AdminAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminAction {
+    /// Create a `super_admin`, or promote an existing account to one.
+    Create {
+        #[arg(long)]
+        email: String,
+        /// Read the new account's password from standard input (one line).
+        #[arg(long)]
+        password_stdin: bool,
+        #[arg(long)]
+        display_name: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -66,6 +85,12 @@ pub enum KeysAction {
     Generate {
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// Add a new signing key to the development key directory (`<data dir>/keys`, or `--dir`):
+    /// it signs after the next start, and the older keys keep verifying.
+    Rotate {
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
 }
 
@@ -101,7 +126,69 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let config = load(cli.config)?;
             migrate(&config, action).await
         }
+        Command::Keys {
+            action: KeysAction::Rotate { dir },
+        } => {
+            let dir = match dir {
+                Some(dir) => dir,
+                None => load(cli.config)?.keys_dir(),
+            };
+            let path = keys::write_new_key(&dir).map_err(CliError::Failed)?;
+            println!("{}", path.display());
+            eprintln!(
+                "new signing key written; it signs after the next start. Keep the older keys until \
+                 their last access token has expired (the access-token lifetime), then remove them."
+            );
+            Ok(())
+        }
+        Command::Admin {
+            action:
+                AdminAction::Create {
+                    email,
+                    password_stdin,
+                    display_name,
+                },
+        } => {
+            let config = load(cli.config)?;
+            create_admin(&config, &email, password_stdin, display_name).await
+        }
     }
+}
+
+async fn create_admin(
+    config: &Config,
+    email: &str,
+    password_stdin: bool,
+    display_name: Option<String>,
+) -> Result<(), CliError> {
+    let password = if password_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .map_err(|error| CliError::Failed(format!("cannot read the password: {error}")))?;
+        Some(line.trim_end_matches(['\r', '\n']).to_owned())
+    } else {
+        None
+    };
+    let database = app::connect_database(config).await?;
+    if config.migrate_on_start {
+        database
+            .migrate_up()
+            .await
+            .map_err(|error| CliError::Failed(error.to_string()))?;
+    }
+    let signing_keys = keys::load_or_generate(config).map_err(|error| CliError::Failed(error.to_string()))?;
+    let service = app::auth_service(config, database, &signing_keys)?;
+    let (user, created) = service
+        .create_or_promote_admin(email, password, display_name)
+        .await
+        .map_err(|error| CliError::Failed(error.to_string()))?;
+    if created {
+        println!("created {} ({}) as super_admin", user.email, user.id);
+    } else {
+        println!("granted super_admin to {} ({})", user.email, user.id);
+    }
+    Ok(())
 }
 
 /// The spec exactly as `openapi/openapi.json` stores it.

@@ -56,6 +56,33 @@ pub struct Config {
     pub body_limit_bytes: usize,
     /// HTTP worker threads; defaults to the number of CPU cores.
     pub workers: Option<usize>,
+    /// Argon2id memory cost in KiB (64 MiB).
+    pub password_hash_memory_kib: u32,
+    /// Argon2id passes.
+    pub password_hash_iterations: u32,
+    /// Argon2id lanes.
+    pub password_hash_parallelism: u32,
+    pub access_token_ttl_secs: i64,
+    pub refresh_token_ttl_days: i64,
+    /// After a refresh, the previous token answers the same successor for this long; 0 disables.
+    pub refresh_grace_secs: i64,
+    /// How long an instance trusts its last look at a session; bounds how late a revoked
+    /// session's access token is refused.
+    pub session_cache_ms: u64,
+    /// Password checks per email per 15 minutes before the email locks for 15 minutes.
+    pub login_max_attempts: i32,
+    pub login_lockout_minutes: i64,
+    /// Requests per hour per client IP; 0 disables.
+    pub rate_limit_register_per_hour: u32,
+    pub rate_limit_login_per_hour: u32,
+    pub rate_limit_password_reset_per_hour: u32,
+    pub rate_limit_refresh_per_hour: u32,
+    /// `smtp://user:pass@host:25`, `smtp://host:587?tls=required` or `smtps://host:465`. Unset:
+    /// mail is written to the log and to `<data dir>/outbox/`.
+    pub smtp_url: Option<String>,
+    pub mail_from: String,
+    /// How often the mail outbox is checked.
+    pub outbox_poll_ms: u64,
 }
 
 impl Default for Config {
@@ -76,6 +103,22 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             body_limit_bytes: 1024 * 1024,
             workers: None,
+            password_hash_memory_kib: 64 * 1024,
+            password_hash_iterations: 3,
+            password_hash_parallelism: 1,
+            access_token_ttl_secs: 3600,
+            refresh_token_ttl_days: 30,
+            refresh_grace_secs: 10,
+            session_cache_ms: 2000,
+            login_max_attempts: 5,
+            login_lockout_minutes: 15,
+            rate_limit_register_per_hour: 10,
+            rate_limit_login_per_hour: 20,
+            rate_limit_password_reset_per_hour: 5,
+            rate_limit_refresh_per_hour: 60,
+            smtp_url: None,
+            mail_from: "Steward <no-reply@localhost>".to_owned(),
+            outbox_poll_ms: 1000,
         }
     }
 }
@@ -127,6 +170,45 @@ impl Config {
             return Err(ConfigError(
                 "STEWARD_JWT_ISSUER and STEWARD_JWT_AUDIENCE must not be empty".to_owned(),
             ));
+        }
+        if self.access_token_ttl_secs <= 0 || self.access_token_ttl_secs > 86_400 {
+            return Err(ConfigError(
+                "STEWARD_ACCESS_TOKEN_TTL_SECS: must be 1 to 86400".to_owned(),
+            ));
+        }
+        if self.refresh_token_ttl_days <= 0 {
+            return Err(ConfigError(
+                "STEWARD_REFRESH_TOKEN_TTL_DAYS: must be more than 0".to_owned(),
+            ));
+        }
+        if !(0..=300).contains(&self.refresh_grace_secs) {
+            return Err(ConfigError(
+                "STEWARD_REFRESH_GRACE_SECS: must be 0 to 300".to_owned(),
+            ));
+        }
+        if self.session_cache_ms > 5000 {
+            return Err(ConfigError(
+                "STEWARD_SESSION_CACHE_MS: at most 5000, so revoked sessions are refused within 5 s"
+                    .to_owned(),
+            ));
+        }
+        if self.login_max_attempts <= 0 || self.login_lockout_minutes <= 0 {
+            return Err(ConfigError(
+                "STEWARD_LOGIN_MAX_ATTEMPTS and STEWARD_LOGIN_LOCKOUT_MINUTES must be more than 0".to_owned(),
+            ));
+        }
+        if let Some(url) = &self.smtp_url
+            && !(url.starts_with("smtp://") || url.starts_with("smtps://"))
+        {
+            return Err(ConfigError(
+                "STEWARD_SMTP_URL: must start with smtp:// or smtps://".to_owned(),
+            ));
+        }
+        if self.mail_from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(ConfigError(format!(
+                "STEWARD_MAIL_FROM: `{}` is not a mailbox",
+                self.mail_from
+            )));
         }
         if self.workers == Some(0) {
             return Err(ConfigError("STEWARD_WORKERS: must be more than 0".to_owned()));

@@ -5,6 +5,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod keys;
+pub mod mail;
 pub mod telemetry;
 
 pub use app::{Application, StartupError};

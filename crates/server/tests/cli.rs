@@ -21,6 +21,11 @@ fn steward(args: &[&str], env: &[(&str, &str)], data_dir: &std::path::Path) -> O
     command.output().unwrap()
 }
 
+fn migrations() -> usize {
+    use steward_migration::MigratorTrait;
+    steward_migration::Migrator::migrations().len()
+}
+
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
@@ -69,7 +74,7 @@ fn migrate_commands_report_applied_and_pending_migrations() {
     let text = String::from_utf8(status.stdout).unwrap();
     assert_eq!(
         text.lines().filter(|line| line.starts_with("pending")).count(),
-        5,
+        migrations(),
         "{text}"
     );
 
@@ -77,7 +82,7 @@ fn migrate_commands_report_applied_and_pending_migrations() {
     let text = String::from_utf8(up.stdout).unwrap();
     assert_eq!(
         text.lines().filter(|line| line.starts_with("applied")).count(),
-        5,
+        migrations(),
         "{text}"
     );
 
@@ -97,7 +102,7 @@ fn migrate_commands_report_applied_and_pending_migrations() {
     let text = String::from_utf8(fresh.stdout).unwrap();
     assert_eq!(
         text.lines().filter(|line| line.starts_with("applied")).count(),
-        5,
+        migrations(),
         "{text}"
     );
     assert!(dir.path().join("steward.db").exists());

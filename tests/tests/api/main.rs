@@ -1,7 +1,13 @@
 //! All black-box tests compile into this one binary (one link instead of one per file).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod admin;
 mod audit;
+mod auth_accounts;
+mod auth_gdpr;
+mod auth_lockout;
+mod auth_mail;
+mod auth_refresh;
 mod boundaries;
 mod health;
 mod openapi;

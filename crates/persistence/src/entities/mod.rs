@@ -1,4 +1,13 @@
 //! SeaORM entities, one module per table. Later features add theirs as they need them.
 
 pub mod audit_logs;
+pub mod email_tokens;
+pub mod login_throttles;
+pub mod oauth_accounts;
 pub mod organizations;
+pub mod outbox_emails;
+pub mod password_history;
+pub mod refresh_tokens;
+pub mod user_sessions;
+pub mod user_system_roles;
+pub mod users;

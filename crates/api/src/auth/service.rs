@@ -1,0 +1,767 @@
+//! The authentication service: accounts, sign-in, sessions, refresh rotation, password and
+//! email flows. Handlers call it; it decides through the domain and stores through the
+//! domain's repository traits.
+
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use chrono::{Duration, Utc};
+use serde_json::json;
+use steward_auth::{KeyRing, PasswordHasher, TokenDeriver, Verification, hash_token, random_token};
+use steward_domain::accounts::{
+    AccountStore, AttemptPermit, EmailTokenPurpose, EmailTokenStore, LoginThrottleStore, NewUser, Outbox,
+    ProfileChanges, SessionRecord, SessionStore, UserRecord,
+};
+use steward_domain::identity::{
+    DisplayName, EmailAddress, PASSWORD_HISTORY, WeakPassword, check_password_rules,
+};
+use steward_domain::rbac::RoleCatalog;
+use steward_domain::session::{
+    LoginThrottlePolicy, RefreshDecision, RefreshTokenState, TokenLifetimes, decide_refresh,
+};
+use steward_domain::{Actor, AuditAction, AuditEntry, AuditRecorder, RequestOrigin};
+use steward_persistence::Database;
+use uuid::Uuid;
+
+use super::error::AuthError;
+use super::session_cache::SessionCache;
+
+/// Settings of the authentication service.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    pub lifetimes: TokenLifetimes,
+    pub throttle: LoginThrottlePolicy,
+    pub session_cache_ttl: StdDuration,
+    /// Base URL for links in mail.
+    pub public_url: String,
+    pub verification_ttl: Duration,
+    pub reset_ttl: Duration,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            lifetimes: TokenLifetimes::default(),
+            throttle: LoginThrottlePolicy::default(),
+            session_cache_ttl: StdDuration::from_secs(2),
+            public_url: "http://127.0.0.1:8080".to_owned(),
+            verification_ttl: Duration::hours(24),
+            reset_ttl: Duration::hours(1),
+        }
+    }
+}
+
+/// What sign-in, registration and refresh answer.
+#[derive(Debug, Clone)]
+pub struct IssuedTokens {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub expires_in: i64,
+    pub user: UserRecord,
+}
+
+pub struct NewAccount {
+    pub email: String,
+    pub password: String,
+    pub display_name: String,
+}
+
+pub struct SignIn {
+    pub email: String,
+    pub password: String,
+}
+
+/// Profile fields a user may change; `None` leaves a field as it is.
+#[derive(Debug, Default)]
+pub struct ProfileUpdate {
+    pub display_name: Option<String>,
+    pub email: Option<String>,
+    pub avatar_url: Option<Option<String>>,
+    pub locale: Option<Option<String>>,
+    pub timezone: Option<Option<String>>,
+    pub expected_version: Option<i32>,
+}
+
+pub struct AuthService {
+    database: Database,
+    keys: Arc<KeyRing>,
+    hasher: Arc<PasswordHasher>,
+    deriver: TokenDeriver,
+    settings: AuthSettings,
+    sessions: SessionCache,
+    roles: RoleCatalog,
+}
+
+fn action(name: &'static str) -> AuditAction {
+    AuditAction::known(name)
+}
+
+fn parse_email(value: &str) -> Result<EmailAddress, AuthError> {
+    EmailAddress::parse(value).map_err(|error| AuthError::Invalid {
+        field: "email",
+        message: error.to_string(),
+    })
+}
+
+fn parse_display_name(value: &str) -> Result<DisplayName, AuthError> {
+    DisplayName::parse(value).map_err(|error| AuthError::Invalid {
+        field: "displayName",
+        message: error.to_string(),
+    })
+}
+
+impl AuthService {
+    pub fn new(
+        database: Database,
+        keys: Arc<KeyRing>,
+        hasher: Arc<PasswordHasher>,
+        settings: AuthSettings,
+    ) -> Self {
+        Self {
+            deriver: TokenDeriver::new(keys.derivation_secret()),
+            sessions: SessionCache::new(settings.session_cache_ttl),
+            database,
+            keys,
+            hasher,
+            settings,
+            roles: RoleCatalog::default(),
+        }
+    }
+
+    pub fn keys(&self) -> &KeyRing {
+        &self.keys
+    }
+
+    pub fn roles(&self) -> &RoleCatalog {
+        &self.roles
+    }
+
+    pub fn database(&self) -> &Database {
+        &self.database
+    }
+
+    /// Hashing and verification are CPU-bound; they run on the blocking pool so a burst of
+    /// sign-ins never stalls the async workers.
+    async fn hash_password(&self, password: String) -> Result<String, AuthError> {
+        let hasher = Arc::clone(&self.hasher);
+        tokio::task::spawn_blocking(move || hasher.hash(&password))
+            .await
+            .map_err(|error| AuthError::Hashing(error.to_string()))?
+            .map_err(|error| AuthError::Hashing(error.to_string()))
+    }
+
+    async fn verify_password(
+        &self,
+        password: String,
+        hash: Option<String>,
+    ) -> Result<Verification, AuthError> {
+        let hasher = Arc::clone(&self.hasher);
+        tokio::task::spawn_blocking(move || match hash {
+            Some(hash) => hasher.verify(&password, &hash),
+            None => {
+                hasher.verify_dummy(&password);
+                Verification {
+                    matches: false,
+                    needs_rehash: false,
+                }
+            }
+        })
+        .await
+        .map_err(|error| AuthError::Hashing(error.to_string()))
+    }
+
+    /// Whether `password` matches any of the user's last passwords.
+    async fn was_recently_used(&self, user: Uuid, password: &str) -> Result<bool, AuthError> {
+        let hashes = self
+            .database
+            .recent_password_hashes(user, PASSWORD_HISTORY)
+            .await?;
+        let hasher = Arc::clone(&self.hasher);
+        let password = password.to_owned();
+        tokio::task::spawn_blocking(move || hashes.iter().any(|hash| hasher.verify(&password, hash).matches))
+            .await
+            .map_err(|error| AuthError::Hashing(error.to_string()))
+    }
+
+    async fn check_new_password(
+        &self,
+        user: Option<Uuid>,
+        password: &str,
+        email: &EmailAddress,
+        field: &'static str,
+    ) -> Result<(), AuthError> {
+        check_password_rules(password, email).map_err(|reason| AuthError::WeakPassword(reason, field))?;
+        if let Some(user) = user
+            && self.was_recently_used(user, password).await?
+        {
+            return Err(AuthError::WeakPassword(WeakPassword::RecentlyUsed, field));
+        }
+        Ok(())
+    }
+
+    fn issue_access_token(&self, user: Uuid, session: Uuid) -> Result<(String, i64), AuthError> {
+        let lifetime = self.settings.lifetimes.access.num_seconds();
+        let (token, _) = self
+            .keys
+            .issue(user, session, lifetime)
+            .map_err(|error| AuthError::Signing(error.to_string()))?;
+        Ok((token, lifetime))
+    }
+
+    async fn open_session(
+        &self,
+        user: UserRecord,
+        origin: &RequestOrigin,
+        event: &'static str,
+    ) -> Result<IssuedTokens, AuthError> {
+        let now = Utc::now();
+        let session = SessionRecord {
+            id: Uuid::now_v7(),
+            user_id: user.id,
+            ip_address: origin.ip_address.clone(),
+            user_agent: origin.user_agent.clone(),
+            created_at: now,
+            last_used_at: Some(now),
+            expires_at: now + self.settings.lifetimes.refresh,
+            revoked_at: None,
+        };
+        let refresh_token = random_token(32);
+        let audit = AuditEntry::new(Actor::user(user.id), action(event), "session")
+            .resource_id(session.id)
+            .origin(origin.clone());
+        self.database
+            .open_session(session.clone(), hash_token(&refresh_token), &audit)
+            .await?;
+        let (access_token, expires_in) = self.issue_access_token(user.id, session.id)?;
+        Ok(IssuedTokens {
+            access_token,
+            refresh_token,
+            expires_in,
+            user,
+        })
+    }
+
+    async fn send_email_token(
+        &self,
+        user: Uuid,
+        purpose: EmailTokenPurpose,
+        address: &str,
+    ) -> Result<(), AuthError> {
+        let token = random_token(32);
+        let (ttl, path, subject, intro) = match purpose {
+            EmailTokenPurpose::VerifyEmail => (
+                self.settings.verification_ttl,
+                "verify-email",
+                "Confirm your email address",
+                "Confirm this email address for your account",
+            ),
+            EmailTokenPurpose::ResetPassword => (
+                self.settings.reset_ttl,
+                "reset-password",
+                "Reset your password",
+                "Someone (hopefully you) asked to reset the password of your account. Choose a new one",
+            ),
+        };
+        self.database
+            .issue_email_token(user, purpose, address, hash_token(&token), Utc::now() + ttl)
+            .await?;
+        let link = format!("{}/{path}?token={token}", self.settings.public_url);
+        let hours = ttl.num_hours();
+        let body = format!(
+            "{intro}:\n\n{link}\n\nThe link works once and expires in {hours} hour{}.\nIf this was not you, ignore this message.\n",
+            if hours == 1 { "" } else { "s" }
+        );
+        self.database.enqueue_email(address, subject, &body).await?;
+        Ok(())
+    }
+
+    pub async fn register(
+        &self,
+        account: NewAccount,
+        origin: &RequestOrigin,
+    ) -> Result<IssuedTokens, AuthError> {
+        let email = parse_email(&account.email)?;
+        let display_name = parse_display_name(&account.display_name)?;
+        self.check_new_password(None, &account.password, &email, "password")
+            .await?;
+        if self.database.find_user_by_email(&email).await?.is_some() {
+            return Err(AuthError::EmailTaken);
+        }
+        let password_hash = self.hash_password(account.password).await?;
+        let id = Uuid::now_v7();
+        let audit = AuditEntry::new(Actor::user(id), action("auth.registered"), "user")
+            .resource_id(id)
+            .change(
+                None,
+                Some(json!({"email": email.as_str(), "displayName": display_name.as_str()})),
+            )
+            .origin(origin.clone());
+        let user = self
+            .database
+            .create_user(
+                NewUser {
+                    email: email.clone(),
+                    display_name: display_name.into_inner(),
+                    password_hash,
+                },
+                &audit,
+            )
+            .await
+            .map_err(|error| match error {
+                steward_domain::RepositoryError::Conflict(_) => AuthError::EmailTaken,
+                other => other.into(),
+            })?;
+        self.send_email_token(user.id, EmailTokenPurpose::VerifyEmail, &user.email)
+            .await?;
+        self.open_session(user, origin, "auth.login_succeeded").await
+    }
+
+    pub async fn login(&self, sign_in: SignIn, origin: &RequestOrigin) -> Result<IssuedTokens, AuthError> {
+        let email = parse_email(&sign_in.email)?;
+        let now = Utc::now();
+        let policy = self.settings.throttle;
+        if let AttemptPermit::Locked { retry_after_seconds } =
+            self.database.reserve_attempt(email.as_str(), policy, now).await?
+        {
+            return Err(AuthError::AccountLocked { retry_after_seconds });
+        }
+        let user = self
+            .database
+            .find_user_by_email(&email)
+            .await?
+            .filter(UserRecord::is_active);
+        let stored_hash = user.as_ref().and_then(|u| u.password_hash.clone());
+        let verification = self
+            .verify_password(sign_in.password.clone(), stored_hash)
+            .await?;
+        let Some(user) = user.filter(|_| verification.matches) else {
+            let failed = AuditEntry::new(
+                Actor {
+                    kind: steward_domain::ActorKind::User,
+                    id: None,
+                },
+                action("auth.login_failed"),
+                "user",
+            )
+            .change(None, Some(json!({"email": email.as_str()})))
+            .origin(origin.clone());
+            self.database.record(&failed).await?;
+            if self
+                .database
+                .record_failure(email.as_str(), policy, Utc::now())
+                .await?
+            {
+                let locked = AuditEntry::new(Actor::system(), action("auth.account_locked"), "user")
+                    .change(
+                        None,
+                        Some(json!({"email": email.as_str(), "minutes": policy.lockout.num_minutes()})),
+                    )
+                    .origin(origin.clone());
+                self.database.record(&locked).await?;
+            }
+            return Err(AuthError::InvalidCredentials);
+        };
+        self.database.clear(email.as_str()).await?;
+        if verification.needs_rehash {
+            let upgraded = self.hash_password(sign_in.password).await?;
+            self.database.upgrade_password_hash(user.id, upgraded).await?;
+        }
+        self.open_session(user, origin, "auth.login_succeeded").await
+    }
+
+    /// Exchanges a refresh token for a new pair, with reuse detection and the grace window
+    /// (see `steward_domain::session::decide_refresh`).
+    pub async fn refresh(&self, presented: &str, origin: &RequestOrigin) -> Result<IssuedTokens, AuthError> {
+        let hash = hash_token(presented);
+        // A lost race re-reads once: the winner's rotation is then visible.
+        for _ in 0..3 {
+            let token = self
+                .database
+                .find_refresh_token(&hash)
+                .await?
+                .ok_or(AuthError::InvalidRefreshToken)?;
+            let session = self
+                .database
+                .find_session(token.session_id)
+                .await?
+                .ok_or(AuthError::InvalidRefreshToken)?;
+            let now = Utc::now();
+            let state = RefreshTokenState {
+                expires_at: token.expires_at,
+                used_at: token.used_at,
+                successor_used: token.successor_used,
+                session_active: session.is_active(now),
+            };
+            let successor = self.deriver.refresh_successor(presented);
+            match decide_refresh(state, now, self.settings.lifetimes.refresh_grace) {
+                RefreshDecision::Reject => return Err(AuthError::InvalidRefreshToken),
+                RefreshDecision::ReuseDetected => {
+                    let audit = AuditEntry::new(
+                        Actor::user(session.user_id),
+                        action("auth.refresh_reuse_detected"),
+                        "session",
+                    )
+                    .resource_id(session.id)
+                    .origin(origin.clone());
+                    self.database
+                        .revoke_session(session.id, session.user_id, "refresh_reuse", &audit)
+                        .await?;
+                    self.sessions.forget(session.id);
+                    return Err(AuthError::InvalidRefreshToken);
+                }
+                RefreshDecision::ReplaySuccessor => {
+                    return self.tokens_for_session(&session, successor).await;
+                }
+                RefreshDecision::Rotate => {
+                    let expires_at = now + self.settings.lifetimes.refresh;
+                    if self
+                        .database
+                        .rotate_refresh_token(&token, hash_token(&successor), expires_at, now)
+                        .await?
+                    {
+                        return self.tokens_for_session(&session, successor).await;
+                    }
+                }
+            }
+        }
+        Err(AuthError::InvalidRefreshToken)
+    }
+
+    async fn tokens_for_session(
+        &self,
+        session: &SessionRecord,
+        refresh_token: String,
+    ) -> Result<IssuedTokens, AuthError> {
+        let user = self
+            .database
+            .find_user(session.user_id)
+            .await?
+            .filter(UserRecord::is_active)
+            .ok_or(AuthError::InvalidRefreshToken)?;
+        let (access_token, expires_in) = self.issue_access_token(user.id, session.id)?;
+        Ok(IssuedTokens {
+            access_token,
+            refresh_token,
+            expires_in,
+            user,
+        })
+    }
+
+    /// Verifies an access token and that its session is still live.
+    pub async fn authenticate(&self, bearer: &str) -> Result<steward_auth::AccessClaims, AuthError> {
+        let claims = self.keys.verify(bearer).map_err(|_| AuthError::Unauthenticated)?;
+        let active = match self.sessions.get(claims.sid) {
+            Some(active) => active,
+            None => {
+                let session = self.database.find_session(claims.sid).await?;
+                let active = session.is_some_and(|s| s.user_id == claims.sub && s.is_active(Utc::now()));
+                self.sessions.put(claims.sid, active);
+                active
+            }
+        };
+        if active {
+            Ok(claims)
+        } else {
+            Err(AuthError::Unauthenticated)
+        }
+    }
+
+    pub async fn logout(&self, user: Uuid, session: Uuid, origin: &RequestOrigin) -> Result<(), AuthError> {
+        let audit = AuditEntry::new(Actor::user(user), action("auth.logout"), "session")
+            .resource_id(session)
+            .origin(origin.clone());
+        self.database
+            .revoke_session(session, user, "logout", &audit)
+            .await?;
+        self.sessions.forget(session);
+        Ok(())
+    }
+
+    pub async fn current_user(&self, user: Uuid) -> Result<UserRecord, AuthError> {
+        self.database
+            .find_user(user)
+            .await?
+            .filter(UserRecord::is_active)
+            .ok_or(AuthError::Unauthenticated)
+    }
+
+    pub async fn update_profile(
+        &self,
+        user: Uuid,
+        update: ProfileUpdate,
+        origin: &RequestOrigin,
+    ) -> Result<UserRecord, AuthError> {
+        let current = self.current_user(user).await?;
+        let mut changes = ProfileChanges {
+            display_name: update
+                .display_name
+                .as_deref()
+                .map(parse_display_name)
+                .transpose()?
+                .map(DisplayName::into_inner),
+            avatar_url: update.avatar_url,
+            locale: update.locale,
+            timezone: update.timezone,
+            pending_email: None,
+        };
+        let mut new_email = None;
+        if let Some(email) = update.email.as_deref() {
+            let email = parse_email(email)?;
+            if email.as_str() != current.email {
+                if self.database.find_user_by_email(&email).await?.is_some() {
+                    return Err(AuthError::EmailTaken);
+                }
+                changes.pending_email = Some(Some(email.as_str().to_owned()));
+                new_email = Some(email);
+            }
+        }
+        let before = json!({"displayName": current.display_name, "avatarUrl": current.avatar_url,
+            "locale": current.locale, "timezone": current.timezone, "pendingEmail": current.pending_email});
+        let audit_changes = json!({"displayName": changes.display_name, "avatarUrl": changes.avatar_url,
+            "locale": changes.locale, "timezone": changes.timezone, "pendingEmail": changes.pending_email});
+        let audit = AuditEntry::new(Actor::user(user), action("user.profile_updated"), "user")
+            .resource_id(user)
+            .change(Some(before), Some(audit_changes))
+            .origin(origin.clone());
+        let updated = self
+            .database
+            .update_profile(user, changes, update.expected_version, &audit)
+            .await?;
+        if let Some(email) = new_email {
+            self.send_email_token(user, EmailTokenPurpose::VerifyEmail, email.as_str())
+                .await?;
+        }
+        Ok(updated)
+    }
+
+    pub async fn change_password(
+        &self,
+        user: Uuid,
+        session: Uuid,
+        current_password: String,
+        new_password: String,
+        origin: &RequestOrigin,
+    ) -> Result<(), AuthError> {
+        let record = self.current_user(user).await?;
+        let verification = self
+            .verify_password(current_password, record.password_hash.clone())
+            .await?;
+        if !verification.matches {
+            return Err(AuthError::InvalidCredentials);
+        }
+        let email = parse_email(&record.email)?;
+        self.check_new_password(Some(user), &new_password, &email, "newPassword")
+            .await?;
+        let hash = self.hash_password(new_password).await?;
+        let audit = AuditEntry::new(Actor::user(user), action("auth.password_changed"), "user")
+            .resource_id(user)
+            .origin(origin.clone());
+        self.database
+            .change_password(user, hash, Some(session), &audit)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn sessions(&self, user: Uuid) -> Result<Vec<SessionRecord>, AuthError> {
+        Ok(self.database.active_sessions(user, Utc::now()).await?)
+    }
+
+    pub async fn revoke_session(
+        &self,
+        user: Uuid,
+        session: Uuid,
+        origin: &RequestOrigin,
+    ) -> Result<(), AuthError> {
+        let audit = AuditEntry::new(Actor::user(user), action("auth.session_revoked"), "session")
+            .resource_id(session)
+            .origin(origin.clone());
+        if !self
+            .database
+            .revoke_session(session, user, "revoked_by_user", &audit)
+            .await?
+        {
+            return Err(AuthError::NotFound);
+        }
+        self.sessions.forget(session);
+        Ok(())
+    }
+
+    /// Always succeeds from the caller's view, so it cannot be used to probe for accounts.
+    pub async fn forgot_password(&self, email: &str, origin: &RequestOrigin) -> Result<(), AuthError> {
+        let Ok(email) = EmailAddress::parse(email) else {
+            return Ok(());
+        };
+        if let Some(user) = self
+            .database
+            .find_user_by_email(&email)
+            .await?
+            .filter(UserRecord::is_active)
+        {
+            self.send_email_token(user.id, EmailTokenPurpose::ResetPassword, &user.email)
+                .await?;
+            let audit = AuditEntry::new(
+                Actor::user(user.id),
+                action("auth.password_reset_requested"),
+                "user",
+            )
+            .resource_id(user.id)
+            .origin(origin.clone());
+            self.database.record(&audit).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn reset_password(
+        &self,
+        token: &str,
+        new_password: String,
+        origin: &RequestOrigin,
+    ) -> Result<(), AuthError> {
+        // Rules that need no account are checked before the single-use token is spent.
+        let placeholder =
+            EmailAddress::parse("reset@steward.invalid").map_err(|_| AuthError::InvalidEmailToken)?;
+        check_password_rules(&new_password, &placeholder)
+            .map_err(|reason| AuthError::WeakPassword(reason, "newPassword"))?;
+        let redeemed = self
+            .database
+            .redeem_email_token(EmailTokenPurpose::ResetPassword, &hash_token(token), Utc::now())
+            .await?
+            .ok_or(AuthError::InvalidEmailToken)?;
+        let user = self
+            .current_user(redeemed.user_id)
+            .await
+            .map_err(|_| AuthError::InvalidEmailToken)?;
+        let email = parse_email(&user.email)?;
+        self.check_new_password(Some(user.id), &new_password, &email, "newPassword")
+            .await?;
+        let hash = self.hash_password(new_password).await?;
+        let audit = AuditEntry::new(Actor::user(user.id), action("auth.password_reset"), "user")
+            .resource_id(user.id)
+            .origin(origin.clone());
+        self.database.change_password(user.id, hash, None, &audit).await?;
+        for session in self.database.active_sessions(user.id, Utc::now()).await? {
+            self.sessions.forget(session.id);
+        }
+        self.database.clear(&user.email).await?;
+        Ok(())
+    }
+
+    pub async fn verify_email(&self, token: &str, origin: &RequestOrigin) -> Result<UserRecord, AuthError> {
+        let redeemed = self
+            .database
+            .redeem_email_token(EmailTokenPurpose::VerifyEmail, &hash_token(token), Utc::now())
+            .await?
+            .ok_or(AuthError::InvalidEmailToken)?;
+        let audit = AuditEntry::new(
+            Actor::user(redeemed.user_id),
+            action("auth.email_verified"),
+            "user",
+        )
+        .resource_id(redeemed.user_id)
+        .change(None, Some(json!({"email": redeemed.email})))
+        .origin(origin.clone());
+        self.database
+            .mark_email_verified(redeemed.user_id, &redeemed.email, &audit)
+            .await
+            .map_err(|error| match error {
+                steward_domain::RepositoryError::NotFound => AuthError::InvalidEmailToken,
+                other => other.into(),
+            })
+    }
+
+    pub async fn resend_verification(&self, user: Uuid) -> Result<(), AuthError> {
+        let record = self.current_user(user).await?;
+        let address = match (&record.pending_email, record.email_verified_at) {
+            (Some(pending), _) => pending.clone(),
+            (None, None) => record.email.clone(),
+            (None, Some(_)) => return Ok(()),
+        };
+        self.send_email_token(user, EmailTokenPurpose::VerifyEmail, &address)
+            .await
+    }
+
+    pub async fn delete_account(
+        &self,
+        user: Uuid,
+        password: Option<String>,
+        origin: &RequestOrigin,
+    ) -> Result<(), AuthError> {
+        let record = self.current_user(user).await?;
+        if record.password_hash.is_some() {
+            let verification = self
+                .verify_password(password.unwrap_or_default(), record.password_hash.clone())
+                .await?;
+            if !verification.matches {
+                return Err(AuthError::InvalidCredentials);
+            }
+        }
+        let sessions = self.database.active_sessions(user, Utc::now()).await?;
+        let audit = AuditEntry::new(Actor::user(user), action("auth.account_deleted"), "user")
+            .resource_id(user)
+            .origin(RequestOrigin {
+                ip_address: None,
+                user_agent: None,
+                request_id: origin.request_id.clone(),
+            });
+        self.database.erase_user(user, &audit).await?;
+        for session in sessions {
+            self.sessions.forget(session.id);
+        }
+        Ok(())
+    }
+
+    pub async fn export(&self, user: Uuid) -> Result<serde_json::Value, AuthError> {
+        Ok(self.database.export_user(user).await?)
+    }
+
+    pub async fn system_roles(&self, user: Uuid) -> Result<Vec<String>, AuthError> {
+        Ok(self.database.system_roles(user).await?)
+    }
+
+    /// Creates the account if needed (with `password`) and grants it `super_admin`. For the
+    /// `steward admin create` command.
+    pub async fn create_or_promote_admin(
+        &self,
+        email: &str,
+        password: Option<String>,
+        display_name: Option<String>,
+    ) -> Result<(UserRecord, bool), AuthError> {
+        let address = parse_email(email)?;
+        let (user, created) = match self.database.find_user_by_email(&address).await? {
+            Some(user) => (user, false),
+            None => {
+                let password = password.ok_or(AuthError::Invalid {
+                    field: "password",
+                    message: "a new account needs a password (--password-stdin)".to_owned(),
+                })?;
+                self.check_new_password(None, &password, &address, "password")
+                    .await?;
+                let name = parse_display_name(display_name.as_deref().unwrap_or("Administrator"))?;
+                let hash = self.hash_password(password).await?;
+                let id = Uuid::now_v7();
+                let audit = AuditEntry::new(Actor::system(), action("user.created"), "user")
+                    .resource_id(id)
+                    .change(None, Some(json!({"email": address.as_str()})));
+                let user = self
+                    .database
+                    .create_user(
+                        NewUser {
+                            email: address.clone(),
+                            display_name: name.into_inner(),
+                            password_hash: hash,
+                        },
+                        &audit,
+                    )
+                    .await?;
+                (user, true)
+            }
+        };
+        let audit = AuditEntry::new(Actor::system(), action("admin.role_granted"), "user")
+            .resource_id(user.id)
+            .change(None, Some(json!({"role": "super_admin"})));
+        self.database
+            .grant_system_role(user.id, "super_admin", &audit)
+            .await?;
+        Ok((user, created))
+    }
+}

@@ -1,0 +1,109 @@
+//! Per-client-IP rate limits of sensitive endpoints (governor, GCRA). In-memory per instance:
+//! with N instances behind a balancer a client gets at most N times the limit, which still
+//! stops scripted abuse; the per-email login lock lives in the database and holds everywhere.
+
+use std::marker::PhantomData;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest, web};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::error::{ApiError, ErrorCode};
+use crate::extractors::client_ip;
+use crate::state::AppState;
+
+/// Requests per hour per client IP; 0 disables a limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimitSettings {
+    pub register_per_hour: u32,
+    pub login_per_hour: u32,
+    pub password_reset_per_hour: u32,
+    pub refresh_per_hour: u32,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self {
+            register_per_hour: 10,
+            login_per_hour: 20,
+            password_reset_per_hour: 5,
+            refresh_per_hour: 60,
+        }
+    }
+}
+
+type Limiter = Option<DefaultKeyedRateLimiter<IpAddr>>;
+
+pub struct RateLimits {
+    register: Limiter,
+    login: Limiter,
+    password_reset: Limiter,
+    refresh: Limiter,
+}
+
+fn limiter(per_hour: u32) -> Limiter {
+    NonZeroU32::new(per_hour).map(|n| RateLimiter::keyed(Quota::per_hour(n).allow_burst(n)))
+}
+
+impl RateLimits {
+    pub fn new(settings: RateLimitSettings) -> Arc<Self> {
+        Arc::new(Self {
+            register: limiter(settings.register_per_hour),
+            login: limiter(settings.login_per_hour),
+            password_reset: limiter(settings.password_reset_per_hour),
+            refresh: limiter(settings.refresh_per_hour),
+        })
+    }
+
+    fn check(limiter: &Limiter, ip: IpAddr) -> Result<(), ApiError> {
+        let Some(limiter) = limiter else { return Ok(()) };
+        limiter.check_key(&ip).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            ApiError::new(ErrorCode::RateLimited, "too many requests; slow down")
+                .with_retry_after(wait.as_secs().max(1))
+        })
+    }
+}
+
+/// Which limit an endpoint counts against.
+pub trait LimitedAction {
+    fn limiter(limits: &RateLimits) -> &Limiter;
+}
+
+macro_rules! limited_action {
+    ($name:ident, $field:ident) => {
+        #[derive(Debug)]
+        pub struct $name;
+        impl LimitedAction for $name {
+            fn limiter(limits: &RateLimits) -> &Limiter {
+                &limits.$field
+            }
+        }
+    };
+}
+
+limited_action!(Register, register);
+limited_action!(Login, login);
+limited_action!(PasswordReset, password_reset);
+limited_action!(Refresh, refresh);
+
+/// Counts the request against limit `A`; a handler taking it is rate limited.
+#[derive(Debug)]
+pub struct RateLimited<A: LimitedAction>(PhantomData<A>);
+
+impl<A: LimitedAction> FromRequest for RateLimited<A> {
+    type Error = actix_web::Error;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let result = match (request.app_data::<web::Data<AppState>>(), client_ip(request)) {
+            (Some(state), Some(ip)) => RateLimits::check(A::limiter(&state.rate_limits), ip),
+            _ => Ok(()),
+        };
+        std::future::ready(result.map(|()| RateLimited(PhantomData)).map_err(Into::into))
+    }
+}

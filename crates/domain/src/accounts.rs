@@ -1,0 +1,311 @@
+//! Accounts, sessions and the storage they need, as the authentication service sees them.
+//!
+//! Every mutating method takes the [`AuditEntry`] that describes it: implementations write the
+//! change and the entry in one transaction, so no change goes unaudited and no entry outlives
+//! a rolled-back change.
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::audit::AuditEntry;
+use crate::identity::EmailAddress;
+use crate::repository::RepositoryError;
+use crate::session::LoginThrottlePolicy;
+
+/// A user account as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UserRecord {
+    pub id: Uuid,
+    pub email: String,
+    pub pending_email: Option<String>,
+    pub email_verified_at: Option<DateTime<Utc>>,
+    pub password_hash: Option<String>,
+    pub display_name: String,
+    pub avatar_url: Option<String>,
+    pub locale: Option<String>,
+    pub timezone: Option<String>,
+    pub status: String,
+    pub version: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub last_login_at: Option<DateTime<Utc>>,
+}
+
+impl UserRecord {
+    pub fn is_active(&self) -> bool {
+        self.status == "active"
+    }
+}
+
+/// A new account.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub email: EmailAddress,
+    pub display_name: String,
+    pub password_hash: String,
+}
+
+/// Profile fields to change; `None` leaves a field alone, `Some(None)` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct ProfileChanges {
+    pub display_name: Option<String>,
+    pub avatar_url: Option<Option<String>>,
+    pub locale: Option<Option<String>>,
+    pub timezone: Option<Option<String>>,
+    /// A new address awaiting verification.
+    pub pending_email: Option<Option<String>>,
+}
+
+/// A sign-in session; its refresh tokens form one family.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SessionRecord {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub expires_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl SessionRecord {
+    pub fn is_active(&self, now: DateTime<Utc>) -> bool {
+        self.revoked_at.is_none() && self.expires_at > now
+    }
+}
+
+/// A stored refresh token with what rotation needs to know about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshTokenRecord {
+    pub id: Uuid,
+    pub session_id: Uuid,
+    pub expires_at: DateTime<Utc>,
+    pub used_at: Option<DateTime<Utc>>,
+    pub successor_used: bool,
+}
+
+/// Why a single-use email token exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailTokenPurpose {
+    VerifyEmail,
+    ResetPassword,
+}
+
+impl EmailTokenPurpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EmailTokenPurpose::VerifyEmail => "verify_email",
+            EmailTokenPurpose::ResetPassword => "reset_password",
+        }
+    }
+}
+
+/// A redeemed email token: whose, and for which address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedeemedEmailToken {
+    pub user_id: Uuid,
+    pub email: String,
+}
+
+/// A mail waiting in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingEmail {
+    pub id: Uuid,
+    pub recipient: String,
+    pub subject: String,
+    pub body: String,
+    pub attempts: i32,
+}
+
+/// Whether a sign-in attempt may check the password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptPermit {
+    Granted,
+    /// Locked; retry after this many seconds.
+    Locked {
+        retry_after_seconds: i64,
+    },
+}
+
+pub trait AccountStore {
+    /// Creates the account; `Conflict` when the email is taken.
+    fn create_user(
+        &self,
+        user: NewUser,
+        audit: &AuditEntry,
+    ) -> impl Future<Output = Result<UserRecord, RepositoryError>> + Send;
+    fn find_user(&self, id: Uuid)
+    -> impl Future<Output = Result<Option<UserRecord>, RepositoryError>> + Send;
+    fn find_user_by_email(
+        &self,
+        email: &EmailAddress,
+    ) -> impl Future<Output = Result<Option<UserRecord>, RepositoryError>> + Send;
+    /// Applies profile changes when `expected_version` (if given) is current.
+    fn update_profile(
+        &self,
+        id: Uuid,
+        changes: ProfileChanges,
+        expected_version: Option<i32>,
+        audit: &AuditEntry,
+    ) -> impl Future<Output = Result<UserRecord, RepositoryError>> + Send;
+    /// Sets a new password hash, remembers it in the history, and revokes every session of the
+    /// user except `keep_session`.
+    fn change_password(
+        &self,
+        id: Uuid,
+        new_hash: String,
+        keep_session: Option<Uuid>,
+        audit: &AuditEntry,
+    ) -> impl Future<Output = Result<(), RepositoryError>> + Send;
+    /// The hashes of the user's most recent passwords, newest first.
+    fn recent_password_hashes(
+        &self,
+        id: Uuid,
+        count: usize,
+    ) -> impl Future<Output = Result<Vec<String>, RepositoryError>> + Send;
+    /// Replaces a hash made with outdated parameters (no audit: nothing the user changed).
+    fn upgrade_password_hash(
+        &self,
+        id: Uuid,
+        new_hash: String,
+    ) -> impl Future<Output = Result<(), RepositoryError>> + Send;
+    fn mark_email_verified(
+        &self,
+        id: Uuid,
+        email: &str,
+        audit: &AuditEntry,
+    ) -> impl Future<Output = Result<UserRecord, RepositoryError>> + Send;
+    fn system_roles(&self, id: Uuid) -> impl Future<Output = Result<Vec<String>, RepositoryError>> + Send;
+    fn grant_system_role(
+        &self,
+        id: Uuid,
+        role: &str,
+        audit: &AuditEntry,
+    ) -> impl Future<Output = Result<(), RepositoryError>> + Send;
+    /// GDPR erasure: personal data removed or anonymised, sessions and tokens deleted, the
+    /// audit trail kept.
+    fn erase_user(
+        &self,
+        id: Uuid,
+        audit: &AuditEntry,
+    ) -> impl Future<Output = Result<(), RepositoryError>> + Send;
+    /// Everything stored about the user, for the GDPR export.
+    fn export_user(
+        &self,
+        id: Uuid,
+    ) -> impl Future<Output = Result<serde_json::Value, RepositoryError>> + Send;
+}
+
+pub trait SessionStore {
+    /// Opens a session with its first refresh token and records the sign-in.
+    fn open_session(
+        &self,
+        session: SessionRecord,
+        refresh_token_hash: String,
+        audit: &AuditEntry,
+    ) -> impl Future<Output = Result<(), RepositoryError>> + Send;
+    fn find_session(
+        &self,
+        id: Uuid,
+    ) -> impl Future<Output = Result<Option<SessionRecord>, RepositoryError>> + Send;
+    fn active_sessions(
+        &self,
+        user_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<SessionRecord>, RepositoryError>> + Send;
+    /// Revokes one session of `user_id`; false when there is no such live session.
+    fn revoke_session(
+        &self,
+        id: Uuid,
+        user_id: Uuid,
+        reason: &str,
+        audit: &AuditEntry,
+    ) -> impl Future<Output = Result<bool, RepositoryError>> + Send;
+    fn find_refresh_token(
+        &self,
+        token_hash: &str,
+    ) -> impl Future<Output = Result<Option<RefreshTokenRecord>, RepositoryError>> + Send;
+    /// Atomically marks the token used and stores its successor; false when another request
+    /// marked it first (the caller then re-reads and decides again).
+    fn rotate_refresh_token(
+        &self,
+        token: &RefreshTokenRecord,
+        successor_hash: String,
+        successor_expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool, RepositoryError>> + Send;
+    fn touch_session(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), RepositoryError>> + Send;
+}
+
+pub trait LoginThrottleStore {
+    /// Atomically reserves one password check for `email`, or reports the lock.
+    fn reserve_attempt(
+        &self,
+        email: &str,
+        policy: LoginThrottlePolicy,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<AttemptPermit, RepositoryError>> + Send;
+    /// After a wrong password: locks the address once its attempts are used up. True when this
+    /// call locked it.
+    fn record_failure(
+        &self,
+        email: &str,
+        policy: LoginThrottlePolicy,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool, RepositoryError>> + Send;
+    fn clear(&self, email: &str) -> impl Future<Output = Result<(), RepositoryError>> + Send;
+}
+
+pub trait EmailTokenStore {
+    /// Stores a single-use token, invalidating earlier unused ones of the same purpose.
+    fn issue_email_token(
+        &self,
+        user_id: Uuid,
+        purpose: EmailTokenPurpose,
+        email: &str,
+        token_hash: String,
+        expires_at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), RepositoryError>> + Send;
+    /// Marks the token used if it is unused and unexpired; `None` otherwise. Atomic: of two
+    /// concurrent redemptions one wins.
+    fn redeem_email_token(
+        &self,
+        purpose: EmailTokenPurpose,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<RedeemedEmailToken>, RepositoryError>> + Send;
+}
+
+pub trait Outbox {
+    fn enqueue_email(
+        &self,
+        recipient: &str,
+        subject: &str,
+        body: &str,
+    ) -> impl Future<Output = Result<(), RepositoryError>> + Send;
+    fn due_emails(
+        &self,
+        now: DateTime<Utc>,
+        limit: u64,
+    ) -> impl Future<Output = Result<Vec<OutgoingEmail>, RepositoryError>> + Send;
+    fn mark_sent(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), RepositoryError>> + Send;
+    /// Schedules a retry (or gives up after the last attempt).
+    fn mark_failed(
+        &self,
+        id: Uuid,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> impl Future<Output = Result<(), RepositoryError>> + Send;
+}

@@ -1,0 +1,119 @@
+//! The mail outbox worker: sends queued mail over SMTP with retries, or — with no SMTP server
+//! configured — writes it to the log and to `<data dir>/outbox/` so development needs no mail
+//! server.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::Utc;
+use lettre::message::Mailbox;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use steward_domain::accounts::{Outbox, OutgoingEmail};
+use steward_persistence::Database;
+
+/// Attempts before a mail is given up (marked `failed`).
+const MAX_ATTEMPTS: i32 = 8;
+
+pub enum MailTransport {
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Directory(PathBuf),
+}
+
+impl MailTransport {
+    pub fn from_config(smtp_url: Option<&str>, data_dir: &std::path::Path) -> Result<Self, String> {
+        match smtp_url {
+            Some(url) => AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+                .map(|builder| MailTransport::Smtp(builder.timeout(Some(Duration::from_secs(15))).build()))
+                .map_err(|error| format!("STEWARD_SMTP_URL: {error}")),
+            None => Ok(MailTransport::Directory(data_dir.join("outbox"))),
+        }
+    }
+
+    async fn deliver(&self, from: &Mailbox, mail: &OutgoingEmail) -> Result<(), String> {
+        match self {
+            MailTransport::Smtp(transport) => {
+                let to: Mailbox = mail
+                    .recipient
+                    .parse()
+                    .map_err(|error| format!("recipient: {error}"))?;
+                let message = Message::builder()
+                    .from(from.clone())
+                    .to(to)
+                    .subject(mail.subject.clone())
+                    .body(mail.body.clone())
+                    .map_err(|error| error.to_string())?;
+                transport
+                    .send(message)
+                    .await
+                    .map(|_| ())
+                    .map_err(|error| error.to_string())
+            }
+            MailTransport::Directory(dir) => {
+                tokio::fs::create_dir_all(dir)
+                    .await
+                    .map_err(|error| error.to_string())?;
+                let path = dir.join(format!("{}.eml", mail.id));
+                let text = format!(
+                    "From: {from}\nTo: {}\nSubject: {}\n\n{}",
+                    mail.recipient, mail.subject, mail.body
+                );
+                tokio::fs::write(&path, text)
+                    .await
+                    .map_err(|error| error.to_string())?;
+                tracing::info!(
+                    to = %mail.recipient,
+                    subject = %mail.subject,
+                    path = %path.display(),
+                    body = %mail.body,
+                    "no SMTP server configured: mail written to the outbox directory"
+                );
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Seconds to wait before attempt `n + 1`: 5 s, 10 s, 20 s … capped at 30 minutes.
+fn backoff(attempts: i32) -> chrono::Duration {
+    let exponent = u32::try_from(attempts.clamp(0, 10)).unwrap_or(10);
+    chrono::Duration::seconds((5_i64 * 2_i64.pow(exponent)).min(1800))
+}
+
+/// Delivers due mail forever, every `interval`.
+pub async fn run_outbox(database: Database, transport: MailTransport, from: Mailbox, interval: Duration) {
+    loop {
+        match database.due_emails(Utc::now(), 20).await {
+            Ok(mails) => {
+                for mail in mails {
+                    let result = transport.deliver(&from, &mail).await;
+                    let recorded = match result {
+                        Ok(()) => database.mark_sent(mail.id, Utc::now()).await,
+                        Err(error) => {
+                            let attempts = mail.attempts + 1;
+                            let retry = (attempts < MAX_ATTEMPTS).then(|| Utc::now() + backoff(attempts));
+                            tracing::warn!(to = %mail.recipient, attempts, %error, gives_up = retry.is_none(), "mail delivery failed");
+                            database.mark_failed(mail.id, &error, retry).await
+                        }
+                    };
+                    if let Err(error) = recorded {
+                        tracing::warn!(%error, "could not record mail delivery");
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(%error, "could not read the mail outbox"),
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_and_cap() {
+        assert_eq!(backoff(1).num_seconds(), 10);
+        assert_eq!(backoff(2).num_seconds(), 20);
+        assert_eq!(backoff(20).num_seconds(), 1800);
+    }
+}
