@@ -214,7 +214,16 @@ pub fn test_config(database: &TestDatabase, data_dir: &std::path::Path) -> Confi
 
 /// A second instance on the same database and keys, as behind a load balancer.
 pub async fn spawn_second_instance(first: &TestApp) -> (String, ServerHandle) {
-    let config = test_config(&first.database, first.data_dir.path());
+    spawn_instance_with(first, |_| {}).await
+}
+
+/// Another instance on the same database and keys, configured differently.
+pub async fn spawn_instance_with(
+    first: &TestApp,
+    customise: impl FnOnce(&mut Config),
+) -> (String, ServerHandle) {
+    let mut config = test_config(&first.database, first.data_dir.path());
+    customise(&mut config);
     let application = Application::build(config).await.unwrap();
     let address = format!("http://127.0.0.1:{}", application.port());
     let handle = application.handle();

@@ -140,3 +140,83 @@ fn openapi_prints_the_spec_and_keys_generate_prints_a_pem() {
         "an existing key file is never overwritten"
     );
 }
+
+#[test]
+fn admin_create_makes_a_super_admin_and_promotes_existing_accounts() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let light = [
+        ("STEWARD_LOG_LEVEL", "error"),
+        ("STEWARD_PASSWORD_HASH_MEMORY_KIB", "8192"),
+        ("STEWARD_PASSWORD_HASH_ITERATIONS", "1"),
+    ];
+    let mut command = Command::new(env!("CARGO_BIN_EXE_steward"));
+    command
+        .args([
+            "admin",
+            "create",
+            "--email",
+            "Root@Example.com",
+            "--password-stdin",
+        ])
+        .current_dir(dir.path())
+        .env("STEWARD_DATA_DIR", dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (key, value) in light {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"a long admin passphrase\n")
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.starts_with("created root@example.com"), "{text}");
+
+    let again = steward(
+        &["admin", "create", "--email", "root@example.com"],
+        &light,
+        dir.path(),
+    );
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(
+        String::from_utf8(again.stdout)
+            .unwrap()
+            .starts_with("granted super_admin to root@example.com")
+    );
+
+    let weak = steward(
+        &["admin", "create", "--email", "new@example.com"],
+        &light,
+        dir.path(),
+    );
+    assert_eq!(weak.status.code(), Some(2));
+    assert!(stderr(&weak).contains("--password-stdin"), "{}", stderr(&weak));
+}
+
+#[test]
+fn keys_rotate_adds_a_key_beside_the_existing_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let first = steward(&["keys", "rotate"], &[], dir.path());
+    assert!(first.status.success(), "{}", stderr(&first));
+    std::thread::sleep(Duration::from_millis(5));
+    let second = steward(&["keys", "rotate"], &[], dir.path());
+    assert!(second.status.success(), "{}", stderr(&second));
+    let mut files: Vec<_> = std::fs::read_dir(&keys)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 2);
+    assert_eq!(
+        String::from_utf8(second.stdout).unwrap().trim(),
+        files[1].display().to_string()
+    );
+}

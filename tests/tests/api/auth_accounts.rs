@@ -469,3 +469,42 @@ async fn changing_the_password_checks_the_old_one_and_the_history() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_hash_with_outdated_parameters_is_upgraded_at_the_next_sign_in() {
+    use sea_orm::EntityTrait;
+    let app = spawn_app(Backend::Sqlite).await;
+    let registered = app.register("ann@example.com").await;
+    let id: uuid::Uuid = registered["user"]["id"].as_str().unwrap().parse().unwrap();
+    let hash = |app: &steward_tests::TestApp| {
+        let connection = app.db.connection().clone();
+        async move {
+            steward_persistence::entities::users::Entity::find_by_id(id)
+                .one(&connection)
+                .await
+                .unwrap()
+                .unwrap()
+                .password_hash
+                .unwrap()
+        }
+    };
+    assert!(hash(&app).await.contains("m=8192,t=1,p=1"));
+
+    let stronger =
+        steward_tests::spawn_instance_with(&app, |config| config.password_hash_iterations = 2).await;
+    let response = app
+        .client
+        .post(format!("{}/api/v1/auth/login", stronger.0))
+        .json(&json!({"email": "ann@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    expect_data(response, StatusCode::OK).await;
+    assert!(
+        hash(&app).await.contains("m=8192,t=2,p=1"),
+        "rehashed with the configured cost"
+    );
+    expect_data(app.login("ann@example.com", PASSWORD).await, StatusCode::OK).await;
+    stronger.1.stop(true).await;
+    app.stop().await;
+}
