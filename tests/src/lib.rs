@@ -177,6 +177,18 @@ fn database_url_for(admin_url: &str, name: &str) -> String {
     }
 }
 
+/// The `token` query parameter of the first link in a mail's text.
+pub fn link_token(text: &str) -> String {
+    let start = text
+        .find("token=")
+        .map(|i| i + "token=".len())
+        .expect("the mail has a link with a token");
+    text[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect()
+}
+
 /// The password test accounts are registered with.
 pub const PASSWORD: &str = "correct horse battery staple";
 
@@ -297,6 +309,33 @@ impl TestApp {
             "/api/v1/auth/login",
             &serde_json::json!({"email": email, "password": password}),
         )
+    }
+
+    /// Waits for a mail in the development outbox (`<data dir>/outbox/`, used when no SMTP
+    /// server is configured) whose text contains `needle`.
+    pub async fn outbox_mail(&self, needle: &str) -> String {
+        let outbox = self.data_dir.path().join("outbox");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let found = std::fs::read_dir(&outbox)
+                .map(|dir| {
+                    dir.filter_map(Result::ok)
+                        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                        .collect()
+                })
+                .unwrap_or_else(|_| Vec::new())
+                .into_iter()
+                .find(|mail: &String| mail.contains(needle));
+            if let Some(mail) = found {
+                return mail;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no mail containing {needle:?} in {}",
+                outbox.display()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Audit actions recorded so far, oldest first.

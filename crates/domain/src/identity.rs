@@ -90,6 +90,55 @@ impl DisplayName {
     }
 }
 
+/// Why an optional profile field is refused; the message is for the client.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("{0}")]
+pub struct InvalidProfileField(pub &'static str);
+
+/// An avatar: an http(s) URL of at most 2048 characters.
+pub fn check_avatar_url(url: &str) -> Result<(), InvalidProfileField> {
+    let ok = url.chars().count() <= 2048
+        && (url.starts_with("https://") || url.starts_with("http://"))
+        && !url.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(())
+    } else {
+        Err(InvalidProfileField(
+            "must be an http(s) URL of at most 2048 characters",
+        ))
+    }
+}
+
+/// A BCP 47 language tag such as `en-GB`: letters, digits and hyphens, at most 35 characters.
+pub fn check_locale(tag: &str) -> Result<(), InvalidProfileField> {
+    let ok = !tag.is_empty()
+        && tag.len() <= 35
+        && tag
+            .split('-')
+            .all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric()));
+    if ok {
+        Ok(())
+    } else {
+        Err(InvalidProfileField("must be a BCP 47 language tag such as en-GB"))
+    }
+}
+
+/// An IANA time zone name such as `Europe/Berlin` (checked for shape, not against the database).
+pub fn check_timezone(zone: &str) -> Result<(), InvalidProfileField> {
+    let ok = !zone.is_empty()
+        && zone.len() <= 64
+        && zone
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/_+-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(InvalidProfileField(
+            "must be an IANA time zone such as Europe/Berlin",
+        ))
+    }
+}
+
 /// Why a new password is refused.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum WeakPassword {
@@ -174,6 +223,20 @@ mod tests {
         assert!(DisplayName::parse(&"x".repeat(101)).is_err());
         assert!(DisplayName::parse("a\u{0007}b").is_err());
         assert!(DisplayName::parse(&"é".repeat(100)).is_ok());
+    }
+
+    #[test]
+    fn profile_fields_table() {
+        assert!(check_avatar_url("https://example.com/a.png").is_ok());
+        assert!(check_avatar_url("javascript:alert(1)").is_err());
+        assert!(check_avatar_url(&format!("https://x/{}", "a".repeat(2048))).is_err());
+        assert!(check_locale("en-GB").is_ok());
+        assert!(check_locale("zh-Hant-TW").is_ok());
+        assert!(check_locale("en--GB").is_err());
+        assert!(check_locale("en_GB").is_err());
+        assert!(check_timezone("America/Argentina/Buenos_Aires").is_ok());
+        assert!(check_timezone("Etc/GMT+5").is_ok());
+        assert!(check_timezone("Not a zone!").is_err());
     }
 
     #[test]

@@ -209,3 +209,59 @@ async fn a_revoked_session_is_refused_by_another_instance_within_five_seconds() 
     })
     .await;
 }
+
+#[tokio::test]
+async fn expired_access_refresh_and_email_tokens_are_refused() {
+    use sea_orm::sea_query::Expr;
+    use steward_persistence::entities::email_tokens;
+    each_backend(|backend| async move {
+        let app = spawn_app_with(backend, |config| config.access_token_ttl_secs = 1).await;
+        let registered = app.register("ann@example.com").await;
+        let past = chrono::Utc::now() - chrono::Duration::minutes(1);
+
+        // Expire every refresh and email token in the database, as time would.
+        refresh_tokens::Entity::update_many()
+            .col_expr(refresh_tokens::Column::ExpiresAt, Expr::value(past))
+            .exec(app.db.connection())
+            .await
+            .unwrap();
+        expect_error(
+            refresh(&app, &text(&registered, "refreshToken")).await,
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHORIZED",
+        )
+        .await;
+
+        let forgot = app
+            .post_json(
+                "/api/v1/auth/forgot-password",
+                &json!({"email": "ann@example.com"}),
+            )
+            .await;
+        assert_eq!(forgot.status(), StatusCode::ACCEPTED);
+        email_tokens::Entity::update_many()
+            .col_expr(email_tokens::Column::ExpiresAt, Expr::value(past))
+            .exec(app.db.connection())
+            .await
+            .unwrap();
+        let token = steward_tests::link_token(&app.outbox_mail("reset-password?token=").await);
+        let expired = app
+            .post_json(
+                "/api/v1/auth/reset-password",
+                &json!({"token": token, "newPassword": "a fresh passphrase"}),
+            )
+            .await;
+        expect_error(expired, StatusCode::BAD_REQUEST, "VALIDATION_ERROR").await;
+
+        // The access token lives 1 s; verification allows 5 s of clock skew.
+        tokio::time::sleep(Duration::from_millis(6500)).await;
+        let late = app
+            .authed(Method::GET, "/api/v1/auth/me", &text(&registered, "accessToken"))
+            .send()
+            .await
+            .unwrap();
+        expect_error(late, StatusCode::UNAUTHORIZED, "UNAUTHORIZED").await;
+        app.stop().await;
+    })
+    .await;
+}

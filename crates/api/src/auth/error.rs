@@ -18,6 +18,8 @@ pub enum AuthError {
     InvalidEmailToken,
     #[error("{field}: {message}")]
     Invalid { field: &'static str, message: String },
+    #[error("invalid fields: {0:?}")]
+    InvalidFields(Vec<(&'static str, String)>),
     #[error("the password {0}")]
     WeakPassword(WeakPassword, &'static str),
     #[error("an account with this email already exists")]
@@ -65,6 +67,16 @@ impl From<AuthError> for ApiError {
                     field: field.to_owned(),
                     message,
                 }]),
+            AuthError::InvalidFields(problems) => ApiError::validation("the request has invalid fields")
+                .with_details(
+                    problems
+                        .into_iter()
+                        .map(|(field, message)| FieldError {
+                            field: field.to_owned(),
+                            message,
+                        })
+                        .collect(),
+                ),
             AuthError::WeakPassword(reason, field) => ApiError::validation("the password is not acceptable")
                 .with_details(vec![FieldError {
                     field: field.to_owned(),

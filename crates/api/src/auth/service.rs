@@ -13,8 +13,11 @@ use steward_domain::accounts::{
     ProfileChanges, SessionRecord, SessionStore, UserRecord,
 };
 use steward_domain::identity::{
-    DisplayName, EmailAddress, PASSWORD_HISTORY, WeakPassword, check_password_rules,
+    DisplayName, EmailAddress, InvalidProfileField, PASSWORD_HISTORY, WeakPassword, check_avatar_url,
+    check_locale, check_password_rules, check_timezone,
 };
+
+type ProfileCheck = fn(&str) -> Result<(), InvalidProfileField>;
 use steward_domain::rbac::RoleCatalog;
 use steward_domain::session::{
     LoginThrottlePolicy, RefreshDecision, RefreshTokenState, TokenLifetimes, decide_refresh,
@@ -94,6 +97,19 @@ pub struct AuthService {
 
 fn action(name: &'static str) -> AuditAction {
     AuditAction::known(name)
+}
+
+/// The audit entry of something a user did to a resource, from where they did it.
+fn user_event(
+    user: Uuid,
+    name: &'static str,
+    resource_type: &str,
+    resource_id: Uuid,
+    origin: &RequestOrigin,
+) -> AuditEntry {
+    AuditEntry::new(Actor::user(user), action(name), resource_type)
+        .resource_id(resource_id)
+        .origin(origin.clone())
 }
 
 fn parse_email(value: &str) -> Result<EmailAddress, AuthError> {
@@ -396,13 +412,13 @@ impl AuthService {
             match decide_refresh(state, now, self.settings.lifetimes.refresh_grace) {
                 RefreshDecision::Reject => return Err(AuthError::InvalidRefreshToken),
                 RefreshDecision::ReuseDetected => {
-                    let audit = AuditEntry::new(
-                        Actor::user(session.user_id),
-                        action("auth.refresh_reuse_detected"),
+                    let audit = user_event(
+                        session.user_id,
+                        "auth.refresh_reuse_detected",
                         "session",
-                    )
-                    .resource_id(session.id)
-                    .origin(origin.clone());
+                        session.id,
+                        origin,
+                    );
                     self.database
                         .revoke_session(session.id, session.user_id, "refresh_reuse", &audit)
                         .await?;
@@ -467,9 +483,7 @@ impl AuthService {
     }
 
     pub async fn logout(&self, user: Uuid, session: Uuid, origin: &RequestOrigin) -> Result<(), AuthError> {
-        let audit = AuditEntry::new(Actor::user(user), action("auth.logout"), "session")
-            .resource_id(session)
-            .origin(origin.clone());
+        let audit = user_event(user, "auth.logout", "session", session, origin);
         self.database
             .revoke_session(session, user, "logout", &audit)
             .await?;
@@ -492,6 +506,22 @@ impl AuthService {
         origin: &RequestOrigin,
     ) -> Result<UserRecord, AuthError> {
         let current = self.current_user(user).await?;
+        let mut problems = Vec::new();
+        let fields: [(&'static str, &Option<Option<String>>, ProfileCheck); 3] = [
+            ("avatarUrl", &update.avatar_url, check_avatar_url),
+            ("locale", &update.locale, check_locale),
+            ("timezone", &update.timezone, check_timezone),
+        ];
+        for (field, value, check) in fields {
+            if let Some(Some(text)) = value
+                && let Err(error) = check(text)
+            {
+                problems.push((field, error.to_string()));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(AuthError::InvalidFields(problems));
+        }
         let mut changes = ProfileChanges {
             display_name: update
                 .display_name
@@ -553,9 +583,7 @@ impl AuthService {
         self.check_new_password(Some(user), &new_password, &email, "newPassword")
             .await?;
         let hash = self.hash_password(new_password).await?;
-        let audit = AuditEntry::new(Actor::user(user), action("auth.password_changed"), "user")
-            .resource_id(user)
-            .origin(origin.clone());
+        let audit = user_event(user, "auth.password_changed", "user", user, origin);
         self.database
             .change_password(user, hash, Some(session), &audit)
             .await?;
@@ -572,9 +600,7 @@ impl AuthService {
         session: Uuid,
         origin: &RequestOrigin,
     ) -> Result<(), AuthError> {
-        let audit = AuditEntry::new(Actor::user(user), action("auth.session_revoked"), "session")
-            .resource_id(session)
-            .origin(origin.clone());
+        let audit = user_event(user, "auth.session_revoked", "session", session, origin);
         if !self
             .database
             .revoke_session(session, user, "revoked_by_user", &audit)
@@ -599,13 +625,7 @@ impl AuthService {
         {
             self.send_email_token(user.id, EmailTokenPurpose::ResetPassword, &user.email)
                 .await?;
-            let audit = AuditEntry::new(
-                Actor::user(user.id),
-                action("auth.password_reset_requested"),
-                "user",
-            )
-            .resource_id(user.id)
-            .origin(origin.clone());
+            let audit = user_event(user.id, "auth.password_reset_requested", "user", user.id, origin);
             self.database.record(&audit).await?;
         }
         Ok(())
@@ -635,9 +655,7 @@ impl AuthService {
         self.check_new_password(Some(user.id), &new_password, &email, "newPassword")
             .await?;
         let hash = self.hash_password(new_password).await?;
-        let audit = AuditEntry::new(Actor::user(user.id), action("auth.password_reset"), "user")
-            .resource_id(user.id)
-            .origin(origin.clone());
+        let audit = user_event(user.id, "auth.password_reset", "user", user.id, origin);
         self.database.change_password(user.id, hash, None, &audit).await?;
         for session in self.database.active_sessions(user.id, Utc::now()).await? {
             self.sessions.forget(session.id);

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::auth::{Authenticated, IssuedTokens, NewAccount, ProfileUpdate, SignIn};
 use crate::envelope::{self, Envelope, ListEnvelope};
-use crate::error::{ApiError, ErrorEnvelope, FieldError};
+use crate::error::{ApiError, ErrorEnvelope};
 use crate::extractors::{Origin, PageQuery};
 use crate::rate_limit::{Login, PasswordReset, RateLimited, Refresh, Register};
 use crate::state::AppState;
@@ -249,24 +249,6 @@ pub struct UpdateProfileRequest {
     pub version: Option<i32>,
 }
 
-fn check_optional(
-    field: &'static str,
-    value: &Option<Option<String>>,
-    max: usize,
-    rule: impl Fn(&str) -> bool,
-    message: &str,
-    problems: &mut Vec<FieldError>,
-) {
-    if let Some(Some(text)) = value
-        && (text.chars().count() > max || !rule(text))
-    {
-        problems.push(FieldError {
-            field: field.to_owned(),
-            message: message.to_owned(),
-        });
-    }
-}
-
 fn if_match_version(request: &HttpRequest) -> Result<Option<i32>, ApiError> {
     let Some(value) = request.headers().get(IF_MATCH) else {
         return Ok(None);
@@ -305,39 +287,6 @@ pub async fn update_me(
     body: web::Json<UpdateProfileRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let mut problems = Vec::new();
-    check_optional(
-        "avatarUrl",
-        &body.avatar_url,
-        2048,
-        |url| url.starts_with("https://") || url.starts_with("http://"),
-        "must be an http(s) URL of at most 2048 characters",
-        &mut problems,
-    );
-    check_optional(
-        "locale",
-        &body.locale,
-        35,
-        |tag| !tag.is_empty() && tag.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'),
-        "must be a BCP 47 language tag such as en-GB",
-        &mut problems,
-    );
-    check_optional(
-        "timezone",
-        &body.timezone,
-        64,
-        |zone| {
-            !zone.is_empty()
-                && zone
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "/_+-".contains(c))
-        },
-        "must be an IANA time zone such as Europe/Berlin",
-        &mut problems,
-    );
-    if !problems.is_empty() {
-        return Err(ApiError::validation("the request has invalid fields").with_details(problems));
-    }
     let expected_version = if_match_version(&request)?.or(body.version);
     let update = ProfileUpdate {
         display_name: body.display_name,
