@@ -27,7 +27,10 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
-summary() { grep -E "Requests/sec|99.00%|Success rate|Status code distribution" -A0 || true; }
+# Throughput, p99 and the status codes of one oha report.
+summary() {
+  awk '/Success rate|Requests\/sec|99\.00%/ {print} /Status code distribution/ {p=1; print; next} p && NF==0 {p=0} p {print}'
+}
 
 body='{"email":"bench@example.com","password":"correct horse battery staple","displayName":"Bench"}'
 token=$(curl -fs "$base/api/v1/auth/register" -H 'content-type: application/json' -d "$body" |

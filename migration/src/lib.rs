@@ -10,6 +10,7 @@ mod m20260101_000003_devices_and_settings;
 mod m20260101_000004_enrollment;
 mod m20260101_000005_audit_and_access;
 mod m20260201_000006_authentication;
+mod m20260301_000007_federation;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20260101_000004_enrollment::Migration),
             Box::new(m20260101_000005_audit_and_access::Migration),
             Box::new(m20260201_000006_authentication::Migration),
+            Box::new(m20260301_000007_federation::Migration),
         ]
     }
 }
@@ -53,6 +55,8 @@ pub const TABLES: &[&str] = &[
     "outbox_emails",
     "password_history",
     "user_system_roles",
+    "oidc_nonces",
+    "user_role_overrides",
 ];
 
 /// The tables of seed 000's data model, the first 17 of [`TABLES`].

@@ -51,6 +51,7 @@ impl MigrationTrait for Migration {
                     .table("login_throttles")
                     .col(string("email").primary_key())
                     .col(integer("attempts").default(0))
+                    .col(integer("in_flight").default(0))
                     .col(timestamp_with_time_zone("window_started_at"))
                     .col(timestamp_with_time_zone_null("locked_until"))
                     .to_owned(),

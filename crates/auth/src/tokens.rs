@@ -391,3 +391,18 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod expiry_tests {
+    use super::*;
+
+    #[test]
+    fn a_token_is_refused_once_its_lifetime_and_the_skew_allowance_have_passed() {
+        let ring = KeyRing::new(&[SigningKeyPem::generate().unwrap()], "steward", "steward").unwrap();
+        let (token, claims) = ring.issue(Uuid::now_v7(), Uuid::now_v7(), 1).unwrap();
+        assert_eq!(claims.exp - claims.iat, 1);
+        // Timestamps are whole seconds: 1 s lifetime + 5 s allowance + 1 s of rounding.
+        std::thread::sleep(std::time::Duration::from_millis(7200));
+        assert_eq!(ring.verify(&token), Err(TokenError::Expired));
+    }
+}

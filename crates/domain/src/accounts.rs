@@ -11,6 +11,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::audit::AuditEntry;
+use crate::federation::RoleOverrides;
 use crate::identity::EmailAddress;
 use crate::repository::RepositoryError;
 use crate::session::LoginThrottlePolicy;
@@ -129,6 +130,8 @@ pub enum AttemptPermit {
     Locked {
         retry_after_seconds: i64,
     },
+    /// Not locked, but every allowed check is in progress right now; try again in a moment.
+    Busy,
 }
 
 pub trait AccountStore {
@@ -253,14 +256,17 @@ pub trait LoginThrottleStore {
         policy: LoginThrottlePolicy,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<AttemptPermit, RepositoryError>> + Send;
-    /// After a wrong password: locks the address once its attempts are used up. True when this
-    /// call locked it.
+    /// After a wrong password: releases the reserved check as a failure and locks the address
+    /// once its failures are used up. True when this call locked it.
     fn record_failure(
         &self,
         email: &str,
         policy: LoginThrottlePolicy,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<bool, RepositoryError>> + Send;
+    /// After a correct password: releases the reserved check and forgets the failures.
+    fn record_success(&self, email: &str) -> impl Future<Output = Result<(), RepositoryError>> + Send;
+    /// Forgets everything about the address (after a password reset).
     fn clear(&self, email: &str) -> impl Future<Output = Result<(), RepositoryError>> + Send;
 }
 
@@ -307,5 +313,73 @@ pub trait Outbox {
         id: Uuid,
         error: &str,
         retry_at: Option<DateTime<Utc>>,
+    ) -> impl Future<Output = Result<(), RepositoryError>> + Send;
+}
+
+/// A new account created by a federated sign-in (email verified by the provider, no password).
+#[derive(Debug, Clone)]
+pub struct NewFederatedUser {
+    pub email: EmailAddress,
+    pub display_name: String,
+    pub provider: String,
+    pub subject: String,
+}
+
+pub trait FederationStore {
+    /// The user linked to a provider account.
+    fn linked_user(
+        &self,
+        provider: &str,
+        subject: &str,
+    ) -> impl Future<Output = Result<Option<Uuid>, RepositoryError>> + Send;
+    fn create_federated_user(
+        &self,
+        user: NewFederatedUser,
+        audit: &AuditEntry,
+    ) -> impl Future<Output = Result<UserRecord, RepositoryError>> + Send;
+    /// Links a provider account; `Conflict` when it is linked to someone (else) already.
+    fn link_account(
+        &self,
+        user_id: Uuid,
+        provider: &str,
+        subject: &str,
+        email: Option<&str>,
+        audit: &AuditEntry,
+    ) -> impl Future<Output = Result<(), RepositoryError>> + Send;
+    /// Providers linked to the user.
+    fn linked_providers(
+        &self,
+        user_id: Uuid,
+    ) -> impl Future<Output = Result<Vec<String>, RepositoryError>> + Send;
+    fn unlink_account(
+        &self,
+        user_id: Uuid,
+        provider: &str,
+        audit: &AuditEntry,
+    ) -> impl Future<Output = Result<bool, RepositoryError>> + Send;
+    /// Records a nonce as used; false when it was used before (a replay).
+    fn consume_nonce(
+        &self,
+        provider: &str,
+        nonce_hash: &str,
+        expires_at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool, RepositoryError>> + Send;
+    fn role_overrides(
+        &self,
+        user_id: Uuid,
+    ) -> impl Future<Output = Result<Option<RoleOverrides>, RepositoryError>> + Send;
+    fn set_role_overrides(
+        &self,
+        user_id: Uuid,
+        overrides: Option<&RoleOverrides>,
+        audit: &AuditEntry,
+    ) -> impl Future<Output = Result<(), RepositoryError>> + Send;
+    /// Applies a role synchronisation; no audit entry when nothing changes.
+    fn apply_role_sync(
+        &self,
+        user_id: Uuid,
+        grant: &[String],
+        revoke: &[String],
+        audit: &AuditEntry,
     ) -> impl Future<Output = Result<(), RepositoryError>> + Send;
 }

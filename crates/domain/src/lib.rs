@@ -6,6 +6,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod federation;
 pub mod identity;
 pub mod pagination;
 pub mod rbac;

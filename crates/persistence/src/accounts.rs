@@ -25,7 +25,7 @@ use crate::entities::{
 };
 use crate::error::db_err_to_repository as db;
 
-fn user_record(model: users::Model) -> UserRecord {
+pub(crate) fn user_record(model: users::Model) -> UserRecord {
     UserRecord {
         id: model.id,
         email: model.email,
@@ -612,6 +612,11 @@ impl SessionStore for Database {
     }
 }
 
+/// `in_flight - 1`, never below zero.
+fn released() -> sea_orm::sea_query::SimpleExpr {
+    Expr::cust("CASE WHEN in_flight > 0 THEN in_flight - 1 ELSE 0 END")
+}
+
 impl LoginThrottleStore for Database {
     async fn reserve_attempt(
         &self,
@@ -623,6 +628,7 @@ impl LoginThrottleStore for Database {
         login_throttles::Entity::insert(login_throttles::ActiveModel {
             email: Set(email.to_owned()),
             attempts: Set(0),
+            in_flight: Set(0),
             window_started_at: Set(now),
             locked_until: Set(None),
         })
@@ -638,9 +644,10 @@ impl LoginThrottleStore for Database {
         let unlocked = login_throttles::Column::LockedUntil
             .is_null()
             .or(login_throttles::Column::LockedUntil.lte(now));
-        // A window that has passed starts over with this attempt.
-        let restarted = login_throttles::Entity::update_many()
-            .col_expr(login_throttles::Column::Attempts, Expr::value(1))
+        // A window that has passed starts over (this also frees checks whose request vanished).
+        login_throttles::Entity::update_many()
+            .col_expr(login_throttles::Column::Attempts, Expr::value(0))
+            .col_expr(login_throttles::Column::InFlight, Expr::value(0))
             .col_expr(login_throttles::Column::WindowStartedAt, Expr::value(now))
             .col_expr(
                 login_throttles::Column::LockedUntil,
@@ -652,34 +659,43 @@ impl LoginThrottleStore for Database {
             .exec(connection)
             .await
             .map_err(db)?;
-        if restarted.rows_affected == 1 {
-            return Ok(AttemptPermit::Granted);
-        }
-        // Within the window: one more check, if any are left. The condition and the increment
-        // are one statement, so parallel attempts cannot both take the last one.
-        let counted = login_throttles::Entity::update_many()
+        // Failures plus checks in progress never exceed the allowance: the condition and the
+        // increment are one statement, so parallel attempts cannot both take the last check.
+        let reserved = login_throttles::Entity::update_many()
             .col_expr(
-                login_throttles::Column::Attempts,
-                Expr::col(login_throttles::Column::Attempts).add(1),
+                login_throttles::Column::InFlight,
+                Expr::col(login_throttles::Column::InFlight).add(1),
             )
             .filter(login_throttles::Column::Email.eq(email))
             .filter(unlocked)
-            .filter(login_throttles::Column::Attempts.lt(policy.max_attempts))
+            .filter(
+                Expr::col(login_throttles::Column::Attempts)
+                    .add(Expr::col(login_throttles::Column::InFlight))
+                    .lt(policy.max_attempts),
+            )
             .exec(connection)
             .await
             .map_err(db)?;
-        if counted.rows_affected == 1 {
+        if reserved.rows_affected == 1 {
             return Ok(AttemptPermit::Granted);
         }
-        let row = login_throttles::Entity::find_by_id(email.to_owned())
+        let Some(row) = login_throttles::Entity::find_by_id(email.to_owned())
             .one(connection)
             .await
-            .map_err(db)?;
-        let until = row
-            .map(|row| row.locked_until.unwrap_or(row.window_started_at + policy.window))
-            .unwrap_or(now + policy.lockout);
-        Ok(AttemptPermit::Locked {
-            retry_after_seconds: Ord::max((until - now).num_seconds(), 1),
+            .map_err(db)?
+        else {
+            return Ok(AttemptPermit::Busy);
+        };
+        let locked_until = match row.locked_until {
+            Some(until) if until > now => Some(until),
+            _ if row.attempts >= policy.max_attempts => Some(row.window_started_at + policy.window),
+            _ => None,
+        };
+        Ok(match locked_until {
+            Some(until) => AttemptPermit::Locked {
+                retry_after_seconds: Ord::max((until - now).num_seconds(), 1),
+            },
+            None => AttemptPermit::Busy,
         })
     }
 
@@ -689,6 +705,16 @@ impl LoginThrottleStore for Database {
         policy: LoginThrottlePolicy,
         now: DateTime<Utc>,
     ) -> Result<bool, RepositoryError> {
+        login_throttles::Entity::update_many()
+            .col_expr(login_throttles::Column::InFlight, released())
+            .col_expr(
+                login_throttles::Column::Attempts,
+                Expr::col(login_throttles::Column::Attempts).add(1),
+            )
+            .filter(login_throttles::Column::Email.eq(email))
+            .exec(self.connection())
+            .await
+            .map_err(db)?;
         let locked = login_throttles::Entity::update_many()
             .col_expr(
                 login_throttles::Column::LockedUntil,
@@ -705,6 +731,17 @@ impl LoginThrottleStore for Database {
             .await
             .map_err(db)?;
         Ok(locked.rows_affected == 1)
+    }
+
+    async fn record_success(&self, email: &str) -> Result<(), RepositoryError> {
+        login_throttles::Entity::update_many()
+            .col_expr(login_throttles::Column::InFlight, released())
+            .col_expr(login_throttles::Column::Attempts, Expr::value(0))
+            .filter(login_throttles::Column::Email.eq(email))
+            .exec(self.connection())
+            .await
+            .map_err(db)?;
+        Ok(())
     }
 
     async fn clear(&self, email: &str) -> Result<(), RepositoryError> {

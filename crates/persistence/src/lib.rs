@@ -9,6 +9,7 @@ mod audit;
 mod database;
 pub mod entities;
 mod error;
+mod federation;
 
 pub use database::{Backend, Database, DatabaseOptions, MigrationState, PoolStats, UnitOfWork};
 pub use error::PersistenceError;

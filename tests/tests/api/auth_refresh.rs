@@ -254,7 +254,8 @@ async fn expired_access_refresh_and_email_tokens_are_refused() {
         expect_error(expired, StatusCode::BAD_REQUEST, "VALIDATION_ERROR").await;
 
         // The access token lives 1 s; verification allows 5 s of clock skew.
-        tokio::time::sleep(Duration::from_millis(6500)).await;
+        // Whole-second timestamps: 1 s lifetime + 5 s allowance + 1 s of rounding.
+        tokio::time::sleep(Duration::from_millis(7200)).await;
         let late = app
             .authed(Method::GET, "/api/v1/auth/me", &text(&registered, "accessToken"))
             .send()

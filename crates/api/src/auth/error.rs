@@ -28,6 +28,18 @@ pub enum AuthError {
     Forbidden,
     #[error("not found")]
     NotFound,
+    #[error("this identity provider is not configured")]
+    UnknownProvider,
+    #[error(transparent)]
+    IdToken(steward_auth::oidc::IdTokenError),
+    #[error("the provider has not verified this email address")]
+    ProviderEmailUnverified,
+    #[error("an account with this email exists; sign in to it and link the provider")]
+    LinkRequired,
+    #[error("this provider account is linked to another user")]
+    AlreadyLinked,
+    #[error("this is the last way to sign in to the account")]
+    LastSignInMethod,
     #[error("password hashing failed: {0}")]
     Hashing(String),
     #[error("token signing failed: {0}")]
@@ -87,6 +99,24 @@ impl From<AuthError> for ApiError {
             }
             AuthError::Forbidden => ApiError::new(ErrorCode::Forbidden, "you are not allowed to do this"),
             AuthError::NotFound => ApiError::not_found("no such resource"),
+            AuthError::UnknownProvider => ApiError::not_found("this identity provider is not configured"),
+            AuthError::IdToken(error) => ApiError::new(ErrorCode::Unauthorized, error.to_string()),
+            AuthError::ProviderEmailUnverified => ApiError::new(
+                ErrorCode::Forbidden,
+                "the provider has not verified this email address",
+            ),
+            AuthError::LinkRequired => ApiError::new(
+                ErrorCode::AccountLinkRequired,
+                "an account with this email exists but its email is not verified: sign in to it and link the provider",
+            ),
+            AuthError::AlreadyLinked => ApiError::new(
+                ErrorCode::Conflict,
+                "this provider account is linked to another user",
+            ),
+            AuthError::LastSignInMethod => ApiError::new(
+                ErrorCode::Conflict,
+                "this is the last way to sign in: set a password or link another provider first",
+            ),
             AuthError::Hashing(reason) | AuthError::Signing(reason) => {
                 tracing::error!(%reason, "authentication failure");
                 ApiError::internal()

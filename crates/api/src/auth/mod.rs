@@ -3,10 +3,12 @@
 
 mod error;
 mod extractor;
+mod federation;
 mod service;
 mod session_cache;
 
 pub use error::AuthError;
 pub use extractor::{AdminIdentity, Authenticated, Permission, RequirePermission, permissions};
+pub use federation::{FederatedSignIn, Federation};
 pub use service::{AuthService, AuthSettings, IssuedTokens, NewAccount, ProfileUpdate, SignIn};
 pub use session_cache::SessionCache;

@@ -27,7 +27,8 @@ use steward_persistence::Database;
 use uuid::Uuid;
 
 use super::error::AuthError;
-use super::session_cache::SessionCache;
+use super::federation::Federation;
+use super::session_cache::{SessionCache, TtlCache};
 
 /// Settings of the authentication service.
 #[derive(Debug, Clone)]
@@ -92,7 +93,10 @@ pub struct AuthService {
     deriver: TokenDeriver,
     settings: AuthSettings,
     sessions: SessionCache,
+    /// Profiles for `GET /me`, kept as briefly as session states and dropped on local changes.
+    profiles: TtlCache<UserRecord>,
     roles: RoleCatalog,
+    federation: Federation,
 }
 
 fn action(name: &'static str) -> AuditAction {
@@ -136,12 +140,33 @@ impl AuthService {
         Self {
             deriver: TokenDeriver::new(keys.derivation_secret()),
             sessions: SessionCache::new(settings.session_cache_ttl),
+            profiles: TtlCache::new(settings.session_cache_ttl),
             database,
             keys,
             hasher,
             settings,
             roles: RoleCatalog::default(),
+            federation: Federation::default(),
         }
+    }
+
+    /// Adds identity providers and the group → role mapping.
+    pub fn with_federation(mut self, federation: Federation) -> Self {
+        self.federation = federation;
+        self
+    }
+
+    pub(super) fn federation(&self) -> &Federation {
+        &self.federation
+    }
+
+    /// Opens a session for a user who proved who they are some other way (a provider).
+    pub(super) async fn sign_in_user(
+        &self,
+        user: UserRecord,
+        origin: &RequestOrigin,
+    ) -> Result<IssuedTokens, AuthError> {
+        self.open_session(user, origin, "auth.login_succeeded").await
     }
 
     pub fn keys(&self) -> &KeyRing {
@@ -334,12 +359,29 @@ impl AuthService {
 
     pub async fn login(&self, sign_in: SignIn, origin: &RequestOrigin) -> Result<IssuedTokens, AuthError> {
         let email = parse_email(&sign_in.email)?;
-        let now = Utc::now();
         let policy = self.settings.throttle;
-        if let AttemptPermit::Locked { retry_after_seconds } =
-            self.database.reserve_attempt(email.as_str(), policy, now).await?
-        {
-            return Err(AuthError::AccountLocked { retry_after_seconds });
+        // Reserve one of the allowed password checks. While all of them are in progress (parallel
+        // sign-ins of one account), wait briefly for one to finish rather than refuse.
+        let waiting_since = std::time::Instant::now();
+        loop {
+            match self
+                .database
+                .reserve_attempt(email.as_str(), policy, Utc::now())
+                .await?
+            {
+                AttemptPermit::Granted => break,
+                AttemptPermit::Locked { retry_after_seconds } => {
+                    return Err(AuthError::AccountLocked { retry_after_seconds });
+                }
+                AttemptPermit::Busy if waiting_since.elapsed() < StdDuration::from_secs(10) => {
+                    tokio::time::sleep(StdDuration::from_millis(25)).await;
+                }
+                AttemptPermit::Busy => {
+                    return Err(AuthError::AccountLocked {
+                        retry_after_seconds: 1,
+                    });
+                }
+            }
         }
         let user = self
             .database
@@ -377,7 +419,7 @@ impl AuthService {
             }
             return Err(AuthError::InvalidCredentials);
         };
-        self.database.clear(email.as_str()).await?;
+        self.database.record_success(email.as_str()).await?;
         if verification.needs_rehash {
             let upgraded = self.hash_password(sign_in.password).await?;
             self.database.upgrade_password_hash(user.id, upgraded).await?;
@@ -491,6 +533,16 @@ impl AuthService {
         Ok(())
     }
 
+    /// The caller's profile for reads: from the short cache when fresh.
+    pub async fn profile(&self, user: Uuid) -> Result<UserRecord, AuthError> {
+        if let Some(record) = self.profiles.get(user) {
+            return Ok(record);
+        }
+        let record = self.current_user(user).await?;
+        self.profiles.put(user, record.clone());
+        Ok(record)
+    }
+
     pub async fn current_user(&self, user: Uuid) -> Result<UserRecord, AuthError> {
         self.database
             .find_user(user)
@@ -557,6 +609,7 @@ impl AuthService {
             .database
             .update_profile(user, changes, update.expected_version, &audit)
             .await?;
+        self.profiles.forget(user);
         if let Some(email) = new_email {
             self.send_email_token(user, EmailTokenPurpose::VerifyEmail, email.as_str())
                 .await?;
@@ -587,6 +640,7 @@ impl AuthService {
         self.database
             .change_password(user, hash, Some(session), &audit)
             .await?;
+        self.profiles.forget(user);
         Ok(())
     }
 
@@ -657,6 +711,7 @@ impl AuthService {
         let hash = self.hash_password(new_password).await?;
         let audit = user_event(user.id, "auth.password_reset", "user", user.id, origin);
         self.database.change_password(user.id, hash, None, &audit).await?;
+        self.profiles.forget(user.id);
         for session in self.database.active_sessions(user.id, Utc::now()).await? {
             self.sessions.forget(session.id);
         }
@@ -678,6 +733,7 @@ impl AuthService {
         .resource_id(redeemed.user_id)
         .change(None, Some(json!({"email": redeemed.email})))
         .origin(origin.clone());
+        self.profiles.forget(redeemed.user_id);
         self.database
             .mark_email_verified(redeemed.user_id, &redeemed.email, &audit)
             .await
@@ -722,6 +778,7 @@ impl AuthService {
                 request_id: origin.request_id.clone(),
             });
         self.database.erase_user(user, &audit).await?;
+        self.profiles.forget(user);
         for session in sessions {
             self.sessions.forget(session.id);
         }

@@ -12,13 +12,17 @@ use uuid::Uuid;
 
 const MAX_ENTRIES: usize = 100_000;
 
+/// Remembers values per id for a short TTL; local changes drop their entry at once.
 #[derive(Debug)]
-pub struct SessionCache {
+pub struct TtlCache<V> {
     ttl: Duration,
-    entries: Mutex<HashMap<Uuid, (bool, Instant)>>,
+    entries: Mutex<HashMap<Uuid, (V, Instant)>>,
 }
 
-impl SessionCache {
+/// Whether each session is live.
+pub type SessionCache = TtlCache<bool>;
+
+impl<V: Clone> TtlCache<V> {
     pub fn new(ttl: Duration) -> Self {
         Self {
             ttl,
@@ -27,15 +31,15 @@ impl SessionCache {
     }
 
     /// The cached answer for `session`, if fresh.
-    pub fn get(&self, session: Uuid) -> Option<bool> {
+    pub fn get(&self, session: Uuid) -> Option<V> {
         let entries = self.entries.lock().ok()?;
         entries
             .get(&session)
             .filter(|(_, at)| at.elapsed() < self.ttl)
-            .map(|(active, _)| *active)
+            .map(|(value, _)| value.clone())
     }
 
-    pub fn put(&self, session: Uuid, active: bool) {
+    pub fn put(&self, session: Uuid, active: V) {
         if self.ttl.is_zero() {
             return;
         }

@@ -214,7 +214,7 @@ pub async fn logout(
 )]
 #[get("/me")]
 pub async fn me(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse, ApiError> {
-    let user = state.auth.current_user(caller.user_id).await?;
+    let user = state.auth.profile(caller.user_id).await?;
     Ok(envelope::ok(UserProfile::from(user)))
 }
 

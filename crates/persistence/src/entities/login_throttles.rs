@@ -6,6 +6,7 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub email: String,
     pub attempts: i32,
+    pub in_flight: i32,
     pub window_started_at: DateTimeUtc,
     pub locked_until: Option<DateTimeUtc>,
 }

@@ -1,0 +1,257 @@
+//! ID-token verification for Google, Apple and any OpenID Connect provider.
+//!
+//! The provider's JWKS is fetched over HTTPS and cached for as long as its `Cache-Control:
+//! max-age` allows (at least a minute); a token with an unknown `kid` triggers one refetch, but
+//! never more than one per minute, so a flood of forged tokens cannot make Steward hammer the
+//! provider. Accepted algorithms are pinned (RS256, ES256) and must match the key.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::{Deserialize, Deserializer};
+use tokio::sync::Mutex;
+
+/// Seconds of clock skew tolerated on `exp`, `iat` and `nbf`.
+const LEEWAY_SECONDS: u64 = 60;
+const MIN_REFETCH: Duration = Duration::from_secs(60);
+const DEFAULT_MAX_AGE: Duration = Duration::from_secs(3600);
+
+/// One configured identity provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderSettings {
+    /// `google`, `apple` or `oidc`.
+    pub name: String,
+    /// Accepted `iss` values (Google uses two spellings).
+    pub issuers: Vec<String>,
+    pub jwks_url: String,
+    /// Accepted `aud` values: the client IDs of your apps.
+    pub client_ids: Vec<String>,
+}
+
+/// The identity an ID token asserts.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct IdentityClaims {
+    pub iss: String,
+    pub sub: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Google sends a boolean, Apple the string `"true"`.
+    #[serde(default, deserialize_with = "bool_or_string")]
+    pub email_verified: Option<bool>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub nonce: Option<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+fn bool_or_string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<bool>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Flexible {
+        Bool(bool),
+        Text(String),
+    }
+    Ok(match Option::<Flexible>::deserialize(deserializer)? {
+        Some(Flexible::Bool(value)) => Some(value),
+        Some(Flexible::Text(text)) => Some(text.eq_ignore_ascii_case("true")),
+        None => None,
+    })
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum IdTokenError {
+    #[error("the ID token is malformed")]
+    Malformed,
+    #[error("the ID token's algorithm is not accepted")]
+    Algorithm,
+    #[error("the ID token was signed with an unknown key")]
+    UnknownKey,
+    #[error("the ID token is invalid: {0}")]
+    Invalid(String),
+    #[error("the ID token has expired")]
+    Expired,
+    #[error("the nonce does not match")]
+    Nonce,
+    #[error("the provider's keys could not be fetched: {0}")]
+    Jwks(String),
+}
+
+struct CachedKeys {
+    keys: HashMap<String, (DecodingKey, Algorithm)>,
+    fresh_until: Instant,
+    fetched_at: Option<Instant>,
+}
+
+/// A provider's verifier with its cached keys.
+pub struct IdTokenVerifier {
+    settings: ProviderSettings,
+    client: reqwest::Client,
+    cache: Mutex<CachedKeys>,
+}
+
+impl std::fmt::Debug for IdTokenVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdTokenVerifier")
+            .field("settings", &self.settings)
+            .finish()
+    }
+}
+
+fn max_age(headers: &reqwest::header::HeaderMap) -> Duration {
+    headers
+        .get(reqwest::header::CACHE_CONTROL)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| {
+            value
+                .split(',')
+                .filter_map(|directive| directive.trim().strip_prefix("max-age="))
+                .find_map(|seconds| seconds.parse::<u64>().ok())
+        })
+        .map(Duration::from_secs)
+        .unwrap_or(DEFAULT_MAX_AGE)
+        .max(MIN_REFETCH)
+}
+
+fn algorithm_of(parameters: &AlgorithmParameters) -> Option<Algorithm> {
+    match parameters {
+        AlgorithmParameters::RSA(_) => Some(Algorithm::RS256),
+        AlgorithmParameters::EllipticCurve(ec) if ec.curve == jsonwebtoken::jwk::EllipticCurve::P256 => {
+            Some(Algorithm::ES256)
+        }
+        _ => None,
+    }
+}
+
+impl IdTokenVerifier {
+    pub fn new(settings: ProviderSettings, client: reqwest::Client) -> Self {
+        Self {
+            settings,
+            client,
+            cache: Mutex::new(CachedKeys {
+                keys: HashMap::new(),
+                fresh_until: Instant::now(),
+                fetched_at: None,
+            }),
+        }
+    }
+
+    pub fn settings(&self) -> &ProviderSettings {
+        &self.settings
+    }
+
+    async fn fetch(&self, cache: &mut CachedKeys) -> Result<(), IdTokenError> {
+        cache.fetched_at = Some(Instant::now());
+        let response = self
+            .client
+            .get(&self.settings.jwks_url)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|error| IdTokenError::Jwks(error.to_string()))?;
+        let fresh_for = max_age(response.headers());
+        let set: JwkSet = response
+            .json()
+            .await
+            .map_err(|error| IdTokenError::Jwks(error.to_string()))?;
+        let mut keys = HashMap::new();
+        for jwk in &set.keys {
+            let (Some(kid), Some(algorithm)) = (jwk.common.key_id.clone(), algorithm_of(&jwk.algorithm))
+            else {
+                continue;
+            };
+            if let Ok(key) = DecodingKey::from_jwk(jwk) {
+                keys.insert(kid, (key, algorithm));
+            }
+        }
+        cache.keys = keys;
+        cache.fresh_until = Instant::now() + fresh_for;
+        Ok(())
+    }
+
+    /// The key for `kid`: from the cache while fresh; refetched when stale, or once (at most
+    /// every minute) when the `kid` is unknown.
+    async fn key(&self, kid: &str) -> Result<(DecodingKey, Algorithm), IdTokenError> {
+        let mut cache = self.cache.lock().await;
+        let stale = Instant::now() >= cache.fresh_until;
+        let unknown = !cache.keys.contains_key(kid);
+        let may_refetch = cache.fetched_at.is_none_or(|at| at.elapsed() >= MIN_REFETCH);
+        // A failed refetch keeps serving the keys already known.
+        if (stale || (unknown && may_refetch))
+            && let Err(error) = self.fetch(&mut cache).await
+            && cache.keys.is_empty()
+        {
+            return Err(error);
+        }
+        cache.keys.get(kid).cloned().ok_or(IdTokenError::UnknownKey)
+    }
+
+    /// Verifies signature, algorithm, issuer, audience, expiry and — when the client sent one —
+    /// the nonce (equal to it, or to its SHA-256 hex as Apple's flow produces).
+    pub async fn verify(&self, token: &str, nonce: Option<&str>) -> Result<IdentityClaims, IdTokenError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| IdTokenError::Malformed)?;
+        if !matches!(header.alg, Algorithm::RS256 | Algorithm::ES256) {
+            return Err(IdTokenError::Algorithm);
+        }
+        let kid = header.kid.ok_or(IdTokenError::UnknownKey)?;
+        let (key, algorithm) = self.key(&kid).await?;
+        if algorithm != header.alg {
+            return Err(IdTokenError::Algorithm);
+        }
+        let mut validation = Validation::new(algorithm);
+        validation.algorithms = vec![algorithm];
+        validation.set_issuer(&self.settings.issuers);
+        validation.set_audience(&self.settings.client_ids);
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+        validation.leeway = LEEWAY_SECONDS;
+        let claims = jsonwebtoken::decode::<IdentityClaims>(token, &key, &validation)
+            .map_err(|error| match error.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => IdTokenError::Expired,
+                _ => IdTokenError::Invalid(error.to_string()),
+            })?
+            .claims;
+        if let Some(expected) = nonce {
+            let hashed = crate::opaque::hash_token(expected);
+            match claims.nonce.as_deref() {
+                Some(actual) if actual == expected || actual == hashed => {}
+                _ => return Err(IdTokenError::Nonce),
+            }
+        }
+        Ok(claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_lifetime_follows_max_age_with_a_floor() {
+        let mut headers = reqwest::header::HeaderMap::new();
+        assert_eq!(max_age(&headers), DEFAULT_MAX_AGE);
+        headers.insert(
+            reqwest::header::CACHE_CONTROL,
+            "public, max-age=21600, must-revalidate".parse().unwrap(),
+        );
+        assert_eq!(max_age(&headers), Duration::from_secs(21600));
+        headers.insert(reqwest::header::CACHE_CONTROL, "max-age=5".parse().unwrap());
+        assert_eq!(max_age(&headers), MIN_REFETCH);
+    }
+
+    #[test]
+    fn email_verified_accepts_apples_strings() {
+        let google: IdentityClaims =
+            serde_json::from_str(r#"{"iss":"i","sub":"s","email_verified":true}"#).unwrap();
+        let apple: IdentityClaims =
+            serde_json::from_str(r#"{"iss":"i","sub":"s","email_verified":"true"}"#).unwrap();
+        let apple_no: IdentityClaims =
+            serde_json::from_str(r#"{"iss":"i","sub":"s","email_verified":"false"}"#).unwrap();
+        assert_eq!(google.email_verified, Some(true));
+        assert_eq!(apple.email_verified, Some(true));
+        assert_eq!(apple_no.email_verified, Some(false));
+    }
+}
