@@ -14,6 +14,7 @@ use steward::{Application, Config};
 use steward_persistence::Database;
 use tokio::sync::OnceCell;
 
+pub mod idp;
 pub mod smtp;
 
 const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";

@@ -32,7 +32,7 @@ pub const OPENAPI_PATH: &str = "/api-docs/openapi.json";
 
 /// Every route, declared once: the router and the OpenAPI document both come from here.
 fn routes(config: &mut ServiceConfig) {
-    use routes::{admin, auth};
+    use routes::{admin, auth, federation};
     config
         .service(health::liveness)
         .service(health::readiness)
@@ -54,12 +54,18 @@ fn routes(config: &mut ServiceConfig) {
                 .service(auth::forgot_password)
                 .service(auth::reset_password)
                 .service(auth::verify_email)
-                .service(auth::resend_verification),
+                .service(auth::resend_verification)
+                .service(federation::provider_sign_in)
+                .service(federation::link_provider)
+                .service(federation::unlink_provider),
         )
         .service(
             scope("/api/admin/v1")
                 .service(admin::admin_me)
-                .service(admin::admin_get_user),
+                .service(admin::admin_get_user)
+                .service(federation::get_role_overrides)
+                .service(federation::put_role_overrides)
+                .service(federation::delete_role_overrides),
         );
 }
 

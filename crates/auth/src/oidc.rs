@@ -15,7 +15,8 @@ use tokio::sync::Mutex;
 
 /// Seconds of clock skew tolerated on `exp`, `iat` and `nbf`.
 const LEEWAY_SECONDS: u64 = 60;
-const MIN_REFETCH: Duration = Duration::from_secs(60);
+/// The shortest cache lifetime honoured, whatever `max-age` says.
+const MIN_CACHE: Duration = Duration::from_secs(60);
 const DEFAULT_MAX_AGE: Duration = Duration::from_secs(3600);
 
 /// One configured identity provider.
@@ -28,6 +29,8 @@ pub struct ProviderSettings {
     pub jwks_url: String,
     /// Accepted `aud` values: the client IDs of your apps.
     pub client_ids: Vec<String>,
+    /// Least time between two fetches of the JWKS (one minute in production).
+    pub min_refetch: Duration,
 }
 
 /// The identity an ID token asserts.
@@ -113,7 +116,7 @@ fn max_age(headers: &reqwest::header::HeaderMap) -> Duration {
         })
         .map(Duration::from_secs)
         .unwrap_or(DEFAULT_MAX_AGE)
-        .max(MIN_REFETCH)
+        .max(MIN_CACHE)
 }
 
 fn algorithm_of(parameters: &AlgorithmParameters) -> Option<Algorithm> {
@@ -179,7 +182,9 @@ impl IdTokenVerifier {
         let mut cache = self.cache.lock().await;
         let stale = Instant::now() >= cache.fresh_until;
         let unknown = !cache.keys.contains_key(kid);
-        let may_refetch = cache.fetched_at.is_none_or(|at| at.elapsed() >= MIN_REFETCH);
+        let may_refetch = cache
+            .fetched_at
+            .is_none_or(|at| at.elapsed() >= self.settings.min_refetch);
         // A failed refetch keeps serving the keys already known.
         if (stale || (unknown && may_refetch))
             && let Err(error) = self.fetch(&mut cache).await
@@ -239,7 +244,7 @@ mod tests {
         );
         assert_eq!(max_age(&headers), Duration::from_secs(21600));
         headers.insert(reqwest::header::CACHE_CONTROL, "max-age=5".parse().unwrap());
-        assert_eq!(max_age(&headers), MIN_REFETCH);
+        assert_eq!(max_age(&headers), MIN_CACHE);
     }
 
     #[test]

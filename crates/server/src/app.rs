@@ -8,9 +8,10 @@ use actix_web::HttpServer;
 use actix_web::dev::{Server, ServerHandle};
 use std::sync::Arc;
 
-use steward_api::auth::{AuthService, AuthSettings};
+use steward_api::auth::{AuthService, AuthSettings, Federation};
 use steward_api::rate_limit::{RateLimitSettings, RateLimits};
 use steward_api::{AppState, HttpSettings};
+use steward_auth::oidc::{IdTokenVerifier, ProviderSettings};
 use steward_auth::{HashingCost, KeyRing, PasswordHasher, SigningKeyPem};
 use steward_domain::session::{LoginThrottlePolicy, TokenLifetimes};
 use steward_persistence::{Database, DatabaseOptions, PersistenceError};
@@ -183,10 +184,53 @@ pub fn auth_service(
         public_url: config.public_url(),
         ..AuthSettings::default()
     };
-    Ok(AuthService::new(
-        database,
-        Arc::new(ring),
-        Arc::new(hasher),
-        settings,
-    ))
+    let (group_roles, default_roles) = config
+        .group_role_mapping()
+        .map_err(|error| StartupError::Setting(error.to_string()))?;
+    let client = reqwest::Client::builder()
+        .user_agent(concat!("steward/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|error| StartupError::Setting(format!("HTTP client: {error}")))?;
+    let min_refetch = Duration::from_secs(config.oidc_jwks_min_refresh_secs);
+    let mut providers = std::collections::HashMap::new();
+    let mut add = |name: &str, issuers: Vec<String>, jwks_url: &str, client_ids: &[String]| {
+        if client_ids.is_empty() {
+            return;
+        }
+        let settings = ProviderSettings {
+            name: name.to_owned(),
+            issuers,
+            jwks_url: jwks_url.to_owned(),
+            client_ids: client_ids.to_vec(),
+            min_refetch,
+        };
+        providers.insert(
+            name.to_owned(),
+            Arc::new(IdTokenVerifier::new(settings, client.clone())),
+        );
+    };
+    add(
+        "google",
+        vec![
+            "https://accounts.google.com".to_owned(),
+            "accounts.google.com".to_owned(),
+        ],
+        &config.google_jwks_url,
+        &config.google_client_ids,
+    );
+    add(
+        "apple",
+        vec!["https://appleid.apple.com".to_owned()],
+        &config.apple_jwks_url,
+        &config.apple_client_ids,
+    );
+    if let (Some(issuer), Some(jwks_url)) = (&config.oidc_issuer, &config.oidc_jwks_url) {
+        add("oidc", vec![issuer.clone()], jwks_url, &config.oidc_client_ids);
+    }
+    let federation = Federation {
+        providers,
+        group_roles,
+        default_roles,
+    };
+    Ok(AuthService::new(database, Arc::new(ring), Arc::new(hasher), settings).with_federation(federation))
 }

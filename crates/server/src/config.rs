@@ -9,6 +9,8 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, Serialize};
+use steward_domain::federation::{GroupRoleMap, parse_role_list};
+use steward_domain::rbac::RoleCatalog;
 use steward_persistence::Backend;
 
 /// How log lines are written.
@@ -83,6 +85,25 @@ pub struct Config {
     pub mail_from: String,
     /// How often the mail outbox is checked.
     pub outbox_poll_ms: u64,
+    /// Client IDs accepted as `aud` of Google ID tokens; empty disables Google sign-in.
+    #[serde(deserialize_with = "list_or_comma_separated")]
+    pub google_client_ids: Vec<String>,
+    pub google_jwks_url: String,
+    /// Service IDs / bundle IDs accepted as `aud` of Apple ID tokens; empty disables Apple.
+    #[serde(deserialize_with = "list_or_comma_separated")]
+    pub apple_client_ids: Vec<String>,
+    pub apple_jwks_url: String,
+    /// A generic OpenID Connect provider (`/oauth/oidc`): its issuer, JWKS URL and client IDs.
+    pub oidc_issuer: Option<String>,
+    pub oidc_jwks_url: Option<String>,
+    #[serde(deserialize_with = "list_or_comma_separated")]
+    pub oidc_client_ids: Vec<String>,
+    /// `group=role` pairs, comma or newline separated; applied at each OIDC sign-in.
+    pub oidc_group_role_map: String,
+    /// Roles every OIDC-provisioned account receives.
+    pub oidc_group_role_defaults: String,
+    /// Least seconds between two fetches of a provider's keys.
+    pub oidc_jwks_min_refresh_secs: u64,
 }
 
 impl Default for Config {
@@ -119,6 +140,16 @@ impl Default for Config {
             smtp_url: None,
             mail_from: "Steward <no-reply@localhost>".to_owned(),
             outbox_poll_ms: 1000,
+            google_client_ids: Vec::new(),
+            google_jwks_url: "https://www.googleapis.com/oauth2/v3/certs".to_owned(),
+            apple_client_ids: Vec::new(),
+            apple_jwks_url: "https://appleid.apple.com/auth/keys".to_owned(),
+            oidc_issuer: None,
+            oidc_jwks_url: None,
+            oidc_client_ids: Vec::new(),
+            oidc_group_role_map: String::new(),
+            oidc_group_role_defaults: String::new(),
+            oidc_jwks_min_refresh_secs: 60,
         }
     }
 }
@@ -210,6 +241,18 @@ impl Config {
                 self.mail_from
             )));
         }
+        let oidc_parts = [
+            self.oidc_issuer.is_some(),
+            self.oidc_jwks_url.is_some(),
+            !self.oidc_client_ids.is_empty(),
+        ];
+        if oidc_parts.iter().any(|set| *set) && !oidc_parts.iter().all(|set| *set) {
+            return Err(ConfigError(
+                "STEWARD_OIDC_ISSUER, STEWARD_OIDC_JWKS_URL and STEWARD_OIDC_CLIENT_IDS go together"
+                    .to_owned(),
+            ));
+        }
+        self.group_role_mapping()?;
         if self.workers == Some(0) {
             return Err(ConfigError("STEWARD_WORKERS: must be more than 0".to_owned()));
         }
@@ -230,6 +273,28 @@ impl Config {
             Some(url) => url.trim_end_matches('/').to_owned(),
             None => format!("http://{}", self.bind),
         }
+    }
+
+    /// The parsed IdP group → role mapping and default roles, checked against the role table.
+    pub fn group_role_mapping(
+        &self,
+    ) -> Result<(GroupRoleMap, std::collections::BTreeSet<String>), ConfigError> {
+        let map = GroupRoleMap::parse(&self.oidc_group_role_map)
+            .map_err(|error| ConfigError(format!("STEWARD_OIDC_GROUP_ROLE_MAP: {error}")))?;
+        let defaults = parse_role_list(&self.oidc_group_role_defaults)
+            .map_err(|error| ConfigError(format!("STEWARD_OIDC_GROUP_ROLE_DEFAULTS: {error}")))?;
+        let catalog = RoleCatalog::default();
+        if let Some(role) = map.roles().into_iter().find(|role| !catalog.contains(role)) {
+            return Err(ConfigError(format!(
+                "STEWARD_OIDC_GROUP_ROLE_MAP: unknown role `{role}`"
+            )));
+        }
+        if let Some(role) = defaults.iter().find(|role| !catalog.contains(role)) {
+            return Err(ConfigError(format!(
+                "STEWARD_OIDC_GROUP_ROLE_DEFAULTS: unknown role `{role}`"
+            )));
+        }
+        Ok((map, defaults))
     }
 
     pub fn keys_dir(&self) -> PathBuf {
@@ -345,6 +410,9 @@ mod tests {
             ("STEWARD_PUBLIC_URL", "ftp://example.com"),
             ("STEWARD_BODY_LIMIT_BYTES", "0"),
             ("STEWARD_MIGRATE_ON_START", "sometimes"),
+            ("STEWARD_OIDC_GROUP_ROLE_MAP", "admins=super_admin,justagroup"),
+            ("STEWARD_OIDC_GROUP_ROLE_MAP", "admins=wizard"),
+            ("STEWARD_OIDC_GROUP_ROLE_DEFAULTS", "reader"),
         ];
         for (variable, value) in cases {
             Jail::expect_with(|jail| {

@@ -9,6 +9,7 @@ mod auth_lockout;
 mod auth_mail;
 mod auth_refresh;
 mod boundaries;
+mod federation;
 mod health;
 mod openapi;
 mod readiness;

@@ -76,6 +76,7 @@ pub mod permissions {
     }
 
     permission!(UsersRead, "users:read");
+    permission!(UsersWrite, "users:write");
     // Held by every system role: the admin API's own identity endpoint.
     permission!(AnySystemRole, "");
 }

@@ -67,7 +67,7 @@ pub struct TokenResponse {
     pub user: UserProfile,
 }
 
-fn tokens(status: actix_web::http::StatusCode, issued: IssuedTokens) -> HttpResponse {
+pub(crate) fn tokens(status: actix_web::http::StatusCode, issued: IssuedTokens) -> HttpResponse {
     HttpResponse::build(status)
         .insert_header((CACHE_CONTROL, "no-store"))
         .json(Envelope {
