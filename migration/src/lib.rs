@@ -11,6 +11,7 @@ mod m20260101_000004_enrollment;
 mod m20260101_000005_audit_and_access;
 mod m20260201_000006_authentication;
 mod m20260301_000007_federation;
+mod m20260401_000008_groups_and_devices;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20260101_000005_audit_and_access::Migration),
             Box::new(m20260201_000006_authentication::Migration),
             Box::new(m20260301_000007_federation::Migration),
+            Box::new(m20260401_000008_groups_and_devices::Migration),
         ]
     }
 }
@@ -57,6 +59,7 @@ pub const TABLES: &[&str] = &[
     "user_system_roles",
     "oidc_nonces",
     "user_role_overrides",
+    "device_transfers",
 ];
 
 /// The tables of seed 000's data model, the first 17 of [`TABLES`].

@@ -65,6 +65,7 @@ pub struct FakeProvider {
     pub url: String,
     keys: Arc<Mutex<Vec<ProviderKey>>>,
     fetches: Arc<AtomicUsize>,
+    userinfo: Arc<Mutex<Value>>,
 }
 
 impl FakeProvider {
@@ -72,23 +73,45 @@ impl FakeProvider {
         let keys = Arc::new(Mutex::new(keys));
         let fetches = Arc::new(AtomicUsize::new(0));
         let (served, counted) = (keys.clone(), fetches.clone());
+        let userinfo = Arc::new(Mutex::new(Value::Null));
+        let profile = userinfo.clone();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let server = HttpServer::new(move || {
             let (served, counted) = (served.clone(), counted.clone());
-            App::new().route(
-                "/jwks",
-                web::get().to(move || {
-                    let (served, counted) = (served.clone(), counted.clone());
-                    async move {
-                        counted.fetch_add(1, Ordering::SeqCst);
-                        let keys: Vec<Value> = served.lock().unwrap().iter().map(|k| k.jwk.clone()).collect();
-                        HttpResponse::Ok()
-                            .insert_header(("cache-control", "public, max-age=3600"))
-                            .json(json!({"keys": keys}))
-                    }
-                }),
-            )
+            let profile = profile.clone();
+            App::new()
+                .route(
+                    "/userinfo",
+                    web::get().to(move |request: actix_web::HttpRequest| {
+                        let profile = profile.clone();
+                        async move {
+                            let authorized = request
+                                .headers()
+                                .get("authorization")
+                                .is_some_and(|value| value == "Bearer provider-access-token");
+                            if authorized {
+                                HttpResponse::Ok().json(profile.lock().unwrap().clone())
+                            } else {
+                                HttpResponse::Unauthorized().finish()
+                            }
+                        }
+                    }),
+                )
+                .route(
+                    "/jwks",
+                    web::get().to(move || {
+                        let (served, counted) = (served.clone(), counted.clone());
+                        async move {
+                            counted.fetch_add(1, Ordering::SeqCst);
+                            let keys: Vec<Value> =
+                                served.lock().unwrap().iter().map(|k| k.jwk.clone()).collect();
+                            HttpResponse::Ok()
+                                .insert_header(("cache-control", "public, max-age=3600"))
+                                .json(json!({"keys": keys}))
+                        }
+                    }),
+                )
         })
         .workers(1)
         .listen(listener)
@@ -99,7 +122,14 @@ impl FakeProvider {
             url: format!("http://127.0.0.1:{port}/jwks"),
             keys,
             fetches,
+            userinfo,
         }
+    }
+
+    /// The UserInfo endpoint: answers `profile` to the access token `provider-access-token`.
+    pub fn userinfo_url(&self, profile: Value) -> String {
+        *self.userinfo.lock().unwrap() = profile;
+        self.url.replace("/jwks", "/userinfo")
     }
 
     /// Publishes another key (a rotation at the provider).

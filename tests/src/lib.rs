@@ -353,6 +353,25 @@ impl TestApp {
             .collect()
     }
 
+    /// Rows in `table` (a fixed name from the test, never input).
+    pub async fn count_rows(&self, table: &str) -> i64 {
+        use sea_orm::{ConnectionTrait, Statement};
+        let connection = self.db.connection();
+        let row = connection
+            .query_one_raw(Statement::from_string(
+                connection.get_database_backend(),
+                format!("SELECT COUNT(*) AS n FROM {table}"),
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get::<i64>("", "n").unwrap()
+    }
+
+    pub async fn count_users(&self) -> i64 {
+        self.count_rows("users").await
+    }
+
     /// Stops the server and waits for it, so the next test's database cleanup is quiet.
     pub async fn stop(self) {
         self.handle.stop(true).await;

@@ -81,6 +81,10 @@ pub enum IdTokenError {
     Nonce,
     #[error("the provider's keys could not be fetched: {0}")]
     Jwks(String),
+    #[error("the provider's UserInfo endpoint refused the access token or failed: {0}")]
+    UserInfo(String),
+    #[error("the UserInfo response names a different subject than the ID token")]
+    UserInfoSubject,
 }
 
 struct CachedKeys {
@@ -230,9 +234,125 @@ impl IdTokenVerifier {
     }
 }
 
+/// What a UserInfo endpoint answers (OpenID Connect Core §5.3).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct UserInfo {
+    pub sub: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default, deserialize_with = "bool_or_string")]
+    pub email_verified: Option<bool>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub groups: Option<Vec<String>>,
+}
+
+impl IdentityClaims {
+    /// Whether the ID token lacks something UserInfo could supply.
+    pub fn lacks_profile(&self) -> bool {
+        self.email.is_none() || self.name.is_none() || self.groups.is_empty()
+    }
+
+    /// Fills what the ID token lacks from UserInfo; never overrides what the signed token says.
+    /// The subject must match (§5.3.2), or the response may be for someone else.
+    pub fn enrich(&mut self, info: UserInfo) -> Result<(), IdTokenError> {
+        if info.sub != self.sub {
+            return Err(IdTokenError::UserInfoSubject);
+        }
+        if self.email.is_none() {
+            self.email = info.email;
+            self.email_verified = info.email_verified;
+        }
+        if self.name.is_none() {
+            self.name = info.name;
+        }
+        if self.groups.is_empty() {
+            self.groups = info.groups.unwrap_or_default();
+        }
+        Ok(())
+    }
+}
+
+/// Calls a provider's UserInfo endpoint with the access token the client obtained alongside
+/// the ID token.
+#[derive(Debug, Clone)]
+pub struct UserInfoClient {
+    url: String,
+    client: reqwest::Client,
+}
+
+impl UserInfoClient {
+    pub fn new(url: String, client: reqwest::Client) -> Self {
+        Self { url, client }
+    }
+
+    pub async fn fetch(&self, access_token: &str) -> Result<UserInfo, IdTokenError> {
+        self.client
+            .get(&self.url)
+            .bearer_auth(access_token)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|error| IdTokenError::UserInfo(error.to_string()))?
+            .json()
+            .await
+            .map_err(|error| IdTokenError::UserInfo(error.to_string()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn claims(json: &str) -> IdentityClaims {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn userinfo_fills_only_what_the_token_lacks() {
+        let mut sparse = claims(r#"{"iss":"i","sub":"s"}"#);
+        assert!(sparse.lacks_profile());
+        sparse
+            .enrich(UserInfo {
+                sub: "s".into(),
+                email: Some("a@example.com".into()),
+                email_verified: Some(true),
+                name: Some("Ann".into()),
+                groups: Some(vec!["ops".into()]),
+            })
+            .unwrap();
+        assert_eq!(sparse.email.as_deref(), Some("a@example.com"));
+        assert_eq!(sparse.email_verified, Some(true));
+        assert_eq!(sparse.name.as_deref(), Some("Ann"));
+        assert_eq!(sparse.groups, vec!["ops".to_owned()]);
+        assert!(!sparse.lacks_profile());
+
+        let mut full = claims(
+            r#"{"iss":"i","sub":"s","email":"t@example.com","email_verified":false,"name":"T","groups":["g"]}"#,
+        );
+        let before = full.clone();
+        full.enrich(UserInfo {
+            sub: "s".into(),
+            email: Some("other@example.com".into()),
+            email_verified: Some(true),
+            name: Some("Other".into()),
+            groups: Some(vec!["admins".into()]),
+        })
+        .unwrap();
+        assert_eq!(full, before, "the signed token wins over UserInfo");
+
+        let mut foreign = claims(r#"{"iss":"i","sub":"s"}"#);
+        assert!(matches!(
+            foreign.enrich(UserInfo {
+                sub: "someone-else".into(),
+                ..UserInfo::default()
+            }),
+            Err(IdTokenError::UserInfoSubject)
+        ));
+        assert_eq!(foreign.email, None);
+    }
 
     #[test]
     fn cache_lifetime_follows_max_age_with_a_floor() {

@@ -383,3 +383,46 @@ pub trait FederationStore {
         audit: &AuditEntry,
     ) -> impl Future<Output = Result<(), RepositoryError>> + Send;
 }
+
+/// A personal access token as its owner sees it (never the secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonalToken {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub name: String,
+    /// The first characters of the secret, to recognise it.
+    pub prefix: String,
+    pub scopes: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub last_used_ip: Option<String>,
+}
+
+pub trait PersonalTokenStore {
+    fn create_personal_token(
+        &self,
+        token: &PersonalToken,
+        secret_hash: String,
+        audit: &AuditEntry,
+    ) -> impl Future<Output = Result<(), RepositoryError>> + Send;
+    /// The user's tokens that are neither revoked nor expired, newest first.
+    fn personal_tokens(
+        &self,
+        user_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<PersonalToken>, RepositoryError>> + Send;
+    fn revoke_personal_token(
+        &self,
+        user_id: Uuid,
+        id: Uuid,
+        audit: &AuditEntry,
+    ) -> impl Future<Output = Result<bool, RepositoryError>> + Send;
+    /// The live token with this secret hash, marked as used now from `ip`.
+    fn use_personal_token(
+        &self,
+        secret_hash: &str,
+        now: DateTime<Utc>,
+        ip: Option<String>,
+    ) -> impl Future<Output = Result<Option<PersonalToken>, RepositoryError>> + Send;
+}

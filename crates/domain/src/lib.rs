@@ -7,6 +7,8 @@
 pub mod accounts;
 pub mod audit;
 pub mod federation;
+pub mod group_store;
+pub mod groups;
 pub mod identity;
 pub mod pagination;
 pub mod rbac;

@@ -138,3 +138,66 @@ mod tests {
         assert!(catalog.allows(&["auditor", "support"], "users:unlock"));
     }
 }
+
+/// Scopes every user may give a personal access token, beside their roles' permissions.
+pub const ACCOUNT_SCOPES: &[&str] = &["account:read", "account:write"];
+
+impl RoleCatalog {
+    /// Every scope that exists: the account scopes and every permission of every role.
+    pub fn known_scopes(&self) -> BTreeSet<String> {
+        let mut scopes: BTreeSet<String> = ACCOUNT_SCOPES.iter().map(|s| (*s).to_owned()).collect();
+        for role in &self.roles {
+            scopes.extend(role.permissions.iter().filter(|p| *p != ALL_PERMISSIONS).cloned());
+        }
+        scopes
+    }
+
+    /// The scopes of `requested` that a holder of `held` roles may not delegate (unknown ones
+    /// included). Empty means the request is acceptable.
+    pub fn undelegable_scopes<S: AsRef<str>>(&self, held: &[S], requested: &[String]) -> Vec<String> {
+        let known = self.known_scopes();
+        requested
+            .iter()
+            .filter(|scope| {
+                !known.contains(*scope)
+                    || !(ACCOUNT_SCOPES.contains(&scope.as_str()) || self.allows(held, scope))
+            })
+            .cloned()
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod scope_tests {
+    use super::*;
+
+    #[test]
+    fn tokens_get_at_most_what_their_owner_holds() {
+        let catalog = RoleCatalog::default();
+        let none: [&str; 0] = [];
+        let ask = |scopes: &[&str]| scopes.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert!(
+            catalog
+                .undelegable_scopes(&none, &ask(&["account:read", "account:write"]))
+                .is_empty()
+        );
+        assert_eq!(
+            catalog.undelegable_scopes(&none, &ask(&["users:read"])),
+            ["users:read"]
+        );
+        assert!(
+            catalog
+                .undelegable_scopes(&["auditor"], &ask(&["audit:export"]))
+                .is_empty()
+        );
+        assert!(
+            catalog
+                .undelegable_scopes(&["super_admin"], &ask(&["fleet:act", "users:write"]))
+                .is_empty()
+        );
+        assert_eq!(
+            catalog.undelegable_scopes(&["super_admin"], &ask(&["*", "made:up"])),
+            ["*", "made:up"]
+        );
+    }
+}

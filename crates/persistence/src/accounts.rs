@@ -20,8 +20,8 @@ use uuid::Uuid;
 use crate::audit::insert_audit_entry;
 use crate::database::Database;
 use crate::entities::{
-    audit_logs, email_tokens, login_throttles, oauth_accounts, outbox_emails, password_history,
-    refresh_tokens, user_sessions, user_system_roles, users,
+    api_keys, audit_logs, email_tokens, group_memberships, login_throttles, oauth_accounts, outbox_emails,
+    password_history, refresh_tokens, user_sessions, user_system_roles, users,
 };
 use crate::error::db_err_to_repository as db;
 
@@ -356,6 +356,12 @@ impl AccountStore for Database {
             .exec(&transaction)
             .await
             .map_err(db)?;
+        api_keys::Entity::delete_many()
+            .filter(api_keys::Column::UserId.eq(id))
+            .exec(&transaction)
+            .await
+            .map_err(db)?;
+        leave_groups_on_erasure(&transaction, id, audit, now).await?;
         // The trail stays, but not where the person was or what they used.
         audit_logs::Entity::update_many()
             .col_expr(audit_logs::Column::IpAddress, Expr::value(Option::<String>::None))
@@ -901,4 +907,41 @@ impl Outbox for Database {
         update.exec(self.connection()).await.map_err(db)?;
         Ok(())
     }
+}
+
+/// Removes an erased user's memberships; a group they owned passes to its longest-standing
+/// admin, or is archived (`steward_domain::groups::succession_on_account_deletion`).
+async fn leave_groups_on_erasure(
+    transaction: &sea_orm::DatabaseTransaction,
+    user: Uuid,
+    audit: &AuditEntry,
+    now: DateTime<Utc>,
+) -> Result<(), RepositoryError> {
+    let memberships = group_memberships::Entity::find()
+        .filter(group_memberships::Column::UserId.eq(user))
+        .all(transaction)
+        .await
+        .map_err(db)?;
+    for membership in memberships {
+        let Some(group) = crate::groups::lock_group(transaction, membership.group_id, now).await? else {
+            // A deleted group keeps its rows for the audit trail, minus this person.
+            group_memberships::Entity::delete_by_id(membership.id)
+                .exec(transaction)
+                .await
+                .map_err(db)?;
+            continue;
+        };
+        let current = crate::groups::snapshot(transaction, group).await?;
+        let changes = steward_domain::groups::succession_on_account_deletion(&current, user);
+        let (before, after) = crate::groups::apply_changes(transaction, &current, &changes, now).await?;
+        let entry = AuditEntry::new(
+            audit.actor,
+            steward_domain::AuditAction::known("group.member_erased"),
+            "group",
+        )
+        .resource_id(current.group.id)
+        .change(Some(before), Some(after));
+        insert_audit_entry(transaction, &entry).await?;
+    }
+    Ok(())
 }

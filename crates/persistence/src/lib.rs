@@ -10,6 +10,8 @@ mod database;
 pub mod entities;
 mod error;
 mod federation;
+mod groups;
+mod personal_tokens;
 
 pub use database::{Backend, Database, DatabaseOptions, MigrationState, PoolStats, UnitOfWork};
 pub use error::PersistenceError;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use steward_api::auth::{AuthService, AuthSettings, Federation};
 use steward_api::rate_limit::{RateLimitSettings, RateLimits};
 use steward_api::{AppState, HttpSettings};
-use steward_auth::oidc::{IdTokenVerifier, ProviderSettings};
+use steward_auth::oidc::{IdTokenVerifier, ProviderSettings, UserInfoClient};
 use steward_auth::{HashingCost, KeyRing, PasswordHasher, SigningKeyPem};
 use steward_domain::session::{LoginThrottlePolicy, TokenLifetimes};
 use steward_persistence::{Database, DatabaseOptions, PersistenceError};
@@ -227,10 +227,15 @@ pub fn auth_service(
     if let (Some(issuer), Some(jwks_url)) = (&config.oidc_issuer, &config.oidc_jwks_url) {
         add("oidc", vec![issuer.clone()], jwks_url, &config.oidc_client_ids);
     }
+    let userinfo = config
+        .oidc_userinfo_url
+        .clone()
+        .map(|url| UserInfoClient::new(url, client.clone()));
     let federation = Federation {
         providers,
         group_roles,
         default_roles,
+        userinfo,
     };
     Ok(AuthService::new(database, Arc::new(ring), Arc::new(hasher), settings).with_federation(federation))
 }

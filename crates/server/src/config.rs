@@ -96,6 +96,9 @@ pub struct Config {
     /// A generic OpenID Connect provider (`/oauth/oidc`): its issuer, JWKS URL and client IDs.
     pub oidc_issuer: Option<String>,
     pub oidc_jwks_url: Option<String>,
+    /// Where to ask for email, name or groups an OIDC ID token lacks (needs the client to send
+    /// the provider's access token with the ID token).
+    pub oidc_userinfo_url: Option<String>,
     #[serde(deserialize_with = "list_or_comma_separated")]
     pub oidc_client_ids: Vec<String>,
     /// `group=role` pairs, comma or newline separated; applied at each OIDC sign-in.
@@ -146,6 +149,7 @@ impl Default for Config {
             apple_jwks_url: "https://appleid.apple.com/auth/keys".to_owned(),
             oidc_issuer: None,
             oidc_jwks_url: None,
+            oidc_userinfo_url: None,
             oidc_client_ids: Vec::new(),
             oidc_group_role_map: String::new(),
             oidc_group_role_defaults: String::new(),

@@ -413,3 +413,73 @@ async fn oidc_groups_map_to_roles_within_the_overrides() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn oidc_userinfo_supplies_what_the_id_token_lacks() {
+    each_backend(|backend| async move {
+        let rsa = ProviderKey::rsa("corp-1");
+        let provider = FakeProvider::start(vec![rsa.clone()]).await;
+        let (jwks, userinfo) = (
+            provider.url.clone(),
+            provider.userinfo_url(json!({"sub": "emp-9", "email": "eve@corp.example",
+                "email_verified": true, "name": "Eve Corp", "groups": ["ops"]})),
+        );
+        let app = spawn_app_with(backend, move |config| {
+            config.oidc_issuer = Some("https://idp.corp.example".to_owned());
+            config.oidc_jwks_url = Some(jwks);
+            config.oidc_userinfo_url = Some(userinfo);
+            config.oidc_client_ids = vec!["steward".to_owned()];
+            config.oidc_group_role_map = "ops=support".to_owned();
+        })
+        .await;
+        let sign_in = |sub: &str, access_token: &str| {
+            let now = chrono::Utc::now().timestamp();
+            let token = rsa.sign(
+                &json!({"iss": "https://idp.corp.example", "aud": "steward", "sub": sub,
+                "iat": now, "exp": now + 600}),
+            );
+            app.post_json(
+                "/api/v1/auth/oauth/oidc",
+                &json!({"idToken": token, "accessToken": access_token}),
+            )
+        };
+
+        let refused = sign_in("emp-9", "stolen").await;
+        expect_error(refused, StatusCode::UNAUTHORIZED, "UNAUTHORIZED").await;
+        let foreign = sign_in("emp-10", "provider-access-token").await;
+        let error = expect_error(foreign, StatusCode::UNAUTHORIZED, "UNAUTHORIZED").await;
+        assert!(
+            error["message"].as_str().unwrap().contains("different subject"),
+            "{error}"
+        );
+        assert_eq!(
+            app.count_users().await,
+            0,
+            "{backend:?}: refused sign-ins create nobody"
+        );
+
+        let eve = expect_data(sign_in("emp-9", "provider-access-token").await, StatusCode::OK).await;
+        assert_eq!(eve["user"]["email"], "eve@corp.example");
+        assert_eq!(eve["user"]["displayName"], "Eve Corp");
+        assert_eq!(eve["user"]["emailVerified"], true);
+        let me = expect_data(
+            app.authed(
+                Method::GET,
+                "/api/admin/v1/me",
+                eve["accessToken"].as_str().unwrap(),
+            )
+            .send()
+            .await
+            .unwrap(),
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(
+            me["roles"],
+            json!(["support"]),
+            "{backend:?}: groups from UserInfo are mapped"
+        );
+        app.stop().await;
+    })
+    .await;
+}

@@ -12,6 +12,7 @@ mod boundaries;
 mod federation;
 mod health;
 mod openapi;
+mod personal_tokens;
 mod readiness;
 mod schema;
 mod shell;

@@ -56,6 +56,81 @@ impl FromRequest for Authenticated {
     }
 }
 
+/// A scope a personal access token must carry to use an endpoint.
+pub trait Scope {
+    const NAME: &'static str;
+}
+
+/// The scopes of the user API.
+pub mod scopes {
+    use super::Scope;
+
+    #[derive(Debug)]
+    pub struct AccountRead;
+    impl Scope for AccountRead {
+        const NAME: &'static str = "account:read";
+    }
+
+    #[derive(Debug)]
+    pub struct AccountWrite;
+    impl Scope for AccountWrite {
+        const NAME: &'static str = "account:write";
+    }
+}
+
+/// Who a bearer token speaks for: a session's access token, or a personal access token
+/// (`stw_pat_…`) with its scopes.
+async fn identify(
+    state: &web::Data<AppState>,
+    token: Option<String>,
+    ip: Option<String>,
+) -> Result<(Uuid, Option<Vec<String>>), ApiError> {
+    let token = token.ok_or(AuthError::Unauthenticated)?;
+    if token.starts_with(super::PAT_PREFIX) {
+        let (user, scopes) = state.auth.authenticate_personal_token(&token, ip).await?;
+        return Ok((user, Some(scopes)));
+    }
+    let claims = state.auth.authenticate(&token).await?;
+    Ok((claims.sub, None))
+}
+
+fn scope_error(scope: &str) -> ApiError {
+    ApiError::new(
+        crate::error::ErrorCode::Forbidden,
+        format!("this personal access token lacks the scope `{scope}`"),
+    )
+}
+
+/// A caller allowed to act with scope `S`: any signed-in session, or a personal access token
+/// that carries `S`. Endpoints that must not be reachable with a token (password, deletion,
+/// token management) take [`Authenticated`] instead, which accepts sessions only.
+#[derive(Debug)]
+pub struct Caller<S: Scope> {
+    pub user_id: Uuid,
+    scope: PhantomData<S>,
+}
+
+impl<S: Scope + 'static> FromRequest for Caller<S> {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let token = bearer_token(request);
+        let ip = crate::extractors::client_ip(request).map(|ip| ip.to_string());
+        let state = state(request);
+        Box::pin(async move {
+            let (user_id, scopes) = identify(&state?, token, ip).await?;
+            if scopes.is_some_and(|scopes| !scopes.iter().any(|s| s == S::NAME)) {
+                return Err(scope_error(S::NAME).into());
+            }
+            Ok(Caller {
+                user_id,
+                scope: PhantomData,
+            })
+        })
+    }
+}
+
 /// A permission of the admin API (`resource:action`), as a type.
 pub trait Permission {
     const NAME: &'static str;
@@ -85,7 +160,6 @@ pub mod permissions {
 #[derive(Debug, Clone)]
 pub struct AdminIdentity {
     pub user_id: Uuid,
-    pub session_id: Uuid,
     pub roles: Vec<String>,
 }
 
@@ -99,15 +173,18 @@ impl<P: Permission + 'static> FromRequest for RequirePermission<P> {
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
         let token = bearer_token(request);
+        let ip = crate::extractors::client_ip(request).map(|ip| ip.to_string());
         let state = state(request);
         Box::pin(async move {
             let state = state?;
-            let caller = authenticate(state.clone(), token).await?;
-            let roles = state
-                .auth
-                .system_roles(caller.user_id)
-                .await
-                .map_err(ApiError::from)?;
+            let (user_id, scopes) = identify(&state, token, ip).await?;
+            if let Some(scopes) = &scopes
+                && !P::NAME.is_empty()
+                && !scopes.iter().any(|s| s == P::NAME)
+            {
+                return Err(scope_error(P::NAME).into());
+            }
+            let roles = state.auth.system_roles(user_id).await.map_err(ApiError::from)?;
             let allowed = if P::NAME.is_empty() {
                 roles.iter().any(|role| state.auth.roles().contains(role))
             } else {
@@ -116,14 +193,7 @@ impl<P: Permission + 'static> FromRequest for RequirePermission<P> {
             if !allowed {
                 return Err(ApiError::from(AuthError::Forbidden).into());
             }
-            Ok(RequirePermission(
-                AdminIdentity {
-                    user_id: caller.user_id,
-                    session_id: caller.session_id,
-                    roles,
-                },
-                PhantomData,
-            ))
+            Ok(RequirePermission(AdminIdentity { user_id, roles }, PhantomData))
         })
     }
 }

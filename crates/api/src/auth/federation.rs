@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::{Duration, Utc};
 use serde_json::json;
 use steward_auth::hash_token;
-use steward_auth::oidc::{IdTokenVerifier, IdentityClaims};
+use steward_auth::oidc::{IdTokenVerifier, IdentityClaims, UserInfoClient};
 use steward_domain::accounts::{AccountStore, FederationStore, NewFederatedUser, UserRecord};
 use steward_domain::federation::{GroupRoleMap, RoleOverrides, resolve_roles_for_groups, sync_roles};
 use steward_domain::identity::{DisplayName, EmailAddress};
@@ -23,6 +23,8 @@ pub struct Federation {
     pub providers: HashMap<String, Arc<IdTokenVerifier>>,
     pub group_roles: GroupRoleMap,
     pub default_roles: BTreeSet<String>,
+    /// The OIDC provider's UserInfo endpoint, asked when an ID token lacks email, name or groups.
+    pub userinfo: Option<UserInfoClient>,
 }
 
 impl Federation {
@@ -44,6 +46,8 @@ pub struct FederatedSignIn {
     pub nonce: Option<String>,
     /// Apple sends the name only at the first sign-in, outside the token.
     pub name: Option<String>,
+    /// The OIDC provider's access token, for UserInfo enrichment.
+    pub access_token: Option<String>,
 }
 
 fn display_name_for(claims: &IdentityClaims, given: Option<&str>, email: &EmailAddress) -> String {
@@ -97,9 +101,17 @@ impl AuthService {
         request: FederatedSignIn,
         origin: &RequestOrigin,
     ) -> Result<IssuedTokens, AuthError> {
-        let claims = self
+        let mut claims = self
             .verified_identity(provider, &request.id_token, request.nonce.as_deref())
             .await?;
+        if provider == "oidc"
+            && claims.lacks_profile()
+            && let (Some(userinfo), Some(access_token)) =
+                (&self.federation().userinfo, request.access_token.as_deref())
+        {
+            let info = userinfo.fetch(access_token).await.map_err(AuthError::IdToken)?;
+            claims.enrich(info).map_err(AuthError::IdToken)?;
+        }
         let user = match self.database().linked_user(provider, &claims.sub).await? {
             Some(user_id) => self
                 .database()

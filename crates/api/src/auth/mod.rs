@@ -4,11 +4,15 @@
 mod error;
 mod extractor;
 mod federation;
+mod personal_tokens;
 mod service;
 mod session_cache;
 
 pub use error::AuthError;
-pub use extractor::{AdminIdentity, Authenticated, Permission, RequirePermission, permissions};
+pub use extractor::{
+    AdminIdentity, Authenticated, Caller, Permission, RequirePermission, Scope, permissions, scopes,
+};
 pub use federation::{FederatedSignIn, Federation};
+pub use personal_tokens::PAT_PREFIX;
 pub use service::{AuthService, AuthSettings, IssuedTokens, NewAccount, ProfileUpdate, SignIn};
 pub use session_cache::SessionCache;

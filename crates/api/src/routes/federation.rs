@@ -26,6 +26,9 @@ pub struct ProviderSignInRequest {
     pub nonce: Option<String>,
     /// Apple sends the user's name only at the first sign-in, outside the token.
     pub name: Option<String>,
+    /// `oidc` only: the provider's access token, used to ask its UserInfo endpoint
+    /// (`STEWARD_OIDC_USERINFO_URL`) for email, name or groups the ID token lacks.
+    pub access_token: Option<String>,
 }
 
 /// Sign in with a provider's ID token (`google`, `apple`, or `oidc` for the configured OpenID
@@ -61,6 +64,7 @@ pub async fn provider_sign_in(
                 id_token: body.id_token,
                 nonce: body.nonce,
                 name: body.name,
+                access_token: body.access_token,
             },
             &origin.0,
         )

@@ -1,7 +1,13 @@
 //! SeaORM entities, one module per table. Later features add theirs as they need them.
 
+pub mod api_keys;
 pub mod audit_logs;
+pub mod device_transfers;
+pub mod devices;
 pub mod email_tokens;
+pub mod group_invites;
+pub mod group_memberships;
+pub mod groups;
 pub mod login_throttles;
 pub mod oauth_accounts;
 pub mod oidc_nonces;

@@ -1,0 +1,123 @@
+//! Personal access tokens: long-lived bearer secrets a user mints for scripts, limited to
+//! scopes they could exercise themselves.
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use steward_auth::{hash_token, random_token};
+use steward_domain::accounts::{PersonalToken, PersonalTokenStore};
+use steward_domain::{AuditEntry, RequestOrigin};
+use uuid::Uuid;
+
+use super::error::AuthError;
+use super::service::AuthService;
+
+/// Every personal access token starts with this, so scanners and Steward recognise them.
+pub const PAT_PREFIX: &str = "stw_pat_";
+
+impl AuthService {
+    pub async fn create_personal_token(
+        &self,
+        user: Uuid,
+        name: &str,
+        scopes: Vec<String>,
+        expires_at: Option<DateTime<Utc>>,
+        origin: &RequestOrigin,
+    ) -> Result<(PersonalToken, String), AuthError> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(AuthError::Invalid {
+                field: "name",
+                message: "must be 1 to 100 characters".to_owned(),
+            });
+        }
+        if scopes.is_empty() {
+            return Err(AuthError::Invalid {
+                field: "scopes",
+                message: "name at least one scope".to_owned(),
+            });
+        }
+        if expires_at.is_some_and(|at| at <= Utc::now()) {
+            return Err(AuthError::Invalid {
+                field: "expiresAt",
+                message: "must be in the future".to_owned(),
+            });
+        }
+        let held = self.system_roles(user).await?;
+        let refused = self.roles().undelegable_scopes(&held, &scopes);
+        if !refused.is_empty() {
+            return Err(AuthError::Invalid {
+                field: "scopes",
+                message: format!("not yours to delegate: {}", refused.join(", ")),
+            });
+        }
+        let mut scopes = scopes;
+        scopes.sort();
+        scopes.dedup();
+        let secret = format!("{PAT_PREFIX}{}", random_token(32));
+        let token = PersonalToken {
+            id: Uuid::now_v7(),
+            user_id: user,
+            name: name.to_owned(),
+            prefix: secret.chars().take(PAT_PREFIX.len() + 4).collect(),
+            scopes,
+            created_at: Utc::now(),
+            expires_at,
+            last_used_at: None,
+            last_used_ip: None,
+        };
+        let audit = AuditEntry::new(
+            steward_domain::Actor::user(user),
+            steward_domain::AuditAction::known("auth.token_created"),
+            "personal_access_token",
+        )
+        .resource_id(token.id)
+        .change(
+            None,
+            Some(json!({"name": token.name, "scopes": token.scopes, "expiresAt": token.expires_at})),
+        )
+        .origin(origin.clone());
+        self.database()
+            .create_personal_token(&token, hash_token(&secret), &audit)
+            .await?;
+        Ok((token, secret))
+    }
+
+    pub async fn personal_tokens(&self, user: Uuid) -> Result<Vec<PersonalToken>, AuthError> {
+        Ok(self.database().personal_tokens(user, Utc::now()).await?)
+    }
+
+    pub async fn revoke_personal_token(
+        &self,
+        user: Uuid,
+        id: Uuid,
+        origin: &RequestOrigin,
+    ) -> Result<(), AuthError> {
+        let audit = AuditEntry::new(
+            steward_domain::Actor::user(user),
+            steward_domain::AuditAction::known("auth.token_revoked"),
+            "personal_access_token",
+        )
+        .resource_id(id)
+        .origin(origin.clone());
+        if self.database().revoke_personal_token(user, id, &audit).await? {
+            Ok(())
+        } else {
+            Err(AuthError::NotFound)
+        }
+    }
+
+    /// The owner and scopes of a live personal access token; records its use.
+    pub async fn authenticate_personal_token(
+        &self,
+        secret: &str,
+        ip: Option<String>,
+    ) -> Result<(Uuid, Vec<String>), AuthError> {
+        let token = self
+            .database()
+            .use_personal_token(&hash_token(secret), Utc::now(), ip)
+            .await?
+            .ok_or(AuthError::Unauthenticated)?;
+        self.current_user(token.user_id).await?;
+        Ok((token.user_id, token.scopes))
+    }
+}
