@@ -304,6 +304,34 @@ impl TestApp {
         expect_data(response, StatusCode::CREATED).await
     }
 
+    /// Registers an account and returns its id and access token.
+    pub async fn user(&self, email: &str) -> TestUser {
+        let data = self.register(email).await;
+        TestUser {
+            id: data["user"]["id"].as_str().unwrap().parse().unwrap(),
+            token: data["accessToken"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// Grants a system role directly in the database.
+    pub async fn grant(&self, user: uuid::Uuid, role: &str) {
+        use steward_domain::accounts::AccountStore;
+        let audit = steward_domain::AuditEntry::new(
+            steward_domain::Actor::system(),
+            steward_domain::AuditAction::known("admin.role_granted"),
+            "user",
+        );
+        self.db.grant_system_role(user, role, &audit).await.unwrap();
+    }
+
+    /// A fresh application API key (`X-API-Key`), as `steward apikeys create` mints it.
+    pub async fn api_key(&self) -> String {
+        steward_api::devices::create_api_key(&self.db, "test app")
+            .await
+            .unwrap()
+            .1
+    }
+
     /// Signs in and returns the token response's `data`.
     pub fn login(&self, email: &str, password: &str) -> impl Future<Output = Response> + 'static + use<> {
         self.post_json(
@@ -376,6 +404,13 @@ impl TestApp {
     pub async fn stop(self) {
         self.handle.stop(true).await;
     }
+}
+
+/// A registered account.
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub id: uuid::Uuid,
+    pub token: String,
 }
 
 /// Asserts a success envelope with `status` and returns its `data`.

@@ -35,6 +35,11 @@ pub fn ok<T: Serialize>(data: T) -> HttpResponse {
     HttpResponse::Ok().json(Envelope { success: true, data })
 }
 
+/// 202 with `data`: accepted, waiting on someone else.
+pub fn accepted<T: Serialize>(data: T) -> HttpResponse {
+    HttpResponse::Accepted().json(Envelope { success: true, data })
+}
+
 /// 201 with `data`.
 pub fn created<T: Serialize>(data: T) -> HttpResponse {
     HttpResponse::Created().json(Envelope { success: true, data })

@@ -3,9 +3,11 @@
 //! [`error`].
 
 pub mod auth;
+pub mod devices;
 pub mod envelope;
 pub mod error;
 pub mod extractors;
+pub mod groups;
 mod health;
 pub mod metrics;
 mod middleware;
@@ -32,7 +34,7 @@ pub const OPENAPI_PATH: &str = "/api-docs/openapi.json";
 
 /// Every route, declared once: the router and the OpenAPI document both come from here.
 fn routes(config: &mut ServiceConfig) {
-    use routes::{admin, auth, federation};
+    use routes::{admin, auth, devices, federation, groups, users};
     config
         .service(health::liveness)
         .service(health::readiness)
@@ -61,6 +63,39 @@ fn routes(config: &mut ServiceConfig) {
                 .service(federation::provider_sign_in)
                 .service(federation::link_provider)
                 .service(federation::unlink_provider),
+        )
+        .service(
+            scope("/api/v1/groups")
+                .service(groups::create_group)
+                .service(groups::list_groups)
+                .service(groups::join_group)
+                .service(groups::get_group)
+                .service(groups::update_group)
+                .service(groups::delete_group)
+                .service(groups::list_members)
+                .service(groups::change_member_role)
+                .service(groups::remove_member)
+                .service(groups::transfer_group)
+                .service(groups::create_invite)
+                .service(groups::list_invites)
+                .service(groups::revoke_invite),
+        )
+        .service(
+            scope("/api/v1/devices")
+                .service(devices::register_device)
+                .service(devices::get_device),
+        )
+        .service(
+            scope("/api/v1/users")
+                .service(users::get_user)
+                .service(users::user_devices)
+                .service(users::link_device)
+                .service(users::unlink_device)
+                .service(users::transfer_device)
+                .service(users::list_transfers)
+                .service(users::accept_transfer)
+                .service(users::decline_transfer)
+                .service(users::cancel_transfer),
         )
         .service(
             scope("/api/admin/v1")

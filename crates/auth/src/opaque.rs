@@ -6,16 +6,21 @@ use aws_lc_rs::{digest, hmac};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-/// A URL-safe random token of `bytes` random bytes (32 bytes = 256 bits for secrets).
-pub fn random_token(bytes: usize) -> String {
-    let mut buffer = vec![0u8; bytes];
+/// `count` bytes from the system's secure random number generator.
+pub fn random_bytes(count: usize) -> Vec<u8> {
+    let mut buffer = vec![0u8; count];
     // The system RNG failing is unrecoverable for a security service; an all-zero token would be
     // worse than a crash, so refuse to continue.
     #[allow(clippy::expect_used)]
     SystemRandom::new()
         .fill(&mut buffer)
         .expect("the system random number generator failed");
-    URL_SAFE_NO_PAD.encode(buffer)
+    buffer
+}
+
+/// A URL-safe random token of `bytes` random bytes (32 bytes = 256 bits for secrets).
+pub fn random_token(bytes: usize) -> String {
+    URL_SAFE_NO_PAD.encode(random_bytes(bytes))
 }
 
 /// The hash a token is stored and looked up by (hex SHA-256). Tokens carry 256 bits of entropy,

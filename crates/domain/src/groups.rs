@@ -296,7 +296,12 @@ pub fn remove_member(
     actor: Uuid,
     target: Uuid,
 ) -> Result<Vec<GroupChange>, GroupRuleError> {
-    let actor_role = snapshot.actor_role_for_change(actor)?;
+    // Leaving is allowed even from an archived group.
+    let actor_role = if actor == target {
+        snapshot.role_of(actor).ok_or(GroupRuleError::NotFound)?
+    } else {
+        snapshot.actor_role_for_change(actor)?
+    };
     let target_role = snapshot.role_of(target).ok_or(GroupRuleError::NotFound)?;
     if actor == target {
         if actor_role == GroupRole::Owner {
@@ -683,6 +688,14 @@ mod tests {
             remove_member(&group, ids[0], ids[1]),
             Err(GroupRuleError::Conflict(_))
         ));
+        assert!(matches!(
+            change_role(&group, ids[0], ids[1], GroupRole::Viewer),
+            Err(GroupRuleError::Conflict(_))
+        ));
+        assert!(
+            remove_member(&group, ids[1], ids[1]).is_ok(),
+            "members may still leave"
+        );
     }
 
     #[test]

@@ -140,7 +140,16 @@ mod tests {
 }
 
 /// Scopes every user may give a personal access token, beside their roles' permissions.
-pub const ACCOUNT_SCOPES: &[&str] = &["account:read", "account:write"];
+/// The group and device scopes limit a token to what the user may do in their own groups and
+/// with their own devices; as admin permissions they additionally need the matching role.
+pub const ACCOUNT_SCOPES: &[&str] = &[
+    "account:read",
+    "account:write",
+    "groups:read",
+    "groups:write",
+    "devices:read",
+    "devices:write",
+];
 
 impl RoleCatalog {
     /// Every scope that exists: the account scopes and every permission of every role.

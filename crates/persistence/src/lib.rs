@@ -7,6 +7,7 @@
 mod accounts;
 mod audit;
 mod database;
+mod devices;
 pub mod entities;
 mod error;
 mod federation;

@@ -43,6 +43,24 @@ pub enum Command {
         #[command(subcommand)]
         action: AdminAction,
     },
+    /// Manage the application API keys device apps send as `X-API-Key`.
+    Apikeys {
+        #[command(subcommand)]
+        action: ApiKeysAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApiKeysAction {
+    /// Create a key; its secret is printed once.
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+    /// List keys (prefix, name, created, last used, revoked).
+    List,
+    /// Revoke a key by its id.
+    Revoke { id: uuid::Uuid },
 }
 
 #[derive(Debug, Subcommand)]
@@ -152,7 +170,74 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let config = load(cli.config)?;
             create_admin(&config, &email, password_stdin, display_name).await
         }
+        Command::Apikeys { action } => {
+            let config = load(cli.config)?;
+            api_keys(&config, action).await
+        }
     }
+}
+
+/// The database for an administrative command, migrated like `serve` would.
+async fn open_database(config: &Config) -> Result<steward_persistence::Database, CliError> {
+    let database = app::connect_database(config).await?;
+    if config.migrate_on_start {
+        database
+            .migrate_up()
+            .await
+            .map_err(|error| CliError::Failed(error.to_string()))?;
+    }
+    Ok(database)
+}
+
+async fn api_keys(config: &Config, action: ApiKeysAction) -> Result<(), CliError> {
+    use steward_domain::devices::ApiKeyStore;
+    let failed = |error: steward_domain::RepositoryError| CliError::Failed(error.to_string());
+    let database = open_database(config).await?;
+    match action {
+        ApiKeysAction::Create { name } => {
+            if name.trim().is_empty() {
+                return Err(CliError::Failed("--name must not be empty".to_owned()));
+            }
+            let (key, secret) = steward_api::devices::create_api_key(&database, &name)
+                .await
+                .map_err(failed)?;
+            eprintln!(
+                "created API key {} ({}); the secret is shown only now:",
+                key.id, key.name
+            );
+            println!("{secret}");
+        }
+        ApiKeysAction::List => {
+            for key in database.api_keys().await.map_err(failed)? {
+                let last_used = key.last_used_at.map_or("never".to_owned(), |at| at.to_rfc3339());
+                let state = key
+                    .revoked_at
+                    .map_or("active".to_owned(), |at| format!("revoked {}", at.to_rfc3339()));
+                println!(
+                    "{}\t{}…\t{}\tcreated {}\tlast used {}\t{}",
+                    key.id,
+                    key.prefix,
+                    key.name,
+                    key.created_at.to_rfc3339(),
+                    last_used,
+                    state
+                );
+            }
+        }
+        ApiKeysAction::Revoke { id } => {
+            let audit = steward_domain::AuditEntry::new(
+                steward_domain::Actor::system(),
+                steward_domain::AuditAction::known("apikey.revoked"),
+                "api_key",
+            )
+            .resource_id(id);
+            if !database.revoke_api_key(id, &audit).await.map_err(failed)? {
+                return Err(CliError::Failed(format!("no active API key {id}")));
+            }
+            println!("revoked {id}");
+        }
+    }
+    Ok(())
 }
 
 async fn create_admin(
@@ -170,13 +255,7 @@ async fn create_admin(
     } else {
         None
     };
-    let database = app::connect_database(config).await?;
-    if config.migrate_on_start {
-        database
-            .migrate_up()
-            .await
-            .map_err(|error| CliError::Failed(error.to_string()))?;
-    }
+    let database = open_database(config).await?;
     let signing_keys = keys::load_or_generate(config).map_err(|error| CliError::Failed(error.to_string()))?;
     let service = app::auth_service(config, database, &signing_keys)?;
     let (user, created) = service

@@ -21,7 +21,7 @@ pub struct Authenticated {
     pub session_id: Uuid,
 }
 
-fn bearer_token(request: &HttpRequest) -> Option<String> {
+pub(crate) fn bearer_token(request: &HttpRequest) -> Option<String> {
     let value = request.headers().get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme
@@ -29,7 +29,7 @@ fn bearer_token(request: &HttpRequest) -> Option<String> {
         .then(|| token.trim().to_owned())
 }
 
-fn state(request: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
+pub(crate) fn state(request: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
     request
         .app_data::<web::Data<AppState>>()
         .cloned()
@@ -76,11 +76,35 @@ pub mod scopes {
     impl Scope for AccountWrite {
         const NAME: &'static str = "account:write";
     }
+
+    #[derive(Debug)]
+    pub struct GroupsRead;
+    impl Scope for GroupsRead {
+        const NAME: &'static str = "groups:read";
+    }
+
+    #[derive(Debug)]
+    pub struct GroupsWrite;
+    impl Scope for GroupsWrite {
+        const NAME: &'static str = "groups:write";
+    }
+
+    #[derive(Debug)]
+    pub struct DevicesRead;
+    impl Scope for DevicesRead {
+        const NAME: &'static str = "devices:read";
+    }
+
+    #[derive(Debug)]
+    pub struct DevicesWrite;
+    impl Scope for DevicesWrite {
+        const NAME: &'static str = "devices:write";
+    }
 }
 
 /// Who a bearer token speaks for: a session's access token, or a personal access token
 /// (`stw_pat_…`) with its scopes.
-async fn identify(
+pub(crate) async fn identify(
     state: &web::Data<AppState>,
     token: Option<String>,
     ip: Option<String>,
@@ -94,7 +118,7 @@ async fn identify(
     Ok((claims.sub, None))
 }
 
-fn scope_error(scope: &str) -> ApiError {
+pub(crate) fn scope_error(scope: &str) -> ApiError {
     ApiError::new(
         crate::error::ErrorCode::Forbidden,
         format!("this personal access token lacks the scope `{scope}`"),

@@ -9,6 +9,11 @@ mod service;
 mod session_cache;
 
 pub use error::AuthError;
+
+/// The pieces of bearer authentication other extractors build on.
+pub(crate) mod extractor_support {
+    pub(crate) use super::extractor::{bearer_token, identify, scope_error, state};
+}
 pub use extractor::{
     AdminIdentity, Authenticated, Caller, Permission, RequirePermission, Scope, permissions, scopes,
 };

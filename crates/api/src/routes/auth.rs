@@ -220,7 +220,7 @@ pub async fn me(state: web::Data<AppState>, caller: Caller<AccountRead>) -> Resu
 }
 
 /// Distinguishes an absent field (leave alone) from `null` (clear).
-fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+pub(crate) fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de>,
@@ -250,7 +250,7 @@ pub struct UpdateProfileRequest {
     pub version: Option<i32>,
 }
 
-fn if_match_version(request: &HttpRequest) -> Result<Option<i32>, ApiError> {
+pub(crate) fn if_match_version(request: &HttpRequest) -> Result<Option<i32>, ApiError> {
     let Some(value) = request.headers().get(IF_MATCH) else {
         return Ok(None);
     };

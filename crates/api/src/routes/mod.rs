@@ -2,5 +2,8 @@
 
 pub mod admin;
 pub mod auth;
+pub mod devices;
 pub mod federation;
+pub mod groups;
 pub mod jwks;
+pub mod users;

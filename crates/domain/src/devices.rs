@@ -1,0 +1,310 @@
+//! Devices and who owns them: registration by the device app (legacy, no user needed),
+//! linking to a user, unlinking and transfers that the recipient accepts.
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::{AuditEntry, RepositoryError};
+
+/// A device as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRecord {
+    pub id: Uuid,
+    /// The identifier the app chose (`deviceId` in the legacy API).
+    pub identifier: String,
+    pub display_name: String,
+    pub platform: Option<String>,
+    pub os_version: Option<String>,
+    pub app_version: Option<String>,
+    pub push_token: Option<String>,
+    pub owner_user_id: Option<Uuid>,
+    /// The legacy free-form group string older apps send; kept, not interpreted.
+    pub legacy_group_id: Option<String>,
+    pub last_seen_at: Option<DateTime<Utc>>,
+    pub version: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Why a device rule refused a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeviceRuleError {
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    Conflict(&'static str),
+    #[error("{field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: &'static str,
+    },
+}
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DeviceStoreError {
+    #[error(transparent)]
+    Rule(#[from] DeviceRuleError),
+    #[error(transparent)]
+    Repository(#[from] RepositoryError),
+}
+
+/// What a device app sends to register, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRegistration {
+    pub identifier: String,
+    pub display_name: String,
+    pub platform: Option<String>,
+    pub os_version: Option<String>,
+    pub app_version: Option<String>,
+    pub push_token: Option<String>,
+    pub legacy_group_id: Option<String>,
+}
+
+fn text(
+    value: Option<&str>,
+    field: &'static str,
+    max: usize,
+    message: &'static str,
+) -> Result<Option<String>, DeviceRuleError> {
+    let Some(value) = value.map(str::trim).filter(|value| !value.is_empty()) else {
+        return Ok(None);
+    };
+    if value.chars().count() > max || value.chars().any(char::is_control) {
+        return Err(DeviceRuleError::Invalid { field, message });
+    }
+    Ok(Some(value.to_owned()))
+}
+
+impl DeviceRegistration {
+    #[allow(clippy::too_many_arguments)]
+    pub fn parse(
+        identifier: &str,
+        display_name: &str,
+        platform: Option<&str>,
+        os_version: Option<&str>,
+        app_version: Option<&str>,
+        push_token: Option<&str>,
+        legacy_group_id: Option<&str>,
+    ) -> Result<Self, DeviceRuleError> {
+        let identifier = text(
+            Some(identifier),
+            "deviceId",
+            128,
+            "must be 1 to 128 printable characters",
+        )?
+        .ok_or(DeviceRuleError::Invalid {
+            field: "deviceId",
+            message: "must be 1 to 128 printable characters",
+        })?;
+        let display_name = text(
+            Some(display_name),
+            "displayName",
+            100,
+            "must be 1 to 100 printable characters",
+        )?
+        .ok_or(DeviceRuleError::Invalid {
+            field: "displayName",
+            message: "must be 1 to 100 printable characters",
+        })?;
+        Ok(Self {
+            identifier,
+            display_name,
+            platform: text(platform, "platform", 32, "must be at most 32 characters")?
+                .map(|p| p.to_ascii_lowercase()),
+            os_version: text(os_version, "osVersion", 64, "must be at most 64 characters")?,
+            app_version: text(app_version, "appVersion", 64, "must be at most 64 characters")?,
+            push_token: text(push_token, "pushToken", 4096, "must be at most 4096 characters")?,
+            legacy_group_id: text(legacy_group_id, "groupId", 128, "must be at most 128 characters")?,
+        })
+    }
+}
+
+/// Who owns a device after `caller` (a signed-in user, or only the app's API key) registers it
+/// again. Nobody takes over a device another user owns; the app alone keeps the owner.
+pub fn owner_after_registration(
+    current_owner: Option<Uuid>,
+    caller: Option<Uuid>,
+) -> Result<Option<Uuid>, DeviceRuleError> {
+    match (current_owner, caller) {
+        (Some(owner), Some(user)) if owner != user => Err(DeviceRuleError::Conflict(
+            "this device belongs to another account; its owner must unlink or transfer it",
+        )),
+        (Some(owner), _) => Ok(Some(owner)),
+        (None, user) => Ok(user),
+    }
+}
+
+/// A transfer of a device from its owner to another user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceTransfer {
+    pub id: Uuid,
+    pub device_id: Uuid,
+    pub from_user_id: Uuid,
+    pub to_user_id: Uuid,
+    pub status: TransferStatus,
+    pub expires_at: DateTime<Utc>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferStatus {
+    Pending,
+    Accepted,
+    Declined,
+    Cancelled,
+}
+
+impl TransferStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Accepted => "accepted",
+            Self::Declined => "declined",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        [Self::Pending, Self::Accepted, Self::Declined, Self::Cancelled]
+            .into_iter()
+            .find(|status| status.as_str() == value)
+    }
+}
+
+/// How long a recipient has to accept a transfer.
+pub const TRANSFER_TTL_DAYS: i64 = 7;
+
+pub trait DeviceStore {
+    /// Creates or updates the device with `registration.identifier`, applying
+    /// [`owner_after_registration`] to the stored owner inside the transaction. Answers the
+    /// device and whether it was created.
+    fn register_device(
+        &self,
+        registration: &DeviceRegistration,
+        caller: Option<Uuid>,
+        now: DateTime<Utc>,
+        audit: &AuditEntry,
+    ) -> impl Future<Output = Result<(DeviceRecord, bool), DeviceStoreError>> + Send;
+
+    fn find_device(
+        &self,
+        id: Uuid,
+    ) -> impl Future<Output = Result<Option<DeviceRecord>, RepositoryError>> + Send;
+
+    fn devices_owned_by(
+        &self,
+        owners: &[Uuid],
+    ) -> impl Future<Output = Result<Vec<DeviceRecord>, RepositoryError>> + Send;
+
+    /// Sets the owner to `new_owner` only if it is still `expected_owner`; `false` otherwise.
+    fn set_device_owner(
+        &self,
+        device: Uuid,
+        expected_owner: Option<Uuid>,
+        new_owner: Option<Uuid>,
+        audit: &AuditEntry,
+    ) -> impl Future<Output = Result<bool, RepositoryError>> + Send;
+
+    /// `Conflict` when the device already has a pending transfer.
+    fn create_transfer(
+        &self,
+        transfer: &DeviceTransfer,
+        audit: &AuditEntry,
+    ) -> impl Future<Output = Result<(), RepositoryError>> + Send;
+
+    /// Pending, unexpired transfers to or from `user`.
+    fn pending_transfers(
+        &self,
+        user: Uuid,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<DeviceTransfer>, RepositoryError>> + Send;
+
+    /// The recipient accepts (ownership moves if the sender still owns the device) or declines;
+    /// the sender cancels. Exactly one decision wins a race.
+    fn decide_transfer(
+        &self,
+        transfer: Uuid,
+        user: Uuid,
+        decision: TransferStatus,
+        now: DateTime<Utc>,
+        audit: &AuditEntry,
+    ) -> impl Future<Output = Result<DeviceTransfer, DeviceStoreError>> + Send;
+}
+
+/// An application API key (`X-API-Key`) for the legacy device API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    pub id: Uuid,
+    pub name: String,
+    pub prefix: String,
+    pub scopes: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+pub trait ApiKeyStore {
+    fn create_api_key(
+        &self,
+        key: &ApiKeyRecord,
+        secret_hash: String,
+        audit: &AuditEntry,
+    ) -> impl Future<Output = Result<(), RepositoryError>> + Send;
+
+    fn api_keys(&self) -> impl Future<Output = Result<Vec<ApiKeyRecord>, RepositoryError>> + Send;
+
+    fn revoke_api_key(
+        &self,
+        id: Uuid,
+        audit: &AuditEntry,
+    ) -> impl Future<Output = Result<bool, RepositoryError>> + Send;
+
+    /// The live key with this hash, recording its use.
+    fn use_api_key(
+        &self,
+        secret_hash: &str,
+        now: DateTime<Utc>,
+        ip: Option<String>,
+    ) -> impl Future<Output = Result<Option<ApiKeyRecord>, RepositoryError>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn re_registration_never_changes_hands() {
+        let (ann, bob) = (Uuid::now_v7(), Uuid::now_v7());
+        assert_eq!(owner_after_registration(None, None), Ok(None));
+        assert_eq!(owner_after_registration(None, Some(ann)), Ok(Some(ann)));
+        assert_eq!(owner_after_registration(Some(ann), None), Ok(Some(ann)));
+        assert_eq!(owner_after_registration(Some(ann), Some(ann)), Ok(Some(ann)));
+        assert!(owner_after_registration(Some(ann), Some(bob)).is_err());
+    }
+
+    #[test]
+    fn registrations_are_validated_and_trimmed() {
+        let ok = DeviceRegistration::parse(
+            " pixel-7 ",
+            " Ann's phone ",
+            Some("Android"),
+            None,
+            Some(""),
+            None,
+            Some("family-1"),
+        )
+        .unwrap();
+        assert_eq!(ok.identifier, "pixel-7");
+        assert_eq!(ok.display_name, "Ann's phone");
+        assert_eq!(ok.platform.as_deref(), Some("android"));
+        assert_eq!(ok.app_version, None);
+        assert_eq!(ok.legacy_group_id.as_deref(), Some("family-1"));
+        assert!(DeviceRegistration::parse("", "x", None, None, None, None, None).is_err());
+        assert!(DeviceRegistration::parse("a", "  ", None, None, None, None, None).is_err());
+        let long = "x".repeat(129);
+        assert!(DeviceRegistration::parse(&long, "x", None, None, None, None, None).is_err());
+    }
+}
