@@ -12,6 +12,7 @@ mod m20260101_000005_audit_and_access;
 mod m20260201_000006_authentication;
 mod m20260301_000007_federation;
 mod m20260401_000008_groups_and_devices;
+mod m20260501_000009_settings;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20260201_000006_authentication::Migration),
             Box::new(m20260301_000007_federation::Migration),
             Box::new(m20260401_000008_groups_and_devices::Migration),
+            Box::new(m20260501_000009_settings::Migration),
         ]
     }
 }
@@ -60,6 +62,7 @@ pub const TABLES: &[&str] = &[
     "oidc_nonces",
     "user_role_overrides",
     "device_transfers",
+    "push_notifications",
 ];
 
 /// The tables of seed 000's data model, the first 17 of [`TABLES`].

@@ -15,6 +15,7 @@ use steward_persistence::Database;
 use tokio::sync::OnceCell;
 
 pub mod idp;
+pub mod push;
 pub mod smtp;
 
 const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -221,6 +222,8 @@ pub fn test_config(database: &TestDatabase, data_dir: &std::path::Path) -> Confi
         rate_limit_password_reset_per_hour: 100_000,
         rate_limit_refresh_per_hour: 100_000,
         outbox_poll_ms: 50,
+        push_poll_ms: 50,
+        push_collapse_ms: 0,
         ..Config::default()
     }
 }

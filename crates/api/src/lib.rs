@@ -15,6 +15,7 @@ mod openapi;
 pub mod rate_limit;
 pub mod request_id;
 mod routes;
+pub mod settings;
 pub mod state;
 
 use actix_web::body::MessageBody;
@@ -34,7 +35,7 @@ pub const OPENAPI_PATH: &str = "/api-docs/openapi.json";
 
 /// Every route, declared once: the router and the OpenAPI document both come from here.
 fn routes(config: &mut ServiceConfig) {
-    use routes::{admin, auth, devices, federation, groups, users};
+    use routes::{admin, auth, devices, federation, groups, setting_definitions, settings, users};
     config
         .service(health::liveness)
         .service(health::readiness)
@@ -78,13 +79,34 @@ fn routes(config: &mut ServiceConfig) {
                 .service(groups::transfer_group)
                 .service(groups::create_invite)
                 .service(groups::list_invites)
-                .service(groups::revoke_invite),
+                .service(groups::revoke_invite)
+                .service(settings::group_unlock_requests),
         )
         .service(
             scope("/api/v1/devices")
                 .service(devices::register_device)
-                .service(devices::get_device),
+                .service(devices::get_device)
+                // Fixed segments before `{key}`.
+                .service(settings::get_settings)
+                .service(settings::update_settings)
+                .service(settings::get_locks)
+                .service(settings::update_locks)
+                .service(settings::sync_settings)
+                .service(settings::settings_status)
+                .service(settings::request_sync)
+                .service(settings::get_setting)
+                .service(settings::update_setting)
+                .service(settings::lock_setting)
+                .service(settings::unlock_setting)
+                .service(settings::request_unlock)
+                .service(settings::device_unlock_requests),
         )
+        .service(
+            scope("/api/v1/unlock-requests")
+                .service(settings::approve_unlock)
+                .service(settings::deny_unlock),
+        )
+        .service(scope("/api/v1/setting-definitions").service(setting_definitions::list_definitions))
         .service(
             scope("/api/v1/users")
                 .service(users::get_user)
@@ -103,7 +125,11 @@ fn routes(config: &mut ServiceConfig) {
                 .service(admin::admin_get_user)
                 .service(federation::get_role_overrides)
                 .service(federation::put_role_overrides)
-                .service(federation::delete_role_overrides),
+                .service(federation::delete_role_overrides)
+                .service(setting_definitions::create_definition)
+                .service(setting_definitions::update_definition)
+                .service(setting_definitions::delete_definition)
+                .service(setting_definitions::list_push_notifications),
         );
 }
 

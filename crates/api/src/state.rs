@@ -15,6 +15,7 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     pub auth: Arc<AuthService>,
     pub rate_limits: Arc<RateLimits>,
+    pub settings_catalog: Arc<crate::settings::SettingsCatalog>,
 }
 
 /// HTTP settings that shape the app itself.

@@ -5,6 +5,7 @@ pub mod keys;
 pub mod oidc;
 pub mod opaque;
 pub mod password;
+pub mod service_account;
 pub mod tokens;
 
 pub use keys::{KeyError, SigningKeyPem};

@@ -194,6 +194,12 @@ pub trait DeviceStore {
         id: Uuid,
     ) -> impl Future<Output = Result<Option<DeviceRecord>, RepositoryError>> + Send;
 
+    /// Steward's id of the device the app registered as `identifier`.
+    fn device_id_for_identifier(
+        &self,
+        identifier: &str,
+    ) -> impl Future<Output = Result<Option<Uuid>, RepositoryError>> + Send;
+
     fn devices_owned_by(
         &self,
         owners: &[Uuid],

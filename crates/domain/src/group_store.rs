@@ -151,6 +151,19 @@ pub trait GroupStore {
         audit: &AuditEntry,
     ) -> impl Future<Output = Result<Uuid, GroupStoreError>> + Send;
 
+    /// For each live, unarchived group both users belong to: the viewer's role and the other's.
+    fn role_pairs(
+        &self,
+        viewer: Uuid,
+        other: Uuid,
+    ) -> impl Future<Output = Result<Vec<(GroupRole, GroupRole)>, RepositoryError>> + Send;
+
+    /// The users in a live group (for listing their devices' unlock requests).
+    fn member_ids(
+        &self,
+        group: Uuid,
+    ) -> impl Future<Output = Result<Vec<(Uuid, GroupRole)>, RepositoryError>> + Send;
+
     /// Whether two users share a live group (for seeing each other's basic profile), and the
     /// viewer's highest role over the other across such groups.
     fn shared_group_role(

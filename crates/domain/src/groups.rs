@@ -370,6 +370,12 @@ pub fn invite_role(inviter: GroupRole, requested: GroupRole) -> Result<GroupRole
     Ok(requested)
 }
 
+/// Whether a member holding `mine` may manage (read, write, lock) the device settings of a
+/// member holding `theirs` in the same group: managers act on those ranked below them.
+pub fn manages_devices_of(mine: GroupRole, theirs: GroupRole) -> bool {
+    mine.allows(GroupPermission::ChangeMemberSettings) && mine.outranks(theirs)
+}
+
 /// What happens to a group when `leaving`'s account is deleted: their membership goes; if they
 /// owned it, the longest-standing admin becomes owner, or else the group is archived.
 pub fn succession_on_account_deletion(snapshot: &GroupSnapshot, leaving: Uuid) -> Vec<GroupChange> {
@@ -676,6 +682,20 @@ mod tests {
                 let permitted =
                     matches!(inviter, Owner | Admin) && requested != Owner && !requested.outranks(inviter);
                 assert_eq!(outcome.is_ok(), permitted, "{inviter} invites as {requested}");
+            }
+        }
+    }
+
+    #[test]
+    fn managers_reach_the_devices_of_those_below_them_only() {
+        use GroupRole::*;
+        for mine in GroupRole::ALL {
+            for theirs in GroupRole::ALL {
+                let expected = matches!(
+                    (mine, theirs),
+                    (Owner, Admin | Member | Viewer) | (Admin, Member | Viewer)
+                );
+                assert_eq!(manages_devices_of(mine, theirs), expected, "{mine} over {theirs}");
             }
         }
     }

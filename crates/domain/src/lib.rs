@@ -15,6 +15,7 @@ pub mod pagination;
 pub mod rbac;
 pub mod repository;
 pub mod session;
+pub mod settings;
 
 pub use audit::{Actor, ActorKind, AuditAction, AuditEntry, AuditRecorder, RequestOrigin};
 pub use pagination::{PageRequest, PaginationError};

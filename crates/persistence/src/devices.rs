@@ -3,7 +3,8 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, ExprTrait, QueryFilter, QueryOrder, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
 };
 use serde_json::json;
 use steward_domain::devices::{
@@ -144,6 +145,9 @@ impl DeviceStore for Database {
                     version: Set(1),
                     created_at: Set(now),
                     updated_at: Set(now),
+                    applied_settings_version: Set(None),
+                    applied_at: Set(None),
+                    apply_failures: Set(None),
                 })
                 .exec_without_returning(&transaction)
                 .await
@@ -180,6 +184,17 @@ impl DeviceStore for Database {
             .await
             .map_err(db)?
             .map(device))
+    }
+
+    async fn device_id_for_identifier(&self, identifier: &str) -> Result<Option<Uuid>, RepositoryError> {
+        devices::Entity::find()
+            .select_only()
+            .column(devices::Column::Id)
+            .filter(devices::Column::DeviceIdentifier.eq(identifier))
+            .into_tuple::<Uuid>()
+            .one(self.connection())
+            .await
+            .map_err(db)
     }
 
     async fn devices_owned_by(&self, owners: &[Uuid]) -> Result<Vec<DeviceRecord>, RepositoryError> {

@@ -625,4 +625,57 @@ impl GroupStore for Database {
         }
         Ok(best)
     }
+
+    async fn role_pairs(
+        &self,
+        viewer: Uuid,
+        other: Uuid,
+    ) -> Result<Vec<(GroupRole, GroupRole)>, RepositoryError> {
+        let connection = self.connection();
+        let theirs: HashMap<Uuid, String> = group_memberships::Entity::find()
+            .filter(group_memberships::Column::UserId.eq(other))
+            .all(connection)
+            .await
+            .map_err(db)?
+            .into_iter()
+            .map(|row| (row.group_id, row.role))
+            .collect();
+        if theirs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mine = group_memberships::Entity::find()
+            .filter(group_memberships::Column::UserId.eq(viewer))
+            .filter(group_memberships::Column::GroupId.is_in(theirs.keys().copied()))
+            .filter(
+                group_memberships::Column::GroupId.in_subquery(
+                    sea_orm::sea_query::Query::select()
+                        .column(groups::Column::Id)
+                        .from(groups::Entity)
+                        .and_where(groups::Column::DeletedAt.is_null())
+                        .and_where(groups::Column::ArchivedAt.is_null())
+                        .to_owned(),
+                ),
+            )
+            .all(connection)
+            .await
+            .map_err(db)?;
+        let mut pairs = Vec::with_capacity(mine.len());
+        for row in mine {
+            if let Some(their_role) = theirs.get(&row.group_id) {
+                pairs.push((role(&row.role)?, role(their_role)?));
+            }
+        }
+        Ok(pairs)
+    }
+
+    async fn member_ids(&self, group: Uuid) -> Result<Vec<(Uuid, GroupRole)>, RepositoryError> {
+        group_memberships::Entity::find()
+            .filter(group_memberships::Column::GroupId.eq(group))
+            .all(self.connection())
+            .await
+            .map_err(db)?
+            .into_iter()
+            .map(|row| Ok((row.user_id, role(&row.role)?)))
+            .collect()
+    }
 }

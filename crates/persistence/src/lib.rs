@@ -13,6 +13,7 @@ mod error;
 mod federation;
 mod groups;
 mod personal_tokens;
+mod settings;
 
 pub use database::{Backend, Database, DatabaseOptions, MigrationState, PoolStats, UnitOfWork};
 pub use error::PersistenceError;

@@ -46,6 +46,7 @@ pub struct Application {
     database: Database,
     signing_keys: Vec<SigningKeyPem>,
     outbox: tokio::task::JoinHandle<()>,
+    push: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -72,6 +73,13 @@ impl Application {
             Duration::from_millis(config.outbox_poll_ms.max(10)),
         ));
 
+        let push = tokio::spawn(crate::push::run_push_worker(
+            database.clone(),
+            push_provider(&config)?,
+            Duration::from_millis(config.push_poll_ms.max(10)),
+            Duration::from_millis(config.push_collapse_ms),
+        ));
+
         let listener = TcpListener::bind(config.bind).map_err(|source| StartupError::Bind {
             address: config.bind,
             source,
@@ -94,6 +102,7 @@ impl Application {
                 password_reset_per_hour: config.rate_limit_password_reset_per_hour,
                 refresh_per_hour: config.rate_limit_refresh_per_hour,
             }),
+            settings_catalog: Default::default(),
         };
         let settings = HttpSettings {
             body_limit: config.body_limit_bytes,
@@ -119,6 +128,7 @@ impl Application {
             database,
             signing_keys,
             outbox,
+            push,
         })
     }
 
@@ -143,6 +153,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         self.outbox.abort();
+        self.push.abort();
         result
     }
 }
@@ -238,4 +249,41 @@ pub fn auth_service(
         userinfo,
     };
     Ok(AuthService::new(database, Arc::new(ring), Arc::new(hasher), settings).with_federation(federation))
+}
+
+/// The configured push provider: FCM, a webhook, or the log.
+fn push_provider(config: &Config) -> Result<crate::push::PushProvider, StartupError> {
+    use crate::push::{FcmClient, PushProvider, ServiceAccount};
+    let http = || {
+        reqwest::Client::builder()
+            .user_agent(concat!("steward/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|error| StartupError::Setting(format!("HTTP client: {error}")))
+    };
+    if let Some(path) = &config.fcm_service_account_file {
+        let text = std::fs::read_to_string(path).map_err(|error| {
+            StartupError::Setting(format!(
+                "STEWARD_FCM_SERVICE_ACCOUNT_FILE: cannot read {}: {error}",
+                path.display()
+            ))
+        })?;
+        let account: ServiceAccount = serde_json::from_str(&text).map_err(|error| {
+            StartupError::Setting(format!(
+                "STEWARD_FCM_SERVICE_ACCOUNT_FILE: not a service-account key file: {error}"
+            ))
+        })?;
+        return Ok(PushProvider::Fcm(FcmClient::new(
+            account,
+            config.fcm_endpoint.clone(),
+            http()?,
+        )));
+    }
+    if let Some(url) = &config.push_webhook_url {
+        return Ok(PushProvider::Webhook {
+            url: url.clone(),
+            secret: config.push_webhook_secret.clone(),
+            http: http()?,
+        });
+    }
+    Ok(PushProvider::Log)
 }

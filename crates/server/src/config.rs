@@ -85,6 +85,18 @@ pub struct Config {
     pub mail_from: String,
     /// How often the mail outbox is checked.
     pub outbox_poll_ms: u64,
+    /// A Google service-account key file (JSON) for FCM HTTP v1 pushes.
+    pub fcm_service_account_file: Option<std::path::PathBuf>,
+    /// FCM's base URL (tests point it at a loopback server).
+    pub fcm_endpoint: String,
+    /// Instead of FCM: POST each notification as JSON to this URL.
+    pub push_webhook_url: Option<String>,
+    /// Signs webhook bodies: `X-Steward-Signature: sha256=<hex HMAC-SHA256>`.
+    pub push_webhook_secret: Option<String>,
+    /// How often the push outbox is checked (and lifted locks returned).
+    pub push_poll_ms: u64,
+    /// Changes within this window send one push.
+    pub push_collapse_ms: u64,
     /// Client IDs accepted as `aud` of Google ID tokens; empty disables Google sign-in.
     #[serde(deserialize_with = "list_or_comma_separated")]
     pub google_client_ids: Vec<String>,
@@ -143,6 +155,12 @@ impl Default for Config {
             smtp_url: None,
             mail_from: "Steward <no-reply@localhost>".to_owned(),
             outbox_poll_ms: 1000,
+            fcm_service_account_file: None,
+            fcm_endpoint: "https://fcm.googleapis.com".to_owned(),
+            push_webhook_url: None,
+            push_webhook_secret: None,
+            push_poll_ms: 1000,
+            push_collapse_ms: 2000,
             google_client_ids: Vec::new(),
             google_jwks_url: "https://www.googleapis.com/oauth2/v3/certs".to_owned(),
             apple_client_ids: Vec::new(),
@@ -231,6 +249,22 @@ impl Config {
             return Err(ConfigError(
                 "STEWARD_LOGIN_MAX_ATTEMPTS and STEWARD_LOGIN_LOCKOUT_MINUTES must be more than 0".to_owned(),
             ));
+        }
+        if self.fcm_service_account_file.is_some() && self.push_webhook_url.is_some() {
+            return Err(ConfigError(
+                "STEWARD_FCM_SERVICE_ACCOUNT_FILE and STEWARD_PUSH_WEBHOOK_URL: configure one push provider"
+                    .to_owned(),
+            ));
+        }
+        for (name, url) in [
+            ("STEWARD_PUSH_WEBHOOK_URL", self.push_webhook_url.as_deref()),
+            ("STEWARD_FCM_ENDPOINT", Some(self.fcm_endpoint.as_str())),
+        ] {
+            if let Some(url) = url
+                && !(url.starts_with("http://") || url.starts_with("https://"))
+            {
+                return Err(ConfigError(format!("{name}: must be an http:// or https:// URL")));
+            }
         }
         if let Some(url) = &self.smtp_url
             && !(url.starts_with("smtp://") || url.starts_with("smtps://"))

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod keys;
 pub mod mail;
+pub mod push;
 pub mod telemetry;
 
 pub use app::{Application, StartupError};

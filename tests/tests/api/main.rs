@@ -17,5 +17,6 @@ mod openapi;
 mod personal_tokens;
 mod readiness;
 mod schema;
+mod settings;
 mod shell;
 mod startup;

@@ -176,6 +176,9 @@ pub mod permissions {
 
     permission!(UsersRead, "users:read");
     permission!(UsersWrite, "users:write");
+    permission!(DevicesRead, "devices:read");
+    // Only `super_admin` (`*`) holds it: the catalog is shared by every tenant.
+    permission!(SettingsWrite, "settings:write");
     // Held by every system role: the admin API's own identity endpoint.
     permission!(AnySystemRole, "");
 }

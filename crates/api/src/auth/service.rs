@@ -30,6 +30,9 @@ use super::error::AuthError;
 use super::federation::Federation;
 use super::session_cache::{SessionCache, TtlCache};
 
+/// How long a verified access token's claims are remembered (expiry is still checked).
+const VERIFIED_TOKEN_TTL: StdDuration = StdDuration::from_secs(300);
+
 /// Settings of the authentication service.
 #[derive(Debug, Clone)]
 pub struct AuthSettings {
@@ -95,6 +98,10 @@ pub struct AuthService {
     sessions: SessionCache,
     /// Profiles for `GET /me`, kept as briefly as session states and dropped on local changes.
     profiles: TtlCache<UserRecord>,
+    /// Access tokens whose signature was checked, by the token's SHA-256: RS256 verification is
+    /// the dominant cost of an authenticated read, and a client presents the same token for an
+    /// hour. Expiry is re-checked on every hit; revocation is the session cache's business.
+    verified: TtlCache<steward_auth::AccessClaims, String>,
     roles: RoleCatalog,
     federation: Federation,
 }
@@ -141,6 +148,7 @@ impl AuthService {
             deriver: TokenDeriver::new(keys.derivation_secret()),
             sessions: SessionCache::new(settings.session_cache_ttl),
             profiles: TtlCache::new(settings.session_cache_ttl),
+            verified: TtlCache::new(VERIFIED_TOKEN_TTL),
             database,
             keys,
             hasher,
@@ -464,7 +472,7 @@ impl AuthService {
                     self.database
                         .revoke_session(session.id, session.user_id, "refresh_reuse", &audit)
                         .await?;
-                    self.sessions.forget(session.id);
+                    self.sessions.forget(&session.id);
                     return Err(AuthError::InvalidRefreshToken);
                 }
                 RefreshDecision::ReplaySuccessor => {
@@ -507,8 +515,8 @@ impl AuthService {
 
     /// Verifies an access token and that its session is still live.
     pub async fn authenticate(&self, bearer: &str) -> Result<steward_auth::AccessClaims, AuthError> {
-        let claims = self.keys.verify(bearer).map_err(|_| AuthError::Unauthenticated)?;
-        let active = match self.sessions.get(claims.sid) {
+        let claims = self.verified_claims(bearer)?;
+        let active = match self.sessions.get(&claims.sid) {
             Some(active) => active,
             None => {
                 let session = self.database.find_session(claims.sid).await?;
@@ -524,18 +532,34 @@ impl AuthService {
         }
     }
 
+    /// The token's claims: from the verification cache while unexpired, else verified now.
+    fn verified_claims(&self, bearer: &str) -> Result<steward_auth::AccessClaims, AuthError> {
+        let fingerprint = hash_token(bearer);
+        if let Some(claims) = self.verified.get(&fingerprint) {
+            // The same 5 s leeway as the verifier.
+            if claims.exp + 5 > Utc::now().timestamp() {
+                return Ok(claims);
+            }
+            self.verified.forget(&fingerprint);
+            return Err(AuthError::Unauthenticated);
+        }
+        let claims = self.keys.verify(bearer).map_err(|_| AuthError::Unauthenticated)?;
+        self.verified.put(fingerprint, claims.clone());
+        Ok(claims)
+    }
+
     pub async fn logout(&self, user: Uuid, session: Uuid, origin: &RequestOrigin) -> Result<(), AuthError> {
         let audit = user_event(user, "auth.logout", "session", session, origin);
         self.database
             .revoke_session(session, user, "logout", &audit)
             .await?;
-        self.sessions.forget(session);
+        self.sessions.forget(&session);
         Ok(())
     }
 
     /// The caller's profile for reads: from the short cache when fresh.
     pub async fn profile(&self, user: Uuid) -> Result<UserRecord, AuthError> {
-        if let Some(record) = self.profiles.get(user) {
+        if let Some(record) = self.profiles.get(&user) {
             return Ok(record);
         }
         let record = self.current_user(user).await?;
@@ -609,7 +633,7 @@ impl AuthService {
             .database
             .update_profile(user, changes, update.expected_version, &audit)
             .await?;
-        self.profiles.forget(user);
+        self.profiles.forget(&user);
         if let Some(email) = new_email {
             self.send_email_token(user, EmailTokenPurpose::VerifyEmail, email.as_str())
                 .await?;
@@ -640,7 +664,7 @@ impl AuthService {
         self.database
             .change_password(user, hash, Some(session), &audit)
             .await?;
-        self.profiles.forget(user);
+        self.profiles.forget(&user);
         Ok(())
     }
 
@@ -662,7 +686,7 @@ impl AuthService {
         {
             return Err(AuthError::NotFound);
         }
-        self.sessions.forget(session);
+        self.sessions.forget(&session);
         Ok(())
     }
 
@@ -711,9 +735,9 @@ impl AuthService {
         let hash = self.hash_password(new_password).await?;
         let audit = user_event(user.id, "auth.password_reset", "user", user.id, origin);
         self.database.change_password(user.id, hash, None, &audit).await?;
-        self.profiles.forget(user.id);
+        self.profiles.forget(&user.id);
         for session in self.database.active_sessions(user.id, Utc::now()).await? {
-            self.sessions.forget(session.id);
+            self.sessions.forget(&session.id);
         }
         self.database.clear(&user.email).await?;
         Ok(())
@@ -733,7 +757,7 @@ impl AuthService {
         .resource_id(redeemed.user_id)
         .change(None, Some(json!({"email": redeemed.email})))
         .origin(origin.clone());
-        self.profiles.forget(redeemed.user_id);
+        self.profiles.forget(&redeemed.user_id);
         self.database
             .mark_email_verified(redeemed.user_id, &redeemed.email, &audit)
             .await
@@ -778,9 +802,9 @@ impl AuthService {
                 request_id: origin.request_id.clone(),
             });
         self.database.erase_user(user, &audit).await?;
-        self.profiles.forget(user);
+        self.profiles.forget(&user);
         for session in sessions {
-            self.sessions.forget(session.id);
+            self.sessions.forget(&session.id);
         }
         Ok(())
     }

@@ -5,6 +5,7 @@
 //! (default 2 s), and revocations on this instance drop the entry at once.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -12,17 +13,18 @@ use uuid::Uuid;
 
 const MAX_ENTRIES: usize = 100_000;
 
-/// Remembers values per id for a short TTL; local changes drop their entry at once.
+/// Remembers values per key (an id by default) for a short TTL; local changes drop their entry
+/// at once.
 #[derive(Debug)]
-pub struct TtlCache<V> {
+pub struct TtlCache<V, K = Uuid> {
     ttl: Duration,
-    entries: Mutex<HashMap<Uuid, (V, Instant)>>,
+    entries: Mutex<HashMap<K, (V, Instant)>>,
 }
 
 /// Whether each session is live.
 pub type SessionCache = TtlCache<bool>;
 
-impl<V: Clone> TtlCache<V> {
+impl<V: Clone, K: Hash + Eq> TtlCache<V, K> {
     pub fn new(ttl: Duration) -> Self {
         Self {
             ttl,
@@ -31,15 +33,15 @@ impl<V: Clone> TtlCache<V> {
     }
 
     /// The cached answer for `session`, if fresh.
-    pub fn get(&self, session: Uuid) -> Option<V> {
+    pub fn get(&self, session: &K) -> Option<V> {
         let entries = self.entries.lock().ok()?;
         entries
-            .get(&session)
+            .get(session)
             .filter(|(_, at)| at.elapsed() < self.ttl)
             .map(|(value, _)| value.clone())
     }
 
-    pub fn put(&self, session: Uuid, active: V) {
+    pub fn put(&self, session: K, active: V) {
         if self.ttl.is_zero() {
             return;
         }
@@ -55,9 +57,9 @@ impl<V: Clone> TtlCache<V> {
         }
     }
 
-    pub fn forget(&self, session: Uuid) {
+    pub fn forget(&self, session: &K) {
         if let Ok(mut entries) = self.entries.lock() {
-            entries.remove(&session);
+            entries.remove(session);
         }
     }
 }
@@ -70,14 +72,14 @@ mod tests {
     fn entries_expire_and_can_be_dropped() {
         let cache = SessionCache::new(Duration::from_millis(50));
         let session = Uuid::now_v7();
-        assert_eq!(cache.get(session), None);
+        assert_eq!(cache.get(&session), None);
         cache.put(session, true);
-        assert_eq!(cache.get(session), Some(true));
-        cache.forget(session);
-        assert_eq!(cache.get(session), None);
+        assert_eq!(cache.get(&session), Some(true));
+        cache.forget(&session);
+        assert_eq!(cache.get(&session), None);
         cache.put(session, false);
         std::thread::sleep(Duration::from_millis(60));
-        assert_eq!(cache.get(session), None);
+        assert_eq!(cache.get(&session), None);
     }
 
     #[test]
@@ -85,6 +87,6 @@ mod tests {
         let cache = SessionCache::new(Duration::ZERO);
         let session = Uuid::now_v7();
         cache.put(session, true);
-        assert_eq!(cache.get(session), None);
+        assert_eq!(cache.get(&session), None);
     }
 }

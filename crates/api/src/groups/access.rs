@@ -45,6 +45,7 @@ pub mod actions {
     action!(Delete, DeleteGroup, "groups:write");
     action!(ManageInvites, ManageInvites, "groups:write");
     action!(TransferOwnership, TransferOwnership, "groups:write");
+    action!(ReviewSettings, ChangeMemberSettings, "groups:read");
 }
 
 /// A member of the group in the path, allowed to take action `A`.

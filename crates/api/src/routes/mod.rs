@@ -6,4 +6,6 @@ pub mod devices;
 pub mod federation;
 pub mod groups;
 pub mod jwks;
+pub mod setting_definitions;
+pub mod settings;
 pub mod users;

@@ -23,6 +23,9 @@ pub struct Model {
     pub version: i32,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    pub applied_settings_version: Option<i64>,
+    pub applied_at: Option<DateTimeUtc>,
+    pub apply_failures: Option<Json>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

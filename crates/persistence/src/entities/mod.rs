@@ -2,6 +2,7 @@
 
 pub mod api_keys;
 pub mod audit_logs;
+pub mod device_settings;
 pub mod device_transfers;
 pub mod devices;
 pub mod email_tokens;
@@ -14,7 +15,10 @@ pub mod oidc_nonces;
 pub mod organizations;
 pub mod outbox_emails;
 pub mod password_history;
+pub mod push_notifications;
 pub mod refresh_tokens;
+pub mod setting_definitions;
+pub mod unlock_requests;
 pub mod user_role_overrides;
 pub mod user_sessions;
 pub mod user_system_roles;

@@ -1,0 +1,749 @@
+//! `/api/v1/devices/{deviceId}/settings…`, unlock requests and the setting catalog.
+
+use std::collections::BTreeMap;
+
+use actix_web::http::header::{ETAG, IF_NONE_MATCH};
+use actix_web::{HttpRequest, HttpResponse, delete, get, post, put, web};
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use steward_domain::settings::store::{UnlockRequest, UnlockStatus};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::auth::scopes::{DevicesRead, DevicesWrite};
+use crate::auth::{Caller, Scope};
+use crate::envelope::{self, Envelope};
+use crate::error::{ApiError, ErrorEnvelope};
+use crate::extractors::Origin;
+use crate::groups::{GroupAccess, actions};
+use crate::settings::service::{LockRequest, SettingView, etag};
+use crate::settings::{DeviceSettingsView, SettingsCaller, SettingsService, SyncOutcome, UnlockWindow};
+use crate::state::AppState;
+
+/// `If-Match: "<version>"` or `"<version>.<catalog>"` as the settings ETag carries it.
+fn if_match_settings_version(request: &HttpRequest) -> Result<Option<i64>, ApiError> {
+    let Some(value) = request.headers().get(actix_web::http::header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .unwrap_or_default()
+        .trim()
+        .trim_start_matches("W/")
+        .trim_matches('"');
+    let version = text.split('.').next().unwrap_or_default();
+    version
+        .parse::<i64>()
+        .map(Some)
+        .map_err(|_| ApiError::validation("If-Match must be the settings version you read, e.g. \"7\""))
+}
+
+fn with_etag(mut response: HttpResponse, tag: &str) -> HttpResponse {
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(tag) {
+        response.headers_mut().insert(ETAG, value);
+    }
+    response
+}
+
+fn not_modified(request: &HttpRequest, tag: &str) -> bool {
+    request
+        .headers()
+        .get(IF_NONE_MATCH)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| {
+            value
+                .split(',')
+                .any(|candidate| candidate.trim() == tag || candidate.trim() == "*")
+        })
+}
+
+async fn access<S: Scope>(
+    state: &AppState,
+    caller: &SettingsCaller<S>,
+    device: Uuid,
+    write: bool,
+) -> Result<crate::settings::SettingsAccess, ApiError> {
+    SettingsService::new(state)
+        .access(caller.kind, device, write)
+        .await
+}
+
+async fn current(state: &AppState, device: Uuid) -> Result<HttpResponse, ApiError> {
+    let (view, tag) = SettingsService::new(state).effective(device, false).await?;
+    Ok(with_etag(envelope::ok(view), &tag))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ExplainQuery {
+    /// Add each key's explanation: winning layer, overridden layers, conflicts.
+    pub explain: Option<bool>,
+}
+
+/// The device's effective settings with lock state. Answers an `ETag`; `If-None-Match` with it
+/// answers 304 without a body. Callable by the owner, group owners/admins over the owner, system
+/// admins, and the device itself (`X-API-Key` + `X-Device-Id`).
+#[utoipa::path(
+    tag = "settings",
+    security(("bearer" = []), ("apiKey" = [])),
+    params(("deviceId" = Uuid, Path), ExplainQuery, ("If-None-Match" = Option<String>, Header)),
+    responses(
+        (status = 200, body = Envelope<DeviceSettingsView>),
+        (status = 304, description = "Unchanged since the ETag you sent"),
+        (status = 404, body = ErrorEnvelope),
+    )
+)]
+#[get("/{deviceId}/settings")]
+pub async fn get_settings(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    caller: SettingsCaller<DevicesRead>,
+    path: web::Path<Uuid>,
+    query: web::Query<ExplainQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let device = path.into_inner();
+    let service = SettingsService::new(&state);
+    service.access(caller.kind, device, false).await?;
+    if request.headers().contains_key(IF_NONE_MATCH) {
+        let tag = service.current_etag(device).await?;
+        if not_modified(&request, &tag) {
+            return Ok(with_etag(HttpResponse::NotModified().finish(), &tag));
+        }
+    }
+    let (view, tag) = service.effective(device, query.explain.unwrap_or(false)).await?;
+    Ok(with_etag(envelope::ok(view), &tag))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateSettingsRequest {
+    /// Key → new value.
+    #[schema(value_type = Object)]
+    pub settings: BTreeMap<String, Value>,
+    /// The settings version you read (or send `If-Match`).
+    pub version: Option<i64>,
+}
+
+/// Set several values at once, all or nothing: one refused key (unknown, invalid, locked)
+/// refuses the request and every refusal is listed in `details`.
+#[utoipa::path(
+    tag = "settings",
+    security(("bearer" = []), ("apiKey" = [])),
+    params(("deviceId" = Uuid, Path), ("If-Match" = Option<String>, Header)),
+    request_body = UpdateSettingsRequest,
+    responses(
+        (status = 200, body = Envelope<DeviceSettingsView>),
+        (status = 400, body = ErrorEnvelope),
+        (status = 404, body = ErrorEnvelope),
+        (status = 409, description = "SETTING_LOCKED or VERSION_CONFLICT", body = ErrorEnvelope),
+    )
+)]
+#[put("/{deviceId}/settings")]
+pub async fn update_settings(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    caller: SettingsCaller<DevicesWrite>,
+    origin: Origin,
+    path: web::Path<Uuid>,
+    body: web::Json<UpdateSettingsRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let device = path.into_inner();
+    let access = access(&state, &caller, device, true).await?;
+    let body = body.into_inner();
+    let expected = if_match_settings_version(&request)?.or(body.version);
+    SettingsService::new(&state)
+        .write_values(&access, body.settings, expected, &origin.0)
+        .await?;
+    current(&state, device).await
+}
+
+async fn one_setting(state: &AppState, device: Uuid, key: &str) -> Result<HttpResponse, ApiError> {
+    let (view, tag) = SettingsService::new(state).effective(device, false).await?;
+    let setting = view
+        .settings
+        .get(key)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(format!("unknown setting `{key}`")))?;
+    Ok(with_etag(
+        envelope::ok(KeySettingView {
+            key: key.to_owned(),
+            version: view.version,
+            setting,
+        }),
+        &tag,
+    ))
+}
+
+/// One key's effective state.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KeySettingView {
+    pub key: String,
+    pub version: i64,
+    #[serde(flatten)]
+    pub setting: SettingView,
+}
+
+/// The device's locked settings.
+#[utoipa::path(
+    tag = "settings",
+    security(("bearer" = []), ("apiKey" = [])),
+    params(("deviceId" = Uuid, Path)),
+    responses((status = 200, body = Envelope<Vec<KeySettingView>>), (status = 404, body = ErrorEnvelope))
+)]
+#[get("/{deviceId}/settings/locks")]
+pub async fn get_locks(
+    state: web::Data<AppState>,
+    caller: SettingsCaller<DevicesRead>,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let device = path.into_inner();
+    access(&state, &caller, device, false).await?;
+    let (view, _) = SettingsService::new(&state).effective(device, false).await?;
+    let locks: Vec<KeySettingView> = view
+        .settings
+        .into_iter()
+        .filter(|(_, setting)| setting.locked)
+        .map(|(key, setting)| KeySettingView {
+            key,
+            version: view.version,
+            setting,
+        })
+        .collect();
+    Ok(envelope::ok(locks))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LockChange {
+    pub key: String,
+    pub locked: bool,
+    /// Locking only: the value to pin (default: the current effective value).
+    #[schema(value_type = Option<Object>)]
+    pub value: Option<Value>,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateLocksRequest {
+    pub locks: Vec<LockChange>,
+    pub version: Option<i64>,
+}
+
+/// Lock and unlock several keys, all or nothing (group owners/admins over the device's owner,
+/// and system admins).
+#[utoipa::path(
+    tag = "settings",
+    security(("bearer" = [])),
+    params(("deviceId" = Uuid, Path), ("If-Match" = Option<String>, Header)),
+    request_body = UpdateLocksRequest,
+    responses(
+        (status = 200, body = Envelope<DeviceSettingsView>),
+        (status = 400, body = ErrorEnvelope),
+        (status = 403, description = "The caller does not hold device locks", body = ErrorEnvelope),
+        (status = 404, body = ErrorEnvelope),
+        (status = 409, body = ErrorEnvelope),
+    )
+)]
+#[put("/{deviceId}/settings/locks")]
+pub async fn update_locks(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    caller: SettingsCaller<DevicesWrite>,
+    origin: Origin,
+    path: web::Path<Uuid>,
+    body: web::Json<UpdateLocksRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let device = path.into_inner();
+    let access = access(&state, &caller, device, true).await?;
+    let body = body.into_inner();
+    let expected = if_match_settings_version(&request)?.or(body.version);
+    let requests = body
+        .locks
+        .into_iter()
+        .map(|lock| LockRequest {
+            key: lock.key,
+            locked: lock.locked,
+            value: lock.value,
+            reason: lock.reason,
+        })
+        .collect();
+    SettingsService::new(&state)
+        .change_locks(&access, requests, expected, &origin.0)
+        .await?;
+    current(&state, device).await
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncFailure {
+    pub key: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncRequest {
+    /// The version the device last received.
+    pub base_version: i64,
+    /// Local changes since then.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub changes: BTreeMap<String, Value>,
+    /// The version the device has applied.
+    pub applied_version: Option<i64>,
+    /// Keys it could not apply.
+    #[serde(default)]
+    pub failures: Vec<SyncFailure>,
+}
+
+/// The device's sync: applies its local changes that locks allow (a key changed on the server
+/// since `baseVersion` keeps the server's value), records what it applied, and answers the
+/// full effective state with its version and the refused keys.
+#[utoipa::path(
+    tag = "settings",
+    security(("apiKey" = []), ("bearer" = [])),
+    params(("deviceId" = Uuid, Path)),
+    request_body = SyncRequest,
+    responses(
+        (status = 200, body = Envelope<SyncOutcome>),
+        (status = 400, body = ErrorEnvelope),
+        (status = 404, body = ErrorEnvelope),
+    )
+)]
+#[post("/{deviceId}/settings/sync")]
+pub async fn sync_settings(
+    state: web::Data<AppState>,
+    caller: SettingsCaller<DevicesWrite>,
+    origin: Origin,
+    path: web::Path<Uuid>,
+    body: web::Json<SyncRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let device = path.into_inner();
+    let access = access(&state, &caller, device, true).await?;
+    let body = body.into_inner();
+    let failures = (!body.failures.is_empty()).then(|| serde_json::json!(body.failures));
+    let applied = body.applied_version.map(|version| (version, failures));
+    let outcome = SettingsService::new(&state)
+        .sync(&access, body.base_version, body.changes, applied, &origin.0)
+        .await?;
+    let tag = etag(outcome.version, &*SettingsService::new(&state).catalog().await?);
+    Ok(with_etag(envelope::ok(outcome), &tag))
+}
+
+/// Desired versus applied state: a device whose applied version lags or that reported
+/// failures is not compliant.
+#[utoipa::path(
+    tag = "settings",
+    security(("bearer" = []), ("apiKey" = [])),
+    params(("deviceId" = Uuid, Path)),
+    responses((status = 200, body = Envelope<Object>), (status = 404, body = ErrorEnvelope))
+)]
+#[get("/{deviceId}/settings/status")]
+pub async fn settings_status(
+    state: web::Data<AppState>,
+    caller: SettingsCaller<DevicesRead>,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let device = path.into_inner();
+    access(&state, &caller, device, false).await?;
+    Ok(envelope::ok(SettingsService::new(&state).status(device).await?))
+}
+
+/// Ask the device to sync now: queues a push notification (202).
+#[utoipa::path(
+    tag = "settings",
+    security(("bearer" = [])),
+    params(("deviceId" = Uuid, Path)),
+    responses((status = 202, description = "Queued"), (status = 404, body = ErrorEnvelope))
+)]
+#[post("/{deviceId}/settings/sync-request")]
+pub async fn request_sync(
+    state: web::Data<AppState>,
+    caller: SettingsCaller<DevicesWrite>,
+    origin: Origin,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let device = path.into_inner();
+    let access = access(&state, &caller, device, true).await?;
+    SettingsService::new(&state)
+        .request_sync(&access, &origin.0)
+        .await?;
+    Ok(HttpResponse::Accepted().finish())
+}
+
+/// One key's effective state.
+#[utoipa::path(
+    tag = "settings",
+    security(("bearer" = []), ("apiKey" = [])),
+    params(("deviceId" = Uuid, Path), ("key" = String, Path)),
+    responses((status = 200, body = Envelope<KeySettingView>), (status = 404, body = ErrorEnvelope))
+)]
+#[get("/{deviceId}/settings/{key}")]
+pub async fn get_setting(
+    state: web::Data<AppState>,
+    caller: SettingsCaller<DevicesRead>,
+    path: web::Path<(Uuid, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (device, key) = path.into_inner();
+    access(&state, &caller, device, false).await?;
+    one_setting(&state, device, &key).await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateSettingRequest {
+    #[schema(value_type = Object)]
+    pub value: Value,
+    pub version: Option<i64>,
+}
+
+/// Set one value. Locked keys answer `SETTING_LOCKED` and change nothing.
+#[utoipa::path(
+    tag = "settings",
+    security(("bearer" = []), ("apiKey" = [])),
+    params(("deviceId" = Uuid, Path), ("key" = String, Path), ("If-Match" = Option<String>, Header)),
+    request_body = UpdateSettingRequest,
+    responses(
+        (status = 200, body = Envelope<KeySettingView>),
+        (status = 400, body = ErrorEnvelope),
+        (status = 404, body = ErrorEnvelope),
+        (status = 409, description = "SETTING_LOCKED or VERSION_CONFLICT", body = ErrorEnvelope),
+    )
+)]
+#[put("/{deviceId}/settings/{key}")]
+pub async fn update_setting(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    caller: SettingsCaller<DevicesWrite>,
+    origin: Origin,
+    path: web::Path<(Uuid, String)>,
+    body: web::Json<UpdateSettingRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let (device, key) = path.into_inner();
+    let access = access(&state, &caller, device, true).await?;
+    let body = body.into_inner();
+    let expected = if_match_settings_version(&request)?.or(body.version);
+    SettingsService::new(&state)
+        .write_values(
+            &access,
+            BTreeMap::from([(key.clone(), body.value)]),
+            expected,
+            &origin.0,
+        )
+        .await?;
+    one_setting(&state, device, &key).await
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LockSettingRequest {
+    /// The value to pin (default: the current effective value).
+    #[schema(value_type = Option<Object>)]
+    pub value: Option<Value>,
+    pub reason: Option<String>,
+}
+
+/// Lock one key, optionally setting its value (group owners/admins over the owner, system
+/// admins).
+#[utoipa::path(
+    tag = "settings",
+    security(("bearer" = [])),
+    params(("deviceId" = Uuid, Path), ("key" = String, Path)),
+    request_body = LockSettingRequest,
+    responses(
+        (status = 200, body = Envelope<KeySettingView>),
+        (status = 403, body = ErrorEnvelope),
+        (status = 404, body = ErrorEnvelope),
+        (status = 409, body = ErrorEnvelope),
+    )
+)]
+#[post("/{deviceId}/settings/{key}/lock")]
+pub async fn lock_setting(
+    state: web::Data<AppState>,
+    caller: SettingsCaller<DevicesWrite>,
+    origin: Origin,
+    path: web::Path<(Uuid, String)>,
+    body: Option<web::Json<LockSettingRequest>>,
+) -> Result<HttpResponse, ApiError> {
+    let (device, key) = path.into_inner();
+    let access = access(&state, &caller, device, true).await?;
+    let body = body.map(web::Json::into_inner).unwrap_or_default();
+    let lock = LockRequest {
+        key: key.clone(),
+        locked: true,
+        value: body.value,
+        reason: body.reason,
+    };
+    SettingsService::new(&state)
+        .change_locks(&access, vec![lock], None, &origin.0)
+        .await?;
+    one_setting(&state, device, &key).await
+}
+
+/// Unlock one key.
+#[utoipa::path(
+    tag = "settings",
+    security(("bearer" = [])),
+    params(("deviceId" = Uuid, Path), ("key" = String, Path)),
+    responses(
+        (status = 200, body = Envelope<KeySettingView>),
+        (status = 403, body = ErrorEnvelope),
+        (status = 404, body = ErrorEnvelope),
+    )
+)]
+#[delete("/{deviceId}/settings/{key}/lock")]
+pub async fn unlock_setting(
+    state: web::Data<AppState>,
+    caller: SettingsCaller<DevicesWrite>,
+    origin: Origin,
+    path: web::Path<(Uuid, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (device, key) = path.into_inner();
+    let access = access(&state, &caller, device, true).await?;
+    let lock = LockRequest {
+        key: key.clone(),
+        locked: false,
+        value: None,
+        reason: None,
+    };
+    SettingsService::new(&state)
+        .change_locks(&access, vec![lock], None, &origin.0)
+        .await?;
+    one_setting(&state, device, &key).await
+}
+
+/// An unlock request.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UnlockRequestView {
+    pub id: Uuid,
+    pub device_id: Uuid,
+    pub key: String,
+    pub requested_by: Uuid,
+    pub reason: Option<String>,
+    /// pending, approved or denied.
+    pub status: String,
+    pub decided_by: Option<Uuid>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub note: Option<String>,
+    /// An approval for a limited time: when the lock returns.
+    pub unlock_until: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<UnlockRequest> for UnlockRequestView {
+    fn from(request: UnlockRequest) -> Self {
+        Self {
+            id: request.id,
+            device_id: request.device_id,
+            key: request.setting_key,
+            requested_by: request.requested_by,
+            reason: request.reason,
+            status: request.status.as_str().to_owned(),
+            decided_by: request.decided_by,
+            decided_at: request.decided_at,
+            note: request.decision_note,
+            unlock_until: request.unlock_until,
+            created_at: request.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UnlockRequestBody {
+    pub reason: Option<String>,
+}
+
+/// Ask for a locked key to be unlocked (the device's user). One pending request per key.
+#[utoipa::path(
+    tag = "settings",
+    security(("bearer" = []), ("apiKey" = [])),
+    params(("deviceId" = Uuid, Path), ("key" = String, Path)),
+    request_body = UnlockRequestBody,
+    responses(
+        (status = 201, body = Envelope<UnlockRequestView>),
+        (status = 403, body = ErrorEnvelope),
+        (status = 404, body = ErrorEnvelope),
+        (status = 409, description = "Not locked, locked by a policy, or already requested", body = ErrorEnvelope),
+    )
+)]
+#[post("/{deviceId}/settings/{key}/unlock-request")]
+pub async fn request_unlock(
+    state: web::Data<AppState>,
+    caller: SettingsCaller<DevicesWrite>,
+    origin: Origin,
+    path: web::Path<(Uuid, String)>,
+    body: Option<web::Json<UnlockRequestBody>>,
+) -> Result<HttpResponse, ApiError> {
+    let (device, key) = path.into_inner();
+    let access = access(&state, &caller, device, true).await?;
+    let reason = body.and_then(|body| body.into_inner().reason);
+    let request = SettingsService::new(&state)
+        .request_unlock(&access, &key, reason, &origin.0)
+        .await?;
+    Ok(envelope::created(UnlockRequestView::from(request)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StatusQuery {
+    /// pending, approved or denied.
+    pub status: Option<String>,
+}
+
+fn parse_status(query: &StatusQuery) -> Result<Option<UnlockStatus>, ApiError> {
+    query
+        .status
+        .as_deref()
+        .map(|status| {
+            UnlockStatus::parse(status)
+                .ok_or_else(|| ApiError::validation("status: must be pending, approved or denied"))
+        })
+        .transpose()
+}
+
+/// The device's unlock requests, newest first.
+#[utoipa::path(
+    tag = "settings",
+    security(("bearer" = []), ("apiKey" = [])),
+    params(("deviceId" = Uuid, Path), StatusQuery),
+    responses((status = 200, body = Envelope<Vec<UnlockRequestView>>), (status = 404, body = ErrorEnvelope))
+)]
+#[get("/{deviceId}/unlock-requests")]
+pub async fn device_unlock_requests(
+    state: web::Data<AppState>,
+    caller: SettingsCaller<DevicesRead>,
+    path: web::Path<Uuid>,
+    query: web::Query<StatusQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let device = path.into_inner();
+    access(&state, &caller, device, false).await?;
+    let requests = SettingsService::new(&state)
+        .device_unlock_requests(device, parse_status(&query)?)
+        .await?;
+    let views: Vec<UnlockRequestView> = requests.into_iter().map(UnlockRequestView::from).collect();
+    Ok(envelope::ok(views))
+}
+
+/// Unlock requests on the devices of the members you manage in this group (owners and admins).
+#[utoipa::path(
+    tag = "groups",
+    security(("bearer" = [])),
+    params(("groupId" = Uuid, Path), StatusQuery),
+    responses(
+        (status = 200, body = Envelope<Vec<UnlockRequestView>>),
+        (status = 403, body = ErrorEnvelope),
+        (status = 404, body = ErrorEnvelope),
+    )
+)]
+#[get("/{groupId}/unlock-requests")]
+pub async fn group_unlock_requests(
+    state: web::Data<AppState>,
+    access: GroupAccess<actions::ReviewSettings>,
+    query: web::Query<StatusQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let requests = SettingsService::new(&state)
+        .group_unlock_requests(access.group_id(), access.role(), parse_status(&query)?)
+        .await?;
+    let views: Vec<UnlockRequestView> = requests.into_iter().map(UnlockRequestView::from).collect();
+    Ok(envelope::ok(views))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DecideUnlockRequest {
+    pub note: Option<String>,
+    /// Approvals: lift the lock for this many minutes (e.g. 15, 60) …
+    pub duration_minutes: Option<i64>,
+    /// … or until this time; neither lifts it for good.
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// Approve an unlock request: the lock is lifted for good, for `durationMinutes`, or until
+/// `until`, after which it returns by itself.
+#[utoipa::path(
+    tag = "settings",
+    security(("bearer" = [])),
+    params(("requestId" = Uuid, Path)),
+    request_body = DecideUnlockRequest,
+    responses(
+        (status = 200, body = Envelope<UnlockRequestView>),
+        (status = 400, body = ErrorEnvelope),
+        (status = 403, body = ErrorEnvelope),
+        (status = 404, body = ErrorEnvelope),
+        (status = 409, description = "Already decided", body = ErrorEnvelope),
+    )
+)]
+#[post("/{requestId}/approve")]
+pub async fn approve_unlock(
+    state: web::Data<AppState>,
+    caller: Caller<DevicesWrite>,
+    origin: Origin,
+    path: web::Path<Uuid>,
+    body: Option<web::Json<DecideUnlockRequest>>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.map(web::Json::into_inner).unwrap_or_default();
+    let window = match (body.duration_minutes, body.until) {
+        (Some(_), Some(_)) => return Err(ApiError::validation("give durationMinutes or until, not both")),
+        (Some(minutes), None) if (1..=60 * 24 * 30).contains(&minutes) => {
+            UnlockWindow::For(Duration::minutes(minutes))
+        }
+        (Some(_), None) => {
+            return Err(ApiError::validation(
+                "durationMinutes: must be 1 to 43200 (30 days)",
+            ));
+        }
+        (None, Some(until)) => UnlockWindow::Until(until),
+        (None, None) => UnlockWindow::Forever,
+    };
+    let decided = SettingsService::new(&state)
+        .decide_unlock(
+            caller.user_id,
+            path.into_inner(),
+            true,
+            body.note,
+            window,
+            &origin.0,
+        )
+        .await?;
+    Ok(envelope::ok(UnlockRequestView::from(decided)))
+}
+
+/// Deny an unlock request, with a note.
+#[utoipa::path(
+    tag = "settings",
+    security(("bearer" = [])),
+    params(("requestId" = Uuid, Path)),
+    request_body = DecideUnlockRequest,
+    responses(
+        (status = 200, body = Envelope<UnlockRequestView>),
+        (status = 403, body = ErrorEnvelope),
+        (status = 404, body = ErrorEnvelope),
+        (status = 409, description = "Already decided", body = ErrorEnvelope),
+    )
+)]
+#[post("/{requestId}/deny")]
+pub async fn deny_unlock(
+    state: web::Data<AppState>,
+    caller: Caller<DevicesWrite>,
+    origin: Origin,
+    path: web::Path<Uuid>,
+    body: Option<web::Json<DecideUnlockRequest>>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.map(web::Json::into_inner).unwrap_or_default();
+    let decided = SettingsService::new(&state)
+        .decide_unlock(
+            caller.user_id,
+            path.into_inner(),
+            false,
+            body.note,
+            UnlockWindow::Forever,
+            &origin.0,
+        )
+        .await?;
+    Ok(envelope::ok(UnlockRequestView::from(decided)))
+}

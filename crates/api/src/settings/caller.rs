@@ -1,0 +1,88 @@
+//! Who is calling a device's settings endpoints: a user (session or personal access token), or
+//! the device itself — the app's `X-API-Key` plus `X-Device-Id` naming this very device.
+
+use std::marker::PhantomData;
+
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest};
+use chrono::Utc;
+use futures_util::future::LocalBoxFuture;
+use steward_auth::hash_token;
+use steward_domain::devices::{ApiKeyStore, DeviceStore};
+use uuid::Uuid;
+
+use crate::auth::Scope;
+use crate::auth::extractor_support::{bearer_token, identify, scope_error, state};
+use crate::error::{ApiError, ErrorCode};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettingsCallerKind {
+    User(Uuid),
+    /// The device identified by `X-Device-Id` under a valid `X-API-Key`.
+    Device(Uuid),
+}
+
+/// A settings caller; personal access tokens need scope `S`.
+#[derive(Debug)]
+pub struct SettingsCaller<S: Scope> {
+    pub kind: SettingsCallerKind,
+    scope: PhantomData<S>,
+}
+
+impl<S: Scope + 'static> FromRequest for SettingsCaller<S> {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let header = |name: &str| {
+            request
+                .headers()
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .map(|value| value.trim().to_owned())
+        };
+        let api_key = header("x-api-key");
+        let device_identifier = header("x-device-id");
+        let token = bearer_token(request);
+        let ip = crate::extractors::client_ip(request).map(|ip| ip.to_string());
+        let state = state(request);
+        Box::pin(async move {
+            let state = state?;
+            if let Some(key) = api_key {
+                let refused = || {
+                    ApiError::new(
+                        ErrorCode::Unauthorized,
+                        "a valid X-API-Key and X-Device-Id are required",
+                    )
+                };
+                state
+                    .database
+                    .use_api_key(&hash_token(&key), Utc::now(), ip)
+                    .await
+                    .map_err(ApiError::from)?
+                    .ok_or_else(refused)?;
+                let identifier = device_identifier
+                    .filter(|id| !id.is_empty())
+                    .ok_or_else(refused)?;
+                let device = state
+                    .database
+                    .device_id_for_identifier(&identifier)
+                    .await
+                    .map_err(ApiError::from)?
+                    .ok_or_else(|| ApiError::not_found("no such device"))?;
+                return Ok(SettingsCaller {
+                    kind: SettingsCallerKind::Device(device),
+                    scope: PhantomData,
+                });
+            }
+            let (user, scopes) = identify(&state, token, ip).await?;
+            if scopes.is_some_and(|scopes| !scopes.iter().any(|s| s == S::NAME)) {
+                return Err(scope_error(S::NAME).into());
+            }
+            Ok(SettingsCaller {
+                kind: SettingsCallerKind::User(user),
+                scope: PhantomData,
+            })
+        })
+    }
+}

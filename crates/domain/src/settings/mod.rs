@@ -1,0 +1,17 @@
+//! Remote settings: the catalog of definitions, policy resolution, lock rules and sync merging.
+
+pub mod definitions;
+pub mod locks;
+pub mod resolution;
+pub mod store;
+
+pub use definitions::{Constraints, MergeRule, Restrictiveness, SettingDefinition, ValueType};
+pub use locks::{
+    SettingRuleError, SettingsActor, lock_in_force, may_change_lock, may_write_value, plan_write,
+};
+pub use resolution::{
+    EffectiveSetting, Explanation, Layer, LayerEntry, LayerKind, resolve_effective_settings,
+};
+
+#[cfg(test)]
+mod properties;

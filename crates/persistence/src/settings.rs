@@ -1,0 +1,802 @@
+//! Setting definitions, device values and locks, unlock requests and the push outbox.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, ExprTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
+};
+use serde_json::{Value, json};
+use steward_domain::settings::definitions::{Constraints, MergeRule, SettingDefinition, ValueType};
+use steward_domain::settings::locks::SettingRuleError;
+use steward_domain::settings::store::{
+    DeviceSettingValue, DeviceSettingsSnapshot, PushNotification, SettingChange, SettingsStore,
+    SettingsStoreError, UnlockDecision, UnlockRequest, UnlockStatus,
+};
+use steward_domain::{AuditEntry, RepositoryError};
+use uuid::Uuid;
+
+use crate::audit::insert_audit_entry;
+use crate::database::Database;
+use crate::entities::{device_settings, devices, push_notifications, setting_definitions, unlock_requests};
+use crate::error::db_err_to_repository as db;
+
+fn definition(model: setting_definitions::Model) -> Result<SettingDefinition, RepositoryError> {
+    let corrupt =
+        |what: &str| RepositoryError::Other(format!("setting definition `{}`: bad {what}", model.key));
+    Ok(SettingDefinition {
+        value_type: ValueType::parse(&model.value_type).ok_or_else(|| corrupt("value_type"))?,
+        merge_rule: MergeRule::parse(&model.merge_rule).ok_or_else(|| corrupt("merge_rule"))?,
+        constraints: match &model.constraints {
+            Some(value) => {
+                serde_json::from_value::<Constraints>(value.clone()).map_err(|_| corrupt("constraints"))?
+            }
+            None => Constraints::default(),
+        },
+        key: model.key,
+        default_value: model.default_value,
+        category: model.category,
+        description: model.description,
+        is_lockable: model.is_lockable,
+        sort_order: model.sort_order,
+    })
+}
+
+fn setting_value(model: device_settings::Model) -> DeviceSettingValue {
+    DeviceSettingValue {
+        key: model.setting_key,
+        value: model.value,
+        locked: model.is_locked,
+        locked_by: model.locked_by,
+        locked_at: model.locked_at,
+        unlocked_until: model.unlocked_until,
+        lock_reason: model.lock_reason,
+        updated_by: model.updated_by,
+        changed_in_version: model.changed_in_version,
+    }
+}
+
+fn unlock_request(model: unlock_requests::Model) -> Result<UnlockRequest, RepositoryError> {
+    Ok(UnlockRequest {
+        status: UnlockStatus::parse(&model.status)
+            .ok_or_else(|| RepositoryError::Other(format!("unknown unlock status `{}`", model.status)))?,
+        id: model.id,
+        device_id: model.device_id,
+        setting_key: model.setting_key,
+        requested_by: model.requested_by,
+        reason: model.reason,
+        decided_by: model.decided_by,
+        decided_at: model.decided_at,
+        decision_note: model.decision_note,
+        unlock_until: model.unlock_until,
+        created_at: model.created_at,
+    })
+}
+
+fn push(model: push_notifications::Model, push_token: Option<String>) -> PushNotification {
+    PushNotification {
+        id: model.id,
+        device_id: model.device_id,
+        reason: model.reason,
+        status: model.status,
+        attempts: model.attempts,
+        next_attempt_at: model.next_attempt_at,
+        last_error: model.last_error,
+        created_at: model.created_at,
+        sent_at: model.sent_at,
+        push_token,
+    }
+}
+
+fn definition_row(definition: &SettingDefinition, now: DateTime<Utc>) -> setting_definitions::ActiveModel {
+    setting_definitions::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        key: Set(definition.key.clone()),
+        value_type: Set(definition.value_type.as_str().to_owned()),
+        default_value: Set(definition.default_value.clone()),
+        constraints: Set(Some(json!(definition.constraints))),
+        category: Set(definition.category.clone()),
+        description: Set(definition.description.clone()),
+        is_lockable: Set(definition.is_lockable),
+        merge_rule: Set(definition.merge_rule.as_str().to_owned()),
+        sort_order: Set(definition.sort_order),
+        version: Set(1),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+}
+
+async fn snapshot<C: ConnectionTrait>(
+    connection: &C,
+    device: Uuid,
+) -> Result<Option<DeviceSettingsSnapshot>, RepositoryError> {
+    let Some(row) = devices::Entity::find_by_id(device)
+        .one(connection)
+        .await
+        .map_err(db)?
+    else {
+        return Ok(None);
+    };
+    let values = device_settings::Entity::find()
+        .filter(device_settings::Column::DeviceId.eq(device))
+        .order_by_asc(device_settings::Column::SettingKey)
+        .all(connection)
+        .await
+        .map_err(db)?
+        .into_iter()
+        .map(setting_value)
+        .collect();
+    Ok(Some(DeviceSettingsSnapshot {
+        device_id: row.id,
+        owner_user_id: row.owner_user_id,
+        settings_version: row.settings_version,
+        values,
+        applied_version: row.applied_settings_version,
+        applied_at: row.applied_at,
+        apply_failures: row.apply_failures,
+    }))
+}
+
+/// Queues one push per device: a pending one absorbs later changes.
+async fn enqueue<C: ConnectionTrait>(
+    connection: &C,
+    device: Uuid,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<(), RepositoryError> {
+    let pending = push_notifications::Entity::find()
+        .filter(push_notifications::Column::DeviceId.eq(device))
+        .filter(push_notifications::Column::Status.eq("pending"))
+        .one(connection)
+        .await
+        .map_err(db)?;
+    if pending.is_some() {
+        return Ok(());
+    }
+    push_notifications::Entity::insert(push_notifications::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        device_id: Set(device),
+        reason: Set(reason.to_owned()),
+        status: Set("pending".to_owned()),
+        attempts: Set(0),
+        next_attempt_at: Set(now),
+        last_error: Set(None),
+        created_at: Set(now),
+        sent_at: Set(None),
+    })
+    .exec_without_returning(connection)
+    .await
+    .map(|_| ())
+    .or_else(|error| match db(error) {
+        // A concurrent change queued it first: collapsed.
+        RepositoryError::Conflict(_) => Ok(()),
+        other => Err(other),
+    })
+}
+
+/// Writes one decided change at `version`.
+async fn apply_change(
+    transaction: &DatabaseTransaction,
+    device: Uuid,
+    change: &SettingChange,
+    actor: Option<Uuid>,
+    version: i64,
+    now: DateTime<Utc>,
+) -> Result<(), RepositoryError> {
+    let existing = device_settings::Entity::find()
+        .filter(device_settings::Column::DeviceId.eq(device))
+        .filter(device_settings::Column::SettingKey.eq(change.key()))
+        .one(transaction)
+        .await
+        .map_err(db)?;
+    let Some(row) = existing else {
+        // Unlocking or lifting a lock that was never stored changes nothing.
+        let (value, locked, reason) = match change {
+            SettingChange::SetValue { value, .. } => (value.clone(), false, None),
+            SettingChange::Lock {
+                value: Some(value),
+                reason,
+                ..
+            } => (value.clone(), true, reason.clone()),
+            _ => return Ok(()),
+        };
+        device_settings::Entity::insert(device_settings::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            device_id: Set(device),
+            setting_key: Set(change.key().to_owned()),
+            value: Set(value),
+            is_locked: Set(locked),
+            locked_by: Set(if locked { actor } else { None }),
+            locked_at: Set(locked.then_some(now)),
+            unlocked_until: Set(None),
+            updated_by: Set(actor),
+            version: Set(1),
+            created_at: Set(now),
+            updated_at: Set(now),
+            changed_in_version: Set(version),
+            lock_reason: Set(reason),
+        })
+        .exec_without_returning(transaction)
+        .await
+        .map_err(db)?;
+        return Ok(());
+    };
+    let mut update = device_settings::Entity::update_many()
+        .col_expr(
+            device_settings::Column::Version,
+            Expr::col(device_settings::Column::Version).add(1),
+        )
+        .col_expr(device_settings::Column::UpdatedAt, Expr::value(now))
+        .col_expr(device_settings::Column::ChangedInVersion, Expr::value(version))
+        .col_expr(device_settings::Column::UpdatedBy, Expr::value(actor));
+    match change {
+        SettingChange::SetValue { value, .. } => {
+            update = update.col_expr(device_settings::Column::Value, Expr::value(value.clone()));
+        }
+        SettingChange::Lock { value, reason, .. } => {
+            if let Some(value) = value {
+                update = update.col_expr(device_settings::Column::Value, Expr::value(value.clone()));
+            }
+            update = update
+                .col_expr(device_settings::Column::IsLocked, Expr::value(true))
+                .col_expr(device_settings::Column::LockedBy, Expr::value(actor))
+                .col_expr(device_settings::Column::LockedAt, Expr::value(Some(now)))
+                .col_expr(
+                    device_settings::Column::UnlockedUntil,
+                    Expr::value(Option::<DateTime<Utc>>::None),
+                )
+                .col_expr(device_settings::Column::LockReason, Expr::value(reason.clone()));
+        }
+        SettingChange::Unlock { .. } => {
+            update = update
+                .col_expr(device_settings::Column::IsLocked, Expr::value(false))
+                .col_expr(
+                    device_settings::Column::LockedBy,
+                    Expr::value(Option::<Uuid>::None),
+                )
+                .col_expr(
+                    device_settings::Column::LockedAt,
+                    Expr::value(Option::<DateTime<Utc>>::None),
+                )
+                .col_expr(
+                    device_settings::Column::UnlockedUntil,
+                    Expr::value(Option::<DateTime<Utc>>::None),
+                )
+                .col_expr(
+                    device_settings::Column::LockReason,
+                    Expr::value(Option::<String>::None),
+                );
+        }
+        SettingChange::LiftLockUntil { until, .. } => {
+            update = update.col_expr(device_settings::Column::UnlockedUntil, Expr::value(Some(*until)));
+        }
+    }
+    update
+        .filter(device_settings::Column::Id.eq(row.id))
+        .exec(transaction)
+        .await
+        .map_err(db)?;
+    Ok(())
+}
+
+/// Takes the device's settings lock by bumping its version (only from `expected` when given);
+/// answers the new version.
+async fn bump_version(
+    transaction: &DatabaseTransaction,
+    device: Uuid,
+    expected: Option<i64>,
+    now: DateTime<Utc>,
+) -> Result<i64, RepositoryError> {
+    let mut bump = devices::Entity::update_many()
+        .col_expr(
+            devices::Column::SettingsVersion,
+            Expr::col(devices::Column::SettingsVersion).add(1),
+        )
+        .col_expr(devices::Column::UpdatedAt, Expr::value(now))
+        .filter(devices::Column::Id.eq(device));
+    if let Some(expected) = expected {
+        bump = bump.filter(devices::Column::SettingsVersion.eq(expected));
+    }
+    if bump.exec(transaction).await.map_err(db)?.rows_affected == 0 {
+        let exists = devices::Entity::find_by_id(device)
+            .one(transaction)
+            .await
+            .map_err(db)?;
+        return Err(match exists {
+            Some(_) => RepositoryError::VersionConflict,
+            None => RepositoryError::NotFound,
+        });
+    }
+    devices::Entity::find_by_id(device)
+        .select_only()
+        .column(devices::Column::SettingsVersion)
+        .into_tuple::<i64>()
+        .one(transaction)
+        .await
+        .map_err(db)?
+        .ok_or(RepositoryError::NotFound)
+}
+
+impl SettingsStore for Database {
+    async fn setting_definitions(&self) -> Result<Vec<SettingDefinition>, RepositoryError> {
+        setting_definitions::Entity::find()
+            .order_by_asc(setting_definitions::Column::SortOrder)
+            .order_by_asc(setting_definitions::Column::Key)
+            .all(self.connection())
+            .await
+            .map_err(db)?
+            .into_iter()
+            .map(definition)
+            .collect()
+    }
+
+    async fn create_setting_definition(
+        &self,
+        definition: &SettingDefinition,
+        audit: &AuditEntry,
+    ) -> Result<(), RepositoryError> {
+        let transaction = self.connection().begin().await.map_err(db)?;
+        setting_definitions::Entity::insert(definition_row(definition, Utc::now()))
+            .exec_without_returning(&transaction)
+            .await
+            .map_err(db)?;
+        insert_audit_entry(&transaction, audit).await?;
+        transaction.commit().await.map_err(db)
+    }
+
+    async fn update_setting_definition(
+        &self,
+        definition: &SettingDefinition,
+        audit: &AuditEntry,
+    ) -> Result<(), RepositoryError> {
+        let transaction = self.connection().begin().await.map_err(db)?;
+        let updated = setting_definitions::Entity::update_many()
+            .col_expr(
+                setting_definitions::Column::ValueType,
+                Expr::value(definition.value_type.as_str()),
+            )
+            .col_expr(
+                setting_definitions::Column::DefaultValue,
+                Expr::value(definition.default_value.clone()),
+            )
+            .col_expr(
+                setting_definitions::Column::Constraints,
+                Expr::value(Some(json!(definition.constraints))),
+            )
+            .col_expr(
+                setting_definitions::Column::Category,
+                Expr::value(definition.category.clone()),
+            )
+            .col_expr(
+                setting_definitions::Column::Description,
+                Expr::value(definition.description.clone()),
+            )
+            .col_expr(
+                setting_definitions::Column::IsLockable,
+                Expr::value(definition.is_lockable),
+            )
+            .col_expr(
+                setting_definitions::Column::MergeRule,
+                Expr::value(definition.merge_rule.as_str()),
+            )
+            .col_expr(
+                setting_definitions::Column::SortOrder,
+                Expr::value(definition.sort_order),
+            )
+            .col_expr(
+                setting_definitions::Column::Version,
+                Expr::col(setting_definitions::Column::Version).add(1),
+            )
+            .col_expr(setting_definitions::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(setting_definitions::Column::Key.eq(definition.key.as_str()))
+            .exec(&transaction)
+            .await
+            .map_err(db)?;
+        if updated.rows_affected == 0 {
+            return Err(RepositoryError::NotFound);
+        }
+        insert_audit_entry(&transaction, audit).await?;
+        transaction.commit().await.map_err(db)
+    }
+
+    async fn delete_setting_definition(&self, key: &str, audit: &AuditEntry) -> Result<(), RepositoryError> {
+        let transaction = self.connection().begin().await.map_err(db)?;
+        let deleted = setting_definitions::Entity::delete_many()
+            .filter(setting_definitions::Column::Key.eq(key))
+            .exec(&transaction)
+            .await
+            .map_err(db)?;
+        if deleted.rows_affected == 0 {
+            return Err(RepositoryError::NotFound);
+        }
+        device_settings::Entity::delete_many()
+            .filter(device_settings::Column::SettingKey.eq(key))
+            .exec(&transaction)
+            .await
+            .map_err(db)?;
+        insert_audit_entry(&transaction, audit).await?;
+        transaction.commit().await.map_err(db)
+    }
+
+    async fn settings_version(&self, device: Uuid) -> Result<Option<i64>, RepositoryError> {
+        devices::Entity::find_by_id(device)
+            .select_only()
+            .column(devices::Column::SettingsVersion)
+            .into_tuple::<i64>()
+            .one(self.connection())
+            .await
+            .map_err(db)
+    }
+
+    async fn device_settings(&self, device: Uuid) -> Result<Option<DeviceSettingsSnapshot>, RepositoryError> {
+        snapshot(self.connection(), device).await
+    }
+
+    async fn change_device_settings<F, R>(
+        &self,
+        device: Uuid,
+        expected_version: Option<i64>,
+        actor: Option<Uuid>,
+        decide: F,
+        audit: &AuditEntry,
+    ) -> Result<(R, i64), SettingsStoreError>
+    where
+        F: FnOnce(&DeviceSettingsSnapshot) -> Result<(Vec<SettingChange>, R), SettingRuleError> + Send,
+        R: Send,
+    {
+        let transaction = self.connection().begin().await.map_err(db)?;
+        let now = Utc::now();
+        let version = bump_version(&transaction, device, expected_version, now).await?;
+        let current = snapshot(&transaction, device)
+            .await?
+            .ok_or(RepositoryError::NotFound)?;
+        let previous = current.settings_version - 1;
+        // The snapshot shows the bumped version; decide on the version the caller knew.
+        let as_read = DeviceSettingsSnapshot {
+            settings_version: previous,
+            ..current
+        };
+        let (changes, answer) = decide(&as_read)?;
+        if changes.is_empty() {
+            transaction.rollback().await.map_err(db)?;
+            return Ok((answer, previous));
+        }
+        for change in &changes {
+            apply_change(&transaction, device, change, actor, version, now).await?;
+        }
+        let described: Vec<Value> = changes
+            .iter()
+            .map(|change| match change {
+                SettingChange::SetValue { key, value } => json!({"key": key, "value": value}),
+                SettingChange::Lock { key, value, reason } => {
+                    json!({"key": key, "locked": true, "value": value, "reason": reason})
+                }
+                SettingChange::Unlock { key } => json!({"key": key, "locked": false}),
+                SettingChange::LiftLockUntil { key, until } => json!({"key": key, "unlockedUntil": until}),
+            })
+            .collect();
+        let entry = audit.clone().resource_id(device).change(
+            Some(json!({"version": previous})),
+            Some(json!({"version": version, "changes": described})),
+        );
+        insert_audit_entry(&transaction, &entry).await?;
+        enqueue(&transaction, device, "settings_changed", now).await?;
+        transaction.commit().await.map_err(db)?;
+        Ok((answer, version))
+    }
+
+    async fn return_expired_locks(&self, now: DateTime<Utc>) -> Result<Vec<Uuid>, RepositoryError> {
+        let due: Vec<Uuid> = device_settings::Entity::find()
+            .select_only()
+            .column(device_settings::Column::DeviceId)
+            .filter(device_settings::Column::IsLocked.eq(true))
+            .filter(device_settings::Column::UnlockedUntil.lte(now))
+            .distinct()
+            .limit(500)
+            .into_tuple::<Uuid>()
+            .all(self.connection())
+            .await
+            .map_err(db)?;
+        let mut touched = Vec::with_capacity(due.len());
+        for device in due {
+            let transaction = self.connection().begin().await.map_err(db)?;
+            let version = bump_version(&transaction, device, None, now).await?;
+            let returned = device_settings::Entity::update_many()
+                .col_expr(
+                    device_settings::Column::UnlockedUntil,
+                    Expr::value(Option::<DateTime<Utc>>::None),
+                )
+                .col_expr(device_settings::Column::ChangedInVersion, Expr::value(version))
+                .col_expr(device_settings::Column::UpdatedAt, Expr::value(now))
+                .filter(device_settings::Column::DeviceId.eq(device))
+                .filter(device_settings::Column::IsLocked.eq(true))
+                .filter(device_settings::Column::UnlockedUntil.lte(now))
+                .exec(&transaction)
+                .await
+                .map_err(db)?;
+            if returned.rows_affected == 0 {
+                // Another instance's sweep got there first.
+                transaction.rollback().await.map_err(db)?;
+                continue;
+            }
+            let entry = AuditEntry::new(
+                steward_domain::Actor::system(),
+                steward_domain::AuditAction::known("settings.lock_returned"),
+                "device",
+            )
+            .resource_id(device)
+            .change(None, Some(json!({"version": version})));
+            insert_audit_entry(&transaction, &entry).await?;
+            enqueue(&transaction, device, "lock_returned", now).await?;
+            transaction.commit().await.map_err(db)?;
+            touched.push(device);
+        }
+        Ok(touched)
+    }
+
+    async fn report_applied(
+        &self,
+        device: Uuid,
+        applied_version: i64,
+        failures: Option<Value>,
+        now: DateTime<Utc>,
+    ) -> Result<(), RepositoryError> {
+        devices::Entity::update_many()
+            .col_expr(
+                devices::Column::AppliedSettingsVersion,
+                Expr::value(Some(applied_version)),
+            )
+            .col_expr(devices::Column::AppliedAt, Expr::value(Some(now)))
+            .col_expr(devices::Column::ApplyFailures, Expr::value(failures))
+            .col_expr(devices::Column::LastSeenAt, Expr::value(Some(now)))
+            .filter(devices::Column::Id.eq(device))
+            .exec(self.connection())
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn create_unlock_request(
+        &self,
+        request: &UnlockRequest,
+        audit: &AuditEntry,
+    ) -> Result<(), RepositoryError> {
+        let transaction = self.connection().begin().await.map_err(db)?;
+        unlock_requests::Entity::insert(unlock_requests::ActiveModel {
+            id: Set(request.id),
+            device_id: Set(request.device_id),
+            setting_key: Set(request.setting_key.clone()),
+            requested_by: Set(request.requested_by),
+            reason: Set(request.reason.clone()),
+            status: Set(UnlockStatus::Pending.as_str().to_owned()),
+            decided_by: Set(None),
+            decided_at: Set(None),
+            decision_note: Set(None),
+            unlock_until: Set(None),
+            created_at: Set(request.created_at),
+            updated_at: Set(request.created_at),
+        })
+        .exec_without_returning(&transaction)
+        .await
+        .map_err(db)?;
+        insert_audit_entry(&transaction, audit).await?;
+        transaction.commit().await.map_err(db)
+    }
+
+    async fn unlock_requests(
+        &self,
+        devices: &[Uuid],
+        status: Option<UnlockStatus>,
+    ) -> Result<Vec<UnlockRequest>, RepositoryError> {
+        if devices.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut query = unlock_requests::Entity::find()
+            .filter(unlock_requests::Column::DeviceId.is_in(devices.iter().copied()));
+        if let Some(status) = status {
+            query = query.filter(unlock_requests::Column::Status.eq(status.as_str()));
+        }
+        query
+            .order_by_desc(unlock_requests::Column::CreatedAt)
+            .limit(500)
+            .all(self.connection())
+            .await
+            .map_err(db)?
+            .into_iter()
+            .map(unlock_request)
+            .collect()
+    }
+
+    async fn find_unlock_request(&self, id: Uuid) -> Result<Option<UnlockRequest>, RepositoryError> {
+        unlock_requests::Entity::find_by_id(id)
+            .one(self.connection())
+            .await
+            .map_err(db)?
+            .map(unlock_request)
+            .transpose()
+    }
+
+    async fn decide_unlock_request(
+        &self,
+        id: Uuid,
+        decision: &UnlockDecision,
+        now: DateTime<Utc>,
+        audit: &AuditEntry,
+    ) -> Result<UnlockRequest, SettingsStoreError> {
+        let transaction = self.connection().begin().await.map_err(db)?;
+        let status = if decision.approve {
+            UnlockStatus::Approved
+        } else {
+            UnlockStatus::Denied
+        };
+        let decided = unlock_requests::Entity::update_many()
+            .col_expr(unlock_requests::Column::Status, Expr::value(status.as_str()))
+            .col_expr(
+                unlock_requests::Column::DecidedBy,
+                Expr::value(Some(decision.decided_by)),
+            )
+            .col_expr(unlock_requests::Column::DecidedAt, Expr::value(Some(now)))
+            .col_expr(
+                unlock_requests::Column::DecisionNote,
+                Expr::value(decision.note.clone()),
+            )
+            .col_expr(
+                unlock_requests::Column::UnlockUntil,
+                Expr::value(decision.until.filter(|_| decision.approve)),
+            )
+            .col_expr(unlock_requests::Column::UpdatedAt, Expr::value(now))
+            .filter(unlock_requests::Column::Id.eq(id))
+            .filter(unlock_requests::Column::Status.eq(UnlockStatus::Pending.as_str()))
+            .exec(&transaction)
+            .await
+            .map_err(db)?;
+        if decided.rows_affected == 0 {
+            return Err(RepositoryError::NotFound.into());
+        }
+        let request = unlock_request(
+            unlock_requests::Entity::find_by_id(id)
+                .one(&transaction)
+                .await
+                .map_err(db)?
+                .ok_or(RepositoryError::NotFound)?,
+        )?;
+        if decision.approve {
+            let version = bump_version(&transaction, request.device_id, None, now).await?;
+            let change = match decision.until {
+                Some(until) => SettingChange::LiftLockUntil {
+                    key: request.setting_key.clone(),
+                    until,
+                },
+                None => SettingChange::Unlock {
+                    key: request.setting_key.clone(),
+                },
+            };
+            apply_change(
+                &transaction,
+                request.device_id,
+                &change,
+                Some(decision.decided_by),
+                version,
+                now,
+            )
+            .await?;
+            enqueue(&transaction, request.device_id, "unlock_approved", now).await?;
+        } else {
+            enqueue(&transaction, request.device_id, "unlock_denied", now).await?;
+        }
+        let entry = audit.clone().resource_id(id).change(
+            Some(json!({"status": "pending"})),
+            Some(
+                json!({"status": status.as_str(), "deviceId": request.device_id, "key": request.setting_key,
+                        "until": request.unlock_until, "note": request.decision_note}),
+            ),
+        );
+        insert_audit_entry(&transaction, &entry).await?;
+        transaction.commit().await.map_err(db)?;
+        Ok(request)
+    }
+
+    async fn enqueue_push(
+        &self,
+        device: Uuid,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), RepositoryError> {
+        enqueue(self.connection(), device, reason, now).await
+    }
+
+    async fn due_pushes(
+        &self,
+        now: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<PushNotification>, RepositoryError> {
+        let rows = push_notifications::Entity::find()
+            .filter(push_notifications::Column::Status.eq("pending"))
+            .filter(push_notifications::Column::NextAttemptAt.lte(now))
+            .order_by_asc(push_notifications::Column::NextAttemptAt)
+            .limit(limit)
+            .all(self.connection())
+            .await
+            .map_err(db)?;
+        let tokens: std::collections::HashMap<Uuid, Option<String>> = devices::Entity::find()
+            .filter(devices::Column::Id.is_in(rows.iter().map(|row| row.device_id)))
+            .select_only()
+            .column(devices::Column::Id)
+            .column(devices::Column::PushToken)
+            .into_tuple::<(Uuid, Option<String>)>()
+            .all(self.connection())
+            .await
+            .map_err(db)?
+            .into_iter()
+            .collect();
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let token = tokens.get(&row.device_id).cloned().flatten();
+                push(row, token)
+            })
+            .collect())
+    }
+
+    async fn mark_push_sent(&self, id: Uuid, now: DateTime<Utc>) -> Result<(), RepositoryError> {
+        push_notifications::Entity::update_many()
+            .col_expr(push_notifications::Column::Status, Expr::value("sent"))
+            .col_expr(push_notifications::Column::SentAt, Expr::value(Some(now)))
+            .col_expr(
+                push_notifications::Column::Attempts,
+                Expr::col(push_notifications::Column::Attempts).add(1),
+            )
+            .filter(push_notifications::Column::Id.eq(id))
+            .exec(self.connection())
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn mark_push_failed(
+        &self,
+        id: Uuid,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> Result<(), RepositoryError> {
+        let mut update = push_notifications::Entity::update_many()
+            .col_expr(
+                push_notifications::Column::LastError,
+                Expr::value(Some(error.chars().take(1000).collect::<String>())),
+            )
+            .col_expr(
+                push_notifications::Column::Attempts,
+                Expr::col(push_notifications::Column::Attempts).add(1),
+            );
+        update = match retry_at {
+            Some(at) => update.col_expr(push_notifications::Column::NextAttemptAt, Expr::value(at)),
+            None => update.col_expr(push_notifications::Column::Status, Expr::value("failed")),
+        };
+        update
+            .filter(push_notifications::Column::Id.eq(id))
+            .exec(self.connection())
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn push_notifications(
+        &self,
+        status: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<PushNotification>, RepositoryError> {
+        let mut query = push_notifications::Entity::find();
+        if let Some(status) = status {
+            query = query.filter(push_notifications::Column::Status.eq(status));
+        }
+        Ok(query
+            .order_by_desc(push_notifications::Column::CreatedAt)
+            .limit(limit)
+            .all(self.connection())
+            .await
+            .map_err(db)?
+            .into_iter()
+            .map(|row| push(row, None))
+            .collect())
+    }
+}
