@@ -20,7 +20,8 @@ openapi:
 migrate *ARGS:
     cargo run -q -p steward -- migrate {{ARGS}}
 
-# Load benchmarks with oha against a release build (installs oha when missing).
+# Load benchmarks with wrk against a release build (installs wrk when missing): auth on SQLite,
+# device polling and sync on SQLite and PostgreSQL.
 bench:
     ./scripts/bench.sh
 

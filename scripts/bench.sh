@@ -1,50 +1,132 @@
 #!/usr/bin/env bash
-# Load benchmarks: a release server on a throw-away SQLite database, driven by oha.
-#   BENCH_DURATION=10s (per run)   BENCH_PORT=18080
+# Load benchmarks with wrk against a release server on a throw-away database.
+#   BENCH_DURATION=10s (per run)   BENCH_PORT=18080   BENCH_BACKENDS="sqlite postgres"
+#   BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432 (an administrator URL, no database)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v oha >/dev/null 2>&1; then
-  echo "installing oha (load generator)…"
-  cargo install oha --locked
+if ! command -v wrk >/dev/null 2>&1; then
+  echo "installing wrk (load generator)…"
+  if command -v apt-get >/dev/null 2>&1; then
+    apt-get install -y wrk >/dev/null || sudo apt-get install -y wrk >/dev/null
+  else
+    echo "install wrk (https://github.com/wg/wrk) and run again" >&2
+    exit 1
+  fi
 fi
 
 cargo build --release -p steward
 cargo build --release -p steward-auth --example argon2_rate
-workdir=$(mktemp -d)
+steward=./target/release/steward
 port=${BENCH_PORT:-18080}
 base="http://127.0.0.1:${port}"
 duration=${BENCH_DURATION:-10s}
-export STEWARD_BIND="127.0.0.1:${port}" STEWARD_DATA_DIR="$workdir" STEWARD_LOG_LEVEL=warn
+backends=${BENCH_BACKENDS:-sqlite postgres}
+pg_admin=${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432}
+password="correct horse battery staple"
+workdir=$(mktemp -d)
+server=""
+cleanup() {
+  [ -n "$server" ] && kill "$server" 2>/dev/null
+  rm -rf "$workdir"
+}
+trap cleanup EXIT
+
+export STEWARD_BIND="127.0.0.1:${port}" STEWARD_LOG_LEVEL=warn
 # The benchmark signs in from one address thousands of times: per-IP limits off.
 export STEWARD_RATE_LIMIT_LOGIN_PER_HOUR=0 STEWARD_RATE_LIMIT_REGISTER_PER_HOUR=0 STEWARD_RATE_LIMIT_REFRESH_PER_HOUR=0
-./target/release/steward serve &
-server=$!
-trap 'kill $server 2>/dev/null; rm -rf "$workdir"' EXIT
 
-for _ in $(seq 1 100); do
-  curl -fs "$base/health/ready" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-
-# Throughput, p99 and the status codes of one oha report.
+# Requests/s, p99 and errors of one wrk report.
 summary() {
-  awk '/Success rate|Requests\/sec|99\.00%/ {print} /Status code distribution/ {p=1; print; next} p && NF==0 {p=0} p {print}'
+  awk '/Requests\/sec|^ +99%|Non-2xx|Socket errors/ {print}'
 }
 
-body='{"email":"bench@example.com","password":"correct horse battery staple","displayName":"Bench"}'
-token=$(curl -fs "$base/api/v1/auth/register" -H 'content-type: application/json' -d "$body" |
-  sed -E 's/.*"accessToken":"([^"]+)".*/\1/')
+start_server() {
+  "$steward" serve &
+  server=$!
+  for _ in $(seq 1 150); do
+    curl -fs "$base/health/ready" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "the server did not start" >&2
+  exit 1
+}
 
-echo "== raw Argon2id verifications (same machine, same run)"
-./target/release/examples/argon2_rate 5
+stop_server() {
+  kill "$server" 2>/dev/null || true
+  wait "$server" 2>/dev/null || true
+  server=""
+}
 
-echo "== POST /api/v1/auth/login, 16 concurrent clients, ${duration}"
-oha --no-tui -z "$duration" -c 16 -m POST -H 'content-type: application/json' \
-  -d '{"email":"bench@example.com","password":"correct horse battery staple"}' "$base/api/v1/auth/login" | summary
+json_field() { sed -E "s/.*\"$1\":\"([^\"]+)\".*/\1/"; }
 
-echo "== GET /api/v1/auth/me with a valid token, 64 concurrent clients, ${duration}"
-oha --no-tui -z "$duration" -c 64 -H "authorization: Bearer $token" "$base/api/v1/auth/me" | summary
+auth_benchmarks() {
+  local body token
+  body="{\"email\":\"bench@example.com\",\"password\":\"$password\",\"displayName\":\"Bench\"}"
+  token=$(curl -fs "$base/api/v1/auth/register" -H 'content-type: application/json' -d "$body" | json_field accessToken)
 
-echo "== GET /health, 64 concurrent clients, ${duration}"
-oha --no-tui -z "$duration" -c 64 "$base/health" | summary
+  echo "== raw Argon2id verifications (same machine, same run)"
+  ./target/release/examples/argon2_rate 5
+
+  echo "== POST /api/v1/auth/login, 16 connections, ${duration}"
+  BENCH_BODY="{\"email\":\"bench@example.com\",\"password\":\"$password\"}" \
+    wrk -t2 -c16 -d"$duration" --latency -s scripts/bench/post.lua "$base/api/v1/auth/login" | summary
+
+  echo "== GET /api/v1/auth/me with a valid token, 64 connections, ${duration}"
+  BENCH_TOKEN="$token" wrk -t2 -c64 -d"$duration" --latency -s scripts/bench/bearer.lua "$base/api/v1/auth/me" | summary
+
+  echo "== GET /health, 64 connections, ${duration}"
+  wrk -t2 -c64 -d"$duration" --latency "$base/health" | summary
+}
+
+settings_benchmarks() {
+  local label=$1 key root i definitions etag
+  key=$("$steward" apikeys create --name bench 2>/dev/null)
+  echo "$password" | "$steward" admin create --email root@bench.example --password-stdin >/dev/null
+  root=$(curl -fs "$base/api/v1/auth/login" -H 'content-type: application/json' \
+    -d "{\"email\":\"root@bench.example\",\"password\":\"$password\"}" | json_field accessToken)
+  # Top the seeded catalog up to 50 settings.
+  definitions=$(curl -fs "$base/api/v1/setting-definitions" -H "authorization: Bearer $root" | grep -o '"key"' | wc -l)
+  for i in $(seq "$((definitions + 1))" 50); do
+    curl -fs "$base/api/admin/v1/setting-definitions" -H "authorization: Bearer $root" -H 'content-type: application/json' \
+      -d "{\"key\":\"bench.setting_$i\",\"valueType\":\"int\",\"defaultValue\":$i,\"category\":\"bench\"}" >/dev/null
+  done
+  # 256 devices, registered the way apps do.
+  : >"$workdir/devices.txt"
+  for i in $(seq 1 256); do
+    curl -fs "$base/api/v1/devices/register" -H "x-api-key: $key" -H 'content-type: application/json' \
+      -d "{\"deviceId\":\"bench-device-$i\",\"displayName\":\"Bench $i\",\"platform\":\"android\",\"pushToken\":\"t$i\"}" |
+      json_field id | sed "s/\$/ bench-device-$i/" >>"$workdir/devices.txt"
+  done
+  first=$(head -n1 "$workdir/devices.txt")
+  etag=$(curl -fsi "$base/api/v1/devices/${first%% *}/settings" -H "x-api-key: $key" -H "x-device-id: ${first##* }" |
+    awk -F': ' 'tolower($1)=="etag" {print $2}' | tr -d '\r')
+  export BENCH_DEVICES="$workdir/devices.txt" BENCH_API_KEY="$key" BENCH_ETAG="$etag"
+
+  echo "== [$label] GET /settings with If-None-Match (304), 256 devices, 50 settings, ${duration}"
+  BENCH_MODE=poll wrk -t2 -c256 -d"$duration" --latency -s scripts/bench/devices.lua "$base" | summary
+  echo "== [$label] POST /settings/sync without changes (full state), 256 devices, 50 settings, ${duration}"
+  BENCH_MODE=sync wrk -t2 -c256 -d"$duration" --latency -s scripts/bench/devices.lua "$base" | summary
+}
+
+for backend in $backends; do
+  case $backend in
+    sqlite)
+      export STEWARD_DATA_DIR="$workdir/sqlite"
+      unset STEWARD_DATABASE_URL
+      ;;
+    postgres)
+      export STEWARD_DATA_DIR="$workdir/postgres"
+      psql "$pg_admin/postgres" -qc 'DROP DATABASE IF EXISTS steward_bench' >/dev/null
+      psql "$pg_admin/postgres" -qc 'CREATE DATABASE steward_bench' >/dev/null
+      export STEWARD_DATABASE_URL="$pg_admin/steward_bench"
+      ;;
+    *) echo "unknown backend $backend" >&2; exit 1 ;;
+  esac
+  mkdir -p "$STEWARD_DATA_DIR"
+  echo "######## $backend"
+  start_server
+  if [ "$backend" = sqlite ]; then auth_benchmarks; fi
+  settings_benchmarks "$backend"
+  stop_server
+done

@@ -16,6 +16,7 @@ pub struct AppState {
     pub auth: Arc<AuthService>,
     pub rate_limits: Arc<RateLimits>,
     pub settings_catalog: Arc<crate::settings::SettingsCatalog>,
+    pub device_auth: Arc<crate::devices::DeviceAuthCache>,
 }
 
 /// HTTP settings that shape the app itself.

@@ -103,6 +103,7 @@ impl Application {
                 refresh_per_hour: config.rate_limit_refresh_per_hour,
             }),
             settings_catalog: Default::default(),
+            device_auth: Default::default(),
         };
         let settings = HttpSettings {
             body_limit: config.body_limit_bytes,

@@ -20,4 +20,4 @@ pub use extractor::{
 pub use federation::{FederatedSignIn, Federation};
 pub use personal_tokens::PAT_PREFIX;
 pub use service::{AuthService, AuthSettings, IssuedTokens, NewAccount, ProfileUpdate, SignIn};
-pub use session_cache::SessionCache;
+pub use session_cache::{SessionCache, TtlCache};

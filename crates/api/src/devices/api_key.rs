@@ -63,8 +63,8 @@ impl FromRequest for AppApiKey {
             let refused = || ApiError::new(ErrorCode::Unauthorized, "a valid X-API-Key is required");
             let secret = secret.filter(|s| !s.is_empty()).ok_or_else(refused)?;
             let key = state
-                .database
-                .use_api_key(&hash_token(&secret), Utc::now(), ip)
+                .device_auth
+                .api_key(&state.database, &secret, ip)
                 .await
                 .map_err(ApiError::from)?
                 .ok_or_else(refused)?;

@@ -1,8 +1,10 @@
 //! Devices: the legacy device API's `X-API-Key`, registration, ownership and transfers.
 
 mod api_key;
+mod auth_cache;
 mod error;
 mod service;
 
 pub use api_key::{API_KEY_PREFIX, AppApiKey, create_api_key};
+pub use auth_cache::{API_KEY_TTL, DeviceAuthCache};
 pub use service::{DeviceService, DeviceVisibility, TransferOutcome, TransferTarget, UserAccess};

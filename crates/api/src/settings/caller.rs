@@ -5,10 +5,7 @@ use std::marker::PhantomData;
 
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest};
-use chrono::Utc;
 use futures_util::future::LocalBoxFuture;
-use steward_auth::hash_token;
-use steward_domain::devices::{ApiKeyStore, DeviceStore};
 use uuid::Uuid;
 
 use crate::auth::Scope;
@@ -56,8 +53,8 @@ impl<S: Scope + 'static> FromRequest for SettingsCaller<S> {
                     )
                 };
                 state
-                    .database
-                    .use_api_key(&hash_token(&key), Utc::now(), ip)
+                    .device_auth
+                    .api_key(&state.database, &key, ip)
                     .await
                     .map_err(ApiError::from)?
                     .ok_or_else(refused)?;
@@ -65,8 +62,8 @@ impl<S: Scope + 'static> FromRequest for SettingsCaller<S> {
                     .filter(|id| !id.is_empty())
                     .ok_or_else(refused)?;
                 let device = state
-                    .database
-                    .device_id_for_identifier(&identifier)
+                    .device_auth
+                    .device_id(&state.database, &identifier)
                     .await
                     .map_err(ApiError::from)?
                     .ok_or_else(|| ApiError::not_found("no such device"))?;

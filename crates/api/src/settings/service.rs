@@ -35,6 +35,7 @@ pub struct SettingsAccess {
     pub actor: SettingsActor,
     /// The acting user; `None` when the device itself calls.
     pub user: Option<Uuid>,
+    /// The device's owner, when the caller is a user (not looked up for the device itself).
     pub owner: Option<Uuid>,
 }
 
@@ -208,18 +209,13 @@ impl<'a> SettingsService<'a> {
         write: bool,
     ) -> Result<SettingsAccess, ApiError> {
         let user = match caller {
+            // The hot path of polling devices: no further lookups (the owner is read when needed).
             SettingsCallerKind::Device(id) if id == device => {
-                let owner = self
-                    .state
-                    .database
-                    .find_device(device)
-                    .await?
-                    .and_then(|d| d.owner_user_id);
                 return Ok(SettingsAccess {
                     device,
                     actor: SettingsActor::Device,
                     user: None,
-                    owner,
+                    owner: None,
                 });
             }
             SettingsCallerKind::Device(_) => return Err(not_found()),
@@ -509,7 +505,16 @@ impl<'a> SettingsService<'a> {
         reason: Option<String>,
         origin: &RequestOrigin,
     ) -> Result<UnlockRequest, ApiError> {
-        let requester = match (access.actor, access.user, access.owner) {
+        let owner = match access.actor {
+            SettingsActor::Device => self
+                .state
+                .database
+                .find_device(access.device)
+                .await?
+                .and_then(|d| d.owner_user_id),
+            _ => access.owner,
+        };
+        let requester = match (access.actor, access.user, owner) {
             (SettingsActor::DeviceUser, Some(user), _) => user,
             (SettingsActor::Device, None, Some(owner)) => owner,
             _ => {

@@ -1,0 +1,29 @@
+-- wrk script: each request acts as the next of many devices, read from devices.txt
+-- ("<uuid> <identifier>" per line). BENCH_MODE=poll sends GET /settings with If-None-Match
+-- (the 304 path); BENCH_MODE=sync sends POST /settings/sync with no changes.
+local devices = {}
+for line in io.lines(os.getenv("BENCH_DEVICES")) do
+  local id, identifier = line:match("^(%S+)%s+(%S+)$")
+  if id then devices[#devices + 1] = { id = id, identifier = identifier } end
+end
+local key = os.getenv("BENCH_API_KEY")
+local etag = os.getenv("BENCH_ETAG")
+local mode = os.getenv("BENCH_MODE") or "poll"
+local counter = 0
+
+function setup(thread)
+  thread:set("offset", math.random(#devices))
+end
+
+function request()
+  counter = counter + 1
+  local device = devices[((counter + (offset or 0)) % #devices) + 1]
+  local headers = { ["X-API-Key"] = key, ["X-Device-Id"] = device.identifier }
+  if mode == "sync" then
+    headers["Content-Type"] = "application/json"
+    return wrk.format("POST", "/api/v1/devices/" .. device.id .. "/settings/sync", headers,
+      '{"baseVersion":0,"changes":{}}')
+  end
+  headers["If-None-Match"] = etag
+  return wrk.format("GET", "/api/v1/devices/" .. device.id .. "/settings", headers)
+end
