@@ -65,6 +65,7 @@ impl FakePush {
                         }
                     }),
                 )
+                .route("/down", web::post().to(|| async { HttpResponse::ServiceUnavailable().finish() }))
                 .route(
                     "/hook",
                     web::post().to(move |request: HttpRequest, body: String| {

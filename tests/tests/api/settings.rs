@@ -776,3 +776,87 @@ async fn the_catalog_is_listed_and_managed_by_super_admins_and_webhooks_are_sign
     assert!(state["settings"].get("wifi.allowed_networks").is_none());
     app.stop().await;
 }
+
+#[tokio::test]
+async fn failed_deliveries_are_retried_later_and_visible_to_admins() {
+    let receiver = FakePush::start().await;
+    let url = format!("{}/down", receiver.base_url);
+    let app = spawn_app_with(Backend::Sqlite, move |config| config.push_webhook_url = Some(url)).await;
+    let family = family(&app).await;
+    let root = app.user("root@example.com").await;
+    app.grant(root.id, "super_admin").await;
+    let written = send(
+        &app,
+        Method::PUT,
+        &settings_path(&family),
+        &family.parent,
+        Some(json!({"settings": {SHARING: false}})),
+    )
+    .await;
+    expect_data(written, StatusCode::OK).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let failed = loop {
+        let pending = expect_data(
+            send(
+                &app,
+                Method::GET,
+                "/api/admin/v1/push-notifications?status=pending",
+                &root,
+                None,
+            )
+            .await,
+            StatusCode::OK,
+        )
+        .await;
+        if let Some(push) = pending
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["attempts"].as_i64() >= Some(1))
+        {
+            break push.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no failed attempt recorded: {pending}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(failed["lastError"].as_str().unwrap().contains("503"), "{failed}");
+    let next: chrono::DateTime<chrono::Utc> = failed["nextAttemptAt"].as_str().unwrap().parse().unwrap();
+    assert!(next > chrono::Utc::now(), "the retry waits (backoff): {failed}");
+    assert_eq!(failed["deviceId"], family.device.as_str());
+    // Further changes collapse into the one pending notification.
+    let again = send(
+        &app,
+        Method::PUT,
+        &settings_path(&family),
+        &family.parent,
+        Some(json!({"settings": {SHARING: true}})),
+    )
+    .await;
+    expect_data(again, StatusCode::OK).await;
+    let pending = expect_data(
+        send(
+            &app,
+            Method::GET,
+            "/api/admin/v1/push-notifications?status=pending",
+            &root,
+            None,
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(pending.as_array().unwrap().len(), 1, "{pending}");
+    let bad = send(
+        &app,
+        Method::GET,
+        "/api/admin/v1/push-notifications?status=lost",
+        &root,
+        None,
+    )
+    .await;
+    expect_error(bad, StatusCode::BAD_REQUEST, "VALIDATION_ERROR").await;
+    app.stop().await;
+}
