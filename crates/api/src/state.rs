@@ -17,6 +17,8 @@ pub struct AppState {
     pub rate_limits: Arc<RateLimits>,
     pub settings_catalog: Arc<crate::settings::SettingsCatalog>,
     pub device_auth: Arc<crate::devices::DeviceAuthCache>,
+    /// Shared with the push worker, which returns expired unlocks.
+    pub device_states: Arc<crate::settings::DeviceStateCache>,
 }
 
 /// HTTP settings that shape the app itself.

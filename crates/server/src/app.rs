@@ -73,9 +73,11 @@ impl Application {
             Duration::from_millis(config.outbox_poll_ms.max(10)),
         ));
 
+        let device_states = Arc::new(steward_api::settings::DeviceStateCache::default());
         let push = tokio::spawn(crate::push::run_push_worker(
             database.clone(),
             push_provider(&config)?,
+            device_states.clone(),
             Duration::from_millis(config.push_poll_ms.max(10)),
             Duration::from_millis(config.push_collapse_ms),
         ));
@@ -104,6 +106,7 @@ impl Application {
             }),
             settings_catalog: Default::default(),
             device_auth: Default::default(),
+            device_states,
         };
         let settings = HttpSettings {
             body_limit: config.body_limit_bytes,

@@ -237,13 +237,16 @@ fn backoff(attempts: i32) -> chrono::Duration {
 pub async fn run_push_worker(
     database: Database,
     provider: PushProvider,
+    states: std::sync::Arc<steward_api::settings::DeviceStateCache>,
     interval: Duration,
     collapse: Duration,
 ) {
     let collapse = chrono::Duration::from_std(collapse).unwrap_or_default();
     loop {
-        if let Err(error) = database.return_expired_locks(Utc::now()).await {
-            tracing::warn!(%error, "could not return expired temporary unlocks");
+        match database.return_expired_locks(Utc::now()).await {
+            // The devices' cached state is stale now.
+            Ok(devices) => devices.into_iter().for_each(|device| states.forget(device)),
+            Err(error) => tracing::warn!(%error, "could not return expired temporary unlocks"),
         }
         match database.due_pushes(Utc::now() - collapse, 50).await {
             Ok(notifications) => {

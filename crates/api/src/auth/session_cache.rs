@@ -18,6 +18,9 @@ const MAX_ENTRIES: usize = 100_000;
 #[derive(Debug)]
 pub struct TtlCache<V, K = Uuid> {
     ttl: Duration,
+    /// Spread expiries over `ttl / 2 ..= ttl`, so entries filled together (a fleet of devices
+    /// polling) are not all refetched in the same instant.
+    jitter: bool,
     entries: Mutex<HashMap<K, (V, Instant)>>,
 }
 
@@ -28,16 +31,35 @@ impl<V: Clone, K: Hash + Eq> TtlCache<V, K> {
     pub fn new(ttl: Duration) -> Self {
         Self {
             ttl,
+            jitter: false,
             entries: Mutex::new(HashMap::new()),
         }
+    }
+
+    pub fn with_jitter(mut self) -> Self {
+        self.jitter = true;
+        self
+    }
+
+    fn lifetime(&self) -> Duration {
+        if !self.jitter {
+            return self.ttl;
+        }
+        // The clock's low bits are random enough to spread expiries; no RNG needed.
+        let noise = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.subsec_nanos());
+        let half = self.ttl / 2;
+        half + half.mul_f64(f64::from(noise % 1000) / 1000.0)
     }
 
     /// The cached answer for `session`, if fresh.
     pub fn get(&self, session: &K) -> Option<V> {
         let entries = self.entries.lock().ok()?;
+        let now = Instant::now();
         entries
             .get(session)
-            .filter(|(_, at)| at.elapsed() < self.ttl)
+            .filter(|(_, expires)| now < *expires)
             .map(|(value, _)| value.clone())
     }
 
@@ -45,15 +67,16 @@ impl<V: Clone, K: Hash + Eq> TtlCache<V, K> {
         if self.ttl.is_zero() {
             return;
         }
+        let expires = Instant::now() + self.lifetime();
         if let Ok(mut entries) = self.entries.lock() {
             if entries.len() >= MAX_ENTRIES {
-                let ttl = self.ttl;
-                entries.retain(|_, (_, at)| at.elapsed() < ttl);
+                let now = Instant::now();
+                entries.retain(|_, (_, expires)| now < *expires);
                 if entries.len() >= MAX_ENTRIES {
                     entries.clear();
                 }
             }
-            entries.insert(session, (active, Instant::now()));
+            entries.insert(session, (active, expires));
         }
     }
 
@@ -80,6 +103,15 @@ mod tests {
         cache.put(session, false);
         std::thread::sleep(Duration::from_millis(60));
         assert_eq!(cache.get(&session), None);
+    }
+
+    #[test]
+    fn jittered_entries_live_between_half_and_the_whole_ttl() {
+        let cache = TtlCache::<u8>::new(Duration::from_millis(100)).with_jitter();
+        for _ in 0..20 {
+            let lifetime = cache.lifetime();
+            assert!(lifetime >= Duration::from_millis(50) && lifetime <= Duration::from_millis(100));
+        }
     }
 
     #[test]

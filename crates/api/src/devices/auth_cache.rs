@@ -26,8 +26,8 @@ pub struct DeviceAuthCache {
 impl Default for DeviceAuthCache {
     fn default() -> Self {
         Self {
-            keys: TtlCache::new(API_KEY_TTL),
-            identifiers: TtlCache::new(IDENTIFIER_TTL),
+            keys: TtlCache::new(API_KEY_TTL).with_jitter(),
+            identifiers: TtlCache::new(IDENTIFIER_TTL).with_jitter(),
         }
     }
 }

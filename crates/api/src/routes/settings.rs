@@ -17,7 +17,7 @@ use crate::envelope::{self, Envelope};
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::extractors::Origin;
 use crate::groups::{GroupAccess, actions};
-use crate::settings::service::{LockRequest, SettingView, etag};
+use crate::settings::service::{LockRequest, SettingView};
 use crate::settings::{DeviceSettingsView, SettingsCaller, SettingsService, SyncOutcome, UnlockWindow};
 use crate::state::AppState;
 
@@ -111,8 +111,16 @@ pub async fn get_settings(
             return Ok(with_etag(HttpResponse::NotModified().finish(), &tag));
         }
     }
-    let (view, tag) = service.effective(device, query.explain.unwrap_or(false)).await?;
-    Ok(with_etag(envelope::ok(view), &tag))
+    if query.explain.unwrap_or(false) {
+        let (view, tag) = service.effective(device, true).await?;
+        return Ok(with_etag(envelope::ok(view), &tag));
+    }
+    let (rendered, tag) = service.rendered(device).await?;
+    let body = format!(
+        r#"{{"success":true,"data":{{"version":{},"settings":{}}}}}"#,
+        rendered.version, rendered.json
+    );
+    Ok(with_etag(json_body(body), &tag))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -326,11 +334,20 @@ pub async fn sync_settings(
     let body = body.into_inner();
     let failures = (!body.failures.is_empty()).then(|| serde_json::json!(body.failures));
     let applied = body.applied_version.map(|version| (version, failures));
-    let outcome = SettingsService::new(&state)
+    let (rendered, rejected, tag) = SettingsService::new(&state)
         .sync(&access, body.base_version, body.changes, applied, &origin.0)
         .await?;
-    let tag = etag(outcome.version, &*SettingsService::new(&state).catalog().await?);
-    Ok(with_etag(envelope::ok(outcome), &tag))
+    let rejected = serde_json::to_string(&rejected).map_err(|_| ApiError::internal())?;
+    let body = format!(
+        r#"{{"success":true,"data":{{"version":{},"settings":{},"rejected":{rejected}}}}}"#,
+        rendered.version, rendered.json
+    );
+    Ok(with_etag(json_body(body), &tag))
+}
+
+/// A success envelope assembled from already serialised parts (the cached settings).
+fn json_body(body: String) -> HttpResponse {
+    HttpResponse::Ok().content_type("application/json").body(body)
 }
 
 /// Desired versus applied state: a device whose applied version lags or that reported

@@ -25,6 +25,7 @@ use uuid::Uuid;
 use super::caller::SettingsCallerKind;
 use super::catalog::Catalog;
 use super::error::rejected_write;
+use super::state_cache::RenderedSettings;
 use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 
@@ -262,18 +263,28 @@ impl<'a> SettingsService<'a> {
             .ok_or_else(not_found)
     }
 
-    /// The cheap answer for a conditional poll: the current ETag, without resolving anything.
-    pub async fn current_etag(&self, device: Uuid) -> Result<String, ApiError> {
+    /// The device's settings version: from the short cache, else one query.
+    async fn version(&self, device: Uuid) -> Result<i64, ApiError> {
+        if let Some(version) = self.state.device_states.version(device) {
+            return Ok(version);
+        }
         let version = self
             .state
             .database
             .settings_version(device)
             .await?
             .ok_or_else(not_found)?;
+        self.state.device_states.put_version(device, version);
+        Ok(version)
+    }
+
+    /// The cheap answer for a conditional poll: the current ETag, without resolving anything.
+    pub async fn current_etag(&self, device: Uuid) -> Result<String, ApiError> {
+        let version = self.version(device).await?;
         Ok(etag(version, &*self.catalog().await?))
     }
 
-    /// The effective settings and their ETag.
+    /// The effective settings and their ETag, resolved from fresh data.
     pub async fn effective(
         &self,
         device: Uuid,
@@ -290,6 +301,29 @@ impl<'a> SettingsService<'a> {
             },
             tag,
         ))
+    }
+
+    /// The effective settings serialised, reused while the device's version and the catalog
+    /// stay the same (what polling devices and empty syncs ask for).
+    pub async fn rendered(&self, device: Uuid) -> Result<(Arc<RenderedSettings>, String), ApiError> {
+        let catalog = self.catalog().await?;
+        let version = self.version(device).await?;
+        if let Some(rendered) = self
+            .state
+            .device_states
+            .rendered(device, version, &catalog.fingerprint)
+        {
+            return Ok((rendered, etag(version, &catalog)));
+        }
+        let (view, tag) = self.effective(device, false).await?;
+        let json = serde_json::to_string(&view.settings).map_err(|_| ApiError::internal())?;
+        let rendered = Arc::new(RenderedSettings {
+            version: view.version,
+            fingerprint: catalog.fingerprint.clone(),
+            json,
+        });
+        self.state.device_states.put_rendered(device, rendered.clone());
+        Ok((rendered, tag))
     }
 
     /// Writes several values, all or nothing.
@@ -333,6 +367,7 @@ impl<'a> SettingsService<'a> {
                 &audit(access, "settings.updated", origin),
             )
             .await?;
+        self.state.device_states.forget(access.device);
         refuse_rejections(&plan)
     }
 
@@ -406,6 +441,7 @@ impl<'a> SettingsService<'a> {
                 &audit(access, "settings.locks_changed", origin),
             )
             .await?;
+        self.state.device_states.forget(access.device);
         refuse_rejections(&plan)
     }
 
@@ -417,7 +453,7 @@ impl<'a> SettingsService<'a> {
         changes: BTreeMap<String, Value>,
         applied: Option<(i64, Option<Value>)>,
         origin: &RequestOrigin,
-    ) -> Result<SyncOutcome, ApiError> {
+    ) -> Result<(Arc<RenderedSettings>, Vec<Rejection>, String), ApiError> {
         let mut rejected = Vec::new();
         if !changes.is_empty() {
             let catalog = self.catalog().await?;
@@ -452,6 +488,7 @@ impl<'a> SettingsService<'a> {
                     &audit(access, "settings.synced", origin),
                 )
                 .await?;
+            self.state.device_states.forget(access.device);
             rejected = refused;
         }
         if let Some((version, failures)) = applied {
@@ -460,12 +497,8 @@ impl<'a> SettingsService<'a> {
                 .report_applied(access.device, version, failures, Utc::now())
                 .await?;
         }
-        let (state, _) = self.effective(access.device, false).await?;
-        Ok(SyncOutcome {
-            version: state.version,
-            settings: state.settings,
-            rejected,
-        })
+        let (rendered, tag) = self.rendered(access.device).await?;
+        Ok((rendered, rejected, tag))
     }
 
     /// Desired versus applied state.
@@ -655,7 +688,8 @@ impl<'a> SettingsService<'a> {
         } else {
             "settings.unlock_denied"
         };
-        self.state
+        let decided = self
+            .state
             .database
             .decide_unlock_request(request, &decision, now, &audit(&access, action, origin))
             .await
@@ -664,7 +698,9 @@ impl<'a> SettingsService<'a> {
                     steward_domain::RepositoryError::NotFound,
                 ) => ApiError::new(ErrorCode::Conflict, "this unlock request was already decided"),
                 other => other.into(),
-            })
+            })?;
+        self.state.device_states.forget(found.device_id);
+        Ok(decided)
     }
 }
 

@@ -1,0 +1,73 @@
+//! What polling devices ask for most, remembered: each device's settings version (briefly) and
+//! its rendered effective settings (checked against the version and catalog on every use).
+//!
+//! Local changes drop a device's entries at once. A change made through another instance is
+//! seen here within [`VERSION_TTL`] — shorter than the push collapse window (2 s by default),
+//! so the poll a push triggers always sees the change.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use crate::auth::TtlCache;
+
+pub const VERSION_TTL: Duration = Duration::from_secs(1);
+const RENDERED_TTL: Duration = Duration::from_secs(60);
+
+/// A device's effective settings, serialised once.
+#[derive(Debug)]
+pub struct RenderedSettings {
+    pub version: i64,
+    pub fingerprint: String,
+    /// The `settings` object as JSON.
+    pub json: String,
+}
+
+pub struct DeviceStateCache {
+    versions: TtlCache<i64>,
+    rendered: TtlCache<Arc<RenderedSettings>>,
+}
+
+impl Default for DeviceStateCache {
+    fn default() -> Self {
+        Self {
+            versions: TtlCache::new(VERSION_TTL).with_jitter(),
+            rendered: TtlCache::new(RENDERED_TTL).with_jitter(),
+        }
+    }
+}
+
+impl std::fmt::Debug for DeviceStateCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DeviceStateCache")
+    }
+}
+
+impl DeviceStateCache {
+    pub fn version(&self, device: Uuid) -> Option<i64> {
+        self.versions.get(&device)
+    }
+
+    pub fn put_version(&self, device: Uuid, version: i64) {
+        self.versions.put(device, version);
+    }
+
+    /// The rendered settings if they are of `version` under catalog `fingerprint`.
+    pub fn rendered(&self, device: Uuid, version: i64, fingerprint: &str) -> Option<Arc<RenderedSettings>> {
+        self.rendered
+            .get(&device)
+            .filter(|rendered| rendered.version == version && rendered.fingerprint == fingerprint)
+    }
+
+    pub fn put_rendered(&self, device: Uuid, rendered: Arc<RenderedSettings>) {
+        self.versions.put(device, rendered.version);
+        self.rendered.put(device, rendered);
+    }
+
+    /// After a change to the device's settings.
+    pub fn forget(&self, device: Uuid) {
+        self.versions.forget(&device);
+        self.rendered.forget(&device);
+    }
+}
