@@ -13,6 +13,7 @@ mod m20260201_000006_authentication;
 mod m20260301_000007_federation;
 mod m20260401_000008_groups_and_devices;
 mod m20260501_000009_settings;
+mod m20260601_000010_audit_chain;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20260301_000007_federation::Migration),
             Box::new(m20260401_000008_groups_and_devices::Migration),
             Box::new(m20260501_000009_settings::Migration),
+            Box::new(m20260601_000010_audit_chain::Migration),
         ]
     }
 }
@@ -63,6 +65,7 @@ pub const TABLES: &[&str] = &[
     "user_role_overrides",
     "device_transfers",
     "push_notifications",
+    "audit_chain",
 ];
 
 /// The tables of seed 000's data model, the first 17 of [`TABLES`].

@@ -224,6 +224,7 @@ pub fn test_config(database: &TestDatabase, data_dir: &std::path::Path) -> Confi
         outbox_poll_ms: 50,
         push_poll_ms: 50,
         push_collapse_ms: 0,
+        audit_seal_ms: 50,
         ..Config::default()
     }
 }

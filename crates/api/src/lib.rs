@@ -35,7 +35,7 @@ pub const OPENAPI_PATH: &str = "/api-docs/openapi.json";
 
 /// Every route, declared once: the router and the OpenAPI document both come from here.
 fn routes(config: &mut ServiceConfig) {
-    use routes::{admin, auth, devices, federation, groups, setting_definitions, settings, users};
+    use routes::{admin, audit, auth, devices, federation, groups, setting_definitions, settings, users};
     config
         .service(health::liveness)
         .service(health::readiness)
@@ -129,7 +129,10 @@ fn routes(config: &mut ServiceConfig) {
                 .service(setting_definitions::create_definition)
                 .service(setting_definitions::update_definition)
                 .service(setting_definitions::delete_definition)
-                .service(setting_definitions::list_push_notifications),
+                .service(setting_definitions::list_push_notifications)
+                .service(audit::export_audit_logs)
+                .service(audit::verify_audit_logs)
+                .service(audit::list_audit_logs),
         );
 }
 

@@ -6,6 +6,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod audit_log;
 pub mod devices;
 pub mod federation;
 pub mod group_store;

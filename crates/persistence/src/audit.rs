@@ -39,6 +39,8 @@ pub(crate) async fn insert_audit_entry(
         ip_address: Set(entry.origin.ip_address.clone()),
         user_agent: Set(entry.origin.user_agent.clone()),
         request_id: Set(entry.origin.request_id.clone()),
+        chain_seq: Set(None),
+        chain_hash: Set(None),
     }
     .insert(connection)
     .await

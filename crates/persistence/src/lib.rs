@@ -6,6 +6,7 @@
 
 mod accounts;
 mod audit;
+mod audit_log;
 mod database;
 mod devices;
 pub mod entities;

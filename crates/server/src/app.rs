@@ -47,6 +47,7 @@ pub struct Application {
     signing_keys: Vec<SigningKeyPem>,
     outbox: tokio::task::JoinHandle<()>,
     push: tokio::task::JoinHandle<()>,
+    sealer: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -80,6 +81,11 @@ impl Application {
             device_states.clone(),
             Duration::from_millis(config.push_poll_ms.max(10)),
             Duration::from_millis(config.push_collapse_ms),
+        ));
+
+        let sealer = tokio::spawn(crate::audit_sealer::run_audit_sealer(
+            database.clone(),
+            Duration::from_millis(config.audit_seal_ms.max(10)),
         ));
 
         let listener = TcpListener::bind(config.bind).map_err(|source| StartupError::Bind {
@@ -133,6 +139,7 @@ impl Application {
             signing_keys,
             outbox,
             push,
+            sealer,
         })
     }
 
@@ -158,6 +165,7 @@ impl Application {
         let result = self.server.await;
         self.outbox.abort();
         self.push.abort();
+        self.sealer.abort();
         result
     }
 }

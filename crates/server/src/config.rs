@@ -97,6 +97,8 @@ pub struct Config {
     pub push_poll_ms: u64,
     /// Changes within this window send one push.
     pub push_collapse_ms: u64,
+    /// How often new audit entries are sealed into the hash chain.
+    pub audit_seal_ms: u64,
     /// Client IDs accepted as `aud` of Google ID tokens; empty disables Google sign-in.
     #[serde(deserialize_with = "list_or_comma_separated")]
     pub google_client_ids: Vec<String>,
@@ -161,6 +163,7 @@ impl Default for Config {
             push_webhook_secret: None,
             push_poll_ms: 1000,
             push_collapse_ms: 2000,
+            audit_seal_ms: 1000,
             google_client_ids: Vec::new(),
             google_jwks_url: "https://www.googleapis.com/oauth2/v3/certs".to_owned(),
             apple_client_ids: Vec::new(),

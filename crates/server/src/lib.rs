@@ -2,6 +2,7 @@
 //! tests both start the server through [`Application::build`].
 
 pub mod app;
+pub mod audit_sealer;
 pub mod cli;
 pub mod config;
 pub mod keys;

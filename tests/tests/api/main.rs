@@ -3,6 +3,7 @@
 
 mod admin;
 mod audit;
+mod audit_query;
 mod auth_accounts;
 mod auth_gdpr;
 mod auth_lockout;

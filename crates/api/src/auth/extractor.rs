@@ -177,6 +177,8 @@ pub mod permissions {
     permission!(UsersRead, "users:read");
     permission!(UsersWrite, "users:write");
     permission!(DevicesRead, "devices:read");
+    permission!(AuditRead, "audit:read");
+    permission!(AuditExport, "audit:export");
     // Only `super_admin` (`*`) holds it: the catalog is shared by every tenant.
     permission!(SettingsWrite, "settings:write");
     // Held by every system role: the admin API's own identity endpoint.

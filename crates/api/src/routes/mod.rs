@@ -1,6 +1,7 @@
 //! HTTP handlers by topic. Each is thin: extract, call a service, render.
 
 pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod devices;
 pub mod federation;

@@ -1,6 +1,7 @@
 //! SeaORM entities, one module per table. Later features add theirs as they need them.
 
 pub mod api_keys;
+pub mod audit_chain;
 pub mod audit_logs;
 pub mod device_settings;
 pub mod device_transfers;

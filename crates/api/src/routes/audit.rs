@@ -1,0 +1,247 @@
+//! `/api/admin/v1/audit-logs`: query, streaming export and chain verification.
+
+use actix_web::web::Bytes;
+use actix_web::{HttpResponse, get, web};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use steward_domain::audit_log::{AuditFilter, AuditLogStore, AuditRecord, ChainReport};
+use steward_persistence::Database;
+use utoipa::IntoParams;
+use uuid::Uuid;
+
+use crate::auth::{RequirePermission, permissions};
+use crate::envelope;
+use crate::error::{ApiError, ErrorEnvelope};
+use crate::extractors::PageQuery;
+use crate::state::AppState;
+
+/// Filters; each narrows the result.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
+pub struct AuditQuery {
+    pub actor_id: Option<Uuid>,
+    /// e.g. `auth.login_succeeded`.
+    pub action: Option<String>,
+    pub resource_type: Option<String>,
+    pub resource_id: Option<String>,
+    pub organization_id: Option<Uuid>,
+    /// From this time (inclusive, RFC 3339).
+    pub from: Option<DateTime<Utc>>,
+    /// Up to this time (exclusive).
+    pub to: Option<DateTime<Utc>>,
+}
+
+impl AuditQuery {
+    fn into_filter(self) -> Result<AuditFilter, ApiError> {
+        if let (Some(from), Some(to)) = (self.from, self.to)
+            && from > to
+        {
+            return Err(ApiError::validation("from: must not be after `to`"));
+        }
+        Ok(AuditFilter {
+            actor_id: self.actor_id,
+            action: self.action,
+            resource_type: self.resource_type,
+            resource_id: self.resource_id,
+            organization_id: self.organization_id,
+            from: self.from,
+            to: self.to,
+        })
+    }
+}
+
+/// Audit entries, newest first (`audit:read`).
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(AuditQuery, PageQuery),
+    responses(
+        (status = 200, body = ListEnvelope<Object>),
+        (status = 400, body = ErrorEnvelope),
+        (status = 403, body = ErrorEnvelope),
+    )
+)]
+#[get("/audit-logs")]
+pub async fn list_audit_logs(
+    state: web::Data<AppState>,
+    _admin: RequirePermission<permissions::AuditRead>,
+    query: web::Query<AuditQuery>,
+    page: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = page.into_inner().into_request()?;
+    let (records, total) = state
+        .database
+        .audit_logs(&query.into_inner().into_filter()?, page)
+        .await?;
+    Ok(envelope::page(records, page, total))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ExportFormat {
+    /// csv or json (default).
+    pub format: Option<String>,
+}
+
+const EXPORT_BATCH: u64 = 500;
+const CSV_HEADER: &[&str] = &[
+    "id",
+    "occurredAt",
+    "actorKind",
+    "actorId",
+    "action",
+    "resourceType",
+    "resourceId",
+    "organizationId",
+    "before",
+    "after",
+    "ipAddress",
+    "userAgent",
+    "requestId",
+    "chainSeq",
+];
+
+fn csv_rows(records: &[AuditRecord], header: bool) -> Result<Bytes, csv::Error> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    if header {
+        writer.write_record(CSV_HEADER)?;
+    }
+    let text = |value: &Option<serde_json::Value>| value.as_ref().map(|v| v.to_string()).unwrap_or_default();
+    for record in records {
+        writer.write_record([
+            record.id.to_string(),
+            record.occurred_at.to_rfc3339(),
+            record.actor_kind.clone(),
+            record.actor_id.map(|id| id.to_string()).unwrap_or_default(),
+            record.action.clone(),
+            record.resource_type.clone(),
+            record.resource_id.clone().unwrap_or_default(),
+            record
+                .organization_id
+                .map(|id| id.to_string())
+                .unwrap_or_default(),
+            text(&record.before),
+            text(&record.after),
+            record.ip_address.clone().unwrap_or_default(),
+            record.user_agent.clone().unwrap_or_default(),
+            record.request_id.clone().unwrap_or_default(),
+            record.chain_seq.map(|seq| seq.to_string()).unwrap_or_default(),
+        ])?;
+    }
+    writer
+        .into_inner()
+        .map(Bytes::from)
+        .map_err(|error| csv::Error::from(error.into_error()))
+}
+
+fn json_rows(records: &[AuditRecord], first: bool) -> Result<Bytes, serde_json::Error> {
+    let mut out = Vec::new();
+    for (index, record) in records.iter().enumerate() {
+        if !(first && index == 0) {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut out, record)?;
+    }
+    Ok(Bytes::from(out))
+}
+
+enum Stage {
+    Start,
+    Rows(Option<(DateTime<Utc>, Uuid)>, bool),
+    Done,
+}
+
+/// Streams every matching entry, oldest first, in batches of 500: the export never holds the
+/// whole trail in memory (`audit:export`). JSON is an array; CSV has a header row.
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(AuditQuery, ExportFormat),
+    responses(
+        (status = 200, description = "The entries as CSV or a JSON array"),
+        (status = 400, body = ErrorEnvelope),
+        (status = 403, body = ErrorEnvelope),
+    )
+)]
+#[get("/audit-logs/export")]
+pub async fn export_audit_logs(
+    state: web::Data<AppState>,
+    _admin: RequirePermission<permissions::AuditExport>,
+    query: web::Query<AuditQuery>,
+    format: web::Query<ExportFormat>,
+) -> Result<HttpResponse, ApiError> {
+    let csv = match format.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(_) => return Err(ApiError::validation("format: must be csv or json")),
+    };
+    let filter = query.into_inner().into_filter()?;
+    let database: Database = state.database.clone();
+    let stream = futures_util::stream::unfold(Stage::Start, move |stage| {
+        let (database, filter) = (database.clone(), filter.clone());
+        async move {
+            let (after, first) = match stage {
+                Stage::Done => return None,
+                Stage::Start => {
+                    let opening = if csv {
+                        Bytes::new()
+                    } else {
+                        Bytes::from_static(b"[")
+                    };
+                    return Some((Ok::<_, actix_web::Error>(opening), Stage::Rows(None, true)));
+                }
+                Stage::Rows(after, first) => (after, first),
+            };
+            let batch = match database.audit_batch(&filter, after, EXPORT_BATCH).await {
+                Ok(batch) => batch,
+                Err(error) => {
+                    tracing::error!(%error, "audit export failed mid-stream");
+                    return Some((Err(ApiError::from(error).into()), Stage::Done));
+                }
+            };
+            if batch.is_empty() {
+                let closing = if csv && first {
+                    csv_rows(&[], true).unwrap_or_default()
+                } else if csv {
+                    Bytes::new()
+                } else {
+                    Bytes::from_static(b"]")
+                };
+                return Some((Ok(closing), Stage::Done));
+            }
+            let next = batch.last().map(|last| (last.occurred_at, last.id));
+            let chunk = if csv {
+                csv_rows(&batch, first).map_err(|_| ApiError::internal().into())
+            } else {
+                json_rows(&batch, first).map_err(|_| ApiError::internal().into())
+            };
+            Some((chunk, Stage::Rows(next, false)))
+        }
+    });
+    let (content_type, name) = if csv {
+        ("text/csv; charset=utf-8", "audit-logs.csv")
+    } else {
+        ("application/json", "audit-logs.json")
+    };
+    Ok(HttpResponse::Ok()
+        .content_type(content_type)
+        .insert_header(("content-disposition", format!("attachment; filename=\"{name}\"")))
+        .streaming(stream))
+}
+
+/// Walks the hash chain and reports the first broken link, if any (`audit:read`). Entries are
+/// sealed within seconds of being written; `unsealed` counts those not yet in the chain.
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    responses((status = 200, body = Envelope<Object>), (status = 403, body = ErrorEnvelope))
+)]
+#[get("/audit-logs/verify")]
+pub async fn verify_audit_logs(
+    state: web::Data<AppState>,
+    _admin: RequirePermission<permissions::AuditRead>,
+) -> Result<HttpResponse, ApiError> {
+    let report: ChainReport = state.database.verify_audit_chain().await?;
+    Ok(envelope::ok(report))
+}

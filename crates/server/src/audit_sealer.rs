@@ -1,0 +1,23 @@
+//! Seals new audit entries into the hash chain, oldest first, every interval.
+
+use std::time::Duration;
+
+use steward_domain::audit_log::AuditLogStore;
+use steward_persistence::Database;
+
+pub async fn run_audit_sealer(database: Database, interval: Duration) {
+    loop {
+        // Drain in batches so a burst is sealed within one interval.
+        loop {
+            match database.seal_audit_chain(500).await {
+                Ok(500) => continue,
+                Ok(_) => break,
+                Err(error) => {
+                    tracing::warn!(%error, "could not seal audit entries");
+                    break;
+                }
+            }
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
