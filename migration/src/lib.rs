@@ -14,6 +14,9 @@ mod m20260301_000007_federation;
 mod m20260401_000008_groups_and_devices;
 mod m20260501_000009_settings;
 mod m20260601_000010_audit_chain;
+mod m20260701_000011_organizations;
+
+pub use m20260701_000011_organizations::DEFAULT_ORGANIZATION_ID;
 
 pub struct Migrator;
 
@@ -31,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20260401_000008_groups_and_devices::Migration),
             Box::new(m20260501_000009_settings::Migration),
             Box::new(m20260601_000010_audit_chain::Migration),
+            Box::new(m20260701_000011_organizations::Migration),
         ]
     }
 }

@@ -35,7 +35,9 @@ pub const OPENAPI_PATH: &str = "/api-docs/openapi.json";
 
 /// Every route, declared once: the router and the OpenAPI document both come from here.
 fn routes(config: &mut ServiceConfig) {
-    use routes::{admin, audit, auth, devices, federation, groups, setting_definitions, settings, users};
+    use routes::{
+        admin, audit, auth, devices, federation, groups, organizations, setting_definitions, settings, users,
+    };
     config
         .service(health::liveness)
         .service(health::readiness)
@@ -132,7 +134,17 @@ fn routes(config: &mut ServiceConfig) {
                 .service(setting_definitions::list_push_notifications)
                 .service(audit::export_audit_logs)
                 .service(audit::verify_audit_logs)
-                .service(audit::list_audit_logs),
+                .service(audit::list_audit_logs)
+                .service(organizations::create_organization)
+                .service(organizations::list_organizations)
+                .service(organizations::get_organization)
+                .service(organizations::update_organization)
+                .service(organizations::delete_organization)
+                .service(organizations::organization_usage)
+                .service(organizations::list_org_users)
+                .service(organizations::add_org_user)
+                .service(organizations::change_org_user_role)
+                .service(organizations::remove_org_user),
         );
 }
 

@@ -12,6 +12,7 @@ pub mod federation;
 pub mod group_store;
 pub mod groups;
 pub mod identity;
+pub mod organizations;
 pub mod pagination;
 pub mod rbac;
 pub mod repository;

@@ -13,6 +13,7 @@ pub mod entities;
 mod error;
 mod federation;
 mod groups;
+mod organizations;
 mod personal_tokens;
 mod settings;
 

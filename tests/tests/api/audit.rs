@@ -1,6 +1,6 @@
 //! The audit writer records inside the change's own transaction: both commit or neither does.
 
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, PaginatorTrait};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::json;
 use steward_domain::{Actor, AuditAction, AuditEntry, AuditRecorder, RequestOrigin};
 use steward_persistence::Database;
@@ -24,6 +24,8 @@ async fn create_organization_with_audit(db: &Database, commit: bool) -> (Uuid, U
         version: Set(1),
         created_at: Set(now),
         updated_at: Set(now),
+        description: Set(None),
+        is_default: Set(false),
     }
     .insert(unit.connection())
     .await
@@ -61,6 +63,7 @@ async fn a_rolled_back_change_leaves_no_audit_entry() {
         create_organization_with_audit(&db, false).await;
         assert_eq!(
             organizations::Entity::find()
+                .filter(organizations::Column::IsDefault.eq(false))
                 .count(db.connection())
                 .await
                 .unwrap(),
@@ -86,6 +89,7 @@ async fn a_committed_change_has_its_complete_audit_entry() {
         let (organization, admin) = create_organization_with_audit(&db, true).await;
         assert_eq!(
             organizations::Entity::find()
+                .filter(organizations::Column::IsDefault.eq(false))
                 .count(db.connection())
                 .await
                 .unwrap(),

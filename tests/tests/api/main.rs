@@ -15,6 +15,7 @@ mod federation;
 mod groups;
 mod health;
 mod openapi;
+mod organizations;
 mod personal_tokens;
 mod readiness;
 mod schema;

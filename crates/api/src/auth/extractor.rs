@@ -178,6 +178,7 @@ pub mod permissions {
     permission!(UsersWrite, "users:write");
     permission!(DevicesRead, "devices:read");
     permission!(AuditRead, "audit:read");
+    permission!(OrganizationsWrite, "organizations:write");
     permission!(AuditExport, "audit:export");
     // Only `super_admin` (`*`) holds it: the catalog is shared by every tenant.
     permission!(SettingsWrite, "settings:write");

@@ -7,6 +7,7 @@ pub mod devices;
 pub mod federation;
 pub mod groups;
 pub mod jwks;
+pub mod organizations;
 pub mod setting_definitions;
 pub mod settings;
 pub mod users;

@@ -13,6 +13,7 @@ pub mod groups;
 pub mod login_throttles;
 pub mod oauth_accounts;
 pub mod oidc_nonces;
+pub mod org_users;
 pub mod organizations;
 pub mod outbox_emails;
 pub mod password_history;

@@ -1,0 +1,341 @@
+//! Organizations (B2B tenants) and their users: roles owner > admin > viewer, slugs, and the
+//! rule that an organization never loses its last owner.
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::{AuditEntry, PageRequest, RepositoryError};
+
+/// A user's role in an organization, most powerful first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OrgRole {
+    Owner,
+    Admin,
+    Viewer,
+}
+
+impl OrgRole {
+    pub const ALL: [OrgRole; 3] = [Self::Owner, Self::Admin, Self::Viewer];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Owner => "owner",
+            Self::Admin => "admin",
+            Self::Viewer => "viewer",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|role| role.as_str().eq_ignore_ascii_case(value.trim()))
+    }
+
+    fn rank(self) -> u8 {
+        match self {
+            Self::Owner => 2,
+            Self::Admin => 1,
+            Self::Viewer => 0,
+        }
+    }
+
+    pub fn allows(self, permission: OrgPermission) -> bool {
+        match permission {
+            OrgPermission::View => true,
+            OrgPermission::Manage | OrgPermission::ManageUsers => self.rank() >= 1,
+            OrgPermission::Delete => self == Self::Owner,
+        }
+    }
+}
+
+/// What an organization role may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OrgPermission {
+    View,
+    /// Settings, policies, devices, enrollment.
+    Manage,
+    ManageUsers,
+    Delete,
+}
+
+/// Why an organization rule refused a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OrgRuleError {
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("{0}")]
+    Conflict(&'static str),
+    #[error("{field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: &'static str,
+    },
+}
+
+/// An organization's URL name: 3 to 63 of `a-z`, `0-9` and inner `-`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Slug(String);
+
+impl Slug {
+    pub fn parse(value: &str) -> Result<Self, OrgRuleError> {
+        let slug = value.trim();
+        let valid = (3..=63).contains(&slug.len())
+            && slug
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !slug.starts_with('-')
+            && !slug.ends_with('-')
+            && !slug.contains("--");
+        if valid {
+            Ok(Self(slug.to_owned()))
+        } else {
+            Err(OrgRuleError::Invalid {
+                field: "slug",
+                message: "must be 3 to 63 lower-case letters, digits and single inner dashes",
+            })
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Who changes an organization's users: one of its members, or a system administrator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrgActor {
+    Member(OrgRole),
+    SystemAdmin,
+}
+
+impl OrgActor {
+    fn may_manage_users(self) -> bool {
+        match self {
+            Self::SystemAdmin => true,
+            Self::Member(role) => role.allows(OrgPermission::ManageUsers),
+        }
+    }
+
+    fn is_owner_or_system(self) -> bool {
+        matches!(self, Self::SystemAdmin | Self::Member(OrgRole::Owner))
+    }
+}
+
+/// Whether `actor` may set `target` (currently `current`, `None` when adding) to `new_role`,
+/// given how many owners the organization has. Only owners (and system admins) touch owners.
+pub fn may_set_org_role(
+    actor: OrgActor,
+    current: Option<OrgRole>,
+    new_role: OrgRole,
+    owners: usize,
+) -> Result<(), OrgRuleError> {
+    if !actor.may_manage_users() {
+        return Err(OrgRuleError::Forbidden(
+            "your organization role does not allow this",
+        ));
+    }
+    let touches_owner = new_role == OrgRole::Owner || current == Some(OrgRole::Owner);
+    if touches_owner && !actor.is_owner_or_system() {
+        return Err(OrgRuleError::Forbidden(
+            "only owners grant or change the owner role",
+        ));
+    }
+    if current == Some(OrgRole::Owner) && new_role != OrgRole::Owner && owners <= 1 {
+        return Err(OrgRuleError::Conflict("an organization keeps at least one owner"));
+    }
+    Ok(())
+}
+
+/// Whether `actor` may remove `target` (holding `current`).
+pub fn may_remove_org_user(actor: OrgActor, current: OrgRole, owners: usize) -> Result<(), OrgRuleError> {
+    if !actor.may_manage_users() {
+        return Err(OrgRuleError::Forbidden(
+            "your organization role does not allow this",
+        ));
+    }
+    if current == OrgRole::Owner {
+        if !actor.is_owner_or_system() {
+            return Err(OrgRuleError::Forbidden("only owners remove owners"));
+        }
+        if owners <= 1 {
+            return Err(OrgRuleError::Conflict("an organization keeps at least one owner"));
+        }
+    }
+    Ok(())
+}
+
+/// An organization as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrganizationRecord {
+    pub id: Uuid,
+    pub name: String,
+    pub slug: String,
+    pub description: Option<String>,
+    pub status: String,
+    pub is_default: bool,
+    pub settings: Option<Value>,
+    pub version: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// An organization user with their profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgMember {
+    pub user_id: Uuid,
+    pub email: String,
+    pub display_name: String,
+    pub role: OrgRole,
+    pub joined_at: DateTime<Utc>,
+}
+
+/// Counts for the usage view.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrgUsage {
+    pub devices_by_status: std::collections::BTreeMap<String, u64>,
+    pub users: u64,
+    pub policies: u64,
+    pub enrollment_tokens: u64,
+}
+
+pub trait OrganizationStore {
+    /// `Conflict` when the slug is taken.
+    fn create_organization(
+        &self,
+        organization: &OrganizationRecord,
+        owner: Option<Uuid>,
+        audit: &AuditEntry,
+    ) -> impl Future<Output = Result<(), RepositoryError>> + Send;
+
+    fn find_organization(
+        &self,
+        id: Uuid,
+    ) -> impl Future<Output = Result<Option<OrganizationRecord>, RepositoryError>> + Send;
+
+    /// All organizations (`None`) or those `user` belongs to.
+    fn organizations(
+        &self,
+        member: Option<Uuid>,
+        page: PageRequest,
+    ) -> impl Future<Output = Result<(Vec<OrganizationRecord>, u64), RepositoryError>> + Send;
+
+    fn update_organization(
+        &self,
+        organization: &OrganizationRecord,
+        expected_version: Option<i32>,
+        audit: &AuditEntry,
+    ) -> impl Future<Output = Result<OrganizationRecord, RepositoryError>> + Send;
+
+    fn delete_organization(
+        &self,
+        id: Uuid,
+        audit: &AuditEntry,
+    ) -> impl Future<Output = Result<(), RepositoryError>> + Send;
+
+    fn org_role(
+        &self,
+        organization: Uuid,
+        user: Uuid,
+    ) -> impl Future<Output = Result<Option<OrgRole>, RepositoryError>> + Send;
+
+    fn org_members(
+        &self,
+        organization: Uuid,
+    ) -> impl Future<Output = Result<Vec<OrgMember>, RepositoryError>> + Send;
+
+    /// Sets (adds or changes) or, with `None`, removes `user`'s role after `decide` approves it
+    /// on data read under the organization's row lock (current role, owner count).
+    fn change_org_user<F>(
+        &self,
+        organization: Uuid,
+        user: Uuid,
+        role: Option<OrgRole>,
+        decide: F,
+        audit: &AuditEntry,
+    ) -> impl Future<Output = Result<(), OrgStoreError>> + Send
+    where
+        F: FnOnce(Option<OrgRole>, usize) -> Result<(), OrgRuleError> + Send;
+
+    fn org_usage(&self, organization: Uuid)
+    -> impl Future<Output = Result<OrgUsage, RepositoryError>> + Send;
+}
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum OrgStoreError {
+    #[error(transparent)]
+    Rule(#[from] OrgRuleError),
+    #[error(transparent)]
+    Repository(#[from] RepositoryError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_are_url_safe() {
+        assert!(Slug::parse("acme-corp").is_ok());
+        for bad in [
+            "ab",
+            "Acme",
+            "-acme",
+            "acme-",
+            "ac--me",
+            "acme corp",
+            &"a".repeat(64),
+        ] {
+            assert!(Slug::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn every_actor_on_every_role_change_keeps_an_owner() {
+        use OrgRole::*;
+        let actors = [
+            OrgActor::SystemAdmin,
+            OrgActor::Member(Owner),
+            OrgActor::Member(Admin),
+            OrgActor::Member(Viewer),
+        ];
+        for actor in actors {
+            for current in [None, Some(Owner), Some(Admin), Some(Viewer)] {
+                for new_role in OrgRole::ALL {
+                    for owners in [1usize, 2] {
+                        let outcome = may_set_org_role(actor, current, new_role, owners);
+                        let manager = !matches!(actor, OrgActor::Member(Viewer));
+                        let strong = matches!(actor, OrgActor::SystemAdmin | OrgActor::Member(Owner));
+                        let touches_owner = new_role == Owner || current == Some(Owner);
+                        let loses_last = current == Some(Owner) && new_role != Owner && owners == 1;
+                        let expected = manager && (!touches_owner || strong) && !loses_last;
+                        assert_eq!(
+                            outcome.is_ok(),
+                            expected,
+                            "{actor:?} {current:?}→{new_role:?} owners={owners}"
+                        );
+                    }
+                }
+            }
+            for current in OrgRole::ALL {
+                for owners in [1usize, 2] {
+                    let outcome = may_remove_org_user(actor, current, owners);
+                    let manager = !matches!(actor, OrgActor::Member(Viewer));
+                    let strong = matches!(actor, OrgActor::SystemAdmin | OrgActor::Member(Owner));
+                    let expected = manager && (current != Owner || (strong && owners > 1));
+                    assert_eq!(
+                        outcome.is_ok(),
+                        expected,
+                        "{actor:?} removes {current:?} owners={owners}"
+                    );
+                }
+            }
+        }
+    }
+}

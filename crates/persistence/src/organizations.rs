@@ -1,0 +1,366 @@
+//! Organizations and their users.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::Utc;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, EntityTrait, ExprTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
+};
+use serde_json::json;
+use steward_domain::organizations::{
+    OrgMember, OrgRole, OrgRuleError, OrgStoreError, OrgUsage, OrganizationRecord, OrganizationStore,
+};
+use steward_domain::{AuditEntry, PageRequest, RepositoryError};
+use uuid::Uuid;
+
+use crate::audit::insert_audit_entry;
+use crate::database::Database;
+use crate::entities::{devices, org_users, organizations, users};
+use crate::error::db_err_to_repository as db;
+
+fn record(model: organizations::Model) -> OrganizationRecord {
+    OrganizationRecord {
+        id: model.id,
+        name: model.name,
+        slug: model.slug,
+        description: model.description,
+        status: model.status,
+        is_default: model.is_default,
+        settings: model.default_settings,
+        version: model.version,
+        created_at: model.created_at,
+        updated_at: model.updated_at,
+    }
+}
+
+/// Rows of `table` (a fixed name, never input) belonging to `organization`; for tables the
+/// B2B features will give entities of their own.
+async fn count_in<C: sea_orm::ConnectionTrait>(
+    connection: &C,
+    table: &str,
+    organization: Uuid,
+) -> Result<u64, RepositoryError> {
+    use sea_orm::sea_query::{Alias, Asterisk, Func, Query};
+    let select = Query::select()
+        .expr_as(Func::count(Expr::col(Asterisk)), Alias::new("n"))
+        .from(Alias::new(table))
+        .and_where(Expr::col(Alias::new("organization_id")).eq(organization))
+        .to_owned();
+    let statement = connection.get_database_backend().build(&select);
+    let row = connection.query_one_raw(statement).await.map_err(db)?;
+    let n: i64 = match row {
+        Some(row) => row.try_get("", "n").map_err(db)?,
+        None => 0,
+    };
+    Ok(n.unsigned_abs())
+}
+
+fn role(stored: &str) -> Result<OrgRole, RepositoryError> {
+    OrgRole::parse(stored)
+        .ok_or_else(|| RepositoryError::Other(format!("unknown organization role `{stored}`")))
+}
+
+impl OrganizationStore for Database {
+    async fn create_organization(
+        &self,
+        organization: &OrganizationRecord,
+        owner: Option<Uuid>,
+        audit: &AuditEntry,
+    ) -> Result<(), RepositoryError> {
+        let transaction = self.connection().begin().await.map_err(db)?;
+        organizations::Entity::insert(organizations::ActiveModel {
+            id: Set(organization.id),
+            name: Set(organization.name.clone()),
+            slug: Set(organization.slug.clone()),
+            status: Set(organization.status.clone()),
+            contact_email: Set(None),
+            max_devices: Set(None),
+            max_users: Set(None),
+            default_settings: Set(organization.settings.clone()),
+            version: Set(1),
+            created_at: Set(organization.created_at),
+            updated_at: Set(organization.created_at),
+            description: Set(organization.description.clone()),
+            is_default: Set(false),
+        })
+        .exec_without_returning(&transaction)
+        .await
+        .map_err(db)?;
+        if let Some(owner) = owner {
+            org_users::Entity::insert(org_users::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                organization_id: Set(organization.id),
+                user_id: Set(owner),
+                role: Set(OrgRole::Owner.as_str().to_owned()),
+                permissions: Set(None),
+                created_at: Set(organization.created_at),
+                updated_at: Set(organization.created_at),
+            })
+            .exec_without_returning(&transaction)
+            .await
+            .map_err(db)?;
+        }
+        insert_audit_entry(&transaction, audit).await?;
+        transaction.commit().await.map_err(db)
+    }
+
+    async fn find_organization(&self, id: Uuid) -> Result<Option<OrganizationRecord>, RepositoryError> {
+        Ok(organizations::Entity::find_by_id(id)
+            .one(self.connection())
+            .await
+            .map_err(db)?
+            .map(record))
+    }
+
+    async fn organizations(
+        &self,
+        member: Option<Uuid>,
+        page: PageRequest,
+    ) -> Result<(Vec<OrganizationRecord>, u64), RepositoryError> {
+        let mut query = organizations::Entity::find();
+        if let Some(user) = member {
+            query = query.filter(
+                organizations::Column::Id.in_subquery(
+                    sea_orm::sea_query::Query::select()
+                        .column(org_users::Column::OrganizationId)
+                        .from(org_users::Entity)
+                        .and_where(org_users::Column::UserId.eq(user))
+                        .to_owned(),
+                ),
+            );
+        }
+        let total = query.clone().count(self.connection()).await.map_err(db)?;
+        let rows = query
+            .order_by_asc(organizations::Column::Name)
+            .order_by_asc(organizations::Column::Id)
+            .offset(page.offset())
+            .limit(page.per_page())
+            .all(self.connection())
+            .await
+            .map_err(db)?;
+        Ok((rows.into_iter().map(record).collect(), total))
+    }
+
+    async fn update_organization(
+        &self,
+        organization: &OrganizationRecord,
+        expected_version: Option<i32>,
+        audit: &AuditEntry,
+    ) -> Result<OrganizationRecord, RepositoryError> {
+        let transaction = self.connection().begin().await.map_err(db)?;
+        let mut update = organizations::Entity::update_many()
+            .col_expr(
+                organizations::Column::Name,
+                Expr::value(organization.name.clone()),
+            )
+            .col_expr(
+                organizations::Column::Slug,
+                Expr::value(organization.slug.clone()),
+            )
+            .col_expr(
+                organizations::Column::Description,
+                Expr::value(organization.description.clone()),
+            )
+            .col_expr(
+                organizations::Column::DefaultSettings,
+                Expr::value(organization.settings.clone()),
+            )
+            .col_expr(
+                organizations::Column::Version,
+                Expr::col(organizations::Column::Version).add(1),
+            )
+            .col_expr(organizations::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(organizations::Column::Id.eq(organization.id));
+        if let Some(version) = expected_version {
+            update = update.filter(organizations::Column::Version.eq(version));
+        }
+        if update.exec(&transaction).await.map_err(db)?.rows_affected == 0 {
+            let exists = organizations::Entity::find_by_id(organization.id)
+                .one(&transaction)
+                .await
+                .map_err(db)?;
+            return Err(match exists {
+                Some(_) if expected_version.is_some() => RepositoryError::VersionConflict,
+                _ => RepositoryError::NotFound,
+            });
+        }
+        insert_audit_entry(&transaction, audit).await?;
+        let stored = organizations::Entity::find_by_id(organization.id)
+            .one(&transaction)
+            .await
+            .map_err(db)?
+            .ok_or(RepositoryError::NotFound)?;
+        transaction.commit().await.map_err(db)?;
+        Ok(record(stored))
+    }
+
+    async fn delete_organization(&self, id: Uuid, audit: &AuditEntry) -> Result<(), RepositoryError> {
+        let transaction = self.connection().begin().await.map_err(db)?;
+        let deleted = organizations::Entity::delete_many()
+            .filter(organizations::Column::Id.eq(id))
+            .filter(organizations::Column::IsDefault.eq(false))
+            .exec(&transaction)
+            .await
+            .map_err(db)?;
+        if deleted.rows_affected == 0 {
+            return Err(RepositoryError::NotFound);
+        }
+        insert_audit_entry(&transaction, audit).await?;
+        transaction.commit().await.map_err(db)
+    }
+
+    async fn org_role(&self, organization: Uuid, user: Uuid) -> Result<Option<OrgRole>, RepositoryError> {
+        org_users::Entity::find()
+            .filter(org_users::Column::OrganizationId.eq(organization))
+            .filter(org_users::Column::UserId.eq(user))
+            .one(self.connection())
+            .await
+            .map_err(db)?
+            .map(|row| role(&row.role))
+            .transpose()
+    }
+
+    async fn org_members(&self, organization: Uuid) -> Result<Vec<OrgMember>, RepositoryError> {
+        let rows = org_users::Entity::find()
+            .filter(org_users::Column::OrganizationId.eq(organization))
+            .order_by_asc(org_users::Column::CreatedAt)
+            .all(self.connection())
+            .await
+            .map_err(db)?;
+        let people: HashMap<Uuid, users::Model> = users::Entity::find()
+            .filter(users::Column::Id.is_in(rows.iter().map(|row| row.user_id)))
+            .all(self.connection())
+            .await
+            .map_err(db)?
+            .into_iter()
+            .map(|user| (user.id, user))
+            .collect();
+        let mut members = Vec::with_capacity(rows.len());
+        for row in rows {
+            if let Some(person) = people.get(&row.user_id) {
+                members.push(OrgMember {
+                    user_id: row.user_id,
+                    email: person.email.clone(),
+                    display_name: person.display_name.clone(),
+                    role: role(&row.role)?,
+                    joined_at: row.created_at,
+                });
+            }
+        }
+        Ok(members)
+    }
+
+    async fn change_org_user<F>(
+        &self,
+        organization: Uuid,
+        user: Uuid,
+        new_role: Option<OrgRole>,
+        decide: F,
+        audit: &AuditEntry,
+    ) -> Result<(), OrgStoreError>
+    where
+        F: FnOnce(Option<OrgRole>, usize) -> Result<(), OrgRuleError> + Send,
+    {
+        let transaction = self.connection().begin().await.map_err(db)?;
+        let now = Utc::now();
+        // The organization's row is the lock every change to its users queues on.
+        let locked = organizations::Entity::update_many()
+            .col_expr(organizations::Column::UpdatedAt, Expr::value(now))
+            .filter(organizations::Column::Id.eq(organization))
+            .exec(&transaction)
+            .await
+            .map_err(db)?;
+        if locked.rows_affected == 0 {
+            return Err(OrgRuleError::NotFound.into());
+        }
+        let members = org_users::Entity::find()
+            .filter(org_users::Column::OrganizationId.eq(organization))
+            .all(&transaction)
+            .await
+            .map_err(db)?;
+        let current = members
+            .iter()
+            .find(|row| row.user_id == user)
+            .map(|row| role(&row.role))
+            .transpose()?;
+        let owners = members
+            .iter()
+            .filter(|row| row.role == OrgRole::Owner.as_str())
+            .count();
+        decide(current, owners)?;
+        match (current, new_role) {
+            (None, None) => return Err(OrgRuleError::NotFound.into()),
+            (None, Some(new_role)) => {
+                org_users::Entity::insert(org_users::ActiveModel {
+                    id: Set(Uuid::now_v7()),
+                    organization_id: Set(organization),
+                    user_id: Set(user),
+                    role: Set(new_role.as_str().to_owned()),
+                    permissions: Set(None),
+                    created_at: Set(now),
+                    updated_at: Set(now),
+                })
+                .exec_without_returning(&transaction)
+                .await
+                .map_err(db)?;
+            }
+            (Some(_), Some(new_role)) => {
+                org_users::Entity::update_many()
+                    .col_expr(org_users::Column::Role, Expr::value(new_role.as_str()))
+                    .col_expr(org_users::Column::UpdatedAt, Expr::value(now))
+                    .filter(org_users::Column::OrganizationId.eq(organization))
+                    .filter(org_users::Column::UserId.eq(user))
+                    .exec(&transaction)
+                    .await
+                    .map_err(db)?;
+            }
+            (Some(_), None) => {
+                org_users::Entity::delete_many()
+                    .filter(org_users::Column::OrganizationId.eq(organization))
+                    .filter(org_users::Column::UserId.eq(user))
+                    .exec(&transaction)
+                    .await
+                    .map_err(db)?;
+            }
+        }
+        let entry = audit.clone().change(
+            Some(json!({"userId": user, "role": current})),
+            Some(json!({"userId": user, "role": new_role})),
+        );
+        insert_audit_entry(&transaction, &entry).await?;
+        transaction.commit().await.map_err(db)?;
+        Ok(())
+    }
+
+    async fn org_usage(&self, organization: Uuid) -> Result<OrgUsage, RepositoryError> {
+        let connection = self.connection();
+        let by_status: BTreeMap<String, u64> = devices::Entity::find()
+            .select_only()
+            .column(devices::Column::Status)
+            .column_as(devices::Column::Id.count(), "n")
+            .filter(devices::Column::OrganizationId.eq(organization))
+            .group_by(devices::Column::Status)
+            .into_tuple::<(String, i64)>()
+            .all(connection)
+            .await
+            .map_err(db)?
+            .into_iter()
+            .map(|(status, n)| (status, n.unsigned_abs()))
+            .collect();
+        let users = org_users::Entity::find()
+            .filter(org_users::Column::OrganizationId.eq(organization))
+            .count(connection)
+            .await
+            .map_err(db)?;
+        let policies = count_in(connection, "device_policies", organization).await?;
+        let enrollment_tokens = count_in(connection, "enrollment_tokens", organization).await?;
+        Ok(OrgUsage {
+            devices_by_status: by_status,
+            users,
+            policies,
+            enrollment_tokens,
+        })
+    }
+}
