@@ -2,7 +2,7 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use steward_tests::{TestApp, TestUser, each_backend, expect_data, expect_error, spawn_app};
+use steward_tests::{TestApp, TestUser, each_backend, expect_data, expect_error, send, spawn_app};
 
 fn registration(device_id: &str) -> Value {
     json!({"deviceId": device_id, "displayName": "Ann's phone", "platform": "Android",
@@ -19,22 +19,6 @@ async fn register(app: &TestApp, key: &str, user: Option<&TestUser>, body: &Valu
         request = request.bearer_auth(&user.token);
     }
     request.send().await.unwrap()
-}
-
-/// Builds the request now, so the future borrows nothing (handy for racing many at once).
-fn send(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    user: &TestUser,
-    body: Option<Value>,
-) -> impl std::future::Future<Output = reqwest::Response> + 'static + use<> {
-    let request = app.authed(method, path, &user.token);
-    let request = match body {
-        Some(body) => request.json(&body),
-        None => request,
-    };
-    async move { request.send().await.unwrap() }
 }
 
 #[tokio::test]

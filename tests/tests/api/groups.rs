@@ -2,23 +2,7 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use steward_tests::{TestApp, TestUser, each_backend, expect_data, expect_error, spawn_app};
-
-/// Builds the request now, so the future borrows nothing (handy for racing many at once).
-fn send(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    user: &TestUser,
-    body: Option<Value>,
-) -> impl std::future::Future<Output = reqwest::Response> + 'static + use<> {
-    let request = app.authed(method, path, &user.token);
-    let request = match body {
-        Some(body) => request.json(&body),
-        None => request,
-    };
-    async move { request.send().await.unwrap() }
-}
+use steward_tests::{TestApp, TestUser, each_backend, expect_data, expect_error, send, spawn_app};
 
 async fn create_group(app: &TestApp, owner: &TestUser, name: &str) -> String {
     let created = expect_data(

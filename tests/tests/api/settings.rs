@@ -5,24 +5,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use steward_tests::push::FakePush;
 use steward_tests::{
-    Backend, TestApp, TestUser, each_backend, expect_data, expect_error, spawn_app, spawn_app_with,
+    Backend, TestApp, TestUser, each_backend, expect_data, expect_error, send, spawn_app, spawn_app_with,
 };
-
-/// Builds the request now, so the future borrows nothing.
-fn send(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    user: &TestUser,
-    body: Option<Value>,
-) -> impl std::future::Future<Output = reqwest::Response> + 'static + use<> {
-    let request = app.authed(method, path, &user.token);
-    let request = match body {
-        Some(body) => request.json(&body),
-        None => request,
-    };
-    async move { request.send().await.unwrap() }
-}
 
 struct Family {
     parent: TestUser,
