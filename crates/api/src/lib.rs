@@ -36,7 +36,8 @@ pub const OPENAPI_PATH: &str = "/api-docs/openapi.json";
 /// Every route, declared once: the router and the OpenAPI document both come from here.
 fn routes(config: &mut ServiceConfig) {
     use routes::{
-        admin, audit, auth, devices, federation, groups, organizations, setting_definitions, settings, users,
+        admin, audit, auth, devices, federation, groups, organizations, policies, setting_definitions,
+        settings, users,
     };
     config
         .service(health::liveness)
@@ -144,7 +145,12 @@ fn routes(config: &mut ServiceConfig) {
                 .service(organizations::list_org_users)
                 .service(organizations::add_org_user)
                 .service(organizations::change_org_user_role)
-                .service(organizations::remove_org_user),
+                .service(organizations::remove_org_user)
+                .service(policies::list_policies)
+                .service(policies::create_policy)
+                .service(policies::get_policy)
+                .service(policies::update_policy)
+                .service(policies::delete_policy),
         );
 }
 

@@ -14,6 +14,7 @@ pub mod groups;
 pub mod identity;
 pub mod organizations;
 pub mod pagination;
+pub mod policies;
 pub mod rbac;
 pub mod repository;
 pub mod session;

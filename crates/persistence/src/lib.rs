@@ -15,6 +15,7 @@ mod federation;
 mod groups;
 mod organizations;
 mod personal_tokens;
+mod policies;
 mod settings;
 
 pub use database::{Backend, Database, DatabaseOptions, MigrationState, PoolStats, UnitOfWork};

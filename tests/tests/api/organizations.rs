@@ -301,3 +301,185 @@ async fn an_admin_of_one_organization_gets_404_for_everything_of_another() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn policies_are_validated_against_the_catalog_and_scoped_to_their_organization() {
+    each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let root = app.user("root@example.com").await;
+        app.grant(root.id, "super_admin").await;
+        let (alice, bert, vic) = (
+            app.user("alice@example.com").await,
+            app.user("bert@example.com").await,
+            app.user("vic@example.com").await,
+        );
+        let a = create(&app, &root, "org-a", &alice).await;
+        let b = create(&app, &root, "org-b", &bert).await;
+        let users = format!("/api/admin/v1/organizations/{a}/users");
+        expect_data(
+            send(
+                &app,
+                Method::POST,
+                &users,
+                &alice,
+                Some(json!({"userId": vic.id, "role": "viewer"})),
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await;
+        let policies = format!("/api/admin/v1/organizations/{a}/policies");
+
+        let bad = send(
+            &app,
+            Method::POST,
+            &policies,
+            &alice,
+            Some(json!({"name": "Kids",
+            "settings": {"device.camera_enabled": "off", "made.up": 1},
+            "locks": ["notifications.enabled", "apps.install_allowed"]})),
+        )
+        .await;
+        let error = expect_error(bad, StatusCode::BAD_REQUEST, "VALIDATION_ERROR").await;
+        let fields: Vec<&str> = error["details"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["field"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "device.camera_enabled",
+                "made.up",
+                "locks.apps.install_allowed",
+                "locks.notifications.enabled"
+            ],
+            "{backend:?}"
+        );
+        let by_viewer = send(&app, Method::POST, &policies, &vic, Some(json!({"name": "Mine"}))).await;
+        expect_error(by_viewer, StatusCode::FORBIDDEN, "FORBIDDEN").await;
+
+        let kids = expect_data(
+            send(
+                &app,
+                Method::POST,
+                &policies,
+                &alice,
+                Some(json!({"name": "Kids", "isDefault": true,
+            "settings": {"device.camera_enabled": false, "apps.blocked": ["games", "chat", "games"]},
+            "locks": ["device.camera_enabled"]})),
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await;
+        assert_eq!(kids["settings"]["apps.blocked"], json!(["chat", "games"]));
+        let duplicate = send(
+            &app,
+            Method::POST,
+            &policies,
+            &alice,
+            Some(json!({"name": "Kids"})),
+        )
+        .await;
+        expect_error(duplicate, StatusCode::CONFLICT, "CONFLICT").await;
+        let staff = expect_data(
+            send(
+                &app,
+                Method::POST,
+                &policies,
+                &alice,
+                Some(json!({"name": "Staff", "isDefault": true, "priority": 5})),
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await;
+        let listed = expect_data(
+            send(&app, Method::GET, &policies, &vic, None).await,
+            StatusCode::OK,
+        )
+        .await;
+        let defaults: Vec<&str> = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["isDefault"] == true)
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(defaults, ["Staff"], "{backend:?}: one default per organization");
+        assert_eq!(listed[0]["name"], "Staff", "highest priority first");
+
+        let kids_path = format!("{policies}/{}", kids["id"].as_str().unwrap());
+        let stale = send(
+            &app,
+            Method::PUT,
+            &kids_path,
+            &alice,
+            Some(json!({"name": "Kids", "version": 7})),
+        )
+        .await;
+        expect_error(stale, StatusCode::CONFLICT, "VERSION_CONFLICT").await;
+        let renamed = expect_data(
+            send(
+                &app,
+                Method::PUT,
+                &kids_path,
+                &alice,
+                Some(json!({"name": "Children", "version": 1,
+            "settings": {"device.camera_enabled": false}, "locks": ["device.camera_enabled"]})),
+            )
+            .await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(renamed["version"], 2);
+        assert_eq!(renamed["locks"], json!(["device.camera_enabled"]));
+
+        // Org B's owner sees none of it, whatever the path.
+        let staff_path = format!("{policies}/{}", staff["id"].as_str().unwrap());
+        for (method, path, body) in [
+            (Method::GET, policies.clone(), None),
+            (Method::POST, policies.clone(), Some(json!({"name": "Intruder"}))),
+            (Method::GET, kids_path.clone(), None),
+            (Method::PUT, kids_path.clone(), Some(json!({"name": "Mine"}))),
+            (Method::DELETE, staff_path.clone(), None),
+            // Org A's policy through org B's path.
+            (
+                Method::GET,
+                format!(
+                    "/api/admin/v1/organizations/{b}/policies/{}",
+                    kids["id"].as_str().unwrap()
+                ),
+                None,
+            ),
+        ] {
+            let response = send(&app, method, &path, &bert, body).await;
+            expect_error(response, StatusCode::NOT_FOUND, "NOT_FOUND").await;
+        }
+        let deleted = send(&app, Method::DELETE, &staff_path, &alice, None).await;
+        assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+        assert_eq!(
+            expect_data(
+                send(
+                    &app,
+                    Method::GET,
+                    &format!("/api/admin/v1/organizations/{a}/usage"),
+                    &vic,
+                    None
+                )
+                .await,
+                StatusCode::OK
+            )
+            .await["policies"],
+            1
+        );
+        let actions = app.audit_actions().await;
+        for expected in ["policy.created", "policy.updated", "policy.deleted"] {
+            assert!(actions.contains(&expected.to_owned()), "{backend:?}: {expected}");
+        }
+        app.stop().await;
+    })
+    .await;
+}

@@ -8,6 +8,7 @@ pub mod federation;
 pub mod groups;
 pub mod jwks;
 pub mod organizations;
+pub mod policies;
 pub mod setting_definitions;
 pub mod settings;
 pub mod users;

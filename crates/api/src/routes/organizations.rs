@@ -49,7 +49,7 @@ impl From<OrgStoreError> for ApiError {
 
 /// The caller's standing in an organization, checked against `permission`: 404 for
 /// outsiders, 403 for members whose role lacks it.
-async fn org_actor(
+pub(crate) async fn org_actor(
     state: &AppState,
     caller: Uuid,
     organization: Uuid,

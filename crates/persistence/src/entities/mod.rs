@@ -3,6 +3,7 @@
 pub mod api_keys;
 pub mod audit_chain;
 pub mod audit_logs;
+pub mod device_policies;
 pub mod device_settings;
 pub mod device_transfers;
 pub mod devices;

@@ -1,0 +1,176 @@
+//! Device policies of organizations.
+
+use chrono::Utc;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, ExprTrait, QueryFilter, QueryOrder,
+    TransactionTrait,
+};
+use serde_json::json;
+use steward_domain::policies::{PolicyRecord, PolicyStore};
+use steward_domain::{AuditEntry, RepositoryError};
+use uuid::Uuid;
+
+use crate::audit::insert_audit_entry;
+use crate::database::Database;
+use crate::entities::device_policies;
+use crate::error::db_err_to_repository as db;
+
+fn record(model: device_policies::Model) -> PolicyRecord {
+    PolicyRecord {
+        id: model.id,
+        organization_id: model.organization_id,
+        name: model.name,
+        description: model.description,
+        settings: serde_json::from_value(model.settings).unwrap_or_default(),
+        locks: serde_json::from_value(model.locked_keys).unwrap_or_default(),
+        priority: model.priority,
+        is_default: model.is_default,
+        version: model.version,
+        created_at: model.created_at,
+        updated_at: model.updated_at,
+    }
+}
+
+/// One default per organization: the new default unsets the others.
+async fn unset_other_defaults(
+    transaction: &DatabaseTransaction,
+    policy: &PolicyRecord,
+) -> Result<(), RepositoryError> {
+    if policy.is_default {
+        device_policies::Entity::update_many()
+            .col_expr(device_policies::Column::IsDefault, Expr::value(false))
+            .filter(device_policies::Column::OrganizationId.eq(policy.organization_id))
+            .filter(device_policies::Column::Id.ne(policy.id))
+            .exec(transaction)
+            .await
+            .map_err(db)?;
+    }
+    Ok(())
+}
+
+impl PolicyStore for Database {
+    async fn create_policy(&self, policy: &PolicyRecord, audit: &AuditEntry) -> Result<(), RepositoryError> {
+        let transaction = self.connection().begin().await.map_err(db)?;
+        unset_other_defaults(&transaction, policy).await?;
+        device_policies::Entity::insert(device_policies::ActiveModel {
+            id: Set(policy.id),
+            organization_id: Set(policy.organization_id),
+            name: Set(policy.name.clone()),
+            description: Set(policy.description.clone()),
+            settings: Set(json!(policy.settings)),
+            locked_keys: Set(json!(policy.locks)),
+            priority: Set(policy.priority),
+            is_default: Set(policy.is_default),
+            version: Set(1),
+            created_at: Set(policy.created_at),
+            updated_at: Set(policy.created_at),
+        })
+        .exec_without_returning(&transaction)
+        .await
+        .map_err(db)?;
+        insert_audit_entry(&transaction, audit).await?;
+        transaction.commit().await.map_err(db)
+    }
+
+    async fn policies(&self, organization: Uuid) -> Result<Vec<PolicyRecord>, RepositoryError> {
+        Ok(device_policies::Entity::find()
+            .filter(device_policies::Column::OrganizationId.eq(organization))
+            .order_by_desc(device_policies::Column::Priority)
+            .order_by_asc(device_policies::Column::Name)
+            .all(self.connection())
+            .await
+            .map_err(db)?
+            .into_iter()
+            .map(record)
+            .collect())
+    }
+
+    async fn find_policy(
+        &self,
+        organization: Uuid,
+        policy: Uuid,
+    ) -> Result<Option<PolicyRecord>, RepositoryError> {
+        Ok(device_policies::Entity::find_by_id(policy)
+            .filter(device_policies::Column::OrganizationId.eq(organization))
+            .one(self.connection())
+            .await
+            .map_err(db)?
+            .map(record))
+    }
+
+    async fn update_policy(
+        &self,
+        policy: &PolicyRecord,
+        expected_version: Option<i32>,
+        audit: &AuditEntry,
+    ) -> Result<PolicyRecord, RepositoryError> {
+        let transaction = self.connection().begin().await.map_err(db)?;
+        let mut update = device_policies::Entity::update_many()
+            .col_expr(device_policies::Column::Name, Expr::value(policy.name.clone()))
+            .col_expr(
+                device_policies::Column::Description,
+                Expr::value(policy.description.clone()),
+            )
+            .col_expr(
+                device_policies::Column::Settings,
+                Expr::value(json!(policy.settings)),
+            )
+            .col_expr(
+                device_policies::Column::LockedKeys,
+                Expr::value(json!(policy.locks)),
+            )
+            .col_expr(device_policies::Column::Priority, Expr::value(policy.priority))
+            .col_expr(device_policies::Column::IsDefault, Expr::value(policy.is_default))
+            .col_expr(
+                device_policies::Column::Version,
+                Expr::col(device_policies::Column::Version).add(1),
+            )
+            .col_expr(device_policies::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(device_policies::Column::Id.eq(policy.id))
+            .filter(device_policies::Column::OrganizationId.eq(policy.organization_id));
+        if let Some(version) = expected_version {
+            update = update.filter(device_policies::Column::Version.eq(version));
+        }
+        if update.exec(&transaction).await.map_err(db)?.rows_affected == 0 {
+            let exists = device_policies::Entity::find_by_id(policy.id)
+                .filter(device_policies::Column::OrganizationId.eq(policy.organization_id))
+                .one(&transaction)
+                .await
+                .map_err(db)?;
+            return Err(match exists {
+                Some(_) if expected_version.is_some() => RepositoryError::VersionConflict,
+                _ => RepositoryError::NotFound,
+            });
+        }
+        unset_other_defaults(&transaction, policy).await?;
+        insert_audit_entry(&transaction, audit).await?;
+        let stored = device_policies::Entity::find_by_id(policy.id)
+            .one(&transaction)
+            .await
+            .map_err(db)?
+            .ok_or(RepositoryError::NotFound)?;
+        transaction.commit().await.map_err(db)?;
+        Ok(record(stored))
+    }
+
+    async fn delete_policy(
+        &self,
+        organization: Uuid,
+        policy: Uuid,
+        audit: &AuditEntry,
+    ) -> Result<(), RepositoryError> {
+        let transaction = self.connection().begin().await.map_err(db)?;
+        let deleted = device_policies::Entity::delete_many()
+            .filter(device_policies::Column::Id.eq(policy))
+            .filter(device_policies::Column::OrganizationId.eq(organization))
+            .exec(&transaction)
+            .await
+            .map_err(db)?;
+        if deleted.rows_affected == 0 {
+            return Err(RepositoryError::NotFound);
+        }
+        insert_audit_entry(&transaction, audit).await?;
+        transaction.commit().await.map_err(db)
+    }
+}
