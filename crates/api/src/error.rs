@@ -138,6 +138,15 @@ impl ApiError {
         )
     }
 
+    /// A 400 naming one bad field: the message is `<field>: <message>`, repeated in `details`.
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        Self::validation(format!("{field}: {message}")).with_details(vec![FieldError {
+            field: field.to_owned(),
+            message,
+        }])
+    }
+
     pub fn with_details(mut self, details: Vec<FieldError>) -> Self {
         self.details = details;
         self
@@ -211,6 +220,27 @@ impl From<RepositoryError> for ApiError {
                 tracing::error!(%reason, "storage error");
                 ApiError::internal()
             }
+        }
+    }
+}
+
+impl From<steward_domain::RuleError> for ApiError {
+    fn from(error: steward_domain::RuleError) -> Self {
+        use steward_domain::RuleError;
+        match error {
+            RuleError::NotFound => ApiError::not_found("no such resource"),
+            RuleError::Forbidden(message) => ApiError::new(ErrorCode::Forbidden, message),
+            RuleError::Conflict(message) => ApiError::new(ErrorCode::Conflict, message),
+            RuleError::Invalid { field, message } => ApiError::invalid(field, message),
+        }
+    }
+}
+
+impl From<steward_domain::RuleStoreError> for ApiError {
+    fn from(error: steward_domain::RuleStoreError) -> Self {
+        match error {
+            steward_domain::RuleStoreError::Rule(rule) => rule.into(),
+            steward_domain::RuleStoreError::Repository(repository) => repository.into(),
         }
     }
 }

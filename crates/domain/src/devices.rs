@@ -6,6 +6,7 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+pub use crate::rules::{RuleError as DeviceRuleError, RuleStoreError as DeviceStoreError};
 use crate::{AuditEntry, RepositoryError};
 
 /// A device as stored.
@@ -26,28 +27,6 @@ pub struct DeviceRecord {
     pub version: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-}
-
-/// Why a device rule refused a request.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DeviceRuleError {
-    #[error("not found")]
-    NotFound,
-    #[error("{0}")]
-    Conflict(&'static str),
-    #[error("{field}: {message}")]
-    Invalid {
-        field: &'static str,
-        message: &'static str,
-    },
-}
-
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum DeviceStoreError {
-    #[error(transparent)]
-    Rule(#[from] DeviceRuleError),
-    #[error(transparent)]
-    Repository(#[from] RepositoryError),
 }
 
 /// What a device app sends to register, validated.

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::groups::{GroupChange, GroupRecord, GroupRole, GroupRuleError, GroupSnapshot};
+pub use crate::rules::RuleStoreError as GroupStoreError;
 use crate::{AuditEntry, PageRequest, RepositoryError};
 
 /// A group as one of its members sees it.
@@ -52,15 +53,6 @@ pub struct NewGroup {
     pub description: Option<String>,
     pub owner: Uuid,
     pub created_at: DateTime<Utc>,
-}
-
-/// A storage failure or a rule the fresh data broke.
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum GroupStoreError {
-    #[error(transparent)]
-    Rule(#[from] GroupRuleError),
-    #[error(transparent)]
-    Repository(#[from] RepositoryError),
 }
 
 pub trait GroupStore {

@@ -11,6 +11,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use crate::rules::RuleError as GroupRuleError;
+
 /// A member's role in a group, most powerful first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -137,25 +139,6 @@ pub const GROUP_PERMISSIONS: &[(GroupRole, &[GroupPermission])] = &[
     ),
     (GroupRole::Viewer, &[P::ViewGroup, P::ViewMembers]),
 ];
-
-/// Why a group rule refused a request.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum GroupRuleError {
-    /// The caller is not in the group (or it is gone): answered as 404 so IDs can't be probed.
-    #[error("not found")]
-    NotFound,
-    /// The caller is in the group but their role does not allow this.
-    #[error("{0}")]
-    Forbidden(&'static str),
-    /// The request would break an invariant (the single owner) or the group's state.
-    #[error("{0}")]
-    Conflict(&'static str),
-    #[error("{field}: {message}")]
-    Invalid {
-        field: &'static str,
-        message: &'static str,
-    },
-}
 
 fn require(role: GroupRole, permission: GroupPermission) -> Result<(), GroupRuleError> {
     if role.allows(permission) {

@@ -17,9 +17,11 @@ pub mod pagination;
 pub mod policies;
 pub mod rbac;
 pub mod repository;
+pub mod rules;
 pub mod session;
 pub mod settings;
 
 pub use audit::{Actor, ActorKind, AuditAction, AuditEntry, AuditRecorder, RequestOrigin};
 pub use pagination::{PageRequest, PaginationError};
 pub use repository::RepositoryError;
+pub use rules::{RuleError, RuleStoreError};

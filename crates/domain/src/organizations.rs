@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
+pub use crate::rules::{RuleError as OrgRuleError, RuleStoreError as OrgStoreError};
 use crate::{AuditEntry, PageRequest, RepositoryError};
 
 /// A user's role in an organization, most powerful first.
@@ -61,22 +62,6 @@ pub enum OrgPermission {
     Manage,
     ManageUsers,
     Delete,
-}
-
-/// Why an organization rule refused a request.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum OrgRuleError {
-    #[error("not found")]
-    NotFound,
-    #[error("{0}")]
-    Forbidden(&'static str),
-    #[error("{0}")]
-    Conflict(&'static str),
-    #[error("{field}: {message}")]
-    Invalid {
-        field: &'static str,
-        message: &'static str,
-    },
 }
 
 /// An organization's URL name: 3 to 63 of `a-z`, `0-9` and inner `-`.
@@ -266,14 +251,6 @@ pub trait OrganizationStore {
 
     fn org_usage(&self, organization: Uuid)
     -> impl Future<Output = Result<OrgUsage, RepositoryError>> + Send;
-}
-
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum OrgStoreError {
-    #[error(transparent)]
-    Rule(#[from] OrgRuleError),
-    #[error(transparent)]
-    Repository(#[from] RepositoryError),
 }
 
 #[cfg(test)]

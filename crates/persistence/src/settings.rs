@@ -701,8 +701,12 @@ impl SettingsStore for Database {
         device: Uuid,
         reason: &str,
         now: DateTime<Utc>,
+        audit: &AuditEntry,
     ) -> Result<(), RepositoryError> {
-        enqueue(self.connection(), device, reason, now).await
+        let transaction = self.connection().begin().await.map_err(db)?;
+        enqueue(&transaction, device, reason, now).await?;
+        insert_audit_entry(&transaction, &audit.clone().resource_id(device)).await?;
+        transaction.commit().await.map_err(db)
     }
 
     async fn due_pushes(

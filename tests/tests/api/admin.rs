@@ -3,8 +3,6 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
-use steward_domain::accounts::AccountStore;
-use steward_domain::{Actor, AuditAction, AuditEntry};
 use steward_tests::{Backend, TestApp, each_backend, expect_data, expect_error, spawn_app};
 use uuid::Uuid;
 
@@ -12,12 +10,7 @@ async fn user_with_role(app: &TestApp, email: &str, role: Option<&str>) -> (Stri
     let registered = app.register(email).await;
     let id: Uuid = registered["user"]["id"].as_str().unwrap().parse().unwrap();
     if let Some(role) = role {
-        let audit = AuditEntry::new(
-            Actor::system(),
-            AuditAction::parse("admin.role_granted").unwrap(),
-            "user",
-        );
-        app.db.grant_system_role(id, role, &audit).await.unwrap();
+        app.grant(id, role).await;
     }
     (registered["accessToken"].as_str().unwrap().to_owned(), id)
 }

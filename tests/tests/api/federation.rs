@@ -351,13 +351,7 @@ async fn oidc_groups_map_to_roles_within_the_overrides() {
         // An administrator preserves `support`; the next sign-in drops the groups.
         let root = app.register("root@example.com").await;
         let root_id: uuid::Uuid = root["user"]["id"].as_str().unwrap().parse().unwrap();
-        use steward_domain::accounts::AccountStore;
-        let audit = steward_domain::AuditEntry::new(
-            steward_domain::Actor::system(),
-            steward_domain::AuditAction::parse("admin.role_granted").unwrap(),
-            "user",
-        );
-        app.db.grant_system_role(root_id, "super_admin", &audit).await.unwrap();
+        app.grant(root_id, "super_admin").await;
         let admin = root["accessToken"].as_str().unwrap();
         let path = format!("/api/admin/v1/users/{}/role-overrides", dana["user"]["id"].as_str().unwrap());
         assert_eq!(roles(&app, admin, &dana).await["configured"], false);
@@ -374,12 +368,7 @@ async fn oidc_groups_map_to_roles_within_the_overrides() {
         // `auditor` may read users but not change their overrides.
         let auditor = app.register("audit@example.com").await;
         let auditor_id: uuid::Uuid = auditor["user"]["id"].as_str().unwrap().parse().unwrap();
-        let audit = steward_domain::AuditEntry::new(
-            steward_domain::Actor::system(),
-            steward_domain::AuditAction::parse("admin.role_granted").unwrap(),
-            "user",
-        );
-        app.db.grant_system_role(auditor_id, "auditor", &audit).await.unwrap();
+        app.grant(auditor_id, "auditor").await;
         let auditor_token = auditor["accessToken"].as_str().unwrap();
         assert_eq!(app.authed(Method::GET, &path, auditor_token).send().await.unwrap().status(), StatusCode::OK);
         let forbidden = app.authed(Method::PUT, &path, auditor_token).json(&json!({"enabled": false})).send().await.unwrap();

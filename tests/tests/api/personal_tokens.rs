@@ -4,7 +4,6 @@ use reqwest::{Method, StatusCode};
 use sea_orm::EntityTrait;
 use sea_orm::sea_query::Expr;
 use serde_json::json;
-use steward_domain::accounts::AccountStore;
 use steward_persistence::entities::api_keys;
 use steward_tests::{TestApp, each_backend, expect_data, expect_error, spawn_app};
 
@@ -173,12 +172,7 @@ async fn admins_delegate_only_the_permissions_they_hold() {
     let app = spawn_app(steward_tests::Backend::Sqlite).await;
     let root = app.register("root@example.com").await;
     let id: uuid::Uuid = root["user"]["id"].as_str().unwrap().parse().unwrap();
-    let audit = steward_domain::AuditEntry::new(
-        steward_domain::Actor::system(),
-        steward_domain::AuditAction::parse("admin.role_granted").unwrap(),
-        "user",
-    );
-    app.db.grant_system_role(id, "auditor", &audit).await.unwrap();
+    app.grant(id, "auditor").await;
     let session = root["accessToken"].as_str().unwrap();
     expect_error(
         create(&app, session, json!(["users:write"])).await,

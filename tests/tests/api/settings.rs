@@ -5,7 +5,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use steward_tests::push::FakePush;
 use steward_tests::{
-    Backend, TestApp, TestUser, each_backend, expect_data, expect_error, send, spawn_app, spawn_app_with,
+    TestApp, TestUser, each_backend, expect_data, expect_error, send, spawn_app, spawn_app_with,
 };
 
 struct Family {
@@ -430,6 +430,7 @@ async fn devices_sync_with_stale_base_versions_and_poll_with_etags() {
         assert_eq!(status["compliant"], true, "{backend:?}: {status}");
         let queued = send(&app, Method::POST, &format!("{path}/sync-request"), &family.parent, None).await;
         assert_eq!(queued.status(), StatusCode::ACCEPTED);
+        assert!(app.audit_actions().await.contains(&"settings.sync_requested".to_owned()));
         app.stop().await;
     })
     .await;
@@ -639,147 +640,191 @@ async fn strangers_and_members_below_cannot_reach_a_devices_settings() {
 
 #[tokio::test]
 async fn the_catalog_is_listed_and_managed_by_super_admins_and_webhooks_are_signed() {
-    let hook = FakePush::start().await;
-    let url = format!("{}/hook", hook.base_url);
-    let app = spawn_app_with(Backend::Sqlite, move |config| {
-        config.push_webhook_url = Some(url);
-        config.push_webhook_secret = Some("webhook-secret".to_owned());
-    })
-    .await;
-    let family = family(&app).await;
-    let catalog = expect_data(
-        send(
-            &app,
-            Method::GET,
-            "/api/v1/setting-definitions",
-            &family.child,
-            None,
+    each_backend(|backend| async move {
+        let hook = FakePush::start().await;
+        let url = format!("{}/hook", hook.base_url);
+        let app = spawn_app_with(backend, move |config| {
+            config.push_webhook_url = Some(url);
+            config.push_webhook_secret = Some("webhook-secret".to_owned());
+        })
+        .await;
+        let family = family(&app).await;
+        let catalog = expect_data(
+            send(
+                &app,
+                Method::GET,
+                "/api/v1/setting-definitions",
+                &family.child,
+                None,
+            )
+            .await,
+            StatusCode::OK,
         )
-        .await,
-        StatusCode::OK,
-    )
-    .await;
-    let keys: Vec<&str> = catalog
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["key"].as_str().unwrap())
-        .collect();
-    assert!(
-        keys.contains(&SHARING) && keys.contains(&"apps.blocked"),
-        "{keys:?}"
-    );
+        .await;
+        let keys: Vec<&str> = catalog
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["key"].as_str().unwrap())
+            .collect();
+        assert!(
+            keys.contains(&SHARING) && keys.contains(&"apps.blocked"),
+            "{keys:?}"
+        );
 
-    let root = app.user("root@example.com").await;
-    app.grant(root.id, "super_admin").await;
-    let definition = json!({"key": "wifi.allowed_networks", "valueType": "string_set", "defaultValue": [],
-        "category": "network", "mergeRule": "union"});
-    let by_parent = send(
-        &app,
-        Method::POST,
-        "/api/admin/v1/setting-definitions",
-        &family.parent,
-        Some(definition.clone()),
-    )
-    .await;
-    expect_error(by_parent, StatusCode::FORBIDDEN, "FORBIDDEN").await;
-    let bad = send(
-        &app,
-        Method::POST,
-        "/api/admin/v1/setting-definitions",
-        &root,
-        Some(json!({"key": "Bad Key", "valueType": "bool",
-        "defaultValue": true, "category": "x"})),
-    )
-    .await;
-    expect_error(bad, StatusCode::BAD_REQUEST, "VALIDATION_ERROR").await;
-    let created = send(
-        &app,
-        Method::POST,
-        "/api/admin/v1/setting-definitions",
-        &root,
-        Some(definition.clone()),
-    )
-    .await;
-    expect_data(created, StatusCode::CREATED).await;
-    let duplicate = send(
-        &app,
-        Method::POST,
-        "/api/admin/v1/setting-definitions",
-        &root,
-        Some(definition),
-    )
-    .await;
-    expect_error(duplicate, StatusCode::CONFLICT, "CONFLICT").await;
-    let state = effective(&app, &family, &family.child).await;
-    assert_eq!(state["settings"]["wifi.allowed_networks"]["value"], json!([]));
-
-    // A change sends one signed webhook call.
-    let written = send(
-        &app,
-        Method::PUT,
-        &settings_path(&family),
-        &family.parent,
-        Some(json!({"settings": {"wifi.allowed_networks": ["home"]}})),
-    )
-    .await;
-    expect_data(written, StatusCode::OK).await;
-    let calls = hook.wait_for(1).await;
-    assert_eq!(calls[0].body["deviceId"], family.device.as_str());
-    let expected =
-        steward_auth::service_account::webhook_signature(b"webhook-secret", calls[0].raw.as_bytes());
-    assert_eq!(
-        calls[0].signature.as_deref(),
-        Some(expected.as_str()),
-        "the receiver can verify the body"
-    );
-    let pushes = expect_data(
-        send(
+        let root = app.user("root@example.com").await;
+        app.grant(root.id, "super_admin").await;
+        let definition = json!({"key": "wifi.allowed_networks", "valueType": "string_set", "defaultValue": [],
+            "category": "network", "mergeRule": "union"});
+        let by_parent = send(
             &app,
-            Method::GET,
-            "/api/admin/v1/push-notifications?status=sent",
+            Method::POST,
+            "/api/admin/v1/setting-definitions",
+            &family.parent,
+            Some(definition.clone()),
+        )
+        .await;
+        expect_error(by_parent, StatusCode::FORBIDDEN, "FORBIDDEN").await;
+        let bad = send(
+            &app,
+            Method::POST,
+            "/api/admin/v1/setting-definitions",
+            &root,
+            Some(json!({"key": "Bad Key", "valueType": "bool",
+            "defaultValue": true, "category": "x"})),
+        )
+        .await;
+        expect_error(bad, StatusCode::BAD_REQUEST, "VALIDATION_ERROR").await;
+        let created = send(
+            &app,
+            Method::POST,
+            "/api/admin/v1/setting-definitions",
+            &root,
+            Some(definition.clone()),
+        )
+        .await;
+        expect_data(created, StatusCode::CREATED).await;
+        let duplicate = send(
+            &app,
+            Method::POST,
+            "/api/admin/v1/setting-definitions",
+            &root,
+            Some(definition),
+        )
+        .await;
+        expect_error(duplicate, StatusCode::CONFLICT, "CONFLICT").await;
+        let state = effective(&app, &family, &family.child).await;
+        assert_eq!(state["settings"]["wifi.allowed_networks"]["value"], json!([]));
+
+        // A change sends one signed webhook call.
+        let written = send(
+            &app,
+            Method::PUT,
+            &settings_path(&family),
+            &family.parent,
+            Some(json!({"settings": {"wifi.allowed_networks": ["home"]}})),
+        )
+        .await;
+        expect_data(written, StatusCode::OK).await;
+        let calls = hook.wait_for(1).await;
+        assert_eq!(calls[0].body["deviceId"], family.device.as_str());
+        let expected =
+            steward_auth::service_account::webhook_signature(b"webhook-secret", calls[0].raw.as_bytes());
+        assert_eq!(
+            calls[0].signature.as_deref(),
+            Some(expected.as_str()),
+            "the receiver can verify the body"
+        );
+        let pushes = expect_data(
+            send(
+                &app,
+                Method::GET,
+                "/api/admin/v1/push-notifications?status=sent",
+                &root,
+                None,
+            )
+            .await,
+            StatusCode::OK,
+        )
+        .await;
+        assert!(!pushes.as_array().unwrap().is_empty());
+
+        let removed = send(
+            &app,
+            Method::DELETE,
+            "/api/admin/v1/setting-definitions/wifi.allowed_networks",
             &root,
             None,
         )
-        .await,
-        StatusCode::OK,
-    )
+        .await;
+        assert_eq!(removed.status(), StatusCode::NO_CONTENT);
+        let state = effective(&app, &family, &family.child).await;
+        assert!(state["settings"].get("wifi.allowed_networks").is_none());
+        app.stop().await;
+    })
     .await;
-    assert!(!pushes.as_array().unwrap().is_empty());
-
-    let removed = send(
-        &app,
-        Method::DELETE,
-        "/api/admin/v1/setting-definitions/wifi.allowed_networks",
-        &root,
-        None,
-    )
-    .await;
-    assert_eq!(removed.status(), StatusCode::NO_CONTENT);
-    let state = effective(&app, &family, &family.child).await;
-    assert!(state["settings"].get("wifi.allowed_networks").is_none());
-    app.stop().await;
 }
 
 #[tokio::test]
 async fn failed_deliveries_are_retried_later_and_visible_to_admins() {
-    let receiver = FakePush::start().await;
-    let url = format!("{}/down", receiver.base_url);
-    let app = spawn_app_with(Backend::Sqlite, move |config| config.push_webhook_url = Some(url)).await;
-    let family = family(&app).await;
-    let root = app.user("root@example.com").await;
-    app.grant(root.id, "super_admin").await;
-    let written = send(
-        &app,
-        Method::PUT,
-        &settings_path(&family),
-        &family.parent,
-        Some(json!({"settings": {SHARING: false}})),
-    )
-    .await;
-    expect_data(written, StatusCode::OK).await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let failed = loop {
+    each_backend(|backend| async move {
+        let receiver = FakePush::start().await;
+        let url = format!("{}/down", receiver.base_url);
+        let app = spawn_app_with(backend, move |config| config.push_webhook_url = Some(url)).await;
+        let family = family(&app).await;
+        let root = app.user("root@example.com").await;
+        app.grant(root.id, "super_admin").await;
+        let written = send(
+            &app,
+            Method::PUT,
+            &settings_path(&family),
+            &family.parent,
+            Some(json!({"settings": {SHARING: false}})),
+        )
+        .await;
+        expect_data(written, StatusCode::OK).await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let failed = loop {
+            let pending = expect_data(
+                send(
+                    &app,
+                    Method::GET,
+                    "/api/admin/v1/push-notifications?status=pending",
+                    &root,
+                    None,
+                )
+                .await,
+                StatusCode::OK,
+            )
+            .await;
+            if let Some(push) = pending
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["attempts"].as_i64() >= Some(1))
+            {
+                break push.clone();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no failed attempt recorded: {pending}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        };
+        assert!(failed["lastError"].as_str().unwrap().contains("503"), "{failed}");
+        let next: chrono::DateTime<chrono::Utc> = failed["nextAttemptAt"].as_str().unwrap().parse().unwrap();
+        assert!(next > chrono::Utc::now(), "the retry waits (backoff): {failed}");
+        assert_eq!(failed["deviceId"], family.device.as_str());
+        // Further changes collapse into the one pending notification.
+        let again = send(
+            &app,
+            Method::PUT,
+            &settings_path(&family),
+            &family.parent,
+            Some(json!({"settings": {SHARING: true}})),
+        )
+        .await;
+        expect_data(again, StatusCode::OK).await;
         let pending = expect_data(
             send(
                 &app,
@@ -792,55 +837,17 @@ async fn failed_deliveries_are_retried_later_and_visible_to_admins() {
             StatusCode::OK,
         )
         .await;
-        if let Some(push) = pending
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["attempts"].as_i64() >= Some(1))
-        {
-            break push.clone();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no failed attempt recorded: {pending}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
-    assert!(failed["lastError"].as_str().unwrap().contains("503"), "{failed}");
-    let next: chrono::DateTime<chrono::Utc> = failed["nextAttemptAt"].as_str().unwrap().parse().unwrap();
-    assert!(next > chrono::Utc::now(), "the retry waits (backoff): {failed}");
-    assert_eq!(failed["deviceId"], family.device.as_str());
-    // Further changes collapse into the one pending notification.
-    let again = send(
-        &app,
-        Method::PUT,
-        &settings_path(&family),
-        &family.parent,
-        Some(json!({"settings": {SHARING: true}})),
-    )
-    .await;
-    expect_data(again, StatusCode::OK).await;
-    let pending = expect_data(
-        send(
+        assert_eq!(pending.as_array().unwrap().len(), 1, "{pending}");
+        let bad = send(
             &app,
             Method::GET,
-            "/api/admin/v1/push-notifications?status=pending",
+            "/api/admin/v1/push-notifications?status=lost",
             &root,
             None,
         )
-        .await,
-        StatusCode::OK,
-    )
+        .await;
+        expect_error(bad, StatusCode::BAD_REQUEST, "VALIDATION_ERROR").await;
+        app.stop().await;
+    })
     .await;
-    assert_eq!(pending.as_array().unwrap().len(), 1, "{pending}");
-    let bad = send(
-        &app,
-        Method::GET,
-        "/api/admin/v1/push-notifications?status=lost",
-        &root,
-        None,
-    )
-    .await;
-    expect_error(bad, StatusCode::BAD_REQUEST, "VALIDATION_ERROR").await;
-    app.stop().await;
 }

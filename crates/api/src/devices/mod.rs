@@ -2,7 +2,6 @@
 
 mod api_key;
 mod auth_cache;
-mod error;
 mod service;
 
 pub use api_key::{API_KEY_PREFIX, AppApiKey, create_api_key};

@@ -95,21 +95,17 @@ impl<'a> DeviceService<'a> {
     /// A user's profile as `caller` may see it: everything for themself and admins, the public
     /// part for people sharing a group, 404 for everyone else.
     pub async fn user_for(&self, caller: Uuid, user: Uuid) -> Result<(UserRecord, bool), ApiError> {
-        let full = match self.acting_for(caller, user, "users:read").await {
-            Ok(_) => true,
-            Err(_) => {
-                if self
-                    .state
-                    .database
-                    .shared_group_role(caller, user)
-                    .await?
-                    .is_none()
-                {
-                    return Err(not_found());
-                }
-                false
-            }
-        };
+        let full = caller == user || self.holds(caller, "users:read").await?;
+        if !full
+            && self
+                .state
+                .database
+                .shared_group_role(caller, user)
+                .await?
+                .is_none()
+        {
+            return Err(not_found());
+        }
         Ok((self.active_user(user).await?, full))
     }
 
@@ -337,13 +333,20 @@ impl<'a> DeviceService<'a> {
         Ok(self.state.database.pending_transfers(user, Utc::now()).await?)
     }
 
+    /// `caller` decides, as `user`, a transfer to (accept, decline) or from (cancel) them.
+    /// Decisions are personal: an admin transfers directly instead, so anyone but the user
+    /// gets 404.
     pub async fn decide(
         &self,
+        caller: Uuid,
         user: Uuid,
         transfer: Uuid,
         decision: TransferStatus,
         origin: &RequestOrigin,
     ) -> Result<DeviceTransfer, ApiError> {
+        if caller != user {
+            return Err(not_found());
+        }
         let action = match decision {
             TransferStatus::Accepted => "device.transfer_accepted",
             TransferStatus::Declined => "device.transfer_declined",

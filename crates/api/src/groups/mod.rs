@@ -2,7 +2,6 @@
 //! the group named by the path against the domain's permission table.
 
 mod access;
-mod error;
 mod service;
 
 pub use access::{GroupAccess, GroupAction, actions};

@@ -287,14 +287,7 @@ pub struct ChangeRoleRequest {
 }
 
 fn parse_role(value: &str) -> Result<GroupRole, ApiError> {
-    GroupRole::parse(value).ok_or_else(|| {
-        ApiError::validation("role: must be owner, admin, member or viewer").with_details(vec![
-            crate::error::FieldError {
-                field: "role".to_owned(),
-                message: "must be owner, admin, member or viewer".to_owned(),
-            },
-        ])
-    })
+    GroupRole::parse(value).ok_or_else(|| ApiError::invalid("role", "must be owner, admin, member or viewer"))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use steward_domain::accounts::AccountStore;
 use steward_domain::identity::EmailAddress;
 use steward_domain::organizations::{
-    OrgActor, OrgPermission, OrgRole, OrgRuleError, OrgStoreError, OrganizationRecord, OrganizationStore,
-    Slug, may_remove_org_user, may_set_org_role,
+    OrgActor, OrgPermission, OrgRole, OrgRuleError, OrganizationRecord, OrganizationStore, Slug,
+    may_remove_org_user, may_set_org_role,
 };
 use steward_domain::{Actor, AuditAction, AuditEntry, RepositoryError};
 use utoipa::ToSchema;
@@ -19,33 +19,9 @@ use uuid::Uuid;
 use crate::auth::Caller;
 use crate::auth::scopes::AccountRead;
 use crate::envelope::{self, Envelope, ListEnvelope};
-use crate::error::{ApiError, ErrorCode, ErrorEnvelope, FieldError};
+use crate::error::{ApiError, ErrorCode, ErrorEnvelope};
 use crate::extractors::{Origin, PageQuery};
 use crate::state::AppState;
-
-impl From<OrgRuleError> for ApiError {
-    fn from(error: OrgRuleError) -> Self {
-        match error {
-            OrgRuleError::NotFound => ApiError::not_found("no such organization or user"),
-            OrgRuleError::Forbidden(message) => ApiError::new(ErrorCode::Forbidden, message),
-            OrgRuleError::Conflict(message) => ApiError::new(ErrorCode::Conflict, message),
-            OrgRuleError::Invalid { field, message } => ApiError::validation(format!("{field}: {message}"))
-                .with_details(vec![FieldError {
-                    field: field.to_owned(),
-                    message: message.to_owned(),
-                }]),
-        }
-    }
-}
-
-impl From<OrgStoreError> for ApiError {
-    fn from(error: OrgStoreError) -> Self {
-        match error {
-            OrgStoreError::Rule(rule) => rule.into(),
-            OrgStoreError::Repository(repository) => repository.into(),
-        }
-    }
-}
 
 /// The caller's standing in an organization, checked against `permission`: 404 for
 /// outsiders, 403 for members whose role lacks it.

@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::scopes::AccountRead;
 use crate::auth::{Caller, RequirePermission, permissions};
 use crate::envelope::{self, Envelope};
-use crate::error::{ApiError, ErrorCode, ErrorEnvelope, FieldError};
+use crate::error::{ApiError, ErrorCode, ErrorEnvelope};
 use crate::extractors::Origin;
 use crate::state::AppState;
 
@@ -66,25 +66,18 @@ impl From<&SettingDefinition> for SettingDefinitionView {
     }
 }
 
-fn invalid(field: &str, message: impl Into<String>) -> ApiError {
-    let message = message.into();
-    ApiError::validation(format!("{field}: {message}")).with_details(vec![FieldError {
-        field: field.to_owned(),
-        message,
-    }])
-}
-
 impl SettingDefinitionView {
     fn into_definition(self) -> Result<SettingDefinition, ApiError> {
-        let value_type = ValueType::parse(&self.value_type)
-            .ok_or_else(|| invalid("valueType", "must be bool, int, string, enum, string_set or json"))?;
+        let value_type = ValueType::parse(&self.value_type).ok_or_else(|| {
+            ApiError::invalid("valueType", "must be bool, int, string, enum, string_set or json")
+        })?;
         let merge_rule = MergeRule::parse(&self.merge_rule)
-            .ok_or_else(|| invalid("mergeRule", "must be override, most_restrictive or union"))?;
+            .ok_or_else(|| ApiError::invalid("mergeRule", "must be override, most_restrictive or union"))?;
         let constraints = if self.constraints.is_null() {
             Constraints::default()
         } else {
             serde_json::from_value(self.constraints)
-                .map_err(|error| invalid("constraints", error.to_string()))?
+                .map_err(|error| ApiError::invalid("constraints", error.to_string()))?
         };
         let definition = SettingDefinition {
             key: self.key,
@@ -99,9 +92,9 @@ impl SettingDefinitionView {
         };
         definition
             .check()
-            .map_err(|(field, error)| invalid(field, error.0))?;
+            .map_err(|(field, error)| ApiError::invalid(field, error.0))?;
         if definition.category.is_empty() {
-            return Err(invalid("category", "must not be empty"));
+            return Err(ApiError::invalid("category", "must not be empty"));
         }
         Ok(definition)
     }
@@ -307,7 +300,7 @@ pub async fn list_push_notifications(
 ) -> Result<HttpResponse, ApiError> {
     let status = query.status.as_deref();
     if status.is_some_and(|s| !["pending", "sent", "failed"].contains(&s)) {
-        return Err(invalid("status", "must be pending, sent or failed"));
+        return Err(ApiError::invalid("status", "must be pending, sent or failed"));
     }
     let pushes = state.database.push_notifications(status, 200).await?;
     let views: Vec<PushNotificationView> = pushes.into_iter().map(PushNotificationView::from).collect();

@@ -16,11 +16,7 @@ impl From<SettingRuleError> for ApiError {
             }
             SettingRuleError::Forbidden(message) => ApiError::new(ErrorCode::Forbidden, *message),
             SettingRuleError::Unknown(key) => ApiError::not_found(format!("unknown setting `{key}`")),
-            SettingRuleError::Invalid { key, message } => ApiError::validation(error.to_string())
-                .with_details(vec![FieldError {
-                    field: key.clone(),
-                    message: message.clone(),
-                }]),
+            SettingRuleError::Invalid { key, message } => ApiError::invalid(key, message.clone()),
             SettingRuleError::Conflict(message) => ApiError::new(ErrorCode::Conflict, *message),
         }
     }

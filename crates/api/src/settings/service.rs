@@ -422,7 +422,7 @@ impl<'a> SettingsService<'a> {
                 })();
                 match decision {
                     Ok(change) => changes.push(change),
-                    Err(error) => plan.rejected.push(rejection(&request.key, &error)),
+                    Err(error) => plan.rejected.push(Rejection::new(&request.key, &error)),
                 }
             }
             if !plan.rejected.is_empty() {
@@ -523,11 +523,11 @@ impl<'a> SettingsService<'a> {
         access: &SettingsAccess,
         origin: &RequestOrigin,
     ) -> Result<(), ApiError> {
-        let _ = origin;
+        let entry = audit(access, "settings.sync_requested", origin);
         Ok(self
             .state
             .database
-            .enqueue_push(access.device, "sync_requested", Utc::now())
+            .enqueue_push(access.device, "sync_requested", Utc::now(), &entry)
             .await?)
     }
 
@@ -701,14 +701,6 @@ impl<'a> SettingsService<'a> {
             })?;
         self.state.device_states.forget(found.device_id);
         Ok(decided)
-    }
-}
-
-fn rejection(key: &str, error: &SettingRuleError) -> Rejection {
-    Rejection {
-        key: key.to_owned(),
-        code: error.code(),
-        reason: error.to_string(),
     }
 }
 

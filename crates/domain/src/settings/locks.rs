@@ -126,7 +126,7 @@ pub struct Rejection {
 }
 
 impl Rejection {
-    fn from(key: &str, error: &SettingRuleError) -> Self {
+    pub fn new(key: &str, error: &SettingRuleError) -> Self {
         Self {
             key: key.to_owned(),
             code: error.code(),
@@ -189,7 +189,7 @@ pub fn plan_write(
             Ok(canonical) => {
                 plan.accepted.insert(key.clone(), canonical);
             }
-            Err(error) => plan.rejected.push(Rejection::from(key, &error)),
+            Err(error) => plan.rejected.push(Rejection::new(key, &error)),
         }
     }
     plan

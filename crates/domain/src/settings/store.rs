@@ -253,12 +253,14 @@ pub trait SettingsStore {
         audit: &AuditEntry,
     ) -> impl Future<Output = Result<UnlockRequest, SettingsStoreError>> + Send;
 
-    /// Queues a push for the device unless one is already pending (collapsing).
+    /// Queues a push for the device unless one is already pending (collapsing), recording who
+    /// asked for it.
     fn enqueue_push(
         &self,
         device: Uuid,
         reason: &str,
         now: DateTime<Utc>,
+        audit: &AuditEntry,
     ) -> impl Future<Output = Result<(), RepositoryError>> + Send;
 
     fn due_pushes(
