@@ -15,6 +15,7 @@ mod m20260401_000008_groups_and_devices;
 mod m20260501_000009_settings;
 mod m20260601_000010_audit_chain;
 mod m20260701_000011_organizations;
+mod m20260801_000012_fleet;
 
 pub use m20260701_000011_organizations::DEFAULT_ORGANIZATION_ID;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20260501_000009_settings::Migration),
             Box::new(m20260601_000010_audit_chain::Migration),
             Box::new(m20260701_000011_organizations::Migration),
+            Box::new(m20260801_000012_fleet::Migration),
         ]
     }
 }
@@ -70,6 +72,7 @@ pub const TABLES: &[&str] = &[
     "device_transfers",
     "push_notifications",
     "audit_chain",
+    "device_commands",
 ];
 
 /// The tables of seed 000's data model, the first 17 of [`TABLES`].

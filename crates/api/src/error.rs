@@ -28,6 +28,14 @@ pub enum ErrorCode {
     AccountLinkRequired,
     VersionConflict,
     SettingLocked,
+    /// The device was suspended by its organization.
+    DeviceSuspended,
+    /// The enrollment token is unknown.
+    EnrollmentTokenInvalid,
+    /// The enrollment token was revoked or has expired.
+    EnrollmentTokenExpired,
+    /// The enrollment token has no uses left.
+    EnrollmentTokenUsedUp,
     PayloadTooLarge,
     UnsupportedMediaType,
     RateLimited,
@@ -41,7 +49,10 @@ impl ErrorCode {
         match self {
             ErrorCode::ValidationError => StatusCode::BAD_REQUEST,
             ErrorCode::Unauthorized | ErrorCode::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden | ErrorCode::DeviceSuspended => StatusCode::FORBIDDEN,
+            ErrorCode::EnrollmentTokenInvalid => StatusCode::UNAUTHORIZED,
+            ErrorCode::EnrollmentTokenExpired => StatusCode::GONE,
+            ErrorCode::EnrollmentTokenUsedUp => StatusCode::CONFLICT,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::Conflict
@@ -242,6 +253,21 @@ impl From<steward_domain::RuleStoreError> for ApiError {
             steward_domain::RuleStoreError::Rule(rule) => rule.into(),
             steward_domain::RuleStoreError::Repository(repository) => repository.into(),
         }
+    }
+}
+
+impl From<steward_domain::fleet::EnrollmentRefusal> for ApiError {
+    fn from(refusal: steward_domain::fleet::EnrollmentRefusal) -> Self {
+        use steward_domain::fleet::EnrollmentRefusal;
+        let code = match refusal {
+            EnrollmentRefusal::Unknown => ErrorCode::EnrollmentTokenInvalid,
+            EnrollmentRefusal::Revoked | EnrollmentRefusal::Expired => ErrorCode::EnrollmentTokenExpired,
+            EnrollmentRefusal::UsedUp => ErrorCode::EnrollmentTokenUsedUp,
+        };
+        ApiError::new(code, refusal.to_string()).with_details(vec![FieldError {
+            field: "enrollmentToken".to_owned(),
+            message: refusal.reason().to_owned(),
+        }])
     }
 }
 

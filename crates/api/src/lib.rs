@@ -7,6 +7,7 @@ pub mod devices;
 pub mod envelope;
 pub mod error;
 pub mod extractors;
+pub mod fleet;
 pub mod groups;
 mod health;
 pub mod metrics;
@@ -36,8 +37,8 @@ pub const OPENAPI_PATH: &str = "/api-docs/openapi.json";
 /// Every route, declared once: the router and the OpenAPI document both come from here.
 fn routes(config: &mut ServiceConfig) {
     use routes::{
-        admin, audit, auth, devices, federation, groups, organizations, policies, setting_definitions,
-        settings, users,
+        admin, audit, auth, device_enrollment, devices, enrollment, federation, fleet, groups, organizations,
+        policies, setting_definitions, settings, users,
     };
     config
         .service(health::liveness)
@@ -88,6 +89,8 @@ fn routes(config: &mut ServiceConfig) {
         .service(
             scope("/api/v1/devices")
                 .service(devices::register_device)
+                .service(device_enrollment::enroll_device)
+                .service(device_enrollment::refresh_device_token)
                 .service(devices::get_device)
                 // Fixed segments before `{key}`.
                 .service(settings::get_settings)
@@ -102,7 +105,8 @@ fn routes(config: &mut ServiceConfig) {
                 .service(settings::lock_setting)
                 .service(settings::unlock_setting)
                 .service(settings::request_unlock)
-                .service(settings::device_unlock_requests),
+                .service(settings::device_unlock_requests)
+                .service(device_enrollment::acknowledge_command),
         )
         .service(
             scope("/api/v1/unlock-requests")
@@ -150,7 +154,26 @@ fn routes(config: &mut ServiceConfig) {
                 .service(policies::create_policy)
                 .service(policies::get_policy)
                 .service(policies::update_policy)
-                .service(policies::delete_policy),
+                .service(policies::delete_policy)
+                .service(fleet::apply_policy)
+                .service(fleet::unapply_policy)
+                .service(enrollment::list_fleet_groups)
+                .service(enrollment::create_fleet_group)
+                .service(enrollment::create_enrollment_token)
+                .service(enrollment::list_enrollment_tokens)
+                .service(enrollment::get_enrollment_token)
+                .service(enrollment::revoke_enrollment_token)
+                .service(enrollment::enrollment_token_qr)
+                .service(fleet::list_fleet_devices)
+                // Fixed segments before `{deviceId}`.
+                .service(fleet::import_fleet_devices)
+                .service(fleet::get_fleet_device)
+                .service(fleet::assign_fleet_device)
+                .service(fleet::suspend_fleet_device)
+                .service(fleet::resume_fleet_device)
+                .service(fleet::retire_fleet_device)
+                .service(fleet::wipe_fleet_device)
+                .service(fleet::fleet_device_commands),
         );
 }
 

@@ -21,11 +21,13 @@ use crate::error::{ErrorBody, ErrorCode, ErrorEnvelope, FieldError};
         (name = "health", description = "Liveness, readiness and metrics"),
         (name = "auth", description = "Accounts, sign-in, tokens, sessions, password and email flows"),
         (name = "admin", description = "The admin API (users with a system role)"),
+        (name = "fleet", description = "An organization's managed devices: list, actions, commands, import"),
     )
 )]
 pub struct ApiDoc;
 
-/// The two ways to authenticate: a user's or admin's bearer JWT, and a legacy device's API key.
+/// The ways to authenticate: a user's or admin's bearer JWT, an enrolled device's device token,
+/// and a legacy device's API key.
 struct SecuritySchemes;
 
 impl Modify for SecuritySchemes {
@@ -38,6 +40,16 @@ impl Modify for SecuritySchemes {
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("JWT")
                     .description(Some("RS256 access token from sign-in or refresh"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "deviceToken",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("stw_dev_…")
+                    .description(Some("Opaque 90-day token an enrolled device received"))
                     .build(),
             ),
         );

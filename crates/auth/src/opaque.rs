@@ -50,6 +50,13 @@ impl TokenDeriver {
         }
     }
 
+    /// An enrollment token's secret: HMAC-SHA256(secret, "enrollment:" ‖ id). Derived rather
+    /// than stored, so the QR code can show it again while only its hash is kept.
+    pub fn enrollment_secret(&self, id: &str) -> String {
+        let tag = hmac::sign(&self.key, format!("enrollment:{id}").as_bytes());
+        URL_SAFE_NO_PAD.encode(tag.as_ref())
+    }
+
     /// The successor of a refresh token: HMAC-SHA256(secret, "refresh-successor:" ‖ parent).
     pub fn refresh_successor(&self, parent: &str) -> String {
         let tag = hmac::sign(&self.key, format!("refresh-successor:{parent}").as_bytes());

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod audit_log;
 pub mod devices;
 pub mod federation;
+pub mod fleet;
 pub mod group_store;
 pub mod groups;
 pub mod identity;

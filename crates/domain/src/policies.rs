@@ -81,12 +81,14 @@ pub fn validate_policy(
 
 pub trait PolicyStore {
     /// `Conflict` when the organization has a policy of that name. Making it the default
-    /// unsets the previous default in the same transaction.
+    /// unsets the previous default in the same transaction. Like every policy change below, it
+    /// bumps the settings version of the devices it reaches and queues their pushes, and
+    /// answers those devices.
     fn create_policy(
         &self,
         policy: &PolicyRecord,
         audit: &AuditEntry,
-    ) -> impl Future<Output = Result<(), RepositoryError>> + Send;
+    ) -> impl Future<Output = Result<Vec<Uuid>, RepositoryError>> + Send;
 
     fn policies(
         &self,
@@ -105,14 +107,15 @@ pub trait PolicyStore {
         policy: &PolicyRecord,
         expected_version: Option<i32>,
         audit: &AuditEntry,
-    ) -> impl Future<Output = Result<PolicyRecord, RepositoryError>> + Send;
+    ) -> impl Future<Output = Result<(PolicyRecord, Vec<Uuid>), RepositoryError>> + Send;
 
+    /// Devices and groups carrying the policy lose it.
     fn delete_policy(
         &self,
         organization: Uuid,
         policy: Uuid,
         audit: &AuditEntry,
-    ) -> impl Future<Output = Result<(), RepositoryError>> + Send;
+    ) -> impl Future<Output = Result<Vec<Uuid>, RepositoryError>> + Send;
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The audit writer: entries are inserted on the unit of work's own transaction, so they commit
 //! and roll back with the change they describe.
 
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, EntityTrait};
 use steward_domain::{AuditEntry, AuditRecorder, RepositoryError};
 
 use crate::database::UnitOfWork;
@@ -19,6 +19,40 @@ impl AuditRecorder for crate::Database {
     async fn record(&self, entry: &AuditEntry) -> Result<(), RepositoryError> {
         insert_audit_entry(self.connection(), entry).await
     }
+}
+
+fn audit_row(entry: &AuditEntry) -> audit_logs::ActiveModel {
+    audit_logs::ActiveModel {
+        id: Set(entry.id),
+        occurred_at: Set(entry.occurred_at),
+        actor_kind: Set(entry.actor.kind.as_str().to_owned()),
+        actor_id: Set(entry.actor.id),
+        action: Set(entry.action.as_str().to_owned()),
+        resource_type: Set(entry.resource_type.clone()),
+        resource_id: Set(entry.resource_id.clone()),
+        organization_id: Set(entry.organization_id),
+        before: Set(entry.before.clone()),
+        after: Set(entry.after.clone()),
+        ip_address: Set(entry.origin.ip_address.clone()),
+        user_agent: Set(entry.origin.user_agent.clone()),
+        request_id: Set(entry.origin.request_id.clone()),
+        chain_seq: Set(None),
+        chain_hash: Set(None),
+    }
+}
+
+/// Many entries in few statements (bulk imports audit every record).
+pub(crate) async fn insert_audit_entries(
+    connection: &impl ConnectionTrait,
+    entries: Vec<AuditEntry>,
+) -> Result<(), RepositoryError> {
+    for chunk in entries.chunks(500) {
+        audit_logs::Entity::insert_many(chunk.iter().map(audit_row))
+            .exec_without_returning(connection)
+            .await
+            .map_err(db_err_to_repository)?;
+    }
+    Ok(())
 }
 
 pub(crate) async fn insert_audit_entry(

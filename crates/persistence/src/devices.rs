@@ -148,6 +148,12 @@ impl DeviceStore for Database {
                     applied_settings_version: Set(None),
                     applied_at: Set(None),
                     apply_failures: Set(None),
+                    fleet_group_id: Set(None),
+                    assigned_user_id: Set(None),
+                    serial_number: Set(None),
+                    manufacturer: Set(None),
+                    model: Set(None),
+                    enrolled_at: Set(None),
                 })
                 .exec_without_returning(&transaction)
                 .await

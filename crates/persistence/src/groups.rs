@@ -213,6 +213,7 @@ impl GroupStore for Database {
             updated_at: Set(group.created_at),
             deleted_at: Set(None),
             archived_at: Set(None),
+            policy_id: Set(None),
         })
         .exec_without_returning(&transaction)
         .await

@@ -12,6 +12,7 @@ mod devices;
 pub mod entities;
 mod error;
 mod federation;
+mod fleet;
 mod groups;
 mod organizations;
 mod personal_tokens;

@@ -37,6 +37,34 @@ fn record(model: organizations::Model) -> OrganizationRecord {
 
 /// Rows of `table` (a fixed name, never input) belonging to `organization`; for tables the
 /// B2B features will give entities of their own.
+/// Takes the organization's row as the lock of a change to its members or fleet; `false` when
+/// there is no such organization.
+async fn claim_organization_at<C: sea_orm::ConnectionTrait>(
+    connection: &C,
+    organization: Uuid,
+    now: chrono::DateTime<Utc>,
+) -> Result<bool, RepositoryError> {
+    let locked = organizations::Entity::update_many()
+        .col_expr(organizations::Column::UpdatedAt, Expr::value(now))
+        .filter(organizations::Column::Id.eq(organization))
+        .exec(connection)
+        .await
+        .map_err(db)?;
+    Ok(locked.rows_affected > 0)
+}
+
+/// [`claim_organization_at`] now, `NotFound` when there is no such organization.
+pub(crate) async fn claim_organization<C: sea_orm::ConnectionTrait>(
+    connection: &C,
+    organization: Uuid,
+) -> Result<(), RepositoryError> {
+    if claim_organization_at(connection, organization, Utc::now()).await? {
+        Ok(())
+    } else {
+        Err(RepositoryError::NotFound)
+    }
+}
+
 async fn count_in<C: sea_orm::ConnectionTrait>(
     connection: &C,
     table: &str,
@@ -266,13 +294,7 @@ impl OrganizationStore for Database {
         let transaction = self.connection().begin().await.map_err(db)?;
         let now = Utc::now();
         // The organization's row is the lock every change to its users queues on.
-        let locked = organizations::Entity::update_many()
-            .col_expr(organizations::Column::UpdatedAt, Expr::value(now))
-            .filter(organizations::Column::Id.eq(organization))
-            .exec(&transaction)
-            .await
-            .map_err(db)?;
-        if locked.rows_affected == 0 {
+        if !claim_organization_at(&transaction, organization, now).await? {
             return Err(OrgRuleError::NotFound.into());
         }
         let members = org_users::Entity::find()

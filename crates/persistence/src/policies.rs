@@ -13,8 +13,9 @@ use uuid::Uuid;
 
 use crate::audit::insert_audit_entry;
 use crate::database::Database;
-use crate::entities::device_policies;
+use crate::entities::{device_policies, devices, groups};
 use crate::error::db_err_to_repository as db;
+use crate::fleet::{policy_device_ids, touch_devices};
 
 fn record(model: device_policies::Model) -> PolicyRecord {
     PolicyRecord {
@@ -50,7 +51,11 @@ async fn unset_other_defaults(
 }
 
 impl PolicyStore for Database {
-    async fn create_policy(&self, policy: &PolicyRecord, audit: &AuditEntry) -> Result<(), RepositoryError> {
+    async fn create_policy(
+        &self,
+        policy: &PolicyRecord,
+        audit: &AuditEntry,
+    ) -> Result<Vec<Uuid>, RepositoryError> {
         let transaction = self.connection().begin().await.map_err(db)?;
         unset_other_defaults(&transaction, policy).await?;
         device_policies::Entity::insert(device_policies::ActiveModel {
@@ -69,8 +74,16 @@ impl PolicyStore for Database {
         .exec_without_returning(&transaction)
         .await
         .map_err(db)?;
+        // A new policy reaches devices only as the organization's default.
+        let touched = if policy.is_default {
+            policy_device_ids(&transaction, policy.organization_id, policy.id, true).await?
+        } else {
+            Vec::new()
+        };
+        touch_devices(&transaction, &touched, "policy_changed", Utc::now()).await?;
         insert_audit_entry(&transaction, audit).await?;
-        transaction.commit().await.map_err(db)
+        transaction.commit().await.map_err(db)?;
+        Ok(touched)
     }
 
     async fn policies(&self, organization: Uuid) -> Result<Vec<PolicyRecord>, RepositoryError> {
@@ -104,8 +117,14 @@ impl PolicyStore for Database {
         policy: &PolicyRecord,
         expected_version: Option<i32>,
         audit: &AuditEntry,
-    ) -> Result<PolicyRecord, RepositoryError> {
+    ) -> Result<(PolicyRecord, Vec<Uuid>), RepositoryError> {
         let transaction = self.connection().begin().await.map_err(db)?;
+        let was_default = device_policies::Entity::find_by_id(policy.id)
+            .filter(device_policies::Column::OrganizationId.eq(policy.organization_id))
+            .one(&transaction)
+            .await
+            .map_err(db)?
+            .is_some_and(|current| current.is_default);
         let mut update = device_policies::Entity::update_many()
             .col_expr(device_policies::Column::Name, Expr::value(policy.name.clone()))
             .col_expr(
@@ -144,6 +163,14 @@ impl PolicyStore for Database {
             });
         }
         unset_other_defaults(&transaction, policy).await?;
+        let touched = policy_device_ids(
+            &transaction,
+            policy.organization_id,
+            policy.id,
+            was_default || policy.is_default,
+        )
+        .await?;
+        touch_devices(&transaction, &touched, "policy_changed", Utc::now()).await?;
         insert_audit_entry(&transaction, audit).await?;
         let stored = device_policies::Entity::find_by_id(policy.id)
             .one(&transaction)
@@ -151,7 +178,7 @@ impl PolicyStore for Database {
             .map_err(db)?
             .ok_or(RepositoryError::NotFound)?;
         transaction.commit().await.map_err(db)?;
-        Ok(record(stored))
+        Ok((record(stored), touched))
     }
 
     async fn delete_policy(
@@ -159,8 +186,31 @@ impl PolicyStore for Database {
         organization: Uuid,
         policy: Uuid,
         audit: &AuditEntry,
-    ) -> Result<(), RepositoryError> {
+    ) -> Result<Vec<Uuid>, RepositoryError> {
         let transaction = self.connection().begin().await.map_err(db)?;
+        let Some(current) = device_policies::Entity::find_by_id(policy)
+            .filter(device_policies::Column::OrganizationId.eq(organization))
+            .one(&transaction)
+            .await
+            .map_err(db)?
+        else {
+            return Err(RepositoryError::NotFound);
+        };
+        let touched = policy_device_ids(&transaction, organization, policy, current.is_default).await?;
+        let now = Utc::now();
+        touch_devices(&transaction, &touched, "policy_changed", now).await?;
+        devices::Entity::update_many()
+            .col_expr(devices::Column::PolicyId, Expr::value(Option::<Uuid>::None))
+            .filter(devices::Column::PolicyId.eq(policy))
+            .exec(&transaction)
+            .await
+            .map_err(db)?;
+        groups::Entity::update_many()
+            .col_expr(groups::Column::PolicyId, Expr::value(Option::<Uuid>::None))
+            .filter(groups::Column::PolicyId.eq(policy))
+            .exec(&transaction)
+            .await
+            .map_err(db)?;
         let deleted = device_policies::Entity::delete_many()
             .filter(device_policies::Column::Id.eq(policy))
             .filter(device_policies::Column::OrganizationId.eq(organization))
@@ -171,6 +221,7 @@ impl PolicyStore for Database {
             return Err(RepositoryError::NotFound);
         }
         insert_audit_entry(&transaction, audit).await?;
-        transaction.commit().await.map_err(db)
+        transaction.commit().await.map_err(db)?;
+        Ok(touched)
     }
 }

@@ -3,22 +3,26 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, ExprTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, ExprTrait,
+    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 use serde_json::{Value, json};
 use steward_domain::settings::definitions::{Constraints, MergeRule, SettingDefinition, ValueType};
 use steward_domain::settings::locks::SettingRuleError;
+use steward_domain::settings::resolution::LayerKind;
 use steward_domain::settings::store::{
-    DeviceSettingValue, DeviceSettingsSnapshot, PushNotification, SettingChange, SettingsStore,
-    SettingsStoreError, UnlockDecision, UnlockRequest, UnlockStatus,
+    AppliedPolicy, DeviceSettingValue, DeviceSettingsSnapshot, PushNotification, SettingChange,
+    SettingsStore, SettingsStoreError, UnlockDecision, UnlockRequest, UnlockStatus,
 };
 use steward_domain::{AuditEntry, RepositoryError};
 use uuid::Uuid;
 
 use crate::audit::insert_audit_entry;
 use crate::database::Database;
-use crate::entities::{device_settings, devices, push_notifications, setting_definitions, unlock_requests};
+use crate::entities::{
+    device_policies, device_settings, devices, groups, push_notifications, setting_definitions,
+    unlock_requests,
+};
 use crate::error::db_err_to_repository as db;
 
 fn definition(model: setting_definitions::Model) -> Result<SettingDefinition, RepositoryError> {
@@ -133,12 +137,76 @@ async fn snapshot<C: ConnectionTrait>(
         values,
         applied_version: row.applied_settings_version,
         applied_at: row.applied_at,
-        apply_failures: row.apply_failures,
+        apply_failures: row.apply_failures.clone(),
+        policies: applied_policies(connection, &row).await?,
     }))
 }
 
+/// The policies of a managed device, most general first: its organization's default, its
+/// fleet group's, its own. Unmanaged devices have none (and cost no query).
+pub(crate) async fn applied_policies<C: ConnectionTrait>(
+    connection: &C,
+    device: &devices::Model,
+) -> Result<Vec<AppliedPolicy>, RepositoryError> {
+    let Some(organization) = device.organization_id.filter(|_| device.is_managed) else {
+        return Ok(Vec::new());
+    };
+    let group_policy = match device.fleet_group_id {
+        Some(group) => groups::Entity::find_by_id(group)
+            .select_only()
+            .column(groups::Column::PolicyId)
+            .into_tuple::<Option<Uuid>>()
+            .one(connection)
+            .await
+            .map_err(db)?
+            .flatten(),
+        None => None,
+    };
+    let mut wanted = Condition::any().add(
+        Condition::all()
+            .add(device_policies::Column::OrganizationId.eq(organization))
+            .add(device_policies::Column::IsDefault.eq(true)),
+    );
+    for id in [group_policy, device.policy_id].into_iter().flatten() {
+        wanted = wanted.add(device_policies::Column::Id.eq(id));
+    }
+    let found = device_policies::Entity::find()
+        .filter(wanted)
+        .filter(device_policies::Column::OrganizationId.eq(organization))
+        .all(connection)
+        .await
+        .map_err(db)?;
+    let mut applied = Vec::new();
+    let layers = [
+        (
+            LayerKind::OrganizationDefault,
+            found.iter().find(|p| p.is_default),
+        ),
+        (
+            LayerKind::Group,
+            group_policy.and_then(|id| found.iter().find(|p| p.id == id)),
+        ),
+        (
+            LayerKind::DevicePolicy,
+            device.policy_id.and_then(|id| found.iter().find(|p| p.id == id)),
+        ),
+    ];
+    for (layer, policy) in layers {
+        if let Some(policy) = policy {
+            applied.push(AppliedPolicy {
+                layer,
+                id: policy.id,
+                name: policy.name.clone(),
+                settings: serde_json::from_value(policy.settings.clone()).unwrap_or_default(),
+                locks: serde_json::from_value(policy.locked_keys.clone()).unwrap_or_default(),
+            });
+        }
+    }
+    Ok(applied)
+}
+
 /// Queues one push per device: a pending one absorbs later changes.
-async fn enqueue<C: ConnectionTrait>(
+pub(crate) async fn enqueue<C: ConnectionTrait>(
     connection: &C,
     device: Uuid,
     reason: &str,

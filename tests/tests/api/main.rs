@@ -12,6 +12,7 @@ mod auth_refresh;
 mod boundaries;
 mod devices;
 mod federation;
+mod fleet;
 mod groups;
 mod health;
 mod openapi;

@@ -55,7 +55,8 @@ async fn one_step_down_removes_only_the_last_migration() {
         let db = database.connect().await;
         db.migrate_up().await.unwrap();
         db.migrate_down(Some(1)).await.unwrap();
-        // The last migration only adds columns and the default organization.
+        // The last migration adds fleet columns and the device commands table.
+        assert!(!db.has_table("device_commands").await.unwrap());
         assert!(db.has_table("audit_chain").await.unwrap());
         assert!(db.has_table("organizations").await.unwrap());
         assert!(db.has_table("device_transfers").await.unwrap());

@@ -138,6 +138,16 @@ fn parse_display_name(value: &str) -> Result<DisplayName, AuthError> {
 }
 
 impl AuthService {
+    /// Where clients reach this server (`STEWARD_PUBLIC_URL`).
+    pub fn public_url(&self) -> &str {
+        &self.settings.public_url
+    }
+
+    /// The secret part of enrollment token `id` (see `TokenDeriver::enrollment_secret`).
+    pub fn enrollment_secret(&self, id: Uuid) -> String {
+        self.deriver.enrollment_secret(&id.to_string())
+    }
+
     pub fn new(
         database: Database,
         keys: Arc<KeyRing>,

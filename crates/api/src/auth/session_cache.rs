@@ -85,6 +85,12 @@ impl<V: Clone, K: Hash + Eq> TtlCache<V, K> {
             entries.remove(session);
         }
     }
+
+    pub fn clear(&self) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.clear();
+        }
+    }
 }
 
 #[cfg(test)]

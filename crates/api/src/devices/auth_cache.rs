@@ -1,8 +1,9 @@
 //! Short-lived memory of device credentials, so that a device's poll does not pay a database
 //! round trip for its API key and identifier on every request.
 //!
-//! A revoked API key stops working within [`API_KEY_TTL`] on every instance; identifiers never
-//! change once registered, so their mapping is kept longer.
+//! A revoked API key or device token, and a suspension, take effect within [`API_KEY_TTL`] on
+//! every instance (at once on the instance that made the change); identifiers never change
+//! once registered, so their mapping is kept longer.
 
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use chrono::Utc;
 use steward_auth::hash_token;
 use steward_domain::RepositoryError;
 use steward_domain::devices::{ApiKeyRecord, ApiKeyStore, DeviceStore};
+use steward_domain::fleet::{DeviceStatus, DeviceTokenGrant, FleetStore};
 use steward_persistence::Database;
 use uuid::Uuid;
 
@@ -21,6 +23,8 @@ const IDENTIFIER_TTL: Duration = Duration::from_secs(300);
 pub struct DeviceAuthCache {
     keys: TtlCache<ApiKeyRecord, String>,
     identifiers: TtlCache<Uuid, String>,
+    device_tokens: TtlCache<DeviceTokenGrant, String>,
+    statuses: TtlCache<DeviceStatus>,
 }
 
 impl Default for DeviceAuthCache {
@@ -28,6 +32,8 @@ impl Default for DeviceAuthCache {
         Self {
             keys: TtlCache::new(API_KEY_TTL).with_jitter(),
             identifiers: TtlCache::new(IDENTIFIER_TTL).with_jitter(),
+            device_tokens: TtlCache::new(API_KEY_TTL).with_jitter(),
+            statuses: TtlCache::new(API_KEY_TTL).with_jitter(),
         }
     }
 }
@@ -72,5 +78,44 @@ impl DeviceAuthCache {
             self.identifiers.put(identifier, id);
         }
         Ok(id)
+    }
+
+    /// The live device token with this secret; only successes are remembered.
+    pub async fn device_token(
+        &self,
+        database: &Database,
+        secret: &str,
+    ) -> Result<Option<DeviceTokenGrant>, RepositoryError> {
+        let fingerprint = hash_token(secret);
+        let now = Utc::now();
+        if let Some(grant) = self.device_tokens.get(&fingerprint) {
+            return Ok(Some(grant).filter(|grant| grant.expires_at > now));
+        }
+        let grant = database.device_token(&fingerprint, now).await?;
+        if let Some(grant) = grant {
+            self.device_tokens.put(fingerprint, grant);
+        }
+        Ok(grant)
+    }
+
+    /// The device's status (`Active` for a device that does not exist: callers find that out
+    /// themselves).
+    pub async fn status(&self, database: &Database, device: Uuid) -> Result<DeviceStatus, RepositoryError> {
+        if let Some(status) = self.statuses.get(&device) {
+            return Ok(status);
+        }
+        let status = database
+            .device_status(device)
+            .await?
+            .unwrap_or(DeviceStatus::Active);
+        self.statuses.put(device, status);
+        Ok(status)
+    }
+
+    /// After a suspension, resumption or retirement on this instance: forget what was
+    /// remembered of the device (tokens of every device, as they are keyed by secret).
+    pub fn forget_device(&self, device: Uuid) {
+        self.statuses.forget(&device);
+        self.device_tokens.clear();
     }
 }

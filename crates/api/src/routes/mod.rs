@@ -3,8 +3,11 @@
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod device_enrollment;
 pub mod devices;
+pub mod enrollment;
 pub mod federation;
+pub mod fleet;
 pub mod groups;
 pub mod jwks;
 pub mod organizations;

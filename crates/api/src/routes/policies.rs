@@ -121,6 +121,13 @@ fn audit(actor: Uuid, action: &'static str, organization: Uuid, policy: Uuid, or
         .origin(origin.0.clone())
 }
 
+/// The devices a policy change reached see it at once on this instance.
+fn forget(state: &AppState, devices: &[Uuid]) {
+    for device in devices {
+        state.device_states.forget(*device);
+    }
+}
+
 fn name_taken(error: RepositoryError) -> ApiError {
     match error {
         RepositoryError::Conflict(_) => {
@@ -199,11 +206,12 @@ pub async fn create_policy(
         None,
         Some(json!({"name": policy.name, "settings": policy.settings, "locks": policy.locks})),
     );
-    state
+    let touched = state
         .database
         .create_policy(&policy, &entry)
         .await
         .map_err(name_taken)?;
+    forget(&state, &touched);
     Ok(envelope::created(PolicyView::from(policy)))
 }
 
@@ -267,11 +275,12 @@ pub async fn update_policy(
         None,
         Some(json!({"name": updated.name, "settings": updated.settings, "locks": updated.locks})),
     );
-    let stored = state
+    let (stored, touched) = state
         .database
         .update_policy(&updated, expected, &entry)
         .await
         .map_err(name_taken)?;
+    forget(&state, &touched);
     Ok(envelope::ok(PolicyView::from(stored)))
 }
 
@@ -292,6 +301,7 @@ pub async fn delete_policy(
     let (organization, policy) = path.into_inner();
     org_actor(&state, caller.user_id, organization, OrgPermission::Manage).await?;
     let entry = audit(caller.user_id, "policy.deleted", organization, policy, &origin);
-    state.database.delete_policy(organization, policy, &entry).await?;
+    let touched = state.database.delete_policy(organization, policy, &entry).await?;
+    forget(&state, &touched);
     Ok(HttpResponse::NoContent().finish())
 }

@@ -7,15 +7,18 @@ use actix_web::{HttpRequest, HttpResponse, delete, get, post, put, web};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use steward_domain::settings::SettingsActor;
 use steward_domain::settings::store::{UnlockRequest, UnlockStatus};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use super::fleet::CommandView;
 use crate::auth::scopes::{DevicesRead, DevicesWrite};
 use crate::auth::{Caller, Scope};
 use crate::envelope::{self, Envelope};
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::extractors::Origin;
+use crate::fleet::FleetService;
 use crate::groups::{GroupAccess, actions};
 use crate::settings::service::{LockRequest, SettingView};
 use crate::settings::{DeviceSettingsView, SettingsCaller, SettingsService, SyncOutcome, UnlockWindow};
@@ -309,7 +312,8 @@ pub struct SyncRequest {
 
 /// The device's sync: applies its local changes that locks allow (a key changed on the server
 /// since `baseVersion` keeps the server's value), records what it applied, and answers the
-/// full effective state with its version and the refused keys.
+/// full effective state with its version, the refused keys and — for the device itself — its
+/// open `commands` (a wipe; acknowledge each with `POST …/commands/{id}/ack`).
 #[utoipa::path(
     tag = "settings",
     security(("apiKey" = []), ("bearer" = [])),
@@ -338,8 +342,16 @@ pub async fn sync_settings(
         .sync(&access, body.base_version, body.changes, applied, &origin.0)
         .await?;
     let rejected = serde_json::to_string(&rejected).map_err(|_| ApiError::internal())?;
+    // Commands (a wipe) go to the device itself, or its app signed in as the owner.
+    let commands = if matches!(access.actor, SettingsActor::Device | SettingsActor::DeviceUser) {
+        FleetService::new(&state).deliver(device).await?
+    } else {
+        Vec::new()
+    };
+    let commands: Vec<CommandView> = commands.into_iter().map(CommandView::from).collect();
+    let commands = serde_json::to_string(&commands).map_err(|_| ApiError::internal())?;
     let body = format!(
-        r#"{{"success":true,"data":{{"version":{},"settings":{},"rejected":{rejected}}}}}"#,
+        r#"{{"success":true,"data":{{"version":{},"settings":{},"rejected":{rejected},"commands":{commands}}}}}"#,
         rendered.version, rendered.json
     );
     Ok(with_etag(json_body(body), &tag))

@@ -1,21 +1,42 @@
 //! Who is calling a device's settings endpoints: a user (session or personal access token), or
-//! the device itself — the app's `X-API-Key` plus `X-Device-Id` naming this very device.
+//! the device itself — by its device token (`Bearer stw_dev_…`, enrolled devices), or the app's
+//! `X-API-Key` plus `X-Device-Id` naming this very device (legacy devices). A suspended device
+//! is refused with `DEVICE_SUSPENDED` either way.
 
 use std::marker::PhantomData;
 
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
+use steward_domain::fleet::{DEVICE_TOKEN_PREFIX, DeviceStatus};
 use uuid::Uuid;
 
 use crate::auth::Scope;
 use crate::auth::extractor_support::{bearer_token, identify, scope_error, state};
 use crate::error::{ApiError, ErrorCode};
+use crate::state::AppState;
+
+/// A suspended device may not act as itself until its organization resumes it.
+pub(crate) async fn refuse_suspended(state: &AppState, device: Uuid) -> Result<(), actix_web::Error> {
+    let status = state
+        .device_auth
+        .status(&state.database, device)
+        .await
+        .map_err(ApiError::from)?;
+    if status == DeviceStatus::Suspended {
+        return Err(ApiError::new(
+            ErrorCode::DeviceSuspended,
+            "this device is suspended by its organization",
+        )
+        .into());
+    }
+    Ok(())
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SettingsCallerKind {
     User(Uuid),
-    /// The device identified by `X-Device-Id` under a valid `X-API-Key`.
+    /// The device identified by its device token, or by `X-Device-Id` under a valid `X-API-Key`.
     Device(Uuid),
 }
 
@@ -45,6 +66,24 @@ impl<S: Scope + 'static> FromRequest for SettingsCaller<S> {
         let state = state(request);
         Box::pin(async move {
             let state = state?;
+            if let Some(secret) = token.as_deref().filter(|t| t.starts_with(DEVICE_TOKEN_PREFIX)) {
+                let grant = state
+                    .device_auth
+                    .device_token(&state.database, secret)
+                    .await
+                    .map_err(ApiError::from)?
+                    .ok_or_else(|| {
+                        ApiError::new(
+                            ErrorCode::Unauthorized,
+                            "the device token is invalid, expired or revoked",
+                        )
+                    })?;
+                refuse_suspended(&state, grant.device_id).await?;
+                return Ok(SettingsCaller {
+                    kind: SettingsCallerKind::Device(grant.device_id),
+                    scope: PhantomData,
+                });
+            }
             if let Some(key) = api_key {
                 let refused = || {
                     ApiError::new(
@@ -67,6 +106,7 @@ impl<S: Scope + 'static> FromRequest for SettingsCaller<S> {
                     .await
                     .map_err(ApiError::from)?
                     .ok_or_else(|| ApiError::not_found("no such device"))?;
+                refuse_suspended(&state, device).await?;
                 return Ok(SettingsCaller {
                     kind: SettingsCallerKind::Device(device),
                     scope: PhantomData,

@@ -12,11 +12,12 @@ use steward_domain::group_store::GroupStore;
 use steward_domain::groups::manages_devices_of;
 use steward_domain::settings::locks::{KeyState, Rejection, WritePlan};
 use steward_domain::settings::store::{
-    DeviceSettingsSnapshot, SettingChange, SettingsStore, UnlockDecision, UnlockRequest, UnlockStatus,
+    AppliedPolicy, DeviceSettingsSnapshot, SettingChange, SettingsStore, UnlockDecision, UnlockRequest,
+    UnlockStatus,
 };
 use steward_domain::settings::{
-    EffectiveSetting, Layer, LayerEntry, LayerKind, SettingRuleError, SettingsActor, lock_in_force,
-    may_change_lock, plan_write, resolve_effective_settings,
+    EffectiveSetting, Layer, LayerEntry, LayerKind, LayerSource, SettingDiff, SettingRuleError,
+    SettingsActor, diff_effective, lock_in_force, may_change_lock, plan_write, resolve_effective_settings,
 };
 use steward_domain::{Actor, AuditAction, AuditEntry, RequestOrigin};
 use utoipa::ToSchema;
@@ -50,6 +51,10 @@ pub struct SettingView {
     /// The layer whose lock is in force: `device` (a group owner or admin), or a policy layer.
     pub locked_by: Option<String>,
     pub lock_reason: Option<String>,
+    /// The policy whose lock is in force, when a policy layer locks the key: only a change of
+    /// that policy lifts it.
+    #[schema(value_type = Option<Object>)]
+    pub policy: Option<LayerSource>,
     /// A lifted lock returns at this time.
     pub unlocked_until: Option<DateTime<Utc>>,
     /// With `?explain=true`: the winning layer, overridden layers and conflicts.
@@ -74,6 +79,9 @@ pub struct SyncOutcome {
     pub settings: BTreeMap<String, SettingView>,
     #[schema(value_type = Vec<Object>)]
     pub rejected: Vec<Rejection>,
+    /// For the device itself: open commands (a wipe) to carry out and acknowledge.
+    #[schema(value_type = Vec<Object>)]
+    pub commands: Vec<Value>,
 }
 
 /// How long an approved unlock lasts.
@@ -115,11 +123,13 @@ fn layers(snapshot: &DeviceSettingsSnapshot, now: DateTime<Utc>) -> Vec<Layer> {
             )
         })
         .collect();
-    vec![Layer {
+    let mut layers: Vec<Layer> = snapshot.policies.iter().map(|policy| policy.to_layer()).collect();
+    layers.push(Layer {
         kind: LayerKind::Device,
         source: None,
         entries,
-    }]
+    });
+    layers
 }
 
 fn resolve(catalog: &Catalog, snapshot: &DeviceSettingsSnapshot) -> BTreeMap<String, EffectiveSetting> {
@@ -167,6 +177,10 @@ pub fn view(
                 locked: effective.locked,
                 locked_by: effective.locked_by.map(|layer| layer.as_str().to_owned()),
                 lock_reason: stored.filter(|_| device_lock).and_then(|s| s.lock_reason.clone()),
+                policy: effective
+                    .locked_by
+                    .filter(|layer| *layer != LayerKind::Device)
+                    .and(effective.explanation.winner.source.clone()),
                 unlocked_until: stored
                     .filter(|s| s.locked)
                     .and_then(|s| s.unlocked_until)
@@ -301,6 +315,23 @@ impl<'a> SettingsService<'a> {
             },
             tag,
         ))
+    }
+
+    /// What the device's effective settings would become if its `layer` policy were `policy`
+    /// (`None`: no policy at that layer): resolution run twice, nothing written.
+    pub async fn policy_diff(
+        &self,
+        device: Uuid,
+        layer: LayerKind,
+        policy: Option<AppliedPolicy>,
+    ) -> Result<Vec<SettingDiff>, ApiError> {
+        let catalog = self.catalog().await?;
+        let snapshot = self.snapshot(device).await?;
+        let before = resolve(&catalog, &snapshot);
+        let mut changed = snapshot;
+        changed.policies.retain(|applied| applied.layer != layer);
+        changed.policies.extend(policy);
+        Ok(diff_effective(&before, &resolve(&catalog, &changed)))
     }
 
     /// The effective settings serialised, reused while the device's version and the catalog

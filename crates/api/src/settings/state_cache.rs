@@ -27,6 +27,8 @@ pub struct RenderedSettings {
 pub struct DeviceStateCache {
     versions: TtlCache<i64>,
     rendered: TtlCache<Arc<RenderedSettings>>,
+    /// Whether the device has open commands, so a sync without any costs no query.
+    open_commands: TtlCache<bool>,
 }
 
 impl Default for DeviceStateCache {
@@ -34,6 +36,7 @@ impl Default for DeviceStateCache {
         Self {
             versions: TtlCache::new(VERSION_TTL).with_jitter(),
             rendered: TtlCache::new(RENDERED_TTL).with_jitter(),
+            open_commands: TtlCache::new(VERSION_TTL).with_jitter(),
         }
     }
 }
@@ -65,9 +68,19 @@ impl DeviceStateCache {
         self.rendered.put(device, rendered);
     }
 
-    /// After a change to the device's settings.
+    /// `Some(false)` when the device was recently seen without open commands.
+    pub fn has_open_commands(&self, device: Uuid) -> Option<bool> {
+        self.open_commands.get(&device)
+    }
+
+    pub fn put_open_commands(&self, device: Uuid, open: bool) {
+        self.open_commands.put(device, open);
+    }
+
+    /// After a change to the device's settings or commands.
     pub fn forget(&self, device: Uuid) {
         self.versions.forget(&device);
         self.rendered.forget(&device);
+        self.open_commands.forget(&device);
     }
 }

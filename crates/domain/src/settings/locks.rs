@@ -43,8 +43,13 @@ impl SettingsActor {
 /// Why a settings write was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SettingRuleError {
-    #[error("setting `{key}` is locked")]
-    Locked { key: String, by: LayerKind },
+    #[error("setting `{key}` is locked{}", .policy.as_ref().map(|name| format!(" by policy `{name}`; only a change of that policy lifts it")).unwrap_or_default())]
+    Locked {
+        key: String,
+        by: LayerKind,
+        /// The policy whose lock is in force (policy layers only).
+        policy: Option<String>,
+    },
     #[error("{0}")]
     Forbidden(&'static str),
     #[error("unknown setting `{0}`")]
@@ -68,6 +73,15 @@ impl SettingRuleError {
     }
 }
 
+/// The name of the policy whose lock is in force: under a lock the winner is the locking layer.
+fn locking_policy(effective: &EffectiveSetting) -> Option<String> {
+    effective
+        .locked_by
+        .filter(|layer| *layer != LayerKind::Device)
+        .and(effective.explanation.winner.source.as_ref())
+        .map(|source| source.name.clone())
+}
+
 /// Whether `actor` may set the device-layer value of a key in state `effective`.
 pub fn may_write_value(
     actor: SettingsActor,
@@ -80,6 +94,7 @@ pub fn may_write_value(
         Some(by) => Err(SettingRuleError::Locked {
             key: key.to_owned(),
             by,
+            policy: locking_policy(effective),
         }),
     }
 }
@@ -105,6 +120,7 @@ pub fn may_change_lock(
         Some(by) if by < LayerKind::Device => Err(SettingRuleError::Locked {
             key: definition.key.clone(),
             by,
+            policy: locking_policy(effective),
         }),
         _ => Ok(()),
     }

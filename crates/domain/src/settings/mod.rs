@@ -10,7 +10,8 @@ pub use locks::{
     SettingRuleError, SettingsActor, lock_in_force, may_change_lock, may_write_value, plan_write,
 };
 pub use resolution::{
-    EffectiveSetting, Explanation, Layer, LayerEntry, LayerKind, resolve_effective_settings,
+    DiffSide, EffectiveSetting, Explanation, Layer, LayerEntry, LayerKind, LayerSource, SettingDiff,
+    diff_effective, resolve_effective_settings,
 };
 
 #[cfg(test)]

@@ -40,6 +40,13 @@ impl LayerKind {
     }
 }
 
+/// The policy behind a layer, as explanations and refusals name it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LayerSource {
+    pub id: Uuid,
+    pub name: String,
+}
+
 /// One key's value in one layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LayerEntry {
@@ -52,8 +59,8 @@ pub struct LayerEntry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layer {
     pub kind: LayerKind,
-    /// The policy or group behind the layer; `None` for the device and defaults.
-    pub source: Option<Uuid>,
+    /// The policy behind the layer; `None` for the device and defaults.
+    pub source: Option<LayerSource>,
     pub entries: BTreeMap<String, LayerEntry>,
 }
 
@@ -62,7 +69,7 @@ pub struct Layer {
 #[serde(rename_all = "camelCase")]
 pub struct Contribution {
     pub layer: LayerKind,
-    pub source: Option<Uuid>,
+    pub source: Option<LayerSource>,
     pub value: Value,
     pub locked: bool,
 }
@@ -138,7 +145,7 @@ fn resolve_key(definition: &SettingDefinition, layers: &[&Layer]) -> EffectiveSe
         if let Some(entry) = layer.entries.get(&definition.key) {
             contributions.push(Contribution {
                 layer: layer.kind,
-                source: layer.source,
+                source: layer.source.clone(),
                 value: entry.value.clone(),
                 locked: entry.locked && definition.is_lockable,
             });
@@ -201,6 +208,53 @@ pub fn resolve_effective_settings(
     definitions
         .iter()
         .map(|definition| (definition.key.clone(), resolve_key(definition, &ordered)))
+        .collect()
+}
+
+/// One key whose effective state differs between two resolutions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SettingDiff {
+    pub key: String,
+    pub before: DiffSide,
+    pub after: DiffSide,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DiffSide {
+    pub value: Value,
+    pub locked: bool,
+    pub locked_by: Option<LayerKind>,
+}
+
+impl From<&EffectiveSetting> for DiffSide {
+    fn from(effective: &EffectiveSetting) -> Self {
+        Self {
+            value: effective.value.clone(),
+            locked: effective.locked,
+            locked_by: effective.locked_by,
+        }
+    }
+}
+
+/// The keys whose value or lock differ from `before` to `after` (what a policy change would do
+/// to a device), in key order.
+pub fn diff_effective(
+    before: &BTreeMap<String, EffectiveSetting>,
+    after: &BTreeMap<String, EffectiveSetting>,
+) -> Vec<SettingDiff> {
+    after
+        .iter()
+        .filter_map(|(key, new)| {
+            let old = before.get(key)?;
+            let (old, new) = (DiffSide::from(old), DiffSide::from(new));
+            (old != new).then(|| SettingDiff {
+                key: key.clone(),
+                before: old,
+                after: new,
+            })
+        })
         .collect()
 }
 
@@ -285,6 +339,24 @@ mod tests {
         ];
         let resolved = &resolve_effective_settings(&[apps], &layers)["apps.blocked"];
         assert_eq!(resolved.value, json!(["chat", "games", "video"]));
+    }
+
+    #[test]
+    fn a_diff_lists_only_keys_whose_value_or_lock_changes() {
+        let definitions = [
+            definition("a.b", json!(false), MergeRule::Override),
+            definition("c.d", json!(false), MergeRule::Override),
+        ];
+        let before = resolve_effective_settings(&definitions, &[]);
+        let after = resolve_effective_settings(
+            &definitions,
+            &[layer(LayerKind::DevicePolicy, "a.b", json!(false), true)],
+        );
+        let diff = diff_effective(&before, &after);
+        assert_eq!(diff.len(), 1);
+        assert_eq!(diff[0].key, "a.b");
+        assert!(!diff[0].before.locked && diff[0].after.locked);
+        assert_eq!(diff[0].after.locked_by, Some(LayerKind::DevicePolicy));
     }
 
     #[test]

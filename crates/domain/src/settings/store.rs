@@ -4,6 +4,7 @@
 //! stale), reads the device's values fresh, lets the domain decide, applies, audits and
 //! enqueues one collapsed push notification, all in one transaction.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
@@ -12,6 +13,7 @@ use uuid::Uuid;
 
 use super::definitions::SettingDefinition;
 use super::locks::SettingRuleError;
+use super::resolution::{Layer, LayerEntry, LayerKind, LayerSource};
 use crate::{AuditEntry, RepositoryError};
 
 /// One stored device-layer value.
@@ -40,6 +42,46 @@ pub struct DeviceSettingsSnapshot {
     pub applied_version: Option<i64>,
     pub applied_at: Option<DateTime<Utc>>,
     pub apply_failures: Option<Value>,
+    /// The policies that apply to a managed device: its organization's default, its fleet
+    /// group's and its own.
+    pub policies: Vec<AppliedPolicy>,
+}
+
+/// A policy as one layer of a device's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedPolicy {
+    /// `OrganizationDefault`, `Group` or `DevicePolicy`.
+    pub layer: LayerKind,
+    pub id: Uuid,
+    pub name: String,
+    pub settings: BTreeMap<String, Value>,
+    pub locks: Vec<String>,
+}
+
+impl AppliedPolicy {
+    /// The layer resolution takes: every value of the policy, locked where the policy locks it.
+    pub fn to_layer(&self) -> Layer {
+        Layer {
+            kind: self.layer,
+            source: Some(LayerSource {
+                id: self.id,
+                name: self.name.clone(),
+            }),
+            entries: self
+                .settings
+                .iter()
+                .map(|(key, value)| {
+                    (
+                        key.clone(),
+                        LayerEntry {
+                            value: value.clone(),
+                            locked: self.locks.contains(key),
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
 }
 
 impl DeviceSettingsSnapshot {

@@ -26,6 +26,12 @@ pub struct Model {
     pub applied_settings_version: Option<i64>,
     pub applied_at: Option<DateTimeUtc>,
     pub apply_failures: Option<Json>,
+    pub fleet_group_id: Option<Uuid>,
+    pub assigned_user_id: Option<Uuid>,
+    pub serial_number: Option<String>,
+    pub manufacturer: Option<String>,
+    pub model: Option<String>,
+    pub enrolled_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -3,11 +3,14 @@
 pub mod api_keys;
 pub mod audit_chain;
 pub mod audit_logs;
+pub mod device_commands;
 pub mod device_policies;
 pub mod device_settings;
+pub mod device_tokens;
 pub mod device_transfers;
 pub mod devices;
 pub mod email_tokens;
+pub mod enrollment_tokens;
 pub mod group_invites;
 pub mod group_memberships;
 pub mod groups;

@@ -1,0 +1,822 @@
+//! Fleet use cases: enrollment tokens and enrollment, device tokens, fleet actions and
+//! commands, policy application and bulk import. Rules are the domain's (`steward_domain::fleet`,
+//! resolution for dry runs); this service gathers inputs, asks, stores and forgets what the
+//! caches remembered of the devices it changed.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+use serde_json::{Value, json};
+use steward_auth::{hash_token, random_token};
+use steward_domain::fleet::{
+    Assignment, CommandStatus, DEVICE_TOKEN_DAYS, DEVICE_TOKEN_PREFIX, DeviceCommand, DeviceImport,
+    ENROLLMENT_TOKEN_PREFIX, Enrollment, EnrollmentToken, EnrollmentTokenSpec, FleetDevice, FleetGroup,
+    FleetQuery, FleetStore, ImportCounts, ImportProblem, NewDeviceToken, OnDuplicate, PolicyTargets,
+    ResolvedDeviceImport, command_lifetime, duplicate_rows, parse_device_row,
+};
+use steward_domain::policies::{PolicyRecord, PolicyStore};
+use steward_domain::settings::store::AppliedPolicy;
+use steward_domain::settings::{LayerKind, SettingDiff};
+use steward_domain::{Actor, AuditAction, AuditEntry, RepositoryError, RequestOrigin};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::import::ImportRows;
+use super::qr::{self, EnrollmentPayload, QrFormat};
+use crate::error::{ApiError, ErrorCode, FieldError};
+use crate::settings::{DeviceSettingsView, SettingsService};
+use crate::state::AppState;
+
+/// What a device receives when it enrolls.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EnrollmentOutcome {
+    pub device_id: Uuid,
+    pub organization_id: Uuid,
+    /// Send as `Authorization: Bearer …` on the device API. Shown once.
+    pub device_token: String,
+    pub device_token_expires_at: DateTime<Utc>,
+    /// Whether an existing device was adopted (rather than created).
+    pub adopted: bool,
+    pub settings: DeviceSettingsView,
+    /// The enrollment token's free-form data.
+    #[schema(value_type = Option<Object>)]
+    pub additional_data: Option<Value>,
+}
+
+/// A new device token.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceTokenView {
+    pub device_id: Uuid,
+    pub device_token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// One device's part of a policy dry run.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceDiff {
+    pub device_id: Uuid,
+    #[schema(value_type = Vec<Object>)]
+    pub changes: Vec<SettingDiff>,
+}
+
+/// What applying or unapplying a policy did (or, in a dry run, would do).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyApplication {
+    pub dry_run: bool,
+    /// Devices whose settings version was bumped (empty in a dry run).
+    pub devices_touched: Vec<Uuid>,
+    /// Dry run only: per device, the effective settings that would change.
+    pub diffs: Vec<DeviceDiff>,
+}
+
+/// One problem of an import.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportError {
+    pub line: usize,
+    pub field: String,
+    pub message: String,
+}
+
+impl From<ImportProblem> for ImportError {
+    fn from(problem: ImportProblem) -> Self {
+        Self {
+            line: problem.line,
+            field: problem.field,
+            message: problem.message,
+        }
+    }
+}
+
+/// What an import did, or in a dry run would do, and every problem by line.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportReport {
+    pub dry_run: bool,
+    pub rows: usize,
+    pub created: usize,
+    pub updated: usize,
+    pub skipped: usize,
+    pub errors: Vec<ImportError>,
+}
+
+pub struct FleetService<'a> {
+    state: &'a AppState,
+}
+
+fn admin_audit(
+    user: Uuid,
+    action: &'static str,
+    resource: &str,
+    organization: Uuid,
+    origin: &RequestOrigin,
+) -> AuditEntry {
+    AuditEntry::new(Actor::admin(user), AuditAction::known(action), resource)
+        .organization(organization)
+        .origin(origin.clone())
+}
+
+fn new_device_token() -> (String, NewDeviceToken) {
+    let secret = format!("{DEVICE_TOKEN_PREFIX}{}", random_token(32));
+    let token = NewDeviceToken {
+        id: Uuid::now_v7(),
+        hash: hash_token(&secret),
+        prefix: secret.chars().take(DEVICE_TOKEN_PREFIX.len() + 4).collect(),
+        expires_at: Utc::now() + Duration::days(DEVICE_TOKEN_DAYS),
+    };
+    (secret, token)
+}
+
+fn applied(policy: &PolicyRecord, layer: LayerKind) -> AppliedPolicy {
+    AppliedPolicy {
+        layer,
+        id: policy.id,
+        name: policy.name.clone(),
+        settings: policy.settings.clone(),
+        locks: policy.locks.clone(),
+    }
+}
+
+impl<'a> FleetService<'a> {
+    pub fn new(state: &'a AppState) -> Self {
+        Self { state }
+    }
+
+    /// Makes this instance see the devices' new state at once (others within their TTLs).
+    fn forget(&self, devices: &[Uuid]) {
+        for device in devices {
+            self.state.device_states.forget(*device);
+        }
+    }
+
+    async fn policy_of(&self, organization: Uuid, policy: Uuid) -> Result<PolicyRecord, ApiError> {
+        self.state
+            .database
+            .find_policy(organization, policy)
+            .await?
+            .ok_or_else(|| ApiError::not_found("no such policy"))
+    }
+
+    async fn check_references(
+        &self,
+        organization: Uuid,
+        policy: Option<Uuid>,
+        group: Option<Uuid>,
+    ) -> Result<(), ApiError> {
+        if let Some(policy) = policy
+            && self
+                .state
+                .database
+                .find_policy(organization, policy)
+                .await?
+                .is_none()
+        {
+            return Err(ApiError::invalid(
+                "policyId",
+                "no such policy in this organization",
+            ));
+        }
+        if let Some(group) = group
+            && !self
+                .state
+                .database
+                .fleet_groups(organization)
+                .await?
+                .iter()
+                .any(|g| g.id == group)
+        {
+            return Err(ApiError::invalid("groupId", "no such group in this organization"));
+        }
+        Ok(())
+    }
+
+    pub async fn groups(&self, organization: Uuid) -> Result<Vec<FleetGroup>, ApiError> {
+        Ok(self.state.database.fleet_groups(organization).await?)
+    }
+
+    pub async fn create_group(
+        &self,
+        organization: Uuid,
+        user: Uuid,
+        name: &str,
+        description: Option<&str>,
+        policy: Option<Uuid>,
+        origin: &RequestOrigin,
+    ) -> Result<FleetGroup, ApiError> {
+        let group = FleetGroup {
+            id: Uuid::now_v7(),
+            organization_id: organization,
+            name: FleetGroup::parse_name(name)?,
+            description: FleetGroup::parse_description(description)?,
+            policy_id: policy,
+            created_at: Utc::now(),
+        };
+        self.check_references(organization, policy, None).await?;
+        let entry = admin_audit(user, "fleet_group.created", "group", organization, origin)
+            .resource_id(group.id)
+            .change(
+                None,
+                Some(json!({"name": group.name, "policyId": group.policy_id})),
+            );
+        self.state
+            .database
+            .create_fleet_group(&group, user, &entry)
+            .await?;
+        Ok(group)
+    }
+
+    /// The token's secret, derived from its id (never stored).
+    pub fn token_secret(&self, token: Uuid) -> String {
+        format!(
+            "{ENROLLMENT_TOKEN_PREFIX}{}",
+            self.state.auth.enrollment_secret(token)
+        )
+    }
+
+    pub async fn create_token(
+        &self,
+        organization: Uuid,
+        user: Uuid,
+        spec: EnrollmentTokenSpec,
+        origin: &RequestOrigin,
+    ) -> Result<(EnrollmentToken, String), ApiError> {
+        self.check_references(organization, spec.policy_id, spec.group_id)
+            .await?;
+        let id = Uuid::now_v7();
+        let secret = self.token_secret(id);
+        let token = EnrollmentToken {
+            id,
+            organization_id: organization,
+            name: spec.name,
+            prefix: secret.chars().take(ENROLLMENT_TOKEN_PREFIX.len() + 4).collect(),
+            policy_id: spec.policy_id,
+            group_id: spec.group_id,
+            max_uses: spec.max_uses,
+            use_count: 0,
+            expires_at: spec.expires_at,
+            revoked_at: None,
+            created_by: Some(user),
+            created_at: Utc::now(),
+            note: spec.note,
+            additional_data: spec.additional_data,
+        };
+        let entry = admin_audit(
+            user,
+            "enrollment_token.created",
+            "enrollment_token",
+            organization,
+            origin,
+        )
+        .resource_id(id)
+        .change(
+            None,
+            Some(json!({
+                "name": token.name,
+                "policyId": token.policy_id,
+                "groupId": token.group_id,
+                "maxUses": token.max_uses,
+                "expiresAt": token.expires_at,
+            })),
+        );
+        self.state
+            .database
+            .create_enrollment_token(&token, &hash_token(&secret), &entry)
+            .await?;
+        Ok((token, secret))
+    }
+
+    pub async fn token(&self, organization: Uuid, id: Uuid) -> Result<EnrollmentToken, ApiError> {
+        self.state
+            .database
+            .find_enrollment_token(organization, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("no such enrollment token"))
+    }
+
+    /// The QR image of a live token.
+    pub async fn qr(
+        &self,
+        organization: Uuid,
+        id: Uuid,
+        format: QrFormat,
+        size: u32,
+    ) -> Result<(Vec<u8>, &'static str), ApiError> {
+        let token = self.token(organization, id).await?;
+        if let Some(refusal) = token.refusal(Utc::now()) {
+            return Err(ApiError::new(
+                ErrorCode::Conflict,
+                format!("no QR code for a token that cannot be used: {refusal}"),
+            ));
+        }
+        let secret = self.token_secret(id);
+        let payload = EnrollmentPayload {
+            v: 1,
+            server_url: self.state.auth.public_url(),
+            organization_id: organization,
+            enrollment_token: &secret,
+        };
+        qr::render(&payload, format, size)
+    }
+
+    pub async fn enroll(
+        &self,
+        secret: &str,
+        enrollment: Enrollment,
+        origin: &RequestOrigin,
+    ) -> Result<EnrollmentOutcome, ApiError> {
+        let (device_token, stored) = new_device_token();
+        let entry = AuditEntry::new(Actor::system(), AuditAction::known("device.enrolled"), "device")
+            .origin(origin.clone());
+        let enrolled = self
+            .state
+            .database
+            .enroll(
+                &hash_token(secret.trim()),
+                &enrollment,
+                &stored,
+                Utc::now(),
+                &entry,
+            )
+            .await??;
+        self.forget(&[enrolled.device_id]);
+        self.state.device_auth.forget_device(enrolled.device_id);
+        let (settings, _) = SettingsService::new(self.state)
+            .effective(enrolled.device_id, false)
+            .await?;
+        Ok(EnrollmentOutcome {
+            device_id: enrolled.device_id,
+            organization_id: enrolled.organization_id,
+            device_token,
+            device_token_expires_at: stored.expires_at,
+            adopted: enrolled.adopted,
+            settings,
+            additional_data: enrolled.additional_data,
+        })
+    }
+
+    /// A new device token for a live one (which stops working).
+    pub async fn refresh_device_token(
+        &self,
+        secret: &str,
+        origin: &RequestOrigin,
+    ) -> Result<DeviceTokenView, ApiError> {
+        let (device_token, stored) = new_device_token();
+        let refused = || {
+            ApiError::new(
+                ErrorCode::Unauthorized,
+                "the device token is invalid, expired or revoked",
+            )
+        };
+        let current = self
+            .state
+            .database
+            .device_token(&hash_token(secret), Utc::now())
+            .await?
+            .ok_or_else(refused)?;
+        let entry = AuditEntry::new(
+            Actor::device(current.device_id),
+            AuditAction::known("device.token_refreshed"),
+            "device",
+        )
+        .origin(origin.clone());
+        let device = self
+            .state
+            .database
+            .refresh_device_token(&hash_token(secret), &stored, Utc::now(), &entry)
+            .await?
+            .ok_or_else(refused)?;
+        self.state.device_auth.forget_device(device);
+        Ok(DeviceTokenView {
+            device_id: device,
+            device_token,
+            expires_at: stored.expires_at,
+        })
+    }
+
+    pub async fn fleet(
+        &self,
+        organization: Uuid,
+        query: &FleetQuery,
+    ) -> Result<(Vec<FleetDevice>, u64), ApiError> {
+        Ok(self.state.database.fleet_devices(organization, query).await?)
+    }
+
+    pub async fn device(&self, organization: Uuid, device: Uuid) -> Result<FleetDevice, ApiError> {
+        self.state
+            .database
+            .find_fleet_device(organization, device)
+            .await?
+            .ok_or_else(|| ApiError::not_found("no such device"))
+    }
+
+    pub async fn assign(
+        &self,
+        organization: Uuid,
+        device: Uuid,
+        assignment: Assignment,
+        user: Uuid,
+        origin: &RequestOrigin,
+    ) -> Result<FleetDevice, ApiError> {
+        if assignment.is_empty() {
+            return Err(ApiError::validation(
+                "name at least one of policyId, groupId, userId",
+            ));
+        }
+        let entry = admin_audit(user, "device.assigned", "device", organization, origin);
+        self.state
+            .database
+            .assign_device(organization, device, &assignment, Utc::now(), &entry)
+            .await?;
+        self.forget(&[device]);
+        self.device(organization, device).await
+    }
+
+    pub async fn set_suspended(
+        &self,
+        organization: Uuid,
+        device: Uuid,
+        suspend: bool,
+        user: Uuid,
+        origin: &RequestOrigin,
+    ) -> Result<FleetDevice, ApiError> {
+        let action = if suspend {
+            "device.suspended"
+        } else {
+            "device.resumed"
+        };
+        let entry = admin_audit(user, action, "device", organization, origin);
+        self.state
+            .database
+            .set_device_suspended(organization, device, suspend, Utc::now(), &entry)
+            .await?;
+        self.forget(&[device]);
+        self.state.device_auth.forget_device(device);
+        self.device(organization, device).await
+    }
+
+    pub async fn retire(
+        &self,
+        organization: Uuid,
+        device: Uuid,
+        user: Uuid,
+        origin: &RequestOrigin,
+    ) -> Result<(), ApiError> {
+        let entry = admin_audit(user, "device.retired", "device", organization, origin);
+        self.state
+            .database
+            .retire_device(organization, device, Utc::now(), &entry)
+            .await?;
+        self.forget(&[device]);
+        self.state.device_auth.forget_device(device);
+        Ok(())
+    }
+
+    pub async fn wipe(
+        &self,
+        organization: Uuid,
+        device: Uuid,
+        expires_in_seconds: Option<i64>,
+        user: Uuid,
+        origin: &RequestOrigin,
+    ) -> Result<DeviceCommand, ApiError> {
+        let lifetime = command_lifetime(expires_in_seconds)?;
+        self.device(organization, device).await?;
+        let now = Utc::now();
+        let command = DeviceCommand {
+            id: Uuid::now_v7(),
+            device_id: device,
+            organization_id: Some(organization),
+            command: "wipe".to_owned(),
+            status: CommandStatus::Pending,
+            payload: None,
+            created_by: Some(user),
+            created_at: now,
+            expires_at: now + lifetime,
+            delivered_at: None,
+            acknowledged_at: None,
+            result: None,
+        };
+        let entry = admin_audit(user, "device.wipe_requested", "device", organization, origin)
+            .resource_id(device)
+            .change(
+                None,
+                Some(json!({"commandId": command.id, "expiresAt": command.expires_at})),
+            );
+        self.state.database.create_command(&command, &entry).await?;
+        self.forget(&[device]);
+        Ok(command)
+    }
+
+    pub async fn commands(&self, organization: Uuid, device: Uuid) -> Result<Vec<DeviceCommand>, ApiError> {
+        self.device(organization, device).await?;
+        let now = Utc::now();
+        Ok(self
+            .state
+            .database
+            .device_commands(device)
+            .await?
+            .into_iter()
+            .map(|mut command| {
+                command.status = command.status.as_of(command.expires_at, now);
+                command
+            })
+            .collect())
+    }
+
+    /// The device's open commands for its sync (remembered briefly when there are none).
+    pub async fn deliver(&self, device: Uuid) -> Result<Vec<DeviceCommand>, ApiError> {
+        if self.state.device_states.has_open_commands(device) == Some(false) {
+            return Ok(Vec::new());
+        }
+        let commands = self.state.database.deliver_commands(device, Utc::now()).await?;
+        self.state
+            .device_states
+            .put_open_commands(device, !commands.is_empty());
+        Ok(commands)
+    }
+
+    pub async fn acknowledge(
+        &self,
+        device: Uuid,
+        command: Uuid,
+        result: Option<Value>,
+        origin: &RequestOrigin,
+    ) -> Result<DeviceCommand, ApiError> {
+        let entry = AuditEntry::new(
+            Actor::device(device),
+            AuditAction::known("device.command_acknowledged"),
+            "device_command",
+        )
+        .origin(origin.clone());
+        let acknowledged = self
+            .state
+            .database
+            .acknowledge_command(device, command, result, Utc::now(), &entry)
+            .await?;
+        self.forget(&[device]);
+        Ok(acknowledged)
+    }
+
+    /// Applies or unapplies a policy, or with `dry_run` answers each device's diff.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn apply_policy(
+        &self,
+        organization: Uuid,
+        policy: Uuid,
+        targets: PolicyTargets,
+        apply: bool,
+        dry_run: bool,
+        user: Uuid,
+        origin: &RequestOrigin,
+    ) -> Result<PolicyApplication, ApiError> {
+        let record = self.policy_of(organization, policy).await?;
+        let (ids, layer) = match &targets {
+            PolicyTargets::Devices(ids) | PolicyTargets::Groups(ids) if ids.is_empty() => {
+                return Err(ApiError::validation("name at least one device or group"));
+            }
+            PolicyTargets::Devices(ids) => (ids.clone(), LayerKind::DevicePolicy),
+            PolicyTargets::Groups(ids) => (ids.clone(), LayerKind::Group),
+        };
+        if !dry_run {
+            let action = if apply {
+                "policy.applied"
+            } else {
+                "policy.unapplied"
+            };
+            let entry = admin_audit(user, action, "device_policy", organization, origin)
+                .resource_id(policy)
+                .change(None, Some(json!({"targets": ids, "kind": layer.as_str()})));
+            let touched = self
+                .state
+                .database
+                .apply_policy(organization, policy, &targets, apply, Utc::now(), &entry)
+                .await
+                .map_err(|error| match error {
+                    RepositoryError::NotFound => {
+                        ApiError::not_found("a target is not a device or group of this organization")
+                    }
+                    other => other.into(),
+                })?;
+            self.forget(&touched);
+            return Ok(PolicyApplication {
+                dry_run,
+                devices_touched: touched,
+                diffs: Vec::new(),
+            });
+        }
+        let devices = match &targets {
+            PolicyTargets::Devices(ids) => {
+                for id in ids {
+                    self.device(organization, *id).await?;
+                }
+                ids.clone()
+            }
+            PolicyTargets::Groups(ids) => {
+                let known: BTreeSet<Uuid> = self.groups(organization).await?.iter().map(|g| g.id).collect();
+                if ids.iter().any(|id| !known.contains(id)) {
+                    return Err(ApiError::not_found(
+                        "a target is not a device or group of this organization",
+                    ));
+                }
+                self.state
+                    .database
+                    .fleet_devices_in_groups(organization, ids)
+                    .await?
+            }
+        };
+        let settings = SettingsService::new(self.state);
+        let mut diffs = Vec::new();
+        for device in devices {
+            let current = self
+                .state
+                .database
+                .find_fleet_device(organization, device)
+                .await?;
+            let carries = |current: Option<Uuid>| current == Some(policy);
+            let now_carried = match (&targets, &current) {
+                (PolicyTargets::Devices(_), Some(found)) => carries(found.policy_id),
+                _ => false,
+            };
+            let replacement = if apply {
+                Some(applied(&record, layer))
+            } else if now_carried || matches!(targets, PolicyTargets::Groups(_)) {
+                None
+            } else {
+                // Unapplying from a device that carries another policy changes nothing.
+                diffs.push(DeviceDiff {
+                    device_id: device,
+                    changes: Vec::new(),
+                });
+                continue;
+            };
+            let changes = settings.policy_diff(device, layer, replacement).await?;
+            diffs.push(DeviceDiff {
+                device_id: device,
+                changes,
+            });
+        }
+        Ok(PolicyApplication {
+            dry_run,
+            devices_touched: Vec::new(),
+            diffs,
+        })
+    }
+
+    /// Validates every row, then (unless `dry_run` or there are problems) imports all of them
+    /// in one transaction.
+    pub async fn import_devices(
+        &self,
+        organization: Uuid,
+        rows: ImportRows,
+        dry_run: bool,
+        on_duplicate: OnDuplicate,
+        user: Uuid,
+        origin: &RequestOrigin,
+    ) -> Result<ImportReport, ApiError> {
+        let total = rows.len();
+        let mut problems = Vec::new();
+        let mut parsed: Vec<DeviceImport> = Vec::with_capacity(rows.len());
+        for (line, fields) in &rows {
+            match parse_device_row(*line, fields) {
+                Ok(row) => parsed.push(row),
+                Err(row_problems) => problems.extend(row_problems),
+            }
+        }
+        problems.extend(duplicate_rows(&parsed));
+
+        let policies: BTreeSet<Uuid> = self
+            .state
+            .database
+            .policies(organization)
+            .await?
+            .iter()
+            .map(|p| p.id)
+            .collect();
+        let groups: BTreeSet<Uuid> = self.groups(organization).await?.iter().map(|g| g.id).collect();
+        let emails: Vec<String> = parsed
+            .iter()
+            .filter_map(|row| row.assigned_user_email.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let members = self
+            .state
+            .database
+            .org_user_ids_by_email(organization, &emails)
+            .await?;
+        let identifiers: Vec<String> = parsed.iter().map(|row| row.identifier.clone()).collect();
+        let existing = self.state.database.existing_devices(&identifiers).await?;
+
+        let mut counts = ImportCounts::default();
+        let mut resolved = Vec::with_capacity(parsed.len());
+        for row in parsed {
+            if row.policy_id.is_some_and(|id| !policies.contains(&id)) {
+                problems.push(ImportProblem::new(
+                    row.line,
+                    "policyId",
+                    "no such policy in this organization",
+                ));
+            }
+            if row.group_id.is_some_and(|id| !groups.contains(&id)) {
+                problems.push(ImportProblem::new(
+                    row.line,
+                    "groupId",
+                    "no such group in this organization",
+                ));
+            }
+            let assigned_user_id = match &row.assigned_user_email {
+                Some(email) => match members.get(email) {
+                    Some(id) => Some(*id),
+                    None => {
+                        problems.push(ImportProblem::new(
+                            row.line,
+                            "assignedUserEmail",
+                            "no member of this organization has this email",
+                        ));
+                        None
+                    }
+                },
+                None => None,
+            };
+            match existing.get(&row.identifier) {
+                Some(Some(other)) if *other != organization => problems.push(ImportProblem::new(
+                    row.line,
+                    "deviceId",
+                    "the device is managed by another organization",
+                )),
+                Some(_) if on_duplicate == OnDuplicate::Skip => counts.skipped += 1,
+                Some(_) => counts.updated += 1,
+                None => counts.created += 1,
+            }
+            resolved.push(ResolvedDeviceImport {
+                row,
+                assigned_user_id,
+            });
+        }
+        problems.sort_by_key(|problem| problem.line);
+        let report = |counts: ImportCounts, problems: Vec<ImportProblem>| ImportReport {
+            dry_run,
+            rows: total,
+            created: counts.created,
+            updated: counts.updated,
+            skipped: counts.skipped,
+            errors: problems.into_iter().map(ImportError::from).collect(),
+        };
+        if dry_run {
+            return Ok(report(counts, problems));
+        }
+        if !problems.is_empty() {
+            let details = problems
+                .iter()
+                .take(1000)
+                .map(|p| FieldError {
+                    field: format!("line {}: {}", p.line, p.field),
+                    message: p.message.clone(),
+                })
+                .collect();
+            return Err(ApiError::validation(format!(
+                "{} problems in the import; nothing was imported (run with dryRun=true for the full report)",
+                problems.len()
+            ))
+            .with_details(details));
+        }
+        let origin = origin.clone();
+        let audit = move |row: &ResolvedDeviceImport, device: Uuid, created: bool| {
+            admin_audit(
+                user,
+                if created {
+                    "device.imported"
+                } else {
+                    "device.import_updated"
+                },
+                "device",
+                organization,
+                &origin,
+            )
+            .resource_id(device)
+            .change(
+                None,
+                Some(json!({
+                    "line": row.row.line,
+                    "identifier": row.row.identifier,
+                    "policyId": row.row.policy_id,
+                    "groupId": row.row.group_id,
+                })),
+            )
+        };
+        let stored = self
+            .state
+            .database
+            .import_devices(organization, &resolved, on_duplicate, Utc::now(), audit)
+            .await
+            .map_err(|error| match error {
+                RepositoryError::Conflict(message) => ApiError::new(ErrorCode::Conflict, message),
+                other => other.into(),
+            })?;
+        Ok(report(stored, Vec::new()))
+    }
+}
