@@ -3,7 +3,8 @@
 # thread (it drives well over 30k req/s with it) so the server keeps the rest of the machine.
 #   BENCH_DURATION=10s (per run)   BENCH_LOGIN_DURATION=30s   BENCH_PORT=18080   BENCH_BACKENDS="sqlite postgres"
 #   BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432 (an administrator URL, no database)
-#   BENCH_SKIP_AUTH=1 skips the sign-in benchmarks
+#   BENCH_SKIP_AUTH=1 skips the sign-in benchmarks, BENCH_SKIP_SETTINGS=1 the polling ones
+#   BENCH_IMPORT_ROWS=10000 (devices in the bulk import timing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -117,6 +118,27 @@ settings_benchmarks() {
   BENCH_MODE=sync wrk -t1 -c256 -d"$duration" --latency -s scripts/bench/devices.lua "$base" | summary
 }
 
+# Wall time of a 10,000-device CSV import (dry run, then the real one) through the API.
+import_benchmark() {
+  local label=$1 rows=${BENCH_IMPORT_ROWS:-10000} root org
+  echo "$password" | "$steward" admin create --email importer@bench.example --password-stdin >/dev/null
+  root=$(curl -fs "$base/api/v1/auth/login" -H 'content-type: application/json' \
+    -d "{\"email\":\"importer@bench.example\",\"password\":\"$password\"}" | json_field accessToken)
+  org=$(curl -fs "$base/api/admin/v1/organizations" -H "authorization: Bearer $root" -H 'content-type: application/json' \
+    -d '{"name":"Import bench","slug":"import-bench"}' | json_field id)
+  {
+    echo "deviceId,displayName,platform,serialNumber,manufacturer,model"
+    for i in $(seq 1 "$rows"); do echo "import-$i,Handheld $i,android,SN$i,Zebra,TC52"; done
+  } >"$workdir/import.csv"
+  for mode in "dryRun=true" "dryRun=false"; do
+    echo "== [$label] POST …/devices/import?$mode, $rows CSV rows"
+    curl -fs -o "$workdir/import.out" -w 'time_total %{time_total}s, status %{http_code}\n' \
+      "$base/api/admin/v1/organizations/$org/devices/import?$mode" \
+      -H "authorization: Bearer $root" -H 'content-type: text/csv' --data-binary "@$workdir/import.csv"
+    head -c 200 "$workdir/import.out"; echo
+  done
+}
+
 for backend in $backends; do
   case $backend in
     sqlite)
@@ -135,6 +157,7 @@ for backend in $backends; do
   echo "######## $backend"
   start_server
   if [ "$backend" = sqlite ] && [ -z "${BENCH_SKIP_AUTH:-}" ]; then auth_benchmarks; fi
-  settings_benchmarks "$backend"
+  if [ -z "${BENCH_SKIP_SETTINGS:-}" ]; then settings_benchmarks "$backend"; fi
+  import_benchmark "$backend"
   stop_server
 done

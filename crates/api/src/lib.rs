@@ -146,6 +146,8 @@ fn routes(config: &mut ServiceConfig) {
                 .service(organizations::update_organization)
                 .service(organizations::delete_organization)
                 .service(organizations::organization_usage)
+                // Fixed segment before `{userId}`.
+                .service(fleet::import_org_users)
                 .service(organizations::list_org_users)
                 .service(organizations::add_org_user)
                 .service(organizations::change_org_user_role)

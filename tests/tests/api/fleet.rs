@@ -1227,3 +1227,76 @@ async fn another_organizations_admin_gets_404_for_every_fleet_endpoint() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn organization_users_import_existing_accounts_with_roles_the_importer_may_grant() {
+    each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let org = organization(&app, "people").await;
+        let (ann, bob, _carol) = (
+            app.user("ann@example.com").await,
+            app.user("bob@example.com").await,
+            app.user("carol@example.com").await,
+        );
+        let import = |user: &TestUser, query: &str, body: &str| {
+            app.authed(Method::POST, &org.path(&format!("/users/import{query}")), &user.token)
+                .header("content-type", "text/csv")
+                .body(body.to_owned())
+                .send()
+        };
+        let csv = "email,role\nANN@example.com,admin\nbob@example.com,\nghost@example.com,viewer\ncarol@example.com,boss\nann@example.com,viewer\n";
+        let dry = expect_data(import(&org.owner, "?dryRun=true", csv).await.unwrap(), StatusCode::OK).await;
+        let errors: Vec<(i64, &str)> = dry["errors"].as_array().unwrap().iter()
+            .map(|e| (e["line"].as_i64().unwrap(), e["field"].as_str().unwrap())).collect();
+        assert_eq!(errors, [(4, "email"), (5, "role"), (6, "email")], "{dry}");
+        let refused = import(&org.owner, "", csv).await.unwrap();
+        expect_error(refused, StatusCode::BAD_REQUEST, "VALIDATION_ERROR").await;
+        let members = || send(&app, Method::GET, &org.path("/users"), &org.owner, None);
+        assert_eq!(expect_data(members().await, StatusCode::OK).await.as_array().unwrap().len(), 1, "nothing imported");
+
+        let added = |actions: &[String]| actions.iter().filter(|a| *a == "organization.user_added").count();
+        let before = added(&app.audit_actions().await);
+        let done = expect_data(
+            import(&org.owner, "", "email,role\nann@example.com,admin\nbob@example.com,viewer\n").await.unwrap(),
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(done["created"], 2, "{done}");
+        let listed = expect_data(members().await, StatusCode::OK).await;
+        let role_of = |listed: &Value, id: uuid::Uuid| {
+            listed.as_array().unwrap().iter().find(|m| m["userId"] == id.to_string()).map(|m| m["role"].clone())
+        };
+        assert_eq!(role_of(&listed, ann.id), Some(json!("admin")));
+        assert_eq!(role_of(&listed, bob.id), Some(json!("viewer")));
+
+        // An admin may not grant owner; existing users are skipped unless updating.
+        let by_admin = expect_data(
+            import(&ann, "?dryRun=true", "email,role\ncarol@example.com,owner\n").await.unwrap(),
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(by_admin["errors"][0]["field"], "role", "{by_admin}");
+        let viewer = import(&bob, "?dryRun=true", "email\ncarol@example.com\n").await.unwrap();
+        expect_error(viewer, StatusCode::FORBIDDEN, "FORBIDDEN").await;
+        let skipped = expect_data(import(&ann, "", "email,role\nbob@example.com,admin\n").await.unwrap(), StatusCode::OK).await;
+        assert_eq!(skipped["skipped"], 1);
+        let updated = expect_data(
+            import(&ann, "?onDuplicate=update", "email,role\nbob@example.com,admin\n").await.unwrap(),
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(updated["updated"], 1);
+        assert_eq!(role_of(&expect_data(members().await, StatusCode::OK).await, bob.id), Some(json!("admin")));
+        let owner_kept = expect_data(
+            import(&ann, "?onDuplicate=update", "email,role\nowner-people@example.com,viewer\n").await.unwrap(),
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(owner_kept["skipped"], 1, "an import never changes an owner: {owner_kept}");
+        let actions = app.audit_actions().await;
+        assert_eq!(added(&actions) - before, 2, "one entry per imported user: {actions:?}");
+        assert!(actions.contains(&"organization.user_role_changed".to_owned()));
+        app.stop().await;
+    })
+    .await;
+}

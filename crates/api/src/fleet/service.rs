@@ -3,7 +3,7 @@
 //! resolution for dry runs); this service gathers inputs, asks, stores and forgets what the
 //! caches remembered of the devices it changed.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
@@ -13,8 +13,10 @@ use steward_domain::fleet::{
     Assignment, CommandStatus, DEVICE_TOKEN_DAYS, DEVICE_TOKEN_PREFIX, DeviceCommand, DeviceImport,
     ENROLLMENT_TOKEN_PREFIX, Enrollment, EnrollmentToken, EnrollmentTokenSpec, FleetDevice, FleetGroup,
     FleetQuery, FleetStore, ImportCounts, ImportProblem, NewDeviceToken, OnDuplicate, PolicyTargets,
-    ResolvedDeviceImport, command_lifetime, duplicate_rows, parse_device_row,
+    ResolvedDeviceImport, ResolvedUserImport, command_lifetime, duplicate_rows, duplicate_user_rows,
+    parse_device_row, parse_user_row,
 };
+use steward_domain::organizations::{OrgActor, OrgRole, OrganizationStore, may_set_org_role};
 use steward_domain::policies::{PolicyRecord, PolicyStore};
 use steward_domain::settings::store::AppliedPolicy;
 use steward_domain::settings::{LayerKind, SettingDiff};
@@ -770,19 +772,7 @@ impl<'a> FleetService<'a> {
             return Ok(report(counts, problems));
         }
         if !problems.is_empty() {
-            let details = problems
-                .iter()
-                .take(1000)
-                .map(|p| FieldError {
-                    field: format!("line {}: {}", p.line, p.field),
-                    message: p.message.clone(),
-                })
-                .collect();
-            return Err(ApiError::validation(format!(
-                "{} problems in the import; nothing was imported (run with dryRun=true for the full report)",
-                problems.len()
-            ))
-            .with_details(details));
+            return Err(refused_import(&problems));
         }
         let origin = origin.clone();
         let audit = move |row: &ResolvedDeviceImport, device: Uuid, created: bool| {
@@ -819,4 +809,123 @@ impl<'a> FleetService<'a> {
             })?;
         Ok(report(stored, Vec::new()))
     }
+
+    /// Validates every row — existing accounts, roles the actor may grant — then (unless
+    /// `dry_run` or there are problems) adds them all in one transaction.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn import_org_users(
+        &self,
+        organization: Uuid,
+        actor: OrgActor,
+        rows: ImportRows,
+        dry_run: bool,
+        on_duplicate: OnDuplicate,
+        user: Uuid,
+        origin: &RequestOrigin,
+    ) -> Result<ImportReport, ApiError> {
+        let total = rows.len();
+        let mut problems = Vec::new();
+        let mut parsed = Vec::with_capacity(rows.len());
+        for (line, fields) in &rows {
+            match parse_user_row(*line, fields) {
+                Ok(row) => parsed.push(row),
+                Err(row_problems) => problems.extend(row_problems),
+            }
+        }
+        problems.extend(duplicate_user_rows(&parsed));
+        let emails: Vec<String> = parsed.iter().map(|row| row.email.clone()).collect();
+        let accounts = self.state.database.user_ids_by_email(&emails).await?;
+        let members: BTreeMap<Uuid, OrgRole> = self
+            .state
+            .database
+            .org_members(organization)
+            .await?
+            .into_iter()
+            .map(|member| (member.user_id, member.role))
+            .collect();
+        let owners = members.values().filter(|role| **role == OrgRole::Owner).count();
+        let mut counts = ImportCounts::default();
+        let mut resolved = Vec::with_capacity(parsed.len());
+        for row in parsed {
+            let Some(user_id) = accounts.get(&row.email).copied() else {
+                problems.push(ImportProblem::new(
+                    row.line,
+                    "email",
+                    "no account has this email; the user registers first",
+                ));
+                continue;
+            };
+            match members.get(&user_id) {
+                None => match may_set_org_role(actor, None, row.role, owners) {
+                    Ok(()) => counts.created += 1,
+                    Err(error) => problems.push(ImportProblem::new(row.line, "role", error.to_string())),
+                },
+                Some(current)
+                    if on_duplicate == OnDuplicate::Skip
+                        || *current == OrgRole::Owner
+                        || *current == row.role =>
+                {
+                    counts.skipped += 1;
+                }
+                Some(current) => match may_set_org_role(actor, Some(*current), row.role, owners) {
+                    Ok(()) => counts.updated += 1,
+                    Err(error) => problems.push(ImportProblem::new(row.line, "role", error.to_string())),
+                },
+            }
+            resolved.push(ResolvedUserImport { row, user_id });
+        }
+        problems.sort_by_key(|problem| problem.line);
+        let report = |counts: ImportCounts, problems: Vec<ImportProblem>| ImportReport {
+            dry_run,
+            rows: total,
+            created: counts.created,
+            updated: counts.updated,
+            skipped: counts.skipped,
+            errors: problems.into_iter().map(ImportError::from).collect(),
+        };
+        if dry_run {
+            return Ok(report(counts, problems));
+        }
+        if !problems.is_empty() {
+            return Err(refused_import(&problems));
+        }
+        let origin = origin.clone();
+        let audit = move |row: &ResolvedUserImport, added: bool| {
+            admin_audit(
+                user,
+                if added { "organization.user_added" } else { "organization.user_role_changed" },
+                "organization",
+                organization,
+                &origin,
+            )
+            .resource_id(organization)
+            .change(
+                None,
+                Some(json!({"userId": row.user_id, "role": row.row.role.as_str(), "line": row.row.line, "import": true})),
+            )
+        };
+        let stored = self
+            .state
+            .database
+            .import_org_users(organization, &resolved, on_duplicate, Utc::now(), audit)
+            .await?;
+        Ok(report(stored, Vec::new()))
+    }
+}
+
+/// A real import with problems: 400 listing them (the first thousand), nothing imported.
+fn refused_import(problems: &[ImportProblem]) -> ApiError {
+    let details = problems
+        .iter()
+        .take(1000)
+        .map(|p| FieldError {
+            field: format!("line {}: {}", p.line, p.field),
+            message: p.message.clone(),
+        })
+        .collect();
+    ApiError::validation(format!(
+        "{} problems in the import; nothing was imported (run with dryRun=true for the full report)",
+        problems.len()
+    ))
+    .with_details(details)
 }

@@ -20,7 +20,7 @@ use crate::auth::scopes::AccountRead;
 use crate::envelope::{self, Envelope, ListEnvelope};
 use crate::error::{ApiError, ErrorCode, ErrorEnvelope};
 use crate::extractors::{Origin, PageQuery};
-use crate::fleet::import::{MAX_IMPORT_BYTES, parse_csv, parse_json};
+use crate::fleet::import::{ImportRows, MAX_IMPORT_BYTES, parse_csv, parse_json};
 use crate::fleet::{FleetService, ImportReport, PolicyApplication};
 use crate::state::AppState;
 
@@ -476,22 +476,49 @@ pub async fn import_fleet_devices(
     origin: Origin,
     path: web::Path<Uuid>,
     query: web::Query<ImportQuery>,
-    mut payload: web::Payload,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let organization = path.into_inner();
     org_actor(&state, caller.user_id, organization, OrgPermission::Manage).await?;
-    let on_duplicate = match query.on_duplicate.as_deref() {
-        None | Some("skip") => OnDuplicate::Skip,
-        Some("update") => OnDuplicate::Update,
-        Some(_) => return Err(ApiError::invalid("onDuplicate", "must be skip or update")),
-    };
+    let on_duplicate = on_duplicate(&query)?;
+    let rows = read_import(&request, payload).await?;
+    let report = FleetService::new(&state)
+        .import_devices(
+            organization,
+            rows,
+            query.dry_run,
+            on_duplicate,
+            caller.user_id,
+            &origin.0,
+        )
+        .await?;
+    Ok(envelope::ok(report))
+}
+
+fn on_duplicate(query: &ImportQuery) -> Result<OnDuplicate, ApiError> {
+    match query.on_duplicate.as_deref() {
+        None | Some("skip") => Ok(OnDuplicate::Skip),
+        Some("update") => Ok(OnDuplicate::Update),
+        Some(_) => Err(ApiError::invalid("onDuplicate", "must be skip or update")),
+    }
+}
+
+/// An import body, CSV or JSON by content type, read up to the import limit (larger than the
+/// limit of other bodies).
+async fn read_import(request: &HttpRequest, mut payload: web::Payload) -> Result<ImportRows, ApiError> {
     let content_type = request
         .headers()
         .get(CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
         .unwrap_or("")
         .to_ascii_lowercase();
-    // Imports are larger than other bodies: read up to their own limit.
+    let csv = content_type.starts_with("text/csv");
+    if !csv && !content_type.starts_with("application/json") {
+        return Err(ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            "send text/csv or application/json",
+        ));
+    }
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|_| ApiError::validation("the request body could not be read"))?;
@@ -503,19 +530,46 @@ pub async fn import_fleet_devices(
         }
         body.extend_from_slice(&chunk);
     }
-    let rows = if content_type.starts_with("text/csv") {
-        parse_csv(&body)?
-    } else if content_type.starts_with("application/json") {
-        parse_json(&body)?
-    } else {
-        return Err(ApiError::new(
-            ErrorCode::UnsupportedMediaType,
-            "send text/csv or application/json",
-        ));
-    };
+    if csv { parse_csv(&body) } else { parse_json(&body) }
+}
+
+/// Add existing accounts to the organization from CSV (`email,role`) or JSON (`[{email,
+/// role}]`); `role` is `owner`, `admin` or `viewer` (default). `dryRun=true` reports problems by
+/// line (unknown accounts, roles you may not grant, repeated emails); existing users are
+/// skipped or, with `onDuplicate=update`, given the new role (owners are never changed by an
+/// import). A real import is all or nothing and audited per user.
+#[utoipa::path(
+    tag = "organizations",
+    security(("bearer" = [])),
+    params(("orgId" = Uuid, Path), ImportQuery),
+    request_body(content = String, content_type = "text/csv"),
+    responses(
+        (status = 200, body = Envelope<ImportReport>),
+        (status = 400, body = ErrorEnvelope),
+        (status = 403, body = ErrorEnvelope),
+        (status = 404, body = ErrorEnvelope),
+        (status = 413, body = ErrorEnvelope),
+        (status = 415, body = ErrorEnvelope),
+    )
+)]
+#[post("/organizations/{orgId}/users/import")]
+pub async fn import_org_users(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller<AccountRead>,
+    origin: Origin,
+    path: web::Path<Uuid>,
+    query: web::Query<ImportQuery>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let organization = path.into_inner();
+    let (actor, _) = org_actor(&state, caller.user_id, organization, OrgPermission::ManageUsers).await?;
+    let on_duplicate = on_duplicate(&query)?;
+    let rows = read_import(&request, payload).await?;
     let report = FleetService::new(&state)
-        .import_devices(
+        .import_org_users(
             organization,
+            actor,
             rows,
             query.dry_run,
             on_duplicate,
