@@ -175,7 +175,8 @@ fn routes(config: &mut ServiceConfig) {
                 .service(fleet::resume_fleet_device)
                 .service(fleet::retire_fleet_device)
                 .service(fleet::wipe_fleet_device)
-                .service(fleet::fleet_device_commands),
+                .service(fleet::fleet_device_commands)
+                .service(fleet::fleet_device_settings),
         );
 }
 

@@ -1097,6 +1097,8 @@ async fn another_organizations_admin_gets_404_for_every_fleet_endpoint() {
             (Method::POST, b.path(&format!("/devices/{device}/retire")), None),
             (Method::POST, b.path(&format!("/devices/{device}/wipe")), None),
             (Method::GET, b.path(&format!("/devices/{device}/commands")), None),
+            (Method::GET, b.path(&format!("/devices/{device}/settings")), None),
+            (Method::GET, a.path(&format!("/devices/{device}/settings")), None),
             (
                 Method::POST,
                 b.path(&format!("/policies/{policy}/apply")),
@@ -1296,6 +1298,138 @@ async fn organization_users_import_existing_accounts_with_roles_the_importer_may
         let actions = app.audit_actions().await;
         assert_eq!(added(&actions) - before, 2, "one entry per imported user: {actions:?}");
         assert!(actions.contains(&"organization.user_role_changed".to_owned()));
+        app.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_group_admin_cannot_lift_a_policy_lock_on_an_enrolled_personal_device() {
+    each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let org = organization(&app, "byod").await;
+        camera_locked_off_by_default(&app, &org).await;
+        // A family: the parent administers a group the child belongs to; the child's phone.
+        let parent = app.user("parent@example.com").await;
+        let child = app.user("child@example.com").await;
+        let group = post(&app, &parent, "/api/v1/groups", json!({"name": "Home"})).await;
+        let group = group["id"].as_str().unwrap().to_owned();
+        let code = post(
+            &app,
+            &parent,
+            &format!("/api/v1/groups/{group}/invites"),
+            json!({"role": "member"}),
+        )
+        .await;
+        expect_data(
+            send(
+                &app,
+                Method::POST,
+                "/api/v1/groups/join",
+                &child,
+                Some(json!({"code": code["code"]})),
+            )
+            .await,
+            StatusCode::OK,
+        )
+        .await;
+        let key = app.api_key().await;
+        let registered = app
+            .client
+            .post(app.url("/api/v1/devices/register"))
+            .header("x-api-key", &key)
+            .bearer_auth(&child.token)
+            .json(&json!({"deviceId": "kid-phone", "displayName": "Kid's phone", "platform": "android"}))
+            .send()
+            .await
+            .unwrap();
+        let device = expect_data(registered, StatusCode::CREATED).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+
+        // The phone enrolls into the organization (bring your own device): adopted, owner kept.
+        let (_, secret) = token(&app, &org, json!({})).await;
+        let (enrolled_id, _, answer) = enrolled(&app, &secret, "kid-phone").await;
+        assert_eq!(enrolled_id, device);
+        assert_eq!(answer["adopted"], true);
+        let settings = format!("/api/v1/devices/{device}/settings");
+        let seen = expect_data(
+            send(&app, Method::GET, &settings, &child, None).await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(
+            seen["settings"]["camera.enabled"]["lockedBy"],
+            "organization_default"
+        );
+
+        // The parent may lock other keys, but not lift or change the policy's lock.
+        let unlock = send(
+            &app,
+            Method::DELETE,
+            &format!("{settings}/camera.enabled/lock"),
+            &parent,
+            None,
+        )
+        .await;
+        let error = expect_error(unlock, StatusCode::CONFLICT, "SETTING_LOCKED").await;
+        assert!(
+            error["details"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("policy `Baseline`"),
+            "{error}"
+        );
+        let write = send(
+            &app,
+            Method::PUT,
+            &format!("{settings}/camera.enabled"),
+            &parent,
+            Some(json!({"value": true})),
+        )
+        .await;
+        expect_error(write, StatusCode::CONFLICT, "SETTING_LOCKED").await;
+        let request = send(
+            &app,
+            Method::POST,
+            &format!("{settings}/camera.enabled/unlock-request"),
+            &child,
+            Some(json!({"reason": "school photo"})),
+        )
+        .await;
+        expect_error(request, StatusCode::CONFLICT, "CONFLICT").await;
+        let own_lock = send(
+            &app,
+            Method::POST,
+            &format!("{settings}/location.sharing_enabled/lock"),
+            &parent,
+            Some(json!({"value": true})),
+        )
+        .await;
+        expect_data(own_lock, StatusCode::OK).await;
+
+        // The organization sees the same resolution, with explanations.
+        let org_view = expect_data(
+            send(
+                &app,
+                Method::GET,
+                &org.path(&format!("/devices/{device}/settings?explain=true")),
+                &org.owner,
+                None,
+            )
+            .await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(
+            org_view["settings"]["camera.enabled"]["explanation"]["winner"]["source"]["name"],
+            "Baseline"
+        );
+        assert_eq!(
+            org_view["settings"]["location.sharing_enabled"]["lockedBy"],
+            "device"
+        );
         app.stop().await;
     })
     .await;

@@ -22,6 +22,7 @@ use crate::error::{ApiError, ErrorCode, ErrorEnvelope};
 use crate::extractors::{Origin, PageQuery};
 use crate::fleet::import::{ImportRows, MAX_IMPORT_BYTES, parse_csv, parse_json};
 use crate::fleet::{FleetService, ImportReport, PolicyApplication};
+use crate::settings::{DeviceSettingsView, SettingsService};
 use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -224,6 +225,37 @@ pub async fn get_fleet_device(
     org_actor(&state, caller.user_id, organization, OrgPermission::View).await?;
     let device = FleetService::new(&state).device(organization, device).await?;
     Ok(envelope::ok(FleetDeviceView::from(device)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ExplainParam {
+    /// Add each key's explanation: winning layer, overridden layers, conflicts.
+    pub explain: Option<bool>,
+}
+
+/// A managed device's effective settings as the organization sees them (any org role);
+/// `?explain=true` shows which policy layer won each key and the conflicts.
+#[utoipa::path(
+    tag = "fleet",
+    security(("bearer" = [])),
+    params(("orgId" = Uuid, Path), ("deviceId" = Uuid, Path), ExplainParam),
+    responses((status = 200, body = Envelope<DeviceSettingsView>), (status = 404, body = ErrorEnvelope))
+)]
+#[get("/organizations/{orgId}/devices/{deviceId}/settings")]
+pub async fn fleet_device_settings(
+    state: web::Data<AppState>,
+    caller: Caller<AccountRead>,
+    path: web::Path<(Uuid, Uuid)>,
+    query: web::Query<ExplainParam>,
+) -> Result<HttpResponse, ApiError> {
+    let (organization, device) = path.into_inner();
+    org_actor(&state, caller.user_id, organization, OrgPermission::View).await?;
+    FleetService::new(&state).device(organization, device).await?;
+    let (view, _) = SettingsService::new(&state)
+        .effective(device, query.explain.unwrap_or(false))
+        .await?;
+    Ok(envelope::ok(view))
 }
 
 /// A field that may be left out (unchanged), `null` (cleared) or a value.
