@@ -1,6 +1,8 @@
 -- wrk script: each request acts as the next of many devices, read from devices.txt
 -- ("<uuid> <identifier>" per line). BENCH_MODE=poll sends GET /settings with If-None-Match
 -- (the 304 path); BENCH_MODE=sync sends POST /settings/sync with no changes.
+-- BENCH_DELAY_MS paces each connection (a device waits that long after each answer before
+-- its next request), for latency at a given load rather than at saturation.
 local devices = {}
 for line in io.lines(os.getenv("BENCH_DEVICES")) do
   local id, identifier = line:match("^(%S+)%s+(%S+)$")
@@ -10,6 +12,11 @@ local key = os.getenv("BENCH_API_KEY")
 local etag = os.getenv("BENCH_ETAG")
 local mode = os.getenv("BENCH_MODE") or "poll"
 local counter = 0
+local pause = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
+
+function delay()
+  return pause
+end
 
 function setup(thread)
   thread:set("offset", math.random(#devices))
