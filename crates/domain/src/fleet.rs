@@ -817,7 +817,8 @@ pub trait FleetStore {
     ) -> impl Future<Output = Result<Vec<Uuid>, RepositoryError>> + Send;
 
     /// Applies an assignment; the policy and group must be the organization's and the user one
-    /// of its members (`NotFound` otherwise). Bumps the settings version and queues a push.
+    /// of its members (`Rule(Invalid)` naming the field otherwise; `Rule(NotFound)` for a device
+    /// the organization does not manage). Bumps the settings version and queues a push.
     fn assign_device(
         &self,
         organization: Uuid,
@@ -924,7 +925,9 @@ pub trait FleetStore {
         identifiers: &[String],
     ) -> impl Future<Output = Result<BTreeMap<String, Option<Uuid>>, RepositoryError>> + Send;
 
-    /// Stores an import all or nothing, one audit entry per record (built by `audit`).
+    /// Stores an import all or nothing, one audit entry per record (built by `audit`); only
+    /// devices already in the organization are updated (`Rule(Conflict)` when one was
+    /// registered elsewhere since validation), each updated device is pushed.
     fn import_devices<A>(
         &self,
         organization: Uuid,
@@ -932,7 +935,7 @@ pub trait FleetStore {
         on_duplicate: OnDuplicate,
         now: DateTime<Utc>,
         audit: A,
-    ) -> impl Future<Output = Result<ImportCounts, RepositoryError>> + Send
+    ) -> impl Future<Output = Result<ImportCounts, FleetStoreError>> + Send
     where
         A: Fn(&ResolvedDeviceImport, Uuid, bool) -> AuditEntry + Send + Sync;
 }

@@ -1,12 +1,13 @@
 //! Enrollment, device tokens, fleet queries and actions, device commands, policy application
-//! and bulk import. Every decision that can race starts its transaction with the write that
-//! claims the row (a conditional UPDATE), so SQLite takes its write lock first and PostgreSQL
-//! holds the row until commit.
+//! and bulk import. Decisions that can race start their transaction with the write that claims
+//! the rows they decide on (a conditional or no-op UPDATE of the token, device, policy, groups
+//! or organization), so SQLite takes its write lock first and PostgreSQL holds the rows until
+//! commit; an adoption is decided by its conditional UPDATE itself.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, Func, Query};
+use sea_orm::sea_query::{Expr, Func, LikeExpr, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, ExprTrait,
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
@@ -316,13 +317,17 @@ fn new_device_row(
     }
 }
 
-fn search_pattern(text: &str) -> String {
-    let escaped: String = text
-        .to_lowercase()
-        .chars()
-        .filter(|c| !matches!(c, '%' | '_' | '\\'))
-        .collect();
-    format!("%{escaped}%")
+/// `%text%` in lower case with `%`, `_` and the escape character `!` taken literally.
+fn search_pattern(text: &str) -> LikeExpr {
+    let mut pattern = String::from("%");
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '!') {
+            pattern.push('!');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    LikeExpr::new(pattern).escape('!')
 }
 
 impl FleetStore for Database {
@@ -528,12 +533,6 @@ impl FleetStore for Database {
             .await
             .map_err(db)?;
         let (device_id, adopted) = match existing {
-            Some(found) if found.is_managed && found.organization_id != Some(organization) => {
-                return Err(FleetRuleError::Conflict(
-                    "this device is managed by another organization; it must be retired there first",
-                )
-                .into());
-            }
             Some(found) => {
                 let hardware = &enrollment.hardware;
                 let mut update = devices::Entity::update_many()
@@ -544,10 +543,6 @@ impl FleetStore for Database {
                     .col_expr(devices::Column::OrganizationId, Expr::value(Some(organization)))
                     .col_expr(devices::Column::IsManaged, Expr::value(true))
                     .col_expr(devices::Column::EnrollmentStatus, Expr::value("enrolled"))
-                    .col_expr(
-                        devices::Column::Status,
-                        Expr::value(DeviceStatus::Active.as_str()),
-                    )
                     .col_expr(devices::Column::PolicyId, Expr::value(token.policy_id))
                     .col_expr(devices::Column::FleetGroupId, Expr::value(token.group_id))
                     .col_expr(devices::Column::EnrolledAt, Expr::value(Some(now)))
@@ -574,11 +569,25 @@ impl FleetStore for Database {
                         update = update.col_expr(column, Expr::value(value.clone()));
                     }
                 }
-                update
+                // Adopt only a device no other organization manages, decided by the write
+                // itself so a concurrent enrollment elsewhere cannot be overwritten. A
+                // suspended device stays suspended.
+                let adopted = update
                     .filter(devices::Column::Id.eq(found.id))
+                    .filter(
+                        Condition::any()
+                            .add(devices::Column::IsManaged.eq(false))
+                            .add(devices::Column::OrganizationId.eq(organization)),
+                    )
                     .exec(&transaction)
                     .await
                     .map_err(db)?;
+                if adopted.rows_affected == 0 {
+                    return Err(FleetRuleError::Conflict(
+                        "this device is managed by another organization; it must be retired there first",
+                    )
+                    .into());
+                }
                 (found.id, true)
             }
             None => {
@@ -974,6 +983,23 @@ impl FleetStore for Database {
         audit: &AuditEntry,
     ) -> Result<(), RepositoryError> {
         let transaction = self.connection().begin().await.map_err(db)?;
+        // Claim the device as one the organization still manages: a retirement either
+        // happened before (no command) or waits and expires it.
+        if let Some(organization) = command.organization_id {
+            let claimed = devices::Entity::update_many()
+                .col_expr(
+                    devices::Column::Version,
+                    Expr::col(devices::Column::Version).add(1),
+                )
+                .filter(devices::Column::Id.eq(command.device_id))
+                .filter(managed_in(organization))
+                .exec(&transaction)
+                .await
+                .map_err(db)?;
+            if claimed.rows_affected == 0 {
+                return Err(RepositoryError::NotFound);
+            }
+        }
         device_commands::Entity::insert(device_commands::ActiveModel {
             id: Set(command.id),
             device_id: Set(command.device_id),
@@ -1129,60 +1155,106 @@ impl FleetStore for Database {
     ) -> Result<Vec<Uuid>, RepositoryError> {
         let transaction = self.connection().begin().await.map_err(db)?;
         let value = if apply { Some(policy) } else { None };
+        // Whether a target's current policy changes: applying changes those without it,
+        // unapplying those that carry it.
+        let changes = |current: Option<Uuid>| {
+            if apply {
+                current != Some(policy)
+            } else {
+                current == Some(policy)
+            }
+        };
         let touched = match targets {
             PolicyTargets::Devices(ids) => {
-                let mut update = devices::Entity::update_many()
-                    .col_expr(devices::Column::PolicyId, Expr::value(value))
-                    .filter(devices::Column::Id.is_in(ids.iter().copied()))
-                    .filter(managed_in(organization));
-                if !apply {
-                    update = update.filter(devices::Column::PolicyId.eq(policy));
-                }
-                let changed = update.exec(&transaction).await.map_err(db)?;
-                let found = devices::Entity::find()
-                    .filter(devices::Column::Id.is_in(ids.iter().copied()))
-                    .filter(managed_in(organization))
-                    .count(&transaction)
+                let ids: Vec<Uuid> = ids.iter().copied().collect::<BTreeSet<_>>().into_iter().collect();
+                let targets = Condition::all()
+                    .add(devices::Column::Id.is_in(ids.iter().copied()))
+                    .add(managed_in(organization));
+                // Claim the targets (a write, so the decision below holds until commit).
+                let claimed = devices::Entity::update_many()
+                    .col_expr(
+                        devices::Column::Version,
+                        Expr::col(devices::Column::Version).add(1),
+                    )
+                    .filter(targets.clone())
+                    .exec(&transaction)
                     .await
                     .map_err(db)?;
-                if found != ids.len() as u64 {
+                if claimed.rows_affected != ids.len() as u64 {
                     return Err(RepositoryError::NotFound);
                 }
-                if changed.rows_affected == 0 {
-                    Vec::new()
-                } else {
-                    ids.clone()
-                }
-            }
-            PolicyTargets::Groups(ids) => {
-                let mut update = groups::Entity::update_many()
-                    .col_expr(groups::Column::PolicyId, Expr::value(value))
-                    .filter(groups::Column::Id.is_in(ids.iter().copied()))
-                    .filter(groups::Column::OrganizationId.eq(organization))
-                    .filter(groups::Column::DeletedAt.is_null());
-                if !apply {
-                    update = update.filter(groups::Column::PolicyId.eq(policy));
-                }
-                update.exec(&transaction).await.map_err(db)?;
-                let found = groups::Entity::find()
-                    .filter(groups::Column::Id.is_in(ids.iter().copied()))
-                    .filter(groups::Column::OrganizationId.eq(organization))
-                    .filter(groups::Column::DeletedAt.is_null())
-                    .count(&transaction)
-                    .await
-                    .map_err(db)?;
-                if found != ids.len() as u64 {
-                    return Err(RepositoryError::NotFound);
-                }
-                devices::Entity::find()
+                let carried: Vec<(Uuid, Option<Uuid>)> = devices::Entity::find()
                     .select_only()
                     .column(devices::Column::Id)
-                    .filter(managed_in(organization))
-                    .filter(devices::Column::FleetGroupId.is_in(ids.iter().copied()))
+                    .column(devices::Column::PolicyId)
+                    .filter(targets)
                     .into_tuple()
                     .all(&transaction)
                     .await
-                    .map_err(db)?
+                    .map_err(db)?;
+                let changed: Vec<Uuid> = carried
+                    .into_iter()
+                    .filter(|(_, current)| changes(*current))
+                    .map(|(id, _)| id)
+                    .collect();
+                if !changed.is_empty() {
+                    devices::Entity::update_many()
+                        .col_expr(devices::Column::PolicyId, Expr::value(value))
+                        .filter(devices::Column::Id.is_in(changed.iter().copied()))
+                        .exec(&transaction)
+                        .await
+                        .map_err(db)?;
+                }
+                changed
+            }
+            PolicyTargets::Groups(ids) => {
+                let ids: Vec<Uuid> = ids.iter().copied().collect::<BTreeSet<_>>().into_iter().collect();
+                let targets = Condition::all()
+                    .add(groups::Column::Id.is_in(ids.iter().copied()))
+                    .add(groups::Column::OrganizationId.eq(organization))
+                    .add(groups::Column::DeletedAt.is_null());
+                let claimed = groups::Entity::update_many()
+                    .col_expr(groups::Column::Version, Expr::col(groups::Column::Version).add(1))
+                    .filter(targets.clone())
+                    .exec(&transaction)
+                    .await
+                    .map_err(db)?;
+                if claimed.rows_affected != ids.len() as u64 {
+                    return Err(RepositoryError::NotFound);
+                }
+                let carried: Vec<(Uuid, Option<Uuid>)> = groups::Entity::find()
+                    .select_only()
+                    .column(groups::Column::Id)
+                    .column(groups::Column::PolicyId)
+                    .filter(targets)
+                    .into_tuple()
+                    .all(&transaction)
+                    .await
+                    .map_err(db)?;
+                let changed: Vec<Uuid> = carried
+                    .into_iter()
+                    .filter(|(_, current)| changes(*current))
+                    .map(|(id, _)| id)
+                    .collect();
+                if changed.is_empty() {
+                    Vec::new()
+                } else {
+                    groups::Entity::update_many()
+                        .col_expr(groups::Column::PolicyId, Expr::value(value))
+                        .filter(groups::Column::Id.is_in(changed.iter().copied()))
+                        .exec(&transaction)
+                        .await
+                        .map_err(db)?;
+                    devices::Entity::find()
+                        .select_only()
+                        .column(devices::Column::Id)
+                        .filter(managed_in(organization))
+                        .filter(devices::Column::FleetGroupId.is_in(changed))
+                        .into_tuple()
+                        .all(&transaction)
+                        .await
+                        .map_err(db)?
+                }
             }
         };
         touch_devices(&transaction, &touched, "policy_changed", now).await?;
@@ -1336,7 +1408,7 @@ impl FleetStore for Database {
         on_duplicate: OnDuplicate,
         now: DateTime<Utc>,
         audit: A,
-    ) -> Result<ImportCounts, RepositoryError>
+    ) -> Result<ImportCounts, FleetStoreError>
     where
         A: Fn(&ResolvedDeviceImport, Uuid, bool) -> AuditEntry + Send + Sync,
     {
@@ -1368,11 +1440,11 @@ impl FleetStore for Database {
         for resolved in rows {
             let row = &resolved.row;
             match existing.get(&row.identifier) {
-                Some((_, Some(other))) if *other != organization => {
-                    return Err(RepositoryError::Conflict(format!(
-                        "line {}: the device is managed by another organization",
-                        row.line
-                    )));
+                Some((_, owner)) if *owner != Some(organization) => {
+                    return Err(FleetRuleError::Conflict(
+                        "a device of the import was registered outside this organization meanwhile; run the import again",
+                    )
+                    .into());
                 }
                 Some(_) if on_duplicate == OnDuplicate::Skip => counts.skipped += 1,
                 Some((id, _)) => {
@@ -1416,6 +1488,7 @@ impl FleetStore for Database {
                         .exec(&transaction)
                         .await
                         .map_err(db)?;
+                    enqueue(&transaction, *id, "imported", now).await?;
                     counts.updated += 1;
                     entries.push(audit(resolved, *id, false));
                 }

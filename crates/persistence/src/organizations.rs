@@ -35,8 +35,6 @@ fn record(model: organizations::Model) -> OrganizationRecord {
     }
 }
 
-/// Rows of `table` (a fixed name, never input) belonging to `organization`; for tables the
-/// B2B features will give entities of their own.
 /// Takes the organization's row as the lock of a change to its members or fleet; `false` when
 /// there is no such organization.
 async fn claim_organization_at<C: sea_orm::ConnectionTrait>(
@@ -65,6 +63,7 @@ pub(crate) async fn claim_organization<C: sea_orm::ConnectionTrait>(
     }
 }
 
+/// Rows of `table` (a fixed name, never input) belonging to `organization`.
 async fn count_in<C: sea_orm::ConnectionTrait>(
     connection: &C,
     table: &str,

@@ -33,6 +33,29 @@ fn record(model: device_policies::Model) -> PolicyRecord {
     }
 }
 
+/// Takes the policy's row (a no-op write) before reading it, so what is read holds until
+/// commit; `NotFound` when the organization has no such policy.
+async fn claim_policy(
+    transaction: &DatabaseTransaction,
+    organization: Uuid,
+    policy: Uuid,
+) -> Result<(), RepositoryError> {
+    let claimed = device_policies::Entity::update_many()
+        .col_expr(
+            device_policies::Column::Version,
+            Expr::col(device_policies::Column::Version),
+        )
+        .filter(device_policies::Column::Id.eq(policy))
+        .filter(device_policies::Column::OrganizationId.eq(organization))
+        .exec(transaction)
+        .await
+        .map_err(db)?;
+    if claimed.rows_affected == 0 {
+        return Err(RepositoryError::NotFound);
+    }
+    Ok(())
+}
+
 /// One default per organization: the new default unsets the others.
 async fn unset_other_defaults(
     transaction: &DatabaseTransaction,
@@ -119,6 +142,7 @@ impl PolicyStore for Database {
         audit: &AuditEntry,
     ) -> Result<(PolicyRecord, Vec<Uuid>), RepositoryError> {
         let transaction = self.connection().begin().await.map_err(db)?;
+        claim_policy(&transaction, policy.organization_id, policy.id).await?;
         let was_default = device_policies::Entity::find_by_id(policy.id)
             .filter(device_policies::Column::OrganizationId.eq(policy.organization_id))
             .one(&transaction)
@@ -188,6 +212,7 @@ impl PolicyStore for Database {
         audit: &AuditEntry,
     ) -> Result<Vec<Uuid>, RepositoryError> {
         let transaction = self.connection().begin().await.map_err(db)?;
+        claim_policy(&transaction, organization, policy).await?;
         let Some(current) = device_policies::Entity::find_by_id(policy)
             .filter(device_policies::Column::OrganizationId.eq(organization))
             .one(&transaction)

@@ -153,6 +153,7 @@ pub(crate) async fn applied_policies<C: ConnectionTrait>(
     };
     let group_policy = match device.fleet_group_id {
         Some(group) => groups::Entity::find_by_id(group)
+            .filter(groups::Column::DeletedAt.is_null())
             .select_only()
             .column(groups::Column::PolicyId)
             .into_tuple::<Option<Uuid>>()

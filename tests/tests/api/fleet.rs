@@ -290,6 +290,10 @@ async fn enrollment_tokens_render_qr_codes_and_refuse_when_revoked_expired_or_us
         let actions = app.audit_actions().await;
         assert!(actions.contains(&"enrollment_token.created".to_owned()));
         assert!(actions.contains(&"enrollment_token.revoked".to_owned()));
+        assert!(
+            actions.contains(&"enrollment_token.qr_rendered".to_owned()),
+            "rendering the secret is audited"
+        );
         assert!(actions.contains(&"device.enrolled".to_owned()));
         app.stop().await;
     })
@@ -618,6 +622,10 @@ async fn fleet_actions_suspend_retire_and_the_wipe_lifecycle() {
         .await
         .unwrap();
         assert_eq!(seen["meta"]["total"], 3);
+        let literal: Value = list("?q=n-1").await.json().await.unwrap();
+        assert_eq!(literal["meta"]["total"], 1);
+        let wildcard: Value = list("?q=n_1").await.json().await.unwrap();
+        assert_eq!(wildcard["meta"]["total"], 0, "`_` is a character, not a wildcard");
         let bad = list("?sort=colour").await;
         expect_error(bad, StatusCode::BAD_REQUEST, "VALIDATION_ERROR").await;
 
@@ -637,6 +645,15 @@ async fn fleet_actions_suspend_retire_and_the_wipe_lifecycle() {
         assert_eq!(suspended["status"], "suspended");
         let refused = sync(&app, &device, &device_token, json!({"baseVersion": 0})).await;
         expect_error(refused, StatusCode::FORBIDDEN, "DEVICE_SUSPENDED").await;
+        let refresh = as_device(
+            &app,
+            Method::POST,
+            "/api/v1/devices/token/refresh",
+            &device_token,
+            None,
+        )
+        .await;
+        expect_error(refresh, StatusCode::FORBIDDEN, "DEVICE_SUSPENDED").await;
         let twice = send(
             &app,
             Method::POST,
@@ -769,6 +786,24 @@ async fn fleet_actions_suspend_retire_and_the_wipe_lifecycle() {
         )
         .await;
         expect_error(short, StatusCode::BAD_REQUEST, "VALIDATION_ERROR").await;
+        let commands_before = app.count_rows("device_commands").await;
+        let typo = app
+            .authed(
+                Method::POST,
+                &org.path(&format!("/devices/{other}/wipe")),
+                &org.owner.token,
+            )
+            .header("content-type", "application/json")
+            .body(r#"{"expiresInSecs": 120}"#)
+            .send()
+            .await
+            .unwrap();
+        expect_error(typo, StatusCode::BAD_REQUEST, "VALIDATION_ERROR").await;
+        assert_eq!(
+            app.count_rows("device_commands").await,
+            commands_before,
+            "a malformed wipe queues nothing"
+        );
 
         // Retire: unmanaged, out of the organization, tokens revoked.
         let retired = send(
@@ -875,6 +910,22 @@ async fn policies_apply_to_devices_and_groups_with_dry_run_diffs() {
         expect_data(send(&app, Method::POST, &unapply, &org.owner, Some(json!({"groupIds": [group["id"]]}))).await, StatusCode::OK).await;
         let back = expect_data(as_device(&app, Method::GET, &format!("/api/v1/devices/{first}/settings"), &first_token, None).await, StatusCode::OK).await;
         assert_eq!(back["settings"]["notifications.enabled"]["value"], true);
+        // Unapplying where the policy is no longer carried changes and pushes nothing.
+        let again = expect_data(
+            send(&app, Method::POST, &unapply, &org.owner, Some(json!({"groupIds": [group["id"]], "dryRun": true}))).await,
+            StatusCode::OK,
+        )
+        .await;
+        assert!(
+            again["diffs"].as_array().unwrap().iter().all(|d| d["changes"] == json!([])),
+            "{again}"
+        );
+        let again = expect_data(
+            send(&app, Method::POST, &unapply, &org.owner, Some(json!({"groupIds": [group["id"]]}))).await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(again["devicesTouched"], json!([]));
 
         // Bad targets: nothing changes.
         for body in [json!({}), json!({"deviceIds": [first], "groupIds": [group["id"]]})] {
@@ -1016,6 +1067,35 @@ async fn imports_report_problems_by_line_and_are_all_or_nothing() {
         .await
         .unwrap();
         assert_eq!(renamed["meta"]["total"], 1);
+        // A personal device cannot be taken over by an import, whatever the option.
+        let key = app.api_key().await;
+        let personal = app
+            .client
+            .post(app.url("/api/v1/devices/register"))
+            .header("x-api-key", &key)
+            .json(&json!({"deviceId": "personal-1", "displayName": "Mine"}))
+            .send()
+            .await
+            .unwrap();
+        expect_data(personal, StatusCode::CREATED).await;
+        let takeover = expect_data(
+            import(
+                "?onDuplicate=update&dryRun=true",
+                "application/json",
+                json!([{"deviceId": "personal-1"}]).to_string(),
+            )
+            .await
+            .unwrap(),
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(takeover["errors"][0]["field"], "deviceId", "{takeover}");
+        assert!(
+            takeover["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("outside this organization")
+        );
         let wrong_type = import("", "text/plain", "x".to_owned()).await.unwrap();
         expect_error(
             wrong_type,

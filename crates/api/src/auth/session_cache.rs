@@ -86,9 +86,10 @@ impl<V: Clone, K: Hash + Eq> TtlCache<V, K> {
         }
     }
 
-    pub fn clear(&self) {
+    /// Drops the entries whose value fails `keep`.
+    pub fn retain(&self, keep: impl Fn(&V) -> bool) {
         if let Ok(mut entries) = self.entries.lock() {
-            entries.clear();
+            entries.retain(|_, entry| keep(&entry.0));
         }
     }
 }

@@ -112,10 +112,10 @@ impl DeviceAuthCache {
         Ok(status)
     }
 
-    /// After a suspension, resumption or retirement on this instance: forget what was
-    /// remembered of the device (tokens of every device, as they are keyed by secret).
+    /// After a suspension, resumption, retirement or new token on this instance: forget what
+    /// was remembered of the device.
     pub fn forget_device(&self, device: Uuid) {
         self.statuses.forget(&device);
-        self.device_tokens.clear();
+        self.device_tokens.retain(|grant| grant.device_id != device);
     }
 }

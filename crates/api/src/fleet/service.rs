@@ -11,23 +11,23 @@ use serde_json::{Value, json};
 use steward_auth::{hash_token, random_token};
 use steward_domain::fleet::{
     Assignment, CommandStatus, DEVICE_TOKEN_DAYS, DEVICE_TOKEN_PREFIX, DeviceCommand, DeviceImport,
-    ENROLLMENT_TOKEN_PREFIX, Enrollment, EnrollmentToken, EnrollmentTokenSpec, FleetDevice, FleetGroup,
-    FleetQuery, FleetStore, ImportCounts, ImportProblem, NewDeviceToken, OnDuplicate, PolicyTargets,
-    ResolvedDeviceImport, ResolvedUserImport, command_lifetime, duplicate_rows, duplicate_user_rows,
-    parse_device_row, parse_user_row,
+    DeviceStatus, ENROLLMENT_TOKEN_PREFIX, Enrollment, EnrollmentToken, EnrollmentTokenSpec, FleetDevice,
+    FleetGroup, FleetQuery, FleetStore, ImportCounts, ImportProblem, NewDeviceToken, OnDuplicate,
+    PolicyTargets, ResolvedDeviceImport, ResolvedUserImport, command_lifetime, duplicate_rows,
+    duplicate_user_rows, parse_device_row, parse_user_row,
 };
 use steward_domain::organizations::{OrgActor, OrgRole, OrganizationStore, may_set_org_role};
 use steward_domain::policies::{PolicyRecord, PolicyStore};
 use steward_domain::settings::store::AppliedPolicy;
-use steward_domain::settings::{LayerKind, SettingDiff};
-use steward_domain::{Actor, AuditAction, AuditEntry, RepositoryError, RequestOrigin};
+use steward_domain::settings::{LayerKind, SettingDiff, SettingsActor};
+use steward_domain::{Actor, AuditAction, AuditEntry, AuditRecorder, RepositoryError, RequestOrigin};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::import::ImportRows;
 use super::qr::{self, EnrollmentPayload, QrFormat};
 use crate::error::{ApiError, ErrorCode, FieldError};
-use crate::settings::{DeviceSettingsView, SettingsService};
+use crate::settings::{DeviceSettingsView, SettingsAccess, SettingsService};
 use crate::state::AppState;
 
 /// What a device receives when it enrolls.
@@ -149,7 +149,7 @@ impl<'a> FleetService<'a> {
     }
 
     /// Makes this instance see the devices' new state at once (others within their TTLs).
-    fn forget(&self, devices: &[Uuid]) {
+    pub fn forget(&self, devices: &[Uuid]) {
         for device in devices {
             self.state.device_states.forget(*device);
         }
@@ -232,7 +232,7 @@ impl<'a> FleetService<'a> {
     }
 
     /// The token's secret, derived from its id (never stored).
-    pub fn token_secret(&self, token: Uuid) -> String {
+    fn token_secret(&self, token: Uuid) -> String {
         format!(
             "{ENROLLMENT_TOKEN_PREFIX}{}",
             self.state.auth.enrollment_secret(token)
@@ -291,6 +291,36 @@ impl<'a> FleetService<'a> {
         Ok((token, secret))
     }
 
+    pub async fn tokens(&self, organization: Uuid) -> Result<Vec<EnrollmentToken>, ApiError> {
+        Ok(self.state.database.enrollment_tokens(organization).await?)
+    }
+
+    /// Revokes a live token; devices already enrolled keep their device tokens.
+    pub async fn revoke_token(
+        &self,
+        organization: Uuid,
+        id: Uuid,
+        user: Uuid,
+        origin: &RequestOrigin,
+    ) -> Result<(), ApiError> {
+        let entry = admin_audit(
+            user,
+            "enrollment_token.revoked",
+            "enrollment_token",
+            organization,
+            origin,
+        )
+        .resource_id(id);
+        self.state
+            .database
+            .revoke_enrollment_token(organization, id, Utc::now(), &entry)
+            .await
+            .map_err(|error| match error {
+                RepositoryError::NotFound => ApiError::not_found("no such active enrollment token"),
+                other => other.into(),
+            })
+    }
+
     pub async fn token(&self, organization: Uuid, id: Uuid) -> Result<EnrollmentToken, ApiError> {
         self.state
             .database
@@ -299,13 +329,15 @@ impl<'a> FleetService<'a> {
             .ok_or_else(|| ApiError::not_found("no such enrollment token"))
     }
 
-    /// The QR image of a live token.
+    /// The QR image of a live token (audited, as it shows the secret).
     pub async fn qr(
         &self,
         organization: Uuid,
         id: Uuid,
         format: QrFormat,
         size: u32,
+        user: Uuid,
+        origin: &RequestOrigin,
     ) -> Result<(Vec<u8>, &'static str), ApiError> {
         let token = self.token(organization, id).await?;
         if let Some(refusal) = token.refusal(Utc::now()) {
@@ -314,6 +346,16 @@ impl<'a> FleetService<'a> {
                 format!("no QR code for a token that cannot be used: {refusal}"),
             ));
         }
+        // The image shows the secret: every rendering is audited.
+        let entry = admin_audit(
+            user,
+            "enrollment_token.qr_rendered",
+            "enrollment_token",
+            organization,
+            origin,
+        )
+        .resource_id(id);
+        self.state.database.record(&entry).await?;
         let secret = self.token_secret(id);
         let payload = EnrollmentPayload {
             v: 1,
@@ -366,6 +408,7 @@ impl<'a> FleetService<'a> {
         secret: &str,
         origin: &RequestOrigin,
     ) -> Result<DeviceTokenView, ApiError> {
+        let secret = secret.trim();
         let (device_token, stored) = new_device_token();
         let refused = || {
             ApiError::new(
@@ -379,6 +422,18 @@ impl<'a> FleetService<'a> {
             .device_token(&hash_token(secret), Utc::now())
             .await?
             .ok_or_else(refused)?;
+        if self
+            .state
+            .device_auth
+            .status(&self.state.database, current.device_id)
+            .await?
+            == DeviceStatus::Suspended
+        {
+            return Err(ApiError::new(
+                ErrorCode::DeviceSuspended,
+                "this device is suspended by its organization",
+            ));
+        }
         let entry = AuditEntry::new(
             Actor::device(current.device_id),
             AuditAction::known("device.token_refreshed"),
@@ -530,7 +585,13 @@ impl<'a> FleetService<'a> {
     }
 
     /// The device's open commands for its sync (remembered briefly when there are none).
-    pub async fn deliver(&self, device: Uuid) -> Result<Vec<DeviceCommand>, ApiError> {
+    /// Commands go to the device itself, or to its app signed in as the owner — never to
+    /// group managers or administrators syncing on its behalf.
+    pub async fn deliver(&self, access: &SettingsAccess) -> Result<Vec<DeviceCommand>, ApiError> {
+        if !matches!(access.actor, SettingsActor::Device | SettingsActor::DeviceUser) {
+            return Ok(Vec::new());
+        }
+        let device = access.device;
         if self.state.device_states.has_open_commands(device) == Some(false) {
             return Ok(Vec::new());
         }
@@ -576,10 +637,18 @@ impl<'a> FleetService<'a> {
         origin: &RequestOrigin,
     ) -> Result<PolicyApplication, ApiError> {
         let record = self.policy_of(organization, policy).await?;
+        let dedup = |ids: &[Uuid]| {
+            ids.iter()
+                .copied()
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect::<Vec<_>>()
+        };
+        let targets = match targets {
+            PolicyTargets::Devices(ids) => PolicyTargets::Devices(dedup(&ids)),
+            PolicyTargets::Groups(ids) => PolicyTargets::Groups(dedup(&ids)),
+        };
         let (ids, layer) = match &targets {
-            PolicyTargets::Devices(ids) | PolicyTargets::Groups(ids) if ids.is_empty() => {
-                return Err(ApiError::validation("name at least one device or group"));
-            }
             PolicyTargets::Devices(ids) => (ids.clone(), LayerKind::DevicePolicy),
             PolicyTargets::Groups(ids) => (ids.clone(), LayerKind::Group),
         };
@@ -610,52 +679,53 @@ impl<'a> FleetService<'a> {
                 diffs: Vec::new(),
             });
         }
-        let devices = match &targets {
+        // Each device and the policy its targeted layer carries now.
+        let mut devices: Vec<(Uuid, Option<Uuid>)> = Vec::new();
+        match &targets {
             PolicyTargets::Devices(ids) => {
                 for id in ids {
-                    self.device(organization, *id).await?;
+                    devices.push((*id, self.device(organization, *id).await?.policy_id));
                 }
-                ids.clone()
             }
             PolicyTargets::Groups(ids) => {
-                let known: BTreeSet<Uuid> = self.groups(organization).await?.iter().map(|g| g.id).collect();
-                if ids.iter().any(|id| !known.contains(id)) {
+                let groups: BTreeMap<Uuid, Option<Uuid>> = self
+                    .groups(organization)
+                    .await?
+                    .into_iter()
+                    .map(|g| (g.id, g.policy_id))
+                    .collect();
+                if ids.iter().any(|id| !groups.contains_key(id)) {
                     return Err(ApiError::not_found(
                         "a target is not a device or group of this organization",
                     ));
                 }
-                self.state
-                    .database
-                    .fleet_devices_in_groups(organization, ids)
-                    .await?
+                for group in ids {
+                    let carried = groups.get(group).copied().flatten();
+                    for device in self
+                        .state
+                        .database
+                        .fleet_devices_in_groups(organization, &[*group])
+                        .await?
+                    {
+                        devices.push((device, carried));
+                    }
+                }
             }
-        };
+        }
         let settings = SettingsService::new(self.state);
         let mut diffs = Vec::new();
-        for device in devices {
-            let current = self
-                .state
-                .database
-                .find_fleet_device(organization, device)
-                .await?;
-            let carries = |current: Option<Uuid>| current == Some(policy);
-            let now_carried = match (&targets, &current) {
-                (PolicyTargets::Devices(_), Some(found)) => carries(found.policy_id),
-                _ => false,
-            };
-            let replacement = if apply {
-                Some(applied(&record, layer))
-            } else if now_carried || matches!(targets, PolicyTargets::Groups(_)) {
-                None
+        for (device, carried) in devices {
+            // Applying replaces the layer's policy; unapplying removes it only where it is
+            // this policy (elsewhere nothing changes).
+            let changes = if apply {
+                settings
+                    .policy_diff(device, layer, Some(applied(&record, layer)))
+                    .await?
+            } else if carried == Some(policy) {
+                settings.policy_diff(device, layer, None).await?
             } else {
-                // Unapplying from a device that carries another policy changes nothing.
-                diffs.push(DeviceDiff {
-                    device_id: device,
-                    changes: Vec::new(),
-                });
-                continue;
+                Vec::new()
             };
-            let changes = settings.policy_diff(device, layer, replacement).await?;
             diffs.push(DeviceDiff {
                 device_id: device,
                 changes,
@@ -745,10 +815,12 @@ impl<'a> FleetService<'a> {
                 None => None,
             };
             match existing.get(&row.identifier) {
-                Some(Some(other)) if *other != organization => problems.push(ImportProblem::new(
+                // A personal device or another organization's: it joins by enrolling, never by
+                // an import (which would take it over).
+                Some(owner) if *owner != Some(organization) => problems.push(ImportProblem::new(
                     row.line,
                     "deviceId",
-                    "the device is managed by another organization",
+                    "the device is registered outside this organization; it joins by enrolling",
                 )),
                 Some(_) if on_duplicate == OnDuplicate::Skip => counts.skipped += 1,
                 Some(_) => counts.updated += 1,
@@ -802,11 +874,7 @@ impl<'a> FleetService<'a> {
             .state
             .database
             .import_devices(organization, &resolved, on_duplicate, Utc::now(), audit)
-            .await
-            .map_err(|error| match error {
-                RepositoryError::Conflict(message) => ApiError::new(ErrorCode::Conflict, message),
-                other => other.into(),
-            })?;
+            .await?;
         Ok(report(stored, Vec::new()))
     }
 
@@ -843,6 +911,9 @@ impl<'a> FleetService<'a> {
             .into_iter()
             .map(|member| (member.user_id, member.role))
             .collect();
+        // Read outside the organization's lock: the checks below depend only on the importer's
+        // rank and the rows' roles (an import never demotes an owner, so the owner count cannot
+        // fall); the store re-reads the users under the lock to decide added versus existing.
         let owners = members.values().filter(|role| **role == OrgRole::Owner).count();
         let mut counts = ImportCounts::default();
         let mut resolved = Vec::with_capacity(parsed.len());

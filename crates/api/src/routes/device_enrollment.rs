@@ -132,13 +132,13 @@ pub async fn acknowledge_command(
     caller: SettingsCaller<DevicesWrite>,
     origin: Origin,
     path: web::Path<(Uuid, Uuid)>,
-    body: Option<web::Json<AcknowledgeRequest>>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let (device, command) = path.into_inner();
     if caller.kind != SettingsCallerKind::Device(device) {
         return Err(ApiError::not_found("no such command"));
     }
-    let result = body.and_then(|body| body.into_inner().result);
+    let result = super::fleet::optional_json::<AcknowledgeRequest>(&body)?.result;
     let command = FleetService::new(&state)
         .acknowledge(device, command, result, &origin.0)
         .await?;

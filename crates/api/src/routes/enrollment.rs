@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, delete, get, post, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use steward_domain::fleet::{EnrollmentToken, EnrollmentTokenSpec, FleetGroup, FleetStore};
+use steward_domain::fleet::{EnrollmentToken, EnrollmentTokenSpec, FleetGroup};
 use steward_domain::organizations::OrgPermission;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -240,7 +240,7 @@ pub async fn list_enrollment_tokens(
 ) -> Result<HttpResponse, ApiError> {
     let organization = path.into_inner();
     org_actor(&state, caller.user_id, organization, OrgPermission::View).await?;
-    let tokens = state.database.enrollment_tokens(organization).await?;
+    let tokens = FleetService::new(&state).tokens(organization).await?;
     Ok(envelope::ok(
         tokens
             .into_iter()
@@ -285,19 +285,9 @@ pub async fn revoke_enrollment_token(
 ) -> Result<HttpResponse, ApiError> {
     let (organization, token) = path.into_inner();
     org_actor(&state, caller.user_id, organization, OrgPermission::Manage).await?;
-    let entry = steward_domain::AuditEntry::new(
-        steward_domain::Actor::admin(caller.user_id),
-        steward_domain::AuditAction::known("enrollment_token.revoked"),
-        "enrollment_token",
-    )
-    .resource_id(token)
-    .organization(organization)
-    .origin(origin.0.clone());
-    state
-        .database
-        .revoke_enrollment_token(organization, token, Utc::now(), &entry)
-        .await
-        .map_err(|_| ApiError::not_found("no such active enrollment token"))?;
+    FleetService::new(&state)
+        .revoke_token(organization, token, caller.user_id, &origin.0)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -312,6 +302,7 @@ pub struct QrQuery {
 
 /// The token's QR code (owners and admins): the JSON payload of docs/organizations.md with
 /// the server URL, the organization and the secret token. 409 for a token that cannot be used.
+/// Each rendering is audited (`enrollment_token.qr_rendered`).
 #[utoipa::path(
     tag = "organizations",
     security(("bearer" = [])),
@@ -327,6 +318,7 @@ pub struct QrQuery {
 pub async fn enrollment_token_qr(
     state: web::Data<AppState>,
     caller: Caller<AccountRead>,
+    origin: Origin,
     path: web::Path<(Uuid, Uuid)>,
     query: web::Query<QrQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -343,7 +335,7 @@ pub async fn enrollment_token_qr(
         return Err(ApiError::invalid("size", "must be between 64 and 2048"));
     }
     let (bytes, content_type) = FleetService::new(&state)
-        .qr(organization, token, format, size)
+        .qr(organization, token, format, size, caller.user_id, &origin.0)
         .await?;
     Ok(HttpResponse::Ok()
         .content_type(content_type)

@@ -403,7 +403,7 @@ pub async fn retire_fleet_device(
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WipeRequest {
     /// How long the device has to take the command: 60 s to 30 days (default 7 days).
     pub expires_in_seconds: Option<i64>,
@@ -430,11 +430,11 @@ pub async fn wipe_fleet_device(
     caller: Caller<AccountRead>,
     origin: Origin,
     path: web::Path<(Uuid, Uuid)>,
-    body: Option<web::Json<WipeRequest>>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let (organization, device) = path.into_inner();
     org_actor(&state, caller.user_id, organization, OrgPermission::Manage).await?;
-    let body = body.map(web::Json::into_inner).unwrap_or_default();
+    let body: WipeRequest = optional_json(&body)?;
     let command = FleetService::new(&state)
         .wipe(
             organization,
@@ -525,6 +525,16 @@ pub async fn import_fleet_devices(
         )
         .await?;
     Ok(envelope::ok(report))
+}
+
+/// An optional JSON body: empty means the defaults, anything else must parse (a typo in a
+/// destructive command's options is refused, not ignored).
+pub(crate) fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body)
+        .map_err(|error| ApiError::validation(format!("malformed JSON body: {error}")))
 }
 
 fn on_duplicate(query: &ImportQuery) -> Result<OnDuplicate, ApiError> {

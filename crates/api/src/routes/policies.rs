@@ -18,6 +18,7 @@ use crate::auth::scopes::AccountRead;
 use crate::envelope::{self, Envelope};
 use crate::error::{ApiError, ErrorCode, ErrorEnvelope, FieldError};
 use crate::extractors::Origin;
+use crate::fleet::FleetService;
 use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -121,13 +122,6 @@ fn audit(actor: Uuid, action: &'static str, organization: Uuid, policy: Uuid, or
         .origin(origin.0.clone())
 }
 
-/// The devices a policy change reached see it at once on this instance.
-fn forget(state: &AppState, devices: &[Uuid]) {
-    for device in devices {
-        state.device_states.forget(*device);
-    }
-}
-
 fn name_taken(error: RepositoryError) -> ApiError {
     match error {
         RepositoryError::Conflict(_) => {
@@ -211,7 +205,7 @@ pub async fn create_policy(
         .create_policy(&policy, &entry)
         .await
         .map_err(name_taken)?;
-    forget(&state, &touched);
+    FleetService::new(&state).forget(&touched);
     Ok(envelope::created(PolicyView::from(policy)))
 }
 
@@ -280,7 +274,7 @@ pub async fn update_policy(
         .update_policy(&updated, expected, &entry)
         .await
         .map_err(name_taken)?;
-    forget(&state, &touched);
+    FleetService::new(&state).forget(&touched);
     Ok(envelope::ok(PolicyView::from(stored)))
 }
 
@@ -302,6 +296,6 @@ pub async fn delete_policy(
     org_actor(&state, caller.user_id, organization, OrgPermission::Manage).await?;
     let entry = audit(caller.user_id, "policy.deleted", organization, policy, &origin);
     let touched = state.database.delete_policy(organization, policy, &entry).await?;
-    forget(&state, &touched);
+    FleetService::new(&state).forget(&touched);
     Ok(HttpResponse::NoContent().finish())
 }

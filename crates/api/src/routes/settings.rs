@@ -7,7 +7,6 @@ use actix_web::{HttpRequest, HttpResponse, delete, get, post, put, web};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use steward_domain::settings::SettingsActor;
 use steward_domain::settings::store::{UnlockRequest, UnlockStatus};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -342,12 +341,7 @@ pub async fn sync_settings(
         .sync(&access, body.base_version, body.changes, applied, &origin.0)
         .await?;
     let rejected = serde_json::to_string(&rejected).map_err(|_| ApiError::internal())?;
-    // Commands (a wipe) go to the device itself, or its app signed in as the owner.
-    let commands = if matches!(access.actor, SettingsActor::Device | SettingsActor::DeviceUser) {
-        FleetService::new(&state).deliver(device).await?
-    } else {
-        Vec::new()
-    };
+    let commands = FleetService::new(&state).deliver(&access).await?;
     let commands: Vec<CommandView> = commands.into_iter().map(CommandView::from).collect();
     let commands = serde_json::to_string(&commands).map_err(|_| ApiError::internal())?;
     let body = format!(
