@@ -59,25 +59,9 @@ pub(crate) async fn insert_audit_entry(
     connection: &impl ConnectionTrait,
     entry: &AuditEntry,
 ) -> Result<(), RepositoryError> {
-    audit_logs::ActiveModel {
-        id: Set(entry.id),
-        occurred_at: Set(entry.occurred_at),
-        actor_kind: Set(entry.actor.kind.as_str().to_owned()),
-        actor_id: Set(entry.actor.id),
-        action: Set(entry.action.as_str().to_owned()),
-        resource_type: Set(entry.resource_type.clone()),
-        resource_id: Set(entry.resource_id.clone()),
-        organization_id: Set(entry.organization_id),
-        before: Set(entry.before.clone()),
-        after: Set(entry.after.clone()),
-        ip_address: Set(entry.origin.ip_address.clone()),
-        user_agent: Set(entry.origin.user_agent.clone()),
-        request_id: Set(entry.origin.request_id.clone()),
-        chain_seq: Set(None),
-        chain_hash: Set(None),
-    }
-    .insert(connection)
-    .await
-    .map_err(db_err_to_repository)?;
+    audit_row(entry)
+        .insert(connection)
+        .await
+        .map_err(db_err_to_repository)?;
     Ok(())
 }

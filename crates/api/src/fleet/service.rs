@@ -106,6 +106,19 @@ pub struct ImportReport {
     pub errors: Vec<ImportError>,
 }
 
+impl ImportReport {
+    fn new(dry_run: bool, rows: usize, counts: ImportCounts, problems: Vec<ImportProblem>) -> Self {
+        Self {
+            dry_run,
+            rows,
+            created: counts.created,
+            updated: counts.updated,
+            skipped: counts.skipped,
+            errors: problems.into_iter().map(ImportError::from).collect(),
+        }
+    }
+}
+
 pub struct FleetService<'a> {
     state: &'a AppState,
 }
@@ -832,14 +845,7 @@ impl<'a> FleetService<'a> {
             });
         }
         problems.sort_by_key(|problem| problem.line);
-        let report = |counts: ImportCounts, problems: Vec<ImportProblem>| ImportReport {
-            dry_run,
-            rows: total,
-            created: counts.created,
-            updated: counts.updated,
-            skipped: counts.skipped,
-            errors: problems.into_iter().map(ImportError::from).collect(),
-        };
+        let report = |counts, problems| ImportReport::new(dry_run, total, counts, problems);
         if dry_run {
             return Ok(report(counts, problems));
         }
@@ -946,14 +952,7 @@ impl<'a> FleetService<'a> {
             resolved.push(ResolvedUserImport { row, user_id });
         }
         problems.sort_by_key(|problem| problem.line);
-        let report = |counts: ImportCounts, problems: Vec<ImportProblem>| ImportReport {
-            dry_run,
-            rows: total,
-            created: counts.created,
-            updated: counts.updated,
-            skipped: counts.skipped,
-            errors: problems.into_iter().map(ImportError::from).collect(),
-        };
+        let report = |counts, problems| ImportReport::new(dry_run, total, counts, problems);
         if dry_run {
             return Ok(report(counts, problems));
         }
