@@ -665,6 +665,18 @@ async fn fleet_actions_suspend_retire_and_the_wipe_lifecycle() {
         expect_error(twice, StatusCode::CONFLICT, "CONFLICT").await;
         let only_suspended: Value = list("?status=suspended").await.json().await.unwrap();
         assert_eq!(only_suspended["meta"]["total"], 1);
+        let usage = expect_data(
+            send(&app, Method::GET, &org.path("/usage"), &org.owner, None).await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(
+            usage["devicesByStatus"],
+            json!({"active": 2, "suspended": 1}),
+            "{usage}"
+        );
+        assert_eq!(usage["enrollmentTokens"], 1);
+        assert_eq!(usage["policies"], 1);
         expect_data(
             send(
                 &app,
