@@ -204,6 +204,8 @@ pub fn app(
     >,
 > {
     let body_limit = settings.body_limit;
+    let cors_enabled = !settings.cors_allowed_origins.is_empty();
+    let cors = cors(settings.cors_allowed_origins);
     let (app, spec) = App::new()
         .into_utoipa_app()
         .openapi(openapi::ApiDoc::openapi())
@@ -215,7 +217,36 @@ pub fn app(
         .service(SwaggerUi::new("/docs/{_:.*}").url(OPENAPI_PATH, spec))
         .route("/docs", web::get().to(redirect_to_docs))
         .default_service(web::to(unknown_route))
+        // Inside the request context, so preflight answers carry X-Request-Id too.
+        .wrap(actix_web::middleware::Condition::new(cors_enabled, cors))
         .wrap(actix_web::middleware::from_fn(middleware::request_context))
+}
+
+/// Cross-origin access for the configured browser origins only (exact match; requests from
+/// other origins get no CORS headers, their preflights are refused). Tokens travel in the
+/// `Authorization` header, never cookies, so credentials mode stays off.
+fn cors(origins: Vec<String>) -> actix_cors::Cors {
+    use actix_web::http::header::{self, HeaderName};
+    let origins: std::collections::HashSet<String> = origins.into_iter().collect();
+    actix_cors::Cors::default()
+        .allowed_origin_fn(move |origin, _| origin.to_str().is_ok_and(|origin| origins.contains(origin)))
+        .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::IF_MATCH,
+            header::IF_NONE_MATCH,
+            HeaderName::from_static("x-api-key"),
+            HeaderName::from_static("x-device-id"),
+            HeaderName::from_static("x-request-id"),
+        ])
+        .expose_headers([
+            header::ETAG,
+            header::RETRY_AFTER,
+            header::LOCATION,
+            HeaderName::from_static("x-request-id"),
+        ])
+        .max_age(3600)
 }
 
 async fn redirect_to_docs() -> HttpResponse {

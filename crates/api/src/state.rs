@@ -27,6 +27,9 @@ pub struct HttpSettings {
     /// Largest accepted request body in bytes.
     pub body_limit: usize,
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Browser origins (`https://admin.example.com`) allowed to call the API cross-origin;
+    /// none by default, so browsers refuse cross-origin calls.
+    pub cors_allowed_origins: Vec<String>,
 }
 
 impl Default for HttpSettings {
@@ -34,6 +37,7 @@ impl Default for HttpSettings {
         Self {
             body_limit: 1024 * 1024,
             trusted_proxies: Vec::new(),
+            cors_allowed_origins: Vec::new(),
         }
     }
 }

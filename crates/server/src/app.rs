@@ -117,6 +117,7 @@ impl Application {
         let settings = HttpSettings {
             body_limit: config.body_limit_bytes,
             trusted_proxies: config.trusted_proxies.clone(),
+            cors_allowed_origins: config.cors_allowed_origins.clone(),
         };
         let mut server = HttpServer::new(move || steward_api::app(state.clone(), settings.clone()))
             .shutdown_timeout(10)

@@ -54,6 +54,10 @@ pub struct Config {
     /// Networks of reverse proxies whose `X-Forwarded-For` is believed.
     #[serde(deserialize_with = "list_or_comma_separated")]
     pub trusted_proxies: Vec<IpNet>,
+    /// Browser origins allowed to call the API cross-origin (`https://admin.example.com`);
+    /// none by default.
+    #[serde(deserialize_with = "list_or_comma_separated")]
+    pub cors_allowed_origins: Vec<String>,
     /// Largest accepted request body, in bytes.
     pub body_limit_bytes: usize,
     /// HTTP worker threads; defaults to the number of CPU cores.
@@ -139,6 +143,7 @@ impl Default for Config {
             log_format: LogFormat::Pretty,
             log_level: "info".to_owned(),
             trusted_proxies: Vec::new(),
+            cors_allowed_origins: Vec::new(),
             body_limit_bytes: 1024 * 1024,
             workers: None,
             password_hash_memory_kib: 64 * 1024,
@@ -211,6 +216,13 @@ impl Config {
             return Err(ConfigError(format!(
                 "STEWARD_PUBLIC_URL: `{url}` must start with http:// or https://"
             )));
+        }
+        for origin in &self.cors_allowed_origins {
+            if !valid_origin(origin) {
+                return Err(ConfigError(format!(
+                    "STEWARD_CORS_ALLOWED_ORIGINS: `{origin}` must be an origin such as https://admin.example.com (scheme, host, optional port; no path, no `*`)"
+                )));
+            }
         }
         if self.body_limit_bytes == 0 {
             return Err(ConfigError(
@@ -343,6 +355,26 @@ impl Config {
     }
 }
 
+/// `http(s)://host[:port]`, as browsers send it in `Origin` (lower-case host name or IPv4
+/// address, no path, no trailing slash).
+fn valid_origin(origin: &str) -> bool {
+    let Some(rest) = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let (host, port) = match rest.split_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (rest, None),
+    };
+    !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+        && port.is_none_or(|port| port.parse::<u16>().is_ok_and(|port| port > 0))
+}
+
 /// figment's messages can span lines; operators get one.
 fn one_line(error: &figment::Error) -> String {
     let mut message = error.to_string().replace('\n', " ");
@@ -431,8 +463,16 @@ mod tests {
         Jail::expect_with(|jail| {
             jail.set_env("STEWARD_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.1/32");
             jail.set_env("STEWARD_JWT_PRIVATE_KEYS", "/k/old.pem,/k/new.pem");
+            jail.set_env(
+                "STEWARD_CORS_ALLOWED_ORIGINS",
+                "https://admin.example.com, http://localhost:3000",
+            );
             let config = Config::load(None).unwrap();
             assert_eq!(config.trusted_proxies.len(), 2);
+            assert_eq!(
+                config.cors_allowed_origins,
+                ["https://admin.example.com", "http://localhost:3000"]
+            );
             assert_eq!(
                 config.jwt_private_keys,
                 vec![PathBuf::from("/k/old.pem"), PathBuf::from("/k/new.pem")]
@@ -447,6 +487,8 @@ mod tests {
             ("STEWARD_BIND", "not-an-address"),
             ("STEWARD_LOG_FORMAT", "xml"),
             ("STEWARD_TRUSTED_PROXIES", "10.0.0.0/99"),
+            ("STEWARD_CORS_ALLOWED_ORIGINS", "https://admin.example.com/"),
+            ("STEWARD_CORS_ALLOWED_ORIGINS", "*"),
             ("STEWARD_DATABASE_URL", "mysql://localhost/x"),
             ("STEWARD_PUBLIC_URL", "ftp://example.com"),
             ("STEWARD_BODY_LIMIT_BYTES", "0"),

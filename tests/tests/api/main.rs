@@ -10,6 +10,7 @@ mod auth_lockout;
 mod auth_mail;
 mod auth_refresh;
 mod boundaries;
+mod cors;
 mod devices;
 mod federation;
 mod fleet;
