@@ -861,11 +861,13 @@ pub trait FleetStore {
         device: Uuid,
     ) -> impl Future<Output = Result<Vec<DeviceCommand>, RepositoryError>> + Send;
 
-    /// The device's open, unexpired commands, marking pending ones delivered.
+    /// The device's open, unexpired commands, marking pending ones delivered (each audited
+    /// with `audit`, per command).
     fn deliver_commands(
         &self,
         device: Uuid,
         now: DateTime<Utc>,
+        audit: &AuditEntry,
     ) -> impl Future<Output = Result<Vec<DeviceCommand>, RepositoryError>> + Send;
 
     /// Records the device's acknowledgement, as `may_acknowledge` decides under the command's

@@ -1039,6 +1039,7 @@ impl FleetStore for Database {
         &self,
         device: Uuid,
         now: DateTime<Utc>,
+        audit: &AuditEntry,
     ) -> Result<Vec<DeviceCommand>, RepositoryError> {
         let open = device_commands::Entity::find()
             .filter(device_commands::Column::DeviceId.eq(device))
@@ -1051,22 +1052,37 @@ impl FleetStore for Database {
             .all(self.connection())
             .await
             .map_err(db)?;
-        if open
+        let pending: Vec<Uuid> = open
             .iter()
-            .any(|command| command.status == CommandStatus::Pending.as_str())
-        {
-            device_commands::Entity::update_many()
-                .col_expr(
-                    device_commands::Column::Status,
-                    Expr::value(CommandStatus::Delivered.as_str()),
-                )
-                .col_expr(device_commands::Column::DeliveredAt, Expr::value(Some(now)))
-                .filter(device_commands::Column::DeviceId.eq(device))
-                .filter(device_commands::Column::Status.eq(CommandStatus::Pending.as_str()))
-                .filter(device_commands::Column::ExpiresAt.gt(now))
-                .exec(self.connection())
-                .await
-                .map_err(db)?;
+            .filter(|command| command.status == CommandStatus::Pending.as_str())
+            .map(|command| command.id)
+            .collect();
+        if !pending.is_empty() {
+            // Marked delivered and audited together; a concurrent sync delivering the same
+            // commands updates nothing and records nothing.
+            let transaction = self.connection().begin().await.map_err(db)?;
+            let mut entries = Vec::new();
+            for id in &pending {
+                let delivered = device_commands::Entity::update_many()
+                    .col_expr(
+                        device_commands::Column::Status,
+                        Expr::value(CommandStatus::Delivered.as_str()),
+                    )
+                    .col_expr(device_commands::Column::DeliveredAt, Expr::value(Some(now)))
+                    .filter(device_commands::Column::Id.eq(*id))
+                    .filter(device_commands::Column::Status.eq(CommandStatus::Pending.as_str()))
+                    .exec(&transaction)
+                    .await
+                    .map_err(db)?;
+                if delivered.rows_affected == 1 {
+                    entries.push(audit.clone().resource_id(*id).change(
+                        None,
+                        Some(serde_json::json!({"status": "delivered", "deviceId": device})),
+                    ));
+                }
+            }
+            insert_audit_entries(&transaction, entries).await?;
+            transaction.commit().await.map_err(db)?;
         }
         Ok(open
             .into_iter()

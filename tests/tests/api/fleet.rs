@@ -854,6 +854,7 @@ async fn fleet_actions_suspend_retire_and_the_wipe_lifecycle() {
             "device.suspended",
             "device.resumed",
             "device.wipe_requested",
+            "device.command_delivered",
             "device.command_acknowledged",
             "device.retired",
         ] {

@@ -600,7 +600,11 @@ impl<'a> FleetService<'a> {
     /// The device's open commands for its sync (remembered briefly when there are none).
     /// Commands go to the device itself, or to its app signed in as the owner — never to
     /// group managers or administrators syncing on its behalf.
-    pub async fn deliver(&self, access: &SettingsAccess) -> Result<Vec<DeviceCommand>, ApiError> {
+    pub async fn deliver(
+        &self,
+        access: &SettingsAccess,
+        origin: &RequestOrigin,
+    ) -> Result<Vec<DeviceCommand>, ApiError> {
         if !matches!(access.actor, SettingsActor::Device | SettingsActor::DeviceUser) {
             return Ok(Vec::new());
         }
@@ -608,7 +612,17 @@ impl<'a> FleetService<'a> {
         if self.state.device_states.has_open_commands(device) == Some(false) {
             return Ok(Vec::new());
         }
-        let commands = self.state.database.deliver_commands(device, Utc::now()).await?;
+        let entry = AuditEntry::new(
+            Actor::device(device),
+            AuditAction::known("device.command_delivered"),
+            "device_command",
+        )
+        .origin(origin.clone());
+        let commands = self
+            .state
+            .database
+            .deliver_commands(device, Utc::now(), &entry)
+            .await?;
         self.state
             .device_states
             .put_open_commands(device, !commands.is_empty());

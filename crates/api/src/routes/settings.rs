@@ -341,7 +341,7 @@ pub async fn sync_settings(
         .sync(&access, body.base_version, body.changes, applied, &origin.0)
         .await?;
     let rejected = serde_json::to_string(&rejected).map_err(|_| ApiError::internal())?;
-    let commands = FleetService::new(&state).deliver(&access).await?;
+    let commands = FleetService::new(&state).deliver(&access, &origin.0).await?;
     let commands: Vec<CommandView> = commands.into_iter().map(CommandView::from).collect();
     let commands = serde_json::to_string(&commands).map_err(|_| ApiError::internal())?;
     let body = format!(
