@@ -317,6 +317,35 @@ fn new_device_row(
     }
 }
 
+/// The update both enrollment and import make to an existing device: its name, the
+/// organization, managed, both versions bumped, and each fact that is given.
+fn managed_device_update(
+    organization: Uuid,
+    display_name: &str,
+    facts: &[(devices::Column, &Option<String>)],
+    now: DateTime<Utc>,
+) -> sea_orm::UpdateMany<devices::Entity> {
+    let mut update = devices::Entity::update_many()
+        .col_expr(devices::Column::DisplayName, Expr::value(display_name.to_owned()))
+        .col_expr(devices::Column::OrganizationId, Expr::value(Some(organization)))
+        .col_expr(devices::Column::IsManaged, Expr::value(true))
+        .col_expr(devices::Column::UpdatedAt, Expr::value(now))
+        .col_expr(
+            devices::Column::Version,
+            Expr::col(devices::Column::Version).add(1),
+        )
+        .col_expr(
+            devices::Column::SettingsVersion,
+            Expr::col(devices::Column::SettingsVersion).add(1),
+        );
+    for (column, value) in facts {
+        if let Some(value) = value {
+            update = update.col_expr(*column, Expr::value(value.clone()));
+        }
+    }
+    update
+}
+
 /// `%text%` in lower case with `%`, `_` and the escape character `!` taken literally.
 fn search_pattern(text: &str) -> LikeExpr {
     let mut pattern = String::from("%");
@@ -535,40 +564,25 @@ impl FleetStore for Database {
         let (device_id, adopted) = match existing {
             Some(found) => {
                 let hardware = &enrollment.hardware;
-                let mut update = devices::Entity::update_many()
-                    .col_expr(
-                        devices::Column::DisplayName,
-                        Expr::value(device.display_name.clone()),
-                    )
-                    .col_expr(devices::Column::OrganizationId, Expr::value(Some(organization)))
-                    .col_expr(devices::Column::IsManaged, Expr::value(true))
-                    .col_expr(devices::Column::EnrollmentStatus, Expr::value("enrolled"))
-                    .col_expr(devices::Column::PolicyId, Expr::value(token.policy_id))
-                    .col_expr(devices::Column::FleetGroupId, Expr::value(token.group_id))
-                    .col_expr(devices::Column::EnrolledAt, Expr::value(Some(now)))
-                    .col_expr(devices::Column::LastSeenAt, Expr::value(Some(now)))
-                    .col_expr(devices::Column::UpdatedAt, Expr::value(now))
-                    .col_expr(
-                        devices::Column::Version,
-                        Expr::col(devices::Column::Version).add(1),
-                    )
-                    .col_expr(
-                        devices::Column::SettingsVersion,
-                        Expr::col(devices::Column::SettingsVersion).add(1),
-                    );
-                for (column, value) in [
-                    (devices::Column::Platform, &device.platform),
-                    (devices::Column::OsVersion, &device.os_version),
-                    (devices::Column::AppVersion, &device.app_version),
-                    (devices::Column::PushToken, &device.push_token),
-                    (devices::Column::SerialNumber, &hardware.serial_number),
-                    (devices::Column::Manufacturer, &hardware.manufacturer),
-                    (devices::Column::Model, &hardware.model),
-                ] {
-                    if let Some(value) = value {
-                        update = update.col_expr(column, Expr::value(value.clone()));
-                    }
-                }
+                let update = managed_device_update(
+                    organization,
+                    &device.display_name,
+                    &[
+                        (devices::Column::Platform, &device.platform),
+                        (devices::Column::OsVersion, &device.os_version),
+                        (devices::Column::AppVersion, &device.app_version),
+                        (devices::Column::PushToken, &device.push_token),
+                        (devices::Column::SerialNumber, &hardware.serial_number),
+                        (devices::Column::Manufacturer, &hardware.manufacturer),
+                        (devices::Column::Model, &hardware.model),
+                    ],
+                    now,
+                )
+                .col_expr(devices::Column::EnrollmentStatus, Expr::value("enrolled"))
+                .col_expr(devices::Column::PolicyId, Expr::value(token.policy_id))
+                .col_expr(devices::Column::FleetGroupId, Expr::value(token.group_id))
+                .col_expr(devices::Column::EnrolledAt, Expr::value(Some(now)))
+                .col_expr(devices::Column::LastSeenAt, Expr::value(Some(now)));
                 // Adopt only a device no other organization manages, decided by the write
                 // itself so a concurrent enrollment elsewhere cannot be overwritten. A
                 // suspended device stays suspended.
@@ -1464,32 +1478,17 @@ impl FleetStore for Database {
                 }
                 Some(_) if on_duplicate == OnDuplicate::Skip => counts.skipped += 1,
                 Some((id, _)) => {
-                    let mut update = devices::Entity::update_many()
-                        .col_expr(
-                            devices::Column::DisplayName,
-                            Expr::value(row.display_name.clone()),
-                        )
-                        .col_expr(devices::Column::OrganizationId, Expr::value(Some(organization)))
-                        .col_expr(devices::Column::IsManaged, Expr::value(true))
-                        .col_expr(devices::Column::UpdatedAt, Expr::value(now))
-                        .col_expr(
-                            devices::Column::Version,
-                            Expr::col(devices::Column::Version).add(1),
-                        )
-                        .col_expr(
-                            devices::Column::SettingsVersion,
-                            Expr::col(devices::Column::SettingsVersion).add(1),
-                        );
-                    for (column, value) in [
-                        (devices::Column::Platform, &row.platform),
-                        (devices::Column::SerialNumber, &row.hardware.serial_number),
-                        (devices::Column::Manufacturer, &row.hardware.manufacturer),
-                        (devices::Column::Model, &row.hardware.model),
-                    ] {
-                        if let Some(value) = value {
-                            update = update.col_expr(column, Expr::value(value.clone()));
-                        }
-                    }
+                    let mut update = managed_device_update(
+                        organization,
+                        &row.display_name,
+                        &[
+                            (devices::Column::Platform, &row.platform),
+                            (devices::Column::SerialNumber, &row.hardware.serial_number),
+                            (devices::Column::Manufacturer, &row.hardware.manufacturer),
+                            (devices::Column::Model, &row.hardware.model),
+                        ],
+                        now,
+                    );
                     for (column, value) in [
                         (devices::Column::PolicyId, row.policy_id),
                         (devices::Column::FleetGroupId, row.group_id),
