@@ -6,6 +6,7 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::rules::optional_line;
 pub use crate::rules::{RuleError as DeviceRuleError, RuleStoreError as DeviceStoreError};
 use crate::{AuditEntry, RepositoryError};
 
@@ -41,21 +42,6 @@ pub struct DeviceRegistration {
     pub legacy_group_id: Option<String>,
 }
 
-fn text(
-    value: Option<&str>,
-    field: &'static str,
-    max: usize,
-    message: &'static str,
-) -> Result<Option<String>, DeviceRuleError> {
-    let Some(value) = value.map(str::trim).filter(|value| !value.is_empty()) else {
-        return Ok(None);
-    };
-    if value.chars().count() > max || value.chars().any(char::is_control) {
-        return Err(DeviceRuleError::Invalid { field, message });
-    }
-    Ok(Some(value.to_owned()))
-}
-
 impl DeviceRegistration {
     #[allow(clippy::too_many_arguments)]
     pub fn parse(
@@ -67,7 +53,7 @@ impl DeviceRegistration {
         push_token: Option<&str>,
         legacy_group_id: Option<&str>,
     ) -> Result<Self, DeviceRuleError> {
-        let identifier = text(
+        let identifier = optional_line(
             Some(identifier),
             "deviceId",
             128,
@@ -77,7 +63,7 @@ impl DeviceRegistration {
             field: "deviceId",
             message: "must be 1 to 128 printable characters",
         })?;
-        let display_name = text(
+        let display_name = optional_line(
             Some(display_name),
             "displayName",
             100,
@@ -90,12 +76,17 @@ impl DeviceRegistration {
         Ok(Self {
             identifier,
             display_name,
-            platform: text(platform, "platform", 32, "must be at most 32 characters")?
+            platform: optional_line(platform, "platform", 32, "must be at most 32 characters")?
                 .map(|p| p.to_ascii_lowercase()),
-            os_version: text(os_version, "osVersion", 64, "must be at most 64 characters")?,
-            app_version: text(app_version, "appVersion", 64, "must be at most 64 characters")?,
-            push_token: text(push_token, "pushToken", 4096, "must be at most 4096 characters")?,
-            legacy_group_id: text(legacy_group_id, "groupId", 128, "must be at most 128 characters")?,
+            os_version: optional_line(os_version, "osVersion", 64, "must be at most 64 characters")?,
+            app_version: optional_line(app_version, "appVersion", 64, "must be at most 64 characters")?,
+            push_token: optional_line(push_token, "pushToken", 4096, "must be at most 4096 characters")?,
+            legacy_group_id: optional_line(
+                legacy_group_id,
+                "groupId",
+                128,
+                "must be at most 128 characters",
+            )?,
         })
     }
 }

@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::devices::DeviceRegistration;
 use crate::organizations::OrgRole;
 pub use crate::rules::{RuleError as FleetRuleError, RuleStoreError as FleetStoreError};
+use crate::rules::{optional_line, optional_text};
 use crate::{AuditEntry, RepositoryError};
 
 /// Shown before an enrollment token's secret, so it is recognisable in logs and QR scans.
@@ -107,21 +108,6 @@ pub struct EnrollmentTokenSpec {
     pub additional_data: Option<Value>,
 }
 
-fn optional_text(
-    value: Option<&str>,
-    field: &'static str,
-    max: usize,
-    message: &'static str,
-) -> Result<Option<String>, FleetRuleError> {
-    let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
-        return Ok(None);
-    };
-    if value.chars().count() > max || value.chars().any(|c| c.is_control() && c != '\n') {
-        return Err(FleetRuleError::Invalid { field, message });
-    }
-    Ok(Some(value.to_owned()))
-}
-
 impl EnrollmentTokenSpec {
     /// `one_time` is a shorthand for one use; it contradicts any other `max_uses`.
     #[allow(clippy::too_many_arguments)]
@@ -184,7 +170,7 @@ impl EnrollmentTokenSpec {
             }
         }
         Ok(Self {
-            name: optional_text(name, "name", 100, "must be at most 100 characters")?,
+            name: optional_line(name, "name", 100, "must be at most 100 characters")?,
             policy_id,
             group_id,
             max_uses,
@@ -210,14 +196,14 @@ impl Hardware {
         model: Option<&str>,
     ) -> Result<Self, FleetRuleError> {
         Ok(Self {
-            serial_number: optional_text(
+            serial_number: optional_line(
                 serial_number,
                 "serialNumber",
                 128,
                 "must be at most 128 characters",
             )?,
-            manufacturer: optional_text(manufacturer, "manufacturer", 64, "must be at most 64 characters")?,
-            model: optional_text(model, "model", 64, "must be at most 64 characters")?,
+            manufacturer: optional_line(manufacturer, "manufacturer", 64, "must be at most 64 characters")?,
+            model: optional_line(model, "model", 64, "must be at most 64 characters")?,
         })
     }
 }
@@ -456,7 +442,7 @@ pub struct FleetGroup {
 
 impl FleetGroup {
     pub fn parse_name(name: &str) -> Result<String, FleetRuleError> {
-        optional_text(Some(name), "name", 100, "must be 1 to 100 characters")?.ok_or(
+        optional_line(Some(name), "name", 100, "must be 1 to 100 characters")?.ok_or(
             FleetRuleError::Invalid {
                 field: "name",
                 message: "must be 1 to 100 characters",
@@ -622,17 +608,26 @@ pub fn parse_device_row(
 
 /// Problems across rows: the same device twice in one import.
 pub fn duplicate_rows(rows: &[DeviceImport]) -> Vec<ImportProblem> {
+    repeated(
+        rows.iter().map(|row| (row.line, row.identifier.as_str())),
+        "deviceId",
+        "device",
+    )
+}
+
+/// A problem for each `(line, key)` whose key an earlier line already had.
+fn repeated<'a>(rows: impl Iterator<Item = (usize, &'a str)>, field: &str, what: &str) -> Vec<ImportProblem> {
     let mut first_line: BTreeMap<&str, usize> = BTreeMap::new();
     let mut problems = Vec::new();
-    for row in rows {
-        match first_line.get(row.identifier.as_str()) {
+    for (line, key) in rows {
+        match first_line.get(key) {
             Some(first) => problems.push(ImportProblem::new(
-                row.line,
-                "deviceId",
-                format!("repeats the device of line {first}"),
+                line,
+                field,
+                format!("repeats the {what} of line {first}"),
             )),
             None => {
-                first_line.insert(&row.identifier, row.line);
+                first_line.insert(key, line);
             }
         }
     }
@@ -679,21 +674,11 @@ pub fn parse_user_row(line: usize, row: &BTreeMap<String, String>) -> Result<Use
 
 /// Problems across rows: the same email twice in one import.
 pub fn duplicate_user_rows(rows: &[UserImport]) -> Vec<ImportProblem> {
-    let mut first_line: BTreeMap<&str, usize> = BTreeMap::new();
-    let mut problems = Vec::new();
-    for row in rows {
-        match first_line.get(row.email.as_str()) {
-            Some(first) => problems.push(ImportProblem::new(
-                row.line,
-                "email",
-                format!("repeats the user of line {first}"),
-            )),
-            None => {
-                first_line.insert(&row.email, row.line);
-            }
-        }
-    }
-    problems
+    repeated(
+        rows.iter().map(|row| (row.line, row.email.as_str())),
+        "email",
+        "user",
+    )
 }
 
 /// A user row ready to store.
@@ -893,13 +878,6 @@ pub trait FleetStore {
         now: DateTime<Utc>,
         audit: &AuditEntry,
     ) -> impl Future<Output = Result<Vec<Uuid>, RepositoryError>> + Send;
-
-    /// The organization's members among these emails (lower case), with their ids.
-    fn org_user_ids_by_email(
-        &self,
-        organization: Uuid,
-        emails: &[String],
-    ) -> impl Future<Output = Result<BTreeMap<String, Uuid>, RepositoryError>> + Send;
 
     /// Accounts by email (lower case), whatever their organizations.
     fn user_ids_by_email(

@@ -31,3 +31,40 @@ pub enum RuleStoreError {
     #[error(transparent)]
     Repository(#[from] RepositoryError),
 }
+
+fn checked_text(
+    value: Option<&str>,
+    field: &'static str,
+    max: usize,
+    message: &'static str,
+    allowed_control: &[char],
+) -> Result<Option<String>, RuleError> {
+    let Some(value) = value.map(str::trim).filter(|value| !value.is_empty()) else {
+        return Ok(None);
+    };
+    let bad = |c: char| c.is_control() && !allowed_control.contains(&c);
+    if value.chars().count() > max || value.chars().any(bad) {
+        return Err(RuleError::Invalid { field, message });
+    }
+    Ok(Some(value.to_owned()))
+}
+
+/// A trimmed single-line value of at most `max` characters; blank is `None`.
+pub(crate) fn optional_line(
+    value: Option<&str>,
+    field: &'static str,
+    max: usize,
+    message: &'static str,
+) -> Result<Option<String>, RuleError> {
+    checked_text(value, field, max, message, &[])
+}
+
+/// Like [`optional_line`], for free text where line breaks belong (notes, descriptions).
+pub(crate) fn optional_text(
+    value: Option<&str>,
+    field: &'static str,
+    max: usize,
+    message: &'static str,
+) -> Result<Option<String>, RuleError> {
+    checked_text(value, field, max, message, &['\n'])
+}

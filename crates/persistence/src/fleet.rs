@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, Func, LikeExpr, Query};
+use sea_orm::sea_query::{Expr, Func, LikeExpr};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, ExprTrait,
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
@@ -1291,33 +1291,6 @@ impl FleetStore for Database {
         insert_audit_entry(&transaction, audit).await?;
         transaction.commit().await.map_err(db)?;
         Ok(touched)
-    }
-
-    async fn org_user_ids_by_email(
-        &self,
-        organization: Uuid,
-        emails: &[String],
-    ) -> Result<BTreeMap<String, Uuid>, RepositoryError> {
-        let mut found = BTreeMap::new();
-        for chunk in emails.chunks(CHUNK) {
-            let members = Query::select()
-                .column(org_users::Column::UserId)
-                .from(org_users::Entity)
-                .and_where(Expr::col(org_users::Column::OrganizationId).eq(organization))
-                .to_owned();
-            let rows: Vec<(String, Uuid)> = users::Entity::find()
-                .select_only()
-                .column(users::Column::Email)
-                .column(users::Column::Id)
-                .filter(users::Column::Id.in_subquery(members))
-                .filter(users::Column::Email.is_in(chunk.iter().cloned()))
-                .into_tuple()
-                .all(self.connection())
-                .await
-                .map_err(db)?;
-            found.extend(rows);
-        }
-        Ok(found)
     }
 
     async fn user_ids_by_email(&self, emails: &[String]) -> Result<BTreeMap<String, Uuid>, RepositoryError> {

@@ -27,7 +27,7 @@ use uuid::Uuid;
 use super::import::ImportRows;
 use super::qr::{self, EnrollmentPayload, QrFormat};
 use crate::error::{ApiError, ErrorCode, FieldError};
-use crate::settings::{DeviceSettingsView, SettingsAccess, SettingsService};
+use crate::settings::{DeviceSettingsView, SettingsAccess, SettingsCallerKind, SettingsService};
 use crate::state::AppState;
 
 /// What a device receives when it enrolls.
@@ -554,7 +554,6 @@ impl<'a> FleetService<'a> {
         origin: &RequestOrigin,
     ) -> Result<DeviceCommand, ApiError> {
         let lifetime = command_lifetime(expires_in_seconds)?;
-        self.device(organization, device).await?;
         let now = Utc::now();
         let command = DeviceCommand {
             id: Uuid::now_v7(),
@@ -576,7 +575,15 @@ impl<'a> FleetService<'a> {
                 None,
                 Some(json!({"commandId": command.id, "expiresAt": command.expires_at})),
             );
-        self.state.database.create_command(&command, &entry).await?;
+        // The store claims the device as one the organization manages (404 otherwise).
+        self.state
+            .database
+            .create_command(&command, &entry)
+            .await
+            .map_err(|error| match error {
+                RepositoryError::NotFound => ApiError::not_found("no such device"),
+                other => other.into(),
+            })?;
         self.forget(&[device]);
         Ok(command)
     }
@@ -631,11 +638,16 @@ impl<'a> FleetService<'a> {
 
     pub async fn acknowledge(
         &self,
+        caller: SettingsCallerKind,
         device: Uuid,
         command: Uuid,
         result: Option<Value>,
         origin: &RequestOrigin,
     ) -> Result<DeviceCommand, ApiError> {
+        // Only the device itself acknowledges its commands; to anyone else they do not exist.
+        if caller != SettingsCallerKind::Device(device) {
+            return Err(ApiError::not_found("no such command"));
+        }
         let entry = AuditEntry::new(
             Actor::device(device),
             AuditAction::known("device.command_acknowledged"),
@@ -802,11 +814,22 @@ impl<'a> FleetService<'a> {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let members = self
+        let member_ids: BTreeSet<Uuid> = self
             .state
             .database
-            .org_user_ids_by_email(organization, &emails)
-            .await?;
+            .org_members(organization)
+            .await?
+            .into_iter()
+            .map(|member| member.user_id)
+            .collect();
+        let members: BTreeMap<String, Uuid> = self
+            .state
+            .database
+            .user_ids_by_email(&emails)
+            .await?
+            .into_iter()
+            .filter(|(_, id)| member_ids.contains(id))
+            .collect();
         let identifiers: Vec<String> = parsed.iter().map(|row| row.identifier.clone()).collect();
         let existing = self.state.database.existing_devices(&identifiers).await?;
 

@@ -16,7 +16,7 @@ use crate::envelope::{self, Envelope};
 use crate::error::{ApiError, ErrorCode, ErrorEnvelope};
 use crate::extractors::Origin;
 use crate::fleet::{DeviceTokenView, EnrollmentOutcome, FleetService};
-use crate::settings::{SettingsCaller, SettingsCallerKind};
+use crate::settings::SettingsCaller;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -135,12 +135,9 @@ pub async fn acknowledge_command(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let (device, command) = path.into_inner();
-    if caller.kind != SettingsCallerKind::Device(device) {
-        return Err(ApiError::not_found("no such command"));
-    }
     let result = super::fleet::optional_json::<AcknowledgeRequest>(&body)?.result;
     let command = FleetService::new(&state)
-        .acknowledge(device, command, result, &origin.0)
+        .acknowledge(caller.kind, device, command, result, &origin.0)
         .await?;
     Ok(envelope::ok(CommandView::from(command)))
 }
