@@ -280,7 +280,7 @@ impl From<PersistenceError> for ApiError {
 impl From<PaginationError> for ApiError {
     fn from(error: PaginationError) -> Self {
         let field = match error {
-            PaginationError::PageTooSmall => "page",
+            PaginationError::PageOutOfRange => "page",
             PaginationError::PerPageOutOfRange => "perPage",
         };
         ApiError::validation("invalid pagination").with_details(vec![FieldError {

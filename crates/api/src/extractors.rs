@@ -3,7 +3,9 @@
 //! actix answers bad JSON, bad paths and bad queries with plain text unless told otherwise;
 //! the configs here turn each into an [`ApiError`] with a useful message.
 
+use std::cell::Cell;
 use std::net::IpAddr;
+use std::rc::Rc;
 
 use actix_web::dev::Payload;
 use actix_web::error::{JsonPayloadError, PathError, PayloadError, QueryPayloadError};
@@ -72,6 +74,109 @@ fn query_error(error: QueryPayloadError) -> ApiError {
     }
 }
 
+/// Authorization before parsing: an authorization extractor declared before a body extractor
+/// registers here (synchronously, when the handler's arguments are set up); the body extractor
+/// holds back its refusal (malformed JSON, failed validation) until every registered
+/// authorization has finished. A caller who may not use the endpoint therefore learns 401, 403
+/// or 404, never what the body should have looked like. actix polls a handler's extractors
+/// together, so without this a body error could win the race.
+#[derive(Clone, Default)]
+pub struct AuthGate(Rc<GateState>);
+
+#[derive(Default)]
+struct GateState {
+    pending: Cell<usize>,
+    opened: tokio::sync::Notify,
+}
+
+/// Held by an authorization extractor's future; dropping it (success or refusal) opens its part
+/// of the gate.
+pub struct AuthGateGuard(AuthGate);
+
+impl Drop for AuthGateGuard {
+    fn drop(&mut self) {
+        let state = &self.0.0;
+        state.pending.set(state.pending.get().saturating_sub(1));
+        if state.pending.get() == 0 {
+            state.opened.notify_waiters();
+        }
+    }
+}
+
+impl AuthGate {
+    /// Registers an authorization in progress for this request.
+    pub fn begin(request: &HttpRequest) -> AuthGateGuard {
+        let gate = {
+            let mut extensions = request.extensions_mut();
+            match extensions.get::<AuthGate>() {
+                Some(gate) => gate.clone(),
+                None => {
+                    let gate = AuthGate::default();
+                    extensions.insert(gate.clone());
+                    gate
+                }
+            }
+        };
+        gate.0.pending.set(gate.0.pending.get() + 1);
+        AuthGateGuard(gate)
+    }
+
+    /// The gate of authorizations registered so far, if any.
+    fn of(request: &HttpRequest) -> Option<AuthGate> {
+        request.extensions().get::<AuthGate>().cloned()
+    }
+
+    /// Waits until no authorization is in progress.
+    async fn passed(gate: Option<AuthGate>) {
+        let Some(gate) = gate else { return };
+        loop {
+            let opened = gate.0.opened.notified();
+            if gate.0.pending.get() == 0 {
+                return;
+            }
+            opened.await;
+        }
+    }
+}
+
+/// A JSON body (`Content-Type: application/json`); its refusals (415, 413, 400) come after
+/// the handler's authorization.
+#[derive(Debug)]
+pub struct Json<T>(pub T);
+
+impl<T> Json<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> std::ops::Deref for Json<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let gate = AuthGate::of(request);
+        let json = web::Json::<T>::from_request(request, payload);
+        Box::pin(async move {
+            match json.await {
+                Ok(body) => Ok(Json(body.into_inner())),
+                Err(error) => {
+                    AuthGate::passed(gate).await;
+                    Err(error)
+                }
+            }
+        })
+    }
+}
+
 /// A JSON body that is also checked against its `validator` rules; failures list each field
 /// under `details` with the client's (camelCase) field name.
 #[derive(Debug)]
@@ -82,13 +187,84 @@ impl<T: DeserializeOwned + Validate + 'static> FromRequest for ValidatedJson<T> 
     type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let json = web::Json::<T>::from_request(request, payload);
+        let json = Json::<T>::from_request(request, payload);
+        let gate = AuthGate::of(request);
         Box::pin(async move {
             let body = json.await?.into_inner();
-            body.validate().map_err(validation_error)?;
+            if let Err(errors) = body.validate() {
+                AuthGate::passed(gate).await;
+                return Err(validation_error(errors).into());
+            }
             Ok(ValidatedJson(body))
         })
     }
+}
+
+/// An optional JSON body: absent or empty (whitespace only) means `T::default()`; anything else
+/// must be JSON (`Content-Type: application/json`, else 415) that parses (else 400) — a typo in
+/// an approval's duration or a wipe's options is refused, never read as "no options".
+#[derive(Debug)]
+pub struct OptionalJson<T>(pub T);
+
+impl<T> OptionalJson<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T: DeserializeOwned + Default + 'static> FromRequest for OptionalJson<T> {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let gate = AuthGate::of(request);
+        let json_content = request
+            .headers()
+            .get(actix_web::http::header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .map(|value| {
+                let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+                essence == "application/json" || essence.ends_with("+json")
+            });
+        let bytes = web::Bytes::from_request(request, payload);
+        Box::pin(async move {
+            let parsed = match bytes.await {
+                Err(error) => Err(error),
+                Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => Ok(T::default()),
+                Ok(bytes) => {
+                    if json_content == Some(false) {
+                        Err(ApiError::new(
+                            ErrorCode::UnsupportedMediaType,
+                            "send the body as JSON with Content-Type: application/json",
+                        )
+                        .into())
+                    } else {
+                        parse_json_body(&bytes).map_err(Into::into)
+                    }
+                }
+            };
+            match parsed {
+                Ok(body) => Ok(OptionalJson(body)),
+                Err(error) => {
+                    AuthGate::passed(gate).await;
+                    Err(error)
+                }
+            }
+        })
+    }
+}
+
+/// A JSON body parsed with the same messages as [`Json`].
+pub fn parse_json_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|error| {
+        if error.is_data() {
+            ApiError::validation(format!(
+                "the request body does not match the expected shape: {error}"
+            ))
+        } else {
+            ApiError::validation(format!("malformed JSON: {error}"))
+        }
+    })
 }
 
 /// Turns `validator`'s report into one error with a detail per field.
@@ -147,9 +323,11 @@ fn camel_case(snake: &str) -> String {
 #[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Query, rename_all = "camelCase")]
 pub struct PageQuery {
-    /// 1-based page number (default 1).
+    /// 1-based page number, 1 to 1,000,000 (default 1).
+    #[param(minimum = 1, maximum = 1_000_000)]
     pub page: Option<u64>,
     /// Items per page, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub per_page: Option<u64>,
 }
 

@@ -13,6 +13,7 @@ mod health;
 pub mod metrics;
 mod middleware;
 mod openapi;
+pub mod org_access;
 pub mod rate_limit;
 pub mod request_id;
 mod routes;

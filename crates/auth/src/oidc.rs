@@ -49,6 +49,23 @@ pub struct IdentityClaims {
     pub nonce: Option<String>,
     #[serde(default)]
     pub groups: Vec<String>,
+    /// Issued at (seconds since the epoch); required, and not in the future beyond the skew.
+    #[serde(default, deserialize_with = "seconds")]
+    pub iat: Option<i64>,
+    /// Not before (seconds since the epoch), when present.
+    #[serde(default, deserialize_with = "seconds")]
+    pub nbf: Option<i64>,
+}
+
+/// A NumericDate (RFC 7519 §2): seconds, possibly fractional; clamped into `i64`.
+fn seconds<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+    Ok(Option::<f64>::deserialize(deserializer)?.map(|value| {
+        if value.is_nan() {
+            i64::MAX
+        } else {
+            value.clamp(i64::MIN as f64, i64::MAX as f64) as i64
+        }
+    }))
 }
 
 fn bool_or_string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<bool>, D::Error> {
@@ -217,12 +234,14 @@ impl IdTokenVerifier {
         validation.set_audience(&self.settings.client_ids);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
         validation.leeway = LEEWAY_SECONDS;
+        validation.validate_nbf = true;
         let claims = jsonwebtoken::decode::<IdentityClaims>(token, &key, &validation)
             .map_err(|error| match error.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => IdTokenError::Expired,
                 _ => IdTokenError::Invalid(error.to_string()),
             })?
             .claims;
+        check_issued_in_the_past(&claims, now_seconds())?;
         if let Some(expected) = nonce {
             let hashed = crate::opaque::hash_token(expected);
             match claims.nonce.as_deref() {
@@ -232,6 +251,33 @@ impl IdTokenVerifier {
         }
         Ok(claims)
     }
+}
+
+fn now_seconds() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// `iat` must be present and neither `iat` nor `nbf` later than now plus the skew: a token
+/// "issued" an hour from now was not issued by a provider with a sane clock.
+fn check_issued_in_the_past(claims: &IdentityClaims, now: i64) -> Result<(), IdTokenError> {
+    let latest = now.saturating_add(LEEWAY_SECONDS as i64);
+    let iat = claims
+        .iat
+        .ok_or_else(|| IdTokenError::Invalid("the `iat` claim is missing".to_owned()))?;
+    if iat > latest {
+        return Err(IdTokenError::Invalid(
+            "the token is issued in the future (`iat`)".to_owned(),
+        ));
+    }
+    if claims.nbf.is_some_and(|nbf| nbf > latest) {
+        return Err(IdTokenError::Invalid(
+            "the token is not valid yet (`nbf`)".to_owned(),
+        ));
+    }
+    Ok(())
 }
 
 /// What a UserInfo endpoint answers (OpenID Connect Core §5.3).

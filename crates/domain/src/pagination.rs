@@ -2,6 +2,9 @@
 
 /// The largest page a client may ask for, so one request cannot pull a whole table.
 pub const MAX_PER_PAGE: u64 = 100;
+/// The highest page number: far beyond any real list, and small enough that the offset it
+/// gives always fits the databases' integers.
+pub const MAX_PAGE: u64 = 1_000_000;
 /// The page size when the client does not say.
 pub const DEFAULT_PER_PAGE: u64 = 20;
 
@@ -15,8 +18,8 @@ pub struct PageRequest {
 /// Why a page request was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PaginationError {
-    #[error("page must be 1 or more")]
-    PageTooSmall,
+    #[error("page must be between 1 and {MAX_PAGE}")]
+    PageOutOfRange,
     #[error("perPage must be between 1 and {MAX_PER_PAGE}")]
     PerPageOutOfRange,
 }
@@ -26,8 +29,8 @@ impl PageRequest {
     pub fn parse(page: Option<u64>, per_page: Option<u64>) -> Result<Self, PaginationError> {
         let page = page.unwrap_or(1);
         let per_page = per_page.unwrap_or(DEFAULT_PER_PAGE);
-        if page == 0 {
-            return Err(PaginationError::PageTooSmall);
+        if page == 0 || page > MAX_PAGE {
+            return Err(PaginationError::PageOutOfRange);
         }
         if per_page == 0 || per_page > MAX_PER_PAGE {
             return Err(PaginationError::PerPageOutOfRange);
@@ -78,7 +81,7 @@ mod tests {
     fn out_of_range_values_are_refused() {
         assert_eq!(
             PageRequest::parse(Some(0), None),
-            Err(PaginationError::PageTooSmall)
+            Err(PaginationError::PageOutOfRange)
         );
         assert_eq!(
             PageRequest::parse(None, Some(0)),
@@ -89,5 +92,13 @@ mod tests {
             Err(PaginationError::PerPageOutOfRange)
         );
         assert!(PageRequest::parse(None, Some(100)).is_ok());
+        assert_eq!(
+            PageRequest::parse(Some(MAX_PAGE + 1), None),
+            Err(PaginationError::PageOutOfRange)
+        );
+        assert_eq!(
+            PageRequest::parse(Some(MAX_PAGE), Some(MAX_PER_PAGE)).map(|p| p.offset()),
+            Ok((MAX_PAGE - 1) * MAX_PER_PAGE)
+        );
     }
 }

@@ -140,8 +140,9 @@ mod tests {
 }
 
 /// Scopes every user may give a personal access token, beside their roles' permissions.
-/// The group and device scopes limit a token to what the user may do in their own groups and
-/// with their own devices; as admin permissions they additionally need the matching role.
+/// The group, device and organization scopes limit a token to what the user may do in their
+/// own groups, with their own devices and in the organizations they belong to; as admin
+/// permissions they additionally need the matching role.
 pub const ACCOUNT_SCOPES: &[&str] = &[
     "account:read",
     "account:write",
@@ -149,6 +150,8 @@ pub const ACCOUNT_SCOPES: &[&str] = &[
     "groups:write",
     "devices:read",
     "devices:write",
+    "organizations:read",
+    "organizations:write",
 ];
 
 impl RoleCatalog {

@@ -3,9 +3,10 @@
 
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, EntityTrait};
 use steward_domain::{AuditEntry, AuditRecorder, RepositoryError};
+use uuid::Uuid;
 
 use crate::database::UnitOfWork;
-use crate::entities::audit_logs;
+use crate::entities::{audit_logs, device_commands, devices};
 use crate::error::db_err_to_repository;
 
 impl AuditRecorder for UnitOfWork {
@@ -42,10 +43,45 @@ fn audit_row(entry: &AuditEntry) -> audit_logs::ActiveModel {
 }
 
 /// Many entries in few statements (bulk imports audit every record).
+/// An entry about a device or a device command belongs to the device's organization, if it
+/// has one: filled in here so no writer can forget it and `?organizationId=` finds them all.
+async fn with_organization(
+    connection: &impl ConnectionTrait,
+    entry: &AuditEntry,
+) -> Result<Option<Uuid>, RepositoryError> {
+    if entry.organization_id.is_some() {
+        return Ok(entry.organization_id);
+    }
+    let Some(id) = entry
+        .resource_id
+        .as_deref()
+        .and_then(|id| id.parse::<Uuid>().ok())
+    else {
+        return Ok(None);
+    };
+    let organization = match entry.resource_type.as_str() {
+        "device" => devices::Entity::find_by_id(id)
+            .one(connection)
+            .await
+            .map_err(db_err_to_repository)?
+            .and_then(|device| device.organization_id),
+        "device_command" => device_commands::Entity::find_by_id(id)
+            .one(connection)
+            .await
+            .map_err(db_err_to_repository)?
+            .and_then(|command| command.organization_id),
+        _ => None,
+    };
+    Ok(organization)
+}
+
 pub(crate) async fn insert_audit_entries(
     connection: &impl ConnectionTrait,
-    entries: Vec<AuditEntry>,
+    mut entries: Vec<AuditEntry>,
 ) -> Result<(), RepositoryError> {
+    for entry in &mut entries {
+        entry.organization_id = with_organization(connection, entry).await?;
+    }
     for chunk in entries.chunks(500) {
         audit_logs::Entity::insert_many(chunk.iter().map(audit_row))
             .exec_without_returning(connection)
@@ -59,9 +95,8 @@ pub(crate) async fn insert_audit_entry(
     connection: &impl ConnectionTrait,
     entry: &AuditEntry,
 ) -> Result<(), RepositoryError> {
-    audit_row(entry)
-        .insert(connection)
-        .await
-        .map_err(db_err_to_repository)?;
+    let mut row = audit_row(entry);
+    row.organization_id = Set(with_organization(connection, entry).await?);
+    row.insert(connection).await.map_err(db_err_to_repository)?;
     Ok(())
 }

@@ -1066,17 +1066,17 @@ impl FleetStore for Database {
             .all(self.connection())
             .await
             .map_err(db)?;
-        let pending: Vec<Uuid> = open
+        let pending: Vec<(Uuid, Option<Uuid>)> = open
             .iter()
             .filter(|command| command.status == CommandStatus::Pending.as_str())
-            .map(|command| command.id)
+            .map(|command| (command.id, command.organization_id))
             .collect();
         if !pending.is_empty() {
             // Marked delivered and audited together; a concurrent sync delivering the same
             // commands updates nothing and records nothing.
             let transaction = self.connection().begin().await.map_err(db)?;
             let mut entries = Vec::new();
-            for id in &pending {
+            for (id, organization) in &pending {
                 let delivered = device_commands::Entity::update_many()
                     .col_expr(
                         device_commands::Column::Status,
@@ -1089,10 +1089,14 @@ impl FleetStore for Database {
                     .await
                     .map_err(db)?;
                 if delivered.rows_affected == 1 {
-                    entries.push(audit.clone().resource_id(*id).change(
+                    let mut entry = audit.clone().resource_id(*id).change(
                         None,
                         Some(serde_json::json!({"status": "delivered", "deviceId": device})),
-                    ));
+                    );
+                    if let Some(organization) = organization {
+                        entry = entry.organization(*organization);
+                    }
+                    entries.push(entry);
                 }
             }
             insert_audit_entries(&transaction, entries).await?;

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::error::AuthError;
 use crate::error::ApiError;
+use crate::extractors::AuthGate;
 use crate::state::AppState;
 
 /// A caller with a valid access token whose session is live.
@@ -50,9 +51,13 @@ impl FromRequest for Authenticated {
     type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let gate = AuthGate::begin(request);
         let token = bearer_token(request);
         let state = state(request);
-        Box::pin(async move { Ok(authenticate(state?, token).await?) })
+        Box::pin(async move {
+            let _gate = gate;
+            Ok(authenticate(state?, token).await?)
+        })
     }
 }
 
@@ -87,6 +92,12 @@ pub mod scopes {
     pub struct GroupsWrite;
     impl Scope for GroupsWrite {
         const NAME: &'static str = "groups:write";
+    }
+
+    #[derive(Debug)]
+    pub struct OrganizationsRead;
+    impl Scope for OrganizationsRead {
+        const NAME: &'static str = "organizations:read";
     }
 
     #[derive(Debug)]
@@ -139,10 +150,12 @@ impl<S: Scope + 'static> FromRequest for Caller<S> {
     type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let gate = AuthGate::begin(request);
         let token = bearer_token(request);
         let ip = crate::extractors::client_ip(request).map(|ip| ip.to_string());
         let state = state(request);
         Box::pin(async move {
+            let _gate = gate;
             let (user_id, scopes) = identify(&state?, token, ip).await?;
             if scopes.is_some_and(|scopes| !scopes.iter().any(|s| s == S::NAME)) {
                 return Err(scope_error(S::NAME).into());
@@ -202,10 +215,12 @@ impl<P: Permission + 'static> FromRequest for RequirePermission<P> {
     type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let gate = AuthGate::begin(request);
         let token = bearer_token(request);
         let ip = crate::extractors::client_ip(request).map(|ip| ip.to_string());
         let state = state(request);
         Box::pin(async move {
+            let _gate = gate;
             let state = state?;
             let (user_id, scopes) = identify(&state, token, ip).await?;
             if let Some(scopes) = &scopes

@@ -526,16 +526,17 @@ impl AuthService {
     /// Verifies an access token and that its session is still live.
     pub async fn authenticate(&self, bearer: &str) -> Result<steward_auth::AccessClaims, AuthError> {
         let claims = self.verified_claims(bearer)?;
-        let active = match self.sessions.get(&claims.sid) {
-            Some(active) => active,
+        // The cache remembers whose session it is, so a hit checks the token's subject too.
+        let owner = match self.sessions.get(&claims.sid) {
+            Some(owner) => owner,
             None => {
                 let session = self.database.find_session(claims.sid).await?;
-                let active = session.is_some_and(|s| s.user_id == claims.sub && s.is_active(Utc::now()));
-                self.sessions.put(claims.sid, active);
-                active
+                let owner = session.filter(|s| s.is_active(Utc::now())).map(|s| s.user_id);
+                self.sessions.put(claims.sid, owner);
+                owner
             }
         };
-        if active {
+        if owner == Some(claims.sub) {
             Ok(claims)
         } else {
             Err(AuthError::Unauthenticated)

@@ -24,8 +24,8 @@ pub struct TtlCache<V, K = Uuid> {
     entries: Mutex<HashMap<K, (V, Instant)>>,
 }
 
-/// Whether each session is live.
-pub type SessionCache = TtlCache<bool>;
+/// Each session's user while the session is live (`None`: revoked, expired or unknown).
+pub type SessionCache = TtlCache<Option<Uuid>>;
 
 impl<V: Clone, K: Hash + Eq> TtlCache<V, K> {
     pub fn new(ttl: Duration) -> Self {
@@ -103,11 +103,12 @@ mod tests {
         let cache = SessionCache::new(Duration::from_millis(50));
         let session = Uuid::now_v7();
         assert_eq!(cache.get(&session), None);
-        cache.put(session, true);
-        assert_eq!(cache.get(&session), Some(true));
+        let user = Uuid::now_v7();
+        cache.put(session, Some(user));
+        assert_eq!(cache.get(&session), Some(Some(user)));
         cache.forget(&session);
         assert_eq!(cache.get(&session), None);
-        cache.put(session, false);
+        cache.put(session, None);
         std::thread::sleep(Duration::from_millis(60));
         assert_eq!(cache.get(&session), None);
     }
@@ -125,7 +126,7 @@ mod tests {
     fn a_zero_ttl_caches_nothing() {
         let cache = SessionCache::new(Duration::ZERO);
         let session = Uuid::now_v7();
-        cache.put(session, true);
+        cache.put(session, Some(Uuid::now_v7()));
         assert_eq!(cache.get(&session), None);
     }
 }

@@ -58,7 +58,9 @@ impl FromRequest for AppApiKey {
             .map(|value| value.trim().to_owned());
         let ip = crate::extractors::client_ip(request).map(|ip| ip.to_string());
         let state = state(request);
+        let gate = crate::extractors::AuthGate::begin(request);
         Box::pin(async move {
+            let _gate = gate;
             let state = state?;
             let refused = || ApiError::new(ErrorCode::Unauthorized, "a valid X-API-Key is required");
             let secret = secret.filter(|s| !s.is_empty()).ok_or_else(refused)?;

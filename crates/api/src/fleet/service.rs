@@ -884,6 +884,12 @@ impl<'a> FleetService<'a> {
         problems.sort_by_key(|problem| problem.line);
         let report = |counts, problems| ImportReport::new(dry_run, total, counts, problems);
         if dry_run {
+            // An import with problems changes nothing, so its dry run counts nothing either.
+            let counts = if problems.is_empty() {
+                counts
+            } else {
+                ImportCounts::default()
+            };
             return Ok(report(counts, problems));
         }
         if !problems.is_empty() {
@@ -991,6 +997,12 @@ impl<'a> FleetService<'a> {
         problems.sort_by_key(|problem| problem.line);
         let report = |counts, problems| ImportReport::new(dry_run, total, counts, problems);
         if dry_run {
+            // An import with problems changes nothing, so its dry run counts nothing either.
+            let counts = if problems.is_empty() {
+                counts
+            } else {
+                ImportCounts::default()
+            };
             return Ok(report(counts, problems));
         }
         if !problems.is_empty() {

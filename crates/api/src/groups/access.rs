@@ -71,6 +71,7 @@ impl<A: GroupAction + 'static> FromRequest for GroupAccess<A> {
     type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let gate = crate::extractors::AuthGate::begin(request);
         let token = bearer_token(request);
         let ip = crate::extractors::client_ip(request).map(|ip| ip.to_string());
         let group_id = request
@@ -79,6 +80,7 @@ impl<A: GroupAction + 'static> FromRequest for GroupAccess<A> {
             .and_then(|raw| raw.parse::<Uuid>().ok());
         let state = state(request);
         Box::pin(async move {
+            let _gate = gate;
             let state = state?;
             let (user_id, scopes) = identify(&state, token, ip).await?;
             if scopes.is_some_and(|scopes| !scopes.iter().any(|s| s == A::SCOPE)) {

@@ -12,7 +12,7 @@ use crate::auth::scopes::{AccountRead, AccountWrite};
 use crate::auth::{Authenticated, Caller, IssuedTokens, NewAccount, ProfileUpdate, SignIn};
 use crate::envelope::{self, Envelope, ListEnvelope};
 use crate::error::{ApiError, ErrorEnvelope};
-use crate::extractors::{Origin, PageQuery};
+use crate::extractors::{Json, Origin, PageQuery};
 use crate::rate_limit::{Login, PasswordReset, RateLimited, Refresh, Register};
 use crate::state::AppState;
 
@@ -108,7 +108,7 @@ pub async fn register(
     _limit: RateLimited<Register>,
     state: web::Data<AppState>,
     origin: Origin,
-    body: web::Json<RegisterRequest>,
+    body: Json<RegisterRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let account = NewAccount {
@@ -143,7 +143,7 @@ pub async fn login(
     _limit: RateLimited<Login>,
     state: web::Data<AppState>,
     origin: Origin,
-    body: web::Json<LoginRequest>,
+    body: Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let issued = state
@@ -182,7 +182,7 @@ pub async fn refresh(
     _limit: RateLimited<Refresh>,
     state: web::Data<AppState>,
     origin: Origin,
-    body: web::Json<RefreshRequest>,
+    body: Json<RefreshRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let issued = state.auth.refresh(&body.refresh_token, &origin.0).await?;
     Ok(tokens(actix_web::http::StatusCode::OK, issued))
@@ -285,7 +285,7 @@ pub async fn update_me(
     state: web::Data<AppState>,
     caller: Caller<AccountWrite>,
     origin: Origin,
-    body: web::Json<UpdateProfileRequest>,
+    body: Json<UpdateProfileRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let expected_version = if_match_version(&request)?.or(body.version);
@@ -327,7 +327,7 @@ pub async fn change_password(
     state: web::Data<AppState>,
     caller: Authenticated,
     origin: Origin,
-    body: web::Json<ChangePasswordRequest>,
+    body: Json<ChangePasswordRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     state
@@ -434,7 +434,7 @@ pub async fn forgot_password(
     _limit: RateLimited<PasswordReset>,
     state: web::Data<AppState>,
     origin: Origin,
-    body: web::Json<ForgotPasswordRequest>,
+    body: Json<ForgotPasswordRequest>,
 ) -> Result<HttpResponse, ApiError> {
     state.auth.forgot_password(&body.email, &origin.0).await?;
     Ok(HttpResponse::Accepted().finish())
@@ -463,7 +463,7 @@ pub async fn reset_password(
     _limit: RateLimited<PasswordReset>,
     state: web::Data<AppState>,
     origin: Origin,
-    body: web::Json<ResetPasswordRequest>,
+    body: Json<ResetPasswordRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     state
@@ -489,7 +489,7 @@ pub struct VerifyEmailRequest {
 pub async fn verify_email(
     state: web::Data<AppState>,
     origin: Origin,
-    body: web::Json<VerifyEmailRequest>,
+    body: Json<VerifyEmailRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let user = state.auth.verify_email(&body.token, &origin.0).await?;
     Ok(envelope::ok(UserProfile::from(user)))
@@ -533,7 +533,7 @@ pub async fn delete_me(
     state: web::Data<AppState>,
     caller: Authenticated,
     origin: Origin,
-    body: web::Json<DeleteAccountRequest>,
+    body: Json<DeleteAccountRequest>,
 ) -> Result<HttpResponse, ApiError> {
     state
         .auth
@@ -652,7 +652,7 @@ pub async fn create_token(
     state: web::Data<AppState>,
     caller: Authenticated,
     origin: Origin,
-    body: web::Json<CreatePersonalTokenRequest>,
+    body: Json<CreatePersonalTokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let (token, secret) = state

@@ -14,7 +14,7 @@ use crate::auth::extractor_support::bearer_token;
 use crate::auth::scopes::DevicesWrite;
 use crate::envelope::{self, Envelope};
 use crate::error::{ApiError, ErrorCode, ErrorEnvelope};
-use crate::extractors::Origin;
+use crate::extractors::{Json, OptionalJson, Origin};
 use crate::fleet::{DeviceTokenView, EnrollmentOutcome, FleetService};
 use crate::settings::SettingsCaller;
 use crate::state::AppState;
@@ -56,7 +56,7 @@ pub struct EnrollRequest {
 pub async fn enroll_device(
     state: web::Data<AppState>,
     origin: Origin,
-    body: web::Json<EnrollRequest>,
+    body: Json<EnrollRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     if body.enrollment_token.trim().is_empty() {
@@ -132,10 +132,10 @@ pub async fn acknowledge_command(
     caller: SettingsCaller<DevicesWrite>,
     origin: Origin,
     path: web::Path<(Uuid, Uuid)>,
-    body: web::Bytes,
+    body: OptionalJson<AcknowledgeRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let (device, command) = path.into_inner();
-    let result = super::fleet::optional_json::<AcknowledgeRequest>(&body)?.result;
+    let result = body.into_inner().result;
     let command = FleetService::new(&state)
         .acknowledge(caller.kind, device, command, result, &origin.0)
         .await?;

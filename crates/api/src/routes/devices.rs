@@ -14,7 +14,7 @@ use crate::auth::scopes::DevicesRead;
 use crate::devices::{AppApiKey, DeviceService, DeviceVisibility};
 use crate::envelope::{self, Envelope};
 use crate::error::{ApiError, ErrorEnvelope};
-use crate::extractors::Origin;
+use crate::extractors::{Json, Origin};
 use crate::state::AppState;
 
 /// A device. `pushToken` and `ownerUserId` are shown to its owner and admins only.
@@ -94,7 +94,7 @@ pub async fn register_device(
     state: web::Data<AppState>,
     _key: AppApiKey,
     origin: Origin,
-    body: web::Json<RegisterDeviceRequest>,
+    body: Json<RegisterDeviceRequest>,
 ) -> Result<HttpResponse, ApiError> {
     // The bearer token is optional here, but when present it must be valid.
     let user = match bearer_token(&request) {

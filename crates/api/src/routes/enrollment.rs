@@ -6,18 +6,15 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use steward_domain::fleet::{EnrollmentToken, EnrollmentTokenSpec, FleetGroup};
-use steward_domain::organizations::OrgPermission;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::organizations::org_actor;
-use crate::auth::Caller;
-use crate::auth::scopes::AccountRead;
 use crate::envelope::{self, Envelope};
 use crate::error::{ApiError, ErrorEnvelope};
-use crate::extractors::Origin;
+use crate::extractors::{Json, Origin};
 use crate::fleet::FleetService;
 use crate::fleet::qr::QrFormat;
+use crate::org_access::{OrgAccess, actions as org_actions};
 use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -64,11 +61,10 @@ pub struct FleetGroupRequest {
 #[get("/organizations/{orgId}/groups")]
 pub async fn list_fleet_groups(
     state: web::Data<AppState>,
-    caller: Caller<AccountRead>,
+    _caller: OrgAccess<org_actions::View>,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let organization = path.into_inner();
-    org_actor(&state, caller.user_id, organization, OrgPermission::View).await?;
     let groups = FleetService::new(&state).groups(organization).await?;
     Ok(envelope::ok(
         groups.into_iter().map(FleetGroupView::from).collect::<Vec<_>>(),
@@ -91,13 +87,12 @@ pub async fn list_fleet_groups(
 #[post("/organizations/{orgId}/groups")]
 pub async fn create_fleet_group(
     state: web::Data<AppState>,
-    caller: Caller<AccountRead>,
+    caller: OrgAccess<org_actions::Manage>,
     origin: Origin,
     path: web::Path<Uuid>,
-    body: web::Json<FleetGroupRequest>,
+    body: Json<FleetGroupRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let organization = path.into_inner();
-    org_actor(&state, caller.user_id, organization, OrgPermission::Manage).await?;
     let group = FleetService::new(&state)
         .create_group(
             organization,
@@ -200,13 +195,12 @@ pub struct EnrollmentTokenRequest {
 #[post("/organizations/{orgId}/enrollment-tokens")]
 pub async fn create_enrollment_token(
     state: web::Data<AppState>,
-    caller: Caller<AccountRead>,
+    caller: OrgAccess<org_actions::Manage>,
     origin: Origin,
     path: web::Path<Uuid>,
-    body: web::Json<EnrollmentTokenRequest>,
+    body: Json<EnrollmentTokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let organization = path.into_inner();
-    org_actor(&state, caller.user_id, organization, OrgPermission::Manage).await?;
     let body = body.into_inner();
     let spec = EnrollmentTokenSpec::parse(
         body.name.as_deref(),
@@ -235,11 +229,10 @@ pub async fn create_enrollment_token(
 #[get("/organizations/{orgId}/enrollment-tokens")]
 pub async fn list_enrollment_tokens(
     state: web::Data<AppState>,
-    caller: Caller<AccountRead>,
+    _caller: OrgAccess<org_actions::View>,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let organization = path.into_inner();
-    org_actor(&state, caller.user_id, organization, OrgPermission::View).await?;
     let tokens = FleetService::new(&state).tokens(organization).await?;
     Ok(envelope::ok(
         tokens
@@ -259,11 +252,10 @@ pub async fn list_enrollment_tokens(
 #[get("/organizations/{orgId}/enrollment-tokens/{tokenId}")]
 pub async fn get_enrollment_token(
     state: web::Data<AppState>,
-    caller: Caller<AccountRead>,
+    _caller: OrgAccess<org_actions::View>,
     path: web::Path<(Uuid, Uuid)>,
 ) -> Result<HttpResponse, ApiError> {
     let (organization, token) = path.into_inner();
-    org_actor(&state, caller.user_id, organization, OrgPermission::View).await?;
     let token = FleetService::new(&state).token(organization, token).await?;
     Ok(envelope::ok(EnrollmentTokenView::new(token, None)))
 }
@@ -279,12 +271,11 @@ pub async fn get_enrollment_token(
 #[delete("/organizations/{orgId}/enrollment-tokens/{tokenId}")]
 pub async fn revoke_enrollment_token(
     state: web::Data<AppState>,
-    caller: Caller<AccountRead>,
+    caller: OrgAccess<org_actions::Manage>,
     origin: Origin,
     path: web::Path<(Uuid, Uuid)>,
 ) -> Result<HttpResponse, ApiError> {
     let (organization, token) = path.into_inner();
-    org_actor(&state, caller.user_id, organization, OrgPermission::Manage).await?;
     FleetService::new(&state)
         .revoke_token(organization, token, caller.user_id, &origin.0)
         .await?;
@@ -317,14 +308,13 @@ pub struct QrQuery {
 #[get("/organizations/{orgId}/enrollment-tokens/{tokenId}/qr")]
 pub async fn enrollment_token_qr(
     state: web::Data<AppState>,
-    caller: Caller<AccountRead>,
+    caller: OrgAccess<org_actions::Manage>,
     origin: Origin,
     path: web::Path<(Uuid, Uuid)>,
     query: web::Query<QrQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (organization, token) = path.into_inner();
     // The QR carries the secret: readers may not see it.
-    org_actor(&state, caller.user_id, organization, OrgPermission::Manage).await?;
     let format = match query.format.as_deref().unwrap_or("png") {
         "png" => QrFormat::Png,
         "svg" => QrFormat::Svg,

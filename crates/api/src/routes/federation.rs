@@ -13,7 +13,7 @@ use super::auth::TokenResponse;
 use crate::auth::{Authenticated, FederatedSignIn, RequirePermission, permissions};
 use crate::envelope::{self, Envelope};
 use crate::error::{ApiError, ErrorEnvelope};
-use crate::extractors::Origin;
+use crate::extractors::{Json, Origin};
 use crate::rate_limit::{Login, RateLimited};
 use crate::state::AppState;
 
@@ -53,7 +53,7 @@ pub async fn provider_sign_in(
     state: web::Data<AppState>,
     origin: Origin,
     provider: web::Path<String>,
-    body: web::Json<ProviderSignInRequest>,
+    body: Json<ProviderSignInRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let issued = state
@@ -97,7 +97,7 @@ pub async fn link_provider(
     caller: Authenticated,
     origin: Origin,
     provider: web::Path<String>,
-    body: web::Json<LinkProviderRequest>,
+    body: Json<LinkProviderRequest>,
 ) -> Result<HttpResponse, ApiError> {
     state
         .auth
@@ -201,7 +201,7 @@ pub async fn put_role_overrides(
     admin: RequirePermission<permissions::UsersWrite>,
     origin: Origin,
     user: web::Path<Uuid>,
-    body: web::Json<RoleOverridesRequest>,
+    body: Json<RoleOverridesRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let user = user.into_inner();
     let overrides = RoleOverrides::normalised(body.enabled, &body.preserved, &body.suppressed);

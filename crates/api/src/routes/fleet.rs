@@ -10,18 +10,15 @@ use serde_json::Value;
 use steward_domain::fleet::{
     Assignment, DeviceCommand, DeviceStatus, FleetDevice, FleetQuery, FleetSort, OnDuplicate, PolicyTargets,
 };
-use steward_domain::organizations::OrgPermission;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::organizations::org_actor;
-use crate::auth::Caller;
-use crate::auth::scopes::AccountRead;
 use crate::envelope::{self, Envelope, ListEnvelope};
 use crate::error::{ApiError, ErrorCode, ErrorEnvelope};
-use crate::extractors::{Origin, PageQuery};
+use crate::extractors::{Json, OptionalJson, Origin, PageQuery};
 use crate::fleet::import::{ImportRows, MAX_IMPORT_BYTES, parse_csv, parse_json};
 use crate::fleet::{FleetService, ImportReport, PolicyApplication};
+use crate::org_access::{OrgAccess, actions as org_actions};
 use crate::settings::{DeviceSettingsView, SettingsService};
 use crate::state::AppState;
 
@@ -195,13 +192,12 @@ fn fleet_query(
 #[get("/organizations/{orgId}/devices")]
 pub async fn list_fleet_devices(
     state: web::Data<AppState>,
-    caller: Caller<AccountRead>,
+    _caller: OrgAccess<org_actions::View>,
     path: web::Path<Uuid>,
     filter: web::Query<FleetFilter>,
     page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let organization = path.into_inner();
-    org_actor(&state, caller.user_id, organization, OrgPermission::View).await?;
     let (query, page) = fleet_query(filter.into_inner(), page.into_inner())?;
     let (devices, total) = FleetService::new(&state).fleet(organization, &query).await?;
     let views: Vec<FleetDeviceView> = devices.into_iter().map(FleetDeviceView::from).collect();
@@ -218,11 +214,10 @@ pub async fn list_fleet_devices(
 #[get("/organizations/{orgId}/devices/{deviceId}")]
 pub async fn get_fleet_device(
     state: web::Data<AppState>,
-    caller: Caller<AccountRead>,
+    _caller: OrgAccess<org_actions::View>,
     path: web::Path<(Uuid, Uuid)>,
 ) -> Result<HttpResponse, ApiError> {
     let (organization, device) = path.into_inner();
-    org_actor(&state, caller.user_id, organization, OrgPermission::View).await?;
     let device = FleetService::new(&state).device(organization, device).await?;
     Ok(envelope::ok(FleetDeviceView::from(device)))
 }
@@ -245,12 +240,11 @@ pub struct ExplainParam {
 #[get("/organizations/{orgId}/devices/{deviceId}/settings")]
 pub async fn fleet_device_settings(
     state: web::Data<AppState>,
-    caller: Caller<AccountRead>,
+    _caller: OrgAccess<org_actions::View>,
     path: web::Path<(Uuid, Uuid)>,
     query: web::Query<ExplainParam>,
 ) -> Result<HttpResponse, ApiError> {
     let (organization, device) = path.into_inner();
-    org_actor(&state, caller.user_id, organization, OrgPermission::View).await?;
     FleetService::new(&state).device(organization, device).await?;
     let (view, _) = SettingsService::new(&state)
         .effective(device, query.explain.unwrap_or(false))
@@ -299,13 +293,12 @@ pub struct AssignRequest {
 #[post("/organizations/{orgId}/devices/{deviceId}/assign")]
 pub async fn assign_fleet_device(
     state: web::Data<AppState>,
-    caller: Caller<AccountRead>,
+    caller: OrgAccess<org_actions::Manage>,
     origin: Origin,
     path: web::Path<(Uuid, Uuid)>,
-    body: web::Json<AssignRequest>,
+    body: Json<AssignRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let (organization, device) = path.into_inner();
-    org_actor(&state, caller.user_id, organization, OrgPermission::Manage).await?;
     let body = body.into_inner();
     let assignment = Assignment {
         policy_id: body.policy_id,
@@ -320,13 +313,12 @@ pub async fn assign_fleet_device(
 
 async fn set_suspended(
     state: &AppState,
-    caller: &Caller<AccountRead>,
+    caller: &OrgAccess<org_actions::Manage>,
     origin: &Origin,
     path: (Uuid, Uuid),
     suspend: bool,
 ) -> Result<HttpResponse, ApiError> {
     let (organization, device) = path;
-    org_actor(state, caller.user_id, organization, OrgPermission::Manage).await?;
     let device = FleetService::new(state)
         .set_suspended(organization, device, suspend, caller.user_id, &origin.0)
         .await?;
@@ -349,7 +341,7 @@ async fn set_suspended(
 #[post("/organizations/{orgId}/devices/{deviceId}/suspend")]
 pub async fn suspend_fleet_device(
     state: web::Data<AppState>,
-    caller: Caller<AccountRead>,
+    caller: OrgAccess<org_actions::Manage>,
     origin: Origin,
     path: web::Path<(Uuid, Uuid)>,
 ) -> Result<HttpResponse, ApiError> {
@@ -371,7 +363,7 @@ pub async fn suspend_fleet_device(
 #[post("/organizations/{orgId}/devices/{deviceId}/resume")]
 pub async fn resume_fleet_device(
     state: web::Data<AppState>,
-    caller: Caller<AccountRead>,
+    caller: OrgAccess<org_actions::Manage>,
     origin: Origin,
     path: web::Path<(Uuid, Uuid)>,
 ) -> Result<HttpResponse, ApiError> {
@@ -390,12 +382,11 @@ pub async fn resume_fleet_device(
 #[post("/organizations/{orgId}/devices/{deviceId}/retire")]
 pub async fn retire_fleet_device(
     state: web::Data<AppState>,
-    caller: Caller<AccountRead>,
+    caller: OrgAccess<org_actions::Manage>,
     origin: Origin,
     path: web::Path<(Uuid, Uuid)>,
 ) -> Result<HttpResponse, ApiError> {
     let (organization, device) = path.into_inner();
-    org_actor(&state, caller.user_id, organization, OrgPermission::Manage).await?;
     FleetService::new(&state)
         .retire(organization, device, caller.user_id, &origin.0)
         .await?;
@@ -427,14 +418,13 @@ pub struct WipeRequest {
 #[post("/organizations/{orgId}/devices/{deviceId}/wipe")]
 pub async fn wipe_fleet_device(
     state: web::Data<AppState>,
-    caller: Caller<AccountRead>,
+    caller: OrgAccess<org_actions::Manage>,
     origin: Origin,
     path: web::Path<(Uuid, Uuid)>,
-    body: web::Bytes,
+    body: OptionalJson<WipeRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let (organization, device) = path.into_inner();
-    org_actor(&state, caller.user_id, organization, OrgPermission::Manage).await?;
-    let body: WipeRequest = optional_json(&body)?;
+    let body = body.into_inner();
     let command = FleetService::new(&state)
         .wipe(
             organization,
@@ -457,11 +447,10 @@ pub async fn wipe_fleet_device(
 #[get("/organizations/{orgId}/devices/{deviceId}/commands")]
 pub async fn fleet_device_commands(
     state: web::Data<AppState>,
-    caller: Caller<AccountRead>,
+    _caller: OrgAccess<org_actions::View>,
     path: web::Path<(Uuid, Uuid)>,
 ) -> Result<HttpResponse, ApiError> {
     let (organization, device) = path.into_inner();
-    org_actor(&state, caller.user_id, organization, OrgPermission::View).await?;
     let commands = FleetService::new(&state).commands(organization, device).await?;
     Ok(envelope::ok(
         commands.into_iter().map(CommandView::from).collect::<Vec<_>>(),
@@ -504,14 +493,13 @@ pub struct ImportQuery {
 pub async fn import_fleet_devices(
     request: HttpRequest,
     state: web::Data<AppState>,
-    caller: Caller<AccountRead>,
+    caller: OrgAccess<org_actions::Manage>,
     origin: Origin,
     path: web::Path<Uuid>,
     query: web::Query<ImportQuery>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let organization = path.into_inner();
-    org_actor(&state, caller.user_id, organization, OrgPermission::Manage).await?;
     let on_duplicate = on_duplicate(&query)?;
     let rows = read_import(&request, payload).await?;
     let report = FleetService::new(&state)
@@ -525,16 +513,6 @@ pub async fn import_fleet_devices(
         )
         .await?;
     Ok(envelope::ok(report))
-}
-
-/// An optional JSON body: empty means the defaults, anything else must parse (a typo in a
-/// destructive command's options is refused, not ignored).
-pub(crate) fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(body)
-        .map_err(|error| ApiError::validation(format!("malformed JSON body: {error}")))
 }
 
 fn on_duplicate(query: &ImportQuery) -> Result<OnDuplicate, ApiError> {
@@ -598,14 +576,14 @@ async fn read_import(request: &HttpRequest, mut payload: web::Payload) -> Result
 pub async fn import_org_users(
     request: HttpRequest,
     state: web::Data<AppState>,
-    caller: Caller<AccountRead>,
+    caller: OrgAccess<org_actions::ManageUsers>,
     origin: Origin,
     path: web::Path<Uuid>,
     query: web::Query<ImportQuery>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let organization = path.into_inner();
-    let (actor, _) = org_actor(&state, caller.user_id, organization, OrgPermission::ManageUsers).await?;
+    let actor = caller.actor;
     let on_duplicate = on_duplicate(&query)?;
     let rows = read_import(&request, payload).await?;
     let report = FleetService::new(&state)
@@ -646,14 +624,13 @@ fn targets(body: ApplyRequest) -> Result<(PolicyTargets, bool), ApiError> {
 
 async fn apply_or_unapply(
     state: &AppState,
-    caller: &Caller<AccountRead>,
+    caller: &OrgAccess<org_actions::Manage>,
     origin: &Origin,
     path: (Uuid, Uuid),
     body: ApplyRequest,
     apply: bool,
 ) -> Result<HttpResponse, ApiError> {
     let (organization, policy) = path;
-    org_actor(state, caller.user_id, organization, OrgPermission::Manage).await?;
     let (targets, dry_run) = targets(body)?;
     let outcome = FleetService::new(state)
         .apply_policy(
@@ -686,10 +663,10 @@ async fn apply_or_unapply(
 #[post("/organizations/{orgId}/policies/{policyId}/apply")]
 pub async fn apply_policy(
     state: web::Data<AppState>,
-    caller: Caller<AccountRead>,
+    caller: OrgAccess<org_actions::Manage>,
     origin: Origin,
     path: web::Path<(Uuid, Uuid)>,
-    body: web::Json<ApplyRequest>,
+    body: Json<ApplyRequest>,
 ) -> Result<HttpResponse, ApiError> {
     apply_or_unapply(
         &state,
@@ -718,10 +695,10 @@ pub async fn apply_policy(
 #[post("/organizations/{orgId}/policies/{policyId}/unapply")]
 pub async fn unapply_policy(
     state: web::Data<AppState>,
-    caller: Caller<AccountRead>,
+    caller: OrgAccess<org_actions::Manage>,
     origin: Origin,
     path: web::Path<(Uuid, Uuid)>,
-    body: web::Json<ApplyRequest>,
+    body: Json<ApplyRequest>,
 ) -> Result<HttpResponse, ApiError> {
     apply_or_unapply(
         &state,

@@ -12,7 +12,7 @@ use crate::auth::Caller;
 use crate::auth::scopes::{GroupsRead, GroupsWrite};
 use crate::envelope::{self, Envelope, ListEnvelope};
 use crate::error::{ApiError, ErrorEnvelope};
-use crate::extractors::{Origin, PageQuery};
+use crate::extractors::{Json, Origin, PageQuery};
 use crate::groups::{GroupAccess, GroupService, GroupUpdate, InviteRequest, actions};
 use crate::state::AppState;
 
@@ -87,7 +87,7 @@ pub async fn create_group(
     state: web::Data<AppState>,
     caller: Caller<GroupsWrite>,
     origin: Origin,
-    body: web::Json<CreateGroupRequest>,
+    body: Json<CreateGroupRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let group = GroupService::new(&state.database)
         .create(caller.user_id, &body.name, body.description.as_deref(), &origin.0)
@@ -160,7 +160,7 @@ pub async fn update_group(
     state: web::Data<AppState>,
     access: GroupAccess<actions::Update>,
     origin: Origin,
-    body: web::Json<UpdateGroupRequest>,
+    body: Json<UpdateGroupRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let expected_version = super::auth::if_match_version(&request)?.or(body.version);
@@ -319,7 +319,7 @@ pub async fn change_member_role(
     access: GroupAccess<actions::ChangeMembership>,
     origin: Origin,
     path: web::Path<(Uuid, Uuid)>,
-    body: web::Json<ChangeRoleRequest>,
+    body: Json<ChangeRoleRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let (_, target) = path.into_inner();
     let role = parse_role(&body.role)?;
@@ -383,7 +383,7 @@ pub async fn transfer_group(
     state: web::Data<AppState>,
     access: GroupAccess<actions::TransferOwnership>,
     origin: Origin,
-    body: web::Json<TransferGroupRequest>,
+    body: Json<TransferGroupRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let group = GroupService::new(&state.database)
         .transfer_ownership(access.user_id, access.group_id(), body.user_id, &origin.0)
@@ -450,7 +450,7 @@ pub async fn create_invite(
     state: web::Data<AppState>,
     access: GroupAccess<actions::ManageInvites>,
     origin: Origin,
-    body: web::Json<CreateInviteRequest>,
+    body: Json<CreateInviteRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let request = InviteRequest {
@@ -541,7 +541,7 @@ pub async fn join_group(
     state: web::Data<AppState>,
     caller: Caller<GroupsWrite>,
     origin: Origin,
-    body: web::Json<JoinGroupRequest>,
+    body: Json<JoinGroupRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let group = GroupService::new(&state.database)
         .join(caller.user_id, &body.code, &origin.0)

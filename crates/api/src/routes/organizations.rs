@@ -9,52 +9,19 @@ use serde_json::{Value, json};
 use steward_domain::accounts::AccountStore;
 use steward_domain::identity::EmailAddress;
 use steward_domain::organizations::{
-    OrgActor, OrgPermission, OrgRole, OrgRuleError, OrganizationRecord, OrganizationStore, Slug,
-    may_remove_org_user, may_set_org_role,
+    OrgRole, OrgRuleError, OrganizationRecord, OrganizationStore, Slug, may_remove_org_user, may_set_org_role,
 };
 use steward_domain::{Actor, AuditAction, AuditEntry, RepositoryError};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::auth::scopes::AccountRead;
+use crate::auth::scopes::OrganizationsRead;
 use crate::envelope::{self, Envelope, ListEnvelope};
 use crate::error::{ApiError, ErrorCode, ErrorEnvelope};
-use crate::extractors::{Origin, PageQuery};
+use crate::extractors::{Json, Origin, PageQuery};
+use crate::org_access::{OrgAccess, actions as org_actions};
 use crate::state::AppState;
-
-/// The caller's standing in an organization, checked against `permission`: 404 for
-/// outsiders, 403 for members whose role lacks it.
-pub(crate) async fn org_actor(
-    state: &AppState,
-    caller: Uuid,
-    organization: Uuid,
-    permission: OrgPermission,
-) -> Result<(OrgActor, OrganizationRecord), ApiError> {
-    let found = state
-        .database
-        .find_organization(organization)
-        .await?
-        .ok_or(OrgRuleError::NotFound)?;
-    let system_permission = if permission == OrgPermission::View {
-        "organizations:read"
-    } else {
-        "organizations:write"
-    };
-    let roles = state.auth.system_roles(caller).await?;
-    if state.auth.roles().allows(&roles, system_permission) {
-        return Ok((OrgActor::SystemAdmin, found));
-    }
-    let role = state
-        .database
-        .org_role(organization, caller)
-        .await?
-        .ok_or(OrgRuleError::NotFound)?;
-    if !role.allows(permission) {
-        return Err(OrgRuleError::Forbidden("your organization role does not allow this").into());
-    }
-    Ok((OrgActor::Member(role), found))
-}
 
 fn audit(actor: Uuid, action: &'static str, organization: Uuid, origin: &Origin) -> AuditEntry {
     AuditEntry::new(Actor::admin(actor), AuditAction::known(action), "organization")
@@ -150,7 +117,7 @@ pub async fn create_organization(
     state: web::Data<AppState>,
     admin: crate::auth::RequirePermission<crate::auth::permissions::OrganizationsWrite>,
     origin: Origin,
-    body: web::Json<CreateOrganizationRequest>,
+    body: Json<CreateOrganizationRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let now = Utc::now();
@@ -204,7 +171,7 @@ pub async fn create_organization(
 #[get("/organizations")]
 pub async fn list_organizations(
     state: web::Data<AppState>,
-    caller: Caller<AccountRead>,
+    caller: Caller<OrganizationsRead>,
     page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = page.into_inner().into_request()?;
@@ -224,11 +191,11 @@ pub async fn list_organizations(
 )]
 #[get("/organizations/{orgId}")]
 pub async fn get_organization(
-    state: web::Data<AppState>,
-    caller: Caller<AccountRead>,
-    path: web::Path<Uuid>,
+    _state: web::Data<AppState>,
+    caller: OrgAccess<org_actions::View>,
+    _path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, record) = org_actor(&state, caller.user_id, path.into_inner(), OrgPermission::View).await?;
+    let record = caller.organization;
     Ok(envelope::ok(OrganizationView::from(record)))
 }
 
@@ -262,13 +229,13 @@ pub struct UpdateOrganizationRequest {
 pub async fn update_organization(
     request: HttpRequest,
     state: web::Data<AppState>,
-    caller: Caller<AccountRead>,
+    caller: OrgAccess<org_actions::Manage>,
     origin: Origin,
     path: web::Path<Uuid>,
-    body: web::Json<UpdateOrganizationRequest>,
+    body: Json<UpdateOrganizationRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let organization = path.into_inner();
-    let (_, mut record) = org_actor(&state, caller.user_id, organization, OrgPermission::Manage).await?;
+    let mut record = caller.organization;
     let body = body.into_inner();
     let expected = super::auth::if_match_version(&request)?.or(body.version);
     if let Some(value) = body.name {
@@ -312,12 +279,12 @@ pub async fn update_organization(
 #[delete("/organizations/{orgId}")]
 pub async fn delete_organization(
     state: web::Data<AppState>,
-    caller: Caller<AccountRead>,
+    caller: OrgAccess<org_actions::Delete>,
     origin: Origin,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let organization = path.into_inner();
-    let (_, record) = org_actor(&state, caller.user_id, organization, OrgPermission::Delete).await?;
+    let record = caller.organization;
     if record.is_default {
         return Err(ApiError::new(
             ErrorCode::Conflict,
@@ -339,11 +306,10 @@ pub async fn delete_organization(
 #[get("/organizations/{orgId}/usage")]
 pub async fn organization_usage(
     state: web::Data<AppState>,
-    caller: Caller<AccountRead>,
+    _caller: OrgAccess<org_actions::View>,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let organization = path.into_inner();
-    org_actor(&state, caller.user_id, organization, OrgPermission::View).await?;
     Ok(envelope::ok(state.database.org_usage(organization).await?))
 }
 
@@ -368,11 +334,10 @@ pub struct OrgUserView {
 #[get("/organizations/{orgId}/users")]
 pub async fn list_org_users(
     state: web::Data<AppState>,
-    caller: Caller<AccountRead>,
+    _caller: OrgAccess<org_actions::View>,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let organization = path.into_inner();
-    org_actor(&state, caller.user_id, organization, OrgPermission::View).await?;
     let views: Vec<OrgUserView> = state
         .database
         .org_members(organization)
@@ -425,13 +390,13 @@ pub struct AddOrgUserRequest {
 #[post("/organizations/{orgId}/users")]
 pub async fn add_org_user(
     state: web::Data<AppState>,
-    caller: Caller<AccountRead>,
+    caller: OrgAccess<org_actions::ManageUsers>,
     origin: Origin,
     path: web::Path<Uuid>,
-    body: web::Json<AddOrgUserRequest>,
+    body: Json<AddOrgUserRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let organization = path.into_inner();
-    let (actor, _) = org_actor(&state, caller.user_id, organization, OrgPermission::ManageUsers).await?;
+    let actor = caller.actor;
     let body = body.into_inner();
     let role = parse_role(&body.role)?;
     let user = match (body.user_id, body.email) {
@@ -500,13 +465,13 @@ pub struct ChangeOrgRoleRequest {
 #[put("/organizations/{orgId}/users/{userId}")]
 pub async fn change_org_user_role(
     state: web::Data<AppState>,
-    caller: Caller<AccountRead>,
+    caller: OrgAccess<org_actions::ManageUsers>,
     origin: Origin,
     path: web::Path<(Uuid, Uuid)>,
-    body: web::Json<ChangeOrgRoleRequest>,
+    body: Json<ChangeOrgRoleRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let (organization, user) = path.into_inner();
-    let (actor, _) = org_actor(&state, caller.user_id, organization, OrgPermission::ManageUsers).await?;
+    let actor = caller.actor;
     let role = parse_role(&body.role)?;
     let entry = audit(
         caller.user_id,
@@ -545,12 +510,12 @@ pub async fn change_org_user_role(
 #[delete("/organizations/{orgId}/users/{userId}")]
 pub async fn remove_org_user(
     state: web::Data<AppState>,
-    caller: Caller<AccountRead>,
+    caller: OrgAccess<org_actions::ManageUsers>,
     origin: Origin,
     path: web::Path<(Uuid, Uuid)>,
 ) -> Result<HttpResponse, ApiError> {
     let (organization, user) = path.into_inner();
-    let (actor, _) = org_actor(&state, caller.user_id, organization, OrgPermission::ManageUsers).await?;
+    let actor = caller.actor;
     let entry = audit(caller.user_id, "organization.user_removed", organization, &origin);
     state
         .database

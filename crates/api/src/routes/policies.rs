@@ -6,19 +6,17 @@ use actix_web::{HttpRequest, HttpResponse, delete, get, post, put, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use steward_domain::organizations::{OrgPermission, OrgRuleError};
+use steward_domain::organizations::OrgRuleError;
 use steward_domain::policies::{PolicyRecord, PolicyStore, validate_policy};
 use steward_domain::{Actor, AuditAction, AuditEntry, RepositoryError};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::organizations::org_actor;
-use crate::auth::Caller;
-use crate::auth::scopes::AccountRead;
 use crate::envelope::{self, Envelope};
 use crate::error::{ApiError, ErrorCode, ErrorEnvelope, FieldError};
-use crate::extractors::Origin;
+use crate::extractors::{Json, Origin};
 use crate::fleet::FleetService;
+use crate::org_access::{OrgAccess, actions as org_actions};
 use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -141,11 +139,10 @@ fn name_taken(error: RepositoryError) -> ApiError {
 #[get("/organizations/{orgId}/policies")]
 pub async fn list_policies(
     state: web::Data<AppState>,
-    caller: Caller<AccountRead>,
+    _caller: OrgAccess<org_actions::View>,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let organization = path.into_inner();
-    org_actor(&state, caller.user_id, organization, OrgPermission::View).await?;
     let views: Vec<PolicyView> = state
         .database
         .policies(organization)
@@ -174,13 +171,12 @@ pub async fn list_policies(
 #[post("/organizations/{orgId}/policies")]
 pub async fn create_policy(
     state: web::Data<AppState>,
-    caller: Caller<AccountRead>,
+    caller: OrgAccess<org_actions::Manage>,
     origin: Origin,
     path: web::Path<Uuid>,
-    body: web::Json<PolicyRequest>,
+    body: Json<PolicyRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let organization = path.into_inner();
-    org_actor(&state, caller.user_id, organization, OrgPermission::Manage).await?;
     let now = Utc::now();
     let base = PolicyRecord {
         id: Uuid::now_v7(),
@@ -227,11 +223,10 @@ async fn found(state: &AppState, organization: Uuid, policy: Uuid) -> Result<Pol
 #[get("/organizations/{orgId}/policies/{policyId}")]
 pub async fn get_policy(
     state: web::Data<AppState>,
-    caller: Caller<AccountRead>,
+    _caller: OrgAccess<org_actions::View>,
     path: web::Path<(Uuid, Uuid)>,
 ) -> Result<HttpResponse, ApiError> {
     let (organization, policy) = path.into_inner();
-    org_actor(&state, caller.user_id, organization, OrgPermission::View).await?;
     Ok(envelope::ok(PolicyView::from(
         found(&state, organization, policy).await?,
     )))
@@ -255,13 +250,12 @@ pub async fn get_policy(
 pub async fn update_policy(
     request: HttpRequest,
     state: web::Data<AppState>,
-    caller: Caller<AccountRead>,
+    caller: OrgAccess<org_actions::Manage>,
     origin: Origin,
     path: web::Path<(Uuid, Uuid)>,
-    body: web::Json<PolicyRequest>,
+    body: Json<PolicyRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let (organization, policy) = path.into_inner();
-    org_actor(&state, caller.user_id, organization, OrgPermission::Manage).await?;
     let current = found(&state, organization, policy).await?;
     let expected = super::auth::if_match_version(&request)?.or(body.version);
     let updated = checked(&state, &body, current).await?;
@@ -288,12 +282,11 @@ pub async fn update_policy(
 #[delete("/organizations/{orgId}/policies/{policyId}")]
 pub async fn delete_policy(
     state: web::Data<AppState>,
-    caller: Caller<AccountRead>,
+    caller: OrgAccess<org_actions::Manage>,
     origin: Origin,
     path: web::Path<(Uuid, Uuid)>,
 ) -> Result<HttpResponse, ApiError> {
     let (organization, policy) = path.into_inner();
-    org_actor(&state, caller.user_id, organization, OrgPermission::Manage).await?;
     let entry = audit(caller.user_id, "policy.deleted", organization, policy, &origin);
     let touched = state.database.delete_policy(organization, policy, &entry).await?;
     FleetService::new(&state).forget(&touched);

@@ -13,7 +13,7 @@ use crate::auth::scopes::AccountRead;
 use crate::auth::{Caller, RequirePermission, permissions};
 use crate::envelope::{self, Envelope};
 use crate::error::{ApiError, ErrorCode, ErrorEnvelope};
-use crate::extractors::Origin;
+use crate::extractors::{Json, Origin};
 use crate::state::AppState;
 
 /// A setting the catalog knows.
@@ -154,7 +154,7 @@ pub async fn create_definition(
     state: web::Data<AppState>,
     admin: RequirePermission<permissions::SettingsWrite>,
     origin: Origin,
-    body: web::Json<SettingDefinitionView>,
+    body: Json<SettingDefinitionView>,
 ) -> Result<HttpResponse, ApiError> {
     let definition = body.into_inner().into_definition()?;
     let view = SettingDefinitionView::from(&definition);
@@ -198,7 +198,7 @@ pub async fn update_definition(
     admin: RequirePermission<permissions::SettingsWrite>,
     origin: Origin,
     path: web::Path<String>,
-    body: web::Json<SettingDefinitionView>,
+    body: Json<SettingDefinitionView>,
 ) -> Result<HttpResponse, ApiError> {
     let mut view = body.into_inner();
     view.key = path.into_inner();

@@ -16,7 +16,7 @@ use crate::auth::scopes::{DevicesRead, DevicesWrite};
 use crate::auth::{Caller, Scope};
 use crate::envelope::{self, Envelope};
 use crate::error::{ApiError, ErrorEnvelope};
-use crate::extractors::Origin;
+use crate::extractors::{Json, OptionalJson, Origin};
 use crate::fleet::FleetService;
 use crate::groups::{GroupAccess, actions};
 use crate::settings::service::{LockRequest, SettingView};
@@ -48,16 +48,19 @@ fn with_etag(mut response: HttpResponse, tag: &str) -> HttpResponse {
     response
 }
 
+/// `If-None-Match` uses the weak comparison (RFC 9110 §13.1.2): `W/"x"` matches `"x"`.
 fn not_modified(request: &HttpRequest, tag: &str) -> bool {
+    let opaque = |candidate: &str| {
+        let candidate = candidate.trim();
+        candidate.strip_prefix("W/").unwrap_or(candidate).to_owned()
+    };
+    let ours = opaque(tag);
     request
         .headers()
-        .get(IF_NONE_MATCH)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| {
-            value
-                .split(',')
-                .any(|candidate| candidate.trim() == tag || candidate.trim() == "*")
-        })
+        .get_all(IF_NONE_MATCH)
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|candidate| candidate.trim() == "*" || opaque(candidate) == ours)
 }
 
 async fn access<S: Scope>(
@@ -156,7 +159,7 @@ pub async fn update_settings(
     caller: SettingsCaller<DevicesWrite>,
     origin: Origin,
     path: web::Path<Uuid>,
-    body: web::Json<UpdateSettingsRequest>,
+    body: Json<UpdateSettingsRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let device = path.into_inner();
     let access = access(&state, &caller, device, true).await?;
@@ -264,7 +267,7 @@ pub async fn update_locks(
     caller: SettingsCaller<DevicesWrite>,
     origin: Origin,
     path: web::Path<Uuid>,
-    body: web::Json<UpdateLocksRequest>,
+    body: Json<UpdateLocksRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let device = path.into_inner();
     let access = access(&state, &caller, device, true).await?;
@@ -330,7 +333,7 @@ pub async fn sync_settings(
     caller: SettingsCaller<DevicesWrite>,
     origin: Origin,
     path: web::Path<Uuid>,
-    body: web::Json<SyncRequest>,
+    body: Json<SyncRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let device = path.into_inner();
     let access = access(&state, &caller, device, true).await?;
@@ -443,7 +446,7 @@ pub async fn update_setting(
     caller: SettingsCaller<DevicesWrite>,
     origin: Origin,
     path: web::Path<(Uuid, String)>,
-    body: web::Json<UpdateSettingRequest>,
+    body: Json<UpdateSettingRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let (device, key) = path.into_inner();
     let access = access(&state, &caller, device, true).await?;
@@ -489,11 +492,11 @@ pub async fn lock_setting(
     caller: SettingsCaller<DevicesWrite>,
     origin: Origin,
     path: web::Path<(Uuid, String)>,
-    body: Option<web::Json<LockSettingRequest>>,
+    body: OptionalJson<LockSettingRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let (device, key) = path.into_inner();
     let access = access(&state, &caller, device, true).await?;
-    let body = body.map(web::Json::into_inner).unwrap_or_default();
+    let body = body.into_inner();
     let lock = LockRequest {
         key: key.clone(),
         locked: true,
@@ -600,11 +603,11 @@ pub async fn request_unlock(
     caller: SettingsCaller<DevicesWrite>,
     origin: Origin,
     path: web::Path<(Uuid, String)>,
-    body: Option<web::Json<UnlockRequestBody>>,
+    body: OptionalJson<UnlockRequestBody>,
 ) -> Result<HttpResponse, ApiError> {
     let (device, key) = path.into_inner();
     let access = access(&state, &caller, device, true).await?;
-    let reason = body.and_then(|body| body.into_inner().reason);
+    let reason = body.into_inner().reason;
     let request = SettingsService::new(&state)
         .request_unlock(&access, &key, reason, &origin.0)
         .await?;
@@ -677,7 +680,7 @@ pub async fn group_unlock_requests(
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DecideUnlockRequest {
     pub note: Option<String>,
     /// Approvals: lift the lock for this many minutes (e.g. 15, 60) …
@@ -707,9 +710,9 @@ pub async fn approve_unlock(
     caller: Caller<DevicesWrite>,
     origin: Origin,
     path: web::Path<Uuid>,
-    body: Option<web::Json<DecideUnlockRequest>>,
+    body: OptionalJson<DecideUnlockRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.map(web::Json::into_inner).unwrap_or_default();
+    let body = body.into_inner();
     let window = match (body.duration_minutes, body.until) {
         (Some(_), Some(_)) => return Err(ApiError::validation("give durationMinutes or until, not both")),
         (Some(minutes), None) if (1..=60 * 24 * 30).contains(&minutes) => {
@@ -755,9 +758,9 @@ pub async fn deny_unlock(
     caller: Caller<DevicesWrite>,
     origin: Origin,
     path: web::Path<Uuid>,
-    body: Option<web::Json<DecideUnlockRequest>>,
+    body: OptionalJson<DecideUnlockRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.map(web::Json::into_inner).unwrap_or_default();
+    let body = body.into_inner();
     let decided = SettingsService::new(&state)
         .decide_unlock(
             caller.user_id,

@@ -14,7 +14,7 @@ use crate::auth::scopes::{AccountRead, DevicesRead, DevicesWrite};
 use crate::devices::{DeviceService, DeviceVisibility, TransferOutcome, TransferTarget};
 use crate::envelope::{self, Envelope};
 use crate::error::{ApiError, ErrorEnvelope};
-use crate::extractors::Origin;
+use crate::extractors::{Json, Origin};
 use crate::state::AppState;
 
 /// A user as the caller may see them: email and status for themself and admins only.
@@ -186,7 +186,7 @@ pub async fn transfer_device(
     caller: Caller<DevicesWrite>,
     origin: Origin,
     path: web::Path<(Uuid, Uuid)>,
-    body: web::Json<TransferDeviceRequest>,
+    body: Json<TransferDeviceRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let (user, device) = path.into_inner();
     let body = body.into_inner();

@@ -64,7 +64,9 @@ impl<S: Scope + 'static> FromRequest for SettingsCaller<S> {
         let token = bearer_token(request);
         let ip = crate::extractors::client_ip(request).map(|ip| ip.to_string());
         let state = state(request);
+        let gate = crate::extractors::AuthGate::begin(request);
         Box::pin(async move {
+            let _gate = gate;
             let state = state?;
             if let Some(secret) = token.as_deref().filter(|t| t.starts_with(DEVICE_TOKEN_PREFIX)) {
                 let grant = state

@@ -485,6 +485,8 @@ impl<'a> SettingsService<'a> {
         applied: Option<(i64, Option<Value>)>,
         origin: &RequestOrigin,
     ) -> Result<(Arc<RenderedSettings>, Vec<Rejection>, String), ApiError> {
+        self.check_sync_versions(access.device, base_version, applied.as_ref().map(|(v, _)| *v))
+            .await?;
         let mut rejected = Vec::new();
         if !changes.is_empty() {
             let catalog = self.catalog().await?;
@@ -530,6 +532,47 @@ impl<'a> SettingsService<'a> {
         }
         let (rendered, tag) = self.rendered(access.device).await?;
         Ok((rendered, rejected, tag))
+    }
+
+    /// A device can only have seen or applied versions the server has given out: negative or
+    /// future versions are refused (400). Versions only grow, so a check before the write
+    /// holds after it; the cached version is trusted only when it says "fine".
+    async fn check_sync_versions(
+        &self,
+        device: Uuid,
+        base_version: i64,
+        applied_version: Option<i64>,
+    ) -> Result<(), ApiError> {
+        let highest = base_version.max(applied_version.unwrap_or(0));
+        if base_version < 0 {
+            return Err(ApiError::invalid("baseVersion", "must be 0 or more"));
+        }
+        if applied_version.is_some_and(|v| v < 0) {
+            return Err(ApiError::invalid("appliedVersion", "must be 0 or more"));
+        }
+        if highest <= self.version(device).await? {
+            return Ok(());
+        }
+        let current = self
+            .state
+            .database
+            .settings_version(device)
+            .await?
+            .ok_or_else(not_found)?;
+        self.state.device_states.put_version(device, current);
+        if base_version > current {
+            return Err(ApiError::invalid(
+                "baseVersion",
+                format!("is ahead of the server's version {current}"),
+            ));
+        }
+        if applied_version.is_some_and(|v| v > current) {
+            return Err(ApiError::invalid(
+                "appliedVersion",
+                format!("is ahead of the server's version {current}"),
+            ));
+        }
+        Ok(())
     }
 
     /// Desired versus applied state.

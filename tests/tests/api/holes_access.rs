@@ -1,0 +1,332 @@
+//! Who may reach what, at the seams: personal-access-token scopes on every organization route,
+//! authorization before the body is read, and the session cache checking whose token it is.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use steward_tests::{TestApp, TestUser, each_backend, expect_data, expect_error, send, spawn_app};
+
+async fn organization(app: &TestApp, root: &TestUser, slug: &str, owner: &TestUser) -> String {
+    let created = send(
+        app,
+        Method::POST,
+        "/api/admin/v1/organizations",
+        root,
+        Some(json!({"name": slug, "slug": slug, "ownerUserId": owner.id})),
+    )
+    .await;
+    expect_data(created, StatusCode::CREATED).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn personal_token(app: &TestApp, user: &TestUser, scopes: Value) -> TestUser {
+    let created = expect_data(
+        send(
+            app,
+            Method::POST,
+            "/api/v1/auth/me/tokens",
+            user,
+            Some(json!({"name": "script", "scopes": scopes})),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    TestUser {
+        id: user.id,
+        token: created["secret"].as_str().unwrap().to_owned(),
+    }
+}
+
+/// Every operation of the served spec under `/api/admin/v1/organizations/{orgId}`, with the
+/// path filled in (other ids random) and whether it takes a body.
+async fn organization_operations(app: &TestApp, org: &str) -> Vec<(Method, String, bool)> {
+    let spec: Value = app.get("/api-docs/openapi.json").await.json().await.unwrap();
+    let mut operations = Vec::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        if !path.starts_with("/api/admin/v1/organizations/{orgId}") {
+            continue;
+        }
+        let mut concrete = path.replace("{orgId}", org);
+        while let Some(start) = concrete.find('{') {
+            let end = concrete[start..].find('}').unwrap() + start;
+            concrete.replace_range(start..=end, &uuid::Uuid::now_v7().to_string());
+        }
+        for (method, operation) in item.as_object().unwrap() {
+            let method = match method.as_str() {
+                "get" => Method::GET,
+                "post" => Method::POST,
+                "put" => Method::PUT,
+                "delete" => Method::DELETE,
+                _ => continue,
+            };
+            operations.push((method, concrete.clone(), operation.get("requestBody").is_some()));
+        }
+    }
+    assert!(
+        operations.len() >= 33,
+        "the organization routes are in the spec: {operations:?}"
+    );
+    operations
+}
+
+fn call(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    token: &str,
+    body: bool,
+) -> impl Future<Output = reqwest::Response> + 'static + use<> {
+    let request = app.authed(method, path, token);
+    let request = if body { request.json(&json!({})) } else { request };
+    async move { request.send().await.unwrap() }
+}
+
+#[tokio::test]
+async fn every_organization_route_needs_the_token_scope_and_sessions_pass() {
+    each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let root = app.user("root@example.com").await;
+        app.grant(root.id, "super_admin").await;
+        let owner = app.user("owner@example.com").await;
+        let org = organization(&app, &root, "acme", &owner).await;
+        let read_only = personal_token(&app, &root, json!(["account:read"])).await;
+        let reader = personal_token(&app, &root, json!(["organizations:read"])).await;
+        let audit_before = app.audit_actions().await.len();
+
+        for (method, path, body) in organization_operations(&app, &org).await {
+            // A QR code shows the enrollment secret: reading it is a write-level act.
+            let needed = if method == Method::GET && !path.ends_with("/qr") {
+                "organizations:read"
+            } else {
+                "organizations:write"
+            };
+            let refused = expect_error(
+                call(&app, method.clone(), &path, &read_only.token, body).await,
+                StatusCode::FORBIDDEN,
+                "FORBIDDEN",
+            )
+            .await;
+            assert!(
+                refused["message"].as_str().unwrap().contains(needed),
+                "{backend:?} {method} {path}: {refused}"
+            );
+            if needed == "organizations:write" {
+                let refused = expect_error(
+                    call(&app, method.clone(), &path, &reader.token, body).await,
+                    StatusCode::FORBIDDEN,
+                    "FORBIDDEN",
+                )
+                .await;
+                assert!(
+                    refused["message"]
+                        .as_str()
+                        .unwrap()
+                        .contains("organizations:write"),
+                    "{backend:?} {method} {path}: {refused}"
+                );
+            }
+        }
+        assert_eq!(
+            app.audit_actions().await.len(),
+            audit_before,
+            "{backend:?}: nothing was done with the refused tokens"
+        );
+        assert_eq!(app.count_rows("enrollment_tokens").await, 0);
+
+        // A session reaches every route (the answers are whatever the route says, never a
+        // refusal of the caller); DELETE of the organization itself goes last.
+        let mut operations = organization_operations(&app, &org).await;
+        operations.sort_by_key(|(method, path, _)| {
+            (*method == Method::DELETE && path.ends_with(&org), path.clone())
+        });
+        for (method, path, body) in operations {
+            let status = call(&app, method.clone(), &path, &root.token, body)
+                .await
+                .status();
+            assert!(
+                status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN,
+                "{backend:?} {method} {path}: {status}"
+            );
+        }
+
+        // The organization's owner may give a token organization scopes and use it.
+        let other = organization(&app, &root, "other", &owner).await;
+        let owners_token =
+            personal_token(&app, &owner, json!(["organizations:read", "organizations:write"])).await;
+        expect_data(
+            send(
+                &app,
+                Method::POST,
+                &format!("/api/admin/v1/organizations/{other}/enrollment-tokens"),
+                &owners_token,
+                Some(json!({"name": "by script"})),
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await;
+        let listed = expect_data(
+            send(
+                &app,
+                Method::GET,
+                "/api/admin/v1/organizations",
+                &owners_token,
+                None,
+            )
+            .await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(listed.as_array().unwrap().len(), 1, "{backend:?}: {listed}");
+        expect_error(
+            send(&app, Method::GET, "/api/admin/v1/organizations", &read_only, None).await,
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+        )
+        .await;
+        app.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn callers_are_authorized_before_their_bodies_are_read() {
+    each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let root = app.user("root@example.com").await;
+        app.grant(root.id, "super_admin").await;
+        let owner = app.user("owner@example.com").await;
+        let viewer = app.user("viewer@example.com").await;
+        let stranger = app.user("stranger@example.com").await;
+        let org = organization(&app, &root, "acme", &owner).await;
+        expect_data(
+            send(
+                &app,
+                Method::POST,
+                &format!("/api/admin/v1/organizations/{org}/users"),
+                &owner,
+                Some(json!({"userId": viewer.id, "role": "viewer"})),
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await;
+        let malformed = |user: &TestUser, method: Method, path: &str| {
+            let request = app
+                .authed(method, path, &user.token)
+                .header("content-type", "application/json")
+                .body("{\"name\": ,,,");
+            async move { request.send().await.unwrap() }
+        };
+
+        // System permission routes: a plain user learns 403, not what the body should be.
+        for body in [json!({}), json!({"name": 5})] {
+            expect_error(
+                send(
+                    &app,
+                    Method::POST,
+                    "/api/admin/v1/organizations",
+                    &stranger,
+                    Some(body),
+                )
+                .await,
+                StatusCode::FORBIDDEN,
+                "FORBIDDEN",
+            )
+            .await;
+        }
+        expect_error(
+            malformed(&stranger, Method::POST, "/api/admin/v1/organizations").await,
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+        )
+        .await;
+        expect_error(
+            malformed(&stranger, Method::POST, "/api/admin/v1/setting-definitions").await,
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+        )
+        .await;
+        let unauthenticated = app
+            .client
+            .post(app.url("/api/admin/v1/organizations"))
+            .header("content-type", "application/json")
+            .body("{,")
+            .send()
+            .await
+            .unwrap();
+        expect_error(unauthenticated, StatusCode::UNAUTHORIZED, "UNAUTHORIZED").await;
+
+        // Organization routes: outsiders 404, members without the right 403, then 400.
+        let update = format!("/api/admin/v1/organizations/{org}");
+        expect_error(
+            malformed(&stranger, Method::PUT, &update).await,
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+        )
+        .await;
+        expect_error(
+            malformed(&viewer, Method::PUT, &update).await,
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+        )
+        .await;
+        expect_error(
+            malformed(&owner, Method::PUT, &update).await,
+            StatusCode::BAD_REQUEST,
+            "VALIDATION_ERROR",
+        )
+        .await;
+        let policies = format!("/api/admin/v1/organizations/{org}/policies");
+        expect_error(
+            send(&app, Method::POST, &policies, &stranger, Some(json!({}))).await,
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+        )
+        .await;
+        expect_error(
+            send(&app, Method::POST, &policies, &viewer, Some(json!({}))).await,
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+        )
+        .await;
+
+        // Group routes likewise: a stranger's malformed invite is a 404.
+        let group = expect_data(
+            send(
+                &app,
+                Method::POST,
+                "/api/v1/groups",
+                &owner,
+                Some(json!({"name": "Home"})),
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        expect_error(
+            malformed(
+                &stranger,
+                Method::POST,
+                &format!("/api/v1/groups/{group}/invites"),
+            )
+            .await,
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+        )
+        .await;
+        expect_error(
+            malformed(&owner, Method::POST, &format!("/api/v1/groups/{group}/invites")).await,
+            StatusCode::BAD_REQUEST,
+            "VALIDATION_ERROR",
+        )
+        .await;
+        app.stop().await;
+    })
+    .await;
+}

@@ -1,0 +1,381 @@
+//! Hostile and sloppy input at the seams: malformed optional bodies, huge page numbers,
+//! impossible sync versions, weak validators.
+
+use reqwest::{Method, Response, StatusCode};
+use serde_json::{Value, json};
+use steward_tests::{TestApp, TestUser, each_backend, expect_data, expect_error, send, spawn_app};
+
+const SHARING: &str = "location.sharing_enabled";
+
+struct Family {
+    parent: TestUser,
+    child: TestUser,
+    device: String,
+    group: String,
+}
+
+/// A parent owning a group, a child member with a registered phone whose sharing key the
+/// parent has locked.
+async fn family(app: &TestApp) -> Family {
+    let parent = app.user("parent@example.com").await;
+    let child = app.user("child@example.com").await;
+    let group = expect_data(
+        send(
+            app,
+            Method::POST,
+            "/api/v1/groups",
+            &parent,
+            Some(json!({"name": "Home"})),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let code = expect_data(
+        send(
+            app,
+            Method::POST,
+            &format!("/api/v1/groups/{group}/invites"),
+            &parent,
+            Some(json!({})),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    expect_data(
+        send(
+            app,
+            Method::POST,
+            "/api/v1/groups/join",
+            &child,
+            Some(json!({"code": code["code"]})),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let key = app.api_key().await;
+    let registered = app
+        .client
+        .post(app.url("/api/v1/devices/register"))
+        .header("x-api-key", &key)
+        .bearer_auth(&child.token)
+        .json(&json!({"deviceId": "kid-phone", "displayName": "Kid's phone", "platform": "android"}))
+        .send()
+        .await
+        .unwrap();
+    let device = expect_data(registered, StatusCode::CREATED).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let family = Family {
+        parent,
+        child,
+        device,
+        group,
+    };
+    expect_data(
+        send(
+            app,
+            Method::POST,
+            &format!("{}/{SHARING}/lock", settings_path(&family)),
+            &family.parent,
+            Some(json!({"value": true})),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    family
+}
+
+fn settings_path(family: &Family) -> String {
+    format!("/api/v1/devices/{}/settings", family.device)
+}
+
+fn raw(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    user: &TestUser,
+    body: &'static str,
+) -> impl Future<Output = Response> + 'static + use<> {
+    let request = app
+        .authed(method, path, &user.token)
+        .header("content-type", "application/json")
+        .body(body);
+    async move { request.send().await.unwrap() }
+}
+
+async fn sharing(app: &TestApp, family: &Family) -> Value {
+    expect_data(
+        send(app, Method::GET, &settings_path(family), &family.child, None).await,
+        StatusCode::OK,
+    )
+    .await["settings"][SHARING]
+        .clone()
+}
+
+#[tokio::test]
+async fn a_malformed_optional_body_is_refused_and_changes_nothing() {
+    each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let family = family(&app).await;
+        let key_path = format!("{}/{SHARING}", settings_path(&family));
+        let asked = expect_data(
+            send(
+                &app,
+                Method::POST,
+                &format!("{key_path}/unlock-request"),
+                &family.child,
+                None,
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await;
+        let request = asked["id"].as_str().unwrap().to_owned();
+        let approve = format!("/api/v1/unlock-requests/{request}/approve");
+        let deny = format!("/api/v1/unlock-requests/{request}/deny");
+
+        for (path, body) in [
+            (&approve, "{\"durationMinutes\": 5,,,}"),
+            (&approve, "{\"durationMinute\": 5}"),
+            (&approve, "[5]"),
+            (&approve, "{\"durationMinutes\": \"5\"}"),
+            (&deny, "{\"note\": \"no\",,}"),
+        ] {
+            let refused = expect_error(
+                raw(&app, Method::POST, path, &family.parent, body).await,
+                StatusCode::BAD_REQUEST,
+                "VALIDATION_ERROR",
+            )
+            .await;
+            assert!(
+                !refused["message"].as_str().unwrap().is_empty(),
+                "{backend:?} {body}"
+            );
+        }
+        let wrong_type = app
+            .authed(Method::POST, &approve, &family.parent.token)
+            .header("content-type", "text/plain")
+            .body("{\"durationMinutes\": 5}")
+            .send()
+            .await
+            .unwrap();
+        expect_error(
+            wrong_type,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+        )
+        .await;
+        assert_eq!(
+            sharing(&app, &family).await["locked"],
+            true,
+            "{backend:?}: no refused approval unlocked the key"
+        );
+
+        // Other optional bodies: lock, unlock request.
+        expect_error(
+            raw(
+                &app,
+                Method::POST,
+                &format!("{key_path}/lock"),
+                &family.parent,
+                "{\"value\": false,}",
+            )
+            .await,
+            StatusCode::BAD_REQUEST,
+            "VALIDATION_ERROR",
+        )
+        .await;
+        assert_eq!(sharing(&app, &family).await["value"], true);
+
+        // An empty body still means the defaults: approved for good.
+        let approved = app
+            .authed(Method::POST, &approve, &family.parent.token)
+            .header("content-type", "application/json")
+            .send()
+            .await
+            .unwrap();
+        let approved = expect_data(approved, StatusCode::OK).await;
+        assert_eq!(approved["status"], "approved");
+        assert!(approved["unlockUntil"].is_null());
+        assert_eq!(sharing(&app, &family).await["locked"], false);
+        expect_error(
+            raw(
+                &app,
+                Method::POST,
+                &format!("{key_path}/unlock-request"),
+                &family.child,
+                "{\"reason\": }",
+            )
+            .await,
+            StatusCode::BAD_REQUEST,
+            "VALIDATION_ERROR",
+        )
+        .await;
+        let _ = &family.group;
+        app.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn huge_page_numbers_are_refused_on_every_list() {
+    each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let root = app.user("root@example.com").await;
+        app.grant(root.id, "super_admin").await;
+        let org = expect_data(
+            send(
+                &app,
+                Method::POST,
+                "/api/admin/v1/organizations",
+                &root,
+                Some(json!({"name": "Acme", "slug": "acme", "ownerUserId": root.id})),
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let lists = [
+            "/api/v1/groups".to_owned(),
+            "/api/admin/v1/organizations".to_owned(),
+            "/api/admin/v1/audit-logs".to_owned(),
+            format!("/api/admin/v1/organizations/{org}/devices"),
+            "/api/v1/auth/sessions".to_owned(),
+        ];
+        for list in &lists {
+            for page in ["4611686018427387904", "18446744073709551615", "1000001"] {
+                let refused = expect_error(
+                    send(&app, Method::GET, &format!("{list}?page={page}"), &root, None).await,
+                    StatusCode::BAD_REQUEST,
+                    "VALIDATION_ERROR",
+                )
+                .await;
+                assert!(
+                    refused.to_string().contains("page"),
+                    "{backend:?} {list} {page}: {refused}"
+                );
+            }
+            for page in ["0", "-1", "abc"] {
+                expect_error(
+                    send(&app, Method::GET, &format!("{list}?page={page}"), &root, None).await,
+                    StatusCode::BAD_REQUEST,
+                    "VALIDATION_ERROR",
+                )
+                .await;
+            }
+            let last = send(
+                &app,
+                Method::GET,
+                &format!("{list}?page=1000000&perPage=100"),
+                &root,
+                None,
+            )
+            .await;
+            let body: Value = last.json().await.unwrap();
+            assert_eq!(body["success"], true, "{backend:?} {list}: {body}");
+            assert_eq!(body["data"].as_array().map(Vec::len), Some(0), "{body}");
+        }
+        app.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn sync_refuses_impossible_versions_and_etags_compare_weakly() {
+    each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let family = family(&app).await;
+        let path = settings_path(&family);
+        let current = expect_data(
+            send(&app, Method::GET, &path, &family.child, None).await,
+            StatusCode::OK,
+        )
+        .await["version"]
+            .as_i64()
+            .unwrap();
+        let sync = format!("{path}/sync");
+        for (body, field) in [
+            (json!({"baseVersion": -1}), "baseVersion"),
+            (json!({"baseVersion": current + 1}), "baseVersion"),
+            (
+                json!({"baseVersion": current + 1000, "changes": {SHARING: false}}),
+                "baseVersion",
+            ),
+            (
+                json!({"baseVersion": current, "appliedVersion": current + 1}),
+                "appliedVersion",
+            ),
+            (
+                json!({"baseVersion": current, "appliedVersion": -5}),
+                "appliedVersion",
+            ),
+        ] {
+            let refused = expect_error(
+                send(&app, Method::POST, &sync, &family.child, Some(body.clone())).await,
+                StatusCode::BAD_REQUEST,
+                "VALIDATION_ERROR",
+            )
+            .await;
+            assert!(
+                refused.to_string().contains(field),
+                "{backend:?} {body}: {refused}"
+            );
+        }
+        let status = expect_data(
+            send(&app, Method::GET, &format!("{path}/status"), &family.parent, None).await,
+            StatusCode::OK,
+        )
+        .await;
+        assert!(status["appliedVersion"].is_null(), "{backend:?}: {status}");
+        let synced = expect_data(
+            send(
+                &app,
+                Method::POST,
+                &sync,
+                &family.child,
+                Some(json!({"baseVersion": current, "appliedVersion": current})),
+            )
+            .await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(synced["version"], current);
+
+        // If-None-Match: the weak form of the current tag is a match.
+        let first = send(&app, Method::GET, &path, &family.child, None).await;
+        let etag = first.headers()["etag"].to_str().unwrap().to_owned();
+        for candidate in [etag.clone(), format!("W/{etag}"), format!("\"nope\", W/{etag}")] {
+            let polled = app
+                .authed(Method::GET, &path, &family.child.token)
+                .header("if-none-match", &candidate)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                polled.status(),
+                StatusCode::NOT_MODIFIED,
+                "{backend:?} {candidate}"
+            );
+        }
+        let stale = app
+            .authed(Method::GET, &path, &family.child.token)
+            .header("if-none-match", "W/\"0.stale\"")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(stale.status(), StatusCode::OK);
+        app.stop().await;
+    })
+    .await;
+}
