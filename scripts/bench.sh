@@ -88,7 +88,7 @@ auth_benchmarks() {
 }
 
 settings_benchmarks() {
-  local label=$1 key root i id definitions etag first
+  local label=$1 key root i answer definitions etag first
   key=$("$steward" apikeys create --name bench 2>/dev/null)
   echo "$password" | "$steward" admin create --email root@bench.example --password-stdin >/dev/null
   root=$(curl -fs "$base/api/v1/auth/login" -H 'content-type: application/json' \
@@ -99,16 +99,15 @@ settings_benchmarks() {
     curl -fs "$base/api/admin/v1/setting-definitions" -H "authorization: Bearer $root" -H 'content-type: application/json' \
       -d "{\"key\":\"bench.setting_$i\",\"valueType\":\"int\",\"defaultValue\":$i,\"category\":\"bench\"}" >/dev/null
   done
-  # 256 devices, registered the way apps do.
+  # 256 devices, registered the way apps do; each keeps the device token it is given.
   : >"$workdir/devices.txt"
   for i in $(seq 1 256); do
-    id=$(curl -fs "$base/api/v1/devices/register" -H "x-api-key: $key" -H 'content-type: application/json' \
-      -d "{\"deviceId\":\"bench-device-$i\",\"displayName\":\"Bench $i\",\"platform\":\"android\",\"pushToken\":\"t$i\"}" |
-      json_field id)
-    printf '%s bench-device-%s\n' "$id" "$i" >>"$workdir/devices.txt"
+    answer=$(curl -fs "$base/api/v1/devices/register" -H "x-api-key: $key" -H 'content-type: application/json' \
+      -d "{\"deviceId\":\"bench-device-$i\",\"displayName\":\"Bench $i\",\"platform\":\"android\",\"pushToken\":\"t$i\"}")
+    printf '%s %s\n' "$(echo "$answer" | json_field id)" "$(echo "$answer" | json_field deviceToken)" >>"$workdir/devices.txt"
   done
   first=$(head -n1 "$workdir/devices.txt")
-  etag=$(curl -fsi "$base/api/v1/devices/${first%% *}/settings" -H "x-api-key: $key" -H "x-device-id: ${first##* }" |
+  etag=$(curl -fsi "$base/api/v1/devices/${first%% *}/settings" -H "authorization: Bearer ${first##* }" |
     awk -F': ' 'tolower($1)=="etag" {print $2}' | tr -d '\r')
   export BENCH_DEVICES="$workdir/devices.txt" BENCH_API_KEY="$key" BENCH_ETAG="$etag"
 

@@ -16,6 +16,7 @@ mod m20260501_000009_settings;
 mod m20260601_000010_audit_chain;
 mod m20260701_000011_organizations;
 mod m20260801_000012_fleet;
+mod m20261101_000013_time_settings;
 
 pub use m20260701_000011_organizations::DEFAULT_ORGANIZATION_ID;
 
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20260601_000010_audit_chain::Migration),
             Box::new(m20260701_000011_organizations::Migration),
             Box::new(m20260801_000012_fleet::Migration),
+            Box::new(m20261101_000013_time_settings::Migration),
         ]
     }
 }

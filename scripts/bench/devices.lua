@@ -1,14 +1,13 @@
 -- wrk script: each request acts as the next of many devices, read from devices.txt
--- ("<uuid> <identifier>" per line). BENCH_MODE=poll sends GET /settings with If-None-Match
+-- ("<uuid> <device token>" per line). BENCH_MODE=poll sends GET /settings with If-None-Match
 -- (the 304 path); BENCH_MODE=sync sends POST /settings/sync with no changes.
 -- BENCH_DELAY_MS paces each connection (a device waits that long after each answer before
 -- its next request), for latency at a given load rather than at saturation.
 local devices = {}
 for line in io.lines(os.getenv("BENCH_DEVICES")) do
-  local id, identifier = line:match("^(%S+)%s+(%S+)$")
-  if id then devices[#devices + 1] = { id = id, identifier = identifier } end
+  local id, token = line:match("^(%S+)%s+(%S+)$")
+  if id then devices[#devices + 1] = { id = id, token = token } end
 end
-local key = os.getenv("BENCH_API_KEY")
 local etag = os.getenv("BENCH_ETAG")
 local mode = os.getenv("BENCH_MODE") or "poll"
 local counter = 0
@@ -25,7 +24,7 @@ end
 function request()
   counter = counter + 1
   local device = devices[((counter + (offset or 0)) % #devices) + 1]
-  local headers = { ["X-API-Key"] = key, ["X-Device-Id"] = device.identifier }
+  local headers = { ["Authorization"] = "Bearer " .. device.token }
   if mode == "sync" then
     headers["Content-Type"] = "application/json"
     return wrk.format("POST", "/api/v1/devices/" .. device.id .. "/settings/sync", headers,

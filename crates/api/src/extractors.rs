@@ -4,6 +4,8 @@
 //! the configs here turn each into an [`ApiError`] with a useful message.
 
 use std::cell::Cell;
+
+use chrono::{DateTime, Datelike, Utc};
 use std::net::IpAddr;
 use std::rc::Rc;
 
@@ -164,10 +166,20 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
 
     fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let gate = AuthGate::of(request);
-        let json = web::Json::<T>::from_request(request, payload);
+        let json_content = is_json(request);
+        let bytes = web::Bytes::from_request(request, payload);
         Box::pin(async move {
-            match json.await {
-                Ok(body) => Ok(Json(body.into_inner())),
+            let parsed = match bytes.await {
+                Err(error) => Err(error),
+                Ok(_) if json_content != Some(true) => Err(ApiError::new(
+                    ErrorCode::UnsupportedMediaType,
+                    "send the body as JSON with Content-Type: application/json",
+                )
+                .into()),
+                Ok(bytes) => parse_json_body(&bytes).map_err(Into::into),
+            };
+            match parsed {
+                Ok(body) => Ok(Json(body)),
                 Err(error) => {
                     AuthGate::passed(gate).await;
                     Err(error)
@@ -175,6 +187,20 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
             }
         })
     }
+}
+
+/// Whether the request says its body is JSON (`application/json` or a `+json` type); `None`
+/// without a `Content-Type`.
+fn is_json(request: &HttpRequest) -> Option<bool> {
+    request
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .map(|value| {
+            let value = value.to_str().unwrap_or("");
+            let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            essence == "application/json"
+                || (essence.starts_with("application/") && essence.ends_with("+json"))
+        })
 }
 
 /// A JSON body that is also checked against its `validator` rules; failures list each field
@@ -218,14 +244,7 @@ impl<T: DeserializeOwned + Default + 'static> FromRequest for OptionalJson<T> {
 
     fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let gate = AuthGate::of(request);
-        let json_content = request
-            .headers()
-            .get(actix_web::http::header::CONTENT_TYPE)
-            .and_then(|value| value.to_str().ok())
-            .map(|value| {
-                let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-                essence == "application/json" || essence.ends_with("+json")
-            });
+        let json_content = is_json(request);
         let bytes = web::Bytes::from_request(request, payload);
         Box::pin(async move {
             let parsed = match bytes.await {
@@ -254,8 +273,26 @@ impl<T: DeserializeOwned + Default + 'static> FromRequest for OptionalJson<T> {
     }
 }
 
-/// A JSON body parsed with the same messages as [`Json`].
+/// A JSON body, parsed. A string holding U+0000 anywhere (a value or a key) is refused with
+/// 400 naming where: no database stores it alike (PostgreSQL refuses it outright), so it is
+/// never input.
 pub fn parse_json_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if has_escaped_nul(bytes)
+        && let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes)
+        && let Some(field) = nul_path(&value, String::new())
+    {
+        let field = if field.is_empty() {
+            "body".to_owned()
+        } else {
+            field
+        };
+        return Err(
+            ApiError::validation("the request has invalid fields").with_details(vec![FieldError {
+                field,
+                message: "must not contain the NUL character (U+0000)".to_owned(),
+            }]),
+        );
+    }
     serde_json::from_slice(bytes).map_err(|error| {
         if error.is_data() {
             ApiError::validation(format!(
@@ -316,6 +353,29 @@ fn camel_case(snake: &str) -> String {
         }
     }
     out
+}
+
+/// A time from the client, checked to be one both databases store alike: years 1 to 9999
+/// (RFC 3339's four-digit years). Anything else is 400 naming `field`.
+pub fn checked_time(field: &str, value: Option<DateTime<Utc>>) -> Result<Option<DateTime<Utc>>, ApiError> {
+    match value {
+        Some(time) if !(1..=9999).contains(&time.year()) => Err(ApiError::invalid(
+            field,
+            "must be an RFC 3339 time between the years 1 and 9999",
+        )),
+        other => Ok(other),
+    }
+}
+
+/// The first path parameter named `…Id` that is not a UUID, as the 400 every route answers
+/// for it (access extractors check it before looking anything up, so a malformed id is a bad
+/// request even where the resource around it does not exist).
+pub fn malformed_path_id(request: &HttpRequest) -> Option<ApiError> {
+    request
+        .match_info()
+        .iter()
+        .find(|(name, value)| name.ends_with("Id") && value.parse::<uuid::Uuid>().is_err())
+        .map(|(name, _)| ApiError::invalid(name, "must be a UUID"))
 }
 
 /// `?page=&perPage=` of list endpoints.
@@ -452,5 +512,69 @@ mod tests {
     fn field_names_are_reported_in_camel_case() {
         assert_eq!(camel_case("display_name"), "displayName");
         assert_eq!(camel_case("email"), "email");
+    }
+}
+
+/// Whether a JSON text contains the escape `\u0000` (JSON cannot carry a raw NUL byte in a
+/// string, so this is the only way one gets in). Skips escaped backslashes correctly.
+fn has_escaped_nul(bytes: &[u8]) -> bool {
+    let mut index = 0;
+    while index < bytes.len() {
+        if bytes[index] == b'\\' {
+            if bytes.get(index + 1) == Some(&b'u')
+                && bytes.get(index + 2..index + 6) == Some(b"0000".as_slice())
+            {
+                return true;
+            }
+            index += 2;
+        } else {
+            index += 1;
+        }
+    }
+    false
+}
+
+/// The path (`settings.key`, `items[2].name`) of the first string or key holding U+0000.
+fn nul_path(value: &serde_json::Value, at: String) -> Option<String> {
+    let join = |key: &str| {
+        if at.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{at}.{key}")
+        }
+    };
+    match value {
+        serde_json::Value::String(text) if text.contains('\0') => Some(at),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(index, item)| nul_path(item, format!("{at}[{index}]"))),
+        serde_json::Value::Object(members) => members.iter().find_map(|(key, item)| {
+            if key.contains('\0') {
+                Some(join(&key.replace('\0', "\\u0000")))
+            } else {
+                nul_path(item, join(key))
+            }
+        }),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod nul_tests {
+    use super::*;
+
+    #[test]
+    fn nul_escapes_are_found_with_their_path_and_escaped_backslashes_are_not() {
+        assert!(has_escaped_nul(br#"{"name":"a\u0000b"}"#));
+        assert!(
+            !has_escaped_nul(br#"{"name":"a\\u0000b"}"#),
+            "an escaped backslash, then text"
+        );
+        assert!(!has_escaped_nul(br#"{"name":"a\u0001"}"#));
+        let value: serde_json::Value = serde_json::from_str(r#"{"a":{"b":["x","y\u0000"]}}"#).unwrap();
+        assert_eq!(nul_path(&value, String::new()).as_deref(), Some("a.b[1]"));
+        let error = parse_json_body::<serde_json::Value>(br#"{"description":"a\u0000b"}"#).unwrap_err();
+        assert!(format!("{error:?}").contains("description"), "{error:?}");
     }
 }

@@ -188,6 +188,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         .openapi(openapi::ApiDoc::openapi())
         .configure(routes)
         .split_for_parts();
+    let mut spec = spec;
+    openapi::complete(&mut spec);
     spec
 }
 
@@ -207,13 +209,14 @@ pub fn app(
     let body_limit = settings.body_limit;
     let cors_enabled = !settings.cors_allowed_origins.is_empty();
     let cors = cors(settings.cors_allowed_origins);
-    let (app, spec) = App::new()
+    let (app, mut spec) = App::new()
         .into_utoipa_app()
         .openapi(openapi::ApiDoc::openapi())
         .app_data(web::Data::new(state))
         .app_data(web::Data::new(TrustedProxies(settings.trusted_proxies)))
         .configure(routes)
         .split_for_parts();
+    openapi::complete(&mut spec);
     app.configure(|config| extractors::configure(config, body_limit))
         .service(SwaggerUi::new("/docs/{_:.*}").url(OPENAPI_PATH, spec))
         .route("/docs", web::get().to(redirect_to_docs))

@@ -21,12 +21,18 @@ pub async fn request_context(
     let method = request.method().to_string();
     let path = request.path().to_owned();
 
-    let mut response = match request_id::scope(id.clone(), next.call(request)).await {
-        Ok(response) => envelope_framework_errors(response, &id),
-        // Services below answer errors as responses; an `Err` here means the request is gone,
-        // so the best that can be done is to make sure it still renders as an envelope.
-        Err(error) if error.as_error::<ApiError>().is_some() => return Err(error),
-        Err(error) => return Err(ApiError::for_status(error.as_response_error().status_code()).into()),
+    let mut response = if let Some(refusal) = refused_uri(&request) {
+        let (request, _) = request.into_parts();
+        let answer = request_id::sync_scope(id.clone(), || refusal.error_response());
+        ServiceResponse::new(request, answer).map_into_right_body()
+    } else {
+        match request_id::scope(id.clone(), next.call(request)).await {
+            Ok(response) => envelope_framework_errors(response, &id),
+            // Services below answer errors as responses; an `Err` here means the request is
+            // gone, so the best that can be done is to make sure it still renders as an envelope.
+            Err(error) if error.as_error::<ApiError>().is_some() => return Err(error),
+            Err(error) => return Err(ApiError::for_status(error.as_response_error().status_code()).into()),
+        }
     };
 
     let headers = response.headers_mut();
@@ -54,6 +60,25 @@ pub async fn request_context(
         tracing::info!(request_id = %id, %method, %path, %route, status, latency_ms, "request");
     }
     Ok(response)
+}
+
+/// A path or query that decodes to a NUL character is refused before routing: no database
+/// stores it alike (PostgreSQL refuses it), so no parameter may carry one.
+fn refused_uri(request: &ServiceRequest) -> Option<ApiError> {
+    let has_nul = |raw: &str| raw.contains("%00");
+    if has_nul(request.uri().path()) {
+        return Some(ApiError::invalid(
+            "path",
+            "must not contain the NUL character (%00)",
+        ));
+    }
+    if has_nul(request.query_string()) {
+        return Some(ApiError::invalid(
+            "query",
+            "must not contain the NUL character (%00)",
+        ));
+    }
+    None
 }
 
 /// Replaces the body of any error response that did not come from an [`ApiError`] (actix's

@@ -65,6 +65,7 @@ impl<A: OrgAction + 'static> FromRequest for OrgAccess<A> {
         let token = bearer_token(request);
         let ip = crate::extractors::client_ip(request).map(|ip| ip.to_string());
         let organization = request.match_info().get("orgId").map(str::parse::<Uuid>);
+        let malformed = crate::extractors::malformed_path_id(request);
         let state = state(request);
         Box::pin(async move {
             let _gate = gate;
@@ -73,10 +74,11 @@ impl<A: OrgAction + 'static> FromRequest for OrgAccess<A> {
             if scopes.is_some_and(|scopes| !scopes.iter().any(|s| s == A::SCOPE)) {
                 return Err(scope_error(A::SCOPE).into());
             }
-            let organization = match organization {
-                Some(Ok(id)) => id,
-                Some(Err(_)) => return Err(ApiError::invalid("orgId", "must be a UUID").into()),
-                None => return Err(ApiError::from(OrgRuleError::NotFound).into()),
+            if let Some(malformed) = malformed {
+                return Err(malformed.into());
+            }
+            let Some(Ok(organization)) = organization else {
+                return Err(ApiError::from(OrgRuleError::NotFound).into());
             };
             let found = state
                 .database

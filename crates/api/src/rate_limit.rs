@@ -61,11 +61,27 @@ impl RateLimits {
 
     fn check(limiter: &Limiter, ip: IpAddr) -> Result<(), ApiError> {
         let Some(limiter) = limiter else { return Ok(()) };
-        limiter.check_key(&ip).map_err(|not_until| {
+        limiter.check_key(&client_network(ip)).map_err(|not_until| {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             ApiError::new(ErrorCode::RateLimited, "too many requests; slow down")
                 .with_retry_after(wait.as_secs().max(1))
         })
+    }
+}
+
+/// The unit a limit counts: an IPv4 address, or an IPv6 address's /64 — one subscriber's
+/// network, inside which an attacker may pick addresses at will.
+pub fn client_network(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut segments = v6.segments();
+                segments[4..].fill(0);
+                IpAddr::V6(std::net::Ipv6Addr::from(segments))
+            }
+        },
     }
 }
 
@@ -105,5 +121,23 @@ impl<A: LimitedAction> FromRequest for RateLimited<A> {
             _ => Ok(()),
         };
         std::future::ready(result.map(|()| RateLimited(PhantomData)).map_err(Into::into))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_addresses_count_by_their_64_and_ipv4_by_address() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff:1:2:3".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(client_network(a), client_network(b));
+        assert_ne!(client_network(a), client_network(other));
+        let v4: IpAddr = "203.0.113.7".parse().unwrap();
+        assert_eq!(client_network(v4), v4);
+        let mapped: IpAddr = "::ffff:203.0.113.7".parse().unwrap();
+        assert_eq!(client_network(mapped), v4);
     }
 }

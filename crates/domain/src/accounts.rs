@@ -271,7 +271,10 @@ pub trait LoginThrottleStore {
 }
 
 pub trait EmailTokenStore {
-    /// Stores a single-use token, invalidating earlier unused ones of the same purpose.
+    /// Stores a single-use token, invalidating earlier unused ones of the same purpose —
+    /// unless `cap` (`(max, since)`) is reached: `max` tokens of this purpose issued to the user
+    /// since `since`. Decided under the user's row lock, so concurrent requests cannot exceed
+    /// it. Answers whether the token was stored.
     fn issue_email_token(
         &self,
         user_id: Uuid,
@@ -279,7 +282,8 @@ pub trait EmailTokenStore {
         email: &str,
         token_hash: String,
         expires_at: DateTime<Utc>,
-    ) -> impl Future<Output = Result<(), RepositoryError>> + Send;
+        cap: Option<(u64, DateTime<Utc>)>,
+    ) -> impl Future<Output = Result<bool, RepositoryError>> + Send;
     /// Marks the token used if it is unused and unexpired; `None` otherwise. Atomic: of two
     /// concurrent redemptions one wins.
     fn redeem_email_token(

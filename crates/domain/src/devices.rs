@@ -106,6 +106,58 @@ pub fn owner_after_registration(
     }
 }
 
+/// Who registers a device: the signed-in user (if any) and, when the app authenticates as the
+/// device with its device token, which device that token belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Registrant {
+    pub user: Option<Uuid>,
+    pub device: Option<Uuid>,
+    /// `STEWARD_LEGACY_DEVICE_AUTH`: the app's key alone may update a registered device.
+    pub legacy: bool,
+}
+
+/// What a registration does to an existing device: its owner afterwards, and whether the
+/// caller receives a new device token (the device's secret: it then acts as the device).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegistrationOutcome {
+    pub owner: Option<Uuid>,
+    pub issue_token: bool,
+}
+
+/// Decides a registration. A new device gets its first device token. A registered device is
+/// updated — and given a fresh token — only by its owner, by a user claiming a device nobody
+/// owns, or by the device itself (its token); the app's public key alone may no longer update
+/// it, unless legacy device authentication is on (then it gets no token).
+pub fn decide_registration(
+    existing: Option<(Uuid, Option<Uuid>)>,
+    registrant: Registrant,
+) -> Result<RegistrationOutcome, DeviceRuleError> {
+    let Some((device, current_owner)) = existing else {
+        return Ok(RegistrationOutcome {
+            owner: registrant.user,
+            issue_token: true,
+        });
+    };
+    let owner = owner_after_registration(current_owner, registrant.user)?;
+    let is_the_device = registrant.device == Some(device);
+    let by_owner = registrant.user.is_some() && owner == registrant.user;
+    if is_the_device || by_owner {
+        return Ok(RegistrationOutcome {
+            owner,
+            issue_token: true,
+        });
+    }
+    if registrant.legacy {
+        return Ok(RegistrationOutcome {
+            owner,
+            issue_token: false,
+        });
+    }
+    Err(DeviceRuleError::Conflict(
+        "this device is already registered: its owner (signed in) or the device itself (its device token) registers it again",
+    ))
+}
+
 /// A transfer of a device from its owner to another user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceTransfer {
@@ -149,15 +201,17 @@ pub const TRANSFER_TTL_DAYS: i64 = 7;
 
 pub trait DeviceStore {
     /// Creates or updates the device with `registration.identifier`, applying
-    /// [`owner_after_registration`] to the stored owner inside the transaction. Answers the
-    /// device and whether it was created.
+    /// [`decide_registration`] to the stored device inside the transaction; when it says so,
+    /// revokes the device's tokens and stores `token`. Answers the device, whether it was
+    /// created and whether `token` was issued.
     fn register_device(
         &self,
         registration: &DeviceRegistration,
-        caller: Option<Uuid>,
+        registrant: Registrant,
+        token: &crate::fleet::NewDeviceToken,
         now: DateTime<Utc>,
         audit: &AuditEntry,
-    ) -> impl Future<Output = Result<(DeviceRecord, bool), DeviceStoreError>> + Send;
+    ) -> impl Future<Output = Result<(DeviceRecord, bool, bool), DeviceStoreError>> + Send;
 
     fn find_device(
         &self,
@@ -259,6 +313,49 @@ mod tests {
         assert_eq!(owner_after_registration(Some(ann), None), Ok(Some(ann)));
         assert_eq!(owner_after_registration(Some(ann), Some(ann)), Ok(Some(ann)));
         assert!(owner_after_registration(Some(ann), Some(bob)).is_err());
+    }
+
+    #[test]
+    fn registered_devices_are_registered_again_by_their_owner_or_themselves() {
+        let (ann, bob, phone) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let who = |user, device, legacy| Registrant { user, device, legacy };
+        let fresh = decide_registration(None, who(None, None, false)).unwrap();
+        assert_eq!((fresh.owner, fresh.issue_token), (None, true));
+        let owned = Some((phone, Some(ann)));
+        assert!(
+            decide_registration(owned, who(Some(ann), None, false))
+                .unwrap()
+                .issue_token
+        );
+        assert!(
+            decide_registration(owned, who(None, Some(phone), false))
+                .unwrap()
+                .issue_token
+        );
+        assert!(
+            decide_registration(owned, who(None, None, false)).is_err(),
+            "the app's key alone"
+        );
+        assert!(decide_registration(owned, who(Some(bob), None, false)).is_err());
+        assert!(decide_registration(owned, who(None, Some(Uuid::now_v7()), false)).is_err());
+        assert_eq!(
+            decide_registration(owned, who(None, None, true)),
+            Ok(RegistrationOutcome {
+                owner: Some(ann),
+                issue_token: false
+            }),
+            "legacy: the key alone updates, without a token"
+        );
+        let unowned = Some((phone, None));
+        assert_eq!(
+            decide_registration(unowned, who(Some(bob), None, false)),
+            Ok(RegistrationOutcome {
+                owner: Some(bob),
+                issue_token: true
+            }),
+            "a user claims a device nobody owns"
+        );
+        assert!(decide_registration(unowned, who(None, None, false)).is_err());
     }
 
     #[test]

@@ -147,7 +147,9 @@ pub fn sync_roles(
     let revoke = if overrides.enabled {
         current
             .iter()
-            .filter(|role| managed.contains(*role) || overrides.suppressed.contains(*role))
+            // Only roles the mapping manages: a role granted by hand is never revoked by a
+            // sign-in, whatever an override says.
+            .filter(|role| managed.contains(*role))
             .filter(|role| !wanted.contains(*role) && !overrides.preserved.contains(*role))
             .cloned()
             .collect()
@@ -252,6 +254,12 @@ mod tests {
         let sync = sync_roles(&current, &from_identity, &managed, &suppressed);
         assert_eq!(sync.grant, set(&["reader"]));
         assert_eq!(sync.revoke, set(&["admin", "auditor"]));
+        let hand_granted = RoleOverrides::normalised(true, &[], &["support".into()]);
+        assert_eq!(
+            sync_roles(&current, &from_identity, &managed, &hand_granted).revoke,
+            set(&["auditor"]),
+            "suppressing a hand-granted role never revokes it"
+        );
 
         let paused = RoleOverrides::normalised(false, &[], &["admin".into()]);
         let sync = sync_roles(&current, &from_identity, &managed, &paused);

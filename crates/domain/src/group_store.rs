@@ -56,11 +56,13 @@ pub struct NewGroup {
 }
 
 pub trait GroupStore {
+    /// Creates the group with its owner; answers the owner's view of it as committed, so the
+    /// caller's answer never depends on a read after the commit.
     fn create_group(
         &self,
         group: &NewGroup,
         audit: &AuditEntry,
-    ) -> impl Future<Output = Result<(), RepositoryError>> + Send;
+    ) -> impl Future<Output = Result<GroupSummary, RepositoryError>> + Send;
 
     /// The groups `user` belongs to (deleted groups excluded), newest membership first.
     fn groups_of(

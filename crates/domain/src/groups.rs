@@ -336,6 +336,17 @@ pub fn transfer_ownership(
     ])
 }
 
+/// Whether an invite still works when someone joins with it: its creator must still be a
+/// member who may invite with its role. A demoted or departed creator's invites stop working
+/// (answered like a revoked invite), so nobody gains through an invite a role its creator no
+/// longer could grant.
+pub fn invite_still_grants(creator: Option<GroupRole>, granted: GroupRole) -> Result<(), GroupRuleError> {
+    match creator {
+        Some(creator) if invite_role(creator, granted).is_ok() => Ok(()),
+        _ => Err(GroupRuleError::NotFound),
+    }
+}
+
 /// The role an invite may grant: never owner, never above the inviter's.
 pub fn invite_role(inviter: GroupRole, requested: GroupRole) -> Result<GroupRole, GroupRuleError> {
     require(inviter, P::ManageInvites)?;
@@ -721,6 +732,19 @@ mod tests {
             succession_on_account_deletion(&group, ids[1]),
             vec![GroupChange::Remove { user_id: ids[1] }]
         );
+    }
+
+    #[test]
+    fn invites_die_with_their_creators_right_to_grant_them() {
+        use GroupRole::{Admin, Member, Owner, Viewer};
+        assert!(invite_still_grants(Some(Admin), Admin).is_ok());
+        assert!(invite_still_grants(Some(Owner), Admin).is_ok());
+        assert!(invite_still_grants(Some(Member), Admin).is_err(), "demoted");
+        assert!(
+            invite_still_grants(Some(Member), Member).is_err(),
+            "members do not invite"
+        );
+        assert!(invite_still_grants(None, Viewer).is_err(), "removed or gone");
     }
 
     #[test]

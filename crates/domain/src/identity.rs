@@ -14,8 +14,8 @@ pub struct EmailAddress(String);
 pub struct InvalidEmail;
 
 impl EmailAddress {
-    /// Accepts `local@domain.tld` of at most 254 characters, without spaces or control
-    /// characters. Deliverability is proven by the verification mail, not by this check.
+    /// Accepts `local@domain.tld` of at most 254 characters, without spaces, control
+    /// characters or invisible format characters (bidi overrides, zero-width spaces). Deliverability is proven by the verification mail, not by this check.
     pub fn parse(value: &str) -> Result<Self, InvalidEmail> {
         let normalised = value.trim().to_lowercase();
         let (local, domain) = normalised.rsplit_once('@').ok_or(InvalidEmail)?;
@@ -27,7 +27,9 @@ impl EmailAddress {
             && !domain.ends_with('.')
             && !domain.contains("..")
             && !local.contains('@')
-            && normalised.chars().all(|c| !c.is_whitespace() && !c.is_control())
+            && normalised
+                .chars()
+                .all(|c| !c.is_whitespace() && !c.is_control() && !crate::rules::is_hidden_format(c))
             && domain
                 .chars()
                 .all(|c| c.is_alphanumeric() || c == '-' || c == '.');
@@ -74,7 +76,8 @@ impl DisplayName {
     pub fn parse(value: &str) -> Result<Self, InvalidDisplayName> {
         let trimmed = value.trim();
         let length = trimmed.chars().count();
-        if (1..=100).contains(&length) && !trimmed.chars().any(char::is_control) {
+        let hidden = |c: char| c.is_control() || crate::rules::is_hidden_format(c);
+        if (1..=100).contains(&length) && !trimmed.chars().any(hidden) {
             Ok(Self(trimmed.to_owned()))
         } else {
             Err(InvalidDisplayName)
@@ -211,6 +214,9 @@ mod tests {
             "a b@example.com",
             "alice@exa..mple.com",
             "alice@.example.com",
+            "alice\u{202E}moc.evil@example.com",
+            "ali\u{200B}ce@example.com",
+            "alice@exam\u{FEFF}ple.com",
         ] {
             assert!(EmailAddress::parse(bad).is_err(), "{bad:?}");
         }
@@ -223,6 +229,15 @@ mod tests {
         assert!(DisplayName::parse(&"x".repeat(101)).is_err());
         assert!(DisplayName::parse("a\u{0007}b").is_err());
         assert!(DisplayName::parse(&"é".repeat(100)).is_ok());
+        assert!(
+            DisplayName::parse("Ann\u{202E}nimda").is_err(),
+            "a right-to-left override"
+        );
+        assert!(DisplayName::parse("Ann\u{2066}x\u{2069}").is_err());
+        assert!(
+            DisplayName::parse("👨\u{200D}👩\u{200D}👧 family").is_ok(),
+            "the joiner of emoji sequences stays"
+        );
     }
 
     #[test]

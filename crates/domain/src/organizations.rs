@@ -219,11 +219,18 @@ pub trait OrganizationStore {
         audit: &AuditEntry,
     ) -> impl Future<Output = Result<OrganizationRecord, RepositoryError>> + Send;
 
+    /// Deletes a (non-default) organization and what it owns. Its devices decide: without
+    /// `force`, any device still in the organization refuses the deletion (`Conflict`); with
+    /// it, each is retired in the same transaction — unmanaged, out of the organization,
+    /// device tokens revoked, open commands expired, settings version bumped, a push queued,
+    /// `retire_audit` recorded per device. Answers the retired devices.
     fn delete_organization(
         &self,
         id: Uuid,
+        force: bool,
         audit: &AuditEntry,
-    ) -> impl Future<Output = Result<(), RepositoryError>> + Send;
+        retire_audit: &AuditEntry,
+    ) -> impl Future<Output = Result<Vec<Uuid>, RepositoryError>> + Send;
 
     fn org_role(
         &self,

@@ -95,6 +95,26 @@ impl RoleCatalog {
         &self.roles
     }
 
+    /// Whether a holder of `held` may hand out (or name in a role override) `role`: every
+    /// permission of it must be theirs, so nobody grants, preserves or suppresses a role more
+    /// powerful than their own. Unknown roles are never grantable.
+    pub fn may_grant<S: AsRef<str>>(&self, held: &[S], role: &str) -> bool {
+        let Some(definition) = self.roles.iter().find(|r| r.name == role) else {
+            return false;
+        };
+        definition.permissions.iter().all(|permission| {
+            if permission == ALL_PERMISSIONS {
+                held.iter().any(|name| {
+                    self.roles
+                        .iter()
+                        .any(|r| r.name == name.as_ref() && r.permissions.contains(ALL_PERMISSIONS))
+                })
+            } else {
+                self.allows(held, permission)
+            }
+        })
+    }
+
     /// Whether anyone holding `held` roles may do `permission` (`resource:action`).
     pub fn allows<S: AsRef<str>>(&self, held: &[S], permission: &str) -> bool {
         held.iter().any(|name| {
@@ -135,6 +155,15 @@ mod tests {
         }
         let none: [&str; 0] = [];
         assert!(!catalog.allows(&none, "users:read"));
+        assert!(catalog.may_grant(&["super_admin"], "super_admin"));
+        assert!(catalog.may_grant(&["user_admin"], "user_admin"));
+        assert!(!catalog.may_grant(&["user_admin"], "super_admin"));
+        assert!(
+            !catalog.may_grant(&["user_admin"], "support"),
+            "support may unlock users"
+        );
+        assert!(catalog.may_grant(&["user_admin", "support"], "support"));
+        assert!(!catalog.may_grant(&["super_admin"], "no_such_role"));
         assert!(catalog.allows(&["auditor", "support"], "users:unlock"));
     }
 }

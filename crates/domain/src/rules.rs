@@ -32,6 +32,20 @@ pub enum RuleStoreError {
     Repository(#[from] RepositoryError),
 }
 
+/// Characters that change how text around them is shown without showing themselves: the
+/// bidirectional overrides, embeddings, isolates and marks (U+202E turns `gpj.exe` into
+/// `exe.jpg`), zero-width spaces and the byte-order mark. Names and addresses refuse them; the
+/// zero-width joiner is kept, emoji sequences need it.
+pub fn is_hidden_format(c: char) -> bool {
+    matches!(c,
+        '\u{061C}' | '\u{200B}' | '\u{200C}' | '\u{200E}' | '\u{200F}'
+        | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}'
+        | '\u{2066}'..='\u{2069}'
+        | '\u{FEFF}'
+    )
+}
+
 fn checked_text(
     value: Option<&str>,
     field: &'static str,
@@ -42,7 +56,7 @@ fn checked_text(
     let Some(value) = value.map(str::trim).filter(|value| !value.is_empty()) else {
         return Ok(None);
     };
-    let bad = |c: char| c.is_control() && !allowed_control.contains(&c);
+    let bad = |c: char| (c.is_control() && !allowed_control.contains(&c)) || is_hidden_format(c);
     if value.chars().count() > max || value.chars().any(bad) {
         return Err(RuleError::Invalid { field, message });
     }

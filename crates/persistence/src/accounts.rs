@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait,
-    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 use serde_json::json;
 use steward_domain::accounts::{
@@ -247,13 +247,21 @@ impl AccountStore for Database {
         audit: &AuditEntry,
     ) -> Result<UserRecord, RepositoryError> {
         let transaction = self.connection().begin().await.map_err(db)?;
+        let now = Utc::now();
+        // Write first, so SQLite takes its write lock before the read (a read-then-write
+        // transaction fails as "locked" when another writer commits in between).
+        users::Entity::update_many()
+            .col_expr(users::Column::UpdatedAt, Expr::value(now))
+            .filter(users::Column::Id.eq(id))
+            .exec(&transaction)
+            .await
+            .map_err(db)?;
         let user = users::Entity::find_by_id(id)
             .one(&transaction)
             .await
             .map_err(db)?
             .ok_or(RepositoryError::NotFound)?;
         let mut model = user.clone().into_active_model();
-        let now = Utc::now();
         if user.pending_email.as_deref() == Some(email) {
             model.email = Set(email.to_owned());
             model.pending_email = Set(None);
@@ -767,9 +775,30 @@ impl EmailTokenStore for Database {
         email: &str,
         token_hash: String,
         expires_at: DateTime<Utc>,
-    ) -> Result<(), RepositoryError> {
+        cap: Option<(u64, DateTime<Utc>)>,
+    ) -> Result<bool, RepositoryError> {
         let transaction = self.connection().begin().await.map_err(db)?;
         let now = Utc::now();
+        if let Some((max, since)) = cap {
+            // The user's row lock orders concurrent requests for this user.
+            users::Entity::update_many()
+                .col_expr(users::Column::Id, Expr::col(users::Column::Id))
+                .filter(users::Column::Id.eq(user_id))
+                .exec(&transaction)
+                .await
+                .map_err(db)?;
+            let recent = email_tokens::Entity::find()
+                .filter(email_tokens::Column::UserId.eq(user_id))
+                .filter(email_tokens::Column::Purpose.eq(purpose.as_str()))
+                .filter(email_tokens::Column::CreatedAt.gt(since))
+                .count(&transaction)
+                .await
+                .map_err(db)?;
+            if recent >= max {
+                transaction.rollback().await.map_err(db)?;
+                return Ok(false);
+            }
+        }
         email_tokens::Entity::update_many()
             .col_expr(email_tokens::Column::UsedAt, Expr::value(Some(now)))
             .filter(email_tokens::Column::UserId.eq(user_id))
@@ -791,7 +820,8 @@ impl EmailTokenStore for Database {
         .insert(&transaction)
         .await
         .map_err(db)?;
-        transaction.commit().await.map_err(db)
+        transaction.commit().await.map_err(db)?;
+        Ok(true)
     }
 
     async fn redeem_email_token(

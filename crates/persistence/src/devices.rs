@@ -9,14 +9,15 @@ use sea_orm::{
 use serde_json::json;
 use steward_domain::devices::{
     ApiKeyRecord, ApiKeyStore, DeviceRecord, DeviceRegistration, DeviceRuleError, DeviceStore,
-    DeviceStoreError, DeviceTransfer, TransferStatus, owner_after_registration,
+    DeviceStoreError, DeviceTransfer, Registrant, TransferStatus, decide_registration,
 };
+use steward_domain::fleet::NewDeviceToken;
 use steward_domain::{AuditEntry, RepositoryError};
 use uuid::Uuid;
 
 use crate::audit::insert_audit_entry;
 use crate::database::Database;
-use crate::entities::{api_keys, device_transfers, devices};
+use crate::entities::{api_keys, device_tokens, device_transfers, devices};
 use crate::error::db_err_to_repository as db;
 
 fn device(model: devices::Model) -> DeviceRecord {
@@ -67,10 +68,12 @@ impl DeviceStore for Database {
     async fn register_device(
         &self,
         registration: &DeviceRegistration,
-        caller: Option<Uuid>,
+        registrant: Registrant,
+        token: &NewDeviceToken,
         now: DateTime<Utc>,
         audit: &AuditEntry,
-    ) -> Result<(DeviceRecord, bool), DeviceStoreError> {
+    ) -> Result<(DeviceRecord, bool, bool), DeviceStoreError> {
+        let caller = registrant.user;
         let transaction = self.connection().begin().await.map_err(db)?;
         // Touch first so the transaction holds the write lock before it reads the owner.
         let touched = devices::Entity::update_many()
@@ -89,9 +92,15 @@ impl DeviceStore for Database {
             None
         };
         let created = existing.is_none();
+        let outcome = decide_registration(
+            existing
+                .as_ref()
+                .map(|current| (current.id, current.owner_user_id)),
+            registrant,
+        )?;
         let id = match existing {
             Some(current) => {
-                let owner = owner_after_registration(current.owner_user_id, caller)?;
+                let owner = outcome.owner;
                 let mut update = devices::Entity::update_many()
                     .col_expr(
                         devices::Column::DisplayName,
@@ -180,8 +189,15 @@ impl DeviceStore for Database {
             ),
         );
         insert_audit_entry(&transaction, &entry).await?;
+        if outcome.issue_token {
+            crate::fleet::revoke_device_tokens(&transaction, id, now).await?;
+            device_tokens::Entity::insert(crate::fleet::insert_token(id, token, None, now))
+                .exec_without_returning(&transaction)
+                .await
+                .map_err(db)?;
+        }
         transaction.commit().await.map_err(db)?;
-        Ok((device(stored), created))
+        Ok((device(stored), created, outcome.issue_token))
     }
 
     async fn find_device(&self, id: Uuid) -> Result<Option<DeviceRecord>, RepositoryError> {

@@ -29,6 +29,9 @@ impl From<PersistenceError> for RepositoryError {
 
 /// Classifies a SeaORM error by what the caller can do about it.
 pub(crate) fn db_err_to_repository(error: DbErr) -> RepositoryError {
+    if let Some(reason) = transient(&error) {
+        return RepositoryError::Unavailable(reason);
+    }
     if let Some(sql) = error.sql_err() {
         return match sql {
             SqlErr::UniqueConstraintViolation(message) => RepositoryError::Conflict(message),
@@ -41,5 +44,35 @@ pub(crate) fn db_err_to_repository(error: DbErr) -> RepositoryError {
         DbErr::ConnectionAcquire(reason) => RepositoryError::Unavailable(reason.to_string()),
         DbErr::Conn(RuntimeErr::SqlxError(reason)) => RepositoryError::Unavailable(reason.to_string()),
         other => RepositoryError::Other(other.to_string()),
+    }
+}
+
+/// Failures that say nothing about the request and may pass on retry: the connection died or
+/// was closed by the server (PostgreSQL's class 08 and 57P01–57P03: "terminating connection
+/// due to administrator command"), I/O errors, pool exhaustion, or SQLite's "database is
+/// locked" (a write lock held longer than the busy timeout, or a snapshot that went stale).
+/// Such a statement did not commit, so the caller answers 503 with `Retry-After`.
+fn transient(error: &DbErr) -> Option<String> {
+    let sqlx = match error {
+        DbErr::Exec(RuntimeErr::SqlxError(sqlx))
+        | DbErr::Query(RuntimeErr::SqlxError(sqlx))
+        | DbErr::Conn(RuntimeErr::SqlxError(sqlx)) => sqlx,
+        _ => return None,
+    };
+    use sea_orm::sqlx::Error as Sqlx;
+    match sqlx.as_ref() {
+        Sqlx::Io(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed | Sqlx::WorkerCrashed | Sqlx::Tls(_) => {
+            Some(sqlx.to_string())
+        }
+        Sqlx::Database(database) => {
+            let code = database.code().map(|code| code.into_owned()).unwrap_or_default();
+            let transient = code.starts_with("08")
+                || matches!(
+                    code.as_str(),
+                    "57P01" | "57P02" | "57P03" | "5" | "517" | "6" | "262"
+                );
+            transient.then(|| database.message().to_owned())
+        }
+        _ => None,
     }
 }

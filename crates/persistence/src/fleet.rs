@@ -237,7 +237,88 @@ async fn user_is_the_orgs<C: ConnectionTrait>(
         > 0)
 }
 
-fn insert_token(
+/// Retires `members` of `organization` inside `transaction` (its deletion): the same end
+/// state as retiring each by hand, in a few statements.
+pub(crate) async fn retire_devices(
+    transaction: &DatabaseTransaction,
+    organization: Uuid,
+    members: &[devices::Model],
+    now: DateTime<Utc>,
+    audit: &AuditEntry,
+) -> Result<(), RepositoryError> {
+    let ids: Vec<Uuid> = members.iter().map(|device| device.id).collect();
+    for chunk in ids.chunks(500) {
+        devices::Entity::update_many()
+            .col_expr(devices::Column::OrganizationId, Expr::value(Option::<Uuid>::None))
+            .col_expr(devices::Column::IsManaged, Expr::value(false))
+            .col_expr(devices::Column::EnrollmentStatus, Expr::value("retired"))
+            .col_expr(
+                devices::Column::Status,
+                Expr::value(DeviceStatus::Active.as_str()),
+            )
+            .col_expr(devices::Column::PolicyId, Expr::value(Option::<Uuid>::None))
+            .col_expr(devices::Column::FleetGroupId, Expr::value(Option::<Uuid>::None))
+            .col_expr(devices::Column::AssignedUserId, Expr::value(Option::<Uuid>::None))
+            .col_expr(
+                devices::Column::Version,
+                Expr::col(devices::Column::Version).add(1),
+            )
+            .col_expr(
+                devices::Column::SettingsVersion,
+                Expr::col(devices::Column::SettingsVersion).add(1),
+            )
+            .col_expr(devices::Column::UpdatedAt, Expr::value(now))
+            .filter(devices::Column::Id.is_in(chunk.iter().copied()))
+            .exec(transaction)
+            .await
+            .map_err(db)?;
+        device_tokens::Entity::update_many()
+            .col_expr(device_tokens::Column::RevokedAt, Expr::value(Some(now)))
+            .filter(device_tokens::Column::DeviceId.is_in(chunk.iter().copied()))
+            .filter(device_tokens::Column::RevokedAt.is_null())
+            .exec(transaction)
+            .await
+            .map_err(db)?;
+        device_commands::Entity::update_many()
+            .col_expr(
+                device_commands::Column::Status,
+                Expr::value(CommandStatus::Expired.as_str()),
+            )
+            .filter(device_commands::Column::DeviceId.is_in(chunk.iter().copied()))
+            .filter(
+                device_commands::Column::Status
+                    .is_in([CommandStatus::Pending.as_str(), CommandStatus::Delivered.as_str()]),
+            )
+            .exec(transaction)
+            .await
+            .map_err(db)?;
+    }
+    let entries = members
+        .iter()
+        .map(|device| {
+            audit
+                .clone()
+                .resource_id(device.id)
+                .organization(organization)
+                .change(
+                    Some(serde_json::json!({
+                        "organizationId": organization,
+                        "policyId": device.policy_id,
+                        "groupId": device.fleet_group_id,
+                        "status": device.status,
+                    })),
+                    Some(serde_json::json!({"enrollmentStatus": "retired"})),
+                )
+        })
+        .collect();
+    insert_audit_entries(transaction, entries).await?;
+    for id in ids {
+        enqueue(transaction, id, "retired", now).await?;
+    }
+    Ok(())
+}
+
+pub(crate) fn insert_token(
     device: Uuid,
     token: &NewDeviceToken,
     enrollment: Option<Uuid>,
@@ -256,7 +337,7 @@ fn insert_token(
     }
 }
 
-async fn revoke_device_tokens<C: ConnectionTrait>(
+pub(crate) async fn revoke_device_tokens<C: ConnectionTrait>(
     connection: &C,
     device: Uuid,
     now: DateTime<Utc>,

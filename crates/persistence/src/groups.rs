@@ -17,7 +17,9 @@ use serde_json::{Value, json};
 use steward_domain::group_store::{
     GroupInvite, GroupStore, GroupStoreError, GroupSummary, MemberProfile, NewGroup,
 };
-use steward_domain::groups::{GroupChange, GroupRecord, GroupRole, GroupRuleError, GroupSnapshot, Member};
+use steward_domain::groups::{
+    GroupChange, GroupRecord, GroupRole, GroupRuleError, GroupSnapshot, Member, invite_still_grants,
+};
 use steward_domain::{AuditEntry, PageRequest, RepositoryError};
 use uuid::Uuid;
 
@@ -199,9 +201,13 @@ pub(crate) async fn lock_group(
 }
 
 impl GroupStore for Database {
-    async fn create_group(&self, group: &NewGroup, audit: &AuditEntry) -> Result<(), RepositoryError> {
+    async fn create_group(
+        &self,
+        group: &NewGroup,
+        audit: &AuditEntry,
+    ) -> Result<GroupSummary, RepositoryError> {
         let transaction = self.connection().begin().await.map_err(db)?;
-        groups::Entity::insert(groups::ActiveModel {
+        let created = groups::Entity::insert(groups::ActiveModel {
             id: Set(group.id),
             name: Set(group.name.clone()),
             description: Set(group.description.clone()),
@@ -215,7 +221,7 @@ impl GroupStore for Database {
             archived_at: Set(None),
             policy_id: Set(None),
         })
-        .exec_without_returning(&transaction)
+        .exec_with_returning(&transaction)
         .await
         .map_err(db)?;
         group_memberships::Entity::insert(group_memberships::ActiveModel {
@@ -231,7 +237,12 @@ impl GroupStore for Database {
         .await
         .map_err(db)?;
         insert_audit_entry(&transaction, audit).await?;
-        transaction.commit().await.map_err(db)
+        transaction.commit().await.map_err(db)?;
+        Ok(GroupSummary {
+            group: record(created),
+            my_role: GroupRole::Owner,
+            member_count: 1,
+        })
     }
 
     async fn groups_of(
@@ -382,6 +393,15 @@ impl GroupStore for Database {
         }
         invalidate_invites(&transaction, group, now).await?;
         insert_audit_entry(&transaction, audit).await?;
+        let members: std::collections::BTreeSet<Uuid> = group_memberships::Entity::find()
+            .filter(group_memberships::Column::GroupId.eq(group))
+            .all(&transaction)
+            .await
+            .map_err(db)?
+            .into_iter()
+            .map(|row| row.user_id)
+            .collect();
+        crate::lock_reach::release_unreachable_locks(&transaction, &members, now).await?;
         transaction.commit().await.map_err(db)
     }
 
@@ -447,6 +467,10 @@ impl GroupStore for Database {
         }
         let (before, after) = apply_changes(&transaction, &current, &changes, now).await?;
         insert_audit_entry(&transaction, &audit.clone().change(Some(before), Some(after))).await?;
+        // Whoever stopped managing whom: their locks must not outlive that.
+        let members: std::collections::BTreeSet<Uuid> =
+            current.members.iter().map(|member| member.user_id).collect();
+        crate::lock_reach::release_unreachable_locks(&transaction, &members, now).await?;
         transaction.commit().await.map_err(db)?;
         Ok(changes)
     }
@@ -546,10 +570,21 @@ impl GroupStore for Database {
             .map_err(db)?
             .ok_or(GroupRuleError::NotFound)?;
         let granted = role(&invite.role)?;
-        let group = live_group(&transaction, invite.group_id)
+        // The group's lock orders this join with role changes: the creator's standing read
+        // below is the one in force when the member joins.
+        let group = lock_group(&transaction, invite.group_id, now)
             .await?
             .filter(|group| group.archived_at.is_none())
             .ok_or(GroupRuleError::NotFound)?;
+        let creator_role = group_memberships::Entity::find()
+            .filter(group_memberships::Column::GroupId.eq(group.id))
+            .filter(group_memberships::Column::UserId.eq(invite.created_by))
+            .one(&transaction)
+            .await
+            .map_err(db)?
+            .map(|membership| role(&membership.role))
+            .transpose()?;
+        invite_still_grants(creator_role, granted)?;
         let already = group_memberships::Entity::find()
             .filter(group_memberships::Column::GroupId.eq(group.id))
             .filter(group_memberships::Column::UserId.eq(user))
@@ -632,41 +667,7 @@ impl GroupStore for Database {
         viewer: Uuid,
         other: Uuid,
     ) -> Result<Vec<(GroupRole, GroupRole)>, RepositoryError> {
-        let connection = self.connection();
-        let theirs: HashMap<Uuid, String> = group_memberships::Entity::find()
-            .filter(group_memberships::Column::UserId.eq(other))
-            .all(connection)
-            .await
-            .map_err(db)?
-            .into_iter()
-            .map(|row| (row.group_id, row.role))
-            .collect();
-        if theirs.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mine = group_memberships::Entity::find()
-            .filter(group_memberships::Column::UserId.eq(viewer))
-            .filter(group_memberships::Column::GroupId.is_in(theirs.keys().copied()))
-            .filter(
-                group_memberships::Column::GroupId.in_subquery(
-                    sea_orm::sea_query::Query::select()
-                        .column(groups::Column::Id)
-                        .from(groups::Entity)
-                        .and_where(groups::Column::DeletedAt.is_null())
-                        .and_where(groups::Column::ArchivedAt.is_null())
-                        .to_owned(),
-                ),
-            )
-            .all(connection)
-            .await
-            .map_err(db)?;
-        let mut pairs = Vec::with_capacity(mine.len());
-        for row in mine {
-            if let Some(their_role) = theirs.get(&row.group_id) {
-                pairs.push((role(&row.role)?, role(their_role)?));
-            }
-        }
-        Ok(pairs)
+        role_pairs_in(self.connection(), viewer, other).await
     }
 
     async fn member_ids(&self, group: Uuid) -> Result<Vec<(Uuid, GroupRole)>, RepositoryError> {
@@ -679,4 +680,46 @@ impl GroupStore for Database {
             .map(|row| Ok((row.user_id, role(&row.role)?)))
             .collect()
     }
+}
+
+/// The (viewer's role, other's role) pairs of every live group both belong to.
+pub(crate) async fn role_pairs_in<C: ConnectionTrait>(
+    connection: &C,
+    viewer: Uuid,
+    other: Uuid,
+) -> Result<Vec<(GroupRole, GroupRole)>, RepositoryError> {
+    let theirs: HashMap<Uuid, String> = group_memberships::Entity::find()
+        .filter(group_memberships::Column::UserId.eq(other))
+        .all(connection)
+        .await
+        .map_err(db)?
+        .into_iter()
+        .map(|row| (row.group_id, row.role))
+        .collect();
+    if theirs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mine = group_memberships::Entity::find()
+        .filter(group_memberships::Column::UserId.eq(viewer))
+        .filter(group_memberships::Column::GroupId.is_in(theirs.keys().copied()))
+        .filter(
+            group_memberships::Column::GroupId.in_subquery(
+                sea_orm::sea_query::Query::select()
+                    .column(groups::Column::Id)
+                    .from(groups::Entity)
+                    .and_where(groups::Column::DeletedAt.is_null())
+                    .and_where(groups::Column::ArchivedAt.is_null())
+                    .to_owned(),
+            ),
+        )
+        .all(connection)
+        .await
+        .map_err(db)?;
+    let mut pairs = Vec::with_capacity(mine.len());
+    for row in mine {
+        if let Some(their_role) = theirs.get(&row.group_id) {
+            pairs.push((role(&row.role)?, role(their_role)?));
+        }
+    }
+    Ok(pairs)
 }

@@ -14,6 +14,7 @@ mod error;
 mod federation;
 mod fleet;
 mod groups;
+mod lock_reach;
 mod organizations;
 mod personal_tokens;
 mod policies;

@@ -223,19 +223,49 @@ impl OrganizationStore for Database {
         Ok(record(stored))
     }
 
-    async fn delete_organization(&self, id: Uuid, audit: &AuditEntry) -> Result<(), RepositoryError> {
+    async fn delete_organization(
+        &self,
+        id: Uuid,
+        force: bool,
+        audit: &AuditEntry,
+        retire_audit: &AuditEntry,
+    ) -> Result<Vec<Uuid>, RepositoryError> {
         let transaction = self.connection().begin().await.map_err(db)?;
-        let deleted = organizations::Entity::delete_many()
+        let now = Utc::now();
+        // The organization's row lock first: the devices read next are the ones it has.
+        let locked = organizations::Entity::update_many()
+            .col_expr(organizations::Column::UpdatedAt, Expr::value(now))
             .filter(organizations::Column::Id.eq(id))
             .filter(organizations::Column::IsDefault.eq(false))
             .exec(&transaction)
             .await
             .map_err(db)?;
-        if deleted.rows_affected == 0 {
+        if locked.rows_affected == 0 {
             return Err(RepositoryError::NotFound);
         }
+        let members: Vec<devices::Model> = devices::Entity::find()
+            .filter(devices::Column::OrganizationId.eq(id))
+            .all(&transaction)
+            .await
+            .map_err(db)?;
+        if !members.is_empty() && !force {
+            return Err(RepositoryError::Conflict(format!(
+                "the organization still has {} device(s): retire them, or delete with ?force=true to retire them all",
+                members.len()
+            )));
+        }
+        let ids: Vec<Uuid> = members.iter().map(|device| device.id).collect();
+        if !ids.is_empty() {
+            crate::fleet::retire_devices(&transaction, id, &members, now, retire_audit).await?;
+        }
+        organizations::Entity::delete_many()
+            .filter(organizations::Column::Id.eq(id))
+            .exec(&transaction)
+            .await
+            .map_err(db)?;
         insert_audit_entry(&transaction, audit).await?;
-        transaction.commit().await.map_err(db)
+        transaction.commit().await.map_err(db)?;
+        Ok(ids)
     }
 
     async fn org_role(&self, organization: Uuid, user: Uuid) -> Result<Option<OrgRole>, RepositoryError> {

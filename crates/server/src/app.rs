@@ -100,6 +100,13 @@ impl Application {
             })?
             .port();
 
+        if config.legacy_device_auth {
+            tracing::warn!(
+                "STEWARD_LEGACY_DEVICE_AUTH=true: X-API-Key + X-Device-Id act as a device; the key ships \
+                 in every app and identifiers are not secrets, so anyone holding them can change that \
+                 device's settings. Move devices to their device tokens and turn this off."
+            );
+        }
         let state = AppState {
             database: database.clone(),
             metrics,
@@ -111,7 +118,9 @@ impl Application {
                 refresh_per_hour: config.rate_limit_refresh_per_hour,
             }),
             settings_catalog: Default::default(),
-            device_auth: Default::default(),
+            device_auth: Arc::new(
+                steward_api::devices::DeviceAuthCache::default().with_legacy_auth(config.legacy_device_auth),
+            ),
             device_states,
         };
         let settings = HttpSettings {

@@ -60,6 +60,10 @@ pub struct Config {
     pub cors_allowed_origins: Vec<String>,
     /// Largest accepted request body, in bytes.
     pub body_limit_bytes: usize,
+    /// Lets the app's `X-API-Key` plus `X-Device-Id` act as a device on the device API (the
+    /// seed's legacy contract). Unsafe — the key ships in every copy of the app and device
+    /// identifiers are not secrets — so off by default; devices use their device token.
+    pub legacy_device_auth: bool,
     /// HTTP worker threads; defaults to the number of CPU cores.
     pub workers: Option<usize>,
     /// Argon2id memory cost in KiB (64 MiB).
@@ -145,6 +149,7 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             cors_allowed_origins: Vec::new(),
             body_limit_bytes: 1024 * 1024,
+            legacy_device_auth: false,
             workers: None,
             password_hash_memory_kib: 64 * 1024,
             password_hash_iterations: 3,

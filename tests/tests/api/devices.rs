@@ -65,15 +65,30 @@ async fn legacy_registration_needs_the_key_and_never_changes_hands() {
         assert_eq!(updated["ownerUserId"], ann.id.to_string());
         assert!(updated["lastSeenAt"].is_string());
 
-        // Nobody takes it over; the app alone keeps the owner.
+        // Nobody takes it over, and the app's key alone no longer updates a registered device;
+        // the device itself (its token) does, and keeps the owner.
         let takeover = register(&app, &key, Some(&bob), &registration("pixel-1")).await;
         expect_error(takeover, StatusCode::CONFLICT, "CONFLICT").await;
-        let again = expect_data(
-            register(&app, &key, None, &registration("pixel-1")).await,
-            StatusCode::OK,
-        )
-        .await;
+        let key_alone = register(&app, &key, None, &registration("pixel-1")).await;
+        expect_error(key_alone, StatusCode::CONFLICT, "CONFLICT").await;
+        let device_token = updated["deviceToken"].as_str().unwrap().to_owned();
+        assert!(device_token.starts_with("stw_dev_"), "{updated}");
+        let by_itself = app
+            .client
+            .post(app.url("/api/v1/devices/register"))
+            .header("x-api-key", &key)
+            .bearer_auth(&device_token)
+            .json(&registration("pixel-1"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(by_itself.headers()["cache-control"], "no-store");
+        let again = expect_data(by_itself, StatusCode::OK).await;
         assert_eq!(again["ownerUserId"], ann.id.to_string());
+        assert_ne!(
+            again["deviceToken"], updated["deviceToken"],
+            "a fresh token; the old one is revoked"
+        );
         let bad_bearer = app
             .client
             .post(app.url("/api/v1/devices/register"))

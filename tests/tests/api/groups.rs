@@ -398,11 +398,15 @@ async fn outsiders_get_404_everywhere_and_change_nothing() {
                 format!("/api/v1/groups/{}", uuid::Uuid::now_v7()),
                 None,
             ),
-            (Method::GET, "/api/v1/groups/not-a-uuid".to_owned(), None),
         ];
         for (method, path, body) in attempts {
             let response = send(&app, method.clone(), &path, &eve, body).await;
             expect_error(response, StatusCode::NOT_FOUND, "NOT_FOUND").await;
+        }
+        // A malformed id is a bad request, for members and strangers alike.
+        for user in [&eve, &ann] {
+            let response = send(&app, Method::GET, "/api/v1/groups/not-a-uuid", user, None).await;
+            expect_error(response, StatusCode::BAD_REQUEST, "VALIDATION_ERROR").await;
         }
         let anonymous = app.get(&base).await;
         expect_error(anonymous, StatusCode::UNAUTHORIZED, "UNAUTHORIZED").await;

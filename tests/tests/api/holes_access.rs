@@ -330,3 +330,197 @@ async fn callers_are_authorized_before_their_bodies_are_read() {
     })
     .await;
 }
+
+async fn join(app: &TestApp, owner: &TestUser, group: &str, member: &TestUser) {
+    let code = expect_data(
+        send(
+            app,
+            Method::POST,
+            &format!("/api/v1/groups/{group}/invites"),
+            owner,
+            Some(json!({"role": "member"})),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    expect_data(
+        send(
+            app,
+            Method::POST,
+            "/api/v1/groups/join",
+            member,
+            Some(json!({"code": code["code"]})),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_apps_public_key_and_a_device_identifier_are_not_a_devices_identity() {
+    for legacy in [false, true] {
+        each_backend(|backend| async move {
+            let app = steward_tests::spawn_app_with(backend, |config| {
+                config.legacy_device_auth = legacy;
+            })
+            .await;
+            let olivia = app.user("olivia@example.com").await;
+            let mia = app.user("mia@example.com").await;
+            let max = app.user("max@example.com").await;
+            let group = expect_data(
+                send(
+                    &app,
+                    Method::POST,
+                    "/api/v1/groups",
+                    &olivia,
+                    Some(json!({"name": "Home"})),
+                )
+                .await,
+                StatusCode::CREATED,
+            )
+            .await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            join(&app, &olivia, &group, &mia).await;
+            join(&app, &olivia, &group, &max).await;
+            let key = app.api_key().await;
+            let registered = app
+                .client
+                .post(app.url("/api/v1/devices/register"))
+                .header("x-api-key", &key)
+                .bearer_auth(&max.token)
+                .json(&json!({"deviceId": "max-phone", "displayName": "Max's phone"}))
+                .send()
+                .await
+                .unwrap();
+            let registered = expect_data(registered, StatusCode::CREATED).await;
+            let device = registered["id"].as_str().unwrap().to_owned();
+            let device_token = registered["deviceToken"].as_str().unwrap().to_owned();
+
+            // A fellow member sees the device, but not the identifier the app registered with.
+            let seen = expect_data(
+                send(
+                    &app,
+                    Method::GET,
+                    &format!("/api/v1/devices/{device}"),
+                    &mia,
+                    None,
+                )
+                .await,
+                StatusCode::OK,
+            )
+            .await;
+            assert!(seen["deviceId"].is_null(), "{backend:?}: {seen}");
+            let own = expect_data(
+                send(
+                    &app,
+                    Method::GET,
+                    &format!("/api/v1/devices/{device}"),
+                    &max,
+                    None,
+                )
+                .await,
+                StatusCode::OK,
+            )
+            .await;
+            assert_eq!(own["deviceId"], "max-phone");
+
+            // The key plus the identifier acts as the device only where legacy auth is on.
+            let key_path = format!("/api/v1/devices/{device}/settings/location.sharing_enabled");
+            let legacy_write = app
+                .client
+                .put(app.url(&key_path))
+                .header("x-api-key", &key)
+                .header("x-device-id", "max-phone")
+                .json(&json!({"value": false}))
+                .send()
+                .await
+                .unwrap();
+            if legacy {
+                expect_data(legacy_write, StatusCode::OK).await;
+            } else {
+                let refused = expect_error(legacy_write, StatusCode::UNAUTHORIZED, "UNAUTHORIZED").await;
+                assert!(
+                    refused["message"].as_str().unwrap().contains("device token"),
+                    "{refused}"
+                );
+                let value = expect_data(
+                    send(&app, Method::GET, &key_path, &max, None).await,
+                    StatusCode::OK,
+                )
+                .await;
+                assert_eq!(
+                    value["value"], true,
+                    "{backend:?}: nothing was written (the default stays)"
+                );
+            }
+
+            // The device's own token works either way; a revoked one does not.
+            let by_token = app
+                .client
+                .put(app.url(&key_path))
+                .bearer_auth(&device_token)
+                .json(&json!({"value": true}))
+                .send()
+                .await
+                .unwrap();
+            expect_data(by_token, StatusCode::OK).await;
+            let again = app
+                .client
+                .post(app.url("/api/v1/devices/register"))
+                .header("x-api-key", &key)
+                .bearer_auth(&max.token)
+                .json(&json!({"deviceId": "max-phone", "displayName": "Max's phone"}))
+                .send()
+                .await
+                .unwrap();
+            let fresh = expect_data(again, StatusCode::OK).await["deviceToken"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            assert_ne!(fresh, device_token);
+            let stale = app
+                .client
+                .get(app.url(&format!("/api/v1/devices/{device}/settings")))
+                .bearer_auth(&device_token)
+                .send()
+                .await
+                .unwrap();
+            expect_error(stale, StatusCode::UNAUTHORIZED, "UNAUTHORIZED").await;
+
+            // Without legacy auth the key alone cannot re-register (and so re-point) the device.
+            let hijack = app
+                .client
+                .post(app.url("/api/v1/devices/register"))
+                .header("x-api-key", &key)
+                .json(&json!({"deviceId": "max-phone", "displayName": "pwned", "pushToken": "attacker"}))
+                .send()
+                .await
+                .unwrap();
+            if legacy {
+                let updated = expect_data(hijack, StatusCode::OK).await;
+                assert!(updated["deviceToken"].is_null(), "legacy updates give no token");
+            } else {
+                expect_error(hijack, StatusCode::CONFLICT, "CONFLICT").await;
+                let own = expect_data(
+                    send(
+                        &app,
+                        Method::GET,
+                        &format!("/api/v1/devices/{device}"),
+                        &max,
+                        None,
+                    )
+                    .await,
+                    StatusCode::OK,
+                )
+                .await;
+                assert_eq!(own["displayName"], "Max's phone", "{backend:?}");
+            }
+            app.stop().await;
+        })
+        .await;
+    }
+}

@@ -379,3 +379,240 @@ async fn sync_refuses_impossible_versions_and_etags_compare_weakly() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn nul_characters_and_out_of_range_times_are_refused_alike_on_both_databases() {
+    each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let family = family(&app).await;
+        let root = app.user("root@example.com").await;
+        app.grant(root.id, "super_admin").await;
+        let org = expect_data(
+            send(
+                &app,
+                Method::POST,
+                "/api/admin/v1/organizations",
+                &root,
+                Some(json!({"name": "Acme", "slug": "acme", "ownerUserId": root.id})),
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let nul = "a\u{0}b";
+        let cases = [
+            (Method::POST, "/api/v1/auth/me/tokens".to_owned(), json!({"name": nul, "scopes": ["account:read"]}), "name"),
+            (Method::PUT, format!("/api/v1/groups/{}", family.group), json!({"description": nul}), "description"),
+            (Method::POST, "/api/v1/groups".to_owned(), json!({"name": "x", "description": nul}), "description"),
+            (Method::PUT, format!("/api/admin/v1/organizations/{org}"), json!({"description": nul}), "description"),
+            (
+                Method::POST,
+                format!("/api/admin/v1/organizations/{org}/policies"),
+                json!({"name": "p", "description": nul, "settings": {}}),
+                "description",
+            ),
+            (
+                Method::POST,
+                format!("/api/admin/v1/organizations/{org}/enrollment-tokens"),
+                json!({"name": "t", "additionalData": {"site": nul}}),
+                "additionalData.site",
+            ),
+            (
+                Method::PUT,
+                format!("{}/screen_time.bedtime_start", settings_path(&family)),
+                json!({"value": nul}),
+                "value",
+            ),
+        ];
+        for (method, path, body, field) in cases {
+            let user = if path.contains("/groups/") || path.contains("/settings/") {
+                &family.parent
+            } else {
+                &root
+            };
+            let refused = expect_error(
+                send(&app, method.clone(), &path, user, Some(body)).await,
+                StatusCode::BAD_REQUEST,
+                "VALIDATION_ERROR",
+            )
+            .await;
+            assert_eq!(refused["details"][0]["field"], field, "{backend:?} {method} {path}: {refused}");
+        }
+        for query in [
+            "/api/admin/v1/audit-logs?action=a%00b",
+            "/api/admin/v1/audit-logs/export?format=csv&action=%00",
+            &format!("/api/admin/v1/organizations/{org}/devices?q=%00"),
+            "/api/admin/v1/audit-logs?from=-200000-01-01T00:00:00Z",
+            "/api/admin/v1/audit-logs?to=%2B275760-01-01T00:00:00Z",
+            "/api/admin/v1/audit-logs/export?from=-200000-01-01T00:00:00Z",
+            &format!("/api/admin/v1/organizations/{org}/devices?lastSeenAfter=-200000-01-01T00:00:00Z"),
+        ] {
+            expect_error(
+                send(&app, Method::GET, query, &root, None).await,
+                StatusCode::BAD_REQUEST,
+                "VALIDATION_ERROR",
+            )
+            .await;
+        }
+        let far = expect_error(
+            send(
+                &app,
+                Method::POST,
+                "/api/v1/auth/me/tokens",
+                &root,
+                Some(json!({"name": "far", "scopes": ["account:read"], "expiresAt": "+200000-01-01T00:00:00Z"})),
+            )
+            .await,
+            StatusCode::BAD_REQUEST,
+            "VALIDATION_ERROR",
+        )
+        .await;
+        assert!(far.to_string().contains("expiresAt"), "{backend:?}: {far}");
+        app.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_malformed_id_in_any_path_is_a_bad_request() {
+    each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let root = app.user("root@example.com").await;
+        app.grant(root.id, "super_admin").await;
+        let spec: Value = app.get("/api-docs/openapi.json").await.json().await.unwrap();
+        let mut checked = 0;
+        for (path, item) in spec["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                let method = match method.as_str() {
+                    "get" => Method::GET,
+                    "post" => Method::POST,
+                    "put" => Method::PUT,
+                    "delete" => Method::DELETE,
+                    _ => continue,
+                };
+                let uuid_params: Vec<String> = operation["parameters"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|p| p["in"] == "path" && p["schema"]["format"] == "uuid")
+                    .map(|p| p["name"].as_str().unwrap().to_owned())
+                    .collect();
+                for malformed in &uuid_params {
+                    let mut concrete = path.clone();
+                    for name in &uuid_params {
+                        let value = if name == malformed {
+                            "not-a-uuid".to_owned()
+                        } else {
+                            uuid::Uuid::now_v7().to_string()
+                        };
+                        concrete = concrete.replace(&format!("{{{name}}}"), &value);
+                    }
+                    concrete = concrete.replace("{key}", "location.sharing_enabled");
+                    let body = operation.get("requestBody").is_some().then(|| json!({}));
+                    let answer = send(&app, method.clone(), &concrete, &root, body).await;
+                    let status = answer.status();
+                    let text = answer.text().await.unwrap();
+                    assert_eq!(
+                        status,
+                        StatusCode::BAD_REQUEST,
+                        "{backend:?} {method} {concrete}: {text}"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 50, "{checked} operations checked");
+        app.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn every_seeded_setting_takes_a_good_value_and_refuses_a_bad_one() {
+    each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let ann = app.user("ann@example.com").await;
+        let key = app.api_key().await;
+        let registered = app
+            .client
+            .post(app.url("/api/v1/devices/register"))
+            .header("x-api-key", &key)
+            .bearer_auth(&ann.token)
+            .json(&json!({"deviceId": "ann-phone", "displayName": "Ann's phone"}))
+            .send()
+            .await
+            .unwrap();
+        let device = expect_data(registered, StatusCode::CREATED).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let catalog = expect_data(
+            send(&app, Method::GET, "/api/v1/setting-definitions", &ann, None).await,
+            StatusCode::OK,
+        )
+        .await;
+        let definitions = catalog.as_array().unwrap();
+        assert!(definitions.len() >= 17, "the seeded catalog: {catalog}");
+        for definition in definitions {
+            let key = definition["key"].as_str().unwrap();
+            let constraints = &definition["constraints"];
+            let (good, bad): (Vec<Value>, Vec<Value>) = match definition["valueType"].as_str().unwrap() {
+                "bool" => (vec![json!(true), json!(false)], vec![json!("yes"), json!(1)]),
+                "int" => {
+                    let (min, max) = (constraints["min"].as_i64(), constraints["max"].as_i64());
+                    let (Some(min), Some(max)) = (min, max) else {
+                        panic!("{backend:?}: seeded int {key} has a documented range: {definition}");
+                    };
+                    (
+                        vec![json!(min), json!(max)],
+                        vec![json!(max + 1), json!(min - 1), json!("5"), json!(1.5)],
+                    )
+                }
+                "enum" => (
+                    vec![constraints["allowed"][0].clone()],
+                    vec![json!("nope"), json!(3)],
+                ),
+                "string_set" => (
+                    vec![json!(["com.example.app"]), json!([])],
+                    vec![json!("com.example.app"), json!([1])],
+                ),
+                "time" => (
+                    vec![json!("06:30"), json!("23:59")],
+                    vec![json!("25:99"), json!("soon"), json!("24:00"), json!(630)],
+                ),
+                other => {
+                    panic!("{backend:?}: seeded {key} is {other}: give it a kind that checks its meaning")
+                }
+            };
+            let path = format!("/api/v1/devices/{device}/settings/{key}");
+            for value in good {
+                expect_data(
+                    send(&app, Method::PUT, &path, &ann, Some(json!({"value": value}))).await,
+                    StatusCode::OK,
+                )
+                .await;
+            }
+            for value in bad {
+                let refused = expect_error(
+                    send(
+                        &app,
+                        Method::PUT,
+                        &path,
+                        &ann,
+                        Some(json!({"value": value.clone()})),
+                    )
+                    .await,
+                    StatusCode::BAD_REQUEST,
+                    "VALIDATION_ERROR",
+                )
+                .await;
+                assert!(!refused.to_string().is_empty(), "{backend:?} {key} {value}");
+            }
+        }
+        app.stop().await;
+    })
+    .await;
+}

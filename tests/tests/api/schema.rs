@@ -54,15 +54,31 @@ async fn one_step_down_removes_only_the_last_migration() {
         let database = TestDatabase::create(backend).await;
         let db = database.connect().await;
         db.migrate_up().await.unwrap();
+        let bedtime_kind = || async {
+            use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+            use steward_persistence::entities::setting_definitions;
+            setting_definitions::Entity::find()
+                .filter(setting_definitions::Column::Key.eq("screen_time.bedtime_start"))
+                .one(db.connection())
+                .await
+                .unwrap()
+                .unwrap()
+                .value_type
+        };
+        assert_eq!(bedtime_kind().await, "time");
         db.migrate_down(Some(1)).await.unwrap();
-        // The last migration adds fleet columns and the device commands table.
+        // The last migration makes the seeded bedtime keys `time`; one step down undoes only it.
+        assert_eq!(bedtime_kind().await, "string");
+        assert!(db.has_table("device_commands").await.unwrap());
+        db.migrate_down(Some(1)).await.unwrap();
+        // The one before adds fleet columns and the device commands table.
         assert!(!db.has_table("device_commands").await.unwrap());
         assert!(db.has_table("audit_chain").await.unwrap());
         assert!(db.has_table("organizations").await.unwrap());
         assert!(db.has_table("device_transfers").await.unwrap());
         assert!(db.has_table("oidc_nonces").await.unwrap());
         assert!(db.has_table("groups").await.unwrap());
-        assert_eq!(db.migration_state().await.unwrap().pending.len(), 1);
+        assert_eq!(db.migration_state().await.unwrap().pending.len(), 2);
     })
     .await;
 }

@@ -13,6 +13,8 @@ struct Family {
     child: TestUser,
     key: String,
     device: String,
+    /// The device's own credential, answered by its registration.
+    device_token: String,
     group: String,
 }
 
@@ -69,15 +71,15 @@ async fn family(app: &TestApp) -> Family {
         .send()
         .await
         .unwrap();
-    let device = expect_data(registered, StatusCode::CREATED).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let registered = expect_data(registered, StatusCode::CREATED).await;
+    let device = registered["id"].as_str().unwrap().to_owned();
+    let device_token = registered["deviceToken"].as_str().unwrap().to_owned();
     Family {
         parent,
         child,
         key,
         device,
+        device_token,
         group,
     }
 }
@@ -160,8 +162,7 @@ async fn a_parent_locks_the_child_requests_the_parent_approves_with_pushes_and_a
         let by_device = app
             .client
             .put(app.url(&key_path))
-            .header("x-api-key", &family.key)
-            .header("x-device-id", "kid-phone")
+            .bearer_auth(&family.device_token)
             .json(&json!({"value": false}))
             .send()
             .await
@@ -349,8 +350,7 @@ async fn devices_sync_with_stale_base_versions_and_poll_with_etags() {
         let device = |method: Method, url: &str| {
             app.client
                 .request(method, app.url(url))
-                .header("x-api-key", &family.key)
-                .header("x-device-id", "kid-phone")
+                .bearer_auth(&family.device_token)
         };
 
         // Conditional polling.
@@ -360,11 +360,22 @@ async fn devices_sync_with_stale_base_versions_and_poll_with_etags() {
         let unchanged = device(Method::GET, &path).header("if-none-match", &etag).send().await.unwrap();
         assert_eq!(unchanged.status(), StatusCode::NOT_MODIFIED);
         assert!(unchanged.bytes().await.unwrap().is_empty());
+        let other = app
+            .client
+            .post(app.url("/api/v1/devices/register"))
+            .header("x-api-key", &family.key)
+            .json(&json!({"deviceId": "someone-elses", "displayName": "Other"}))
+            .send()
+            .await
+            .unwrap();
+        let other_token = expect_data(other, StatusCode::CREATED).await["deviceToken"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let other_device = app
             .client
             .get(app.url(&path))
-            .header("x-api-key", &family.key)
-            .header("x-device-id", "someone-elses")
+            .bearer_auth(&other_token)
             .send()
             .await
             .unwrap();

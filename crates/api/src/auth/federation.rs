@@ -119,10 +119,28 @@ impl AuthService {
                 .await?
                 .filter(UserRecord::is_active)
                 .ok_or(AuthError::Unauthenticated)?,
-            None => {
-                self.first_federated_sign_in(provider, &claims, request.name.as_deref(), origin)
-                    .await?
-            }
+            None => match self
+                .first_federated_sign_in(provider, &claims, request.name.as_deref(), origin)
+                .await
+            {
+                Ok(user) => user,
+                // A parallel first sign-in of the same identity (a double tap) created the
+                // account first: this one signs in to it, with a session of its own.
+                Err(AuthError::Repository(steward_domain::RepositoryError::Conflict(reason))) => {
+                    let linked = self.database().linked_user(provider, &claims.sub).await?;
+                    let Some(user_id) = linked else {
+                        return Err(AuthError::Repository(steward_domain::RepositoryError::Conflict(
+                            reason,
+                        )));
+                    };
+                    self.database()
+                        .find_user(user_id)
+                        .await?
+                        .filter(UserRecord::is_active)
+                        .ok_or(AuthError::Unauthenticated)?
+                }
+                Err(error) => return Err(error),
+            },
         };
         if provider == "oidc" && self.federation().maps_roles() {
             self.synchronise_roles(user.id, &claims.groups, origin).await?;
@@ -310,6 +328,27 @@ impl AuthService {
             }
         }
         let before = self.database().role_overrides(user).await?;
+        // Every role whose override changes must be one the administrator could grant.
+        let held = self.system_roles(admin).await?;
+        let named = |o: &Option<RoleOverrides>| -> std::collections::BTreeSet<(bool, String)> {
+            o.iter()
+                .flat_map(|o| {
+                    o.preserved
+                        .iter()
+                        .map(|r| (true, r.clone()))
+                        .chain(o.suppressed.iter().map(|r| (false, r.clone())))
+                })
+                .collect()
+        };
+        let (old, new) = (named(&before), named(&overrides));
+        let beyond: std::collections::BTreeSet<String> = old
+            .symmetric_difference(&new)
+            .map(|(_, role)| role.clone())
+            .filter(|role| !self.roles().may_grant(&held, role))
+            .collect();
+        if !beyond.is_empty() {
+            return Err(AuthError::Forbidden);
+        }
         let name = if overrides.is_some() {
             "admin.role_overrides_updated"
         } else {

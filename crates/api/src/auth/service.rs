@@ -106,6 +106,9 @@ pub struct AuthService {
     federation: Federation,
 }
 
+/// Reset mails one account receives per hour at most (requests beyond are answered alike).
+pub const RESET_MAILS_PER_HOUR: u64 = 3;
+
 fn action(name: &'static str) -> AuditAction {
     AuditAction::known(name)
 }
@@ -305,7 +308,7 @@ impl AuthService {
         user: Uuid,
         purpose: EmailTokenPurpose,
         address: &str,
-    ) -> Result<(), AuthError> {
+    ) -> Result<bool, AuthError> {
         let token = random_token(32);
         let (ttl, path, subject, intro) = match purpose {
             EmailTokenPurpose::VerifyEmail => (
@@ -321,9 +324,17 @@ impl AuthService {
                 "Someone (hopefully you) asked to reset the password of your account. Choose a new one",
             ),
         };
-        self.database
-            .issue_email_token(user, purpose, address, hash_token(&token), Utc::now() + ttl)
+        // At most a few reset mails per account and hour, whoever asks from wherever: beyond
+        // that nothing is sent (and the answer does not say so).
+        let cap = (purpose == EmailTokenPurpose::ResetPassword)
+            .then(|| (RESET_MAILS_PER_HOUR, Utc::now() - Duration::hours(1)));
+        let issued = self
+            .database
+            .issue_email_token(user, purpose, address, hash_token(&token), Utc::now() + ttl, cap)
             .await?;
+        if !issued {
+            return Ok(false);
+        }
         let link = format!("{}/{path}?token={token}", self.settings.public_url);
         let hours = ttl.num_hours();
         let body = format!(
@@ -331,7 +342,7 @@ impl AuthService {
             if hours == 1 { "" } else { "s" }
         );
         self.database.enqueue_email(address, subject, &body).await?;
-        Ok(())
+        Ok(true)
     }
 
     pub async fn register(
@@ -375,11 +386,23 @@ impl AuthService {
         self.open_session(user, origin, "auth.login_succeeded").await
     }
 
-    pub async fn login(&self, sign_in: SignIn, origin: &RequestOrigin) -> Result<IssuedTokens, AuthError> {
-        let email = parse_email(&sign_in.email)?;
+    /// Checks a password against the per-account throttle that guards sign-in: one of the
+    /// allowed checks is reserved first (a locked account answers `ACCOUNT_LOCKED` without
+    /// hashing), a failure is audited and counted toward the lockout, a success clears the
+    /// count. Used by sign-in and by every re-entry of the password (change, deletion), so a
+    /// stolen access token cannot guess without limit. `user` names the account for the audit
+    /// entry when the caller is signed in.
+    async fn throttled_verify(
+        &self,
+        email: &EmailAddress,
+        password: String,
+        stored_hash: Option<String>,
+        user: Option<Uuid>,
+        origin: &RequestOrigin,
+    ) -> Result<Verification, AuthError> {
         let policy = self.settings.throttle;
-        // Reserve one of the allowed password checks. While all of them are in progress (parallel
-        // sign-ins of one account), wait briefly for one to finish rather than refuse.
+        // While all allowed checks are in progress (parallel sign-ins of one account), wait
+        // briefly for one to finish rather than refuse.
         let waiting_since = std::time::Instant::now();
         loop {
             match self
@@ -401,6 +424,47 @@ impl AuthService {
                 }
             }
         }
+        let verification = self.verify_password(password, stored_hash).await?;
+        if verification.matches {
+            self.database.record_success(email.as_str()).await?;
+            return Ok(verification);
+        }
+        let (name, resource) = match user {
+            Some(user) => ("auth.reauthentication_failed", Some(user)),
+            None => ("auth.login_failed", None),
+        };
+        let mut failed = AuditEntry::new(
+            Actor {
+                kind: steward_domain::ActorKind::User,
+                id: user,
+            },
+            action(name),
+            "user",
+        )
+        .change(None, Some(json!({"email": email.as_str()})))
+        .origin(origin.clone());
+        if let Some(user) = resource {
+            failed = failed.resource_id(user);
+        }
+        self.database.record(&failed).await?;
+        if self
+            .database
+            .record_failure(email.as_str(), policy, Utc::now())
+            .await?
+        {
+            let locked = AuditEntry::new(Actor::system(), action("auth.account_locked"), "user")
+                .change(
+                    None,
+                    Some(json!({"email": email.as_str(), "minutes": policy.lockout.num_minutes()})),
+                )
+                .origin(origin.clone());
+            self.database.record(&locked).await?;
+        }
+        Ok(verification)
+    }
+
+    pub async fn login(&self, sign_in: SignIn, origin: &RequestOrigin) -> Result<IssuedTokens, AuthError> {
+        let email = parse_email(&sign_in.email)?;
         let user = self
             .database
             .find_user_by_email(&email)
@@ -408,36 +472,11 @@ impl AuthService {
             .filter(UserRecord::is_active);
         let stored_hash = user.as_ref().and_then(|u| u.password_hash.clone());
         let verification = self
-            .verify_password(sign_in.password.clone(), stored_hash)
+            .throttled_verify(&email, sign_in.password.clone(), stored_hash, None, origin)
             .await?;
         let Some(user) = user.filter(|_| verification.matches) else {
-            let failed = AuditEntry::new(
-                Actor {
-                    kind: steward_domain::ActorKind::User,
-                    id: None,
-                },
-                action("auth.login_failed"),
-                "user",
-            )
-            .change(None, Some(json!({"email": email.as_str()})))
-            .origin(origin.clone());
-            self.database.record(&failed).await?;
-            if self
-                .database
-                .record_failure(email.as_str(), policy, Utc::now())
-                .await?
-            {
-                let locked = AuditEntry::new(Actor::system(), action("auth.account_locked"), "user")
-                    .change(
-                        None,
-                        Some(json!({"email": email.as_str(), "minutes": policy.lockout.num_minutes()})),
-                    )
-                    .origin(origin.clone());
-                self.database.record(&locked).await?;
-            }
             return Err(AuthError::InvalidCredentials);
         };
-        self.database.record_success(email.as_str()).await?;
         if verification.needs_rehash {
             let upgraded = self.hash_password(sign_in.password).await?;
             self.database.upgrade_password_hash(user.id, upgraded).await?;
@@ -661,13 +700,19 @@ impl AuthService {
         origin: &RequestOrigin,
     ) -> Result<(), AuthError> {
         let record = self.current_user(user).await?;
+        let email = parse_email(&record.email)?;
         let verification = self
-            .verify_password(current_password, record.password_hash.clone())
+            .throttled_verify(
+                &email,
+                current_password,
+                record.password_hash.clone(),
+                Some(user),
+                origin,
+            )
             .await?;
         if !verification.matches {
             return Err(AuthError::InvalidCredentials);
         }
-        let email = parse_email(&record.email)?;
         self.check_new_password(Some(user), &new_password, &email, "newPassword")
             .await?;
         let hash = self.hash_password(new_password).await?;
@@ -712,9 +757,15 @@ impl AuthService {
             .await?
             .filter(UserRecord::is_active)
         {
-            self.send_email_token(user.id, EmailTokenPurpose::ResetPassword, &user.email)
+            let sent = self
+                .send_email_token(user.id, EmailTokenPurpose::ResetPassword, &user.email)
                 .await?;
-            let audit = user_event(user.id, "auth.password_reset_requested", "user", user.id, origin);
+            let name = if sent {
+                "auth.password_reset_requested"
+            } else {
+                "auth.password_reset_capped"
+            };
+            let audit = user_event(user.id, name, "user", user.id, origin);
             self.database.record(&audit).await?;
         }
         Ok(())
@@ -786,7 +837,8 @@ impl AuthService {
             (None, Some(_)) => return Ok(()),
         };
         self.send_email_token(user, EmailTokenPurpose::VerifyEmail, &address)
-            .await
+            .await?;
+        Ok(())
     }
 
     pub async fn delete_account(
@@ -797,8 +849,15 @@ impl AuthService {
     ) -> Result<(), AuthError> {
         let record = self.current_user(user).await?;
         if record.password_hash.is_some() {
+            let email = parse_email(&record.email)?;
             let verification = self
-                .verify_password(password.unwrap_or_default(), record.password_hash.clone())
+                .throttled_verify(
+                    &email,
+                    password.unwrap_or_default(),
+                    record.password_hash.clone(),
+                    Some(user),
+                    origin,
+                )
                 .await?;
             if !verification.matches {
                 return Err(AuthError::InvalidCredentials);

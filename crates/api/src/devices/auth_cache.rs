@@ -25,6 +25,8 @@ pub struct DeviceAuthCache {
     identifiers: TtlCache<Uuid, String>,
     device_tokens: TtlCache<DeviceTokenGrant, String>,
     statuses: TtlCache<DeviceStatus>,
+    /// `STEWARD_LEGACY_DEVICE_AUTH`: `X-API-Key` + `X-Device-Id` authenticate a device.
+    legacy: bool,
 }
 
 impl Default for DeviceAuthCache {
@@ -34,6 +36,7 @@ impl Default for DeviceAuthCache {
             identifiers: TtlCache::new(IDENTIFIER_TTL).with_jitter(),
             device_tokens: TtlCache::new(API_KEY_TTL).with_jitter(),
             statuses: TtlCache::new(API_KEY_TTL).with_jitter(),
+            legacy: false,
         }
     }
 }
@@ -45,6 +48,17 @@ impl std::fmt::Debug for DeviceAuthCache {
 }
 
 impl DeviceAuthCache {
+    /// With `legacy`, the app's key plus a device identifier authenticates as that device
+    /// (unsafe: the key ships in every copy of the app and identifiers are not secrets).
+    pub fn with_legacy_auth(mut self, legacy: bool) -> Self {
+        self.legacy = legacy;
+        self
+    }
+
+    pub fn legacy_auth(&self) -> bool {
+        self.legacy
+    }
+
     /// The live key with this secret; only successes are remembered.
     pub async fn api_key(
         &self,

@@ -7,7 +7,7 @@ use serde_json::json;
 use steward_domain::accounts::{AccountStore, UserRecord};
 use steward_domain::devices::{
     DeviceRecord, DeviceRegistration, DeviceRuleError, DeviceStore, DeviceStoreError, DeviceTransfer,
-    TRANSFER_TTL_DAYS, TransferStatus,
+    Registrant, TRANSFER_TTL_DAYS, TransferStatus,
 };
 use steward_domain::group_store::GroupStore;
 use steward_domain::groups::GroupPermission;
@@ -109,15 +109,28 @@ impl<'a> DeviceService<'a> {
         Ok((self.active_user(user).await?, full))
     }
 
+    /// Registers or updates a device; answers it, whether it was created, and the device token
+    /// issued to the caller (a new device, its owner, or the device itself).
     pub async fn register(
         &self,
         registration: DeviceRegistration,
         caller: Option<Uuid>,
+        acting_device: Option<Uuid>,
         origin: &RequestOrigin,
-    ) -> Result<(DeviceRecord, bool), ApiError> {
-        let actor = caller.map_or_else(Actor::system, Actor::user);
+    ) -> Result<(DeviceRecord, bool, Option<String>), ApiError> {
+        let actor = match (caller, acting_device) {
+            (Some(user), _) => Actor::user(user),
+            (None, Some(device)) => Actor::device(device),
+            (None, None) => Actor::system(),
+        };
         let audit =
             AuditEntry::new(actor, AuditAction::known("device.registered"), "device").origin(origin.clone());
+        let registrant = Registrant {
+            user: caller,
+            device: acting_device,
+            legacy: self.state.device_auth.legacy_auth(),
+        };
+        let (secret, token) = crate::fleet::new_device_token();
         // Two first registrations of one device can race; the loser's second try is an update.
         let mut attempt = 0;
         loop {
@@ -125,7 +138,7 @@ impl<'a> DeviceService<'a> {
             match self
                 .state
                 .database
-                .register_device(&registration, caller, Utc::now(), &audit)
+                .register_device(&registration, registrant, &token, Utc::now(), &audit)
                 .await
             {
                 Err(DeviceStoreError::Rule(DeviceRuleError::Conflict(reason)))
@@ -133,7 +146,13 @@ impl<'a> DeviceService<'a> {
                 {
                     continue;
                 }
-                other => return Ok(other?),
+                other => {
+                    let (device, created, issued) = other?;
+                    if issued {
+                        self.state.device_auth.forget_device(device.id);
+                    }
+                    return Ok((device, created, issued.then_some(secret)));
+                }
             }
         }
     }
@@ -254,8 +273,10 @@ impl<'a> DeviceService<'a> {
         if current.owner_user_id != Some(user) {
             return Err(not_found());
         }
-        let recipient = match target {
-            TransferTarget::User(id) => self.state.database.find_user(id).await?,
+        // Unknown, inactive and ineligible recipients get one answer naming the field sent,
+        // so the endpoint never tells whether an address has an account.
+        let (field, recipient) = match target {
+            TransferTarget::User(id) => ("toUserId", self.state.database.find_user(id).await?),
             TransferTarget::Email(email) => {
                 let email = EmailAddress::parse(&email).map_err(|_| {
                     ApiError::from(DeviceRuleError::Invalid {
@@ -263,23 +284,18 @@ impl<'a> DeviceService<'a> {
                         message: "must be an email address",
                     })
                 })?;
-                self.state.database.find_user_by_email(&email).await?
+                ("toEmail", self.state.database.find_user_by_email(&email).await?)
             }
-        }
-        .filter(UserRecord::is_active)
-        .ok_or_else(|| {
-            ApiError::from(DeviceRuleError::Invalid {
-                field: "toUserId",
-                message: "no active account matches the recipient",
-            })
-        })?;
-        if recipient.id == user {
-            return Err(DeviceRuleError::Invalid {
-                field: "toUserId",
-                message: "the device already belongs to this account",
-            }
-            .into());
-        }
+        };
+        let recipient = recipient
+            .filter(UserRecord::is_active)
+            .filter(|recipient| recipient.id != user)
+            .ok_or_else(|| {
+                ApiError::from(DeviceRuleError::Invalid {
+                    field,
+                    message: "cannot receive this device",
+                })
+            })?;
         if access == UserAccess::Admin {
             let audit = self.audit(caller, access, "device.transferred", origin);
             if !self

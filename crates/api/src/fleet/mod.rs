@@ -5,6 +5,7 @@ pub mod import;
 pub mod qr;
 mod service;
 
+pub(crate) use service::new_device_token;
 pub use service::{
     DeviceDiff, DeviceTokenView, EnrollmentOutcome, FleetService, ImportError, ImportReport,
     PolicyApplication,

@@ -43,7 +43,7 @@ pub struct EnrollmentOutcome {
     pub adopted: bool,
     pub settings: DeviceSettingsView,
     /// The enrollment token's free-form data.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<serde_json::Value>)]
     pub additional_data: Option<Value>,
 }
 
@@ -135,7 +135,7 @@ fn admin_audit(
         .origin(origin.clone())
 }
 
-fn new_device_token() -> (String, NewDeviceToken) {
+pub(crate) fn new_device_token() -> (String, NewDeviceToken) {
     let secret = format!("{DEVICE_TOKEN_PREFIX}{}", random_token(32));
     let token = NewDeviceToken {
         id: Uuid::now_v7(),

@@ -74,10 +74,8 @@ impl<A: GroupAction + 'static> FromRequest for GroupAccess<A> {
         let gate = crate::extractors::AuthGate::begin(request);
         let token = bearer_token(request);
         let ip = crate::extractors::client_ip(request).map(|ip| ip.to_string());
-        let group_id = request
-            .match_info()
-            .get("groupId")
-            .and_then(|raw| raw.parse::<Uuid>().ok());
+        let group_id = request.match_info().get("groupId").map(str::parse::<Uuid>);
+        let malformed = crate::extractors::malformed_path_id(request);
         let state = state(request);
         Box::pin(async move {
             let _gate = gate;
@@ -86,7 +84,13 @@ impl<A: GroupAction + 'static> FromRequest for GroupAccess<A> {
             if scopes.is_some_and(|scopes| !scopes.iter().any(|s| s == A::SCOPE)) {
                 return Err(scope_error(A::SCOPE).into());
             }
-            let group_id = group_id.ok_or_else(|| ApiError::from(GroupRuleError::NotFound))?;
+            // A malformed id is a bad request, as everywhere (api-conventions.md).
+            if let Some(malformed) = malformed {
+                return Err(malformed.into());
+            }
+            let Some(Ok(group_id)) = group_id else {
+                return Err(ApiError::from(GroupRuleError::NotFound).into());
+            };
             let group = state
                 .database
                 .group_for_member(group_id, user_id)

@@ -63,8 +63,7 @@ impl<'a> GroupService<'a> {
             None,
             Some(json!({"name": group.name, "description": group.description})),
         );
-        self.database.create_group(&group, &entry).await?;
-        self.summary(group.id, owner).await
+        Ok(self.database.create_group(&group, &entry).await?)
     }
 
     /// The caller's view of a group they belong to.

@@ -34,6 +34,17 @@ pub struct AuditQuery {
 
 impl AuditQuery {
     fn into_filter(self) -> Result<AuditFilter, ApiError> {
+        let from = crate::extractors::checked_time("from", self.from)?;
+        let to = crate::extractors::checked_time("to", self.to)?;
+        for (field, value) in [
+            ("action", &self.action),
+            ("resourceType", &self.resource_type),
+            ("resourceId", &self.resource_id),
+        ] {
+            if value.as_deref().is_some_and(|v| v.chars().count() > 200) {
+                return Err(ApiError::invalid(field, "must be at most 200 characters"));
+            }
+        }
         if let (Some(from), Some(to)) = (self.from, self.to)
             && from > to
         {
@@ -45,8 +56,8 @@ impl AuditQuery {
             resource_type: self.resource_type,
             resource_id: self.resource_id,
             organization_id: self.organization_id,
-            from: self.from,
-            to: self.to,
+            from,
+            to,
         })
     }
 }
@@ -102,6 +113,17 @@ const CSV_HEADER: &[&str] = &[
     "chainSeq",
 ];
 
+/// A cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab or carriage return
+/// first) is prefixed with `'`, OWASP's rule against CSV injection: a user agent like
+/// `=HYPERLINK(…)` stays text when an auditor opens the export.
+pub fn csv_cell(value: String) -> String {
+    if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{value}")
+    } else {
+        value
+    }
+}
+
 fn csv_rows(records: &[AuditRecord], header: bool) -> Result<Bytes, csv::Error> {
     let mut writer = csv::Writer::from_writer(Vec::new());
     if header {
@@ -109,25 +131,28 @@ fn csv_rows(records: &[AuditRecord], header: bool) -> Result<Bytes, csv::Error> 
     }
     let text = |value: &Option<serde_json::Value>| value.as_ref().map(|v| v.to_string()).unwrap_or_default();
     for record in records {
-        writer.write_record([
-            record.id.to_string(),
-            record.occurred_at.to_rfc3339(),
-            record.actor_kind.clone(),
-            record.actor_id.map(|id| id.to_string()).unwrap_or_default(),
-            record.action.clone(),
-            record.resource_type.clone(),
-            record.resource_id.clone().unwrap_or_default(),
-            record
-                .organization_id
-                .map(|id| id.to_string())
-                .unwrap_or_default(),
-            text(&record.before),
-            text(&record.after),
-            record.ip_address.clone().unwrap_or_default(),
-            record.user_agent.clone().unwrap_or_default(),
-            record.request_id.clone().unwrap_or_default(),
-            record.chain_seq.map(|seq| seq.to_string()).unwrap_or_default(),
-        ])?;
+        writer.write_record(
+            [
+                record.id.to_string(),
+                record.occurred_at.to_rfc3339(),
+                record.actor_kind.clone(),
+                record.actor_id.map(|id| id.to_string()).unwrap_or_default(),
+                record.action.clone(),
+                record.resource_type.clone(),
+                record.resource_id.clone().unwrap_or_default(),
+                record
+                    .organization_id
+                    .map(|id| id.to_string())
+                    .unwrap_or_default(),
+                text(&record.before),
+                text(&record.after),
+                record.ip_address.clone().unwrap_or_default(),
+                record.user_agent.clone().unwrap_or_default(),
+                record.request_id.clone().unwrap_or_default(),
+                record.chain_seq.map(|seq| seq.to_string()).unwrap_or_default(),
+            ]
+            .map(csv_cell),
+        )?;
     }
     writer
         .into_inner()
@@ -227,6 +252,7 @@ pub async fn export_audit_logs(
     Ok(HttpResponse::Ok()
         .content_type(content_type)
         .insert_header(("content-disposition", format!("attachment; filename=\"{name}\"")))
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
         .streaming(stream))
 }
 
@@ -244,4 +270,19 @@ pub async fn verify_audit_logs(
 ) -> Result<HttpResponse, ApiError> {
     let report: ChainReport = state.database.verify_audit_chain().await?;
     Ok(envelope::ok(report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::csv_cell;
+
+    #[test]
+    fn formula_cells_are_defused_and_others_kept() {
+        for formula in ["=HYPERLINK(\"http://x\")", "+1", "-2+3", "@SUM(A1)", "\tx", "\rx"] {
+            assert_eq!(csv_cell(formula.to_owned()), format!("'{formula}"));
+        }
+        for plain in ["curl/8.0", "", "{\"a\":1}", "0193-abc"] {
+            assert_eq!(csv_cell(plain.to_owned()), plain);
+        }
+    }
 }

@@ -423,7 +423,9 @@ pub struct ForgotPasswordRequest {
     pub email: String,
 }
 
-/// Mail a password-reset link (valid 1 hour, once). Answers 202 whether or not the account exists.
+/// Mail a password-reset link (valid 1 hour, once; at most 3 per account and hour). Answers 202
+/// at once whether or not the account exists: the lookup and the mail happen after the answer,
+/// so its timing tells nothing either.
 #[utoipa::path(
     tag = "auth",
     request_body = ForgotPasswordRequest,
@@ -436,7 +438,13 @@ pub async fn forgot_password(
     origin: Origin,
     body: Json<ForgotPasswordRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    state.auth.forgot_password(&body.email, &origin.0).await?;
+    let auth = state.auth.clone();
+    let email = body.into_inner().email;
+    actix_web::rt::spawn(async move {
+        if let Err(error) = auth.forgot_password(&email, &origin.0).await {
+            tracing::warn!(%error, "a password-reset request could not be handled");
+        }
+    });
     Ok(HttpResponse::Accepted().finish())
 }
 
@@ -661,7 +669,7 @@ pub async fn create_token(
             caller.user_id,
             &body.name,
             body.scopes,
-            body.expires_at,
+            crate::extractors::checked_time("expiresAt", body.expires_at)?,
             &origin.0,
         )
         .await?;

@@ -108,7 +108,7 @@ pub async fn refresh_device_token(
 #[serde(rename_all = "camelCase")]
 pub struct AcknowledgeRequest {
     /// What the device reports (e.g. `{"outcome": "wiped"}`).
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<serde_json::Value>)]
     pub result: Option<Value>,
 }
 

@@ -5,6 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use steward_domain::devices::{DeviceRecord, DeviceRegistration};
+use steward_domain::fleet::DEVICE_TOKEN_PREFIX;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -13,17 +14,18 @@ use crate::auth::extractor_support::{bearer_token, identify};
 use crate::auth::scopes::DevicesRead;
 use crate::devices::{AppApiKey, DeviceService, DeviceVisibility};
 use crate::envelope::{self, Envelope};
-use crate::error::{ApiError, ErrorEnvelope};
+use crate::error::{ApiError, ErrorCode, ErrorEnvelope};
 use crate::extractors::{Json, Origin};
 use crate::state::AppState;
 
-/// A device. `pushToken` and `ownerUserId` are shown to its owner and admins only.
+/// A device. `deviceId` (the app's identifier), `pushToken` and `ownerUserId` are shown to its
+/// owner and admins only (`null` for fellow group members).
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeviceView {
     pub id: Uuid,
-    /// The identifier the app registered with.
-    pub device_id: String,
+    /// The identifier the app registered with (owner and admins only).
+    pub device_id: Option<String>,
     pub display_name: String,
     pub platform: Option<String>,
     pub os_version: Option<String>,
@@ -43,7 +45,7 @@ impl DeviceView {
         let full = visibility == DeviceVisibility::Full;
         Self {
             id: device.id,
-            device_id: device.identifier,
+            device_id: Some(device.identifier).filter(|_| full),
             display_name: device.display_name,
             platform: device.platform,
             os_version: device.os_version,
@@ -57,6 +59,18 @@ impl DeviceView {
             updated_at: device.updated_at,
         }
     }
+}
+
+/// A registration's answer: the device, and — for a new device, its owner or the device
+/// itself — its new device token (`stw_dev_…`, 90 days, shown once; older ones are revoked).
+/// The device uses it as `Authorization: Bearer …` on the device API (settings, sync, command
+/// acknowledgements) and to register again.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisteredDeviceView {
+    #[serde(flatten)]
+    pub device: DeviceView,
+    pub device_token: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -73,19 +87,20 @@ pub struct RegisterDeviceRequest {
     pub group_id: Option<String>,
 }
 
-/// Register or update a device. Needs the app's `X-API-Key`; with a user's bearer token as
-/// well, the device is also linked to that user. Re-registering updates the device; a device
-/// another user owns cannot be taken over (409).
+/// Register or update a device. Needs the app's `X-API-Key`; with a user's bearer token the
+/// device is also linked to that user. A new device, its owner or the device itself (its
+/// device token as the bearer) receive a fresh `deviceToken` for the device API. A registered
+/// device is not updated by the app's key alone (409), nor taken over from another user (409).
 #[utoipa::path(
     tag = "devices",
-    security(("apiKey" = []), ("apiKey" = [], "bearer" = [])),
+    security(("apiKey" = []), ("apiKey" = [], "bearer" = []), ("apiKey" = [], "deviceToken" = [])),
     request_body = RegisterDeviceRequest,
     responses(
-        (status = 201, description = "Registered", body = Envelope<DeviceView>),
-        (status = 200, description = "Updated", body = Envelope<DeviceView>),
+        (status = 201, description = "Registered", body = Envelope<RegisteredDeviceView>),
+        (status = 200, description = "Updated", body = Envelope<RegisteredDeviceView>),
         (status = 400, body = ErrorEnvelope),
         (status = 401, description = "Missing or invalid X-API-Key, or an invalid bearer token", body = ErrorEnvelope),
-        (status = 409, description = "Owned by another account", body = ErrorEnvelope),
+        (status = 409, description = "Owned by another account, or registered already and not re-registered by its owner or itself", body = ErrorEnvelope),
     )
 )]
 #[post("/register")]
@@ -96,13 +111,27 @@ pub async fn register_device(
     origin: Origin,
     body: Json<RegisterDeviceRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    // The bearer token is optional here, but when present it must be valid.
-    let user = match bearer_token(&request) {
+    // The bearer token is optional here, but when present it must be valid: a user's token
+    // (the device joins or stays with that user), or the device's own token.
+    let (user, acting_device) = match bearer_token(&request) {
+        Some(token) if token.starts_with(DEVICE_TOKEN_PREFIX) => {
+            let grant = state
+                .device_auth
+                .device_token(&state.database, &token)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::new(
+                        ErrorCode::Unauthorized,
+                        "the device token is invalid, expired or revoked",
+                    )
+                })?;
+            (None, Some(grant.device_id))
+        }
         Some(token) => {
             let ip = crate::extractors::client_ip(&request).map(|ip| ip.to_string());
-            Some(identify(&state, Some(token), ip).await?.0)
+            (Some(identify(&state, Some(token), ip).await?.0), None)
         }
-        None => None,
+        None => (None, None),
     };
     let body = body.into_inner();
     let registration = DeviceRegistration::parse(
@@ -114,15 +143,23 @@ pub async fn register_device(
         body.push_token.as_deref(),
         body.group_id.as_deref(),
     )?;
-    let (device, created) = DeviceService::new(&state)
-        .register(registration, user, &origin.0)
+    let (device, created, device_token) = DeviceService::new(&state)
+        .register(registration, user, acting_device, &origin.0)
         .await?;
-    let view = DeviceView::new(device, DeviceVisibility::Full);
-    Ok(if created {
+    let view = RegisteredDeviceView {
+        device: DeviceView::new(device, DeviceVisibility::Full),
+        device_token,
+    };
+    let mut response = if created {
         envelope::created(view)
     } else {
         envelope::ok(view)
-    })
+    };
+    response.headers_mut().insert(
+        actix_web::http::header::CACHE_CONTROL,
+        actix_web::http::header::HeaderValue::from_static("no-store"),
+    );
+    Ok(response)
 }
 
 /// One device, for its owner, system admins, and fellow group members (member or above,

@@ -127,7 +127,7 @@ pub struct EnrollmentTokenView {
     /// `active`, `revoked`, `expired` or `used_up`.
     pub state: String,
     pub note: Option<String>,
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<serde_json::Value>)]
     pub additional_data: Option<Value>,
     pub created_by: Option<Uuid>,
     pub created_at: DateTime<Utc>,
@@ -174,7 +174,7 @@ pub struct EnrollmentTokenRequest {
     pub expires_at: Option<DateTime<Utc>>,
     pub note: Option<String>,
     /// A JSON object (≤ 8 KiB) handed to every device that enrolls with the token.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<serde_json::Value>)]
     pub additional_data: Option<Value>,
 }
 
@@ -208,7 +208,7 @@ pub async fn create_enrollment_token(
         body.group_id,
         body.max_uses,
         body.one_time,
-        body.expires_at,
+        crate::extractors::checked_time("expiresAt", body.expires_at)?,
         body.note.as_deref(),
         body.additional_data,
         Utc::now(),

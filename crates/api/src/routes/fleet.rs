@@ -88,7 +88,7 @@ pub struct CommandView {
     pub expires_at: DateTime<Utc>,
     pub delivered_at: Option<DateTime<Utc>>,
     pub acknowledged_at: Option<DateTime<Utc>>,
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<serde_json::Value>)]
     pub result: Option<Value>,
 }
 
@@ -166,8 +166,8 @@ fn fleet_query(
             group_id: filter.group_id,
             platform: filter.platform,
             assigned_user_id: filter.assigned_user_id,
-            last_seen_before: filter.last_seen_before,
-            last_seen_after: filter.last_seen_after,
+            last_seen_before: crate::extractors::checked_time("lastSeenBefore", filter.last_seen_before)?,
+            last_seen_after: crate::extractors::checked_time("lastSeenAfter", filter.last_seen_after)?,
             search: filter.q,
             sort,
             descending,

@@ -200,6 +200,8 @@ pub async fn delete_group(
     GroupService::new(&state.database)
         .delete(access.user_id, access.group_id(), &origin.0)
         .await?;
+    // Locks may have been released with the membership change: polls see it at once here.
+    state.device_states.forget_versions();
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -326,6 +328,8 @@ pub async fn change_member_role(
     GroupService::new(&state.database)
         .change_role(access.user_id, access.group_id(), target, role, &origin.0)
         .await?;
+    // Locks may have been released with the membership change: polls see it at once here.
+    state.device_states.forget_versions();
     Ok(envelope::ok(MembershipView {
         user_id: target,
         role,
@@ -355,6 +359,8 @@ pub async fn remove_member(
     GroupService::new(&state.database)
         .remove_member(access.user_id, access.group_id(), target, &origin.0)
         .await?;
+    // Locks may have been released with the membership change: polls see it at once here.
+    state.device_states.forget_versions();
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -388,6 +394,8 @@ pub async fn transfer_group(
     let group = GroupService::new(&state.database)
         .transfer_ownership(access.user_id, access.group_id(), body.user_id, &origin.0)
         .await?;
+    // Locks may have been released with the membership change: polls see it at once here.
+    state.device_states.forget_versions();
     Ok(envelope::ok(GroupView::from(group)))
 }
 

@@ -12,7 +12,7 @@ use steward_domain::organizations::{
     OrgRole, OrgRuleError, OrganizationRecord, OrganizationStore, Slug, may_remove_org_user, may_set_org_role,
 };
 use steward_domain::{Actor, AuditAction, AuditEntry, RepositoryError};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::auth::Caller;
@@ -39,7 +39,7 @@ pub struct OrganizationView {
     pub description: Option<String>,
     pub status: String,
     pub is_default: bool,
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<serde_json::Value>)]
     pub settings: Option<Value>,
     pub version: i32,
     pub created_at: DateTime<Utc>,
@@ -94,7 +94,7 @@ pub struct CreateOrganizationRequest {
     /// 3 to 63 lower-case letters, digits and single inner dashes; unique.
     pub slug: String,
     pub description: Option<String>,
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<serde_json::Value>)]
     pub settings: Option<Value>,
     /// An existing user who becomes the organization's first owner.
     pub owner_user_id: Option<Uuid>,
@@ -205,7 +205,7 @@ pub struct UpdateOrganizationRequest {
     pub name: Option<String>,
     pub slug: Option<String>,
     pub description: Option<String>,
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<serde_json::Value>)]
     pub settings: Option<Value>,
     pub version: Option<i32>,
 }
@@ -263,17 +263,26 @@ pub async fn update_organization(
     Ok(envelope::ok(OrganizationView::from(updated)))
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteOrganizationQuery {
+    /// `true`: retire every device still in the organization as part of the deletion.
+    pub force: Option<bool>,
+}
+
 /// Delete an organization and everything it owns (its owners, or `organizations:write`). The
-/// default organization cannot be deleted.
+/// default organization cannot be deleted. While devices are still in it the deletion is
+/// refused (409) unless `force=true`, which retires each of them in the same transaction
+/// (unmanaged, device tokens revoked, open commands expired, settings version bumped, pushed).
 #[utoipa::path(
     tag = "organizations",
     security(("bearer" = [])),
-    params(("orgId" = Uuid, Path)),
+    params(("orgId" = Uuid, Path), DeleteOrganizationQuery),
     responses(
         (status = 204, description = "Deleted"),
         (status = 403, body = ErrorEnvelope),
         (status = 404, body = ErrorEnvelope),
-        (status = 409, description = "The default organization", body = ErrorEnvelope),
+        (status = 409, description = "The default organization, or devices still in it without force", body = ErrorEnvelope),
     )
 )]
 #[delete("/organizations/{orgId}")]
@@ -282,6 +291,7 @@ pub async fn delete_organization(
     caller: OrgAccess<org_actions::Delete>,
     origin: Origin,
     path: web::Path<Uuid>,
+    query: web::Query<DeleteOrganizationQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let organization = path.into_inner();
     let record = caller.organization;
@@ -292,7 +302,24 @@ pub async fn delete_organization(
         ));
     }
     let entry = audit(caller.user_id, "organization.deleted", organization, &origin);
-    state.database.delete_organization(organization, &entry).await?;
+    let retire = AuditEntry::new(
+        Actor::admin(caller.user_id),
+        AuditAction::known("device.retired"),
+        "device",
+    )
+    .origin(origin.0.clone());
+    let retired = state
+        .database
+        .delete_organization(organization, query.force.unwrap_or(false), &entry, &retire)
+        .await
+        .map_err(|error| match error {
+            RepositoryError::Conflict(message) => ApiError::new(ErrorCode::Conflict, message),
+            other => other.into(),
+        })?;
+    for device in retired {
+        state.device_auth.forget_device(device);
+        state.device_states.forget(device);
+    }
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -27,7 +27,7 @@ pub struct PolicyView {
     pub name: String,
     pub description: Option<String>,
     /// Setting key → value.
-    #[schema(value_type = Object)]
+    #[schema(value_type = serde_json::Value)]
     pub settings: BTreeMap<String, Value>,
     /// Keys the policy locks.
     pub locks: Vec<String>,
@@ -62,7 +62,7 @@ pub struct PolicyRequest {
     pub name: String,
     pub description: Option<String>,
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = serde_json::Value)]
     pub settings: BTreeMap<String, Value>,
     #[serde(default)]
     pub locks: Vec<String>,

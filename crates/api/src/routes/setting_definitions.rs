@@ -22,13 +22,13 @@ use crate::state::AppState;
 pub struct SettingDefinitionView {
     /// Two or more lower-case dotted words, e.g. `location.sharing_enabled`.
     pub key: String,
-    /// bool, int, string, enum, string_set or json.
+    /// bool, int, string, enum, string_set, json or time (`HH:MM`).
     pub value_type: String,
-    #[schema(value_type = Object)]
+    #[schema(value_type = serde_json::Value)]
     pub default_value: Value,
     /// `min`, `max`, `allowed`, `maxLength`, `restrictiveness` (`"lower"`, `"higher"` or
     /// `{"order": [most restrictive first…]}`).
-    #[schema(value_type = Object)]
+    #[schema(value_type = serde_json::Value)]
     #[serde(default)]
     pub constraints: Value,
     pub category: String,
@@ -69,7 +69,10 @@ impl From<&SettingDefinition> for SettingDefinitionView {
 impl SettingDefinitionView {
     fn into_definition(self) -> Result<SettingDefinition, ApiError> {
         let value_type = ValueType::parse(&self.value_type).ok_or_else(|| {
-            ApiError::invalid("valueType", "must be bool, int, string, enum, string_set or json")
+            ApiError::invalid(
+                "valueType",
+                "must be bool, int, string, enum, string_set, json or time",
+            )
         })?;
         let merge_rule = MergeRule::parse(&self.merge_rule)
             .ok_or_else(|| ApiError::invalid("mergeRule", "must be override, most_restrictive or union"))?;

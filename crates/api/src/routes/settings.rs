@@ -132,7 +132,7 @@ pub async fn get_settings(
 #[serde(rename_all = "camelCase")]
 pub struct UpdateSettingsRequest {
     /// Key → new value.
-    #[schema(value_type = Object)]
+    #[schema(value_type = serde_json::Value)]
     pub settings: BTreeMap<String, Value>,
     /// The settings version you read (or send `If-Match`).
     pub version: Option<i64>,
@@ -233,7 +233,7 @@ pub struct LockChange {
     pub key: String,
     pub locked: bool,
     /// Locking only: the value to pin (default: the current effective value).
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<serde_json::Value>)]
     pub value: Option<Value>,
     pub reason: Option<String>,
 }
@@ -303,7 +303,7 @@ pub struct SyncRequest {
     pub base_version: i64,
     /// Local changes since then.
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = serde_json::Value)]
     pub changes: BTreeMap<String, Value>,
     /// The version the device has applied.
     pub applied_version: Option<i64>,
@@ -318,7 +318,7 @@ pub struct SyncRequest {
 /// open `commands` (a wipe; acknowledge each with `POST …/commands/{id}/ack`).
 #[utoipa::path(
     tag = "settings",
-    security(("apiKey" = []), ("bearer" = [])),
+    security(("deviceToken" = []), ("bearer" = []), ("apiKey" = [])),
     params(("deviceId" = Uuid, Path)),
     request_body = SyncRequest,
     responses(
@@ -421,7 +421,7 @@ pub async fn get_setting(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateSettingRequest {
-    #[schema(value_type = Object)]
+    #[schema(value_type = serde_json::Value)]
     pub value: Value,
     pub version: Option<i64>,
 }
@@ -467,7 +467,7 @@ pub async fn update_setting(
 #[serde(rename_all = "camelCase")]
 pub struct LockSettingRequest {
     /// The value to pin (default: the current effective value).
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<serde_json::Value>)]
     pub value: Option<Value>,
     pub reason: Option<String>,
 }
@@ -723,7 +723,9 @@ pub async fn approve_unlock(
                 "durationMinutes: must be 1 to 43200 (30 days)",
             ));
         }
-        (None, Some(until)) => UnlockWindow::Until(until),
+        (None, Some(until)) => {
+            UnlockWindow::Until(crate::extractors::checked_time("until", Some(until))?.unwrap_or(until))
+        }
         (None, None) => UnlockWindow::Forever,
     };
     let decided = SettingsService::new(&state)

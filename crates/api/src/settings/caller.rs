@@ -1,7 +1,8 @@
 //! Who is calling a device's settings endpoints: a user (session or personal access token), or
-//! the device itself — by its device token (`Bearer stw_dev_…`, enrolled devices), or the app's
-//! `X-API-Key` plus `X-Device-Id` naming this very device (legacy devices). A suspended device
-//! is refused with `DEVICE_SUSPENDED` either way.
+//! the device itself — by its device token (`Bearer stw_dev_…`, from registration or
+//! enrollment), or, only with `STEWARD_LEGACY_DEVICE_AUTH=true`, the app's `X-API-Key` plus
+//! `X-Device-Id` naming this very device. A suspended device is refused with `DEVICE_SUSPENDED`
+//! either way.
 
 use std::marker::PhantomData;
 
@@ -86,7 +87,15 @@ impl<S: Scope + 'static> FromRequest for SettingsCaller<S> {
                     scope: PhantomData,
                 });
             }
-            if let Some(key) = api_key {
+            if api_key.is_some() && !state.device_auth.legacy_auth() && token.is_none() {
+                return Err(ApiError::new(
+                    ErrorCode::Unauthorized,
+                    "X-API-Key + X-Device-Id no longer act as a device: send the device token from \
+                     registration or enrollment as `Authorization: Bearer stw_dev_…`",
+                )
+                .into());
+            }
+            if let Some(key) = api_key.filter(|_| state.device_auth.legacy_auth()) {
                 let refused = || {
                     ApiError::new(
                         ErrorCode::Unauthorized,

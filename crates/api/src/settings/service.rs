@@ -45,7 +45,7 @@ pub struct SettingsAccess {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SettingView {
-    #[schema(value_type = Object)]
+    #[schema(value_type = serde_json::Value)]
     pub value: Value,
     pub locked: bool,
     /// The layer whose lock is in force: `device` (a group owner or admin), or a policy layer.
@@ -53,12 +53,12 @@ pub struct SettingView {
     pub lock_reason: Option<String>,
     /// The policy whose lock is in force, when a policy layer locks the key: only a change of
     /// that policy lifts it.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<serde_json::Value>)]
     pub policy: Option<LayerSource>,
     /// A lifted lock returns at this time.
     pub unlocked_until: Option<DateTime<Utc>>,
     /// With `?explain=true`: the winning layer, overridden layers and conflicts.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<serde_json::Value>)]
     pub explanation: Option<Value>,
 }
 

@@ -77,6 +77,12 @@ impl DeviceStateCache {
         self.open_commands.put(device, open);
     }
 
+    /// After a change that may touch many devices' settings at once (a membership change
+    /// releasing locks): every remembered version is dropped, so the next read refetches.
+    pub fn forget_versions(&self) {
+        self.versions.retain(|_| false);
+    }
+
     /// After a change to the device's settings or commands.
     pub fn forget(&self, device: Uuid) {
         self.versions.forget(&device);

@@ -19,16 +19,19 @@ pub enum ValueType {
     StringSet,
     /// Any JSON, up to `constraints.maxLength` bytes when serialised.
     Json,
+    /// A time of day, `HH:MM` on the 24-hour clock (`00:00` to `23:59`).
+    Time,
 }
 
 impl ValueType {
-    pub const ALL: [ValueType; 6] = [
+    pub const ALL: [ValueType; 7] = [
         Self::Bool,
         Self::Int,
         Self::String,
         Self::Enum,
         Self::StringSet,
         Self::Json,
+        Self::Time,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -39,6 +42,7 @@ impl ValueType {
             Self::Enum => "enum",
             Self::StringSet => "string_set",
             Self::Json => "json",
+            Self::Time => "time",
         }
     }
 
@@ -164,6 +168,18 @@ pub fn validate_key(key: &str) -> Result<(), InvalidValue> {
     }
 }
 
+/// `HH:MM` (or `H:MM`) on the 24-hour clock.
+fn parse_time_of_day(text: &str) -> Option<(u8, u8)> {
+    let (hour, minute) = text.split_once(':')?;
+    let digits = |part: &str, len: std::ops::RangeInclusive<usize>| {
+        (len.contains(&part.len()) && part.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| part.parse::<u8>().ok())
+            .flatten()
+    };
+    let (hour, minute) = (digits(hour, 1..=2)?, digits(minute, 2..=2)?);
+    (hour < 24 && minute < 60).then_some((hour, minute))
+}
+
 impl SettingDefinition {
     /// The value in canonical form if it fits the type and constraints.
     pub fn validate(&self, value: &Value) -> Result<Value, InvalidValue> {
@@ -225,6 +241,14 @@ impl SettingDefinition {
                 }
                 Ok(Value::from(set))
             }
+            ValueType::Time => {
+                let text = value
+                    .as_str()
+                    .ok_or_else(|| invalid("must be a time of day, HH:MM"))?;
+                parse_time_of_day(text)
+                    .map(|(hour, minute)| Value::String(format!("{hour:02}:{minute:02}")))
+                    .ok_or_else(|| invalid("must be a time of day, HH:MM from 00:00 to 23:59"))
+            }
             ValueType::Json => {
                 let limit = c.max_length.unwrap_or(16 * 1024);
                 if value.to_string().len() > limit {
@@ -269,6 +293,31 @@ impl SettingDefinition {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn times_of_day_are_hh_mm_on_the_24_hour_clock() {
+        let time = definition(ValueType::Time, Constraints::default());
+        for (given, canonical) in [
+            ("21:00", "21:00"),
+            ("7:05", "07:05"),
+            ("00:00", "00:00"),
+            ("23:59", "23:59"),
+        ] {
+            assert_eq!(time.validate(&json!(given)), Ok(json!(canonical)), "{given}");
+        }
+        for bad in [
+            json!("25:99"),
+            json!("24:00"),
+            json!("12:60"),
+            json!("soon"),
+            json!("12:5"),
+            json!("+1:00"),
+            json!(2100),
+            json!(""),
+        ] {
+            assert!(time.validate(&bad).is_err(), "{bad}");
+        }
+    }
 
     fn definition(value_type: ValueType, constraints: Constraints) -> SettingDefinition {
         SettingDefinition {
