@@ -25,6 +25,12 @@ migrate *ARGS:
 bench:
     ./scripts/bench.sh
 
+# Property-based fuzzing of the served spec with schemathesis (installed on first use), as a
+# user and as a super_admin, on SQLite and PostgreSQL: no 5xx, no undeclared status.
+# FUZZ_SECONDS=600 per run; FUZZ_BACKENDS="sqlite postgres". Not part of `just test`.
+fuzz:
+    ./scripts/fuzz.sh
+
 # API documentation of the crates.
 doc:
     cargo doc --workspace --no-deps

@@ -47,6 +47,36 @@ pub struct NewUser {
     pub email: EmailAddress,
     pub display_name: String,
     pub password_hash: String,
+    /// Stored with the account, in its transaction: a registration either happened whole
+    /// (account, verification mail, first session) or not at all, so its answer tells the truth.
+    pub welcome: Option<Welcome>,
+}
+
+/// What a self-registration stores with the account.
+#[derive(Debug, Clone)]
+pub struct Welcome {
+    pub verification: NewEmailToken,
+    pub mail: OutgoingMail,
+    pub session: SessionRecord,
+    pub refresh_token_hash: String,
+    pub session_audit: AuditEntry,
+}
+
+/// A single-use mail token to store.
+#[derive(Debug, Clone)]
+pub struct NewEmailToken {
+    pub purpose: EmailTokenPurpose,
+    pub email: String,
+    pub token_hash: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A mail for the outbox.
+#[derive(Debug, Clone)]
+pub struct OutgoingMail {
+    pub recipient: String,
+    pub subject: String,
+    pub body: String,
 }
 
 /// Profile fields to change; `None` leaves a field alone, `Some(None)` clears it.

@@ -8,9 +8,9 @@ use sea_orm::{
 };
 use serde_json::json;
 use steward_domain::accounts::{
-    AccountStore, AttemptPermit, EmailTokenPurpose, EmailTokenStore, LoginThrottleStore, NewUser, Outbox,
-    OutgoingEmail, ProfileChanges, RedeemedEmailToken, RefreshTokenRecord, SessionRecord, SessionStore,
-    UserRecord,
+    AccountStore, AttemptPermit, EmailTokenPurpose, EmailTokenStore, LoginThrottleStore, NewEmailToken,
+    NewUser, Outbox, OutgoingEmail, OutgoingMail, ProfileChanges, RedeemedEmailToken, RefreshTokenRecord,
+    SessionRecord, SessionStore, UserRecord,
 };
 use steward_domain::identity::EmailAddress;
 use steward_domain::session::LoginThrottlePolicy;
@@ -107,6 +107,12 @@ impl AccountStore for Database {
         .map_err(db)?;
         remember_password(&transaction, id, user.password_hash, now).await?;
         insert_audit_entry(&transaction, audit).await?;
+        if let Some(welcome) = user.welcome {
+            insert_email_token(&transaction, id, &welcome.verification, now).await?;
+            insert_mail(&transaction, &welcome.mail).await?;
+            insert_session(&transaction, welcome.session, welcome.refresh_token_hash).await?;
+            insert_audit_entry(&transaction, &welcome.session_audit).await?;
+        }
         transaction.commit().await.map_err(db)?;
         Ok(user_record(model))
     }
@@ -452,38 +458,7 @@ impl SessionStore for Database {
         audit: &AuditEntry,
     ) -> Result<(), RepositoryError> {
         let transaction = self.connection().begin().await.map_err(db)?;
-        user_sessions::ActiveModel {
-            id: Set(session.id),
-            user_id: Set(session.user_id),
-            ip_address: Set(session.ip_address),
-            user_agent: Set(session.user_agent),
-            expires_at: Set(session.expires_at),
-            last_used_at: Set(session.last_used_at),
-            revoked_at: Set(None),
-            revoked_reason: Set(None),
-            created_at: Set(session.created_at),
-        }
-        .insert(&transaction)
-        .await
-        .map_err(db)?;
-        refresh_tokens::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            session_id: Set(session.id),
-            parent_id: Set(None),
-            token_hash: Set(refresh_token_hash),
-            created_at: Set(session.created_at),
-            expires_at: Set(session.expires_at),
-            used_at: Set(None),
-        }
-        .insert(&transaction)
-        .await
-        .map_err(db)?;
-        users::Entity::update_many()
-            .col_expr(users::Column::LastLoginAt, Expr::value(Some(session.created_at)))
-            .filter(users::Column::Id.eq(session.user_id))
-            .exec(&transaction)
-            .await
-            .map_err(db)?;
+        insert_session(&transaction, session, refresh_token_hash).await?;
         insert_audit_entry(&transaction, audit).await?;
         transaction.commit().await.map_err(db)
     }
@@ -799,27 +774,13 @@ impl EmailTokenStore for Database {
                 return Ok(false);
             }
         }
-        email_tokens::Entity::update_many()
-            .col_expr(email_tokens::Column::UsedAt, Expr::value(Some(now)))
-            .filter(email_tokens::Column::UserId.eq(user_id))
-            .filter(email_tokens::Column::Purpose.eq(purpose.as_str()))
-            .filter(email_tokens::Column::UsedAt.is_null())
-            .exec(&transaction)
-            .await
-            .map_err(db)?;
-        email_tokens::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            user_id: Set(user_id),
-            purpose: Set(purpose.as_str().to_owned()),
-            email: Set(email.to_owned()),
-            token_hash: Set(token_hash),
-            expires_at: Set(expires_at),
-            used_at: Set(None),
-            created_at: Set(now),
-        }
-        .insert(&transaction)
-        .await
-        .map_err(db)?;
+        let token = NewEmailToken {
+            purpose,
+            email: email.to_owned(),
+            token_hash,
+            expires_at,
+        };
+        insert_email_token(&transaction, user_id, &token, now).await?;
         transaction.commit().await.map_err(db)?;
         Ok(true)
     }
@@ -856,23 +817,12 @@ impl EmailTokenStore for Database {
 
 impl Outbox for Database {
     async fn enqueue_email(&self, recipient: &str, subject: &str, body: &str) -> Result<(), RepositoryError> {
-        let now = Utc::now();
-        outbox_emails::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            recipient: Set(recipient.to_owned()),
-            subject: Set(subject.to_owned()),
-            body: Set(body.to_owned()),
-            status: Set("pending".to_owned()),
-            attempts: Set(0),
-            next_attempt_at: Set(now),
-            last_error: Set(None),
-            created_at: Set(now),
-            sent_at: Set(None),
-        }
-        .insert(self.connection())
-        .await
-        .map_err(db)?;
-        Ok(())
+        let mail = OutgoingMail {
+            recipient: recipient.to_owned(),
+            subject: subject.to_owned(),
+            body: body.to_owned(),
+        };
+        insert_mail(self.connection(), &mail).await
     }
 
     async fn due_emails(
@@ -973,5 +923,98 @@ async fn leave_groups_on_erasure(
         .change(Some(before), Some(after));
         insert_audit_entry(transaction, &entry).await?;
     }
+    Ok(())
+}
+
+/// A session with its first refresh token, and the user's last sign-in time.
+async fn insert_session(
+    transaction: &sea_orm::DatabaseTransaction,
+    session: SessionRecord,
+    refresh_token_hash: String,
+) -> Result<(), RepositoryError> {
+    user_sessions::ActiveModel {
+        id: Set(session.id),
+        user_id: Set(session.user_id),
+        ip_address: Set(session.ip_address),
+        user_agent: Set(session.user_agent),
+        expires_at: Set(session.expires_at),
+        last_used_at: Set(session.last_used_at),
+        revoked_at: Set(None),
+        revoked_reason: Set(None),
+        created_at: Set(session.created_at),
+    }
+    .insert(transaction)
+    .await
+    .map_err(db)?;
+    refresh_tokens::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        session_id: Set(session.id),
+        parent_id: Set(None),
+        token_hash: Set(refresh_token_hash),
+        created_at: Set(session.created_at),
+        expires_at: Set(session.expires_at),
+        used_at: Set(None),
+    }
+    .insert(transaction)
+    .await
+    .map_err(db)?;
+    users::Entity::update_many()
+        .col_expr(users::Column::LastLoginAt, Expr::value(Some(session.created_at)))
+        .filter(users::Column::Id.eq(session.user_id))
+        .exec(transaction)
+        .await
+        .map_err(db)?;
+    Ok(())
+}
+
+/// A single-use mail token, invalidating earlier unused ones of its purpose.
+async fn insert_email_token(
+    transaction: &sea_orm::DatabaseTransaction,
+    user_id: Uuid,
+    token: &NewEmailToken,
+    now: DateTime<Utc>,
+) -> Result<(), RepositoryError> {
+    email_tokens::Entity::update_many()
+        .col_expr(email_tokens::Column::UsedAt, Expr::value(Some(now)))
+        .filter(email_tokens::Column::UserId.eq(user_id))
+        .filter(email_tokens::Column::Purpose.eq(token.purpose.as_str()))
+        .filter(email_tokens::Column::UsedAt.is_null())
+        .exec(transaction)
+        .await
+        .map_err(db)?;
+    email_tokens::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        user_id: Set(user_id),
+        purpose: Set(token.purpose.as_str().to_owned()),
+        email: Set(token.email.clone()),
+        token_hash: Set(token.token_hash.clone()),
+        expires_at: Set(token.expires_at),
+        used_at: Set(None),
+        created_at: Set(now),
+    }
+    .insert(transaction)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+/// A mail for the background sender.
+async fn insert_mail<C: ConnectionTrait>(connection: &C, mail: &OutgoingMail) -> Result<(), RepositoryError> {
+    let now = Utc::now();
+    outbox_emails::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        recipient: Set(mail.recipient.clone()),
+        subject: Set(mail.subject.clone()),
+        body: Set(mail.body.clone()),
+        status: Set("pending".to_owned()),
+        attempts: Set(0),
+        next_attempt_at: Set(now),
+        last_error: Set(None),
+        created_at: Set(now),
+        sent_at: Set(None),
+    }
+    .insert(connection)
+    .await
+    .map_err(db)?;
     Ok(())
 }

@@ -392,3 +392,45 @@ async fn ten_concurrent_first_sign_ins_of_one_identity_all_succeed_with_one_acco
     })
     .await;
 }
+
+#[tokio::test]
+async fn emails_and_names_with_bidi_overrides_or_invisible_characters_are_refused() {
+    each_backend(|backend| async move {
+        let app = spawn_app_with(backend, |_| {}).await;
+        for (email, name, field) in [
+            ("alice\u{202E}moc.evil@example.com", "Alice", "email"),
+            ("zw\u{200B}sp@example.com", "Alice", "email"),
+            ("alice@example.com", "Alice\u{202E}nimda", "displayName"),
+            ("alice@example.com", "\u{2066}Alice\u{2069}", "displayName"),
+        ] {
+            let refused = expect_error(
+                app.post_json(
+                    "/api/v1/auth/register",
+                    &json!({"email": email, "password": steward_tests::PASSWORD, "displayName": name}),
+                )
+                .await,
+                StatusCode::BAD_REQUEST,
+                "VALIDATION_ERROR",
+            )
+            .await;
+            assert!(
+                refused.to_string().contains(field),
+                "{backend:?} {email:?} {name:?}: {refused}"
+            );
+        }
+        assert_eq!(app.count_users().await, 0);
+        let family = expect_data(
+            app.post_json(
+                "/api/v1/auth/register",
+                &json!({"email": "fam@example.com", "password": steward_tests::PASSWORD,
+                    "displayName": "👨\u{200D}👩\u{200D}👧 Family"}),
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await;
+        assert_eq!(family["user"]["displayName"], "👨\u{200D}👩\u{200D}👧 Family");
+        app.stop().await;
+    })
+    .await;
+}

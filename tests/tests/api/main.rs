@@ -22,6 +22,7 @@ mod holes_devices;
 mod holes_groups;
 mod holes_identity;
 mod holes_input;
+mod holes_outage;
 mod openapi;
 mod organizations;
 mod personal_tokens;

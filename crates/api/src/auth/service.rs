@@ -9,8 +9,8 @@ use chrono::{Duration, Utc};
 use serde_json::json;
 use steward_auth::{KeyRing, PasswordHasher, TokenDeriver, Verification, hash_token, random_token};
 use steward_domain::accounts::{
-    AccountStore, AttemptPermit, EmailTokenPurpose, EmailTokenStore, LoginThrottleStore, NewUser, Outbox,
-    ProfileChanges, SessionRecord, SessionStore, UserRecord,
+    AccountStore, AttemptPermit, EmailTokenPurpose, EmailTokenStore, LoginThrottleStore, NewEmailToken,
+    NewUser, Outbox, OutgoingMail, ProfileChanges, SessionRecord, SessionStore, UserRecord, Welcome,
 };
 use steward_domain::identity::{
     DisplayName, EmailAddress, InvalidProfileField, PASSWORD_HISTORY, WeakPassword, check_avatar_url,
@@ -270,16 +270,17 @@ impl AuthService {
         Ok((token, lifetime))
     }
 
-    async fn open_session(
+    /// A new session for `user` (not stored yet), its refresh token and the audit entry.
+    fn new_session(
         &self,
-        user: UserRecord,
+        user: Uuid,
         origin: &RequestOrigin,
         event: &'static str,
-    ) -> Result<IssuedTokens, AuthError> {
+    ) -> (SessionRecord, String, AuditEntry) {
         let now = Utc::now();
         let session = SessionRecord {
             id: Uuid::now_v7(),
-            user_id: user.id,
+            user_id: user,
             ip_address: origin.ip_address.clone(),
             user_agent: origin.user_agent.clone(),
             created_at: now,
@@ -288,9 +289,19 @@ impl AuthService {
             revoked_at: None,
         };
         let refresh_token = random_token(32);
-        let audit = AuditEntry::new(Actor::user(user.id), action(event), "session")
+        let audit = AuditEntry::new(Actor::user(user), action(event), "session")
             .resource_id(session.id)
             .origin(origin.clone());
+        (session, refresh_token, audit)
+    }
+
+    async fn open_session(
+        &self,
+        user: UserRecord,
+        origin: &RequestOrigin,
+        event: &'static str,
+    ) -> Result<IssuedTokens, AuthError> {
+        let (session, refresh_token, audit) = self.new_session(user.id, origin, event);
         self.database
             .open_session(session.clone(), hash_token(&refresh_token), &audit)
             .await?;
@@ -303,12 +314,8 @@ impl AuthService {
         })
     }
 
-    async fn send_email_token(
-        &self,
-        user: Uuid,
-        purpose: EmailTokenPurpose,
-        address: &str,
-    ) -> Result<bool, AuthError> {
+    /// A single-use mail token for `purpose` and the mail carrying its link.
+    fn email_token_mail(&self, purpose: EmailTokenPurpose, address: &str) -> (NewEmailToken, OutgoingMail) {
         let token = random_token(32);
         let (ttl, path, subject, intro) = match purpose {
             EmailTokenPurpose::VerifyEmail => (
@@ -324,24 +331,47 @@ impl AuthService {
                 "Someone (hopefully you) asked to reset the password of your account. Choose a new one",
             ),
         };
-        // At most a few reset mails per account and hour, whoever asks from wherever: beyond
-        // that nothing is sent (and the answer does not say so).
-        let cap = (purpose == EmailTokenPurpose::ResetPassword)
-            .then(|| (RESET_MAILS_PER_HOUR, Utc::now() - Duration::hours(1)));
-        let issued = self
-            .database
-            .issue_email_token(user, purpose, address, hash_token(&token), Utc::now() + ttl, cap)
-            .await?;
-        if !issued {
-            return Ok(false);
-        }
         let link = format!("{}/{path}?token={token}", self.settings.public_url);
         let hours = ttl.num_hours();
         let body = format!(
             "{intro}:\n\n{link}\n\nThe link works once and expires in {hours} hour{}.\nIf this was not you, ignore this message.\n",
             if hours == 1 { "" } else { "s" }
         );
-        self.database.enqueue_email(address, subject, &body).await?;
+        let stored = NewEmailToken {
+            purpose,
+            email: address.to_owned(),
+            token_hash: hash_token(&token),
+            expires_at: Utc::now() + ttl,
+        };
+        let mail = OutgoingMail {
+            recipient: address.to_owned(),
+            subject: subject.to_owned(),
+            body,
+        };
+        (stored, mail)
+    }
+
+    async fn send_email_token(
+        &self,
+        user: Uuid,
+        purpose: EmailTokenPurpose,
+        address: &str,
+    ) -> Result<bool, AuthError> {
+        let (stored, mail) = self.email_token_mail(purpose, address);
+        // At most a few reset mails per account and hour, whoever asks from wherever: beyond
+        // that nothing is sent (and the answer does not say so).
+        let cap = (purpose == EmailTokenPurpose::ResetPassword)
+            .then(|| (RESET_MAILS_PER_HOUR, Utc::now() - Duration::hours(1)));
+        let issued = self
+            .database
+            .issue_email_token(user, purpose, address, stored.token_hash, stored.expires_at, cap)
+            .await?;
+        if !issued {
+            return Ok(false);
+        }
+        self.database
+            .enqueue_email(&mail.recipient, &mail.subject, &mail.body)
+            .await?;
         Ok(true)
     }
 
@@ -366,6 +396,11 @@ impl AuthService {
                 Some(json!({"email": email.as_str(), "displayName": display_name.as_str()})),
             )
             .origin(origin.clone());
+        // The account, its verification mail and its first session are one transaction: a
+        // 201 means all of it happened, an error that none of it did.
+        let (verification, mail) = self.email_token_mail(EmailTokenPurpose::VerifyEmail, email.as_str());
+        let (session, refresh_token, session_audit) = self.new_session(id, origin, "auth.login_succeeded");
+        let session_id = session.id;
         let user = self
             .database
             .create_user(
@@ -373,6 +408,13 @@ impl AuthService {
                     email: email.clone(),
                     display_name: display_name.into_inner(),
                     password_hash,
+                    welcome: Some(Welcome {
+                        verification,
+                        mail,
+                        session,
+                        refresh_token_hash: hash_token(&refresh_token),
+                        session_audit,
+                    }),
                 },
                 &audit,
             )
@@ -381,9 +423,13 @@ impl AuthService {
                 steward_domain::RepositoryError::Conflict(_) => AuthError::EmailTaken,
                 other => other.into(),
             })?;
-        self.send_email_token(user.id, EmailTokenPurpose::VerifyEmail, &user.email)
-            .await?;
-        self.open_session(user, origin, "auth.login_succeeded").await
+        let (access_token, expires_in) = self.issue_access_token(user.id, session_id)?;
+        Ok(IssuedTokens {
+            access_token,
+            refresh_token,
+            expires_in,
+            user,
+        })
     }
 
     /// Checks a password against the per-account throttle that guards sign-in: one of the
@@ -918,6 +964,7 @@ impl AuthService {
                             email: address.clone(),
                             display_name: name.into_inner(),
                             password_hash: hash,
+                            welcome: None,
                         },
                         &audit,
                     )
