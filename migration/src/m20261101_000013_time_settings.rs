@@ -1,6 +1,7 @@
 //! The seeded bedtime keys become the `time` kind (`HH:MM` on the 24-hour clock) instead of
-//! free strings of five characters, so `"25:99"` and `"soon"` are refused. Only rows still
-//! as seeded are changed; an operator's own edits stay.
+//! free strings of five characters, so `"25:99"` and `"soon"` are refused. Only those two keys
+//! change, and only while they are still strings; values already stored on devices are not
+//! rewritten (every later write is checked).
 
 use sea_orm_migration::prelude::*;
 

@@ -336,6 +336,78 @@ impl TestApp {
             .1
     }
 
+    /// An organization created by `by` (a system admin) with `owner` as its owner; its id.
+    pub async fn organization(&self, by: &TestUser, slug: &str, owner: &TestUser) -> String {
+        let created = send(
+            self,
+            reqwest::Method::POST,
+            "/api/admin/v1/organizations",
+            by,
+            Some(serde_json::json!({"name": slug, "slug": slug, "ownerUserId": owner.id})),
+        )
+        .await;
+        expect_data(created, StatusCode::CREATED).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// A group `owner` creates; its id.
+    pub async fn group(&self, owner: &TestUser, name: &str) -> String {
+        let created = send(
+            self,
+            reqwest::Method::POST,
+            "/api/v1/groups",
+            owner,
+            Some(serde_json::json!({"name": name})),
+        )
+        .await;
+        expect_data(created, StatusCode::CREATED).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// `member` joins `group` with a fresh invite of `role` from `inviter`.
+    pub async fn join(&self, group: &str, inviter: &TestUser, member: &TestUser, role: &str) {
+        let invite = send(
+            self,
+            reqwest::Method::POST,
+            &format!("/api/v1/groups/{group}/invites"),
+            inviter,
+            Some(serde_json::json!({"role": role})),
+        )
+        .await;
+        let code = expect_data(invite, StatusCode::CREATED).await["code"].clone();
+        let joined = send(
+            self,
+            reqwest::Method::POST,
+            "/api/v1/groups/join",
+            member,
+            Some(serde_json::json!({"code": code})),
+        )
+        .await;
+        expect_data(joined, StatusCode::OK).await;
+    }
+
+    /// Registers a device with the app's key as `owner`; answers (Steward's id, device token).
+    pub async fn device(&self, key: &str, owner: &TestUser, identifier: &str) -> (String, String) {
+        let registered = self
+            .client
+            .post(self.url("/api/v1/devices/register"))
+            .header("x-api-key", key)
+            .bearer_auth(&owner.token)
+            .json(&serde_json::json!({"deviceId": identifier, "displayName": format!("Device {identifier}")}))
+            .send()
+            .await
+            .unwrap();
+        let data = expect_data(registered, StatusCode::CREATED).await;
+        (
+            data["id"].as_str().unwrap().to_owned(),
+            data["deviceToken"].as_str().unwrap().to_owned(),
+        )
+    }
+
     /// Signs in and returns the token response's `data`.
     pub fn login(&self, email: &str, password: &str) -> impl Future<Output = Response> + 'static + use<> {
         self.post_json(

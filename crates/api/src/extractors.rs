@@ -251,7 +251,7 @@ impl<T: DeserializeOwned + Default + 'static> FromRequest for OptionalJson<T> {
                 Err(error) => Err(error),
                 Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => Ok(T::default()),
                 Ok(bytes) => {
-                    if json_content == Some(false) {
+                    if json_content != Some(true) {
                         Err(ApiError::new(
                             ErrorCode::UnsupportedMediaType,
                             "send the body as JSON with Content-Type: application/json",
@@ -517,7 +517,7 @@ mod tests {
 
 /// Whether a JSON text contains the escape `\u0000` (JSON cannot carry a raw NUL byte in a
 /// string, so this is the only way one gets in). Skips escaped backslashes correctly.
-fn has_escaped_nul(bytes: &[u8]) -> bool {
+pub(crate) fn has_escaped_nul(bytes: &[u8]) -> bool {
     let mut index = 0;
     while index < bytes.len() {
         if bytes[index] == b'\\' {

@@ -116,6 +116,15 @@ pub struct Registrant {
     pub legacy: bool,
 }
 
+/// What a registration needs to know of the device already registered under the identifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegisteredDevice {
+    pub id: Uuid,
+    pub owner: Option<Uuid>,
+    /// Enrolled in or imported by an organization.
+    pub managed: bool,
+}
+
 /// What a registration does to an existing device: its owner afterwards, and whether the
 /// caller receives a new device token (the device's secret: it then acts as the device).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,17 +138,31 @@ pub struct RegistrationOutcome {
 /// owns, or by the device itself (its token); the app's public key alone may no longer update
 /// it, unless legacy device authentication is on (then it gets no token).
 pub fn decide_registration(
-    existing: Option<(Uuid, Option<Uuid>)>,
+    existing: Option<RegisteredDevice>,
     registrant: Registrant,
 ) -> Result<RegistrationOutcome, DeviceRuleError> {
-    let Some((device, current_owner)) = existing else {
+    let Some(RegisteredDevice {
+        id: device,
+        owner: current_owner,
+        managed,
+    }) = existing
+    else {
         return Ok(RegistrationOutcome {
             owner: registrant.user,
             issue_token: true,
         });
     };
-    let owner = owner_after_registration(current_owner, registrant.user)?;
     let is_the_device = registrant.device == Some(device);
+    // An organization's device (enrolled or imported) may have no owner, but it is not free
+    // to claim: only the device itself, or the owner it already has (a personal device the
+    // organization adopted), registers it again.
+    let by_its_owner = current_owner.is_some() && current_owner == registrant.user;
+    if managed && !is_the_device && !by_its_owner {
+        return Err(DeviceRuleError::Conflict(
+            "this device is managed by an organization: only the device itself (its device token) or its owner registers it again",
+        ));
+    }
+    let owner = owner_after_registration(current_owner, registrant.user)?;
     let by_owner = registrant.user.is_some() && owner == registrant.user;
     if is_the_device || by_owner {
         return Ok(RegistrationOutcome {
@@ -321,7 +344,14 @@ mod tests {
         let who = |user, device, legacy| Registrant { user, device, legacy };
         let fresh = decide_registration(None, who(None, None, false)).unwrap();
         assert_eq!((fresh.owner, fresh.issue_token), (None, true));
-        let owned = Some((phone, Some(ann)));
+        let device = |owner, managed| {
+            Some(RegisteredDevice {
+                id: phone,
+                owner,
+                managed,
+            })
+        };
+        let owned = device(Some(ann), false);
         assert!(
             decide_registration(owned, who(Some(ann), None, false))
                 .unwrap()
@@ -346,7 +376,7 @@ mod tests {
             }),
             "legacy: the key alone updates, without a token"
         );
-        let unowned = Some((phone, None));
+        let unowned = device(None, false);
         assert_eq!(
             decide_registration(unowned, who(Some(bob), None, false)),
             Ok(RegistrationOutcome {
@@ -356,6 +386,28 @@ mod tests {
             "a user claims a device nobody owns"
         );
         assert!(decide_registration(unowned, who(None, None, false)).is_err());
+        let fleet = device(None, true);
+        assert!(
+            decide_registration(fleet, who(Some(bob), None, false)).is_err(),
+            "nobody claims an organization's device"
+        );
+        assert!(
+            decide_registration(fleet, who(Some(bob), None, true)).is_err(),
+            "not even with legacy auth"
+        );
+        assert!(
+            decide_registration(fleet, who(None, Some(phone), false))
+                .unwrap()
+                .issue_token
+        );
+        let adopted = device(Some(ann), true);
+        assert!(
+            decide_registration(adopted, who(Some(ann), None, false))
+                .unwrap()
+                .issue_token,
+            "its owner"
+        );
+        assert!(decide_registration(adopted, who(Some(bob), None, false)).is_err());
     }
 
     #[test]

@@ -902,6 +902,20 @@ async fn leave_groups_on_erasure(
         .all(transaction)
         .await
         .map_err(db)?;
+    // Everyone who shared a group with the erased user: locks the erased user set on their
+    // devices (or others set on the erased user's) may have lost the one who could lift them.
+    let mut affected = std::collections::BTreeSet::new();
+    for membership in &memberships {
+        affected.extend(
+            group_memberships::Entity::find()
+                .filter(group_memberships::Column::GroupId.eq(membership.group_id))
+                .all(transaction)
+                .await
+                .map_err(db)?
+                .into_iter()
+                .map(|row| row.user_id),
+        );
+    }
     for membership in memberships {
         let Some(group) = crate::groups::lock_group(transaction, membership.group_id, now).await? else {
             // A deleted group keeps its rows for the audit trail, minus this person.
@@ -923,6 +937,8 @@ async fn leave_groups_on_erasure(
         .change(Some(before), Some(after));
         insert_audit_entry(transaction, &entry).await?;
     }
+    affected.remove(&user);
+    crate::lock_reach::release_unreachable_locks(transaction, &affected, now).await?;
     Ok(())
 }
 

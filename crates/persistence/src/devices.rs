@@ -9,7 +9,7 @@ use sea_orm::{
 use serde_json::json;
 use steward_domain::devices::{
     ApiKeyRecord, ApiKeyStore, DeviceRecord, DeviceRegistration, DeviceRuleError, DeviceStore,
-    DeviceStoreError, DeviceTransfer, Registrant, TransferStatus, decide_registration,
+    DeviceStoreError, DeviceTransfer, RegisteredDevice, Registrant, TransferStatus, decide_registration,
 };
 use steward_domain::fleet::NewDeviceToken;
 use steward_domain::{AuditEntry, RepositoryError};
@@ -93,9 +93,11 @@ impl DeviceStore for Database {
         };
         let created = existing.is_none();
         let outcome = decide_registration(
-            existing
-                .as_ref()
-                .map(|current| (current.id, current.owner_user_id)),
+            existing.as_ref().map(|current| RegisteredDevice {
+                id: current.id,
+                owner: current.owner_user_id,
+                managed: current.is_managed || current.organization_id.is_some(),
+            }),
             registrant,
         )?;
         let id = match existing {

@@ -50,7 +50,8 @@ pub(crate) fn db_err_to_repository(error: DbErr) -> RepositoryError {
 /// Failures that say nothing about the request and may pass on retry: the connection died or
 /// was closed by the server (PostgreSQL's class 08 and 57P01–57P03: "terminating connection
 /// due to administrator command"), I/O errors, pool exhaustion, or SQLite's "database is
-/// locked" (a write lock held longer than the busy timeout, or a snapshot that went stale).
+/// locked" (a write lock held longer than the busy timeout, or a snapshot that went stale),
+/// and PostgreSQL's deadlock and serialization failures (the transaction was rolled back).
 /// Such a statement did not commit, so the caller answers 503 with `Retry-After`.
 fn transient(error: &DbErr) -> Option<String> {
     let sqlx = match error {
@@ -69,7 +70,9 @@ fn transient(error: &DbErr) -> Option<String> {
             let transient = code.starts_with("08")
                 || matches!(
                     code.as_str(),
-                    "57P01" | "57P02" | "57P03" | "5" | "517" | "6" | "262"
+                    // connection ended by the server; deadlock or serialization failure (rolled
+                    // back); SQLite busy or locked.
+                    "57P01" | "57P02" | "57P03" | "40P01" | "40001" | "5" | "517" | "6" | "262"
                 );
             transient.then(|| database.message().to_owned())
         }

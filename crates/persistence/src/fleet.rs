@@ -1023,51 +1023,10 @@ impl FleetStore for Database {
         audit: &AuditEntry,
     ) -> Result<(), FleetStoreError> {
         let transaction = self.connection().begin().await.map_err(db)?;
+        // The claim decides against a concurrent retirement or adoption; then the same end
+        // state as an organization's deletion gives each of its devices.
         let before = claim_device(&transaction, organization, device, now).await?;
-        devices::Entity::update_many()
-            .col_expr(devices::Column::OrganizationId, Expr::value(Option::<Uuid>::None))
-            .col_expr(devices::Column::IsManaged, Expr::value(false))
-            .col_expr(devices::Column::EnrollmentStatus, Expr::value("retired"))
-            .col_expr(
-                devices::Column::Status,
-                Expr::value(DeviceStatus::Active.as_str()),
-            )
-            .col_expr(devices::Column::PolicyId, Expr::value(Option::<Uuid>::None))
-            .col_expr(devices::Column::FleetGroupId, Expr::value(Option::<Uuid>::None))
-            .col_expr(devices::Column::AssignedUserId, Expr::value(Option::<Uuid>::None))
-            .filter(devices::Column::Id.eq(device))
-            .exec(&transaction)
-            .await
-            .map_err(db)?;
-        revoke_device_tokens(&transaction, device, now).await?;
-        device_commands::Entity::update_many()
-            .col_expr(
-                device_commands::Column::Status,
-                Expr::value(CommandStatus::Expired.as_str()),
-            )
-            .filter(device_commands::Column::DeviceId.eq(device))
-            .filter(
-                device_commands::Column::Status
-                    .is_in([CommandStatus::Pending.as_str(), CommandStatus::Delivered.as_str()]),
-            )
-            .exec(&transaction)
-            .await
-            .map_err(db)?;
-        let entry = audit
-            .clone()
-            .resource_id(device)
-            .organization(organization)
-            .change(
-                Some(serde_json::json!({
-                    "organizationId": organization,
-                    "policyId": before.policy_id,
-                    "groupId": before.fleet_group_id,
-                    "status": before.status,
-                })),
-                Some(serde_json::json!({"enrollmentStatus": "retired"})),
-            );
-        insert_audit_entry(&transaction, &entry).await?;
-        enqueue(&transaction, device, "retired", now).await?;
+        retire_devices(&transaction, organization, &[before], now, audit).await?;
         transaction.commit().await.map_err(db)?;
         Ok(())
     }

@@ -546,14 +546,31 @@ impl GroupStore for Database {
         now: DateTime<Utc>,
         audit: &AuditEntry,
     ) -> Result<Uuid, GroupStoreError> {
+        // The code names its group for good: read it before the transaction, so the group's lock
+        // can be taken first, in the order deletion, archiving and role changes take it (group,
+        // then its invites) — two orders could deadlock.
+        let group_id = group_invites::Entity::find()
+            .filter(group_invites::Column::Code.eq(code))
+            .one(self.connection())
+            .await
+            .map_err(db)?
+            .ok_or(GroupRuleError::NotFound)?
+            .group_id;
         let transaction = self.connection().begin().await.map_err(db)?;
-        // Spend the use first: the conditional update is the arbiter between racing joins.
+        // The group's lock also orders this join with role changes: the creator's standing read
+        // below is the one in force when the member joins.
+        let group = lock_group(&transaction, group_id, now)
+            .await?
+            .filter(|group| group.archived_at.is_none())
+            .ok_or(GroupRuleError::NotFound)?;
+        // Then spend the use: the conditional update is the arbiter between racing joins.
         let spent = group_invites::Entity::update_many()
             .col_expr(
                 group_invites::Column::UseCount,
                 Expr::col(group_invites::Column::UseCount).add(1),
             )
             .filter(group_invites::Column::Code.eq(code))
+            .filter(group_invites::Column::GroupId.eq(group_id))
             .filter(group_invites::Column::RevokedAt.is_null())
             .filter(group_invites::Column::ExpiresAt.gt(now))
             .filter(Expr::col(group_invites::Column::UseCount).lt(Expr::col(group_invites::Column::MaxUses)))
@@ -570,12 +587,6 @@ impl GroupStore for Database {
             .map_err(db)?
             .ok_or(GroupRuleError::NotFound)?;
         let granted = role(&invite.role)?;
-        // The group's lock orders this join with role changes: the creator's standing read
-        // below is the one in force when the member joins.
-        let group = lock_group(&transaction, invite.group_id, now)
-            .await?
-            .filter(|group| group.archived_at.is_none())
-            .ok_or(GroupRuleError::NotFound)?;
         let creator_role = group_memberships::Entity::find()
             .filter(group_memberships::Column::GroupId.eq(group.id))
             .filter(group_memberships::Column::UserId.eq(invite.created_by))

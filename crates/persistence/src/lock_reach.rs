@@ -9,9 +9,10 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, ExprTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter};
 use serde_json::json;
 use steward_domain::groups::manages_devices_of;
+use steward_domain::rbac::RoleCatalog;
 use steward_domain::settings::store::UnlockStatus;
 use steward_domain::{Actor, AuditAction, AuditEntry, RepositoryError};
 use uuid::Uuid;
@@ -67,7 +68,7 @@ pub(crate) async fn release_unreachable_locks(
         if released.is_empty() {
             continue;
         }
-        let version = bump(transaction, device.id, now).await?;
+        let version = crate::settings::bump_version(transaction, device.id, None, now).await?;
         for (key, locker) in &released {
             device_settings::Entity::update_many()
                 .col_expr(device_settings::Column::IsLocked, Expr::value(false))
@@ -133,34 +134,16 @@ pub(crate) async fn release_unreachable_locks(
     Ok(touched)
 }
 
+/// Whether `user` may change any device's settings by a system role (`devices:write` in the
+/// built-in role table): such a locker can still lift their lock.
 async fn is_system_admin<C: ConnectionTrait>(connection: &C, user: Uuid) -> Result<bool, RepositoryError> {
-    Ok(user_system_roles::Entity::find()
+    let roles: Vec<String> = user_system_roles::Entity::find()
         .filter(user_system_roles::Column::UserId.eq(user))
-        .one(connection)
+        .all(connection)
         .await
         .map_err(db)?
-        .is_some())
-}
-
-async fn bump<C: ConnectionTrait>(
-    connection: &C,
-    device: Uuid,
-    now: DateTime<Utc>,
-) -> Result<i64, RepositoryError> {
-    devices::Entity::update_many()
-        .col_expr(
-            devices::Column::SettingsVersion,
-            Expr::col(devices::Column::SettingsVersion).add(1),
-        )
-        .col_expr(devices::Column::UpdatedAt, Expr::value(now))
-        .filter(devices::Column::Id.eq(device))
-        .exec(connection)
-        .await
-        .map_err(db)?;
-    Ok(devices::Entity::find_by_id(device)
-        .one(connection)
-        .await
-        .map_err(db)?
-        .map(|model| model.settings_version)
-        .unwrap_or_default())
+        .into_iter()
+        .map(|row| row.role)
+        .collect();
+    Ok(RoleCatalog::default().allows(&roles, "devices:write"))
 }

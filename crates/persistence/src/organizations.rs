@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::Utc;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, ExprTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
 };
 use serde_json::json;
 use steward_domain::organizations::{
@@ -242,6 +242,15 @@ impl OrganizationStore for Database {
             .map_err(db)?;
         if locked.rows_affected == 0 {
             return Err(RepositoryError::NotFound);
+        }
+        // PostgreSQL: the UPDATE's lock does not conflict with the key-share lock an enrollment's
+        // foreign-key check takes; FOR UPDATE does, so no device joins while it is deleted.
+        if transaction.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+            organizations::Entity::find_by_id(id)
+                .lock_exclusive()
+                .one(&transaction)
+                .await
+                .map_err(db)?;
         }
         let members: Vec<devices::Model> = devices::Entity::find()
             .filter(devices::Column::OrganizationId.eq(id))

@@ -350,7 +350,7 @@ async fn apply_change(
 
 /// Takes the device's settings lock by bumping its version (only from `expected` when given);
 /// answers the new version.
-async fn bump_version(
+pub(crate) async fn bump_version(
     transaction: &DatabaseTransaction,
     device: Uuid,
     expected: Option<i64>,

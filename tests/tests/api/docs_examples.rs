@@ -12,12 +12,18 @@ fn doc(name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
 }
 
-/// The JSON of the first fenced ```json block after `marker` in `text`.
+/// The JSON of the fenced ```json block holding `marker` (or the first one after it).
 fn json_block_after(text: &str, marker: &str) -> Value {
     let start = text
         .find(marker)
         .unwrap_or_else(|| panic!("the docs mention {marker:?}"));
-    let fence = text[start..].find("```json").unwrap() + start + "```json".len();
+    // The block that holds the marker, or else the next one.
+    let open = text[..start]
+        .rfind("```json")
+        .filter(|open| !text[*open + "```json".len()..start].contains("```"))
+        .or_else(|| text[start..].find("```json").map(|at| at + start))
+        .unwrap_or_else(|| panic!("a ```json block at {marker:?}"));
+    let fence = open + "```json".len();
     let end = text[fence..].find("```").unwrap() + fence;
     serde_json::from_str(text[fence..end].trim()).unwrap_or_else(|error| panic!("{marker}: {error}"))
 }
@@ -60,21 +66,7 @@ async fn the_organizations_worked_example_runs_as_written() {
             let root = app.user("root@example.com").await;
             app.grant(root.id, "super_admin").await;
             assert!(catalog_keys(&app, &root).await.contains(&key), "{key} is in the seeded catalog");
-            let org = expect_data(
-                send(
-                    &app,
-                    Method::POST,
-                    "/api/admin/v1/organizations",
-                    &root,
-                    Some(json!({"name": "Acme", "slug": "acme", "ownerUserId": root.id})),
-                )
-                .await,
-                StatusCode::CREATED,
-            )
-            .await["id"]
-                .as_str()
-                .unwrap()
-                .to_owned();
+            let org = app.organization(&root, "acme", &root).await;
             let path = |rest: &str| format!("/api/admin/v1/organizations/{org}{rest}");
             expect_data(
                 send(
@@ -168,7 +160,23 @@ async fn the_sync_example_of_the_settings_guide_is_accepted_as_written() {
         let body = body.clone();
         async move {
             let app = spawn_app(backend).await;
-            let ann = app.user("ann@example.com").await;
+            // The documented token answer's fields are all there.
+            let tokens = json_block_after(&doc("authentication.md"), "\"tokenType\": \"Bearer\"");
+            let registered = app.register("ann@example.com").await;
+            for key in tokens["data"].as_object().unwrap().keys() {
+                assert!(
+                    registered.get(key).is_some(),
+                    "{backend:?}: {key} in {registered}"
+                );
+            }
+            for key in tokens["data"]["user"].as_object().unwrap().keys() {
+                assert!(registered["user"].get(key).is_some(), "{backend:?}: user.{key}");
+            }
+            assert_eq!(registered["tokenType"], tokens["data"]["tokenType"]);
+            let ann = steward_tests::TestUser {
+                id: registered["user"]["id"].as_str().unwrap().parse().unwrap(),
+                token: registered["accessToken"].as_str().unwrap().to_owned(),
+            };
             let keys = catalog_keys(&app, &ann).await;
             for key in body["changes"].as_object().unwrap().keys() {
                 assert!(keys.contains(key), "{key} of the example is in the catalog");
@@ -211,6 +219,197 @@ async fn the_sync_example_of_the_settings_guide_is_accepted_as_written() {
             .await;
             for (key, value) in body["changes"].as_object().unwrap() {
                 assert_eq!(&synced["settings"][key]["value"], value, "{backend:?}: {synced}");
+            }
+            app.stop().await;
+        }
+    })
+    .await;
+}
+
+/// Every `METHOD /path {json}` request line in a fenced block of the docs (a body may sit on
+/// the next line, indented), with its path's placeholders and `"…"` values filled in.
+fn request_lines() -> Vec<(String, String, Method, String, Value)> {
+    let mut found = Vec::new();
+    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs");
+    let mut files: Vec<_> = std::fs::read_dir(&docs).unwrap().filter_map(Result::ok).collect();
+    files.sort_by_key(|entry| entry.file_name());
+    for entry in files {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(entry.path()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let mut fenced = false;
+        for (index, line) in lines.iter().enumerate() {
+            if line.trim_start().starts_with("```") {
+                fenced = !fenced;
+                continue;
+            }
+            if !fenced {
+                continue;
+            }
+            let mut words = line.split_whitespace();
+            let method = match words.next() {
+                Some("POST") => Method::POST,
+                Some("PUT") => Method::PUT,
+                _ => continue,
+            };
+            let Some(path) = words.next().filter(|p| p.starts_with('/')) else {
+                continue;
+            };
+            let path_end = line.find(path).unwrap() + path.len();
+            let inline = line[path_end..].find('{').map(|at| at + path_end);
+            let body = match inline {
+                Some(at) => line[at..].split("  ").next().unwrap().to_owned(),
+                None => match lines.get(index + 1).map(|next| next.trim()) {
+                    Some(next) if next.starts_with('{') => next.to_owned(),
+                    _ => continue,
+                },
+            };
+            let body: Value = serde_json::from_str(&body).unwrap_or_else(|error| {
+                panic!("{name}:{}: the example body is not JSON: {error}", index + 1)
+            });
+            found.push((
+                name.clone(),
+                format!("{}:{}", name, index + 1),
+                method,
+                path.to_owned(),
+                body,
+            ));
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn every_request_line_of_the_docs_is_accepted_as_a_request() {
+    let requests = request_lines();
+    assert!(requests.len() >= 5, "{requests:?}");
+    each_backend(|backend| {
+        let requests = requests.clone();
+        async move {
+            let app = spawn_app(backend).await;
+            let root = app.user("root@example.com").await;
+            app.grant(root.id, "super_admin").await;
+            for (_, place, method, path, body) in requests {
+                let path = path
+                    .replace("{userId}", &root.id.to_string())
+                    .replace("{provider}", "google")
+                    .replace("{id}", &uuid::Uuid::now_v7().to_string());
+                let answer = send(&app, method.clone(), &path, &root, Some(body.clone())).await;
+                let status = answer.status();
+                let text = answer.text().await.unwrap();
+                // The example's shape is right: whatever the answer, it is not a refusal of the
+                // request's form (placeholders like "…" may still fail later checks, as a
+                // fake ID token must).
+                assert!(
+                    !matches!(status.as_u16(), 400 | 413 | 415 | 422) && status.as_u16() < 500,
+                    "{backend:?} {place}: {method} {path} {body} → {status} {text}"
+                );
+            }
+            app.stop().await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_envelopes_of_the_api_conventions_are_the_ones_served() {
+    let text = doc("api-conventions.md");
+    let error = json_block_after(&text, "\"success\": false");
+    let list = json_block_after(&text, "\"meta\"");
+    each_backend(|backend| {
+        let (error, list) = (error.clone(), list.clone());
+        async move {
+            let app = spawn_app(backend).await;
+            // The documented error is what a registration with a bad email answers.
+            let answer = app
+                .post_json(
+                    "/api/v1/auth/register",
+                    &json!({"email": "not an email", "password": steward_tests::PASSWORD, "displayName": "A"}),
+                )
+                .await;
+            let served: Value = answer.json().await.unwrap();
+            for key in ["code", "message", "details"] {
+                assert_eq!(served["error"][key], error["error"][key], "{backend:?} {key}: {served}");
+            }
+            assert!(served["error"]["requestId"].is_string());
+            // The documented token answer's fields are all there.
+            let tokens = json_block_after(&doc("authentication.md"), "\"tokenType\": \"Bearer\"");
+            let registered = app.register("ann@example.com").await;
+            for key in tokens["data"].as_object().unwrap().keys() {
+                assert!(registered.get(key).is_some(), "{backend:?}: {key} in {registered}");
+            }
+            for key in tokens["data"]["user"].as_object().unwrap().keys() {
+                assert!(registered["user"].get(key).is_some(), "{backend:?}: user.{key}");
+            }
+            assert_eq!(registered["tokenType"], tokens["data"]["tokenType"]);
+            let ann = steward_tests::TestUser {
+                id: registered["user"]["id"].as_str().unwrap().parse().unwrap(),
+                token: registered["accessToken"].as_str().unwrap().to_owned(),
+            };
+            let page: Value = send(&app, Method::GET, "/api/v1/groups", &ann, None)
+                .await
+                .json()
+                .await
+                .unwrap();
+            let keys = |v: &Value| -> Vec<String> {
+                let mut keys: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+                keys.sort();
+                keys
+            };
+            assert_eq!(keys(&page), keys(&list), "{backend:?}: {page}");
+            assert_eq!(keys(&page["meta"]), keys(&list["meta"]));
+            app.stop().await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_enrollment_request_of_the_organizations_guide_enrolls_as_written() {
+    let example = json_block_after(
+        &doc("organizations.md"),
+        "\"enrollmentToken\": \"stw_enr_…\", \"deviceId\"",
+    );
+    each_backend(|backend| {
+        let mut body = example.clone();
+        async move {
+            let app = spawn_app(backend).await;
+            let root = app.user("root@example.com").await;
+            app.grant(root.id, "super_admin").await;
+            let org = app.organization(&root, "acme", &root).await;
+            let token = expect_data(
+                send(
+                    &app,
+                    Method::POST,
+                    &format!("/api/admin/v1/organizations/{org}/enrollment-tokens"),
+                    &root,
+                    Some(json!({})),
+                )
+                .await,
+                StatusCode::CREATED,
+            )
+            .await["token"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            body["enrollmentToken"] = json!(token);
+            let enrolled = expect_data(
+                app.post_json("/api/v1/devices/enroll", &body).await,
+                StatusCode::CREATED,
+            )
+            .await;
+            for key in [
+                "deviceId",
+                "organizationId",
+                "deviceToken",
+                "deviceTokenExpiresAt",
+                "adopted",
+                "settings",
+            ] {
+                assert!(
+                    enrolled.get(key).is_some(),
+                    "{backend:?}: the documented {key} in {enrolled}"
+                );
             }
             app.stop().await;
         }

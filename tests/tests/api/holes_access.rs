@@ -5,21 +5,6 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use steward_tests::{TestApp, TestUser, each_backend, expect_data, expect_error, send, spawn_app};
 
-async fn organization(app: &TestApp, root: &TestUser, slug: &str, owner: &TestUser) -> String {
-    let created = send(
-        app,
-        Method::POST,
-        "/api/admin/v1/organizations",
-        root,
-        Some(json!({"name": slug, "slug": slug, "ownerUserId": owner.id})),
-    )
-    .await;
-    expect_data(created, StatusCode::CREATED).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
 async fn personal_token(app: &TestApp, user: &TestUser, scopes: Value) -> TestUser {
     let created = expect_data(
         send(
@@ -90,7 +75,7 @@ async fn every_organization_route_needs_the_token_scope_and_sessions_pass() {
         let root = app.user("root@example.com").await;
         app.grant(root.id, "super_admin").await;
         let owner = app.user("owner@example.com").await;
-        let org = organization(&app, &root, "acme", &owner).await;
+        let org = app.organization(&root, "acme", &owner).await;
         let read_only = personal_token(&app, &root, json!(["account:read"])).await;
         let reader = personal_token(&app, &root, json!(["organizations:read"])).await;
         let audit_before = app.audit_actions().await.len();
@@ -152,7 +137,7 @@ async fn every_organization_route_needs_the_token_scope_and_sessions_pass() {
         }
 
         // The organization's owner may give a token organization scopes and use it.
-        let other = organization(&app, &root, "other", &owner).await;
+        let other = app.organization(&root, "other", &owner).await;
         let owners_token =
             personal_token(&app, &owner, json!(["organizations:read", "organizations:write"])).await;
         expect_data(
@@ -200,7 +185,7 @@ async fn callers_are_authorized_before_their_bodies_are_read() {
         let owner = app.user("owner@example.com").await;
         let viewer = app.user("viewer@example.com").await;
         let stranger = app.user("stranger@example.com").await;
-        let org = organization(&app, &root, "acme", &owner).await;
+        let org = app.organization(&root, "acme", &owner).await;
         expect_data(
             send(
                 &app,
@@ -294,21 +279,7 @@ async fn callers_are_authorized_before_their_bodies_are_read() {
         .await;
 
         // Group routes likewise: a stranger's malformed invite is a 404.
-        let group = expect_data(
-            send(
-                &app,
-                Method::POST,
-                "/api/v1/groups",
-                &owner,
-                Some(json!({"name": "Home"})),
-            )
-            .await,
-            StatusCode::CREATED,
-        )
-        .await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let group = app.group(&owner, "Home").await;
         expect_error(
             malformed(
                 &stranger,
@@ -331,33 +302,6 @@ async fn callers_are_authorized_before_their_bodies_are_read() {
     .await;
 }
 
-async fn join(app: &TestApp, owner: &TestUser, group: &str, member: &TestUser) {
-    let code = expect_data(
-        send(
-            app,
-            Method::POST,
-            &format!("/api/v1/groups/{group}/invites"),
-            owner,
-            Some(json!({"role": "member"})),
-        )
-        .await,
-        StatusCode::CREATED,
-    )
-    .await;
-    expect_data(
-        send(
-            app,
-            Method::POST,
-            "/api/v1/groups/join",
-            member,
-            Some(json!({"code": code["code"]})),
-        )
-        .await,
-        StatusCode::OK,
-    )
-    .await;
-}
-
 #[tokio::test]
 async fn the_apps_public_key_and_a_device_identifier_are_not_a_devices_identity() {
     for legacy in [false, true] {
@@ -369,36 +313,11 @@ async fn the_apps_public_key_and_a_device_identifier_are_not_a_devices_identity(
             let olivia = app.user("olivia@example.com").await;
             let mia = app.user("mia@example.com").await;
             let max = app.user("max@example.com").await;
-            let group = expect_data(
-                send(
-                    &app,
-                    Method::POST,
-                    "/api/v1/groups",
-                    &olivia,
-                    Some(json!({"name": "Home"})),
-                )
-                .await,
-                StatusCode::CREATED,
-            )
-            .await["id"]
-                .as_str()
-                .unwrap()
-                .to_owned();
-            join(&app, &olivia, &group, &mia).await;
-            join(&app, &olivia, &group, &max).await;
+            let group = app.group(&olivia, "Home").await;
+            app.join(&group, &olivia, &mia, "member").await;
+            app.join(&group, &olivia, &max, "member").await;
             let key = app.api_key().await;
-            let registered = app
-                .client
-                .post(app.url("/api/v1/devices/register"))
-                .header("x-api-key", &key)
-                .bearer_auth(&max.token)
-                .json(&json!({"deviceId": "max-phone", "displayName": "Max's phone"}))
-                .send()
-                .await
-                .unwrap();
-            let registered = expect_data(registered, StatusCode::CREATED).await;
-            let device = registered["id"].as_str().unwrap().to_owned();
-            let device_token = registered["deviceToken"].as_str().unwrap().to_owned();
+            let (device, device_token) = app.device(&key, &max, "max-phone").await;
 
             // A fellow member sees the device, but not the identifier the app registered with.
             let seen = expect_data(
@@ -473,7 +392,7 @@ async fn the_apps_public_key_and_a_device_identifier_are_not_a_devices_identity(
                 .post(app.url("/api/v1/devices/register"))
                 .header("x-api-key", &key)
                 .bearer_auth(&max.token)
-                .json(&json!({"deviceId": "max-phone", "displayName": "Max's phone"}))
+                .json(&json!({"deviceId": "max-phone", "displayName": "Device max-phone"}))
                 .send()
                 .await
                 .unwrap();
@@ -517,7 +436,7 @@ async fn the_apps_public_key_and_a_device_identifier_are_not_a_devices_identity(
                     StatusCode::OK,
                 )
                 .await;
-                assert_eq!(own["displayName"], "Max's phone", "{backend:?}");
+                assert_eq!(own["displayName"], "Device max-phone", "{backend:?}");
             }
             app.stop().await;
         })

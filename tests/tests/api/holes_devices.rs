@@ -19,18 +19,7 @@ impl Org {
 async fn organization(app: &TestApp) -> Org {
     let root = app.user("root@example.com").await;
     app.grant(root.id, "super_admin").await;
-    let created = send(
-        app,
-        Method::POST,
-        "/api/admin/v1/organizations",
-        &root,
-        Some(json!({"name": "Acme", "slug": "acme", "ownerUserId": root.id})),
-    )
-    .await;
-    let id = expect_data(created, StatusCode::CREATED).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.organization(&root, "acme", &root).await;
     Org { root, id }
 }
 
@@ -210,19 +199,7 @@ async fn transfers_answer_alike_for_unknown_and_ineligible_recipients() {
         let app = spawn_app(backend).await;
         let key = app.api_key().await;
         let ann = app.user("ann@example.com").await;
-        let registered = app
-            .client
-            .post(app.url("/api/v1/devices/register"))
-            .header("x-api-key", &key)
-            .bearer_auth(&ann.token)
-            .json(&json!({"deviceId": "tab-1", "displayName": "Tablet"}))
-            .send()
-            .await
-            .unwrap();
-        let device = expect_data(registered, StatusCode::CREATED).await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let (device, _) = app.device(&key, &ann, "tab-1").await;
         let path = format!("/api/v1/users/{}/devices/{device}/transfer", ann.id);
         let mut answers = Vec::new();
         for (body, field) in [
@@ -414,6 +391,64 @@ async fn deleting_an_organization_with_devices_needs_force_and_then_retires_them
         let retired = audit_of(&app, &org.root, "action=device.retired").await;
         assert_eq!(retired.len(), 1, "{backend:?}: {retired:?}");
         assert_eq!(retired[0]["organizationId"], org.id.as_str());
+        app.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn nobody_claims_an_organizations_device_by_registering_its_identifier() {
+    each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let org = organization(&app).await;
+        let (device, device_token) = enrolled(&app, &org, "fleet-7").await;
+        let mallory = app.user("mallory@example.com").await;
+        let key = app.api_key().await;
+        let claim = app
+            .client
+            .post(app.url("/api/v1/devices/register"))
+            .header("x-api-key", &key)
+            .bearer_auth(&mallory.token)
+            .json(&json!({"deviceId": "fleet-7", "displayName": "mine now"}))
+            .send()
+            .await
+            .unwrap();
+        expect_error(claim, StatusCode::CONFLICT, "CONFLICT").await;
+        // The device's own token still works, and the device may register itself again.
+        let settings = format!("/api/v1/devices/{device}/settings");
+        expect_data(
+            app.client
+                .get(app.url(&settings))
+                .bearer_auth(&device_token)
+                .send()
+                .await
+                .unwrap(),
+            StatusCode::OK,
+        )
+        .await;
+        // Suspended, it may not mint itself a new token.
+        expect_data(
+            send(
+                &app,
+                Method::POST,
+                &org.path(&format!("/devices/{device}/suspend")),
+                &org.root,
+                None,
+            )
+            .await,
+            StatusCode::OK,
+        )
+        .await;
+        let again = app
+            .client
+            .post(app.url("/api/v1/devices/register"))
+            .header("x-api-key", &key)
+            .bearer_auth(&device_token)
+            .json(&json!({"deviceId": "fleet-7", "displayName": "Phone"}))
+            .send()
+            .await
+            .unwrap();
+        expect_error(again, StatusCode::FORBIDDEN, "DEVICE_SUSPENDED").await;
         app.stop().await;
     })
     .await;

@@ -5,21 +5,7 @@ use serde_json::{Value, json};
 use steward_tests::{TestApp, TestUser, each_backend, expect_data, expect_error, send, spawn_app};
 
 async fn group_with_admin(app: &TestApp, owner: &TestUser, admin: &TestUser) -> String {
-    let group = expect_data(
-        send(
-            app,
-            Method::POST,
-            "/api/v1/groups",
-            owner,
-            Some(json!({"name": "Team"})),
-        )
-        .await,
-        StatusCode::CREATED,
-    )
-    .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let group = app.group(owner, "Team").await;
     let code = invite(app, &group, owner, "admin").await;
     expect_data(join(app, admin, &code).await, StatusCode::OK).await;
     group
@@ -211,19 +197,7 @@ async fn locks_are_released_when_their_setter_no_longer_manages_the_device() {
         let code = invite(&app, &group, &owner, "member").await;
         expect_data(join(&app, &kid, &code).await, StatusCode::OK).await;
         let key = app.api_key().await;
-        let registered = app
-            .client
-            .post(app.url("/api/v1/devices/register"))
-            .header("x-api-key", &key)
-            .bearer_auth(&kid.token)
-            .json(&json!({"deviceId": "kid-phone", "displayName": "Kid's phone"}))
-            .send()
-            .await
-            .unwrap();
-        let device = expect_data(registered, StatusCode::CREATED).await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let (device, _) = app.device(&key, &kid, "kid-phone").await;
         let settings = format!("/api/v1/devices/{device}/settings");
         let lock = |by: &TestUser, key: &str| {
             send(
@@ -314,6 +288,52 @@ async fn locks_are_released_when_their_setter_no_longer_manages_the_device() {
             .filter(|a| a == "settings.lock_released")
             .count();
         assert_eq!(released, 2, "{backend:?}");
+        app.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_parent_who_deletes_their_account_leaves_no_lock_behind() {
+    each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let owner = app.user("owner@example.com").await;
+        let admin = app.user("admin@example.com").await;
+        let kid = app.user("kid@example.com").await;
+        let group = group_with_admin(&app, &owner, &admin).await;
+        let code = invite(&app, &group, &owner, "member").await;
+        expect_data(join(&app, &kid, &code).await, StatusCode::OK).await;
+        let key = app.api_key().await;
+        let (device, _) = app.device(&key, &kid, "kid-phone").await;
+        let settings = format!("/api/v1/devices/{device}/settings");
+        expect_data(
+            send(
+                &app,
+                Method::POST,
+                &format!("{settings}/location.sharing_enabled/lock"),
+                &admin,
+                Some(json!({"value": false})),
+            )
+            .await,
+            StatusCode::OK,
+        )
+        .await;
+        let deleted = app
+            .authed(Method::DELETE, "/api/v1/auth/me", &admin.token)
+            .json(&json!({"password": steward_tests::PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+        let after = expect_data(
+            send(&app, Method::GET, &settings, &kid, None).await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(
+            after["settings"]["location.sharing_enabled"]["locked"], false,
+            "{backend:?}: {after}"
+        );
         app.stop().await;
     })
     .await;

@@ -254,6 +254,15 @@ async fn role_overrides_name_only_grantable_roles_and_never_revoke_hand_grants()
                 .contains(&"admin.role_overrides_updated".to_owned()),
             "{backend:?}: nothing was saved"
         );
+        // Pausing revocation reaches the boss's super_admin too: refused.
+        expect_error(
+            put(json!({"enabled": false, "preserved": [], "suppressed": []}))
+                .await
+                .unwrap(),
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+        )
+        .await;
         // Roles within their own are fine.
         expect_data(
             put(json!({"enabled": true, "suppressed": ["user_admin"]}))

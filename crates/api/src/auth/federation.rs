@@ -349,6 +349,18 @@ impl AuthService {
         if !beyond.is_empty() {
             return Err(AuthError::Forbidden);
         }
+        // Pausing (or resuming) revocation reaches every role the user holds: only an
+        // administrator who could grant each of them may do it.
+        let enabled = |o: &Option<RoleOverrides>| o.as_ref().is_none_or(|o| o.enabled);
+        if enabled(&before) != enabled(&overrides) {
+            let held_by_target = self.system_roles(user).await?;
+            if held_by_target
+                .iter()
+                .any(|role| !self.roles().may_grant(&held, role))
+            {
+                return Err(AuthError::Forbidden);
+            }
+        }
         let name = if overrides.is_some() {
             "admin.role_overrides_updated"
         } else {

@@ -547,6 +547,8 @@ pub async fn delete_me(
         .auth
         .delete_account(caller.user_id, body.into_inner().password, &origin.0)
         .await?;
+    // Locks the account held over others' devices were released with it.
+    state.device_states.forget_versions();
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -125,6 +125,14 @@ pub async fn register_device(
                         "the device token is invalid, expired or revoked",
                     )
                 })?;
+            // A suspended device may not mint itself a new token.
+            let status = state.device_auth.status(&state.database, grant.device_id).await?;
+            if status == steward_domain::fleet::DeviceStatus::Suspended {
+                return Err(ApiError::new(
+                    ErrorCode::DeviceSuspended,
+                    "this device is suspended by its organization",
+                ));
+            }
             (None, Some(grant.device_id))
         }
         Some(token) => {

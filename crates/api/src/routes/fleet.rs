@@ -550,6 +550,13 @@ async fn read_import(request: &HttpRequest, mut payload: web::Payload) -> Result
         }
         body.extend_from_slice(&chunk);
     }
+    // No database stores a NUL alike: refused in any cell, raw (CSV) or escaped (JSON).
+    if body.contains(&0) || (!csv && crate::extractors::has_escaped_nul(&body)) {
+        return Err(ApiError::invalid(
+            "body",
+            "must not contain the NUL character (U+0000)",
+        ));
+    }
     if csv { parse_csv(&body) } else { parse_json(&body) }
 }
 
