@@ -443,3 +443,44 @@ async fn the_apps_public_key_and_a_device_identifier_are_not_a_devices_identity(
         .await;
     }
 }
+
+#[tokio::test]
+async fn device_routes_decide_access_before_the_body() {
+    each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let ann = app.user("ann@example.com").await;
+        let stranger = app.user("stranger@example.com").await;
+        let key = app.api_key().await;
+        let (device, _) = app.device(&key, &ann, "ann-phone").await;
+        let malformed = |user: &TestUser, method: Method, path: String| {
+            let request = app
+                .authed(method, &path, &user.token)
+                .header("content-type", "application/json")
+                .body("{\"value\": ,");
+            async move { request.send().await.unwrap() }
+        };
+        let settings = format!("/api/v1/devices/{device}/settings");
+        for (method, path) in [
+            (Method::PUT, format!("{settings}/location.sharing_enabled")),
+            (Method::PUT, settings.clone()),
+            (Method::POST, format!("{settings}/sync")),
+            (Method::POST, format!("{settings}/location.sharing_enabled/lock")),
+            (Method::PUT, format!("{settings}/locks")),
+        ] {
+            expect_error(
+                malformed(&stranger, method.clone(), path.clone()).await,
+                StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+            )
+            .await;
+            expect_error(
+                malformed(&ann, method.clone(), path.clone()).await,
+                StatusCode::BAD_REQUEST,
+                "VALIDATION_ERROR",
+            )
+            .await;
+        }
+        app.stop().await;
+    })
+    .await;
+}

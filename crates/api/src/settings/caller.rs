@@ -41,10 +41,14 @@ pub enum SettingsCallerKind {
     Device(Uuid),
 }
 
-/// A settings caller; personal access tokens need scope `S`.
+/// A settings caller; personal access tokens need scope `S`. On a route with a `{deviceId}`,
+/// the caller's standing on that device is decided here too (404 for outsiders) — before the
+/// body is parsed — for reading (`devices:read`) or writing (`devices:write`) as `S` says.
 #[derive(Debug)]
 pub struct SettingsCaller<S: Scope> {
     pub kind: SettingsCallerKind,
+    /// The standing on the path's device, when the route names one.
+    pub access: Option<crate::settings::SettingsAccess>,
     scope: PhantomData<S>,
 }
 
@@ -65,72 +69,89 @@ impl<S: Scope + 'static> FromRequest for SettingsCaller<S> {
         let token = bearer_token(request);
         let ip = crate::extractors::client_ip(request).map(|ip| ip.to_string());
         let state = state(request);
+        let device = request.match_info().get("deviceId").map(str::parse::<Uuid>);
         let gate = crate::extractors::AuthGate::begin(request);
         Box::pin(async move {
             let _gate = gate;
             let state = state?;
-            if let Some(secret) = token.as_deref().filter(|t| t.starts_with(DEVICE_TOKEN_PREFIX)) {
-                let grant = state
-                    .device_auth
-                    .device_token(&state.database, secret)
-                    .await
-                    .map_err(ApiError::from)?
-                    .ok_or_else(|| {
-                        ApiError::new(
-                            ErrorCode::Unauthorized,
-                            "the device token is invalid, expired or revoked",
-                        )
-                    })?;
-                refuse_suspended(&state, grant.device_id).await?;
-                return Ok(SettingsCaller {
-                    kind: SettingsCallerKind::Device(grant.device_id),
-                    scope: PhantomData,
-                });
-            }
-            if api_key.is_some() && !state.device_auth.legacy_auth() && token.is_none() {
-                return Err(ApiError::new(
-                    ErrorCode::Unauthorized,
-                    "X-API-Key + X-Device-Id no longer act as a device: send the device token from \
-                     registration or enrollment as `Authorization: Bearer stw_dev_…`",
-                )
-                .into());
-            }
-            if let Some(key) = api_key.filter(|_| state.device_auth.legacy_auth()) {
-                let refused = || {
-                    ApiError::new(
-                        ErrorCode::Unauthorized,
-                        "a valid X-API-Key and X-Device-Id are required",
-                    )
-                };
-                state
-                    .device_auth
-                    .api_key(&state.database, &key, ip)
-                    .await
-                    .map_err(ApiError::from)?
-                    .ok_or_else(refused)?;
-                let identifier = device_identifier
-                    .filter(|id| !id.is_empty())
-                    .ok_or_else(refused)?;
-                let device = state
-                    .device_auth
-                    .device_id(&state.database, &identifier)
-                    .await
-                    .map_err(ApiError::from)?
-                    .ok_or_else(|| ApiError::not_found("no such device"))?;
-                refuse_suspended(&state, device).await?;
-                return Ok(SettingsCaller {
-                    kind: SettingsCallerKind::Device(device),
-                    scope: PhantomData,
-                });
-            }
-            let (user, scopes) = identify(&state, token, ip).await?;
-            if scopes.is_some_and(|scopes| !scopes.iter().any(|s| s == S::NAME)) {
-                return Err(scope_error(S::NAME).into());
-            }
+            let kind = caller_kind::<S>(&state, token, api_key, device_identifier, ip).await?;
+            let access = match device {
+                Some(Ok(device)) => Some(
+                    crate::settings::SettingsService::new(&state)
+                        .access(kind, device, S::NAME == "devices:write")
+                        .await?,
+                ),
+                Some(Err(_)) => return Err(ApiError::invalid("deviceId", "must be a UUID").into()),
+                None => None,
+            };
             Ok(SettingsCaller {
-                kind: SettingsCallerKind::User(user),
+                kind,
+                access,
                 scope: PhantomData,
             })
         })
     }
+}
+
+/// Who calls: the device (its token, or the legacy key and identifier) or a user.
+async fn caller_kind<S: Scope>(
+    state: &actix_web::web::Data<AppState>,
+    token: Option<String>,
+    api_key: Option<String>,
+    device_identifier: Option<String>,
+    ip: Option<String>,
+) -> Result<SettingsCallerKind, actix_web::Error> {
+    if let Some(secret) = token.as_deref().filter(|t| t.starts_with(DEVICE_TOKEN_PREFIX)) {
+        let grant = state
+            .device_auth
+            .device_token(&state.database, secret)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::Unauthorized,
+                    "the device token is invalid, expired or revoked",
+                )
+            })?;
+        refuse_suspended(state, grant.device_id).await?;
+        return Ok(SettingsCallerKind::Device(grant.device_id));
+    }
+    if api_key.is_some() && !state.device_auth.legacy_auth() && token.is_none() {
+        return Err(ApiError::new(
+            ErrorCode::Unauthorized,
+            "X-API-Key + X-Device-Id no longer act as a device: send the device token from \
+             registration or enrollment as `Authorization: Bearer stw_dev_…`",
+        )
+        .into());
+    }
+    if let Some(key) = api_key.filter(|_| state.device_auth.legacy_auth()) {
+        let refused = || {
+            ApiError::new(
+                ErrorCode::Unauthorized,
+                "a valid X-API-Key and X-Device-Id are required",
+            )
+        };
+        state
+            .device_auth
+            .api_key(&state.database, &key, ip)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(refused)?;
+        let identifier = device_identifier
+            .filter(|id| !id.is_empty())
+            .ok_or_else(refused)?;
+        let device = state
+            .device_auth
+            .device_id(&state.database, &identifier)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| ApiError::not_found("no such device"))?;
+        refuse_suspended(state, device).await?;
+        return Ok(SettingsCallerKind::Device(device));
+    }
+    let (user, scopes) = identify(state, token, ip).await?;
+    if scopes.is_some_and(|scopes| !scopes.iter().any(|s| s == S::NAME)) {
+        return Err(scope_error(S::NAME).into());
+    }
+    Ok(SettingsCallerKind::User(user))
 }
