@@ -14,6 +14,7 @@ use steward::{Application, Config};
 use steward_persistence::Database;
 use tokio::sync::OnceCell;
 
+pub mod fleet;
 pub mod idp;
 pub mod push;
 pub mod smtp;

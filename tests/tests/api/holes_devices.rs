@@ -3,56 +3,14 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use steward_tests::fleet::{Org, enrolled, organization, token};
 use steward_tests::{TestApp, TestUser, each_backend, expect_data, expect_error, send, spawn_app};
 
-struct Org {
-    root: TestUser,
-    id: String,
-}
-
-impl Org {
-    fn path(&self, rest: &str) -> String {
-        format!("/api/admin/v1/organizations/{}{rest}", self.id)
-    }
-}
-
-async fn organization(app: &TestApp) -> Org {
-    let root = app.user("root@example.com").await;
-    app.grant(root.id, "super_admin").await;
-    let id = app.organization(&root, "acme", &root).await;
-    Org { root, id }
-}
-
-/// Enrolls a device into the organization: (device id, device token).
-async fn enrolled(app: &TestApp, org: &Org, identifier: &str) -> (String, String) {
-    let token = expect_data(
-        send(
-            app,
-            Method::POST,
-            &org.path("/enrollment-tokens"),
-            &org.root,
-            Some(json!({"name": "floor"})),
-        )
-        .await,
-        StatusCode::CREATED,
-    )
-    .await["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let data = expect_data(
-        app.post_json(
-            "/api/v1/devices/enroll",
-            &json!({"enrollmentToken": token, "deviceId": identifier, "displayName": "Phone", "platform": "android"}),
-        )
-        .await,
-        StatusCode::CREATED,
-    )
-    .await;
-    (
-        data["deviceId"].as_str().unwrap().to_owned(),
-        data["deviceToken"].as_str().unwrap().to_owned(),
-    )
+/// Enrolls a device into the organization with a fresh token: (device id, device token).
+async fn enrolled_in(app: &TestApp, org: &Org, identifier: &str) -> (String, String) {
+    let (_, secret) = token(app, org, json!({"name": "floor"})).await;
+    let (device, device_token, _) = enrolled(app, &secret, identifier).await;
+    (device, device_token)
 }
 
 async fn audit_of(app: &TestApp, who: &TestUser, query: &str) -> Vec<Value> {
@@ -77,8 +35,8 @@ async fn audit_of(app: &TestApp, who: &TestUser, query: &str) -> Vec<Value> {
 async fn every_audit_entry_about_an_organizations_device_carries_the_organization() {
     each_backend(|backend| async move {
         let app = spawn_app(backend).await;
-        let org = organization(&app).await;
-        let (device, device_token) = enrolled(&app, &org, "fleet-1").await;
+        let org = organization(&app, "acme").await;
+        let (device, device_token) = enrolled_in(&app, &org, "fleet-1").await;
         expect_data(
             send(
                 &app,
@@ -139,7 +97,7 @@ async fn every_audit_entry_about_an_organizations_device_carries_the_organizatio
 async fn an_import_dry_run_counts_what_the_real_import_would_do() {
     each_backend(|backend| async move {
         let app = spawn_app(backend).await;
-        let org = organization(&app).await;
+        let org = organization(&app, "acme").await;
         let csv = "deviceId,displayName,platform\nok-1,One,android\nok-2,Two,ios\n,missing,android\nbad-4,,android\nbad-5,Five,android\nbad-5,Again,android\nbad-7,Seven,android\n";
         let import = |dry_run: bool| {
             app.authed(
@@ -276,7 +234,7 @@ async fn audit_exports_are_not_cached_and_formulas_stay_text() {
 async fn deleting_an_organization_with_devices_needs_force_and_then_retires_them() {
     each_backend(|backend| async move {
         let app = spawn_app(backend).await;
-        let org = organization(&app).await;
+        let org = organization(&app, "acme").await;
         let policy = expect_data(
             send(
                 &app,
@@ -291,7 +249,7 @@ async fn deleting_an_organization_with_devices_needs_force_and_then_retires_them
         )
         .await;
         assert!(policy["id"].is_string(), "{policy}");
-        let (device, device_token) = enrolled(&app, &org, "fleet-1").await;
+        let (device, device_token) = enrolled_in(&app, &org, "fleet-1").await;
         let settings = format!("/api/v1/devices/{device}/settings");
         let before = app
             .client
@@ -400,8 +358,8 @@ async fn deleting_an_organization_with_devices_needs_force_and_then_retires_them
 async fn nobody_claims_an_organizations_device_by_registering_its_identifier() {
     each_backend(|backend| async move {
         let app = spawn_app(backend).await;
-        let org = organization(&app).await;
-        let (device, device_token) = enrolled(&app, &org, "fleet-7").await;
+        let org = organization(&app, "acme").await;
+        let (device, device_token) = enrolled_in(&app, &org, "fleet-7").await;
         let mallory = app.user("mallory@example.com").await;
         let key = app.api_key().await;
         let claim = app
