@@ -70,11 +70,17 @@ impl<S: Scope + 'static> FromRequest for SettingsCaller<S> {
         let ip = crate::extractors::client_ip(request).map(|ip| ip.to_string());
         let state = state(request);
         let device = request.match_info().get("deviceId").map(str::parse::<Uuid>);
+        let malformed = crate::extractors::malformed_path_id(request);
         let gate = crate::extractors::AuthGate::begin(request);
         Box::pin(async move {
             let _gate = gate;
             let state = state?;
             let kind = caller_kind::<S>(&state, token, api_key, device_identifier, ip).await?;
+            // Any malformed id of the path is a bad request before the device is looked up,
+            // whichever extractor finishes first.
+            if let Some(malformed) = malformed {
+                return Err(malformed.into());
+            }
             let access = match device {
                 Some(Ok(device)) => Some(
                     crate::settings::SettingsService::new(&state)
