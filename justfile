@@ -6,11 +6,17 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 run *ARGS:
     cargo run --release -p steward -- {{ARGS}}
 
-# Format check, clippy with warnings denied, then the whole test suite.
+# Format check, clippy with warnings denied, the whole test suite, then the embedding examples.
 test:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
     cargo test --workspace
+    just examples
+
+# The crates used without the server: the rules alone, and the use cases over SQLite.
+examples:
+    cargo run -q -p steward-domain --example resolve
+    cargo run -q -p steward-app --example embed
 
 # Regenerate openapi/openapi.json from the annotated handlers.
 openapi:

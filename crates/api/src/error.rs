@@ -8,6 +8,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde::{Deserialize, Serialize};
+use steward_app::{AppError, ErrorKind};
 use steward_domain::{PaginationError, RepositoryError};
 use steward_persistence::PersistenceError;
 use utoipa::ToSchema;
@@ -208,85 +209,71 @@ impl ResponseError for ApiError {
     }
 }
 
-impl From<RepositoryError> for ApiError {
-    fn from(error: RepositoryError) -> Self {
-        match error {
-            RepositoryError::NotFound => ApiError::not_found("no such resource"),
-            RepositoryError::Conflict(_) => {
-                ApiError::new(ErrorCode::Conflict, "this conflicts with an existing resource")
-            }
-            RepositoryError::VersionConflict => ApiError::new(
-                ErrorCode::VersionConflict,
-                "the resource was changed since you read it; read it again and retry",
-            ),
-            RepositoryError::Unavailable(reason) => {
-                tracing::error!(%reason, "storage unavailable");
-                ApiError::new(
-                    ErrorCode::ServiceUnavailable,
-                    "the service is temporarily unavailable",
-                )
-                .with_retry_after(5)
-            }
-            RepositoryError::Other(reason) => {
-                tracing::error!(%reason, "storage error");
-                ApiError::internal()
-            }
-        }
-    }
-}
-
-impl From<steward_domain::RuleError> for ApiError {
-    fn from(error: steward_domain::RuleError) -> Self {
-        use steward_domain::RuleError;
-        match error {
-            RuleError::NotFound => ApiError::not_found("no such resource"),
-            RuleError::Forbidden(message) => ApiError::new(ErrorCode::Forbidden, message),
-            RuleError::Conflict(message) => ApiError::new(ErrorCode::Conflict, message),
-            RuleError::Invalid { field, message } => ApiError::invalid(field, message),
-        }
-    }
-}
-
-impl From<steward_domain::RuleStoreError> for ApiError {
-    fn from(error: steward_domain::RuleStoreError) -> Self {
-        match error {
-            steward_domain::RuleStoreError::Rule(rule) => rule.into(),
-            steward_domain::RuleStoreError::Repository(repository) => repository.into(),
-        }
-    }
-}
-
-impl From<steward_domain::fleet::EnrollmentRefusal> for ApiError {
-    fn from(refusal: steward_domain::fleet::EnrollmentRefusal) -> Self {
-        use steward_domain::fleet::EnrollmentRefusal;
-        let code = match refusal {
-            EnrollmentRefusal::Unknown => ErrorCode::EnrollmentTokenInvalid,
-            EnrollmentRefusal::Revoked | EnrollmentRefusal::Expired => ErrorCode::EnrollmentTokenExpired,
-            EnrollmentRefusal::UsedUp => ErrorCode::EnrollmentTokenUsedUp,
+impl From<AppError> for ApiError {
+    /// The one mapping of a use case's refusal to the wire: a kind has one code (and status).
+    fn from(error: AppError) -> Self {
+        let code = match error.kind {
+            ErrorKind::Invalid => ErrorCode::ValidationError,
+            ErrorKind::Unauthenticated => ErrorCode::Unauthorized,
+            ErrorKind::InvalidCredentials => ErrorCode::InvalidCredentials,
+            ErrorKind::Forbidden => ErrorCode::Forbidden,
+            ErrorKind::NotFound => ErrorCode::NotFound,
+            ErrorKind::Conflict => ErrorCode::Conflict,
+            ErrorKind::AccountLinkRequired => ErrorCode::AccountLinkRequired,
+            ErrorKind::VersionConflict => ErrorCode::VersionConflict,
+            ErrorKind::SettingLocked => ErrorCode::SettingLocked,
+            ErrorKind::DeviceSuspended => ErrorCode::DeviceSuspended,
+            ErrorKind::EnrollmentTokenInvalid => ErrorCode::EnrollmentTokenInvalid,
+            ErrorKind::EnrollmentTokenExpired => ErrorCode::EnrollmentTokenExpired,
+            ErrorKind::EnrollmentTokenUsedUp => ErrorCode::EnrollmentTokenUsedUp,
+            ErrorKind::TooLarge => ErrorCode::PayloadTooLarge,
+            ErrorKind::RateLimited => ErrorCode::RateLimited,
+            ErrorKind::AccountLocked => ErrorCode::AccountLocked,
+            ErrorKind::Unavailable => ErrorCode::ServiceUnavailable,
+            ErrorKind::Internal => ErrorCode::Internal,
         };
-        ApiError::new(code, refusal.to_string()).with_details(vec![FieldError {
-            field: "enrollmentToken".to_owned(),
-            message: refusal.reason().to_owned(),
-        }])
+        ApiError {
+            code,
+            message: error.message,
+            details: error
+                .details
+                .into_iter()
+                .map(|detail| FieldError {
+                    field: detail.field,
+                    message: detail.message,
+                })
+                .collect(),
+            retry_after: error.retry_after,
+        }
     }
 }
+
+/// Errors of the domain and the application reach the client through [`AppError`], so each
+/// is classified once, in `steward_app::error`.
+macro_rules! through_app_error {
+    ($($error:ty),* $(,)?) => {
+        $(impl From<$error> for ApiError {
+            fn from(error: $error) -> Self {
+                AppError::from(error).into()
+            }
+        })*
+    };
+}
+
+through_app_error!(
+    RepositoryError,
+    PaginationError,
+    steward_domain::RuleError,
+    steward_domain::RuleStoreError,
+    steward_domain::fleet::EnrollmentRefusal,
+    steward_domain::settings::locks::SettingRuleError,
+    steward_domain::settings::store::SettingsStoreError,
+    steward_app::auth::AuthError,
+);
 
 impl From<PersistenceError> for ApiError {
     fn from(error: PersistenceError) -> Self {
         RepositoryError::from(error).into()
-    }
-}
-
-impl From<PaginationError> for ApiError {
-    fn from(error: PaginationError) -> Self {
-        let field = match error {
-            PaginationError::PageOutOfRange => "page",
-            PaginationError::PerPageOutOfRange => "perPage",
-        };
-        ApiError::validation("invalid pagination").with_details(vec![FieldError {
-            field: field.to_owned(),
-            message: error.to_string(),
-        }])
     }
 }
 

@@ -19,7 +19,6 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use steward_domain::{PageRequest, RequestOrigin};
 use utoipa::IntoParams;
-use validator::{Validate, ValidationErrors, ValidationErrorsKind};
 
 use crate::error::{ApiError, ErrorCode, FieldError};
 use crate::request_id::RequestId;
@@ -203,29 +202,6 @@ fn is_json(request: &HttpRequest) -> Option<bool> {
         })
 }
 
-/// A JSON body that is also checked against its `validator` rules; failures list each field
-/// under `details` with the client's (camelCase) field name.
-#[derive(Debug)]
-pub struct ValidatedJson<T>(pub T);
-
-impl<T: DeserializeOwned + Validate + 'static> FromRequest for ValidatedJson<T> {
-    type Error = actix_web::Error;
-    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
-
-    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let json = Json::<T>::from_request(request, payload);
-        let gate = AuthGate::of(request);
-        Box::pin(async move {
-            let body = json.await?.into_inner();
-            if let Err(errors) = body.validate() {
-                AuthGate::passed(gate).await;
-                return Err(validation_error(errors).into());
-            }
-            Ok(ValidatedJson(body))
-        })
-    }
-}
-
 /// An optional JSON body: absent or empty (whitespace only) means `T::default()`; anything else
 /// must be JSON (`Content-Type: application/json`, else 415) that parses (else 400) — a typo in
 /// an approval's duration or a wipe's options is refused, never read as "no options".
@@ -302,57 +278,6 @@ pub fn parse_json_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError>
             ApiError::validation(format!("malformed JSON: {error}"))
         }
     })
-}
-
-/// Turns `validator`'s report into one error with a detail per field.
-pub fn validation_error(errors: ValidationErrors) -> ApiError {
-    let mut details = Vec::new();
-    collect_field_errors(&errors, "", &mut details);
-    details.sort_by(|a, b| a.field.cmp(&b.field));
-    ApiError::validation("the request has invalid fields").with_details(details)
-}
-
-fn collect_field_errors(errors: &ValidationErrors, prefix: &str, details: &mut Vec<FieldError>) {
-    for (field, kind) in errors.errors() {
-        let name = format!("{prefix}{}", camel_case(field));
-        match kind {
-            ValidationErrorsKind::Field(problems) => {
-                for problem in problems {
-                    let message = problem
-                        .message
-                        .as_ref()
-                        .map(ToString::to_string)
-                        .unwrap_or_else(|| format!("is invalid ({})", problem.code));
-                    details.push(FieldError {
-                        field: name.clone(),
-                        message,
-                    });
-                }
-            }
-            ValidationErrorsKind::Struct(inner) => collect_field_errors(inner, &format!("{name}."), details),
-            ValidationErrorsKind::List(items) => {
-                for (index, inner) in items {
-                    collect_field_errors(inner, &format!("{name}[{index}]."), details);
-                }
-            }
-        }
-    }
-}
-
-fn camel_case(snake: &str) -> String {
-    let mut out = String::with_capacity(snake.len());
-    let mut upper = false;
-    for c in snake.chars() {
-        if c == '_' {
-            upper = true;
-        } else if upper {
-            out.extend(c.to_uppercase());
-            upper = false;
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// A time from the client, checked to be one both databases store alike: years 1 to 9999
@@ -506,12 +431,6 @@ mod tests {
     fn a_trusted_peer_without_the_header_is_the_client() {
         let ip = proxies(&["127.0.0.1/32"]).client_ip(Some("127.0.0.1".parse().unwrap()), None);
         assert_eq!(ip, Some("127.0.0.1".parse().unwrap()));
-    }
-
-    #[test]
-    fn field_names_are_reported_in_camel_case() {
-        assert_eq!(camel_case("display_name"), "displayName");
-        assert_eq!(camel_case("email"), "email");
     }
 }
 

@@ -51,8 +51,8 @@ pub async fn liveness() -> HttpResponse {
 #[get("/health/ready")]
 pub async fn readiness(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let check = tokio::time::timeout(READINESS_TIMEOUT, async {
-        state.database.ping().await?;
-        state.database.migration_state().await
+        state.store.ping().await?;
+        state.store.migration_state().await
     })
     .await;
     let unavailable = |field: &str, message: String| {
@@ -88,7 +88,7 @@ pub async fn readiness(state: web::Data<AppState>) -> Result<HttpResponse, ApiEr
 )]
 #[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    crate::metrics::record_pool(state.database.pool_stats());
+    crate::metrics::record_pool(state.store.pool_stats());
     state.metrics.run_upkeep();
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")

@@ -9,20 +9,20 @@ use std::marker::PhantomData;
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
-use steward_domain::organizations::{
-    OrgActor, OrgPermission, OrgRuleError, OrganizationRecord, OrganizationStore,
-};
+use steward_app::organizations::{OrgStanding, OrganizationService};
+use steward_domain::organizations::{OrgActor, OrgPermission, OrgRuleError, OrganizationRecord};
+use steward_domain::rbac::Permission;
 use uuid::Uuid;
 
 use crate::auth::extractor_support::{bearer_token, identify, scope_error, state};
 use crate::error::ApiError;
 use crate::extractors::AuthGate;
 
-/// An action on an organization: the organization permission it needs, and the token scope
-/// (also the system permission that reaches every organization).
+/// An action on an organization: the organization permission it needs, and the system
+/// permission that reaches every organization (whose name is also the token scope it needs).
 pub trait OrgAction {
     const PERMISSION: OrgPermission;
-    const SCOPE: &'static str;
+    const SYSTEM: Permission;
 }
 
 /// The actions organization endpoints take.
@@ -30,21 +30,23 @@ pub mod actions {
     use super::OrgAction;
     use steward_domain::organizations::OrgPermission;
 
+    use steward_domain::rbac::Permission;
+
     macro_rules! action {
-        ($name:ident, $permission:ident, $scope:literal) => {
+        ($name:ident, $permission:ident, $system:ident) => {
             #[derive(Debug)]
             pub struct $name;
             impl OrgAction for $name {
                 const PERMISSION: OrgPermission = OrgPermission::$permission;
-                const SCOPE: &'static str = $scope;
+                const SYSTEM: Permission = Permission::$system;
             }
         };
     }
 
-    action!(View, View, "organizations:read");
-    action!(Manage, Manage, "organizations:write");
-    action!(ManageUsers, ManageUsers, "organizations:write");
-    action!(Delete, Delete, "organizations:write");
+    action!(View, View, OrganizationsRead);
+    action!(Manage, Manage, OrganizationsWrite);
+    action!(ManageUsers, ManageUsers, OrganizationsWrite);
+    action!(Delete, Delete, OrganizationsWrite);
 }
 
 /// A caller allowed to take action `A` in the organization of the path.
@@ -53,6 +55,8 @@ pub struct OrgAccess<A: OrgAction> {
     pub user_id: Uuid,
     pub actor: OrgActor,
     pub organization: OrganizationRecord,
+    /// The same, for the organization use cases.
+    pub standing: OrgStanding,
     action: PhantomData<A>,
 }
 
@@ -70,9 +74,9 @@ impl<A: OrgAction + 'static> FromRequest for OrgAccess<A> {
         Box::pin(async move {
             let _gate = gate;
             let state = state?;
-            let (user_id, scopes) = identify(&state, token, ip).await?;
-            if scopes.is_some_and(|scopes| !scopes.iter().any(|s| s == A::SCOPE)) {
-                return Err(scope_error(A::SCOPE).into());
+            let principal = identify(&state, token, ip).await?;
+            if !principal.has_scope(A::SYSTEM.as_str()) {
+                return Err(scope_error(A::SYSTEM.as_str()).into());
             }
             if let Some(malformed) = malformed {
                 return Err(malformed.into());
@@ -80,43 +84,22 @@ impl<A: OrgAction + 'static> FromRequest for OrgAccess<A> {
             let Some(Ok(organization)) = organization else {
                 return Err(ApiError::from(OrgRuleError::NotFound).into());
             };
-            let found = state
-                .database
-                .find_organization(organization)
+            let standing = OrganizationService::new(&state)
+                .standing(principal, organization, A::PERMISSION, A::SYSTEM)
                 .await
-                .map_err(ApiError::from)?
-                .ok_or_else(|| ApiError::from(OrgRuleError::NotFound))?;
-            let roles = state.auth.system_roles(user_id).await.map_err(ApiError::from)?;
-            if state.auth.roles().allows(&roles, A::SCOPE) {
-                return Ok(Self::new(user_id, OrgActor::SystemAdmin, found));
-            }
-            let role = state
-                .database
-                .org_role(organization, user_id)
-                .await
-                .map_err(ApiError::from)?
-                .ok_or_else(|| ApiError::from(OrgRuleError::NotFound))?;
-            if !role.allows(A::PERMISSION) {
-                return Err(ApiError::from(OrgRuleError::Forbidden(
-                    "your organization role does not allow this",
-                ))
-                .into());
-            }
-            Ok(Self::new(user_id, OrgActor::Member(role), found))
+                .map_err(ApiError::from)?;
+            Ok(Self {
+                user_id: standing.user,
+                actor: standing.actor,
+                organization: standing.organization.clone(),
+                standing,
+                action: PhantomData,
+            })
         })
     }
 }
 
 impl<A: OrgAction> OrgAccess<A> {
-    fn new(user_id: Uuid, actor: OrgActor, organization: OrganizationRecord) -> Self {
-        Self {
-            user_id,
-            actor,
-            organization,
-            action: PhantomData,
-        }
-    }
-
     pub fn organization_id(&self) -> Uuid {
         self.organization.id
     }

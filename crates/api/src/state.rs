@@ -5,20 +5,27 @@ use std::sync::Arc;
 use metrics_exporter_prometheus::PrometheusHandle;
 use steward_persistence::Database;
 
-use crate::auth::AuthService;
 use crate::rate_limit::RateLimits;
+use steward_app::Steward;
 
-/// Shared application state, cloned into every worker.
+/// The store every handler uses: the server wires `steward-persistence`.
+pub type Store = Database;
+
+/// Shared application state, cloned into every worker: the application core (store, auth
+/// service, caches) plus what only the HTTP shell needs.
 #[derive(Clone)]
 pub struct AppState {
-    pub database: Database,
+    pub steward: Steward<Store>,
     pub metrics: PrometheusHandle,
-    pub auth: Arc<AuthService>,
     pub rate_limits: Arc<RateLimits>,
-    pub settings_catalog: Arc<crate::settings::SettingsCatalog>,
-    pub device_auth: Arc<crate::devices::DeviceAuthCache>,
-    /// Shared with the push worker, which returns expired unlocks.
-    pub device_states: Arc<crate::settings::DeviceStateCache>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Steward<Store>;
+
+    fn deref(&self) -> &Steward<Store> {
+        &self.steward
+    }
 }
 
 /// HTTP settings that shape the app itself.

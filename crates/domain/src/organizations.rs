@@ -93,6 +93,56 @@ impl Slug {
     }
 }
 
+/// An organization's display name: 1 to 200 characters once trimmed.
+pub fn parse_org_name(value: &str) -> Result<String, OrgRuleError> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() || trimmed.chars().count() > 200 {
+        return Err(OrgRuleError::Invalid {
+            field: "name",
+            message: "must be 1 to 200 characters",
+        });
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// An organization's description: trimmed; blank means none.
+pub fn parse_org_description(value: Option<&str>) -> Option<String> {
+    value.map(str::trim).filter(|d| !d.is_empty()).map(str::to_owned)
+}
+
+/// An organization's free-form settings: a JSON object, or none (`null`).
+pub fn parse_org_settings(
+    value: Option<serde_json::Value>,
+) -> Result<Option<serde_json::Value>, OrgRuleError> {
+    match value {
+        Some(serde_json::Value::Object(map)) => Ok(Some(serde_json::Value::Object(map))),
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(_) => Err(OrgRuleError::Invalid {
+            field: "settings",
+            message: "must be an object",
+        }),
+    }
+}
+
+/// An organization role as clients name it.
+pub fn parse_org_role(value: &str) -> Result<OrgRole, OrgRuleError> {
+    OrgRole::parse(value).ok_or(OrgRuleError::Invalid {
+        field: "role",
+        message: "must be owner, admin or viewer",
+    })
+}
+
+/// Whether `organization` may be deleted at all: the default organization holds everything
+/// that belongs to no tenant and stays.
+pub fn may_delete_organization(organization: &OrganizationRecord) -> Result<(), OrgRuleError> {
+    if organization.is_default {
+        return Err(OrgRuleError::Conflict(
+            "the default organization cannot be deleted",
+        ));
+    }
+    Ok(())
+}
+
 /// Who changes an organization's users: one of its members, or a system administrator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OrgActor {
@@ -263,6 +313,42 @@ pub trait OrganizationStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_settings_and_roles_are_checked() {
+        assert_eq!(parse_org_name("  Acme  ").as_deref(), Ok("Acme"));
+        assert!(parse_org_name("   ").is_err());
+        assert!(parse_org_name(&"x".repeat(201)).is_err());
+        assert!(parse_org_name(&"é".repeat(200)).is_ok());
+        assert_eq!(parse_org_description(Some("  ")), None);
+        assert_eq!(parse_org_settings(Some(serde_json::json!(null))), Ok(None));
+        assert!(parse_org_settings(Some(serde_json::json!([1]))).is_err());
+        assert_eq!(parse_org_role("admin"), Ok(OrgRole::Admin));
+        assert!(parse_org_role("root").is_err());
+    }
+
+    #[test]
+    fn the_default_organization_stays() {
+        let now = chrono::Utc::now();
+        let mut organization = OrganizationRecord {
+            id: Uuid::nil(),
+            name: "Default".to_owned(),
+            slug: "default".to_owned(),
+            description: None,
+            status: "active".to_owned(),
+            is_default: true,
+            settings: None,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        assert!(matches!(
+            may_delete_organization(&organization),
+            Err(OrgRuleError::Conflict(_))
+        ));
+        organization.is_default = false;
+        assert_eq!(may_delete_organization(&organization), Ok(()));
+    }
 
     #[test]
     fn slugs_are_url_safe() {

@@ -59,6 +59,71 @@ pub const BUILT_IN_ROLES: &[(&str, &[&str])] = &[
     ),
 ];
 
+/// A permission of the admin API, as a type: code names permissions only through this enum,
+/// so a typo cannot grant or refuse silently. The catalog stores roles as data (strings), so
+/// custom roles stay possible; a personal access token's scope of the same name is what lets
+/// the token use the permission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Permission {
+    UsersRead,
+    UsersWrite,
+    UsersLock,
+    UsersResetPassword,
+    UsersUnlock,
+    SessionsRead,
+    SessionsRevoke,
+    GroupsRead,
+    GroupsWrite,
+    OrganizationsRead,
+    OrganizationsWrite,
+    DevicesRead,
+    DevicesWrite,
+    PoliciesRead,
+    PoliciesWrite,
+    EnrollmentRead,
+    EnrollmentWrite,
+    FleetAct,
+    AuditRead,
+    AuditExport,
+    /// The setting catalog is shared by every tenant: only `super_admin` (`*`) holds it.
+    SettingsWrite,
+}
+
+impl Permission {
+    /// `resource:action`, as roles and token scopes name it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Permission::UsersRead => "users:read",
+            Permission::UsersWrite => "users:write",
+            Permission::UsersLock => "users:lock",
+            Permission::UsersResetPassword => "users:reset_password",
+            Permission::UsersUnlock => "users:unlock",
+            Permission::SessionsRead => "sessions:read",
+            Permission::SessionsRevoke => "sessions:revoke",
+            Permission::GroupsRead => "groups:read",
+            Permission::GroupsWrite => "groups:write",
+            Permission::OrganizationsRead => "organizations:read",
+            Permission::OrganizationsWrite => "organizations:write",
+            Permission::DevicesRead => "devices:read",
+            Permission::DevicesWrite => "devices:write",
+            Permission::PoliciesRead => "policies:read",
+            Permission::PoliciesWrite => "policies:write",
+            Permission::EnrollmentRead => "enrollment:read",
+            Permission::EnrollmentWrite => "enrollment:write",
+            Permission::FleetAct => "fleet:act",
+            Permission::AuditRead => "audit:read",
+            Permission::AuditExport => "audit:export",
+            Permission::SettingsWrite => "settings:write",
+        }
+    }
+}
+
+impl std::fmt::Display for Permission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A role name and its permissions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoleDefinition {
@@ -110,13 +175,23 @@ impl RoleCatalog {
                         .any(|r| r.name == name.as_ref() && r.permissions.contains(ALL_PERMISSIONS))
                 })
             } else {
-                self.allows(held, permission)
+                self.grants(held, permission)
             }
         })
     }
 
-    /// Whether anyone holding `held` roles may do `permission` (`resource:action`).
-    pub fn allows<S: AsRef<str>>(&self, held: &[S], permission: &str) -> bool {
+    /// Whether anyone holding `held` roles may do `permission`.
+    pub fn allows<S: AsRef<str>>(&self, held: &[S], permission: Permission) -> bool {
+        self.grants(held, permission.as_str())
+    }
+
+    /// Whether `held` includes a role this catalog knows (the admin API's identity endpoint).
+    pub fn has_system_role<S: AsRef<str>>(&self, held: &[S]) -> bool {
+        held.iter().any(|name| self.contains(name.as_ref()))
+    }
+
+    /// [`Self::allows`] by name, for permissions that are data (a custom role's, a scope).
+    fn grants<S: AsRef<str>>(&self, held: &[S], permission: &str) -> bool {
         held.iter().any(|name| {
             self.roles.iter().any(|role| {
                 role.name == name.as_ref()
@@ -134,17 +209,17 @@ mod tests {
     fn the_permission_table() {
         let catalog = RoleCatalog::default();
         let cases = [
-            ("super_admin", "audit:export", true),
-            ("super_admin", "anything:at_all", true),
-            ("user_admin", "users:lock", true),
-            ("user_admin", "organizations:write", false),
-            ("org_admin", "fleet:act", true),
-            ("org_admin", "users:write", false),
-            ("auditor", "audit:export", true),
-            ("auditor", "users:write", false),
-            ("support", "users:reset_password", true),
-            ("support", "users:write", false),
-            ("nobody", "users:read", false),
+            ("super_admin", Permission::AuditExport, true),
+            ("super_admin", Permission::SettingsWrite, true),
+            ("user_admin", Permission::UsersLock, true),
+            ("user_admin", Permission::OrganizationsWrite, false),
+            ("org_admin", Permission::FleetAct, true),
+            ("org_admin", Permission::UsersWrite, false),
+            ("auditor", Permission::AuditExport, true),
+            ("auditor", Permission::UsersWrite, false),
+            ("support", Permission::UsersResetPassword, true),
+            ("support", Permission::UsersWrite, false),
+            ("nobody", Permission::UsersRead, false),
         ];
         for (role, permission, expected) in cases {
             assert_eq!(
@@ -153,8 +228,9 @@ mod tests {
                 "{role} {permission}"
             );
         }
+        assert!(catalog.grants(&["super_admin"], "anything:at_all"));
         let none: [&str; 0] = [];
-        assert!(!catalog.allows(&none, "users:read"));
+        assert!(!catalog.allows(&none, Permission::UsersRead));
         assert!(catalog.may_grant(&["super_admin"], "super_admin"));
         assert!(catalog.may_grant(&["user_admin"], "user_admin"));
         assert!(!catalog.may_grant(&["user_admin"], "super_admin"));
@@ -164,8 +240,45 @@ mod tests {
         );
         assert!(catalog.may_grant(&["user_admin", "support"], "support"));
         assert!(!catalog.may_grant(&["super_admin"], "no_such_role"));
-        assert!(catalog.allows(&["auditor", "support"], "users:unlock"));
+        assert!(catalog.allows(&["auditor", "support"], Permission::UsersUnlock));
     }
+
+    #[test]
+    fn every_built_in_permission_has_a_type() {
+        let typed: BTreeSet<&str> = ALL_TYPED.iter().map(|p| p.as_str()).collect();
+        for (_, permissions) in BUILT_IN_ROLES {
+            for permission in *permissions {
+                assert!(
+                    *permission == ALL_PERMISSIONS || typed.contains(permission),
+                    "{permission} has no Permission variant"
+                );
+            }
+        }
+    }
+
+    const ALL_TYPED: [Permission; 21] = [
+        Permission::UsersRead,
+        Permission::UsersWrite,
+        Permission::UsersLock,
+        Permission::UsersResetPassword,
+        Permission::UsersUnlock,
+        Permission::SessionsRead,
+        Permission::SessionsRevoke,
+        Permission::GroupsRead,
+        Permission::GroupsWrite,
+        Permission::OrganizationsRead,
+        Permission::OrganizationsWrite,
+        Permission::DevicesRead,
+        Permission::DevicesWrite,
+        Permission::PoliciesRead,
+        Permission::PoliciesWrite,
+        Permission::EnrollmentRead,
+        Permission::EnrollmentWrite,
+        Permission::FleetAct,
+        Permission::AuditRead,
+        Permission::AuditExport,
+        Permission::SettingsWrite,
+    ];
 }
 
 /// Scopes every user may give a personal access token, beside their roles' permissions.
@@ -201,7 +314,7 @@ impl RoleCatalog {
             .iter()
             .filter(|scope| {
                 !known.contains(*scope)
-                    || !(ACCOUNT_SCOPES.contains(&scope.as_str()) || self.allows(held, scope))
+                    || !(ACCOUNT_SCOPES.contains(&scope.as_str()) || self.grants(held, scope))
             })
             .cloned()
             .collect()

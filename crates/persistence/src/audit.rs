@@ -1,21 +1,14 @@
-//! The audit writer: entries are inserted on the unit of work's own transaction, so they commit
-//! and roll back with the change they describe.
+//! The audit writer: store methods insert entries on the transaction that makes the change, so
+//! they commit and roll back with the change they describe.
 
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, EntityTrait};
 use steward_domain::{AuditEntry, AuditRecorder, RepositoryError};
 use uuid::Uuid;
 
-use crate::database::UnitOfWork;
 use crate::entities::{audit_logs, device_commands, devices};
 use crate::error::db_err_to_repository;
 
-impl AuditRecorder for UnitOfWork {
-    async fn record(&self, entry: &AuditEntry) -> Result<(), RepositoryError> {
-        insert_audit_entry(&self.transaction, entry).await
-    }
-}
-
-/// Outside a unit of work: for events that change nothing else (a failed sign-in).
+/// For events that change nothing else (a failed sign-in, a rendered QR code).
 impl AuditRecorder for crate::Database {
     async fn record(&self, entry: &AuditEntry) -> Result<(), RepositoryError> {
         insert_audit_entry(self.connection(), entry).await

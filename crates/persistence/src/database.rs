@@ -4,9 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{
-    ConnectOptions, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, TransactionTrait,
-};
+use sea_orm::{ConnectOptions, ConnectionTrait, DatabaseConnection, DbBackend};
 use steward_migration::{Migrator, MigratorTrait};
 
 use crate::error::PersistenceError;
@@ -195,14 +193,6 @@ impl Database {
         Ok(manager.has_table(table).await?)
     }
 
-    /// Starts a unit of work: every write of one change, and its audit entry, commit or roll
-    /// back together.
-    pub async fn begin(&self) -> Result<UnitOfWork, PersistenceError> {
-        Ok(UnitOfWork {
-            transaction: self.connection.begin().await?,
-        })
-    }
-
     pub async fn close(self) -> Result<(), PersistenceError> {
         Ok(self.connection.close().await?)
     }
@@ -210,25 +200,6 @@ impl Database {
 
 fn sea_orm_migration_manager(connection: &DatabaseConnection) -> steward_migration::SchemaManager<'_> {
     steward_migration::SchemaManager::new(connection)
-}
-
-/// One transaction. Dropping it without [`UnitOfWork::commit`] rolls everything back.
-pub struct UnitOfWork {
-    pub(crate) transaction: DatabaseTransaction,
-}
-
-impl UnitOfWork {
-    pub fn connection(&self) -> &DatabaseTransaction {
-        &self.transaction
-    }
-
-    pub async fn commit(self) -> Result<(), PersistenceError> {
-        Ok(self.transaction.commit().await?)
-    }
-
-    pub async fn rollback(self) -> Result<(), PersistenceError> {
-        Ok(self.transaction.rollback().await?)
-    }
 }
 
 async fn tokio_timeout<T>(

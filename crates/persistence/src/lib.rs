@@ -20,6 +20,6 @@ mod personal_tokens;
 mod policies;
 mod settings;
 
-pub use database::{Backend, Database, DatabaseOptions, MigrationState, PoolStats, UnitOfWork};
+pub use database::{Backend, Database, DatabaseOptions, MigrationState, PoolStats};
 pub use error::PersistenceError;
 pub use steward_migration::TABLES;

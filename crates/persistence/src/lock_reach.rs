@@ -12,7 +12,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter};
 use serde_json::json;
 use steward_domain::groups::manages_devices_of;
-use steward_domain::rbac::RoleCatalog;
+use steward_domain::rbac::{Permission, RoleCatalog};
 use steward_domain::settings::store::UnlockStatus;
 use steward_domain::{Actor, AuditAction, AuditEntry, RepositoryError};
 use uuid::Uuid;
@@ -145,5 +145,5 @@ async fn is_system_admin<C: ConnectionTrait>(connection: &C, user: Uuid) -> Resu
         .into_iter()
         .map(|row| row.role)
         .collect();
-    Ok(RoleCatalog::default().allows(&roles, "devices:write"))
+    Ok(RoleCatalog::default().allows(&roles, Permission::DevicesWrite))
 }

@@ -8,9 +8,11 @@ use actix_web::HttpServer;
 use actix_web::dev::{Server, ServerHandle};
 use std::sync::Arc;
 
-use steward_api::auth::{AuthService, AuthSettings, Federation};
 use steward_api::rate_limit::{RateLimitSettings, RateLimits};
 use steward_api::{AppState, HttpSettings};
+use steward_app::Steward;
+use steward_app::auth::{AuthService, AuthSettings, Federation};
+use steward_app::devices::DeviceAuthCache;
 use steward_auth::oidc::{IdTokenVerifier, ProviderSettings, UserInfoClient};
 use steward_auth::{HashingCost, KeyRing, PasswordHasher, SigningKeyPem};
 use steward_domain::session::{LoginThrottlePolicy, TokenLifetimes};
@@ -60,7 +62,7 @@ impl Application {
         }
         let signing_keys = keys::load_or_generate(&config)?;
         let metrics = steward_api::metrics::recorder().map_err(StartupError::Metrics)?;
-        let auth = Arc::new(auth_service(&config, database.clone(), &signing_keys)?);
+        let auth = auth_service(&config, database.clone(), &signing_keys)?;
         let transport = crate::mail::MailTransport::from_config(config.smtp_url.as_deref(), &config.data_dir)
             .map_err(StartupError::Setting)?;
         let from = config
@@ -74,7 +76,7 @@ impl Application {
             Duration::from_millis(config.outbox_poll_ms.max(10)),
         ));
 
-        let device_states = Arc::new(steward_api::settings::DeviceStateCache::default());
+        let device_states = Arc::new(steward_app::settings::DeviceStateCache::default());
         let push = tokio::spawn(crate::push::run_push_worker(
             database.clone(),
             push_provider(&config)?,
@@ -107,21 +109,18 @@ impl Application {
                  device's settings. Move devices to their device tokens and turn this off."
             );
         }
+        let steward = Steward::new(database.clone(), auth)
+            .with_device_auth(DeviceAuthCache::default().with_legacy_auth(config.legacy_device_auth))
+            .with_device_states(device_states);
         let state = AppState {
-            database: database.clone(),
+            steward,
             metrics,
-            auth,
             rate_limits: RateLimits::new(RateLimitSettings {
                 register_per_hour: config.rate_limit_register_per_hour,
                 login_per_hour: config.rate_limit_login_per_hour,
                 password_reset_per_hour: config.rate_limit_password_reset_per_hour,
                 refresh_per_hour: config.rate_limit_refresh_per_hour,
             }),
-            settings_catalog: Default::default(),
-            device_auth: Arc::new(
-                steward_api::devices::DeviceAuthCache::default().with_legacy_auth(config.legacy_device_auth),
-            ),
-            device_states,
         };
         let settings = HttpSettings {
             body_limit: config.body_limit_bytes,
@@ -193,7 +192,7 @@ pub fn auth_service(
     config: &Config,
     database: Database,
     signing_keys: &[SigningKeyPem],
-) -> Result<AuthService, StartupError> {
+) -> Result<AuthService<Database>, StartupError> {
     let ring = KeyRing::new(signing_keys, &config.jwt_issuer, &config.jwt_audience)
         .map_err(|error| StartupError::Setting(format!("STEWARD_JWT_PRIVATE_KEYS: {error}")))?;
     let hasher = PasswordHasher::new(HashingCost {

@@ -198,7 +198,7 @@ async fn api_keys(config: &Config, action: ApiKeysAction) -> Result<(), CliError
             if name.trim().is_empty() {
                 return Err(CliError::Failed("--name must not be empty".to_owned()));
             }
-            let (key, secret) = steward_api::devices::create_api_key(&database, &name)
+            let (key, secret) = steward_app::devices::create_api_key(&database, &name)
                 .await
                 .map_err(failed)?;
             eprintln!(

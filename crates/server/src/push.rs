@@ -237,7 +237,7 @@ fn backoff(attempts: i32) -> chrono::Duration {
 pub async fn run_push_worker(
     database: Database,
     provider: PushProvider,
-    states: std::sync::Arc<steward_api::settings::DeviceStateCache>,
+    states: std::sync::Arc<steward_app::settings::DeviceStateCache>,
     interval: Duration,
     collapse: Duration,
 ) {

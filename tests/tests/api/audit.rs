@@ -1,78 +1,86 @@
-//! The audit writer records inside the change's own transaction: both commit or neither does.
+//! A store method records its audit entry inside the change's own transaction: both commit or
+//! neither does.
 
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::json;
-use steward_domain::{Actor, AuditAction, AuditEntry, AuditRecorder, RequestOrigin};
+use steward_domain::organizations::{OrganizationRecord, OrganizationStore};
+use steward_domain::{Actor, AuditAction, AuditEntry, RequestOrigin};
 use steward_persistence::Database;
 use steward_persistence::entities::{audit_logs, organizations};
 use steward_tests::{TestDatabase, each_backend};
 use uuid::Uuid;
 
-async fn create_organization_with_audit(db: &Database, commit: bool) -> (Uuid, Uuid) {
-    let unit = db.begin().await.unwrap();
-    let id = Uuid::now_v7();
+fn organization(slug: &str) -> OrganizationRecord {
     let now = chrono::Utc::now();
-    organizations::ActiveModel {
-        id: Set(id),
-        name: Set("Acme".into()),
-        slug: Set(format!("acme-{}", id.simple())),
-        status: Set("active".into()),
-        contact_email: Set(None),
-        max_devices: Set(None),
-        max_users: Set(None),
-        default_settings: Set(None),
-        version: Set(1),
-        created_at: Set(now),
-        updated_at: Set(now),
-        description: Set(None),
-        is_default: Set(false),
+    OrganizationRecord {
+        id: Uuid::now_v7(),
+        name: "Acme".into(),
+        slug: slug.into(),
+        description: None,
+        status: "active".into(),
+        is_default: false,
+        settings: None,
+        version: 1,
+        created_at: now,
+        updated_at: now,
     }
-    .insert(unit.connection())
-    .await
-    .unwrap();
-    let admin = Uuid::now_v7();
-    let entry = AuditEntry::new(
+}
+
+fn entry(organization: Uuid, admin: Uuid) -> AuditEntry {
+    AuditEntry::new(
         Actor::admin(admin),
         AuditAction::parse("organization.created").unwrap(),
         "organization",
     )
-    .resource_id(id)
-    .organization(id)
+    .resource_id(organization)
+    .organization(organization)
     .change(None, Some(json!({"name": "Acme"})))
     .origin(RequestOrigin {
         ip_address: Some("198.51.100.7".into()),
         user_agent: Some("tests".into()),
         request_id: Some("req-1".into()),
-    });
-    unit.record(&entry).await.unwrap();
-    if commit {
-        unit.commit().await.unwrap();
-    } else {
-        unit.rollback().await.unwrap();
-    }
-    (id, admin)
+    })
+}
+
+/// Creates an organization through the store, which writes the row and its audit entry in one
+/// transaction (the audit entry last).
+async fn create_organization_with_audit(db: &Database) -> (Uuid, Uuid, AuditEntry) {
+    let record = organization("acme");
+    let admin = Uuid::now_v7();
+    let entry = entry(record.id, admin);
+    db.create_organization(&record, None, &entry).await.unwrap();
+    (record.id, admin, entry)
 }
 
 #[tokio::test]
-async fn a_rolled_back_change_leaves_no_audit_entry() {
+async fn a_failed_audit_entry_rolls_the_change_back() {
     each_backend(|backend| async move {
         let database = TestDatabase::create(backend).await;
         let db = database.connect().await;
         db.migrate_up().await.unwrap();
 
-        create_organization_with_audit(&db, false).await;
+        let (_, _, first) = create_organization_with_audit(&db).await;
+        // The second organization's audit entry cannot be written (its id is taken): the
+        // organization row written before it in the same transaction must roll back too.
+        let second = organization("globex");
+        let refused = db.create_organization(&second, None, &first).await;
+        assert!(refused.is_err(), "{backend:?}");
+        assert!(
+            db.find_organization(second.id).await.unwrap().is_none(),
+            "{backend:?}: the organization outlived its failed audit entry"
+        );
         assert_eq!(
             organizations::Entity::find()
                 .filter(organizations::Column::IsDefault.eq(false))
                 .count(db.connection())
                 .await
                 .unwrap(),
-            0,
+            1,
             "{backend:?}"
         );
         assert_eq!(
             audit_logs::Entity::find().count(db.connection()).await.unwrap(),
-            0,
+            1,
             "{backend:?}"
         );
     })
@@ -86,7 +94,7 @@ async fn a_committed_change_has_its_complete_audit_entry() {
         let db = database.connect().await;
         db.migrate_up().await.unwrap();
 
-        let (organization, admin) = create_organization_with_audit(&db, true).await;
+        let (organization, admin, _) = create_organization_with_audit(&db).await;
         assert_eq!(
             organizations::Entity::find()
                 .filter(organizations::Column::IsDefault.eq(false))

@@ -10,10 +10,11 @@ use actix_web::{FromRequest, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
 use uuid::Uuid;
 
-use super::error::AuthError;
 use crate::error::ApiError;
 use crate::extractors::AuthGate;
 use crate::state::AppState;
+use steward_app::Principal;
+use steward_app::auth::AuthError;
 
 /// A caller with a valid access token whose session is live.
 #[derive(Debug, Clone, Copy)]
@@ -105,28 +106,35 @@ pub mod scopes {
     impl Scope for DevicesRead {
         const NAME: &'static str = "devices:read";
     }
+    impl super::DeviceScope for DevicesRead {
+        const PERMISSION: steward_domain::rbac::Permission = steward_domain::rbac::Permission::DevicesRead;
+    }
 
     #[derive(Debug)]
     pub struct DevicesWrite;
     impl Scope for DevicesWrite {
         const NAME: &'static str = "devices:write";
     }
+    impl super::DeviceScope for DevicesWrite {
+        const PERMISSION: steward_domain::rbac::Permission = steward_domain::rbac::Permission::DevicesWrite;
+    }
+}
+
+/// A device scope: reading or changing a device, and the system permission that reaches any
+/// device the same way.
+pub trait DeviceScope: Scope {
+    const PERMISSION: steward_domain::rbac::Permission;
 }
 
 /// Who a bearer token speaks for: a session's access token, or a personal access token
-/// (`stw_pat_…`) with its scopes.
+/// (`stw_pat_…`) with its scopes. System roles are loaded only where a check needs them.
 pub(crate) async fn identify(
     state: &web::Data<AppState>,
     token: Option<String>,
     ip: Option<String>,
-) -> Result<(Uuid, Option<Vec<String>>), ApiError> {
+) -> Result<Principal, ApiError> {
     let token = token.ok_or(AuthError::Unauthenticated)?;
-    if token.starts_with(super::PAT_PREFIX) {
-        let (user, scopes) = state.auth.authenticate_personal_token(&token, ip).await?;
-        return Ok((user, Some(scopes)));
-    }
-    let claims = state.auth.authenticate(&token).await?;
-    Ok((claims.sub, None))
+    Ok(state.auth.principal(&token, ip).await?)
 }
 
 pub(crate) fn scope_error(scope: &str) -> ApiError {
@@ -142,6 +150,8 @@ pub(crate) fn scope_error(scope: &str) -> ApiError {
 #[derive(Debug)]
 pub struct Caller<S: Scope> {
     pub user_id: Uuid,
+    /// Who is calling and how; system roles not loaded.
+    pub principal: Principal,
     scope: PhantomData<S>,
 }
 
@@ -156,21 +166,23 @@ impl<S: Scope + 'static> FromRequest for Caller<S> {
         let state = state(request);
         Box::pin(async move {
             let _gate = gate;
-            let (user_id, scopes) = identify(&state?, token, ip).await?;
-            if scopes.is_some_and(|scopes| !scopes.iter().any(|s| s == S::NAME)) {
+            let principal = identify(&state?, token, ip).await?;
+            if !principal.has_scope(S::NAME) {
                 return Err(scope_error(S::NAME).into());
             }
             Ok(Caller {
-                user_id,
+                user_id: principal.user,
+                principal,
                 scope: PhantomData,
             })
         })
     }
 }
 
-/// A permission of the admin API (`resource:action`), as a type.
+/// A permission of the admin API, as a type: the domain's [`steward_domain::rbac::Permission`],
+/// or `None` for "any system role".
 pub trait Permission {
-    const NAME: &'static str;
+    const PERMISSION: Option<steward_domain::rbac::Permission>;
 }
 
 /// The permissions admin endpoints require.
@@ -178,25 +190,31 @@ pub mod permissions {
     use super::Permission;
 
     macro_rules! permission {
-        ($name:ident, $value:literal) => {
+        ($name:ident) => {
             #[derive(Debug)]
             pub struct $name;
             impl Permission for $name {
-                const NAME: &'static str = $value;
+                const PERMISSION: Option<steward_domain::rbac::Permission> =
+                    Some(steward_domain::rbac::Permission::$name);
             }
         };
     }
 
-    permission!(UsersRead, "users:read");
-    permission!(UsersWrite, "users:write");
-    permission!(DevicesRead, "devices:read");
-    permission!(AuditRead, "audit:read");
-    permission!(OrganizationsWrite, "organizations:write");
-    permission!(AuditExport, "audit:export");
+    permission!(UsersRead);
+    permission!(UsersWrite);
+    permission!(DevicesRead);
+    permission!(AuditRead);
+    permission!(OrganizationsWrite);
+    permission!(AuditExport);
     // Only `super_admin` (`*`) holds it: the catalog is shared by every tenant.
-    permission!(SettingsWrite, "settings:write");
-    // Held by every system role: the admin API's own identity endpoint.
-    permission!(AnySystemRole, "");
+    permission!(SettingsWrite);
+
+    /// Held by every system role: the admin API's own identity endpoint.
+    #[derive(Debug)]
+    pub struct AnySystemRole;
+    impl Permission for AnySystemRole {
+        const PERMISSION: Option<steward_domain::rbac::Permission> = None;
+    }
 }
 
 /// A user with a system role.
@@ -204,9 +222,12 @@ pub mod permissions {
 pub struct AdminIdentity {
     pub user_id: Uuid,
     pub roles: Vec<String>,
+    /// Who is calling and how, roles loaded.
+    pub principal: Principal,
 }
 
-/// An admin caller holding permission `P`; others get 401 (no valid token) or 403.
+/// An admin caller holding permission `P`; others get 401 (no valid token) or 403. A personal
+/// access token needs `P`'s scope too (403 naming it).
 #[derive(Debug)]
 pub struct RequirePermission<P: Permission>(pub AdminIdentity, PhantomData<P>);
 
@@ -222,23 +243,27 @@ impl<P: Permission + 'static> FromRequest for RequirePermission<P> {
         Box::pin(async move {
             let _gate = gate;
             let state = state?;
-            let (user_id, scopes) = identify(&state, token, ip).await?;
-            if let Some(scopes) = &scopes
-                && !P::NAME.is_empty()
-                && !scopes.iter().any(|s| s == P::NAME)
+            let principal = identify(&state, token, ip).await?;
+            if let Some(permission) = P::PERMISSION
+                && !principal.has_scope(permission.as_str())
             {
-                return Err(scope_error(P::NAME).into());
+                return Err(scope_error(permission.as_str()).into());
             }
-            let roles = state.auth.system_roles(user_id).await.map_err(ApiError::from)?;
-            let allowed = if P::NAME.is_empty() {
-                roles.iter().any(|role| state.auth.roles().contains(role))
-            } else {
-                state.auth.roles().allows(&roles, P::NAME)
+            let principal = state.auth.with_roles(principal).await.map_err(ApiError::from)?;
+            let catalog = state.auth.roles();
+            let allowed = match P::PERMISSION {
+                Some(permission) => principal.allows(catalog, permission),
+                None => principal.has_system_role(catalog),
             };
             if !allowed {
                 return Err(ApiError::from(AuthError::Forbidden).into());
             }
-            Ok(RequirePermission(AdminIdentity { user_id, roles }, PhantomData))
+            let identity = AdminIdentity {
+                user_id: principal.user,
+                roles: principal.roles.clone(),
+                principal,
+            };
+            Ok(RequirePermission(identity, PhantomData))
         })
     }
 }

@@ -1,9 +1,10 @@
-//! Devices: the legacy device API's `X-API-Key`, registration, ownership and transfers.
+//! Devices at the HTTP edge: the legacy device API's `X-API-Key` extractor. Registration,
+//! ownership and transfers live in `steward_app::devices`.
 
 mod api_key;
-mod auth_cache;
-mod service;
 
-pub use api_key::{API_KEY_PREFIX, AppApiKey, create_api_key};
-pub use auth_cache::{API_KEY_TTL, DeviceAuthCache};
-pub use service::{DeviceService, DeviceVisibility, TransferOutcome, TransferTarget, UserAccess};
+pub use api_key::AppApiKey;
+pub use steward_app::devices::{
+    API_KEY_PREFIX, API_KEY_TTL, DeviceAuthCache, DeviceService, DeviceVisibility, TransferOutcome,
+    TransferTarget, UserAccess, create_api_key,
+};

@@ -1,12 +1,9 @@
-//! Organization fleets: enrollment (tokens, QR codes, device tokens), fleet actions and
-//! commands, policy application and bulk import.
+//! Organization fleets at the HTTP edge: the response views. Enrollment, fleet actions,
+//! commands, policy application and import live in `steward_app::fleet`.
 
-pub mod import;
-pub mod qr;
-mod service;
+pub mod views;
 
-pub(crate) use service::new_device_token;
-pub use service::{
-    DeviceDiff, DeviceTokenView, EnrollmentOutcome, FleetService, ImportError, ImportReport,
-    PolicyApplication,
+pub use steward_app::fleet::{FleetService, import, qr};
+pub use views::{
+    DeviceDiff, DeviceTokenView, EnrollmentOutcome, ImportError, ImportReport, PolicyApplication,
 };

@@ -80,10 +80,11 @@ impl<A: GroupAction + 'static> FromRequest for GroupAccess<A> {
         Box::pin(async move {
             let _gate = gate;
             let state = state?;
-            let (user_id, scopes) = identify(&state, token, ip).await?;
-            if scopes.is_some_and(|scopes| !scopes.iter().any(|s| s == A::SCOPE)) {
+            let principal = identify(&state, token, ip).await?;
+            if !principal.has_scope(A::SCOPE) {
                 return Err(scope_error(A::SCOPE).into());
             }
+            let user_id = principal.user;
             // A malformed id is a bad request, as everywhere (api-conventions.md).
             if let Some(malformed) = malformed {
                 return Err(malformed.into());
@@ -92,7 +93,7 @@ impl<A: GroupAction + 'static> FromRequest for GroupAccess<A> {
                 return Err(ApiError::from(GroupRuleError::NotFound).into());
             };
             let group = state
-                .database
+                .store
                 .group_for_member(group_id, user_id)
                 .await
                 .map_err(ApiError::from)?

@@ -1,8 +1,7 @@
-//! Groups: the service behind `/api/v1/groups` and the extractor that checks a caller's role in
-//! the group named by the path against the domain's permission table.
+//! Groups at the HTTP edge: the extractor that checks a caller's role in the group named by the
+//! path against the domain's permission table. The service lives in `steward_app::groups`.
 
 mod access;
-mod service;
 
 pub use access::{GroupAccess, GroupAction, actions};
-pub use service::{GroupService, GroupUpdate, InviteRequest};
+pub use steward_app::groups::{GroupService, GroupUpdate, InviteRequest};

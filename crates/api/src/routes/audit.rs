@@ -82,7 +82,7 @@ pub async fn list_audit_logs(
 ) -> Result<HttpResponse, ApiError> {
     let page = page.into_inner().into_request()?;
     let (records, total) = state
-        .database
+        .store
         .audit_logs(&query.into_inner().into_filter()?, page)
         .await?;
     Ok(envelope::page(records, page, total))
@@ -202,7 +202,7 @@ pub async fn export_audit_logs(
         Some(_) => return Err(ApiError::validation("format: must be csv or json")),
     };
     let filter = query.into_inner().into_filter()?;
-    let database: Database = state.database.clone();
+    let database: Database = state.store.clone();
     let stream = futures_util::stream::unfold(Stage::Start, move |stage| {
         let (database, filter) = (database.clone(), filter.clone());
         async move {
@@ -268,7 +268,7 @@ pub async fn verify_audit_logs(
     state: web::Data<AppState>,
     _admin: RequirePermission<permissions::AuditRead>,
 ) -> Result<HttpResponse, ApiError> {
-    let report: ChainReport = state.database.verify_audit_chain().await?;
+    let report: ChainReport = state.store.verify_audit_chain().await?;
     Ok(envelope::ok(report))
 }
 

@@ -79,7 +79,7 @@ pub async fn enroll_device(
     let outcome = FleetService::new(&state)
         .enroll(&body.enrollment_token, Enrollment { device, hardware }, &origin.0)
         .await?;
-    Ok(envelope::created(outcome))
+    Ok(envelope::created(EnrollmentOutcome::from(outcome)))
 }
 
 /// Exchange a live device token (`Authorization: Bearer stw_dev_…`) for a new one with a fresh
@@ -101,7 +101,7 @@ pub async fn refresh_device_token(
     let view = FleetService::new(&state)
         .refresh_device_token(&token, &origin.0)
         .await?;
-    Ok(envelope::ok(view))
+    Ok(envelope::ok(DeviceTokenView::from(view)))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]

@@ -117,7 +117,7 @@ pub async fn register_device(
         Some(token) if token.starts_with(DEVICE_TOKEN_PREFIX) => {
             let grant = state
                 .device_auth
-                .device_token(&state.database, &token)
+                .device_token(&state.store, &token)
                 .await?
                 .ok_or_else(|| {
                     ApiError::new(
@@ -126,7 +126,7 @@ pub async fn register_device(
                     )
                 })?;
             // A suspended device may not mint itself a new token.
-            let status = state.device_auth.status(&state.database, grant.device_id).await?;
+            let status = state.device_auth.status(&state.store, grant.device_id).await?;
             if status == steward_domain::fleet::DeviceStatus::Suspended {
                 return Err(ApiError::new(
                     ErrorCode::DeviceSuspended,
@@ -137,7 +137,7 @@ pub async fn register_device(
         }
         Some(token) => {
             let ip = crate::extractors::client_ip(&request).map(|ip| ip.to_string());
-            (Some(identify(&state, Some(token), ip).await?.0), None)
+            (Some(identify(&state, Some(token), ip).await?.user), None)
         }
         None => (None, None),
     };

@@ -249,7 +249,7 @@ pub async fn fleet_device_settings(
     let (view, _) = SettingsService::new(&state)
         .effective(device, query.explain.unwrap_or(false))
         .await?;
-    Ok(envelope::ok(view))
+    Ok(envelope::ok(DeviceSettingsView::from(view)))
 }
 
 /// A field that may be left out (unchanged), `null` (cleared) or a value.
@@ -512,7 +512,7 @@ pub async fn import_fleet_devices(
             &origin.0,
         )
         .await?;
-    Ok(envelope::ok(report))
+    Ok(envelope::ok(ImportReport::from(report)))
 }
 
 fn on_duplicate(query: &ImportQuery) -> Result<OnDuplicate, ApiError> {
@@ -557,7 +557,7 @@ async fn read_import(request: &HttpRequest, mut payload: web::Payload) -> Result
             "must not contain the NUL character (U+0000)",
         ));
     }
-    if csv { parse_csv(&body) } else { parse_json(&body) }
+    Ok(if csv { parse_csv(&body) } else { parse_json(&body) }?)
 }
 
 /// Add existing accounts to the organization from CSV (`email,role`) or JSON (`[{email,
@@ -604,7 +604,7 @@ pub async fn import_org_users(
             &origin.0,
         )
         .await?;
-    Ok(envelope::ok(report))
+    Ok(envelope::ok(ImportReport::from(report)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -650,7 +650,7 @@ async fn apply_or_unapply(
             &origin.0,
         )
         .await?;
-    Ok(envelope::ok(outcome))
+    Ok(envelope::ok(PolicyApplication::from(outcome)))
 }
 
 /// Apply a policy to devices (their device policy) or fleet groups (their group policy);

@@ -89,7 +89,7 @@ pub async fn create_group(
     origin: Origin,
     body: Json<CreateGroupRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let group = GroupService::new(&state.database)
+    let group = GroupService::new(&state.store)
         .create(caller.user_id, &body.name, body.description.as_deref(), &origin.0)
         .await?;
     Ok(envelope::created(GroupView::from(group)))
@@ -109,9 +109,7 @@ pub async fn list_groups(
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = query.into_inner().into_request()?;
-    let (groups, total) = GroupService::new(&state.database)
-        .list(caller.user_id, page)
-        .await?;
+    let (groups, total) = GroupService::new(&state.store).list(caller.user_id, page).await?;
     let views: Vec<GroupView> = groups.into_iter().map(GroupView::from).collect();
     Ok(envelope::page(views, page, total))
 }
@@ -164,7 +162,7 @@ pub async fn update_group(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let expected_version = super::auth::if_match_version(&request)?.or(body.version);
-    let group = GroupService::new(&state.database)
+    let group = GroupService::new(&state.store)
         .update(
             access.user_id,
             &access.group,
@@ -197,7 +195,7 @@ pub async fn delete_group(
     access: GroupAccess<actions::Delete>,
     origin: Origin,
 ) -> Result<HttpResponse, ApiError> {
-    GroupService::new(&state.database)
+    GroupService::new(&state.store)
         .delete(access.user_id, access.group_id(), &origin.0)
         .await?;
     // Locks may have been released with the membership change: polls see it at once here.
@@ -242,7 +240,7 @@ pub async fn list_members(
     state: web::Data<AppState>,
     access: GroupAccess<actions::ViewMembers>,
 ) -> Result<HttpResponse, ApiError> {
-    let service = GroupService::new(&state.database);
+    let service = GroupService::new(&state.store);
     let members = service.members(access.group_id()).await?;
     let show_devices = access.role().allows(GroupPermission::ViewMemberDevices);
     let show_email = access.role().allows(GroupPermission::ManageMembers);
@@ -325,7 +323,7 @@ pub async fn change_member_role(
 ) -> Result<HttpResponse, ApiError> {
     let (_, target) = path.into_inner();
     let role = parse_role(&body.role)?;
-    GroupService::new(&state.database)
+    GroupService::new(&state.store)
         .change_role(access.user_id, access.group_id(), target, role, &origin.0)
         .await?;
     // Locks may have been released with the membership change: polls see it at once here.
@@ -356,7 +354,7 @@ pub async fn remove_member(
     path: web::Path<(Uuid, Uuid)>,
 ) -> Result<HttpResponse, ApiError> {
     let (_, target) = path.into_inner();
-    GroupService::new(&state.database)
+    GroupService::new(&state.store)
         .remove_member(access.user_id, access.group_id(), target, &origin.0)
         .await?;
     // Locks may have been released with the membership change: polls see it at once here.
@@ -391,7 +389,7 @@ pub async fn transfer_group(
     origin: Origin,
     body: Json<TransferGroupRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let group = GroupService::new(&state.database)
+    let group = GroupService::new(&state.store)
         .transfer_ownership(access.user_id, access.group_id(), body.user_id, &origin.0)
         .await?;
     // Locks may have been released with the membership change: polls see it at once here.
@@ -466,7 +464,7 @@ pub async fn create_invite(
         max_uses: body.max_uses,
         expires_in_hours: body.expires_in_hours,
     };
-    let invite = GroupService::new(&state.database)
+    let invite = GroupService::new(&state.store)
         .create_invite(
             access.user_id,
             access.role(),
@@ -494,9 +492,7 @@ pub async fn list_invites(
     state: web::Data<AppState>,
     access: GroupAccess<actions::ManageInvites>,
 ) -> Result<HttpResponse, ApiError> {
-    let invites = GroupService::new(&state.database)
-        .invites(access.group_id())
-        .await?;
+    let invites = GroupService::new(&state.store).invites(access.group_id()).await?;
     let views: Vec<InviteView> = invites.into_iter().map(InviteView::from).collect();
     Ok(envelope::ok(views))
 }
@@ -520,7 +516,7 @@ pub async fn revoke_invite(
     path: web::Path<(Uuid, Uuid)>,
 ) -> Result<HttpResponse, ApiError> {
     let (_, invite) = path.into_inner();
-    GroupService::new(&state.database)
+    GroupService::new(&state.store)
         .revoke_invite(access.user_id, access.group_id(), invite, &origin.0)
         .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -551,7 +547,7 @@ pub async fn join_group(
     origin: Origin,
     body: Json<JoinGroupRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let group = GroupService::new(&state.database)
+    let group = GroupService::new(&state.store)
         .join(caller.user_id, &body.code, &origin.0)
         .await?;
     Ok(envelope::ok(GroupView::from(group)))

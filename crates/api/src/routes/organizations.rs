@@ -6,29 +6,18 @@ use actix_web::{HttpRequest, HttpResponse, delete, get, post, put, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use steward_domain::accounts::AccountStore;
-use steward_domain::identity::EmailAddress;
-use steward_domain::organizations::{
-    OrgRole, OrgRuleError, OrganizationRecord, OrganizationStore, Slug, may_remove_org_user, may_set_org_role,
-};
-use steward_domain::{Actor, AuditAction, AuditEntry, RepositoryError};
+use steward_app::organizations::{NewOrganization, OrganizationChanges, OrganizationService, UserRef};
+use steward_domain::organizations::{OrgRuleError, OrganizationRecord, parse_org_role};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::auth::scopes::OrganizationsRead;
 use crate::envelope::{self, Envelope, ListEnvelope};
-use crate::error::{ApiError, ErrorCode, ErrorEnvelope};
+use crate::error::{ApiError, ErrorEnvelope};
 use crate::extractors::{Json, Origin, PageQuery};
 use crate::org_access::{OrgAccess, actions as org_actions};
 use crate::state::AppState;
-
-fn audit(actor: Uuid, action: &'static str, organization: Uuid, origin: &Origin) -> AuditEntry {
-    AuditEntry::new(Actor::admin(actor), AuditAction::known(action), "organization")
-        .resource_id(organization)
-        .organization(organization)
-        .origin(origin.0.clone())
-}
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -60,30 +49,6 @@ impl From<OrganizationRecord> for OrganizationView {
             created_at: record.created_at,
             updated_at: record.updated_at,
         }
-    }
-}
-
-fn name(value: &str) -> Result<String, ApiError> {
-    let trimmed = value.trim();
-    if trimmed.is_empty() || trimmed.chars().count() > 200 {
-        return Err(OrgRuleError::Invalid {
-            field: "name",
-            message: "must be 1 to 200 characters",
-        }
-        .into());
-    }
-    Ok(trimmed.to_owned())
-}
-
-fn settings(value: Option<Value>) -> Result<Option<Value>, ApiError> {
-    match value {
-        Some(Value::Object(map)) => Ok(Some(Value::Object(map))),
-        None | Some(Value::Null) => Ok(None),
-        Some(_) => Err(OrgRuleError::Invalid {
-            field: "settings",
-            message: "must be an object",
-        }
-        .into()),
     }
 }
 
@@ -120,43 +85,16 @@ pub async fn create_organization(
     body: Json<CreateOrganizationRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let now = Utc::now();
-    let record = OrganizationRecord {
-        id: Uuid::now_v7(),
-        name: name(&body.name)?,
-        slug: Slug::parse(&body.slug)?.as_str().to_owned(),
-        description: body
-            .description
-            .map(|d| d.trim().to_owned())
-            .filter(|d| !d.is_empty()),
-        status: "active".to_owned(),
-        is_default: false,
-        settings: settings(body.settings)?,
-        version: 1,
-        created_at: now,
-        updated_at: now,
+    let new = NewOrganization {
+        name: body.name,
+        slug: body.slug,
+        description: body.description,
+        settings: body.settings,
+        owner: body.owner_user_id,
     };
-    if let Some(owner) = body.owner_user_id
-        && state.database.find_user(owner).await?.is_none()
-    {
-        return Err(OrgRuleError::Invalid {
-            field: "ownerUserId",
-            message: "no such user",
-        }
-        .into());
-    }
-    let entry = audit(admin.0.user_id, "organization.created", record.id, &origin).change(
-        None,
-        Some(json!({"name": record.name, "slug": record.slug, "owner": body.owner_user_id})),
-    );
-    state
-        .database
-        .create_organization(&record, body.owner_user_id, &entry)
-        .await
-        .map_err(|error| match error {
-            RepositoryError::Conflict(_) => ApiError::new(ErrorCode::Conflict, "this slug is taken"),
-            other => other.into(),
-        })?;
+    let record = OrganizationService::new(&state)
+        .create(admin.0.user_id, new, &origin.0)
+        .await?;
     Ok(envelope::created(OrganizationView::from(record)))
 }
 
@@ -175,9 +113,9 @@ pub async fn list_organizations(
     page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = page.into_inner().into_request()?;
-    let roles = state.auth.system_roles(caller.user_id).await?;
-    let member = (!state.auth.roles().allows(&roles, "organizations:read")).then_some(caller.user_id);
-    let (records, total) = state.database.organizations(member, page).await?;
+    let (records, total) = OrganizationService::new(&state)
+        .list(caller.principal, page)
+        .await?;
     let views: Vec<OrganizationView> = records.into_iter().map(OrganizationView::from).collect();
     Ok(envelope::page(views, page, total))
 }
@@ -231,35 +169,20 @@ pub async fn update_organization(
     state: web::Data<AppState>,
     caller: OrgAccess<org_actions::Manage>,
     origin: Origin,
-    path: web::Path<Uuid>,
+    _path: web::Path<Uuid>,
     body: Json<UpdateOrganizationRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let organization = path.into_inner();
-    let mut record = caller.organization;
     let body = body.into_inner();
-    let expected = super::auth::if_match_version(&request)?.or(body.version);
-    if let Some(value) = body.name {
-        record.name = name(&value)?;
-    }
-    if let Some(value) = body.slug {
-        record.slug = Slug::parse(&value)?.as_str().to_owned();
-    }
-    if let Some(value) = body.description {
-        record.description = Some(value.trim().to_owned()).filter(|d| !d.is_empty());
-    }
-    if body.settings.is_some() {
-        record.settings = settings(body.settings)?;
-    }
-    let entry = audit(caller.user_id, "organization.updated", organization, &origin)
-        .change(None, Some(json!({"name": record.name, "slug": record.slug})));
-    let updated = state
-        .database
-        .update_organization(&record, expected, &entry)
-        .await
-        .map_err(|error| match error {
-            RepositoryError::Conflict(_) => ApiError::new(ErrorCode::Conflict, "this slug is taken"),
-            other => other.into(),
-        })?;
+    let changes = OrganizationChanges {
+        name: body.name,
+        slug: body.slug,
+        description: body.description,
+        settings: body.settings,
+        expected_version: super::auth::if_match_version(&request)?.or(body.version),
+    };
+    let updated = OrganizationService::new(&state)
+        .update(caller.standing, changes, &origin.0)
+        .await?;
     Ok(envelope::ok(OrganizationView::from(updated)))
 }
 
@@ -290,36 +213,12 @@ pub async fn delete_organization(
     state: web::Data<AppState>,
     caller: OrgAccess<org_actions::Delete>,
     origin: Origin,
-    path: web::Path<Uuid>,
+    _path: web::Path<Uuid>,
     query: web::Query<DeleteOrganizationQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let organization = path.into_inner();
-    let record = caller.organization;
-    if record.is_default {
-        return Err(ApiError::new(
-            ErrorCode::Conflict,
-            "the default organization cannot be deleted",
-        ));
-    }
-    let entry = audit(caller.user_id, "organization.deleted", organization, &origin);
-    let retire = AuditEntry::new(
-        Actor::admin(caller.user_id),
-        AuditAction::known("device.retired"),
-        "device",
-    )
-    .origin(origin.0.clone());
-    let retired = state
-        .database
-        .delete_organization(organization, query.force.unwrap_or(false), &entry, &retire)
-        .await
-        .map_err(|error| match error {
-            RepositoryError::Conflict(message) => ApiError::new(ErrorCode::Conflict, message),
-            other => other.into(),
-        })?;
-    for device in retired {
-        state.device_auth.forget_device(device);
-        state.device_states.forget(device);
-    }
+    OrganizationService::new(&state)
+        .delete(caller.standing, query.force.unwrap_or(false), &origin.0)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -337,7 +236,9 @@ pub async fn organization_usage(
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let organization = path.into_inner();
-    Ok(envelope::ok(state.database.org_usage(organization).await?))
+    Ok(envelope::ok(
+        OrganizationService::new(&state).usage(organization).await?,
+    ))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -365,9 +266,8 @@ pub async fn list_org_users(
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let organization = path.into_inner();
-    let views: Vec<OrgUserView> = state
-        .database
-        .org_members(organization)
+    let views: Vec<OrgUserView> = OrganizationService::new(&state)
+        .users(organization)
         .await?
         .into_iter()
         .map(|member| OrgUserView {
@@ -379,16 +279,6 @@ pub async fn list_org_users(
         })
         .collect();
     Ok(envelope::ok(views))
-}
-
-fn parse_role(value: &str) -> Result<OrgRole, ApiError> {
-    OrgRole::parse(value).ok_or_else(|| {
-        OrgRuleError::Invalid {
-            field: "role",
-            message: "must be owner, admin or viewer",
-        }
-        .into()
-    })
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -419,24 +309,14 @@ pub async fn add_org_user(
     state: web::Data<AppState>,
     caller: OrgAccess<org_actions::ManageUsers>,
     origin: Origin,
-    path: web::Path<Uuid>,
+    _path: web::Path<Uuid>,
     body: Json<AddOrgUserRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let organization = path.into_inner();
-    let actor = caller.actor;
     let body = body.into_inner();
-    let role = parse_role(&body.role)?;
+    let role = parse_org_role(&body.role)?;
     let user = match (body.user_id, body.email) {
-        (Some(id), None) => state.database.find_user(id).await?,
-        (None, Some(email)) => {
-            let email = EmailAddress::parse(&email).map_err(|_| {
-                ApiError::from(OrgRuleError::Invalid {
-                    field: "email",
-                    message: "must be an email address",
-                })
-            })?;
-            state.database.find_user_by_email(&email).await?
-        }
+        (Some(id), None) => UserRef::Id(id),
+        (None, Some(email)) => UserRef::Email(email),
         _ => {
             return Err(OrgRuleError::Invalid {
                 field: "userId",
@@ -444,29 +324,11 @@ pub async fn add_org_user(
             }
             .into());
         }
-    }
-    .filter(|user| user.is_active())
-    .ok_or(OrgRuleError::Invalid {
-        field: "userId",
-        message: "no active account matches",
-    })?;
-    let entry = audit(caller.user_id, "organization.user_added", organization, &origin);
-    state
-        .database
-        .change_org_user(
-            organization,
-            user.id,
-            Some(role),
-            move |current, owners| {
-                if current.is_some() {
-                    return Err(OrgRuleError::Conflict("already a user of this organization"));
-                }
-                may_set_org_role(actor, None, role, owners)
-            },
-            &entry,
-        )
+    };
+    let user = OrganizationService::new(&state)
+        .add_user(&caller.standing, user, role, &origin.0)
         .await?;
-    Ok(envelope::created(json!({"userId": user.id, "role": role})))
+    Ok(envelope::created(json!({"userId": user, "role": role})))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -497,27 +359,10 @@ pub async fn change_org_user_role(
     path: web::Path<(Uuid, Uuid)>,
     body: Json<ChangeOrgRoleRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let (organization, user) = path.into_inner();
-    let actor = caller.actor;
-    let role = parse_role(&body.role)?;
-    let entry = audit(
-        caller.user_id,
-        "organization.user_role_changed",
-        organization,
-        &origin,
-    );
-    state
-        .database
-        .change_org_user(
-            organization,
-            user,
-            Some(role),
-            move |current, owners| {
-                let current = current.ok_or(OrgRuleError::NotFound)?;
-                may_set_org_role(actor, Some(current), role, owners)
-            },
-            &entry,
-        )
+    let (_, user) = path.into_inner();
+    let role = parse_org_role(&body.role)?;
+    OrganizationService::new(&state)
+        .change_user_role(&caller.standing, user, role, &origin.0)
         .await?;
     Ok(envelope::ok(json!({"userId": user, "role": role})))
 }
@@ -541,21 +386,9 @@ pub async fn remove_org_user(
     origin: Origin,
     path: web::Path<(Uuid, Uuid)>,
 ) -> Result<HttpResponse, ApiError> {
-    let (organization, user) = path.into_inner();
-    let actor = caller.actor;
-    let entry = audit(caller.user_id, "organization.user_removed", organization, &origin);
-    state
-        .database
-        .change_org_user(
-            organization,
-            user,
-            None,
-            move |current, owners| {
-                let current = current.ok_or(OrgRuleError::NotFound)?;
-                may_remove_org_user(actor, current, owners)
-            },
-            &entry,
-        )
+    let (_, user) = path.into_inner();
+    OrganizationService::new(&state)
+        .remove_user(&caller.standing, user, &origin.0)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -89,7 +89,7 @@ async fn checked(
         }
         .into());
     }
-    let catalog = state.settings_catalog.load(&state.database).await?;
+    let catalog = state.settings_catalog.load(&state.store).await?;
     let (settings, locks) =
         validate_policy(&catalog.definitions, &body.settings, &body.locks).map_err(|problems| {
             ApiError::validation("the policy does not fit the setting catalog").with_details(
@@ -144,7 +144,7 @@ pub async fn list_policies(
 ) -> Result<HttpResponse, ApiError> {
     let organization = path.into_inner();
     let views: Vec<PolicyView> = state
-        .database
+        .store
         .policies(organization)
         .await?
         .into_iter()
@@ -197,7 +197,7 @@ pub async fn create_policy(
         Some(json!({"name": policy.name, "settings": policy.settings, "locks": policy.locks})),
     );
     let touched = state
-        .database
+        .store
         .create_policy(&policy, &entry)
         .await
         .map_err(name_taken)?;
@@ -207,7 +207,7 @@ pub async fn create_policy(
 
 async fn found(state: &AppState, organization: Uuid, policy: Uuid) -> Result<PolicyRecord, ApiError> {
     Ok(state
-        .database
+        .store
         .find_policy(organization, policy)
         .await?
         .ok_or(OrgRuleError::NotFound)?)
@@ -264,7 +264,7 @@ pub async fn update_policy(
         Some(json!({"name": updated.name, "settings": updated.settings, "locks": updated.locks})),
     );
     let (stored, touched) = state
-        .database
+        .store
         .update_policy(&updated, expected, &entry)
         .await
         .map_err(name_taken)?;
@@ -288,7 +288,7 @@ pub async fn delete_policy(
 ) -> Result<HttpResponse, ApiError> {
     let (organization, policy) = path.into_inner();
     let entry = audit(caller.user_id, "policy.deleted", organization, policy, &origin);
-    let touched = state.database.delete_policy(organization, policy, &entry).await?;
+    let touched = state.store.delete_policy(organization, policy, &entry).await?;
     FleetService::new(&state).forget(&touched);
     Ok(HttpResponse::NoContent().finish())
 }

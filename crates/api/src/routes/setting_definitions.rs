@@ -114,7 +114,7 @@ pub async fn list_definitions(
     state: web::Data<AppState>,
     _caller: Caller<AccountRead>,
 ) -> Result<HttpResponse, ApiError> {
-    let catalog = state.settings_catalog.load(&state.database).await?;
+    let catalog = state.settings_catalog.load(&state.store).await?;
     let views: Vec<SettingDefinitionView> = catalog
         .definitions
         .iter()
@@ -169,7 +169,7 @@ pub async fn create_definition(
         Some(json!(view)),
     );
     state
-        .database
+        .store
         .create_setting_definition(&definition, &entry)
         .await
         .map_err(|error| match error {
@@ -214,10 +214,7 @@ pub async fn update_definition(
         &origin,
         Some(json!(view)),
     );
-    state
-        .database
-        .update_setting_definition(&definition, &entry)
-        .await?;
+    state.store.update_setting_definition(&definition, &entry).await?;
     state.settings_catalog.invalidate();
     Ok(envelope::ok(view))
 }
@@ -244,7 +241,7 @@ pub async fn delete_definition(
         &origin,
         None,
     );
-    state.database.delete_setting_definition(&key, &entry).await?;
+    state.store.delete_setting_definition(&key, &entry).await?;
     state.settings_catalog.invalidate();
     Ok(HttpResponse::NoContent().finish())
 }
@@ -305,7 +302,7 @@ pub async fn list_push_notifications(
     if status.is_some_and(|s| !["pending", "sent", "failed"].contains(&s)) {
         return Err(ApiError::invalid("status", "must be pending, sent or failed"));
     }
-    let pushes = state.database.push_notifications(status, 200).await?;
+    let pushes = state.store.push_notifications(status, 200).await?;
     let views: Vec<PushNotificationView> = pushes.into_iter().map(PushNotificationView::from).collect();
     Ok(envelope::ok(views))
 }

@@ -13,14 +13,14 @@ use uuid::Uuid;
 
 use super::fleet::CommandView;
 use crate::auth::scopes::{DevicesRead, DevicesWrite};
-use crate::auth::{Caller, Scope};
+use crate::auth::{Caller, DeviceScope};
 use crate::envelope::{self, Envelope};
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::extractors::{Json, OptionalJson, Origin};
 use crate::fleet::FleetService;
 use crate::groups::{GroupAccess, actions};
-use crate::settings::service::{LockRequest, SettingView};
 use crate::settings::{DeviceSettingsView, SettingsCaller, SettingsService, SyncOutcome, UnlockWindow};
+use crate::settings::{LockRequest, SettingView};
 use crate::state::AppState;
 
 /// `If-Match: "<version>"` or `"<version>.<catalog>"` as the settings ETag carries it.
@@ -65,25 +65,23 @@ fn not_modified(request: &HttpRequest, tag: &str) -> bool {
 
 /// The caller's standing on `device`: decided by the extractor already (before the body was
 /// parsed) on every route that names the device.
-async fn access<S: Scope>(
+async fn access<S: DeviceScope>(
     state: &AppState,
     caller: &SettingsCaller<S>,
     device: Uuid,
-    write: bool,
 ) -> Result<crate::settings::SettingsAccess, ApiError> {
     match caller.access {
         Some(access) if access.device == device => Ok(access),
-        _ => {
-            SettingsService::new(state)
-                .access(caller.kind, device, write)
-                .await
-        }
+        _ => SettingsService::new(state)
+            .access(caller.kind, device, S::PERMISSION)
+            .await
+            .map_err(ApiError::from),
     }
 }
 
 async fn current(state: &AppState, device: Uuid) -> Result<HttpResponse, ApiError> {
     let (view, tag) = SettingsService::new(state).effective(device, false).await?;
-    Ok(with_etag(envelope::ok(view), &tag))
+    Ok(with_etag(envelope::ok(DeviceSettingsView::from(view)), &tag))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -116,7 +114,7 @@ pub async fn get_settings(
 ) -> Result<HttpResponse, ApiError> {
     let device = path.into_inner();
     let service = SettingsService::new(&state);
-    access(&state, &caller, device, false).await?;
+    access(&state, &caller, device).await?;
     if request.headers().contains_key(IF_NONE_MATCH) {
         let tag = service.current_etag(device).await?;
         if not_modified(&request, &tag) {
@@ -125,7 +123,7 @@ pub async fn get_settings(
     }
     if query.explain.unwrap_or(false) {
         let (view, tag) = service.effective(device, true).await?;
-        return Ok(with_etag(envelope::ok(view), &tag));
+        return Ok(with_etag(envelope::ok(DeviceSettingsView::from(view)), &tag));
     }
     let (rendered, tag) = service.rendered(device).await?;
     let body = format!(
@@ -169,7 +167,7 @@ pub async fn update_settings(
     body: Json<UpdateSettingsRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let device = path.into_inner();
-    let access = access(&state, &caller, device, true).await?;
+    let access = access(&state, &caller, device).await?;
     let body = body.into_inner();
     let expected = if_match_settings_version(&request)?.or(body.version);
     SettingsService::new(&state)
@@ -189,7 +187,7 @@ async fn one_setting(state: &AppState, device: Uuid, key: &str) -> Result<HttpRe
         envelope::ok(KeySettingView {
             key: key.to_owned(),
             version: view.version,
-            setting,
+            setting: setting.into(),
         }),
         &tag,
     ))
@@ -219,7 +217,7 @@ pub async fn get_locks(
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let device = path.into_inner();
-    access(&state, &caller, device, false).await?;
+    access(&state, &caller, device).await?;
     let (view, _) = SettingsService::new(&state).effective(device, false).await?;
     let locks: Vec<KeySettingView> = view
         .settings
@@ -228,7 +226,7 @@ pub async fn get_locks(
         .map(|(key, setting)| KeySettingView {
             key,
             version: view.version,
-            setting,
+            setting: setting.into(),
         })
         .collect();
     Ok(envelope::ok(locks))
@@ -277,7 +275,7 @@ pub async fn update_locks(
     body: Json<UpdateLocksRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let device = path.into_inner();
-    let access = access(&state, &caller, device, true).await?;
+    let access = access(&state, &caller, device).await?;
     let body = body.into_inner();
     let expected = if_match_settings_version(&request)?.or(body.version);
     let requests = body
@@ -343,7 +341,7 @@ pub async fn sync_settings(
     body: Json<SyncRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let device = path.into_inner();
-    let access = access(&state, &caller, device, true).await?;
+    let access = access(&state, &caller, device).await?;
     let body = body.into_inner();
     let failures = (!body.failures.is_empty()).then(|| serde_json::json!(body.failures));
     let applied = body.applied_version.map(|version| (version, failures));
@@ -381,7 +379,7 @@ pub async fn settings_status(
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let device = path.into_inner();
-    access(&state, &caller, device, false).await?;
+    access(&state, &caller, device).await?;
     Ok(envelope::ok(SettingsService::new(&state).status(device).await?))
 }
 
@@ -400,7 +398,7 @@ pub async fn request_sync(
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let device = path.into_inner();
-    let access = access(&state, &caller, device, true).await?;
+    let access = access(&state, &caller, device).await?;
     SettingsService::new(&state)
         .request_sync(&access, &origin.0)
         .await?;
@@ -421,7 +419,7 @@ pub async fn get_setting(
     path: web::Path<(Uuid, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (device, key) = path.into_inner();
-    access(&state, &caller, device, false).await?;
+    access(&state, &caller, device).await?;
     one_setting(&state, device, &key).await
 }
 
@@ -456,7 +454,7 @@ pub async fn update_setting(
     body: Json<UpdateSettingRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let (device, key) = path.into_inner();
-    let access = access(&state, &caller, device, true).await?;
+    let access = access(&state, &caller, device).await?;
     let body = body.into_inner();
     let expected = if_match_settings_version(&request)?.or(body.version);
     SettingsService::new(&state)
@@ -502,7 +500,7 @@ pub async fn lock_setting(
     body: OptionalJson<LockSettingRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let (device, key) = path.into_inner();
-    let access = access(&state, &caller, device, true).await?;
+    let access = access(&state, &caller, device).await?;
     let body = body.into_inner();
     let lock = LockRequest {
         key: key.clone(),
@@ -535,7 +533,7 @@ pub async fn unlock_setting(
     path: web::Path<(Uuid, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (device, key) = path.into_inner();
-    let access = access(&state, &caller, device, true).await?;
+    let access = access(&state, &caller, device).await?;
     let lock = LockRequest {
         key: key.clone(),
         locked: false,
@@ -613,7 +611,7 @@ pub async fn request_unlock(
     body: OptionalJson<UnlockRequestBody>,
 ) -> Result<HttpResponse, ApiError> {
     let (device, key) = path.into_inner();
-    let access = access(&state, &caller, device, true).await?;
+    let access = access(&state, &caller, device).await?;
     let reason = body.into_inner().reason;
     let request = SettingsService::new(&state)
         .request_unlock(&access, &key, reason, &origin.0)
@@ -654,7 +652,7 @@ pub async fn device_unlock_requests(
     query: web::Query<StatusQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let device = path.into_inner();
-    access(&state, &caller, device, false).await?;
+    access(&state, &caller, device).await?;
     let requests = SettingsService::new(&state)
         .device_unlock_requests(device, parse_status(&query)?)
         .await?;

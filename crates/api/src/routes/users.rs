@@ -5,6 +5,7 @@ use actix_web::{HttpResponse, delete, get, post, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use steward_domain::devices::{DeviceTransfer, TransferStatus};
+use steward_domain::rbac::Permission;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -69,7 +70,9 @@ pub async fn user_devices(
 ) -> Result<HttpResponse, ApiError> {
     let user = path.into_inner();
     let service = DeviceService::new(&state);
-    service.acting_for(caller.user_id, user, "devices:read").await?;
+    service
+        .acting_for(caller.user_id, user, Permission::DevicesRead)
+        .await?;
     let views: Vec<DeviceView> = service
         .devices_of(user)
         .await?
@@ -96,7 +99,9 @@ pub async fn link_device(
 ) -> Result<HttpResponse, ApiError> {
     let (user, device) = path.into_inner();
     let service = DeviceService::new(&state);
-    let access = service.acting_for(caller.user_id, user, "devices:write").await?;
+    let access = service
+        .acting_for(caller.user_id, user, Permission::DevicesWrite)
+        .await?;
     let device = service
         .link(caller.user_id, access, user, device, &origin.0)
         .await?;
@@ -119,7 +124,9 @@ pub async fn unlink_device(
 ) -> Result<HttpResponse, ApiError> {
     let (user, device) = path.into_inner();
     let service = DeviceService::new(&state);
-    let access = service.acting_for(caller.user_id, user, "devices:write").await?;
+    let access = service
+        .acting_for(caller.user_id, user, Permission::DevicesWrite)
+        .await?;
     service
         .unlink(caller.user_id, access, user, device, &origin.0)
         .await?;
@@ -201,7 +208,9 @@ pub async fn transfer_device(
         }
     };
     let service = DeviceService::new(&state);
-    let access = service.acting_for(caller.user_id, user, "devices:write").await?;
+    let access = service
+        .acting_for(caller.user_id, user, Permission::DevicesWrite)
+        .await?;
     Ok(
         match service
             .transfer(caller.user_id, access, user, device, target, &origin.0)
@@ -230,7 +239,9 @@ pub async fn list_transfers(
 ) -> Result<HttpResponse, ApiError> {
     let user = path.into_inner();
     let service = DeviceService::new(&state);
-    service.acting_for(caller.user_id, user, "devices:read").await?;
+    service
+        .acting_for(caller.user_id, user, Permission::DevicesRead)
+        .await?;
     let views: Vec<TransferView> = service
         .transfers(user)
         .await?

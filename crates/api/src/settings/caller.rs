@@ -12,16 +12,17 @@ use futures_util::future::LocalBoxFuture;
 use steward_domain::fleet::{DEVICE_TOKEN_PREFIX, DeviceStatus};
 use uuid::Uuid;
 
-use crate::auth::Scope;
 use crate::auth::extractor_support::{bearer_token, identify, scope_error, state};
+use crate::auth::{DeviceScope, Scope};
 use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
+use steward_app::settings::SettingsCallerKind;
 
 /// A suspended device may not act as itself until its organization resumes it.
 pub(crate) async fn refuse_suspended(state: &AppState, device: Uuid) -> Result<(), actix_web::Error> {
     let status = state
         .device_auth
-        .status(&state.database, device)
+        .status(&state.store, device)
         .await
         .map_err(ApiError::from)?;
     if status == DeviceStatus::Suspended {
@@ -34,25 +35,18 @@ pub(crate) async fn refuse_suspended(state: &AppState, device: Uuid) -> Result<(
     Ok(())
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SettingsCallerKind {
-    User(Uuid),
-    /// The device identified by its device token, or by `X-Device-Id` under a valid `X-API-Key`.
-    Device(Uuid),
-}
-
 /// A settings caller; personal access tokens need scope `S`. On a route with a `{deviceId}`,
 /// the caller's standing on that device is decided here too (404 for outsiders) — before the
 /// body is parsed — for reading (`devices:read`) or writing (`devices:write`) as `S` says.
 #[derive(Debug)]
-pub struct SettingsCaller<S: Scope> {
+pub struct SettingsCaller<S: DeviceScope> {
     pub kind: SettingsCallerKind,
     /// The standing on the path's device, when the route names one.
     pub access: Option<crate::settings::SettingsAccess>,
     scope: PhantomData<S>,
 }
 
-impl<S: Scope + 'static> FromRequest for SettingsCaller<S> {
+impl<S: DeviceScope + 'static> FromRequest for SettingsCaller<S> {
     type Error = actix_web::Error;
     type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
@@ -84,8 +78,9 @@ impl<S: Scope + 'static> FromRequest for SettingsCaller<S> {
             let access = match device {
                 Some(Ok(device)) => Some(
                     crate::settings::SettingsService::new(&state)
-                        .access(kind, device, S::NAME == "devices:write")
-                        .await?,
+                        .access(kind, device, S::PERMISSION)
+                        .await
+                        .map_err(ApiError::from)?,
                 ),
                 Some(Err(_)) => return Err(ApiError::invalid("deviceId", "must be a UUID").into()),
                 None => None,
@@ -110,7 +105,7 @@ async fn caller_kind<S: Scope>(
     if let Some(secret) = token.as_deref().filter(|t| t.starts_with(DEVICE_TOKEN_PREFIX)) {
         let grant = state
             .device_auth
-            .device_token(&state.database, secret)
+            .device_token(&state.store, secret)
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| {
@@ -139,7 +134,7 @@ async fn caller_kind<S: Scope>(
         };
         state
             .device_auth
-            .api_key(&state.database, &key, ip)
+            .api_key(&state.store, &key, ip)
             .await
             .map_err(ApiError::from)?
             .ok_or_else(refused)?;
@@ -148,16 +143,16 @@ async fn caller_kind<S: Scope>(
             .ok_or_else(refused)?;
         let device = state
             .device_auth
-            .device_id(&state.database, &identifier)
+            .device_id(&state.store, &identifier)
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::not_found("no such device"))?;
         refuse_suspended(state, device).await?;
         return Ok(SettingsCallerKind::Device(device));
     }
-    let (user, scopes) = identify(state, token, ip).await?;
-    if scopes.is_some_and(|scopes| !scopes.iter().any(|s| s == S::NAME)) {
+    let principal = identify(state, token, ip).await?;
+    if !principal.has_scope(S::NAME) {
         return Err(scope_error(S::NAME).into());
     }
-    Ok(SettingsCallerKind::User(user))
+    Ok(SettingsCallerKind::User(principal.user))
 }

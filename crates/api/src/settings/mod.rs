@@ -1,13 +1,12 @@
-//! Remote settings: the catalog cache, who is calling (a user or the device itself), and the
-//! service that resolves, writes, locks and syncs a device's settings.
+//! Remote settings at the HTTP edge: who is calling (a user or the device itself) and the
+//! response views. The service lives in `steward_app::settings`.
 
 mod caller;
-mod catalog;
-mod error;
-pub mod service;
-mod state_cache;
+pub mod views;
 
-pub use caller::{SettingsCaller, SettingsCallerKind};
-pub use catalog::{Catalog, SettingsCatalog};
-pub use service::{DeviceSettingsView, SettingsAccess, SettingsService, SyncOutcome, UnlockWindow};
-pub use state_cache::{DeviceStateCache, RenderedSettings, VERSION_TTL};
+pub use caller::SettingsCaller;
+pub use steward_app::settings::{
+    Catalog, DeviceStateCache, LockRequest, SettingsAccess, SettingsCallerKind, SettingsCatalog,
+    SettingsService, UnlockWindow, VERSION_TTL,
+};
+pub use views::{DeviceSettingsView, SettingView, SyncOutcome};

@@ -4,17 +4,19 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use steward_auth::{hash_token, random_token};
-use steward_domain::accounts::{PersonalToken, PersonalTokenStore};
+use steward_domain::accounts::PersonalToken;
 use steward_domain::{AuditEntry, RequestOrigin};
 use uuid::Uuid;
 
 use super::error::AuthError;
 use super::service::AuthService;
+use crate::principal::{Credential, Principal};
+use crate::steward::Store;
 
 /// Every personal access token starts with this, so scanners and Steward recognise them.
 pub const PAT_PREFIX: &str = "stw_pat_";
 
-impl AuthService {
+impl<S: Store> AuthService<S> {
     pub async fn create_personal_token(
         &self,
         user: Uuid,
@@ -76,14 +78,14 @@ impl AuthService {
             Some(json!({"name": token.name, "scopes": token.scopes, "expiresAt": token.expires_at})),
         )
         .origin(origin.clone());
-        self.database()
+        self.store()
             .create_personal_token(&token, hash_token(&secret), &audit)
             .await?;
         Ok((token, secret))
     }
 
     pub async fn personal_tokens(&self, user: Uuid) -> Result<Vec<PersonalToken>, AuthError> {
-        Ok(self.database().personal_tokens(user, Utc::now()).await?)
+        Ok(self.store().personal_tokens(user, Utc::now()).await?)
     }
 
     pub async fn revoke_personal_token(
@@ -99,7 +101,7 @@ impl AuthService {
         )
         .resource_id(id)
         .origin(origin.clone());
-        if self.database().revoke_personal_token(user, id, &audit).await? {
+        if self.store().revoke_personal_token(user, id, &audit).await? {
             Ok(())
         } else {
             Err(AuthError::NotFound)
@@ -113,11 +115,33 @@ impl AuthService {
         ip: Option<String>,
     ) -> Result<(Uuid, Vec<String>), AuthError> {
         let token = self
-            .database()
+            .store()
             .use_personal_token(&hash_token(secret), Utc::now(), ip)
             .await?
             .ok_or(AuthError::Unauthenticated)?;
         self.current_user(token.user_id).await?;
         Ok((token.user_id, token.scopes))
+    }
+}
+
+impl<S: Store> AuthService<S> {
+    /// Who a bearer token speaks for: a session's access token, or a personal access token
+    /// (`stw_pat_…`) with its scopes. System roles are not loaded (see [`Self::with_roles`]).
+    pub async fn principal(&self, bearer: &str, ip: Option<String>) -> Result<Principal, AuthError> {
+        if bearer.starts_with(PAT_PREFIX) {
+            let (user, scopes) = self.authenticate_personal_token(bearer, ip).await?;
+            return Ok(Principal::new(user, Credential::PersonalToken { scopes }));
+        }
+        let claims = self.authenticate(bearer).await?;
+        Ok(Principal::new(
+            claims.sub,
+            Credential::Session { session: claims.sid },
+        ))
+    }
+
+    /// `principal` with its system roles, for decisions that depend on them.
+    pub async fn with_roles(&self, mut principal: Principal) -> Result<Principal, AuthError> {
+        principal.roles = self.system_roles(principal.user).await?;
+        Ok(principal)
     }
 }

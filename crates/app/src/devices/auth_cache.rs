@@ -12,10 +12,9 @@ use steward_auth::hash_token;
 use steward_domain::RepositoryError;
 use steward_domain::devices::{ApiKeyRecord, ApiKeyStore, DeviceStore};
 use steward_domain::fleet::{DeviceStatus, DeviceTokenGrant, FleetStore};
-use steward_persistence::Database;
 use uuid::Uuid;
 
-use crate::auth::TtlCache;
+use crate::cache::TtlCache;
 
 pub const API_KEY_TTL: Duration = Duration::from_secs(5);
 const IDENTIFIER_TTL: Duration = Duration::from_secs(300);
@@ -60,9 +59,9 @@ impl DeviceAuthCache {
     }
 
     /// The live key with this secret; only successes are remembered.
-    pub async fn api_key(
+    pub async fn api_key<S: ApiKeyStore>(
         &self,
-        database: &Database,
+        store: &S,
         secret: &str,
         ip: Option<String>,
     ) -> Result<Option<ApiKeyRecord>, RepositoryError> {
@@ -70,7 +69,7 @@ impl DeviceAuthCache {
         if let Some(key) = self.keys.get(&fingerprint) {
             return Ok(Some(key));
         }
-        let key = database.use_api_key(&fingerprint, Utc::now(), ip).await?;
+        let key = store.use_api_key(&fingerprint, Utc::now(), ip).await?;
         if let Some(key) = &key {
             self.keys.put(fingerprint, key.clone());
         }
@@ -78,16 +77,16 @@ impl DeviceAuthCache {
     }
 
     /// Steward's id of the device registered as `identifier`.
-    pub async fn device_id(
+    pub async fn device_id<S: DeviceStore>(
         &self,
-        database: &Database,
+        store: &S,
         identifier: &str,
     ) -> Result<Option<Uuid>, RepositoryError> {
         let identifier = identifier.to_owned();
         if let Some(id) = self.identifiers.get(&identifier) {
             return Ok(Some(id));
         }
-        let id = database.device_id_for_identifier(&identifier).await?;
+        let id = store.device_id_for_identifier(&identifier).await?;
         if let Some(id) = id {
             self.identifiers.put(identifier, id);
         }
@@ -95,9 +94,9 @@ impl DeviceAuthCache {
     }
 
     /// The live device token with this secret; only successes are remembered.
-    pub async fn device_token(
+    pub async fn device_token<S: FleetStore>(
         &self,
-        database: &Database,
+        store: &S,
         secret: &str,
     ) -> Result<Option<DeviceTokenGrant>, RepositoryError> {
         let fingerprint = hash_token(secret);
@@ -105,7 +104,7 @@ impl DeviceAuthCache {
         if let Some(grant) = self.device_tokens.get(&fingerprint) {
             return Ok(Some(grant).filter(|grant| grant.expires_at > now));
         }
-        let grant = database.device_token(&fingerprint, now).await?;
+        let grant = store.device_token(&fingerprint, now).await?;
         if let Some(grant) = grant {
             self.device_tokens.put(fingerprint, grant);
         }
@@ -114,14 +113,15 @@ impl DeviceAuthCache {
 
     /// The device's status (`Active` for a device that does not exist: callers find that out
     /// themselves).
-    pub async fn status(&self, database: &Database, device: Uuid) -> Result<DeviceStatus, RepositoryError> {
+    pub async fn status<S: FleetStore>(
+        &self,
+        store: &S,
+        device: Uuid,
+    ) -> Result<DeviceStatus, RepositoryError> {
         if let Some(status) = self.statuses.get(&device) {
             return Ok(status);
         }
-        let status = database
-            .device_status(device)
-            .await?
-            .unwrap_or(DeviceStatus::Active);
+        let status = store.device_status(device).await?.unwrap_or(DeviceStatus::Active);
         self.statuses.put(device, status);
         Ok(status)
     }

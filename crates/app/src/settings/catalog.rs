@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use steward_domain::RepositoryError;
 use steward_domain::settings::definitions::SettingDefinition;
 use steward_domain::settings::store::SettingsStore;
-use steward_persistence::Database;
 
 const REFRESH: Duration = Duration::from_secs(5);
 
@@ -51,14 +50,14 @@ pub struct SettingsCatalog {
 }
 
 impl SettingsCatalog {
-    pub async fn load(&self, database: &Database) -> Result<Arc<Catalog>, RepositoryError> {
+    pub async fn load<S: SettingsStore>(&self, store: &S) -> Result<Arc<Catalog>, RepositoryError> {
         if let Ok(cached) = self.cached.read()
             && let Some((catalog, at)) = cached.as_ref()
             && at.elapsed() < REFRESH
         {
             return Ok(catalog.clone());
         }
-        let catalog = Arc::new(Catalog::new(database.setting_definitions().await?));
+        let catalog = Arc::new(Catalog::new(store.setting_definitions().await?));
         if let Ok(mut cached) = self.cached.write() {
             *cached = Some((catalog.clone(), Instant::now()));
         }

@@ -1,9 +1,9 @@
 use steward_domain::RepositoryError;
 use steward_domain::identity::WeakPassword;
 
-use crate::error::{ApiError, ErrorCode, FieldError};
+use crate::error::{AppError, ErrorKind, FieldError};
 
-/// Failures of the authentication service, converted once into [`ApiError`].
+/// Failures of the authentication service, converted once into [`AppError`].
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     #[error("invalid email or password")]
@@ -48,38 +48,38 @@ pub enum AuthError {
     Repository(#[from] RepositoryError),
 }
 
-impl From<AuthError> for ApiError {
+impl From<AuthError> for AppError {
     fn from(error: AuthError) -> Self {
         match error {
             AuthError::InvalidCredentials => {
-                ApiError::new(ErrorCode::InvalidCredentials, "invalid email or password")
+                AppError::new(ErrorKind::InvalidCredentials, "invalid email or password")
             }
-            AuthError::AccountLocked { retry_after_seconds } => ApiError::new(
-                ErrorCode::AccountLocked,
+            AuthError::AccountLocked { retry_after_seconds } => AppError::new(
+                ErrorKind::AccountLocked,
                 "too many failed sign-ins for this email; try again later",
             )
             .with_retry_after(u64::try_from(retry_after_seconds).unwrap_or(1)),
             AuthError::Unauthenticated => {
-                ApiError::new(ErrorCode::Unauthorized, "missing or invalid access token")
+                AppError::new(ErrorKind::Unauthenticated, "missing or invalid access token")
             }
-            AuthError::InvalidRefreshToken => ApiError::new(
-                ErrorCode::Unauthorized,
+            AuthError::InvalidRefreshToken => AppError::new(
+                ErrorKind::Unauthenticated,
                 "the refresh token is invalid, expired or revoked",
             ),
             AuthError::InvalidEmailToken => {
-                ApiError::validation("the link is invalid, expired or already used").with_details(vec![
+                AppError::validation("the link is invalid, expired or already used").with_details(vec![
                     FieldError {
                         field: "token".to_owned(),
                         message: "is invalid, expired or already used".to_owned(),
                     },
                 ])
             }
-            AuthError::Invalid { field, message } => ApiError::validation("the request has invalid fields")
+            AuthError::Invalid { field, message } => AppError::validation("the request has invalid fields")
                 .with_details(vec![FieldError {
                     field: field.to_owned(),
                     message,
                 }]),
-            AuthError::InvalidFields(problems) => ApiError::validation("the request has invalid fields")
+            AuthError::InvalidFields(problems) => AppError::validation("the request has invalid fields")
                 .with_details(
                     problems
                         .into_iter()
@@ -89,40 +89,40 @@ impl From<AuthError> for ApiError {
                         })
                         .collect(),
                 ),
-            AuthError::WeakPassword(reason, field) => ApiError::validation("the password is not acceptable")
+            AuthError::WeakPassword(reason, field) => AppError::validation("the password is not acceptable")
                 .with_details(vec![FieldError {
                     field: field.to_owned(),
                     message: reason.to_string(),
                 }]),
             AuthError::EmailTaken => {
-                ApiError::new(ErrorCode::Conflict, "an account with this email already exists")
+                AppError::new(ErrorKind::Conflict, "an account with this email already exists")
             }
-            AuthError::Forbidden => ApiError::new(ErrorCode::Forbidden, "you are not allowed to do this"),
-            AuthError::NotFound => ApiError::not_found("no such resource"),
-            AuthError::UnknownProvider => ApiError::not_found("this identity provider is not configured"),
-            AuthError::IdToken(error) => ApiError::new(ErrorCode::Unauthorized, error.to_string()),
-            AuthError::ProviderEmailUnverified => ApiError::new(
-                ErrorCode::Forbidden,
+            AuthError::Forbidden => AppError::new(ErrorKind::Forbidden, "you are not allowed to do this"),
+            AuthError::NotFound => AppError::not_found("no such resource"),
+            AuthError::UnknownProvider => AppError::not_found("this identity provider is not configured"),
+            AuthError::IdToken(error) => AppError::new(ErrorKind::Unauthenticated, error.to_string()),
+            AuthError::ProviderEmailUnverified => AppError::new(
+                ErrorKind::Forbidden,
                 "the provider has not verified this email address",
             ),
-            AuthError::LinkRequired => ApiError::new(
-                ErrorCode::AccountLinkRequired,
+            AuthError::LinkRequired => AppError::new(
+                ErrorKind::AccountLinkRequired,
                 "an account with this email exists but its email is not verified: sign in to it and link the provider",
             ),
-            AuthError::AlreadyLinked => ApiError::new(
-                ErrorCode::Conflict,
+            AuthError::AlreadyLinked => AppError::new(
+                ErrorKind::Conflict,
                 "this provider account is linked to another user",
             ),
-            AuthError::LastSignInMethod => ApiError::new(
-                ErrorCode::Conflict,
+            AuthError::LastSignInMethod => AppError::new(
+                ErrorKind::Conflict,
                 "this is the last way to sign in: set a password or link another provider first",
             ),
             AuthError::Hashing(reason) | AuthError::Signing(reason) => {
                 tracing::error!(%reason, "authentication failure");
-                ApiError::internal()
+                AppError::internal()
             }
             AuthError::Repository(RepositoryError::Conflict(_)) => {
-                ApiError::new(ErrorCode::Conflict, "this conflicts with an existing resource")
+                AppError::new(ErrorKind::Conflict, "this conflicts with an existing resource")
             }
             AuthError::Repository(error) => error.into(),
         }

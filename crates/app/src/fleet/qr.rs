@@ -8,7 +8,7 @@ use qrcode::render::svg;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::error::AppError;
 
 /// What a device app reads from the QR code (docs/organizations.md).
 #[derive(Debug, Serialize)]
@@ -33,9 +33,9 @@ pub fn render(
     payload: &EnrollmentPayload<'_>,
     format: QrFormat,
     size: u32,
-) -> Result<(Vec<u8>, &'static str), ApiError> {
-    let text = serde_json::to_string(payload).map_err(|_| ApiError::internal())?;
-    let code = QrCode::new(text.as_bytes()).map_err(|_| ApiError::internal())?;
+) -> Result<(Vec<u8>, &'static str), AppError> {
+    let text = serde_json::to_string(payload).map_err(|_| AppError::internal())?;
+    let code = QrCode::new(text.as_bytes()).map_err(|_| AppError::internal())?;
     match format {
         QrFormat::Svg => {
             let image = code
@@ -54,7 +54,7 @@ pub fn render(
             let mut bytes = Cursor::new(Vec::new());
             image
                 .write_to(&mut bytes, ImageFormat::Png)
-                .map_err(|_| ApiError::internal())?;
+                .map_err(|_| AppError::internal())?;
             Ok((bytes.into_inner(), "image/png"))
         }
     }

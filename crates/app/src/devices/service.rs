@@ -4,19 +4,19 @@ use std::collections::HashMap;
 
 use chrono::{Duration, Utc};
 use serde_json::json;
-use steward_domain::accounts::{AccountStore, UserRecord};
+use steward_domain::accounts::UserRecord;
 use steward_domain::devices::{
-    DeviceRecord, DeviceRegistration, DeviceRuleError, DeviceStore, DeviceStoreError, DeviceTransfer,
-    Registrant, TRANSFER_TTL_DAYS, TransferStatus,
+    DeviceRecord, DeviceRegistration, DeviceRuleError, DeviceStoreError, DeviceTransfer, Registrant,
+    TRANSFER_TTL_DAYS, TransferStatus,
 };
-use steward_domain::group_store::GroupStore;
 use steward_domain::groups::GroupPermission;
 use steward_domain::identity::EmailAddress;
+use steward_domain::rbac::Permission;
 use steward_domain::{Actor, AuditAction, AuditEntry, RequestOrigin};
 use uuid::Uuid;
 
-use crate::error::ApiError;
-use crate::state::AppState;
+use crate::error::AppError;
+use crate::steward::{Steward, Store};
 
 /// How the caller may act on a `/users/{userId}` path: as that user, or as a system admin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,22 +48,22 @@ pub enum TransferOutcome {
     Completed(DeviceRecord),
 }
 
-pub struct DeviceService<'a> {
-    state: &'a AppState,
+pub struct DeviceService<'a, S> {
+    steward: &'a Steward<S>,
 }
 
-fn not_found() -> ApiError {
+fn not_found() -> AppError {
     DeviceRuleError::NotFound.into()
 }
 
-impl<'a> DeviceService<'a> {
-    pub fn new(state: &'a AppState) -> Self {
-        Self { state }
+impl<'a, S: Store> DeviceService<'a, S> {
+    pub fn new(steward: &'a Steward<S>) -> Self {
+        Self { steward }
     }
 
-    async fn holds(&self, user: Uuid, permission: &str) -> Result<bool, ApiError> {
-        let roles = self.state.auth.system_roles(user).await?;
-        Ok(self.state.auth.roles().allows(&roles, permission))
+    async fn holds(&self, user: Uuid, permission: Permission) -> Result<bool, AppError> {
+        let roles = self.steward.auth.system_roles(user).await?;
+        Ok(self.steward.auth.roles().allows(&roles, permission))
     }
 
     /// The caller acts for `user` only as themself or as a system admin holding `permission`;
@@ -72,8 +72,8 @@ impl<'a> DeviceService<'a> {
         &self,
         caller: Uuid,
         user: Uuid,
-        permission: &str,
-    ) -> Result<UserAccess, ApiError> {
+        permission: Permission,
+    ) -> Result<UserAccess, AppError> {
         if caller == user {
             return Ok(UserAccess::Themself);
         }
@@ -83,9 +83,9 @@ impl<'a> DeviceService<'a> {
         Err(not_found())
     }
 
-    async fn active_user(&self, id: Uuid) -> Result<UserRecord, ApiError> {
-        self.state
-            .database
+    async fn active_user(&self, id: Uuid) -> Result<UserRecord, AppError> {
+        self.steward
+            .store
             .find_user(id)
             .await?
             .filter(UserRecord::is_active)
@@ -94,12 +94,12 @@ impl<'a> DeviceService<'a> {
 
     /// A user's profile as `caller` may see it: everything for themself and admins, the public
     /// part for people sharing a group, 404 for everyone else.
-    pub async fn user_for(&self, caller: Uuid, user: Uuid) -> Result<(UserRecord, bool), ApiError> {
-        let full = caller == user || self.holds(caller, "users:read").await?;
+    pub async fn user_for(&self, caller: Uuid, user: Uuid) -> Result<(UserRecord, bool), AppError> {
+        let full = caller == user || self.holds(caller, Permission::UsersRead).await?;
         if !full
             && self
-                .state
-                .database
+                .steward
+                .store
                 .shared_group_role(caller, user)
                 .await?
                 .is_none()
@@ -117,7 +117,7 @@ impl<'a> DeviceService<'a> {
         caller: Option<Uuid>,
         acting_device: Option<Uuid>,
         origin: &RequestOrigin,
-    ) -> Result<(DeviceRecord, bool, Option<String>), ApiError> {
+    ) -> Result<(DeviceRecord, bool, Option<String>), AppError> {
         let actor = match (caller, acting_device) {
             (Some(user), _) => Actor::user(user),
             (None, Some(device)) => Actor::device(device),
@@ -128,7 +128,7 @@ impl<'a> DeviceService<'a> {
         let registrant = Registrant {
             user: caller,
             device: acting_device,
-            legacy: self.state.device_auth.legacy_auth(),
+            legacy: self.steward.device_auth.legacy_auth(),
         };
         let (secret, token) = crate::fleet::new_device_token();
         // Two first registrations of one device can race; the loser's second try is an update.
@@ -136,8 +136,8 @@ impl<'a> DeviceService<'a> {
         loop {
             attempt += 1;
             match self
-                .state
-                .database
+                .steward
+                .store
                 .register_device(&registration, registrant, &token, Utc::now(), &audit)
                 .await
             {
@@ -149,7 +149,7 @@ impl<'a> DeviceService<'a> {
                 other => {
                     let (device, created, issued) = other?;
                     if issued {
-                        self.state.device_auth.forget_device(device.id);
+                        self.steward.device_auth.forget_device(device.id);
                     }
                     return Ok((device, created, issued.then_some(secret)));
                 }
@@ -162,13 +162,13 @@ impl<'a> DeviceService<'a> {
         &self,
         caller: Uuid,
         id: Uuid,
-    ) -> Result<(DeviceRecord, DeviceVisibility), ApiError> {
-        let device = self.state.database.find_device(id).await?.ok_or_else(not_found)?;
-        if device.owner_user_id == Some(caller) || self.holds(caller, "devices:read").await? {
+    ) -> Result<(DeviceRecord, DeviceVisibility), AppError> {
+        let device = self.steward.store.find_device(id).await?.ok_or_else(not_found)?;
+        if device.owner_user_id == Some(caller) || self.holds(caller, Permission::DevicesRead).await? {
             return Ok((device, DeviceVisibility::Full));
         }
         if let Some(owner) = device.owner_user_id
-            && let Some(role) = self.state.database.shared_group_role(caller, owner).await?
+            && let Some(role) = self.steward.store.shared_group_role(caller, owner).await?
             && role.allows(GroupPermission::ViewMemberDevices)
         {
             return Ok((device, DeviceVisibility::Basic));
@@ -177,9 +177,9 @@ impl<'a> DeviceService<'a> {
     }
 
     /// Devices of each owner in `owners`.
-    pub async fn owned_by(&self, owners: &[Uuid]) -> Result<HashMap<Uuid, Vec<DeviceRecord>>, ApiError> {
+    pub async fn owned_by(&self, owners: &[Uuid]) -> Result<HashMap<Uuid, Vec<DeviceRecord>>, AppError> {
         let mut by_owner: HashMap<Uuid, Vec<DeviceRecord>> = HashMap::new();
-        for device in self.state.database.devices_owned_by(owners).await? {
+        for device in self.steward.store.devices_owned_by(owners).await? {
             if let Some(owner) = device.owner_user_id {
                 by_owner.entry(owner).or_default().push(device);
             }
@@ -187,8 +187,8 @@ impl<'a> DeviceService<'a> {
         Ok(by_owner)
     }
 
-    pub async fn devices_of(&self, user: Uuid) -> Result<Vec<DeviceRecord>, ApiError> {
-        Ok(self.state.database.devices_owned_by(&[user]).await?)
+    pub async fn devices_of(&self, user: Uuid) -> Result<Vec<DeviceRecord>, AppError> {
+        Ok(self.steward.store.devices_owned_by(&[user]).await?)
     }
 
     fn audit(
@@ -213,16 +213,16 @@ impl<'a> DeviceService<'a> {
         user: Uuid,
         device: Uuid,
         origin: &RequestOrigin,
-    ) -> Result<DeviceRecord, ApiError> {
+    ) -> Result<DeviceRecord, AppError> {
         let audit = self.audit(caller, access, "device.linked", origin);
         let linked = self
-            .state
-            .database
+            .steward
+            .store
             .set_device_owner(device, None, Some(user), &audit)
             .await?;
         let current = self
-            .state
-            .database
+            .steward
+            .store
             .find_device(device)
             .await?
             .ok_or_else(not_found)?;
@@ -241,11 +241,11 @@ impl<'a> DeviceService<'a> {
         user: Uuid,
         device: Uuid,
         origin: &RequestOrigin,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), AppError> {
         let audit = self.audit(caller, access, "device.unlinked", origin);
         if self
-            .state
-            .database
+            .steward
+            .store
             .set_device_owner(device, Some(user), None, &audit)
             .await?
         {
@@ -263,10 +263,10 @@ impl<'a> DeviceService<'a> {
         device: Uuid,
         target: TransferTarget,
         origin: &RequestOrigin,
-    ) -> Result<TransferOutcome, ApiError> {
+    ) -> Result<TransferOutcome, AppError> {
         let current = self
-            .state
-            .database
+            .steward
+            .store
             .find_device(device)
             .await?
             .ok_or_else(not_found)?;
@@ -276,22 +276,22 @@ impl<'a> DeviceService<'a> {
         // Unknown, inactive and ineligible recipients get one answer naming the field sent,
         // so the endpoint never tells whether an address has an account.
         let (field, recipient) = match target {
-            TransferTarget::User(id) => ("toUserId", self.state.database.find_user(id).await?),
+            TransferTarget::User(id) => ("toUserId", self.steward.store.find_user(id).await?),
             TransferTarget::Email(email) => {
                 let email = EmailAddress::parse(&email).map_err(|_| {
-                    ApiError::from(DeviceRuleError::Invalid {
+                    AppError::from(DeviceRuleError::Invalid {
                         field: "toEmail",
                         message: "must be an email address",
                     })
                 })?;
-                ("toEmail", self.state.database.find_user_by_email(&email).await?)
+                ("toEmail", self.steward.store.find_user_by_email(&email).await?)
             }
         };
         let recipient = recipient
             .filter(UserRecord::is_active)
             .filter(|recipient| recipient.id != user)
             .ok_or_else(|| {
-                ApiError::from(DeviceRuleError::Invalid {
+                AppError::from(DeviceRuleError::Invalid {
                     field,
                     message: "cannot receive this device",
                 })
@@ -299,16 +299,16 @@ impl<'a> DeviceService<'a> {
         if access == UserAccess::Admin {
             let audit = self.audit(caller, access, "device.transferred", origin);
             if !self
-                .state
-                .database
+                .steward
+                .store
                 .set_device_owner(device, Some(user), Some(recipient.id), &audit)
                 .await?
             {
                 return Err(not_found());
             }
             let moved = self
-                .state
-                .database
+                .steward
+                .store
                 .find_device(device)
                 .await?
                 .ok_or_else(not_found)?;
@@ -332,12 +332,12 @@ impl<'a> DeviceService<'a> {
                 None,
                 Some(json!({"transferId": transfer.id, "toUserId": recipient.id})),
             );
-        self.state
-            .database
+        self.steward
+            .store
             .create_transfer(&transfer, &audit)
             .await
             .map_err(|error| match error {
-                steward_domain::RepositoryError::Conflict(_) => ApiError::from(DeviceRuleError::Conflict(
+                steward_domain::RepositoryError::Conflict(_) => AppError::from(DeviceRuleError::Conflict(
                     "this device already has a pending transfer",
                 )),
                 other => other.into(),
@@ -345,8 +345,8 @@ impl<'a> DeviceService<'a> {
         Ok(TransferOutcome::Pending(transfer))
     }
 
-    pub async fn transfers(&self, user: Uuid) -> Result<Vec<DeviceTransfer>, ApiError> {
-        Ok(self.state.database.pending_transfers(user, Utc::now()).await?)
+    pub async fn transfers(&self, user: Uuid) -> Result<Vec<DeviceTransfer>, AppError> {
+        Ok(self.steward.store.pending_transfers(user, Utc::now()).await?)
     }
 
     /// `caller` decides, as `user`, a transfer to (accept, decline) or from (cancel) them.
@@ -359,7 +359,7 @@ impl<'a> DeviceService<'a> {
         transfer: Uuid,
         decision: TransferStatus,
         origin: &RequestOrigin,
-    ) -> Result<DeviceTransfer, ApiError> {
+    ) -> Result<DeviceTransfer, AppError> {
         if caller != user {
             return Err(not_found());
         }
@@ -371,8 +371,8 @@ impl<'a> DeviceService<'a> {
         let audit =
             AuditEntry::new(Actor::user(user), AuditAction::known(action), "device").origin(origin.clone());
         Ok(self
-            .state
-            .database
+            .steward
+            .store
             .decide_transfer(transfer, user, decision, Utc::now(), &audit)
             .await?)
     }

@@ -7,28 +7,31 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
-use steward_domain::devices::DeviceStore;
-use steward_domain::group_store::GroupStore;
 use steward_domain::groups::manages_devices_of;
+use steward_domain::rbac::Permission;
 use steward_domain::settings::locks::{KeyState, Rejection, WritePlan};
 use steward_domain::settings::store::{
-    AppliedPolicy, DeviceSettingsSnapshot, SettingChange, SettingsStore, UnlockDecision, UnlockRequest,
-    UnlockStatus,
+    AppliedPolicy, DeviceSettingsSnapshot, SettingChange, UnlockDecision, UnlockRequest, UnlockStatus,
 };
 use steward_domain::settings::{
     EffectiveSetting, Layer, LayerEntry, LayerKind, LayerSource, SettingDiff, SettingRuleError,
     SettingsActor, diff_effective, lock_in_force, may_change_lock, plan_write, resolve_effective_settings,
 };
 use steward_domain::{Actor, AuditAction, AuditEntry, RequestOrigin};
-use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::caller::SettingsCallerKind;
 use super::catalog::Catalog;
-use super::error::rejected_write;
 use super::state_cache::RenderedSettings;
-use crate::error::{ApiError, ErrorCode};
-use crate::state::AppState;
+use crate::error::{AppError, ErrorKind, rejected_write};
+use crate::steward::{Steward, Store};
+
+/// Who calls a device's settings endpoints: a user, or the device itself (by its device token,
+/// or by legacy `X-API-Key` + `X-Device-Id`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettingsCallerKind {
+    User(Uuid),
+    Device(Uuid),
+}
 
 /// The caller's standing on one device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,10 +45,9 @@ pub struct SettingsAccess {
 }
 
 /// One key's effective state as the API shows it.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SettingView {
-    #[schema(value_type = serde_json::Value)]
     pub value: Value,
     pub locked: bool,
     /// The layer whose lock is in force: `device` (a group owner or admin), or a policy layer.
@@ -53,17 +55,15 @@ pub struct SettingView {
     pub lock_reason: Option<String>,
     /// The policy whose lock is in force, when a policy layer locks the key: only a change of
     /// that policy lifts it.
-    #[schema(value_type = Option<serde_json::Value>)]
     pub policy: Option<LayerSource>,
     /// A lifted lock returns at this time.
     pub unlocked_until: Option<DateTime<Utc>>,
     /// With `?explain=true`: the winning layer, overridden layers and conflicts.
-    #[schema(value_type = Option<serde_json::Value>)]
     pub explanation: Option<Value>,
 }
 
 /// A device's effective settings.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeviceSettingsView {
     /// The settings version: send it as `baseVersion`, `If-Match` or `version`.
@@ -72,15 +72,13 @@ pub struct DeviceSettingsView {
 }
 
 /// What a sync answers.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SyncOutcome {
     pub version: i64,
     pub settings: BTreeMap<String, SettingView>,
-    #[schema(value_type = Vec<Object>)]
     pub rejected: Vec<Rejection>,
     /// For the device itself: open commands (a wipe) to carry out and acknowledge.
-    #[schema(value_type = Vec<Object>)]
     pub commands: Vec<Value>,
 }
 
@@ -101,12 +99,12 @@ pub struct LockRequest {
     pub reason: Option<String>,
 }
 
-pub struct SettingsService<'a> {
-    state: &'a AppState,
+pub struct SettingsService<'a, S> {
+    steward: &'a Steward<S>,
 }
 
-fn not_found() -> ApiError {
-    ApiError::not_found("no such device")
+fn not_found() -> AppError {
+    AppError::not_found("no such device")
 }
 
 fn layers(snapshot: &DeviceSettingsSnapshot, now: DateTime<Utc>) -> Vec<Layer> {
@@ -207,22 +205,24 @@ fn audit(access: &SettingsAccess, action: &'static str, origin: &RequestOrigin) 
     AuditEntry::new(actor, AuditAction::known(action), "device").origin(origin.clone())
 }
 
-impl<'a> SettingsService<'a> {
-    pub fn new(state: &'a AppState) -> Self {
-        Self { state }
+impl<'a, S: Store> SettingsService<'a, S> {
+    pub fn new(steward: &'a Steward<S>) -> Self {
+        Self { steward }
     }
 
-    pub async fn catalog(&self) -> Result<Arc<Catalog>, ApiError> {
-        Ok(self.state.settings_catalog.load(&self.state.database).await?)
+    pub async fn catalog(&self) -> Result<Arc<Catalog>, AppError> {
+        Ok(self.steward.settings_catalog.load(&self.steward.store).await?)
     }
 
-    /// Who the caller is to this device; 404 for anyone without business there.
+    /// Who the caller is to this device; 404 for anyone without business there. A system
+    /// administrator reaches any device with `need` (`DevicesRead` to read, `DevicesWrite` to
+    /// change).
     pub async fn access(
         &self,
         caller: SettingsCallerKind,
         device: Uuid,
-        write: bool,
-    ) -> Result<SettingsAccess, ApiError> {
+        need: Permission,
+    ) -> Result<SettingsAccess, AppError> {
         let user = match caller {
             // The hot path of polling devices: no further lookups (the owner is read when needed).
             SettingsCallerKind::Device(id) if id == device => {
@@ -237,8 +237,8 @@ impl<'a> SettingsService<'a> {
             SettingsCallerKind::User(user) => user,
         };
         let found = self
-            .state
-            .database
+            .steward
+            .store
             .find_device(device)
             .await?
             .ok_or_else(not_found)?;
@@ -253,7 +253,7 @@ impl<'a> SettingsService<'a> {
             return Ok(access(SettingsActor::DeviceUser));
         }
         if let Some(owner) = owner {
-            let pairs = self.state.database.role_pairs(user, owner).await?;
+            let pairs = self.steward.store.role_pairs(user, owner).await?;
             if pairs
                 .iter()
                 .any(|(mine, theirs)| manages_devices_of(*mine, *theirs))
@@ -261,39 +261,38 @@ impl<'a> SettingsService<'a> {
                 return Ok(access(SettingsActor::GroupManager));
             }
         }
-        let permission = if write { "devices:write" } else { "devices:read" };
-        let roles = self.state.auth.system_roles(user).await?;
-        if self.state.auth.roles().allows(&roles, permission) {
+        let roles = self.steward.auth.system_roles(user).await?;
+        if self.steward.auth.roles().allows(&roles, need) {
             return Ok(access(SettingsActor::SystemAdmin));
         }
         Err(not_found())
     }
 
-    async fn snapshot(&self, device: Uuid) -> Result<DeviceSettingsSnapshot, ApiError> {
-        self.state
-            .database
+    async fn snapshot(&self, device: Uuid) -> Result<DeviceSettingsSnapshot, AppError> {
+        self.steward
+            .store
             .device_settings(device)
             .await?
             .ok_or_else(not_found)
     }
 
     /// The device's settings version: from the short cache, else one query.
-    async fn version(&self, device: Uuid) -> Result<i64, ApiError> {
-        if let Some(version) = self.state.device_states.version(device) {
+    async fn version(&self, device: Uuid) -> Result<i64, AppError> {
+        if let Some(version) = self.steward.device_states.version(device) {
             return Ok(version);
         }
         let version = self
-            .state
-            .database
+            .steward
+            .store
             .settings_version(device)
             .await?
             .ok_or_else(not_found)?;
-        self.state.device_states.put_version(device, version);
+        self.steward.device_states.put_version(device, version);
         Ok(version)
     }
 
     /// The cheap answer for a conditional poll: the current ETag, without resolving anything.
-    pub async fn current_etag(&self, device: Uuid) -> Result<String, ApiError> {
+    pub async fn current_etag(&self, device: Uuid) -> Result<String, AppError> {
         let version = self.version(device).await?;
         Ok(etag(version, &*self.catalog().await?))
     }
@@ -303,7 +302,7 @@ impl<'a> SettingsService<'a> {
         &self,
         device: Uuid,
         explain: bool,
-    ) -> Result<(DeviceSettingsView, String), ApiError> {
+    ) -> Result<(DeviceSettingsView, String), AppError> {
         let catalog = self.catalog().await?;
         let snapshot = self.snapshot(device).await?;
         let resolved = resolve(&catalog, &snapshot);
@@ -324,7 +323,7 @@ impl<'a> SettingsService<'a> {
         device: Uuid,
         layer: LayerKind,
         policy: Option<AppliedPolicy>,
-    ) -> Result<Vec<SettingDiff>, ApiError> {
+    ) -> Result<Vec<SettingDiff>, AppError> {
         let catalog = self.catalog().await?;
         let snapshot = self.snapshot(device).await?;
         let before = resolve(&catalog, &snapshot);
@@ -336,24 +335,24 @@ impl<'a> SettingsService<'a> {
 
     /// The effective settings serialised, reused while the device's version and the catalog
     /// stay the same (what polling devices and empty syncs ask for).
-    pub async fn rendered(&self, device: Uuid) -> Result<(Arc<RenderedSettings>, String), ApiError> {
+    pub async fn rendered(&self, device: Uuid) -> Result<(Arc<RenderedSettings>, String), AppError> {
         let catalog = self.catalog().await?;
         let version = self.version(device).await?;
         if let Some(rendered) = self
-            .state
+            .steward
             .device_states
             .rendered(device, version, &catalog.fingerprint)
         {
             return Ok((rendered, etag(version, &catalog)));
         }
         let (view, tag) = self.effective(device, false).await?;
-        let json = serde_json::to_string(&view.settings).map_err(|_| ApiError::internal())?;
+        let json = serde_json::to_string(&view.settings).map_err(|_| AppError::internal())?;
         let rendered = Arc::new(RenderedSettings {
             version: view.version,
             fingerprint: catalog.fingerprint.clone(),
             json,
         });
-        self.state.device_states.put_rendered(device, rendered.clone());
+        self.steward.device_states.put_rendered(device, rendered.clone());
         Ok((rendered, tag))
     }
 
@@ -364,9 +363,9 @@ impl<'a> SettingsService<'a> {
         changes: BTreeMap<String, Value>,
         expected_version: Option<i64>,
         origin: &RequestOrigin,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), AppError> {
         if changes.is_empty() {
-            return Err(ApiError::validation("name at least one setting"));
+            return Err(AppError::validation("name at least one setting"));
         }
         let catalog = self.catalog().await?;
         let actor = access.actor;
@@ -388,8 +387,8 @@ impl<'a> SettingsService<'a> {
             Ok::<_, SettingRuleError>((accepted, plan))
         };
         let (plan, _) = self
-            .state
-            .database
+            .steward
+            .store
             .change_device_settings(
                 access.device,
                 expected_version,
@@ -398,7 +397,7 @@ impl<'a> SettingsService<'a> {
                 &audit(access, "settings.updated", origin),
             )
             .await?;
-        self.state.device_states.forget(access.device);
+        self.steward.device_states.forget(access.device);
         refuse_rejections(&plan)
     }
 
@@ -409,9 +408,9 @@ impl<'a> SettingsService<'a> {
         requests: Vec<LockRequest>,
         expected_version: Option<i64>,
         origin: &RequestOrigin,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), AppError> {
         if requests.is_empty() {
-            return Err(ApiError::validation("name at least one lock"));
+            return Err(AppError::validation("name at least one lock"));
         }
         let catalog = self.catalog().await?;
         let actor = access.actor;
@@ -462,8 +461,8 @@ impl<'a> SettingsService<'a> {
             Ok::<_, SettingRuleError>((changes, plan))
         };
         let (plan, _) = self
-            .state
-            .database
+            .steward
+            .store
             .change_device_settings(
                 access.device,
                 expected_version,
@@ -472,7 +471,7 @@ impl<'a> SettingsService<'a> {
                 &audit(access, "settings.locks_changed", origin),
             )
             .await?;
-        self.state.device_states.forget(access.device);
+        self.steward.device_states.forget(access.device);
         refuse_rejections(&plan)
     }
 
@@ -484,7 +483,7 @@ impl<'a> SettingsService<'a> {
         changes: BTreeMap<String, Value>,
         applied: Option<(i64, Option<Value>)>,
         origin: &RequestOrigin,
-    ) -> Result<(Arc<RenderedSettings>, Vec<Rejection>, String), ApiError> {
+    ) -> Result<(Arc<RenderedSettings>, Vec<Rejection>, String), AppError> {
         self.check_sync_versions(access.device, base_version, applied.as_ref().map(|(v, _)| *v))
             .await?;
         let mut rejected = Vec::new();
@@ -511,8 +510,8 @@ impl<'a> SettingsService<'a> {
                 Ok::<_, SettingRuleError>((accepted, plan.rejected))
             };
             let (refused, _) = self
-                .state
-                .database
+                .steward
+                .store
                 .change_device_settings(
                     access.device,
                     None,
@@ -521,12 +520,12 @@ impl<'a> SettingsService<'a> {
                     &audit(access, "settings.synced", origin),
                 )
                 .await?;
-            self.state.device_states.forget(access.device);
+            self.steward.device_states.forget(access.device);
             rejected = refused;
         }
         if let Some((version, failures)) = applied {
-            self.state
-                .database
+            self.steward
+                .store
                 .report_applied(access.device, version, failures, Utc::now())
                 .await?;
         }
@@ -542,32 +541,32 @@ impl<'a> SettingsService<'a> {
         device: Uuid,
         base_version: i64,
         applied_version: Option<i64>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), AppError> {
         let highest = base_version.max(applied_version.unwrap_or(0));
         if base_version < 0 {
-            return Err(ApiError::invalid("baseVersion", "must be 0 or more"));
+            return Err(AppError::invalid("baseVersion", "must be 0 or more"));
         }
         if applied_version.is_some_and(|v| v < 0) {
-            return Err(ApiError::invalid("appliedVersion", "must be 0 or more"));
+            return Err(AppError::invalid("appliedVersion", "must be 0 or more"));
         }
         if highest <= self.version(device).await? {
             return Ok(());
         }
         let current = self
-            .state
-            .database
+            .steward
+            .store
             .settings_version(device)
             .await?
             .ok_or_else(not_found)?;
-        self.state.device_states.put_version(device, current);
+        self.steward.device_states.put_version(device, current);
         if base_version > current {
-            return Err(ApiError::invalid(
+            return Err(AppError::invalid(
                 "baseVersion",
                 format!("is ahead of the server's version {current}"),
             ));
         }
         if applied_version.is_some_and(|v| v > current) {
-            return Err(ApiError::invalid(
+            return Err(AppError::invalid(
                 "appliedVersion",
                 format!("is ahead of the server's version {current}"),
             ));
@@ -576,7 +575,7 @@ impl<'a> SettingsService<'a> {
     }
 
     /// Desired versus applied state.
-    pub async fn status(&self, device: Uuid) -> Result<Value, ApiError> {
+    pub async fn status(&self, device: Uuid) -> Result<Value, AppError> {
         let snapshot = self.snapshot(device).await?;
         let failures = snapshot
             .apply_failures
@@ -596,11 +595,11 @@ impl<'a> SettingsService<'a> {
         &self,
         access: &SettingsAccess,
         origin: &RequestOrigin,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), AppError> {
         let entry = audit(access, "settings.sync_requested", origin);
         Ok(self
-            .state
-            .database
+            .steward
+            .store
             .enqueue_push(access.device, "sync_requested", Utc::now(), &entry)
             .await?)
     }
@@ -611,11 +610,11 @@ impl<'a> SettingsService<'a> {
         key: &str,
         reason: Option<String>,
         origin: &RequestOrigin,
-    ) -> Result<UnlockRequest, ApiError> {
+    ) -> Result<UnlockRequest, AppError> {
         let owner = match access.actor {
             SettingsActor::Device => self
-                .state
-                .database
+                .steward
+                .store
                 .find_device(access.device)
                 .await?
                 .and_then(|d| d.owner_user_id),
@@ -625,8 +624,8 @@ impl<'a> SettingsService<'a> {
             (SettingsActor::DeviceUser, Some(user), _) => user,
             (SettingsActor::Device, None, Some(owner)) => owner,
             _ => {
-                return Err(ApiError::new(
-                    ErrorCode::Forbidden,
+                return Err(AppError::new(
+                    ErrorKind::Forbidden,
                     "unlock requests come from the device's user",
                 ));
             }
@@ -635,13 +634,13 @@ impl<'a> SettingsService<'a> {
         let setting = state
             .settings
             .get(key)
-            .ok_or_else(|| ApiError::not_found(format!("unknown setting `{key}`")))?;
+            .ok_or_else(|| AppError::not_found(format!("unknown setting `{key}`")))?;
         match setting.locked_by.as_deref() {
-            None => return Err(ApiError::new(ErrorCode::Conflict, "this setting is not locked")),
+            None => return Err(AppError::new(ErrorKind::Conflict, "this setting is not locked")),
             Some("device") => {}
             Some(_) => {
-                return Err(ApiError::new(
-                    ErrorCode::Conflict,
+                return Err(AppError::new(
+                    ErrorKind::Conflict,
                     "this setting is locked by an organization policy; ask your organization",
                 ));
             }
@@ -668,13 +667,13 @@ impl<'a> SettingsService<'a> {
                 None,
                 Some(json!({"requestId": request.id, "key": key, "reason": request.reason})),
             );
-        self.state
-            .database
+        self.steward
+            .store
             .create_unlock_request(&request, &entry)
             .await
             .map_err(|error| match error {
-                steward_domain::RepositoryError::Conflict(_) => ApiError::new(
-                    ErrorCode::Conflict,
+                steward_domain::RepositoryError::Conflict(_) => AppError::new(
+                    ErrorKind::Conflict,
                     "an unlock request for this setting is already pending",
                 ),
                 other => other.into(),
@@ -686,8 +685,8 @@ impl<'a> SettingsService<'a> {
         &self,
         device: Uuid,
         status: Option<UnlockStatus>,
-    ) -> Result<Vec<UnlockRequest>, ApiError> {
-        Ok(self.state.database.unlock_requests(&[device], status).await?)
+    ) -> Result<Vec<UnlockRequest>, AppError> {
+        Ok(self.steward.store.unlock_requests(&[device], status).await?)
     }
 
     /// Requests on the devices of the members `manager` manages in `group`.
@@ -696,10 +695,10 @@ impl<'a> SettingsService<'a> {
         group: Uuid,
         manager_role: steward_domain::groups::GroupRole,
         status: Option<UnlockStatus>,
-    ) -> Result<Vec<UnlockRequest>, ApiError> {
+    ) -> Result<Vec<UnlockRequest>, AppError> {
         let managed: Vec<Uuid> = self
-            .state
-            .database
+            .steward
+            .store
             .member_ids(group)
             .await?
             .into_iter()
@@ -707,14 +706,14 @@ impl<'a> SettingsService<'a> {
             .map(|(user, _)| user)
             .collect();
         let devices: Vec<Uuid> = self
-            .state
-            .database
+            .steward
+            .store
             .devices_owned_by(&managed)
             .await?
             .into_iter()
             .map(|device| device.id)
             .collect();
-        Ok(self.state.database.unlock_requests(&devices, status).await?)
+        Ok(self.steward.store.unlock_requests(&devices, status).await?)
     }
 
     pub async fn decide_unlock(
@@ -725,20 +724,24 @@ impl<'a> SettingsService<'a> {
         note: Option<String>,
         window: UnlockWindow,
         origin: &RequestOrigin,
-    ) -> Result<UnlockRequest, ApiError> {
+    ) -> Result<UnlockRequest, AppError> {
         let found = self
-            .state
-            .database
+            .steward
+            .store
             .find_unlock_request(request)
             .await?
-            .ok_or_else(|| ApiError::not_found("no such unlock request"))?;
+            .ok_or_else(|| AppError::not_found("no such unlock request"))?;
         let access = self
-            .access(SettingsCallerKind::User(user), found.device_id, true)
+            .access(
+                SettingsCallerKind::User(user),
+                found.device_id,
+                Permission::DevicesWrite,
+            )
             .await
-            .map_err(|_| ApiError::not_found("no such unlock request"))?;
+            .map_err(|_| AppError::not_found("no such unlock request"))?;
         if !access.actor.manages_locks() {
-            return Err(ApiError::new(
-                ErrorCode::Forbidden,
+            return Err(AppError::new(
+                ErrorKind::Forbidden,
                 "only the device owner's group owners and admins decide unlock requests",
             ));
         }
@@ -747,7 +750,7 @@ impl<'a> SettingsService<'a> {
             UnlockWindow::Forever => None,
             UnlockWindow::For(duration) => Some(now + duration),
             UnlockWindow::Until(at) if at > now => Some(at),
-            UnlockWindow::Until(_) => return Err(ApiError::validation("until: must be in the future")),
+            UnlockWindow::Until(_) => return Err(AppError::validation("until: must be in the future")),
         };
         let decision = UnlockDecision {
             approve,
@@ -763,22 +766,22 @@ impl<'a> SettingsService<'a> {
             "settings.unlock_denied"
         };
         let decided = self
-            .state
-            .database
+            .steward
+            .store
             .decide_unlock_request(request, &decision, now, &audit(&access, action, origin))
             .await
             .map_err(|error| match error {
                 steward_domain::settings::store::SettingsStoreError::Repository(
                     steward_domain::RepositoryError::NotFound,
-                ) => ApiError::new(ErrorCode::Conflict, "this unlock request was already decided"),
+                ) => AppError::new(ErrorKind::Conflict, "this unlock request was already decided"),
                 other => other.into(),
             })?;
-        self.state.device_states.forget(found.device_id);
+        self.steward.device_states.forget(found.device_id);
         Ok(decided)
     }
 }
 
-fn refuse_rejections(plan: &WritePlan) -> Result<(), ApiError> {
+fn refuse_rejections(plan: &WritePlan) -> Result<(), AppError> {
     if plan.rejected.is_empty() {
         Ok(())
     } else {

@@ -9,8 +9,8 @@ use chrono::{Duration, Utc};
 use serde_json::json;
 use steward_auth::{KeyRing, PasswordHasher, TokenDeriver, Verification, hash_token, random_token};
 use steward_domain::accounts::{
-    AccountStore, AttemptPermit, EmailTokenPurpose, EmailTokenStore, LoginThrottleStore, NewEmailToken,
-    NewUser, Outbox, OutgoingMail, ProfileChanges, SessionRecord, SessionStore, UserRecord, Welcome,
+    AttemptPermit, EmailTokenPurpose, NewEmailToken, NewUser, OutgoingMail, ProfileChanges, SessionRecord,
+    UserRecord, Welcome,
 };
 use steward_domain::identity::{
     DisplayName, EmailAddress, InvalidProfileField, PASSWORD_HISTORY, WeakPassword, check_avatar_url,
@@ -18,17 +18,17 @@ use steward_domain::identity::{
 };
 
 type ProfileCheck = fn(&str) -> Result<(), InvalidProfileField>;
+use crate::steward::Store;
 use steward_domain::rbac::RoleCatalog;
 use steward_domain::session::{
     LoginThrottlePolicy, RefreshDecision, RefreshTokenState, TokenLifetimes, decide_refresh,
 };
-use steward_domain::{Actor, AuditAction, AuditEntry, AuditRecorder, RequestOrigin};
-use steward_persistence::Database;
+use steward_domain::{Actor, AuditAction, AuditEntry, RequestOrigin};
 use uuid::Uuid;
 
 use super::error::AuthError;
 use super::federation::Federation;
-use super::session_cache::{SessionCache, TtlCache};
+use crate::cache::{SessionCache, TtlCache};
 
 /// How long a verified access token's claims are remembered (expiry is still checked).
 const VERIFIED_TOKEN_TTL: StdDuration = StdDuration::from_secs(300);
@@ -89,8 +89,8 @@ pub struct ProfileUpdate {
     pub expected_version: Option<i32>,
 }
 
-pub struct AuthService {
-    database: Database,
+pub struct AuthService<S> {
+    store: S,
     keys: Arc<KeyRing>,
     hasher: Arc<PasswordHasher>,
     deriver: TokenDeriver,
@@ -140,7 +140,7 @@ fn parse_display_name(value: &str) -> Result<DisplayName, AuthError> {
     })
 }
 
-impl AuthService {
+impl<S: Store> AuthService<S> {
     /// Where clients reach this server (`STEWARD_PUBLIC_URL`).
     pub fn public_url(&self) -> &str {
         &self.settings.public_url
@@ -151,18 +151,13 @@ impl AuthService {
         self.deriver.enrollment_secret(&id.to_string())
     }
 
-    pub fn new(
-        database: Database,
-        keys: Arc<KeyRing>,
-        hasher: Arc<PasswordHasher>,
-        settings: AuthSettings,
-    ) -> Self {
+    pub fn new(store: S, keys: Arc<KeyRing>, hasher: Arc<PasswordHasher>, settings: AuthSettings) -> Self {
         Self {
             deriver: TokenDeriver::new(keys.derivation_secret()),
             sessions: SessionCache::new(settings.session_cache_ttl),
             profiles: TtlCache::new(settings.session_cache_ttl),
             verified: TtlCache::new(VERIFIED_TOKEN_TTL),
-            database,
+            store,
             keys,
             hasher,
             settings,
@@ -198,8 +193,8 @@ impl AuthService {
         &self.roles
     }
 
-    pub fn database(&self) -> &Database {
-        &self.database
+    pub fn store(&self) -> &S {
+        &self.store
     }
 
     /// Hashing and verification are CPU-bound; they run on the blocking pool so a burst of
@@ -234,10 +229,7 @@ impl AuthService {
 
     /// Whether `password` matches any of the user's last passwords.
     async fn was_recently_used(&self, user: Uuid, password: &str) -> Result<bool, AuthError> {
-        let hashes = self
-            .database
-            .recent_password_hashes(user, PASSWORD_HISTORY)
-            .await?;
+        let hashes = self.store.recent_password_hashes(user, PASSWORD_HISTORY).await?;
         let hasher = Arc::clone(&self.hasher);
         let password = password.to_owned();
         tokio::task::spawn_blocking(move || hashes.iter().any(|hash| hasher.verify(&password, hash).matches))
@@ -302,7 +294,7 @@ impl AuthService {
         event: &'static str,
     ) -> Result<IssuedTokens, AuthError> {
         let (session, refresh_token, audit) = self.new_session(user.id, origin, event);
-        self.database
+        self.store
             .open_session(session.clone(), hash_token(&refresh_token), &audit)
             .await?;
         let (access_token, expires_in) = self.issue_access_token(user.id, session.id)?;
@@ -363,13 +355,13 @@ impl AuthService {
         let cap = (purpose == EmailTokenPurpose::ResetPassword)
             .then(|| (RESET_MAILS_PER_HOUR, Utc::now() - Duration::hours(1)));
         let issued = self
-            .database
+            .store
             .issue_email_token(user, purpose, address, stored.token_hash, stored.expires_at, cap)
             .await?;
         if !issued {
             return Ok(false);
         }
-        self.database
+        self.store
             .enqueue_email(&mail.recipient, &mail.subject, &mail.body)
             .await?;
         Ok(true)
@@ -384,7 +376,7 @@ impl AuthService {
         let display_name = parse_display_name(&account.display_name)?;
         self.check_new_password(None, &account.password, &email, "password")
             .await?;
-        if self.database.find_user_by_email(&email).await?.is_some() {
+        if self.store.find_user_by_email(&email).await?.is_some() {
             return Err(AuthError::EmailTaken);
         }
         let password_hash = self.hash_password(account.password).await?;
@@ -402,7 +394,7 @@ impl AuthService {
         let (session, refresh_token, session_audit) = self.new_session(id, origin, "auth.login_succeeded");
         let session_id = session.id;
         let user = self
-            .database
+            .store
             .create_user(
                 NewUser {
                     email: email.clone(),
@@ -452,7 +444,7 @@ impl AuthService {
         let waiting_since = std::time::Instant::now();
         loop {
             match self
-                .database
+                .store
                 .reserve_attempt(email.as_str(), policy, Utc::now())
                 .await?
             {
@@ -472,7 +464,7 @@ impl AuthService {
         }
         let verification = self.verify_password(password, stored_hash).await?;
         if verification.matches {
-            self.database.record_success(email.as_str()).await?;
+            self.store.record_success(email.as_str()).await?;
             return Ok(verification);
         }
         let (name, resource) = match user {
@@ -492,9 +484,9 @@ impl AuthService {
         if let Some(user) = resource {
             failed = failed.resource_id(user);
         }
-        self.database.record(&failed).await?;
+        self.store.record(&failed).await?;
         if self
-            .database
+            .store
             .record_failure(email.as_str(), policy, Utc::now())
             .await?
         {
@@ -504,7 +496,7 @@ impl AuthService {
                     Some(json!({"email": email.as_str(), "minutes": policy.lockout.num_minutes()})),
                 )
                 .origin(origin.clone());
-            self.database.record(&locked).await?;
+            self.store.record(&locked).await?;
         }
         Ok(verification)
     }
@@ -512,7 +504,7 @@ impl AuthService {
     pub async fn login(&self, sign_in: SignIn, origin: &RequestOrigin) -> Result<IssuedTokens, AuthError> {
         let email = parse_email(&sign_in.email)?;
         let user = self
-            .database
+            .store
             .find_user_by_email(&email)
             .await?
             .filter(UserRecord::is_active);
@@ -525,7 +517,7 @@ impl AuthService {
         };
         if verification.needs_rehash {
             let upgraded = self.hash_password(sign_in.password).await?;
-            self.database.upgrade_password_hash(user.id, upgraded).await?;
+            self.store.upgrade_password_hash(user.id, upgraded).await?;
         }
         self.open_session(user, origin, "auth.login_succeeded").await
     }
@@ -537,12 +529,12 @@ impl AuthService {
         // A lost race re-reads once: the winner's rotation is then visible.
         for _ in 0..3 {
             let token = self
-                .database
+                .store
                 .find_refresh_token(&hash)
                 .await?
                 .ok_or(AuthError::InvalidRefreshToken)?;
             let session = self
-                .database
+                .store
                 .find_session(token.session_id)
                 .await?
                 .ok_or(AuthError::InvalidRefreshToken)?;
@@ -564,7 +556,7 @@ impl AuthService {
                         session.id,
                         origin,
                     );
-                    self.database
+                    self.store
                         .revoke_session(session.id, session.user_id, "refresh_reuse", &audit)
                         .await?;
                     self.sessions.forget(&session.id);
@@ -576,7 +568,7 @@ impl AuthService {
                 RefreshDecision::Rotate => {
                     let expires_at = now + self.settings.lifetimes.refresh;
                     if self
-                        .database
+                        .store
                         .rotate_refresh_token(&token, hash_token(&successor), expires_at, now)
                         .await?
                     {
@@ -594,7 +586,7 @@ impl AuthService {
         refresh_token: String,
     ) -> Result<IssuedTokens, AuthError> {
         let user = self
-            .database
+            .store
             .find_user(session.user_id)
             .await?
             .filter(UserRecord::is_active)
@@ -615,7 +607,7 @@ impl AuthService {
         let owner = match self.sessions.get(&claims.sid) {
             Some(owner) => owner,
             None => {
-                let session = self.database.find_session(claims.sid).await?;
+                let session = self.store.find_session(claims.sid).await?;
                 let owner = session.filter(|s| s.is_active(Utc::now())).map(|s| s.user_id);
                 self.sessions.put(claims.sid, owner);
                 owner
@@ -646,9 +638,7 @@ impl AuthService {
 
     pub async fn logout(&self, user: Uuid, session: Uuid, origin: &RequestOrigin) -> Result<(), AuthError> {
         let audit = user_event(user, "auth.logout", "session", session, origin);
-        self.database
-            .revoke_session(session, user, "logout", &audit)
-            .await?;
+        self.store.revoke_session(session, user, "logout", &audit).await?;
         self.sessions.forget(&session);
         Ok(())
     }
@@ -664,7 +654,7 @@ impl AuthService {
     }
 
     pub async fn current_user(&self, user: Uuid) -> Result<UserRecord, AuthError> {
-        self.database
+        self.store
             .find_user(user)
             .await?
             .filter(UserRecord::is_active)
@@ -710,7 +700,7 @@ impl AuthService {
         if let Some(email) = update.email.as_deref() {
             let email = parse_email(email)?;
             if email.as_str() != current.email {
-                if self.database.find_user_by_email(&email).await?.is_some() {
+                if self.store.find_user_by_email(&email).await?.is_some() {
                     return Err(AuthError::EmailTaken);
                 }
                 changes.pending_email = Some(Some(email.as_str().to_owned()));
@@ -726,7 +716,7 @@ impl AuthService {
             .change(Some(before), Some(audit_changes))
             .origin(origin.clone());
         let updated = self
-            .database
+            .store
             .update_profile(user, changes, update.expected_version, &audit)
             .await?;
         self.profiles.forget(&user);
@@ -763,7 +753,7 @@ impl AuthService {
             .await?;
         let hash = self.hash_password(new_password).await?;
         let audit = user_event(user, "auth.password_changed", "user", user, origin);
-        self.database
+        self.store
             .change_password(user, hash, Some(session), &audit)
             .await?;
         self.profiles.forget(&user);
@@ -771,7 +761,7 @@ impl AuthService {
     }
 
     pub async fn sessions(&self, user: Uuid) -> Result<Vec<SessionRecord>, AuthError> {
-        Ok(self.database.active_sessions(user, Utc::now()).await?)
+        Ok(self.store.active_sessions(user, Utc::now()).await?)
     }
 
     pub async fn revoke_session(
@@ -782,7 +772,7 @@ impl AuthService {
     ) -> Result<(), AuthError> {
         let audit = user_event(user, "auth.session_revoked", "session", session, origin);
         if !self
-            .database
+            .store
             .revoke_session(session, user, "revoked_by_user", &audit)
             .await?
         {
@@ -798,7 +788,7 @@ impl AuthService {
             return Ok(());
         };
         if let Some(user) = self
-            .database
+            .store
             .find_user_by_email(&email)
             .await?
             .filter(UserRecord::is_active)
@@ -812,7 +802,7 @@ impl AuthService {
                 "auth.password_reset_capped"
             };
             let audit = user_event(user.id, name, "user", user.id, origin);
-            self.database.record(&audit).await?;
+            self.store.record(&audit).await?;
         }
         Ok(())
     }
@@ -829,7 +819,7 @@ impl AuthService {
         check_password_rules(&new_password, &placeholder)
             .map_err(|reason| AuthError::WeakPassword(reason, "newPassword"))?;
         let redeemed = self
-            .database
+            .store
             .redeem_email_token(EmailTokenPurpose::ResetPassword, &hash_token(token), Utc::now())
             .await?
             .ok_or(AuthError::InvalidEmailToken)?;
@@ -842,18 +832,18 @@ impl AuthService {
             .await?;
         let hash = self.hash_password(new_password).await?;
         let audit = user_event(user.id, "auth.password_reset", "user", user.id, origin);
-        self.database.change_password(user.id, hash, None, &audit).await?;
+        self.store.change_password(user.id, hash, None, &audit).await?;
         self.profiles.forget(&user.id);
-        for session in self.database.active_sessions(user.id, Utc::now()).await? {
+        for session in self.store.active_sessions(user.id, Utc::now()).await? {
             self.sessions.forget(&session.id);
         }
-        self.database.clear(&user.email).await?;
+        self.store.clear(&user.email).await?;
         Ok(())
     }
 
     pub async fn verify_email(&self, token: &str, origin: &RequestOrigin) -> Result<UserRecord, AuthError> {
         let redeemed = self
-            .database
+            .store
             .redeem_email_token(EmailTokenPurpose::VerifyEmail, &hash_token(token), Utc::now())
             .await?
             .ok_or(AuthError::InvalidEmailToken)?;
@@ -866,7 +856,7 @@ impl AuthService {
         .change(None, Some(json!({"email": redeemed.email})))
         .origin(origin.clone());
         self.profiles.forget(&redeemed.user_id);
-        self.database
+        self.store
             .mark_email_verified(redeemed.user_id, &redeemed.email, &audit)
             .await
             .map_err(|error| match error {
@@ -909,7 +899,7 @@ impl AuthService {
                 return Err(AuthError::InvalidCredentials);
             }
         }
-        let sessions = self.database.active_sessions(user, Utc::now()).await?;
+        let sessions = self.store.active_sessions(user, Utc::now()).await?;
         let audit = AuditEntry::new(Actor::user(user), action("auth.account_deleted"), "user")
             .resource_id(user)
             .origin(RequestOrigin {
@@ -917,7 +907,7 @@ impl AuthService {
                 user_agent: None,
                 request_id: origin.request_id.clone(),
             });
-        self.database.erase_user(user, &audit).await?;
+        self.store.erase_user(user, &audit).await?;
         self.profiles.forget(&user);
         for session in sessions {
             self.sessions.forget(&session.id);
@@ -926,11 +916,11 @@ impl AuthService {
     }
 
     pub async fn export(&self, user: Uuid) -> Result<serde_json::Value, AuthError> {
-        Ok(self.database.export_user(user).await?)
+        Ok(self.store.export_user(user).await?)
     }
 
     pub async fn system_roles(&self, user: Uuid) -> Result<Vec<String>, AuthError> {
-        Ok(self.database.system_roles(user).await?)
+        Ok(self.store.system_roles(user).await?)
     }
 
     /// Creates the account if needed (with `password`) and grants it `super_admin`. For the
@@ -942,7 +932,7 @@ impl AuthService {
         display_name: Option<String>,
     ) -> Result<(UserRecord, bool), AuthError> {
         let address = parse_email(email)?;
-        let (user, created) = match self.database.find_user_by_email(&address).await? {
+        let (user, created) = match self.store.find_user_by_email(&address).await? {
             Some(user) => (user, false),
             None => {
                 let password = password.ok_or(AuthError::Invalid {
@@ -958,7 +948,7 @@ impl AuthService {
                     .resource_id(id)
                     .change(None, Some(json!({"email": address.as_str()})));
                 let user = self
-                    .database
+                    .store
                     .create_user(
                         NewUser {
                             email: address.clone(),
@@ -975,7 +965,7 @@ impl AuthService {
         let audit = AuditEntry::new(Actor::system(), action("admin.role_granted"), "user")
             .resource_id(user.id)
             .change(None, Some(json!({"role": "super_admin"})));
-        self.database
+        self.store
             .grant_system_role(user.id, "super_admin", &audit)
             .await?;
         Ok((user, created))

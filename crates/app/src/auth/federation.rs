@@ -8,7 +8,7 @@ use chrono::{Duration, Utc};
 use serde_json::json;
 use steward_auth::hash_token;
 use steward_auth::oidc::{IdTokenVerifier, IdentityClaims, UserInfoClient};
-use steward_domain::accounts::{AccountStore, FederationStore, NewFederatedUser, UserRecord};
+use steward_domain::accounts::{NewFederatedUser, UserRecord};
 use steward_domain::federation::{GroupRoleMap, RoleOverrides, resolve_roles_for_groups, sync_roles};
 use steward_domain::identity::{DisplayName, EmailAddress};
 use steward_domain::{Actor, AuditAction, AuditEntry, RequestOrigin};
@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use super::error::AuthError;
 use super::service::{AuthService, IssuedTokens};
+use crate::steward::Store;
 
 /// The configured providers and the role mapping applied at federated sign-in.
 #[derive(Default)]
@@ -58,7 +59,7 @@ fn display_name_for(claims: &IdentityClaims, given: Option<&str>, email: &EmailA
         .unwrap_or_else(|| email.as_str().split('@').next().unwrap_or("user").to_owned())
 }
 
-impl AuthService {
+impl<S: Store> AuthService<S> {
     fn verifier(&self, provider: &str) -> Result<Arc<IdTokenVerifier>, AuthError> {
         self.federation()
             .providers
@@ -81,7 +82,7 @@ impl AuthService {
             .map_err(AuthError::IdToken)?;
         if let Some(token_nonce) = claims.nonce.as_deref() {
             let fresh = self
-                .database()
+                .store()
                 .consume_nonce(
                     provider,
                     &hash_token(token_nonce),
@@ -112,9 +113,9 @@ impl AuthService {
             let info = userinfo.fetch(access_token).await.map_err(AuthError::IdToken)?;
             claims.enrich(info).map_err(AuthError::IdToken)?;
         }
-        let user = match self.database().linked_user(provider, &claims.sub).await? {
+        let user = match self.store().linked_user(provider, &claims.sub).await? {
             Some(user_id) => self
-                .database()
+                .store()
                 .find_user(user_id)
                 .await?
                 .filter(UserRecord::is_active)
@@ -127,13 +128,13 @@ impl AuthService {
                 // A parallel first sign-in of the same identity (a double tap) created the
                 // account first: this one signs in to it, with a session of its own.
                 Err(AuthError::Repository(steward_domain::RepositoryError::Conflict(reason))) => {
-                    let linked = self.database().linked_user(provider, &claims.sub).await?;
+                    let linked = self.store().linked_user(provider, &claims.sub).await?;
                     let Some(user_id) = linked else {
                         return Err(AuthError::Repository(steward_domain::RepositoryError::Conflict(
                             reason,
                         )));
                     };
-                    self.database()
+                    self.store()
                         .find_user(user_id)
                         .await?
                         .filter(UserRecord::is_active)
@@ -163,7 +164,7 @@ impl AuthService {
         if claims.email_verified != Some(true) {
             return Err(AuthError::ProviderEmailUnverified);
         }
-        match self.database().find_user_by_email(&email).await? {
+        match self.store().find_user_by_email(&email).await? {
             // Linking by email is safe only when we verified that mailbox ourselves; otherwise
             // whoever registered it first (perhaps an attacker) would get the provider account.
             Some(existing) if existing.email_verified_at.is_some() && existing.is_active() => {
@@ -175,7 +176,7 @@ impl AuthService {
                 .resource_id(existing.id)
                 .change(None, Some(json!({"provider": provider})))
                 .origin(origin.clone());
-                self.database()
+                self.store()
                     .link_account(existing.id, provider, &claims.sub, Some(email.as_str()), &audit)
                     .await?;
                 Ok(existing)
@@ -198,7 +199,7 @@ impl AuthService {
                     provider: provider.to_owned(),
                     subject: claims.sub.clone(),
                 };
-                Ok(self.database().create_federated_user(user, &audit).await?)
+                Ok(self.store().create_federated_user(user, &audit).await?)
             }
         }
     }
@@ -217,8 +218,8 @@ impl AuthService {
                 .into_iter()
                 .filter(|role| self.roles().contains(role))
                 .collect();
-        let current: BTreeSet<String> = self.database().system_roles(user).await?.into_iter().collect();
-        let overrides = self.database().role_overrides(user).await?.unwrap_or_default();
+        let current: BTreeSet<String> = self.store().system_roles(user).await?.into_iter().collect();
+        let overrides = self.store().role_overrides(user).await?.unwrap_or_default();
         let sync = sync_roles(&current, &from_identity, &federation.managed_roles(), &overrides);
         let grant: Vec<String> = sync.grant.into_iter().collect();
         let revoke: Vec<String> = sync.revoke.into_iter().collect();
@@ -230,7 +231,7 @@ impl AuthService {
             )
             .origin(origin.clone());
         Ok(self
-            .database()
+            .store()
             .apply_role_sync(user, &grant, &revoke, &audit)
             .await?)
     }
@@ -244,7 +245,7 @@ impl AuthService {
         origin: &RequestOrigin,
     ) -> Result<(), AuthError> {
         let claims = self.verified_identity(provider, id_token, nonce).await?;
-        match self.database().linked_user(provider, &claims.sub).await? {
+        match self.store().linked_user(provider, &claims.sub).await? {
             Some(owner) if owner == user => Ok(()),
             Some(_) => Err(AuthError::AlreadyLinked),
             None => {
@@ -256,7 +257,7 @@ impl AuthService {
                 .resource_id(user)
                 .change(None, Some(json!({"provider": provider})))
                 .origin(origin.clone());
-                self.database()
+                self.store()
                     .link_account(user, provider, &claims.sub, claims.email.as_deref(), &audit)
                     .await
                     .map_err(|error| match error {
@@ -274,7 +275,7 @@ impl AuthService {
         origin: &RequestOrigin,
     ) -> Result<(), AuthError> {
         let record = self.current_user(user).await?;
-        let providers = self.database().linked_providers(user).await?;
+        let providers = self.store().linked_providers(user).await?;
         if !providers.iter().any(|p| p == provider) {
             return Err(AuthError::NotFound);
         }
@@ -289,7 +290,7 @@ impl AuthService {
         .resource_id(user)
         .change(Some(json!({"provider": provider})), None)
         .origin(origin.clone());
-        if self.database().unlink_account(user, provider, &audit).await? {
+        if self.store().unlink_account(user, provider, &audit).await? {
             Ok(())
         } else {
             Err(AuthError::NotFound)
@@ -298,7 +299,7 @@ impl AuthService {
 
     pub async fn role_overrides(&self, user: Uuid) -> Result<(RoleOverrides, bool), AuthError> {
         self.current_user(user).await.map_err(|_| AuthError::NotFound)?;
-        Ok(match self.database().role_overrides(user).await? {
+        Ok(match self.store().role_overrides(user).await? {
             Some(overrides) => (overrides, true),
             None => (RoleOverrides::default(), false),
         })
@@ -327,7 +328,7 @@ impl AuthService {
                 });
             }
         }
-        let before = self.database().role_overrides(user).await?;
+        let before = self.store().role_overrides(user).await?;
         // Every role whose override changes must be one the administrator could grant.
         let held = self.system_roles(admin).await?;
         let named = |o: &Option<RoleOverrides>| -> std::collections::BTreeSet<(bool, String)> {
@@ -371,7 +372,7 @@ impl AuthService {
             .change(before.map(|o| json!(o)), overrides.as_ref().map(|o| json!(o)))
             .origin(origin.clone());
         Ok(self
-            .database()
+            .store()
             .set_role_overrides(user, overrides.as_ref(), &audit)
             .await?)
     }

@@ -6,10 +6,9 @@ use serde_json::json;
 use steward_domain::group_store::{GroupInvite, GroupStore, GroupSummary, MemberProfile, NewGroup};
 use steward_domain::groups::{self, GroupName, GroupRole, GroupRuleError, InviteCode};
 use steward_domain::{Actor, AuditAction, AuditEntry, PageRequest, RequestOrigin};
-use steward_persistence::Database;
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::error::AppError;
 
 /// What an inviter asks for; absent fields take the defaults (member, 1 use, 72 hours).
 #[derive(Debug, Clone, Default)]
@@ -28,8 +27,8 @@ pub struct GroupUpdate {
     pub expected_version: Option<i32>,
 }
 
-pub struct GroupService<'a> {
-    database: &'a Database,
+pub struct GroupService<'a, S> {
+    store: &'a S,
 }
 
 fn audit(actor: Uuid, action: &'static str, group: Uuid, origin: &RequestOrigin) -> AuditEntry {
@@ -38,9 +37,9 @@ fn audit(actor: Uuid, action: &'static str, group: Uuid, origin: &RequestOrigin)
         .origin(origin.clone())
 }
 
-impl<'a> GroupService<'a> {
-    pub fn new(database: &'a Database) -> Self {
-        Self { database }
+impl<'a, S: GroupStore> GroupService<'a, S> {
+    pub fn new(store: &'a S) -> Self {
+        Self { store }
     }
 
     pub async fn create(
@@ -49,7 +48,7 @@ impl<'a> GroupService<'a> {
         name: &str,
         description: Option<&str>,
         origin: &RequestOrigin,
-    ) -> Result<GroupSummary, ApiError> {
+    ) -> Result<GroupSummary, AppError> {
         let name = GroupName::parse(name)?.into_inner();
         let description = groups::parse_description(description)?;
         let group = NewGroup {
@@ -63,20 +62,20 @@ impl<'a> GroupService<'a> {
             None,
             Some(json!({"name": group.name, "description": group.description})),
         );
-        Ok(self.database.create_group(&group, &entry).await?)
+        Ok(self.store.create_group(&group, &entry).await?)
     }
 
     /// The caller's view of a group they belong to.
-    pub async fn summary(&self, group: Uuid, user: Uuid) -> Result<GroupSummary, ApiError> {
+    pub async fn summary(&self, group: Uuid, user: Uuid) -> Result<GroupSummary, AppError> {
         Ok(self
-            .database
+            .store
             .group_for_member(group, user)
             .await?
             .ok_or(GroupRuleError::NotFound)?)
     }
 
-    pub async fn list(&self, user: Uuid, page: PageRequest) -> Result<(Vec<GroupSummary>, u64), ApiError> {
-        Ok(self.database.groups_of(user, page).await?)
+    pub async fn list(&self, user: Uuid, page: PageRequest) -> Result<(Vec<GroupSummary>, u64), AppError> {
+        Ok(self.store.groups_of(user, page).await?)
     }
 
     pub async fn update(
@@ -85,7 +84,7 @@ impl<'a> GroupService<'a> {
         current: &GroupSummary,
         changes: GroupUpdate,
         origin: &RequestOrigin,
-    ) -> Result<GroupSummary, ApiError> {
+    ) -> Result<GroupSummary, AppError> {
         let group = current.group.id;
         let name = match changes.name.as_deref() {
             Some(name) => GroupName::parse(name)?.into_inner(),
@@ -97,19 +96,19 @@ impl<'a> GroupService<'a> {
         };
         let expected_version = changes.expected_version;
         let entry = audit(actor, "group.updated", group, origin);
-        self.database
+        self.store
             .update_group(group, expected_version, name, description, &entry)
             .await?;
         self.summary(group, actor).await
     }
 
-    pub async fn delete(&self, actor: Uuid, group: Uuid, origin: &RequestOrigin) -> Result<(), ApiError> {
+    pub async fn delete(&self, actor: Uuid, group: Uuid, origin: &RequestOrigin) -> Result<(), AppError> {
         let entry = audit(actor, "group.deleted", group, origin);
-        Ok(self.database.delete_group(group, &entry).await?)
+        Ok(self.store.delete_group(group, &entry).await?)
     }
 
-    pub async fn members(&self, group: Uuid) -> Result<Vec<MemberProfile>, ApiError> {
-        Ok(self.database.members(group).await?)
+    pub async fn members(&self, group: Uuid) -> Result<Vec<MemberProfile>, AppError> {
+        Ok(self.store.members(group).await?)
     }
 
     pub async fn change_role(
@@ -119,9 +118,9 @@ impl<'a> GroupService<'a> {
         target: Uuid,
         role: GroupRole,
         origin: &RequestOrigin,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), AppError> {
         let entry = audit(actor, "group.member_role_changed", group, origin);
-        self.database
+        self.store
             .change_membership(
                 group,
                 |snapshot| groups::change_role(snapshot, actor, target, role),
@@ -138,14 +137,14 @@ impl<'a> GroupService<'a> {
         group: Uuid,
         target: Uuid,
         origin: &RequestOrigin,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), AppError> {
         let action = if actor == target {
             "group.member_left"
         } else {
             "group.member_removed"
         };
         let entry = audit(actor, action, group, origin);
-        self.database
+        self.store
             .change_membership(
                 group,
                 |snapshot| groups::remove_member(snapshot, actor, target),
@@ -161,9 +160,9 @@ impl<'a> GroupService<'a> {
         group: Uuid,
         target: Uuid,
         origin: &RequestOrigin,
-    ) -> Result<GroupSummary, ApiError> {
+    ) -> Result<GroupSummary, AppError> {
         let entry = audit(actor, "group.ownership_transferred", group, origin);
-        self.database
+        self.store
             .change_membership(
                 group,
                 |snapshot| groups::transfer_ownership(snapshot, actor, target),
@@ -180,7 +179,7 @@ impl<'a> GroupService<'a> {
         group: Uuid,
         request: InviteRequest,
         origin: &RequestOrigin,
-    ) -> Result<GroupInvite, ApiError> {
+    ) -> Result<GroupInvite, AppError> {
         let role = groups::invite_role(actor_role, request.role.unwrap_or(GroupRole::Member))?;
         let max_uses = request.max_uses.unwrap_or(1);
         if !(1..=100).contains(&max_uses) {
@@ -203,7 +202,7 @@ impl<'a> GroupService<'a> {
         // as a unique-constraint conflict, so draw again a few times before giving up.
         for _ in 0..3 {
             let code = InviteCode::from_random_bytes(steward_auth::random_bytes(32))
-                .ok_or_else(ApiError::internal)?;
+                .ok_or_else(AppError::internal)?;
             let invite = GroupInvite {
                 id: Uuid::now_v7(),
                 group_id: group,
@@ -223,17 +222,17 @@ impl<'a> GroupService<'a> {
                     None,
                     Some(json!({"groupId": group, "role": role, "maxUses": max_uses, "expiresAt": invite.expires_at})),
                 );
-            match self.database.create_invite(&invite, &entry).await {
+            match self.store.create_invite(&invite, &entry).await {
                 Ok(()) => return Ok(invite),
                 Err(steward_domain::RepositoryError::Conflict(_)) => continue,
                 Err(other) => return Err(other.into()),
             }
         }
-        Err(ApiError::internal())
+        Err(AppError::internal())
     }
 
-    pub async fn invites(&self, group: Uuid) -> Result<Vec<GroupInvite>, ApiError> {
-        Ok(self.database.live_invites(group, Utc::now()).await?)
+    pub async fn invites(&self, group: Uuid) -> Result<Vec<GroupInvite>, AppError> {
+        Ok(self.store.live_invites(group, Utc::now()).await?)
     }
 
     pub async fn revoke_invite(
@@ -242,7 +241,7 @@ impl<'a> GroupService<'a> {
         group: Uuid,
         invite: Uuid,
         origin: &RequestOrigin,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), AppError> {
         let entry = AuditEntry::new(
             Actor::user(actor),
             AuditAction::known("group.invite_revoked"),
@@ -251,7 +250,7 @@ impl<'a> GroupService<'a> {
         .resource_id(invite)
         .origin(origin.clone());
         if self
-            .database
+            .store
             .revoke_invite(group, invite, Utc::now(), &entry)
             .await?
         {
@@ -266,7 +265,7 @@ impl<'a> GroupService<'a> {
         user: Uuid,
         code: &str,
         origin: &RequestOrigin,
-    ) -> Result<GroupSummary, ApiError> {
+    ) -> Result<GroupSummary, AppError> {
         let code = InviteCode::parse(code)?;
         let entry = AuditEntry::new(
             Actor::user(user),
@@ -275,12 +274,12 @@ impl<'a> GroupService<'a> {
         )
         .origin(origin.clone());
         let group = self
-            .database
+            .store
             .redeem_invite(code.as_str(), user, Utc::now(), &entry)
             .await
             .map_err(|error| match error {
                 steward_domain::group_store::GroupStoreError::Rule(GroupRuleError::NotFound) => {
-                    ApiError::not_found("this invite code is unknown, expired, revoked or used up")
+                    AppError::not_found("this invite code is unknown, expired, revoked or used up")
                 }
                 other => other.into(),
             })?;

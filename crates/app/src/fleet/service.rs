@@ -12,26 +12,25 @@ use steward_auth::{hash_token, random_token};
 use steward_domain::fleet::{
     Assignment, CommandStatus, DEVICE_TOKEN_DAYS, DEVICE_TOKEN_PREFIX, DeviceCommand, DeviceImport,
     DeviceStatus, ENROLLMENT_TOKEN_PREFIX, Enrollment, EnrollmentToken, EnrollmentTokenSpec, FleetDevice,
-    FleetGroup, FleetQuery, FleetStore, ImportCounts, ImportProblem, NewDeviceToken, OnDuplicate,
-    PolicyTargets, ResolvedDeviceImport, ResolvedUserImport, command_lifetime, duplicate_rows,
-    duplicate_user_rows, parse_device_row, parse_user_row,
+    FleetGroup, FleetQuery, ImportCounts, ImportProblem, NewDeviceToken, OnDuplicate, PolicyTargets,
+    ResolvedDeviceImport, ResolvedUserImport, command_lifetime, duplicate_rows, duplicate_user_rows,
+    parse_device_row, parse_user_row,
 };
-use steward_domain::organizations::{OrgActor, OrgRole, OrganizationStore, may_set_org_role};
-use steward_domain::policies::{PolicyRecord, PolicyStore};
+use steward_domain::organizations::{OrgActor, OrgRole, may_set_org_role};
+use steward_domain::policies::PolicyRecord;
 use steward_domain::settings::store::AppliedPolicy;
 use steward_domain::settings::{LayerKind, SettingDiff, SettingsActor};
-use steward_domain::{Actor, AuditAction, AuditEntry, AuditRecorder, RepositoryError, RequestOrigin};
-use utoipa::ToSchema;
+use steward_domain::{Actor, AuditAction, AuditEntry, RepositoryError, RequestOrigin};
 use uuid::Uuid;
 
 use super::import::ImportRows;
 use super::qr::{self, EnrollmentPayload, QrFormat};
-use crate::error::{ApiError, ErrorCode, FieldError};
+use crate::error::{AppError, ErrorKind, FieldError};
 use crate::settings::{DeviceSettingsView, SettingsAccess, SettingsCallerKind, SettingsService};
-use crate::state::AppState;
+use crate::steward::{Steward, Store};
 
 /// What a device receives when it enrolls.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EnrollmentOutcome {
     pub device_id: Uuid,
@@ -43,12 +42,11 @@ pub struct EnrollmentOutcome {
     pub adopted: bool,
     pub settings: DeviceSettingsView,
     /// The enrollment token's free-form data.
-    #[schema(value_type = Option<serde_json::Value>)]
     pub additional_data: Option<Value>,
 }
 
 /// A new device token.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeviceTokenView {
     pub device_id: Uuid,
@@ -57,16 +55,15 @@ pub struct DeviceTokenView {
 }
 
 /// One device's part of a policy dry run.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeviceDiff {
     pub device_id: Uuid,
-    #[schema(value_type = Vec<Object>)]
     pub changes: Vec<SettingDiff>,
 }
 
 /// What applying or unapplying a policy did (or, in a dry run, would do).
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PolicyApplication {
     pub dry_run: bool,
@@ -77,7 +74,7 @@ pub struct PolicyApplication {
 }
 
 /// One problem of an import.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize)]
 pub struct ImportError {
     pub line: usize,
     pub field: String,
@@ -95,7 +92,7 @@ impl From<ImportProblem> for ImportError {
 }
 
 /// What an import did, or in a dry run would do, and every problem by line.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ImportReport {
     pub dry_run: bool,
@@ -119,8 +116,8 @@ impl ImportReport {
     }
 }
 
-pub struct FleetService<'a> {
-    state: &'a AppState,
+pub struct FleetService<'a, S> {
+    steward: &'a Steward<S>,
 }
 
 fn admin_audit(
@@ -135,7 +132,7 @@ fn admin_audit(
         .origin(origin.clone())
 }
 
-pub(crate) fn new_device_token() -> (String, NewDeviceToken) {
+pub fn new_device_token() -> (String, NewDeviceToken) {
     let secret = format!("{DEVICE_TOKEN_PREFIX}{}", random_token(32));
     let token = NewDeviceToken {
         id: Uuid::now_v7(),
@@ -156,24 +153,24 @@ fn applied(policy: &PolicyRecord, layer: LayerKind) -> AppliedPolicy {
     }
 }
 
-impl<'a> FleetService<'a> {
-    pub fn new(state: &'a AppState) -> Self {
-        Self { state }
+impl<'a, S: Store> FleetService<'a, S> {
+    pub fn new(steward: &'a Steward<S>) -> Self {
+        Self { steward }
     }
 
     /// Makes this instance see the devices' new state at once (others within their TTLs).
     pub fn forget(&self, devices: &[Uuid]) {
         for device in devices {
-            self.state.device_states.forget(*device);
+            self.steward.device_states.forget(*device);
         }
     }
 
-    async fn policy_of(&self, organization: Uuid, policy: Uuid) -> Result<PolicyRecord, ApiError> {
-        self.state
-            .database
+    async fn policy_of(&self, organization: Uuid, policy: Uuid) -> Result<PolicyRecord, AppError> {
+        self.steward
+            .store
             .find_policy(organization, policy)
             .await?
-            .ok_or_else(|| ApiError::not_found("no such policy"))
+            .ok_or_else(|| AppError::not_found("no such policy"))
     }
 
     async fn check_references(
@@ -181,36 +178,36 @@ impl<'a> FleetService<'a> {
         organization: Uuid,
         policy: Option<Uuid>,
         group: Option<Uuid>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), AppError> {
         if let Some(policy) = policy
             && self
-                .state
-                .database
+                .steward
+                .store
                 .find_policy(organization, policy)
                 .await?
                 .is_none()
         {
-            return Err(ApiError::invalid(
+            return Err(AppError::invalid(
                 "policyId",
                 "no such policy in this organization",
             ));
         }
         if let Some(group) = group
             && !self
-                .state
-                .database
+                .steward
+                .store
                 .fleet_groups(organization)
                 .await?
                 .iter()
                 .any(|g| g.id == group)
         {
-            return Err(ApiError::invalid("groupId", "no such group in this organization"));
+            return Err(AppError::invalid("groupId", "no such group in this organization"));
         }
         Ok(())
     }
 
-    pub async fn groups(&self, organization: Uuid) -> Result<Vec<FleetGroup>, ApiError> {
-        Ok(self.state.database.fleet_groups(organization).await?)
+    pub async fn groups(&self, organization: Uuid) -> Result<Vec<FleetGroup>, AppError> {
+        Ok(self.steward.store.fleet_groups(organization).await?)
     }
 
     pub async fn create_group(
@@ -221,7 +218,7 @@ impl<'a> FleetService<'a> {
         description: Option<&str>,
         policy: Option<Uuid>,
         origin: &RequestOrigin,
-    ) -> Result<FleetGroup, ApiError> {
+    ) -> Result<FleetGroup, AppError> {
         let group = FleetGroup {
             id: Uuid::now_v7(),
             organization_id: organization,
@@ -237,8 +234,8 @@ impl<'a> FleetService<'a> {
                 None,
                 Some(json!({"name": group.name, "policyId": group.policy_id})),
             );
-        self.state
-            .database
+        self.steward
+            .store
             .create_fleet_group(&group, user, &entry)
             .await?;
         Ok(group)
@@ -248,7 +245,7 @@ impl<'a> FleetService<'a> {
     fn token_secret(&self, token: Uuid) -> String {
         format!(
             "{ENROLLMENT_TOKEN_PREFIX}{}",
-            self.state.auth.enrollment_secret(token)
+            self.steward.auth.enrollment_secret(token)
         )
     }
 
@@ -258,7 +255,7 @@ impl<'a> FleetService<'a> {
         user: Uuid,
         spec: EnrollmentTokenSpec,
         origin: &RequestOrigin,
-    ) -> Result<(EnrollmentToken, String), ApiError> {
+    ) -> Result<(EnrollmentToken, String), AppError> {
         self.check_references(organization, spec.policy_id, spec.group_id)
             .await?;
         let id = Uuid::now_v7();
@@ -297,15 +294,15 @@ impl<'a> FleetService<'a> {
                 "expiresAt": token.expires_at,
             })),
         );
-        self.state
-            .database
+        self.steward
+            .store
             .create_enrollment_token(&token, &hash_token(&secret), &entry)
             .await?;
         Ok((token, secret))
     }
 
-    pub async fn tokens(&self, organization: Uuid) -> Result<Vec<EnrollmentToken>, ApiError> {
-        Ok(self.state.database.enrollment_tokens(organization).await?)
+    pub async fn tokens(&self, organization: Uuid) -> Result<Vec<EnrollmentToken>, AppError> {
+        Ok(self.steward.store.enrollment_tokens(organization).await?)
     }
 
     /// Revokes a live token; devices already enrolled keep their device tokens.
@@ -315,7 +312,7 @@ impl<'a> FleetService<'a> {
         id: Uuid,
         user: Uuid,
         origin: &RequestOrigin,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), AppError> {
         let entry = admin_audit(
             user,
             "enrollment_token.revoked",
@@ -324,22 +321,22 @@ impl<'a> FleetService<'a> {
             origin,
         )
         .resource_id(id);
-        self.state
-            .database
+        self.steward
+            .store
             .revoke_enrollment_token(organization, id, Utc::now(), &entry)
             .await
             .map_err(|error| match error {
-                RepositoryError::NotFound => ApiError::not_found("no such active enrollment token"),
+                RepositoryError::NotFound => AppError::not_found("no such active enrollment token"),
                 other => other.into(),
             })
     }
 
-    pub async fn token(&self, organization: Uuid, id: Uuid) -> Result<EnrollmentToken, ApiError> {
-        self.state
-            .database
+    pub async fn token(&self, organization: Uuid, id: Uuid) -> Result<EnrollmentToken, AppError> {
+        self.steward
+            .store
             .find_enrollment_token(organization, id)
             .await?
-            .ok_or_else(|| ApiError::not_found("no such enrollment token"))
+            .ok_or_else(|| AppError::not_found("no such enrollment token"))
     }
 
     /// The QR image of a live token (audited, as it shows the secret).
@@ -351,11 +348,11 @@ impl<'a> FleetService<'a> {
         size: u32,
         user: Uuid,
         origin: &RequestOrigin,
-    ) -> Result<(Vec<u8>, &'static str), ApiError> {
+    ) -> Result<(Vec<u8>, &'static str), AppError> {
         let token = self.token(organization, id).await?;
         if let Some(refusal) = token.refusal(Utc::now()) {
-            return Err(ApiError::new(
-                ErrorCode::Conflict,
+            return Err(AppError::new(
+                ErrorKind::Conflict,
                 format!("no QR code for a token that cannot be used: {refusal}"),
             ));
         }
@@ -368,11 +365,11 @@ impl<'a> FleetService<'a> {
             origin,
         )
         .resource_id(id);
-        self.state.database.record(&entry).await?;
+        self.steward.store.record(&entry).await?;
         let secret = self.token_secret(id);
         let payload = EnrollmentPayload {
             v: 1,
-            server_url: self.state.auth.public_url(),
+            server_url: self.steward.auth.public_url(),
             organization_id: organization,
             enrollment_token: &secret,
         };
@@ -384,13 +381,13 @@ impl<'a> FleetService<'a> {
         secret: &str,
         enrollment: Enrollment,
         origin: &RequestOrigin,
-    ) -> Result<EnrollmentOutcome, ApiError> {
+    ) -> Result<EnrollmentOutcome, AppError> {
         let (device_token, stored) = new_device_token();
         let entry = AuditEntry::new(Actor::system(), AuditAction::known("device.enrolled"), "device")
             .origin(origin.clone());
         let enrolled = self
-            .state
-            .database
+            .steward
+            .store
             .enroll(
                 &hash_token(secret.trim()),
                 &enrollment,
@@ -400,8 +397,8 @@ impl<'a> FleetService<'a> {
             )
             .await??;
         self.forget(&[enrolled.device_id]);
-        self.state.device_auth.forget_device(enrolled.device_id);
-        let (settings, _) = SettingsService::new(self.state)
+        self.steward.device_auth.forget_device(enrolled.device_id);
+        let (settings, _) = SettingsService::new(self.steward)
             .effective(enrolled.device_id, false)
             .await?;
         Ok(EnrollmentOutcome {
@@ -420,30 +417,30 @@ impl<'a> FleetService<'a> {
         &self,
         secret: &str,
         origin: &RequestOrigin,
-    ) -> Result<DeviceTokenView, ApiError> {
+    ) -> Result<DeviceTokenView, AppError> {
         let secret = secret.trim();
         let (device_token, stored) = new_device_token();
         let refused = || {
-            ApiError::new(
-                ErrorCode::Unauthorized,
+            AppError::new(
+                ErrorKind::Unauthenticated,
                 "the device token is invalid, expired or revoked",
             )
         };
         let current = self
-            .state
-            .database
+            .steward
+            .store
             .device_token(&hash_token(secret), Utc::now())
             .await?
             .ok_or_else(refused)?;
         if self
-            .state
+            .steward
             .device_auth
-            .status(&self.state.database, current.device_id)
+            .status(&self.steward.store, current.device_id)
             .await?
             == DeviceStatus::Suspended
         {
-            return Err(ApiError::new(
-                ErrorCode::DeviceSuspended,
+            return Err(AppError::new(
+                ErrorKind::DeviceSuspended,
                 "this device is suspended by its organization",
             ));
         }
@@ -454,12 +451,12 @@ impl<'a> FleetService<'a> {
         )
         .origin(origin.clone());
         let device = self
-            .state
-            .database
+            .steward
+            .store
             .refresh_device_token(&hash_token(secret), &stored, Utc::now(), &entry)
             .await?
             .ok_or_else(refused)?;
-        self.state.device_auth.forget_device(device);
+        self.steward.device_auth.forget_device(device);
         Ok(DeviceTokenView {
             device_id: device,
             device_token,
@@ -471,16 +468,16 @@ impl<'a> FleetService<'a> {
         &self,
         organization: Uuid,
         query: &FleetQuery,
-    ) -> Result<(Vec<FleetDevice>, u64), ApiError> {
-        Ok(self.state.database.fleet_devices(organization, query).await?)
+    ) -> Result<(Vec<FleetDevice>, u64), AppError> {
+        Ok(self.steward.store.fleet_devices(organization, query).await?)
     }
 
-    pub async fn device(&self, organization: Uuid, device: Uuid) -> Result<FleetDevice, ApiError> {
-        self.state
-            .database
+    pub async fn device(&self, organization: Uuid, device: Uuid) -> Result<FleetDevice, AppError> {
+        self.steward
+            .store
             .find_fleet_device(organization, device)
             .await?
-            .ok_or_else(|| ApiError::not_found("no such device"))
+            .ok_or_else(|| AppError::not_found("no such device"))
     }
 
     pub async fn assign(
@@ -490,15 +487,15 @@ impl<'a> FleetService<'a> {
         assignment: Assignment,
         user: Uuid,
         origin: &RequestOrigin,
-    ) -> Result<FleetDevice, ApiError> {
+    ) -> Result<FleetDevice, AppError> {
         if assignment.is_empty() {
-            return Err(ApiError::validation(
+            return Err(AppError::validation(
                 "name at least one of policyId, groupId, userId",
             ));
         }
         let entry = admin_audit(user, "device.assigned", "device", organization, origin);
-        self.state
-            .database
+        self.steward
+            .store
             .assign_device(organization, device, &assignment, Utc::now(), &entry)
             .await?;
         self.forget(&[device]);
@@ -512,19 +509,19 @@ impl<'a> FleetService<'a> {
         suspend: bool,
         user: Uuid,
         origin: &RequestOrigin,
-    ) -> Result<FleetDevice, ApiError> {
+    ) -> Result<FleetDevice, AppError> {
         let action = if suspend {
             "device.suspended"
         } else {
             "device.resumed"
         };
         let entry = admin_audit(user, action, "device", organization, origin);
-        self.state
-            .database
+        self.steward
+            .store
             .set_device_suspended(organization, device, suspend, Utc::now(), &entry)
             .await?;
         self.forget(&[device]);
-        self.state.device_auth.forget_device(device);
+        self.steward.device_auth.forget_device(device);
         self.device(organization, device).await
     }
 
@@ -534,14 +531,14 @@ impl<'a> FleetService<'a> {
         device: Uuid,
         user: Uuid,
         origin: &RequestOrigin,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), AppError> {
         let entry = admin_audit(user, "device.retired", "device", organization, origin);
-        self.state
-            .database
+        self.steward
+            .store
             .retire_device(organization, device, Utc::now(), &entry)
             .await?;
         self.forget(&[device]);
-        self.state.device_auth.forget_device(device);
+        self.steward.device_auth.forget_device(device);
         Ok(())
     }
 
@@ -552,7 +549,7 @@ impl<'a> FleetService<'a> {
         expires_in_seconds: Option<i64>,
         user: Uuid,
         origin: &RequestOrigin,
-    ) -> Result<DeviceCommand, ApiError> {
+    ) -> Result<DeviceCommand, AppError> {
         let lifetime = command_lifetime(expires_in_seconds)?;
         let now = Utc::now();
         let command = DeviceCommand {
@@ -576,24 +573,24 @@ impl<'a> FleetService<'a> {
                 Some(json!({"commandId": command.id, "expiresAt": command.expires_at})),
             );
         // The store claims the device as one the organization manages (404 otherwise).
-        self.state
-            .database
+        self.steward
+            .store
             .create_command(&command, &entry)
             .await
             .map_err(|error| match error {
-                RepositoryError::NotFound => ApiError::not_found("no such device"),
+                RepositoryError::NotFound => AppError::not_found("no such device"),
                 other => other.into(),
             })?;
         self.forget(&[device]);
         Ok(command)
     }
 
-    pub async fn commands(&self, organization: Uuid, device: Uuid) -> Result<Vec<DeviceCommand>, ApiError> {
+    pub async fn commands(&self, organization: Uuid, device: Uuid) -> Result<Vec<DeviceCommand>, AppError> {
         self.device(organization, device).await?;
         let now = Utc::now();
         Ok(self
-            .state
-            .database
+            .steward
+            .store
             .device_commands(device)
             .await?
             .into_iter()
@@ -611,12 +608,12 @@ impl<'a> FleetService<'a> {
         &self,
         access: &SettingsAccess,
         origin: &RequestOrigin,
-    ) -> Result<Vec<DeviceCommand>, ApiError> {
+    ) -> Result<Vec<DeviceCommand>, AppError> {
         if !matches!(access.actor, SettingsActor::Device | SettingsActor::DeviceUser) {
             return Ok(Vec::new());
         }
         let device = access.device;
-        if self.state.device_states.has_open_commands(device) == Some(false) {
+        if self.steward.device_states.has_open_commands(device) == Some(false) {
             return Ok(Vec::new());
         }
         let entry = AuditEntry::new(
@@ -626,11 +623,11 @@ impl<'a> FleetService<'a> {
         )
         .origin(origin.clone());
         let commands = self
-            .state
-            .database
+            .steward
+            .store
             .deliver_commands(device, Utc::now(), &entry)
             .await?;
-        self.state
+        self.steward
             .device_states
             .put_open_commands(device, !commands.is_empty());
         Ok(commands)
@@ -643,10 +640,10 @@ impl<'a> FleetService<'a> {
         command: Uuid,
         result: Option<Value>,
         origin: &RequestOrigin,
-    ) -> Result<DeviceCommand, ApiError> {
+    ) -> Result<DeviceCommand, AppError> {
         // Only the device itself acknowledges its commands; to anyone else they do not exist.
         if caller != SettingsCallerKind::Device(device) {
-            return Err(ApiError::not_found("no such command"));
+            return Err(AppError::not_found("no such command"));
         }
         let entry = AuditEntry::new(
             Actor::device(device),
@@ -655,8 +652,8 @@ impl<'a> FleetService<'a> {
         )
         .origin(origin.clone());
         let acknowledged = self
-            .state
-            .database
+            .steward
+            .store
             .acknowledge_command(device, command, result, Utc::now(), &entry)
             .await?;
         self.forget(&[device]);
@@ -674,7 +671,7 @@ impl<'a> FleetService<'a> {
         dry_run: bool,
         user: Uuid,
         origin: &RequestOrigin,
-    ) -> Result<PolicyApplication, ApiError> {
+    ) -> Result<PolicyApplication, AppError> {
         let record = self.policy_of(organization, policy).await?;
         let dedup = |ids: &[Uuid]| {
             ids.iter()
@@ -701,13 +698,13 @@ impl<'a> FleetService<'a> {
                 .resource_id(policy)
                 .change(None, Some(json!({"targets": ids, "kind": layer.as_str()})));
             let touched = self
-                .state
-                .database
+                .steward
+                .store
                 .apply_policy(organization, policy, &targets, apply, Utc::now(), &entry)
                 .await
                 .map_err(|error| match error {
                     RepositoryError::NotFound => {
-                        ApiError::not_found("a target is not a device or group of this organization")
+                        AppError::not_found("a target is not a device or group of this organization")
                     }
                     other => other.into(),
                 })?;
@@ -734,15 +731,15 @@ impl<'a> FleetService<'a> {
                     .map(|g| (g.id, g.policy_id))
                     .collect();
                 if ids.iter().any(|id| !groups.contains_key(id)) {
-                    return Err(ApiError::not_found(
+                    return Err(AppError::not_found(
                         "a target is not a device or group of this organization",
                     ));
                 }
                 for group in ids {
                     let carried = groups.get(group).copied().flatten();
                     for device in self
-                        .state
-                        .database
+                        .steward
+                        .store
                         .fleet_devices_in_groups(organization, &[*group])
                         .await?
                     {
@@ -751,7 +748,7 @@ impl<'a> FleetService<'a> {
                 }
             }
         }
-        let settings = SettingsService::new(self.state);
+        let settings = SettingsService::new(self.steward);
         let mut diffs = Vec::new();
         for (device, carried) in devices {
             // Applying replaces the layer's policy; unapplying removes it only where it is
@@ -787,7 +784,7 @@ impl<'a> FleetService<'a> {
         on_duplicate: OnDuplicate,
         user: Uuid,
         origin: &RequestOrigin,
-    ) -> Result<ImportReport, ApiError> {
+    ) -> Result<ImportReport, AppError> {
         let total = rows.len();
         let mut problems = Vec::new();
         let mut parsed: Vec<DeviceImport> = Vec::with_capacity(rows.len());
@@ -800,8 +797,8 @@ impl<'a> FleetService<'a> {
         problems.extend(duplicate_rows(&parsed));
 
         let policies: BTreeSet<Uuid> = self
-            .state
-            .database
+            .steward
+            .store
             .policies(organization)
             .await?
             .iter()
@@ -815,23 +812,23 @@ impl<'a> FleetService<'a> {
             .into_iter()
             .collect();
         let member_ids: BTreeSet<Uuid> = self
-            .state
-            .database
+            .steward
+            .store
             .org_members(organization)
             .await?
             .into_iter()
             .map(|member| member.user_id)
             .collect();
         let members: BTreeMap<String, Uuid> = self
-            .state
-            .database
+            .steward
+            .store
             .user_ids_by_email(&emails)
             .await?
             .into_iter()
             .filter(|(_, id)| member_ids.contains(id))
             .collect();
         let identifiers: Vec<String> = parsed.iter().map(|row| row.identifier.clone()).collect();
-        let existing = self.state.database.existing_devices(&identifiers).await?;
+        let existing = self.steward.store.existing_devices(&identifiers).await?;
 
         let mut counts = ImportCounts::default();
         let mut resolved = Vec::with_capacity(parsed.len());
@@ -920,8 +917,8 @@ impl<'a> FleetService<'a> {
             )
         };
         let stored = self
-            .state
-            .database
+            .steward
+            .store
             .import_devices(organization, &resolved, on_duplicate, Utc::now(), audit)
             .await?;
         Ok(report(stored, Vec::new()))
@@ -939,7 +936,7 @@ impl<'a> FleetService<'a> {
         on_duplicate: OnDuplicate,
         user: Uuid,
         origin: &RequestOrigin,
-    ) -> Result<ImportReport, ApiError> {
+    ) -> Result<ImportReport, AppError> {
         let total = rows.len();
         let mut problems = Vec::new();
         let mut parsed = Vec::with_capacity(rows.len());
@@ -951,10 +948,10 @@ impl<'a> FleetService<'a> {
         }
         problems.extend(duplicate_user_rows(&parsed));
         let emails: Vec<String> = parsed.iter().map(|row| row.email.clone()).collect();
-        let accounts = self.state.database.user_ids_by_email(&emails).await?;
+        let accounts = self.steward.store.user_ids_by_email(&emails).await?;
         let members: BTreeMap<Uuid, OrgRole> = self
-            .state
-            .database
+            .steward
+            .store
             .org_members(organization)
             .await?
             .into_iter()
@@ -1024,8 +1021,8 @@ impl<'a> FleetService<'a> {
             )
         };
         let stored = self
-            .state
-            .database
+            .steward
+            .store
             .import_org_users(organization, &resolved, on_duplicate, Utc::now(), audit)
             .await?;
         Ok(report(stored, Vec::new()))
@@ -1033,7 +1030,7 @@ impl<'a> FleetService<'a> {
 }
 
 /// A real import with problems: 400 listing them (the first thousand), nothing imported.
-fn refused_import(problems: &[ImportProblem]) -> ApiError {
+fn refused_import(problems: &[ImportProblem]) -> AppError {
     let details = problems
         .iter()
         .take(1000)
@@ -1042,7 +1039,7 @@ fn refused_import(problems: &[ImportProblem]) -> ApiError {
             message: p.message.clone(),
         })
         .collect();
-    ApiError::validation(format!(
+    AppError::validation(format!(
         "{} problems in the import; nothing was imported (run with dryRun=true for the full report)",
         problems.len()
     ))

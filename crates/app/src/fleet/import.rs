@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::error::{ApiError, ErrorCode};
+use crate::error::{AppError, ErrorKind};
 
 /// The most rows one import takes.
 pub const MAX_IMPORT_ROWS: usize = 50_000;
@@ -16,21 +16,21 @@ pub const MAX_IMPORT_BYTES: usize = 32 * 1024 * 1024;
 /// its non-empty fields.
 pub type ImportRows = Vec<(usize, BTreeMap<String, String>)>;
 
-fn too_many() -> ApiError {
-    ApiError::new(
-        ErrorCode::PayloadTooLarge,
+fn too_many() -> AppError {
+    AppError::new(
+        ErrorKind::TooLarge,
         format!("an import takes at most {MAX_IMPORT_ROWS} rows"),
     )
 }
 
-pub fn parse_csv(body: &[u8]) -> Result<ImportRows, ApiError> {
+pub fn parse_csv(body: &[u8]) -> Result<ImportRows, AppError> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .flexible(false)
         .from_reader(body);
     let headers: Vec<String> = reader
         .headers()
-        .map_err(|error| ApiError::validation(format!("the CSV header cannot be read: {error}")))?
+        .map_err(|error| AppError::validation(format!("the CSV header cannot be read: {error}")))?
         .iter()
         .map(str::to_owned)
         .collect();
@@ -38,7 +38,7 @@ pub fn parse_csv(body: &[u8]) -> Result<ImportRows, ApiError> {
     for record in reader.records() {
         let record = record.map_err(|error| {
             let line = error.position().map_or(0, |p| p.line());
-            ApiError::invalid(
+            AppError::invalid(
                 &format!("line {line}"),
                 format!("the CSV cannot be read: {error}"),
             )
@@ -58,21 +58,21 @@ pub fn parse_csv(body: &[u8]) -> Result<ImportRows, ApiError> {
     Ok(rows)
 }
 
-pub fn parse_json(body: &[u8]) -> Result<ImportRows, ApiError> {
+pub fn parse_json(body: &[u8]) -> Result<ImportRows, AppError> {
     let value: Value = serde_json::from_slice(body)
-        .map_err(|error| ApiError::validation(format!("malformed JSON: {error}")))?;
+        .map_err(|error| AppError::validation(format!("malformed JSON: {error}")))?;
     let items = match value {
         Value::Array(items) => items,
         Value::Object(mut object) => match object.remove("devices").or_else(|| object.remove("rows")) {
             Some(Value::Array(items)) => items,
             _ => {
-                return Err(ApiError::validation(
+                return Err(AppError::validation(
                     "send an array of rows, or {\"devices\": [...]}",
                 ));
             }
         },
         _ => {
-            return Err(ApiError::validation(
+            return Err(AppError::validation(
                 "send an array of rows, or {\"devices\": [...]}",
             ));
         }
@@ -84,7 +84,7 @@ pub fn parse_json(body: &[u8]) -> Result<ImportRows, ApiError> {
     for (index, item) in items.into_iter().enumerate() {
         let line = index + 1;
         let Value::Object(object) = item else {
-            return Err(ApiError::invalid(
+            return Err(AppError::invalid(
                 &format!("line {line}"),
                 "each row must be an object",
             ));
@@ -97,7 +97,7 @@ pub fn parse_json(body: &[u8]) -> Result<ImportRows, ApiError> {
                 Value::Number(number) => number.to_string(),
                 Value::Bool(flag) => flag.to_string(),
                 _ => {
-                    return Err(ApiError::invalid(
+                    return Err(AppError::invalid(
                         &format!("line {line}.{name}"),
                         "must be a string, number or boolean",
                     ));

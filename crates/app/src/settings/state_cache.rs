@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use crate::auth::TtlCache;
+use crate::cache::TtlCache;
 
 pub const VERSION_TTL: Duration = Duration::from_secs(1);
 const RENDERED_TTL: Duration = Duration::from_secs(60);

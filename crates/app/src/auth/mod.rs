@@ -1,0 +1,14 @@
+//! Authentication: accounts, sign-in, sessions and refresh rotation, password and email
+//! flows, personal access tokens and identity-provider federation.
+
+mod error;
+mod federation;
+mod personal_tokens;
+mod service;
+
+pub use error::AuthError;
+pub use federation::{FederatedSignIn, Federation};
+pub use personal_tokens::PAT_PREFIX;
+pub use service::{
+    AuthService, AuthSettings, IssuedTokens, NewAccount, ProfileUpdate, RESET_MAILS_PER_HOUR, SignIn,
+};

@@ -1,0 +1,10 @@
+//! Devices: application API keys, the device credential cache, registration, ownership and
+//! transfers.
+
+mod api_key;
+mod auth_cache;
+mod service;
+
+pub use api_key::{API_KEY_PREFIX, create_api_key};
+pub use auth_cache::{API_KEY_TTL, DeviceAuthCache};
+pub use service::{DeviceService, DeviceVisibility, TransferOutcome, TransferTarget, UserAccess};

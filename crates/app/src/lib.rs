@@ -1,0 +1,20 @@
+//! Steward's use cases: sign-in and accounts, groups, devices, remote settings, organization
+//! fleets. Each service decides through the pure rules of `steward-domain` and stores through
+//! its store traits, so any implementation of those traits — `steward-persistence` in the
+//! server, another in an embedding service — runs them. Nothing here knows HTTP: a refusal is
+//! an [`AppError`], which the shell maps to its own errors once.
+
+pub mod auth;
+pub mod cache;
+pub mod devices;
+pub mod error;
+pub mod fleet;
+pub mod groups;
+pub mod organizations;
+pub mod principal;
+pub mod settings;
+mod steward;
+
+pub use error::{AppError, ErrorKind, FieldError};
+pub use principal::{Credential, Principal};
+pub use steward::{Steward, Store};

@@ -1,0 +1,13 @@
+//! Remote settings: the catalog cache, the device settings state cache, and the service that
+//! resolves, writes, locks and syncs a device's settings.
+
+mod catalog;
+pub mod service;
+mod state_cache;
+
+pub use catalog::{Catalog, SettingsCatalog};
+pub use service::{
+    DeviceSettingsView, LockRequest, SettingView, SettingsAccess, SettingsCallerKind, SettingsService,
+    SyncOutcome, UnlockWindow,
+};
+pub use state_cache::{DeviceStateCache, RenderedSettings, VERSION_TTL};

@@ -1,0 +1,119 @@
+//! The application core: one store and the caches the use cases share.
+
+use std::sync::Arc;
+
+use steward_domain::AuditRecorder;
+use steward_domain::accounts::{
+    AccountStore, EmailTokenStore, FederationStore, LoginThrottleStore, Outbox, PersonalTokenStore,
+    SessionStore,
+};
+use steward_domain::audit_log::AuditLogStore;
+use steward_domain::devices::{ApiKeyStore, DeviceStore};
+use steward_domain::fleet::FleetStore;
+use steward_domain::group_store::GroupStore;
+use steward_domain::organizations::OrganizationStore;
+use steward_domain::policies::PolicyStore;
+use steward_domain::settings::store::SettingsStore;
+
+use crate::auth::AuthService;
+use crate::devices::DeviceAuthCache;
+use crate::settings::{DeviceStateCache, SettingsCatalog};
+
+/// Every store trait the use cases need, implemented by one backend (`steward-persistence`'s
+/// `Database` in the server). A blanket implementation covers any type that has them all.
+pub trait Store:
+    AccountStore
+    + SessionStore
+    + LoginThrottleStore
+    + EmailTokenStore
+    + Outbox
+    + FederationStore
+    + PersonalTokenStore
+    + AuditRecorder
+    + AuditLogStore
+    + DeviceStore
+    + ApiKeyStore
+    + FleetStore
+    + GroupStore
+    + OrganizationStore
+    + PolicyStore
+    + SettingsStore
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<T> Store for T where
+    T: AccountStore
+        + SessionStore
+        + LoginThrottleStore
+        + EmailTokenStore
+        + Outbox
+        + FederationStore
+        + PersonalTokenStore
+        + AuditRecorder
+        + AuditLogStore
+        + DeviceStore
+        + ApiKeyStore
+        + FleetStore
+        + GroupStore
+        + OrganizationStore
+        + PolicyStore
+        + SettingsStore
+        + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// The store plus the state shared by every request: the authentication service (keys and
+/// session caches), the setting catalog, device credentials and device settings state.
+/// Cloning is cheap (reference counts).
+pub struct Steward<S> {
+    pub store: S,
+    pub auth: Arc<AuthService<S>>,
+    pub settings_catalog: Arc<SettingsCatalog>,
+    pub device_auth: Arc<DeviceAuthCache>,
+    /// Shared with the push worker, which returns expired unlocks.
+    pub device_states: Arc<DeviceStateCache>,
+}
+
+impl<S: Clone> Clone for Steward<S> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            auth: Arc::clone(&self.auth),
+            settings_catalog: Arc::clone(&self.settings_catalog),
+            device_auth: Arc::clone(&self.device_auth),
+            device_states: Arc::clone(&self.device_states),
+        }
+    }
+}
+
+impl<S: Store> Steward<S> {
+    /// A core around `store` with empty caches and the given authentication service.
+    pub fn new(store: S, auth: AuthService<S>) -> Self {
+        Self {
+            store,
+            auth: Arc::new(auth),
+            settings_catalog: Arc::default(),
+            device_auth: Arc::default(),
+            device_states: Arc::default(),
+        }
+    }
+
+    /// Replaces the device credential cache (to allow legacy `X-API-Key` + `X-Device-Id`).
+    pub fn with_device_auth(mut self, device_auth: DeviceAuthCache) -> Self {
+        self.device_auth = Arc::new(device_auth);
+        self
+    }
+
+    /// Shares a device state cache with a worker (the push worker returns expired unlocks).
+    pub fn with_device_states(mut self, device_states: Arc<DeviceStateCache>) -> Self {
+        self.device_states = device_states;
+        self
+    }
+}
