@@ -4,6 +4,7 @@
 //! server, another in an embedding service — runs them. Nothing here knows HTTP: a refusal is
 //! an [`AppError`], which the shell maps to its own errors once.
 
+pub mod audit;
 pub mod auth;
 pub mod cache;
 pub mod devices;
@@ -11,6 +12,7 @@ pub mod error;
 pub mod fleet;
 pub mod groups;
 pub mod organizations;
+pub mod policies;
 pub mod principal;
 pub mod settings;
 mod steward;

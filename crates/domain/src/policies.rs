@@ -9,7 +9,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::settings::definitions::SettingDefinition;
-use crate::{AuditEntry, RepositoryError};
+use crate::{AuditEntry, RepositoryError, RuleError};
 
 /// A policy as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +26,23 @@ pub struct PolicyRecord {
     pub version: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// A policy's name: 1 to 100 characters once trimmed.
+pub fn parse_policy_name(value: &str) -> Result<String, RuleError> {
+    let name = value.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(RuleError::Invalid {
+            field: "name",
+            message: "must be 1 to 100 characters",
+        });
+    }
+    Ok(name.to_owned())
+}
+
+/// A policy's description: trimmed; blank means none.
+pub fn parse_policy_description(value: Option<&str>) -> Option<String> {
+    value.map(str::trim).filter(|d| !d.is_empty()).map(str::to_owned)
 }
 
 /// One refused part of a policy: the field (a setting key, or `locks.<key>`) and why.
@@ -124,6 +141,18 @@ mod tests {
 
     use super::*;
     use crate::settings::definitions::{Constraints, MergeRule, ValueType};
+
+    #[test]
+    fn names_are_one_to_a_hundred_characters() {
+        assert_eq!(parse_policy_name("  Kiosk  ").as_deref(), Ok("Kiosk"));
+        assert!(parse_policy_name(" ").is_err());
+        assert!(parse_policy_name(&"p".repeat(101)).is_err());
+        assert_eq!(parse_policy_description(Some(" ")), None);
+        assert_eq!(
+            parse_policy_description(Some(" locked down ")).as_deref(),
+            Some("locked down")
+        );
+    }
 
     fn definition(key: &str, lockable: bool) -> SettingDefinition {
         SettingDefinition {

@@ -90,6 +90,31 @@ pub enum Permission {
 }
 
 impl Permission {
+    /// Every permission.
+    pub const ALL: [Permission; 21] = [
+        Permission::UsersRead,
+        Permission::UsersWrite,
+        Permission::UsersLock,
+        Permission::UsersResetPassword,
+        Permission::UsersUnlock,
+        Permission::SessionsRead,
+        Permission::SessionsRevoke,
+        Permission::GroupsRead,
+        Permission::GroupsWrite,
+        Permission::OrganizationsRead,
+        Permission::OrganizationsWrite,
+        Permission::DevicesRead,
+        Permission::DevicesWrite,
+        Permission::PoliciesRead,
+        Permission::PoliciesWrite,
+        Permission::EnrollmentRead,
+        Permission::EnrollmentWrite,
+        Permission::FleetAct,
+        Permission::AuditRead,
+        Permission::AuditExport,
+        Permission::SettingsWrite,
+    ];
+
     /// `resource:action`, as roles and token scopes name it.
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -245,7 +270,7 @@ mod tests {
 
     #[test]
     fn every_built_in_permission_has_a_type() {
-        let typed: BTreeSet<&str> = ALL_TYPED.iter().map(|p| p.as_str()).collect();
+        let typed: BTreeSet<&str> = Permission::ALL.iter().map(|p| p.as_str()).collect();
         for (_, permissions) in BUILT_IN_ROLES {
             for permission in *permissions {
                 assert!(
@@ -255,30 +280,6 @@ mod tests {
             }
         }
     }
-
-    const ALL_TYPED: [Permission; 21] = [
-        Permission::UsersRead,
-        Permission::UsersWrite,
-        Permission::UsersLock,
-        Permission::UsersResetPassword,
-        Permission::UsersUnlock,
-        Permission::SessionsRead,
-        Permission::SessionsRevoke,
-        Permission::GroupsRead,
-        Permission::GroupsWrite,
-        Permission::OrganizationsRead,
-        Permission::OrganizationsWrite,
-        Permission::DevicesRead,
-        Permission::DevicesWrite,
-        Permission::PoliciesRead,
-        Permission::PoliciesWrite,
-        Permission::EnrollmentRead,
-        Permission::EnrollmentWrite,
-        Permission::FleetAct,
-        Permission::AuditRead,
-        Permission::AuditExport,
-        Permission::SettingsWrite,
-    ];
 }
 
 /// Scopes every user may give a personal access token, beside their roles' permissions.
@@ -297,9 +298,12 @@ pub const ACCOUNT_SCOPES: &[&str] = &[
 ];
 
 impl RoleCatalog {
-    /// Every scope that exists: the account scopes and every permission of every role.
+    /// Every scope that exists: the account scopes, every permission Steward checks (so a
+    /// `super_admin` can delegate `settings:write`, which no other role holds) and every
+    /// permission of every role.
     pub fn known_scopes(&self) -> BTreeSet<String> {
         let mut scopes: BTreeSet<String> = ACCOUNT_SCOPES.iter().map(|s| (*s).to_owned()).collect();
+        scopes.extend(Permission::ALL.iter().map(|p| p.as_str().to_owned()));
         for role in &self.roles {
             scopes.extend(role.permissions.iter().filter(|p| *p != ALL_PERMISSIONS).cloned());
         }

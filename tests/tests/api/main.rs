@@ -28,6 +28,7 @@ mod organizations;
 mod personal_tokens;
 mod readiness;
 mod schema;
+mod scope_matrix;
 mod settings;
 mod shell;
 mod startup;

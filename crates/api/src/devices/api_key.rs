@@ -7,7 +7,9 @@ use futures_util::future::LocalBoxFuture;
 use steward_domain::devices::ApiKeyRecord;
 
 use crate::auth::extractor_support::state;
-use crate::error::{ApiError, ErrorCode};
+use steward_app::devices::DeviceCredentials;
+
+use crate::error::ApiError;
 
 /// A request carrying a live application API key in `X-API-Key`.
 #[derive(Debug, Clone)]
@@ -29,14 +31,10 @@ impl FromRequest for AppApiKey {
         Box::pin(async move {
             let _gate = gate;
             let state = state?;
-            let refused = || ApiError::new(ErrorCode::Unauthorized, "a valid X-API-Key is required");
-            let secret = secret.filter(|s| !s.is_empty()).ok_or_else(refused)?;
-            let key = state
-                .device_auth
-                .api_key(&state.store, &secret, ip)
+            let key = DeviceCredentials::new(&state)
+                .api_key(&secret.unwrap_or_default(), ip)
                 .await
-                .map_err(ApiError::from)?
-                .ok_or_else(refused)?;
+                .map_err(ApiError::from)?;
             Ok(AppApiKey(key))
         })
     }

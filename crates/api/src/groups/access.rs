@@ -7,7 +7,8 @@ use std::marker::PhantomData;
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
-use steward_domain::group_store::{GroupStore, GroupSummary};
+use steward_app::groups::GroupService;
+use steward_domain::group_store::GroupSummary;
 use steward_domain::groups::{GroupPermission, GroupRole, GroupRuleError};
 use uuid::Uuid;
 
@@ -92,18 +93,10 @@ impl<A: GroupAction + 'static> FromRequest for GroupAccess<A> {
             let Some(Ok(group_id)) = group_id else {
                 return Err(ApiError::from(GroupRuleError::NotFound).into());
             };
-            let group = state
-                .store
-                .group_for_member(group_id, user_id)
+            let group = GroupService::new(&state.store)
+                .standing(user_id, group_id, A::PERMISSION)
                 .await
-                .map_err(ApiError::from)?
-                .ok_or_else(|| ApiError::from(GroupRuleError::NotFound))?;
-            if !group.my_role.allows(A::PERMISSION) {
-                return Err(ApiError::from(GroupRuleError::Forbidden(
-                    "your role in this group does not allow this",
-                ))
-                .into());
-            }
+                .map_err(ApiError::from)?;
             Ok(GroupAccess {
                 user_id,
                 group,

@@ -4,8 +4,8 @@ use actix_web::web::Bytes;
 use actix_web::{HttpResponse, get, web};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use steward_domain::audit_log::{AuditFilter, AuditLogStore, AuditRecord, ChainReport};
-use steward_persistence::Database;
+use steward_app::audit::{AuditExport, AuditService};
+use steward_domain::audit_log::{AuditFilter, AuditRecord, ChainReport};
 use utoipa::IntoParams;
 use uuid::Uuid;
 
@@ -13,7 +13,7 @@ use crate::auth::{RequirePermission, permissions};
 use crate::envelope;
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::extractors::PageQuery;
-use crate::state::AppState;
+use crate::state::{AppState, Store};
 
 /// Filters; each narrows the result.
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -81,9 +81,8 @@ pub async fn list_audit_logs(
     page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = page.into_inner().into_request()?;
-    let (records, total) = state
-        .store
-        .audit_logs(&query.into_inner().into_filter()?, page)
+    let (records, total) = AuditService::new(&state)
+        .query(&query.into_inner().into_filter()?, page)
         .await?;
     Ok(envelope::page(records, page, total))
 }
@@ -95,7 +94,6 @@ pub struct ExportFormat {
     pub format: Option<String>,
 }
 
-const EXPORT_BATCH: u64 = 500;
 const CSV_HEADER: &[&str] = &[
     "id",
     "occurredAt",
@@ -172,8 +170,9 @@ fn json_rows(records: &[AuditRecord], first: bool) -> Result<Bytes, serde_json::
 }
 
 enum Stage {
-    Start,
-    Rows(Option<(DateTime<Utc>, Uuid)>, bool),
+    Start(AuditExport<Store>),
+    /// The export and whether no row was written yet.
+    Rows(AuditExport<Store>, bool),
     Done,
 }
 
@@ -202,47 +201,43 @@ pub async fn export_audit_logs(
         Some(_) => return Err(ApiError::validation("format: must be csv or json")),
     };
     let filter = query.into_inner().into_filter()?;
-    let database: Database = state.store.clone();
-    let stream = futures_util::stream::unfold(Stage::Start, move |stage| {
-        let (database, filter) = (database.clone(), filter.clone());
-        async move {
-            let (after, first) = match stage {
-                Stage::Done => return None,
-                Stage::Start => {
-                    let opening = if csv {
-                        Bytes::new()
-                    } else {
-                        Bytes::from_static(b"[")
-                    };
-                    return Some((Ok::<_, actix_web::Error>(opening), Stage::Rows(None, true)));
-                }
-                Stage::Rows(after, first) => (after, first),
-            };
-            let batch = match database.audit_batch(&filter, after, EXPORT_BATCH).await {
-                Ok(batch) => batch,
-                Err(error) => {
-                    tracing::error!(%error, "audit export failed mid-stream");
-                    return Some((Err(ApiError::from(error).into()), Stage::Done));
-                }
-            };
-            if batch.is_empty() {
-                let closing = if csv && first {
-                    csv_rows(&[], true).unwrap_or_default()
-                } else if csv {
+    let export = AuditService::new(&state).export(filter);
+    let stream = futures_util::stream::unfold(Stage::Start(export), move |stage| async move {
+        let (mut export, first) = match stage {
+            Stage::Done => return None,
+            Stage::Start(export) => {
+                let opening = if csv {
                     Bytes::new()
                 } else {
-                    Bytes::from_static(b"]")
+                    Bytes::from_static(b"[")
                 };
-                return Some((Ok(closing), Stage::Done));
+                return Some((Ok::<_, actix_web::Error>(opening), Stage::Rows(export, true)));
             }
-            let next = batch.last().map(|last| (last.occurred_at, last.id));
-            let chunk = if csv {
-                csv_rows(&batch, first).map_err(|_| ApiError::internal().into())
+            Stage::Rows(export, first) => (export, first),
+        };
+        let batch = match export.next_batch().await {
+            Ok(batch) => batch,
+            Err(error) => {
+                tracing::error!(%error, "audit export failed mid-stream");
+                return Some((Err(ApiError::from(error).into()), Stage::Done));
+            }
+        };
+        if batch.is_empty() {
+            let closing = if csv && first {
+                csv_rows(&[], true).unwrap_or_default()
+            } else if csv {
+                Bytes::new()
             } else {
-                json_rows(&batch, first).map_err(|_| ApiError::internal().into())
+                Bytes::from_static(b"]")
             };
-            Some((chunk, Stage::Rows(next, false)))
+            return Some((Ok(closing), Stage::Done));
         }
+        let chunk = if csv {
+            csv_rows(&batch, first).map_err(|_| ApiError::internal().into())
+        } else {
+            json_rows(&batch, first).map_err(|_| ApiError::internal().into())
+        };
+        Some((chunk, Stage::Rows(export, false)))
     });
     let (content_type, name) = if csv {
         ("text/csv; charset=utf-8", "audit-logs.csv")
@@ -268,7 +263,7 @@ pub async fn verify_audit_logs(
     state: web::Data<AppState>,
     _admin: RequirePermission<permissions::AuditRead>,
 ) -> Result<HttpResponse, ApiError> {
-    let report: ChainReport = state.store.verify_audit_chain().await?;
+    let report: ChainReport = AuditService::new(&state).verify().await?;
     Ok(envelope::ok(report))
 }
 

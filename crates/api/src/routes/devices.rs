@@ -4,6 +4,7 @@
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use steward_app::devices::DeviceCredentials;
 use steward_domain::devices::{DeviceRecord, DeviceRegistration};
 use steward_domain::fleet::DEVICE_TOKEN_PREFIX;
 use utoipa::ToSchema;
@@ -14,7 +15,7 @@ use crate::auth::extractor_support::{bearer_token, identify};
 use crate::auth::scopes::DevicesRead;
 use crate::devices::{AppApiKey, DeviceService, DeviceVisibility};
 use crate::envelope::{self, Envelope};
-use crate::error::{ApiError, ErrorCode, ErrorEnvelope};
+use crate::error::{ApiError, ErrorEnvelope};
 use crate::extractors::{Json, Origin};
 use crate::state::AppState;
 
@@ -115,25 +116,9 @@ pub async fn register_device(
     // (the device joins or stays with that user), or the device's own token.
     let (user, acting_device) = match bearer_token(&request) {
         Some(token) if token.starts_with(DEVICE_TOKEN_PREFIX) => {
-            let grant = state
-                .device_auth
-                .device_token(&state.store, &token)
-                .await?
-                .ok_or_else(|| {
-                    ApiError::new(
-                        ErrorCode::Unauthorized,
-                        "the device token is invalid, expired or revoked",
-                    )
-                })?;
             // A suspended device may not mint itself a new token.
-            let status = state.device_auth.status(&state.store, grant.device_id).await?;
-            if status == steward_domain::fleet::DeviceStatus::Suspended {
-                return Err(ApiError::new(
-                    ErrorCode::DeviceSuspended,
-                    "this device is suspended by its organization",
-                ));
-            }
-            (None, Some(grant.device_id))
+            let device = DeviceCredentials::new(&state).device_token(&token).await?;
+            (None, Some(device))
         }
         Some(token) => {
             let ip = crate::extractors::client_ip(&request).map(|ip| ip.to_string());

@@ -5,17 +5,15 @@ use std::collections::BTreeMap;
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, put, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
-use steward_domain::organizations::OrgRuleError;
-use steward_domain::policies::{PolicyRecord, PolicyStore, validate_policy};
-use steward_domain::{Actor, AuditAction, AuditEntry, RepositoryError};
+use serde_json::Value;
+use steward_app::policies::{PolicyDraft, PolicyService};
+use steward_domain::policies::PolicyRecord;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::envelope::{self, Envelope};
-use crate::error::{ApiError, ErrorCode, ErrorEnvelope, FieldError};
+use crate::error::{ApiError, ErrorEnvelope};
 use crate::extractors::{Json, Origin};
-use crate::fleet::FleetService;
 use crate::org_access::{OrgAccess, actions as org_actions};
 use crate::state::AppState;
 
@@ -75,57 +73,16 @@ pub struct PolicyRequest {
     pub version: Option<i32>,
 }
 
-/// Validates the request against the catalog into a record (id and times from `base`).
-async fn checked(
-    state: &AppState,
-    body: &PolicyRequest,
-    mut base: PolicyRecord,
-) -> Result<PolicyRecord, ApiError> {
-    let name = body.name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(OrgRuleError::Invalid {
-            field: "name",
-            message: "must be 1 to 100 characters",
+impl PolicyRequest {
+    fn draft(self) -> PolicyDraft {
+        PolicyDraft {
+            name: self.name,
+            description: self.description,
+            settings: self.settings,
+            locks: self.locks,
+            priority: self.priority,
+            is_default: self.is_default,
         }
-        .into());
-    }
-    let catalog = state.settings_catalog.load(&state.store).await?;
-    let (settings, locks) =
-        validate_policy(&catalog.definitions, &body.settings, &body.locks).map_err(|problems| {
-            ApiError::validation("the policy does not fit the setting catalog").with_details(
-                problems
-                    .into_iter()
-                    .map(|(field, message)| FieldError { field, message })
-                    .collect(),
-            )
-        })?;
-    base.name = name.to_owned();
-    base.description = body
-        .description
-        .as_deref()
-        .map(str::trim)
-        .filter(|d| !d.is_empty())
-        .map(str::to_owned);
-    base.settings = settings;
-    base.locks = locks;
-    base.priority = body.priority;
-    base.is_default = body.is_default;
-    Ok(base)
-}
-
-fn audit(actor: Uuid, action: &'static str, organization: Uuid, policy: Uuid, origin: &Origin) -> AuditEntry {
-    AuditEntry::new(Actor::admin(actor), AuditAction::known(action), "device_policy")
-        .resource_id(policy)
-        .organization(organization)
-        .origin(origin.0.clone())
-}
-
-fn name_taken(error: RepositoryError) -> ApiError {
-    match error {
-        RepositoryError::Conflict(_) => {
-            ApiError::new(ErrorCode::Conflict, "the organization has a policy of that name")
-        }
-        other => other.into(),
     }
 }
 
@@ -143,9 +100,8 @@ pub async fn list_policies(
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let organization = path.into_inner();
-    let views: Vec<PolicyView> = state
-        .store
-        .policies(organization)
+    let views: Vec<PolicyView> = PolicyService::new(&state)
+        .list(organization)
         .await?
         .into_iter()
         .map(PolicyView::from)
@@ -177,40 +133,10 @@ pub async fn create_policy(
     body: Json<PolicyRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let organization = path.into_inner();
-    let now = Utc::now();
-    let base = PolicyRecord {
-        id: Uuid::now_v7(),
-        organization_id: organization,
-        name: String::new(),
-        description: None,
-        settings: BTreeMap::new(),
-        locks: Vec::new(),
-        priority: 0,
-        is_default: false,
-        version: 1,
-        created_at: now,
-        updated_at: now,
-    };
-    let policy = checked(&state, &body, base).await?;
-    let entry = audit(caller.user_id, "policy.created", organization, policy.id, &origin).change(
-        None,
-        Some(json!({"name": policy.name, "settings": policy.settings, "locks": policy.locks})),
-    );
-    let touched = state
-        .store
-        .create_policy(&policy, &entry)
-        .await
-        .map_err(name_taken)?;
-    FleetService::new(&state).forget(&touched);
+    let policy = PolicyService::new(&state)
+        .create(caller.user_id, organization, body.into_inner().draft(), &origin.0)
+        .await?;
     Ok(envelope::created(PolicyView::from(policy)))
-}
-
-async fn found(state: &AppState, organization: Uuid, policy: Uuid) -> Result<PolicyRecord, ApiError> {
-    Ok(state
-        .store
-        .find_policy(organization, policy)
-        .await?
-        .ok_or(OrgRuleError::NotFound)?)
 }
 
 /// One policy.
@@ -228,7 +154,7 @@ pub async fn get_policy(
 ) -> Result<HttpResponse, ApiError> {
     let (organization, policy) = path.into_inner();
     Ok(envelope::ok(PolicyView::from(
-        found(&state, organization, policy).await?,
+        PolicyService::new(&state).get(organization, policy).await?,
     )))
 }
 
@@ -256,19 +182,18 @@ pub async fn update_policy(
     body: Json<PolicyRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let (organization, policy) = path.into_inner();
-    let current = found(&state, organization, policy).await?;
+    let body = body.into_inner();
     let expected = super::auth::if_match_version(&request)?.or(body.version);
-    let updated = checked(&state, &body, current).await?;
-    let entry = audit(caller.user_id, "policy.updated", organization, policy, &origin).change(
-        None,
-        Some(json!({"name": updated.name, "settings": updated.settings, "locks": updated.locks})),
-    );
-    let (stored, touched) = state
-        .store
-        .update_policy(&updated, expected, &entry)
-        .await
-        .map_err(name_taken)?;
-    FleetService::new(&state).forget(&touched);
+    let stored = PolicyService::new(&state)
+        .update(
+            caller.user_id,
+            organization,
+            policy,
+            body.draft(),
+            expected,
+            &origin.0,
+        )
+        .await?;
     Ok(envelope::ok(PolicyView::from(stored)))
 }
 
@@ -287,8 +212,8 @@ pub async fn delete_policy(
     path: web::Path<(Uuid, Uuid)>,
 ) -> Result<HttpResponse, ApiError> {
     let (organization, policy) = path.into_inner();
-    let entry = audit(caller.user_id, "policy.deleted", organization, policy, &origin);
-    let touched = state.store.delete_policy(organization, policy, &entry).await?;
-    FleetService::new(&state).forget(&touched);
+    PolicyService::new(&state)
+        .delete(caller.user_id, organization, policy, &origin.0)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }

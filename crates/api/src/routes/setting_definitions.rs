@@ -4,15 +4,15 @@
 use actix_web::{HttpResponse, delete, get, post, put, web};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use steward_app::settings::CatalogService;
 use steward_domain::settings::definitions::{Constraints, MergeRule, SettingDefinition, ValueType};
-use steward_domain::settings::store::{PushNotification, SettingsStore};
-use steward_domain::{Actor, AuditAction, AuditEntry, RepositoryError};
+use steward_domain::settings::store::PushNotification;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::scopes::AccountRead;
 use crate::auth::{Caller, RequirePermission, permissions};
 use crate::envelope::{self, Envelope};
-use crate::error::{ApiError, ErrorCode, ErrorEnvelope};
+use crate::error::{ApiError, ErrorEnvelope};
 use crate::extractors::{Json, Origin};
 use crate::state::AppState;
 
@@ -114,30 +114,13 @@ pub async fn list_definitions(
     state: web::Data<AppState>,
     _caller: Caller<AccountRead>,
 ) -> Result<HttpResponse, ApiError> {
-    let catalog = state.settings_catalog.load(&state.store).await?;
+    let catalog = CatalogService::new(&state).catalog().await?;
     let views: Vec<SettingDefinitionView> = catalog
         .definitions
         .iter()
         .map(SettingDefinitionView::from)
         .collect();
     Ok(envelope::ok(views))
-}
-
-fn audit(
-    admin: uuid::Uuid,
-    action: &'static str,
-    key: &str,
-    origin: &Origin,
-    after: Option<Value>,
-) -> AuditEntry {
-    AuditEntry::new(
-        Actor::admin(admin),
-        AuditAction::known(action),
-        "setting_definition",
-    )
-    .resource_id(key)
-    .change(None, after)
-    .origin(origin.0.clone())
 }
 
 /// Add a setting to the catalog (`settings:write`).
@@ -161,24 +144,9 @@ pub async fn create_definition(
 ) -> Result<HttpResponse, ApiError> {
     let definition = body.into_inner().into_definition()?;
     let view = SettingDefinitionView::from(&definition);
-    let entry = audit(
-        admin.0.user_id,
-        "settings.definition_created",
-        &definition.key,
-        &origin,
-        Some(json!(view)),
-    );
-    state
-        .store
-        .create_setting_definition(&definition, &entry)
-        .await
-        .map_err(|error| match error {
-            RepositoryError::Conflict(_) => {
-                ApiError::new(ErrorCode::Conflict, "a setting with this key exists")
-            }
-            other => other.into(),
-        })?;
-    state.settings_catalog.invalidate();
+    CatalogService::new(&state)
+        .create(admin.0.user_id, &definition, json!(view), &origin.0)
+        .await?;
     Ok(envelope::created(view))
 }
 
@@ -207,15 +175,9 @@ pub async fn update_definition(
     view.key = path.into_inner();
     let definition = view.into_definition()?;
     let view = SettingDefinitionView::from(&definition);
-    let entry = audit(
-        admin.0.user_id,
-        "settings.definition_updated",
-        &definition.key,
-        &origin,
-        Some(json!(view)),
-    );
-    state.store.update_setting_definition(&definition, &entry).await?;
-    state.settings_catalog.invalidate();
+    CatalogService::new(&state)
+        .update(admin.0.user_id, &definition, json!(view), &origin.0)
+        .await?;
     Ok(envelope::ok(view))
 }
 
@@ -234,15 +196,9 @@ pub async fn delete_definition(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let key = path.into_inner();
-    let entry = audit(
-        admin.0.user_id,
-        "settings.definition_deleted",
-        &key,
-        &origin,
-        None,
-    );
-    state.store.delete_setting_definition(&key, &entry).await?;
-    state.settings_catalog.invalidate();
+    CatalogService::new(&state)
+        .delete(admin.0.user_id, &key, &origin.0)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -298,11 +254,9 @@ pub async fn list_push_notifications(
     _admin: RequirePermission<permissions::DevicesRead>,
     query: web::Query<PushQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let status = query.status.as_deref();
-    if status.is_some_and(|s| !["pending", "sent", "failed"].contains(&s)) {
-        return Err(ApiError::invalid("status", "must be pending, sent or failed"));
-    }
-    let pushes = state.store.push_notifications(status, 200).await?;
+    let pushes = CatalogService::new(&state)
+        .push_notifications(query.status.as_deref())
+        .await?;
     let views: Vec<PushNotificationView> = pushes.into_iter().map(PushNotificationView::from).collect();
     Ok(envelope::ok(views))
 }

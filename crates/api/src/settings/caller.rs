@@ -9,31 +9,15 @@ use std::marker::PhantomData;
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
-use steward_domain::fleet::{DEVICE_TOKEN_PREFIX, DeviceStatus};
+use steward_app::devices::DeviceCredentials;
+use steward_domain::fleet::DEVICE_TOKEN_PREFIX;
 use uuid::Uuid;
 
 use crate::auth::extractor_support::{bearer_token, identify, scope_error, state};
 use crate::auth::{DeviceScope, Scope};
-use crate::error::{ApiError, ErrorCode};
+use crate::error::ApiError;
 use crate::state::AppState;
 use steward_app::settings::SettingsCallerKind;
-
-/// A suspended device may not act as itself until its organization resumes it.
-pub(crate) async fn refuse_suspended(state: &AppState, device: Uuid) -> Result<(), actix_web::Error> {
-    let status = state
-        .device_auth
-        .status(&state.store, device)
-        .await
-        .map_err(ApiError::from)?;
-    if status == DeviceStatus::Suspended {
-        return Err(ApiError::new(
-            ErrorCode::DeviceSuspended,
-            "this device is suspended by its organization",
-        )
-        .into());
-    }
-    Ok(())
-}
 
 /// A settings caller; personal access tokens need scope `S`. On a route with a `{deviceId}`,
 /// the caller's standing on that device is decided here too (404 for outsiders) — before the
@@ -102,52 +86,17 @@ async fn caller_kind<S: Scope>(
     device_identifier: Option<String>,
     ip: Option<String>,
 ) -> Result<SettingsCallerKind, actix_web::Error> {
+    let credentials = DeviceCredentials::new(&***state);
     if let Some(secret) = token.as_deref().filter(|t| t.starts_with(DEVICE_TOKEN_PREFIX)) {
-        let grant = state
-            .device_auth
-            .device_token(&state.store, secret)
-            .await
-            .map_err(ApiError::from)?
-            .ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::Unauthorized,
-                    "the device token is invalid, expired or revoked",
-                )
-            })?;
-        refuse_suspended(state, grant.device_id).await?;
-        return Ok(SettingsCallerKind::Device(grant.device_id));
+        let device = credentials.device_token(secret).await.map_err(ApiError::from)?;
+        return Ok(SettingsCallerKind::Device(device));
     }
-    if api_key.is_some() && !state.device_auth.legacy_auth() && token.is_none() {
-        return Err(ApiError::new(
-            ErrorCode::Unauthorized,
-            "X-API-Key + X-Device-Id no longer act as a device: send the device token from \
-             registration or enrollment as `Authorization: Bearer stw_dev_…`",
-        )
-        .into());
-    }
-    if let Some(key) = api_key.filter(|_| state.device_auth.legacy_auth()) {
-        let refused = || {
-            ApiError::new(
-                ErrorCode::Unauthorized,
-                "a valid X-API-Key and X-Device-Id are required",
-            )
-        };
-        state
-            .device_auth
-            .api_key(&state.store, &key, ip)
+    if let Some(key) = api_key.filter(|_| token.is_none() || credentials.legacy_allowed()) {
+        let identifier = device_identifier.unwrap_or_default();
+        let device = credentials
+            .legacy_device(&key, &identifier, ip)
             .await
-            .map_err(ApiError::from)?
-            .ok_or_else(refused)?;
-        let identifier = device_identifier
-            .filter(|id| !id.is_empty())
-            .ok_or_else(refused)?;
-        let device = state
-            .device_auth
-            .device_id(&state.store, &identifier)
-            .await
-            .map_err(ApiError::from)?
-            .ok_or_else(|| ApiError::not_found("no such device"))?;
-        refuse_suspended(state, device).await?;
+            .map_err(ApiError::from)?;
         return Ok(SettingsCallerKind::Device(device));
     }
     let principal = identify(state, token, ip).await?;

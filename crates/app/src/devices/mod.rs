@@ -3,8 +3,10 @@
 
 mod api_key;
 mod auth_cache;
+mod credentials;
 mod service;
 
 pub use api_key::{API_KEY_PREFIX, create_api_key};
 pub use auth_cache::{API_KEY_TTL, DeviceAuthCache};
+pub use credentials::DeviceCredentials;
 pub use service::{DeviceService, DeviceVisibility, TransferOutcome, TransferTarget, UserAccess};

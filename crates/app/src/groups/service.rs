@@ -4,7 +4,7 @@
 use chrono::{Duration, Utc};
 use serde_json::json;
 use steward_domain::group_store::{GroupInvite, GroupStore, GroupSummary, MemberProfile, NewGroup};
-use steward_domain::groups::{self, GroupName, GroupRole, GroupRuleError, InviteCode};
+use steward_domain::groups::{self, GroupName, GroupPermission, GroupRole, GroupRuleError, InviteCode};
 use steward_domain::{Actor, AuditAction, AuditEntry, PageRequest, RequestOrigin};
 use uuid::Uuid;
 
@@ -63,6 +63,21 @@ impl<'a, S: GroupStore> GroupService<'a, S> {
             Some(json!({"name": group.name, "description": group.description})),
         );
         Ok(self.store.create_group(&group, &entry).await?)
+    }
+
+    /// The caller's view of a group whose role there allows `permission`: `NotFound` for
+    /// outsiders (and deleted groups), `Forbidden` for members whose role lacks it.
+    pub async fn standing(
+        &self,
+        user: Uuid,
+        group: Uuid,
+        permission: GroupPermission,
+    ) -> Result<GroupSummary, AppError> {
+        let summary = self.summary(group, user).await?;
+        if !summary.my_role.allows(permission) {
+            return Err(GroupRuleError::Forbidden("your role in this group does not allow this").into());
+        }
+        Ok(summary)
     }
 
     /// The caller's view of a group they belong to.

@@ -2,10 +2,12 @@
 //! resolves, writes, locks and syncs a device's settings.
 
 mod catalog;
+mod catalog_admin;
 pub mod service;
 mod state_cache;
 
 pub use catalog::{Catalog, SettingsCatalog};
+pub use catalog_admin::{CatalogService, PUSH_LISTING};
 pub use service::{
     DeviceSettingsView, LockRequest, SettingView, SettingsAccess, SettingsCallerKind, SettingsService,
     SyncOutcome, UnlockWindow,
