@@ -101,3 +101,8 @@ pub async fn sync(app: &TestApp, device: &str, token: &str, body: Value) -> Resp
     )
     .await
 }
+
+/// A day ago: for expiring tokens and commands in place.
+pub fn past() -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now() - chrono::Duration::days(1)
+}

@@ -38,8 +38,9 @@ pub const OPENAPI_PATH: &str = "/api-docs/openapi.json";
 /// Every route, declared once: the router and the OpenAPI document both come from here.
 fn routes(config: &mut ServiceConfig) {
     use routes::{
-        admin, audit, auth, device_enrollment, devices, enrollment, federation, fleet, groups, organizations,
-        policies, setting_definitions, settings, users,
+        admin, audit, auth, device_enrollment, devices, enrollment_tokens, federation, fleet_devices,
+        fleet_groups, groups, imports, organizations, policies, policy_application, setting_definitions,
+        settings, users,
     };
     config
         .service(health::liveness)
@@ -148,7 +149,7 @@ fn routes(config: &mut ServiceConfig) {
                 .service(organizations::delete_organization)
                 .service(organizations::organization_usage)
                 // Fixed segment before `{userId}`.
-                .service(fleet::import_org_users)
+                .service(imports::import_org_users)
                 .service(organizations::list_org_users)
                 .service(organizations::add_org_user)
                 .service(organizations::change_org_user_role)
@@ -158,26 +159,26 @@ fn routes(config: &mut ServiceConfig) {
                 .service(policies::get_policy)
                 .service(policies::update_policy)
                 .service(policies::delete_policy)
-                .service(fleet::apply_policy)
-                .service(fleet::unapply_policy)
-                .service(enrollment::list_fleet_groups)
-                .service(enrollment::create_fleet_group)
-                .service(enrollment::create_enrollment_token)
-                .service(enrollment::list_enrollment_tokens)
-                .service(enrollment::get_enrollment_token)
-                .service(enrollment::revoke_enrollment_token)
-                .service(enrollment::enrollment_token_qr)
-                .service(fleet::list_fleet_devices)
+                .service(policy_application::apply_policy)
+                .service(policy_application::unapply_policy)
+                .service(fleet_groups::list_fleet_groups)
+                .service(fleet_groups::create_fleet_group)
+                .service(enrollment_tokens::create_enrollment_token)
+                .service(enrollment_tokens::list_enrollment_tokens)
+                .service(enrollment_tokens::get_enrollment_token)
+                .service(enrollment_tokens::revoke_enrollment_token)
+                .service(enrollment_tokens::enrollment_token_qr)
+                .service(fleet_devices::list_fleet_devices)
                 // Fixed segments before `{deviceId}`.
-                .service(fleet::import_fleet_devices)
-                .service(fleet::get_fleet_device)
-                .service(fleet::assign_fleet_device)
-                .service(fleet::suspend_fleet_device)
-                .service(fleet::resume_fleet_device)
-                .service(fleet::retire_fleet_device)
-                .service(fleet::wipe_fleet_device)
-                .service(fleet::fleet_device_commands)
-                .service(fleet::fleet_device_settings),
+                .service(imports::import_fleet_devices)
+                .service(fleet_devices::get_fleet_device)
+                .service(fleet_devices::assign_fleet_device)
+                .service(fleet_devices::suspend_fleet_device)
+                .service(fleet_devices::resume_fleet_device)
+                .service(fleet_devices::retire_fleet_device)
+                .service(fleet_devices::wipe_fleet_device)
+                .service(fleet_devices::fleet_device_commands)
+                .service(fleet_devices::fleet_device_settings),
         );
 }
 

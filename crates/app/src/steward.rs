@@ -9,9 +9,11 @@ use steward_domain::accounts::{
 };
 use steward_domain::audit_log::AuditLogStore;
 use steward_domain::devices::{ApiKeyStore, DeviceStore};
-use steward_domain::fleet::FleetStore;
+use steward_domain::fleet::{
+    CommandStore, DeviceImportStore, EnrollmentStore, FleetDeviceStore, PolicyApplicationStore,
+};
 use steward_domain::group_store::GroupStore;
-use steward_domain::organizations::OrganizationStore;
+use steward_domain::organizations::{OrgUserImportStore, OrganizationStore};
 use steward_domain::policies::PolicyStore;
 use steward_domain::settings::store::SettingsStore;
 
@@ -33,7 +35,12 @@ pub trait Store:
     + AuditLogStore
     + DeviceStore
     + ApiKeyStore
-    + FleetStore
+    + EnrollmentStore
+    + FleetDeviceStore
+    + CommandStore
+    + PolicyApplicationStore
+    + DeviceImportStore
+    + OrgUserImportStore
     + GroupStore
     + OrganizationStore
     + PolicyStore
@@ -57,7 +64,12 @@ impl<T> Store for T where
         + AuditLogStore
         + DeviceStore
         + ApiKeyStore
-        + FleetStore
+        + EnrollmentStore
+        + FleetDeviceStore
+        + CommandStore
+        + PolicyApplicationStore
+        + DeviceImportStore
+        + OrgUserImportStore
         + GroupStore
         + OrganizationStore
         + PolicyStore

@@ -9,7 +9,7 @@ use steward_domain::fleet::{DEVICE_TOKEN_PREFIX, Enrollment, Hardware};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::fleet::CommandView;
+use super::fleet_devices::CommandView;
 use crate::auth::extractor_support::bearer_token;
 use crate::auth::scopes::DevicesWrite;
 use crate::envelope::{self, Envelope};

@@ -11,7 +11,7 @@ use steward_domain::settings::store::{UnlockRequest, UnlockStatus};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::fleet::CommandView;
+use super::fleet_devices::CommandView;
 use crate::auth::scopes::{DevicesRead, DevicesWrite};
 use crate::auth::{Caller, DeviceScope};
 use crate::envelope::{self, Envelope};

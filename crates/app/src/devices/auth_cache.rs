@@ -11,7 +11,7 @@ use chrono::Utc;
 use steward_auth::hash_token;
 use steward_domain::RepositoryError;
 use steward_domain::devices::{ApiKeyRecord, ApiKeyStore, DeviceStore};
-use steward_domain::fleet::{DeviceStatus, DeviceTokenGrant, FleetStore};
+use steward_domain::fleet::{DeviceStatus, DeviceTokenGrant, EnrollmentStore, FleetDeviceStore};
 use uuid::Uuid;
 
 use crate::cache::TtlCache;
@@ -94,7 +94,7 @@ impl DeviceAuthCache {
     }
 
     /// The live device token with this secret; only successes are remembered.
-    pub async fn device_token<S: FleetStore>(
+    pub async fn device_token<S: EnrollmentStore>(
         &self,
         store: &S,
         secret: &str,
@@ -113,7 +113,7 @@ impl DeviceAuthCache {
 
     /// The device's status (`Active` for a device that does not exist: callers find that out
     /// themselves).
-    pub async fn status<S: FleetStore>(
+    pub async fn status<S: FleetDeviceStore>(
         &self,
         store: &S,
         device: Uuid,

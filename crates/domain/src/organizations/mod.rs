@@ -8,8 +8,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
+mod user_import;
+
 pub use crate::rules::{RuleError as OrgRuleError, RuleStoreError as OrgStoreError};
 use crate::{AuditEntry, PageRequest, RepositoryError};
+pub use user_import::*;
 
 /// A user's role in an organization, most powerful first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

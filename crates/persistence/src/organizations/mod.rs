@@ -1,5 +1,7 @@
 //! Organizations and their users.
 
+mod user_import;
+
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::Utc;

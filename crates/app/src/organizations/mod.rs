@@ -2,6 +2,8 @@
 //! users and usage. Rules are the domain's (`steward_domain::organizations`): names, slugs,
 //! roles, "the default organization stays", "an organization keeps an owner".
 
+mod user_import;
+
 use chrono::Utc;
 use serde_json::{Value, json};
 use steward_domain::accounts::UserRecord;
