@@ -15,7 +15,9 @@ use steward_domain::fleet::{
 use steward_domain::group_store::GroupStore;
 use steward_domain::organizations::{OrgUserImportStore, OrganizationStore};
 use steward_domain::policies::PolicyStore;
-use steward_domain::settings::store::SettingsStore;
+use steward_domain::settings::store::{
+    DeviceSettingsStore, PushQueue, SettingCatalogStore, UnlockRequestStore,
+};
 
 use crate::auth::AuthService;
 use crate::devices::DeviceAuthCache;
@@ -44,7 +46,10 @@ pub trait Store:
     + GroupStore
     + OrganizationStore
     + PolicyStore
-    + SettingsStore
+    + SettingCatalogStore
+    + DeviceSettingsStore
+    + UnlockRequestStore
+    + PushQueue
     + Clone
     + Send
     + Sync
@@ -73,7 +78,10 @@ impl<T> Store for T where
         + GroupStore
         + OrganizationStore
         + PolicyStore
-        + SettingsStore
+        + SettingCatalogStore
+        + DeviceSettingsStore
+        + UnlockRequestStore
+        + PushQueue
         + Clone
         + Send
         + Sync

@@ -9,6 +9,6 @@ pub mod service_account;
 pub mod tokens;
 
 pub use keys::{KeyError, SigningKeyPem};
-pub use opaque::{TokenDeriver, hash_token, random_bytes, random_token};
+pub use opaque::{Secret, TokenDeriver, hash_token, random_bytes, random_token};
 pub use password::{HashingCost, HashingError, PasswordHasher, Verification};
 pub use tokens::{AccessClaims, Jwk, Jwks, KeyRing, TokenError};

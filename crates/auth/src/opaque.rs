@@ -30,6 +30,50 @@ pub fn hash_token(token: &str) -> String {
     digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Characters of the random part shown after a secret's type prefix (`stw_pat_AbCd…`), enough
+/// to tell secrets apart in listings and logs, far too few to guess the rest.
+pub const DISPLAY_CHARS: usize = 4;
+
+/// A secret shown once, kept only as its hash and a display prefix: personal access tokens,
+/// API keys, device tokens and enrollment tokens all take this shape.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret {
+    /// `<type prefix><random>`: shown to its owner once.
+    pub secret: String,
+    /// What is stored and looked up ([`hash_token`]).
+    pub hash: String,
+    /// The type prefix and the first [`DISPLAY_CHARS`] characters after it.
+    pub prefix: String,
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Secret")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Secret {
+    /// A new random secret (256 bits) after `type_prefix` (`stw_pat_`, `stw_key_`, …).
+    pub fn generate(type_prefix: &str) -> Self {
+        Self::from_parts(type_prefix, &random_token(32))
+    }
+
+    /// A secret whose random part is derived elsewhere (an enrollment token's, from its id).
+    pub fn from_parts(type_prefix: &str, random: &str) -> Self {
+        let secret = format!("{type_prefix}{random}");
+        Self {
+            hash: hash_token(&secret),
+            prefix: secret
+                .chars()
+                .take(type_prefix.chars().count() + DISPLAY_CHARS)
+                .collect(),
+            secret,
+        }
+    }
+}
+
 /// Derives tokens from other tokens with a server secret, so a successor can be recomputed
 /// from its parent without ever storing either in plain text.
 #[derive(Clone)]
@@ -67,6 +111,18 @@ impl TokenDeriver {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_keeps_its_type_and_shows_only_a_short_prefix() {
+        let secret = Secret::generate("stw_pat_");
+        assert!(secret.secret.starts_with("stw_pat_"));
+        assert_eq!(secret.secret.len(), "stw_pat_".len() + 43);
+        assert_eq!(secret.prefix, secret.secret[.."stw_pat_".len() + DISPLAY_CHARS]);
+        assert_eq!(secret.hash, hash_token(&secret.secret));
+        assert_ne!(Secret::generate("stw_pat_").secret, secret.secret);
+        assert!(!format!("{secret:?}").contains(&secret.secret));
+        assert_eq!(Secret::from_parts("stw_enr_", "abcdef").prefix, "stw_enr_abcd");
+    }
 
     #[test]
     fn tokens_are_long_random_and_url_safe() {

@@ -850,18 +850,7 @@ impl Outbox for Database {
     }
 
     async fn mark_sent(&self, id: Uuid, now: DateTime<Utc>) -> Result<(), RepositoryError> {
-        outbox_emails::Entity::update_many()
-            .col_expr(outbox_emails::Column::Status, Expr::value("sent"))
-            .col_expr(outbox_emails::Column::SentAt, Expr::value(Some(now)))
-            .col_expr(
-                outbox_emails::Column::Attempts,
-                Expr::col(outbox_emails::Column::Attempts).add(1),
-            )
-            .filter(outbox_emails::Column::Id.eq(id))
-            .exec(self.connection())
-            .await
-            .map_err(db)?;
-        Ok(())
+        crate::queue::mark_sent::<outbox_emails::Entity>(self.connection(), id, now).await
     }
 
     async fn mark_failed(
@@ -870,22 +859,7 @@ impl Outbox for Database {
         error: &str,
         retry_at: Option<DateTime<Utc>>,
     ) -> Result<(), RepositoryError> {
-        let mut update = outbox_emails::Entity::update_many()
-            .col_expr(
-                outbox_emails::Column::Attempts,
-                Expr::col(outbox_emails::Column::Attempts).add(1),
-            )
-            .col_expr(
-                outbox_emails::Column::LastError,
-                Expr::value(Some(error.to_owned())),
-            )
-            .filter(outbox_emails::Column::Id.eq(id));
-        update = match retry_at {
-            Some(at) => update.col_expr(outbox_emails::Column::NextAttemptAt, Expr::value(at)),
-            None => update.col_expr(outbox_emails::Column::Status, Expr::value("failed")),
-        };
-        update.exec(self.connection()).await.map_err(db)?;
-        Ok(())
+        crate::queue::mark_failed::<outbox_emails::Entity>(self.connection(), id, error, retry_at).await
     }
 }
 

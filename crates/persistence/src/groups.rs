@@ -200,6 +200,35 @@ pub(crate) async fn lock_group(
         .map_err(db)
 }
 
+/// What a new group row holds: a family group (no organization) or a fleet group.
+pub(crate) struct GroupRow<'a> {
+    pub id: Uuid,
+    pub name: &'a str,
+    pub description: Option<&'a str>,
+    pub organization: Option<Uuid>,
+    pub creator: Uuid,
+    pub policy: Option<Uuid>,
+    pub at: DateTime<Utc>,
+}
+
+/// The one place a `groups` row is built, for family and fleet groups alike.
+pub(crate) fn group_row(row: GroupRow<'_>) -> groups::ActiveModel {
+    groups::ActiveModel {
+        id: Set(row.id),
+        name: Set(row.name.to_owned()),
+        description: Set(row.description.map(str::to_owned)),
+        organization_id: Set(row.organization),
+        created_by: Set(Some(row.creator)),
+        settings: Set(None),
+        version: Set(1),
+        created_at: Set(row.at),
+        updated_at: Set(row.at),
+        deleted_at: Set(None),
+        archived_at: Set(None),
+        policy_id: Set(row.policy),
+    }
+}
+
 impl GroupStore for Database {
     async fn create_group(
         &self,
@@ -207,20 +236,15 @@ impl GroupStore for Database {
         audit: &AuditEntry,
     ) -> Result<GroupSummary, RepositoryError> {
         let transaction = self.connection().begin().await.map_err(db)?;
-        let created = groups::Entity::insert(groups::ActiveModel {
-            id: Set(group.id),
-            name: Set(group.name.clone()),
-            description: Set(group.description.clone()),
-            organization_id: Set(None),
-            created_by: Set(Some(group.owner)),
-            settings: Set(None),
-            version: Set(1),
-            created_at: Set(group.created_at),
-            updated_at: Set(group.created_at),
-            deleted_at: Set(None),
-            archived_at: Set(None),
-            policy_id: Set(None),
-        })
+        let created = groups::Entity::insert(group_row(GroupRow {
+            id: group.id,
+            name: &group.name,
+            description: group.description.as_deref(),
+            organization: None,
+            creator: group.owner,
+            policy: None,
+            at: group.created_at,
+        }))
         .exec_with_returning(&transaction)
         .await
         .map_err(db)?;

@@ -18,6 +18,7 @@ mod lock_reach;
 mod organizations;
 mod personal_tokens;
 mod policies;
+mod queue;
 mod settings;
 
 pub use database::{Backend, Database, DatabaseOptions, MigrationState, PoolStats};

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
-use steward_domain::settings::store::{PushNotification, SettingsStore};
+use steward_domain::settings::store::{DeviceSettingsStore, PushNotification, PushQueue};
 use steward_persistence::Database;
 use tokio::sync::Mutex;
 

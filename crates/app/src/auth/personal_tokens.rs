@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use steward_auth::{hash_token, random_token};
+use steward_auth::{Secret, hash_token};
 use steward_domain::accounts::PersonalToken;
 use steward_domain::{AuditEntry, RequestOrigin};
 use uuid::Uuid;
@@ -55,12 +55,12 @@ impl<S: Store> AuthService<S> {
         let mut scopes = scopes;
         scopes.sort();
         scopes.dedup();
-        let secret = format!("{PAT_PREFIX}{}", random_token(32));
+        let secret = Secret::generate(PAT_PREFIX);
         let token = PersonalToken {
             id: Uuid::now_v7(),
             user_id: user,
             name: name.to_owned(),
-            prefix: secret.chars().take(PAT_PREFIX.len() + 4).collect(),
+            prefix: secret.prefix.clone(),
             scopes,
             created_at: Utc::now(),
             expires_at,
@@ -79,9 +79,9 @@ impl<S: Store> AuthService<S> {
         )
         .origin(origin.clone());
         self.store()
-            .create_personal_token(&token, hash_token(&secret), &audit)
+            .create_personal_token(&token, secret.hash, &audit)
             .await?;
-        Ok((token, secret))
+        Ok((token, secret.secret))
     }
 
     pub async fn personal_tokens(&self, user: Uuid) -> Result<Vec<PersonalToken>, AuthError> {

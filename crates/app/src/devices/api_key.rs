@@ -2,7 +2,7 @@
 //! a SHA-256 hash with a short prefix for recognising a key in listings and logs.
 
 use chrono::Utc;
-use steward_auth::{hash_token, random_token};
+use steward_auth::Secret;
 use steward_domain::devices::{ApiKeyRecord, ApiKeyStore};
 use steward_domain::{Actor, AuditAction, AuditEntry, RepositoryError};
 use uuid::Uuid;
@@ -15,11 +15,11 @@ pub async fn create_api_key<S: ApiKeyStore>(
     store: &S,
     name: &str,
 ) -> Result<(ApiKeyRecord, String), RepositoryError> {
-    let secret = format!("{API_KEY_PREFIX}{}", random_token(32));
+    let secret = Secret::generate(API_KEY_PREFIX);
     let key = ApiKeyRecord {
         id: Uuid::now_v7(),
         name: name.trim().to_owned(),
-        prefix: secret.chars().take(API_KEY_PREFIX.len() + 4).collect(),
+        prefix: secret.prefix.clone(),
         scopes: vec!["devices:register".to_owned()],
         created_at: Utc::now(),
         last_used_at: None,
@@ -31,6 +31,6 @@ pub async fn create_api_key<S: ApiKeyStore>(
             None,
             Some(serde_json::json!({"name": key.name, "prefix": key.prefix})),
         );
-    store.create_api_key(&key, hash_token(&secret), &audit).await?;
-    Ok((key, secret))
+    store.create_api_key(&key, secret.hash, &audit).await?;
+    Ok((key, secret.secret))
 }

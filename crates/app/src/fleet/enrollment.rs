@@ -29,10 +29,10 @@ pub struct DeviceTokenView {
 
 impl<S: Store> FleetService<'_, S> {
     /// The token's secret, derived from its id (never stored).
-    fn token_secret(&self, token: Uuid) -> String {
-        format!(
-            "{ENROLLMENT_TOKEN_PREFIX}{}",
-            self.steward.auth.enrollment_secret(token)
+    fn token_secret(&self, token: Uuid) -> Secret {
+        Secret::from_parts(
+            ENROLLMENT_TOKEN_PREFIX,
+            &self.steward.auth.enrollment_secret(token),
         )
     }
     pub async fn create_token(
@@ -50,7 +50,7 @@ impl<S: Store> FleetService<'_, S> {
             id,
             organization_id: organization,
             name: spec.name,
-            prefix: secret.chars().take(ENROLLMENT_TOKEN_PREFIX.len() + 4).collect(),
+            prefix: secret.prefix.clone(),
             policy_id: spec.policy_id,
             group_id: spec.group_id,
             max_uses: spec.max_uses,
@@ -82,9 +82,9 @@ impl<S: Store> FleetService<'_, S> {
         );
         self.steward
             .store
-            .create_enrollment_token(&token, &hash_token(&secret), &entry)
+            .create_enrollment_token(&token, &secret.hash, &entry)
             .await?;
-        Ok((token, secret))
+        Ok((token, secret.secret))
     }
     pub async fn tokens(&self, organization: Uuid) -> Result<Vec<EnrollmentToken>, AppError> {
         Ok(self.steward.store.enrollment_tokens(organization).await?)
@@ -153,7 +153,7 @@ impl<S: Store> FleetService<'_, S> {
             v: 1,
             server_url: self.steward.auth.public_url(),
             organization_id: organization,
-            enrollment_token: &secret,
+            enrollment_token: &secret.secret,
         };
         qr::render(&payload, format, size)
     }

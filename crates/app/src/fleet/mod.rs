@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
-use steward_auth::{hash_token, random_token};
+use steward_auth::{Secret, hash_token};
 use steward_domain::fleet::{
     Assignment, CommandStatus, DEVICE_TOKEN_DAYS, DEVICE_TOKEN_PREFIX, DeviceCommand, DeviceImport,
     DeviceStatus, ENROLLMENT_TOKEN_PREFIX, Enrollment, EnrollmentToken, EnrollmentTokenSpec, FleetDevice,
@@ -59,14 +59,14 @@ pub(crate) fn admin_audit(
 }
 
 pub fn new_device_token() -> (String, NewDeviceToken) {
-    let secret = format!("{DEVICE_TOKEN_PREFIX}{}", random_token(32));
+    let secret = Secret::generate(DEVICE_TOKEN_PREFIX);
     let token = NewDeviceToken {
         id: Uuid::now_v7(),
-        hash: hash_token(&secret),
-        prefix: secret.chars().take(DEVICE_TOKEN_PREFIX.len() + 4).collect(),
+        hash: secret.hash,
+        prefix: secret.prefix,
         expires_at: Utc::now() + Duration::days(DEVICE_TOKEN_DAYS),
     };
-    (secret, token)
+    (secret.secret, token)
 }
 
 fn applied(policy: &PolicyRecord, layer: LayerKind) -> AppliedPolicy {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use steward_domain::RepositoryError;
 use steward_domain::settings::definitions::SettingDefinition;
-use steward_domain::settings::store::SettingsStore;
+use steward_domain::settings::store::SettingCatalogStore;
 
 const REFRESH: Duration = Duration::from_secs(5);
 
@@ -50,7 +50,7 @@ pub struct SettingsCatalog {
 }
 
 impl SettingsCatalog {
-    pub async fn load<S: SettingsStore>(&self, store: &S) -> Result<Arc<Catalog>, RepositoryError> {
+    pub async fn load<S: SettingCatalogStore>(&self, store: &S) -> Result<Arc<Catalog>, RepositoryError> {
         if let Ok(cached) = self.cached.read()
             && let Some((catalog, at)) = cached.as_ref()
             && at.elapsed() < REFRESH

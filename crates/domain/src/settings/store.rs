@@ -1,5 +1,5 @@
 //! What remote settings need from storage. Every change to a device's settings goes through
-//! [`SettingsStore::change_device_settings`]: it takes the device's settings lock (bumping its
+//! [`DeviceSettingsStore::change_device_settings`]: it takes the device's settings lock (bumping its
 //! settings version, or failing with `VersionConflict` when the caller's expected version is
 //! stale), reads the device's values fresh, lets the domain decide, applies, audits and
 //! enqueues one collapsed push notification, all in one transaction.
@@ -199,7 +199,8 @@ pub struct PushNotification {
     pub push_token: Option<String>,
 }
 
-pub trait SettingsStore {
+/// The setting catalog (shared by every tenant).
+pub trait SettingCatalogStore {
     fn setting_definitions(
         &self,
     ) -> impl Future<Output = Result<Vec<SettingDefinition>, RepositoryError>> + Send;
@@ -223,7 +224,11 @@ pub trait SettingsStore {
         key: &str,
         audit: &AuditEntry,
     ) -> impl Future<Output = Result<(), RepositoryError>> + Send;
+}
 
+/// A device's stored settings: snapshots, changes decided on a snapshot under the device's
+/// lock, lifted locks returning, applied versions.
+pub trait DeviceSettingsStore {
     /// The device's settings version alone: the cheap answer to a conditional poll.
     fn settings_version(
         &self,
@@ -265,7 +270,10 @@ pub trait SettingsStore {
         failures: Option<Value>,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), RepositoryError>> + Send;
+}
 
+/// Requests to lift a lock, and their decisions.
+pub trait UnlockRequestStore {
     /// `Conflict` when a request for this device and key is already pending.
     fn create_unlock_request(
         &self,
@@ -294,7 +302,10 @@ pub trait SettingsStore {
         now: DateTime<Utc>,
         audit: &AuditEntry,
     ) -> impl Future<Output = Result<UnlockRequest, SettingsStoreError>> + Send;
+}
 
+/// The push notification queue the push worker drains.
+pub trait PushQueue {
     /// Queues a push for the device unless one is already pending (collapsing), recording who
     /// asked for it.
     fn enqueue_push(

@@ -35,20 +35,15 @@ impl FleetDeviceStore for Database {
         {
             return Err(RepositoryError::NotFound);
         }
-        groups::Entity::insert(groups::ActiveModel {
-            id: Set(group.id),
-            name: Set(group.name.clone()),
-            description: Set(group.description.clone()),
-            organization_id: Set(Some(group.organization_id)),
-            created_by: Set(Some(creator)),
-            settings: Set(None),
-            version: Set(1),
-            created_at: Set(group.created_at),
-            updated_at: Set(group.created_at),
-            deleted_at: Set(None),
-            archived_at: Set(None),
-            policy_id: Set(group.policy_id),
-        })
+        groups::Entity::insert(crate::groups::group_row(crate::groups::GroupRow {
+            id: group.id,
+            name: &group.name,
+            description: group.description.as_deref(),
+            organization: Some(group.organization_id),
+            creator,
+            policy: group.policy_id,
+            at: group.created_at,
+        }))
         .exec_without_returning(&transaction)
         .await
         .map_err(db)?;
