@@ -13,6 +13,7 @@ mod boundaries;
 mod cors;
 mod devices;
 mod docs_examples;
+mod enrollment_rule;
 mod federation;
 mod fleet_devices;
 mod fleet_enrollment;

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use actix_web::http::header::{ETAG, IF_NONE_MATCH};
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, put, web};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use steward_domain::settings::store::{UnlockRequest, UnlockStatus};
@@ -718,21 +718,8 @@ pub async fn approve_unlock(
     body: OptionalJson<DecideUnlockRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let window = match (body.duration_minutes, body.until) {
-        (Some(_), Some(_)) => return Err(ApiError::validation("give durationMinutes or until, not both")),
-        (Some(minutes), None) if (1..=60 * 24 * 30).contains(&minutes) => {
-            UnlockWindow::For(Duration::minutes(minutes))
-        }
-        (Some(_), None) => {
-            return Err(ApiError::validation(
-                "durationMinutes: must be 1 to 43200 (30 days)",
-            ));
-        }
-        (None, Some(until)) => {
-            UnlockWindow::Until(crate::extractors::checked_time("until", Some(until))?.unwrap_or(until))
-        }
-        (None, None) => UnlockWindow::Forever,
-    };
+    let until = crate::extractors::checked_time("until", body.until)?;
+    let window = UnlockWindow::parse(body.duration_minutes, until)?;
     let decided = SettingsService::new(&state)
         .decide_unlock(
             caller.user_id,

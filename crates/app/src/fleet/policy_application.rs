@@ -1,6 +1,7 @@
 //! Applying and unapplying a policy, with dry runs that show each device's changes.
 
 use super::*;
+use steward_domain::fleet::policy_changes;
 
 /// One device's part of a policy dry run.
 #[derive(Debug, Serialize)]
@@ -35,17 +36,7 @@ impl<S: Store> FleetService<'_, S> {
         origin: &RequestOrigin,
     ) -> Result<PolicyApplication, AppError> {
         let record = self.policy_of(organization, policy).await?;
-        let dedup = |ids: &[Uuid]| {
-            ids.iter()
-                .copied()
-                .collect::<BTreeSet<_>>()
-                .into_iter()
-                .collect::<Vec<_>>()
-        };
-        let targets = match targets {
-            PolicyTargets::Devices(ids) => PolicyTargets::Devices(dedup(&ids)),
-            PolicyTargets::Groups(ids) => PolicyTargets::Groups(dedup(&ids)),
-        };
+        let targets = targets.deduplicated();
         let (ids, layer) = match &targets {
             PolicyTargets::Devices(ids) => (ids.clone(), LayerKind::DevicePolicy),
             PolicyTargets::Groups(ids) => (ids.clone(), LayerKind::Group),
@@ -113,16 +104,16 @@ impl<S: Store> FleetService<'_, S> {
         let settings = SettingsService::new(self.steward);
         let mut diffs = Vec::new();
         for (device, carried) in devices {
-            // Applying replaces the layer's policy; unapplying removes it only where it is
-            // this policy (elsewhere nothing changes).
-            let changes = if apply {
+            // The same rule the store applies: only a target whose policy changes can change
+            // a device's settings.
+            let changes = if !policy_changes(policy, apply, carried) {
+                Vec::new()
+            } else if apply {
                 settings
                     .policy_diff(device, layer, Some(applied(&record, layer)))
                     .await?
-            } else if carried == Some(policy) {
-                settings.policy_diff(device, layer, None).await?
             } else {
-                Vec::new()
+                settings.policy_diff(device, layer, None).await?
             };
             diffs.push(DeviceDiff {
                 device_id: device,

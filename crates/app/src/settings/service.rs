@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
 use steward_domain::groups::manages_devices_of;
@@ -13,6 +13,7 @@ use steward_domain::settings::locks::{KeyState, Rejection, WritePlan};
 use steward_domain::settings::store::{
     AppliedPolicy, DeviceSettingsSnapshot, SettingChange, UnlockDecision, UnlockRequest, UnlockStatus,
 };
+pub use steward_domain::settings::unlocks::UnlockWindow;
 use steward_domain::settings::{
     EffectiveSetting, Layer, LayerEntry, LayerKind, LayerSource, SettingDiff, SettingRuleError,
     SettingsActor, diff_effective, lock_in_force, may_change_lock, plan_write, resolve_effective_settings,
@@ -80,14 +81,6 @@ pub struct SyncOutcome {
     pub rejected: Vec<Rejection>,
     /// For the device itself: open commands (a wipe) to carry out and acknowledge.
     pub commands: Vec<Value>,
-}
-
-/// How long an approved unlock lasts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UnlockWindow {
-    Forever,
-    For(Duration),
-    Until(DateTime<Utc>),
 }
 
 /// A lock to set or lift in a bulk request.
@@ -746,12 +739,7 @@ impl<'a, S: Store> SettingsService<'a, S> {
             ));
         }
         let now = Utc::now();
-        let until = match window {
-            UnlockWindow::Forever => None,
-            UnlockWindow::For(duration) => Some(now + duration),
-            UnlockWindow::Until(at) if at > now => Some(at),
-            UnlockWindow::Until(_) => return Err(AppError::validation("until: must be in the future")),
-        };
+        let until = window.ends_at(now)?;
         let decision = UnlockDecision {
             approve,
             decided_by: user,

@@ -4,6 +4,7 @@ pub mod definitions;
 pub mod locks;
 pub mod resolution;
 pub mod store;
+pub mod unlocks;
 
 pub use definitions::{Constraints, MergeRule, Restrictiveness, SettingDefinition, ValueType};
 pub use locks::{

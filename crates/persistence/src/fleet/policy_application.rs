@@ -1,7 +1,7 @@
 //! Applying and unapplying a policy to devices and fleet groups.
 
 use super::*;
-use steward_domain::fleet::PolicyApplicationStore;
+use steward_domain::fleet::{PolicyApplicationStore, targets_that_change};
 
 impl PolicyApplicationStore for Database {
     async fn apply_policy(
@@ -15,15 +15,6 @@ impl PolicyApplicationStore for Database {
     ) -> Result<Vec<Uuid>, RepositoryError> {
         let transaction = self.connection().begin().await.map_err(db)?;
         let value = if apply { Some(policy) } else { None };
-        // Whether a target's current policy changes: applying changes those without it,
-        // unapplying those that carry it.
-        let changes = |current: Option<Uuid>| {
-            if apply {
-                current != Some(policy)
-            } else {
-                current == Some(policy)
-            }
-        };
         let touched = match targets {
             PolicyTargets::Devices(ids) => {
                 let ids: Vec<Uuid> = ids.iter().copied().collect::<BTreeSet<_>>().into_iter().collect();
@@ -52,11 +43,7 @@ impl PolicyApplicationStore for Database {
                     .all(&transaction)
                     .await
                     .map_err(db)?;
-                let changed: Vec<Uuid> = carried
-                    .into_iter()
-                    .filter(|(_, current)| changes(*current))
-                    .map(|(id, _)| id)
-                    .collect();
+                let changed = targets_that_change(policy, apply, carried);
                 if !changed.is_empty() {
                     devices::Entity::update_many()
                         .col_expr(devices::Column::PolicyId, Expr::value(value))
@@ -91,11 +78,7 @@ impl PolicyApplicationStore for Database {
                     .all(&transaction)
                     .await
                     .map_err(db)?;
-                let changed: Vec<Uuid> = carried
-                    .into_iter()
-                    .filter(|(_, current)| changes(*current))
-                    .map(|(id, _)| id)
-                    .collect();
+                let changed = targets_that_change(policy, apply, carried);
                 if changed.is_empty() {
                     Vec::new()
                 } else {
