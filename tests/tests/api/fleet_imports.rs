@@ -253,3 +253,67 @@ async fn organization_users_import_existing_accounts_with_roles_the_importer_may
     })
     .await;
 }
+
+/// The import's plan is made on the users read under the organization's lock: racing a
+/// promotion to owner, an import that demotes the same user either runs first (and the
+/// promotion follows) or sees the owner and skips — never demotes an owner.
+#[tokio::test]
+async fn an_import_racing_a_promotion_never_demotes_the_new_owner() {
+    each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let org = organization(&app, "racers").await;
+        let mut users = Vec::new();
+        for n in 0..6 {
+            let user = app.user(&format!("racer{n}@example.com")).await;
+            expect_data(
+                send(
+                    &app,
+                    Method::POST,
+                    &org.path("/users"),
+                    &org.owner,
+                    Some(json!({"userId": user.id, "role": "admin"})),
+                )
+                .await,
+                StatusCode::CREATED,
+            )
+            .await;
+            users.push(user);
+        }
+        let csv: String = std::iter::once("email,role".to_owned())
+            .chain((0..6).map(|n| format!("racer{n}@example.com,viewer")))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let import = app
+            .authed(Method::POST, &org.path("/users/import?onDuplicate=update"), &org.owner.token)
+            .header("content-type", "text/csv")
+            .body(csv)
+            .send();
+        let promotions = users.iter().map(|user| {
+            send(
+                &app,
+                Method::PUT,
+                &org.path(&format!("/users/{}", user.id)),
+                &org.owner,
+                Some(json!({"role": "owner"})),
+            )
+        });
+        let (imported, promoted) = tokio::join!(import, futures_util::future::join_all(promotions));
+        let imported = imported.unwrap();
+        assert_eq!(imported.status(), StatusCode::OK, "{backend:?}");
+        for response in promoted {
+            assert_eq!(response.status(), StatusCode::OK, "{backend:?}");
+        }
+        let listed = expect_data(send(&app, Method::GET, &org.path("/users"), &org.owner, None).await, StatusCode::OK).await;
+        for user in &users {
+            let role = listed
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["userId"] == user.id.to_string())
+                .map(|m| m["role"].clone());
+            assert_eq!(role, Some(json!("owner")), "{backend:?}: {listed}");
+        }
+        app.stop().await;
+    })
+    .await;
+}

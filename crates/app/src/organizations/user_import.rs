@@ -9,7 +9,7 @@ use serde_json::json;
 use steward_domain::RequestOrigin;
 use steward_domain::fleet::{ImportCounts, ImportProblem, OnDuplicate};
 use steward_domain::organizations::{
-    OrgActor, OrgRole, ResolvedUserImport, duplicate_user_rows, may_set_org_role, parse_user_row,
+    OrgActor, OrgRole, ResolvedUserImport, duplicate_user_rows, parse_user_row, plan_user_import,
 };
 use uuid::Uuid;
 
@@ -53,40 +53,26 @@ impl<S: Store> OrganizationService<'_, S> {
             .into_iter()
             .map(|member| (member.user_id, member.role))
             .collect();
-        // Read outside the organization's lock: the checks below depend only on the importer's
-        // rank and the rows' roles (an import never demotes an owner, so the owner count cannot
-        // fall); the store re-reads the users under the lock to decide added versus existing.
-        let owners = members.values().filter(|role| **role == OrgRole::Owner).count();
-        let mut counts = ImportCounts::default();
         let mut resolved = Vec::with_capacity(parsed.len());
         for row in parsed {
-            let Some(user_id) = accounts.get(&row.email).copied() else {
-                problems.push(ImportProblem::new(
+            match accounts.get(&row.email).copied() {
+                Some(user_id) => resolved.push(ResolvedUserImport { row, user_id }),
+                None => problems.push(ImportProblem::new(
                     row.line,
                     "email",
                     "no account has this email; the user registers first",
-                ));
-                continue;
-            };
-            match members.get(&user_id) {
-                None => match may_set_org_role(actor, None, row.role, owners) {
-                    Ok(()) => counts.created += 1,
-                    Err(error) => problems.push(ImportProblem::new(row.line, "role", error.to_string())),
-                },
-                Some(current)
-                    if on_duplicate == OnDuplicate::Skip
-                        || *current == OrgRole::Owner
-                        || *current == row.role =>
-                {
-                    counts.skipped += 1;
-                }
-                Some(current) => match may_set_org_role(actor, Some(*current), row.role, owners) {
-                    Ok(()) => counts.updated += 1,
-                    Err(error) => problems.push(ImportProblem::new(row.line, "role", error.to_string())),
-                },
+                )),
             }
-            resolved.push(ResolvedUserImport { row, user_id });
         }
+        // The plan on the users read now, for the report; the store decides again with the same
+        // rule on the users it reads under the organization's lock.
+        let counts = match plan_user_import(actor, &resolved, &members, on_duplicate) {
+            Ok(plan) => plan.counts,
+            Err(role_problems) => {
+                problems.extend(role_problems);
+                ImportCounts::default()
+            }
+        };
         problems.sort_by_key(|problem| problem.line);
         let report = |counts, problems| ImportReport::new(dry_run, total, counts, problems);
         if dry_run {
@@ -116,11 +102,14 @@ impl<S: Store> OrganizationService<'_, S> {
                 Some(json!({"userId": row.user_id, "role": row.row.role.as_str(), "line": row.row.line, "import": true})),
             )
         };
+        let decide =
+            |members: &BTreeMap<Uuid, OrgRole>| plan_user_import(actor, &resolved, members, on_duplicate);
         let stored = self
             .steward
             .store
-            .import_org_users(organization, &resolved, on_duplicate, Utc::now(), audit)
-            .await?;
+            .import_org_users(organization, &resolved, decide, Utc::now(), audit)
+            .await?
+            .map_err(|problems| refused_import(&problems))?;
         Ok(report(stored, Vec::new()))
     }
 }

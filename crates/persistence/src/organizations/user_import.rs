@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QuerySelect, TransactionTrait};
-use steward_domain::fleet::{ImportCounts, OnDuplicate};
+use steward_domain::fleet::ImportCounts;
 use steward_domain::{AuditEntry, RepositoryError};
 use uuid::Uuid;
 
@@ -15,7 +15,10 @@ use crate::entities::{org_users, users};
 use crate::error::db_err_to_repository as db;
 use crate::fleet::CHUNK;
 
-use steward_domain::organizations::{OrgUserImportStore, ResolvedUserImport};
+use steward_domain::fleet::ImportProblem;
+use steward_domain::organizations::{
+    OrgRole, OrgUserImportStore, ResolvedUserImport, UserImportPlan, UserImportStep,
+};
 
 impl OrgUserImportStore for Database {
     async fn user_ids_by_email(&self, emails: &[String]) -> Result<BTreeMap<String, Uuid>, RepositoryError> {
@@ -35,20 +38,21 @@ impl OrgUserImportStore for Database {
         }
         Ok(found)
     }
-    async fn import_org_users<A>(
+    async fn import_org_users<F, A>(
         &self,
         organization: Uuid,
         rows: &[ResolvedUserImport],
-        on_duplicate: OnDuplicate,
+        decide: F,
         now: DateTime<Utc>,
         audit: A,
-    ) -> Result<ImportCounts, RepositoryError>
+    ) -> Result<Result<ImportCounts, Vec<ImportProblem>>, RepositoryError>
     where
+        F: FnOnce(&BTreeMap<Uuid, OrgRole>) -> Result<UserImportPlan, Vec<ImportProblem>> + Send,
         A: Fn(&ResolvedUserImport, bool) -> AuditEntry + Send + Sync,
     {
         let transaction = self.connection().begin().await.map_err(db)?;
         crate::organizations::claim_organization(&transaction, organization).await?;
-        let current: BTreeMap<Uuid, String> = org_users::Entity::find()
+        let members = org_users::Entity::find()
             .select_only()
             .column(org_users::Column::UserId)
             .column(org_users::Column::Role)
@@ -58,14 +62,25 @@ impl OrgUserImportStore for Database {
             .await
             .map_err(db)?
             .into_iter()
-            .collect();
-        let mut counts = ImportCounts::default();
+            .map(|(user, role)| {
+                OrgRole::parse(&role)
+                    .map(|role| (user, role))
+                    .ok_or_else(|| RepositoryError::Other(format!("unknown organization role `{role}`")))
+            })
+            .collect::<Result<BTreeMap<Uuid, OrgRole>, _>>()?;
+        let plan = match decide(&members) {
+            Ok(plan) => plan,
+            Err(problems) => {
+                transaction.rollback().await.map_err(db)?;
+                return Ok(Err(problems));
+            }
+        };
         let mut inserts = Vec::new();
         let mut entries = Vec::new();
-        for resolved in rows {
+        for (resolved, step) in rows.iter().zip(&plan.steps) {
             let role = resolved.row.role.as_str();
-            match current.get(&resolved.user_id) {
-                None => {
+            match step {
+                UserImportStep::Add => {
                     inserts.push(org_users::ActiveModel {
                         id: Set(Uuid::now_v7()),
                         organization_id: Set(organization),
@@ -75,15 +90,9 @@ impl OrgUserImportStore for Database {
                         created_at: Set(now),
                         updated_at: Set(now),
                     });
-                    counts.created += 1;
                     entries.push(audit(resolved, true));
                 }
-                Some(existing)
-                    if on_duplicate == OnDuplicate::Skip || existing == "owner" || existing == role =>
-                {
-                    counts.skipped += 1;
-                }
-                Some(_) => {
+                UserImportStep::ChangeRole => {
                     org_users::Entity::update_many()
                         .col_expr(org_users::Column::Role, Expr::value(role))
                         .col_expr(org_users::Column::UpdatedAt, Expr::value(now))
@@ -92,9 +101,9 @@ impl OrgUserImportStore for Database {
                         .exec(&transaction)
                         .await
                         .map_err(db)?;
-                    counts.updated += 1;
                     entries.push(audit(resolved, false));
                 }
+                UserImportStep::Skip => {}
             }
         }
         for chunk in inserts.chunks(500) {
@@ -105,6 +114,6 @@ impl OrgUserImportStore for Database {
         }
         insert_audit_entries(&transaction, entries).await?;
         transaction.commit().await.map_err(db)?;
-        Ok(counts)
+        Ok(Ok(plan.counts))
     }
 }
