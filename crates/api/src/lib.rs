@@ -38,9 +38,9 @@ pub const OPENAPI_PATH: &str = "/api-docs/openapi.json";
 /// Every route, declared once: the router and the OpenAPI document both come from here.
 fn routes(config: &mut ServiceConfig) {
     use routes::{
-        admin, audit, auth, device_enrollment, devices, enrollment_tokens, federation, fleet_devices,
-        fleet_groups, groups, imports, organizations, policies, policy_application, setting_definitions,
-        settings, users,
+        admin, audit, auth, auth_mail, device_enrollment, devices, enrollment_tokens, federation,
+        fleet_devices, fleet_groups, groups, imports, organizations, personal_tokens, policies,
+        policy_application, setting_definitions, settings, unlock_requests, users,
     };
     config
         .service(health::liveness)
@@ -58,15 +58,15 @@ fn routes(config: &mut ServiceConfig) {
                 .service(auth::delete_me)
                 .service(auth::change_password)
                 .service(auth::export_me)
-                .service(auth::list_tokens)
-                .service(auth::create_token)
-                .service(auth::revoke_token)
+                .service(personal_tokens::list_tokens)
+                .service(personal_tokens::create_token)
+                .service(personal_tokens::revoke_token)
                 .service(auth::sessions)
                 .service(auth::revoke_session)
-                .service(auth::forgot_password)
-                .service(auth::reset_password)
-                .service(auth::verify_email)
-                .service(auth::resend_verification)
+                .service(auth_mail::forgot_password)
+                .service(auth_mail::reset_password)
+                .service(auth_mail::verify_email)
+                .service(auth_mail::resend_verification)
                 .service(federation::provider_sign_in)
                 .service(federation::link_provider)
                 .service(federation::unlink_provider),
@@ -86,7 +86,7 @@ fn routes(config: &mut ServiceConfig) {
                 .service(groups::create_invite)
                 .service(groups::list_invites)
                 .service(groups::revoke_invite)
-                .service(settings::group_unlock_requests),
+                .service(unlock_requests::group_unlock_requests),
         )
         .service(
             scope("/api/v1/devices")
@@ -106,14 +106,14 @@ fn routes(config: &mut ServiceConfig) {
                 .service(settings::update_setting)
                 .service(settings::lock_setting)
                 .service(settings::unlock_setting)
-                .service(settings::request_unlock)
-                .service(settings::device_unlock_requests)
+                .service(unlock_requests::request_unlock)
+                .service(unlock_requests::device_unlock_requests)
                 .service(device_enrollment::acknowledge_command),
         )
         .service(
             scope("/api/v1/unlock-requests")
-                .service(settings::approve_unlock)
-                .service(settings::deny_unlock),
+                .service(unlock_requests::approve_unlock)
+                .service(unlock_requests::deny_unlock),
         )
         .service(scope("/api/v1/setting-definitions").service(setting_definitions::list_definitions))
         .service(

@@ -284,7 +284,11 @@ async fn an_import_racing_a_promotion_never_demotes_the_new_owner() {
             .collect::<Vec<_>>()
             .join("\n");
         let import = app
-            .authed(Method::POST, &org.path("/users/import?onDuplicate=update"), &org.owner.token)
+            .authed(
+                Method::POST,
+                &org.path("/users/import?onDuplicate=update"),
+                &org.owner.token,
+            )
             .header("content-type", "text/csv")
             .body(csv)
             .send();
@@ -303,7 +307,11 @@ async fn an_import_racing_a_promotion_never_demotes_the_new_owner() {
         for response in promoted {
             assert_eq!(response.status(), StatusCode::OK, "{backend:?}");
         }
-        let listed = expect_data(send(&app, Method::GET, &org.path("/users"), &org.owner, None).await, StatusCode::OK).await;
+        let listed = expect_data(
+            send(&app, Method::GET, &org.path("/users"), &org.owner, None).await,
+            StatusCode::OK,
+        )
+        .await;
         for user in &users {
             let role = listed
                 .as_array()

@@ -746,19 +746,27 @@ async fn the_catalog_is_listed_and_managed_by_super_admins_and_webhooks_are_sign
             Some(expected.as_str()),
             "the receiver can verify the body"
         );
-        let pushes = expect_data(
-            send(
-                &app,
-                Method::GET,
-                "/api/admin/v1/push-notifications?status=sent",
-                &root,
-                None,
+        // The worker records the delivery after the receiver answered: wait for it (bounded).
+        let mut pushes = Value::Null;
+        for _ in 0..50 {
+            pushes = expect_data(
+                send(
+                    &app,
+                    Method::GET,
+                    "/api/admin/v1/push-notifications?status=sent",
+                    &root,
+                    None,
+                )
+                .await,
+                StatusCode::OK,
             )
-            .await,
-            StatusCode::OK,
-        )
-        .await;
-        assert!(!pushes.as_array().unwrap().is_empty());
+            .await;
+            if !pushes.as_array().unwrap().is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(!pushes.as_array().unwrap().is_empty(), "{pushes}");
 
         let removed = send(
             &app,

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod auth_mail;
 pub mod device_enrollment;
 pub mod devices;
 pub mod enrollment_tokens;
@@ -13,8 +14,10 @@ pub mod groups;
 pub mod imports;
 pub mod jwks;
 pub mod organizations;
+pub mod personal_tokens;
 pub mod policies;
 pub mod policy_application;
 pub mod setting_definitions;
 pub mod settings;
+pub mod unlock_requests;
 pub mod users;

@@ -1,0 +1,165 @@
+//! Flows that go through the user's mailbox: password reset and email verification.
+
+use super::*;
+
+impl<S: Store> AuthService<S> {
+    /// A single-use mail token for `purpose` and the mail carrying its link.
+    pub(super) fn email_token_mail(
+        &self,
+        purpose: EmailTokenPurpose,
+        address: &str,
+    ) -> (NewEmailToken, OutgoingMail) {
+        let token = random_token(32);
+        let (ttl, path, subject, intro) = match purpose {
+            EmailTokenPurpose::VerifyEmail => (
+                self.settings.verification_ttl,
+                "verify-email",
+                "Confirm your email address",
+                "Confirm this email address for your account",
+            ),
+            EmailTokenPurpose::ResetPassword => (
+                self.settings.reset_ttl,
+                "reset-password",
+                "Reset your password",
+                "Someone (hopefully you) asked to reset the password of your account. Choose a new one",
+            ),
+        };
+        let link = format!("{}/{path}?token={token}", self.settings.public_url);
+        let hours = ttl.num_hours();
+        let body = format!(
+            "{intro}:\n\n{link}\n\nThe link works once and expires in {hours} hour{}.\nIf this was not you, ignore this message.\n",
+            if hours == 1 { "" } else { "s" }
+        );
+        let stored = NewEmailToken {
+            purpose,
+            email: address.to_owned(),
+            token_hash: hash_token(&token),
+            expires_at: Utc::now() + ttl,
+        };
+        let mail = OutgoingMail {
+            recipient: address.to_owned(),
+            subject: subject.to_owned(),
+            body,
+        };
+        (stored, mail)
+    }
+
+    pub(super) async fn send_email_token(
+        &self,
+        user: Uuid,
+        purpose: EmailTokenPurpose,
+        address: &str,
+    ) -> Result<bool, AuthError> {
+        let (stored, mail) = self.email_token_mail(purpose, address);
+        // At most a few reset mails per account and hour, whoever asks from wherever: beyond
+        // that nothing is sent (and the answer does not say so).
+        let cap = (purpose == EmailTokenPurpose::ResetPassword)
+            .then(|| (RESET_MAILS_PER_HOUR, Utc::now() - Duration::hours(1)));
+        let issued = self
+            .store
+            .issue_email_token(user, purpose, address, stored.token_hash, stored.expires_at, cap)
+            .await?;
+        if !issued {
+            return Ok(false);
+        }
+        self.store
+            .enqueue_email(&mail.recipient, &mail.subject, &mail.body)
+            .await?;
+        Ok(true)
+    }
+
+    /// Always succeeds from the caller's view, so it cannot be used to probe for accounts.
+    pub async fn forgot_password(&self, email: &str, origin: &RequestOrigin) -> Result<(), AuthError> {
+        let Ok(email) = EmailAddress::parse(email) else {
+            return Ok(());
+        };
+        if let Some(user) = self
+            .store
+            .find_user_by_email(&email)
+            .await?
+            .filter(UserRecord::is_active)
+        {
+            let sent = self
+                .send_email_token(user.id, EmailTokenPurpose::ResetPassword, &user.email)
+                .await?;
+            let name = if sent {
+                "auth.password_reset_requested"
+            } else {
+                "auth.password_reset_capped"
+            };
+            let audit = user_event(user.id, name, "user", user.id, origin);
+            self.store.record(&audit).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn reset_password(
+        &self,
+        token: &str,
+        new_password: String,
+        origin: &RequestOrigin,
+    ) -> Result<(), AuthError> {
+        // Rules that need no account are checked before the single-use token is spent.
+        let placeholder =
+            EmailAddress::parse("reset@steward.invalid").map_err(|_| AuthError::InvalidEmailToken)?;
+        check_password_rules(&new_password, &placeholder)
+            .map_err(|reason| AuthError::WeakPassword(reason, "newPassword"))?;
+        let redeemed = self
+            .store
+            .redeem_email_token(EmailTokenPurpose::ResetPassword, &hash_token(token), Utc::now())
+            .await?
+            .ok_or(AuthError::InvalidEmailToken)?;
+        let user = self
+            .current_user(redeemed.user_id)
+            .await
+            .map_err(|_| AuthError::InvalidEmailToken)?;
+        let email = parse_email(&user.email)?;
+        self.check_new_password(Some(user.id), &new_password, &email, "newPassword")
+            .await?;
+        let hash = self.hash_password(new_password).await?;
+        let audit = user_event(user.id, "auth.password_reset", "user", user.id, origin);
+        self.store.change_password(user.id, hash, None, &audit).await?;
+        self.profiles.forget(&user.id);
+        for session in self.store.active_sessions(user.id, Utc::now()).await? {
+            self.sessions.forget(&session.id);
+        }
+        self.store.clear(&user.email).await?;
+        Ok(())
+    }
+
+    pub async fn verify_email(&self, token: &str, origin: &RequestOrigin) -> Result<UserRecord, AuthError> {
+        let redeemed = self
+            .store
+            .redeem_email_token(EmailTokenPurpose::VerifyEmail, &hash_token(token), Utc::now())
+            .await?
+            .ok_or(AuthError::InvalidEmailToken)?;
+        let audit = AuditEntry::new(
+            Actor::user(redeemed.user_id),
+            action("auth.email_verified"),
+            "user",
+        )
+        .resource_id(redeemed.user_id)
+        .change(None, Some(json!({"email": redeemed.email})))
+        .origin(origin.clone());
+        self.profiles.forget(&redeemed.user_id);
+        self.store
+            .mark_email_verified(redeemed.user_id, &redeemed.email, &audit)
+            .await
+            .map_err(|error| match error {
+                steward_domain::RepositoryError::NotFound => AuthError::InvalidEmailToken,
+                other => other.into(),
+            })
+    }
+
+    pub async fn resend_verification(&self, user: Uuid) -> Result<(), AuthError> {
+        let record = self.current_user(user).await?;
+        let address = match (&record.pending_email, record.email_verified_at) {
+            (Some(pending), _) => pending.clone(),
+            (None, None) => record.email.clone(),
+            (None, Some(_)) => return Ok(()),
+        };
+        self.send_email_token(user, EmailTokenPurpose::VerifyEmail, &address)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,75 @@
+//! The email outbox.
+
+use super::*;
+
+impl Outbox for Database {
+    async fn enqueue_email(&self, recipient: &str, subject: &str, body: &str) -> Result<(), RepositoryError> {
+        let mail = OutgoingMail {
+            recipient: recipient.to_owned(),
+            subject: subject.to_owned(),
+            body: body.to_owned(),
+        };
+        insert_mail(self.connection(), &mail).await
+    }
+
+    async fn due_emails(
+        &self,
+        now: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<OutgoingEmail>, RepositoryError> {
+        Ok(outbox_emails::Entity::find()
+            .filter(outbox_emails::Column::Status.eq("pending"))
+            .filter(outbox_emails::Column::NextAttemptAt.lte(now))
+            .order_by_asc(outbox_emails::Column::NextAttemptAt)
+            .limit(limit)
+            .all(self.connection())
+            .await
+            .map_err(db)?
+            .into_iter()
+            .map(|row| OutgoingEmail {
+                id: row.id,
+                recipient: row.recipient,
+                subject: row.subject,
+                body: row.body,
+                attempts: row.attempts,
+            })
+            .collect())
+    }
+
+    async fn mark_sent(&self, id: Uuid, now: DateTime<Utc>) -> Result<(), RepositoryError> {
+        crate::queue::mark_sent::<outbox_emails::Entity>(self.connection(), id, now).await
+    }
+
+    async fn mark_failed(
+        &self,
+        id: Uuid,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> Result<(), RepositoryError> {
+        crate::queue::mark_failed::<outbox_emails::Entity>(self.connection(), id, error, retry_at).await
+    }
+}
+
+/// A mail for the background sender.
+pub(super) async fn insert_mail<C: ConnectionTrait>(
+    connection: &C,
+    mail: &OutgoingMail,
+) -> Result<(), RepositoryError> {
+    let now = Utc::now();
+    outbox_emails::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        recipient: Set(mail.recipient.clone()),
+        subject: Set(mail.subject.clone()),
+        body: Set(mail.body.clone()),
+        status: Set("pending".to_owned()),
+        attempts: Set(0),
+        next_attempt_at: Set(now),
+        last_error: Set(None),
+        created_at: Set(now),
+        sent_at: Set(None),
+    }
+    .insert(connection)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
