@@ -41,6 +41,8 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     RateLimited,
     AccountLocked,
+    /// An administrator locked the account (sign-in with the right password).
+    AccountDisabled,
     ServiceUnavailable,
     Internal,
 }
@@ -50,7 +52,9 @@ impl ErrorCode {
         match self {
             ErrorCode::ValidationError => StatusCode::BAD_REQUEST,
             ErrorCode::Unauthorized | ErrorCode::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            ErrorCode::Forbidden | ErrorCode::DeviceSuspended => StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden | ErrorCode::DeviceSuspended | ErrorCode::AccountDisabled => {
+                StatusCode::FORBIDDEN
+            }
             ErrorCode::EnrollmentTokenInvalid => StatusCode::UNAUTHORIZED,
             ErrorCode::EnrollmentTokenExpired => StatusCode::GONE,
             ErrorCode::EnrollmentTokenUsedUp => StatusCode::CONFLICT,
@@ -229,6 +233,7 @@ impl From<AppError> for ApiError {
             ErrorKind::TooLarge => ErrorCode::PayloadTooLarge,
             ErrorKind::RateLimited => ErrorCode::RateLimited,
             ErrorKind::AccountLocked => ErrorCode::AccountLocked,
+            ErrorKind::AccountDisabled => ErrorCode::AccountDisabled,
             ErrorKind::Unavailable => ErrorCode::ServiceUnavailable,
             ErrorKind::Internal => ErrorCode::Internal,
         };

@@ -38,8 +38,8 @@ pub const OPENAPI_PATH: &str = "/api-docs/openapi.json";
 /// Every route, declared once: the router and the OpenAPI document both come from here.
 fn routes(config: &mut ServiceConfig) {
     use routes::{
-        admin, audit, auth, auth_mail, device_enrollment, devices, enrollment_tokens, federation,
-        fleet_devices, fleet_groups, groups, imports, organizations, personal_tokens, policies,
+        admin, admin_users, audit, auth, auth_mail, device_enrollment, devices, enrollment_tokens,
+        federation, fleet_devices, fleet_groups, groups, imports, organizations, personal_tokens, policies,
         policy_application, setting_definitions, settings, unlock_requests, users,
     };
     config
@@ -132,6 +132,11 @@ fn routes(config: &mut ServiceConfig) {
             scope("/api/admin/v1")
                 .service(admin::admin_me)
                 .service(admin::admin_get_user)
+                .service(admin_users::lock_user)
+                .service(admin_users::unlock_user)
+                .service(admin_users::user_sessions)
+                .service(admin_users::revoke_user_session)
+                .service(admin_users::revoke_user_sessions)
                 .service(federation::get_role_overrides)
                 .service(federation::put_role_overrides)
                 .service(federation::delete_role_overrides)

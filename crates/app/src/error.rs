@@ -39,6 +39,8 @@ pub enum ErrorKind {
     RateLimited,
     /// Too many failed sign-ins for this account.
     AccountLocked,
+    /// An administrator locked the account.
+    AccountDisabled,
     /// The store is unreachable for a moment; retry.
     Unavailable,
     /// A bug or an unexpected store failure; the cause is logged, never shown.

@@ -14,6 +14,7 @@ use crate::audit::AuditEntry;
 use crate::federation::RoleOverrides;
 use crate::identity::EmailAddress;
 use crate::repository::RepositoryError;
+use crate::rules::{RuleError, RuleStoreError};
 use crate::session::LoginThrottlePolicy;
 
 /// A user account as stored.
@@ -35,10 +36,41 @@ pub struct UserRecord {
     pub last_login_at: Option<DateTime<Utc>>,
 }
 
+/// An account that may sign in.
+pub const STATUS_ACTIVE: &str = "active";
+/// An account an administrator locked: sign-in refused, sessions ended, until unlocked.
+pub const STATUS_LOCKED: &str = "locked";
+
 impl UserRecord {
     pub fn is_active(&self) -> bool {
-        self.status == "active"
+        self.status == STATUS_ACTIVE
     }
+
+    pub fn is_locked(&self) -> bool {
+        self.status == STATUS_LOCKED
+    }
+}
+
+/// What deciding an administrator's lock needs, read under the lock of every `super_admin`
+/// grant: the target's status and whether it holds `super_admin`, and how many *other*
+/// unlocked accounts hold it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockSnapshot {
+    pub status: String,
+    pub is_super_admin: bool,
+    pub other_active_super_admins: usize,
+}
+
+/// Whether `actor` may lock `target`: never themself, never the last unlocked `super_admin`
+/// (someone must be able to unlock everyone else).
+pub fn may_lock_user(actor: Uuid, target: Uuid, snapshot: &LockSnapshot) -> Result<(), RuleError> {
+    if actor == target {
+        return Err(RuleError::Conflict("you cannot lock your own account"));
+    }
+    if snapshot.is_super_admin && snapshot.other_active_super_admins == 0 {
+        return Err(RuleError::Conflict("the last super_admin cannot be locked"));
+    }
+    Ok(())
 }
 
 /// A new account.
@@ -219,6 +251,20 @@ pub trait AccountStore {
         role: &str,
         audit: &AuditEntry,
     ) -> impl Future<Output = Result<(), RepositoryError>> + Send;
+    /// Locks (`locked: true`: status `locked`, every session revoked) or unlocks (status
+    /// `active`, the sign-in throttle for the email cleared) an account. A lock is decided by
+    /// `decide` on a [`LockSnapshot`] read while every `super_admin` grant is locked, so two
+    /// concurrent locks cannot take the last two super_admins. `NotFound` for unknown or
+    /// erased accounts. Answers the account as stored.
+    fn set_user_locked<F>(
+        &self,
+        id: Uuid,
+        locked: bool,
+        decide: F,
+        audit: &AuditEntry,
+    ) -> impl Future<Output = Result<UserRecord, RuleStoreError>> + Send
+    where
+        F: FnOnce(&LockSnapshot) -> Result<(), RuleError> + Send;
     /// GDPR erasure: personal data removed or anonymised, sessions and tokens deleted, the
     /// audit trail kept.
     fn erase_user(
@@ -250,6 +296,13 @@ pub trait SessionStore {
         user_id: Uuid,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Vec<SessionRecord>, RepositoryError>> + Send;
+    /// Revokes every live session of `user_id` (an administrator's act); answers how many.
+    fn revoke_user_sessions(
+        &self,
+        user_id: Uuid,
+        reason: &str,
+        audit: &AuditEntry,
+    ) -> impl Future<Output = Result<u64, RepositoryError>> + Send;
     /// Revokes one session of `user_id`; false when there is no such live session.
     fn revoke_session(
         &self,
@@ -459,4 +512,26 @@ pub trait PersonalTokenStore {
         now: DateTime<Utc>,
         ip: Option<String>,
     ) -> impl Future<Output = Result<Option<PersonalToken>, RepositoryError>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot(is_super_admin: bool, others: usize) -> LockSnapshot {
+        LockSnapshot {
+            status: STATUS_ACTIVE.to_owned(),
+            is_super_admin,
+            other_active_super_admins: others,
+        }
+    }
+
+    #[test]
+    fn nobody_locks_themself_or_the_last_super_admin() {
+        let (admin, target) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        assert_eq!(may_lock_user(admin, target, &snapshot(false, 0)), Ok(()));
+        assert!(may_lock_user(admin, admin, &snapshot(false, 3)).is_err());
+        assert!(may_lock_user(admin, target, &snapshot(true, 0)).is_err());
+        assert_eq!(may_lock_user(admin, target, &snapshot(true, 1)), Ok(()));
+    }
 }

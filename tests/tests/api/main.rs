@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod admin;
+mod admin_users;
 mod audit;
 mod audit_query;
 mod auth_accounts;

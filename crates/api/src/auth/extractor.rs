@@ -202,6 +202,10 @@ pub mod permissions {
 
     permission!(UsersRead);
     permission!(UsersWrite);
+    permission!(UsersLock);
+    permission!(UsersUnlock);
+    permission!(SessionsRead);
+    permission!(SessionsRevoke);
     permission!(DevicesRead);
     permission!(AuditRead);
     permission!(OrganizationsWrite);

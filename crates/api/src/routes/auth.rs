@@ -356,7 +356,7 @@ pub struct SessionView {
     pub current: bool,
 }
 
-fn session_view(session: SessionRecord, current: Uuid) -> SessionView {
+pub(crate) fn session_view(session: SessionRecord, current: Uuid) -> SessionView {
     SessionView {
         current: session.id == current,
         id: session.id,

@@ -1,6 +1,7 @@
 //! HTTP handlers by topic. Each is thin: extract, call a service, render.
 
 pub mod admin;
+pub mod admin_users;
 pub mod audit;
 pub mod auth;
 pub mod auth_mail;

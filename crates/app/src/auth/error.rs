@@ -8,6 +8,8 @@ use crate::error::{AppError, ErrorKind, FieldError};
 pub enum AuthError {
     #[error("invalid email or password")]
     InvalidCredentials,
+    #[error("this account is locked by an administrator")]
+    AccountDisabled,
     #[error("too many failed sign-ins")]
     AccountLocked { retry_after_seconds: i64 },
     #[error("missing or invalid access token")]
@@ -59,6 +61,10 @@ impl From<AuthError> for AppError {
                 "too many failed sign-ins for this email; try again later",
             )
             .with_retry_after(u64::try_from(retry_after_seconds).unwrap_or(1)),
+            AuthError::AccountDisabled => AppError::new(
+                ErrorKind::AccountDisabled,
+                "this account is locked by an administrator",
+            ),
             AuthError::Unauthenticated => {
                 AppError::new(ErrorKind::Unauthenticated, "missing or invalid access token")
             }

@@ -16,13 +16,14 @@ use sea_orm::{
 use serde_json::json;
 use sessions::insert_session;
 use steward_domain::accounts::{
-    AccountStore, AttemptPermit, EmailTokenPurpose, EmailTokenStore, LoginThrottleStore, NewEmailToken,
-    NewUser, Outbox, OutgoingEmail, OutgoingMail, ProfileChanges, RedeemedEmailToken, RefreshTokenRecord,
-    SessionRecord, SessionStore, UserRecord,
+    AccountStore, AttemptPermit, EmailTokenPurpose, EmailTokenStore, LockSnapshot, LoginThrottleStore,
+    NewEmailToken, NewUser, Outbox, OutgoingEmail, OutgoingMail, ProfileChanges, RedeemedEmailToken,
+    RefreshTokenRecord, STATUS_ACTIVE, STATUS_LOCKED, SessionRecord, SessionStore, UserRecord,
 };
 use steward_domain::identity::EmailAddress;
 use steward_domain::session::LoginThrottlePolicy;
 use steward_domain::{AuditEntry, RepositoryError};
+use steward_domain::{RuleError, RuleStoreError};
 use uuid::Uuid;
 
 use crate::audit::insert_audit_entry;
@@ -313,6 +314,104 @@ impl AccountStore for Database {
         .map_err(db)?;
         insert_audit_entry(&transaction, audit).await?;
         transaction.commit().await.map_err(db)
+    }
+
+    async fn set_user_locked<F>(
+        &self,
+        id: Uuid,
+        locked: bool,
+        decide: F,
+        audit: &AuditEntry,
+    ) -> Result<UserRecord, RuleStoreError>
+    where
+        F: FnOnce(&LockSnapshot) -> Result<(), RuleError> + Send,
+    {
+        let transaction = self.connection().begin().await.map_err(db)?;
+        let now = Utc::now();
+        // First write: claims the account (SQLite takes its write lock here, so concurrent
+        // locks run one after the other).
+        let claimed = users::Entity::update_many()
+            .col_expr(users::Column::Version, Expr::col(users::Column::Version).add(1))
+            .col_expr(users::Column::UpdatedAt, Expr::value(now))
+            .filter(users::Column::Id.eq(id))
+            .filter(users::Column::DeletedAt.is_null())
+            .filter(users::Column::Status.ne("deleted"))
+            .exec(&transaction)
+            .await
+            .map_err(db)?;
+        if claimed.rows_affected == 0 {
+            return Err(RepositoryError::NotFound.into());
+        }
+        // PostgreSQL: every super_admin grant locked, so the count below stays true until
+        // commit and two concurrent locks cannot take the last two super_admins.
+        let grants: Vec<Uuid> = user_system_roles::Entity::find()
+            .select_only()
+            .column(user_system_roles::Column::UserId)
+            .filter(user_system_roles::Column::Role.eq("super_admin"))
+            .lock_exclusive()
+            .into_tuple()
+            .all(&transaction)
+            .await
+            .map_err(db)?;
+        let user = users::Entity::find_by_id(id)
+            .one(&transaction)
+            .await
+            .map_err(db)?
+            .ok_or(RepositoryError::NotFound)?;
+        let others: Vec<Uuid> = grants.iter().copied().filter(|grant| *grant != id).collect();
+        let other_active_super_admins = if others.is_empty() {
+            0
+        } else {
+            users::Entity::find()
+                .filter(users::Column::Id.is_in(others))
+                .filter(users::Column::Status.eq(STATUS_ACTIVE))
+                .filter(users::Column::DeletedAt.is_null())
+                .count(&transaction)
+                .await
+                .map_err(db)? as usize
+        };
+        let snapshot = LockSnapshot {
+            status: user.status.clone(),
+            is_super_admin: grants.contains(&id),
+            other_active_super_admins,
+        };
+        if locked {
+            decide(&snapshot)?;
+        }
+        let status = if locked { STATUS_LOCKED } else { STATUS_ACTIVE };
+        users::Entity::update_many()
+            .col_expr(users::Column::Status, Expr::value(status))
+            .filter(users::Column::Id.eq(id))
+            .exec(&transaction)
+            .await
+            .map_err(db)?;
+        if locked {
+            user_sessions::Entity::update_many()
+                .col_expr(user_sessions::Column::RevokedAt, Expr::value(Some(now)))
+                .col_expr(
+                    user_sessions::Column::RevokedReason,
+                    Expr::value(Some("account_locked".to_owned())),
+                )
+                .filter(user_sessions::Column::UserId.eq(id))
+                .filter(user_sessions::Column::RevokedAt.is_null())
+                .exec(&transaction)
+                .await
+                .map_err(db)?;
+        } else {
+            login_throttles::Entity::delete_many()
+                .filter(login_throttles::Column::Email.eq(user.email.to_lowercase()))
+                .exec(&transaction)
+                .await
+                .map_err(db)?;
+        }
+        insert_audit_entry(&transaction, audit).await?;
+        let stored = users::Entity::find_by_id(id)
+            .one(&transaction)
+            .await
+            .map_err(db)?
+            .ok_or(RepositoryError::NotFound)?;
+        transaction.commit().await.map_err(db)?;
+        Ok(user_record(stored))
     }
 
     async fn erase_user(&self, id: Uuid, audit: &AuditEntry) -> Result<(), RepositoryError> {

@@ -54,6 +54,29 @@ impl SessionStore for Database {
             .collect())
     }
 
+    async fn revoke_user_sessions(
+        &self,
+        user_id: Uuid,
+        reason: &str,
+        audit: &AuditEntry,
+    ) -> Result<u64, RepositoryError> {
+        let transaction = self.connection().begin().await.map_err(db)?;
+        let result = user_sessions::Entity::update_many()
+            .col_expr(user_sessions::Column::RevokedAt, Expr::value(Some(Utc::now())))
+            .col_expr(
+                user_sessions::Column::RevokedReason,
+                Expr::value(Some(reason.to_owned())),
+            )
+            .filter(user_sessions::Column::UserId.eq(user_id))
+            .filter(user_sessions::Column::RevokedAt.is_null())
+            .exec(&transaction)
+            .await
+            .map_err(db)?;
+        insert_audit_entry(&transaction, audit).await?;
+        transaction.commit().await.map_err(db)?;
+        Ok(result.rows_affected)
+    }
+
     async fn revoke_session(
         &self,
         id: Uuid,

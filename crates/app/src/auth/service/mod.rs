@@ -189,6 +189,14 @@ impl<S: Store> AuthService<S> {
         self.open_session(user, origin, "auth.login_succeeded").await
     }
 
+    /// Forgets what this instance remembered of `user`'s sessions and profile, after an
+    /// administrator locked the account or ended its sessions (other instances notice within
+    /// the session cache's bound).
+    pub fn forget_user(&self, user: Uuid) {
+        self.sessions.retain(|owner| *owner != Some(user));
+        self.profiles.forget(&user);
+    }
+
     pub fn keys(&self) -> &KeyRing {
         &self.keys
     }

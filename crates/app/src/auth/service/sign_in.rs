@@ -139,11 +139,12 @@ impl<S: Store> AuthService<S> {
 
     pub async fn login(&self, sign_in: SignIn, origin: &RequestOrigin) -> Result<IssuedTokens, AuthError> {
         let email = parse_email(&sign_in.email)?;
+        // A locked account's password is still checked: only its holder learns it is locked.
         let user = self
             .store
             .find_user_by_email(&email)
             .await?
-            .filter(UserRecord::is_active);
+            .filter(|user| user.is_active() || user.is_locked());
         let stored_hash = user.as_ref().and_then(|u| u.password_hash.clone());
         let verification = self
             .throttled_verify(&email, sign_in.password.clone(), stored_hash, None, origin)
@@ -151,6 +152,9 @@ impl<S: Store> AuthService<S> {
         let Some(user) = user.filter(|_| verification.matches) else {
             return Err(AuthError::InvalidCredentials);
         };
+        if user.is_locked() {
+            return Err(AuthError::AccountDisabled);
+        }
         if verification.needs_rehash {
             let upgraded = self.hash_password(sign_in.password).await?;
             self.store.upgrade_password_hash(user.id, upgraded).await?;
