@@ -131,6 +131,7 @@ fn routes(config: &mut ServiceConfig) {
         .service(
             scope("/api/admin/v1")
                 .service(admin::admin_me)
+                .service(admin_users::list_users)
                 .service(admin::admin_get_user)
                 .service(admin_users::lock_user)
                 .service(admin_users::unlock_user)

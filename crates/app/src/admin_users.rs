@@ -2,7 +2,8 @@
 //! audited as the administrator's, with the status before and after.
 
 use serde_json::json;
-use steward_domain::accounts::{SessionRecord, UserRecord, may_lock_user};
+use steward_domain::PageRequest;
+use steward_domain::accounts::{SessionRecord, UserFilter, UserListing, UserRecord, may_lock_user};
 use steward_domain::{Actor, AuditAction, AuditEntry, RequestOrigin};
 use uuid::Uuid;
 
@@ -33,6 +34,16 @@ impl<'a, S: Store> UserAdminService<'a, S> {
             .find_user(user)
             .await?
             .ok_or_else(|| AppError::not_found("no such user"))
+    }
+
+    /// Accounts matching `filter`, one page, with their roles, organizations and failed
+    /// sign-ins, and how many match in all.
+    pub async fn list(
+        &self,
+        filter: &UserFilter,
+        page: PageRequest,
+    ) -> Result<(Vec<UserListing>, u64), AppError> {
+        Ok(self.steward.store.list_users(filter, page).await?)
     }
 
     /// Locks an account: sign-in refused, every session ended (at once here, within the

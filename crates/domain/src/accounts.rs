@@ -51,6 +51,78 @@ impl UserRecord {
     }
 }
 
+/// How an administrator's user listing is ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserSort {
+    CreatedAt,
+    Email,
+    DisplayName,
+    LastLoginAt,
+}
+
+impl UserSort {
+    /// `createdAt` (the default), `email`, `displayName` or `lastLoginAt`.
+    pub fn parse(value: &str) -> Option<Self> {
+        Some(match value {
+            "createdAt" => Self::CreatedAt,
+            "email" => Self::Email,
+            "displayName" => Self::DisplayName,
+            "lastLoginAt" => Self::LastLoginAt,
+            _ => return None,
+        })
+    }
+}
+
+/// Which accounts an administrator lists; each present field narrows the result. Erased
+/// accounts are never listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserFilter {
+    /// Part of the email or display name, case-insensitive.
+    pub text: Option<String>,
+    pub status: Option<String>,
+    /// Holds this system role.
+    pub role: Option<String>,
+    /// Belongs to this organization.
+    pub organization: Option<Uuid>,
+    pub created_from: Option<DateTime<Utc>>,
+    pub created_to: Option<DateTime<Utc>>,
+    pub last_login_from: Option<DateTime<Utc>>,
+    pub last_login_to: Option<DateTime<Utc>>,
+    pub sort: UserSort,
+    pub descending: bool,
+}
+
+impl Default for UserFilter {
+    fn default() -> Self {
+        Self {
+            text: None,
+            status: None,
+            role: None,
+            organization: None,
+            created_from: None,
+            created_to: None,
+            last_login_from: None,
+            last_login_to: None,
+            sort: UserSort::CreatedAt,
+            descending: true,
+        }
+    }
+}
+
+/// The statuses a listing filters by.
+pub const LISTED_STATUSES: [&str; 2] = [STATUS_ACTIVE, STATUS_LOCKED];
+
+/// One account of an administrator's listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserListing {
+    pub user: UserRecord,
+    pub roles: Vec<String>,
+    /// Organization and the role there.
+    pub organizations: Vec<(Uuid, String)>,
+    /// Failed sign-ins counted against the email now.
+    pub failed_attempts: i32,
+}
+
 /// What deciding an administrator's lock needs, read under the lock of every `super_admin`
 /// grant: the target's status and whether it holds `super_admin`, and how many *other*
 /// unlocked accounts hold it.
@@ -251,6 +323,12 @@ pub trait AccountStore {
         role: &str,
         audit: &AuditEntry,
     ) -> impl Future<Output = Result<(), RepositoryError>> + Send;
+    /// Accounts matching `filter`, one page, and how many match in all.
+    fn list_users(
+        &self,
+        filter: &UserFilter,
+        page: crate::PageRequest,
+    ) -> impl Future<Output = Result<(Vec<UserListing>, u64), RepositoryError>> + Send;
     /// Locks (`locked: true`: status `locked`, every session revoked) or unlocks (status
     /// `active`, the sign-in throttle for the email cleared) an account. A lock is decided by
     /// `decide` on a [`LockSnapshot`] read while every `super_admin` grant is locked, so two

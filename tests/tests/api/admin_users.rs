@@ -381,3 +381,229 @@ async fn operators_list_and_end_a_users_sessions() {
     })
     .await;
 }
+
+/// 1,000 accounts written straight into the database (hashing a password per account would
+/// take minutes): every 10th locked, every 7th a support agent, the first 50 in an
+/// organization, created one minute apart, names `Person NNNN`.
+async fn seed_accounts(app: &TestApp, organization: uuid::Uuid) -> chrono::DateTime<chrono::Utc> {
+    use sea_orm::{ActiveValue::Set, EntityTrait};
+    use steward_persistence::entities::{org_users, user_system_roles, users};
+    let start = chrono::DateTime::from_timestamp(chrono::Utc::now().timestamp() - 10 * 86_400, 0).unwrap();
+    let mut rows = Vec::new();
+    let mut roles = Vec::new();
+    let mut members = Vec::new();
+    for n in 0..1000 {
+        let id = uuid::Uuid::now_v7();
+        let at = start + chrono::Duration::minutes(n);
+        rows.push(users::ActiveModel {
+            id: Set(id),
+            email: Set(format!("person{n:04}@seed.example")),
+            email_verified_at: Set(None),
+            password_hash: Set(None),
+            pending_email: Set(None),
+            display_name: Set(format!("Person {n:04}")),
+            avatar_url: Set(None),
+            locale: Set(None),
+            timezone: Set(None),
+            status: Set(if n % 10 == 0 { "locked" } else { "active" }.to_owned()),
+            organization_id: Set(None),
+            last_login_at: Set(None),
+            version: Set(1),
+            created_at: Set(at),
+            updated_at: Set(at),
+            deleted_at: Set(None),
+        });
+        if n % 7 == 0 {
+            roles.push(user_system_roles::ActiveModel {
+                id: Set(uuid::Uuid::now_v7()),
+                user_id: Set(id),
+                role: Set("support".to_owned()),
+                granted_at: Set(at),
+            });
+        }
+        if n < 50 {
+            members.push(org_users::ActiveModel {
+                id: Set(uuid::Uuid::now_v7()),
+                organization_id: Set(organization),
+                user_id: Set(id),
+                role: Set("viewer".to_owned()),
+                permissions: Set(None),
+                created_at: Set(at),
+                updated_at: Set(at),
+            });
+        }
+    }
+    for chunk in rows.chunks(100) {
+        users::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(app.db.connection())
+            .await
+            .unwrap();
+    }
+    user_system_roles::Entity::insert_many(roles)
+        .exec_without_returning(app.db.connection())
+        .await
+        .unwrap();
+    org_users::Entity::insert_many(members)
+        .exec_without_returning(app.db.connection())
+        .await
+        .unwrap();
+    start
+}
+
+#[tokio::test]
+async fn operators_find_accounts_by_text_status_role_organization_and_time() {
+    each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let root = admin(&app, "root@example.com", "super_admin").await;
+        let auditor = admin(&app, "auditor@example.com", "auditor").await;
+        let owner = app.user("owner@example.com").await;
+        let org: uuid::Uuid = app.organization(&root, "seeded", &owner).await.parse().unwrap();
+        let start = seed_accounts(&app, org).await;
+        let list = |query: &str| {
+            app.authed(
+                Method::GET,
+                &format!("/api/admin/v1/users{query}"),
+                &auditor.token,
+            )
+            .send()
+        };
+        let page = |response: reqwest::Response| async move {
+            let status = response.status();
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(status, StatusCode::OK, "{body}");
+            body
+        };
+
+        // Everyone (1,000 seeded + root, auditor, owner), newest first, 20 per page.
+        let all = page(list("").await.unwrap()).await;
+        assert_eq!(all["meta"]["total"], 1003, "{backend:?}");
+        assert_eq!(all["data"].as_array().unwrap().len(), 20);
+        // A page beyond the end is empty, not an error.
+        let beyond = page(list("?page=60&perPage=20").await.unwrap()).await;
+        assert!(beyond["data"].as_array().unwrap().is_empty());
+
+        // Text: part of the email or the name, any case; `_` and `%` are literal.
+        let text = page(list("?q=PERSON%2000&perPage=100").await.unwrap()).await;
+        assert_eq!(text["meta"]["total"], 100, "{backend:?}: Person 00xx");
+        let literal = page(list("?q=person_0").await.unwrap()).await;
+        assert_eq!(literal["meta"]["total"], 0, "{backend:?}: `_` is not a wildcard");
+
+        // Status, role and organization, alone and together.
+        let locked = page(list("?status=locked&perPage=100").await.unwrap()).await;
+        assert_eq!(locked["meta"]["total"], 100, "{backend:?}");
+        assert!(
+            locked["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|u| u["status"] == "locked")
+        );
+        let support = page(list("?role=support").await.unwrap()).await;
+        assert_eq!(
+            support["meta"]["total"], 143,
+            "{backend:?}: n % 7 == 0 below 1,000"
+        );
+        assert!(
+            support["data"][0]["systemRoles"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("support"))
+        );
+        let both = page(list("?role=support&status=locked").await.unwrap()).await;
+        assert_eq!(both["meta"]["total"], 15, "{backend:?}: n % 70 == 0");
+        let members = page(list(&format!("?organizationId={org}&perPage=100")).await.unwrap()).await;
+        assert_eq!(
+            members["meta"]["total"], 51,
+            "{backend:?}: 50 seeded and the owner"
+        );
+        let seeded_member = members["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["email"] == "person0001@seed.example")
+            .unwrap();
+        assert_eq!(
+            seeded_member["organizations"],
+            json!([{"organizationId": org, "role": "viewer"}])
+        );
+        assert_eq!(seeded_member["mfaEnrolled"], false);
+        assert_eq!(seeded_member["failedLoginAttempts"], 0);
+
+        // Time ranges and order.
+        let from = (start + chrono::Duration::minutes(10)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let to = (start + chrono::Duration::minutes(20)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let window = page(
+            list(&format!(
+                "?createdFrom={}&createdTo={}&sort=email&order=asc",
+                from.replace('+', "%2B"),
+                to.replace('+', "%2B")
+            ))
+            .await
+            .unwrap(),
+        )
+        .await;
+        let emails: Vec<&str> = window["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["email"].as_str().unwrap())
+            .collect();
+        let expected: Vec<String> = (10..20).map(|n| format!("person{n:04}@seed.example")).collect();
+        assert_eq!(emails, expected, "{backend:?}");
+        let by_name = page(
+            list("?sort=displayName&order=desc&q=person&perPage=3")
+                .await
+                .unwrap(),
+        )
+        .await;
+        let names: Vec<&str> = by_name["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["displayName"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            ["Person 0999", "Person 0998", "Person 0997"],
+            "{backend:?}"
+        );
+
+        // Bad filters are 400 naming the field; nobody without users:read lists.
+        for (query, field) in [
+            ("?status=gone", "status"),
+            ("?sort=password", "sort"),
+            ("?order=sideways", "order"),
+            (
+                "?createdFrom=2026-02-01T00:00:00Z&createdTo=2026-01-01T00:00:00Z",
+                "createdTo",
+            ),
+            ("?perPage=1000", "perPage"),
+        ] {
+            let refused = expect_error(
+                list(query).await.unwrap(),
+                StatusCode::BAD_REQUEST,
+                "VALIDATION_ERROR",
+            )
+            .await;
+            assert_eq!(
+                refused["details"][0]["field"], field,
+                "{backend:?} {query}: {refused}"
+            );
+        }
+        let long = format!("?q={}", "x".repeat(201));
+        expect_error(
+            list(&long).await.unwrap(),
+            StatusCode::BAD_REQUEST,
+            "VALIDATION_ERROR",
+        )
+        .await;
+        let plain = app
+            .authed(Method::GET, "/api/admin/v1/users", &owner.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(plain.status(), StatusCode::FORBIDDEN, "{backend:?}");
+        app.stop().await;
+    })
+    .await;
+}

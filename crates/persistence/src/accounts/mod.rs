@@ -1,5 +1,6 @@
 //! Accounts, sessions, refresh-token chains, login throttling, email tokens and the outbox.
 
+mod listing;
 mod login_throttle;
 mod mail_tokens;
 mod outbox;
@@ -15,10 +16,12 @@ use sea_orm::{
 };
 use serde_json::json;
 use sessions::insert_session;
+use steward_domain::PageRequest;
 use steward_domain::accounts::{
     AccountStore, AttemptPermit, EmailTokenPurpose, EmailTokenStore, LockSnapshot, LoginThrottleStore,
     NewEmailToken, NewUser, Outbox, OutgoingEmail, OutgoingMail, ProfileChanges, RedeemedEmailToken,
-    RefreshTokenRecord, STATUS_ACTIVE, STATUS_LOCKED, SessionRecord, SessionStore, UserRecord,
+    RefreshTokenRecord, STATUS_ACTIVE, STATUS_LOCKED, SessionRecord, SessionStore, UserFilter, UserListing,
+    UserRecord,
 };
 use steward_domain::identity::EmailAddress;
 use steward_domain::session::LoginThrottlePolicy;
@@ -314,6 +317,14 @@ impl AccountStore for Database {
         .map_err(db)?;
         insert_audit_entry(&transaction, audit).await?;
         transaction.commit().await.map_err(db)
+    }
+
+    async fn list_users(
+        &self,
+        filter: &UserFilter,
+        page: PageRequest,
+    ) -> Result<(Vec<UserListing>, u64), RepositoryError> {
+        self.user_listing(filter, page).await
     }
 
     async fn set_user_locked<F>(

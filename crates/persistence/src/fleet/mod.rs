@@ -434,7 +434,7 @@ fn managed_device_update(
 }
 
 /// `%text%` in lower case with `%`, `_` and the escape character `!` taken literally.
-fn search_pattern(text: &str) -> LikeExpr {
+pub(crate) fn search_pattern(text: &str) -> LikeExpr {
     let mut pattern = String::from("%");
     for c in text.to_lowercase().chars() {
         if matches!(c, '%' | '_' | '!') {
