@@ -380,6 +380,13 @@ impl FromRequest for Origin {
     type Future = std::future::Ready<Result<Self, Self::Error>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(Ok(Origin::of(request)))
+    }
+}
+
+impl Origin {
+    /// Where `request` comes from: client IP (behind trusted proxies), user agent, request id.
+    pub fn of(request: &HttpRequest) -> Self {
         let proxies = request.app_data::<web::Data<TrustedProxies>>();
         let peer = request.peer_addr().map(|addr| addr.ip());
         let forwarded_for = request
@@ -396,11 +403,11 @@ impl FromRequest for Origin {
             .and_then(|v| v.to_str().ok())
             .map(|v| v.chars().take(512).collect());
         let request_id = request.extensions().get::<RequestId>().map(|id| id.0.clone());
-        std::future::ready(Ok(Origin(RequestOrigin {
+        Origin(RequestOrigin {
             ip_address: ip.map(|ip| ip.to_string()),
             user_agent,
             request_id,
-        })))
+        })
     }
 }
 

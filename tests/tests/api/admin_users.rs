@@ -71,6 +71,34 @@ async fn each_role_may_do_what_its_permissions_say() {
                 .status();
             assert_eq!(status, expect(end, StatusCode::OK), "{backend:?} end sessions");
         }
+        // Each refusal of an identified caller is audited with the permission asked for.
+        {
+            use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+            use steward_persistence::entities::audit_logs;
+            let denied = audit_logs::Entity::find()
+                .filter(audit_logs::Column::Action.eq("admin.access_denied"))
+                .filter(audit_logs::Column::ActorId.eq(support.id))
+                .all(app.db.connection())
+                .await
+                .unwrap();
+            let asked: Vec<String> = denied
+                .iter()
+                .map(|entry| {
+                    entry.after.as_ref().unwrap()["permission"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned()
+                })
+                .collect();
+            assert_eq!(asked, ["users:lock", "sessions:revoke"], "{backend:?}");
+            assert_eq!(denied[0].after.as_ref().unwrap()["missing"], "role");
+            assert!(
+                denied[0].after.as_ref().unwrap()["request"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("POST /api/admin/v1/users/")
+            );
+        }
         // Unknown users are 404 for those allowed; malformed ids 400.
         let ghost = format!("/api/admin/v1/users/{}/lock", uuid::Uuid::now_v7());
         expect_error(

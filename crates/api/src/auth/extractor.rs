@@ -243,23 +243,47 @@ impl<P: Permission + 'static> FromRequest for RequirePermission<P> {
         let gate = AuthGate::begin(request);
         let token = bearer_token(request);
         let ip = crate::extractors::client_ip(request).map(|ip| ip.to_string());
+        let origin = crate::extractors::Origin::of(request).0;
+        let target = format!("{} {}", request.method(), request.path());
         let state = state(request);
         Box::pin(async move {
             let _gate = gate;
             let state = state?;
             let principal = identify(&state, token, ip).await?;
-            if let Some(permission) = P::PERMISSION
-                && !principal.has_scope(permission.as_str())
+            let permission = P::PERMISSION.map(|p| p.as_str());
+            // Every refusal from here on is an identified caller asking for too much: audited.
+            let denied = |scope: bool| {
+                let state = state.clone();
+                let principal = principal.clone();
+                let (origin, target) = (origin.clone(), target.clone());
+                async move {
+                    if let Err(error) = state
+                        .auth
+                        .record_access_denied(&principal, permission, scope, &target, &origin)
+                        .await
+                    {
+                        tracing::warn!(%error, "could not audit a denied admin request");
+                    }
+                }
+            };
+            if let Some(name) = permission
+                && !principal.has_scope(name)
             {
-                return Err(scope_error(permission.as_str()).into());
+                denied(true).await;
+                return Err(scope_error(name).into());
             }
-            let principal = state.auth.with_roles(principal).await.map_err(ApiError::from)?;
+            let principal = state
+                .auth
+                .with_roles(principal.clone())
+                .await
+                .map_err(ApiError::from)?;
             let catalog = state.auth.roles();
             let allowed = match P::PERMISSION {
                 Some(permission) => principal.allows(catalog, permission),
                 None => principal.has_system_role(catalog),
             };
             if !allowed {
+                denied(false).await;
                 return Err(ApiError::from(AuthError::Forbidden).into());
             }
             let identity = AdminIdentity {

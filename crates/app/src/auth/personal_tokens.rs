@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use steward_auth::{Secret, hash_token};
 use steward_domain::accounts::PersonalToken;
-use steward_domain::{AuditEntry, RequestOrigin};
+use steward_domain::{Actor, AuditAction, AuditEntry, RequestOrigin};
 use uuid::Uuid;
 
 use super::error::AuthError;
@@ -137,6 +137,34 @@ impl<S: Store> AuthService<S> {
             claims.sub,
             Credential::Session { session: claims.sid },
         ))
+    }
+
+    /// Records an admin request refused for want of `permission` (`None`: any system role) or
+    /// of its scope (`scope: true`): who asked for what, from where (`admin.access_denied`).
+    pub async fn record_access_denied(
+        &self,
+        principal: &Principal,
+        permission: Option<&str>,
+        scope: bool,
+        target: &str,
+        origin: &RequestOrigin,
+    ) -> Result<(), AuthError> {
+        let entry = AuditEntry::new(
+            Actor::user(principal.user),
+            AuditAction::known("admin.access_denied"),
+            "admin_api",
+        )
+        .change(
+            None,
+            Some(json!({
+                "permission": permission.unwrap_or("any system role"),
+                "missing": if scope { "scope" } else { "role" },
+                "request": target.chars().take(300).collect::<String>(),
+            })),
+        )
+        .origin(origin.clone());
+        self.store().record(&entry).await?;
+        Ok(())
     }
 
     /// `principal` with its system roles, for decisions that depend on them.
