@@ -134,6 +134,8 @@ fn routes(config: &mut ServiceConfig) {
                 .service(admin_users::list_users)
                 .service(admin::admin_get_user)
                 .service(admin_users::lock_user)
+                .service(admin_users::admin_reset_password)
+                .service(admin_users::admin_verify_email)
                 .service(admin_users::unlock_user)
                 .service(admin_users::user_sessions)
                 .service(admin_users::revoke_user_session)

@@ -635,3 +635,135 @@ async fn operators_find_accounts_by_text_status_role_organization_and_time() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn support_sends_a_reset_mail_whose_link_works_and_operators_verify_addresses() {
+    each_backend(|backend| async move {
+        let smtp = steward_tests::smtp::SmtpServer::start().await;
+        let url = smtp.url();
+        let app = steward_tests::spawn_app_with(backend, move |config| config.smtp_url = Some(url)).await;
+        let support = admin(&app, "support@example.com", "support").await;
+        let user_admin = admin(&app, "useradmin@example.com", "user_admin").await;
+        let auditor = admin(&app, "auditor@example.com", "auditor").await;
+        let target = app.user("target@example.com").await;
+
+        let refused = send(
+            &app,
+            Method::POST,
+            &path(&target, "/reset-password"),
+            &auditor,
+            None,
+        )
+        .await;
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN, "{backend:?}");
+        let sent = expect_data(
+            send(
+                &app,
+                Method::POST,
+                &path(&target, "/reset-password"),
+                &support,
+                Some(json!({"revokeSessions": true})),
+            )
+            .await,
+            StatusCode::ACCEPTED,
+        )
+        .await;
+        assert_eq!(sent["sent"], true);
+        // The session ended; the mail (after the registration's verification mail) has a
+        // working link.
+        assert!(refused_within_bound(&app, &target.token).await, "{backend:?}");
+        let mail = smtp.wait_for("target@example.com", 2).await;
+        assert!(
+            mail.text().contains("Subject: Reset your password"),
+            "{}",
+            mail.data
+        );
+        let reset = app
+            .post_json(
+                "/api/v1/auth/reset-password",
+                &json!({"token": mail.link_token(), "newPassword": "a fresh passphrase"}),
+            )
+            .await;
+        assert_eq!(reset.status(), StatusCode::NO_CONTENT, "{backend:?}");
+        expect_data(
+            app.login("target@example.com", "a fresh passphrase").await,
+            StatusCode::OK,
+        )
+        .await;
+
+        // Three reset mails an hour per account at most, whoever asks.
+        let mut statuses = Vec::new();
+        for _ in 0..3 {
+            statuses.push(
+                send(
+                    &app,
+                    Method::POST,
+                    &path(&target, "/reset-password"),
+                    &support,
+                    None,
+                )
+                .await
+                .status(),
+            );
+        }
+        assert_eq!(
+            statuses,
+            [
+                StatusCode::ACCEPTED,
+                StatusCode::ACCEPTED,
+                StatusCode::TOO_MANY_REQUESTS
+            ],
+            "{backend:?}"
+        );
+
+        // A locked account is unlocked first.
+        expect_data(
+            send(&app, Method::POST, &path(&target, "/lock"), &user_admin, None).await,
+            StatusCode::OK,
+        )
+        .await;
+        let locked = send(
+            &app,
+            Method::POST,
+            &path(&target, "/reset-password"),
+            &support,
+            None,
+        )
+        .await;
+        expect_error(locked, StatusCode::BAD_REQUEST, "VALIDATION_ERROR").await;
+
+        // Verifying the address is users:write.
+        let by_support = send(
+            &app,
+            Method::POST,
+            &path(&target, "/verify-email"),
+            &support,
+            None,
+        )
+        .await;
+        assert_eq!(by_support.status(), StatusCode::FORBIDDEN, "{backend:?}");
+        let verified = expect_data(
+            send(
+                &app,
+                Method::POST,
+                &path(&target, "/verify-email"),
+                &user_admin,
+                None,
+            )
+            .await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(verified["emailVerified"], true, "{backend:?}: {verified}");
+        let actions = app.audit_actions().await;
+        for action in [
+            "admin.password_reset_sent",
+            "admin.email_verified",
+            "admin.sessions_revoked",
+        ] {
+            assert!(actions.iter().any(|a| a == action), "{backend:?}: {actions:?}");
+        }
+        app.stop().await;
+    })
+    .await;
+}

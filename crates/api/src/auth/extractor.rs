@@ -204,6 +204,7 @@ pub mod permissions {
     permission!(UsersWrite);
     permission!(UsersLock);
     permission!(UsersUnlock);
+    permission!(UsersResetPassword);
     permission!(SessionsRead);
     permission!(SessionsRevoke);
     permission!(DevicesRead);

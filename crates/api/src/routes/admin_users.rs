@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::auth::{SessionView, session_view};
 use crate::auth::{RequirePermission, permissions};
 use crate::envelope::{self, Envelope, ListEnvelope};
-use crate::error::{ApiError, ErrorEnvelope};
+use crate::error::{ApiError, ErrorCode, ErrorEnvelope};
 use crate::extractors::{OptionalJson, Origin, PageQuery, checked_time};
 use crate::state::AppState;
 
@@ -363,4 +363,89 @@ pub async fn list_users(
     let (listings, total) = UserAdminService::new(&state).list(&filter, page).await?;
     let items: Vec<UserListItem> = listings.into_iter().map(UserListItem::from).collect();
     Ok(envelope::page(items, page, total))
+}
+
+/// Options of an administrator's password reset.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminResetPasswordRequest {
+    /// Also end every session at once (default `false`).
+    #[serde(default)]
+    pub revoke_sessions: bool,
+}
+
+/// Whether the reset mail went out.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ResetMailSent {
+    pub sent: bool,
+}
+
+/// Send the user a password-reset mail (`users:reset_password`): the same single-use link as
+/// `forgot-password`, valid for an hour; at most 3 reset mails per account and hour (`429`
+/// beyond). Optionally ends every session at once. A locked account must be unlocked first
+/// (`400`).
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("userId" = Uuid, Path)),
+    request_body(content = AdminResetPasswordRequest, description = "Optional"),
+    responses(
+        (status = 202, body = Envelope<ResetMailSent>),
+        (status = 400, body = ErrorEnvelope),
+        (status = 403, body = ErrorEnvelope),
+        (status = 404, body = ErrorEnvelope),
+        (status = 429, description = "The hourly cap of reset mails is reached", body = ErrorEnvelope),
+    )
+)]
+#[post("/users/{userId}/reset-password")]
+pub async fn admin_reset_password(
+    state: web::Data<AppState>,
+    admin: RequirePermission<permissions::UsersResetPassword>,
+    origin: Origin,
+    path: web::Path<Uuid>,
+    body: OptionalJson<AdminResetPasswordRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let sent = state
+        .auth
+        .admin_reset_password(
+            admin.0.user_id,
+            path.into_inner(),
+            body.into_inner().revoke_sessions,
+            &origin.0,
+        )
+        .await?;
+    if !sent {
+        return Err(ApiError::new(
+            ErrorCode::RateLimited,
+            "at most 3 reset mails per account and hour; try again later",
+        )
+        .with_retry_after(3600));
+    }
+    Ok(envelope::accepted(ResetMailSent { sent }))
+}
+
+/// Mark the user's email address verified (`users:write`), for an operator who confirmed it
+/// another way.
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("userId" = Uuid, Path)),
+    responses(
+        (status = 200, body = Envelope<AdminUserView>),
+        (status = 403, body = ErrorEnvelope),
+        (status = 404, body = ErrorEnvelope),
+    )
+)]
+#[post("/users/{userId}/verify-email")]
+pub async fn admin_verify_email(
+    state: web::Data<AppState>,
+    admin: RequirePermission<permissions::UsersWrite>,
+    origin: Origin,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let user = state
+        .auth
+        .admin_verify_email(admin.0.user_id, path.into_inner(), &origin.0)
+        .await?;
+    Ok(envelope::ok(AdminUserView::from(user)))
 }

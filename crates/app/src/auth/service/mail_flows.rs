@@ -68,6 +68,76 @@ impl<S: Store> AuthService<S> {
         Ok(true)
     }
 
+    /// An administrator sends `user` a password-reset mail (the same link and limits as
+    /// `forgot-password`), optionally ending every session at once. `Ok(false)` when the hourly
+    /// cap of reset mails for the account is reached (nothing sent). Locked accounts are
+    /// refused: unlock first.
+    pub async fn admin_reset_password(
+        &self,
+        admin: Uuid,
+        user: Uuid,
+        revoke_sessions: bool,
+        origin: &RequestOrigin,
+    ) -> Result<bool, AuthError> {
+        let account = self.store.find_user(user).await?.ok_or(AuthError::NotFound)?;
+        if account.is_locked() {
+            return Err(AuthError::Invalid {
+                field: "userId",
+                message: "the account is locked: unlock it first".to_owned(),
+            });
+        }
+        if !account.is_active() {
+            return Err(AuthError::NotFound);
+        }
+        let sent = self
+            .send_email_token(user, EmailTokenPurpose::ResetPassword, &account.email)
+            .await?;
+        let name = if sent {
+            "admin.password_reset_sent"
+        } else {
+            "auth.password_reset_capped"
+        };
+        let entry = AuditEntry::new(Actor::admin(admin), action(name), "user")
+            .resource_id(user)
+            .change(None, Some(json!({"revokeSessions": revoke_sessions})))
+            .origin(origin.clone());
+        self.store.record(&entry).await?;
+        if sent && revoke_sessions {
+            let ended = AuditEntry::new(Actor::admin(admin), action("admin.sessions_revoked"), "user")
+                .resource_id(user)
+                .origin(origin.clone());
+            self.store
+                .revoke_user_sessions(user, "password_reset_by_admin", &ended)
+                .await?;
+            self.forget_user(user);
+        }
+        Ok(sent)
+    }
+
+    /// An administrator marks the account's current email address verified (audited).
+    pub async fn admin_verify_email(
+        &self,
+        admin: Uuid,
+        user: Uuid,
+        origin: &RequestOrigin,
+    ) -> Result<UserRecord, AuthError> {
+        let account = self
+            .store
+            .find_user(user)
+            .await?
+            .filter(|account| account.is_active() || account.is_locked())
+            .ok_or(AuthError::NotFound)?;
+        let audit = AuditEntry::new(Actor::admin(admin), action("admin.email_verified"), "user")
+            .resource_id(user)
+            .change(None, Some(json!({"email": account.email})))
+            .origin(origin.clone());
+        self.profiles.forget(&user);
+        Ok(self
+            .store
+            .mark_email_verified(user, &account.email, &audit)
+            .await?)
+    }
+
     /// Always succeeds from the caller's view, so it cannot be used to probe for accounts.
     pub async fn forgot_password(&self, email: &str, origin: &RequestOrigin) -> Result<(), AuthError> {
         let Ok(email) = EmailAddress::parse(email) else {
