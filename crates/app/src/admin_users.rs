@@ -2,16 +2,29 @@
 //! audited as the administrator's, with the status before and after.
 
 use serde_json::json;
+use std::collections::BTreeSet;
 use steward_domain::PageRequest;
+
 use steward_domain::accounts::{SessionRecord, UserFilter, UserListing, UserRecord, may_lock_user};
+use steward_domain::rbac::RoleSnapshot;
 use steward_domain::{Actor, AuditAction, AuditEntry, RequestOrigin};
 use uuid::Uuid;
 
 use crate::error::AppError;
+use crate::principal::Principal;
 use crate::steward::{Steward, Store};
 
 /// The longest lock reason kept.
 pub const MAX_REASON_CHARS: usize = 500;
+
+/// A change of someone's system roles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoleRequest {
+    /// Exactly these roles.
+    Exactly(Vec<String>),
+    Add(String),
+    Remove(String),
+}
 
 pub struct UserAdminService<'a, S> {
     steward: &'a Steward<S>,
@@ -44,6 +57,54 @@ impl<'a, S: Store> UserAdminService<'a, S> {
         page: PageRequest,
     ) -> Result<(Vec<UserListing>, u64), AppError> {
         Ok(self.steward.store.list_users(filter, page).await?)
+    }
+
+    /// Changes `user`'s system roles as `admin` (their roles loaded) asks: to exactly a set,
+    /// or by adding or removing one role. Decided on the roles read under the lock of every
+    /// super_admin grant (`RoleCatalog::decide_role_change`); one audit entry per grant
+    /// (`admin.role_granted`) or revocation (`admin.role_revoked`). Answers the roles now.
+    pub async fn change_roles(
+        &self,
+        admin: &Principal,
+        user: Uuid,
+        request: RoleRequest,
+        origin: &RequestOrigin,
+    ) -> Result<Vec<String>, AppError> {
+        let normalise = |role: &str| role.trim().to_lowercase();
+        let catalog = self.steward.auth.roles().clone();
+        let held = admin.roles.clone();
+        let decide = move |snapshot: &RoleSnapshot| {
+            let mut wanted: BTreeSet<String> = snapshot.current.iter().cloned().collect();
+            match &request {
+                RoleRequest::Exactly(roles) => wanted = roles.iter().map(|r| normalise(r)).collect(),
+                RoleRequest::Add(role) => {
+                    wanted.insert(normalise(role));
+                }
+                RoleRequest::Remove(role) => {
+                    wanted.remove(&normalise(role));
+                }
+            }
+            catalog.decide_role_change(&held, snapshot, &wanted)
+        };
+        let actor = admin.user;
+        let origin = origin.clone();
+        let audit = move |role: &str, granted: bool| {
+            let action = if granted {
+                "admin.role_granted"
+            } else {
+                "admin.role_revoked"
+            };
+            AuditEntry::new(Actor::admin(actor), AuditAction::known(action), "user")
+                .resource_id(user)
+                .change(None, Some(json!({"role": role})))
+                .origin(origin.clone())
+        };
+        let roles = self
+            .steward
+            .store
+            .change_system_roles(user, decide, audit)
+            .await?;
+        Ok(roles)
     }
 
     /// Locks an account: sign-in refused, every session ended (at once here, within the

@@ -323,6 +323,19 @@ pub trait AccountStore {
         role: &str,
         audit: &AuditEntry,
     ) -> impl Future<Output = Result<(), RepositoryError>> + Send;
+    /// Sets `id`'s system roles to what `decide` answers on a [`crate::rbac::RoleSnapshot`] read
+    /// while every `super_admin` grant is locked (so two concurrent demotions cannot remove the
+    /// last super_admin); one audit entry per grant or revocation, built by `audit` (role,
+    /// granted). `NotFound` for unknown or erased accounts. Answers the roles as stored.
+    fn change_system_roles<F, A>(
+        &self,
+        id: Uuid,
+        decide: F,
+        audit: A,
+    ) -> impl Future<Output = Result<Vec<String>, RuleStoreError>> + Send
+    where
+        F: FnOnce(&crate::rbac::RoleSnapshot) -> Result<crate::rbac::RoleChange, RuleError> + Send,
+        A: Fn(&str, bool) -> AuditEntry + Send + Sync;
     /// Accounts matching `filter`, one page, and how many match in all.
     fn list_users(
         &self,

@@ -5,6 +5,8 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+use crate::rules::RuleError;
+
 /// Grants every permission.
 pub const ALL_PERMISSIONS: &str = "*";
 
@@ -149,6 +151,61 @@ impl std::fmt::Display for Permission {
     }
 }
 
+/// What deciding a change of someone's system roles needs, read while every `super_admin`
+/// grant is locked: their roles now, and how many *other* unlocked accounts hold `super_admin`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleSnapshot {
+    pub current: Vec<String>,
+    pub other_active_super_admins: usize,
+}
+
+/// The grants and revocations a role change makes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoleChange {
+    pub granted: Vec<String>,
+    pub revoked: Vec<String>,
+}
+
+impl RoleCatalog {
+    /// Decides `actor` (holding `held`) giving someone exactly the roles `wanted`: every role
+    /// must exist; every role that changes must be one the actor could grant (all its
+    /// permissions are theirs, so only a super_admin grants or takes away super_admin); the
+    /// last unlocked super_admin keeps the role.
+    pub fn decide_role_change<S: AsRef<str>>(
+        &self,
+        held: &[S],
+        snapshot: &RoleSnapshot,
+        wanted: &BTreeSet<String>,
+    ) -> Result<RoleChange, RuleError> {
+        if wanted.iter().any(|role| !self.contains(role)) {
+            return Err(RuleError::Invalid {
+                field: "roles",
+                message: "names a role that does not exist",
+            });
+        }
+        let current: BTreeSet<String> = snapshot.current.iter().cloned().collect();
+        let change = RoleChange {
+            granted: wanted.difference(&current).cloned().collect(),
+            revoked: current.difference(wanted).cloned().collect(),
+        };
+        if change
+            .granted
+            .iter()
+            .chain(&change.revoked)
+            .any(|role| !self.may_grant(held, role))
+        {
+            return Err(RuleError::Forbidden(
+                "you may only grant or revoke roles whose every permission you hold",
+            ));
+        }
+        if change.revoked.iter().any(|role| role == "super_admin") && snapshot.other_active_super_admins == 0
+        {
+            return Err(RuleError::Conflict("the last super_admin keeps the role"));
+        }
+        Ok(change)
+    }
+}
+
 /// A role name and its permissions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoleDefinition {
@@ -229,6 +286,59 @@ impl RoleCatalog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn role_changes_need_the_power_to_grant_and_keep_a_super_admin() {
+        let catalog = RoleCatalog::default();
+        let wanted = |roles: &[&str]| roles.iter().map(|r| (*r).to_owned()).collect::<BTreeSet<_>>();
+        let snapshot = |current: &[&str], others| RoleSnapshot {
+            current: current.iter().map(|r| (*r).to_owned()).collect(),
+            other_active_super_admins: others,
+        };
+        let change = catalog
+            .decide_role_change(
+                &["super_admin"],
+                &snapshot(&["auditor"], 1),
+                &wanted(&["support", "auditor"]),
+            )
+            .unwrap();
+        assert_eq!(
+            (change.granted, change.revoked),
+            (vec!["support".to_owned()], vec![])
+        );
+        assert!(
+            catalog
+                .decide_role_change(&["super_admin"], &snapshot(&[], 1), &wanted(&["root"]))
+                .is_err()
+        );
+        assert!(matches!(
+            catalog.decide_role_change(&["user_admin"], &snapshot(&[], 1), &wanted(&["super_admin"])),
+            Err(RuleError::Forbidden(_))
+        ));
+        assert!(matches!(
+            catalog.decide_role_change(&["user_admin"], &snapshot(&["org_admin"], 1), &wanted(&[])),
+            Err(RuleError::Forbidden(_))
+        ));
+        assert!(matches!(
+            catalog.decide_role_change(&["super_admin"], &snapshot(&["super_admin"], 0), &wanted(&[])),
+            Err(RuleError::Conflict(_))
+        ));
+        assert!(
+            catalog
+                .decide_role_change(&["super_admin"], &snapshot(&["super_admin"], 1), &wanted(&[]))
+                .is_ok()
+        );
+        // Unchanged roles need no power over them.
+        assert!(
+            catalog
+                .decide_role_change(
+                    &["user_admin"],
+                    &snapshot(&["super_admin"], 0),
+                    &wanted(&["super_admin"])
+                )
+                .is_ok()
+        );
+    }
 
     #[test]
     fn the_permission_table() {

@@ -24,6 +24,7 @@ use steward_domain::accounts::{
     UserRecord,
 };
 use steward_domain::identity::EmailAddress;
+use steward_domain::rbac::{RoleChange, RoleSnapshot};
 use steward_domain::session::LoginThrottlePolicy;
 use steward_domain::{AuditEntry, RepositoryError};
 use steward_domain::{RuleError, RuleStoreError};
@@ -319,6 +320,68 @@ impl AccountStore for Database {
         transaction.commit().await.map_err(db)
     }
 
+    async fn change_system_roles<F, A>(
+        &self,
+        id: Uuid,
+        decide: F,
+        audit: A,
+    ) -> Result<Vec<String>, RuleStoreError>
+    where
+        F: FnOnce(&RoleSnapshot) -> Result<RoleChange, RuleError> + Send,
+        A: Fn(&str, bool) -> AuditEntry + Send + Sync,
+    {
+        let transaction = self.connection().begin().await.map_err(db)?;
+        let now = Utc::now();
+        let (_, _, other_active_super_admins) = claim_for_super_admin_rule(&transaction, id, now).await?;
+        let current: Vec<String> = user_system_roles::Entity::find()
+            .select_only()
+            .column(user_system_roles::Column::Role)
+            .filter(user_system_roles::Column::UserId.eq(id))
+            .order_by_asc(user_system_roles::Column::Role)
+            .into_tuple()
+            .all(&transaction)
+            .await
+            .map_err(db)?;
+        let change = decide(&RoleSnapshot {
+            current: current.clone(),
+            other_active_super_admins,
+        })?;
+        if !change.revoked.is_empty() {
+            user_system_roles::Entity::delete_many()
+                .filter(user_system_roles::Column::UserId.eq(id))
+                .filter(user_system_roles::Column::Role.is_in(change.revoked.clone()))
+                .exec(&transaction)
+                .await
+                .map_err(db)?;
+        }
+        for role in &change.granted {
+            user_system_roles::Entity::insert(user_system_roles::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                user_id: Set(id),
+                role: Set(role.clone()),
+                granted_at: Set(now),
+            })
+            .exec_without_returning(&transaction)
+            .await
+            .map_err(db)?;
+        }
+        let entries = change
+            .granted
+            .iter()
+            .map(|role| audit(role, true))
+            .chain(change.revoked.iter().map(|role| audit(role, false)))
+            .collect();
+        crate::audit::insert_audit_entries(&transaction, entries).await?;
+        transaction.commit().await.map_err(db)?;
+        let mut roles: Vec<String> = current
+            .into_iter()
+            .filter(|role| !change.revoked.contains(role))
+            .chain(change.granted)
+            .collect();
+        roles.sort();
+        Ok(roles)
+    }
+
     async fn list_users(
         &self,
         filter: &UserFilter,
@@ -339,48 +402,8 @@ impl AccountStore for Database {
     {
         let transaction = self.connection().begin().await.map_err(db)?;
         let now = Utc::now();
-        // First write: claims the account (SQLite takes its write lock here, so concurrent
-        // locks run one after the other).
-        let claimed = users::Entity::update_many()
-            .col_expr(users::Column::Version, Expr::col(users::Column::Version).add(1))
-            .col_expr(users::Column::UpdatedAt, Expr::value(now))
-            .filter(users::Column::Id.eq(id))
-            .filter(users::Column::DeletedAt.is_null())
-            .filter(users::Column::Status.ne("deleted"))
-            .exec(&transaction)
-            .await
-            .map_err(db)?;
-        if claimed.rows_affected == 0 {
-            return Err(RepositoryError::NotFound.into());
-        }
-        // PostgreSQL: every super_admin grant locked, so the count below stays true until
-        // commit and two concurrent locks cannot take the last two super_admins.
-        let grants: Vec<Uuid> = user_system_roles::Entity::find()
-            .select_only()
-            .column(user_system_roles::Column::UserId)
-            .filter(user_system_roles::Column::Role.eq("super_admin"))
-            .lock_exclusive()
-            .into_tuple()
-            .all(&transaction)
-            .await
-            .map_err(db)?;
-        let user = users::Entity::find_by_id(id)
-            .one(&transaction)
-            .await
-            .map_err(db)?
-            .ok_or(RepositoryError::NotFound)?;
-        let others: Vec<Uuid> = grants.iter().copied().filter(|grant| *grant != id).collect();
-        let other_active_super_admins = if others.is_empty() {
-            0
-        } else {
-            users::Entity::find()
-                .filter(users::Column::Id.is_in(others))
-                .filter(users::Column::Status.eq(STATUS_ACTIVE))
-                .filter(users::Column::DeletedAt.is_null())
-                .count(&transaction)
-                .await
-                .map_err(db)? as usize
-        };
+        let (user, grants, other_active_super_admins) =
+            claim_for_super_admin_rule(&transaction, id, now).await?;
         let snapshot = LockSnapshot {
             status: user.status.clone(),
             is_super_admin: grants.contains(&id),
@@ -606,4 +629,54 @@ async fn leave_groups_on_erasure(
     affected.remove(&user);
     crate::lock_reach::release_unreachable_locks(transaction, &affected, now).await?;
     Ok(())
+}
+
+/// Claims account `id` (its first write, so SQLite serialises concurrent callers here) and locks
+/// every `super_admin` grant (PostgreSQL: `FOR UPDATE`), so a decision about "the last
+/// super_admin" holds until commit. Answers the account, the super_admin holders and how many
+/// of the *others* are unlocked.
+async fn claim_for_super_admin_rule(
+    transaction: &sea_orm::DatabaseTransaction,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(users::Model, Vec<Uuid>, usize), RepositoryError> {
+    let claimed = users::Entity::update_many()
+        .col_expr(users::Column::Version, Expr::col(users::Column::Version).add(1))
+        .col_expr(users::Column::UpdatedAt, Expr::value(now))
+        .filter(users::Column::Id.eq(id))
+        .filter(users::Column::DeletedAt.is_null())
+        .filter(users::Column::Status.ne("deleted"))
+        .exec(transaction)
+        .await
+        .map_err(db)?;
+    if claimed.rows_affected == 0 {
+        return Err(RepositoryError::NotFound);
+    }
+    let grants: Vec<Uuid> = user_system_roles::Entity::find()
+        .select_only()
+        .column(user_system_roles::Column::UserId)
+        .filter(user_system_roles::Column::Role.eq("super_admin"))
+        .lock_exclusive()
+        .into_tuple()
+        .all(transaction)
+        .await
+        .map_err(db)?;
+    let user = users::Entity::find_by_id(id)
+        .one(transaction)
+        .await
+        .map_err(db)?
+        .ok_or(RepositoryError::NotFound)?;
+    let others: Vec<Uuid> = grants.iter().copied().filter(|grant| *grant != id).collect();
+    let other_active = if others.is_empty() {
+        0
+    } else {
+        users::Entity::find()
+            .filter(users::Column::Id.is_in(others))
+            .filter(users::Column::Status.eq(STATUS_ACTIVE))
+            .filter(users::Column::DeletedAt.is_null())
+            .count(transaction)
+            .await
+            .map_err(db)? as usize
+    };
+    Ok((user, grants, other_active))
 }
