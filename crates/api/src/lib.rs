@@ -137,6 +137,7 @@ fn routes(config: &mut ServiceConfig) {
                 .service(admin_users::set_user_roles)
                 .service(admin_users::grant_user_role)
                 .service(admin_users::revoke_user_role)
+                .service(admin_users::delete_user)
                 .service(admin_users::lock_user)
                 .service(admin_users::admin_reset_password)
                 .service(admin_users::admin_verify_email)

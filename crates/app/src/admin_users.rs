@@ -7,7 +7,7 @@ use steward_domain::PageRequest;
 
 use steward_domain::accounts::{SessionRecord, UserFilter, UserListing, UserRecord, may_lock_user};
 use steward_domain::rbac::RoleSnapshot;
-use steward_domain::{Actor, AuditAction, AuditEntry, RequestOrigin};
+use steward_domain::{Actor, AuditAction, AuditEntry, RepositoryError, RequestOrigin};
 use uuid::Uuid;
 
 use crate::error::AppError;
@@ -105,6 +105,35 @@ impl<'a, S: Store> UserAdminService<'a, S> {
             .change_system_roles(user, decide, audit)
             .await?;
         Ok(roles)
+    }
+
+    /// Erases an account as self-service deletion does (personal data removed, sessions and
+    /// tokens deleted, groups passed on, devices unlinked, the audit trail kept). Never the
+    /// caller's own account (that is `DELETE /api/v1/auth/me`), never the last unlocked
+    /// super_admin.
+    pub async fn delete(&self, admin: Uuid, user: Uuid, origin: &RequestOrigin) -> Result<(), AppError> {
+        if admin == user {
+            return Err(AppError::conflict(
+                "delete your own account with DELETE /api/v1/auth/me",
+            ));
+        }
+        let before = self.existing(user).await?;
+        let entry = audit(admin, "admin.user_deleted", "user", user, origin).change(
+            Some(json!({"status": before.status})),
+            Some(json!({"status": "deleted"})),
+        );
+        self.steward
+            .store
+            .erase_user(user, &entry)
+            .await
+            .map_err(|error| match error {
+                RepositoryError::Conflict(_) => AppError::conflict(
+                    "the last super_admin cannot be deleted: make someone else super_admin first",
+                ),
+                other => other.into(),
+            })?;
+        self.steward.auth.forget_user(user);
+        Ok(())
     }
 
     /// Locks an account: sign-in refused, every session ended (at once here, within the

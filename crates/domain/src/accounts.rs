@@ -357,7 +357,8 @@ pub trait AccountStore {
     where
         F: FnOnce(&LockSnapshot) -> Result<(), RuleError> + Send;
     /// GDPR erasure: personal data removed or anonymised, sessions and tokens deleted, the
-    /// audit trail kept.
+    /// audit trail kept. `Conflict` for the last unlocked `super_admin` (decided while every
+    /// `super_admin` grant is locked).
     fn erase_user(
         &self,
         id: Uuid,

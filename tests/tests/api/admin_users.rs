@@ -767,3 +767,71 @@ async fn support_sends_a_reset_mail_whose_link_works_and_operators_verify_addres
     })
     .await;
 }
+
+#[tokio::test]
+async fn operators_erase_accounts_but_never_their_own_or_the_last_super_admin() {
+    each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let operator = admin(&app, "operator@example.com", "user_admin").await;
+        let support = admin(&app, "support@example.com", "support").await;
+        let target = app.user("target@example.com").await;
+
+        let refused = send(&app, Method::DELETE, &path(&target, ""), &support, None).await;
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN, "{backend:?}");
+        expect_error(
+            send(&app, Method::DELETE, &path(&operator, ""), &operator, None).await,
+            StatusCode::CONFLICT,
+            "CONFLICT",
+        )
+        .await;
+
+        let erased = send(&app, Method::DELETE, &path(&target, ""), &operator, None).await;
+        assert_eq!(erased.status(), StatusCode::NO_CONTENT, "{backend:?}");
+        assert!(refused_within_bound(&app, &target.token).await, "{backend:?}");
+        expect_error(
+            app.login("target@example.com", PASSWORD).await,
+            StatusCode::UNAUTHORIZED,
+            "INVALID_CREDENTIALS",
+        )
+        .await;
+        let gone = send(&app, Method::GET, &path(&target, ""), &operator, None).await;
+        assert_eq!(gone.status(), StatusCode::NOT_FOUND, "{backend:?}");
+        let again = send(&app, Method::DELETE, &path(&target, ""), &operator, None).await;
+        assert_eq!(again.status(), StatusCode::NOT_FOUND, "{backend:?}");
+        assert!(
+            app.audit_actions()
+                .await
+                .iter()
+                .any(|a| a == "admin.user_deleted")
+        );
+
+        // Two super_admins erased at once: one stays. The last one cannot leave either.
+        let a = admin(&app, "root-a@example.com", "super_admin").await;
+        let b = admin(&app, "root-b@example.com", "super_admin").await;
+        let (first, second) = tokio::join!(
+            send(&app, Method::DELETE, &path(&a, ""), &operator, None),
+            send(&app, Method::DELETE, &path(&b, ""), &operator, None)
+        );
+        let mut statuses = [first.status(), second.status()];
+        statuses.sort();
+        assert_eq!(
+            statuses,
+            [StatusCode::NO_CONTENT, StatusCode::CONFLICT],
+            "{backend:?}"
+        );
+        let last = if first.status() == StatusCode::CONFLICT {
+            &a
+        } else {
+            &b
+        };
+        let leaving = app
+            .authed(Method::DELETE, "/api/v1/auth/me", &last.token)
+            .json(&json!({"password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        expect_error(leaving, StatusCode::CONFLICT, "CONFLICT").await;
+        app.stop().await;
+    })
+    .await;
+}

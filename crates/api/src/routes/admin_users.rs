@@ -608,3 +608,31 @@ pub async fn revoke_user_role(
     role_name(&role)?;
     change_roles(&state, &admin.0, user, RoleRequest::Remove(role), &origin).await
 }
+
+/// Erase an account (`users:write`), as self-service deletion does: personal data removed,
+/// sessions and tokens deleted, owned groups passed on, devices unlinked, the audit trail kept.
+/// Not your own account (`409`: use `DELETE /api/v1/auth/me`), never the last unlocked
+/// `super_admin` (`409`).
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("userId" = Uuid, Path)),
+    responses(
+        (status = 204, description = "Erased"),
+        (status = 403, body = ErrorEnvelope),
+        (status = 404, body = ErrorEnvelope),
+        (status = 409, description = "Your own account, or the last super_admin", body = ErrorEnvelope),
+    )
+)]
+#[delete("/users/{userId}")]
+pub async fn delete_user(
+    state: web::Data<AppState>,
+    admin: RequirePermission<permissions::UsersWrite>,
+    origin: Origin,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    UserAdminService::new(&state)
+        .delete(admin.0.user_id, path.into_inner(), &origin.0)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

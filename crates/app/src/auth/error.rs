@@ -8,6 +8,8 @@ use crate::error::{AppError, ErrorKind, FieldError};
 pub enum AuthError {
     #[error("invalid email or password")]
     InvalidCredentials,
+    #[error("the last super_admin cannot be deleted")]
+    LastSuperAdmin,
     #[error("this account is locked by an administrator")]
     AccountDisabled,
     #[error("too many failed sign-ins")]
@@ -61,6 +63,9 @@ impl From<AuthError> for AppError {
                 "too many failed sign-ins for this email; try again later",
             )
             .with_retry_after(u64::try_from(retry_after_seconds).unwrap_or(1)),
+            AuthError::LastSuperAdmin => AppError::conflict(
+                "the last super_admin cannot be deleted: make someone else super_admin first",
+            ),
             AuthError::AccountDisabled => AppError::new(
                 ErrorKind::AccountDisabled,
                 "this account is locked by an administrator",

@@ -38,6 +38,9 @@ use crate::entities::{
 };
 use crate::error::db_err_to_repository as db;
 
+/// The conflict `erase_user` answers for the last unlocked super_admin.
+pub const LAST_SUPER_ADMIN: &str = "the last super_admin cannot be deleted";
+
 pub(crate) fn user_record(model: users::Model) -> UserRecord {
     UserRecord {
         id: model.id,
@@ -451,6 +454,12 @@ impl AccountStore for Database {
     async fn erase_user(&self, id: Uuid, audit: &AuditEntry) -> Result<(), RepositoryError> {
         let transaction = self.connection().begin().await.map_err(db)?;
         let now = Utc::now();
+        // The last unlocked super_admin stays: decided while every grant is locked.
+        let (_, grants, other_active_super_admins) =
+            claim_for_super_admin_rule(&transaction, id, now).await?;
+        if grants.contains(&id) && other_active_super_admins == 0 {
+            return Err(RepositoryError::Conflict(LAST_SUPER_ADMIN.to_owned()));
+        }
         let erased = users::Entity::update_many()
             .col_expr(
                 users::Column::Email,

@@ -172,7 +172,13 @@ impl<S: Store> AuthService<S> {
                 user_agent: None,
                 request_id: origin.request_id.clone(),
             });
-        self.store.erase_user(user, &audit).await?;
+        self.store
+            .erase_user(user, &audit)
+            .await
+            .map_err(|error| match error {
+                steward_domain::RepositoryError::Conflict(_) => AuthError::LastSuperAdmin,
+                other => other.into(),
+            })?;
         self.profiles.forget(&user);
         for session in sessions {
             self.sessions.forget(&session.id);
