@@ -75,6 +75,7 @@ impl<A: OrgAction + 'static> FromRequest for OrgAccess<A> {
             let _gate = gate;
             let state = state?;
             let principal = identify(&state, token, ip).await?;
+            state.rate_limits.check_admin(principal.user)?;
             if !principal.has_scope(A::SYSTEM.as_str()) {
                 return Err(scope_error(A::SYSTEM.as_str()).into());
             }

@@ -23,6 +23,8 @@ pub struct RateLimitSettings {
     pub login_per_hour: u32,
     pub password_reset_per_hour: u32,
     pub refresh_per_hour: u32,
+    /// Admin API requests per minute per signed-in caller (not per address).
+    pub admin_per_minute: u32,
 }
 
 impl Default for RateLimitSettings {
@@ -32,6 +34,7 @@ impl Default for RateLimitSettings {
             login_per_hour: 20,
             password_reset_per_hour: 5,
             refresh_per_hour: 60,
+            admin_per_minute: 600,
         }
     }
 }
@@ -43,6 +46,7 @@ pub struct RateLimits {
     login: Limiter,
     password_reset: Limiter,
     refresh: Limiter,
+    admin: Option<DefaultKeyedRateLimiter<uuid::Uuid>>,
 }
 
 fn limiter(per_hour: u32) -> Limiter {
@@ -56,6 +60,19 @@ impl RateLimits {
             login: limiter(settings.login_per_hour),
             password_reset: limiter(settings.password_reset_per_hour),
             refresh: limiter(settings.refresh_per_hour),
+            admin: NonZeroU32::new(settings.admin_per_minute)
+                .map(|n| RateLimiter::keyed(Quota::per_minute(n).allow_burst(n))),
+        })
+    }
+
+    /// Counts one admin API request of `user`; `429 RATE_LIMITED` with `Retry-After` beyond the
+    /// per-minute allowance.
+    pub fn check_admin(&self, user: uuid::Uuid) -> Result<(), ApiError> {
+        let Some(limiter) = &self.admin else { return Ok(()) };
+        limiter.check_key(&user).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            ApiError::new(ErrorCode::RateLimited, "too many admin requests; slow down")
+                .with_retry_after(wait.as_secs().max(1))
         })
     }
 

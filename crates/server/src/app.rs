@@ -120,6 +120,7 @@ impl Application {
                 login_per_hour: config.rate_limit_login_per_hour,
                 password_reset_per_hour: config.rate_limit_password_reset_per_hour,
                 refresh_per_hour: config.rate_limit_refresh_per_hour,
+                admin_per_minute: config.rate_limit_admin_per_minute,
             }),
         };
         let settings = HttpSettings {

@@ -87,6 +87,8 @@ pub struct Config {
     pub rate_limit_login_per_hour: u32,
     pub rate_limit_password_reset_per_hour: u32,
     pub rate_limit_refresh_per_hour: u32,
+    /// Admin API requests per minute per signed-in caller; 0 disables.
+    pub rate_limit_admin_per_minute: u32,
     /// `smtp://user:pass@host:25`, `smtp://host:587?tls=required` or `smtps://host:465`. Unset:
     /// mail is written to the log and to `<data dir>/outbox/`.
     pub smtp_url: Option<String>,
@@ -164,6 +166,7 @@ impl Default for Config {
             rate_limit_login_per_hour: 20,
             rate_limit_password_reset_per_hour: 5,
             rate_limit_refresh_per_hour: 60,
+            rate_limit_admin_per_minute: 600,
             smtp_url: None,
             mail_from: "Steward <no-reply@localhost>".to_owned(),
             outbox_poll_ms: 1000,

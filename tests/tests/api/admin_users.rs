@@ -835,3 +835,51 @@ async fn operators_erase_accounts_but_never_their_own_or_the_last_super_admin() 
     })
     .await;
 }
+
+#[tokio::test]
+async fn admin_requests_have_their_own_limit_per_caller() {
+    each_backend(|backend| async move {
+        let app =
+            steward_tests::spawn_app_with(backend, |config| config.rate_limit_admin_per_minute = 5).await;
+        let first = admin(&app, "first@example.com", "auditor").await;
+        let second = admin(&app, "second@example.com", "auditor").await;
+        for _ in 0..5 {
+            let status = send(&app, Method::GET, "/api/admin/v1/me", &first, None)
+                .await
+                .status();
+            assert_eq!(status, StatusCode::OK, "{backend:?}");
+        }
+        let limited = send(&app, Method::GET, "/api/admin/v1/users", &first, None).await;
+        let retry_after: u64 = limited.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&retry_after), "{backend:?}: {retry_after}");
+        expect_error(limited, StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED").await;
+        // Organization routes count too; the user API and other callers do not.
+        let org = send(
+            &app,
+            Method::GET,
+            &format!("/api/admin/v1/organizations/{}", uuid::Uuid::now_v7()),
+            &first,
+            None,
+        )
+        .await;
+        assert_eq!(org.status(), StatusCode::TOO_MANY_REQUESTS, "{backend:?}");
+        assert_eq!(
+            send(&app, Method::GET, "/api/v1/auth/me", &first, None)
+                .await
+                .status(),
+            StatusCode::OK
+        );
+        assert_eq!(
+            send(&app, Method::GET, "/api/admin/v1/me", &second, None)
+                .await
+                .status(),
+            StatusCode::OK
+        );
+        app.stop().await;
+    })
+    .await;
+}

@@ -251,6 +251,7 @@ impl<P: Permission + 'static> FromRequest for RequirePermission<P> {
             let _gate = gate;
             let state = state?;
             let principal = identify(&state, token, ip).await?;
+            state.rate_limits.check_admin(principal.user)?;
             let permission = P::PERMISSION.map(|p| p.as_str());
             // Every refusal from here on is an identified caller asking for too much: audited.
             let denied = |scope: bool| {
