@@ -870,3 +870,24 @@ async fn failed_deliveries_are_retried_later_and_visible_to_admins() {
     })
     .await;
 }
+
+/// Sync requests race the push worker delivering and recording the same device's pushes: each
+/// is queued or collapsed, never refused as "unavailable" (a read-first SQLite transaction
+/// cannot take the write lock while another connection commits).
+#[tokio::test]
+async fn sync_requests_racing_the_push_worker_are_never_refused() {
+    each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let family = family(&app).await;
+        let path = format!("/api/v1/devices/{}/settings/sync-request", family.device);
+        for _ in 0..5 {
+            let requests = (0..16).map(|_| send(&app, Method::POST, &path, &family.parent, None));
+            for response in futures_util::future::join_all(requests).await {
+                assert_eq!(response.status(), StatusCode::ACCEPTED, "{backend:?}");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+        }
+        app.stop().await;
+    })
+    .await;
+}

@@ -12,6 +12,15 @@ impl PushQueue for Database {
         audit: &AuditEntry,
     ) -> Result<(), RepositoryError> {
         let transaction = self.connection().begin().await.map_err(db)?;
+        // A write first (a no-op on the device's row): `enqueue` reads before it inserts, and a
+        // deferred SQLite transaction that reads first cannot take the write lock while another
+        // connection commits (SQLITE_BUSY at once, whatever the busy timeout).
+        devices::Entity::update_many()
+            .col_expr(devices::Column::UpdatedAt, Expr::col(devices::Column::UpdatedAt))
+            .filter(devices::Column::Id.eq(device))
+            .exec(&transaction)
+            .await
+            .map_err(db)?;
         enqueue(&transaction, device, reason, now).await?;
         insert_audit_entry(&transaction, &audit.clone().resource_id(device)).await?;
         transaction.commit().await.map_err(db)
