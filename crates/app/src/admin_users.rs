@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use steward_domain::PageRequest;
 
 use steward_domain::accounts::{SessionRecord, UserFilter, UserListing, UserRecord, may_lock_user};
+use steward_domain::federation::RoleOverrides;
 use steward_domain::rbac::RoleSnapshot;
 use steward_domain::{Actor, AuditAction, AuditEntry, RepositoryError, RequestOrigin};
 use uuid::Uuid;
@@ -16,6 +17,21 @@ use crate::steward::{Steward, Store};
 
 /// The longest lock reason kept.
 pub const MAX_REASON_CHARS: usize = 500;
+
+/// Everything an operator sees about one account.
+#[derive(Debug, Clone)]
+pub struct UserDetail {
+    pub user: UserRecord,
+    pub roles: Vec<String>,
+    /// Organization, name and the role there (the first 100).
+    pub organizations: Vec<(Uuid, String, String)>,
+    /// Group, name and the role there (the first 100).
+    pub groups: Vec<(Uuid, String, String)>,
+    pub live_sessions: usize,
+    pub devices: usize,
+    pub personal_tokens: usize,
+    pub role_overrides: Option<RoleOverrides>,
+}
 
 /// A change of someone's system roles.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +63,51 @@ impl<'a, S: Store> UserAdminService<'a, S> {
             .find_user(user)
             .await?
             .ok_or_else(|| AppError::not_found("no such user"))
+    }
+
+    /// One account with its roles, organizations, groups, and how many live sessions, devices
+    /// and personal access tokens it has. Erased accounts are `NotFound`.
+    pub async fn detail(&self, user: Uuid) -> Result<UserDetail, AppError> {
+        let record = self.existing(user).await?;
+        if record.status == "deleted" {
+            return Err(AppError::not_found("no such user"));
+        }
+        let first_hundred = PageRequest::parse(Some(1), Some(100))?;
+        let store = &self.steward.store;
+        let roles = store.system_roles(user).await?;
+        let mut organizations = Vec::new();
+        for organization in store.organizations(Some(user), first_hundred).await?.0 {
+            let role = store.org_role(organization.id, user).await?;
+            organizations.push((
+                organization.id,
+                organization.name,
+                role.map(|role| role.as_str().to_owned()).unwrap_or_default(),
+            ));
+        }
+        let groups = store
+            .groups_of(user, first_hundred)
+            .await?
+            .0
+            .into_iter()
+            .map(|summary| {
+                (
+                    summary.group.id,
+                    summary.group.name,
+                    summary.my_role.as_str().to_owned(),
+                )
+            })
+            .collect();
+        let now = chrono::Utc::now();
+        Ok(UserDetail {
+            roles,
+            organizations,
+            groups,
+            live_sessions: store.active_sessions(user, now).await?.len(),
+            devices: store.devices_owned_by(&[user]).await?.len(),
+            personal_tokens: store.personal_tokens(user, now).await?.len(),
+            role_overrides: store.role_overrides(user).await?,
+            user: record,
+        })
     }
 
     /// Accounts matching `filter`, one page, with their roles, organizations and failed

@@ -883,3 +883,85 @@ async fn admin_requests_have_their_own_limit_per_caller() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn one_account_shows_its_status_roles_memberships_and_counts() {
+    each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let root = admin(&app, "root@example.com", "super_admin").await;
+        let support = admin(&app, "support@example.com", "support").await;
+        let target = app.user("target@example.com").await;
+        app.grant(target.id, "auditor").await;
+        let group = app.group(&target, "Home").await;
+        let key = app.api_key().await;
+        app.device(&key, &target, "target-phone").await;
+        let organization = app.organization(&root, "acme", &target).await;
+        expect_data(
+            send(
+                &app,
+                Method::POST,
+                "/api/v1/auth/me/tokens",
+                &target,
+                Some(json!({"name": "script", "scopes": ["account:read"]})),
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await;
+
+        let detail = expect_data(
+            send(&app, Method::GET, &path(&target, ""), &support, None).await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(detail["email"], "target@example.com", "{backend:?}: {detail}");
+        assert_eq!(detail["status"], "active");
+        assert_eq!(detail["systemRoles"], json!(["auditor"]));
+        assert_eq!(
+            detail["groups"],
+            json!([{"id": group, "name": "Home", "role": "owner"}])
+        );
+        assert_eq!(
+            detail["organizations"],
+            json!([{"id": organization, "name": "acme", "role": "owner"}]),
+            "{detail}"
+        );
+        assert_eq!(
+            (
+                detail["liveSessions"].as_u64(),
+                detail["devices"].as_u64(),
+                detail["personalTokens"].as_u64()
+            ),
+            (Some(1), Some(1), Some(1))
+        );
+        assert_eq!(detail["roleOverrides"], Value::Null);
+        assert_eq!(detail["mfaEnrolled"], false);
+
+        // A locked account is still shown (as locked); an erased one is gone.
+        expect_data(
+            send(&app, Method::POST, &path(&target, "/lock"), &root, None).await,
+            StatusCode::OK,
+        )
+        .await;
+        let locked = expect_data(
+            send(&app, Method::GET, &path(&target, ""), &support, None).await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(
+            (locked["status"].as_str(), locked["liveSessions"].as_u64()),
+            (Some("locked"), Some(0)),
+            "{backend:?}"
+        );
+        assert_eq!(
+            send(&app, Method::DELETE, &path(&target, ""), &root, None)
+                .await
+                .status(),
+            StatusCode::NO_CONTENT
+        );
+        let gone = send(&app, Method::GET, &path(&target, ""), &support, None).await;
+        expect_error(gone, StatusCode::NOT_FOUND, "NOT_FOUND").await;
+        app.stop().await;
+    })
+    .await;
+}

@@ -2,12 +2,14 @@
 //! `RequirePermission` extractor.
 
 use actix_web::{HttpResponse, get, web};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
+use steward_app::admin_users::{UserAdminService, UserDetail};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::auth::UserProfile;
-use crate::auth::{AuthError, RequirePermission, permissions};
+use crate::auth::{RequirePermission, permissions};
 use crate::envelope::{self, Envelope};
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::state::AppState;
@@ -54,13 +56,75 @@ pub async fn admin_me(
     })
 }
 
-/// One user's profile, for support and user administration (`users:read`).
+/// An organization or group the account belongs to, and its role there.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MembershipView {
+    pub id: Uuid,
+    pub name: String,
+    pub role: String,
+}
+
+/// One account as operators see it: the profile, status, roles, memberships and counts.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminUserDetail {
+    #[serde(flatten)]
+    pub profile: UserProfile,
+    /// `active` or `locked`.
+    pub status: String,
+    pub last_login_at: Option<DateTime<Utc>>,
+    pub system_roles: Vec<String>,
+    /// Organizations (the first 100) with the account's role.
+    pub organizations: Vec<MembershipView>,
+    /// Groups (the first 100) with the account's role.
+    pub groups: Vec<MembershipView>,
+    pub live_sessions: usize,
+    /// Devices the account owns.
+    pub devices: usize,
+    /// Live personal access tokens.
+    pub personal_tokens: usize,
+    /// Role overrides for identity-provider role sync, if any were set.
+    #[schema(value_type = Option<Object>)]
+    pub role_overrides: Option<serde_json::Value>,
+    /// Whether the account has a second factor enrolled; `false` until MFA exists.
+    pub mfa_enrolled: bool,
+}
+
+impl From<UserDetail> for AdminUserDetail {
+    fn from(detail: UserDetail) -> Self {
+        let membership = |(id, name, role): (Uuid, String, String)| MembershipView { id, name, role };
+        Self {
+            status: detail.user.status.clone(),
+            last_login_at: detail.user.last_login_at,
+            profile: UserProfile::from(detail.user),
+            system_roles: detail.roles,
+            organizations: detail.organizations.into_iter().map(membership).collect(),
+            groups: detail.groups.into_iter().map(membership).collect(),
+            live_sessions: detail.live_sessions,
+            devices: detail.devices,
+            personal_tokens: detail.personal_tokens,
+            role_overrides: detail.role_overrides.map(|overrides| {
+                serde_json::json!({
+                    "enabled": overrides.enabled,
+                    "preserved": overrides.preserved,
+                    "suppressed": overrides.suppressed,
+                })
+            }),
+            mfa_enrolled: false,
+        }
+    }
+}
+
+/// One account, for support and user administration (`users:read`): the profile, status
+/// (locked accounts included), system roles, organizations and groups with roles, and how many
+/// live sessions, devices and personal access tokens it has. Erased accounts are 404.
 #[utoipa::path(
     tag = "admin",
     security(("bearer" = [])),
     params(("userId" = Uuid, Path, description = "The user")),
     responses(
-        (status = 200, body = Envelope<UserProfile>),
+        (status = 200, body = Envelope<AdminUserDetail>),
         (status = 401, body = ErrorEnvelope),
         (status = 403, body = ErrorEnvelope),
         (status = 404, body = ErrorEnvelope),
@@ -72,13 +136,6 @@ pub async fn admin_get_user(
     _admin: RequirePermission<permissions::UsersRead>,
     user_id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let user = state
-        .auth
-        .current_user(user_id.into_inner())
-        .await
-        .map_err(|error| match error {
-            AuthError::Unauthenticated => AuthError::NotFound,
-            other => other,
-        })?;
-    Ok(envelope::ok(UserProfile::from(user)))
+    let detail = UserAdminService::new(&state).detail(user_id.into_inner()).await?;
+    Ok(envelope::ok(AdminUserDetail::from(detail)))
 }
