@@ -38,7 +38,7 @@ pub const OPENAPI_PATH: &str = "/api-docs/openapi.json";
 /// Every route, declared once: the router and the OpenAPI document both come from here.
 fn routes(config: &mut ServiceConfig) {
     use routes::{
-        admin, admin_users, audit, auth, auth_mail, device_enrollment, devices, enrollment_tokens,
+        admin, admin_users, api_keys, audit, auth, auth_mail, device_enrollment, devices, enrollment_tokens,
         federation, fleet_devices, fleet_groups, groups, imports, organizations, personal_tokens, policies,
         policy_application, setting_definitions, settings, unlock_requests, users,
     };
@@ -133,6 +133,9 @@ fn routes(config: &mut ServiceConfig) {
                 .service(admin::admin_me)
                 .service(admin_users::list_users)
                 .service(admin::admin_get_user)
+                .service(api_keys::list_api_keys)
+                .service(api_keys::create_api_key)
+                .service(api_keys::revoke_api_key)
                 .service(admin_users::list_roles)
                 .service(admin_users::set_user_roles)
                 .service(admin_users::grant_user_role)

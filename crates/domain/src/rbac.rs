@@ -89,11 +89,14 @@ pub enum Permission {
     AuditExport,
     /// The setting catalog is shared by every tenant: only `super_admin` (`*`) holds it.
     SettingsWrite,
+    /// Application API keys (device registration) are global: only `super_admin` holds these.
+    ApiKeysRead,
+    ApiKeysWrite,
 }
 
 impl Permission {
     /// Every permission.
-    pub const ALL: [Permission; 21] = [
+    pub const ALL: [Permission; 23] = [
         Permission::UsersRead,
         Permission::UsersWrite,
         Permission::UsersLock,
@@ -115,6 +118,8 @@ impl Permission {
         Permission::AuditRead,
         Permission::AuditExport,
         Permission::SettingsWrite,
+        Permission::ApiKeysRead,
+        Permission::ApiKeysWrite,
     ];
 
     /// `resource:action`, as roles and token scopes name it.
@@ -141,6 +146,8 @@ impl Permission {
             Permission::AuditRead => "audit:read",
             Permission::AuditExport => "audit:export",
             Permission::SettingsWrite => "settings:write",
+            Permission::ApiKeysRead => "api_keys:read",
+            Permission::ApiKeysWrite => "api_keys:write",
         }
     }
 }

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod admin;
+mod admin_api_keys;
 mod admin_roles;
 mod admin_users;
 mod audit;

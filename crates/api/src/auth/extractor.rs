@@ -213,6 +213,9 @@ pub mod permissions {
     permission!(AuditExport);
     // Only `super_admin` (`*`) holds it: the catalog is shared by every tenant.
     permission!(SettingsWrite);
+    // Only `super_admin` (`*`) holds these: API keys are global.
+    permission!(ApiKeysRead);
+    permission!(ApiKeysWrite);
 
     /// Held by every system role: the admin API's own identity endpoint.
     #[derive(Debug)]

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod admin_users;
+pub mod api_keys;
 pub mod audit;
 pub mod auth;
 pub mod auth_mail;

@@ -4,16 +4,31 @@
 use chrono::Utc;
 use steward_auth::Secret;
 use steward_domain::devices::{ApiKeyRecord, ApiKeyStore};
-use steward_domain::{Actor, AuditAction, AuditEntry, RepositoryError};
+use steward_domain::{Actor, AuditAction, AuditEntry, RepositoryError, RequestOrigin};
 use uuid::Uuid;
+
+use crate::error::AppError;
+use crate::steward::{Steward, Store};
 
 /// Every application API key starts with this.
 pub const API_KEY_PREFIX: &str = "stw_key_";
+
+/// The longest key name.
+pub const MAX_KEY_NAME_CHARS: usize = 100;
 
 /// Mints a key (for `steward apikeys create`); the secret is returned once.
 pub async fn create_api_key<S: ApiKeyStore>(
     store: &S,
     name: &str,
+) -> Result<(ApiKeyRecord, String), RepositoryError> {
+    mint(store, name, Actor::system(), &RequestOrigin::default()).await
+}
+
+async fn mint<S: ApiKeyStore>(
+    store: &S,
+    name: &str,
+    actor: Actor,
+    origin: &RequestOrigin,
 ) -> Result<(ApiKeyRecord, String), RepositoryError> {
     let secret = Secret::generate(API_KEY_PREFIX);
     let key = ApiKeyRecord {
@@ -25,12 +40,60 @@ pub async fn create_api_key<S: ApiKeyStore>(
         last_used_at: None,
         revoked_at: None,
     };
-    let audit = AuditEntry::new(Actor::system(), AuditAction::known("apikey.created"), "api_key")
+    let audit = AuditEntry::new(actor, AuditAction::known("apikey.created"), "api_key")
         .resource_id(key.id)
+        .origin(origin.clone())
         .change(
             None,
             Some(serde_json::json!({"name": key.name, "prefix": key.prefix})),
         );
     store.create_api_key(&key, secret.hash, &audit).await?;
     Ok((key, secret.secret))
+}
+
+/// Application API keys as operators manage them: listed, minted (the secret shown once) and
+/// revoked, each audited as the operator's.
+pub struct ApiKeyService<'a, S> {
+    steward: &'a Steward<S>,
+}
+
+impl<'a, S: Store> ApiKeyService<'a, S> {
+    pub fn new(steward: &'a Steward<S>) -> Self {
+        Self { steward }
+    }
+
+    /// Every key, revoked ones included, oldest first.
+    pub async fn list(&self) -> Result<Vec<ApiKeyRecord>, AppError> {
+        Ok(self.steward.store.api_keys().await?)
+    }
+
+    /// A new key named `name` (1 to 100 characters); answers it and its secret, shown once.
+    pub async fn create(
+        &self,
+        admin: Uuid,
+        name: &str,
+        origin: &RequestOrigin,
+    ) -> Result<(ApiKeyRecord, String), AppError> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > MAX_KEY_NAME_CHARS {
+            return Err(AppError::invalid("name", "must be 1 to 100 characters"));
+        }
+        Ok(mint(&self.steward.store, name, Actor::admin(admin), origin).await?)
+    }
+
+    /// Revokes a key: refused at once on this instance, within seconds elsewhere.
+    pub async fn revoke(&self, admin: Uuid, key: Uuid, origin: &RequestOrigin) -> Result<(), AppError> {
+        let audit = AuditEntry::new(
+            Actor::admin(admin),
+            AuditAction::known("apikey.revoked"),
+            "api_key",
+        )
+        .resource_id(key)
+        .origin(origin.clone());
+        if !self.steward.store.revoke_api_key(key, &audit).await? {
+            return Err(AppError::not_found("no such live API key"));
+        }
+        self.steward.device_auth.forget_api_key(key);
+        Ok(())
+    }
 }

@@ -132,4 +132,10 @@ impl DeviceAuthCache {
         self.statuses.forget(&device);
         self.device_tokens.retain(|grant| grant.device_id != device);
     }
+
+    /// After an API key was revoked on this instance: it stops here at once (elsewhere within
+    /// [`API_KEY_TTL`]).
+    pub fn forget_api_key(&self, key: Uuid) {
+        self.keys.retain(|record| record.id != key);
+    }
 }
