@@ -132,6 +132,7 @@ fn routes(config: &mut ServiceConfig) {
             scope("/api/admin/v1")
                 .service(admin::admin_me)
                 .service(admin_users::list_users)
+                .service(admin_users::export_users)
                 .service(admin::admin_get_user)
                 .service(api_keys::list_api_keys)
                 .service(api_keys::create_api_key)

@@ -965,3 +965,84 @@ async fn one_account_shows_its_status_roles_memberships_and_counts() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn operators_export_the_filtered_accounts_as_json_or_csv() {
+    each_backend(|backend| async move {
+        use sea_orm::sea_query::Expr;
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+        use steward_persistence::entities::users;
+        let app = spawn_app(backend).await;
+        let root = admin(&app, "root@example.com", "super_admin").await;
+        let auditor = admin(&app, "auditor@example.com", "auditor").await;
+        let owner = app.user("owner@example.com").await;
+        let org: uuid::Uuid = app.organization(&root, "seeded", &owner).await.parse().unwrap();
+        seed_accounts(&app, org).await;
+        users::Entity::update_many()
+            .col_expr(
+                users::Column::DisplayName,
+                Expr::value("=HYPERLINK(\"http://evil\")"),
+            )
+            .filter(users::Column::Email.eq("person0007@seed.example"))
+            .exec(app.db.connection())
+            .await
+            .unwrap();
+        let export = |query: &str| {
+            app.authed(
+                Method::GET,
+                &format!("/api/admin/v1/users/export{query}"),
+                &auditor.token,
+            )
+            .send()
+        };
+
+        // JSON: every matching account across pages, in the listing's order.
+        let response = export("?q=person&sort=email&order=asc").await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{backend:?}");
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        let rows: Value = response.json().await.unwrap();
+        let rows = rows.as_array().unwrap();
+        assert_eq!(rows.len(), 1000, "{backend:?}");
+        assert_eq!(rows[0]["email"], "person0000@seed.example");
+        assert_eq!(rows[999]["email"], "person0999@seed.example");
+        // An empty result is an empty array.
+        let none: Value = export("?q=nobody-at-all").await.unwrap().json().await.unwrap();
+        assert_eq!(none, json!([]));
+
+        // CSV: a header row, one line per account, formulas defused.
+        let response = export(&format!("?format=csv&organizationId={org}"))
+            .await
+            .unwrap();
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/csv")
+        );
+        let text = response.text().await.unwrap();
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        assert_eq!(reader.headers().unwrap().iter().next(), Some("id"));
+        let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+        assert_eq!(records.len(), 51, "{backend:?}: 50 seeded members and the owner");
+        let evil = records
+            .iter()
+            .find(|r| &r[1] == "person0007@seed.example")
+            .unwrap();
+        assert_eq!(&evil[2], "'=HYPERLINK(\"http://evil\")", "{backend:?}");
+
+        expect_error(
+            export("?format=xml").await.unwrap(),
+            StatusCode::BAD_REQUEST,
+            "VALIDATION_ERROR",
+        )
+        .await;
+        let plain = app
+            .authed(Method::GET, "/api/admin/v1/users/export", &owner.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(plain.status(), StatusCode::FORBIDDEN, "{backend:?}");
+        app.stop().await;
+    })
+    .await;
+}
