@@ -17,6 +17,7 @@ mod m20260601_000010_audit_chain;
 mod m20260701_000011_organizations;
 mod m20260801_000012_fleet;
 mod m20261101_000013_time_settings;
+mod m20261201_000014_admin_api;
 
 pub use m20260701_000011_organizations::DEFAULT_ORGANIZATION_ID;
 
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20260701_000011_organizations::Migration),
             Box::new(m20260801_000012_fleet::Migration),
             Box::new(m20261101_000013_time_settings::Migration),
+            Box::new(m20261201_000014_admin_api::Migration),
         ]
     }
 }
@@ -75,6 +77,8 @@ pub const TABLES: &[&str] = &[
     "push_notifications",
     "audit_chain",
     "device_commands",
+    "custom_roles",
+    "api_key_usage",
 ];
 
 /// The tables of seed 000's data model, the first 17 of [`TABLES`].

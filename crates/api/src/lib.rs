@@ -38,9 +38,10 @@ pub const OPENAPI_PATH: &str = "/api-docs/openapi.json";
 /// Every route, declared once: the router and the OpenAPI document both come from here.
 fn routes(config: &mut ServiceConfig) {
     use routes::{
-        admin, admin_users, api_keys, audit, auth, auth_mail, device_enrollment, devices, enrollment_tokens,
-        federation, fleet_devices, fleet_groups, groups, imports, organizations, personal_tokens, policies,
-        policy_application, setting_definitions, settings, unlock_requests, users,
+        admin, admin_user_roles, admin_user_search, admin_users, api_keys, audit, auth, auth_mail,
+        device_enrollment, devices, enrollment_tokens, federation, fleet_devices, fleet_groups, groups,
+        imports, organizations, personal_tokens, policies, policy_application, roles, setting_definitions,
+        settings, unlock_requests, users,
     };
     config
         .service(health::liveness)
@@ -65,6 +66,7 @@ fn routes(config: &mut ServiceConfig) {
                 .service(auth::revoke_session)
                 .service(auth_mail::forgot_password)
                 .service(auth_mail::reset_password)
+                .service(auth_mail::accept_invitation)
                 .service(auth_mail::verify_email)
                 .service(auth_mail::resend_verification)
                 .service(federation::provider_sign_in)
@@ -131,16 +133,22 @@ fn routes(config: &mut ServiceConfig) {
         .service(
             scope("/api/admin/v1")
                 .service(admin::admin_me)
-                .service(admin_users::list_users)
-                .service(admin_users::export_users)
+                .service(admin_user_search::list_users)
+                .service(admin_users::create_user)
+                .service(admin_user_search::export_users)
                 .service(admin::admin_get_user)
                 .service(api_keys::list_api_keys)
                 .service(api_keys::create_api_key)
                 .service(api_keys::revoke_api_key)
-                .service(admin_users::list_roles)
-                .service(admin_users::set_user_roles)
-                .service(admin_users::grant_user_role)
-                .service(admin_users::revoke_user_role)
+                .service(api_keys::rotate_api_key)
+                .service(roles::list_roles)
+                .service(roles::get_role)
+                .service(roles::create_role)
+                .service(roles::update_role)
+                .service(roles::delete_role)
+                .service(admin_user_roles::set_user_roles)
+                .service(admin_user_roles::grant_user_role)
+                .service(admin_user_roles::revoke_user_role)
                 .service(admin_users::delete_user)
                 .service(admin_users::lock_user)
                 .service(admin_users::admin_reset_password)

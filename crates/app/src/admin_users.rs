@@ -168,6 +168,46 @@ impl<'a, S: Store> UserAdminService<'a, S> {
         Ok(roles)
     }
 
+    /// Creates an account as `admin` (their roles loaded): with a password, or else with an
+    /// invitation mail (`AuthService::admin_create_user`), then grants `roles` under the same
+    /// rules as `change_roles`. Roles are checked before the account exists, so a refusal
+    /// creates nothing.
+    pub async fn create(
+        &self,
+        admin: &Principal,
+        account: crate::auth::AdminNewAccount,
+        roles: Vec<String>,
+        origin: &RequestOrigin,
+    ) -> Result<UserDetail, AppError> {
+        let wanted: BTreeSet<String> = roles.iter().map(|role| role.trim().to_lowercase()).collect();
+        if !wanted.is_empty() {
+            let catalog = self.steward.auth.full_catalog().await?;
+            if wanted.iter().any(|role| !catalog.contains(role)) {
+                return Err(AppError::invalid("roles", "names a role that does not exist"));
+            }
+            if wanted.iter().any(|role| !catalog.may_grant(&admin.roles, role)) {
+                return Err(AppError::forbidden(
+                    "you may only grant or revoke roles whose every permission you hold",
+                ));
+            }
+        }
+        let user = self
+            .steward
+            .auth
+            .admin_create_user(admin.user, account, origin)
+            .await?;
+        if !wanted.is_empty() {
+            self.change_roles(
+                admin,
+                user.id,
+                RoleRequest::Exactly(wanted.into_iter().collect()),
+                origin,
+            )
+            .await?;
+        }
+        self.detail(user.id).await
+    }
+
     /// Erases an account as self-service deletion does (personal data removed, sessions and
     /// tokens deleted, groups passed on, devices unlinked, the audit trail kept). Never the
     /// caller's own account (that is `DELETE /api/v1/auth/me`), never the last unlocked

@@ -15,6 +15,7 @@ pub mod groups;
 pub mod organizations;
 pub mod policies;
 pub mod principal;
+pub mod roles;
 pub mod settings;
 mod steward;
 

@@ -4,8 +4,14 @@
 //! other. Device callers (a device token, or the legacy `X-API-Key` + `X-Device-Id`) act on
 //! their own settings only and are [`crate::settings::SettingsCallerKind::Device`].
 
+use std::sync::{Arc, LazyLock};
+
 use steward_domain::rbac::{Permission, RoleCatalog};
 use uuid::Uuid;
+
+/// The built-in roles, shared by every principal that holds no custom role.
+pub(crate) static BUILT_IN_CATALOG: LazyLock<Arc<RoleCatalog>> =
+    LazyLock::new(|| Arc::new(RoleCatalog::built_in().clone()));
 
 /// How a user proved who they are.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +30,9 @@ pub struct Principal {
     /// System roles (`super_admin`, `org_admin`, …); empty until loaded with
     /// [`crate::auth::AuthService::with_roles`].
     pub roles: Vec<String>,
+    /// The roles the decision may consult: the built-in ones, plus every custom role when
+    /// the user holds one (loaded once per request by `with_roles`).
+    pub catalog: Arc<RoleCatalog>,
 }
 
 impl Principal {
@@ -32,6 +41,7 @@ impl Principal {
             user,
             credential,
             roles: Vec::new(),
+            catalog: Arc::clone(&BUILT_IN_CATALOG),
         }
     }
 
@@ -45,13 +55,13 @@ impl Principal {
     }
 
     /// Whether a role grants `permission` and the credential carries its scope.
-    pub fn allows(&self, catalog: &RoleCatalog, permission: Permission) -> bool {
-        catalog.allows(&self.roles, permission) && self.has_scope(permission.as_str())
+    pub fn allows(&self, permission: Permission) -> bool {
+        self.catalog.allows(&self.roles, permission) && self.has_scope(permission.as_str())
     }
 
-    /// Whether the user holds any system role the catalog knows.
-    pub fn has_system_role(&self, catalog: &RoleCatalog) -> bool {
-        catalog.has_system_role(&self.roles)
+    /// Whether the user holds any system role the catalog knows (custom ones included).
+    pub fn has_system_role(&self) -> bool {
+        self.catalog.has_system_role(&self.roles)
     }
 
     /// The session behind the credential, if it is a session's access token.
@@ -72,33 +82,32 @@ mod tests {
             user: Uuid::nil(),
             credential,
             roles: roles.iter().map(|role| (*role).to_owned()).collect(),
+            catalog: Arc::clone(&BUILT_IN_CATALOG),
         }
     }
 
     #[test]
     fn a_session_has_what_its_roles_grant() {
-        let catalog = RoleCatalog::default();
         let admin = principal(Credential::Session { session: Uuid::nil() }, &["org_admin"]);
-        assert!(admin.allows(&catalog, Permission::OrganizationsWrite));
-        assert!(!admin.allows(&catalog, Permission::UsersWrite));
+        assert!(admin.allows(Permission::OrganizationsWrite));
+        assert!(!admin.allows(Permission::UsersWrite));
         let nobody = principal(Credential::Session { session: Uuid::nil() }, &[]);
-        assert!(!nobody.allows(&catalog, Permission::OrganizationsRead));
+        assert!(!nobody.allows(Permission::OrganizationsRead));
         assert!(nobody.has_scope("organizations:write"));
     }
 
     #[test]
     fn a_token_needs_the_role_and_the_scope() {
-        let catalog = RoleCatalog::default();
         let read_only = principal(
             Credential::PersonalToken {
                 scopes: vec!["organizations:read".to_owned()],
             },
             &["super_admin"],
         );
-        assert!(read_only.allows(&catalog, Permission::OrganizationsRead));
-        assert!(!read_only.allows(&catalog, Permission::OrganizationsWrite));
-        assert!(!read_only.allows(&catalog, Permission::UsersRead));
-        assert!(read_only.has_system_role(&catalog));
+        assert!(read_only.allows(Permission::OrganizationsRead));
+        assert!(!read_only.allows(Permission::OrganizationsWrite));
+        assert!(!read_only.allows(Permission::UsersRead));
+        assert!(read_only.has_system_role());
         assert_eq!(read_only.session(), None);
     }
 }

@@ -15,6 +15,7 @@ use steward_domain::fleet::{
 use steward_domain::group_store::GroupStore;
 use steward_domain::organizations::{OrgUserImportStore, OrganizationStore};
 use steward_domain::policies::PolicyStore;
+use steward_domain::roles::RoleStore;
 use steward_domain::settings::store::{
     DeviceSettingsStore, PushQueue, SettingCatalogStore, UnlockRequestStore,
 };
@@ -50,6 +51,7 @@ pub trait Store:
     + DeviceSettingsStore
     + UnlockRequestStore
     + PushQueue
+    + RoleStore
     + Clone
     + Send
     + Sync
@@ -82,6 +84,7 @@ impl<T> Store for T where
         + DeviceSettingsStore
         + UnlockRequestStore
         + PushQueue
+        + RoleStore
         + Clone
         + Send
         + Sync

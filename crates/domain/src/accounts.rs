@@ -150,10 +150,14 @@ pub fn may_lock_user(actor: Uuid, target: Uuid, snapshot: &LockSnapshot) -> Resu
 pub struct NewUser {
     pub email: EmailAddress,
     pub display_name: String,
-    pub password_hash: String,
+    /// `None`: an invited account, which signs in once the invitation set a password.
+    pub password_hash: Option<String>,
     /// Stored with the account, in its transaction: a registration either happened whole
     /// (account, verification mail, first session) or not at all, so its answer tells the truth.
     pub welcome: Option<Welcome>,
+    /// A mail token and its mail (an operator's invitation or verification mail), stored in
+    /// the account's transaction.
+    pub mail: Option<(NewEmailToken, OutgoingMail)>,
 }
 
 /// What a self-registration stores with the account.
@@ -228,6 +232,9 @@ pub struct RefreshTokenRecord {
 pub enum EmailTokenPurpose {
     VerifyEmail,
     ResetPassword,
+    /// An operator created the account without a password: the link sets one (and confirms
+    /// the address).
+    Invitation,
 }
 
 impl EmailTokenPurpose {
@@ -235,6 +242,7 @@ impl EmailTokenPurpose {
         match self {
             EmailTokenPurpose::VerifyEmail => "verify_email",
             EmailTokenPurpose::ResetPassword => "reset_password",
+            EmailTokenPurpose::Invitation => "invitation",
         }
     }
 }

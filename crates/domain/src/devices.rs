@@ -296,8 +296,26 @@ pub struct ApiKeyRecord {
     pub scopes: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
+    pub last_used_ip: Option<String>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// After a rotation: until when the previous secret still works.
+    pub previous_valid_until: Option<DateTime<Utc>>,
 }
+
+/// A key found by its secret, and until when that secret works (`None`: until revoked; the
+/// previous secret of a rotated key: until the overlap ends).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyUse {
+    pub key: ApiKeyRecord,
+    pub valid_until: Option<DateTime<Utc>>,
+}
+
+/// The longest overlap of a rotated key's old and new secrets: 30 days.
+pub const MAX_ROTATION_OVERLAP_SECONDS: i64 = 30 * 24 * 3600;
+/// The overlap when a rotation names none: 24 hours.
+pub const DEFAULT_ROTATION_OVERLAP_SECONDS: i64 = 24 * 3600;
+/// Days of request counts an API key's listing shows.
+pub const USAGE_DAYS: i64 = 30;
 
 pub trait ApiKeyStore {
     fn create_api_key(
@@ -315,13 +333,38 @@ pub trait ApiKeyStore {
         audit: &AuditEntry,
     ) -> impl Future<Output = Result<bool, RepositoryError>> + Send;
 
-    /// The live key with this hash, recording its use.
+    /// The live key with this hash (its current secret, or its previous one while the
+    /// rotation overlap lasts), recording its use.
     fn use_api_key(
         &self,
         secret_hash: &str,
         now: DateTime<Utc>,
         ip: Option<String>,
+    ) -> impl Future<Output = Result<Option<ApiKeyUse>, RepositoryError>> + Send;
+
+    /// Gives a live key a new secret; the current one keeps working until
+    /// `previous_valid_until`, a secret from an earlier rotation stops now. `None` when there
+    /// is no such live key.
+    fn rotate_api_key(
+        &self,
+        id: Uuid,
+        secret_hash: String,
+        prefix: String,
+        previous_valid_until: DateTime<Utc>,
+        audit: &AuditEntry,
     ) -> impl Future<Output = Result<Option<ApiKeyRecord>, RepositoryError>> + Send;
+
+    /// Adds request counts: key, day (`YYYY-MM-DD`, UTC) and how many.
+    fn count_api_key_requests(
+        &self,
+        counts: &[(Uuid, String, u64)],
+    ) -> impl Future<Output = Result<(), RepositoryError>> + Send;
+
+    /// Request counts of every key from day `since` (`YYYY-MM-DD`) on: key, day, count.
+    fn api_key_requests(
+        &self,
+        since: &str,
+    ) -> impl Future<Output = Result<Vec<(Uuid, String, u64)>, RepositoryError>> + Send;
 }
 
 #[cfg(test)]

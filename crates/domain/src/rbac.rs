@@ -24,6 +24,7 @@ pub const BUILT_IN_ROLES: &[(&str, &[&str])] = &[
             "sessions:revoke",
             "groups:read",
             "groups:write",
+            "groups:manage",
         ],
     ),
     (
@@ -76,6 +77,8 @@ pub enum Permission {
     SessionsRevoke,
     GroupsRead,
     GroupsWrite,
+    /// Operators' view of every group and forced ownership transfers.
+    GroupsManage,
     OrganizationsRead,
     OrganizationsWrite,
     DevicesRead,
@@ -92,11 +95,13 @@ pub enum Permission {
     /// Application API keys (device registration) are global: only `super_admin` holds these.
     ApiKeysRead,
     ApiKeysWrite,
+    /// Creating, changing and deleting custom roles: only `super_admin` holds it.
+    RolesWrite,
 }
 
 impl Permission {
     /// Every permission.
-    pub const ALL: [Permission; 23] = [
+    pub const ALL: [Permission; 25] = [
         Permission::UsersRead,
         Permission::UsersWrite,
         Permission::UsersLock,
@@ -106,6 +111,7 @@ impl Permission {
         Permission::SessionsRevoke,
         Permission::GroupsRead,
         Permission::GroupsWrite,
+        Permission::GroupsManage,
         Permission::OrganizationsRead,
         Permission::OrganizationsWrite,
         Permission::DevicesRead,
@@ -120,6 +126,7 @@ impl Permission {
         Permission::SettingsWrite,
         Permission::ApiKeysRead,
         Permission::ApiKeysWrite,
+        Permission::RolesWrite,
     ];
 
     /// `resource:action`, as roles and token scopes name it.
@@ -134,6 +141,7 @@ impl Permission {
             Permission::SessionsRevoke => "sessions:revoke",
             Permission::GroupsRead => "groups:read",
             Permission::GroupsWrite => "groups:write",
+            Permission::GroupsManage => "groups:manage",
             Permission::OrganizationsRead => "organizations:read",
             Permission::OrganizationsWrite => "organizations:write",
             Permission::DevicesRead => "devices:read",
@@ -148,6 +156,7 @@ impl Permission {
             Permission::SettingsWrite => "settings:write",
             Permission::ApiKeysRead => "api_keys:read",
             Permission::ApiKeysWrite => "api_keys:write",
+            Permission::RolesWrite => "roles:write",
         }
     }
 }
@@ -164,6 +173,9 @@ impl std::fmt::Display for Permission {
 pub struct RoleSnapshot {
     pub current: Vec<String>,
     pub other_active_super_admins: usize,
+    /// Every custom role, read in the same transaction (so a role deleted meanwhile is
+    /// unknown here, and one in use here cannot be deleted until the change commits).
+    pub custom_roles: Vec<RoleDefinition>,
 }
 
 /// The grants and revocations a role change makes.
@@ -184,7 +196,9 @@ impl RoleCatalog {
         snapshot: &RoleSnapshot,
         wanted: &BTreeSet<String>,
     ) -> Result<RoleChange, RuleError> {
-        if wanted.iter().any(|role| !self.contains(role)) {
+        let catalog = self.with_custom(snapshot.custom_roles.iter().cloned());
+        let this = &catalog;
+        if wanted.iter().any(|role| !this.contains(role)) {
             return Err(RuleError::Invalid {
                 field: "roles",
                 message: "names a role that does not exist",
@@ -199,7 +213,7 @@ impl RoleCatalog {
             .granted
             .iter()
             .chain(&change.revoked)
-            .any(|role| !self.may_grant(held, role))
+            .any(|role| !this.may_grant(held, role))
         {
             return Err(RuleError::Forbidden(
                 "you may only grant or revoke roles whose every permission you hold",
@@ -241,6 +255,33 @@ impl Default for RoleCatalog {
 }
 
 impl RoleCatalog {
+    /// The built-in roles only, shared.
+    pub fn built_in() -> &'static RoleCatalog {
+        static BUILT_IN: std::sync::LazyLock<RoleCatalog> = std::sync::LazyLock::new(RoleCatalog::default);
+        &BUILT_IN
+    }
+
+    /// Whether `role` is one of Steward's built-in roles (which cannot be edited or deleted).
+    pub fn is_built_in(role: &str) -> bool {
+        BUILT_IN_ROLES.iter().any(|(name, _)| *name == role)
+    }
+
+    /// This catalog plus custom roles (a custom role never shadows a built-in one).
+    pub fn with_custom(&self, custom: impl IntoIterator<Item = RoleDefinition>) -> RoleCatalog {
+        let mut roles = self.roles.clone();
+        for role in custom {
+            if !roles.iter().any(|known| known.name == role.name) {
+                roles.push(role);
+            }
+        }
+        RoleCatalog { roles }
+    }
+
+    /// Whether a holder of `held` holds every one of `permissions` (so may put them in a role).
+    pub fn holds_all<S: AsRef<str>>(&self, held: &[S], permissions: &BTreeSet<String>) -> bool {
+        permissions.iter().all(|permission| self.grants(held, permission))
+    }
+
     pub fn contains(&self, role: &str) -> bool {
         self.roles.iter().any(|r| r.name == role)
     }
@@ -301,6 +342,7 @@ mod tests {
         let snapshot = |current: &[&str], others| RoleSnapshot {
             current: current.iter().map(|r| (*r).to_owned()).collect(),
             other_active_super_admins: others,
+            custom_roles: Vec::new(),
         };
         let change = catalog
             .decide_role_change(

@@ -8,7 +8,7 @@ use sea_orm::{
 };
 use serde_json::json;
 use steward_domain::devices::{
-    ApiKeyRecord, ApiKeyStore, DeviceRecord, DeviceRegistration, DeviceRuleError, DeviceStore,
+    ApiKeyRecord, ApiKeyStore, ApiKeyUse, DeviceRecord, DeviceRegistration, DeviceRuleError, DeviceStore,
     DeviceStoreError, DeviceTransfer, RegisteredDevice, Registrant, TransferStatus, decide_registration,
 };
 use steward_domain::fleet::NewDeviceToken;
@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::audit::insert_audit_entry;
 use crate::database::Database;
-use crate::entities::{api_keys, device_tokens, device_transfers, devices};
+use crate::entities::{api_key_usage, api_keys, device_tokens, device_transfers, devices};
 use crate::error::db_err_to_repository as db;
 
 fn device(model: devices::Model) -> DeviceRecord {
@@ -60,7 +60,9 @@ fn api_key(model: api_keys::Model) -> ApiKeyRecord {
         scopes: serde_json::from_value(model.scopes).unwrap_or_default(),
         created_at: model.created_at,
         last_used_at: model.last_used_at,
+        last_used_ip: model.last_used_ip,
         revoked_at: model.revoked_at,
+        previous_valid_until: model.previous_valid_until,
     }
 }
 
@@ -435,6 +437,8 @@ impl ApiKeyStore for Database {
             revoked_at: Set(None),
             created_at: Set(key.created_at),
             last_used_ip: Set(None),
+            previous_key_hash: Set(None),
+            previous_valid_until: Set(None),
         })
         .exec_without_returning(&transaction)
         .await
@@ -478,10 +482,18 @@ impl ApiKeyStore for Database {
         secret_hash: &str,
         now: DateTime<Utc>,
         ip: Option<String>,
-    ) -> Result<Option<ApiKeyRecord>, RepositoryError> {
+    ) -> Result<Option<ApiKeyUse>, RepositoryError> {
         let Some(found) = api_keys::Entity::find()
             .filter(app_keys())
-            .filter(api_keys::Column::KeyHash.eq(secret_hash))
+            .filter(
+                sea_orm::Condition::any()
+                    .add(api_keys::Column::KeyHash.eq(secret_hash))
+                    .add(
+                        sea_orm::Condition::all()
+                            .add(api_keys::Column::PreviousKeyHash.eq(secret_hash))
+                            .add(api_keys::Column::PreviousValidUntil.gt(now)),
+                    ),
+            )
             .filter(api_keys::Column::RevokedAt.is_null())
             .one(self.connection())
             .await
@@ -503,6 +515,91 @@ impl ApiKeyStore for Database {
                 .await
                 .map_err(db)?;
         }
-        Ok(Some(api_key(found)))
+        let valid_until = if found.key_hash == secret_hash {
+            None
+        } else {
+            found.previous_valid_until
+        };
+        Ok(Some(ApiKeyUse {
+            key: api_key(found),
+            valid_until,
+        }))
+    }
+
+    async fn rotate_api_key(
+        &self,
+        id: Uuid,
+        secret_hash: String,
+        prefix: String,
+        previous_valid_until: DateTime<Utc>,
+        audit: &AuditEntry,
+    ) -> Result<Option<ApiKeyRecord>, RepositoryError> {
+        let transaction = self.connection().begin().await.map_err(db)?;
+        let rotated = api_keys::Entity::update_many()
+            .col_expr(
+                api_keys::Column::PreviousKeyHash,
+                Expr::col(api_keys::Column::KeyHash),
+            )
+            .col_expr(
+                api_keys::Column::PreviousValidUntil,
+                Expr::value(Some(previous_valid_until)),
+            )
+            .col_expr(api_keys::Column::KeyHash, Expr::value(secret_hash))
+            .col_expr(api_keys::Column::KeyPrefix, Expr::value(prefix))
+            .filter(app_keys())
+            .filter(api_keys::Column::Id.eq(id))
+            .filter(api_keys::Column::RevokedAt.is_null())
+            .exec(&transaction)
+            .await
+            .map_err(db)?;
+        if rotated.rows_affected == 0 {
+            return Ok(None);
+        }
+        let key = api_keys::Entity::find_by_id(id)
+            .one(&transaction)
+            .await
+            .map_err(db)?
+            .map(api_key);
+        insert_audit_entry(&transaction, audit).await?;
+        transaction.commit().await.map_err(db)?;
+        Ok(key)
+    }
+
+    async fn count_api_key_requests(&self, counts: &[(Uuid, String, u64)]) -> Result<(), RepositoryError> {
+        use sea_orm::sea_query::OnConflict;
+        for (key, day, requests) in counts {
+            let requests = i64::try_from(*requests).unwrap_or(i64::MAX);
+            api_key_usage::Entity::insert(api_key_usage::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                api_key_id: Set(*key),
+                day: Set(day.clone()),
+                requests: Set(requests),
+            })
+            .on_conflict(
+                OnConflict::columns([api_key_usage::Column::ApiKeyId, api_key_usage::Column::Day])
+                    .value(
+                        api_key_usage::Column::Requests,
+                        Expr::col((api_key_usage::Entity, api_key_usage::Column::Requests)).add(requests),
+                    )
+                    .to_owned(),
+            )
+            .exec_without_returning(self.connection())
+            .await
+            .map_err(db)?;
+        }
+        Ok(())
+    }
+
+    async fn api_key_requests(&self, since: &str) -> Result<Vec<(Uuid, String, u64)>, RepositoryError> {
+        let rows = api_key_usage::Entity::find()
+            .filter(api_key_usage::Column::Day.gte(since))
+            .order_by_asc(api_key_usage::Column::Day)
+            .all(self.connection())
+            .await
+            .map_err(db)?;
+        Ok(rows
+            .into_iter()
+            .map(|row| (row.api_key_id, row.day, u64::try_from(row.requests).unwrap_or(0)))
+            .collect())
     }
 }

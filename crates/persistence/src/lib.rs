@@ -19,6 +19,7 @@ mod organizations;
 mod personal_tokens;
 mod policies;
 mod queue;
+mod roles;
 mod settings;
 
 pub use database::{Backend, Database, DatabaseOptions, MigrationState, PoolStats};

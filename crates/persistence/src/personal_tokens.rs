@@ -60,6 +60,8 @@ impl PersonalTokenStore for Database {
             revoked_at: Set(None),
             created_at: Set(token.created_at),
             last_used_ip: Set(None),
+            previous_key_hash: Set(None),
+            previous_valid_until: Set(None),
         }
         .insert(&transaction)
         .await

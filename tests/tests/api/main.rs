@@ -3,7 +3,9 @@
 
 mod admin;
 mod admin_api_keys;
+mod admin_custom_roles;
 mod admin_roles;
+mod admin_user_accounts;
 mod admin_users;
 mod audit;
 mod audit_query;

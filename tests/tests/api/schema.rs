@@ -67,7 +67,13 @@ async fn one_step_down_removes_only_the_last_migration() {
         };
         assert_eq!(bedtime_kind().await, "time");
         db.migrate_down(Some(1)).await.unwrap();
-        // The last migration makes the seeded bedtime keys `time`; one step down undoes only it.
+        // The last migration adds custom roles and API key usage; one step down undoes only it.
+        assert!(!db.has_table("custom_roles").await.unwrap());
+        assert!(!db.has_table("api_key_usage").await.unwrap());
+        assert!(db.has_table("api_keys").await.unwrap());
+        assert_eq!(bedtime_kind().await, "time");
+        db.migrate_down(Some(1)).await.unwrap();
+        // The one before makes the seeded bedtime keys `time`.
         assert_eq!(bedtime_kind().await, "string");
         assert!(db.has_table("device_commands").await.unwrap());
         db.migrate_down(Some(1)).await.unwrap();
@@ -78,7 +84,10 @@ async fn one_step_down_removes_only_the_last_migration() {
         assert!(db.has_table("device_transfers").await.unwrap());
         assert!(db.has_table("oidc_nonces").await.unwrap());
         assert!(db.has_table("groups").await.unwrap());
-        assert_eq!(db.migration_state().await.unwrap().pending.len(), 2);
+        assert_eq!(db.migration_state().await.unwrap().pending.len(), 3);
+        // And up again: the API keys regain the rotation columns.
+        db.migrate_up().await.unwrap();
+        assert!(db.has_table("api_key_usage").await.unwrap());
     })
     .await;
 }

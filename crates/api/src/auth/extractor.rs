@@ -216,6 +216,9 @@ pub mod permissions {
     // Only `super_admin` (`*`) holds these: API keys are global.
     permission!(ApiKeysRead);
     permission!(ApiKeysWrite);
+    // Only `super_admin` (`*`) holds it unless a custom role grants it.
+    permission!(RolesWrite);
+    permission!(GroupsManage);
 
     /// Held by every system role: the admin API's own identity endpoint.
     #[derive(Debug)]
@@ -282,10 +285,9 @@ impl<P: Permission + 'static> FromRequest for RequirePermission<P> {
                 .with_roles(principal.clone())
                 .await
                 .map_err(ApiError::from)?;
-            let catalog = state.auth.roles();
             let allowed = match P::PERMISSION {
-                Some(permission) => principal.allows(catalog, permission),
-                None => principal.has_system_role(catalog),
+                Some(permission) => principal.allows(permission),
+                None => principal.has_system_role(),
             };
             if !allowed {
                 denied(false).await;

@@ -34,14 +34,11 @@ pub struct AdminIdentityView {
     )
 )]
 #[get("/me")]
-pub async fn admin_me(
-    state: web::Data<AppState>,
-    admin: RequirePermission<permissions::AnySystemRole>,
-) -> HttpResponse {
+pub async fn admin_me(admin: RequirePermission<permissions::AnySystemRole>) -> HttpResponse {
     let identity = admin.0;
-    let mut granted: Vec<String> = state
-        .auth
-        .roles()
+    let mut granted: Vec<String> = identity
+        .principal
+        .catalog
         .roles()
         .iter()
         .filter(|role| identity.roles.contains(&role.name))

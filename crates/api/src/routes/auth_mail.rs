@@ -78,6 +78,41 @@ pub async fn reset_password(
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AcceptInvitationRequest {
+    /// The token from the invitation link (valid 72 hours, once).
+    pub token: String,
+    /// The account's first password (the registration rules).
+    pub password: String,
+}
+
+/// Accept an operator's invitation: set the account's first password and confirm its address.
+/// Sign in afterwards as usual.
+#[utoipa::path(
+    tag = "auth",
+    request_body = AcceptInvitationRequest,
+    responses(
+        (status = 204, description = "Password set, address confirmed"),
+        (status = 400, description = "Invalid, expired or used token; weak password", body = ErrorEnvelope),
+        (status = 429, body = ErrorEnvelope),
+    )
+)]
+#[post("/accept-invitation")]
+pub async fn accept_invitation(
+    _limit: RateLimited<PasswordReset>,
+    state: web::Data<AppState>,
+    origin: Origin,
+    body: Json<AcceptInvitationRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    state
+        .auth
+        .accept_invitation(&body.token, body.password, &origin.0)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct VerifyEmailRequest {
     /// The token from the mailed link (valid 24 hours, once).
     pub token: String,

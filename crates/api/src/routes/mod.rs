@@ -1,6 +1,8 @@
 //! HTTP handlers by topic. Each is thin: extract, call a service, render.
 
 pub mod admin;
+pub mod admin_user_roles;
+pub mod admin_user_search;
 pub mod admin_users;
 pub mod api_keys;
 pub mod audit;
@@ -19,6 +21,7 @@ pub mod organizations;
 pub mod personal_tokens;
 pub mod policies;
 pub mod policy_application;
+pub mod roles;
 pub mod setting_definitions;
 pub mod settings;
 pub mod unlock_requests;

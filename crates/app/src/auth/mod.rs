@@ -10,5 +10,6 @@ pub use error::AuthError;
 pub use federation::{FederatedSignIn, Federation};
 pub use personal_tokens::PAT_PREFIX;
 pub use service::{
-    AuthService, AuthSettings, IssuedTokens, NewAccount, ProfileUpdate, RESET_MAILS_PER_HOUR, SignIn,
+    AdminNewAccount, AuthService, AuthSettings, IssuedTokens, NewAccount, ProfileUpdate,
+    RESET_MAILS_PER_HOUR, SignIn,
 };

@@ -1,16 +1,19 @@
 //! Personal access tokens: long-lived bearer secrets a user mints for scripts, limited to
 //! scopes they could exercise themselves.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use steward_auth::{Secret, hash_token};
 use steward_domain::accounts::PersonalToken;
+use steward_domain::rbac::RoleCatalog;
 use steward_domain::{Actor, AuditAction, AuditEntry, RequestOrigin};
 use uuid::Uuid;
 
 use super::error::AuthError;
 use super::service::AuthService;
-use crate::principal::{Credential, Principal};
+use crate::principal::{BUILT_IN_CATALOG, Credential, Principal};
 use crate::steward::Store;
 
 /// Every personal access token starts with this, so scanners and Steward recognise them.
@@ -168,8 +171,28 @@ impl<S: Store> AuthService<S> {
     }
 
     /// `principal` with its system roles, for decisions that depend on them.
+    /// Custom roles are read here, once per request and only when the user holds one, so a
+    /// role created, changed or deleted on another instance counts on the next request.
     pub async fn with_roles(&self, mut principal: Principal) -> Result<Principal, AuthError> {
         principal.roles = self.system_roles(principal.user).await?;
+        principal.catalog = self.catalog_for(&principal.roles).await?;
         Ok(principal)
+    }
+
+    /// The catalog to decide about someone holding `roles`: the built-in roles alone when
+    /// those are all they hold, else with every custom role.
+    pub async fn catalog_for<R: AsRef<str>>(&self, roles: &[R]) -> Result<Arc<RoleCatalog>, AuthError> {
+        if roles.iter().all(|role| RoleCatalog::is_built_in(role.as_ref())) {
+            return Ok(Arc::clone(&BUILT_IN_CATALOG));
+        }
+        self.full_catalog().await
+    }
+
+    /// Built-in and custom roles.
+    pub async fn full_catalog(&self) -> Result<Arc<RoleCatalog>, AuthError> {
+        let custom = self.store().custom_roles().await?;
+        Ok(Arc::new(
+            RoleCatalog::built_in().with_custom(custom.iter().map(|role| role.definition())),
+        ))
     }
 }

@@ -5,12 +5,14 @@
 //! every instance (at once on the instance that made the change); identifiers never change
 //! once registered, so their mapping is kept longer.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::Utc;
 use steward_auth::hash_token;
 use steward_domain::RepositoryError;
-use steward_domain::devices::{ApiKeyRecord, ApiKeyStore, DeviceStore};
+use steward_domain::devices::{ApiKeyRecord, ApiKeyStore, ApiKeyUse, DeviceStore};
 use steward_domain::fleet::{DeviceStatus, DeviceTokenGrant, EnrollmentStore, FleetDeviceStore};
 use uuid::Uuid;
 
@@ -20,7 +22,10 @@ pub const API_KEY_TTL: Duration = Duration::from_secs(5);
 const IDENTIFIER_TTL: Duration = Duration::from_secs(300);
 
 pub struct DeviceAuthCache {
-    keys: TtlCache<ApiKeyRecord, String>,
+    keys: TtlCache<ApiKeyUse, String>,
+    /// Requests per key and day (`YYYY-MM-DD`) not yet added to the database: written with
+    /// the next lookup that misses the cache, and before a listing.
+    usage: Mutex<HashMap<(Uuid, String), u64>>,
     identifiers: TtlCache<Uuid, String>,
     device_tokens: TtlCache<DeviceTokenGrant, String>,
     statuses: TtlCache<DeviceStatus>,
@@ -32,6 +37,7 @@ impl Default for DeviceAuthCache {
     fn default() -> Self {
         Self {
             keys: TtlCache::new(API_KEY_TTL).with_jitter(),
+            usage: Mutex::new(HashMap::new()),
             identifiers: TtlCache::new(IDENTIFIER_TTL).with_jitter(),
             device_tokens: TtlCache::new(API_KEY_TTL).with_jitter(),
             statuses: TtlCache::new(API_KEY_TTL).with_jitter(),
@@ -58,7 +64,8 @@ impl DeviceAuthCache {
         self.legacy
     }
 
-    /// The live key with this secret; only successes are remembered.
+    /// The live key with this secret; only successes are remembered (a rotated key's previous
+    /// secret only until its overlap ends). Every success is counted for the key's usage.
     pub async fn api_key<S: ApiKeyStore>(
         &self,
         store: &S,
@@ -66,14 +73,50 @@ impl DeviceAuthCache {
         ip: Option<String>,
     ) -> Result<Option<ApiKeyRecord>, RepositoryError> {
         let fingerprint = hash_token(secret);
-        if let Some(key) = self.keys.get(&fingerprint) {
-            return Ok(Some(key));
+        let now = Utc::now();
+        if let Some(found) = self.keys.get(&fingerprint) {
+            if found.valid_until.is_none_or(|until| until > now) {
+                self.count(found.key.id, now);
+                return Ok(Some(found.key));
+            }
+            self.keys.forget(&fingerprint);
         }
-        let key = store.use_api_key(&fingerprint, Utc::now(), ip).await?;
-        if let Some(key) = &key {
-            self.keys.put(fingerprint, key.clone());
+        self.flush_usage(store).await;
+        let found = store.use_api_key(&fingerprint, now, ip).await?;
+        Ok(found.map(|found| {
+            self.count(found.key.id, now);
+            self.keys.put(fingerprint, found.clone());
+            found.key
+        }))
+    }
+
+    fn count(&self, key: Uuid, now: chrono::DateTime<Utc>) {
+        let day = now.format("%Y-%m-%d").to_string();
+        if let Ok(mut usage) = self.usage.lock() {
+            *usage.entry((key, day)).or_default() += 1;
         }
-        Ok(key)
+    }
+
+    /// Writes the counted requests (best effort: a failed write puts them back).
+    pub async fn flush_usage<S: ApiKeyStore>(&self, store: &S) {
+        let pending: Vec<(Uuid, String, u64)> = match self.usage.lock() {
+            Ok(mut usage) => usage
+                .drain()
+                .map(|((key, day), count)| (key, day, count))
+                .collect(),
+            Err(_) => return,
+        };
+        if pending.is_empty() {
+            return;
+        }
+        if let Err(error) = store.count_api_key_requests(&pending).await {
+            tracing::warn!(%error, "could not record API key usage; keeping it for the next try");
+            if let Ok(mut usage) = self.usage.lock() {
+                for (key, day, count) in pending {
+                    *usage.entry((key, day)).or_default() += count;
+                }
+            }
+        }
     }
 
     /// Steward's id of the device registered as `identifier`.
@@ -136,6 +179,6 @@ impl DeviceAuthCache {
     /// After an API key was revoked on this instance: it stops here at once (elsewhere within
     /// [`API_KEY_TTL`]).
     pub fn forget_api_key(&self, key: Uuid) {
-        self.keys.retain(|record| record.id != key);
+        self.keys.retain(|found| found.key.id != key);
     }
 }

@@ -63,7 +63,12 @@ impl<'a, S: Store> DeviceService<'a, S> {
 
     async fn holds(&self, user: Uuid, permission: Permission) -> Result<bool, AppError> {
         let roles = self.steward.auth.system_roles(user).await?;
-        Ok(self.steward.auth.roles().allows(&roles, permission))
+        Ok(self
+            .steward
+            .auth
+            .catalog_for(&roles)
+            .await?
+            .allows(&roles, permission))
     }
 
     /// The caller acts for `user` only as themself or as a system admin holding `permission`;

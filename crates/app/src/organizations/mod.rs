@@ -99,7 +99,7 @@ impl<'a, S: Store> OrganizationService<'a, S> {
             .ok_or(OrgRuleError::NotFound)?;
         let principal = self.steward.auth.with_roles(principal).await?;
         let user = principal.user;
-        if principal.allows(self.steward.auth.roles(), system) {
+        if principal.allows(system) {
             return Ok(OrgStanding {
                 user,
                 actor: OrgActor::SystemAdmin,
@@ -171,7 +171,7 @@ impl<'a, S: Store> OrganizationService<'a, S> {
         page: PageRequest,
     ) -> Result<(Vec<OrganizationRecord>, u64), AppError> {
         let principal = self.steward.auth.with_roles(principal).await?;
-        let everything = principal.allows(self.steward.auth.roles(), Permission::OrganizationsRead);
+        let everything = principal.allows(Permission::OrganizationsRead);
         let member = (!everything).then_some(principal.user);
         Ok(self.steward.store.organizations(member, page).await?)
     }

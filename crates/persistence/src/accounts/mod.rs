@@ -91,7 +91,7 @@ impl AccountStore for Database {
             id: Set(id),
             email: Set(user.email.as_str().to_owned()),
             email_verified_at: Set(None),
-            password_hash: Set(Some(user.password_hash.clone())),
+            password_hash: Set(user.password_hash.clone()),
             pending_email: Set(None),
             display_name: Set(user.display_name),
             avatar_url: Set(None),
@@ -108,8 +108,14 @@ impl AccountStore for Database {
         .insert(&transaction)
         .await
         .map_err(db)?;
-        remember_password(&transaction, id, user.password_hash, now).await?;
+        if let Some(hash) = user.password_hash {
+            remember_password(&transaction, id, hash, now).await?;
+        }
         insert_audit_entry(&transaction, audit).await?;
+        if let Some((token, mail)) = &user.mail {
+            insert_email_token(&transaction, id, token, now).await?;
+            insert_mail(&transaction, mail).await?;
+        }
         if let Some(welcome) = user.welcome {
             insert_email_token(&transaction, id, &welcome.verification, now).await?;
             insert_mail(&transaction, &welcome.mail).await?;
@@ -345,9 +351,15 @@ impl AccountStore for Database {
             .all(&transaction)
             .await
             .map_err(db)?;
+        let custom_roles = crate::roles::read_custom_roles(&transaction, true)
+            .await?
+            .iter()
+            .map(|role| role.definition())
+            .collect();
         let change = decide(&RoleSnapshot {
             current: current.clone(),
             other_active_super_admins,
+            custom_roles,
         })?;
         if !change.revoked.is_empty() {
             user_system_roles::Entity::delete_many()

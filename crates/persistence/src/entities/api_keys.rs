@@ -17,6 +17,9 @@ pub struct Model {
     pub revoked_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub last_used_ip: Option<String>,
+    /// The secret before the last rotation, valid until `previous_valid_until`.
+    pub previous_key_hash: Option<String>,
+    pub previous_valid_until: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

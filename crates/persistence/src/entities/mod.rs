@@ -1,8 +1,10 @@
 //! SeaORM entities, one module per table. Later features add theirs as they need them.
 
+pub mod api_key_usage;
 pub mod api_keys;
 pub mod audit_chain;
 pub mod audit_logs;
+pub mod custom_roles;
 pub mod device_commands;
 pub mod device_policies;
 pub mod device_settings;

@@ -23,6 +23,12 @@ impl<S: Store> AuthService<S> {
                 "Reset your password",
                 "Someone (hopefully you) asked to reset the password of your account. Choose a new one",
             ),
+            EmailTokenPurpose::Invitation => (
+                Duration::hours(INVITATION_HOURS),
+                "accept-invitation",
+                "Your new account",
+                "An administrator created an account for you with this address. Choose a password to start",
+            ),
         };
         let link = format!("{}/{path}?token={token}", self.settings.public_url);
         let hours = ttl.num_hours();

@@ -3,6 +3,9 @@
 //! domain's repository traits.
 
 mod account;
+mod invitations;
+
+pub use invitations::AdminNewAccount;
 mod mail_flows;
 mod sign_in;
 
@@ -109,6 +112,9 @@ pub struct AuthService<S> {
     roles: RoleCatalog,
     federation: Federation,
 }
+
+/// How long an operator's invitation link works.
+pub const INVITATION_HOURS: i64 = 72;
 
 /// Reset mails one account receives per hour at most (requests beyond are answered alike).
 pub const RESET_MAILS_PER_HOUR: u64 = 3;
@@ -352,8 +358,9 @@ impl<S: Store> AuthService<S> {
                         NewUser {
                             email: address.clone(),
                             display_name: name.into_inner(),
-                            password_hash: hash,
+                            password_hash: Some(hash),
                             welcome: None,
+                            mail: None,
                         },
                         &audit,
                     )

@@ -35,7 +35,8 @@ impl<S: Store> AuthService<S> {
                 NewUser {
                     email: email.clone(),
                     display_name: display_name.into_inner(),
-                    password_hash,
+                    password_hash: Some(password_hash),
+                    mail: None,
                     welcome: Some(Welcome {
                         verification,
                         mail,

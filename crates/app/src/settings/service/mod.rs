@@ -258,7 +258,7 @@ impl<'a, S: Store> SettingsService<'a, S> {
             }
         }
         let roles = self.steward.auth.system_roles(user).await?;
-        if self.steward.auth.roles().allows(&roles, need) {
+        if self.steward.auth.catalog_for(&roles).await?.allows(&roles, need) {
             return Ok(access(SettingsActor::SystemAdmin));
         }
         Err(not_found())

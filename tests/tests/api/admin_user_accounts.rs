@@ -1,0 +1,152 @@
+//! Operators create accounts: with a password, or with an invitation whose mailed link sets
+//! one; roles granted under the usual rules; refusals create nothing.
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use steward_tests::{each_backend, expect_data, expect_error, send, spawn_app};
+
+#[tokio::test]
+async fn an_invitation_arrives_by_smtp_and_its_link_sets_the_password_once() {
+    each_backend(|backend| async move {
+        let smtp = steward_tests::smtp::SmtpServer::start().await;
+        let url = smtp.url();
+        let app = steward_tests::spawn_app_with(backend, move |config| config.smtp_url = Some(url)).await;
+        let user_admin = app.user("useradmin@example.com").await;
+        app.grant(user_admin.id, "user_admin").await;
+
+        let created = expect_data(
+            send(
+                &app,
+                Method::POST,
+                "/api/admin/v1/users",
+                &user_admin,
+                Some(json!({"email": "New.Hire@Example.com", "displayName": "New Hire", "roles": ["user_admin"]})),
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await;
+        assert_eq!(created["email"], "new.hire@example.com", "{created}");
+        assert_eq!(created["emailVerified"], false);
+        assert_eq!(created["status"], "active");
+        assert_eq!(created["systemRoles"], json!(["user_admin"]));
+        // No password yet: nothing signs in.
+        let early = app.login("new.hire@example.com", "").await;
+        assert!(early.status().is_client_error());
+
+        let mail = smtp.wait_for("new.hire@example.com", 1).await;
+        assert!(mail.text().contains("Subject: Your new account"), "{}", mail.data);
+        assert!(mail.text().contains("/accept-invitation?token="), "{}", mail.data);
+        assert!(mail.text().contains("72 hours"), "{}", mail.data);
+        let token = mail.link_token();
+        let weak = app
+            .post_json("/api/v1/auth/accept-invitation", &json!({"token": token, "password": "short"}))
+            .await;
+        assert_eq!(weak.status(), StatusCode::BAD_REQUEST);
+        let accepted = app
+            .post_json(
+                "/api/v1/auth/accept-invitation",
+                &json!({"token": token, "password": "a long invited passphrase"}),
+            )
+            .await;
+        assert_eq!(accepted.status(), StatusCode::NO_CONTENT, "{backend:?}");
+        let again = app
+            .post_json(
+                "/api/v1/auth/accept-invitation",
+                &json!({"token": token, "password": "another long passphrase"}),
+            )
+            .await;
+        assert_eq!(again.status(), StatusCode::BAD_REQUEST, "single use");
+        let signed_in = expect_data(
+            app.login("new.hire@example.com", "a long invited passphrase").await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(signed_in["user"]["emailVerified"], true, "{signed_in}");
+        // A reset token is not an invitation and the other way round.
+        let wrong_kind = app
+            .post_json("/api/v1/auth/reset-password", &json!({"token": token, "newPassword": "x".repeat(20)}))
+            .await;
+        assert_eq!(wrong_kind.status(), StatusCode::BAD_REQUEST);
+        let actions = app.audit_actions().await;
+        for action in ["admin.user_created", "admin.role_granted", "auth.invitation_accepted", "auth.email_verified"] {
+            assert!(actions.iter().any(|a| a == action), "{action} {backend:?}");
+        }
+        app.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_account_with_a_password_signs_in_at_once_and_refusals_create_nothing() {
+    each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let root = app.user("root@example.com").await;
+        app.grant(root.id, "super_admin").await;
+        let user_admin = app.user("useradmin@example.com").await;
+        app.grant(user_admin.id, "user_admin").await;
+        let support = app.user("support@example.com").await;
+        app.grant(support.id, "support").await;
+        let users_before = app.count_users().await;
+
+        let create = |by: &steward_tests::TestUser, body: serde_json::Value| {
+            send(&app, Method::POST, "/api/admin/v1/users", by, Some(body))
+        };
+        // Who: users:write only; roles only those you could grant.
+        let by_support = create(&support, json!({"email": "a@example.com", "displayName": "A"})).await;
+        assert_eq!(by_support.status(), StatusCode::FORBIDDEN, "{backend:?}");
+        let escalation = create(
+            &user_admin,
+            json!({"email": "a@example.com", "displayName": "A", "roles": ["super_admin"]}),
+        )
+        .await;
+        expect_error(escalation, StatusCode::FORBIDDEN, "FORBIDDEN").await;
+        let unknown_role = create(&root, json!({"email": "a@example.com", "displayName": "A", "roles": ["root"]})).await;
+        expect_error(unknown_role, StatusCode::BAD_REQUEST, "VALIDATION_ERROR").await;
+        // Hostile and malformed input.
+        for body in [
+            json!({"email": "not an address", "displayName": "A"}),
+            json!({"email": "a\u{0}@example.com", "displayName": "A"}),
+            json!({"email": "a@example.com", "displayName": ""}),
+            json!({"email": "a@example.com", "displayName": "A\u{0}B"}),
+            json!({"email": "a@example.com", "displayName": "x".repeat(10_000)}),
+            json!({"email": "a@example.com", "displayName": "A", "password": "short"}),
+            json!({"email": "a@example.com", "displayName": "A", "password": "password123"}),
+            json!({"email": "a@example.com", "displayName": "A", "roles": "auditor"}),
+            json!({"email": "a@example.com", "displayName": "A", "isAdmin": true}),
+            json!({"email": "a@example.com"}),
+            json!({}),
+        ] {
+            let refused = create(&root, body.clone()).await;
+            assert_eq!(refused.status(), StatusCode::BAD_REQUEST, "{body} {backend:?}");
+        }
+        assert_eq!(app.count_users().await, users_before, "{backend:?}: refusals create nothing");
+
+        let created = expect_data(
+            create(
+                &root,
+                json!({"email": "b@example.com", "displayName": "B", "password": "a long chosen passphrase", "roles": ["auditor", " Support "]}),
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await;
+        assert_eq!(created["systemRoles"], json!(["auditor", "support"]), "{created}");
+        expect_data(app.login("b@example.com", "a long chosen passphrase").await, StatusCode::OK).await;
+        let mail = app.outbox_mail("b@example.com").await;
+        assert!(mail.contains("Confirm your email address"), "{mail}");
+        let taken = create(&root, json!({"email": "B@example.com", "displayName": "B2"})).await;
+        assert_eq!(taken.status(), StatusCode::CONFLICT, "{backend:?}");
+
+        // Two creations of one address at once: one account.
+        let (first, second) = tokio::join!(
+            create(&root, json!({"email": "race@example.com", "displayName": "R"})),
+            create(&root, json!({"email": "race@example.com", "displayName": "R"})),
+        );
+        let mut statuses = [first.status(), second.status()];
+        statuses.sort();
+        assert_eq!(statuses, [StatusCode::CREATED, StatusCode::CONFLICT], "{backend:?}");
+        app.stop().await;
+    })
+    .await;
+}
