@@ -38,10 +38,10 @@ pub const OPENAPI_PATH: &str = "/api-docs/openapi.json";
 /// Every route, declared once: the router and the OpenAPI document both come from here.
 fn routes(config: &mut ServiceConfig) {
     use routes::{
-        admin, admin_user_roles, admin_user_search, admin_users, api_keys, audit, auth, auth_mail,
-        device_enrollment, devices, enrollment_tokens, federation, fleet_devices, fleet_groups, groups,
-        imports, organizations, personal_tokens, policies, policy_application, roles, setting_definitions,
-        settings, unlock_requests, users,
+        admin, admin_groups, admin_user_roles, admin_user_search, admin_users, api_keys, audit, auth,
+        auth_mail, device_enrollment, devices, enrollment_tokens, federation, fleet_devices, fleet_groups,
+        groups, imports, organizations, personal_tokens, policies, policy_application, roles,
+        setting_definitions, settings, unlock_requests, users,
     };
     config
         .service(health::liveness)
@@ -141,6 +141,9 @@ fn routes(config: &mut ServiceConfig) {
                 .service(api_keys::create_api_key)
                 .service(api_keys::revoke_api_key)
                 .service(api_keys::rotate_api_key)
+                .service(admin_groups::list_groups)
+                .service(admin_groups::get_group)
+                .service(admin_groups::transfer_group)
                 .service(roles::list_roles)
                 .service(roles::get_role)
                 .service(roles::create_role)

@@ -12,6 +12,7 @@ use steward_domain::devices::{ApiKeyStore, DeviceStore};
 use steward_domain::fleet::{
     CommandStore, DeviceImportStore, EnrollmentStore, FleetDeviceStore, PolicyApplicationStore,
 };
+use steward_domain::group_admin::GroupAdminStore;
 use steward_domain::group_store::GroupStore;
 use steward_domain::organizations::{OrgUserImportStore, OrganizationStore};
 use steward_domain::policies::PolicyStore;
@@ -52,6 +53,7 @@ pub trait Store:
     + UnlockRequestStore
     + PushQueue
     + RoleStore
+    + GroupAdminStore
     + Clone
     + Send
     + Sync
@@ -85,6 +87,7 @@ impl<T> Store for T where
         + UnlockRequestStore
         + PushQueue
         + RoleStore
+        + GroupAdminStore
         + Clone
         + Send
         + Sync

@@ -28,7 +28,7 @@ use crate::database::Database;
 use crate::entities::{group_invites, group_memberships, groups, users};
 use crate::error::db_err_to_repository as db;
 
-fn record(model: groups::Model) -> GroupRecord {
+pub(crate) fn record(model: groups::Model) -> GroupRecord {
     GroupRecord {
         id: model.id,
         name: model.name,

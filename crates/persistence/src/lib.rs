@@ -13,6 +13,7 @@ pub mod entities;
 mod error;
 mod federation;
 mod fleet;
+mod group_admin;
 mod groups;
 mod lock_reach;
 mod organizations;

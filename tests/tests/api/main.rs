@@ -4,6 +4,7 @@
 mod admin;
 mod admin_api_keys;
 mod admin_custom_roles;
+mod admin_groups;
 mod admin_roles;
 mod admin_user_accounts;
 mod admin_users;

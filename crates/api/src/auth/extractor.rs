@@ -219,6 +219,7 @@ pub mod permissions {
     // Only `super_admin` (`*`) holds it unless a custom role grants it.
     permission!(RolesWrite);
     permission!(GroupsManage);
+    permission!(GroupsRead);
 
     /// Held by every system role: the admin API's own identity endpoint.
     #[derive(Debug)]

@@ -1,0 +1,229 @@
+//! `/api/admin/v1/groups`: every group for operators (`groups:read`), and ownership transfers
+//! they force (`groups:manage`).
+
+use actix_web::{HttpResponse, get, post, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use steward_app::groups::GroupAdminService;
+use steward_domain::group_admin::{GroupFilter, GroupKind, GroupListing};
+use steward_domain::group_store::MemberProfile;
+use steward_domain::groups::GroupRole;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::auth::{RequirePermission, permissions};
+use crate::envelope::{self, Envelope, ListEnvelope};
+use crate::error::{ApiError, ErrorEnvelope};
+use crate::extractors::{Json, Origin, PageQuery};
+use crate::state::AppState;
+
+/// Filters of the group listing; each present filter narrows the result.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
+pub struct GroupListQuery {
+    /// Part of the name, case-insensitive (at most 200 characters).
+    pub q: Option<String>,
+    /// `family` (people's groups) or `fleet` (organizations' groups).
+    pub kind: Option<String>,
+    /// Fleet groups of this organization.
+    pub organization_id: Option<Uuid>,
+    /// `true`: archived groups only; `false`: live ones only.
+    pub archived: Option<bool>,
+    /// Groups this user owns.
+    pub owner_id: Option<Uuid>,
+}
+
+impl GroupListQuery {
+    fn into_filter(self) -> Result<GroupFilter, ApiError> {
+        let text = self.q.map(|q| q.trim().to_owned()).filter(|q| !q.is_empty());
+        if text.as_deref().is_some_and(|q| q.chars().count() > 200) {
+            return Err(ApiError::invalid("q", "must be at most 200 characters"));
+        }
+        let kind = match self.kind.as_deref() {
+            None => None,
+            Some(kind) => Some(
+                GroupKind::parse(kind).ok_or_else(|| ApiError::invalid("kind", "must be family or fleet"))?,
+            ),
+        };
+        Ok(GroupFilter {
+            text,
+            kind,
+            organization: self.organization_id,
+            archived: self.archived,
+            owner: self.owner_id,
+        })
+    }
+}
+
+/// A group's owner.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupOwnerView {
+    pub user_id: Uuid,
+    pub email: String,
+    pub display_name: String,
+}
+
+/// A group as operators see it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminGroupView {
+    pub id: Uuid,
+    pub name: String,
+    pub description: Option<String>,
+    /// `family` or `fleet`.
+    pub kind: String,
+    /// The organization of a fleet group.
+    pub organization_id: Option<Uuid>,
+    pub member_count: u64,
+    /// `null` for an archived group whose owner left.
+    pub owner: Option<GroupOwnerView>,
+    pub archived_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub version: i32,
+}
+
+impl From<GroupListing> for AdminGroupView {
+    fn from(listing: GroupListing) -> Self {
+        Self {
+            kind: listing.kind().as_str().to_owned(),
+            id: listing.group.id,
+            name: listing.group.name,
+            description: listing.group.description,
+            organization_id: listing.organization_id,
+            member_count: listing.member_count,
+            owner: listing.owner.map(|owner| GroupOwnerView {
+                user_id: owner.user_id,
+                email: owner.email,
+                display_name: owner.display_name,
+            }),
+            archived_at: listing.group.archived_at,
+            created_at: listing.group.created_at,
+            version: listing.group.version,
+        }
+    }
+}
+
+/// A member as operators see them.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminMemberView {
+    pub user_id: Uuid,
+    pub email: String,
+    pub display_name: String,
+    #[schema(value_type = String, example = "member")]
+    pub role: GroupRole,
+    pub joined_at: DateTime<Utc>,
+}
+
+/// One group with its members, most powerful first.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminGroupDetail {
+    #[serde(flatten)]
+    pub group: AdminGroupView,
+    pub members: Vec<AdminMemberView>,
+}
+
+fn detail((listing, members): (GroupListing, Vec<MemberProfile>)) -> AdminGroupDetail {
+    AdminGroupDetail {
+        group: AdminGroupView::from(listing),
+        members: members
+            .into_iter()
+            .map(|member| AdminMemberView {
+                user_id: member.user_id,
+                email: member.email,
+                display_name: member.display_name,
+                role: member.role,
+                joined_at: member.joined_at,
+            })
+            .collect(),
+    }
+}
+
+/// Every group, newest first (`groups:read`): family groups and organizations' fleet groups,
+/// with owner and member count. Deleted groups are not listed.
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(GroupListQuery, PageQuery),
+    responses(
+        (status = 200, body = ListEnvelope<AdminGroupView>),
+        (status = 400, body = ErrorEnvelope),
+        (status = 403, body = ErrorEnvelope),
+    )
+)]
+#[get("/groups")]
+pub async fn list_groups(
+    state: web::Data<AppState>,
+    _admin: RequirePermission<permissions::GroupsRead>,
+    query: web::Query<GroupListQuery>,
+    page: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = page.into_inner().into_request()?;
+    let filter = query.into_inner().into_filter()?;
+    let (listings, total) = GroupAdminService::new(&state.store).list(&filter, page).await?;
+    let items: Vec<AdminGroupView> = listings.into_iter().map(AdminGroupView::from).collect();
+    Ok(envelope::page(items, page, total))
+}
+
+/// One group with its members (`groups:read`); deleted groups are 404.
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("groupId" = Uuid, Path)),
+    responses(
+        (status = 200, body = Envelope<AdminGroupDetail>),
+        (status = 403, body = ErrorEnvelope),
+        (status = 404, body = ErrorEnvelope),
+    )
+)]
+#[get("/groups/{groupId}")]
+pub async fn get_group(
+    state: web::Data<AppState>,
+    _admin: RequirePermission<permissions::GroupsRead>,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let found = GroupAdminService::new(&state.store)
+        .detail(path.into_inner())
+        .await?;
+    Ok(envelope::ok(detail(found)))
+}
+
+/// Who is to own the group.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ForceTransferRequest {
+    /// A member of the group.
+    pub user_id: Uuid,
+}
+
+/// Make a member the group's owner (`groups:manage`); the owner so far becomes an admin.
+/// Audited as `admin.group_ownership_transferred` with the roles before and after.
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("groupId" = Uuid, Path)),
+    request_body = ForceTransferRequest,
+    responses(
+        (status = 200, body = Envelope<AdminGroupDetail>),
+        (status = 400, description = "Not a member, or already the owner", body = ErrorEnvelope),
+        (status = 403, body = ErrorEnvelope),
+        (status = 404, body = ErrorEnvelope),
+        (status = 409, description = "The group is archived", body = ErrorEnvelope),
+    )
+)]
+#[post("/groups/{groupId}/transfer")]
+pub async fn transfer_group(
+    state: web::Data<AppState>,
+    admin: RequirePermission<permissions::GroupsManage>,
+    origin: Origin,
+    path: web::Path<Uuid>,
+    body: Json<ForceTransferRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let found = GroupAdminService::new(&state.store)
+        .transfer_ownership(admin.0.user_id, path.into_inner(), body.user_id, &origin.0)
+        .await?;
+    Ok(envelope::ok(detail(found)))
+}
