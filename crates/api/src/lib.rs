@@ -137,6 +137,7 @@ fn routes(config: &mut ServiceConfig) {
                 .service(admin_users::create_user)
                 .service(admin_user_search::export_users)
                 .service(admin::admin_get_user)
+                .service(admin_users::update_user)
                 .service(api_keys::list_api_keys)
                 .service(api_keys::create_api_key)
                 .service(api_keys::revoke_api_key)

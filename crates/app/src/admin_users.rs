@@ -208,6 +208,69 @@ impl<'a, S: Store> UserAdminService<'a, S> {
         self.detail(user.id).await
     }
 
+    /// Changes an account as `admin` (roles loaded): fields through
+    /// `AuthService::admin_update_user` (guarded by the version), then `status` (`active` or
+    /// `locked`) through `unlock`/`lock`, which need `users:unlock`/`users:lock` as well.
+    /// Answers the account as `detail` shows it.
+    pub async fn update(
+        &self,
+        admin: &Principal,
+        user: Uuid,
+        update: crate::auth::AdminProfileUpdate,
+        status: Option<&str>,
+        origin: &RequestOrigin,
+    ) -> Result<UserDetail, AppError> {
+        use steward_domain::accounts::{STATUS_ACTIVE, STATUS_LOCKED};
+        use steward_domain::rbac::Permission;
+        let wanted = match status {
+            None => None,
+            Some(STATUS_ACTIVE) => Some(false),
+            Some(STATUS_LOCKED) => Some(true),
+            Some(_) => return Err(AppError::invalid("status", "must be active or locked")),
+        };
+        if !update.changes_fields() && wanted.is_none() {
+            return Err(AppError::validation(
+                "name at least one of displayName, email, locale, timezone or status",
+            ));
+        }
+        let current = self.existing(user).await?;
+        if !(current.is_active() || current.is_locked()) {
+            return Err(AppError::not_found("no such user"));
+        }
+        let locking = wanted.filter(|lock| *lock != current.is_locked());
+        match locking {
+            Some(true) if !admin.allows(Permission::UsersLock) => {
+                return Err(AppError::forbidden("locking an account needs users:lock"));
+            }
+            Some(false) if !admin.allows(Permission::UsersUnlock) => {
+                return Err(AppError::forbidden("unlocking an account needs users:unlock"));
+            }
+            _ => {}
+        }
+        if !update.changes_fields()
+            && let Some(expected) = update.expected_version
+            && expected != current.version
+        {
+            return Err(RepositoryError::VersionConflict.into());
+        }
+        if update.changes_fields() {
+            self.steward
+                .auth
+                .admin_update_user(admin.user, user, update, origin)
+                .await?;
+        }
+        match locking {
+            Some(true) => {
+                self.lock(admin.user, user, None, origin).await?;
+            }
+            Some(false) => {
+                self.unlock(admin.user, user, origin).await?;
+            }
+            None => {}
+        }
+        self.detail(user).await
+    }
+
     /// Erases an account as self-service deletion does (personal data removed, sessions and
     /// tokens deleted, groups passed on, devices unlinked, the audit trail kept). Never the
     /// caller's own account (that is `DELETE /api/v1/auth/me`), never the last unlocked

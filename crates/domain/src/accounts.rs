@@ -198,6 +198,22 @@ pub struct ProfileChanges {
     pub pending_email: Option<Option<String>>,
 }
 
+/// Fields an operator changes on someone's account (`PATCH /api/admin/v1/users/{id}`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AdminUserChanges {
+    pub display_name: Option<String>,
+    /// A new address, in effect at once but unverified (a verification mail goes to it).
+    pub email: Option<String>,
+    pub locale: Option<Option<String>>,
+    pub timezone: Option<Option<String>>,
+}
+
+impl AdminUserChanges {
+    pub fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
+}
+
 /// A sign-in session; its refresh tokens form one family.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SessionRecord {
@@ -295,6 +311,17 @@ pub trait AccountStore {
         id: Uuid,
         changes: ProfileChanges,
         expected_version: Option<i32>,
+        audit: &AuditEntry,
+    ) -> impl Future<Output = Result<UserRecord, RepositoryError>> + Send;
+    /// An operator's change of an active or locked account when `expected_version` (if given)
+    /// is current; a new address is stored unverified and `mail` (its verification) is queued
+    /// in the same transaction. `Conflict` when the address is taken.
+    fn admin_update_user(
+        &self,
+        id: Uuid,
+        changes: AdminUserChanges,
+        expected_version: Option<i32>,
+        mail: Option<(NewEmailToken, OutgoingMail)>,
         audit: &AuditEntry,
     ) -> impl Future<Output = Result<UserRecord, RepositoryError>> + Send;
     /// Sets a new password hash, remembers it in the history, and revokes every session of the

@@ -150,3 +150,135 @@ async fn an_account_with_a_password_signs_in_at_once_and_refusals_create_nothing
     })
     .await;
 }
+
+#[tokio::test]
+async fn operators_change_accounts_guarded_by_the_version() {
+    each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let root = app.user("root@example.com").await;
+        app.grant(root.id, "super_admin").await;
+        let user_admin = app.user("useradmin@example.com").await;
+        app.grant(user_admin.id, "user_admin").await;
+        let support = app.user("support@example.com").await;
+        app.grant(support.id, "support").await;
+        let target = app.user("target@example.com").await;
+        let _other = app.user("other@example.com").await;
+        let path = format!("/api/admin/v1/users/{}", target.id);
+        let patch = |by: &steward_tests::TestUser, body: serde_json::Value| {
+            send(&app, Method::PATCH, &path, by, Some(body))
+        };
+
+        let before = expect_data(send(&app, Method::GET, &path, &root, None).await, StatusCode::OK).await;
+        let version = before["version"].as_i64().unwrap();
+        let changed = expect_data(
+            app.authed(Method::PATCH, &path, &user_admin.token)
+                .header("if-match", format!("\"{version}\""))
+                .json(&json!({"displayName": "Tara Get", "locale": "en-GB", "timezone": "Europe/Berlin"}))
+                .send()
+                .await
+                .unwrap(),
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(changed["displayName"], "Tara Get", "{changed}");
+        assert_eq!(changed["locale"], "en-GB");
+        assert!(changed["version"].as_i64().unwrap() > version);
+        let stale = app
+            .authed(Method::PATCH, &path, &user_admin.token)
+            .header("if-match", format!("\"{version}\""))
+            .json(&json!({"displayName": "Lost update"}))
+            .send()
+            .await
+            .unwrap();
+        expect_error(stale, StatusCode::CONFLICT, "VERSION_CONFLICT").await;
+        let stale_body = patch(&user_admin, json!({"status": "locked", "version": version})).await;
+        expect_error(stale_body, StatusCode::CONFLICT, "VERSION_CONFLICT").await;
+        let cleared = expect_data(patch(&user_admin, json!({"locale": null})).await, StatusCode::OK).await;
+        assert_eq!(cleared["locale"], serde_json::Value::Null);
+        assert_eq!(cleared["timezone"], "Europe/Berlin");
+
+        // A new address counts at once, unverified, with a verification mail to it.
+        let moved = expect_data(
+            patch(&user_admin, json!({"email": "Moved@Example.com"})).await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(moved["email"], "moved@example.com");
+        assert_eq!(moved["emailVerified"], false);
+        let mail = app.outbox_mail("moved@example.com").await;
+        assert!(mail.contains("Confirm your email address"), "{mail}");
+        expect_data(
+            app.login("moved@example.com", steward_tests::PASSWORD).await,
+            StatusCode::OK,
+        )
+        .await;
+        let taken = patch(&user_admin, json!({"email": "other@example.com"})).await;
+        assert_eq!(taken.status(), StatusCode::CONFLICT, "{backend:?}");
+
+        // Refusals: permissions per change, and input that does not parse.
+        assert_eq!(
+            patch(&support, json!({"displayName": "X"})).await.status(),
+            StatusCode::FORBIDDEN
+        );
+        for body in [
+            json!({}),
+            json!({"status": "disabled"}),
+            json!({"displayName": "A\u{0}B"}),
+            json!({"displayName": "x".repeat(10_000)}),
+            json!({"locale": "not a locale at all"}),
+            json!({"timezone": "Europe/Berlin Mitte"}),
+            json!({"email": "nope"}),
+            json!({"version": 1e300}),
+            json!({"role": "super_admin"}),
+        ] {
+            let refused = patch(&user_admin, body.clone()).await;
+            assert_eq!(refused.status(), StatusCode::BAD_REQUEST, "{body} {backend:?}");
+        }
+        let locked = expect_data(
+            patch(&user_admin, json!({"status": "locked"})).await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(locked["status"], "locked");
+        let login = app.login("moved@example.com", steward_tests::PASSWORD).await;
+        assert_eq!(login.status(), StatusCode::FORBIDDEN);
+        // user_admin may lock but not unlock; a super_admin may.
+        let unlock = patch(&user_admin, json!({"status": "active"})).await;
+        expect_error(unlock, StatusCode::FORBIDDEN, "FORBIDDEN").await;
+        let renamed_while_locked = expect_data(
+            patch(&user_admin, json!({"displayName": "Still Locked"})).await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(renamed_while_locked["status"], "locked");
+        let unlocked = expect_data(patch(&root, json!({"status": "active"})).await, StatusCode::OK).await;
+        assert_eq!(unlocked["status"], "active");
+        // The last super_admin cannot be locked this way either.
+        let last = send(
+            &app,
+            Method::PATCH,
+            &format!("/api/admin/v1/users/{}", root.id),
+            &root,
+            Some(json!({"status": "locked"})),
+        )
+        .await;
+        assert_eq!(last.status(), StatusCode::CONFLICT, "{backend:?}");
+        let missing = send(
+            &app,
+            Method::PATCH,
+            &format!("/api/admin/v1/users/{}", uuid::Uuid::now_v7()),
+            &root,
+            Some(json!({"displayName": "Ghost"})),
+        )
+        .await;
+        assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+        assert!(
+            app.audit_actions()
+                .await
+                .iter()
+                .any(|a| a == "admin.user_updated")
+        );
+        app.stop().await;
+    })
+    .await;
+}

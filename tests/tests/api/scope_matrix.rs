@@ -44,6 +44,7 @@ async fn admin_operations(app: &TestApp) -> Vec<(Method, String, bool)> {
                 "get" => Method::GET,
                 "post" => Method::POST,
                 "put" => Method::PUT,
+                "patch" => Method::PATCH,
                 "delete" => Method::DELETE,
                 _ => continue,
             };

@@ -1,7 +1,7 @@
 //! `/api/admin/v1/users…`: creating accounts, locking and unlocking them, resets, erasure and
 //! ending their sessions.
 
-use actix_web::{HttpResponse, delete, get, post, web};
+use actix_web::{HttpResponse, delete, get, patch, post, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use steward_app::admin_users::UserAdminService;
@@ -355,4 +355,70 @@ pub async fn create_user(
         .create(&admin.0.principal, account, body.roles, &origin.0)
         .await?;
     Ok(envelope::created(super::admin::AdminUserDetail::from(detail)))
+}
+
+/// An operator's change of an account; absent fields keep their value.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateUserRequest {
+    pub display_name: Option<String>,
+    /// A new address: in effect at once, unverified; a verification mail goes to it.
+    pub email: Option<String>,
+    /// A BCP 47 tag such as `en-GB`, or `null`.
+    #[serde(default, deserialize_with = "super::auth::present")]
+    #[schema(value_type = Option<String>)]
+    pub locale: Option<Option<String>>,
+    /// An IANA zone such as `Europe/Berlin`, or `null`.
+    #[serde(default, deserialize_with = "super::auth::present")]
+    #[schema(value_type = Option<String>)]
+    pub timezone: Option<Option<String>>,
+    /// `active` (unlock, needs `users:unlock`) or `locked` (lock, needs `users:lock`).
+    pub status: Option<String>,
+    /// The version you read; alternatively send `If-Match`.
+    pub version: Option<i32>,
+}
+
+/// Change an account (`users:write`): name, address, locale, time zone and status. Honours
+/// `If-Match` / `version` (stale: `409 VERSION_CONFLICT`). Answers the account as
+/// `GET /users/{id}` shows it.
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("userId" = Uuid, Path), ("If-Match" = Option<String>, Header, description = "The version you read")),
+    request_body = UpdateUserRequest,
+    responses(
+        (status = 200, body = Envelope<super::admin::AdminUserDetail>),
+        (status = 400, body = ErrorEnvelope),
+        (status = 403, body = ErrorEnvelope),
+        (status = 404, body = ErrorEnvelope),
+        (status = 409, description = "VERSION_CONFLICT, the address is taken, or the last super_admin", body = ErrorEnvelope),
+    )
+)]
+#[patch("/users/{userId}")]
+pub async fn update_user(
+    request: actix_web::HttpRequest,
+    state: web::Data<AppState>,
+    admin: RequirePermission<permissions::UsersWrite>,
+    origin: Origin,
+    path: web::Path<Uuid>,
+    body: Json<UpdateUserRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let update = steward_app::auth::AdminProfileUpdate {
+        display_name: body.display_name,
+        email: body.email,
+        locale: body.locale,
+        timezone: body.timezone,
+        expected_version: super::auth::if_match_version(&request)?.or(body.version),
+    };
+    let detail = UserAdminService::new(&state)
+        .update(
+            &admin.0.principal,
+            path.into_inner(),
+            update,
+            body.status.as_deref(),
+            &origin.0,
+        )
+        .await?;
+    Ok(envelope::ok(super::admin::AdminUserDetail::from(detail)))
 }

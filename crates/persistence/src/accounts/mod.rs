@@ -1,5 +1,6 @@
 //! Accounts, sessions, refresh-token chains, login throttling, email tokens and the outbox.
 
+mod admin_changes;
 mod listing;
 mod login_throttle;
 mod mail_tokens;
@@ -18,10 +19,10 @@ use serde_json::json;
 use sessions::insert_session;
 use steward_domain::PageRequest;
 use steward_domain::accounts::{
-    AccountStore, AttemptPermit, EmailTokenPurpose, EmailTokenStore, LockSnapshot, LoginThrottleStore,
-    NewEmailToken, NewUser, Outbox, OutgoingEmail, OutgoingMail, ProfileChanges, RedeemedEmailToken,
-    RefreshTokenRecord, STATUS_ACTIVE, STATUS_LOCKED, SessionRecord, SessionStore, UserFilter, UserListing,
-    UserRecord,
+    AccountStore, AdminUserChanges, AttemptPermit, EmailTokenPurpose, EmailTokenStore, LockSnapshot,
+    LoginThrottleStore, NewEmailToken, NewUser, Outbox, OutgoingEmail, OutgoingMail, ProfileChanges,
+    RedeemedEmailToken, RefreshTokenRecord, STATUS_ACTIVE, STATUS_LOCKED, SessionRecord, SessionStore,
+    UserFilter, UserListing, UserRecord,
 };
 use steward_domain::identity::EmailAddress;
 use steward_domain::rbac::{RoleChange, RoleSnapshot};
@@ -193,6 +194,18 @@ impl AccountStore for Database {
             .ok_or(RepositoryError::NotFound)?;
         transaction.commit().await.map_err(db)?;
         Ok(user_record(model))
+    }
+
+    async fn admin_update_user(
+        &self,
+        id: Uuid,
+        changes: AdminUserChanges,
+        expected_version: Option<i32>,
+        mail: Option<(NewEmailToken, OutgoingMail)>,
+        audit: &AuditEntry,
+    ) -> Result<UserRecord, RepositoryError> {
+        self.update_user_as_admin(id, changes, expected_version, mail, audit)
+            .await
     }
 
     async fn change_password(

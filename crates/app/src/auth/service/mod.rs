@@ -3,9 +3,9 @@
 //! domain's repository traits.
 
 mod account;
-mod invitations;
+mod admin_accounts;
 
-pub use invitations::AdminNewAccount;
+pub use admin_accounts::{AdminNewAccount, AdminProfileUpdate};
 mod mail_flows;
 mod sign_in;
 
