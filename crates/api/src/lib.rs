@@ -38,9 +38,9 @@ pub const OPENAPI_PATH: &str = "/api-docs/openapi.json";
 /// Every route, declared once: the router and the OpenAPI document both come from here.
 fn routes(config: &mut ServiceConfig) {
     use routes::{
-        admin, admin_groups, admin_user_roles, admin_user_search, admin_users, api_keys, audit, auth,
-        auth_mail, device_enrollment, devices, enrollment_tokens, federation, fleet_devices, fleet_groups,
-        groups, imports, organizations, personal_tokens, policies, policy_application, roles,
+        admin, admin_bulk, admin_groups, admin_user_roles, admin_user_search, admin_users, api_keys, audit,
+        auth, auth_mail, device_enrollment, devices, enrollment_tokens, federation, fleet_devices,
+        fleet_groups, groups, imports, organizations, personal_tokens, policies, policy_application, roles,
         setting_definitions, settings, unlock_requests, users,
     };
     config
@@ -135,6 +135,7 @@ fn routes(config: &mut ServiceConfig) {
                 .service(admin::admin_me)
                 .service(admin_user_search::list_users)
                 .service(admin_users::create_user)
+                .service(admin_bulk::bulk_users)
                 .service(admin_user_search::export_users)
                 .service(admin::admin_get_user)
                 .service(admin_users::update_user)

@@ -3,6 +3,7 @@
 
 mod admin;
 mod admin_api_keys;
+mod admin_bulk;
 mod admin_custom_roles;
 mod admin_groups;
 mod admin_roles;
