@@ -5,6 +5,7 @@
 #   BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432 (an administrator URL, no database)
 #   BENCH_SKIP_AUTH=1 skips the sign-in benchmarks, BENCH_SKIP_SETTINGS=1 the polling ones
 #   BENCH_IMPORT_ROWS=10000 (devices in the bulk import timing)
+#   BENCH_ADMIN_USERS=100000 (accounts seeded for the admin user search), BENCH_SKIP_ADMIN=1
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,6 +42,8 @@ trap cleanup EXIT
 export STEWARD_BIND="127.0.0.1:${port}" STEWARD_LOG_LEVEL=warn
 # The benchmark signs in from one address thousands of times: per-IP limits off.
 export STEWARD_RATE_LIMIT_LOGIN_PER_HOUR=0 STEWARD_RATE_LIMIT_REGISTER_PER_HOUR=0 STEWARD_RATE_LIMIT_REFRESH_PER_HOUR=0
+# One operator searches thousands of times a minute: the admin limit off too.
+export STEWARD_RATE_LIMIT_ADMIN_PER_MINUTE=0
 
 # Requests/s, p99 and errors of one wrk report.
 summary() {
@@ -147,6 +150,41 @@ import_benchmark() {
   done
 }
 
+# The operators' user search over BENCH_ADMIN_USERS accounts. They are written straight into
+# the database (one INSERT … SELECT: registering them through the API would hash 100,000
+# passwords), copying the timestamps of a real account so the formats are the server's own.
+admin_users_benchmark() {
+  local label=$1 users=${BENCH_ADMIN_USERS:-100000} root q
+  echo "$password" | "$steward" admin create --email listing@bench.example --password-stdin >/dev/null
+  root=$(curl -fs "$base/api/v1/auth/login" -H 'content-type: application/json' \
+    -d "{\"email\":\"listing@bench.example\",\"password\":\"$password\"}" | json_field accessToken)
+  case $label in
+    sqlite)
+      sqlite3 -cmd '.timeout 30000' "$STEWARD_DATA_DIR/steward.db" "
+        WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $users)
+        INSERT INTO users (id, email, display_name, status, version, created_at, updated_at)
+        SELECT randomblob(16), 'bench-user-' || i || '@bench.example', 'Bench User ' || i, 'active', 1,
+               t.created_at, t.updated_at
+        FROM n, (SELECT created_at, updated_at FROM users LIMIT 1) t;
+        ANALYZE;"
+      ;;
+    postgres)
+      psql "$STEWARD_DATABASE_URL" -qc "
+        INSERT INTO users (id, email, display_name, status, version, created_at, updated_at)
+        SELECT gen_random_uuid(), 'bench-user-' || i || '@bench.example', 'Bench User ' || i, 'active', 1,
+               now() - make_interval(secs => i), now()
+        FROM generate_series(1, $users) AS i;
+        ANALYZE users;" >/dev/null
+      ;;
+  esac
+  for q in "user-4242" "bench"; do
+    echo "== [$label] GET /api/admin/v1/users?q=$q over $users accounts, 16 connections, ${duration} (target p99 < 50 ms)"
+    curl -fs "$base/api/admin/v1/users?q=$q" -H "authorization: Bearer $root" | grep -o '"total":[0-9]*'
+    BENCH_TOKEN="$root" wrk -t1 -c16 -d"$duration" --latency -s scripts/bench/bearer.lua \
+      "$base/api/admin/v1/users?q=$q" | summary
+  done
+}
+
 for backend in $backends; do
   case $backend in
     sqlite)
@@ -167,5 +205,6 @@ for backend in $backends; do
   if [ "$backend" = sqlite ] && [ -z "${BENCH_SKIP_AUTH:-}" ]; then auth_benchmarks; fi
   if [ -z "${BENCH_SKIP_SETTINGS:-}" ]; then settings_benchmarks "$backend"; fi
   import_benchmark "$backend"
+  if [ -z "${BENCH_SKIP_ADMIN:-}" ]; then admin_users_benchmark "$backend"; fi
   stop_server
 done

@@ -136,6 +136,7 @@ fn routes(config: &mut ServiceConfig) {
                 .service(admin_user_search::list_users)
                 .service(admin_users::create_user)
                 .service(admin_bulk::bulk_users)
+                .service(imports::import_accounts)
                 .service(admin_user_search::export_users)
                 .service(admin::admin_get_user)
                 .service(admin_users::update_user)

@@ -5,6 +5,7 @@
 //! an [`AppError`], which the shell maps to its own errors once.
 
 pub mod admin_bulk;
+pub mod admin_user_import;
 pub mod admin_users;
 pub mod audit;
 pub mod auth;

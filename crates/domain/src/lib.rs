@@ -4,6 +4,7 @@
 //! which is why it can be embedded by other services without the HTTP shell or a database. The
 //! repository traits the rules need are defined here and implemented in `steward-persistence`.
 
+pub mod account_import;
 pub mod accounts;
 pub mod audit;
 pub mod audit_log;

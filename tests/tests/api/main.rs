@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod admin;
+mod admin_account_import;
 mod admin_api_keys;
 mod admin_bulk;
 mod admin_custom_roles;

@@ -350,6 +350,7 @@ pub async fn create_user(
         email: body.email,
         display_name: body.display_name,
         password: body.password,
+        invite: true,
     };
     let detail = UserAdminService::new(&state)
         .create(&admin.0.principal, account, body.roles, &origin.0)

@@ -1,5 +1,6 @@
-//! Bulk imports into an organization: `…/devices/import` and `…/users/import`, as CSV or JSON,
-//! with dry runs that report every problem by line.
+//! Bulk imports, as CSV or JSON, with dry runs that report every problem by line: devices and
+//! members into an organization (`…/devices/import`, `…/users/import`) and accounts for
+//! operators (`/api/admin/v1/users/import`).
 
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{HttpRequest, HttpResponse, post, web};
@@ -165,6 +166,69 @@ pub async fn import_org_users(
             caller.user_id,
             &origin.0,
         )
+        .await?;
+    Ok(envelope::ok(ImportReport::from(report)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
+pub struct AccountImportQuery {
+    /// Validate and report by line without importing.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// For addresses that already have an account: `skip` (default) or `update`.
+    pub on_duplicate: Option<String>,
+    /// Mail new accounts their invitation (default `true`).
+    pub send_invitations: Option<bool>,
+}
+
+/// Import accounts (`users:write`) from CSV (`text/csv`, header line:
+/// `email,displayName,roles,organizationSlug,orgRole`; several roles separated by `;`) or JSON
+/// (an array of objects with those fields, or `{"rows": [...]}`). Every row is checked first —
+/// addresses, names, repeated addresses, roles that exist and that you could grant,
+/// organizations that exist (adding people to them needs `organizations:write`) — and any
+/// problem refuses the whole import with the problems by line (`dryRun=true` reports them and
+/// what would be created, updated or skipped). New accounts have no password and get the
+/// invitation mail (`sendInvitations=false`: none). Existing accounts are skipped, or with
+/// `onDuplicate=update` get the row's name, its roles added and its organization joined. Each
+/// row is applied and audited like its single-account endpoints.
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(AccountImportQuery),
+    request_body(content = String, content_type = "text/csv"),
+    responses(
+        (status = 200, body = Envelope<ImportReport>),
+        (status = 400, body = ErrorEnvelope),
+        (status = 403, body = ErrorEnvelope),
+        (status = 413, body = ErrorEnvelope),
+        (status = 415, body = ErrorEnvelope),
+    )
+)]
+#[post("/users/import")]
+pub async fn import_accounts(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    admin: crate::auth::RequirePermission<crate::auth::permissions::UsersWrite>,
+    origin: Origin,
+    query: web::Query<AccountImportQuery>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let on_duplicate = match query.on_duplicate.as_deref() {
+        None | Some("skip") => OnDuplicate::Skip,
+        Some("update") => OnDuplicate::Update,
+        Some(_) => return Err(ApiError::invalid("onDuplicate", "must be skip or update")),
+    };
+    let rows = read_import(&request, payload).await?;
+    let options = steward_app::admin_user_import::AccountImportOptions {
+        dry_run: query.dry_run,
+        on_duplicate,
+        invite: query.send_invitations.unwrap_or(true),
+    };
+    let report = state
+        .steward
+        .import_accounts(&admin.0.principal, rows, options, &origin.0)
         .await?;
     Ok(envelope::ok(ImportReport::from(report)))
 }

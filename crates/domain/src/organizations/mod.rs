@@ -258,6 +258,12 @@ pub trait OrganizationStore {
         id: Uuid,
     ) -> impl Future<Output = Result<Option<OrganizationRecord>, RepositoryError>> + Send;
 
+    /// The organization with this slug (lower case).
+    fn find_organization_by_slug(
+        &self,
+        slug: &str,
+    ) -> impl Future<Output = Result<Option<OrganizationRecord>, RepositoryError>> + Send;
+
     /// All organizations (`None`) or those `user` belongs to.
     fn organizations(
         &self,

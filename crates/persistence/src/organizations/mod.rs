@@ -143,6 +143,18 @@ impl OrganizationStore for Database {
             .map(record))
     }
 
+    async fn find_organization_by_slug(
+        &self,
+        slug: &str,
+    ) -> Result<Option<OrganizationRecord>, RepositoryError> {
+        Ok(organizations::Entity::find()
+            .filter(organizations::Column::Slug.eq(slug))
+            .one(self.connection())
+            .await
+            .map_err(db)?
+            .map(record))
+    }
+
     async fn organizations(
         &self,
         member: Option<Uuid>,

@@ -14,6 +14,9 @@ pub struct AdminNewAccount {
     pub display_name: String,
     /// `None`: invite the user to choose one.
     pub password: Option<String>,
+    /// Without a password: whether the invitation mail goes out (without it the user sets a
+    /// password through "forgot password").
+    pub invite: bool,
 }
 
 /// What an operator changes; absent fields keep their value, `Some(None)` clears locale or
@@ -153,7 +156,7 @@ impl<S: Store> AuthService<S> {
         } else {
             EmailTokenPurpose::VerifyEmail
         };
-        let mail = self.email_token_mail(purpose, email.as_str());
+        let mail = (!invited || account.invite).then(|| self.email_token_mail(purpose, email.as_str()));
         let id = Uuid::now_v7();
         let audit = AuditEntry::new(Actor::admin(admin), action("admin.user_created"), "user")
             .resource_id(id)
@@ -169,7 +172,7 @@ impl<S: Store> AuthService<S> {
                     display_name: display_name.into_inner(),
                     password_hash,
                     welcome: None,
-                    mail: Some(mail),
+                    mail,
                 },
                 &audit,
             )
