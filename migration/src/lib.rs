@@ -18,6 +18,7 @@ mod m20260701_000011_organizations;
 mod m20260801_000012_fleet;
 mod m20261101_000013_time_settings;
 mod m20261201_000014_admin_api;
+mod m20261201_000015_user_search;
 
 pub use m20260701_000011_organizations::DEFAULT_ORGANIZATION_ID;
 
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20260801_000012_fleet::Migration),
             Box::new(m20261101_000013_time_settings::Migration),
             Box::new(m20261201_000014_admin_api::Migration),
+            Box::new(m20261201_000015_user_search::Migration),
         ]
     }
 }

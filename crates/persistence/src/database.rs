@@ -126,6 +126,24 @@ impl Database {
         self.backend
     }
 
+    /// A transaction that writes from its first statement on: on SQLite `BEGIN IMMEDIATE`, so
+    /// the write lock is taken (waiting up to the busy timeout) before anything is read. Needed
+    /// where the first statement fires the `users_search` triggers: the FTS5 table is read as
+    /// the statement starts, and a read-then-write transaction fails as "locked" when another
+    /// writer commits in between.
+    pub(crate) async fn begin_write(&self) -> Result<sea_orm::DatabaseTransaction, sea_orm::DbErr> {
+        use sea_orm::TransactionTrait;
+        if self.backend != Backend::Sqlite {
+            return self.connection.begin().await;
+        }
+        self.connection
+            .begin_with_options(sea_orm::TransactionOptions {
+                sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+                ..Default::default()
+            })
+            .await
+    }
+
     /// The SeaORM connection, for repositories in this crate and for tests.
     pub fn connection(&self) -> &DatabaseConnection {
         &self.connection

@@ -29,7 +29,7 @@ impl FederationStore for Database {
         user: NewFederatedUser,
         audit: &AuditEntry,
     ) -> Result<UserRecord, RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         let now = Utc::now();
         let id = Uuid::now_v7();
         let model = users::ActiveModel {

@@ -282,3 +282,89 @@ async fn operators_change_accounts_guarded_by_the_version() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_user_search_follows_renames_and_erasure() {
+    each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let root = app.user("root@example.com").await;
+        app.grant(root.id, "super_admin").await;
+        let target = app.user("findme@example.com").await;
+        let search = |q: &str| {
+            let path = format!("/api/admin/v1/users?q={}", urlencoding(q));
+            send(&app, Method::GET, &path, &root, None)
+        };
+        let emails = |listed: &serde_json::Value| -> Vec<String> {
+            listed
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|u| u["email"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(
+            emails(&expect_data(search("FINDME").await, StatusCode::OK).await),
+            ["findme@example.com"]
+        );
+        assert_eq!(
+            emails(&expect_data(search("fi").await, StatusCode::OK).await),
+            ["findme@example.com"]
+        );
+        for odd in ["\"", "\"fin", "fin\" OR \"root", "%", "_", "*", "NEAR(a b)"] {
+            let answer = search(odd).await;
+            assert_eq!(answer.status(), StatusCode::OK, "{odd} {backend:?}");
+        }
+        assert!(
+            expect_data(search("fin\" OR \"root").await, StatusCode::OK)
+                .await
+                .as_array()
+                .unwrap()
+                .is_empty()
+        );
+
+        let path = format!("/api/admin/v1/users/{}", target.id);
+        expect_data(
+            send(
+                &app,
+                Method::PATCH,
+                &path,
+                &root,
+                Some(json!({"email": "renamed@example.com", "displayName": "Quentin Quux"})),
+            )
+            .await,
+            StatusCode::OK,
+        )
+        .await;
+        assert!(
+            expect_data(search("findme").await, StatusCode::OK)
+                .await
+                .as_array()
+                .unwrap()
+                .is_empty(),
+            "{backend:?}"
+        );
+        assert_eq!(
+            emails(&expect_data(search("renamed@").await, StatusCode::OK).await),
+            ["renamed@example.com"]
+        );
+        assert_eq!(
+            emails(&expect_data(search("quux").await, StatusCode::OK).await),
+            ["renamed@example.com"]
+        );
+        let erased = send(&app, Method::DELETE, &path, &root, None).await;
+        assert_eq!(erased.status(), StatusCode::NO_CONTENT);
+        assert!(
+            expect_data(search("quux").await, StatusCode::OK)
+                .await
+                .as_array()
+                .unwrap()
+                .is_empty()
+        );
+        app.stop().await;
+    })
+    .await;
+}
+
+fn urlencoding(text: &str) -> String {
+    text.bytes().map(|b| format!("%{b:02X}")).collect()
+}

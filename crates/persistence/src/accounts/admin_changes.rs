@@ -3,7 +3,7 @@
 
 use chrono::Utc;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, ExprTrait, QueryFilter, TransactionTrait};
+use sea_orm::{ColumnTrait, EntityTrait, ExprTrait, QueryFilter};
 use steward_domain::accounts::{
     AdminUserChanges, NewEmailToken, OutgoingMail, STATUS_ACTIVE, STATUS_LOCKED, UserRecord,
 };
@@ -27,7 +27,7 @@ impl Database {
         mail: Option<(NewEmailToken, OutgoingMail)>,
         audit: &AuditEntry,
     ) -> Result<UserRecord, RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         let now = Utc::now();
         let mut update = users::Entity::update_many()
             .col_expr(users::Column::Version, Expr::col(users::Column::Version).add(1))

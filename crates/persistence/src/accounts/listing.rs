@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use sea_orm::sea_query::{Expr, Func, Query};
 use sea_orm::{
-    ColumnTrait, Condition, EntityTrait, ExprTrait, Order, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, EntityTrait, ExprTrait, Order, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 use steward_domain::accounts::{UserFilter, UserListing, UserSort};
 use steward_domain::{PageRequest, RepositoryError};
@@ -19,7 +19,39 @@ use crate::fleet::search_pattern;
 
 use super::user_record;
 
+/// Above this many matches the trigram table stops paying off against a scan.
+const INDEXED_SEARCH_CAP: usize = 1000;
+
 impl Database {
+    /// On SQLite, the accounts whose email or display name contain `text` (3 characters or
+    /// more), from the trigram table `users_search` — `None` when the term is shorter, the
+    /// database is PostgreSQL (its trigram indexes serve the plain query), or more than
+    /// [`INDEXED_SEARCH_CAP`] accounts match (a scan is then as fast).
+    async fn indexed_search(&self, text: &str) -> Result<Option<Vec<Uuid>>, RepositoryError> {
+        let connection = self.connection();
+        if connection.get_database_backend() != DatabaseBackend::Sqlite || text.chars().count() < 3 {
+            return Ok(None);
+        }
+        // A quoted FTS5 phrase: the trigram tokenizer matches it as a substring, any case.
+        let phrase = format!("\"{}\"", text.replace('"', "\"\""));
+        let rows = connection
+            .query_all_raw(Statement::from_sql_and_values(
+                DatabaseBackend::Sqlite,
+                "SELECT user_id FROM users_search WHERE users_search MATCH ? LIMIT ?",
+                [phrase.into(), ((INDEXED_SEARCH_CAP + 1) as i64).into()],
+            ))
+            .await
+            .map_err(db)?;
+        if rows.len() > INDEXED_SEARCH_CAP {
+            return Ok(None);
+        }
+        let mut found = Vec::with_capacity(rows.len());
+        for row in rows {
+            found.push(row.try_get::<Uuid>("", "user_id").map_err(db)?);
+        }
+        Ok(Some(found))
+    }
+
     pub(crate) async fn user_listing(
         &self,
         filter: &UserFilter,
@@ -29,13 +61,20 @@ impl Database {
             .filter(users::Column::DeletedAt.is_null())
             .filter(users::Column::Status.ne("deleted"));
         if let Some(text) = filter.text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-            let pattern = search_pattern(text);
-            let lower = |column: users::Column| Expr::expr(Func::lower(Expr::col(column)));
-            select = select.filter(
-                Condition::any()
-                    .add(lower(users::Column::Email).like(pattern.clone()))
-                    .add(lower(users::Column::DisplayName).like(pattern)),
-            );
+            match self.indexed_search(text).await? {
+                Some(found) => select = select.filter(users::Column::Id.is_in(found)),
+                None => {
+                    // On PostgreSQL the trigram indexes on lower(email) and lower(display_name)
+                    // answer this (m20261201_000015_user_search); on SQLite it scans.
+                    let pattern = search_pattern(text);
+                    let lower = |column: users::Column| Expr::expr(Func::lower(Expr::col(column)));
+                    select = select.filter(
+                        Condition::any()
+                            .add(lower(users::Column::Email).like(pattern.clone()))
+                            .add(lower(users::Column::DisplayName).like(pattern)),
+                    );
+                }
+            }
         }
         if let Some(status) = &filter.status {
             select = select.filter(users::Column::Status.eq(status.clone()));
@@ -74,7 +113,6 @@ impl Database {
         if let Some(to) = filter.last_login_to {
             select = select.filter(users::Column::LastLoginAt.lt(to));
         }
-        let total = select.clone().count(self.connection()).await.map_err(db)?;
         let order = if filter.descending {
             Order::Desc
         } else {
@@ -87,6 +125,7 @@ impl Database {
             UserSort::LastLoginAt => users::Column::LastLoginAt,
         };
         let rows = select
+            .clone()
             .order_by(column, order.clone())
             .order_by(users::Column::Id, order)
             .offset(page.offset())
@@ -94,6 +133,14 @@ impl Database {
             .all(self.connection())
             .await
             .map_err(db)?;
+        // A page that is not full ends the listing, so it tells the total without a count
+        // (a search usually fits on its first page); past the end, or on a full page, count.
+        let fetched = rows.len() as u64;
+        let total = if fetched < page.per_page() && (fetched > 0 || page.offset() == 0) {
+            page.offset() + fetched
+        } else {
+            select.count(self.connection()).await.map_err(db)?
+        };
         let ids: Vec<Uuid> = rows.iter().map(|row| row.id).collect();
         let emails: Vec<String> = rows.iter().map(|row| row.email.to_lowercase()).collect();
         let mut roles: BTreeMap<Uuid, Vec<String>> = BTreeMap::new();

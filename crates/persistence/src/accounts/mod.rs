@@ -81,7 +81,7 @@ async fn remember_password(
 
 impl AccountStore for Database {
     async fn create_user(&self, user: NewUser, audit: &AuditEntry) -> Result<UserRecord, RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         let now = Utc::now();
         let id = audit
             .resource_id
@@ -151,7 +151,7 @@ impl AccountStore for Database {
         expected_version: Option<i32>,
         audit: &AuditEntry,
     ) -> Result<UserRecord, RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         let mut update = users::Entity::update_many()
             .col_expr(users::Column::Version, Expr::col(users::Column::Version).add(1))
             .col_expr(users::Column::UpdatedAt, Expr::value(Utc::now()))
