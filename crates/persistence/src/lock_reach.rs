@@ -134,8 +134,8 @@ pub(crate) async fn release_unreachable_locks(
     Ok(touched)
 }
 
-/// Whether `user` may change any device's settings by a system role (`devices:write` in the
-/// built-in role table): such a locker can still lift their lock.
+/// Whether `user` may change any device's settings by a system role (`devices:write`, from a
+/// built-in or a custom role): such a locker can still lift their lock.
 async fn is_system_admin<C: ConnectionTrait>(connection: &C, user: Uuid) -> Result<bool, RepositoryError> {
     let roles: Vec<String> = user_system_roles::Entity::find()
         .filter(user_system_roles::Column::UserId.eq(user))
@@ -145,5 +145,12 @@ async fn is_system_admin<C: ConnectionTrait>(connection: &C, user: Uuid) -> Resu
         .into_iter()
         .map(|row| row.role)
         .collect();
-    Ok(RoleCatalog::default().allows(&roles, Permission::DevicesWrite))
+    let catalog = RoleCatalog::built_in();
+    if roles.iter().all(|role| RoleCatalog::is_built_in(role)) {
+        return Ok(catalog.allows(&roles, Permission::DevicesWrite));
+    }
+    let custom = crate::roles::read_custom_roles(connection, false).await?;
+    Ok(catalog
+        .with_custom(custom.iter().map(|role| role.definition()))
+        .allows(&roles, Permission::DevicesWrite))
 }
