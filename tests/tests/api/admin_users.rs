@@ -73,11 +73,13 @@ async fn each_role_may_do_what_its_permissions_say() {
         }
         // Each refusal of an identified caller is audited with the permission asked for.
         {
-            use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+            use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
             use steward_persistence::entities::audit_logs;
             let denied = audit_logs::Entity::find()
                 .filter(audit_logs::Column::Action.eq("admin.access_denied"))
                 .filter(audit_logs::Column::ActorId.eq(support.id))
+                .order_by_asc(audit_logs::Column::OccurredAt)
+                .order_by_asc(audit_logs::Column::Id)
                 .all(app.db.connection())
                 .await
                 .unwrap();
