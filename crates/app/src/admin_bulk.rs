@@ -111,9 +111,9 @@ impl<S: Store> Steward<S> {
         let mut outcomes = Vec::new();
         for user in users.into_iter().filter(|user| seen.insert(*user)) {
             let result = match &action {
-                BulkAction::Lock => service.lock(admin.user, user, None, origin).await.map(drop),
+                BulkAction::Lock => service.lock(admin, user, None, origin).await.map(drop),
                 BulkAction::Unlock => service.unlock(admin.user, user, origin).await.map(drop),
-                BulkAction::Delete => service.delete(admin.user, user, origin).await,
+                BulkAction::Delete => service.delete(admin, user, origin).await,
                 BulkAction::AssignRole(role) => service
                     .change_roles(admin, user, RoleRequest::Add(role.clone()), origin)
                     .await

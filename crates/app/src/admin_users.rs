@@ -65,6 +65,26 @@ impl<'a, S: Store> UserAdminService<'a, S> {
             .ok_or_else(|| AppError::not_found("no such user"))
     }
 
+    /// Refuses (403) acting on an account whose system roles the operator could not grant
+    /// themself: nobody locks, erases or re-addresses an account more powerful than their own
+    /// (a user_admin taking over a super_admin by changing its address, say).
+    pub async fn ensure_power_over(&self, admin: &Principal, user: Uuid) -> Result<(), AppError> {
+        let roles = self.steward.store.system_roles(user).await?;
+        if roles.is_empty() {
+            return Ok(());
+        }
+        let mut held = admin.roles.clone();
+        held.extend(roles.iter().cloned());
+        let catalog = self.steward.auth.catalog_for(&held).await?;
+        if roles.iter().all(|role| catalog.may_grant(&admin.roles, role)) {
+            Ok(())
+        } else {
+            Err(AppError::forbidden(
+                "this account holds a role you could not grant: only someone at least as powerful may change it",
+            ))
+        }
+    }
+
     /// One account with its roles, organizations, groups, and how many live sessions, devices
     /// and personal access tokens it has. Erased accounts are `NotFound`.
     pub async fn detail(&self, user: Uuid) -> Result<UserDetail, AppError> {
@@ -254,6 +274,9 @@ impl<'a, S: Store> UserAdminService<'a, S> {
             return Err(RepositoryError::VersionConflict.into());
         }
         if update.changes_fields() {
+            if admin.user != user {
+                self.ensure_power_over(admin, user).await?;
+            }
             self.steward
                 .auth
                 .admin_update_user(admin.user, user, update, origin)
@@ -261,7 +284,7 @@ impl<'a, S: Store> UserAdminService<'a, S> {
         }
         match locking {
             Some(true) => {
-                self.lock(admin.user, user, None, origin).await?;
+                self.lock(admin, user, None, origin).await?;
             }
             Some(false) => {
                 self.unlock(admin.user, user, origin).await?;
@@ -275,13 +298,20 @@ impl<'a, S: Store> UserAdminService<'a, S> {
     /// tokens deleted, groups passed on, devices unlinked, the audit trail kept). Never the
     /// caller's own account (that is `DELETE /api/v1/auth/me`), never the last unlocked
     /// super_admin.
-    pub async fn delete(&self, admin: Uuid, user: Uuid, origin: &RequestOrigin) -> Result<(), AppError> {
-        if admin == user {
+    pub async fn delete(
+        &self,
+        admin: &Principal,
+        user: Uuid,
+        origin: &RequestOrigin,
+    ) -> Result<(), AppError> {
+        if admin.user == user {
             return Err(AppError::conflict(
                 "delete your own account with DELETE /api/v1/auth/me",
             ));
         }
         let before = self.existing(user).await?;
+        self.ensure_power_over(admin, user).await?;
+        let admin = admin.user;
         let entry = audit(admin, "admin.user_deleted", "user", user, origin).change(
             Some(json!({"status": before.status})),
             Some(json!({"status": "deleted"})),
@@ -305,7 +335,7 @@ impl<'a, S: Store> UserAdminService<'a, S> {
     /// account, never the last unlocked super_admin.
     pub async fn lock(
         &self,
-        admin: Uuid,
+        admin: &Principal,
         user: Uuid,
         reason: Option<&str>,
         origin: &RequestOrigin,
@@ -315,6 +345,10 @@ impl<'a, S: Store> UserAdminService<'a, S> {
             return Err(AppError::invalid("reason", "must be at most 500 characters"));
         }
         let before = self.existing(user).await?;
+        if admin.user != user {
+            self.ensure_power_over(admin, user).await?;
+        }
+        let admin = admin.user;
         let entry = audit(admin, "admin.user_locked", "user", user, origin).change(
             Some(json!({"status": before.status})),
             Some(json!({"status": "locked", "reason": reason})),

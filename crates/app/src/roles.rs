@@ -97,6 +97,12 @@ impl<'a, S: Store> RoleService<'a, S> {
                 "a role may only hold permissions you hold yourself",
             ));
         }
+        // A token defines roles only within its own scopes.
+        if let Some(missing) = permissions.iter().find(|permission| !admin.has_scope(permission)) {
+            return Err(AppError::forbidden(format!(
+                "this personal access token lacks the scope `{missing}`"
+            )));
+        }
         let now = Utc::now();
         Ok(CustomRole {
             name: String::new(),
@@ -138,6 +144,21 @@ impl<'a, S: Store> RoleService<'a, S> {
             return Err(AppError::conflict("built-in roles cannot be edited"));
         }
         let role = self.checked(admin, &input)?;
+        // Taking permissions away from a role is a change of it too: only someone holding
+        // every permission it has now may make it.
+        if let Some(current) = self
+            .steward
+            .store
+            .custom_roles()
+            .await?
+            .into_iter()
+            .find(|custom| custom.name == name)
+            && !admin.catalog.holds_all(&admin.roles, &current.permissions)
+        {
+            return Err(AppError::forbidden(
+                "this role holds permissions you do not hold: only someone holding them may change it",
+            ));
+        }
         let (actor, origin) = (admin.clone(), origin.clone());
         let updated = self
             .steward

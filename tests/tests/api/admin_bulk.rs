@@ -77,8 +77,8 @@ async fn each_account_is_decided_as_by_its_own_endpoint() {
         );
         assert_eq!(
             outcome(&locked, &root),
-            ("refused".into(), Some("CONFLICT".into())),
-            "the last super_admin"
+            ("refused".into(), Some("FORBIDDEN".into())),
+            "nobody locks a more powerful account"
         );
         let ghost_result = locked["results"][4].clone();
         assert_eq!(ghost_result["code"], "NOT_FOUND", "{locked}");

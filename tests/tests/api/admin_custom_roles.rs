@@ -288,3 +288,94 @@ async fn deleting_a_role_while_it_is_granted_never_leaves_a_holder_of_nothing() 
     })
     .await;
 }
+
+#[tokio::test]
+async fn custom_role_holders_delegate_their_permissions_and_tokens_define_roles_within_their_scopes() {
+    each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let root = admin(&app, "root@example.com", "super_admin").await;
+        let create = |by: &TestUser, body: serde_json::Value| {
+            send(&app, Method::POST, "/api/admin/v1/roles", by, Some(body))
+        };
+        assert_eq!(
+            create(&root, json!({"name": "reader", "permissions": ["users:read"]}))
+                .await
+                .status(),
+            StatusCode::CREATED
+        );
+        let holder = app.user("holder@example.com").await;
+        app.grant(holder.id, "reader").await;
+        // The holder's token may carry the role's permission, and it works.
+        let token = expect_data(
+            app.authed(Method::POST, "/api/v1/auth/me/tokens", &holder.token)
+                .json(&json!({"name": "script", "scopes": ["users:read"]}))
+                .send()
+                .await
+                .unwrap(),
+            StatusCode::CREATED,
+        )
+        .await;
+        let script = TestUser {
+            id: holder.id,
+            token: token["secret"].as_str().unwrap().to_owned(),
+        };
+        assert_eq!(
+            send(&app, Method::GET, "/api/admin/v1/users", &script, None)
+                .await
+                .status(),
+            StatusCode::OK,
+            "{backend:?}"
+        );
+
+        // A super_admin token scoped to roles:write alone defines no role beyond that scope.
+        let scoped = expect_data(
+            app.authed(Method::POST, "/api/v1/auth/me/tokens", &root.token)
+                .json(&json!({"name": "roles only", "scopes": ["roles:write"]}))
+                .send()
+                .await
+                .unwrap(),
+            StatusCode::CREATED,
+        )
+        .await;
+        let roles_token = TestUser {
+            id: root.id,
+            token: scoped["secret"].as_str().unwrap().to_owned(),
+        };
+        let beyond = create(
+            &roles_token,
+            json!({"name": "keys", "permissions": ["api_keys:write"]}),
+        )
+        .await;
+        expect_error(beyond, StatusCode::FORBIDDEN, "FORBIDDEN").await;
+        let within = create(
+            &roles_token,
+            json!({"name": "role_admin", "permissions": ["roles:write"]}),
+        )
+        .await;
+        assert_eq!(within.status(), StatusCode::CREATED, "{backend:?}");
+
+        // Whoever lacks a role's permissions cannot take them away from it either.
+        assert_eq!(
+            create(
+                &root,
+                json!({"name": "auditing", "permissions": ["audit:read", "audit:export"]})
+            )
+            .await
+            .status(),
+            StatusCode::CREATED
+        );
+        let role_admin = app.user("roleadmin@example.com").await;
+        app.grant(role_admin.id, "role_admin").await;
+        let strip = send(
+            &app,
+            Method::PUT,
+            "/api/admin/v1/roles/auditing",
+            &role_admin,
+            Some(json!({"permissions": ["roles:write"]})),
+        )
+        .await;
+        expect_error(strip, StatusCode::FORBIDDEN, "FORBIDDEN").await;
+        app.stop().await;
+    })
+    .await;
+}

@@ -368,3 +368,58 @@ async fn the_user_search_follows_renames_and_erasure() {
 fn urlencoding(text: &str) -> String {
     text.bytes().map(|b| format!("%{b:02X}")).collect()
 }
+
+#[tokio::test]
+async fn nobody_takes_over_a_more_powerful_account_and_old_links_die_with_the_old_address() {
+    each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let root = app.user("root@example.com").await;
+        app.grant(root.id, "super_admin").await;
+        let other_root = app.user("root2@example.com").await;
+        app.grant(other_root.id, "super_admin").await;
+        let user_admin = app.user("useradmin@example.com").await;
+        app.grant(user_admin.id, "user_admin").await;
+        let root_path = format!("/api/admin/v1/users/{}", root.id);
+
+        // A user_admin may not re-address, lock or erase a super_admin (not the last one
+        // either).
+        let readdress = send(&app, Method::PATCH, &root_path, &user_admin, Some(json!({"email": "mine@example.com"}))).await;
+        expect_error(readdress, StatusCode::FORBIDDEN, "FORBIDDEN").await;
+        let lock = send(&app, Method::POST, &format!("{root_path}/lock"), &user_admin, None).await;
+        expect_error(lock, StatusCode::FORBIDDEN, "FORBIDDEN").await;
+        let erase = send(&app, Method::DELETE, &root_path, &user_admin, None).await;
+        expect_error(erase, StatusCode::FORBIDDEN, "FORBIDDEN").await;
+        let unchanged = expect_data(send(&app, Method::GET, &root_path, &other_root, None).await, StatusCode::OK).await;
+        assert_eq!(unchanged["email"], "root@example.com");
+        // A peer may.
+        let renamed = send(&app, Method::PATCH, &root_path, &other_root, Some(json!({"displayName": "Root One"}))).await;
+        assert_eq!(renamed.status(), StatusCode::OK, "{backend:?}");
+
+        // An invitation mailed to a mistyped address is void once the address is corrected.
+        let invited = expect_data(
+            send(&app, Method::POST, "/api/admin/v1/users", &user_admin, Some(json!({"email": "typo@exmaple.com", "displayName": "New"}))).await,
+            StatusCode::CREATED,
+        )
+        .await;
+        let invitation = app.outbox_mail("typo@exmaple.com").await;
+        let corrected = send(
+            &app,
+            Method::PATCH,
+            &format!("/api/admin/v1/users/{}", invited["id"].as_str().unwrap()),
+            &user_admin,
+            Some(json!({"email": "right@example.com"})),
+        )
+        .await;
+        assert_eq!(corrected.status(), StatusCode::OK);
+        let stale = app
+            .post_json(
+                "/api/v1/auth/accept-invitation",
+                &json!({"token": steward_tests::link_token(&invitation), "password": "a takeover passphrase"}),
+            )
+            .await;
+        assert_eq!(stale.status(), StatusCode::BAD_REQUEST, "{backend:?}");
+        assert_eq!(app.login("right@example.com", "a takeover passphrase").await.status(), StatusCode::UNAUTHORIZED);
+        app.stop().await;
+    })
+    .await;
+}

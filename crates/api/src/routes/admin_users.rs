@@ -81,7 +81,7 @@ pub async fn lock_user(
     let body = body.into_inner();
     let user = UserAdminService::new(&state)
         .lock(
-            admin.0.user_id,
+            &admin.0.principal,
             path.into_inner(),
             body.reason.as_deref(),
             &origin.0,
@@ -304,7 +304,7 @@ pub async fn delete_user(
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     UserAdminService::new(&state)
-        .delete(admin.0.user_id, path.into_inner(), &origin.0)
+        .delete(&admin.0.principal, path.into_inner(), &origin.0)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -48,7 +48,7 @@ impl<S: Store> AuthService<S> {
             });
         }
         let held = self.system_roles(user).await?;
-        let refused = self.roles().undelegable_scopes(&held, &scopes);
+        let refused = self.catalog_for(&held).await?.undelegable_scopes(&held, &scopes);
         if !refused.is_empty() {
             return Err(AuthError::Invalid {
                 field: "scopes",

@@ -15,7 +15,7 @@ use super::outbox::insert_mail;
 use super::user_record;
 use crate::audit::insert_audit_entry;
 use crate::database::Database;
-use crate::entities::users;
+use crate::entities::{email_tokens, users};
 use crate::error::db_err_to_repository as db;
 
 impl Database {
@@ -38,6 +38,7 @@ impl Database {
         if let Some(name) = changes.display_name {
             update = update.col_expr(users::Column::DisplayName, Expr::value(name));
         }
+        let email_changes = changes.email.is_some();
         if let Some(email) = changes.email {
             update = update
                 .col_expr(users::Column::Email, Expr::value(email))
@@ -68,6 +69,15 @@ impl Database {
                 Some(_) if expected_version.is_some() => RepositoryError::VersionConflict,
                 _ => RepositoryError::NotFound,
             });
+        }
+        if email_changes {
+            // Links mailed to the old address (an invitation, a reset) stop working.
+            email_tokens::Entity::delete_many()
+                .filter(email_tokens::Column::UserId.eq(id))
+                .filter(email_tokens::Column::UsedAt.is_null())
+                .exec(&transaction)
+                .await
+                .map_err(db)?;
         }
         if let Some((token, outgoing)) = &mail {
             insert_email_token(&transaction, id, token, now).await?;

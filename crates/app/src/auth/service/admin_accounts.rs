@@ -205,6 +205,10 @@ impl<S: Store> AuthService<S> {
             .current_user(redeemed.user_id)
             .await
             .map_err(|_| AuthError::InvalidEmailToken)?;
+        // An invitation to an address the account no longer has is void.
+        if redeemed.email != user.email {
+            return Err(AuthError::InvalidEmailToken);
+        }
         let email = parse_email(&user.email)?;
         self.check_new_password(Some(user.id), &password, &email, "password")
             .await?;
