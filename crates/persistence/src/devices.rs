@@ -567,6 +567,8 @@ impl ApiKeyStore for Database {
 
     async fn count_api_key_requests(&self, counts: &[(Uuid, String, u64)]) -> Result<(), RepositoryError> {
         use sea_orm::sea_query::OnConflict;
+        // One transaction: a failure writes nothing, so the caller may keep every count.
+        let transaction = self.connection().begin().await.map_err(db)?;
         for (key, day, requests) in counts {
             let requests = i64::try_from(*requests).unwrap_or(i64::MAX);
             api_key_usage::Entity::insert(api_key_usage::ActiveModel {
@@ -583,11 +585,11 @@ impl ApiKeyStore for Database {
                     )
                     .to_owned(),
             )
-            .exec_without_returning(self.connection())
+            .exec_without_returning(&transaction)
             .await
             .map_err(db)?;
         }
-        Ok(())
+        transaction.commit().await.map_err(db)
     }
 
     async fn api_key_requests(&self, since: &str) -> Result<Vec<(Uuid, String, u64)>, RepositoryError> {

@@ -26,6 +26,9 @@ pub struct DeviceAuthCache {
     /// Requests per key and day (`YYYY-MM-DD`) not yet added to the database: written with
     /// the next lookup that misses the cache, and before a listing.
     usage: Mutex<HashMap<(Uuid, String), u64>>,
+    /// When the counts were last written from a lookup: at most every [`API_KEY_TTL`], so
+    /// requests with made-up keys (every one a miss) do not turn into writes.
+    usage_written: Mutex<Option<std::time::Instant>>,
     identifiers: TtlCache<Uuid, String>,
     device_tokens: TtlCache<DeviceTokenGrant, String>,
     statuses: TtlCache<DeviceStatus>,
@@ -38,6 +41,7 @@ impl Default for DeviceAuthCache {
         Self {
             keys: TtlCache::new(API_KEY_TTL).with_jitter(),
             usage: Mutex::new(HashMap::new()),
+            usage_written: Mutex::new(None),
             identifiers: TtlCache::new(IDENTIFIER_TTL).with_jitter(),
             device_tokens: TtlCache::new(API_KEY_TTL).with_jitter(),
             statuses: TtlCache::new(API_KEY_TTL).with_jitter(),
@@ -81,7 +85,16 @@ impl DeviceAuthCache {
             }
             self.keys.forget(&fingerprint);
         }
-        self.flush_usage(store).await;
+        let due = self.usage_written.lock().is_ok_and(|mut written| {
+            let due = written.is_none_or(|at| at.elapsed() >= API_KEY_TTL);
+            if due {
+                *written = Some(std::time::Instant::now());
+            }
+            due
+        });
+        if due {
+            self.flush_usage(store).await;
+        }
         let found = store.use_api_key(&fingerprint, now, ip).await?;
         Ok(found.map(|found| {
             self.count(found.key.id, now);
