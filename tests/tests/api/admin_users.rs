@@ -549,6 +549,16 @@ async fn operators_find_accounts_by_text_status_role_organization_and_time() {
         );
         let both = page(list("?role=support&status=locked").await.unwrap()).await;
         assert_eq!(both["meta"]["total"], 15, "{backend:?}: n % 70 == 0");
+        // Two failed sign-ins show on the row (read from the same statement as the page).
+        for _ in 0..2 {
+            let refused = app
+                .post_json(
+                    "/api/v1/auth/login",
+                    &json!({"email": "Person0001@seed.example", "password": "not the password"}),
+                )
+                .await;
+            assert_eq!(refused.status(), 401);
+        }
         let members = page(list(&format!("?organizationId={org}&perPage=100")).await.unwrap()).await;
         assert_eq!(
             members["meta"]["total"], 51,
@@ -565,7 +575,7 @@ async fn operators_find_accounts_by_text_status_role_organization_and_time() {
             json!([{"organizationId": org, "role": "viewer"}])
         );
         assert_eq!(seeded_member["mfaEnrolled"], false);
-        assert_eq!(seeded_member["failedLoginAttempts"], 0);
+        assert_eq!(seeded_member["failedLoginAttempts"], 2, "{backend:?}");
 
         // Time ranges and order.
         let from = (start + chrono::Duration::minutes(10)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);

@@ -1,23 +1,99 @@
-//! Administrators' user listing: filters, order and paging in SQL; the page's roles,
-//! organizations and failed sign-ins in three more queries, whatever the page size.
-
-use std::collections::BTreeMap;
+//! Administrators' user listing: filters, order and paging in SQL, and each row's system
+//! roles, organizations and failed sign-ins from correlated subqueries of the same statement
+//! (one round trip per page, whatever its size).
 
 use sea_orm::sea_query::{Expr, Func, Query};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, EntityTrait, ExprTrait, Order, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Statement,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, ExprTrait, FromQueryResult,
+    Order, PaginatorTrait, QueryFilter, QueryOrder, QueryResult, QuerySelect, Statement,
 };
 use steward_domain::accounts::{UserFilter, UserListing, UserSort};
 use steward_domain::{PageRequest, RepositoryError};
 use uuid::Uuid;
 
 use crate::database::Database;
-use crate::entities::{login_throttles, org_users, user_system_roles, users};
+use crate::entities::{org_users, user_system_roles, users};
 use crate::error::db_err_to_repository as db;
 use crate::fleet::search_pattern;
 
 use super::user_record;
+
+/// A row's system roles, by name, comma-separated (role names hold no commas).
+fn page_roles_sql(backend: DatabaseBackend) -> &'static str {
+    match backend {
+        DatabaseBackend::Postgres => {
+            r#"(SELECT string_agg(r."role", ',' ORDER BY r."role") FROM "user_system_roles" r WHERE r."user_id" = "users"."id")"#
+        }
+        _ => {
+            r#"(SELECT group_concat(x."role", ',') FROM (SELECT r."role" FROM "user_system_roles" r WHERE r."user_id" = "users"."id" ORDER BY r."role") x)"#
+        }
+    }
+}
+
+/// A row's organizations as `id:role`, comma-separated, oldest membership first (the id in
+/// hex on SQLite, where it is stored as 16 bytes).
+fn page_organizations_sql(backend: DatabaseBackend) -> &'static str {
+    match backend {
+        DatabaseBackend::Postgres => {
+            r#"(SELECT string_agg(o."organization_id"::text || ':' || o."role", ',' ORDER BY o."created_at") FROM "org_users" o WHERE o."user_id" = "users"."id")"#
+        }
+        _ => {
+            r#"(SELECT group_concat(x.entry, ',') FROM (SELECT hex(o."organization_id") || ':' || o."role" AS entry FROM "org_users" o WHERE o."user_id" = "users"."id" ORDER BY o."created_at") x)"#
+        }
+    }
+}
+
+/// A row's failed sign-ins counted against its (lower-cased) address.
+const PAGE_FAILURES_SQL: &str =
+    r#"(SELECT t."attempts" FROM "login_throttles" t WHERE t."email" = lower("users"."email"))"#;
+
+/// One listed account with what the subqueries found for it.
+struct ListingRow {
+    user: users::Model,
+    roles: Option<String>,
+    organizations: Option<String>,
+    failures: Option<i32>,
+}
+
+impl FromQueryResult for ListingRow {
+    fn from_query_result(row: &QueryResult, prefix: &str) -> Result<Self, DbErr> {
+        Ok(Self {
+            user: users::Model::from_query_result(row, prefix)?,
+            roles: row.try_get(prefix, "listing_roles")?,
+            organizations: row.try_get(prefix, "listing_organizations")?,
+            failures: row.try_get(prefix, "listing_failures")?,
+        })
+    }
+}
+
+impl ListingRow {
+    fn into_listing(self) -> Result<UserListing, RepositoryError> {
+        let split = |list: Option<String>| -> Vec<String> {
+            list.map(|list| {
+                list.split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+        };
+        let mut organizations = Vec::new();
+        for entry in split(self.organizations) {
+            let (id, role) = entry
+                .split_once(':')
+                .ok_or_else(|| RepositoryError::Other(format!("unreadable organization entry {entry:?}")))?;
+            let id = Uuid::parse_str(id)
+                .map_err(|_| RepositoryError::Other(format!("unreadable organization id {id:?}")))?;
+            organizations.push((id, role.to_owned()));
+        }
+        Ok(UserListing {
+            roles: split(self.roles),
+            organizations,
+            failed_attempts: self.failures.unwrap_or(0),
+            user: user_record(self.user),
+        })
+    }
+}
 
 /// Above this many matches the trigram table stops paying off against a scan.
 const INDEXED_SEARCH_CAP: usize = 1000;
@@ -130,12 +206,20 @@ impl Database {
             UserSort::DisplayName => users::Column::DisplayName,
             UserSort::LastLoginAt => users::Column::LastLoginAt,
         };
+        let backend = self.connection().get_database_backend();
         let rows = select
             .clone()
+            .column_as(Expr::cust(page_roles_sql(backend)), "listing_roles")
+            .column_as(
+                Expr::cust(page_organizations_sql(backend)),
+                "listing_organizations",
+            )
+            .column_as(Expr::cust(PAGE_FAILURES_SQL), "listing_failures")
             .order_by(column, order.clone())
             .order_by(users::Column::Id, order)
             .offset(page.offset())
             .limit(page.per_page())
+            .into_model::<ListingRow>()
             .all(self.connection())
             .await
             .map_err(db)?;
@@ -147,61 +231,10 @@ impl Database {
         } else {
             select.count(self.connection()).await.map_err(db)?
         };
-        let ids: Vec<Uuid> = rows.iter().map(|row| row.id).collect();
-        let emails: Vec<String> = rows.iter().map(|row| row.email.to_lowercase()).collect();
-        let mut roles: BTreeMap<Uuid, Vec<String>> = BTreeMap::new();
-        for (user, role) in user_system_roles::Entity::find()
-            .select_only()
-            .column(user_system_roles::Column::UserId)
-            .column(user_system_roles::Column::Role)
-            .filter(user_system_roles::Column::UserId.is_in(ids.clone()))
-            .order_by_asc(user_system_roles::Column::Role)
-            .into_tuple::<(Uuid, String)>()
-            .all(self.connection())
-            .await
-            .map_err(db)?
-        {
-            roles.entry(user).or_default().push(role);
-        }
-        let mut organizations: BTreeMap<Uuid, Vec<(Uuid, String)>> = BTreeMap::new();
-        for (user, organization, role) in org_users::Entity::find()
-            .select_only()
-            .column(org_users::Column::UserId)
-            .column(org_users::Column::OrganizationId)
-            .column(org_users::Column::Role)
-            .filter(org_users::Column::UserId.is_in(ids))
-            .order_by_asc(org_users::Column::CreatedAt)
-            .into_tuple::<(Uuid, Uuid, String)>()
-            .all(self.connection())
-            .await
-            .map_err(db)?
-        {
-            organizations.entry(user).or_default().push((organization, role));
-        }
-        let failures: BTreeMap<String, i32> = login_throttles::Entity::find()
-            .select_only()
-            .column(login_throttles::Column::Email)
-            .column(login_throttles::Column::Attempts)
-            .filter(login_throttles::Column::Email.is_in(emails))
-            .into_tuple::<(String, i32)>()
-            .all(self.connection())
-            .await
-            .map_err(db)?
-            .into_iter()
-            .collect();
         let listings = rows
             .into_iter()
-            .map(|row| {
-                let failed_attempts = failures.get(&row.email.to_lowercase()).copied().unwrap_or(0);
-                let id = row.id;
-                UserListing {
-                    user: user_record(row),
-                    roles: roles.remove(&id).unwrap_or_default(),
-                    organizations: organizations.remove(&id).unwrap_or_default(),
-                    failed_attempts,
-                }
-            })
-            .collect();
+            .map(ListingRow::into_listing)
+            .collect::<Result<Vec<_>, _>>()?;
         Ok((listings, total))
     }
 }
