@@ -19,6 +19,7 @@ mod m20260801_000012_fleet;
 mod m20261101_000013_time_settings;
 mod m20261201_000014_admin_api;
 mod m20261201_000015_user_search;
+mod m20261201_000016_mfa;
 
 pub use m20260701_000011_organizations::DEFAULT_ORGANIZATION_ID;
 
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261101_000013_time_settings::Migration),
             Box::new(m20261201_000014_admin_api::Migration),
             Box::new(m20261201_000015_user_search::Migration),
+            Box::new(m20261201_000016_mfa::Migration),
         ]
     }
 }
@@ -81,6 +83,11 @@ pub const TABLES: &[&str] = &[
     "device_commands",
     "custom_roles",
     "api_key_usage",
+    "user_mfa",
+    "mfa_recovery_codes",
+    "mfa_challenges",
+    "mfa_exemptions",
+    "instance_flags",
 ];
 
 /// The tables of seed 000's data model, the first 17 of [`TABLES`].

@@ -16,6 +16,7 @@ use tokio::sync::OnceCell;
 
 pub mod fleet;
 pub mod idp;
+pub mod mfa;
 pub mod push;
 pub mod smtp;
 

@@ -22,6 +22,8 @@ pub enum ErrorCode {
     ValidationError,
     Unauthorized,
     InvalidCredentials,
+    /// A wrong second-factor code, one already used, or a used recovery code.
+    InvalidMfaCode,
     Forbidden,
     NotFound,
     MethodNotAllowed,
@@ -43,6 +45,8 @@ pub enum ErrorCode {
     AccountLocked,
     /// An administrator locked the account (sign-in with the right password).
     AccountDisabled,
+    /// An administrator without a second factor, after the grace period.
+    MfaRequired,
     ServiceUnavailable,
     Internal,
 }
@@ -51,10 +55,13 @@ impl ErrorCode {
     pub fn status(self) -> StatusCode {
         match self {
             ErrorCode::ValidationError => StatusCode::BAD_REQUEST,
-            ErrorCode::Unauthorized | ErrorCode::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            ErrorCode::Forbidden | ErrorCode::DeviceSuspended | ErrorCode::AccountDisabled => {
-                StatusCode::FORBIDDEN
+            ErrorCode::Unauthorized | ErrorCode::InvalidCredentials | ErrorCode::InvalidMfaCode => {
+                StatusCode::UNAUTHORIZED
             }
+            ErrorCode::Forbidden
+            | ErrorCode::DeviceSuspended
+            | ErrorCode::AccountDisabled
+            | ErrorCode::MfaRequired => StatusCode::FORBIDDEN,
             ErrorCode::EnrollmentTokenInvalid => StatusCode::UNAUTHORIZED,
             ErrorCode::EnrollmentTokenExpired => StatusCode::GONE,
             ErrorCode::EnrollmentTokenUsedUp => StatusCode::CONFLICT,
@@ -234,6 +241,7 @@ impl From<AppError> for ApiError {
             ErrorKind::RateLimited => ErrorCode::RateLimited,
             ErrorKind::AccountLocked => ErrorCode::AccountLocked,
             ErrorKind::AccountDisabled => ErrorCode::AccountDisabled,
+            ErrorKind::InvalidMfaCode => ErrorCode::InvalidMfaCode,
             ErrorKind::Unavailable => ErrorCode::ServiceUnavailable,
             ErrorKind::Internal => ErrorCode::Internal,
         };

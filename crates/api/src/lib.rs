@@ -2,6 +2,7 @@
 //! domain, call a service, render. Everything leaves through the envelopes in [`envelope`] and
 //! [`error`].
 
+mod admin_guard;
 pub mod auth;
 pub mod devices;
 pub mod envelope;
@@ -38,10 +39,10 @@ pub const OPENAPI_PATH: &str = "/api-docs/openapi.json";
 /// Every route, declared once: the router and the OpenAPI document both come from here.
 fn routes(config: &mut ServiceConfig) {
     use routes::{
-        admin, admin_bulk, admin_groups, admin_user_roles, admin_user_search, admin_users, api_keys, audit,
-        auth, auth_mail, device_enrollment, devices, enrollment_tokens, federation, fleet_devices,
-        fleet_groups, groups, imports, organizations, personal_tokens, policies, policy_application, roles,
-        setting_definitions, settings, unlock_requests, users,
+        admin, admin_bulk, admin_groups, admin_user_mfa, admin_user_roles, admin_user_search, admin_users,
+        api_keys, audit, auth, auth_mail, auth_mfa, device_enrollment, devices, enrollment_tokens,
+        federation, fleet_devices, fleet_groups, groups, imports, organizations, personal_tokens, policies,
+        policy_application, roles, setting_definitions, settings, unlock_requests, users,
     };
     config
         .service(health::liveness)
@@ -52,6 +53,12 @@ fn routes(config: &mut ServiceConfig) {
             scope("/api/v1/auth")
                 .service(auth::register)
                 .service(auth::login)
+                .service(auth_mfa::login_mfa)
+                .service(auth_mfa::mfa_status)
+                .service(auth_mfa::begin_totp)
+                .service(auth_mfa::verify_totp)
+                .service(auth_mfa::disable_totp)
+                .service(auth_mfa::regenerate_recovery_codes)
                 .service(auth::refresh)
                 .service(auth::logout)
                 .service(auth::me)
@@ -132,7 +139,11 @@ fn routes(config: &mut ServiceConfig) {
         )
         .service(
             scope("/api/admin/v1")
+                .wrap(actix_web::middleware::from_fn(admin_guard::admin_mfa))
                 .service(admin::admin_me)
+                .service(admin_user_mfa::set_mfa_exemption)
+                .service(admin_user_mfa::remove_mfa_exemption)
+                .service(admin_user_mfa::reset_mfa)
                 .service(admin_user_search::list_users)
                 .service(admin_users::create_user)
                 .service(admin_bulk::bulk_users)

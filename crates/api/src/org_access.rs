@@ -14,7 +14,7 @@ use steward_domain::organizations::{OrgActor, OrgPermission, OrgRuleError, Organ
 use steward_domain::rbac::Permission;
 use uuid::Uuid;
 
-use crate::auth::extractor_support::{bearer_token, identify, scope_error, state};
+use crate::auth::extractor_support::{bearer_token, identify, known_principal, scope_error, state};
 use crate::error::ApiError;
 use crate::extractors::AuthGate;
 
@@ -71,10 +71,14 @@ impl<A: OrgAction + 'static> FromRequest for OrgAccess<A> {
         let organization = request.match_info().get("orgId").map(str::parse::<Uuid>);
         let malformed = crate::extractors::malformed_path_id(request);
         let state = state(request);
+        let known = known_principal(request);
         Box::pin(async move {
             let _gate = gate;
             let state = state?;
-            let principal = identify(&state, token, ip).await?;
+            let principal = match known {
+                Some(principal) => principal,
+                None => identify(&state, token, ip).await?,
+            };
             state.rate_limits.check_admin(principal.user)?;
             if !principal.has_scope(A::SYSTEM.as_str()) {
                 return Err(scope_error(A::SYSTEM.as_str()).into());

@@ -7,6 +7,7 @@ use steward_domain::PageRequest;
 
 use steward_domain::accounts::{SessionRecord, UserFilter, UserListing, UserRecord, may_lock_user};
 use steward_domain::federation::RoleOverrides;
+use steward_domain::mfa::{MAX_EXEMPTION_REASON_CHARS, MfaExemption};
 use steward_domain::rbac::RoleSnapshot;
 use steward_domain::{Actor, AuditAction, AuditEntry, RepositoryError, RequestOrigin};
 use uuid::Uuid;
@@ -31,6 +32,10 @@ pub struct UserDetail {
     pub devices: usize,
     pub personal_tokens: usize,
     pub role_overrides: Option<RoleOverrides>,
+    /// Whether sign-in asks for a second factor.
+    pub mfa_enrolled: bool,
+    /// An exemption from admin MFA enforcement, when one was set (expired ones too).
+    pub mfa_exemption: Option<MfaExemption>,
 }
 
 /// A change of someone's system roles.
@@ -126,6 +131,11 @@ impl<'a, S: Store> UserAdminService<'a, S> {
             devices: store.devices_owned_by(&[user]).await?.len(),
             personal_tokens: store.personal_tokens(user, now).await?.len(),
             role_overrides: store.role_overrides(user).await?,
+            mfa_enrolled: store
+                .mfa_enrollment(user)
+                .await?
+                .is_some_and(|enrollment| enrollment.is_active()),
+            mfa_exemption: store.admin_mfa_facts(user).await?.exemption,
             user: record,
         })
     }
@@ -417,6 +427,102 @@ impl<'a, S: Store> UserAdminService<'a, S> {
         {
             return Err(AppError::not_found("no such live session"));
         }
+        self.steward.auth.forget_user(user);
+        Ok(())
+    }
+
+    /// Exempts an account from admin MFA enforcement (super_admin only), until `expires_at`
+    /// when given. Setting it again replaces it.
+    pub async fn set_mfa_exemption(
+        &self,
+        admin: &Principal,
+        user: Uuid,
+        reason: &str,
+        expires_at: Option<chrono::DateTime<chrono::Utc>>,
+        origin: &RequestOrigin,
+    ) -> Result<MfaExemption, AppError> {
+        if !admin.roles.iter().any(|role| role == "super_admin") {
+            return Err(AppError::forbidden(
+                "only a super_admin exempts accounts from MFA",
+            ));
+        }
+        let reason = reason.trim();
+        if reason.is_empty() || reason.chars().count() > MAX_EXEMPTION_REASON_CHARS {
+            return Err(AppError::invalid("reason", "must be 1 to 500 characters"));
+        }
+        if reason.chars().any(char::is_control) {
+            return Err(AppError::invalid("reason", "must not contain control characters"));
+        }
+        let now = chrono::Utc::now();
+        if expires_at.is_some_and(|at| at <= now) {
+            return Err(AppError::invalid("expiresAt", "must be in the future"));
+        }
+        let target = self.existing(user).await?;
+        if target.status == "deleted" {
+            return Err(AppError::not_found("no such user"));
+        }
+        let exemption = MfaExemption {
+            user_id: user,
+            reason: reason.to_owned(),
+            expires_at,
+            created_by: Some(admin.user),
+            created_at: now,
+        };
+        let entry = audit(admin.user, "admin.mfa_exemption_set", "user", user, origin).change(
+            None,
+            Some(json!({"reason": exemption.reason, "expiresAt": exemption.expires_at})),
+        );
+        self.steward.store.set_mfa_exemption(&exemption, &entry).await?;
+        Ok(exemption)
+    }
+
+    /// Ends an account's exemption (super_admin only); `NotFound` when it had none.
+    pub async fn remove_mfa_exemption(
+        &self,
+        admin: &Principal,
+        user: Uuid,
+        origin: &RequestOrigin,
+    ) -> Result<(), AppError> {
+        if !admin.roles.iter().any(|role| role == "super_admin") {
+            return Err(AppError::forbidden(
+                "only a super_admin exempts accounts from MFA",
+            ));
+        }
+        self.existing(user).await?;
+        let entry = audit(admin.user, "admin.mfa_exemption_removed", "user", user, origin);
+        if self.steward.store.remove_mfa_exemption(user, &entry).await? {
+            Ok(())
+        } else {
+            Err(AppError::not_found("this account has no MFA exemption"))
+        }
+    }
+
+    /// Removes another account's second factor (the holder lost the device and the recovery
+    /// codes) and ends its sessions; it signs in with the password alone and enrols again.
+    /// Nobody resets an account more powerful than their own.
+    pub async fn reset_mfa(
+        &self,
+        admin: &Principal,
+        user: Uuid,
+        origin: &RequestOrigin,
+    ) -> Result<(), AppError> {
+        let target = self.existing(user).await?;
+        if target.status == "deleted" {
+            return Err(AppError::not_found("no such user"));
+        }
+        if admin.user != user {
+            self.ensure_power_over(admin, user).await?;
+        }
+        let entry = audit(admin.user, "admin.mfa_reset", "user", user, origin)
+            .change(Some(json!({"mfa": "enabled"})), Some(json!({"mfa": null})));
+        if !self.steward.store.remove_mfa(user, &entry).await? {
+            return Err(AppError::conflict("this account has no second factor"));
+        }
+        let ended = audit(admin.user, "admin.sessions_revoked", "user", user, origin);
+        self.steward
+            .store
+            .revoke_user_sessions(user, "mfa_reset", &ended)
+            .await?;
         self.steward.auth.forget_user(user);
         Ok(())
     }

@@ -15,6 +15,8 @@ pub enum ErrorKind {
     Unauthenticated,
     /// A wrong email or password at sign-in.
     InvalidCredentials,
+    /// A wrong, replayed or used second-factor code.
+    InvalidMfaCode,
     /// The caller is known but may not do this.
     Forbidden,
     NotFound,

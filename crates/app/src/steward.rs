@@ -54,6 +54,7 @@ pub trait Store:
     + PushQueue
     + RoleStore
     + GroupAdminStore
+    + steward_domain::mfa::MfaStore
     + Clone
     + Send
     + Sync
@@ -88,6 +89,7 @@ impl<T> Store for T where
         + PushQueue
         + RoleStore
         + GroupAdminStore
+        + steward_domain::mfa::MfaStore
         + Clone
         + Send
         + Sync

@@ -2,6 +2,7 @@
 //! JWKS, opaque tokens stored as hashes, and refresh-successor derivation.
 
 pub mod keys;
+pub mod mfa;
 pub mod oidc;
 pub mod opaque;
 pub mod password;

@@ -88,8 +88,32 @@ pub struct UserFilter {
     pub created_to: Option<DateTime<Utc>>,
     pub last_login_from: Option<DateTime<Utc>>,
     pub last_login_to: Option<DateTime<Utc>>,
+    /// Second-factor state.
+    pub mfa: Option<MfaFilter>,
     pub sort: UserSort,
     pub descending: bool,
+}
+
+/// The admin user list's `mfa` filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MfaFilter {
+    /// Sign-in asks for a code.
+    Enrolled,
+    /// No second factor (pending enrollments count as none).
+    Missing,
+    /// An operator's exemption from admin MFA enforcement is in force.
+    Exempt,
+}
+
+impl MfaFilter {
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "enrolled" => Some(Self::Enrolled),
+            "missing" => Some(Self::Missing),
+            "exempt" => Some(Self::Exempt),
+            _ => None,
+        }
+    }
 }
 
 impl Default for UserFilter {
@@ -103,6 +127,7 @@ impl Default for UserFilter {
             created_to: None,
             last_login_from: None,
             last_login_to: None,
+            mfa: None,
             sort: UserSort::CreatedAt,
             descending: true,
         }
@@ -121,6 +146,8 @@ pub struct UserListing {
     pub organizations: Vec<(Uuid, String)>,
     /// Failed sign-ins counted against the email now.
     pub failed_attempts: i32,
+    /// Whether sign-in asks for a second factor.
+    pub mfa_enrolled: bool,
 }
 
 /// What deciding an administrator's lock needs, read under the lock of every `super_admin`
@@ -476,6 +503,9 @@ pub trait LoginThrottleStore {
     ) -> impl Future<Output = Result<bool, RepositoryError>> + Send;
     /// After a correct password: releases the reserved check and forgets the failures.
     fn record_success(&self, email: &str) -> impl Future<Output = Result<(), RepositoryError>> + Send;
+    /// After a correct password of an account that still owes its second factor: releases
+    /// the reserved check and keeps the failures (only the completed sign-in forgets them).
+    fn release_attempt(&self, email: &str) -> impl Future<Output = Result<(), RepositoryError>> + Send;
     /// Forgets everything about the address (after a password reset).
     fn clear(&self, email: &str) -> impl Future<Output = Result<(), RepositoryError>> + Send;
 }

@@ -16,6 +16,7 @@ mod fleet;
 mod group_admin;
 mod groups;
 mod lock_reach;
+mod mfa;
 mod organizations;
 mod personal_tokens;
 mod policies;

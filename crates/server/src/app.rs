@@ -11,7 +11,7 @@ use std::sync::Arc;
 use steward_api::rate_limit::{RateLimitSettings, RateLimits};
 use steward_api::{AppState, HttpSettings};
 use steward_app::Steward;
-use steward_app::auth::{AuthService, AuthSettings, Federation};
+use steward_app::auth::{AuthService, AuthSettings, Federation, MfaSettings};
 use steward_app::devices::DeviceAuthCache;
 use steward_auth::oidc::{IdTokenVerifier, ProviderSettings, UserInfoClient};
 use steward_auth::{HashingCost, KeyRing, PasswordHasher, SigningKeyPem};
@@ -63,6 +63,9 @@ impl Application {
         let signing_keys = keys::load_or_generate(&config)?;
         let metrics = steward_api::metrics::recorder().map_err(StartupError::Metrics)?;
         let auth = auth_service(&config, database.clone(), &signing_keys)?;
+        if let Err(error) = auth.prepare_admin_mfa().await {
+            tracing::warn!(%error, "could not record the state of admin MFA enforcement; retried on first use");
+        }
         let transport = crate::mail::MailTransport::from_config(config.smtp_url.as_deref(), &config.data_dir)
             .map_err(StartupError::Setting)?;
         let from = config
@@ -270,7 +273,24 @@ pub fn auth_service(
         default_roles,
         userinfo,
     };
-    Ok(AuthService::new(database, Arc::new(ring), Arc::new(hasher), settings).with_federation(federation))
+    let mfa_key =
+        crate::keys::mfa_encryption_key(config).map_err(|error| StartupError::Setting(error.to_string()))?;
+    let secrets = steward_auth::mfa::SecretBox::from_base64(&mfa_key)
+        .map_err(|error| StartupError::Setting(format!("STEWARD_MFA_ENCRYPTION_KEY: {error}")))?;
+    let mfa = MfaSettings {
+        issuer: config.mfa_issuer(),
+        for_federated: config.mfa_for_federated,
+        secrets: Arc::new(secrets),
+        admin: steward_domain::mfa::AdminMfaPolicy {
+            required: config.admin_mfa_required,
+            grace: chrono::Duration::hours(config.admin_mfa_grace_hours),
+        },
+    };
+    Ok(
+        AuthService::new(database, Arc::new(ring), Arc::new(hasher), settings)
+            .with_federation(federation)
+            .with_mfa(mfa),
+    )
 }
 
 /// The configured push provider: FCM, a webhook, or the log.

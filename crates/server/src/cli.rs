@@ -75,6 +75,12 @@ pub enum AdminAction {
         #[arg(long)]
         display_name: Option<String>,
     },
+    /// Remove an account's second factor and end its sessions (the break-glass path when an
+    /// administrator lost the device and the recovery codes, and nobody else can reset it).
+    ResetMfa {
+        #[arg(long)]
+        email: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -169,6 +175,24 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         } => {
             let config = load(cli.config)?;
             create_admin(&config, &email, password_stdin, display_name).await
+        }
+        Command::Admin {
+            action: AdminAction::ResetMfa { email },
+        } => {
+            let config = load(cli.config)?;
+            let database = open_database(&config).await?;
+            let signing_keys =
+                keys::load_or_generate(&config).map_err(|error| CliError::Failed(error.to_string()))?;
+            let service = app::auth_service(&config, database, &signing_keys)?;
+            let user = service
+                .reset_mfa_by_email(&email)
+                .await
+                .map_err(|error| CliError::Failed(error.to_string()))?;
+            println!(
+                "removed the second factor of {} ({}) and ended its sessions",
+                user.email, user.id
+            );
+            Ok(())
         }
         Command::Apikeys { action } => {
             let config = load(cli.config)?;

@@ -48,6 +48,18 @@ pub struct Config {
     /// key under `<data_dir>/keys/` is used (generated on first start).
     #[serde(deserialize_with = "list_or_comma_separated")]
     pub jwt_private_keys: Vec<PathBuf>,
+    /// The issuer authenticator apps show for TOTP (no `:`); default the public URL's host.
+    pub mfa_issuer: Option<String>,
+    /// Base64 of the 32-byte AES-256-GCM key that seals TOTP secrets. Empty: a development
+    /// key under `<data_dir>/keys/` (generated on first start).
+    pub mfa_encryption_key: Option<String>,
+    /// Whether sign-in through Google, Apple or OIDC also asks for the second factor.
+    pub mfa_for_federated: bool,
+    /// Whether accounts with a system role must have a second factor to use the admin API.
+    pub admin_mfa_required: bool,
+    /// Hours an administrator without a second factor keeps working, from the role grant or
+    /// from switching enforcement on, whichever is later (0 to 8760).
+    pub admin_mfa_grace_hours: i64,
     pub log_format: LogFormat,
     /// A tracing filter such as `info` or `steward=debug,info`; `RUST_LOG` overrides it.
     pub log_level: String,
@@ -146,6 +158,11 @@ impl Default for Config {
             jwt_issuer: "steward".to_owned(),
             jwt_audience: "steward".to_owned(),
             jwt_private_keys: Vec::new(),
+            mfa_issuer: None,
+            mfa_encryption_key: None,
+            mfa_for_federated: false,
+            admin_mfa_required: false,
+            admin_mfa_grace_hours: 24,
             log_format: LogFormat::Pretty,
             log_level: "info".to_owned(),
             trusted_proxies: Vec::new(),
@@ -235,6 +252,20 @@ impl Config {
         if self.body_limit_bytes == 0 {
             return Err(ConfigError(
                 "STEWARD_BODY_LIMIT_BYTES: must be more than 0".to_owned(),
+            ));
+        }
+        if self
+            .mfa_issuer
+            .as_deref()
+            .is_some_and(|issuer| issuer.contains(':') || issuer.len() > 100)
+        {
+            return Err(ConfigError(
+                "STEWARD_MFA_ISSUER: at most 100 characters, without `:`".to_owned(),
+            ));
+        }
+        if !(0..=8760).contains(&self.admin_mfa_grace_hours) {
+            return Err(ConfigError(
+                "STEWARD_ADMIN_MFA_GRACE_HOURS: must be 0 to 8760".to_owned(),
             ));
         }
         if self.database_max_connections == 0 {
@@ -356,6 +387,30 @@ impl Config {
             )));
         }
         Ok((map, defaults))
+    }
+
+    /// The TOTP issuer: `STEWARD_MFA_ISSUER`, else the public URL's host (without port).
+    pub fn mfa_issuer(&self) -> String {
+        if let Some(issuer) = self
+            .mfa_issuer
+            .as_deref()
+            .map(str::trim)
+            .filter(|i| !i.is_empty())
+        {
+            return issuer.to_owned();
+        }
+        let url = self.public_url();
+        let authority = url.split_once("://").map_or(url.as_str(), |(_, rest)| rest);
+        let host = authority.split('/').next().unwrap_or_default();
+        let host = match host.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or_default(),
+            None => host.split(':').next().unwrap_or_default(),
+        };
+        if host.is_empty() {
+            "Steward".to_owned()
+        } else {
+            host.to_owned()
+        }
     }
 
     pub fn keys_dir(&self) -> PathBuf {

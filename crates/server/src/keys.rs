@@ -71,6 +71,37 @@ fn pem_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
     Ok(paths)
 }
 
+/// The key that seals TOTP secrets (base64 of 32 bytes): `STEWARD_MFA_ENCRYPTION_KEY`, or in
+/// development `<data_dir>/keys/mfa-encryption.key`, generated on first start (with a
+/// warning). Losing it makes every enrolled second factor unusable.
+pub fn mfa_encryption_key(config: &Config) -> Result<String, KeyLoadError> {
+    if let Some(key) = &config.mfa_encryption_key {
+        return Ok(key.trim().to_owned());
+    }
+    let dir = config.keys_dir();
+    let path = dir.join("mfa-encryption.key");
+    let development = |reason: String| KeyLoadError::Development {
+        dir: dir.clone(),
+        reason,
+    };
+    if !path.exists() {
+        fs::create_dir_all(&dir).map_err(|error| development(error.to_string()))?;
+        let key = steward_auth::mfa::SecretBox::generate_key();
+        match write_private(&path, &key) {
+            Ok(()) => tracing::warn!(
+                path = %path.display(),
+                "no MFA encryption key configured: generated a development key; set STEWARD_MFA_ENCRYPTION_KEY in production"
+            ),
+            // Another process wrote it first: use theirs.
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(error) => return Err(development(format!("{}: {error}", path.display()))),
+        }
+    }
+    fs::read_to_string(&path)
+        .map(|key| key.trim().to_owned())
+        .map_err(|error| development(format!("{}: {error}", path.display())))
+}
+
 /// Generates a key into `dir`, readable by the owner only.
 pub fn write_new_key(dir: &Path) -> Result<PathBuf, String> {
     fs::create_dir_all(dir).map_err(|error| error.to_string())?;

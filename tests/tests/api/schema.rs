@@ -67,7 +67,21 @@ async fn one_step_down_removes_only_the_last_migration() {
         };
         assert_eq!(bedtime_kind().await, "time");
         db.migrate_down(Some(1)).await.unwrap();
-        // The last migration adds the user search index; one step down undoes only it.
+        // The last migration adds the second factor's tables; one step down undoes only it.
+        for table in [
+            "user_mfa",
+            "mfa_recovery_codes",
+            "mfa_challenges",
+            "mfa_exemptions",
+            "instance_flags",
+        ] {
+            assert!(!db.has_table(table).await.unwrap(), "{table}");
+        }
+        if backend == steward_tests::Backend::Sqlite {
+            assert!(db.has_table("users_search").await.unwrap());
+        }
+        db.migrate_down(Some(1)).await.unwrap();
+        // The one before adds the user search index.
         if backend == steward_tests::Backend::Sqlite {
             assert!(!db.has_table("users_search").await.unwrap());
         }
@@ -90,7 +104,7 @@ async fn one_step_down_removes_only_the_last_migration() {
         assert!(db.has_table("device_transfers").await.unwrap());
         assert!(db.has_table("oidc_nonces").await.unwrap());
         assert!(db.has_table("groups").await.unwrap());
-        assert_eq!(db.migration_state().await.unwrap().pending.len(), 4);
+        assert_eq!(db.migration_state().await.unwrap().pending.len(), 5);
         // And up again: the API keys regain the rotation columns.
         db.migrate_up().await.unwrap();
         assert!(db.has_table("api_key_usage").await.unwrap());

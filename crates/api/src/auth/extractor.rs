@@ -137,6 +137,12 @@ pub(crate) async fn identify(
     Ok(state.auth.principal(&token, ip).await?)
 }
 
+/// The caller the admin guard already identified for this request, if it did.
+pub(crate) fn known_principal(request: &HttpRequest) -> Option<Principal> {
+    use actix_web::HttpMessage;
+    request.extensions().get::<Principal>().cloned()
+}
+
 pub(crate) fn scope_error(scope: &str) -> ApiError {
     ApiError::new(
         crate::error::ErrorCode::Forbidden,
@@ -254,10 +260,14 @@ impl<P: Permission + 'static> FromRequest for RequirePermission<P> {
         let origin = crate::extractors::Origin::of(request).0;
         let target = format!("{} {}", request.method(), request.path());
         let state = state(request);
+        let known = known_principal(request);
         Box::pin(async move {
             let _gate = gate;
             let state = state?;
-            let principal = identify(&state, token, ip).await?;
+            let principal = match known {
+                Some(principal) => principal,
+                None => identify(&state, token, ip).await?,
+            };
             state.rate_limits.check_admin(principal.user)?;
             let permission = P::PERMISSION.map(|p| p.as_str());
             // Every refusal from here on is an identified caller asking for too much: audited.

@@ -10,7 +10,7 @@ pub use steward_app::auth::{
 
 /// The pieces of bearer authentication other extractors build on.
 pub(crate) mod extractor_support {
-    pub(crate) use super::extractor::{bearer_token, identify, scope_error, state};
+    pub(crate) use super::extractor::{bearer_token, identify, known_principal, scope_error, state};
 }
 pub use extractor::{
     AdminIdentity, Authenticated, Caller, DeviceScope, Permission, RequirePermission, Scope, permissions,

@@ -21,6 +21,20 @@ pub struct AdminIdentityView {
     pub roles: Vec<String>,
     /// Every permission the roles grant; `*` means all.
     pub permissions: Vec<String>,
+    /// Where the caller stands with admin MFA enforcement.
+    pub mfa: AdminMfaView,
+}
+
+/// Admin MFA enforcement as it applies to the caller.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminMfaView {
+    /// `STEWARD_ADMIN_MFA_REQUIRED`.
+    pub enforced: bool,
+    /// `satisfied` (a second factor, an exemption, or enforcement off), `grace` (allowed
+    /// until `deadline`) or `required` (every other admin endpoint answers `403 MFA_REQUIRED`).
+    pub status: String,
+    pub deadline: Option<DateTime<Utc>>,
 }
 
 /// The calling administrator: roles and effective permissions.
@@ -34,7 +48,27 @@ pub struct AdminIdentityView {
     )
 )]
 #[get("/me")]
-pub async fn admin_me(admin: RequirePermission<permissions::AnySystemRole>) -> HttpResponse {
+pub async fn admin_me(
+    request: actix_web::HttpRequest,
+    state: web::Data<AppState>,
+    admin: RequirePermission<permissions::AnySystemRole>,
+) -> HttpResponse {
+    use actix_web::HttpMessage;
+    use steward_domain::mfa::AdminMfaVerdict;
+    let verdict = request
+        .extensions()
+        .get::<crate::admin_guard::CallerMfaVerdict>()
+        .map(|verdict| verdict.0);
+    let (status, deadline) = match verdict {
+        Some(AdminMfaVerdict::Grace { deadline }) => ("grace", Some(deadline)),
+        Some(AdminMfaVerdict::Required { deadline }) => ("required", Some(deadline)),
+        Some(AdminMfaVerdict::Satisfied) | None => ("satisfied", None),
+    };
+    let mfa = AdminMfaView {
+        enforced: state.auth.admin_mfa_enforced(),
+        status: status.to_owned(),
+        deadline,
+    };
     let identity = admin.0;
     let mut granted: Vec<String> = identity
         .principal
@@ -50,6 +84,7 @@ pub async fn admin_me(admin: RequirePermission<permissions::AnySystemRole>) -> H
         user_id: identity.user_id,
         roles: identity.roles,
         permissions: granted,
+        mfa,
     })
 }
 
@@ -84,8 +119,31 @@ pub struct AdminUserDetail {
     /// Role overrides for identity-provider role sync, if any were set.
     #[schema(value_type = Option<Object>)]
     pub role_overrides: Option<serde_json::Value>,
-    /// Whether the account has a second factor enrolled; `false` until MFA exists.
+    /// Whether sign-in asks this account for a second factor (TOTP).
     pub mfa_enrolled: bool,
+    /// An exemption from admin MFA enforcement, if one was set (`expiresAt` may be past).
+    pub mfa_exemption: Option<MfaExemptionView>,
+}
+
+/// An operator's exemption of an account from admin MFA enforcement.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MfaExemptionView {
+    pub reason: String,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub created_by: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<steward_domain::mfa::MfaExemption> for MfaExemptionView {
+    fn from(exemption: steward_domain::mfa::MfaExemption) -> Self {
+        Self {
+            reason: exemption.reason,
+            expires_at: exemption.expires_at,
+            created_by: exemption.created_by,
+            created_at: exemption.created_at,
+        }
+    }
 }
 
 impl From<UserDetail> for AdminUserDetail {
@@ -108,7 +166,8 @@ impl From<UserDetail> for AdminUserDetail {
                     "suppressed": overrides.suppressed,
                 })
             }),
-            mfa_enrolled: false,
+            mfa_enrolled: detail.mfa_enrolled,
+            mfa_exemption: detail.mfa_exemption.map(MfaExemptionView::from),
         }
     }
 }

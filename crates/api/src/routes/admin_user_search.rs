@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, get, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use steward_app::admin_users::UserAdminService;
-use steward_domain::accounts::{LISTED_STATUSES, UserFilter, UserListing, UserSort};
+use steward_domain::accounts::{LISTED_STATUSES, MfaFilter, UserFilter, UserListing, UserSort};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -36,6 +36,9 @@ pub struct UserListQuery {
     pub last_login_from: Option<DateTime<Utc>>,
     /// Last signed in before.
     pub last_login_to: Option<DateTime<Utc>>,
+    /// `enrolled` (sign-in asks for a code), `missing` (no second factor) or `exempt` (an
+    /// exemption from admin MFA enforcement is in force).
+    pub mfa: Option<String>,
     /// `createdAt` (default), `email`, `displayName` or `lastLoginAt`.
     pub sort: Option<String>,
     /// `desc` (default) or `asc`.
@@ -71,6 +74,13 @@ impl UserListQuery {
             Some("asc") => false,
             Some(_) => return Err(ApiError::invalid("order", "must be asc or desc")),
         };
+        let mfa = match self.mfa.as_deref() {
+            None => None,
+            Some(value) => Some(
+                MfaFilter::parse(value)
+                    .ok_or_else(|| ApiError::invalid("mfa", "must be enrolled, missing or exempt"))?,
+            ),
+        };
         let created_from = checked_time("createdFrom", self.created_from)?;
         let created_to = checked_time("createdTo", self.created_to)?;
         let last_login_from = checked_time("lastLoginFrom", self.last_login_from)?;
@@ -97,6 +107,7 @@ impl UserListQuery {
             created_to,
             last_login_from,
             last_login_to,
+            mfa,
             sort,
             descending,
         })
@@ -129,7 +140,7 @@ pub struct UserListItem {
     pub last_login_at: Option<DateTime<Utc>>,
     /// Failed sign-ins counted against the email now (an automatic lockout follows 5).
     pub failed_login_attempts: i32,
-    /// Whether the account has a second factor enrolled; `false` until MFA exists.
+    /// Whether sign-in asks this account for a second factor (TOTP).
     pub mfa_enrolled: bool,
 }
 
@@ -154,7 +165,7 @@ impl From<UserListing> for UserListItem {
             created_at: user.created_at,
             last_login_at: user.last_login_at,
             failed_login_attempts: listing.failed_attempts,
-            mfa_enrolled: false,
+            mfa_enrolled: listing.mfa_enrolled,
         }
     }
 }

@@ -127,12 +127,14 @@ pub struct LoginRequest {
 }
 
 /// Sign in with email and password. Unknown emails and wrong passwords get the same answer;
-/// 5 failures for one email within 15 minutes lock it for 15 minutes.
+/// 5 failures for one email within 15 minutes lock it for 15 minutes. An account with a
+/// second factor gets `{mfaRequired: true, mfaToken, expiresIn}` and no tokens: complete the
+/// sign-in at `POST /auth/login/mfa`.
 #[utoipa::path(
     tag = "auth",
     request_body = LoginRequest,
     responses(
-        (status = 200, body = Envelope<TokenResponse>),
+        (status = 200, description = "Tokens, or a second-factor challenge (`mfaRequired: true`)", body = Envelope<super::auth_mfa::SignInResponse>),
         (status = 400, body = ErrorEnvelope),
         (status = 401, description = "INVALID_CREDENTIALS", body = ErrorEnvelope),
         (status = 429, description = "ACCOUNT_LOCKED or RATE_LIMITED, with Retry-After", body = ErrorEnvelope),
@@ -146,7 +148,7 @@ pub async fn login(
     body: Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let issued = state
+    let outcome = state
         .auth
         .login(
             SignIn {
@@ -156,7 +158,7 @@ pub async fn login(
             &origin.0,
         )
         .await?;
-    Ok(tokens(actix_web::http::StatusCode::OK, issued))
+    Ok(super::auth_mfa::sign_in_answer(outcome))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

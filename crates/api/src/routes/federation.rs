@@ -1,7 +1,6 @@
 //! Sign-in with Google, Apple or the configured OIDC provider, provider links, and the admin
 //! endpoints for role-sync overrides.
 
-use actix_web::http::StatusCode;
 use actix_web::http::header::CACHE_CONTROL;
 use actix_web::{HttpResponse, delete, get, post, put, web};
 use serde::{Deserialize, Serialize};
@@ -69,7 +68,7 @@ pub async fn provider_sign_in(
             &origin.0,
         )
         .await?;
-    Ok(super::auth::tokens(StatusCode::OK, issued))
+    Ok(super::auth_mfa::sign_in_answer(issued))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod admin_bulk;
 pub mod admin_groups;
+pub mod admin_user_mfa;
 pub mod admin_user_roles;
 pub mod admin_user_search;
 pub mod admin_users;
@@ -10,6 +11,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod auth;
 pub mod auth_mail;
+pub mod auth_mfa;
 pub mod device_enrollment;
 pub mod devices;
 pub mod enrollment_tokens;

@@ -44,6 +44,12 @@ pub enum AuthError {
     AlreadyLinked,
     #[error("this is the last way to sign in to the account")]
     LastSignInMethod,
+    #[error("the code is wrong or was already used")]
+    InvalidMfaCode,
+    #[error("the MFA token is invalid, expired or already used")]
+    InvalidMfaToken,
+    #[error("{0}")]
+    MfaState(&'static str),
     #[error("password hashing failed: {0}")]
     Hashing(String),
     #[error("token signing failed: {0}")]
@@ -63,6 +69,14 @@ impl From<AuthError> for AppError {
                 "too many failed sign-ins for this email; try again later",
             )
             .with_retry_after(u64::try_from(retry_after_seconds).unwrap_or(1)),
+            AuthError::InvalidMfaCode => {
+                AppError::new(ErrorKind::InvalidMfaCode, "the code is wrong or was already used")
+            }
+            AuthError::InvalidMfaToken => AppError::new(
+                ErrorKind::Unauthenticated,
+                "the MFA token is invalid, expired or already used: sign in again",
+            ),
+            AuthError::MfaState(message) => AppError::conflict(message),
             AuthError::LastSuperAdmin => AppError::conflict(
                 "the last super_admin cannot be deleted: make someone else super_admin first",
             ),

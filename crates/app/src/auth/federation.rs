@@ -15,7 +15,7 @@ use steward_domain::{Actor, AuditAction, AuditEntry, RequestOrigin};
 use uuid::Uuid;
 
 use super::error::AuthError;
-use super::service::{AuthService, IssuedTokens};
+use super::service::AuthService;
 use crate::steward::Store;
 
 /// The configured providers and the role mapping applied at federated sign-in.
@@ -101,7 +101,7 @@ impl<S: Store> AuthService<S> {
         provider: &str,
         request: FederatedSignIn,
         origin: &RequestOrigin,
-    ) -> Result<IssuedTokens, AuthError> {
+    ) -> Result<super::SignInOutcome, AuthError> {
         let mut claims = self
             .verified_identity(provider, &request.id_token, request.nonce.as_deref())
             .await?;
@@ -146,7 +146,12 @@ impl<S: Store> AuthService<S> {
         if provider == "oidc" && self.federation().maps_roles() {
             self.synchronise_roles(user.id, &claims.groups, origin).await?;
         }
-        self.sign_in_user(user, origin).await
+        if self.federated_needs_second_factor(user.id).await? {
+            return self.mfa_challenge(user.id).await;
+        }
+        self.sign_in_user(user, origin)
+            .await
+            .map(|issued| super::SignInOutcome::Complete(Box::new(issued)))
     }
 
     async fn first_federated_sign_in(

@@ -10,6 +10,6 @@ pub use error::AuthError;
 pub use federation::{FederatedSignIn, Federation};
 pub use personal_tokens::PAT_PREFIX;
 pub use service::{
-    AdminNewAccount, AdminProfileUpdate, AuthService, AuthSettings, IssuedTokens, NewAccount, ProfileUpdate,
-    RESET_MAILS_PER_HOUR, SignIn,
+    AdminNewAccount, AdminProfileUpdate, AuthService, AuthSettings, IssuedTokens, MfaProof, MfaSettings,
+    NewAccount, ProfileUpdate, RESET_MAILS_PER_HOUR, SignIn, SignInOutcome, TotpSetup, png_data_url,
 };

@@ -35,6 +35,11 @@ pub fn render(
     size: u32,
 ) -> Result<(Vec<u8>, &'static str), AppError> {
     let text = serde_json::to_string(payload).map_err(|_| AppError::internal())?;
+    render_text(&text, format, size)
+}
+
+/// Any text as a QR code image (the otpauth URI of a TOTP enrollment, too).
+pub fn render_text(text: &str, format: QrFormat, size: u32) -> Result<(Vec<u8>, &'static str), AppError> {
     let code = QrCode::new(text.as_bytes()).map_err(|_| AppError::internal())?;
     match format {
         QrFormat::Svg => {

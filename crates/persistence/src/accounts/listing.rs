@@ -7,12 +7,12 @@ use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, ExprTrait, FromQueryResult,
     Order, PaginatorTrait, QueryFilter, QueryOrder, QueryResult, QuerySelect, Statement,
 };
-use steward_domain::accounts::{UserFilter, UserListing, UserSort};
+use steward_domain::accounts::{MfaFilter, UserFilter, UserListing, UserSort};
 use steward_domain::{PageRequest, RepositoryError};
 use uuid::Uuid;
 
 use crate::database::Database;
-use crate::entities::{org_users, user_system_roles, users};
+use crate::entities::{mfa_exemptions, org_users, user_mfa, user_system_roles, users};
 use crate::error::db_err_to_repository as db;
 use crate::fleet::search_pattern;
 
@@ -47,12 +47,16 @@ fn page_organizations_sql(backend: DatabaseBackend) -> &'static str {
 const PAGE_FAILURES_SQL: &str =
     r#"(SELECT t."attempts" FROM "login_throttles" t WHERE t."email" = lower("users"."email"))"#;
 
+/// Whether a row's second factor is on (a count of 0 or 1).
+const PAGE_MFA_SQL: &str = r#"(SELECT COUNT(*) FROM "user_mfa" m WHERE m."user_id" = "users"."id" AND m."confirmed_at" IS NOT NULL)"#;
+
 /// One listed account with what the subqueries found for it.
 struct ListingRow {
     user: users::Model,
     roles: Option<String>,
     organizations: Option<String>,
     failures: Option<i32>,
+    mfa: i64,
 }
 
 impl FromQueryResult for ListingRow {
@@ -62,6 +66,7 @@ impl FromQueryResult for ListingRow {
             roles: row.try_get(prefix, "listing_roles")?,
             organizations: row.try_get(prefix, "listing_organizations")?,
             failures: row.try_get(prefix, "listing_failures")?,
+            mfa: row.try_get(prefix, "listing_mfa")?,
         })
     }
 }
@@ -90,6 +95,7 @@ impl ListingRow {
             roles: split(self.roles),
             organizations,
             failed_attempts: self.failures.unwrap_or(0),
+            mfa_enrolled: self.mfa > 0,
             user: user_record(self.user),
         })
     }
@@ -183,6 +189,30 @@ impl Database {
                 ),
             );
         }
+        if let Some(mfa) = filter.mfa {
+            let enrolled = Query::select()
+                .column(user_mfa::Column::UserId)
+                .from(user_mfa::Entity)
+                .and_where(user_mfa::Column::ConfirmedAt.is_not_null())
+                .to_owned();
+            select = match mfa {
+                MfaFilter::Enrolled => select.filter(users::Column::Id.in_subquery(enrolled)),
+                MfaFilter::Missing => select.filter(users::Column::Id.not_in_subquery(enrolled)),
+                MfaFilter::Exempt => select.filter(
+                    users::Column::Id.in_subquery(
+                        Query::select()
+                            .column(mfa_exemptions::Column::UserId)
+                            .from(mfa_exemptions::Entity)
+                            .cond_where(
+                                Condition::any()
+                                    .add(mfa_exemptions::Column::ExpiresAt.is_null())
+                                    .add(mfa_exemptions::Column::ExpiresAt.gt(chrono::Utc::now())),
+                            )
+                            .to_owned(),
+                    ),
+                ),
+            };
+        }
         if let Some(from) = filter.created_from {
             select = select.filter(users::Column::CreatedAt.gte(from));
         }
@@ -215,6 +245,7 @@ impl Database {
                 "listing_organizations",
             )
             .column_as(Expr::cust(PAGE_FAILURES_SQL), "listing_failures")
+            .column_as(Expr::cust(PAGE_MFA_SQL), "listing_mfa")
             .order_by(column, order.clone())
             .order_by(users::Column::Id, order)
             .offset(page.offset())

@@ -134,6 +134,16 @@ impl LoginThrottleStore for Database {
         Ok(())
     }
 
+    async fn release_attempt(&self, email: &str) -> Result<(), RepositoryError> {
+        login_throttles::Entity::update_many()
+            .col_expr(login_throttles::Column::InFlight, released())
+            .filter(login_throttles::Column::Email.eq(email))
+            .exec(self.connection())
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
     async fn clear(&self, email: &str) -> Result<(), RepositoryError> {
         login_throttles::Entity::delete_by_id(email.to_owned())
             .exec(self.connection())

@@ -537,6 +537,8 @@ impl AccountStore for Database {
             .exec(&transaction)
             .await
             .map_err(db)?;
+        crate::mfa::erase_mfa(&transaction, id).await?;
+        crate::mfa::erase_mfa_exemption(&transaction, id).await?;
         leave_groups_on_erasure(&transaction, id, audit, now).await?;
         // The trail stays, but not where the person was or what they used.
         audit_logs::Entity::update_many()
@@ -569,6 +571,11 @@ impl AccountStore for Database {
             .await
             .map_err(db)?;
         let roles = self.system_roles(id).await?;
+        // Whether a second factor is on, never its secret or codes.
+        let mfa = crate::entities::user_mfa::Entity::find_by_id(id)
+            .one(connection)
+            .await
+            .map_err(db)?;
         let activity = audit_logs::Entity::find()
             .filter(
                 audit_logs::Column::ActorId
@@ -595,6 +602,11 @@ impl AccountStore for Database {
                 "lastLoginAt": user.last_login_at,
             },
             "systemRoles": roles,
+            "mfa": {
+                "enabled": mfa.as_ref().is_some_and(|m| m.confirmed_at.is_some()),
+                "method": mfa.as_ref().filter(|m| m.confirmed_at.is_some()).map(|_| "totp"),
+                "enabledAt": mfa.as_ref().and_then(|m| m.confirmed_at),
+            },
             "sessions": sessions.into_iter().map(|s| json!({
                 "id": s.id, "ipAddress": s.ip_address, "userAgent": s.user_agent,
                 "createdAt": s.created_at, "lastUsedAt": s.last_used_at, "expiresAt": s.expires_at,

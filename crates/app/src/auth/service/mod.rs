@@ -7,7 +7,10 @@ mod admin_accounts;
 
 pub use admin_accounts::{AdminNewAccount, AdminProfileUpdate};
 mod mail_flows;
+mod mfa;
 mod sign_in;
+
+pub use mfa::{MfaProof, MfaSettings, SignInOutcome, TotpSetup, png_data_url};
 
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
@@ -111,6 +114,9 @@ pub struct AuthService<S> {
     verified: TtlCache<steward_auth::AccessClaims, String>,
     roles: RoleCatalog,
     federation: Federation,
+    mfa: MfaSettings,
+    /// When admin MFA enforcement was switched on, once read from the store.
+    enforced_since: std::sync::OnceLock<chrono::DateTime<Utc>>,
 }
 
 /// How long an operator's invitation link works.
@@ -173,6 +179,8 @@ impl<S: Store> AuthService<S> {
             settings,
             roles: RoleCatalog::default(),
             federation: Federation::default(),
+            mfa: MfaSettings::default(),
+            enforced_since: std::sync::OnceLock::new(),
         }
     }
 

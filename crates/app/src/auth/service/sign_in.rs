@@ -75,6 +75,43 @@ impl<S: Store> AuthService<S> {
         user: Option<Uuid>,
         origin: &RequestOrigin,
     ) -> Result<Verification, AuthError> {
+        self.throttled_verify_then(email, password, stored_hash, user, origin, true)
+            .await
+    }
+
+    /// [`Self::throttled_verify`]; a correct password forgets the failures only when
+    /// `forget_failures` (not while a second factor is still owed: the failed codes of this
+    /// sign-in count toward the same lockout).
+    pub(super) async fn throttled_verify_then(
+        &self,
+        email: &EmailAddress,
+        password: String,
+        stored_hash: Option<String>,
+        user: Option<Uuid>,
+        origin: &RequestOrigin,
+        forget_failures: bool,
+    ) -> Result<Verification, AuthError> {
+        self.reserve_check(email).await?;
+        let verification = self.verify_password(password, stored_hash).await?;
+        if verification.matches {
+            if forget_failures {
+                self.store.record_success(email.as_str()).await?;
+            } else {
+                self.store.release_attempt(email.as_str()).await?;
+            }
+            return Ok(verification);
+        }
+        let name = match user {
+            Some(_) => "auth.reauthentication_failed",
+            None => "auth.login_failed",
+        };
+        self.record_failed_check(email, user, name, origin).await?;
+        Ok(verification)
+    }
+
+    /// Reserves one of the allowed checks (password or second factor) of `email`'s account;
+    /// a locked account answers `ACCOUNT_LOCKED`.
+    pub(super) async fn reserve_check(&self, email: &EmailAddress) -> Result<(), AuthError> {
         let policy = self.settings.throttle;
         // While all allowed checks are in progress (parallel sign-ins of one account), wait
         // briefly for one to finish rather than refuse.
@@ -85,7 +122,7 @@ impl<S: Store> AuthService<S> {
                 .reserve_attempt(email.as_str(), policy, Utc::now())
                 .await?
             {
-                AttemptPermit::Granted => break,
+                AttemptPermit::Granted => return Ok(()),
                 AttemptPermit::Locked { retry_after_seconds } => {
                     return Err(AuthError::AccountLocked { retry_after_seconds });
                 }
@@ -99,15 +136,18 @@ impl<S: Store> AuthService<S> {
                 }
             }
         }
-        let verification = self.verify_password(password, stored_hash).await?;
-        if verification.matches {
-            self.store.record_success(email.as_str()).await?;
-            return Ok(verification);
-        }
-        let (name, resource) = match user {
-            Some(user) => ("auth.reauthentication_failed", Some(user)),
-            None => ("auth.login_failed", None),
-        };
+    }
+
+    /// A reserved check failed: audited as `name`, counted, and the account locked (and that
+    /// audited) when its allowance is used up.
+    pub(super) async fn record_failed_check(
+        &self,
+        email: &EmailAddress,
+        user: Option<Uuid>,
+        name: &'static str,
+        origin: &RequestOrigin,
+    ) -> Result<(), AuthError> {
+        let policy = self.settings.throttle;
         let mut failed = AuditEntry::new(
             Actor {
                 kind: steward_domain::ActorKind::User,
@@ -118,7 +158,7 @@ impl<S: Store> AuthService<S> {
         )
         .change(None, Some(json!({"email": email.as_str()})))
         .origin(origin.clone());
-        if let Some(user) = resource {
+        if let Some(user) = user {
             failed = failed.resource_id(user);
         }
         self.store.record(&failed).await?;
@@ -135,10 +175,12 @@ impl<S: Store> AuthService<S> {
                 .origin(origin.clone());
             self.store.record(&locked).await?;
         }
-        Ok(verification)
+        Ok(())
     }
 
-    pub async fn login(&self, sign_in: SignIn, origin: &RequestOrigin) -> Result<IssuedTokens, AuthError> {
+    /// Signs in with email and password. An account with a second factor gets a challenge
+    /// (`mfaToken`) instead of tokens; [`Self::complete_mfa_login`] finishes it.
+    pub async fn login(&self, sign_in: SignIn, origin: &RequestOrigin) -> Result<SignInOutcome, AuthError> {
         let email = parse_email(&sign_in.email)?;
         // A locked account's password is still checked: only its holder learns it is locked.
         let user = self
@@ -146,9 +188,20 @@ impl<S: Store> AuthService<S> {
             .find_user_by_email(&email)
             .await?
             .filter(|user| user.is_active() || user.is_locked());
+        let second_factor = match &user {
+            Some(user) => self.has_second_factor(user.id).await?,
+            None => false,
+        };
         let stored_hash = user.as_ref().and_then(|u| u.password_hash.clone());
         let verification = self
-            .throttled_verify(&email, sign_in.password.clone(), stored_hash, None, origin)
+            .throttled_verify_then(
+                &email,
+                sign_in.password.clone(),
+                stored_hash,
+                None,
+                origin,
+                !second_factor,
+            )
             .await?;
         let Some(user) = user.filter(|_| verification.matches) else {
             return Err(AuthError::InvalidCredentials);
@@ -160,7 +213,12 @@ impl<S: Store> AuthService<S> {
             let upgraded = self.hash_password(sign_in.password).await?;
             self.store.upgrade_password_hash(user.id, upgraded).await?;
         }
-        self.open_session(user, origin, "auth.login_succeeded").await
+        if second_factor {
+            return self.mfa_challenge(user.id).await;
+        }
+        self.open_session(user, origin, "auth.login_succeeded")
+            .await
+            .map(|issued| SignInOutcome::Complete(Box::new(issued)))
     }
 
     /// Exchanges a refresh token for a new pair, with reuse detection and the grace window

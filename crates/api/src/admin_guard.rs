@@ -1,0 +1,77 @@
+//! What every `/api/admin/v1` request passes before its handler: with
+//! `STEWARD_ADMIN_MFA_REQUIRED=true`, an administrator without a second factor works during
+//! the grace period (each answer carries `Steward-Warning: mfa-required-in=<seconds>`) and is
+//! refused after it with `403 MFA_REQUIRED` — except `GET /api/admin/v1/me`, which shows the
+//! deadline. Enrolling happens at `/api/v1/auth/mfa`, outside this scope.
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{Error, HttpMessage, web};
+use steward_domain::mfa::AdminMfaVerdict;
+
+use crate::auth::extractor_support::bearer_token;
+use crate::error::{ApiError, ErrorCode};
+use crate::state::AppState;
+
+/// The header of an administrator inside the grace period.
+pub const WARNING_HEADER: &str = "steward-warning";
+
+/// The verdict of this request's caller, for `GET /api/admin/v1/me`.
+#[derive(Debug, Clone, Copy)]
+pub struct CallerMfaVerdict(pub AdminMfaVerdict);
+
+pub async fn admin_mfa(
+    request: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody + 'static>>, Error> {
+    let state = request.app_data::<web::Data<AppState>>().cloned();
+    let token = bearer_token(request.request());
+    let (Some(state), Some(token)) = (state.filter(|state| state.auth.admin_mfa_enforced()), token) else {
+        return next.call(request).await.map(ServiceResponse::map_into_left_body);
+    };
+    let ip = crate::extractors::client_ip(request.request()).map(|ip| ip.to_string());
+    // An invalid token is the extractor's to refuse (401), with its own answer.
+    let Ok(principal) = state.auth.principal(&token, ip).await else {
+        return next.call(request).await.map(ServiceResponse::map_into_left_body);
+    };
+    let verdict = match state.auth.admin_mfa_verdict(principal.user).await {
+        Ok(verdict) => verdict,
+        Err(error) => return Ok(refuse(request, ApiError::from(error))),
+    };
+    // The extractors reuse who was identified here (a personal token's use is recorded once).
+    request.extensions_mut().insert(principal);
+    request.extensions_mut().insert(CallerMfaVerdict(verdict));
+    match verdict {
+        AdminMfaVerdict::Satisfied => next.call(request).await.map(ServiceResponse::map_into_left_body),
+        AdminMfaVerdict::Grace { deadline } => {
+            let seconds = (deadline - chrono::Utc::now()).num_seconds().max(0);
+            let mut response = next.call(request).await?;
+            if let Ok(value) = HeaderValue::from_str(&format!("mfa-required-in={seconds}")) {
+                response
+                    .headers_mut()
+                    .insert(HeaderName::from_static(WARNING_HEADER), value);
+            }
+            Ok(response.map_into_left_body())
+        }
+        AdminMfaVerdict::Required { deadline } => {
+            if request.method() == actix_web::http::Method::GET && request.path() == "/api/admin/v1/me" {
+                return next.call(request).await.map(ServiceResponse::map_into_left_body);
+            }
+            let error = ApiError::new(
+                ErrorCode::MfaRequired,
+                format!(
+                    "administrators need a second factor since {}: enrol at POST /api/v1/auth/mfa/totp",
+                    deadline.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                ),
+            );
+            Ok(refuse(request, error))
+        }
+    }
+}
+
+/// The refusal as the error envelope, with the error attached so the outer middleware keeps it.
+fn refuse<B>(request: ServiceRequest, error: ApiError) -> ServiceResponse<EitherBody<B>> {
+    request.error_response(Error::from(error)).map_into_right_body()
+}
