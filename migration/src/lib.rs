@@ -20,6 +20,7 @@ mod m20261101_000013_time_settings;
 mod m20261201_000014_admin_api;
 mod m20261201_000015_user_search;
 mod m20261201_000016_mfa;
+mod m20261201_000017_ip_allowlist;
 
 pub use m20260701_000011_organizations::DEFAULT_ORGANIZATION_ID;
 
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000014_admin_api::Migration),
             Box::new(m20261201_000015_user_search::Migration),
             Box::new(m20261201_000016_mfa::Migration),
+            Box::new(m20261201_000017_ip_allowlist::Migration),
         ]
     }
 }
@@ -88,6 +90,8 @@ pub const TABLES: &[&str] = &[
     "mfa_challenges",
     "mfa_exemptions",
     "instance_flags",
+    "ip_allowlist",
+    "allowlist_bypass_tokens",
 ];
 
 /// The tables of seed 000's data model, the first 17 of [`TABLES`].

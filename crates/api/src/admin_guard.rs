@@ -1,4 +1,6 @@
-//! What every `/api/admin/v1` request passes before its handler: with
+//! What every `/api/admin/v1` request passes before its handler: the IP allowlist (when
+//! enabled, an address outside it is refused with `403 IP_NOT_ALLOWED` unless the request
+//! carries a live `X-Steward-Allowlist-Bypass` token); then, with
 //! `STEWARD_ADMIN_MFA_REQUIRED=true`, an administrator without a second factor works during
 //! the grace period (each answer carries `Steward-Warning: mfa-required-in=<seconds>`) and is
 //! refused after it with `403 MFA_REQUIRED` — except `GET /api/admin/v1/me`, which shows the
@@ -9,6 +11,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage, web};
+use steward_app::ip_allowlist::AllowlistDecision;
 use steward_domain::mfa::AdminMfaVerdict;
 
 use crate::auth::extractor_support::bearer_token;
@@ -17,6 +20,41 @@ use crate::state::AppState;
 
 /// The header of an administrator inside the grace period.
 pub const WARNING_HEADER: &str = "steward-warning";
+
+/// The header carrying an allowlist bypass token.
+pub const BYPASS_HEADER: &str = "x-steward-allowlist-bypass";
+
+/// Refuses admin requests from addresses outside the enabled allowlist. The address is the
+/// client IP as `STEWARD_TRUSTED_PROXIES` makes it: `X-Forwarded-For` from an untrusted peer
+/// is ignored.
+pub async fn admin_allowlist(
+    request: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody + 'static>>, Error> {
+    let Some(state) = request.app_data::<web::Data<AppState>>().cloned() else {
+        return next.call(request).await.map(ServiceResponse::map_into_left_body);
+    };
+    let ip = crate::extractors::client_ip(request.request());
+    let bypass = request
+        .headers()
+        .get(BYPASS_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    let origin = crate::extractors::Origin::of(request.request()).0;
+    let decision = match state.check_allowlist(ip, bypass.as_deref(), &origin).await {
+        Ok(decision) => decision,
+        Err(error) => return Ok(refuse(request, ApiError::from(error))),
+    };
+    if decision == AllowlistDecision::Refused {
+        crate::metrics::record_ip_refused();
+        let error = ApiError::new(
+            ErrorCode::IpNotAllowed,
+            "the admin API does not accept requests from this address",
+        );
+        return Ok(refuse(request, error));
+    }
+    next.call(request).await.map(ServiceResponse::map_into_left_body)
+}
 
 /// The verdict of this request's caller, for `GET /api/admin/v1/me`.
 #[derive(Debug, Clone, Copy)]

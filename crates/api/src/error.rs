@@ -47,6 +47,10 @@ pub enum ErrorCode {
     AccountDisabled,
     /// An administrator without a second factor, after the grace period.
     MfaRequired,
+    /// The admin API's IP allowlist does not hold the caller's address.
+    IpNotAllowed,
+    /// An allowlist change that would refuse the caller's own address.
+    AllowlistWouldLockOut,
     ServiceUnavailable,
     Internal,
 }
@@ -61,7 +65,8 @@ impl ErrorCode {
             ErrorCode::Forbidden
             | ErrorCode::DeviceSuspended
             | ErrorCode::AccountDisabled
-            | ErrorCode::MfaRequired => StatusCode::FORBIDDEN,
+            | ErrorCode::MfaRequired
+            | ErrorCode::IpNotAllowed => StatusCode::FORBIDDEN,
             ErrorCode::EnrollmentTokenInvalid => StatusCode::UNAUTHORIZED,
             ErrorCode::EnrollmentTokenExpired => StatusCode::GONE,
             ErrorCode::EnrollmentTokenUsedUp => StatusCode::CONFLICT,
@@ -70,7 +75,8 @@ impl ErrorCode {
             ErrorCode::Conflict
             | ErrorCode::AccountLinkRequired
             | ErrorCode::VersionConflict
-            | ErrorCode::SettingLocked => StatusCode::CONFLICT,
+            | ErrorCode::SettingLocked
+            | ErrorCode::AllowlistWouldLockOut => StatusCode::CONFLICT,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::RateLimited | ErrorCode::AccountLocked => StatusCode::TOO_MANY_REQUESTS,
@@ -242,6 +248,7 @@ impl From<AppError> for ApiError {
             ErrorKind::AccountLocked => ErrorCode::AccountLocked,
             ErrorKind::AccountDisabled => ErrorCode::AccountDisabled,
             ErrorKind::InvalidMfaCode => ErrorCode::InvalidMfaCode,
+            ErrorKind::AllowlistWouldLockOut => ErrorCode::AllowlistWouldLockOut,
             ErrorKind::Unavailable => ErrorCode::ServiceUnavailable,
             ErrorKind::Internal => ErrorCode::Internal,
         };

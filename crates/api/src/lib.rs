@@ -41,8 +41,9 @@ fn routes(config: &mut ServiceConfig) {
     use routes::{
         admin, admin_bulk, admin_groups, admin_user_mfa, admin_user_roles, admin_user_search, admin_users,
         api_keys, audit, auth, auth_mail, auth_mfa, device_enrollment, devices, enrollment_tokens,
-        federation, fleet_devices, fleet_groups, groups, imports, organizations, personal_tokens, policies,
-        policy_application, roles, setting_definitions, settings, unlock_requests, users,
+        federation, fleet_devices, fleet_groups, groups, imports, ip_allowlist, organizations,
+        personal_tokens, policies, policy_application, roles, setting_definitions, settings, unlock_requests,
+        users,
     };
     config
         .service(health::liveness)
@@ -140,10 +141,20 @@ fn routes(config: &mut ServiceConfig) {
         .service(
             scope("/api/admin/v1")
                 .wrap(actix_web::middleware::from_fn(admin_guard::admin_mfa))
+                .wrap(actix_web::middleware::from_fn(admin_guard::admin_allowlist))
                 .service(admin::admin_me)
                 .service(admin_user_mfa::set_mfa_exemption)
                 .service(admin_user_mfa::remove_mfa_exemption)
                 .service(admin_user_mfa::reset_mfa)
+                .service(ip_allowlist::allowlist_settings)
+                .service(ip_allowlist::set_allowlist_settings)
+                .service(ip_allowlist::list_bypass_tokens)
+                .service(ip_allowlist::create_bypass_token)
+                .service(ip_allowlist::revoke_bypass_token)
+                .service(ip_allowlist::list_allowlist)
+                .service(ip_allowlist::create_allowlist_entry)
+                .service(ip_allowlist::update_allowlist_entry)
+                .service(ip_allowlist::delete_allowlist_entry)
                 .service(admin_user_search::list_users)
                 .service(admin_users::create_user)
                 .service(admin_bulk::bulk_users)

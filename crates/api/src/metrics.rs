@@ -38,6 +38,11 @@ pub(crate) fn record_request(method: &str, route: &str, status: u16, elapsed: Du
     metrics::histogram!(LATENCY, &labels).record(elapsed.as_secs_f64());
 }
 
+/// An admin request refused by the IP allowlist (`steward_admin_ip_refused_total`).
+pub(crate) fn record_ip_refused() {
+    metrics::counter!("steward_admin_ip_refused_total").increment(1);
+}
+
 pub(crate) fn record_pool(stats: PoolStats) {
     metrics::gauge!("db_pool_connections", "state" => "idle").set(f64::from(stats.idle));
     metrics::gauge!("db_pool_connections", "state" => "in_use")

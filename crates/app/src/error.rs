@@ -17,6 +17,8 @@ pub enum ErrorKind {
     InvalidCredentials,
     /// A wrong, replayed or used second-factor code.
     InvalidMfaCode,
+    /// An IP allowlist change that would refuse the caller's own address.
+    AllowlistWouldLockOut,
     /// The caller is known but may not do this.
     Forbidden,
     NotFound,

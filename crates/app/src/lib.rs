@@ -14,6 +14,7 @@ pub mod devices;
 pub mod error;
 pub mod fleet;
 pub mod groups;
+pub mod ip_allowlist;
 pub mod organizations;
 pub mod policies;
 pub mod principal;

@@ -55,6 +55,7 @@ pub trait Store:
     + RoleStore
     + GroupAdminStore
     + steward_domain::mfa::MfaStore
+    + steward_domain::ip_allowlist::AllowlistStore
     + Clone
     + Send
     + Sync
@@ -90,6 +91,8 @@ impl<T> Store for T where
         + RoleStore
         + GroupAdminStore
         + steward_domain::mfa::MfaStore
+        + steward_domain::ip_allowlist::AllowlistStore
+        + steward_domain::ip_allowlist::AllowlistStore
         + Clone
         + Send
         + Sync
@@ -107,6 +110,8 @@ pub struct Steward<S> {
     pub device_auth: Arc<DeviceAuthCache>,
     /// Shared with the push worker, which returns expired unlocks.
     pub device_states: Arc<DeviceStateCache>,
+    /// The admin API's IP allowlist as last read (see `ip_allowlist::REFRESH`).
+    pub allowlist: Arc<crate::ip_allowlist::AllowlistCache>,
 }
 
 impl<S: Clone> Clone for Steward<S> {
@@ -117,6 +122,7 @@ impl<S: Clone> Clone for Steward<S> {
             settings_catalog: Arc::clone(&self.settings_catalog),
             device_auth: Arc::clone(&self.device_auth),
             device_states: Arc::clone(&self.device_states),
+            allowlist: Arc::clone(&self.allowlist),
         }
     }
 }
@@ -130,6 +136,7 @@ impl<S: Store> Steward<S> {
             settings_catalog: Arc::default(),
             device_auth: Arc::default(),
             device_states: Arc::default(),
+            allowlist: Arc::new(crate::cache::TtlCache::new(crate::ip_allowlist::REFRESH)),
         }
     }
 

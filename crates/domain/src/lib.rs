@@ -15,6 +15,7 @@ pub mod group_admin;
 pub mod group_store;
 pub mod groups;
 pub mod identity;
+pub mod ip_allowlist;
 pub mod mfa;
 pub mod organizations;
 pub mod pagination;

@@ -15,6 +15,7 @@ mod federation;
 mod fleet;
 mod group_admin;
 mod groups;
+mod ip_allowlist;
 mod lock_reach;
 mod mfa;
 mod organizations;

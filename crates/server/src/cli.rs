@@ -48,6 +48,18 @@ pub enum Command {
         #[command(subcommand)]
         action: ApiKeysAction,
     },
+    /// The admin API's IP allowlist.
+    Allowlist {
+        #[command(subcommand)]
+        action: AllowlistAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AllowlistAction {
+    /// Stop enforcing the allowlist (the break-glass path when no allowed address is at hand;
+    /// every instance stops within 5 seconds). The entries stay.
+    Disable,
 }
 
 #[derive(Debug, Subcommand)]
@@ -197,6 +209,19 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Apikeys { action } => {
             let config = load(cli.config)?;
             api_keys(&config, action).await
+        }
+        Command::Allowlist {
+            action: AllowlistAction::Disable,
+        } => {
+            let config = load(cli.config)?;
+            let database = open_database(&config).await?;
+            steward_app::ip_allowlist::disable_from_shell(&database)
+                .await
+                .map_err(|error| CliError::Failed(error.message))?;
+            println!(
+                "the admin API's IP allowlist is disabled; every instance stops enforcing it within 5 seconds"
+            );
+            Ok(())
         }
     }
 }

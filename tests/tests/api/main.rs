@@ -7,6 +7,7 @@ mod admin_api_keys;
 mod admin_bulk;
 mod admin_custom_roles;
 mod admin_groups;
+mod admin_ip_allowlist;
 mod admin_mfa;
 mod admin_roles;
 mod admin_user_accounts;

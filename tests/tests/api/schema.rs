@@ -67,7 +67,12 @@ async fn one_step_down_removes_only_the_last_migration() {
         };
         assert_eq!(bedtime_kind().await, "time");
         db.migrate_down(Some(1)).await.unwrap();
-        // The last migration adds the second factor's tables; one step down undoes only it.
+        // The last migration adds the IP allowlist; one step down undoes only it.
+        assert!(!db.has_table("ip_allowlist").await.unwrap());
+        assert!(!db.has_table("allowlist_bypass_tokens").await.unwrap());
+        assert!(db.has_table("user_mfa").await.unwrap());
+        db.migrate_down(Some(1)).await.unwrap();
+        // The one before adds the second factor's tables.
         for table in [
             "user_mfa",
             "mfa_recovery_codes",
@@ -104,7 +109,7 @@ async fn one_step_down_removes_only_the_last_migration() {
         assert!(db.has_table("device_transfers").await.unwrap());
         assert!(db.has_table("oidc_nonces").await.unwrap());
         assert!(db.has_table("groups").await.unwrap());
-        assert_eq!(db.migration_state().await.unwrap().pending.len(), 5);
+        assert_eq!(db.migration_state().await.unwrap().pending.len(), 6);
         // And up again: the API keys regain the rotation columns.
         db.migrate_up().await.unwrap();
         assert!(db.has_table("api_key_usage").await.unwrap());

@@ -1,5 +1,6 @@
 //! SeaORM entities, one module per table. Later features add theirs as they need them.
 
+pub mod allowlist_bypass_tokens;
 pub mod api_key_usage;
 pub mod api_keys;
 pub mod audit_chain;
@@ -17,6 +18,7 @@ pub mod group_invites;
 pub mod group_memberships;
 pub mod groups;
 pub mod instance_flags;
+pub mod ip_allowlist;
 pub mod login_throttles;
 pub mod mfa_challenges;
 pub mod mfa_exemptions;
