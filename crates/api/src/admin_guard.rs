@@ -70,9 +70,14 @@ pub async fn admin_mfa(
         return next.call(request).await.map(ServiceResponse::map_into_left_body);
     };
     let ip = crate::extractors::client_ip(request.request()).map(|ip| ip.to_string());
-    // An invalid token is the extractor's to refuse (401), with its own answer.
-    let Ok(principal) = state.auth.principal(&token, ip).await else {
-        return next.call(request).await.map(ServiceResponse::map_into_left_body);
+    // An invalid token is the extractor's to refuse (401), with its own answer; any other
+    // failure refuses here (never lets the request past unchecked).
+    let principal = match state.auth.principal(&token, ip).await {
+        Ok(principal) => principal,
+        Err(steward_app::auth::AuthError::Unauthenticated) => {
+            return next.call(request).await.map(ServiceResponse::map_into_left_body);
+        }
+        Err(error) => return Ok(refuse(request, ApiError::from(error))),
     };
     let verdict = match state.auth.admin_mfa_verdict(principal.user).await {
         Ok(verdict) => verdict,

@@ -446,6 +446,11 @@ impl<'a, S: Store> UserAdminService<'a, S> {
                 "only a super_admin exempts accounts from MFA",
             ));
         }
+        if admin.user == user {
+            return Err(AppError::conflict(
+                "nobody exempts themself: another super_admin must set your exemption",
+            ));
+        }
         let reason = reason.trim();
         if reason.is_empty() || reason.chars().count() > MAX_EXEMPTION_REASON_CHARS {
             return Err(AppError::invalid("reason", "must be 1 to 500 characters"));
@@ -510,8 +515,20 @@ impl<'a, S: Store> UserAdminService<'a, S> {
         if target.status == "deleted" {
             return Err(AppError::not_found("no such user"));
         }
-        if admin.user != user {
-            self.ensure_power_over(admin, user).await?;
+        if admin.user == user {
+            return Err(AppError::conflict(
+                "remove your own second factor with DELETE /api/v1/auth/mfa/totp (password and code)",
+            ));
+        }
+        self.ensure_power_over(admin, user).await?;
+        let enabled = self
+            .steward
+            .store
+            .mfa_enrollment(user)
+            .await?
+            .is_some_and(|enrollment| enrollment.is_active());
+        if !enabled {
+            return Err(AppError::conflict("this account has no second factor"));
         }
         let entry = audit(admin.user, "admin.mfa_reset", "user", user, origin)
             .change(Some(json!({"mfa": "enabled"})), Some(json!({"mfa": null})));

@@ -216,9 +216,6 @@ pub trait MfaStore {
         &self,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<DateTime<Utc>, RepositoryError>> + Send;
-    /// Forgets when enforcement was switched on (it is off): switching it on again restarts
-    /// every grace period.
-    fn forget_admin_mfa_enforcement(&self) -> impl Future<Output = Result<(), RepositoryError>> + Send;
     fn set_mfa_exemption(
         &self,
         exemption: &MfaExemption,

@@ -300,14 +300,6 @@ impl MfaStore for Database {
             .map_err(|error| RepositoryError::Other(format!("{ENFORCED_SINCE}: {error}")))
     }
 
-    async fn forget_admin_mfa_enforcement(&self) -> Result<(), RepositoryError> {
-        instance_flags::Entity::delete_by_id(ENFORCED_SINCE.to_owned())
-            .exec(self.connection())
-            .await
-            .map_err(db)?;
-        Ok(())
-    }
-
     async fn set_mfa_exemption(
         &self,
         exemption: &MfaExemption,

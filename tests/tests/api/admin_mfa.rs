@@ -176,6 +176,20 @@ async fn a_super_admins_exemption_lifts_enforcement_and_the_list_filters_by_mfa(
         .await;
         let exemption_path = format!("/api/admin/v1/users/{}/mfa-exemption", kiosk.id);
 
+        // Nobody exempts themself.
+        expect_error(
+            send(
+                &app,
+                Method::PUT,
+                &format!("/api/admin/v1/users/{}/mfa-exemption", root.id),
+                &root,
+                Some(json!({"reason": "me"})),
+            )
+            .await,
+            StatusCode::CONFLICT,
+            "CONFLICT",
+        )
+        .await;
         // Only a super_admin exempts; the body is checked.
         let body = json!({"reason": "shared wall-display account"});
         expect_error(
@@ -335,6 +349,41 @@ async fn operators_reset_a_lost_second_factor_and_end_its_sessions() {
             send(&app, Method::DELETE, &missing, &root, None).await,
             StatusCode::NOT_FOUND,
             "NOT_FOUND",
+        )
+        .await;
+        // Your own second factor goes through DELETE /api/v1/auth/mfa/totp, not here.
+        let (_, _) = enrol(&app, &root).await;
+        expect_error(
+            send(
+                &app,
+                Method::DELETE,
+                &format!("/api/admin/v1/users/{}/mfa", root.id),
+                &root,
+                None,
+            )
+            .await,
+            StatusCode::CONFLICT,
+            "CONFLICT",
+        )
+        .await;
+        // A pending enrollment is no second factor.
+        let pending = app.user("pending@example.com").await;
+        expect_data(
+            send(&app, Method::POST, "/api/v1/auth/mfa/totp", &pending, None).await,
+            StatusCode::OK,
+        )
+        .await;
+        expect_error(
+            send(
+                &app,
+                Method::DELETE,
+                &format!("/api/admin/v1/users/{}/mfa", pending.id),
+                &root,
+                None,
+            )
+            .await,
+            StatusCode::CONFLICT,
+            "CONFLICT",
         )
         .await;
         let reset = send(&app, Method::DELETE, &reset_path, &root, None).await;

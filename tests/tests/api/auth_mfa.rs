@@ -617,3 +617,133 @@ async fn federated_sign_in_asks_for_the_code_only_when_configured() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_provider_never_links_itself_to_an_account_with_a_second_factor_without_a_code() {
+    use steward_tests::idp::{FakeProvider, ProviderKey, google_claims};
+    each_backend(|backend| async move {
+        let key = ProviderKey::rsa("rsa-1");
+        let provider = FakeProvider::start(vec![key.clone()]).await;
+        let url = provider.url.clone();
+        let app = steward_tests::spawn_app_with(backend, move |config| {
+            config.google_client_ids = vec!["steward-test-client".to_owned()];
+            config.google_jwks_url = url;
+        })
+        .await;
+        let root = app.user("root@example.com").await;
+        app.grant(root.id, "super_admin").await;
+        let hal = app.user("hal@example.com").await;
+        let verified = send(
+            &app,
+            Method::POST,
+            &format!("/api/admin/v1/users/{}/verify-email", hal.id),
+            &root,
+            None,
+        )
+        .await;
+        assert!(verified.status().is_success(), "{}", verified.status());
+        let (secret, _) = enrol(&app, &hal).await;
+        let id_token = key.sign(&google_claims("g-hal", "hal@example.com"));
+
+        // The provider's verified email alone does not attach it (the code would be skipped).
+        expect_error(
+            app.post_json("/api/v1/auth/oauth/google", &json!({"idToken": id_token}))
+                .await,
+            StatusCode::CONFLICT,
+            "ACCOUNT_LINK_REQUIRED",
+        )
+        .await;
+        // Linking from a session needs a code too: a stolen session cannot add a way around it.
+        let link = |body: Value| {
+            send(
+                &app,
+                Method::POST,
+                "/api/v1/auth/oauth/google/link",
+                &hal,
+                Some(body),
+            )
+        };
+        expect_error(
+            link(json!({"idToken": id_token})).await,
+            StatusCode::BAD_REQUEST,
+            "VALIDATION_ERROR",
+        )
+        .await;
+        expect_error(
+            link(json!({"idToken": id_token, "code": code(&secret, 100)})).await,
+            StatusCode::UNAUTHORIZED,
+            "INVALID_MFA_CODE",
+        )
+        .await;
+        let linked = link(json!({"idToken": id_token, "code": code(&secret, 1)})).await;
+        assert_eq!(linked.status(), StatusCode::NO_CONTENT, "{backend:?}");
+        app.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn with_a_changed_mfa_key_codes_cannot_be_checked_but_recovery_codes_work_and_nothing_locks() {
+    each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let ivy = app.user("ivy@example.com").await;
+        let (secret, codes) = enrol(&app, &ivy).await;
+        let (other, handle) = steward_tests::spawn_instance_with(&app, |config| {
+            config.mfa_encryption_key = Some(steward_auth::mfa::SecretBox::generate_key());
+        })
+        .await;
+        let client = reqwest::Client::new();
+        let post = |path: &str, body: Value| client.post(format!("{other}{path}")).json(&body).send();
+        for _ in 0..6 {
+            let challenge = expect_data(
+                post(
+                    "/api/v1/auth/login",
+                    json!({"email": "ivy@example.com", "password": PASSWORD}),
+                )
+                .await
+                .unwrap(),
+                StatusCode::OK,
+            )
+            .await;
+            let refused = expect_error(
+                post(
+                    "/api/v1/auth/login/mfa",
+                    json!({"mfaToken": challenge["mfaToken"], "code": code(&secret, 1)}),
+                )
+                .await
+                .unwrap(),
+                StatusCode::CONFLICT,
+                "CONFLICT",
+            )
+            .await;
+            assert!(
+                refused["message"].as_str().unwrap().contains("recovery code"),
+                "{refused}"
+            );
+        }
+        let challenge = expect_data(
+            post(
+                "/api/v1/auth/login",
+                json!({"email": "ivy@example.com", "password": PASSWORD}),
+            )
+            .await
+            .unwrap(),
+            StatusCode::OK,
+        )
+        .await;
+        let tokens = expect_data(
+            post(
+                "/api/v1/auth/login/mfa",
+                json!({"mfaToken": challenge["mfaToken"], "recoveryCode": codes[0]}),
+            )
+            .await
+            .unwrap(),
+            StatusCode::OK,
+        )
+        .await;
+        assert!(tokens["accessToken"].is_string(), "{backend:?}");
+        handle.stop(true).await;
+        app.stop().await;
+    })
+    .await;
+}

@@ -76,9 +76,15 @@ pub async fn provider_sign_in(
 pub struct LinkProviderRequest {
     pub id_token: String,
     pub nonce: Option<String>,
+    /// Accounts with a second factor: a current code (unless `STEWARD_MFA_FOR_FEDERATED`).
+    pub code: Option<String>,
+    /// In place of `code`: one unused recovery code.
+    pub recovery_code: Option<String>,
 }
 
-/// Link a provider account to the signed-in user.
+/// Link a provider account to the signed-in user. An account with a second factor also sends
+/// `code` (or `recoveryCode`) — else `400` — unless provider sign-ins ask for the code too
+/// (`STEWARD_MFA_FOR_FEDERATED=true`).
 #[utoipa::path(
     tag = "auth",
     security(("bearer" = [])),
@@ -98,6 +104,18 @@ pub async fn link_provider(
     provider: web::Path<String>,
     body: Json<LinkProviderRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let proof = match (body.code, body.recovery_code) {
+        (None, None) => None,
+        (Some(code), None) => Some(steward_app::auth::MfaProof::Code(code)),
+        (None, Some(recovery)) => Some(steward_app::auth::MfaProof::RecoveryCode(recovery)),
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid(
+                "code",
+                "give exactly one of code and recoveryCode",
+            ));
+        }
+    };
     state
         .auth
         .link_provider(
@@ -105,6 +123,7 @@ pub async fn link_provider(
             &provider,
             &body.id_token,
             body.nonce.as_deref(),
+            proof,
             &origin.0,
         )
         .await?;

@@ -172,7 +172,13 @@ impl<S: Store> AuthService<S> {
         match self.store().find_user_by_email(&email).await? {
             // Linking by email is safe only when we verified that mailbox ourselves; otherwise
             // whoever registered it first (perhaps an attacker) would get the provider account.
-            Some(existing) if existing.email_verified_at.is_some() && existing.is_active() => {
+            // An account with a second factor is never linked by email alone: a provider sign-in
+            // would then skip the code. Its owner signs in (password and code) and links.
+            Some(existing)
+                if existing.email_verified_at.is_some()
+                    && existing.is_active()
+                    && !self.federated_skips_second_factor(existing.id).await? =>
+            {
                 let audit = AuditEntry::new(
                     Actor::user(existing.id),
                     AuditAction::known("auth.provider_linked"),
@@ -241,15 +247,28 @@ impl<S: Store> AuthService<S> {
             .await?)
     }
 
+    /// Links a provider account to `user`. An account with a second factor must show a code
+    /// (`proof`) unless provider sign-ins ask for it too: a stolen session must not be able
+    /// to add a way in that skips the code.
     pub async fn link_provider(
         &self,
         user: Uuid,
         provider: &str,
         id_token: &str,
         nonce: Option<&str>,
+        proof: Option<super::MfaProof>,
         origin: &RequestOrigin,
     ) -> Result<(), AuthError> {
         let claims = self.verified_identity(provider, id_token, nonce).await?;
+        if self.federated_skips_second_factor(user).await? {
+            let proof = proof.ok_or(AuthError::Invalid {
+                field: "code",
+                message: "this account has a second factor: send a current code (or a recovery code)"
+                    .to_owned(),
+            })?;
+            let record = self.current_user(user).await?;
+            self.check_second_factor(&record, &proof, origin).await?;
+        }
         match self.store().linked_user(provider, &claims.sub).await? {
             Some(owner) if owner == user => Ok(()),
             Some(_) => Err(AuthError::AlreadyLinked),

@@ -89,6 +89,12 @@ pub struct TotpSetup {
 /// QR code images of the otpauth URI are at least this wide.
 const QR_PIXELS: u32 = 256;
 
+/// A recovery code's stored hash: SHA-256 over the account id and the code, so one leaked
+/// table cannot be attacked for every account at once.
+fn recovery_hash(user: Uuid, normalized: &str) -> String {
+    hash_token(&format!("{user}:{normalized}"))
+}
+
 fn unix_now() -> u64 {
     u64::try_from(Utc::now().timestamp()).unwrap_or(0)
 }
@@ -100,15 +106,14 @@ impl<S: Store> AuthService<S> {
         self
     }
 
-    /// Readies admin MFA enforcement at start-up: with it on, the moment it was switched on
-    /// is recorded once for every instance; with it off, that moment is forgotten, so switching
-    /// it on again starts every grace period anew.
+    /// Readies admin MFA enforcement at start-up: with it on, the moment it was first
+    /// switched on is recorded once for every instance (an instance starting with it off
+    /// changes nothing, so a rolling deploy with stale settings cannot restart anyone's grace
+    /// period).
     pub async fn prepare_admin_mfa(&self) -> Result<(), AuthError> {
         if self.mfa.admin.required {
             let since = self.store.admin_mfa_enforced_since(Utc::now()).await?;
             let _ = self.enforced_since.set(since);
-        } else {
-            self.store.forget_admin_mfa_enforcement().await?;
         }
         Ok(())
     }
@@ -143,6 +148,11 @@ impl<S: Store> AuthService<S> {
             .is_some_and(|enrollment| enrollment.is_active()))
     }
 
+    /// Whether `user` has a second factor that a provider sign-in would not ask for.
+    pub(crate) async fn federated_skips_second_factor(&self, user: Uuid) -> Result<bool, AuthError> {
+        Ok(!self.mfa.for_federated && self.has_second_factor(user).await?)
+    }
+
     /// Whether a federated sign-in of `user` must show the second factor too.
     pub(crate) async fn federated_needs_second_factor(&self, user: Uuid) -> Result<bool, AuthError> {
         Ok(self.mfa.for_federated && self.has_second_factor(user).await?)
@@ -153,7 +163,12 @@ impl<S: Store> AuthService<S> {
             .mfa
             .secrets
             .open(&enrollment.secret_sealed, user.id.as_bytes())
-            .map_err(|error| AuthError::Hashing(error.to_string()))?;
+            .map_err(|error| {
+                tracing::error!(user = %user.id, %error, "a TOTP secret does not open: STEWARD_MFA_ENCRYPTION_KEY changed?");
+                AuthError::MfaState(
+                    "this server cannot check codes of this account (its MFA key changed): use a recovery code",
+                )
+            })?;
         TotpCode::new(&secret, &self.mfa.issuer, &user.email)
             .map_err(|error| AuthError::Hashing(error.to_string()))
     }
@@ -246,8 +261,8 @@ impl<S: Store> AuthService<S> {
             return Err(AuthError::MfaState("the second factor is already enabled"));
         }
         let email = parse_email(&record.email)?;
-        self.reserve_check(&email).await?;
         let totp = self.totp_for(&record, &enrollment)?;
+        self.reserve_check(&email).await?;
         let Some(step) = totp.matching_step(code, unix_now()) else {
             self.record_failed_check(&email, Some(user), "auth.mfa_failed", origin)
                 .await?;
@@ -256,7 +271,7 @@ impl<S: Store> AuthService<S> {
         let codes = new_recovery_codes();
         let hashes = codes
             .iter()
-            .map(|code| hash_token(&normalize_recovery_code(code)))
+            .map(|code| recovery_hash(user, &normalize_recovery_code(code)))
             .collect();
         let audit = user_event(user, "auth.mfa_verified", "user", user, origin).change(
             None,
@@ -272,8 +287,9 @@ impl<S: Store> AuthService<S> {
                 Utc::now(),
                 &audit,
             )
-            .await?;
+            .await;
         self.store.release_attempt(email.as_str()).await?;
+        let confirmed = confirmed?;
         if !confirmed {
             return Err(AuthError::MfaState(
                 "the enrollment changed meanwhile: start again with POST /api/v1/auth/mfa/totp",
@@ -285,7 +301,7 @@ impl<S: Store> AuthService<S> {
     /// Checks a proof of the second factor of `user` against one of the account's allowed
     /// checks. A wrong code, a replayed one (its step already used) and a used recovery
     /// code are failures like a wrong password.
-    async fn check_second_factor(
+    pub(crate) async fn check_second_factor(
         &self,
         user: &UserRecord,
         proof: &MfaProof,
@@ -298,33 +314,19 @@ impl<S: Store> AuthService<S> {
             .filter(MfaEnrollment::is_active)
             .ok_or(AuthError::MfaState("no second factor is enabled"))?;
         let email = parse_email(&user.email)?;
+        // Opened before a check is reserved: an unreadable secret (a lost key) is an error that
+        // costs the account nothing, and a recovery code still works.
+        let totp = match proof {
+            MfaProof::Code(_) => Some(self.totp_for(user, &enrollment)?),
+            MfaProof::RecoveryCode(_) => None,
+        };
         self.reserve_check(&email).await?;
-        let accepted = match proof {
-            MfaProof::Code(code) => {
-                let totp = self.totp_for(user, &enrollment)?;
-                match totp.matching_step(code, unix_now()) {
-                    Some(step) => {
-                        self.store
-                            .claim_mfa_step(user.id, i64::try_from(step).unwrap_or(i64::MAX))
-                            .await?
-                    }
-                    None => false,
-                }
-            }
-            MfaProof::RecoveryCode(code) => {
-                let normalized = normalize_recovery_code(code);
-                let used = !normalized.is_empty()
-                    && self
-                        .store
-                        .use_recovery_code(user.id, &hash_token(&normalized), Utc::now())
-                        .await?;
-                if used {
-                    let left = self.store.recovery_codes_left(user.id).await?;
-                    let audit = user_event(user.id, "auth.mfa_recovery_code_used", "user", user.id, origin)
-                        .change(None, Some(json!({"recoveryCodesLeft": left})));
-                    self.store.record(&audit).await?;
-                }
-                used
+        let accepted = match self.try_proof(user, totp.as_ref(), proof, origin).await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // The check did not happen: give the reservation back.
+                let _ = self.store.release_attempt(email.as_str()).await;
+                return Err(error);
             }
         };
         if !accepted {
@@ -334,6 +336,42 @@ impl<S: Store> AuthService<S> {
         }
         self.store.record_success(email.as_str()).await?;
         Ok(())
+    }
+
+    /// Whether `proof` is right and unused; marks it used.
+    async fn try_proof(
+        &self,
+        user: &UserRecord,
+        totp: Option<&TotpCode>,
+        proof: &MfaProof,
+        origin: &RequestOrigin,
+    ) -> Result<bool, AuthError> {
+        Ok(match (proof, totp) {
+            (MfaProof::Code(code), Some(totp)) => match totp.matching_step(code, unix_now()) {
+                Some(step) => {
+                    self.store
+                        .claim_mfa_step(user.id, i64::try_from(step).unwrap_or(i64::MAX))
+                        .await?
+                }
+                None => false,
+            },
+            (MfaProof::Code(_), None) => false,
+            (MfaProof::RecoveryCode(code), _) => {
+                let normalized = normalize_recovery_code(code);
+                let used = !normalized.is_empty()
+                    && self
+                        .store
+                        .use_recovery_code(user.id, &recovery_hash(user.id, &normalized), Utc::now())
+                        .await?;
+                if used {
+                    let left = self.store.recovery_codes_left(user.id).await?;
+                    let audit = user_event(user.id, "auth.mfa_recovery_code_used", "user", user.id, origin)
+                        .change(None, Some(json!({"recoveryCodesLeft": left})));
+                    self.store.record(&audit).await?;
+                }
+                used
+            }
+        })
     }
 
     /// Completes a sign-in that waits for its second factor: the challenge is spent and a
@@ -422,6 +460,9 @@ impl<S: Store> AuthService<S> {
             .find_user_by_email(&address)
             .await?
             .ok_or(AuthError::NotFound)?;
+        if !self.has_second_factor(user.id).await? {
+            return Err(AuthError::MfaState("this account has no second factor"));
+        }
         let audit = AuditEntry::new(Actor::system(), action("admin.mfa_reset"), "user")
             .resource_id(user.id)
             .change(
@@ -451,7 +492,7 @@ impl<S: Store> AuthService<S> {
         let codes = new_recovery_codes();
         let hashes = codes
             .iter()
-            .map(|code| hash_token(&normalize_recovery_code(code)))
+            .map(|code| recovery_hash(user, &normalize_recovery_code(code)))
             .collect();
         let audit = user_event(user, "auth.mfa_recovery_codes_regenerated", "user", user, origin)
             .change(None, Some(json!({"recoveryCodes": codes.len()})));
