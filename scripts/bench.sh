@@ -45,9 +45,9 @@ export STEWARD_RATE_LIMIT_LOGIN_PER_HOUR=0 STEWARD_RATE_LIMIT_REGISTER_PER_HOUR=
 # One operator searches thousands of times a minute: the admin limit off too.
 export STEWARD_RATE_LIMIT_ADMIN_PER_MINUTE=0
 
-# Requests/s, p99 and errors of one wrk report.
+# Requests/s, p99, errors and the status counts (scripts/bench/status.lua) of one wrk report.
 summary() {
-  awk '/Requests\/sec|^ +99%|Non-2xx|Socket errors/ {print}'
+  awk '/Requests\/sec|^ +99%|Non-2xx|Socket errors|statuses:|UNEXPECTED/ {print}'
 }
 
 start_server() {
@@ -87,7 +87,7 @@ auth_benchmarks() {
   BENCH_TOKEN="$token" wrk -t1 -c64 -d"$duration" --latency -s scripts/bench/bearer.lua "$base/api/v1/auth/me" | summary
 
   echo "== GET /health, 64 connections, ${duration}"
-  wrk -t1 -c64 -d"$duration" --latency "$base/health" | summary
+  wrk -t1 -c64 -d"$duration" --latency -s scripts/bench/status.lua "$base/health" | summary
 }
 
 settings_benchmarks() {
@@ -115,13 +115,13 @@ settings_benchmarks() {
   export BENCH_DEVICES="$workdir/devices.txt" BENCH_API_KEY="$key" BENCH_ETAG="$etag"
 
   echo "== [$label] GET /settings with If-None-Match (304), 256 devices, 50 settings, ${duration}, saturated"
-  BENCH_MODE=poll wrk -t1 -c256 -d"$duration" --latency -s scripts/bench/devices.lua "$base" | summary
+  BENCH_EXPECT=304 BENCH_MODE=poll wrk -t1 -c256 -d"$duration" --latency -s scripts/bench/devices.lua "$base" | summary
   echo "== [$label] POST /settings/sync without changes (full state), 256 devices, 50 settings, ${duration}, saturated"
   BENCH_MODE=sync wrk -t1 -c256 -d"$duration" --latency -s scripts/bench/devices.lua "$base" | summary
   # Latency at the target loads: each of the 256 devices waits between requests so
   # that together they send at least the target rate (15,000/s polls, 3,000/s syncs).
   echo "== [$label] GET /settings (304) paced to >= 15,000 req/s over 256 devices, ${duration}"
-  BENCH_MODE=poll BENCH_DELAY_MS=$((256 * 1000 / 15000 - 2)) \
+  BENCH_EXPECT=304 BENCH_MODE=poll BENCH_DELAY_MS=$((256 * 1000 / 15000 - 2)) \
     wrk -t1 -c256 -d"$duration" --latency -s scripts/bench/devices.lua "$base" | summary
   echo "== [$label] POST /settings/sync paced to >= 3,000 req/s over 256 devices, ${duration}"
   BENCH_MODE=sync BENCH_DELAY_MS=$((256 * 1000 / 3000 - 2)) \
@@ -185,7 +185,7 @@ admin_users_benchmark() {
     BENCH_TOKEN="$root" wrk -t1 -c16 -d"$duration" --latency -s scripts/bench/bearer.lua \
       "$base/api/admin/v1/users?q=$q" | summary
     echo "   beside it, GET /health, 16 connections, ${duration}:"
-    wrk -t1 -c16 -d"$duration" --latency "$base/health" | summary
+    wrk -t1 -c16 -d"$duration" --latency -s scripts/bench/status.lua "$base/health" | summary
   done
 }
 

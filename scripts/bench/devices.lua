@@ -2,7 +2,9 @@
 -- ("<uuid> <device token>" per line). BENCH_MODE=poll sends GET /settings with If-None-Match
 -- (the 304 path); BENCH_MODE=sync sends POST /settings/sync with no changes.
 -- BENCH_DELAY_MS paces each connection (a device waits that long after each answer before
--- its next request), for latency at a given load rather than at saturation.
+-- its next request), for latency at a given load rather than at saturation. Statuses are
+-- counted (status.lua; BENCH_EXPECT=304 for the poll runs).
+local status = dofile("scripts/bench/status.lua")
 local devices = {}
 for line in io.lines(os.getenv("BENCH_DEVICES")) do
   local id, token = line:match("^(%S+)%s+(%S+)$")
@@ -19,6 +21,7 @@ end
 
 function setup(thread)
   thread:set("offset", math.random(#devices))
+  status.setup(thread)
 end
 
 function request()
