@@ -32,9 +32,9 @@ pub async fn admin_allowlist(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody + 'static>>, Error> {
     let Some(state) = request.app_data::<web::Data<AppState>>().cloned() else {
-        return next.call(request).await.map(ServiceResponse::map_into_left_body);
+        return Ok(refuse(request, ApiError::internal()));
     };
-    let ip = crate::extractors::client_ip(request.request());
+    let ip = crate::extractors::certain_client_ip(request.request());
     let bypass = request
         .headers()
         .get(BYPASS_HEADER)
@@ -45,6 +45,7 @@ pub async fn admin_allowlist(
         Ok(decision) => decision,
         Err(error) => return Ok(refuse(request, ApiError::from(error))),
     };
+    request.extensions_mut().insert(decision.clone());
     if decision == AllowlistDecision::Refused {
         crate::metrics::record_ip_refused();
         let error = ApiError::new(

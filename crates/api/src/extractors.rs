@@ -326,31 +326,66 @@ impl PageQuery {
 #[derive(Debug, Clone, Default)]
 pub struct TrustedProxies(pub Vec<IpNet>);
 
+/// An IPv4 address written as IPv6 (`::ffff:a.b.c.d`, as dual-stack sockets report it) is the
+/// IPv4 address.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    }
+}
+
 impl TrustedProxies {
     fn trusts(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
         self.0.iter().any(|net| net.contains(&ip))
     }
 
     /// The client's address: the peer, unless the peer is a trusted proxy, in which case the
     /// right-most `X-Forwarded-For` hop that is not itself a trusted proxy. A client cannot
-    /// choose its address by sending the header itself.
+    /// choose its address by sending the header itself. A hop that does not parse ends the
+    /// walk at the last one that did.
     pub fn client_ip(&self, peer: Option<IpAddr>, forwarded_for: Option<&str>) -> Option<IpAddr> {
-        let peer = peer?;
+        self.resolve(peer, Ok(forwarded_for), false)
+    }
+
+    /// As [`Self::client_ip`], but `None` whenever the answer is not certain: a trusted peer's
+    /// header that is unreadable, or a hop that does not parse before an untrusted one is
+    /// found. For decisions that must fail closed (the admin API's IP allowlist).
+    pub fn certain_client_ip(
+        &self,
+        peer: Option<IpAddr>,
+        forwarded_for: Result<Option<&str>, ()>,
+    ) -> Option<IpAddr> {
+        self.resolve(peer, forwarded_for, true)
+    }
+
+    fn resolve(
+        &self,
+        peer: Option<IpAddr>,
+        forwarded_for: Result<Option<&str>, ()>,
+        strict: bool,
+    ) -> Option<IpAddr> {
+        let peer = canonical(peer?);
         if !self.trusts(peer) {
             return Some(peer);
         }
-        let Some(header) = forwarded_for else {
-            return Some(peer);
+        let header = match forwarded_for {
+            Ok(Some(header)) => header,
+            Ok(None) => return Some(peer),
+            Err(()) if strict => return None,
+            Err(()) => return Some(peer),
         };
         let mut client = peer;
         for hop in header.rsplit(',') {
             match hop.trim().parse::<IpAddr>() {
                 Ok(ip) => {
-                    client = ip;
-                    if !self.trusts(ip) {
-                        break;
+                    client = canonical(ip);
+                    if !self.trusts(client) {
+                        return Some(client);
                     }
                 }
+                Err(_) if strict => return None,
                 Err(_) => break,
             }
         }
@@ -358,16 +393,35 @@ impl TrustedProxies {
     }
 }
 
+/// Every `X-Forwarded-For` line of the request, in order, joined with `,` (a proxy may add
+/// its own line rather than extend the client's); `Err` when one is not readable text.
+fn forwarded_for(request: &HttpRequest) -> Result<Option<String>, ()> {
+    let mut lines = Vec::new();
+    for value in request.headers().get_all("x-forwarded-for") {
+        lines.push(value.to_str().map_err(|_| ())?);
+    }
+    Ok((!lines.is_empty()).then(|| lines.join(",")))
+}
+
 /// The client's IP address, through trusted proxies.
 pub fn client_ip(request: &HttpRequest) -> Option<IpAddr> {
     let peer = request.peer_addr().map(|addr| addr.ip());
-    let forwarded_for = request
-        .headers()
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok());
+    let header = forwarded_for(request).ok().flatten();
     match request.app_data::<web::Data<TrustedProxies>>() {
-        Some(proxies) => proxies.client_ip(peer, forwarded_for),
-        None => peer,
+        Some(proxies) => proxies.client_ip(peer, header.as_deref()),
+        None => peer.map(canonical),
+    }
+}
+
+/// The client's IP address when it is certain (see [`TrustedProxies::certain_client_ip`]).
+pub fn certain_client_ip(request: &HttpRequest) -> Option<IpAddr> {
+    let peer = request.peer_addr().map(|addr| addr.ip());
+    let header = forwarded_for(request);
+    match request.app_data::<web::Data<TrustedProxies>>() {
+        Some(proxies) => {
+            proxies.certain_client_ip(peer, header.as_ref().map(|h| h.as_deref()).map_err(|_| ()))
+        }
+        None => peer.map(canonical),
     }
 }
 
@@ -387,16 +441,7 @@ impl FromRequest for Origin {
 impl Origin {
     /// Where `request` comes from: client IP (behind trusted proxies), user agent, request id.
     pub fn of(request: &HttpRequest) -> Self {
-        let proxies = request.app_data::<web::Data<TrustedProxies>>();
-        let peer = request.peer_addr().map(|addr| addr.ip());
-        let forwarded_for = request
-            .headers()
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok());
-        let ip = match proxies {
-            Some(proxies) => proxies.client_ip(peer, forwarded_for),
-            None => peer,
-        };
+        let ip = client_ip(request);
         let user_agent = request
             .headers()
             .get(actix_web::http::header::USER_AGENT)
@@ -432,6 +477,34 @@ mod tests {
             Some("6.6.6.6, 198.51.100.7, 10.0.0.5"),
         );
         assert_eq!(ip, Some("198.51.100.7".parse().unwrap()));
+    }
+
+    #[test]
+    fn an_unusable_hop_makes_the_certain_address_unknown() {
+        let trusted = proxies(&["10.0.0.0/8"]);
+        let peer = Some("10.0.0.2".parse().unwrap());
+        assert_eq!(trusted.certain_client_ip(peer, Ok(Some("unknown"))), None);
+        assert_eq!(
+            trusted.certain_client_ip(peer, Ok(Some("1.2.3.4:5678, 10.0.0.5"))),
+            None
+        );
+        assert_eq!(trusted.certain_client_ip(peer, Err(())), None);
+        assert_eq!(
+            trusted.certain_client_ip(peer, Ok(Some("garbage, 198.51.100.7"))),
+            Some("198.51.100.7".parse().unwrap())
+        );
+        // The lenient address (rate limits, audit) keeps the last hop that parsed.
+        assert_eq!(
+            trusted.client_ip(peer, Some("unknown")),
+            Some("10.0.0.2".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn mapped_ipv6_peers_are_their_ipv4_address() {
+        let trusted = proxies(&["127.0.0.1/32"]);
+        let ip = trusted.client_ip(Some("::ffff:127.0.0.1".parse().unwrap()), Some("203.0.113.9"));
+        assert_eq!(ip, Some("203.0.113.9".parse().unwrap()));
     }
 
     #[test]

@@ -10,8 +10,8 @@ use chrono::{Duration, Utc};
 use serde_json::json;
 use steward_auth::{hash_token, random_token};
 use steward_domain::ip_allowlist::{
-    AllowlistEntry, AllowlistSnapshot, BypassToken, MAX_BYPASS_HOURS, MAX_ENTRIES, check_label,
-    parse_network, would_lock_out,
+    AllowlistChange, AllowlistEntry, AllowlistRefusal, AllowlistSnapshot, BypassToken, MAX_BYPASS_HOURS,
+    check_label, parse_network,
 };
 use steward_domain::{Actor, AuditAction, AuditEntry, RequestOrigin};
 use uuid::Uuid;
@@ -27,6 +27,11 @@ pub const REFRESH: StdDuration = StdDuration::from_secs(3);
 
 /// The prefix of bypass token secrets.
 pub const BYPASS_PREFIX: &str = "stw_byp_";
+/// The length of a bypass token secret: the prefix and 32 random bytes in base64url.
+const BYPASS_LEN: usize = BYPASS_PREFIX.len() + 43;
+
+/// Addresses whose refusal was audited in the last minute.
+pub type RefusalCache = TtlCache<(), String>;
 
 /// The instance's copy of the list.
 pub type AllowlistCache = TtlCache<Arc<AllowlistSnapshot>, ()>;
@@ -86,7 +91,8 @@ impl<S: Store> Steward<S> {
         if snapshot.allows(ip) {
             return Ok(AllowlistDecision::Allowed);
         }
-        if let Some(secret) = bypass.filter(|secret| secret.starts_with(BYPASS_PREFIX) && secret.len() <= 200)
+        if let Some(secret) =
+            bypass.filter(|secret| secret.starts_with(BYPASS_PREFIX) && secret.len() == BYPASS_LEN)
             && let Some(token) = self
                 .store
                 .use_bypass_token(&hash_token(secret), Utc::now())
@@ -103,14 +109,20 @@ impl<S: Store> Steward<S> {
             self.store.record(&entry).await?;
             return Ok(AllowlistDecision::Bypassed);
         }
-        let entry = AuditEntry::new(
-            Actor::system(),
-            AuditAction::known("admin.ip_refused"),
-            "admin_api",
-        )
-        .change(None, Some(json!({"ip": ip.map(|ip| ip.to_string())})))
-        .origin(origin.clone());
-        self.store.record(&entry).await?;
+        // One audit entry per address and minute: a flood from outside must not fill the
+        // audit log (the metric counts every refusal).
+        let address = ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+        if self.allowlist_refusals.get(&address).is_none() {
+            self.allowlist_refusals.put(address.clone(), ());
+            let entry = AuditEntry::new(
+                Actor::system(),
+                AuditAction::known("admin.ip_refused"),
+                "admin_api",
+            )
+            .change(None, Some(json!({"ip": address})))
+            .origin(origin.clone());
+            self.store.record(&entry).await?;
+        }
         Ok(AllowlistDecision::Refused)
     }
 }
@@ -142,28 +154,31 @@ impl<'a, S: Store> AllowlistService<'a, S> {
         Ok((network, input.name.trim().to_owned(), description))
     }
 
-    /// The list as it would be with `entries` and `enabled`.
-    fn after(enabled: bool, entries: &[AllowlistEntry]) -> AllowlistSnapshot {
-        AllowlistSnapshot {
-            enabled,
-            networks: entries.iter().map(|entry| entry.network).collect(),
-        }
-    }
-
-    /// `force` lets a super_admin make a change that refuses their own address.
-    fn refuse_lock_out(
+    /// Applies `change` under the list's lock with the domain's rule; `force` counts from a
+    /// super_admin only.
+    async fn apply(
+        &self,
         admin: &Principal,
-        after: &AllowlistSnapshot,
-        caller: Option<IpAddr>,
+        change: &AllowlistChange,
         force: bool,
+        caller: Option<IpAddr>,
+        record: &AuditEntry,
     ) -> Result<(), AppError> {
-        if !would_lock_out(after, caller) {
-            return Ok(());
-        }
-        if force && admin.roles.iter().any(|role| role == "super_admin") {
-            return Ok(());
-        }
-        Err(lock_out())
+        let may_force = force && admin.roles.iter().any(|role| role == "super_admin");
+        let decided = self
+            .steward
+            .store
+            .change_allowlist(change, caller, may_force, record)
+            .await?;
+        self.steward.allowlist.forget(&());
+        decided.map_err(|refusal| match refusal {
+            AllowlistRefusal::WouldLockOut => lock_out(),
+            AllowlistRefusal::EmptyList => AppError::conflict(
+                "an empty allowlist would shut the admin API for everyone: add an entry first",
+            ),
+            AllowlistRefusal::Full => AppError::conflict("the allowlist holds 1000 entries, its limit"),
+            AllowlistRefusal::NotFound => AppError::not_found("no such allowlist entry"),
+        })
     }
 
     pub async fn create(
@@ -173,10 +188,6 @@ impl<'a, S: Store> AllowlistService<'a, S> {
         origin: &RequestOrigin,
     ) -> Result<AllowlistEntry, AppError> {
         let (network, name, description) = Self::checked(&input)?;
-        let (_, entries) = self.steward.store.allowlist().await?;
-        if entries.len() >= MAX_ENTRIES {
-            return Err(AppError::conflict("the allowlist holds 1000 entries, its limit"));
-        }
         let now = Utc::now();
         let entry = AllowlistEntry {
             id: Uuid::now_v7(),
@@ -193,9 +204,23 @@ impl<'a, S: Store> AllowlistService<'a, S> {
                 None,
                 Some(json!({"network": network.to_string(), "name": entry.name})),
             );
-        self.steward.store.create_allowlist_entry(&entry, &record).await?;
-        self.steward.allowlist.forget(&());
+        self.apply(
+            admin,
+            &AllowlistChange::Create(entry.clone()),
+            false,
+            None,
+            &record,
+        )
+        .await?;
         Ok(entry)
+    }
+
+    async fn existing(&self, id: Uuid) -> Result<AllowlistEntry, AppError> {
+        let (_, entries) = self.steward.store.allowlist().await?;
+        entries
+            .into_iter()
+            .find(|entry| entry.id == id)
+            .ok_or_else(|| AppError::not_found("no such allowlist entry"))
     }
 
     pub async fn update(
@@ -208,28 +233,28 @@ impl<'a, S: Store> AllowlistService<'a, S> {
         origin: &RequestOrigin,
     ) -> Result<AllowlistEntry, AppError> {
         let (network, name, description) = Self::checked(&input)?;
-        let (enabled, mut entries) = self.steward.store.allowlist().await?;
-        let Some(current) = entries.iter_mut().find(|entry| entry.id == id) else {
-            return Err(AppError::not_found("no such allowlist entry"));
+        let current = self.existing(id).await?;
+        let updated = AllowlistEntry {
+            network,
+            name,
+            description,
+            updated_at: Utc::now(),
+            ..current.clone()
         };
-        let before = json!({"network": current.network.to_string(), "name": current.name});
-        current.network = network;
-        current.name = name;
-        current.description = description;
-        current.updated_at = Utc::now();
-        let updated = current.clone();
-        Self::refuse_lock_out(admin, &Self::after(enabled, &entries), caller, force)?;
         let record = audit(admin.user, "admin.allowlist_entry_updated", origin)
             .resource_id(id)
             .change(
-                Some(before),
+                Some(json!({"network": current.network.to_string(), "name": current.name})),
                 Some(json!({"network": updated.network.to_string(), "name": updated.name, "forced": force})),
             );
-        self.steward
-            .store
-            .update_allowlist_entry(&updated, &record)
-            .await?;
-        self.steward.allowlist.forget(&());
+        self.apply(
+            admin,
+            &AllowlistChange::Update(updated.clone()),
+            force,
+            caller,
+            &record,
+        )
+        .await?;
         Ok(updated)
     }
 
@@ -241,27 +266,19 @@ impl<'a, S: Store> AllowlistService<'a, S> {
         caller: Option<IpAddr>,
         origin: &RequestOrigin,
     ) -> Result<(), AppError> {
-        let (enabled, mut entries) = self.steward.store.allowlist().await?;
-        let Some(position) = entries.iter().position(|entry| entry.id == id) else {
-            return Err(AppError::not_found("no such allowlist entry"));
-        };
-        let removed = entries.remove(position);
-        Self::refuse_lock_out(admin, &Self::after(enabled, &entries), caller, force)?;
+        let removed = self.existing(id).await?;
         let record = audit(admin.user, "admin.allowlist_entry_deleted", origin)
             .resource_id(id)
             .change(
                 Some(json!({"network": removed.network.to_string(), "name": removed.name})),
                 Some(json!({"forced": force})),
             );
-        if !self.steward.store.delete_allowlist_entry(id, &record).await? {
-            return Err(AppError::not_found("no such allowlist entry"));
-        }
-        self.steward.allowlist.forget(&());
-        Ok(())
+        self.apply(admin, &AllowlistChange::Delete(id), force, caller, &record)
+            .await
     }
 
     /// Switches enforcement on or off; switching it on from an address outside the list is
-    /// refused without `force`.
+    /// refused without `force`, and an empty list is never switched on.
     pub async fn set_enabled(
         &self,
         admin: &Principal,
@@ -270,17 +287,19 @@ impl<'a, S: Store> AllowlistService<'a, S> {
         caller: Option<IpAddr>,
         origin: &RequestOrigin,
     ) -> Result<bool, AppError> {
-        let (was, entries) = self.steward.store.allowlist().await?;
-        Self::refuse_lock_out(admin, &Self::after(enabled, &entries), caller, force)?;
+        let (was, _) = self.steward.store.allowlist().await?;
         let record = audit(admin.user, "admin.allowlist_settings_changed", origin).change(
             Some(json!({"enabled": was})),
             Some(json!({"enabled": enabled, "forced": force})),
         );
-        self.steward
-            .store
-            .set_allowlist_enabled(enabled, Some(&record))
-            .await?;
-        self.steward.allowlist.forget(&());
+        self.apply(
+            admin,
+            &AllowlistChange::SetEnabled(enabled),
+            force,
+            caller,
+            &record,
+        )
+        .await?;
         Ok(enabled)
     }
 

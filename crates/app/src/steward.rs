@@ -112,6 +112,8 @@ pub struct Steward<S> {
     pub device_states: Arc<DeviceStateCache>,
     /// The admin API's IP allowlist as last read (see `ip_allowlist::REFRESH`).
     pub allowlist: Arc<crate::ip_allowlist::AllowlistCache>,
+    /// Addresses whose refused admin request was audited in the last minute.
+    pub allowlist_refusals: Arc<crate::ip_allowlist::RefusalCache>,
 }
 
 impl<S: Clone> Clone for Steward<S> {
@@ -123,6 +125,7 @@ impl<S: Clone> Clone for Steward<S> {
             device_auth: Arc::clone(&self.device_auth),
             device_states: Arc::clone(&self.device_states),
             allowlist: Arc::clone(&self.allowlist),
+            allowlist_refusals: Arc::clone(&self.allowlist_refusals),
         }
     }
 }
@@ -137,6 +140,7 @@ impl<S: Store> Steward<S> {
             device_auth: Arc::default(),
             device_states: Arc::default(),
             allowlist: Arc::new(crate::cache::TtlCache::new(crate::ip_allowlist::REFRESH)),
+            allowlist_refusals: Arc::new(crate::cache::TtlCache::new(std::time::Duration::from_secs(60))),
         }
     }
 

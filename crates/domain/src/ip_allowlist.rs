@@ -70,6 +70,14 @@ pub fn parse_network(text: &str) -> Result<IpNet, String> {
         return Err("must be an IPv4 or IPv6 address or CIDR network".to_owned());
     }
     if let Ok(network) = text.parse::<IpNet>() {
+        // `::ffff:10.0.0.0/104` is the IPv4 network 10.0.0.0/8 (clients are compared as IPv4).
+        if let IpNet::V6(v6) = network
+            && let Some(v4) = v6.addr().to_ipv4_mapped()
+            && v6.prefix_len() >= 96
+            && let Ok(mapped) = ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96)
+        {
+            return Ok(IpNet::V4(mapped.trunc()));
+        }
         return Ok(network.trunc());
     }
     text.parse::<IpAddr>()
@@ -86,8 +94,15 @@ pub fn check_label(name: &str, description: Option<&str>) -> Result<(), (&'stati
             "must be 1 to 100 characters without control characters".to_owned(),
         ));
     }
-    if description.is_some_and(|d| d.chars().count() > MAX_DESCRIPTION_CHARS || d.contains('\0')) {
-        return Err(("description", "must be at most 500 characters".to_owned()));
+    if description.is_some_and(|d| {
+        let d = d.trim();
+        d.chars().count() > MAX_DESCRIPTION_CHARS
+            || d.chars().any(|c| c.is_control() && c != '\n' && c != '\t')
+    }) {
+        return Err((
+            "description",
+            "must be at most 500 characters without control characters".to_owned(),
+        ));
     }
     Ok(())
 }
@@ -96,6 +111,73 @@ pub fn check_label(name: &str, description: Option<&str>) -> Result<(), (&'stati
 /// change is enabled and does not allow `caller`.
 pub fn would_lock_out(after: &AllowlistSnapshot, caller: Option<IpAddr>) -> bool {
     after.enabled && !after.allows(caller)
+}
+
+/// A change of the list, decided by [`decide_change`] while every other change waits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllowlistChange {
+    Create(AllowlistEntry),
+    Update(AllowlistEntry),
+    Delete(Uuid),
+    SetEnabled(bool),
+}
+
+/// Why a change was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AllowlistRefusal {
+    /// The list after it would refuse the caller's own address.
+    WouldLockOut,
+    /// Enabling a list without entries would shut the admin API for everyone.
+    EmptyList,
+    /// The list holds [`MAX_ENTRIES`].
+    Full,
+    /// The entry is gone.
+    NotFound,
+}
+
+/// The pure rule of every change: the entry exists, the list stays within its size, an empty
+/// list is never switched on, and the caller's own address stays allowed unless `may_force`
+/// (a super_admin asked for it).
+pub fn decide_change(
+    enabled: bool,
+    entries: &[AllowlistEntry],
+    change: &AllowlistChange,
+    caller: Option<IpAddr>,
+    may_force: bool,
+) -> Result<(), AllowlistRefusal> {
+    let mut after = AllowlistSnapshot {
+        enabled,
+        networks: entries.iter().map(|entry| entry.network).collect(),
+    };
+    match change {
+        AllowlistChange::Create(_) if entries.len() >= MAX_ENTRIES => return Err(AllowlistRefusal::Full),
+        // Adding a network only widens the list.
+        AllowlistChange::Create(_) => return Ok(()),
+        AllowlistChange::Update(entry) => {
+            let position = entries
+                .iter()
+                .position(|existing| existing.id == entry.id)
+                .ok_or(AllowlistRefusal::NotFound)?;
+            after.networks[position] = entry.network;
+        }
+        AllowlistChange::Delete(id) => {
+            let position = entries
+                .iter()
+                .position(|existing| existing.id == *id)
+                .ok_or(AllowlistRefusal::NotFound)?;
+            after.networks.remove(position);
+        }
+        AllowlistChange::SetEnabled(on) => {
+            if *on && entries.is_empty() {
+                return Err(AllowlistRefusal::EmptyList);
+            }
+            after.enabled = *on;
+        }
+    }
+    if would_lock_out(&after, caller) && !may_force {
+        return Err(AllowlistRefusal::WouldLockOut);
+    }
+    Ok(())
 }
 
 /// A secret that lets its bearer past the list for a while (sent as
@@ -120,23 +202,16 @@ impl BypassToken {
 
 pub trait AllowlistStore {
     fn allowlist(&self) -> impl Future<Output = Result<(bool, Vec<AllowlistEntry>), RepositoryError>> + Send;
-    fn create_allowlist_entry(
+    /// Applies `change` when [`decide_change`] allows it, deciding on the list as it is while
+    /// every other change of it waits (one transaction), so two changes cannot each pass the
+    /// lock-out rule on a list the other is changing.
+    fn change_allowlist(
         &self,
-        entry: &AllowlistEntry,
+        change: &AllowlistChange,
+        caller: Option<IpAddr>,
+        may_force: bool,
         audit: &AuditEntry,
-    ) -> impl Future<Output = Result<(), RepositoryError>> + Send;
-    /// Replaces the entry's network, name and description; `NotFound` when it is gone.
-    fn update_allowlist_entry(
-        &self,
-        entry: &AllowlistEntry,
-        audit: &AuditEntry,
-    ) -> impl Future<Output = Result<(), RepositoryError>> + Send;
-    /// False when there was no such entry.
-    fn delete_allowlist_entry(
-        &self,
-        id: Uuid,
-        audit: &AuditEntry,
-    ) -> impl Future<Output = Result<bool, RepositoryError>> + Send;
+    ) -> impl Future<Output = Result<Result<(), AllowlistRefusal>, RepositoryError>> + Send;
     fn set_allowlist_enabled(
         &self,
         enabled: bool,
@@ -192,6 +267,10 @@ mod tests {
             parse_network("::ffff:192.0.2.1").unwrap().to_string(),
             "192.0.2.1/32"
         );
+        assert_eq!(
+            parse_network("::ffff:10.0.0.0/104").unwrap().to_string(),
+            "10.0.0.0/8"
+        );
         for bad in [
             "",
             "10.0.0.0/33",
@@ -214,6 +293,84 @@ mod tests {
         assert!(!list.allows(None));
         assert!(snapshot(false, &[]).allows(None));
         assert!(!snapshot(true, &[]).allows(Some("127.0.0.1".parse().unwrap())));
+    }
+
+    #[test]
+    fn changes_are_decided_on_the_list_after_them() {
+        let now = Utc::now();
+        let entry = |cidr: &str| AllowlistEntry {
+            id: Uuid::now_v7(),
+            network: parse_network(cidr).unwrap(),
+            name: "n".to_owned(),
+            description: None,
+            created_by: None,
+            created_at: now,
+            updated_at: now,
+        };
+        let mine = entry("192.0.2.0/24");
+        let other = entry("10.0.0.0/8");
+        let entries = vec![mine.clone(), other.clone()];
+        let me = Some("192.0.2.1".parse().unwrap());
+        assert_eq!(
+            decide_change(true, &entries, &AllowlistChange::Delete(mine.id), me, false),
+            Err(AllowlistRefusal::WouldLockOut)
+        );
+        assert_eq!(
+            decide_change(true, &entries, &AllowlistChange::Delete(mine.id), me, true),
+            Ok(())
+        );
+        assert_eq!(
+            decide_change(true, &entries, &AllowlistChange::Delete(other.id), me, false),
+            Ok(())
+        );
+        assert_eq!(
+            decide_change(false, &entries, &AllowlistChange::Delete(mine.id), me, false),
+            Ok(())
+        );
+        assert_eq!(
+            decide_change(
+                true,
+                &entries,
+                &AllowlistChange::Delete(Uuid::now_v7()),
+                me,
+                false
+            ),
+            Err(AllowlistRefusal::NotFound)
+        );
+        let mut moved = mine.clone();
+        moved.network = parse_network("198.51.100.0/24").unwrap();
+        assert_eq!(
+            decide_change(true, &entries, &AllowlistChange::Update(moved), me, false),
+            Err(AllowlistRefusal::WouldLockOut)
+        );
+        assert_eq!(
+            decide_change(false, &[], &AllowlistChange::SetEnabled(true), me, true),
+            Err(AllowlistRefusal::EmptyList)
+        );
+        assert_eq!(
+            decide_change(
+                false,
+                std::slice::from_ref(&other),
+                &AllowlistChange::SetEnabled(true),
+                me,
+                false
+            ),
+            Err(AllowlistRefusal::WouldLockOut)
+        );
+        assert_eq!(
+            decide_change(true, &[], &AllowlistChange::SetEnabled(false), me, false),
+            Ok(())
+        );
+        assert_eq!(
+            decide_change(
+                true,
+                &entries,
+                &AllowlistChange::Create(entry("203.0.113.0/24")),
+                None,
+                false
+            ),
+            Ok(())
+        );
     }
 
     #[test]

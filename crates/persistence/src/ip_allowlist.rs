@@ -6,7 +6,12 @@ use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
 };
-use steward_domain::ip_allowlist::{AllowlistEntry, AllowlistStore, BypassToken};
+use std::net::IpAddr;
+
+use sea_orm::{ConnectionTrait, DatabaseBackend, QuerySelect};
+use steward_domain::ip_allowlist::{
+    AllowlistChange, AllowlistEntry, AllowlistRefusal, AllowlistStore, BypassToken, decide_change,
+};
 use steward_domain::{AuditEntry, RepositoryError};
 use uuid::Uuid;
 
@@ -46,88 +51,116 @@ fn token(row: allowlist_bypass_tokens::Model) -> BypassToken {
     }
 }
 
-impl AllowlistStore for Database {
-    async fn allowlist(&self) -> Result<(bool, Vec<AllowlistEntry>), RepositoryError> {
-        let connection = self.connection();
-        let enabled = instance_flags::Entity::find_by_id(ENABLED.to_owned())
-            .one(connection)
-            .await
-            .map_err(db)?
-            .is_some_and(|flag| flag.value == "true");
-        let entries = ip_allowlist::Entity::find()
-            .order_by_asc(ip_allowlist::Column::CreatedAt)
-            .order_by_asc(ip_allowlist::Column::Id)
-            .all(connection)
-            .await
-            .map_err(db)?
-            .into_iter()
-            .map(entry)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((enabled, entries))
-    }
+async fn read_list(
+    connection: &impl ConnectionTrait,
+) -> Result<(bool, Vec<AllowlistEntry>), RepositoryError> {
+    let enabled = instance_flags::Entity::find_by_id(ENABLED.to_owned())
+        .one(connection)
+        .await
+        .map_err(db)?
+        .is_some_and(|flag| flag.value == "true");
+    let entries = ip_allowlist::Entity::find()
+        .order_by_asc(ip_allowlist::Column::CreatedAt)
+        .order_by_asc(ip_allowlist::Column::Id)
+        .all(connection)
+        .await
+        .map_err(db)?
+        .into_iter()
+        .map(entry)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((enabled, entries))
+}
 
-    async fn create_allowlist_entry(
+impl AllowlistStore for Database {
+    async fn change_allowlist(
         &self,
-        entry: &AllowlistEntry,
+        change: &AllowlistChange,
+        caller: Option<IpAddr>,
+        may_force: bool,
         audit: &AuditEntry,
-    ) -> Result<(), RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
-        ip_allowlist::ActiveModel {
-            id: Set(entry.id),
-            network: Set(entry.network.to_string()),
-            name: Set(entry.name.clone()),
-            description: Set(entry.description.clone()),
-            created_by: Set(entry.created_by),
-            created_at: Set(entry.created_at),
-            updated_at: Set(entry.updated_at),
-        }
-        .insert(&transaction)
+    ) -> Result<Result<(), AllowlistRefusal>, RepositoryError> {
+        // SQLite: BEGIN IMMEDIATE serializes writers. PostgreSQL: every change first locks the
+        // switch's row (created if missing), so changes of the list take turns.
+        let transaction = self.begin_write().await.map_err(db)?;
+        instance_flags::Entity::insert(instance_flags::ActiveModel {
+            name: Set(ENABLED.to_owned()),
+            value: Set("false".to_owned()),
+            updated_at: Set(Utc::now()),
+        })
+        .on_conflict(
+            OnConflict::column(instance_flags::Column::Name)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(&transaction)
         .await
         .map_err(db)?;
-        insert_audit_entry(&transaction, audit).await?;
-        transaction.commit().await.map_err(db)
-    }
-
-    async fn update_allowlist_entry(
-        &self,
-        entry: &AllowlistEntry,
-        audit: &AuditEntry,
-    ) -> Result<(), RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
-        let updated = ip_allowlist::Entity::update_many()
-            .col_expr(
-                ip_allowlist::Column::Network,
-                Expr::value(entry.network.to_string()),
-            )
-            .col_expr(ip_allowlist::Column::Name, Expr::value(entry.name.clone()))
-            .col_expr(
-                ip_allowlist::Column::Description,
-                Expr::value(entry.description.clone()),
-            )
-            .col_expr(ip_allowlist::Column::UpdatedAt, Expr::value(entry.updated_at))
-            .filter(ip_allowlist::Column::Id.eq(entry.id))
-            .exec(&transaction)
-            .await
-            .map_err(db)?;
-        if updated.rows_affected == 0 {
-            return Err(RepositoryError::NotFound);
+        if transaction.get_database_backend() == DatabaseBackend::Postgres {
+            instance_flags::Entity::find_by_id(ENABLED.to_owned())
+                .lock_exclusive()
+                .one(&transaction)
+                .await
+                .map_err(db)?;
         }
-        insert_audit_entry(&transaction, audit).await?;
-        transaction.commit().await.map_err(db)
-    }
-
-    async fn delete_allowlist_entry(&self, id: Uuid, audit: &AuditEntry) -> Result<bool, RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
-        let deleted = ip_allowlist::Entity::delete_by_id(id)
-            .exec(&transaction)
-            .await
-            .map_err(db)?;
-        if deleted.rows_affected == 0 {
-            return Ok(false);
+        let (enabled, entries) = read_list(&transaction).await?;
+        if let Err(refusal) = decide_change(enabled, &entries, change, caller, may_force) {
+            return Ok(Err(refusal));
+        }
+        match change {
+            AllowlistChange::Create(entry) => {
+                ip_allowlist::ActiveModel {
+                    id: Set(entry.id),
+                    network: Set(entry.network.to_string()),
+                    name: Set(entry.name.clone()),
+                    description: Set(entry.description.clone()),
+                    created_by: Set(entry.created_by),
+                    created_at: Set(entry.created_at),
+                    updated_at: Set(entry.updated_at),
+                }
+                .insert(&transaction)
+                .await
+                .map_err(db)?;
+            }
+            AllowlistChange::Update(entry) => {
+                ip_allowlist::Entity::update_many()
+                    .col_expr(
+                        ip_allowlist::Column::Network,
+                        Expr::value(entry.network.to_string()),
+                    )
+                    .col_expr(ip_allowlist::Column::Name, Expr::value(entry.name.clone()))
+                    .col_expr(
+                        ip_allowlist::Column::Description,
+                        Expr::value(entry.description.clone()),
+                    )
+                    .col_expr(ip_allowlist::Column::UpdatedAt, Expr::value(entry.updated_at))
+                    .filter(ip_allowlist::Column::Id.eq(entry.id))
+                    .exec(&transaction)
+                    .await
+                    .map_err(db)?;
+            }
+            AllowlistChange::Delete(id) => {
+                ip_allowlist::Entity::delete_by_id(*id)
+                    .exec(&transaction)
+                    .await
+                    .map_err(db)?;
+            }
+            AllowlistChange::SetEnabled(on) => {
+                instance_flags::Entity::update_many()
+                    .col_expr(instance_flags::Column::Value, Expr::value(on.to_string()))
+                    .col_expr(instance_flags::Column::UpdatedAt, Expr::value(Utc::now()))
+                    .filter(instance_flags::Column::Name.eq(ENABLED))
+                    .exec(&transaction)
+                    .await
+                    .map_err(db)?;
+            }
         }
         insert_audit_entry(&transaction, audit).await?;
         transaction.commit().await.map_err(db)?;
-        Ok(true)
+        Ok(Ok(()))
+    }
+
+    async fn allowlist(&self) -> Result<(bool, Vec<AllowlistEntry>), RepositoryError> {
+        read_list(self.connection()).await
     }
 
     async fn set_allowlist_enabled(

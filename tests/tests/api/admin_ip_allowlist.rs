@@ -169,7 +169,14 @@ async fn an_enabled_list_refuses_other_addresses_and_believes_only_trusted_proxi
             .await
             .unwrap();
         assert_eq!(me.status(), StatusCode::OK);
-        assert!(app.audit_actions().await.contains(&"admin.ip_refused".to_owned()));
+        // Audited once per address and minute however many come (the metric counts them all).
+        let refusals = app
+            .audit_actions()
+            .await
+            .into_iter()
+            .filter(|action| action == "admin.ip_refused")
+            .count();
+        assert_eq!(refusals, 1, "{backend:?}");
         let metrics = app.get("/metrics").await.text().await.unwrap();
         assert!(metrics.contains("steward_admin_ip_refused_total"), "{backend:?}");
 
@@ -196,6 +203,32 @@ async fn an_enabled_list_refuses_other_addresses_and_believes_only_trusted_proxi
                 .status(),
             StatusCode::OK
         );
+        // A proxy that adds its own header line rather than extending the client's: every line
+        // counts, the right-most untrusted hop is the client.
+        expect_error(
+            admin_get(
+                &app.client,
+                &proxied,
+                &root,
+                &[
+                    ("x-forwarded-for", "127.0.0.1"),
+                    ("x-forwarded-for", "203.0.113.9"),
+                ],
+            )
+            .await,
+            StatusCode::FORBIDDEN,
+            "IP_NOT_ALLOWED",
+        )
+        .await;
+        // A hop that is no address leaves the client unknown: refused, not taken for the proxy.
+        for junk in ["unknown", "127.0.0.1:5678", "garbage, 10.0.0.1"] {
+            expect_error(
+                admin_get(&app.client, &proxied, &root, &[("x-forwarded-for", junk)]).await,
+                StatusCode::FORBIDDEN,
+                "IP_NOT_ALLOWED",
+            )
+            .await;
+        }
         handle.stop(true).await;
         app.stop().await;
     })
@@ -209,13 +242,18 @@ async fn nobody_locks_themself_out_without_force_and_the_cli_restores_access() {
         let app = spawn_app(backend).await;
         let root = root(&app).await;
 
-        // An empty list, or one without your address, cannot be switched on.
-        expect_error(
-            enable(&app, &root, true, false).await,
+        // An empty list is never switched on, not even with force; one without your address
+        // needs force.
+        let refused = expect_error(
+            enable(&app, &root, true, true).await,
             StatusCode::CONFLICT,
-            "ALLOWLIST_WOULD_LOCK_OUT",
+            "CONFLICT",
         )
         .await;
+        assert!(
+            refused["message"].as_str().unwrap().contains("empty"),
+            "{refused}"
+        );
         let elsewhere = add(&app, &root, "10.0.0.0/8").await;
         expect_error(
             enable(&app, &root, true, false).await,
@@ -420,6 +458,16 @@ async fn a_bypass_token_lets_its_bearer_through_until_revoked_or_expired() {
             StatusCode::OK,
             "{backend:?}"
         );
+        // A request let in by a token cannot mint the next one.
+        let renewed = outsider
+            .post(format!("{}/api/admin/v1/ip-allowlist/bypass-tokens", app.address))
+            .bearer_auth(&root.token)
+            .header("x-steward-allowlist-bypass", &secret)
+            .json(&json!({"reason": "again", "ttlHours": 24}))
+            .send()
+            .await
+            .unwrap();
+        expect_error(renewed, StatusCode::FORBIDDEN, "FORBIDDEN").await;
         expect_error(
             admin_get(
                 &outsider,
@@ -526,6 +574,33 @@ async fn a_bypass_token_lets_its_bearer_through_until_revoked_or_expired() {
             .await,
             StatusCode::FORBIDDEN,
             "IP_NOT_ALLOWED",
+        )
+        .await;
+        app.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn two_changes_racing_cannot_together_shut_the_caller_out() {
+    each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let root = root(&app).await;
+        let narrow = add(&app, &root, "127.0.0.1/32").await;
+        let wide = add(&app, &root, "127.0.0.0/8").await;
+        expect_data(enable(&app, &root, true, false).await, StatusCode::OK).await;
+        // Each deletion alone keeps 127.0.0.1 allowed; both together would not.
+        let path = |entry: &Value| format!("/api/admin/v1/ip-allowlist/{}", entry["id"].as_str().unwrap());
+        let (a, b) = tokio::join!(
+            send(&app, Method::DELETE, &path(&narrow), &root, None),
+            send(&app, Method::DELETE, &path(&wide), &root, None),
+        );
+        let mut statuses = [a.status().as_u16(), b.status().as_u16()];
+        statuses.sort_unstable();
+        assert_eq!(statuses, [204, 409], "{backend:?}");
+        expect_data(
+            send(&app, Method::GET, "/api/admin/v1/users", &root, None).await,
+            StatusCode::OK,
         )
         .await;
         app.stop().await;

@@ -5,7 +5,7 @@
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, put, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use steward_app::ip_allowlist::{AllowlistService, EntryInput};
+use steward_app::ip_allowlist::{AllowlistDecision, AllowlistService, EntryInput};
 use steward_domain::ip_allowlist::{AllowlistEntry, BypassToken};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -15,6 +15,16 @@ use crate::envelope::{self, Envelope};
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::extractors::{Json, OptionalJson, Origin};
 use crate::state::AppState;
+
+/// Whether this request passed the list with a bypass token: such a request can neither
+/// force a change nor mint a new token (a token must not outlive its 24 hours).
+fn bypassed(request: &HttpRequest) -> bool {
+    use actix_web::HttpMessage;
+    request
+        .extensions()
+        .get::<AllowlistDecision>()
+        .is_some_and(|decision| *decision == AllowlistDecision::Bypassed)
+}
 
 /// One allowed network.
 #[derive(Debug, Serialize, ToSchema)]
@@ -72,6 +82,17 @@ pub async fn list_allowlist(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewAllowlistEntryRequest {
+    /// An IPv4 or IPv6 address or CIDR network; host bits are cleared.
+    pub cidr: String,
+    /// 1–100 characters.
+    pub name: String,
+    /// At most 500 characters.
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AllowlistEntryRequest {
     /// An IPv4 or IPv6 address or CIDR network; host bits are cleared.
     pub cidr: String,
@@ -79,7 +100,8 @@ pub struct AllowlistEntryRequest {
     pub name: String,
     /// At most 500 characters.
     pub description: Option<String>,
-    /// `PUT` only: make the change even if it refuses your own address (super_admin).
+    /// Make the change even if it refuses your own address (super_admin, not through a
+    /// bypass token).
     #[serde(default)]
     pub force: bool,
 }
@@ -88,7 +110,7 @@ pub struct AllowlistEntryRequest {
 #[utoipa::path(
     tag = "admin",
     security(("bearer" = [])),
-    request_body = AllowlistEntryRequest,
+    request_body = NewAllowlistEntryRequest,
     responses(
         (status = 201, body = Envelope<AllowlistEntryView>),
         (status = 400, body = ErrorEnvelope),
@@ -100,7 +122,7 @@ pub async fn create_allowlist_entry(
     state: web::Data<AppState>,
     admin: RequirePermission<permissions::SettingsWrite>,
     origin: Origin,
-    body: Json<AllowlistEntryRequest>,
+    body: Json<NewAllowlistEntryRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let entry = AllowlistService::new(&state)
@@ -150,8 +172,8 @@ pub async fn update_allowlist_entry(
                 name: body.name,
                 description: body.description,
             },
-            body.force,
-            crate::extractors::client_ip(&request),
+            body.force && !bypassed(&request),
+            crate::extractors::certain_client_ip(&request),
             &origin.0,
         )
         .await?;
@@ -192,8 +214,8 @@ pub async fn delete_allowlist_entry(
         .delete(
             &admin.0.principal,
             path.into_inner(),
-            body.into_inner().force,
-            crate::extractors::client_ip(&request),
+            body.into_inner().force && !bypassed(&request),
+            crate::extractors::certain_client_ip(&request),
             &origin.0,
         )
         .await?;
@@ -255,8 +277,8 @@ pub async fn set_allowlist_settings(
         .set_enabled(
             &admin.0.principal,
             body.enabled,
-            body.force,
-            crate::extractors::client_ip(&request),
+            body.force && !bypassed(&request),
+            crate::extractors::certain_client_ip(&request),
             &origin.0,
         )
         .await?;
@@ -312,7 +334,8 @@ pub struct CreatedBypassToken {
 }
 
 /// Create a bypass token: requests carrying it pass the allowlist from any address until it
-/// expires (at most 24 hours) or is revoked; every use is audited with the address.
+/// expires (at most 24 hours) or is revoked; every use is audited with the address. A request
+/// that itself came in with a bypass token is refused (403).
 #[utoipa::path(
     tag = "admin",
     security(("bearer" = [])),
@@ -324,11 +347,18 @@ pub struct CreatedBypassToken {
 )]
 #[post("/ip-allowlist/bypass-tokens")]
 pub async fn create_bypass_token(
+    request: HttpRequest,
     state: web::Data<AppState>,
     admin: RequirePermission<permissions::SettingsWrite>,
     origin: Origin,
     body: Json<BypassTokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    if bypassed(&request) {
+        return Err(ApiError::new(
+            crate::error::ErrorCode::Forbidden,
+            "a request let in by a bypass token cannot create another one",
+        ));
+    }
     let body = body.into_inner();
     let (token, secret) = AllowlistService::new(&state)
         .create_bypass_token(&admin.0.principal, &body.reason, body.ttl_hours, &origin.0)
