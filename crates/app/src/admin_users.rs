@@ -541,6 +541,13 @@ impl<'a, S: Store> UserAdminService<'a, S> {
             .revoke_user_sessions(user, "mfa_reset", &ended)
             .await?;
         self.steward.auth.forget_user(user);
+        self.steward
+            .auth
+            .mfa_notice(
+                &target.email,
+                "An administrator removed the second factor of your account: sign-in asks for the password alone.",
+            )
+            .await;
         Ok(())
     }
 

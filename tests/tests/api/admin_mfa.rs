@@ -388,6 +388,10 @@ async fn operators_reset_a_lost_second_factor_and_end_its_sessions() {
         .await;
         let reset = send(&app, Method::DELETE, &reset_path, &root, None).await;
         assert_eq!(reset.status(), StatusCode::NO_CONTENT, "{backend:?}");
+        let notice = app
+            .outbox_mail("An administrator removed the second factor of your account")
+            .await;
+        assert!(notice.contains("gus@example.com"), "{notice}");
         // The old session is over; the password alone signs in now.
         let me = app
             .authed(Method::GET, "/api/v1/auth/me", &gus.token)

@@ -90,6 +90,11 @@ async fn enrol_verify_sign_in_with_a_code_and_never_twice_with_the_same_one() {
             (secret, verified["recoveryCodes"].as_array().unwrap().clone())
         };
         assert_eq!(codes.len(), 10);
+        // The holder is told by mail, so a factor they did not add does not go unnoticed.
+        let notice = app
+            .outbox_mail("A second factor (an authenticator app) was added")
+            .await;
+        assert!(notice.contains("ana@example.com"), "{notice}");
         let status = expect_data(
             send(&app, Method::GET, "/api/v1/auth/mfa", &ana, None).await,
             StatusCode::OK,
@@ -463,6 +468,10 @@ async fn removal_needs_the_password_and_a_code_and_a_personal_token_cannot_manag
         )
         .await;
         assert_eq!(removed.status(), StatusCode::NO_CONTENT, "{backend:?}");
+        let notice = app
+            .outbox_mail("The second factor of your account was removed")
+            .await;
+        assert!(notice.contains("di@example.com"), "{notice}");
         let plain = expect_data(app.login("di@example.com", PASSWORD).await, StatusCode::OK).await;
         assert!(plain["accessToken"].is_string());
         let listed = expect_data(

@@ -140,6 +140,22 @@ impl<S: Store> AuthService<S> {
         Ok(admin_mfa_verdict(self.mfa.admin, since, &facts, Utc::now()))
     }
 
+    /// Tells the account's holder by mail that its second factor changed (so a change they did
+    /// not make does not go unnoticed). The change is done; a mail that cannot be queued is
+    /// logged, not reported as the change failing.
+    pub(crate) async fn mfa_notice(&self, address: &str, what: &str) {
+        let body = format!(
+            "{what}\n\nIf this was not you, reset your password and ask your administrator to reset your second factor.\n"
+        );
+        if let Err(error) = self
+            .store
+            .enqueue_email(address, "Your second factor changed", &body)
+            .await
+        {
+            tracing::warn!(%error, "could not queue the second-factor notice");
+        }
+    }
+
     pub(super) async fn has_second_factor(&self, user: Uuid) -> Result<bool, AuthError> {
         Ok(self
             .store
@@ -295,6 +311,11 @@ impl<S: Store> AuthService<S> {
                 "the enrollment changed meanwhile: start again with POST /api/v1/auth/mfa/totp",
             ));
         }
+        self.mfa_notice(
+            &record.email,
+            "A second factor (an authenticator app) was added to your account: sign-in now asks for its code.",
+        )
+        .await;
         Ok(codes)
     }
 
@@ -447,6 +468,11 @@ impl<S: Store> AuthService<S> {
         let audit = user_event(user, "auth.mfa_disabled", "user", user, origin)
             .change(Some(json!({"method": "totp"})), None);
         self.store.remove_mfa(user, &audit).await?;
+        self.mfa_notice(
+            &record.email,
+            "The second factor of your account was removed: sign-in asks for the password alone.",
+        )
+        .await;
         Ok(())
     }
 
@@ -477,6 +503,11 @@ impl<S: Store> AuthService<S> {
         self.store
             .revoke_user_sessions(user.id, "mfa_reset", &ended)
             .await?;
+        self.mfa_notice(
+            &user.email,
+            "An operator removed the second factor of your account: sign-in asks for the password alone.",
+        )
+        .await;
         Ok(user)
     }
 
