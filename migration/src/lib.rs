@@ -21,6 +21,7 @@ mod m20261201_000014_admin_api;
 mod m20261201_000015_user_search;
 mod m20261201_000016_mfa;
 mod m20261201_000017_ip_allowlist;
+mod m20261201_000018_user_search_keys;
 
 pub use m20260701_000011_organizations::DEFAULT_ORGANIZATION_ID;
 
@@ -47,6 +48,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000015_user_search::Migration),
             Box::new(m20261201_000016_mfa::Migration),
             Box::new(m20261201_000017_ip_allowlist::Migration),
+            Box::new(m20261201_000018_user_search_keys::Migration),
         ]
     }
 }

@@ -9,7 +9,7 @@ use steward_domain::accounts::{SessionRecord, UserFilter, UserListing, UserRecor
 use steward_domain::federation::RoleOverrides;
 use steward_domain::mfa::{MAX_EXEMPTION_REASON_CHARS, MfaExemption};
 use steward_domain::rbac::RoleSnapshot;
-use steward_domain::{Actor, AuditAction, AuditEntry, RepositoryError, RequestOrigin};
+use steward_domain::{Actor, AuditAction, AuditEntry, RepositoryError, RequestOrigin, RuleStoreError};
 use uuid::Uuid;
 
 use crate::error::AppError;
@@ -221,20 +221,51 @@ impl<'a, S: Store> UserAdminService<'a, S> {
                 ));
             }
         }
-        let user = self
+        if wanted.is_empty() {
+            let user = self
+                .steward
+                .auth
+                .admin_create_user(admin.user, account, origin)
+                .await?;
+            return self.detail(user.id).await;
+        }
+        // The grants are decided again in the account's own transaction, on the custom roles
+        // as they are then: a role deleted or widened since the check above refuses the whole
+        // creation rather than leaving an account without the roles asked for.
+        let (account, entry) = self
             .steward
             .auth
-            .admin_create_user(admin.user, account, origin)
+            .prepare_admin_account(admin.user, account, origin)
             .await?;
-        if !wanted.is_empty() {
-            self.change_roles(
-                admin,
-                user.id,
-                RoleRequest::Exactly(wanted.into_iter().collect()),
-                origin,
+        let catalog = self.steward.auth.roles().clone();
+        let held = admin.roles.clone();
+        let actor = admin.user;
+        let origin = origin.clone();
+        let user = self
+            .steward
+            .store
+            .create_user_with_roles(
+                account,
+                &entry,
+                move |snapshot| catalog.decide_role_change(&held, snapshot, &wanted),
+                move |user, role| {
+                    AuditEntry::new(
+                        Actor::admin(actor),
+                        AuditAction::known("admin.role_granted"),
+                        "user",
+                    )
+                    .resource_id(user)
+                    .change(None, Some(json!({"role": role})))
+                    .origin(origin.clone())
+                },
             )
-            .await?;
-        }
+            .await
+            .map_err(|error| match error {
+                RuleStoreError::Repository(RepositoryError::Conflict(_)) => {
+                    AppError::from(crate::auth::AuthError::EmailTaken)
+                }
+                other => other.into(),
+            })?;
         self.detail(user.id).await
     }
 
@@ -277,10 +308,14 @@ impl<'a, S: Store> UserAdminService<'a, S> {
             }
             _ => {}
         }
-        if !update.changes_fields()
-            && let Some(expected) = update.expected_version
-            && expected != current.version
-        {
+        // With fields to change, the version guards their write (and the lock or unlock that
+        // follows needs none); with the status alone, it guards the lock or unlock.
+        let status_version = if update.changes_fields() {
+            None
+        } else {
+            update.expected_version
+        };
+        if locking.is_none() && status_version.is_some_and(|expected| expected != current.version) {
             return Err(RepositoryError::VersionConflict.into());
         }
         if update.changes_fields() {
@@ -294,10 +329,12 @@ impl<'a, S: Store> UserAdminService<'a, S> {
         }
         match locking {
             Some(true) => {
-                self.lock(admin, user, None, origin).await?;
+                self.lock_at_version(admin, user, None, status_version, origin)
+                    .await?;
             }
             Some(false) => {
-                self.unlock(admin.user, user, origin).await?;
+                self.unlock_at_version(admin.user, user, status_version, origin)
+                    .await?;
             }
             None => {}
         }
@@ -350,6 +387,18 @@ impl<'a, S: Store> UserAdminService<'a, S> {
         reason: Option<&str>,
         origin: &RequestOrigin,
     ) -> Result<UserRecord, AppError> {
+        self.lock_at_version(admin, user, reason, None, origin).await
+    }
+
+    /// [`lock`](Self::lock) if the account's version is still `expected_version` (when given).
+    async fn lock_at_version(
+        &self,
+        admin: &Principal,
+        user: Uuid,
+        reason: Option<&str>,
+        expected_version: Option<i32>,
+        origin: &RequestOrigin,
+    ) -> Result<UserRecord, AppError> {
         let reason = reason.map(str::trim).filter(|r| !r.is_empty());
         if reason.is_some_and(|r| r.chars().count() > MAX_REASON_CHARS) {
             return Err(AppError::invalid("reason", "must be at most 500 characters"));
@@ -369,6 +418,7 @@ impl<'a, S: Store> UserAdminService<'a, S> {
             .set_user_locked(
                 user,
                 true,
+                expected_version,
                 |snapshot| may_lock_user(admin, user, snapshot),
                 &entry,
             )
@@ -385,6 +435,18 @@ impl<'a, S: Store> UserAdminService<'a, S> {
         user: Uuid,
         origin: &RequestOrigin,
     ) -> Result<UserRecord, AppError> {
+        self.unlock_at_version(admin, user, None, origin).await
+    }
+
+    /// [`unlock`](Self::unlock) if the account's version is still `expected_version` (when
+    /// given).
+    async fn unlock_at_version(
+        &self,
+        admin: Uuid,
+        user: Uuid,
+        expected_version: Option<i32>,
+        origin: &RequestOrigin,
+    ) -> Result<UserRecord, AppError> {
         let before = self.existing(user).await?;
         let entry = audit(admin, "admin.user_unlocked", "user", user, origin).change(
             Some(json!({"status": before.status})),
@@ -393,7 +455,7 @@ impl<'a, S: Store> UserAdminService<'a, S> {
         let unlocked = self
             .steward
             .store
-            .set_user_locked(user, false, |_| Ok(()), &entry)
+            .set_user_locked(user, false, expected_version, |_| Ok(()), &entry)
             .await?;
         self.steward.auth.forget_user(user);
         Ok(unlocked)

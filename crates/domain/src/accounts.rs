@@ -385,6 +385,20 @@ pub trait AccountStore {
         role: &str,
         audit: &AuditEntry,
     ) -> impl Future<Output = Result<(), RepositoryError>> + Send;
+    /// [`create_user`](Self::create_user) granting system roles in the account's own
+    /// transaction: `decide` sees the new account's (empty) roles and the custom roles read
+    /// under share locks, as in `change_system_roles`, so a role deleted or changed meanwhile is
+    /// decided on as it is now; a refusal creates nothing.
+    fn create_user_with_roles<F, A>(
+        &self,
+        user: NewUser,
+        audit: &AuditEntry,
+        decide: F,
+        role_audit: A,
+    ) -> impl Future<Output = Result<UserRecord, RuleStoreError>> + Send
+    where
+        F: FnOnce(&crate::rbac::RoleSnapshot) -> Result<crate::rbac::RoleChange, RuleError> + Send,
+        A: Fn(Uuid, &str) -> AuditEntry + Send + Sync;
     /// Sets `id`'s system roles to what `decide` answers on a [`crate::rbac::RoleSnapshot`] read
     /// while every `super_admin` grant is locked (so two concurrent demotions cannot remove the
     /// last super_admin); one audit entry per grant or revocation, built by `audit` (role,
@@ -413,6 +427,7 @@ pub trait AccountStore {
         &self,
         id: Uuid,
         locked: bool,
+        expected_version: Option<i32>,
         decide: F,
         audit: &AuditEntry,
     ) -> impl Future<Output = Result<UserRecord, RuleStoreError>> + Send
@@ -524,6 +539,14 @@ pub trait EmailTokenStore {
         expires_at: DateTime<Utc>,
         cap: Option<(u64, DateTime<Utc>)>,
     ) -> impl Future<Output = Result<bool, RepositoryError>> + Send;
+    /// The token's account and address if it is unused and unexpired, without spending it
+    /// (to check what depends on the account before [`redeem_email_token`](Self::redeem_email_token)).
+    fn peek_email_token(
+        &self,
+        purpose: EmailTokenPurpose,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<RedeemedEmailToken>, RepositoryError>> + Send;
     /// Marks the token used if it is unused and unexpired; `None` otherwise. Atomic: of two
     /// concurrent redemptions one wins.
     fn redeem_email_token(

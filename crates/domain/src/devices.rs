@@ -344,10 +344,12 @@ pub trait ApiKeyStore {
 
     /// Gives a live key a new secret; the current one keeps working until
     /// `previous_valid_until`, a secret from an earlier rotation stops now. `None` when there
-    /// is no such live key.
+    /// is no such live key; `VersionConflict` when its current prefix is no longer
+    /// `expected_prefix` (another rotation came first).
     fn rotate_api_key(
         &self,
         id: Uuid,
+        expected_prefix: &str,
         secret_hash: String,
         prefix: String,
         previous_valid_until: DateTime<Utc>,

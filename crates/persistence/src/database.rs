@@ -144,6 +144,42 @@ impl Database {
             .await
     }
 
+    /// A [`begin_write`](Self::begin_write) transaction in which writers of one kind take
+    /// turns: on PostgreSQL it first locks the `instance_flags` row `lock_name` (created if
+    /// missing) until it ends, so a decision read from several rows (a count, a list) cannot
+    /// be made by two transactions at once; on SQLite `BEGIN IMMEDIATE` already does that.
+    pub(crate) async fn begin_turn(
+        &self,
+        lock_name: &str,
+    ) -> Result<sea_orm::DatabaseTransaction, steward_domain::RepositoryError> {
+        use crate::entities::instance_flags;
+        use crate::error::db_err_to_repository as db;
+        use sea_orm::sea_query::OnConflict;
+        use sea_orm::{ActiveValue::Set, EntityTrait, QuerySelect};
+        let transaction = self.begin_write().await.map_err(db)?;
+        if self.backend == Backend::Postgres {
+            instance_flags::Entity::insert(instance_flags::ActiveModel {
+                name: Set(lock_name.to_owned()),
+                value: Set(String::new()),
+                updated_at: Set(chrono::Utc::now()),
+            })
+            .on_conflict(
+                OnConflict::column(instance_flags::Column::Name)
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(&transaction)
+            .await
+            .map_err(db)?;
+            instance_flags::Entity::find_by_id(lock_name.to_owned())
+                .lock_exclusive()
+                .one(&transaction)
+                .await
+                .map_err(db)?;
+        }
+        Ok(transaction)
+    }
+
     /// The SeaORM connection, for repositories in this crate and for tests.
     pub fn connection(&self) -> &DatabaseConnection {
         &self.connection

@@ -529,6 +529,7 @@ impl ApiKeyStore for Database {
     async fn rotate_api_key(
         &self,
         id: Uuid,
+        expected_prefix: &str,
         secret_hash: String,
         prefix: String,
         previous_valid_until: DateTime<Utc>,
@@ -549,11 +550,22 @@ impl ApiKeyStore for Database {
             .filter(app_keys())
             .filter(api_keys::Column::Id.eq(id))
             .filter(api_keys::Column::RevokedAt.is_null())
+            .filter(api_keys::Column::KeyPrefix.eq(expected_prefix))
             .exec(&transaction)
             .await
             .map_err(db)?;
         if rotated.rows_affected == 0 {
-            return Ok(None);
+            // Either no such live key, or another rotation changed its secret first.
+            let live = api_keys::Entity::find_by_id(id)
+                .filter(app_keys())
+                .filter(api_keys::Column::RevokedAt.is_null())
+                .one(&transaction)
+                .await
+                .map_err(db)?;
+            return match live {
+                Some(_) => Err(RepositoryError::VersionConflict),
+                None => Ok(None),
+            };
         }
         let key = api_keys::Entity::find_by_id(id)
             .one(&transaction)

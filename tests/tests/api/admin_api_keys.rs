@@ -285,3 +285,77 @@ async fn a_rotated_key_keeps_its_old_secret_for_the_overlap_only_and_counts_requ
     })
     .await;
 }
+
+#[tokio::test]
+async fn of_two_concurrent_rotations_of_one_key_one_wins_and_the_original_secret_keeps_its_overlap() {
+    each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let root = app.user("root@example.com").await;
+        app.grant(root.id, "super_admin").await;
+        let owner = app.user("owner@example.com").await;
+        let rounds = 6;
+        let mut sequential = 0;
+        for round in 0..rounds {
+            let created = expect_data(
+                send(
+                    &app,
+                    Method::POST,
+                    "/api/admin/v1/api-keys",
+                    &root,
+                    Some(json!({"name": format!("App {round}")})),
+                )
+                .await,
+                StatusCode::CREATED,
+            )
+            .await;
+            let id = created["id"].as_str().unwrap().to_owned();
+            let original = created["secret"].as_str().unwrap().to_owned();
+            let rotate = format!("/api/admin/v1/api-keys/{id}/rotate");
+            let (a, b) = tokio::join!(
+                send(&app, Method::POST, &rotate, &root, None),
+                send(&app, Method::POST, &rotate, &root, None)
+            );
+            // Two rotations that both read the key before either wrote: one wins, the other is
+            // refused (it would end the winner's overlap at once). Ones that did not overlap in
+            // time both succeed, the second ending the original secret as documented.
+            let (a_ok, b_ok) = (a.status() == StatusCode::OK, b.status() == StatusCode::OK);
+            assert!(a_ok || b_ok, "round {round} {backend:?}");
+            let both = a_ok && b_ok;
+            if both {
+                sequential += 1;
+            }
+            let (winner, loser) = if a_ok { (a, b) } else { (b, a) };
+            if !both {
+                expect_error(loser, StatusCode::CONFLICT, "VERSION_CONFLICT").await;
+            }
+            let newest = expect_data(winner, StatusCode::OK).await["secret"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            // Devices still holding the original secret keep working through the overlap.
+            for (secret, device) in [(&original, "old"), (&newest, "new")] {
+                if both && device == "old" {
+                    continue;
+                }
+                let registered = app
+                    .authed(Method::POST, "/api/v1/devices/register", &owner.token)
+                    .header("x-api-key", secret.as_str())
+                    .json(&json!({
+                        "deviceId": format!("phone-{round}-{device}"),
+                        "displayName": "Phone",
+                        "platform": "android"
+                    }))
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(
+                    registered.status().is_success(),
+                    "{device} round {round} {backend:?}"
+                );
+            }
+        }
+        // The race itself must have happened for this test to mean anything.
+        assert!(sequential < rounds, "no two rotations overlapped {backend:?}");
+    })
+    .await;
+}

@@ -379,3 +379,108 @@ async fn custom_role_holders_delegate_their_permissions_and_tokens_define_roles_
     })
     .await;
 }
+
+#[tokio::test]
+async fn two_concurrent_creations_cannot_pass_the_cap_of_one_hundred_roles() {
+    each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let root = admin(&app, "root@example.com", "super_admin").await;
+        let create = |name: String| {
+            send(
+                &app,
+                Method::POST,
+                "/api/admin/v1/roles",
+                &root,
+                Some(json!({"name": name, "permissions": ["users:read"]})),
+            )
+        };
+        for n in 0..99 {
+            assert_eq!(create(format!("role_{n}")).await.status(), StatusCode::CREATED);
+        }
+        let (a, b) = tokio::join!(create("last_a".to_owned()), create("last_b".to_owned()));
+        let mut statuses = [a.status(), b.status()];
+        statuses.sort();
+        assert_eq!(
+            statuses,
+            [StatusCode::CREATED, StatusCode::CONFLICT],
+            "{backend:?}"
+        );
+        let listed = expect_data(
+            send(&app, Method::GET, "/api/admin/v1/roles", &root, None).await,
+            StatusCode::OK,
+        )
+        .await;
+        let custom = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|role| role["system"] == false)
+            .count();
+        assert_eq!(custom, 100, "{backend:?}");
+        app.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn creating_an_account_with_a_role_being_deleted_creates_both_or_neither() {
+    each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let root = admin(&app, "root@example.com", "super_admin").await;
+        for round in 0..4 {
+            let name = format!("racer_{round}");
+            let email = format!("new{round}@example.com");
+            let created = send(
+                &app,
+                Method::POST,
+                "/api/admin/v1/roles",
+                &root,
+                Some(json!({"name": name, "permissions": ["users:read"]})),
+            )
+            .await;
+            assert_eq!(created.status(), StatusCode::CREATED);
+            let (account, delete) = tokio::join!(
+                send(
+                    &app,
+                    Method::POST,
+                    "/api/admin/v1/users",
+                    &root,
+                    Some(json!({"email": email, "displayName": "New", "roles": [name]}))
+                ),
+                send(
+                    &app,
+                    Method::DELETE,
+                    &format!("/api/admin/v1/roles/{name}"),
+                    &root,
+                    None
+                ),
+            );
+            let (account, delete) = (account.status(), delete.status());
+            let found = expect_data(
+                send(
+                    &app,
+                    Method::GET,
+                    &format!("/api/admin/v1/users?q={email}"),
+                    &root,
+                    None,
+                )
+                .await,
+                StatusCode::OK,
+            )
+            .await;
+            let rows = found.as_array().unwrap().clone();
+            match (account, delete) {
+                (StatusCode::CREATED, StatusCode::CONFLICT) => {
+                    assert_eq!(rows.len(), 1, "{backend:?}");
+                    assert_eq!(rows[0]["systemRoles"], json!([name]));
+                }
+                (StatusCode::BAD_REQUEST, StatusCode::NO_CONTENT) => {
+                    assert!(rows.is_empty(), "an account was left behind {backend:?}");
+                }
+                other => panic!("{other:?} {backend:?}"),
+            }
+        }
+        app.stop().await;
+    })
+    .await;
+}

@@ -43,6 +43,14 @@ async fn an_invitation_arrives_by_smtp_and_its_link_sets_the_password_once() {
             .post_json("/api/v1/auth/accept-invitation", &json!({"token": token, "password": "short"}))
             .await;
         assert_eq!(weak.status(), StatusCode::BAD_REQUEST);
+        // A password refused for this account's sake (it is the address) spends nothing.
+        let own_address = app
+            .post_json(
+                "/api/v1/auth/accept-invitation",
+                &json!({"token": token, "password": "new.hire@example.com"}),
+            )
+            .await;
+        expect_error(own_address, StatusCode::BAD_REQUEST, "VALIDATION_ERROR").await;
         let accepted = app
             .post_json(
                 "/api/v1/auth/accept-invitation",
@@ -351,6 +359,17 @@ async fn the_user_search_follows_renames_and_erasure() {
             emails(&expect_data(search("quux").await, StatusCode::OK).await),
             ["renamed@example.com"]
         );
+        // A term matches within the address or within the name, never across the two.
+        for across in ["example.com quentin", "com q", "m q"] {
+            assert!(
+                expect_data(search(across).await, StatusCode::OK)
+                    .await
+                    .as_array()
+                    .unwrap()
+                    .is_empty(),
+                "{across} {backend:?}"
+            );
+        }
         let erased = send(&app, Method::DELETE, &path, &root, None).await;
         assert_eq!(erased.status(), StatusCode::NO_CONTENT);
         assert!(
@@ -419,6 +438,45 @@ async fn nobody_takes_over_a_more_powerful_account_and_old_links_die_with_the_ol
             .await;
         assert_eq!(stale.status(), StatusCode::BAD_REQUEST, "{backend:?}");
         assert_eq!(app.login("right@example.com", "a takeover passphrase").await.status(), StatusCode::UNAUTHORIZED);
+        app.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_status_change_alone_is_guarded_by_the_version_too() {
+    each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let root = app.user("root@example.com").await;
+        app.grant(root.id, "super_admin").await;
+        let target = app.user("target@example.com").await;
+        let path = format!("/api/admin/v1/users/{}", target.id);
+        let version = |body: &serde_json::Value| body["version"].as_i64().unwrap();
+        for round in 0..4 {
+            let before = expect_data(send(&app, Method::GET, &path, &root, None).await, StatusCode::OK).await;
+            let wanted = if round % 2 == 0 { "locked" } else { "active" };
+            let body = json!({"status": wanted, "version": version(&before)});
+            let (a, b) = tokio::join!(
+                send(&app, Method::PATCH, &path, &root, Some(body.clone())),
+                send(&app, Method::PATCH, &path, &root, Some(body.clone()))
+            );
+            let mut statuses = [a.status(), b.status()];
+            statuses.sort();
+            assert_eq!(
+                statuses,
+                [StatusCode::OK, StatusCode::CONFLICT],
+                "round {round} {backend:?}"
+            );
+            let after = expect_data(send(&app, Method::GET, &path, &root, None).await, StatusCode::OK).await;
+            assert_eq!(after["status"], wanted);
+            assert!(version(&after) > version(&before), "{after}");
+        }
+        let audit = app.audit_actions().await;
+        let changes = audit
+            .iter()
+            .filter(|a| *a == "admin.user_locked" || *a == "admin.user_unlocked")
+            .count();
+        assert_eq!(changes, 4, "one change per round {backend:?}");
         app.stop().await;
     })
     .await;

@@ -365,6 +365,37 @@ async fn oidc_groups_map_to_roles_within_the_overrides() {
             .unwrap();
         let saved = expect_data(set, StatusCode::OK).await;
         assert_eq!(saved["preserved"], json!(["support"]));
+        // Custom roles are known to overrides too, and only someone holding a custom role's
+        // permissions may change an override of it.
+        let created = app
+            .authed(Method::POST, "/api/admin/v1/roles", admin)
+            .json(&json!({"name": "helpdesk", "permissions": ["users:read", "users:unlock"]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), StatusCode::CREATED);
+        let custom = json!({"enabled": true, "preserved": ["support", "helpdesk"], "suppressed": ["user_admin"]});
+        let with_custom = app.authed(Method::PUT, &path, admin).json(&custom).send().await.unwrap();
+        let saved = expect_data(with_custom, StatusCode::OK).await;
+        assert_eq!(saved["preserved"], json!(["helpdesk", "support"]), "{backend:?}");
+        let reader = app.register("reader@example.com").await;
+        let reader_id: uuid::Uuid = reader["user"]["id"].as_str().unwrap().parse().unwrap();
+        app.grant(reader_id, "user_admin").await;
+        app.grant(reader_id, "auditor").await;
+        let narrower = app
+            .authed(Method::PUT, &path, reader["accessToken"].as_str().unwrap())
+            .json(&json!({"enabled": true, "preserved": ["support"], "suppressed": ["user_admin"]}))
+            .send()
+            .await
+            .unwrap();
+        expect_error(narrower, StatusCode::FORBIDDEN, "FORBIDDEN").await;
+        let set = app
+            .authed(Method::PUT, &path, admin)
+            .json(&json!({"enabled": true, "preserved": [" Support "], "suppressed": ["user_admin"]}))
+            .send()
+            .await
+            .unwrap();
+        expect_data(set, StatusCode::OK).await;
         // `auditor` may read users but not change their overrides.
         let auditor = app.register("audit@example.com").await;
         let auditor_id: uuid::Uuid = auditor["user"]["id"].as_str().unwrap().parse().unwrap();

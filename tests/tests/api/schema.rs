@@ -66,8 +66,15 @@ async fn one_step_down_removes_only_the_last_migration() {
                 .value_type
         };
         assert_eq!(bedtime_kind().await, "time");
+        if backend == steward_tests::Backend::Sqlite {
+            assert!(db.has_table("users_search_keys").await.unwrap());
+        }
         db.migrate_down(Some(1)).await.unwrap();
-        // The last migration adds the IP allowlist; one step down undoes only it.
+        // The last migration keys SQLite's search rows; one step down undoes only that.
+        assert!(!db.has_table("users_search_keys").await.unwrap());
+        assert!(db.has_table("ip_allowlist").await.unwrap());
+        db.migrate_down(Some(1)).await.unwrap();
+        // The one before adds the IP allowlist.
         assert!(!db.has_table("ip_allowlist").await.unwrap());
         assert!(!db.has_table("allowlist_bypass_tokens").await.unwrap());
         assert!(db.has_table("user_mfa").await.unwrap());
@@ -109,7 +116,7 @@ async fn one_step_down_removes_only_the_last_migration() {
         assert!(db.has_table("device_transfers").await.unwrap());
         assert!(db.has_table("oidc_nonces").await.unwrap());
         assert!(db.has_table("groups").await.unwrap());
-        assert_eq!(db.migration_state().await.unwrap().pending.len(), 6);
+        assert_eq!(db.migration_state().await.unwrap().pending.len(), 7);
         // And up again: the API keys regain the rotation columns.
         db.migrate_up().await.unwrap();
         assert!(db.has_table("api_key_usage").await.unwrap());

@@ -337,12 +337,15 @@ impl<S: Store> AuthService<S> {
         origin: &RequestOrigin,
     ) -> Result<(), AuthError> {
         self.current_user(user).await.map_err(|_| AuthError::NotFound)?;
+        // Built-in and custom roles alike: an override may keep or suppress a custom role an
+        // operator granted by hand, and only someone holding its permissions may change that.
+        let catalog = self.full_catalog().await?;
         if let Some(overrides) = &overrides {
             let unknown: Vec<String> = overrides
                 .preserved
                 .iter()
                 .chain(overrides.suppressed.iter())
-                .filter(|role| !self.roles().contains(role))
+                .filter(|role| !catalog.contains(role))
                 .cloned()
                 .collect();
             if !unknown.is_empty() {
@@ -369,7 +372,7 @@ impl<S: Store> AuthService<S> {
         let beyond: std::collections::BTreeSet<String> = old
             .symmetric_difference(&new)
             .map(|(_, role)| role.clone())
-            .filter(|role| !self.roles().may_grant(&held, role))
+            .filter(|role| !catalog.may_grant(&held, role))
             .collect();
         if !beyond.is_empty() {
             return Err(AuthError::Forbidden);
@@ -379,10 +382,7 @@ impl<S: Store> AuthService<S> {
         let enabled = |o: &Option<RoleOverrides>| o.as_ref().is_none_or(|o| o.enabled);
         if enabled(&before) != enabled(&overrides) {
             let held_by_target = self.system_roles(user).await?;
-            if held_by_target
-                .iter()
-                .any(|role| !self.roles().may_grant(&held, role))
-            {
+            if held_by_target.iter().any(|role| !catalog.may_grant(&held, role)) {
                 return Err(AuthError::Forbidden);
             }
         }

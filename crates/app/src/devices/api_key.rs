@@ -98,7 +98,8 @@ impl<'a, S: Store> ApiKeyService<'a, S> {
 
     /// Gives a live key a new secret (answered once); the old secret keeps working for
     /// `overlap_seconds` (0 to 30 days, default 24 hours), a secret from an earlier rotation
-    /// stops at once.
+    /// stops at once. Of two concurrent rotations of one key, one wins and the other is a
+    /// `VersionConflict` (it would otherwise end the winner's overlap at once).
     pub async fn rotate(
         &self,
         admin: Uuid,
@@ -114,6 +115,14 @@ impl<'a, S: Store> ApiKeyService<'a, S> {
             ));
         }
         let until = Utc::now() + chrono::Duration::seconds(overlap);
+        let current = self
+            .steward
+            .store
+            .api_keys()
+            .await?
+            .into_iter()
+            .find(|found| found.id == key && found.revoked_at.is_none())
+            .ok_or_else(|| AppError::not_found("no such live API key"))?;
         let secret = Secret::generate(API_KEY_PREFIX);
         let audit = AuditEntry::new(
             Actor::admin(admin),
@@ -129,7 +138,14 @@ impl<'a, S: Store> ApiKeyService<'a, S> {
         let rotated = self
             .steward
             .store
-            .rotate_api_key(key, secret.hash, secret.prefix.clone(), until, &audit)
+            .rotate_api_key(
+                key,
+                &current.prefix,
+                secret.hash,
+                secret.prefix.clone(),
+                until,
+                &audit,
+            )
             .await?
             .ok_or_else(|| AppError::not_found("no such live API key"))?;
         // The old secret's remembered validity ended with the rotation.

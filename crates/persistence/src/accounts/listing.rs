@@ -145,16 +145,17 @@ impl Database {
         if let Some(text) = filter.text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
             match self.indexed_search(text).await? {
                 Some(found) => select = select.filter(users::Column::Id.is_in(found)),
-                None if self.connection().get_database_backend() == DatabaseBackend::Postgres => {
-                    // Exactly the expression of the trigram index idx_users_search_trgm
-                    // (m20261201_000015_user_search).
-                    select = select.filter(
-                        Expr::cust(r#"(lower("users"."email") || ' ' || lower("users"."display_name"))"#)
-                            .like(search_pattern(text)),
-                    );
-                }
                 None => {
                     let pattern = search_pattern(text);
+                    if self.connection().get_database_backend() == DatabaseBackend::Postgres {
+                        // Exactly the expression of the trigram index idx_users_search_trgm
+                        // (m20261201_000015_user_search), which finds the candidates; the
+                        // condition below then drops a match spanning the joining space.
+                        select = select.filter(
+                            Expr::cust(r#"(lower("users"."email") || ' ' || lower("users"."display_name"))"#)
+                                .like(pattern.clone()),
+                        );
+                    }
                     let lower = |column: users::Column| Expr::expr(Func::lower(Expr::col(column)));
                     select = select.filter(
                         Condition::any()

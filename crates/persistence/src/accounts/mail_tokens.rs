@@ -45,6 +45,26 @@ impl EmailTokenStore for Database {
         Ok(true)
     }
 
+    async fn peek_email_token(
+        &self,
+        purpose: EmailTokenPurpose,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<RedeemedEmailToken>, RepositoryError> {
+        Ok(email_tokens::Entity::find()
+            .filter(email_tokens::Column::TokenHash.eq(token_hash))
+            .filter(email_tokens::Column::Purpose.eq(purpose.as_str()))
+            .filter(email_tokens::Column::UsedAt.is_null())
+            .filter(email_tokens::Column::ExpiresAt.gt(now))
+            .one(self.connection())
+            .await
+            .map_err(db)?
+            .map(|row| RedeemedEmailToken {
+                user_id: row.user_id,
+                email: row.email,
+            }))
+    }
+
     async fn redeem_email_token(
         &self,
         purpose: EmailTokenPurpose,

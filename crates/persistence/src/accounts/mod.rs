@@ -82,49 +82,56 @@ async fn remember_password(
 impl AccountStore for Database {
     async fn create_user(&self, user: NewUser, audit: &AuditEntry) -> Result<UserRecord, RepositoryError> {
         let transaction = self.begin_write().await.map_err(db)?;
-        let now = Utc::now();
-        let id = audit
-            .resource_id
-            .as_deref()
-            .and_then(|id| Uuid::parse_str(id).ok())
-            .unwrap_or_else(Uuid::now_v7);
-        let model = users::ActiveModel {
-            id: Set(id),
-            email: Set(user.email.as_str().to_owned()),
-            email_verified_at: Set(None),
-            password_hash: Set(user.password_hash.clone()),
-            pending_email: Set(None),
-            display_name: Set(user.display_name),
-            avatar_url: Set(None),
-            locale: Set(None),
-            timezone: Set(None),
-            status: Set("active".to_owned()),
-            organization_id: Set(None),
-            last_login_at: Set(None),
-            version: Set(1),
-            created_at: Set(now),
-            updated_at: Set(now),
-            deleted_at: Set(None),
-        }
-        .insert(&transaction)
-        .await
-        .map_err(db)?;
-        if let Some(hash) = user.password_hash {
-            remember_password(&transaction, id, hash, now).await?;
-        }
-        insert_audit_entry(&transaction, audit).await?;
-        if let Some((token, mail)) = &user.mail {
-            insert_email_token(&transaction, id, token, now).await?;
-            insert_mail(&transaction, mail).await?;
-        }
-        if let Some(welcome) = user.welcome {
-            insert_email_token(&transaction, id, &welcome.verification, now).await?;
-            insert_mail(&transaction, &welcome.mail).await?;
-            insert_session(&transaction, welcome.session, welcome.refresh_token_hash).await?;
-            insert_audit_entry(&transaction, &welcome.session_audit).await?;
-        }
+        let created = insert_new_user(&transaction, user, audit).await?;
         transaction.commit().await.map_err(db)?;
-        Ok(user_record(model))
+        Ok(created)
+    }
+
+    async fn create_user_with_roles<F, A>(
+        &self,
+        user: NewUser,
+        audit: &AuditEntry,
+        decide: F,
+        role_audit: A,
+    ) -> Result<UserRecord, RuleStoreError>
+    where
+        F: FnOnce(&RoleSnapshot) -> Result<RoleChange, RuleError> + Send,
+        A: Fn(Uuid, &str) -> AuditEntry + Send + Sync,
+    {
+        let transaction = self.begin_write().await.map_err(db)?;
+        // Read first, under share locks: a role deleted by a transaction that commits before
+        // this read is unknown here; one deleted later waits for this commit and sees a holder.
+        let custom_roles = crate::roles::read_custom_roles(&transaction, true)
+            .await?
+            .iter()
+            .map(|role| role.definition())
+            .collect();
+        let change = decide(&RoleSnapshot {
+            current: Vec::new(),
+            other_active_super_admins: 0,
+            custom_roles,
+        })?;
+        let created = insert_new_user(&transaction, user, audit).await?;
+        let now = Utc::now();
+        for role in &change.granted {
+            user_system_roles::Entity::insert(user_system_roles::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                user_id: Set(created.id),
+                role: Set(role.clone()),
+                granted_at: Set(now),
+            })
+            .exec_without_returning(&transaction)
+            .await
+            .map_err(db)?;
+        }
+        let entries = change
+            .granted
+            .iter()
+            .map(|role| role_audit(created.id, role))
+            .collect();
+        crate::audit::insert_audit_entries(&transaction, entries).await?;
+        transaction.commit().await.map_err(db)?;
+        Ok(created)
     }
 
     async fn find_user(&self, id: Uuid) -> Result<Option<UserRecord>, RepositoryError> {
@@ -422,6 +429,7 @@ impl AccountStore for Database {
         &self,
         id: Uuid,
         locked: bool,
+        expected_version: Option<i32>,
         decide: F,
         audit: &AuditEntry,
     ) -> Result<UserRecord, RuleStoreError>
@@ -437,6 +445,10 @@ impl AccountStore for Database {
             is_super_admin: grants.contains(&id),
             other_active_super_admins,
         };
+        // The claim above raised the version by one.
+        if expected_version.is_some_and(|expected| expected != user.version - 1) {
+            return Err(RepositoryError::VersionConflict.into());
+        }
         if locked {
             decide(&snapshot)?;
         }
@@ -725,4 +737,55 @@ async fn claim_for_super_admin_rule(
             .map_err(db)? as usize
     };
     Ok((user, grants, other_active))
+}
+
+/// Inserts a new account with what `user` stores beside it (password history, mail token and
+/// mail, a self-registration's first session) and its audit entry.
+async fn insert_new_user(
+    transaction: &sea_orm::DatabaseTransaction,
+    user: NewUser,
+    audit: &AuditEntry,
+) -> Result<UserRecord, RepositoryError> {
+    let now = Utc::now();
+    let id = audit
+        .resource_id
+        .as_deref()
+        .and_then(|id| Uuid::parse_str(id).ok())
+        .unwrap_or_else(Uuid::now_v7);
+    let model = users::ActiveModel {
+        id: Set(id),
+        email: Set(user.email.as_str().to_owned()),
+        email_verified_at: Set(None),
+        password_hash: Set(user.password_hash.clone()),
+        pending_email: Set(None),
+        display_name: Set(user.display_name),
+        avatar_url: Set(None),
+        locale: Set(None),
+        timezone: Set(None),
+        status: Set("active".to_owned()),
+        organization_id: Set(None),
+        last_login_at: Set(None),
+        version: Set(1),
+        created_at: Set(now),
+        updated_at: Set(now),
+        deleted_at: Set(None),
+    }
+    .insert(transaction)
+    .await
+    .map_err(db)?;
+    if let Some(hash) = user.password_hash {
+        remember_password(transaction, id, hash, now).await?;
+    }
+    insert_audit_entry(transaction, audit).await?;
+    if let Some((token, mail)) = &user.mail {
+        insert_email_token(transaction, id, token, now).await?;
+        insert_mail(transaction, mail).await?;
+    }
+    if let Some(welcome) = user.welcome {
+        insert_email_token(transaction, id, &welcome.verification, now).await?;
+        insert_mail(transaction, &welcome.mail).await?;
+        insert_session(transaction, welcome.session, welcome.refresh_token_hash).await?;
+        insert_audit_entry(transaction, &welcome.session_audit).await?;
+    }
+    Ok(user_record(model))
 }

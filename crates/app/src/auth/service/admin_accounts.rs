@@ -137,6 +137,24 @@ impl<S: Store> AuthService<S> {
         account: AdminNewAccount,
         origin: &RequestOrigin,
     ) -> Result<UserRecord, AuthError> {
+        let (user, audit) = self.prepare_admin_account(admin, account, origin).await?;
+        self.store
+            .create_user(user, &audit)
+            .await
+            .map_err(|error| match error {
+                steward_domain::RepositoryError::Conflict(_) => AuthError::EmailTaken,
+                other => other.into(),
+            })
+    }
+
+    /// Checks and prepares an operator's new account (its mail and audit entry included)
+    /// without storing it.
+    pub(crate) async fn prepare_admin_account(
+        &self,
+        admin: Uuid,
+        account: AdminNewAccount,
+        origin: &RequestOrigin,
+    ) -> Result<(NewUser, AuditEntry), AuthError> {
         let email = parse_email(&account.email)?;
         let display_name = parse_display_name(&account.display_name)?;
         let password_hash = match account.password {
@@ -165,22 +183,16 @@ impl<S: Store> AuthService<S> {
                 Some(json!({"email": email.as_str(), "displayName": display_name.as_str(), "invited": invited})),
             )
             .origin(origin.clone());
-        self.store
-            .create_user(
-                NewUser {
-                    email: email.clone(),
-                    display_name: display_name.into_inner(),
-                    password_hash,
-                    welcome: None,
-                    mail,
-                },
-                &audit,
-            )
-            .await
-            .map_err(|error| match error {
-                steward_domain::RepositoryError::Conflict(_) => AuthError::EmailTaken,
-                other => other.into(),
-            })
+        Ok((
+            NewUser {
+                email: email.clone(),
+                display_name: display_name.into_inner(),
+                password_hash,
+                welcome: None,
+                mail,
+            },
+            audit,
+        ))
     }
 
     /// Redeems an invitation: sets the password (registration rules) and confirms the address
@@ -191,37 +203,18 @@ impl<S: Store> AuthService<S> {
         password: String,
         origin: &RequestOrigin,
     ) -> Result<(), AuthError> {
-        // Rules that need no account are checked before the single-use token is spent.
-        let placeholder =
-            EmailAddress::parse("invite@steward.invalid").map_err(|_| AuthError::InvalidEmailToken)?;
-        check_password_rules(&password, &placeholder)
-            .map_err(|reason| AuthError::WeakPassword(reason, "password"))?;
-        let redeemed = self
-            .store
-            .redeem_email_token(EmailTokenPurpose::Invitation, &hash_token(token), Utc::now())
-            .await?
-            .ok_or(AuthError::InvalidEmailToken)?;
-        let user = self
-            .current_user(redeemed.user_id)
-            .await
-            .map_err(|_| AuthError::InvalidEmailToken)?;
-        // An invitation to an address the account no longer has is void.
-        if redeemed.email != user.email {
-            return Err(AuthError::InvalidEmailToken);
-        }
-        let email = parse_email(&user.email)?;
-        self.check_new_password(Some(user.id), &password, &email, "password")
+        let (user, hash) = self
+            .redeem_with_password(EmailTokenPurpose::Invitation, token, password, "password")
             .await?;
-        let hash = self.hash_password(password).await?;
         let audit = user_event(user.id, "auth.invitation_accepted", "user", user.id, origin);
         self.store.change_password(user.id, hash, None, &audit).await?;
-        if user.email == redeemed.email && user.email_verified_at.is_none() {
+        if user.email_verified_at.is_none() {
             let verified = AuditEntry::new(Actor::user(user.id), action("auth.email_verified"), "user")
                 .resource_id(user.id)
-                .change(None, Some(json!({"email": redeemed.email})))
+                .change(None, Some(json!({"email": user.email})))
                 .origin(origin.clone());
             self.store
-                .mark_email_verified(user.id, &redeemed.email, &verified)
+                .mark_email_verified(user.id, &user.email, &verified)
                 .await?;
         }
         self.profiles.forget(&user.id);

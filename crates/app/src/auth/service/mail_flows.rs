@@ -169,34 +169,59 @@ impl<S: Store> AuthService<S> {
         Ok(())
     }
 
+    /// Spends a single-use mail token that sets a password (reset, invitation) only once the
+    /// password passed every rule, the account-specific ones included: a refused password
+    /// leaves the link working. Answers the account and the new password's hash.
+    pub(super) async fn redeem_with_password(
+        &self,
+        purpose: EmailTokenPurpose,
+        token: &str,
+        password: String,
+        field: &'static str,
+    ) -> Result<(UserRecord, String), AuthError> {
+        let token_hash = hash_token(token);
+        let token = self
+            .store
+            .peek_email_token(purpose, &token_hash, Utc::now())
+            .await?
+            .ok_or(AuthError::InvalidEmailToken)?;
+        let user = self
+            .current_user(token.user_id)
+            .await
+            .map_err(|_| AuthError::InvalidEmailToken)?;
+        // A link mailed to an address the account no longer has is void.
+        if token.email != user.email {
+            return Err(AuthError::InvalidEmailToken);
+        }
+        let email = parse_email(&user.email)?;
+        self.check_new_password(Some(user.id), &password, &email, field)
+            .await?;
+        let hash = self.hash_password(password).await?;
+        let redeemed = self
+            .store
+            .redeem_email_token(purpose, &token_hash, Utc::now())
+            .await?
+            .ok_or(AuthError::InvalidEmailToken)?;
+        if redeemed != token {
+            return Err(AuthError::InvalidEmailToken);
+        }
+        Ok((user, hash))
+    }
+
     pub async fn reset_password(
         &self,
         token: &str,
         new_password: String,
         origin: &RequestOrigin,
     ) -> Result<(), AuthError> {
-        // Rules that need no account are checked before the single-use token is spent.
-        let placeholder =
-            EmailAddress::parse("reset@steward.invalid").map_err(|_| AuthError::InvalidEmailToken)?;
-        check_password_rules(&new_password, &placeholder)
-            .map_err(|reason| AuthError::WeakPassword(reason, "newPassword"))?;
-        let redeemed = self
-            .store
-            .redeem_email_token(EmailTokenPurpose::ResetPassword, &hash_token(token), Utc::now())
-            .await?
-            .ok_or(AuthError::InvalidEmailToken)?;
-        let user = self
-            .current_user(redeemed.user_id)
-            .await
-            .map_err(|_| AuthError::InvalidEmailToken)?;
-        // A reset link mailed to an address the account no longer has is void.
-        if redeemed.email != user.email {
-            return Err(AuthError::InvalidEmailToken);
-        }
-        let email = parse_email(&user.email)?;
-        self.check_new_password(Some(user.id), &new_password, &email, "newPassword")
+        let (user, hash) = self
+            .redeem_with_password(
+                EmailTokenPurpose::ResetPassword,
+                token,
+                new_password,
+                "newPassword",
+            )
             .await?;
-        let hash = self.hash_password(new_password).await?;
         let audit = user_event(user.id, "auth.password_reset", "user", user.id, origin);
         self.store.change_password(user.id, hash, None, &audit).await?;
         self.profiles.forget(&user.id);
