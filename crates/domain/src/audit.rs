@@ -185,6 +185,13 @@ pub struct AuditEntry {
 }
 
 impl AuditEntry {
+    /// A copy with an id of its own: one template, many entries (one per device, per command).
+    pub fn another(&self) -> Self {
+        let mut entry = self.clone();
+        entry.id = Uuid::now_v7();
+        entry
+    }
+
     /// Starts an entry for `action` by `actor` on a resource of `resource_type`, stamped now.
     pub fn new(actor: Actor, action: AuditAction, resource_type: impl Into<String>) -> Self {
         Self {

@@ -582,3 +582,64 @@ async fn another_organizations_admin_gets_404_for_every_fleet_endpoint() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn one_sync_delivers_several_commands_and_a_forced_deletion_retires_several_devices() {
+    each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let org = organization(&app, "many").await;
+        let (_, secret) = token(&app, &org, json!({})).await;
+        let mut devices = Vec::new();
+        for n in 0..3 {
+            devices.push(enrolled(&app, &secret, &format!("many-{n}")).await);
+        }
+        let (device, device_token, _) = &devices[0];
+        for _ in 0..2 {
+            let wiped = send(
+                &app,
+                Method::POST,
+                &org.path(&format!("/devices/{device}/wipe")),
+                &org.owner,
+                Some(json!({"expiresInSeconds": 3600})),
+            )
+            .await;
+            assert_eq!(wiped.status(), StatusCode::ACCEPTED);
+        }
+        // Each delivered command has its own audit entry.
+        let synced = expect_data(
+            sync(&app, device, device_token, json!({"baseVersion": 0})).await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(
+            synced["commands"].as_array().unwrap().len(),
+            2,
+            "{synced} {backend:?}"
+        );
+
+        // Each retired device has its own audit entry too.
+        let deleted = send(&app, Method::DELETE, &org.path("?force=true"), &org.root, None).await;
+        let status = deleted.status();
+        assert!(
+            status.is_success(),
+            "{status} {} {backend:?}",
+            deleted.text().await.unwrap()
+        );
+        let actions = app.audit_actions().await;
+        assert_eq!(
+            actions.iter().filter(|a| *a == "device.retired").count(),
+            3,
+            "{backend:?}"
+        );
+        assert_eq!(
+            actions
+                .iter()
+                .filter(|a| *a == "device.command_delivered")
+                .count(),
+            2,
+            "{actions:?}"
+        );
+        app.stop().await;
+    })
+    .await;
+}

@@ -100,7 +100,7 @@ impl CommandStore for Database {
                     .await
                     .map_err(db)?;
                 if delivered.rows_affected == 1 {
-                    let mut entry = audit.clone().resource_id(*id).change(
+                    let mut entry = audit.another().resource_id(*id).change(
                         None,
                         Some(serde_json::json!({"status": "delivered", "deviceId": device})),
                     );

@@ -303,7 +303,7 @@ pub(crate) async fn retire_devices(
         .iter()
         .map(|device| {
             audit
-                .clone()
+                .another()
                 .resource_id(device.id)
                 .organization(organization)
                 .change(
