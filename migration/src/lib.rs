@@ -22,6 +22,7 @@ mod m20261201_000015_user_search;
 mod m20261201_000016_mfa;
 mod m20261201_000017_ip_allowlist;
 mod m20261201_000018_user_search_keys;
+mod m20261201_000019_jobs;
 
 pub use m20260701_000011_organizations::DEFAULT_ORGANIZATION_ID;
 
@@ -49,6 +50,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000016_mfa::Migration),
             Box::new(m20261201_000017_ip_allowlist::Migration),
             Box::new(m20261201_000018_user_search_keys::Migration),
+            Box::new(m20261201_000019_jobs::Migration),
         ]
     }
 }
@@ -94,6 +96,8 @@ pub const TABLES: &[&str] = &[
     "instance_flags",
     "ip_allowlist",
     "allowlist_bypass_tokens",
+    "jobs",
+    "job_blobs",
 ];
 
 /// The tables of seed 000's data model, the first 17 of [`TABLES`].

@@ -227,6 +227,7 @@ pub fn test_config(database: &TestDatabase, data_dir: &std::path::Path) -> Confi
         push_poll_ms: 50,
         push_collapse_ms: 0,
         audit_seal_ms: 50,
+        job_poll_ms: 50,
         ..Config::default()
     }
 }

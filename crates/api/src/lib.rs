@@ -41,7 +41,7 @@ fn routes(config: &mut ServiceConfig) {
     use routes::{
         admin, admin_bulk, admin_groups, admin_user_mfa, admin_user_roles, admin_user_search, admin_users,
         api_keys, audit, auth, auth_mail, auth_mfa, device_enrollment, devices, enrollment_tokens,
-        federation, fleet_devices, fleet_groups, groups, imports, ip_allowlist, organizations,
+        federation, fleet_devices, fleet_groups, groups, imports, ip_allowlist, jobs, organizations,
         personal_tokens, policies, policy_application, roles, setting_definitions, settings, unlock_requests,
         users,
     };
@@ -143,6 +143,10 @@ fn routes(config: &mut ServiceConfig) {
                 .wrap(actix_web::middleware::from_fn(admin_guard::admin_mfa))
                 .wrap(actix_web::middleware::from_fn(admin_guard::admin_allowlist))
                 .service(admin::admin_me)
+                .service(jobs::list_jobs)
+                .service(jobs::get_job)
+                .service(jobs::job_result)
+                .service(jobs::cancel_job)
                 .service(admin_user_mfa::set_mfa_exemption)
                 .service(admin_user_mfa::remove_mfa_exemption)
                 .service(admin_user_mfa::reset_mfa)

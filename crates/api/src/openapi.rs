@@ -22,6 +22,7 @@ use crate::error::{ErrorBody, ErrorCode, ErrorEnvelope, FieldError};
         (name = "auth", description = "Accounts, sign-in, tokens, sessions, password and email flows"),
         (name = "admin", description = "The admin API (users with a system role)"),
         (name = "fleet", description = "An organization's managed devices: list, actions, commands, import"),
+        (name = "jobs", description = "Background jobs: large imports run asynchronously with progress, cancel and result"),
     )
 )]
 pub struct ApiDoc;

@@ -57,6 +57,8 @@ pub struct OrgAccess<A: OrgAction> {
     pub organization: OrganizationRecord,
     /// The same, for the organization use cases.
     pub standing: OrgStanding,
+    /// Who called and how (a session, or a token with its scopes).
+    pub principal: steward_app::Principal,
     action: PhantomData<A>,
 }
 
@@ -90,7 +92,7 @@ impl<A: OrgAction + 'static> FromRequest for OrgAccess<A> {
                 return Err(ApiError::from(OrgRuleError::NotFound).into());
             };
             let standing = OrganizationService::new(&state)
-                .standing(principal, organization, A::PERMISSION, A::SYSTEM)
+                .standing(principal.clone(), organization, A::PERMISSION, A::SYSTEM)
                 .await
                 .map_err(ApiError::from)?;
             Ok(Self {
@@ -98,6 +100,7 @@ impl<A: OrgAction + 'static> FromRequest for OrgAccess<A> {
                 actor: standing.actor,
                 organization: standing.organization.clone(),
                 standing,
+                principal,
                 action: PhantomData,
             })
         })

@@ -138,6 +138,7 @@ impl From<RepositoryError> for AppError {
                 AppError::new(ErrorKind::Unavailable, "the service is temporarily unavailable")
                     .with_retry_after(5)
             }
+            RepositoryError::Stopped => AppError::conflict("stopped before it finished; nothing was written"),
             RepositoryError::Other(reason) => {
                 tracing::error!(%reason, "storage error");
                 AppError::internal()

@@ -15,6 +15,7 @@ pub mod error;
 pub mod fleet;
 pub mod groups;
 pub mod ip_allowlist;
+pub mod jobs;
 pub mod organizations;
 pub mod policies;
 pub mod principal;

@@ -56,6 +56,7 @@ pub trait Store:
     + GroupAdminStore
     + steward_domain::mfa::MfaStore
     + steward_domain::ip_allowlist::AllowlistStore
+    + steward_domain::jobs::JobStore
     + Clone
     + Send
     + Sync
@@ -92,7 +93,7 @@ impl<T> Store for T where
         + GroupAdminStore
         + steward_domain::mfa::MfaStore
         + steward_domain::ip_allowlist::AllowlistStore
-        + steward_domain::ip_allowlist::AllowlistStore
+        + steward_domain::jobs::JobStore
         + Clone
         + Send
         + Sync
@@ -114,6 +115,8 @@ pub struct Steward<S> {
     pub allowlist: Arc<crate::ip_allowlist::AllowlistCache>,
     /// Addresses whose refused admin request was audited in the last minute.
     pub allowlist_refusals: Arc<crate::ip_allowlist::RefusalCache>,
+    /// The background jobs this instance runs, and how.
+    pub jobs: Arc<crate::jobs::JobBoard>,
 }
 
 impl<S: Clone> Clone for Steward<S> {
@@ -126,6 +129,7 @@ impl<S: Clone> Clone for Steward<S> {
             device_states: Arc::clone(&self.device_states),
             allowlist: Arc::clone(&self.allowlist),
             allowlist_refusals: Arc::clone(&self.allowlist_refusals),
+            jobs: Arc::clone(&self.jobs),
         }
     }
 }
@@ -141,7 +145,14 @@ impl<S: Store> Steward<S> {
             device_states: Arc::default(),
             allowlist: Arc::new(crate::cache::TtlCache::new(crate::ip_allowlist::REFRESH)),
             allowlist_refusals: Arc::new(crate::cache::TtlCache::new(std::time::Duration::from_secs(60))),
+            jobs: Arc::default(),
         }
+    }
+
+    /// Runs background jobs with these settings (timeouts, lease, workers, limits).
+    pub fn with_jobs(mut self, settings: crate::jobs::JobSettings) -> Self {
+        self.jobs = Arc::new(crate::jobs::JobBoard::new(settings));
+        self
     }
 
     /// Replaces the device credential cache (to allow legacy `X-API-Key` + `X-Device-Id`).

@@ -16,6 +16,7 @@ pub mod group_store;
 pub mod groups;
 pub mod identity;
 pub mod ip_allowlist;
+pub mod jobs;
 pub mod mfa;
 pub mod organizations;
 pub mod pagination;

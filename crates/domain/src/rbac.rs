@@ -97,11 +97,17 @@ pub enum Permission {
     ApiKeysWrite,
     /// Creating, changing and deleting custom roles: only `super_admin` holds it.
     RolesWrite,
+    /// Every background job, whoever submitted it (others see their own and their
+    /// organizations'): only `super_admin` holds it. Also the token scope of the jobs API.
+    JobsRead,
+    /// Cancelling any background job: only `super_admin` holds it. Also the token scope of
+    /// cancelling one's own.
+    JobsWrite,
 }
 
 impl Permission {
     /// Every permission.
-    pub const ALL: [Permission; 25] = [
+    pub const ALL: [Permission; 27] = [
         Permission::UsersRead,
         Permission::UsersWrite,
         Permission::UsersLock,
@@ -127,6 +133,8 @@ impl Permission {
         Permission::ApiKeysRead,
         Permission::ApiKeysWrite,
         Permission::RolesWrite,
+        Permission::JobsRead,
+        Permission::JobsWrite,
     ];
 
     /// `resource:action`, as roles and token scopes name it.
@@ -157,6 +165,8 @@ impl Permission {
             Permission::ApiKeysRead => "api_keys:read",
             Permission::ApiKeysWrite => "api_keys:write",
             Permission::RolesWrite => "roles:write",
+            Permission::JobsRead => "jobs:read",
+            Permission::JobsWrite => "jobs:write",
         }
     }
 }
@@ -454,6 +464,8 @@ pub const ACCOUNT_SCOPES: &[&str] = &[
     "devices:write",
     "organizations:read",
     "organizations:write",
+    "jobs:read",
+    "jobs:write",
 ];
 
 impl RoleCatalog {

@@ -18,6 +18,9 @@ pub enum RepositoryError {
     /// The database could not be reached or timed out; worth retrying later.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// The caller asked the work to stop (a cancelled job) and nothing was written.
+    #[error("stopped before it finished; nothing was written")]
+    Stopped,
     /// Anything else; the message is for logs, never for clients.
     #[error("storage error: {0}")]
     Other(String),

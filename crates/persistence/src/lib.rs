@@ -16,6 +16,7 @@ mod fleet;
 mod group_admin;
 mod groups;
 mod ip_allowlist;
+mod jobs;
 mod lock_reach;
 mod mfa;
 mod organizations;

@@ -50,6 +50,7 @@ pub struct Application {
     outbox: tokio::task::JoinHandle<()>,
     push: tokio::task::JoinHandle<()>,
     sealer: tokio::task::JoinHandle<()>,
+    jobs: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -114,7 +115,21 @@ impl Application {
         }
         let steward = Steward::new(database.clone(), auth)
             .with_device_auth(DeviceAuthCache::default().with_legacy_auth(config.legacy_device_auth))
-            .with_device_states(device_states);
+            .with_device_states(device_states)
+            .with_jobs(steward_app::jobs::JobSettings {
+                timeout: Duration::from_secs(config.job_timeout_secs),
+                lease: Duration::from_secs(config.job_lease_secs),
+                poll: Duration::from_millis(config.job_poll_ms),
+                // SQLite has one writer: a second import would only wait for the first.
+                workers: if database.backend() == steward_persistence::Backend::Sqlite {
+                    1
+                } else {
+                    config.job_workers
+                },
+                max_running_per_org: config.job_max_running_per_org,
+                retention: Duration::from_secs(config.job_retention_hours * 3600),
+            });
+        let jobs = tokio::spawn(steward_app::jobs::run_jobs(steward.clone()));
         let state = AppState {
             steward,
             metrics,
@@ -153,6 +168,7 @@ impl Application {
             outbox,
             push,
             sealer,
+            jobs,
         })
     }
 
@@ -179,6 +195,7 @@ impl Application {
         self.outbox.abort();
         self.push.abort();
         self.sealer.abort();
+        self.jobs.abort();
         result
     }
 }

@@ -121,6 +121,19 @@ pub struct Config {
     pub push_collapse_ms: u64,
     /// How often new audit entries are sealed into the hash chain.
     pub audit_seal_ms: u64,
+    /// A background job running longer fails.
+    pub job_timeout_secs: u64,
+    /// Background jobs this instance runs at once.
+    pub job_workers: usize,
+    /// Background jobs of one organization running at once, over every instance.
+    pub job_max_running_per_org: u32,
+    /// How long an instance's claim on a job lasts without a heartbeat (a job whose instance
+    /// died is taken over after it).
+    pub job_lease_secs: u64,
+    /// How often an idle instance looks for jobs submitted elsewhere.
+    pub job_poll_ms: u64,
+    /// Finished jobs and their result files are deleted this long after they finished.
+    pub job_retention_hours: u64,
     /// Client IDs accepted as `aud` of Google ID tokens; empty disables Google sign-in.
     #[serde(deserialize_with = "list_or_comma_separated")]
     pub google_client_ids: Vec<String>,
@@ -194,6 +207,12 @@ impl Default for Config {
             push_poll_ms: 1000,
             push_collapse_ms: 2000,
             audit_seal_ms: 1000,
+            job_timeout_secs: 600,
+            job_workers: 2,
+            job_max_running_per_org: 1,
+            job_lease_secs: 30,
+            job_poll_ms: 1000,
+            job_retention_hours: 24,
             google_client_ids: Vec::new(),
             google_jwks_url: "https://www.googleapis.com/oauth2/v3/certs".to_owned(),
             apple_client_ids: Vec::new(),
@@ -266,6 +285,29 @@ impl Config {
         if !(0..=8760).contains(&self.admin_mfa_grace_hours) {
             return Err(ConfigError(
                 "STEWARD_ADMIN_MFA_GRACE_HOURS: must be 0 to 8760".to_owned(),
+            ));
+        }
+        if !(1..=86_400).contains(&self.job_timeout_secs) {
+            return Err(ConfigError(
+                "STEWARD_JOB_TIMEOUT_SECS: must be 1 to 86400".to_owned(),
+            ));
+        }
+        if !(1..=64).contains(&self.job_workers) || !(1..=64).contains(&self.job_max_running_per_org) {
+            return Err(ConfigError(
+                "STEWARD_JOB_WORKERS and STEWARD_JOB_MAX_RUNNING_PER_ORG: must be 1 to 64".to_owned(),
+            ));
+        }
+        if !(1..=3600).contains(&self.job_lease_secs) {
+            return Err(ConfigError(
+                "STEWARD_JOB_LEASE_SECS: must be 1 to 3600".to_owned(),
+            ));
+        }
+        if !(10..=60_000).contains(&self.job_poll_ms) {
+            return Err(ConfigError("STEWARD_JOB_POLL_MS: must be 10 to 60000".to_owned()));
+        }
+        if !(1..=8760).contains(&self.job_retention_hours) {
+            return Err(ConfigError(
+                "STEWARD_JOB_RETENTION_HOURS: must be 1 to 8760".to_owned(),
             ));
         }
         if self.database_max_connections == 0 {

@@ -38,6 +38,7 @@ mod holes_groups;
 mod holes_identity;
 mod holes_input;
 mod holes_outage;
+mod jobs;
 mod openapi;
 mod organizations;
 mod personal_tokens;

@@ -121,11 +121,15 @@ async fn every_admin_route_needs_its_scope_from_a_token_and_never_refuses_a_sess
         assert!(needs.len() >= 11, "{backend:?}: {needs:?}");
         // The refused calls did nothing but leave one `admin.access_denied` entry each.
         let after: Vec<String> = app.audit_actions().await.into_iter().skip(audit_before).collect();
-        // (The organization list is open to members for their own organizations, so it asks
-        // for no system permission and its refusal is not an admin denial.)
+        // (The organization list is open to members for their own organizations, and the jobs
+        // to everyone for their own, so they ask for no system permission and their refusals
+        // are not admin denials.)
         let admin_only = needs
             .iter()
-            .filter(|(method, path, _, _)| !(*method == Method::GET && path == "/api/admin/v1/organizations"))
+            .filter(|(method, path, _, _)| {
+                let own_organizations = *method == Method::GET && path == "/api/admin/v1/organizations";
+                !(own_organizations || path.starts_with("/api/admin/v1/jobs"))
+            })
             .count();
         assert_eq!(after.len(), admin_only, "{backend:?}: {after:?}");
         assert!(
@@ -153,12 +157,25 @@ async fn every_admin_route_needs_its_scope_from_a_token_and_never_refuses_a_sess
         }
 
         // A user without a system role gets 403 on every admin route but the organization
-        // list (which shows them their own), even with every scope.
+        // list (which shows them their own) and the jobs (their own: none here; another's job
+        // is 404), even with every scope.
         let plain = app.user("plain@example.com").await;
         for (method, path, body) in admin_operations(&app).await {
             let (status, answer) = call(&app, method.clone(), &path, &plain.token, body).await;
             if path == "/api/admin/v1/organizations" && method == Method::GET {
                 assert_eq!(status, StatusCode::OK, "{backend:?}: {answer}");
+                continue;
+            }
+            if path == "/api/admin/v1/jobs" {
+                assert_eq!(answer["data"], json!([]), "{backend:?}: {answer}");
+                continue;
+            }
+            if path.starts_with("/api/admin/v1/jobs/") {
+                assert_eq!(
+                    status,
+                    StatusCode::NOT_FOUND,
+                    "{backend:?} {method} {path}: {answer}"
+                );
                 continue;
             }
             assert_eq!(

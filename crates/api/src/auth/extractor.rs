@@ -96,6 +96,18 @@ pub mod scopes {
     }
 
     #[derive(Debug)]
+    pub struct JobsRead;
+    impl Scope for JobsRead {
+        const NAME: &'static str = "jobs:read";
+    }
+
+    #[derive(Debug)]
+    pub struct JobsWrite;
+    impl Scope for JobsWrite {
+        const NAME: &'static str = "jobs:write";
+    }
+
+    #[derive(Debug)]
     pub struct OrganizationsRead;
     impl Scope for OrganizationsRead {
         const NAME: &'static str = "organizations:read";

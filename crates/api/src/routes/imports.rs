@@ -14,6 +14,7 @@ use crate::envelope::{self, Envelope};
 use crate::error::{ApiError, ErrorCode, ErrorEnvelope};
 use crate::extractors::Origin;
 use crate::fleet::import::{ImportRows, MAX_IMPORT_BYTES, parse_csv, parse_json};
+use steward_app::jobs::{DeviceImportRequest, JobService};
 use steward_app::organizations::OrganizationService;
 
 use crate::fleet::{FleetService, ImportReport};
@@ -29,6 +30,11 @@ pub struct ImportQuery {
     pub dry_run: bool,
     /// For devices that already exist: `skip` (default) or `update`.
     pub on_duplicate: Option<String>,
+    /// Run as a background job: `202` at once with `Location: /api/admin/v1/jobs/{id}`; the
+    /// job's result is the report (device imports only).
+    #[serde(default, rename = "async")]
+    #[param(rename = "async")]
+    pub run_async: bool,
 }
 
 /// Import devices from CSV (`text/csv`, header line: `deviceId,displayName,platform,
@@ -44,6 +50,7 @@ pub struct ImportQuery {
     request_body(content = String, content_type = "text/csv"),
     responses(
         (status = 200, body = Envelope<ImportReport>),
+        (status = 202, description = "With `async=true`: the job, at `Location`", body = Envelope<crate::routes::jobs::JobView>),
         (status = 400, body = ErrorEnvelope),
         (status = 403, body = ErrorEnvelope),
         (status = 404, body = ErrorEnvelope),
@@ -64,6 +71,24 @@ pub async fn import_fleet_devices(
 ) -> Result<HttpResponse, ApiError> {
     let organization = path.into_inner();
     let on_duplicate = on_duplicate(&query)?;
+    if query.run_async {
+        let (body, csv) = read_import_body(&request, payload).await?;
+        let principal = caller.principal.clone();
+        let job = JobService::new(&state)
+            .submit_device_import(
+                &principal,
+                DeviceImportRequest {
+                    organization,
+                    body,
+                    csv,
+                    dry_run: query.dry_run,
+                    update_duplicates: on_duplicate == OnDuplicate::Update,
+                },
+                &origin.0,
+            )
+            .await?;
+        return Ok(crate::routes::jobs::accepted(job));
+    }
     let rows = read_import(&request, payload).await?;
     let report = FleetService::new(&state)
         .import_devices(
@@ -88,7 +113,17 @@ fn on_duplicate(query: &ImportQuery) -> Result<OnDuplicate, ApiError> {
 
 /// An import body, CSV or JSON by content type, read up to the import limit (larger than the
 /// limit of other bodies).
-async fn read_import(request: &HttpRequest, mut payload: web::Payload) -> Result<ImportRows, ApiError> {
+async fn read_import(request: &HttpRequest, payload: web::Payload) -> Result<ImportRows, ApiError> {
+    let (body, csv) = read_import_body(request, payload).await?;
+    Ok(if csv { parse_csv(&body) } else { parse_json(&body) }?)
+}
+
+/// An import body's bytes and whether they are CSV (else JSON), checked for type, size and NUL
+/// bytes but not parsed.
+async fn read_import_body(
+    request: &HttpRequest,
+    mut payload: web::Payload,
+) -> Result<(Vec<u8>, bool), ApiError> {
     let content_type = request
         .headers()
         .get(CONTENT_TYPE)
@@ -120,7 +155,7 @@ async fn read_import(request: &HttpRequest, mut payload: web::Payload) -> Result
             "must not contain the NUL character (U+0000)",
         ));
     }
-    Ok(if csv { parse_csv(&body) } else { parse_json(&body) }?)
+    Ok((body.to_vec(), csv))
 }
 
 /// Add existing accounts to the organization from CSV (`email,role`) or JSON (`[{email,
@@ -154,6 +189,12 @@ pub async fn import_org_users(
 ) -> Result<HttpResponse, ApiError> {
     let organization = path.into_inner();
     let actor = caller.actor;
+    if query.run_async {
+        return Err(ApiError::invalid(
+            "async",
+            "only the device import runs as a background job",
+        ));
+    }
     let on_duplicate = on_duplicate(&query)?;
     let rows = read_import(&request, payload).await?;
     let report = OrganizationService::new(&state)

@@ -21,6 +21,7 @@ pub mod fleet_groups;
 pub mod groups;
 pub mod imports;
 pub mod ip_allowlist;
+pub mod jobs;
 pub mod jwks;
 pub mod organizations;
 pub mod personal_tokens;

@@ -63,6 +63,24 @@ impl<S: Store> FleetService<'_, S> {
         user: Uuid,
         origin: &RequestOrigin,
     ) -> Result<ImportReport, AppError> {
+        self.import_devices_with(organization, rows, dry_run, on_duplicate, user, origin, |_| true)
+            .await
+    }
+
+    /// [`import_devices`](Self::import_devices) telling `checkpoint` how many rows are written,
+    /// every few hundred rows; answering `false` stops it with nothing written
+    /// (`RepositoryError::Stopped`). Background jobs report progress and cancel through it.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn import_devices_with(
+        &self,
+        organization: Uuid,
+        rows: ImportRows,
+        dry_run: bool,
+        on_duplicate: OnDuplicate,
+        user: Uuid,
+        origin: &RequestOrigin,
+        checkpoint: impl Fn(usize) -> bool + Send + Sync,
+    ) -> Result<ImportReport, AppError> {
         let total = rows.len();
         let mut problems = Vec::new();
         let mut parsed: Vec<DeviceImport> = Vec::with_capacity(rows.len());
@@ -197,7 +215,14 @@ impl<S: Store> FleetService<'_, S> {
         let stored = self
             .steward
             .store
-            .import_devices(organization, &resolved, on_duplicate, Utc::now(), audit)
+            .import_devices(
+                organization,
+                &resolved,
+                on_duplicate,
+                Utc::now(),
+                audit,
+                checkpoint,
+            )
             .await?;
         Ok(report(stored, Vec::new()))
     }

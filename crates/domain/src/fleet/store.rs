@@ -208,14 +208,20 @@ pub trait DeviceImportStore {
     /// Stores an import all or nothing, one audit entry per record (built by `audit`); only
     /// devices already in the organization are updated (`Rule(Conflict)` when one was
     /// registered elsewhere since validation), each updated device is pushed.
-    fn import_devices<A>(
+    ///
+    /// `checkpoint` is told how many rows are written so far, every few hundred rows; when it
+    /// answers `false` the import stops, writes nothing and answers
+    /// `RepositoryError::Stopped`.
+    fn import_devices<A, C>(
         &self,
         organization: Uuid,
         rows: &[ResolvedDeviceImport],
         on_duplicate: OnDuplicate,
         now: DateTime<Utc>,
         audit: A,
+        checkpoint: C,
     ) -> impl Future<Output = Result<ImportCounts, FleetStoreError>> + Send
     where
-        A: Fn(&ResolvedDeviceImport, Uuid, bool) -> AuditEntry + Send + Sync;
+        A: Fn(&ResolvedDeviceImport, Uuid, bool) -> AuditEntry + Send + Sync,
+        C: Fn(usize) -> bool + Send + Sync;
 }

@@ -19,6 +19,8 @@ pub mod group_memberships;
 pub mod groups;
 pub mod instance_flags;
 pub mod ip_allowlist;
+pub mod job_blobs;
+pub mod jobs;
 pub mod login_throttles;
 pub mod mfa_challenges;
 pub mod mfa_exemptions;

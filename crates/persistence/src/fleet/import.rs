@@ -3,6 +3,9 @@
 use super::*;
 use steward_domain::fleet::DeviceImportStore;
 
+/// Rows between two checkpoints of an import.
+const CHECKPOINT_ROWS: usize = 500;
+
 impl DeviceImportStore for Database {
     async fn existing_devices(
         &self,
@@ -23,17 +26,27 @@ impl DeviceImportStore for Database {
         }
         Ok(found)
     }
-    async fn import_devices<A>(
+    async fn import_devices<A, C>(
         &self,
         organization: Uuid,
         rows: &[ResolvedDeviceImport],
         on_duplicate: OnDuplicate,
         now: DateTime<Utc>,
         audit: A,
+        checkpoint: C,
     ) -> Result<ImportCounts, FleetStoreError>
     where
         A: Fn(&ResolvedDeviceImport, Uuid, bool) -> AuditEntry + Send + Sync,
+        C: Fn(usize) -> bool + Send + Sync,
     {
+        // Dropping the transaction without a commit rolls everything back.
+        let go_on = |done: usize| -> Result<(), FleetStoreError> {
+            if checkpoint(done) {
+                Ok(())
+            } else {
+                Err(RepositoryError::Stopped.into())
+            }
+        };
         let transaction = self.connection().begin().await.map_err(db)?;
         // Take the write lock first (SQLite), then see what exists as of this transaction.
         crate::organizations::claim_organization(&transaction, organization).await?;
@@ -59,7 +72,10 @@ impl DeviceImportStore for Database {
         let mut counts = ImportCounts::default();
         let mut inserts = Vec::new();
         let mut entries = Vec::new();
-        for resolved in rows {
+        for (done, resolved) in rows.iter().enumerate() {
+            if done > 0 && done % CHECKPOINT_ROWS == 0 {
+                go_on(counts.updated + counts.skipped)?;
+            }
             let row = &resolved.row;
             match existing.get(&row.identifier) {
                 Some((_, owner)) if *owner != Some(organization) => {
@@ -119,15 +135,20 @@ impl DeviceImportStore for Database {
                 }
             }
         }
+        let mut written = counts.updated + counts.skipped;
+        go_on(written)?;
         let mut pending = inserts.into_iter().peekable();
         while pending.peek().is_some() {
-            let chunk: Vec<devices::ActiveModel> = pending.by_ref().take(500).collect();
+            let chunk: Vec<devices::ActiveModel> = pending.by_ref().take(CHECKPOINT_ROWS).collect();
+            written += chunk.len();
             devices::Entity::insert_many(chunk)
                 .exec_without_returning(&transaction)
                 .await
                 .map_err(db)?;
+            go_on(written)?;
         }
         insert_audit_entries(&transaction, entries).await?;
+        go_on(written)?;
         transaction.commit().await.map_err(db)?;
         Ok(counts)
     }

@@ -1,0 +1,396 @@
+//! The worker every instance runs: claims jobs (one conditional statement, so each job runs on
+//! one instance), renews their lease while they run, takes over jobs whose instance died, and
+//! records how each ended.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::json;
+use steward_domain::RequestOrigin;
+use steward_domain::jobs::{JobEnd, JobKind, JobRecord, JobStatus, MAX_JOB_ATTEMPTS};
+use steward_domain::organizations::OrgPermission;
+use steward_domain::rbac::Permission;
+use tokio::task::JoinSet;
+
+use super::JobProgress;
+use crate::error::{AppError, ErrorKind};
+use crate::fleet::FleetService;
+use crate::fleet::import::{parse_csv, parse_json};
+use crate::organizations::OrganizationService;
+use crate::principal::{Credential, Principal};
+use crate::steward::{Steward, Store};
+
+/// What a finished job leaves: a summary and maybe a file.
+struct JobOutput {
+    summary: serde_json::Value,
+}
+
+/// Runs jobs until the task is dropped: up to `settings.workers` at once on this instance.
+pub async fn run_jobs<S: Store>(steward: Steward<S>) {
+    let settings = steward.jobs.settings.clone();
+    let mut running = JoinSet::new();
+    let mut last_purge: Option<std::time::Instant> = None;
+    loop {
+        while running.try_join_next().is_some() {}
+        if last_purge.is_none_or(|at| at.elapsed() > PURGE_EVERY) {
+            last_purge = Some(std::time::Instant::now());
+            purge(&steward).await;
+        }
+        let mut claimed = false;
+        if running.len() < settings.workers.max(1) {
+            let now = Utc::now();
+            let lease_until =
+                now + chrono::Duration::from_std(settings.lease).unwrap_or(chrono::Duration::seconds(30));
+            match steward
+                .store
+                .claim_job(
+                    steward.jobs.instance(),
+                    now,
+                    lease_until,
+                    settings.max_running_per_org.max(1),
+                )
+                .await
+            {
+                Ok(Some(job)) => {
+                    claimed = true;
+                    let steward = steward.clone();
+                    running.spawn(async move { run_one(steward, job).await });
+                }
+                Ok(None) => {}
+                Err(error) => tracing::warn!(%error, "could not claim a job"),
+            }
+        }
+        if claimed {
+            continue;
+        }
+        tokio::select! {
+            _ = steward.jobs.wake.notified() => {}
+            _ = tokio::time::sleep(settings.poll) => {}
+            Some(_) = running.join_next(), if !running.is_empty() => {}
+        }
+    }
+}
+
+/// How often an instance deletes expired finished jobs.
+const PURGE_EVERY: Duration = Duration::from_secs(60);
+
+/// Deletes finished jobs (and their files) older than the retention, in batches.
+async fn purge<S: Store>(steward: &Steward<S>) {
+    let retention =
+        chrono::Duration::from_std(steward.jobs.settings.retention).unwrap_or(chrono::Duration::hours(24));
+    let before = Utc::now() - retention;
+    loop {
+        match steward.store.purge_finished_jobs(before, 500).await {
+            Ok(500) => continue,
+            Ok(_) => return,
+            Err(error) => {
+                tracing::warn!(%error, "could not delete expired jobs");
+                return;
+            }
+        }
+    }
+}
+
+/// Aborts the task it holds when dropped: a job's heartbeat never outlives the job, whether it
+/// ends, panics or its worker is stopped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Takes a job off the board of running jobs when dropped.
+struct OnBoard {
+    board: Arc<super::JobBoard>,
+    job: uuid::Uuid,
+}
+
+impl Drop for OnBoard {
+    fn drop(&mut self) {
+        self.board.end(self.job);
+    }
+}
+
+async fn run_one<S: Store>(steward: Steward<S>, job: JobRecord) {
+    let board = Arc::clone(&steward.jobs);
+    let progress = board.start(job.id);
+    let _on_board = OnBoard {
+        board: Arc::clone(&board),
+        job: job.id,
+    };
+    let heartbeat = AbortOnDrop(tokio::spawn(heartbeat(
+        steward.clone(),
+        job.id,
+        Arc::clone(&progress),
+    )));
+    let end = if job.attempts > MAX_JOB_ATTEMPTS {
+        failed(
+            &progress,
+            "the job was interrupted too often (its instance stopped while running it)",
+        )
+    } else if job.cancel_requested {
+        cancelled(&progress, None)
+    } else {
+        // The outcome is what the work answered: a cancel that arrives after the import's last
+        // checkpoint changes nothing (the import committed; the job succeeded).
+        match tokio::time::timeout(board.settings.timeout, execute(&steward, &job, &progress)).await {
+            Err(_) => failed(
+                &progress,
+                "the job ran longer than its time limit (STEWARD_JOB_TIMEOUT_SECS)",
+            ),
+            Ok(Ok(output)) => {
+                let (done, total, message) = progress.snapshot();
+                JobEnd {
+                    status: JobStatus::Succeeded,
+                    result: Some(output.summary),
+                    error: None,
+                    file: None,
+                    progress_done: done,
+                    progress_total: total,
+                    progress_message: message,
+                }
+            }
+            Ok(Err(_)) if progress.halted() => cancelled(&progress, None),
+            Ok(Err(error)) if error.kind == ErrorKind::Unavailable => {
+                // The database could not take the work now (on SQLite, another writer held
+                // the lock past the busy timeout): back to pending, for a later attempt.
+                drop(heartbeat);
+                if let Err(error) = steward
+                    .store
+                    .requeue_job(job.id, board.instance(), Utc::now())
+                    .await
+                {
+                    tracing::warn!(%error, job = %job.id, "could not put a job back in the queue");
+                }
+                return;
+            }
+            Ok(Err(error)) => {
+                let (done, total, message) = progress.snapshot();
+                JobEnd {
+                    status: JobStatus::Failed,
+                    result: None,
+                    error: Some(error_json(&error)),
+                    file: None,
+                    progress_done: done,
+                    progress_total: total,
+                    progress_message: message,
+                }
+            }
+        }
+    };
+    drop(heartbeat);
+    if let Err(error) = steward
+        .store
+        .finish_job(job.id, board.instance(), end, Utc::now())
+        .await
+    {
+        // Another instance took it over (our lease ran out): its outcome counts.
+        tracing::warn!(%error, job = %job.id, "could not record the end of a job");
+    }
+}
+
+/// Renews the lease a third of its length apart and records progress. A cancel request stored
+/// by another instance asks the job to stop; so does losing the lease to another instance, or
+/// failing to renew it for a whole lease (another instance may take the job over by then).
+async fn heartbeat<S: Store>(steward: Steward<S>, job: uuid::Uuid, progress: Arc<JobProgress>) {
+    let lease = steward.jobs.settings.lease;
+    let every = (lease / 3).max(Duration::from_millis(100));
+    let mut renewed = std::time::Instant::now();
+    loop {
+        tokio::time::sleep(every).await;
+        let lease_until =
+            Utc::now() + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(30));
+        match steward
+            .store
+            .heartbeat_job(job, steward.jobs.instance(), lease_until, progress.snapshot())
+            .await
+        {
+            Ok(cancel) => {
+                renewed = std::time::Instant::now();
+                if cancel {
+                    progress.ask_to_stop();
+                }
+            }
+            Err(steward_domain::RepositoryError::NotFound) => {
+                tracing::warn!(%job, "lost the lease of a running job; stopping it");
+                progress.ask_to_stop();
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(%error, %job, "could not renew a job's lease");
+                if renewed.elapsed() >= lease {
+                    progress.ask_to_stop();
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn error_json(error: &AppError) -> serde_json::Value {
+    json!({
+        "message": error.message,
+        "details": error
+            .details
+            .iter()
+            .map(|detail| json!({"field": detail.field, "message": detail.message}))
+            .collect::<Vec<_>>(),
+    })
+}
+
+fn failed(progress: &JobProgress, message: &str) -> JobEnd {
+    let (done, total, last) = progress.snapshot();
+    JobEnd {
+        status: JobStatus::Failed,
+        result: None,
+        error: Some(json!({"message": message, "details": []})),
+        file: None,
+        progress_done: done,
+        progress_total: total,
+        progress_message: last,
+    }
+}
+
+fn cancelled(progress: &JobProgress, summary: Option<serde_json::Value>) -> JobEnd {
+    let (done, total, _) = progress.snapshot();
+    JobEnd {
+        status: JobStatus::Cancelled,
+        result: summary,
+        error: None,
+        file: None,
+        progress_done: done,
+        progress_total: total,
+        progress_message: Some("cancelled; nothing was written".to_owned()),
+    }
+}
+
+/// The owner as they act in the job: their roles now, within the scopes of the token that
+/// submitted it.
+async fn acting_owner<S: Store>(steward: &Steward<S>, job: &JobRecord) -> Result<Principal, AppError> {
+    let user = steward
+        .store
+        .find_user(job.owner_id)
+        .await?
+        .filter(|user| user.is_active())
+        .ok_or_else(|| AppError::forbidden("the job's owner can no longer act (locked or deleted)"))?;
+    let credential = match job.parameters.get("scopes") {
+        Some(serde_json::Value::Array(scopes)) => Credential::PersonalToken {
+            scopes: scopes
+                .iter()
+                .filter_map(|scope| scope.as_str().map(str::to_owned))
+                .collect(),
+        },
+        _ => Credential::Session {
+            session: uuid::Uuid::nil(),
+        },
+    };
+    Ok(steward
+        .auth
+        .with_roles(Principal::new(user.id, credential))
+        .await?)
+}
+
+fn origin_of(job: &JobRecord) -> RequestOrigin {
+    let text = |key: &str| {
+        job.parameters
+            .get("origin")
+            .and_then(|origin| origin.get(key))
+            .and_then(|value| value.as_str())
+            .map(str::to_owned)
+    };
+    RequestOrigin {
+        ip_address: text("ip"),
+        user_agent: text("userAgent"),
+        request_id: text("requestId"),
+    }
+}
+
+async fn execute<S: Store>(
+    steward: &Steward<S>,
+    job: &JobRecord,
+    progress: &Arc<JobProgress>,
+) -> Result<JobOutput, AppError> {
+    match job.kind {
+        JobKind::DeviceImport => device_import(steward, job, progress).await,
+    }
+}
+
+/// An organization's device import: decided on the owner's standing now (a demoted or removed
+/// owner's job fails), checked and written all or nothing, stopped (nothing written) by a cancel.
+async fn device_import<S: Store>(
+    steward: &Steward<S>,
+    job: &JobRecord,
+    progress: &Arc<JobProgress>,
+) -> Result<JobOutput, AppError> {
+    let organization = job
+        .organization_id
+        .ok_or_else(|| AppError::not_found("the job's organization is gone"))?;
+    let owner = acting_owner(steward, job).await?;
+    if !owner.has_scope(Permission::OrganizationsWrite.as_str()) {
+        return Err(AppError::forbidden(
+            "the token that submitted the job lacks organizations:write",
+        ));
+    }
+    OrganizationService::new(steward)
+        .standing(
+            owner.clone(),
+            organization,
+            OrgPermission::Manage,
+            Permission::OrganizationsWrite,
+        )
+        .await?;
+    progress.set_message("reading the rows");
+    let body = steward
+        .store
+        .job_blob(job.id, "input")
+        .await?
+        .ok_or_else(|| AppError::validation("the import's body is gone"))?;
+    let csv = job.parameters.get("format").and_then(|f| f.as_str()) == Some("csv");
+    let rows = if csv {
+        parse_csv(&body)?
+    } else {
+        parse_json(&body)?
+    };
+    drop(body);
+    progress.set_total(rows.len());
+    progress.set_message("checking the rows");
+    let dry_run = job
+        .parameters
+        .get("dryRun")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
+    let on_duplicate = if job.parameters.get("onDuplicate").and_then(|v| v.as_str()) == Some("update") {
+        steward_domain::fleet::OnDuplicate::Update
+    } else {
+        steward_domain::fleet::OnDuplicate::Skip
+    };
+    if !progress.checkpoint(0) {
+        return Err(AppError::conflict("cancelled"));
+    }
+    let checkpoint = {
+        let progress = Arc::clone(progress);
+        move |done: usize| {
+            progress.set_message("writing the devices");
+            progress.checkpoint(done)
+        }
+    };
+    let report = FleetService::new(steward)
+        .import_devices_with(
+            organization,
+            rows,
+            dry_run,
+            on_duplicate,
+            owner.user,
+            &origin_of(job),
+            checkpoint,
+        )
+        .await?;
+    progress.set_done(report.rows);
+    progress.set_message(if dry_run { "checked" } else { "imported" });
+    Ok(JobOutput {
+        summary: serde_json::to_value(&report).map_err(|_| AppError::internal())?,
+    })
+}
