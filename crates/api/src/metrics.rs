@@ -49,3 +49,14 @@ pub(crate) fn record_pool(stats: PoolStats) {
         .set(f64::from(stats.size.saturating_sub(stats.idle)));
     metrics::gauge!("db_pool_max_connections").set(f64::from(stats.max));
 }
+
+/// One clean-up pass: rows deleted per table (`steward_maintenance_deleted_total`), how long it
+/// took and when it ran.
+pub fn record_maintenance(report: &steward_app::maintenance::CleanupReport) {
+    for (target, rows) in &report.deleted {
+        metrics::counter!("steward_maintenance_deleted_total", "table" => target.table()).increment(*rows);
+    }
+    metrics::gauge!("steward_maintenance_pass_seconds").set(report.elapsed.as_secs_f64());
+    metrics::gauge!("steward_maintenance_last_pass_timestamp_seconds")
+        .set(chrono::Utc::now().timestamp() as f64);
+}

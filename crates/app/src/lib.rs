@@ -16,6 +16,7 @@ pub mod fleet;
 pub mod groups;
 pub mod ip_allowlist;
 pub mod jobs;
+pub mod maintenance;
 pub mod organizations;
 pub mod policies;
 pub mod principal;

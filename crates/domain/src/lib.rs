@@ -17,6 +17,7 @@ pub mod groups;
 pub mod identity;
 pub mod ip_allowlist;
 pub mod jobs;
+pub mod maintenance;
 pub mod mfa;
 pub mod organizations;
 pub mod pagination;

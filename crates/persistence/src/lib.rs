@@ -18,6 +18,7 @@ mod groups;
 mod ip_allowlist;
 mod jobs;
 mod lock_reach;
+mod maintenance;
 mod mfa;
 mod organizations;
 mod personal_tokens;

@@ -51,6 +51,7 @@ pub struct Application {
     push: tokio::task::JoinHandle<()>,
     sealer: tokio::task::JoinHandle<()>,
     jobs: tokio::task::JoinHandle<()>,
+    maintenance: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Application {
@@ -130,6 +131,21 @@ impl Application {
                 retention: Duration::from_secs(config.job_retention_hours * 3600),
             });
         let jobs = tokio::spawn(steward_app::jobs::run_jobs(steward.clone()));
+        let maintenance = (config.maintenance_interval_secs > 0).then(|| {
+            tokio::spawn(steward_app::maintenance::run_maintenance(
+                database.clone(),
+                config.retention(),
+                Duration::from_secs(config.maintenance_interval_secs),
+                |report| {
+                    steward_api::metrics::record_maintenance(report);
+                    tracing::info!(
+                        rows = report.total(),
+                        seconds = report.elapsed.as_secs_f64(),
+                        "clean-up pass"
+                    );
+                },
+            ))
+        });
         let state = AppState {
             steward,
             metrics,
@@ -169,6 +185,7 @@ impl Application {
             push,
             sealer,
             jobs,
+            maintenance,
         })
     }
 
@@ -196,6 +213,9 @@ impl Application {
         self.push.abort();
         self.sealer.abort();
         self.jobs.abort();
+        if let Some(maintenance) = &self.maintenance {
+            maintenance.abort();
+        }
         result
     }
 }

@@ -53,6 +53,23 @@ pub enum Command {
         #[command(subcommand)]
         action: AllowlistAction,
     },
+    /// Database clean-up.
+    Maintenance {
+        #[command(subcommand)]
+        action: MaintenanceAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MaintenanceAction {
+    /// Run one clean-up pass now: delete expired sessions, spent tokens, sent mail, delivered
+    /// pushes and ended invites, transfers and commands (audit entries are never deleted).
+    /// Prints the rows per table.
+    Run {
+        /// Count what would be deleted and delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -209,6 +226,31 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Apikeys { action } => {
             let config = load(cli.config)?;
             api_keys(&config, action).await
+        }
+        Command::Maintenance {
+            action: MaintenanceAction::Run { dry_run },
+        } => {
+            let config = load(cli.config)?;
+            let database = open_database(&config).await?;
+            let report = steward_app::maintenance::run_cleanup(
+                &database,
+                &config.retention(),
+                chrono::Utc::now(),
+                dry_run,
+            )
+            .await
+            .map_err(|error| CliError::Failed(error.to_string()))?;
+            let verb = if dry_run { "would delete" } else { "deleted" };
+            for (target, rows) in &report.deleted {
+                println!("{:<26} {rows:>10}", target.table());
+            }
+            println!("{:<26} {:>10}", "total", report.total());
+            eprintln!(
+                "{verb} {} rows in {:.2} s (audit entries are never deleted)",
+                report.total(),
+                report.elapsed.as_secs_f64()
+            );
+            Ok(())
         }
         Command::Allowlist {
             action: AllowlistAction::Disable,

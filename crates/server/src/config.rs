@@ -134,6 +134,18 @@ pub struct Config {
     pub job_poll_ms: u64,
     /// Finished jobs and their result files are deleted this long after they finished.
     pub job_retention_hours: u64,
+    /// How often the clean-up pass runs (on one instance at a time); 0 turns it off.
+    pub maintenance_interval_secs: u64,
+    /// Ended sessions and refresh tokens are deleted this long after they ended.
+    pub retention_sessions_days: u32,
+    /// Used or expired mail tokens, MFA challenges, OIDC nonces and sign-in throttles.
+    pub retention_tokens_hours: u32,
+    /// Sent (or given-up) mail.
+    pub retention_mail_days: u32,
+    /// Delivered (or given-up) pushes.
+    pub retention_push_days: u32,
+    /// Ended invites, transfers, commands and allowlist bypass tokens.
+    pub retention_records_days: u32,
     /// Client IDs accepted as `aud` of Google ID tokens; empty disables Google sign-in.
     #[serde(deserialize_with = "list_or_comma_separated")]
     pub google_client_ids: Vec<String>,
@@ -213,6 +225,12 @@ impl Default for Config {
             job_lease_secs: 30,
             job_poll_ms: 1000,
             job_retention_hours: 24,
+            maintenance_interval_secs: 3600,
+            retention_sessions_days: 7,
+            retention_tokens_hours: 24,
+            retention_mail_days: 30,
+            retention_push_days: 7,
+            retention_records_days: 30,
             google_client_ids: Vec::new(),
             google_jwks_url: "https://www.googleapis.com/oauth2/v3/certs".to_owned(),
             apple_client_ids: Vec::new(),
@@ -249,6 +267,18 @@ impl Config {
             .map_err(|error| ConfigError(one_line(&error)))?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// How long finished rows are kept before the clean-up deletes them.
+    pub fn retention(&self) -> steward_domain::maintenance::Retention {
+        use chrono::Duration;
+        steward_domain::maintenance::Retention {
+            sessions: Duration::days(i64::from(self.retention_sessions_days)),
+            tokens: Duration::hours(i64::from(self.retention_tokens_hours)),
+            mails: Duration::days(i64::from(self.retention_mail_days)),
+            pushes: Duration::days(i64::from(self.retention_push_days)),
+            records: Duration::days(i64::from(self.retention_records_days)),
+        }
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -309,6 +339,34 @@ impl Config {
             return Err(ConfigError(
                 "STEWARD_JOB_RETENTION_HOURS: must be 1 to 8760".to_owned(),
             ));
+        }
+        if self.maintenance_interval_secs > 0 && !(60..=604_800).contains(&self.maintenance_interval_secs) {
+            return Err(ConfigError(
+                "STEWARD_MAINTENANCE_INTERVAL_SECS: 0 (off) or 60 to 604800".to_owned(),
+            ));
+        }
+        for (name, value, max) in [
+            (
+                "STEWARD_RETENTION_SESSIONS_DAYS",
+                self.retention_sessions_days,
+                3650,
+            ),
+            (
+                "STEWARD_RETENTION_TOKENS_HOURS",
+                self.retention_tokens_hours,
+                87_600,
+            ),
+            ("STEWARD_RETENTION_MAIL_DAYS", self.retention_mail_days, 3650),
+            ("STEWARD_RETENTION_PUSH_DAYS", self.retention_push_days, 3650),
+            (
+                "STEWARD_RETENTION_RECORDS_DAYS",
+                self.retention_records_days,
+                3650,
+            ),
+        ] {
+            if !(1..=max).contains(&value) {
+                return Err(ConfigError(format!("{name}: must be 1 to {max}")));
+            }
         }
         if self.database_max_connections == 0 {
             return Err(ConfigError(

@@ -39,6 +39,7 @@ mod holes_identity;
 mod holes_input;
 mod holes_outage;
 mod jobs;
+mod maintenance;
 mod openapi;
 mod organizations;
 mod personal_tokens;

@@ -1,0 +1,179 @@
+//! Clean-up of rows that have served their purpose: expired sessions, spent tokens, sent mail,
+//! delivered pushes, finished invites, transfers and commands. Each kind of row has its rule
+//! here (what counts as done, and for how long it is kept after); the store deletes in
+//! batches. Audit entries are never deleted (the hash chain needs every one).
+
+use std::future::Future;
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::RepositoryError;
+
+/// A kind of row the clean-up deletes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CleanupTarget {
+    /// Sessions revoked or expired (their refresh tokens go with them).
+    Sessions,
+    /// Refresh tokens whose lifetime ended (spent ones are kept until then: presenting one
+    /// again must still end its session family).
+    RefreshTokens,
+    /// Verification, reset and invitation tokens used or expired.
+    EmailTokens,
+    /// Mails sent, or given up on.
+    Mails,
+    /// Pushes delivered, or given up on.
+    Pushes,
+    /// Group invites expired, revoked or used up.
+    GroupInvites,
+    /// Device transfers decided or expired.
+    DeviceTransfers,
+    /// Fleet commands acknowledged or expired.
+    DeviceCommands,
+    /// Nonces of identity-provider sign-ins that expired.
+    OidcNonces,
+    /// Second-factor sign-in challenges that expired.
+    MfaChallenges,
+    /// Sign-in failure counters whose window passed, with no lockout in force.
+    LoginThrottles,
+    /// Allowlist bypass tokens that expired or were revoked.
+    BypassTokens,
+}
+
+impl CleanupTarget {
+    pub const ALL: [CleanupTarget; 12] = [
+        CleanupTarget::Sessions,
+        CleanupTarget::RefreshTokens,
+        CleanupTarget::EmailTokens,
+        CleanupTarget::Mails,
+        CleanupTarget::Pushes,
+        CleanupTarget::GroupInvites,
+        CleanupTarget::DeviceTransfers,
+        CleanupTarget::DeviceCommands,
+        CleanupTarget::OidcNonces,
+        CleanupTarget::MfaChallenges,
+        CleanupTarget::LoginThrottles,
+        CleanupTarget::BypassTokens,
+    ];
+
+    /// The table it deletes from.
+    pub fn table(self) -> &'static str {
+        match self {
+            CleanupTarget::Sessions => "user_sessions",
+            CleanupTarget::RefreshTokens => "refresh_tokens",
+            CleanupTarget::EmailTokens => "email_tokens",
+            CleanupTarget::Mails => "outbox_emails",
+            CleanupTarget::Pushes => "push_notifications",
+            CleanupTarget::GroupInvites => "group_invites",
+            CleanupTarget::DeviceTransfers => "device_transfers",
+            CleanupTarget::DeviceCommands => "device_commands",
+            CleanupTarget::OidcNonces => "oidc_nonces",
+            CleanupTarget::MfaChallenges => "mfa_challenges",
+            CleanupTarget::LoginThrottles => "login_throttles",
+            CleanupTarget::BypassTokens => "allowlist_bypass_tokens",
+        }
+    }
+}
+
+/// How long finished rows are kept, per kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retention {
+    /// Sessions and refresh tokens after they ended (7 days).
+    pub sessions: Duration,
+    /// Mail tokens, MFA challenges, OIDC nonces and throttles after they expired or were used
+    /// (1 day).
+    pub tokens: Duration,
+    /// Sent mail (30 days).
+    pub mails: Duration,
+    /// Delivered pushes (7 days).
+    pub pushes: Duration,
+    /// Invites, transfers, commands and bypass tokens after they ended (30 days).
+    pub records: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            sessions: Duration::days(7),
+            tokens: Duration::days(1),
+            mails: Duration::days(30),
+            pushes: Duration::days(7),
+            records: Duration::days(30),
+        }
+    }
+}
+
+impl Retention {
+    /// Rows of `target` that ended before this moment are deleted.
+    pub fn cutoff(&self, target: CleanupTarget, now: DateTime<Utc>) -> DateTime<Utc> {
+        let keep = match target {
+            CleanupTarget::Sessions | CleanupTarget::RefreshTokens => self.sessions,
+            CleanupTarget::EmailTokens
+            | CleanupTarget::OidcNonces
+            | CleanupTarget::MfaChallenges
+            | CleanupTarget::LoginThrottles => self.tokens,
+            CleanupTarget::Mails => self.mails,
+            CleanupTarget::Pushes => self.pushes,
+            CleanupTarget::GroupInvites
+            | CleanupTarget::DeviceTransfers
+            | CleanupTarget::DeviceCommands
+            | CleanupTarget::BypassTokens => self.records,
+        };
+        now - keep
+    }
+}
+
+/// Rows deleted per statement, so a pass never holds a long lock.
+pub const CLEANUP_BATCH: u64 = 1000;
+
+pub trait MaintenanceStore {
+    /// How many rows of `target` ended before `cutoff` (at `now`).
+    fn count_expired(
+        &self,
+        target: CleanupTarget,
+        cutoff: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<u64, RepositoryError>> + Send;
+
+    /// Deletes at most `limit` of them in one statement; answers how many.
+    fn delete_expired(
+        &self,
+        target: CleanupTarget,
+        cutoff: DateTime<Utc>,
+        now: DateTime<Utc>,
+        limit: u64,
+    ) -> impl Future<Output = Result<u64, RepositoryError>> + Send;
+
+    /// Claims the clean-up pass for this instance when no instance ran one in the last
+    /// `every` (one conditional statement): answers whether this instance runs it.
+    fn claim_maintenance_pass(
+        &self,
+        now: DateTime<Utc>,
+        every: Duration,
+    ) -> impl Future<Output = Result<bool, RepositoryError>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_is_kept_for_its_own_time() {
+        let now = Utc::now();
+        let retention = Retention::default();
+        assert_eq!(
+            retention.cutoff(CleanupTarget::Sessions, now),
+            now - Duration::days(7)
+        );
+        assert_eq!(
+            retention.cutoff(CleanupTarget::Mails, now),
+            now - Duration::days(30)
+        );
+        assert_eq!(
+            retention.cutoff(CleanupTarget::OidcNonces, now),
+            now - Duration::days(1)
+        );
+        let tables: std::collections::BTreeSet<_> = CleanupTarget::ALL.iter().map(|t| t.table()).collect();
+        assert_eq!(tables.len(), CleanupTarget::ALL.len());
+        assert!(!tables.contains("audit_logs"), "audit entries are never deleted");
+    }
+}

@@ -1,0 +1,205 @@
+//! The clean-up pass deletes rows that served their purpose and keeps live ones; a dry run
+//! deletes nothing; audit entries are never touched; one instance at a time claims a pass.
+
+use chrono::{Duration, Utc};
+use clap::Parser;
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use steward_domain::maintenance::MaintenanceStore;
+use steward_persistence::entities::{email_tokens, login_throttles, outbox_emails, user_sessions};
+use steward_tests::{TestApp, each_backend, spawn_app};
+
+/// Runs `steward maintenance run` against the app's database, as an operator would.
+async fn maintenance(app: &TestApp, dry_run: bool) {
+    let config = app.data_dir.path().join("steward.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {:?}\ndatabase_url = {:?}\n",
+            app.data_dir.path().display().to_string(),
+            app.database.url
+        ),
+    )
+    .unwrap();
+    let mut args = vec![
+        "steward".to_owned(),
+        "--config".to_owned(),
+        config.display().to_string(),
+        "maintenance".to_owned(),
+        "run".to_owned(),
+    ];
+    if dry_run {
+        args.push("--dry-run".to_owned());
+    }
+    steward::cli::run(steward::cli::Cli::parse_from(args))
+        .await
+        .unwrap();
+}
+
+async fn counts(app: &TestApp) -> Vec<i64> {
+    let mut counts = Vec::new();
+    for table in [
+        "user_sessions",
+        "refresh_tokens",
+        "email_tokens",
+        "outbox_emails",
+        "login_throttles",
+        "audit_logs",
+    ] {
+        counts.push(app.count_rows(table).await);
+    }
+    counts
+}
+
+#[tokio::test]
+async fn a_clean_up_pass_deletes_what_ended_keeps_what_lives_and_never_touches_the_audit() {
+    each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let connection = app.db.connection();
+        let ann = app.user("ann@example.com").await;
+        let _bob = app.user("bob@example.com").await;
+        // Four more sessions of ann's: one expired long ago, one revoked long ago, one revoked
+        // yesterday (kept a week), one live.
+        for _ in 0..4 {
+            assert!(
+                app.login("ann@example.com", steward_tests::PASSWORD)
+                    .await
+                    .status()
+                    .is_success()
+            );
+        }
+        let sessions: Vec<user_sessions::Model> = user_sessions::Entity::find()
+            .filter(user_sessions::Column::UserId.eq(ann.id))
+            .order_by_asc(user_sessions::Column::CreatedAt)
+            .all(connection)
+            .await
+            .unwrap();
+        assert_eq!(sessions.len(), 5);
+        let long_ago = Utc::now() - Duration::days(8);
+        let set = |id, column: user_sessions::Column, at: chrono::DateTime<Utc>| async move {
+            user_sessions::Entity::update_many()
+                .col_expr(column, Expr::value(Some(at)))
+                .filter(user_sessions::Column::Id.eq(id))
+                .exec(connection)
+                .await
+                .unwrap();
+        };
+        set(sessions[1].id, user_sessions::Column::ExpiresAt, long_ago).await;
+        set(sessions[2].id, user_sessions::Column::RevokedAt, long_ago).await;
+        set(
+            sessions[3].id,
+            user_sessions::Column::RevokedAt,
+            Utc::now() - Duration::days(1),
+        )
+        .await;
+        // One verification token expired two days ago; bob's is live.
+        email_tokens::Entity::update_many()
+            .col_expr(
+                email_tokens::Column::ExpiresAt,
+                Expr::value(Utc::now() - Duration::days(2)),
+            )
+            .filter(email_tokens::Column::UserId.eq(ann.id))
+            .exec(connection)
+            .await
+            .unwrap();
+        // Failed sign-ins: one counter from two days ago, one from now.
+        for email in ["old@example.com", "new@example.com"] {
+            let _ = app.login(email, "wrong password here").await;
+        }
+        login_throttles::Entity::update_many()
+            .col_expr(
+                login_throttles::Column::WindowStartedAt,
+                Expr::value(Utc::now() - Duration::days(2)),
+            )
+            .filter(login_throttles::Column::Email.eq("old@example.com"))
+            .exec(connection)
+            .await
+            .unwrap();
+        // Every mail sent, one of them 31 days ago.
+        let mut mails = 0;
+        for _ in 0..200 {
+            mails = app.count_rows("outbox_emails").await;
+            let sent = outbox_emails::Entity::find()
+                .filter(outbox_emails::Column::Status.eq("sent"))
+                .all(connection)
+                .await
+                .unwrap()
+                .len() as i64;
+            if mails > 0 && sent == mails {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(mails >= 2, "{backend:?}");
+        let oldest = outbox_emails::Entity::find()
+            .order_by_asc(outbox_emails::Column::CreatedAt)
+            .one(connection)
+            .await
+            .unwrap()
+            .unwrap();
+        outbox_emails::Entity::update_many()
+            .col_expr(
+                outbox_emails::Column::SentAt,
+                Expr::value(Some(Utc::now() - Duration::days(31))),
+            )
+            .filter(outbox_emails::Column::Id.eq(oldest.id))
+            .exec(connection)
+            .await
+            .unwrap();
+
+        let before = counts(&app).await;
+        maintenance(&app, true).await;
+        assert_eq!(
+            counts(&app).await,
+            before,
+            "a dry run deletes nothing {backend:?}"
+        );
+
+        maintenance(&app, false).await;
+        let after = counts(&app).await;
+        assert_eq!(after[0], before[0] - 2, "two sessions ended long ago {backend:?}");
+        assert_eq!(
+            after[1],
+            before[1] - 2,
+            "their refresh tokens went with them {backend:?}"
+        );
+        assert_eq!(after[2], before[2] - 1, "one spent mail token {backend:?}");
+        assert_eq!(after[3], before[3] - 1, "one mail sent a month ago {backend:?}");
+        assert_eq!(after[4], before[4] - 1, "one old sign-in counter {backend:?}");
+        assert_eq!(after[5], before[5], "the audit log is never cleaned {backend:?}");
+        // What lives still works: ann's live session, bob's verification.
+        let me = app
+            .authed(reqwest::Method::GET, "/api/v1/auth/me", &ann.token)
+            .send()
+            .await
+            .unwrap();
+        assert!(me.status().is_success());
+
+        // A second pass finds nothing more.
+        maintenance(&app, false).await;
+        assert_eq!(counts(&app).await, after);
+
+        // One instance claims each pass.
+        let now = Utc::now() + Duration::hours(3);
+        let every = Duration::hours(1);
+        assert!(
+            app.db.claim_maintenance_pass(now, every).await.unwrap(),
+            "{backend:?}"
+        );
+        assert!(!app.db.claim_maintenance_pass(now, every).await.unwrap());
+        assert!(
+            !app.db
+                .claim_maintenance_pass(now + Duration::minutes(30), every)
+                .await
+                .unwrap()
+        );
+        assert!(
+            app.db
+                .claim_maintenance_pass(now + Duration::hours(2), every)
+                .await
+                .unwrap()
+        );
+        app.stop().await;
+    })
+    .await;
+}
