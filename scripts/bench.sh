@@ -6,6 +6,8 @@
 #   BENCH_SKIP_AUTH=1 skips the sign-in benchmarks, BENCH_SKIP_SETTINGS=1 the polling ones
 #   BENCH_IMPORT_ROWS=10000 (devices in the bulk import timing)
 #   BENCH_ADMIN_USERS=100000 (accounts seeded for the admin user search), BENCH_SKIP_ADMIN=1
+#   BENCH_JOB_ROWS=50000 (devices in the import run as a background job)
+#   BENCH_CLEANUP_ROWS=1000000 (expired sessions the clean-up pass deletes), BENCH_SKIP_CLEANUP=1
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -148,6 +150,65 @@ import_benchmark() {
       -H "authorization: Bearer $root" -H 'content-type: text/csv' --data-binary "@$workdir/import.csv"
     head -c 200 "$workdir/import.out"; echo
   done
+  job_import_benchmark "$label" "$root" "$org"
+}
+
+# A BENCH_JOB_ROWS-device import (default 50,000) as a background job: the time to the 202,
+# and rows per second from submission until the job is seen succeeded (polled every 0.1 s).
+job_import_benchmark() {
+  local label=$1 root=$2 org=$3 rows=${BENCH_JOB_ROWS:-50000} started ended job status
+  {
+    echo "deviceId,displayName,platform,serialNumber,manufacturer,model"
+    for i in $(seq 1 "$rows"); do echo "job-$i,Handheld $i,android,JSN$i,Zebra,TC52"; done
+  } >"$workdir/job.csv"
+  echo "== [$label] POST …/devices/import?async=true, $rows CSV rows, as a background job"
+  started=$(date +%s.%N)
+  curl -fs -o "$workdir/job.out" -w '202 answered in %{time_total}s (status %{http_code})\n' \
+    "$base/api/admin/v1/organizations/$org/devices/import?async=true" \
+    -H "authorization: Bearer $root" -H 'content-type: text/csv' --data-binary "@$workdir/job.csv"
+  job=$(json_field id <"$workdir/job.out")
+  status=pending
+  for _ in $(seq 1 6000); do
+    status=$(curl -fs "$base/api/admin/v1/jobs/$job" -H "authorization: Bearer $root" | json_field status)
+    case $status in succeeded | failed | cancelled) break ;; esac
+    sleep 0.1
+  done
+  ended=$(date +%s.%N)
+  awk -v rows="$rows" -v s="$started" -v e="$ended" -v status="$status" \
+    'BEGIN { printf "   job %s: %d rows in %.2f s = %.0f rows/s (target: none set; seed 004: 202 within 100 ms)\n", status, rows, e - s, rows / (e - s) }'
+}
+
+# A clean-up pass over BENCH_CLEANUP_ROWS (default 1,000,000) expired sessions, written
+# straight into the database, while GET /auth/me runs at 16 connections: the pass's time, and
+# the request latency during it (target: no stall over 100 ms, so wrk's max latency is shown).
+cleanup_benchmark() {
+  local label=$1 rows=${BENCH_CLEANUP_ROWS:-1000000} token
+  token=$(curl -fs "$base/api/v1/auth/register" -H 'content-type: application/json' \
+    -d "{\"email\":\"cleanup@bench.example\",\"password\":\"$password\",\"displayName\":\"Cleanup\"}" | json_field accessToken)
+  case $label in
+    sqlite)
+      sqlite3 -cmd '.timeout 30000' "$STEWARD_DATA_DIR/steward.db" "
+        WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $rows)
+        INSERT INTO user_sessions (id, user_id, expires_at, created_at)
+        SELECT randomblob(16), u.id, '2020-01-01 00:00:00+00:00', '2019-12-01 00:00:00+00:00'
+        FROM n, (SELECT id FROM users WHERE email = 'cleanup@bench.example') u;"
+      ;;
+    postgres)
+      psql "$STEWARD_DATABASE_URL" -qc "
+        INSERT INTO user_sessions (id, user_id, expires_at, created_at)
+        SELECT gen_random_uuid(), u.id, now() - interval '30 days', now() - interval '60 days'
+        FROM generate_series(1, $rows), (SELECT id FROM users WHERE email = 'cleanup@bench.example') u;" >/dev/null
+      psql "$STEWARD_DATABASE_URL" -qc "VACUUM ANALYZE user_sessions;" >/dev/null
+      ;;
+  esac
+  echo "== [$label] clean-up pass over $rows expired sessions, GET /api/v1/auth/me at 16 connections during it"
+  BENCH_TOKEN="$token" wrk -t1 -c16 -d20s --latency -s scripts/bench/bearer.lua "$base/api/v1/auth/me" >"$workdir/cleanup.wrk" &
+  local load=$!
+  sleep 2
+  "$steward" maintenance run 2>&1 | grep -E 'user_sessions|total|deleted'
+  wait "$load"
+  summary <"$workdir/cleanup.wrk"
+  awk '/Latency/ && !/Distribution/ {print "   max latency during the pass: " $4 " (target: no stall over 100 ms)"; exit}' "$workdir/cleanup.wrk"
 }
 
 # The operators' user search over BENCH_ADMIN_USERS accounts. They are written straight into
@@ -210,5 +271,6 @@ for backend in $backends; do
   if [ -z "${BENCH_SKIP_SETTINGS:-}" ]; then settings_benchmarks "$backend"; fi
   import_benchmark "$backend"
   if [ -z "${BENCH_SKIP_ADMIN:-}" ]; then admin_users_benchmark "$backend"; fi
+  if [ -z "${BENCH_SKIP_CLEANUP:-}" ]; then cleanup_benchmark "$backend"; fi
   stop_server
 done

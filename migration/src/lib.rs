@@ -23,6 +23,7 @@ mod m20261201_000016_mfa;
 mod m20261201_000017_ip_allowlist;
 mod m20261201_000018_user_search_keys;
 mod m20261201_000019_jobs;
+mod m20261201_000020_quotas;
 
 pub use m20260701_000011_organizations::DEFAULT_ORGANIZATION_ID;
 
@@ -51,6 +52,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000017_ip_allowlist::Migration),
             Box::new(m20261201_000018_user_search_keys::Migration),
             Box::new(m20261201_000019_jobs::Migration),
+            Box::new(m20261201_000020_quotas::Migration),
         ]
     }
 }

@@ -51,6 +51,8 @@ pub enum ErrorCode {
     IpNotAllowed,
     /// An allowlist change that would refuse the caller's own address.
     AllowlistWouldLockOut,
+    /// The organization's quota is used up; `quota` in the error names it.
+    QuotaExceeded,
     ServiceUnavailable,
     Internal,
 }
@@ -76,7 +78,8 @@ impl ErrorCode {
             | ErrorCode::AccountLinkRequired
             | ErrorCode::VersionConflict
             | ErrorCode::SettingLocked
-            | ErrorCode::AllowlistWouldLockOut => StatusCode::CONFLICT,
+            | ErrorCode::AllowlistWouldLockOut
+            | ErrorCode::QuotaExceeded => StatusCode::CONFLICT,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::RateLimited | ErrorCode::AccountLocked => StatusCode::TOO_MANY_REQUESTS,
@@ -121,6 +124,18 @@ pub struct ErrorBody {
     pub details: Vec<FieldError>,
     /// Quote this when reporting a problem; it is also in the `X-Request-Id` header and the logs.
     pub request_id: Option<String>,
+    /// With `QUOTA_EXCEEDED`: which quota, its limit and how much is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<QuotaView>,
+}
+
+/// A quota that refused a creation.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct QuotaView {
+    /// `devices`, `users`, `enrollment_tokens` or `policies`.
+    pub key: String,
+    pub limit: u64,
+    pub used: u64,
 }
 
 /// Every error response has this shape.
@@ -140,6 +155,7 @@ pub struct ApiError {
     pub details: Vec<FieldError>,
     /// Seconds until a retry may succeed, sent as `Retry-After`.
     pub retry_after: Option<u64>,
+    pub quota: Option<QuotaView>,
 }
 
 impl ApiError {
@@ -149,6 +165,7 @@ impl ApiError {
             message: message.into(),
             details: Vec::new(),
             retry_after: None,
+            quota: None,
         }
     }
 
@@ -206,6 +223,7 @@ impl ApiError {
                 message: self.message.clone(),
                 details: self.details.clone(),
                 request_id: request_id::current(),
+                quota: self.quota.clone(),
             },
         }
     }
@@ -249,6 +267,7 @@ impl From<AppError> for ApiError {
             ErrorKind::AccountDisabled => ErrorCode::AccountDisabled,
             ErrorKind::InvalidMfaCode => ErrorCode::InvalidMfaCode,
             ErrorKind::AllowlistWouldLockOut => ErrorCode::AllowlistWouldLockOut,
+            ErrorKind::QuotaExceeded => ErrorCode::QuotaExceeded,
             ErrorKind::Unavailable => ErrorCode::ServiceUnavailable,
             ErrorKind::Internal => ErrorCode::Internal,
         };
@@ -264,6 +283,11 @@ impl From<AppError> for ApiError {
                 })
                 .collect(),
             retry_after: error.retry_after,
+            quota: error.quota.map(|exceeded| QuotaView {
+                key: exceeded.key.as_str().to_owned(),
+                limit: exceeded.limit,
+                used: exceeded.used,
+            }),
         }
     }
 }

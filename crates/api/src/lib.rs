@@ -41,9 +41,9 @@ fn routes(config: &mut ServiceConfig) {
     use routes::{
         admin, admin_bulk, admin_groups, admin_user_mfa, admin_user_roles, admin_user_search, admin_users,
         api_keys, audit, auth, auth_mail, auth_mfa, device_enrollment, devices, enrollment_tokens,
-        federation, fleet_devices, fleet_groups, groups, imports, ip_allowlist, jobs, organizations,
-        personal_tokens, policies, policy_application, roles, setting_definitions, settings, unlock_requests,
-        users,
+        federation, fleet_devices, fleet_groups, groups, imports, ip_allowlist, jobs, org_quotas,
+        organizations, personal_tokens, policies, policy_application, roles, setting_definitions, settings,
+        unlock_requests, users,
     };
     config
         .service(health::liveness)
@@ -201,6 +201,8 @@ fn routes(config: &mut ServiceConfig) {
                 .service(audit::list_audit_logs)
                 .service(organizations::create_organization)
                 .service(organizations::list_organizations)
+                .service(org_quotas::get_quotas)
+                .service(org_quotas::set_quotas)
                 .service(organizations::get_organization)
                 .service(organizations::update_organization)
                 .service(organizations::delete_organization)

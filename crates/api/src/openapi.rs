@@ -5,7 +5,7 @@
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::error::{ErrorBody, ErrorCode, ErrorEnvelope, FieldError};
+use crate::error::{ErrorBody, ErrorCode, ErrorEnvelope, FieldError, QuotaView};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -15,7 +15,7 @@ use crate::error::{ErrorBody, ErrorCode, ErrorEnvelope, FieldError};
             `{\"success\": true, \"data\": …}` or `{\"success\": false, \"error\": {code, message, details, requestId}}`.",
         license(name = "Apache-2.0")
     ),
-    components(schemas(ErrorEnvelope, ErrorBody, ErrorCode, FieldError)),
+    components(schemas(ErrorEnvelope, ErrorBody, ErrorCode, FieldError, QuotaView)),
     modifiers(&SecuritySchemes),
     tags(
         (name = "health", description = "Liveness, readiness and metrics"),

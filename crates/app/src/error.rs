@@ -19,6 +19,8 @@ pub enum ErrorKind {
     InvalidMfaCode,
     /// An IP allowlist change that would refuse the caller's own address.
     AllowlistWouldLockOut,
+    /// The organization's quota for what is being created is used up; `quota` says which.
+    QuotaExceeded,
     /// The caller is known but may not do this.
     Forbidden,
     NotFound,
@@ -68,6 +70,8 @@ pub struct AppError {
     pub details: Vec<FieldError>,
     /// Seconds until a retry may succeed.
     pub retry_after: Option<u64>,
+    /// Which quota refused, with its limit and use ([`ErrorKind::QuotaExceeded`]).
+    pub quota: Option<steward_domain::quotas::QuotaExceeded>,
 }
 
 impl AppError {
@@ -77,6 +81,7 @@ impl AppError {
             message: message.into(),
             details: Vec::new(),
             retry_after: None,
+            quota: None,
         }
     }
 
@@ -147,6 +152,17 @@ impl From<RepositoryError> for AppError {
     }
 }
 
+impl From<steward_domain::quotas::QuotaExceeded> for AppError {
+    fn from(exceeded: steward_domain::quotas::QuotaExceeded) -> Self {
+        let mut error = AppError::new(
+            ErrorKind::QuotaExceeded,
+            format!("{exceeded}; ask your operator to raise the organization's quota (or remove some first)"),
+        );
+        error.quota = Some(exceeded);
+        error
+    }
+}
+
 impl From<steward_domain::RuleError> for AppError {
     fn from(error: steward_domain::RuleError) -> Self {
         use steward_domain::RuleError;
@@ -155,6 +171,7 @@ impl From<steward_domain::RuleError> for AppError {
             RuleError::Forbidden(message) => AppError::forbidden(message),
             RuleError::Conflict(message) => AppError::conflict(message),
             RuleError::Invalid { field, message } => AppError::invalid(field, message),
+            RuleError::QuotaExceeded(exceeded) => exceeded.into(),
         }
     }
 }

@@ -121,12 +121,15 @@ impl<'a, S: Store> PolicyService<'a, S> {
             None,
             Some(json!({"name": policy.name, "settings": policy.settings, "locks": policy.locks})),
         );
-        let touched = self
-            .steward
-            .store
-            .create_policy(&policy, &entry)
-            .await
-            .map_err(name_taken)?;
+        let touched =
+            self.steward
+                .store
+                .create_policy(&policy, &entry)
+                .await
+                .map_err(|error| match error {
+                    steward_domain::RuleStoreError::Repository(error) => name_taken(error),
+                    other => other.into(),
+                })?;
         self.forget(&touched);
         Ok(policy)
     }

@@ -117,6 +117,8 @@ pub struct Steward<S> {
     pub allowlist_refusals: Arc<crate::ip_allowlist::RefusalCache>,
     /// The background jobs this instance runs, and how.
     pub jobs: Arc<crate::jobs::JobBoard>,
+    /// The plans organizations' quotas come from (the store decides with the same plans).
+    pub quota_plans: Arc<steward_domain::quotas::QuotaPlans>,
 }
 
 impl<S: Clone> Clone for Steward<S> {
@@ -130,6 +132,7 @@ impl<S: Clone> Clone for Steward<S> {
             allowlist: Arc::clone(&self.allowlist),
             allowlist_refusals: Arc::clone(&self.allowlist_refusals),
             jobs: Arc::clone(&self.jobs),
+            quota_plans: Arc::clone(&self.quota_plans),
         }
     }
 }
@@ -146,7 +149,14 @@ impl<S: Store> Steward<S> {
             allowlist: Arc::new(crate::cache::TtlCache::new(crate::ip_allowlist::REFRESH)),
             allowlist_refusals: Arc::new(crate::cache::TtlCache::new(std::time::Duration::from_secs(60))),
             jobs: Arc::default(),
+            quota_plans: Arc::new(steward_domain::quotas::QuotaPlans::new(Default::default())),
         }
+    }
+
+    /// The quota plans (configuration); give the store the same ones.
+    pub fn with_quota_plans(mut self, plans: steward_domain::quotas::QuotaPlans) -> Self {
+        self.quota_plans = Arc::new(plans);
+        self
     }
 
     /// Runs background jobs with these settings (timeouts, lease, workers, limits).

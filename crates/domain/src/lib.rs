@@ -22,6 +22,7 @@ pub mod mfa;
 pub mod organizations;
 pub mod pagination;
 pub mod policies;
+pub mod quotas;
 pub mod rbac;
 pub mod repository;
 pub mod roles;

@@ -100,12 +100,12 @@ pub trait PolicyStore {
     /// `Conflict` when the organization has a policy of that name. Making it the default
     /// unsets the previous default in the same transaction. Like every policy change below, it
     /// bumps the settings version of the devices it reaches and queues their pushes, and
-    /// answers those devices.
+    /// answers those devices. Refused when the organization's policy quota is used up.
     fn create_policy(
         &self,
         policy: &PolicyRecord,
         audit: &AuditEntry,
-    ) -> impl Future<Output = Result<Vec<Uuid>, RepositoryError>> + Send;
+    ) -> impl Future<Output = Result<Vec<Uuid>, crate::RuleStoreError>> + Send;
 
     fn policies(
         &self,

@@ -103,11 +103,13 @@ pub enum Permission {
     /// Cancelling any background job: only `super_admin` holds it. Also the token scope of
     /// cancelling one's own.
     JobsWrite,
+    /// Setting organizations' plans and quota overrides: only `super_admin` holds it.
+    QuotasWrite,
 }
 
 impl Permission {
     /// Every permission.
-    pub const ALL: [Permission; 27] = [
+    pub const ALL: [Permission; 28] = [
         Permission::UsersRead,
         Permission::UsersWrite,
         Permission::UsersLock,
@@ -135,6 +137,7 @@ impl Permission {
         Permission::RolesWrite,
         Permission::JobsRead,
         Permission::JobsWrite,
+        Permission::QuotasWrite,
     ];
 
     /// `resource:action`, as roles and token scopes name it.
@@ -167,6 +170,7 @@ impl Permission {
             Permission::RolesWrite => "roles:write",
             Permission::JobsRead => "jobs:read",
             Permission::JobsWrite => "jobs:write",
+            Permission::QuotasWrite => "quotas:write",
         }
     }
 }

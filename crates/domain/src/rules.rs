@@ -21,6 +21,9 @@ pub enum RuleError {
         field: &'static str,
         message: &'static str,
     },
+    /// The organization's quota for this kind of thing is used up.
+    #[error(transparent)]
+    QuotaExceeded(#[from] crate::quotas::QuotaExceeded),
 }
 
 /// A storage failure or a rule the fresh data broke.

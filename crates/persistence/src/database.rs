@@ -76,6 +76,8 @@ pub struct Database {
     connection: DatabaseConnection,
     backend: Backend,
     max_connections: u32,
+    /// The quota plans the organizations' limits come from (configuration).
+    quota_plans: std::sync::Arc<steward_domain::quotas::QuotaPlans>,
 }
 
 impl Database {
@@ -114,6 +116,7 @@ impl Database {
             connection,
             backend,
             max_connections: options.max_connections,
+            quota_plans: std::sync::Arc::new(steward_domain::quotas::QuotaPlans::new(Default::default())),
         };
         database.ping().await.map_err(|error| PersistenceError::Connect {
             url: redact_url(&options.url),
@@ -178,6 +181,17 @@ impl Database {
                 .map_err(db)?;
         }
         Ok(transaction)
+    }
+
+    /// Decides organizations' quotas with these plans (`free`, unlimited, when not configured).
+    pub fn with_quota_plans(mut self, plans: steward_domain::quotas::QuotaPlans) -> Self {
+        self.quota_plans = std::sync::Arc::new(plans);
+        self
+    }
+
+    /// The quota plans in force.
+    pub fn quota_plans(&self) -> &steward_domain::quotas::QuotaPlans {
+        &self.quota_plans
     }
 
     /// The SeaORM connection, for repositories in this crate and for tests.

@@ -78,8 +78,17 @@ impl PolicyStore for Database {
         &self,
         policy: &PolicyRecord,
         audit: &AuditEntry,
-    ) -> Result<Vec<Uuid>, RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+    ) -> Result<Vec<Uuid>, steward_domain::RuleStoreError> {
+        // Reads the quota before it writes: on SQLite the write lock is taken first.
+        let transaction = self.begin_write().await.map_err(db)?;
+        crate::organizations::check_quota_locked(
+            &transaction,
+            self.quota_plans(),
+            policy.organization_id,
+            steward_domain::quotas::QuotaKey::Policies,
+            1,
+        )
+        .await?;
         unset_other_defaults(&transaction, policy).await?;
         device_policies::Entity::insert(device_policies::ActiveModel {
             id: Set(policy.id),

@@ -117,6 +117,7 @@ impl Application {
         let steward = Steward::new(database.clone(), auth)
             .with_device_auth(DeviceAuthCache::default().with_legacy_auth(config.legacy_device_auth))
             .with_device_states(device_states)
+            .with_quota_plans(config.quota_plans())
             .with_jobs(steward_app::jobs::JobSettings {
                 timeout: Duration::from_secs(config.job_timeout_secs),
                 lease: Duration::from_secs(config.job_lease_secs),
@@ -225,7 +226,10 @@ pub async fn connect_database(config: &Config) -> Result<Database, StartupError>
     let mut options = DatabaseOptions::new(config.database_url());
     options.max_connections = config.database_max_connections;
     options.connect_timeout = Duration::from_secs(config.database_connect_timeout_secs);
-    Database::connect(&options).await.map_err(StartupError::Database)
+    Ok(Database::connect(&options)
+        .await
+        .map_err(StartupError::Database)?
+        .with_quota_plans(config.quota_plans()))
 }
 
 /// The authentication service as configured: key ring, Argon2id cost, lifetimes and limits.

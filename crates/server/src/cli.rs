@@ -58,6 +58,30 @@ pub enum Command {
         #[command(subcommand)]
         action: MaintenanceAction,
     },
+    /// Organizations' plans and quotas.
+    Quotas {
+        #[command(subcommand)]
+        action: QuotasAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QuotasAction {
+    /// Set one quota of an organization, or its plan. Audited like `PUT …/quotas`.
+    Set {
+        /// The organization's id or slug.
+        org: String,
+        /// `devices`, `users`, `enrollment_tokens`, `policies`, or `plan`.
+        key: String,
+        /// A whole number, `unlimited`, or `default` (back to the plan's limit); for `plan`,
+        /// a configured plan's name.
+        value: String,
+    },
+    /// Print an organization's plan and each quota beside its use.
+    Show {
+        /// The organization's id or slug.
+        org: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -252,6 +276,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             );
             Ok(())
         }
+        Command::Quotas { action } => {
+            let config = load(cli.config)?;
+            quotas(&config, action).await
+        }
         Command::Allowlist {
             action: AllowlistAction::Disable,
         } => {
@@ -410,6 +438,104 @@ async fn migrate(config: &Config, action: MigrateAction) -> Result<(), CliError>
     }
     for name in &state.pending {
         println!("pending  {name}");
+    }
+    Ok(())
+}
+
+async fn quotas(config: &Config, action: QuotasAction) -> Result<(), CliError> {
+    use steward_domain::organizations::OrganizationStore;
+    use steward_domain::quotas::QuotaKey;
+    let failed = |error: steward_domain::RepositoryError| CliError::Failed(error.to_string());
+    let database = open_database(config).await?;
+    let plans = config.quota_plans();
+    let org_ref = match &action {
+        QuotasAction::Set { org, .. } | QuotasAction::Show { org } => org.clone(),
+    };
+    let found = match org_ref.parse::<uuid::Uuid>() {
+        Ok(id) => database.find_organization(id).await.map_err(failed)?,
+        Err(_) => database
+            .find_organization_by_slug(&org_ref)
+            .await
+            .map_err(failed)?,
+    }
+    .ok_or_else(|| CliError::Failed(format!("no organization `{org_ref}`")))?;
+    let organization = match action {
+        QuotasAction::Show { .. } => found,
+        QuotasAction::Set { key, value, .. } => {
+            let mut quota = found.quota.clone();
+            if key == "plan" {
+                if plans.get(&value).is_none() {
+                    return Err(CliError::Failed(format!(
+                        "unknown plan `{value}`; configured: {}",
+                        plans.names().collect::<Vec<_>>().join(", ")
+                    )));
+                }
+                quota.plan = value;
+            } else {
+                let key = QuotaKey::parse(&key).ok_or_else(|| {
+                    CliError::Failed(format!(
+                        "unknown quota `{key}`: use devices, users, enrollment_tokens, policies or plan"
+                    ))
+                })?;
+                match value.as_str() {
+                    "default" => {
+                        quota.overrides.remove(&key);
+                    }
+                    "unlimited" => {
+                        quota.overrides.insert(key, None);
+                    }
+                    number => {
+                        let limit = number
+                            .parse::<u64>()
+                            .ok()
+                            .filter(|limit| *limit <= 1_000_000_000)
+                            .ok_or_else(|| {
+                                CliError::Failed(
+                                    "the value is a whole number up to 1000000000, `unlimited` or `default`"
+                                        .to_owned(),
+                                )
+                            })?;
+                        quota.overrides.insert(key, Some(limit));
+                    }
+                }
+            }
+            let audit = steward_domain::AuditEntry::new(
+                steward_domain::Actor::system(),
+                steward_domain::AuditAction::known("organization.quota_changed"),
+                "organization",
+            )
+            .resource_id(found.id)
+            .organization(found.id)
+            .change(
+                Some(serde_json::json!(found.quota)),
+                Some(serde_json::json!(quota)),
+            );
+            database
+                .set_org_quota(found.id, &quota, &audit)
+                .await
+                .map_err(failed)?
+        }
+    };
+    let usage = database.quota_usage(organization.id).await.map_err(failed)?;
+    println!(
+        "{} ({}): plan {}",
+        organization.slug, organization.id, organization.quota.plan
+    );
+    for key in QuotaKey::ALL {
+        let limit = plans
+            .limit(&organization.quota, key)
+            .map_or_else(|| "unlimited".to_owned(), |limit| limit.to_string());
+        let source = if organization.quota.overrides.contains_key(&key) {
+            "override"
+        } else {
+            "plan"
+        };
+        println!(
+            "{:<18} {:>10} of {:<10} ({source})",
+            key.as_str(),
+            usage.get(&key).copied().unwrap_or(0),
+            limit
+        );
     }
     Ok(())
 }

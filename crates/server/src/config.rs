@@ -23,6 +23,20 @@ pub enum LogFormat {
     Json,
 }
 
+/// One quota plan's limits; a limit left out is unlimited.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PlanConfig {
+    /// Devices per organization.
+    pub max_devices: Option<u64>,
+    /// Users per organization.
+    pub max_users: Option<u64>,
+    /// Live enrollment tokens per organization.
+    pub max_enrollment_tokens: Option<u64>,
+    /// Device policies per organization.
+    pub max_policies: Option<u64>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Config {
@@ -146,6 +160,9 @@ pub struct Config {
     pub retention_push_days: u32,
     /// Ended invites, transfers, commands and allowlist bypass tokens.
     pub retention_records_days: u32,
+    /// Quota plans by name (`[plans.team]` in the TOML file); `free` exists even when not
+    /// listed (unlimited unless configured).
+    pub plans: std::collections::BTreeMap<String, PlanConfig>,
     /// Client IDs accepted as `aud` of Google ID tokens; empty disables Google sign-in.
     #[serde(deserialize_with = "list_or_comma_separated")]
     pub google_client_ids: Vec<String>,
@@ -231,6 +248,7 @@ impl Default for Config {
             retention_mail_days: 30,
             retention_push_days: 7,
             retention_records_days: 30,
+            plans: std::collections::BTreeMap::new(),
             google_client_ids: Vec::new(),
             google_jwks_url: "https://www.googleapis.com/oauth2/v3/certs".to_owned(),
             apple_client_ids: Vec::new(),
@@ -267,6 +285,28 @@ impl Config {
             .map_err(|error| ConfigError(one_line(&error)))?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// The quota plans as the rules read them.
+    pub fn quota_plans(&self) -> steward_domain::quotas::QuotaPlans {
+        use steward_domain::quotas::QuotaKey;
+        steward_domain::quotas::QuotaPlans::new(
+            self.plans
+                .iter()
+                .map(|(name, plan)| {
+                    let limits = [
+                        (QuotaKey::Devices, plan.max_devices),
+                        (QuotaKey::Users, plan.max_users),
+                        (QuotaKey::EnrollmentTokens, plan.max_enrollment_tokens),
+                        (QuotaKey::Policies, plan.max_policies),
+                    ]
+                    .into_iter()
+                    .filter(|(_, limit)| limit.is_some())
+                    .collect();
+                    (name.clone(), limits)
+                })
+                .collect(),
+        )
     }
 
     /// How long finished rows are kept before the clean-up deletes them.
@@ -366,6 +406,18 @@ impl Config {
         ] {
             if !(1..=max).contains(&value) {
                 return Err(ConfigError(format!("{name}: must be 1 to {max}")));
+            }
+        }
+        for name in self.plans.keys() {
+            let valid = !name.is_empty()
+                && name.len() <= 64
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+            if !valid {
+                return Err(ConfigError(format!(
+                    "plans: `{name}` must be 1 to 64 characters of a-z, 0-9, `_` and `-`"
+                )));
             }
         }
         if self.database_max_connections == 0 {

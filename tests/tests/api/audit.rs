@@ -23,6 +23,10 @@ fn organization(slug: &str) -> OrganizationRecord {
         version: 1,
         created_at: now,
         updated_at: now,
+        quota: steward_domain::quotas::OrgQuota {
+            plan: steward_domain::quotas::DEFAULT_PLAN.to_owned(),
+            overrides: Default::default(),
+        },
     }
 }
 

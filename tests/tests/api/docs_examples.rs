@@ -293,7 +293,8 @@ async fn every_request_line_of_the_docs_is_accepted_as_a_request() {
                 let path = path
                     .replace("{userId}", &root.id.to_string())
                     .replace("{provider}", "google")
-                    .replace("{id}", &uuid::Uuid::now_v7().to_string());
+                    .replace("{id}", &uuid::Uuid::now_v7().to_string())
+                    .replace("{orgId}", &uuid::Uuid::now_v7().to_string());
                 let answer = send(&app, method.clone(), &path, &root, Some(body.clone())).await;
                 let status = answer.status();
                 let text = answer.text().await.unwrap();

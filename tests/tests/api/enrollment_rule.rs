@@ -38,6 +38,10 @@ async fn organization(db: &Database) -> Uuid {
         version: 1,
         created_at: now,
         updated_at: now,
+        quota: steward_domain::quotas::OrgQuota {
+            plan: steward_domain::quotas::DEFAULT_PLAN.to_owned(),
+            overrides: Default::default(),
+        },
     };
     db.create_organization(&record, None, &audit("organization.created"))
         .await

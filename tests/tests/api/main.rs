@@ -43,6 +43,7 @@ mod maintenance;
 mod openapi;
 mod organizations;
 mod personal_tokens;
+mod quotas;
 mod readiness;
 mod schema;
 mod scope_matrix;

@@ -67,7 +67,10 @@ async fn one_step_down_removes_only_the_last_migration() {
         };
         assert_eq!(bedtime_kind().await, "time");
         db.migrate_down(Some(1)).await.unwrap();
-        // The last migration adds background jobs; one step down undoes only it.
+        // The last migration gives organizations plans and quota overrides.
+        assert!(db.has_table("jobs").await.unwrap());
+        db.migrate_down(Some(1)).await.unwrap();
+        // The one before adds background jobs.
         assert!(!db.has_table("jobs").await.unwrap());
         assert!(!db.has_table("job_blobs").await.unwrap());
         if backend == steward_tests::Backend::Sqlite {
@@ -120,7 +123,7 @@ async fn one_step_down_removes_only_the_last_migration() {
         assert!(db.has_table("device_transfers").await.unwrap());
         assert!(db.has_table("oidc_nonces").await.unwrap());
         assert!(db.has_table("groups").await.unwrap());
-        assert_eq!(db.migration_state().await.unwrap().pending.len(), 8);
+        assert_eq!(db.migration_state().await.unwrap().pending.len(), 9);
         // And up again: the API keys regain the rotation columns.
         db.migrate_up().await.unwrap();
         assert!(db.has_table("api_key_usage").await.unwrap());

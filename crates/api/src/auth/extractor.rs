@@ -238,6 +238,8 @@ pub mod permissions {
     permission!(RolesWrite);
     permission!(GroupsManage);
     permission!(GroupsRead);
+    // Only `super_admin` (`*`) holds it: plans and quotas are the operator's.
+    permission!(QuotasWrite);
 
     /// Held by every system role: the admin API's own identity endpoint.
     #[derive(Debug)]

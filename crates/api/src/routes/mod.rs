@@ -23,6 +23,7 @@ pub mod imports;
 pub mod ip_allowlist;
 pub mod jobs;
 pub mod jwks;
+pub mod org_quotas;
 pub mod organizations;
 pub mod personal_tokens;
 pub mod policies;

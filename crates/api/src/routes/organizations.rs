@@ -222,23 +222,45 @@ pub async fn delete_organization(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Counts: devices by status, users, policies, enrollment tokens.
+/// What an organization uses, and its quotas.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrgUsageView {
+    /// Devices in the organization by status (`active`, `suspended`, …).
+    pub devices_by_status: std::collections::BTreeMap<String, u64>,
+    pub users: u64,
+    pub policies: u64,
+    /// Every enrollment token, revoked ones included (the quota counts live ones).
+    pub enrollment_tokens: u64,
+    /// Each quota's limit beside its use, as `GET …/quotas` shows them.
+    pub quotas: Vec<crate::routes::org_quotas::QuotaLineView>,
+}
+
+/// Counts (devices by status, users, policies, enrollment tokens) and each quota beside its use.
 #[utoipa::path(
     tag = "organizations",
     security(("bearer" = [])),
     params(("orgId" = Uuid, Path)),
-    responses((status = 200, body = Envelope<Object>), (status = 404, body = ErrorEnvelope))
+    responses(
+        (status = 200, description = "The organization's usage", body = Envelope<OrgUsageView>),
+        (status = 404, description = "No such organization, or not yours", body = ErrorEnvelope)
+    )
 )]
 #[get("/organizations/{orgId}/usage")]
 pub async fn organization_usage(
     state: web::Data<AppState>,
-    _caller: OrgAccess<org_actions::View>,
-    path: web::Path<Uuid>,
+    caller: OrgAccess<org_actions::View>,
 ) -> Result<HttpResponse, ApiError> {
-    let organization = path.into_inner();
-    Ok(envelope::ok(
-        OrganizationService::new(&state).usage(organization).await?,
-    ))
+    let service = OrganizationService::new(&state);
+    let usage = service.usage(caller.organization.id).await?;
+    let quotas = crate::routes::org_quotas::QuotasView::from(service.quotas(&caller.organization).await?);
+    Ok(envelope::ok(OrgUsageView {
+        devices_by_status: usage.devices_by_status,
+        users: usage.users,
+        policies: usage.policies,
+        enrollment_tokens: usage.enrollment_tokens,
+        quotas: quotas.quotas,
+    }))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

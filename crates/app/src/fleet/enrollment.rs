@@ -176,7 +176,17 @@ impl<S: Store> FleetService<'_, S> {
                 Utc::now(),
                 &entry,
             )
-            .await??;
+            .await
+            .map_err(|error| match error {
+                // A token holder learns that the organization is full, not its numbers.
+                steward_domain::RuleStoreError::Rule(steward_domain::RuleError::QuotaExceeded(_)) => {
+                    AppError::new(
+                        crate::error::ErrorKind::QuotaExceeded,
+                        "the organization cannot take more devices; ask its administrator",
+                    )
+                }
+                other => other.into(),
+            })??;
         self.forget(&[enrolled.device_id]);
         self.steward.device_auth.forget_device(enrolled.device_id);
         let (settings, _) = SettingsService::new(self.steward)

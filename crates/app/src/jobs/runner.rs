@@ -231,14 +231,21 @@ async fn heartbeat<S: Store>(steward: Steward<S>, job: uuid::Uuid, progress: Arc
 }
 
 fn error_json(error: &AppError) -> serde_json::Value {
-    json!({
+    let mut json = json!({
         "message": error.message,
         "details": error
             .details
             .iter()
             .map(|detail| json!({"field": detail.field, "message": detail.message}))
             .collect::<Vec<_>>(),
-    })
+    });
+    if let (Some(quota), Some(object)) = (error.quota, json.as_object_mut()) {
+        object.insert(
+            "quota".to_owned(),
+            json!({"key": quota.key.as_str(), "limit": quota.limit, "used": quota.used}),
+        );
+    }
+    json
 }
 
 fn failed(progress: &JobProgress, message: &str) -> JobEnd {

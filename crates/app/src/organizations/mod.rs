@@ -13,6 +13,7 @@ use steward_domain::organizations::{
     may_delete_organization, may_remove_org_user, may_set_org_role, parse_org_description, parse_org_name,
     parse_org_settings,
 };
+use steward_domain::quotas::{Limits, OrgQuota, QuotaKey};
 use steward_domain::rbac::Permission;
 use steward_domain::{Actor, AuditAction, AuditEntry, PageRequest, RepositoryError, RequestOrigin};
 use uuid::Uuid;
@@ -27,6 +28,24 @@ pub struct OrgStanding {
     pub user: Uuid,
     pub actor: OrgActor,
     pub organization: OrganizationRecord,
+}
+
+/// One quota of an organization: its limit (`None`: unlimited) beside its use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaLine {
+    pub key: QuotaKey,
+    pub limit: Option<u64>,
+    pub used: u64,
+    /// Set for this organization rather than by its plan.
+    pub overridden: bool,
+}
+
+/// An organization's quotas.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaReport {
+    pub plan: String,
+    pub overrides: Limits,
+    pub lines: Vec<QuotaLine>,
 }
 
 /// A new organization as an administrator describes it.
@@ -141,6 +160,10 @@ impl<'a, S: Store> OrganizationService<'a, S> {
             version: 1,
             created_at: now,
             updated_at: now,
+            quota: steward_domain::quotas::OrgQuota {
+                plan: steward_domain::quotas::DEFAULT_PLAN.to_owned(),
+                overrides: Default::default(),
+            },
         };
         if let Some(owner) = new.owner
             && self.steward.store.find_user(owner).await?.is_none()
@@ -239,6 +262,80 @@ impl<'a, S: Store> OrganizationService<'a, S> {
 
     pub async fn usage(&self, organization: Uuid) -> Result<OrgUsage, AppError> {
         Ok(self.steward.store.org_usage(organization).await?)
+    }
+
+    /// The organization's plan, overrides, and each limit beside its use.
+    pub async fn quotas(&self, organization: &OrganizationRecord) -> Result<QuotaReport, AppError> {
+        let usage = self.steward.store.quota_usage(organization.id).await?;
+        let plans = &self.steward.quota_plans;
+        Ok(QuotaReport {
+            plan: organization.quota.plan.clone(),
+            overrides: organization.quota.overrides.clone(),
+            lines: QuotaKey::ALL
+                .into_iter()
+                .map(|key| QuotaLine {
+                    key,
+                    limit: plans.limit(&organization.quota, key),
+                    used: usage.get(&key).copied().unwrap_or(0),
+                    overridden: organization.quota.overrides.contains_key(&key),
+                })
+                .collect(),
+        })
+    }
+
+    /// Sets an organization's plan (kept when `None`) and overrides (a key absent uses the
+    /// plan's limit; `None` as a value is unlimited). An operator's act, audited with the values
+    /// before and after. Lowering a limit below the use removes nothing; it refuses further
+    /// creations.
+    pub async fn set_quotas(
+        &self,
+        admin: Uuid,
+        organization: Uuid,
+        plan: Option<String>,
+        overrides: Limits,
+        origin: &RequestOrigin,
+    ) -> Result<QuotaReport, AppError> {
+        let found = self
+            .steward
+            .store
+            .find_organization(organization)
+            .await?
+            .ok_or(OrgRuleError::NotFound)?;
+        let plan = match plan {
+            Some(plan) => {
+                let plan = plan.trim().to_owned();
+                if self.steward.quota_plans.get(&plan).is_none() {
+                    return Err(AppError::invalid(
+                        "plan",
+                        format!(
+                            "must be one of the configured plans: {}",
+                            self.steward.quota_plans.names().collect::<Vec<_>>().join(", ")
+                        ),
+                    ));
+                }
+                plan
+            }
+            None => found.quota.plan.clone(),
+        };
+        let quota = OrgQuota { plan, overrides };
+        let audit = AuditEntry::new(
+            Actor::admin(admin),
+            AuditAction::known("organization.quota_changed"),
+            "organization",
+        )
+        .resource_id(organization)
+        .organization(organization)
+        .change(
+            Some(serde_json::json!(found.quota)),
+            Some(serde_json::json!(quota)),
+        )
+        .origin(origin.clone());
+        let stored = self
+            .steward
+            .store
+            .set_org_quota(organization, &quota, &audit)
+            .await?;
+        self.quotas(&stored).await
     }
 
     pub async fn users(&self, organization: Uuid) -> Result<Vec<OrgMember>, AppError> {

@@ -12,12 +12,13 @@ use crate::{AuditEntry, RepositoryError};
 
 /// Enrollment tokens, enrollment and device tokens.
 pub trait EnrollmentStore {
+    /// Refused when the organization's quota of live enrollment tokens is used up.
     fn create_enrollment_token(
         &self,
         token: &EnrollmentToken,
         hash: &str,
         audit: &AuditEntry,
-    ) -> impl Future<Output = Result<(), RepositoryError>> + Send;
+    ) -> impl Future<Output = Result<(), crate::RuleStoreError>> + Send;
 
     fn enrollment_tokens(
         &self,

@@ -222,6 +222,8 @@ pub struct OrganizationRecord {
     pub version: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Its plan and per-limit overrides.
+    pub quota: crate::quotas::OrgQuota,
 }
 
 /// An organization user with their profile.
@@ -317,6 +319,23 @@ pub trait OrganizationStore {
 
     fn org_usage(&self, organization: Uuid)
     -> impl Future<Output = Result<OrgUsage, RepositoryError>> + Send;
+
+    /// How much of each quota the organization uses now.
+    fn quota_usage(
+        &self,
+        organization: Uuid,
+    ) -> impl Future<
+        Output = Result<std::collections::BTreeMap<crate::quotas::QuotaKey, u64>, RepositoryError>,
+    > + Send;
+
+    /// Gives the organization a plan and overrides (its version goes up). `NotFound` when
+    /// there is no such organization.
+    fn set_org_quota(
+        &self,
+        organization: Uuid,
+        quota: &crate::quotas::OrgQuota,
+        audit: &AuditEntry,
+    ) -> impl Future<Output = Result<OrganizationRecord, RepositoryError>> + Send;
 }
 
 #[cfg(test)]
@@ -350,6 +369,7 @@ mod tests {
             version: 1,
             created_at: now,
             updated_at: now,
+            quota: crate::quotas::OrgQuota::default(),
         };
         assert!(matches!(
             may_delete_organization(&organization),

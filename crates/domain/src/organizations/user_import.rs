@@ -142,7 +142,8 @@ pub trait OrgUserImportStore {
     /// Applies an import all or nothing, one audit entry per added or changed user (built by
     /// `audit`: row, whether it was added). `decide` gets the organization's users read under
     /// its row lock (the snapshot-decide-apply shape of `GroupStore::change_membership`) and
-    /// answers the plan, or the problems that refuse the whole import.
+    /// answers the plan, or the problems that refuse the whole import. The users it adds must
+    /// fit the organization's quota (`RuleError::QuotaExceeded`).
     fn import_org_users<F, A>(
         &self,
         organization: Uuid,
@@ -150,7 +151,7 @@ pub trait OrgUserImportStore {
         decide: F,
         now: DateTime<Utc>,
         audit: A,
-    ) -> impl Future<Output = Result<Result<ImportCounts, Vec<ImportProblem>>, RepositoryError>> + Send
+    ) -> impl Future<Output = Result<Result<ImportCounts, Vec<ImportProblem>>, crate::RuleStoreError>> + Send
     where
         F: FnOnce(&BTreeMap<Uuid, OrgRole>) -> Result<UserImportPlan, Vec<ImportProblem>> + Send,
         A: Fn(&ResolvedUserImport, bool) -> AuditEntry + Send + Sync;

@@ -18,6 +18,8 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
     pub description: Option<String>,
     pub is_default: bool,
+    pub plan: String,
+    pub quota_overrides: Option<Json>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -2,6 +2,7 @@
 
 use super::*;
 use steward_domain::fleet::EnrollmentStore;
+use steward_domain::quotas::QuotaKey;
 
 impl EnrollmentStore for Database {
     async fn create_enrollment_token(
@@ -9,8 +10,17 @@ impl EnrollmentStore for Database {
         token: &EnrollmentToken,
         hash: &str,
         audit: &AuditEntry,
-    ) -> Result<(), RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+    ) -> Result<(), steward_domain::RuleStoreError> {
+        // Reads the quota before it writes: on SQLite the write lock is taken first.
+        let transaction = self.begin_write().await.map_err(db)?;
+        crate::organizations::check_quota_locked(
+            &transaction,
+            self.quota_plans(),
+            token.organization_id,
+            QuotaKey::EnrollmentTokens,
+            1,
+        )
+        .await?;
         enrollment_tokens::Entity::insert(enrollment_tokens::ActiveModel {
             id: Set(token.id),
             organization_id: Set(token.organization_id),
@@ -32,7 +42,7 @@ impl EnrollmentStore for Database {
         .await
         .map_err(db)?;
         insert_audit_entry(&transaction, audit).await?;
-        transaction.commit().await.map_err(db)
+        Ok(transaction.commit().await.map_err(db)?)
     }
     async fn enrollment_tokens(&self, organization: Uuid) -> Result<Vec<EnrollmentToken>, RepositoryError> {
         Ok(enrollment_tokens::Entity::find()
@@ -136,6 +146,21 @@ impl EnrollmentStore for Database {
             .one(&transaction)
             .await
             .map_err(db)?;
+        // A device joining the organization counts against its device quota (one already in
+        // it is re-enrolling).
+        if existing
+            .as_ref()
+            .is_none_or(|found| found.organization_id != Some(organization))
+        {
+            crate::organizations::check_quota_locked(
+                &transaction,
+                self.quota_plans(),
+                organization,
+                QuotaKey::Devices,
+                1,
+            )
+            .await?;
+        }
         let (device_id, adopted) = match existing {
             Some(found) => {
                 let hardware = &enrollment.hardware;

@@ -2,6 +2,7 @@
 
 use super::*;
 use steward_domain::fleet::DeviceImportStore;
+use steward_domain::quotas::QuotaKey;
 
 /// Rows between two checkpoints of an import.
 const CHECKPOINT_ROWS: usize = 500;
@@ -135,6 +136,14 @@ impl DeviceImportStore for Database {
                 }
             }
         }
+        crate::organizations::check_quota_locked(
+            &transaction,
+            self.quota_plans(),
+            organization,
+            QuotaKey::Devices,
+            counts.created as u64,
+        )
+        .await?;
         let mut written = counts.updated + counts.skipped;
         go_on(written)?;
         let mut pending = inserts.into_iter().peekable();

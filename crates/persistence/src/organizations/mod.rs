@@ -17,6 +17,9 @@ use steward_domain::organizations::{
 use steward_domain::{AuditEntry, PageRequest, RepositoryError};
 use uuid::Uuid;
 
+use steward_domain::RuleStoreError;
+use steward_domain::quotas::{Limits, OrgQuota, QuotaKey, QuotaPlans, check_quota};
+
 use crate::audit::insert_audit_entry;
 use crate::database::Database;
 use crate::entities::{devices, org_users, organizations, users};
@@ -34,6 +37,133 @@ fn record(model: organizations::Model) -> OrganizationRecord {
         version: model.version,
         created_at: model.created_at,
         updated_at: model.updated_at,
+        quota: quota_of(&model.plan, model.quota_overrides.as_ref()),
+    }
+}
+
+/// Overrides as stored: `None` when there are none.
+fn quota_json(overrides: &Limits) -> Option<serde_json::Value> {
+    (!overrides.is_empty()).then(|| serde_json::json!(overrides))
+}
+
+/// An organization's plan and overrides as stored. Read entry by entry and failing closed: an
+/// unknown key is ignored, an unreadable value counts as a limit of 0 (and is logged), so a
+/// damaged row never lifts a limit.
+fn quota_of(plan: &str, overrides: Option<&serde_json::Value>) -> OrgQuota {
+    let mut limits = Limits::new();
+    if let Some(object) = overrides.and_then(serde_json::Value::as_object) {
+        for (key, value) in object {
+            let Some(key) = QuotaKey::parse(key) else {
+                tracing::warn!(%key, "an unknown quota override is ignored");
+                continue;
+            };
+            let limit = match value {
+                serde_json::Value::Null => None,
+                value => match value.as_u64() {
+                    Some(limit) => Some(limit),
+                    None => {
+                        tracing::warn!(key = key.as_str(), %value, "an unreadable quota override counts as 0");
+                        Some(0)
+                    }
+                },
+            };
+            limits.insert(key, limit);
+        }
+    } else if overrides.is_some_and(|value| !value.is_null()) {
+        tracing::warn!("unreadable quota overrides: every limit counts as 0");
+        for key in QuotaKey::ALL {
+            limits.insert(key, Some(0));
+        }
+    }
+    OrgQuota {
+        plan: plan.to_owned(),
+        overrides: limits,
+    }
+}
+
+/// Whether `adding` more of `key` fit the organization's quota, counted under its lock (taken
+/// here, for the rest of the transaction, when the organization has a limit for `key`): N+1
+/// concurrent creations against a limit of N take turns at the lock, so exactly N pass. Adding
+/// nothing is never refused, and an organization without a limit takes no lock. On SQLite the
+/// transaction must already write (or be `begin_write`), as the limit is read first.
+pub(crate) async fn check_quota_locked<C: sea_orm::ConnectionTrait>(
+    connection: &C,
+    plans: &QuotaPlans,
+    organization: Uuid,
+    key: QuotaKey,
+    adding: u64,
+) -> Result<(), RuleStoreError> {
+    if adding == 0 {
+        return Ok(());
+    }
+    let limit_now = |found: &organizations::Model| {
+        plans.limit(&quota_of(&found.plan, found.quota_overrides.as_ref()), key)
+    };
+    let found = organizations::Entity::find_by_id(organization)
+        .one(connection)
+        .await
+        .map_err(db)?
+        .ok_or(RepositoryError::NotFound)?;
+    if limit_now(&found).is_none() {
+        return Ok(());
+    }
+    claim_organization(connection, organization).await?;
+    // Read again under the lock: the limit as it is now.
+    let found = organizations::Entity::find_by_id(organization)
+        .one(connection)
+        .await
+        .map_err(db)?
+        .ok_or(RepositoryError::NotFound)?;
+    let Some(limit) = limit_now(&found) else {
+        return Ok(());
+    };
+    let used = quota_use(connection, organization, key).await?;
+    check_quota(key, Some(limit), used, adding).map_err(|exceeded| RuleStoreError::Rule(exceeded.into()))
+}
+
+/// How much of `key` the organization has now.
+pub(crate) async fn quota_use<C: sea_orm::ConnectionTrait>(
+    connection: &C,
+    organization: Uuid,
+    key: QuotaKey,
+) -> Result<u64, RepositoryError> {
+    use crate::entities::{device_policies, enrollment_tokens};
+    match key {
+        QuotaKey::Devices => devices::Entity::find()
+            .filter(devices::Column::OrganizationId.eq(organization))
+            .count(connection)
+            .await
+            .map_err(db),
+        QuotaKey::Users => org_users::Entity::find()
+            .filter(org_users::Column::OrganizationId.eq(organization))
+            .count(connection)
+            .await
+            .map_err(db),
+        // Live ones: not revoked, not expired, not used up.
+        QuotaKey::EnrollmentTokens => enrollment_tokens::Entity::find()
+            .filter(enrollment_tokens::Column::OrganizationId.eq(organization))
+            .filter(enrollment_tokens::Column::RevokedAt.is_null())
+            .filter(
+                sea_orm::Condition::any()
+                    .add(enrollment_tokens::Column::ExpiresAt.is_null())
+                    .add(enrollment_tokens::Column::ExpiresAt.gt(Utc::now())),
+            )
+            .filter(
+                sea_orm::Condition::any()
+                    .add(enrollment_tokens::Column::MaxUses.is_null())
+                    .add(
+                        Expr::col(enrollment_tokens::Column::UseCount)
+                            .lt(Expr::col(enrollment_tokens::Column::MaxUses)),
+                    ),
+            )
+            .count(connection)
+            .await
+            .map_err(db),
+        QuotaKey::Policies => device_policies::Entity::find()
+            .filter(device_policies::Column::OrganizationId.eq(organization))
+            .count(connection)
+            .await
+            .map_err(db),
     }
 }
 
@@ -113,6 +243,8 @@ impl OrganizationStore for Database {
             updated_at: Set(organization.created_at),
             description: Set(organization.description.clone()),
             is_default: Set(false),
+            plan: Set(organization.quota.plan.clone()),
+            quota_overrides: Set(quota_json(&organization.quota.overrides)),
         })
         .exec_without_returning(&transaction)
         .await
@@ -367,6 +499,8 @@ impl OrganizationStore for Database {
         match (current, new_role) {
             (None, None) => return Err(OrgRuleError::NotFound.into()),
             (None, Some(new_role)) => {
+                check_quota_locked(&transaction, self.quota_plans(), organization, QuotaKey::Users, 1)
+                    .await?;
                 org_users::Entity::insert(org_users::ActiveModel {
                     id: Set(Uuid::now_v7()),
                     organization_id: Set(organization),
@@ -406,6 +540,52 @@ impl OrganizationStore for Database {
         insert_audit_entry(&transaction, &entry).await?;
         transaction.commit().await.map_err(db)?;
         Ok(())
+    }
+
+    async fn quota_usage(
+        &self,
+        organization: Uuid,
+    ) -> Result<std::collections::BTreeMap<QuotaKey, u64>, RepositoryError> {
+        let mut usage = std::collections::BTreeMap::new();
+        for key in QuotaKey::ALL {
+            usage.insert(key, quota_use(self.connection(), organization, key).await?);
+        }
+        Ok(usage)
+    }
+
+    async fn set_org_quota(
+        &self,
+        organization: Uuid,
+        quota: &OrgQuota,
+        audit: &AuditEntry,
+    ) -> Result<OrganizationRecord, RepositoryError> {
+        let transaction = self.connection().begin().await.map_err(db)?;
+        let updated = organizations::Entity::update_many()
+            .col_expr(organizations::Column::Plan, Expr::value(quota.plan.clone()))
+            .col_expr(
+                organizations::Column::QuotaOverrides,
+                Expr::value(quota_json(&quota.overrides)),
+            )
+            .col_expr(
+                organizations::Column::Version,
+                Expr::col(organizations::Column::Version).add(1),
+            )
+            .col_expr(organizations::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(organizations::Column::Id.eq(organization))
+            .exec(&transaction)
+            .await
+            .map_err(db)?;
+        if updated.rows_affected == 0 {
+            return Err(RepositoryError::NotFound);
+        }
+        insert_audit_entry(&transaction, audit).await?;
+        let stored = organizations::Entity::find_by_id(organization)
+            .one(&transaction)
+            .await
+            .map_err(db)?
+            .ok_or(RepositoryError::NotFound)?;
+        transaction.commit().await.map_err(db)?;
+        Ok(record(stored))
     }
 
     async fn org_usage(&self, organization: Uuid) -> Result<OrgUsage, RepositoryError> {

@@ -45,7 +45,7 @@ impl OrgUserImportStore for Database {
         decide: F,
         now: DateTime<Utc>,
         audit: A,
-    ) -> Result<Result<ImportCounts, Vec<ImportProblem>>, RepositoryError>
+    ) -> Result<Result<ImportCounts, Vec<ImportProblem>>, steward_domain::RuleStoreError>
     where
         F: FnOnce(&BTreeMap<Uuid, OrgRole>) -> Result<UserImportPlan, Vec<ImportProblem>> + Send,
         A: Fn(&ResolvedUserImport, bool) -> AuditEntry + Send + Sync,
@@ -106,6 +106,14 @@ impl OrgUserImportStore for Database {
                 UserImportStep::Skip => {}
             }
         }
+        super::check_quota_locked(
+            &transaction,
+            self.quota_plans(),
+            organization,
+            steward_domain::quotas::QuotaKey::Users,
+            inserts.len() as u64,
+        )
+        .await?;
         for chunk in inserts.chunks(500) {
             org_users::Entity::insert_many(chunk.to_vec())
                 .exec_without_returning(&transaction)

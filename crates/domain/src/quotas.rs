@@ -1,0 +1,159 @@
+//! Quotas: how much an organization may have (devices, users, enrollment tokens, policies),
+//! from its plan with per-organization overrides. Decided where the thing is created, on a
+//! count read under the organization's lock, so N+1 concurrent creations against a limit of N
+//! admit exactly N.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// What a quota limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuotaKey {
+    /// Devices in the organization (pending, enrolled or suspended).
+    Devices,
+    /// Users of the organization.
+    Users,
+    /// Live enrollment tokens of the organization (not revoked, expired or used up).
+    EnrollmentTokens,
+    /// Device policies of the organization.
+    Policies,
+}
+
+impl QuotaKey {
+    pub const ALL: [QuotaKey; 4] = [
+        QuotaKey::Devices,
+        QuotaKey::Users,
+        QuotaKey::EnrollmentTokens,
+        QuotaKey::Policies,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuotaKey::Devices => "devices",
+            QuotaKey::Users => "users",
+            QuotaKey::EnrollmentTokens => "enrollment_tokens",
+            QuotaKey::Policies => "policies",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|key| key.as_str() == text)
+    }
+}
+
+/// A plan's limits; a key absent or `None` is unlimited.
+pub type Limits = BTreeMap<QuotaKey, Option<u64>>;
+
+/// The name of the plan every organization has unless given another.
+pub const DEFAULT_PLAN: &str = "free";
+
+/// Every plan the operator configured, plus the built-in `free` (unlimited unless configured).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QuotaPlans {
+    plans: BTreeMap<String, Limits>,
+}
+
+impl QuotaPlans {
+    /// The configured plans; `free` is added (unlimited) when not among them.
+    pub fn new(plans: BTreeMap<String, Limits>) -> Self {
+        let mut plans = plans;
+        plans.entry(DEFAULT_PLAN.to_owned()).or_default();
+        Self { plans }
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.plans.keys().map(String::as_str)
+    }
+
+    pub fn get(&self, plan: &str) -> Option<&Limits> {
+        self.plans.get(plan)
+    }
+
+    /// An organization's limit for `key`: its override if it has one (`None` there means
+    /// unlimited), else its plan's (an unknown plan counts as `free`).
+    pub fn limit(&self, quota: &OrgQuota, key: QuotaKey) -> Option<u64> {
+        if let Some(value) = quota.overrides.get(&key) {
+            return *value;
+        }
+        self.plans
+            .get(&quota.plan)
+            .or_else(|| self.plans.get(DEFAULT_PLAN))
+            .and_then(|limits| limits.get(&key).copied().flatten())
+    }
+}
+
+/// An organization's plan and its overrides.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct OrgQuota {
+    pub plan: String,
+    #[serde(default)]
+    pub overrides: Limits,
+}
+
+/// A creation the quota refuses: how much is allowed and how much is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the organization's quota of {limit} {} is used up ({used} used)", key.as_str())]
+pub struct QuotaExceeded {
+    pub key: QuotaKey,
+    pub limit: u64,
+    pub used: u64,
+}
+
+/// Whether `adding` more fit when `used` exist and the limit is `limit`.
+pub fn check_quota(key: QuotaKey, limit: Option<u64>, used: u64, adding: u64) -> Result<(), QuotaExceeded> {
+    match limit {
+        Some(limit) if used.saturating_add(adding) > limit => Err(QuotaExceeded { key, limit, used }),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_override_wins_over_the_plan_and_none_means_unlimited() {
+        let team: Limits = [(QuotaKey::Devices, Some(10)), (QuotaKey::Users, Some(5))].into();
+        let plans = QuotaPlans::new([("team".to_owned(), team)].into());
+        let mut quota = OrgQuota {
+            plan: "team".to_owned(),
+            overrides: Limits::new(),
+        };
+        assert_eq!(plans.limit(&quota, QuotaKey::Devices), Some(10));
+        assert_eq!(plans.limit(&quota, QuotaKey::Policies), None);
+        quota.overrides.insert(QuotaKey::Devices, Some(15));
+        quota.overrides.insert(QuotaKey::Users, None);
+        assert_eq!(plans.limit(&quota, QuotaKey::Devices), Some(15));
+        assert_eq!(plans.limit(&quota, QuotaKey::Users), None);
+        let unknown = OrgQuota {
+            plan: "gone".to_owned(),
+            overrides: Limits::new(),
+        };
+        assert_eq!(
+            plans.limit(&unknown, QuotaKey::Devices),
+            None,
+            "free is unlimited"
+        );
+        assert!(plans.names().any(|name| name == DEFAULT_PLAN));
+    }
+
+    #[test]
+    fn a_creation_fits_until_the_limit_is_reached() {
+        assert!(check_quota(QuotaKey::Devices, Some(10), 9, 1).is_ok());
+        assert_eq!(
+            check_quota(QuotaKey::Devices, Some(10), 10, 1),
+            Err(QuotaExceeded {
+                key: QuotaKey::Devices,
+                limit: 10,
+                used: 10
+            })
+        );
+        assert!(check_quota(QuotaKey::Devices, Some(10), 5, 6).is_err());
+        assert!(check_quota(QuotaKey::Devices, None, u64::MAX, u64::MAX).is_ok());
+        for key in QuotaKey::ALL {
+            assert_eq!(QuotaKey::parse(key.as_str()), Some(key));
+        }
+    }
+}

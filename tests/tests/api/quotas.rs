@@ -1,0 +1,444 @@
+//! Quotas: plans from configuration with per-organization overrides, decided atomically where
+//! devices, users, policies and enrollment tokens are created, refused with 409 QUOTA_EXCEEDED.
+
+use clap::Parser;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use steward::config::PlanConfig;
+use steward_tests::fleet::{enroll, organization, post, token};
+use steward_tests::{TestApp, TestUser, each_backend, expect_data, expect_error, send, spawn_app_with};
+
+fn team_plan(config: &mut steward::Config) {
+    config.plans.insert(
+        "team".to_owned(),
+        PlanConfig {
+            max_devices: Some(10),
+            max_users: Some(3),
+            ..PlanConfig::default()
+        },
+    );
+}
+
+async fn quota_line(app: &TestApp, by: &TestUser, org: &str, key: &str) -> Value {
+    let usage = expect_data(
+        send(
+            app,
+            Method::GET,
+            &format!("/api/admin/v1/organizations/{org}/usage"),
+            by,
+            None,
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    usage["quotas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|line| line["key"] == key)
+        .unwrap()
+        .clone()
+}
+
+/// Enrolls `count` devices at once; answers how many were admitted, checking every refusal.
+async fn enroll_at_once(app: &TestApp, secret: &str, prefix: &str, count: usize) -> usize {
+    let attempts: Vec<_> = (0..count)
+        .map(|n| enroll(app, secret, &format!("{prefix}-{n}")))
+        .collect();
+    let mut admitted = 0;
+    for response in futures_util::future::join_all(attempts).await {
+        if response.status() == StatusCode::CREATED {
+            admitted += 1;
+            continue;
+        }
+        // A device (a token holder) learns that the organization is full, not its numbers.
+        let error = expect_error(response, StatusCode::CONFLICT, "QUOTA_EXCEEDED").await;
+        assert_eq!(error["quota"], Value::Null, "{error}");
+        assert!(
+            error["message"].as_str().unwrap().contains("administrator"),
+            "{error}"
+        );
+    }
+    admitted
+}
+
+#[tokio::test]
+async fn parallel_enrollments_against_a_device_quota_admit_exactly_the_limit() {
+    each_backend(|backend| async move {
+        let app = spawn_app_with(backend, team_plan).await;
+        let org = organization(&app, "fleet").await;
+        let quotas = org.path("/quotas");
+        let set = expect_data(
+            send(
+                &app,
+                Method::PUT,
+                &quotas,
+                &org.root,
+                Some(json!({"plan": "team", "overrides": {}})),
+            )
+            .await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(set["plan"], "team");
+        let (_, secret) = token(&app, &org, json!({})).await;
+
+        assert_eq!(enroll_at_once(&app, &secret, "a", 20).await, 10, "{backend:?}");
+        let line = quota_line(&app, &org.owner, &org.id, "devices").await;
+        assert_eq!(
+            line,
+            json!({"key": "devices", "limit": 10, "used": 10, "overridden": false})
+        );
+
+        // An override to 15 admits 5 more.
+        expect_data(
+            send(
+                &app,
+                Method::PUT,
+                &quotas,
+                &org.root,
+                Some(json!({"overrides": {"devices": 15}})),
+            )
+            .await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(enroll_at_once(&app, &secret, "b", 10).await, 5, "{backend:?}");
+        let line = quota_line(&app, &org.owner, &org.id, "devices").await;
+        assert_eq!(
+            line,
+            json!({"key": "devices", "limit": 15, "used": 15, "overridden": true})
+        );
+
+        // Re-enrolling a device already in the organization takes no more of the quota.
+        let again = enroll(&app, &secret, "a-0").await;
+        let again = if again.status() == StatusCode::CREATED {
+            again
+        } else {
+            enroll(&app, &secret, "b-0").await
+        };
+        assert_eq!(again.status(), StatusCode::CREATED, "{backend:?}");
+
+        // An import is refused whole when its new devices do not fit.
+        let import = app
+            .authed(Method::POST, &org.path("/devices/import"), &org.owner.token)
+            .header("content-type", "text/csv")
+            .body("deviceId,displayName,platform\nimp-1,One,android\n")
+            .send()
+            .await
+            .unwrap();
+        let refused = expect_error(import, StatusCode::CONFLICT, "QUOTA_EXCEEDED").await;
+        assert_eq!(
+            refused["quota"],
+            json!({"key": "devices", "limit": 15, "used": 15})
+        );
+
+        // Over the limit, an import that creates nothing (updates only) still runs.
+        expect_data(
+            send(
+                &app,
+                Method::PUT,
+                &quotas,
+                &org.root,
+                Some(json!({"overrides": {"devices": 5}})),
+            )
+            .await,
+            StatusCode::OK,
+        )
+        .await;
+        let listed = expect_data(
+            send(
+                &app,
+                Method::GET,
+                &org.path("/devices?perPage=1"),
+                &org.owner,
+                None,
+            )
+            .await,
+            StatusCode::OK,
+        )
+        .await;
+        let existing = listed[0]["deviceId"].as_str().unwrap().to_owned();
+        let update_only = app
+            .authed(
+                Method::POST,
+                &org.path("/devices/import?onDuplicate=update"),
+                &org.owner.token,
+            )
+            .header("content-type", "text/csv")
+            .body(format!(
+                "deviceId,displayName,platform\n{existing},Renamed,android\n"
+            ))
+            .send()
+            .await
+            .unwrap();
+        let report = expect_data(update_only, StatusCode::OK).await;
+        assert_eq!(report["updated"], 1, "{report} {backend:?}");
+
+        // Unlimited by override.
+        expect_data(
+            send(
+                &app,
+                Method::PUT,
+                &quotas,
+                &org.root,
+                Some(json!({"overrides": {"devices": null}})),
+            )
+            .await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(enroll_at_once(&app, &secret, "c", 3).await, 3);
+        assert!(
+            app.audit_actions()
+                .await
+                .iter()
+                .any(|a| a == "organization.quota_changed")
+        );
+        app.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn users_policies_and_tokens_have_quotas_too_and_only_operators_set_them() {
+    each_backend(|backend| async move {
+        let app = spawn_app_with(backend, team_plan).await;
+        let org = organization(&app, "small").await;
+        let other = organization(&app, "other").await;
+        let quotas = org.path("/quotas");
+        expect_data(
+            send(
+                &app,
+                Method::PUT,
+                &quotas,
+                &org.root,
+                Some(json!({"plan": "team", "overrides": {"policies": 1, "enrollment_tokens": 1}})),
+            )
+            .await,
+            StatusCode::OK,
+        )
+        .await;
+        // Users: the plan's 3 (the owner is one).
+        let mut members = Vec::new();
+        for n in 0..3 {
+            members.push(app.user(&format!("m{n}@example.com")).await);
+        }
+        for member in &members[..2] {
+            post(
+                &app,
+                &org.owner,
+                &org.path("/users"),
+                json!({"userId": member.id, "role": "viewer"}),
+            )
+            .await;
+        }
+        let refused = send(
+            &app,
+            Method::POST,
+            &org.path("/users"),
+            &org.owner,
+            Some(json!({"userId": members[2].id, "role": "viewer"})),
+        )
+        .await;
+        let error = expect_error(refused, StatusCode::CONFLICT, "QUOTA_EXCEEDED").await;
+        assert_eq!(
+            error["quota"],
+            json!({"key": "users", "limit": 3, "used": 3}),
+            "{backend:?}"
+        );
+        let import = app
+            .authed(Method::POST, &org.path("/users/import"), &org.owner.token)
+            .header("content-type", "text/csv")
+            .body("email,role\nm2@example.com,viewer\n")
+            .send()
+            .await
+            .unwrap();
+        expect_error(import, StatusCode::CONFLICT, "QUOTA_EXCEEDED").await;
+        // Policies and live enrollment tokens.
+        post(&app, &org.owner, &org.path("/policies"), json!({"name": "One"})).await;
+        let second = send(
+            &app,
+            Method::POST,
+            &org.path("/policies"),
+            &org.owner,
+            Some(json!({"name": "Two"})),
+        )
+        .await;
+        expect_error(second, StatusCode::CONFLICT, "QUOTA_EXCEEDED").await;
+        let (first_token, _) = token(&app, &org, json!({})).await;
+        let refused = send(
+            &app,
+            Method::POST,
+            &org.path("/enrollment-tokens"),
+            &org.owner,
+            Some(json!({})),
+        )
+        .await;
+        expect_error(refused, StatusCode::CONFLICT, "QUOTA_EXCEEDED").await;
+        // A revoked token no longer counts.
+        let revoked = send(
+            &app,
+            Method::DELETE,
+            &org.path(&format!("/enrollment-tokens/{first_token}")),
+            &org.owner,
+            None,
+        )
+        .await;
+        assert!(revoked.status().is_success());
+        token(&app, &org, json!({})).await;
+
+        // Who may read and set quotas.
+        let viewer = &members[0];
+        let read = expect_data(
+            send(&app, Method::GET, &quotas, viewer, None).await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(read["plan"], "team");
+        assert_eq!(read["overrides"], json!({"enrollment_tokens": 1, "policies": 1}));
+        for by in [&org.owner, viewer] {
+            let refused = send(&app, Method::PUT, &quotas, by, Some(json!({"overrides": {}}))).await;
+            assert_eq!(refused.status(), StatusCode::FORBIDDEN, "{backend:?}");
+        }
+        let outsider = send(&app, Method::GET, &quotas, &other.owner, None).await;
+        assert_eq!(outsider.status(), StatusCode::NOT_FOUND);
+        // Input that does not parse, or names what does not exist.
+        for body in [
+            json!({"overrides": {"devices": -1}}),
+            json!({"overrides": {"devices": 1e300}}),
+            json!({"overrides": {"devices": 1_000_000_001}}),
+            json!({"overrides": {"devices": "ten"}}),
+            json!({"overrides": {"gadgets": 1}}),
+            json!({"plan": "enterprise", "overrides": {}}),
+            json!({"plan": "te\u{0}am", "overrides": {}}),
+            json!({"overrides": {}, "colour": "red"}),
+            json!({}),
+        ] {
+            let refused = send(&app, Method::PUT, &quotas, &org.root, Some(body.clone())).await;
+            assert_eq!(refused.status(), StatusCode::BAD_REQUEST, "{body} {backend:?}");
+        }
+        let missing = send(
+            &app,
+            Method::PUT,
+            &format!("/api/admin/v1/organizations/{}/quotas", uuid::Uuid::now_v7()),
+            &org.root,
+            Some(json!({"overrides": {}})),
+        )
+        .await;
+        assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+
+        // From the shell: `steward quotas set ORG KEY VALUE`.
+        let config = app.data_dir.path().join("steward.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "data_dir = {:?}\ndatabase_url = {:?}\n[plans.team]\nmax_devices = 10\nmax_users = 3\n",
+                app.data_dir.path().display().to_string(),
+                app.database.url
+            ),
+        )
+        .unwrap();
+        let config = config.display().to_string();
+        let cli = |args: &[&str]| {
+            let mut all = vec!["steward", "--config", config.as_str(), "quotas"];
+            all.extend_from_slice(args);
+            steward::cli::run(steward::cli::Cli::parse_from(all))
+        };
+        cli(&["set", "small", "policies", "4"]).await.unwrap();
+        cli(&["set", &org.id, "users", "unlimited"]).await.unwrap();
+        assert!(cli(&["set", "small", "plan", "enterprise"]).await.is_err());
+        assert!(cli(&["set", "small", "devices", "lots"]).await.is_err());
+        assert!(cli(&["set", "nowhere", "devices", "3"]).await.is_err());
+        let read = expect_data(
+            send(&app, Method::GET, &quotas, &org.owner, None).await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(
+            read["overrides"],
+            json!({"enrollment_tokens": 1, "policies": 4, "users": null}),
+            "{backend:?}"
+        );
+        post(
+            &app,
+            &org.owner,
+            &org.path("/users"),
+            json!({"userId": members[2].id, "role": "viewer"}),
+        )
+        .await;
+        app.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn parallel_additions_of_users_and_policies_stop_at_their_limits() {
+    each_backend(|backend| async move {
+        let app = spawn_app_with(backend, team_plan).await;
+        let org = organization(&app, "racing").await;
+        expect_data(
+            send(
+                &app,
+                Method::PUT,
+                &org.path("/quotas"),
+                &org.root,
+                Some(json!({"plan": "team", "overrides": {"policies": 4}})),
+            )
+            .await,
+            StatusCode::OK,
+        )
+        .await;
+        let mut people = Vec::new();
+        for n in 0..6 {
+            people.push(app.user(&format!("p{n}@example.com")).await);
+        }
+        // The plan allows 3 users; the owner is one.
+        let adds: Vec<_> = people
+            .iter()
+            .map(|person| {
+                send(
+                    &app,
+                    Method::POST,
+                    &org.path("/users"),
+                    &org.owner,
+                    Some(json!({"userId": person.id, "role": "viewer"})),
+                )
+            })
+            .collect();
+        let statuses: Vec<StatusCode> = futures_util::future::join_all(adds)
+            .await
+            .iter()
+            .map(|response| response.status())
+            .collect();
+        let added = statuses.iter().filter(|s| **s == StatusCode::CREATED).count();
+        assert_eq!(added, 2, "{statuses:?} {backend:?}");
+        assert!(
+            statuses
+                .iter()
+                .all(|s| *s == StatusCode::CREATED || *s == StatusCode::CONFLICT)
+        );
+        let creates: Vec<_> = (0..8)
+            .map(|n| {
+                send(
+                    &app,
+                    Method::POST,
+                    &org.path("/policies"),
+                    &org.owner,
+                    Some(json!({"name": format!("Policy {n}")})),
+                )
+            })
+            .collect();
+        let created = futures_util::future::join_all(creates)
+            .await
+            .iter()
+            .filter(|response| response.status() == StatusCode::CREATED)
+            .count();
+        assert_eq!(created, 4, "{backend:?}");
+        let line = quota_line(&app, &org.owner, &org.id, "users").await;
+        assert_eq!(line["used"], 3);
+        app.stop().await;
+    })
+    .await;
+}
