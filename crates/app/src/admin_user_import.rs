@@ -46,6 +46,21 @@ impl<S: Store> Steward<S> {
         options: AccountImportOptions,
         origin: &RequestOrigin,
     ) -> Result<ImportReport, AppError> {
+        self.import_accounts_with(admin, rows, options, origin, |_| true)
+            .await
+    }
+
+    /// [`import_accounts`](Self::import_accounts) telling `checkpoint` how many rows are done
+    /// before each row is applied; answering `false` stops there and answers what was done
+    /// (rows are applied one by one, so what was done stays).
+    pub async fn import_accounts_with(
+        &self,
+        admin: &Principal,
+        rows: ImportRows,
+        options: AccountImportOptions,
+        origin: &RequestOrigin,
+        checkpoint: impl Fn(usize) -> bool,
+    ) -> Result<ImportReport, AppError> {
         let total = rows.len();
         if total > MAX_ACCOUNT_IMPORT_ROWS {
             return Err(AppError::new(
@@ -125,7 +140,10 @@ impl<S: Store> Steward<S> {
             return Err(refused_import(&problems));
         }
         let mut done = ImportCounts::default();
-        for row in &parsed {
+        for (applied, row) in parsed.iter().enumerate() {
+            if !checkpoint(applied) {
+                break;
+            }
             let outcome = match existing.get(&row.email) {
                 None => self
                     .import_new_account(admin, row, &organizations, options, origin)

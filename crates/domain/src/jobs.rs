@@ -16,14 +16,24 @@ use crate::{AuditEntry, PageRequest, RepositoryError};
 pub enum JobKind {
     /// `POST /organizations/{orgId}/devices/import?async=true`.
     DeviceImport,
+    /// `POST /organizations/{orgId}/users/import?async=true`.
+    OrgUserImport,
+    /// `POST /users/import?async=true` (operators' account import).
+    AccountImport,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 1] = [JobKind::DeviceImport];
+    pub const ALL: [JobKind; 3] = [
+        JobKind::DeviceImport,
+        JobKind::OrgUserImport,
+        JobKind::AccountImport,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             JobKind::DeviceImport => "device_import",
+            JobKind::OrgUserImport => "org_user_import",
+            JobKind::AccountImport => "account_import",
         }
     }
 

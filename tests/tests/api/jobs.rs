@@ -657,7 +657,7 @@ async fn an_account_has_at_most_ten_jobs_waiting_or_running() {
         .await;
         let accepted = submit(&app, &org, &admin, devices_csv("y", 1), "").await;
         assert_eq!(accepted.status(), StatusCode::ACCEPTED, "{backend:?}");
-        // The users import does not run as a job (yet): asking for it is refused, not ignored.
+        // The cap counts every kind of job.
         let users = app
             .authed(
                 Method::POST,
@@ -669,7 +669,108 @@ async fn an_account_has_at_most_ten_jobs_waiting_or_running() {
             .send()
             .await
             .unwrap();
-        assert_eq!(users.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(users.status(), StatusCode::TOO_MANY_REQUESTS);
+        app.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn user_imports_run_as_jobs_and_a_cancelled_account_import_reports_what_it_did() {
+    each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let org = organization(&app, "people").await;
+        for n in 0..3 {
+            app.user(&format!("member{n}@example.com")).await;
+        }
+        // Organization users, as a job.
+        let response = app
+            .authed(
+                Method::POST,
+                &org.path("/users/import?async=true"),
+                &org.owner.token,
+            )
+            .header("content-type", "text/csv")
+            .body("email,role\nmember0@example.com,viewer\nmember1@example.com,admin\n")
+            .send()
+            .await
+            .unwrap();
+        let accepted = expect_data(response, StatusCode::ACCEPTED).await;
+        assert_eq!(accepted["kind"], "org_user_import");
+        let (done, _) = finished(&app, &org.owner, accepted["id"].as_str().unwrap()).await;
+        assert_eq!(done["status"], "succeeded", "{done} {backend:?}");
+        assert_eq!(done["result"]["created"], 2, "{done}");
+        let members = expect_data(
+            send(&app, Method::GET, &org.path("/users"), &org.owner, None).await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(members.as_array().unwrap().len(), 3, "{members}");
+
+        // Accounts, as a job, cancelled half-way: what was done stays and is reported.
+        let rows = 400;
+        let mut csv = String::from("email,displayName,roles,organizationSlug,orgRole\n");
+        for n in 0..rows {
+            csv.push_str(&format!("new{n}@example.com,New {n},,,\n"));
+        }
+        let before = app.count_users().await;
+        let response = app
+            .authed(
+                Method::POST,
+                "/api/admin/v1/users/import?async=true&sendInvitations=false",
+                &org.root.token,
+            )
+            .header("content-type", "text/csv")
+            .body(csv)
+            .send()
+            .await
+            .unwrap();
+        let accepted = expect_data(response, StatusCode::ACCEPTED).await;
+        assert_eq!(accepted["kind"], "account_import");
+        assert_eq!(accepted["organizationId"], Value::Null);
+        let id = accepted["id"].as_str().unwrap().to_owned();
+        // The owner of another organization does not see an operator's account import.
+        expect_error(
+            send(
+                &app,
+                Method::GET,
+                &format!("/api/admin/v1/jobs/{id}"),
+                &org.owner,
+                None,
+            )
+            .await,
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+        )
+        .await;
+        let mut applying = false;
+        for _ in 0..2000 {
+            let current = job(&app, &org.root, &id).await;
+            if current["status"] == "running" && current["progress"]["done"].as_i64().unwrap_or(0) > 0 {
+                applying = true;
+                break;
+            }
+            assert!(
+                current["status"] == "pending" || current["status"] == "running",
+                "it ended before it could be cancelled: {current} {backend:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(applying, "never saw the import applying rows {backend:?}");
+        let cancelled = send(
+            &app,
+            Method::DELETE,
+            &format!("/api/admin/v1/jobs/{id}"),
+            &org.root,
+            None,
+        )
+        .await;
+        expect_data(cancelled, StatusCode::OK).await;
+        let (ended, _) = finished(&app, &org.root, &id).await;
+        assert_eq!(ended["status"], "cancelled", "{ended} {backend:?}");
+        let created = ended["result"]["created"].as_i64().unwrap();
+        assert!(created > 0 && created < rows, "{ended}");
+        assert_eq!(app.count_users().await - before, created, "{backend:?}");
         app.stop().await;
     })
     .await;

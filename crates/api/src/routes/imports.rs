@@ -190,10 +190,22 @@ pub async fn import_org_users(
     let organization = path.into_inner();
     let actor = caller.actor;
     if query.run_async {
-        return Err(ApiError::invalid(
-            "async",
-            "only the device import runs as a background job",
-        ));
+        let (body, csv) = read_import_body(&request, payload).await?;
+        let principal = caller.principal.clone();
+        let job = JobService::new(&state)
+            .submit_org_user_import(
+                &principal,
+                DeviceImportRequest {
+                    organization,
+                    body,
+                    csv,
+                    dry_run: query.dry_run,
+                    update_duplicates: on_duplicate(&query)? == OnDuplicate::Update,
+                },
+                &origin.0,
+            )
+            .await?;
+        return Ok(crate::routes::jobs::accepted(job));
     }
     let on_duplicate = on_duplicate(&query)?;
     let rows = read_import(&request, payload).await?;
@@ -222,6 +234,11 @@ pub struct AccountImportQuery {
     pub on_duplicate: Option<String>,
     /// Mail new accounts their invitation (default `true`).
     pub send_invitations: Option<bool>,
+    /// Run as a background job: `202` at once with `Location: /api/admin/v1/jobs/{id}`; the
+    /// job's result is the report.
+    #[serde(default, rename = "async")]
+    #[param(rename = "async")]
+    pub run_async: bool,
 }
 
 /// Import accounts (`users:write`) from CSV (`text/csv`, header line:
@@ -261,12 +278,19 @@ pub async fn import_accounts(
         Some("update") => OnDuplicate::Update,
         Some(_) => return Err(ApiError::invalid("onDuplicate", "must be skip or update")),
     };
-    let rows = read_import(&request, payload).await?;
     let options = steward_app::admin_user_import::AccountImportOptions {
         dry_run: query.dry_run,
         on_duplicate,
         invite: query.send_invitations.unwrap_or(true),
     };
+    if query.run_async {
+        let (body, csv) = read_import_body(&request, payload).await?;
+        let job = JobService::new(&state)
+            .submit_account_import(&admin.0.principal, body, csv, options, &origin.0)
+            .await?;
+        return Ok(crate::routes::jobs::accepted(job));
+    }
+    let rows = read_import(&request, payload).await?;
     let report = state
         .steward
         .import_accounts(&admin.0.principal, rows, options, &origin.0)

@@ -32,7 +32,7 @@ pub struct JobProgressView {
 #[serde(rename_all = "camelCase")]
 pub struct JobView {
     pub id: Uuid,
-    /// `device_import`.
+    /// `device_import`, `org_user_import` or `account_import`.
     pub kind: String,
     /// `pending`, `running`, `succeeded`, `failed` or `cancelled`.
     pub status: String,
@@ -114,7 +114,7 @@ pub(crate) fn accepted(job: JobRecord) -> HttpResponse {
 pub struct JobListQuery {
     /// `pending`, `running`, `succeeded`, `failed` or `cancelled`.
     pub status: Option<String>,
-    /// `device_import`.
+    /// `device_import`, `org_user_import` or `account_import`.
     pub kind: Option<String>,
     /// Only this organization's jobs.
     pub organization_id: Option<Uuid>,
@@ -165,7 +165,11 @@ pub async fn list_jobs(
         kind: query
             .kind
             .as_deref()
-            .map(|k| JobKind::parse(k).ok_or_else(|| ApiError::invalid("kind", "must be device_import")))
+            .map(|k| {
+                JobKind::parse(k).ok_or_else(|| {
+                    ApiError::invalid("kind", "must be device_import, org_user_import or account_import")
+                })
+            })
             .transpose()?,
         organization: query.organization_id,
     };

@@ -181,7 +181,7 @@ impl JobBoard {
     }
 }
 
-/// A device import's body and options, as submitted.
+/// An organization import's body and options, as submitted (devices or users).
 #[derive(Debug, Clone)]
 pub struct DeviceImportRequest {
     pub organization: Uuid,
@@ -238,6 +238,62 @@ impl<'a, S: Store> JobService<'a, S> {
             Some(request.organization),
             parameters,
             Some(request.body),
+            origin,
+        )
+        .await
+    }
+
+    /// Queues an organization-user import for `owner` (already allowed to manage the
+    /// organization's users). All or nothing when it runs; a cancel stops it only before.
+    pub async fn submit_org_user_import(
+        &self,
+        owner: &Principal,
+        request: DeviceImportRequest,
+        origin: &RequestOrigin,
+    ) -> Result<JobRecord, AppError> {
+        let parameters = json!({
+            "format": if request.csv { "csv" } else { "json" },
+            "dryRun": request.dry_run,
+            "onDuplicate": if request.update_duplicates { "update" } else { "skip" },
+            "scopes": scopes_of(owner),
+            "origin": {"ip": origin.ip_address, "userAgent": origin.user_agent, "requestId": origin.request_id},
+        });
+        self.submit(
+            owner.user,
+            JobKind::OrgUserImport,
+            Some(request.organization),
+            parameters,
+            Some(request.body),
+            origin,
+        )
+        .await
+    }
+
+    /// Queues an operator's account import for `owner` (already holding `users:write`). Rows
+    /// are applied one by one; a cancel stops before the next row and the job reports what was
+    /// done.
+    pub async fn submit_account_import(
+        &self,
+        owner: &Principal,
+        body: Vec<u8>,
+        csv: bool,
+        options: crate::admin_user_import::AccountImportOptions,
+        origin: &RequestOrigin,
+    ) -> Result<JobRecord, AppError> {
+        let parameters = json!({
+            "format": if csv { "csv" } else { "json" },
+            "dryRun": options.dry_run,
+            "onDuplicate": if options.on_duplicate == steward_domain::fleet::OnDuplicate::Update { "update" } else { "skip" },
+            "sendInvitations": options.invite,
+            "scopes": scopes_of(owner),
+            "origin": {"ip": origin.ip_address, "userAgent": origin.user_agent, "requestId": origin.request_id},
+        });
+        self.submit(
+            owner.user,
+            JobKind::AccountImport,
+            None,
+            parameters,
+            Some(body),
             origin,
         )
         .await

@@ -141,6 +141,8 @@ async fn run_one<S: Store>(steward: Steward<S>, job: JobRecord) {
                 &progress,
                 "the job ran longer than its time limit (STEWARD_JOB_TIMEOUT_SECS)",
             ),
+            // Stopped at a checkpoint after doing part of the work, and said what it did.
+            Ok(Ok(output)) if progress.halted() => cancelled(&progress, Some(output.summary)),
             Ok(Ok(output)) => {
                 let (done, total, message) = progress.snapshot();
                 JobEnd {
@@ -263,6 +265,11 @@ fn failed(progress: &JobProgress, message: &str) -> JobEnd {
 
 fn cancelled(progress: &JobProgress, summary: Option<serde_json::Value>) -> JobEnd {
     let (done, total, _) = progress.snapshot();
+    let message = if summary.is_some() {
+        "cancelled; the result says what was done before it stopped"
+    } else {
+        "cancelled; nothing was written"
+    };
     JobEnd {
         status: JobStatus::Cancelled,
         result: summary,
@@ -270,7 +277,7 @@ fn cancelled(progress: &JobProgress, summary: Option<serde_json::Value>) -> JobE
         file: None,
         progress_done: done,
         progress_total: total,
-        progress_message: Some("cancelled; nothing was written".to_owned()),
+        progress_message: Some(message.to_owned()),
     }
 }
 
@@ -322,7 +329,132 @@ async fn execute<S: Store>(
 ) -> Result<JobOutput, AppError> {
     match job.kind {
         JobKind::DeviceImport => device_import(steward, job, progress).await,
+        JobKind::OrgUserImport => org_user_import(steward, job, progress).await,
+        JobKind::AccountImport => account_import(steward, job, progress).await,
     }
+}
+
+/// The job's body, parsed as it was sent (CSV or JSON).
+async fn job_rows<S: Store>(
+    steward: &Steward<S>,
+    job: &JobRecord,
+    progress: &JobProgress,
+) -> Result<crate::fleet::import::ImportRows, AppError> {
+    progress.set_message("reading the rows");
+    let body = steward
+        .store
+        .job_blob(job.id, "input")
+        .await?
+        .ok_or_else(|| AppError::validation("the import's body is gone"))?;
+    let csv = job.parameters.get("format").and_then(|f| f.as_str()) == Some("csv");
+    let rows = if csv {
+        parse_csv(&body)?
+    } else {
+        parse_json(&body)?
+    };
+    progress.set_total(rows.len());
+    Ok(rows)
+}
+
+fn flag(job: &JobRecord, key: &str) -> bool {
+    job.parameters.get(key).and_then(|v| v.as_bool()).unwrap_or(false)
+}
+
+fn on_duplicate(job: &JobRecord) -> steward_domain::fleet::OnDuplicate {
+    if job.parameters.get("onDuplicate").and_then(|v| v.as_str()) == Some("update") {
+        steward_domain::fleet::OnDuplicate::Update
+    } else {
+        steward_domain::fleet::OnDuplicate::Skip
+    }
+}
+
+/// An organization's user import: decided on the owner's standing now, all or nothing; a
+/// cancel stops it only before it writes.
+async fn org_user_import<S: Store>(
+    steward: &Steward<S>,
+    job: &JobRecord,
+    progress: &Arc<JobProgress>,
+) -> Result<JobOutput, AppError> {
+    let organization = job
+        .organization_id
+        .ok_or_else(|| AppError::not_found("the job's organization is gone"))?;
+    let owner = acting_owner(steward, job).await?;
+    if !owner.has_scope(Permission::OrganizationsWrite.as_str()) {
+        return Err(AppError::forbidden(
+            "the token that submitted the job lacks organizations:write",
+        ));
+    }
+    let standing = OrganizationService::new(steward)
+        .standing(
+            owner.clone(),
+            organization,
+            OrgPermission::ManageUsers,
+            Permission::OrganizationsWrite,
+        )
+        .await?;
+    let rows = job_rows(steward, job, progress).await?;
+    let total = rows.len();
+    if !progress.checkpoint(0) {
+        return Err(AppError::conflict("cancelled"));
+    }
+    progress.set_message("adding the users");
+    let report = OrganizationService::new(steward)
+        .import_users(
+            organization,
+            standing.actor,
+            rows,
+            flag(job, "dryRun"),
+            on_duplicate(job),
+            owner.user,
+            &origin_of(job),
+        )
+        .await?;
+    progress.set_done(total);
+    progress.set_message("imported");
+    Ok(JobOutput {
+        summary: serde_json::to_value(&report).map_err(|_| AppError::internal())?,
+    })
+}
+
+/// An operator's account import: decided on the owner's roles now; rows applied one by one, so
+/// a cancel stops before the next row and the job reports what it did.
+async fn account_import<S: Store>(
+    steward: &Steward<S>,
+    job: &JobRecord,
+    progress: &Arc<JobProgress>,
+) -> Result<JobOutput, AppError> {
+    let owner = acting_owner(steward, job).await?;
+    if !owner.allows(Permission::UsersWrite) {
+        return Err(AppError::forbidden("the job's owner no longer holds users:write"));
+    }
+    let rows = job_rows(steward, job, progress).await?;
+    let options = crate::admin_user_import::AccountImportOptions {
+        dry_run: flag(job, "dryRun"),
+        on_duplicate: on_duplicate(job),
+        invite: job
+            .parameters
+            .get("sendInvitations")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(true),
+    };
+    if !progress.checkpoint(0) {
+        return Err(AppError::conflict("cancelled"));
+    }
+    progress.set_message("applying the rows");
+    let checkpoint = {
+        let progress = Arc::clone(progress);
+        move |done: usize| progress.checkpoint(done)
+    };
+    let report = steward
+        .import_accounts_with(&owner, rows, options, &origin_of(job), checkpoint)
+        .await?;
+    if !progress.halted() {
+        progress.set_done(report.rows);
+        progress.set_message("imported");
+    }
+    Ok(JobOutput {
+        summary: serde_json::to_value(&report).map_err(|_| AppError::internal())?,
+    })
 }
 
 /// An organization's device import: decided on the owner's standing now (a demoted or removed
