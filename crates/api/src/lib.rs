@@ -197,6 +197,7 @@ fn routes(config: &mut ServiceConfig) {
                 .service(setting_definitions::delete_definition)
                 .service(setting_definitions::list_push_notifications)
                 .service(audit::export_audit_logs)
+                .service(audit::export_audit_logs_job)
                 .service(audit::verify_audit_logs)
                 .service(audit::list_audit_logs)
                 .service(organizations::create_organization)

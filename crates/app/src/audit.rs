@@ -12,6 +12,83 @@ use crate::steward::{Steward, Store};
 /// Entries one export step reads.
 pub const EXPORT_BATCH: u64 = 500;
 
+/// The columns of an audit export in CSV.
+pub const CSV_HEADER: &[&str] = &[
+    "id",
+    "occurredAt",
+    "actorKind",
+    "actorId",
+    "action",
+    "resourceType",
+    "resourceId",
+    "organizationId",
+    "before",
+    "after",
+    "ipAddress",
+    "userAgent",
+    "requestId",
+    "chainSeq",
+];
+
+/// A cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab or carriage return
+/// first) is prefixed with `'`, OWASP's rule against CSV injection: a user agent like
+/// `=HYPERLINK(…)` stays text when an auditor opens the export.
+pub fn csv_cell(value: String) -> String {
+    if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{value}")
+    } else {
+        value
+    }
+}
+
+/// Entries as CSV lines (with the header row first when `header`).
+pub fn csv_rows(records: &[AuditRecord], header: bool) -> Result<Vec<u8>, csv::Error> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    if header {
+        writer.write_record(CSV_HEADER)?;
+    }
+    let text = |value: &Option<serde_json::Value>| value.as_ref().map(|v| v.to_string()).unwrap_or_default();
+    for record in records {
+        writer.write_record(
+            [
+                record.id.to_string(),
+                record.occurred_at.to_rfc3339(),
+                record.actor_kind.clone(),
+                record.actor_id.map(|id| id.to_string()).unwrap_or_default(),
+                record.action.clone(),
+                record.resource_type.clone(),
+                record.resource_id.clone().unwrap_or_default(),
+                record
+                    .organization_id
+                    .map(|id| id.to_string())
+                    .unwrap_or_default(),
+                text(&record.before),
+                text(&record.after),
+                record.ip_address.clone().unwrap_or_default(),
+                record.user_agent.clone().unwrap_or_default(),
+                record.request_id.clone().unwrap_or_default(),
+                record.chain_seq.map(|seq| seq.to_string()).unwrap_or_default(),
+            ]
+            .map(csv_cell),
+        )?;
+    }
+    writer
+        .into_inner()
+        .map_err(|error| csv::Error::from(error.into_error()))
+}
+
+/// Entries as the inside of a JSON array (a comma before each but the very first).
+pub fn json_rows(records: &[AuditRecord], first: bool) -> Result<Vec<u8>, serde_json::Error> {
+    let mut out = Vec::new();
+    for (index, record) in records.iter().enumerate() {
+        if !(first && index == 0) {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut out, record)?;
+    }
+    Ok(out)
+}
+
 pub struct AuditService<'a, S> {
     steward: &'a Steward<S>,
 }

@@ -17,7 +17,8 @@ use uuid::Uuid;
 use crate::{PageRequest, RepositoryError};
 
 /// Which entries to read; every field narrows.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct AuditFilter {
     pub actor_id: Option<Uuid>,
     pub action: Option<String>,

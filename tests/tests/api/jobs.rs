@@ -775,3 +775,97 @@ async fn user_imports_run_as_jobs_and_a_cancelled_account_import_reports_what_it
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_audit_export_runs_as_a_job_and_its_file_is_fetched_by_its_owner_only() {
+    each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let org = organization(&app, "audited").await;
+        for n in 0..5 {
+            app.user(&format!("someone{n}@example.com")).await;
+        }
+        let user_admin = app.user("useradmin@example.com").await;
+        app.grant(user_admin.id, "user_admin").await;
+        let refused = send(
+            &app,
+            Method::POST,
+            "/api/admin/v1/audit-logs/export",
+            &user_admin,
+            None,
+        )
+        .await;
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN, "{backend:?}");
+        let bad = send(
+            &app,
+            Method::POST,
+            "/api/admin/v1/audit-logs/export?format=xml",
+            &org.root,
+            None,
+        )
+        .await;
+        assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+
+        for (format, content_type) in [("csv", "text/csv"), ("json", "application/json")] {
+            let response = send(
+                &app,
+                Method::POST,
+                &format!("/api/admin/v1/audit-logs/export?format={format}&action=auth.registered"),
+                &org.root,
+                None,
+            )
+            .await;
+            let accepted = expect_data(response, StatusCode::ACCEPTED).await;
+            assert_eq!(accepted["kind"], "audit_export");
+            let id = accepted["id"].as_str().unwrap().to_owned();
+            let (done, _) = finished(&app, &org.root, &id).await;
+            assert_eq!(done["status"], "succeeded", "{done} {backend:?}");
+            let entries = done["result"]["entries"].as_u64().unwrap();
+            assert!(entries >= 7, "{done}");
+            let url = done["resultUrl"].as_str().unwrap().to_owned();
+            assert_eq!(url, format!("/api/admin/v1/jobs/{id}/result"));
+            let file = send(&app, Method::GET, &url, &org.root, None).await;
+            assert_eq!(file.status(), StatusCode::OK);
+            assert!(
+                file.headers()["content-type"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with(content_type)
+            );
+            assert!(
+                file.headers()["content-disposition"]
+                    .to_str()
+                    .unwrap()
+                    .contains("attachment")
+            );
+            let body = file.text().await.unwrap();
+            if format == "csv" {
+                let mut lines = body.lines();
+                assert!(
+                    lines.next().unwrap().starts_with("id,occurredAt,actorKind"),
+                    "{body}"
+                );
+                assert_eq!(lines.count() as u64, entries, "{backend:?}");
+            } else {
+                let rows: Value = serde_json::from_str(&body).unwrap();
+                assert_eq!(rows.as_array().unwrap().len() as u64, entries);
+                assert!(
+                    rows.as_array()
+                        .unwrap()
+                        .iter()
+                        .all(|row| row["action"] == "auth.registered")
+                );
+            }
+            // Another administrator does not see it, nor its file.
+            for path in [format!("/api/admin/v1/jobs/{id}"), url.clone()] {
+                expect_error(
+                    send(&app, Method::GET, &path, &user_admin, None).await,
+                    StatusCode::NOT_FOUND,
+                    "NOT_FOUND",
+                )
+                .await;
+            }
+        }
+        app.stop().await;
+    })
+    .await;
+}

@@ -1,7 +1,7 @@
 //! `/api/admin/v1/audit-logs`: query, streaming export and chain verification.
 
 use actix_web::web::Bytes;
-use actix_web::{HttpResponse, get, web};
+use actix_web::{HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use steward_app::audit::{AuditExport, AuditService};
@@ -10,7 +10,7 @@ use utoipa::IntoParams;
 use uuid::Uuid;
 
 use crate::auth::{RequirePermission, permissions};
-use crate::envelope;
+use crate::envelope::{self, Envelope};
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::extractors::PageQuery;
 use crate::state::{AppState, Store};
@@ -94,79 +94,14 @@ pub struct ExportFormat {
     pub format: Option<String>,
 }
 
-const CSV_HEADER: &[&str] = &[
-    "id",
-    "occurredAt",
-    "actorKind",
-    "actorId",
-    "action",
-    "resourceType",
-    "resourceId",
-    "organizationId",
-    "before",
-    "after",
-    "ipAddress",
-    "userAgent",
-    "requestId",
-    "chainSeq",
-];
-
-/// A cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab or carriage return
-/// first) is prefixed with `'`, OWASP's rule against CSV injection: a user agent like
-/// `=HYPERLINK(…)` stays text when an auditor opens the export.
-pub fn csv_cell(value: String) -> String {
-    if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{value}")
-    } else {
-        value
-    }
-}
+pub use steward_app::audit::csv_cell;
 
 fn csv_rows(records: &[AuditRecord], header: bool) -> Result<Bytes, csv::Error> {
-    let mut writer = csv::Writer::from_writer(Vec::new());
-    if header {
-        writer.write_record(CSV_HEADER)?;
-    }
-    let text = |value: &Option<serde_json::Value>| value.as_ref().map(|v| v.to_string()).unwrap_or_default();
-    for record in records {
-        writer.write_record(
-            [
-                record.id.to_string(),
-                record.occurred_at.to_rfc3339(),
-                record.actor_kind.clone(),
-                record.actor_id.map(|id| id.to_string()).unwrap_or_default(),
-                record.action.clone(),
-                record.resource_type.clone(),
-                record.resource_id.clone().unwrap_or_default(),
-                record
-                    .organization_id
-                    .map(|id| id.to_string())
-                    .unwrap_or_default(),
-                text(&record.before),
-                text(&record.after),
-                record.ip_address.clone().unwrap_or_default(),
-                record.user_agent.clone().unwrap_or_default(),
-                record.request_id.clone().unwrap_or_default(),
-                record.chain_seq.map(|seq| seq.to_string()).unwrap_or_default(),
-            ]
-            .map(csv_cell),
-        )?;
-    }
-    writer
-        .into_inner()
-        .map(Bytes::from)
-        .map_err(|error| csv::Error::from(error.into_error()))
+    steward_app::audit::csv_rows(records, header).map(Bytes::from)
 }
 
 fn json_rows(records: &[AuditRecord], first: bool) -> Result<Bytes, serde_json::Error> {
-    let mut out = Vec::new();
-    for (index, record) in records.iter().enumerate() {
-        if !(first && index == 0) {
-            out.push(b',');
-        }
-        serde_json::to_writer(&mut out, record)?;
-    }
-    Ok(Bytes::from(out))
+    steward_app::audit::json_rows(records, first).map(Bytes::from)
 }
 
 enum Stage {
@@ -249,6 +184,40 @@ pub async fn export_audit_logs(
         .insert_header(("content-disposition", format!("attachment; filename=\"{name}\"")))
         .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
         .streaming(stream))
+}
+
+/// Export the matching entries as a background job (`audit:export`): `202` at once with
+/// `Location: /api/admin/v1/jobs/{id}`; the job's file (`GET /jobs/{id}/result`) is the export,
+/// CSV with a header row or a JSON array, as `GET …/export` streams it.
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(AuditQuery, ExportFormat),
+    responses(
+        (status = 202, description = "The export job, at `Location`", body = Envelope<crate::routes::jobs::JobView>),
+        (status = 400, description = "A filter or format that does not parse", body = ErrorEnvelope),
+        (status = 403, description = "Without `audit:export`", body = ErrorEnvelope),
+        (status = 429, description = "Ten of your jobs are already waiting or running", body = ErrorEnvelope),
+    )
+)]
+#[post("/audit-logs/export")]
+pub async fn export_audit_logs_job(
+    state: web::Data<AppState>,
+    admin: RequirePermission<permissions::AuditExport>,
+    origin: crate::extractors::Origin,
+    query: web::Query<AuditQuery>,
+    format: web::Query<ExportFormat>,
+) -> Result<HttpResponse, ApiError> {
+    let csv = match format.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(_) => return Err(ApiError::validation("format: must be csv or json")),
+    };
+    let filter = query.into_inner().into_filter()?;
+    let job = steward_app::jobs::JobService::new(&state)
+        .submit_audit_export(&admin.0.principal, &filter, csv, &origin.0)
+        .await?;
+    Ok(crate::routes::jobs::accepted(job))
 }
 
 /// Walks the hash chain and reports the first broken link, if any (`audit:read`). Entries are
