@@ -164,6 +164,7 @@ fn routes(config: &mut ServiceConfig) {
                 .service(admin_bulk::bulk_users)
                 .service(imports::import_accounts)
                 .service(admin_user_search::export_users)
+                .service(admin_user_search::export_users_job)
                 .service(admin::admin_get_user)
                 .service(admin_users::update_user)
                 .service(api_keys::list_api_keys)

@@ -142,3 +142,18 @@ impl<S: Store> AuditExport<S> {
         Ok(batch)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::csv_cell;
+
+    #[test]
+    fn formula_cells_are_defused_and_others_kept() {
+        for formula in ["=HYPERLINK(\"http://x\")", "+1", "-2+3", "@SUM(A1)", "\tx", "\rx"] {
+            assert_eq!(csv_cell(formula.to_owned()), format!("'{formula}"));
+        }
+        for plain in ["curl/8.0", "", "{\"a\":1}", "0193-abc"] {
+            assert_eq!(csv_cell(plain.to_owned()), plain);
+        }
+    }
+}

@@ -23,6 +23,7 @@ pub mod principal;
 pub mod roles;
 pub mod settings;
 mod steward;
+pub mod user_export;
 
 pub use error::{AppError, ErrorKind, FieldError};
 pub use principal::{Credential, Principal};

@@ -52,7 +52,7 @@ impl UserRecord {
 }
 
 /// How an administrator's user listing is ordered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum UserSort {
     CreatedAt,
     Email,
@@ -75,7 +75,7 @@ impl UserSort {
 
 /// Which accounts an administrator lists; each present field narrows the result. Erased
 /// accounts are never listed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct UserFilter {
     /// Part of the email or display name, case-insensitive.
     pub text: Option<String>,
@@ -95,7 +95,7 @@ pub struct UserFilter {
 }
 
 /// The admin user list's `mfa` filter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum MfaFilter {
     /// Sign-in asks for a code.
     Enrolled,

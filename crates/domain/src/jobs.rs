@@ -22,14 +22,17 @@ pub enum JobKind {
     AccountImport,
     /// `POST /audit-logs/export`: the matching audit entries as a CSV or JSON file.
     AuditExport,
+    /// `POST /users/export`: the matching accounts as a CSV or JSON file.
+    UserExport,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 4] = [
+    pub const ALL: [JobKind; 5] = [
         JobKind::DeviceImport,
         JobKind::OrgUserImport,
         JobKind::AccountImport,
         JobKind::AuditExport,
+        JobKind::UserExport,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -38,6 +41,7 @@ impl JobKind {
             JobKind::OrgUserImport => "org_user_import",
             JobKind::AccountImport => "account_import",
             JobKind::AuditExport => "audit_export",
+            JobKind::UserExport => "user_export",
         }
     }
 
@@ -361,14 +365,15 @@ mod tests {
             JobKind::OrgUserImport,
             JobKind::AccountImport,
             JobKind::AuditExport,
+            JobKind::UserExport,
         ] {
+            // Adding a kind breaks this match until it is added to the list above and ALL.
             match kind {
                 JobKind::DeviceImport
                 | JobKind::OrgUserImport
                 | JobKind::AccountImport
-                | JobKind::AuditExport => {
-                    assert!(listed(kind), "{kind:?}")
-                }
+                | JobKind::AuditExport
+                | JobKind::UserExport => assert!(listed(kind), "{kind:?}"),
             }
         }
         for status in JobStatus::ALL {

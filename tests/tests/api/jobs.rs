@@ -869,3 +869,85 @@ async fn an_audit_export_runs_as_a_job_and_its_file_is_fetched_by_its_owner_only
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_user_export_job_writes_the_same_file_the_streaming_export_answers() {
+    each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let root = app.user("root@example.com").await;
+        app.grant(root.id, "super_admin").await;
+        for n in 0..130 {
+            app.user(&format!("exported{n}@example.com")).await;
+        }
+        let support = app.user("support@example.com").await;
+        app.grant(support.id, "support").await;
+        for format in ["csv", "json"] {
+            let query = format!("format={format}&q=exported&sort=email&order=asc");
+            let response = send(
+                &app,
+                Method::POST,
+                &format!("/api/admin/v1/users/export?{query}"),
+                &root,
+                None,
+            )
+            .await;
+            let accepted = expect_data(response, StatusCode::ACCEPTED).await;
+            assert_eq!(accepted["kind"], "user_export");
+            let id = accepted["id"].as_str().unwrap().to_owned();
+            let (done, _) = finished(&app, &root, &id).await;
+            assert_eq!(done["status"], "succeeded", "{done} {backend:?}");
+            assert_eq!(done["result"]["accounts"], 130, "{done}");
+            let file = send(
+                &app,
+                Method::GET,
+                done["resultUrl"].as_str().unwrap(),
+                &root,
+                None,
+            )
+            .await
+            .text()
+            .await
+            .unwrap();
+            let streamed = send(
+                &app,
+                Method::GET,
+                &format!("/api/admin/v1/users/export?{query}"),
+                &root,
+                None,
+            )
+            .await
+            .text()
+            .await
+            .unwrap();
+            assert_eq!(file, streamed, "{format} {backend:?}");
+            // Another holder of users:read does not see this job's file.
+            expect_error(
+                send(
+                    &app,
+                    Method::GET,
+                    done["resultUrl"].as_str().unwrap(),
+                    &support,
+                    None,
+                )
+                .await,
+                StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+            )
+            .await;
+        }
+        let bad = send(
+            &app,
+            Method::POST,
+            "/api/admin/v1/users/export?status=asleep",
+            &root,
+            None,
+        )
+        .await;
+        assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+        let plain = app.user("plain@example.com").await;
+        let refused = send(&app, Method::POST, "/api/admin/v1/users/export", &plain, None).await;
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+        app.stop().await;
+    })
+    .await;
+}

@@ -1,10 +1,11 @@
 //! `GET /api/admin/v1/users` and `GET /users/export`: finding accounts by text, status, role,
 //! organization and dates, and exporting what the filters select as JSON or CSV.
 
-use actix_web::{HttpResponse, get, web};
+use actix_web::{HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use steward_app::admin_users::UserAdminService;
+use steward_app::user_export::{ExportedUser, user_csv_rows, user_json_rows};
 use steward_domain::accounts::{LISTED_STATUSES, MfaFilter, UserFilter, UserListing, UserSort};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -204,52 +205,6 @@ pub struct UserExportFormat {
     pub format: Option<String>,
 }
 
-const USER_CSV_HEADER: [&str; 10] = [
-    "id",
-    "email",
-    "displayName",
-    "status",
-    "emailVerified",
-    "systemRoles",
-    "organizations",
-    "createdAt",
-    "lastLoginAt",
-    "failedLoginAttempts",
-];
-
-fn user_csv_rows(items: &[UserListItem], header: bool) -> Result<web::Bytes, csv::Error> {
-    let mut writer = csv::Writer::from_writer(Vec::new());
-    if header {
-        writer.write_record(USER_CSV_HEADER)?;
-    }
-    for item in items {
-        let organizations: Vec<String> = item
-            .organizations
-            .iter()
-            .map(|o| format!("{}:{}", o.organization_id, o.role))
-            .collect();
-        writer.write_record(
-            [
-                item.id.to_string(),
-                item.email.clone(),
-                item.display_name.clone(),
-                item.status.clone(),
-                item.email_verified.to_string(),
-                item.system_roles.join(";"),
-                organizations.join(";"),
-                item.created_at.to_rfc3339(),
-                item.last_login_at.map(|at| at.to_rfc3339()).unwrap_or_default(),
-                item.failed_login_attempts.to_string(),
-            ]
-            .map(super::audit::csv_cell),
-        )?;
-    }
-    writer.flush()?;
-    Ok(web::Bytes::from(
-        writer.into_inner().map_err(|error| error.into_error())?,
-    ))
-}
-
 /// Export the accounts matching the listing's filters and order (`users:read`), every page,
 /// streamed: JSON (an array of the listing's rows) or CSV with a header row; cells a
 /// spreadsheet would run as formulas are prefixed with `'`.
@@ -294,7 +249,7 @@ pub async fn export_users(
                 }
             };
             let last = (rows.len() as u64) < BATCH;
-            let items: Vec<UserListItem> = rows.into_iter().map(UserListItem::from).collect();
+            let items: Vec<ExportedUser> = rows.into_iter().map(ExportedUser::from).collect();
             let mut chunk = Vec::new();
             if csv {
                 match user_csv_rows(&items, first) {
@@ -305,13 +260,9 @@ pub async fn export_users(
                 if first {
                     chunk.push(b'[');
                 }
-                for (index, item) in items.iter().enumerate() {
-                    if !(first && index == 0) {
-                        chunk.push(b',');
-                    }
-                    if serde_json::to_writer(&mut chunk, item).is_err() {
-                        return Some((Err(ApiError::internal().into()), None));
-                    }
+                match user_json_rows(&items, first) {
+                    Ok(bytes) => chunk.extend_from_slice(&bytes),
+                    Err(_) => return Some((Err(ApiError::internal().into()), None)),
                 }
                 if last {
                     chunk.push(b']');
@@ -331,4 +282,38 @@ pub async fn export_users(
         .insert_header(("content-disposition", format!("attachment; filename=\"{name}\"")))
         .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
         .streaming(stream))
+}
+
+/// Export the accounts matching the listing's filters as a background job (`users:read`):
+/// `202` at once with `Location: /api/admin/v1/jobs/{id}`; the job's file
+/// (`GET /jobs/{id}/result`) is the export, as `GET /users/export` streams it.
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    params(UserListQuery, UserExportFormat),
+    responses(
+        (status = 202, description = "The export job, at `Location`", body = crate::envelope::Envelope<crate::routes::jobs::JobView>),
+        (status = 400, description = "A filter or format that does not parse", body = ErrorEnvelope),
+        (status = 403, description = "Without `users:read`", body = ErrorEnvelope),
+        (status = 429, description = "Ten of your jobs are already waiting or running", body = ErrorEnvelope),
+    )
+)]
+#[post("/users/export")]
+pub async fn export_users_job(
+    state: web::Data<AppState>,
+    admin: RequirePermission<permissions::UsersRead>,
+    origin: crate::extractors::Origin,
+    query: web::Query<UserListQuery>,
+    format: web::Query<UserExportFormat>,
+) -> Result<HttpResponse, ApiError> {
+    let csv = match format.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(_) => return Err(ApiError::invalid("format", "must be csv or json")),
+    };
+    let filter = query.into_inner().into_filter()?;
+    let job = steward_app::jobs::JobService::new(&state)
+        .submit_user_export(&admin.0.principal, &filter, csv, &origin.0)
+        .await?;
+    Ok(crate::routes::jobs::accepted(job))
 }

@@ -318,6 +318,25 @@ impl<'a, S: Store> JobService<'a, S> {
             .await
     }
 
+    /// Queues an export of the accounts matching `filter` for `owner` (already holding
+    /// `users:read`), as CSV or JSON; the job's file is the export.
+    pub async fn submit_user_export(
+        &self,
+        owner: &Principal,
+        filter: &steward_domain::accounts::UserFilter,
+        csv: bool,
+        origin: &RequestOrigin,
+    ) -> Result<JobRecord, AppError> {
+        let parameters = json!({
+            "format": if csv { "csv" } else { "json" },
+            "filter": filter,
+            "scopes": scopes_of(owner),
+            "origin": {"ip": origin.ip_address, "userAgent": origin.user_agent, "requestId": origin.request_id},
+        });
+        self.submit(owner.user, JobKind::UserExport, None, parameters, None, origin)
+            .await
+    }
+
     async fn submit(
         &self,
         owner: Uuid,

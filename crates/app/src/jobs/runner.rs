@@ -333,7 +333,82 @@ async fn execute<S: Store>(
         JobKind::OrgUserImport => org_user_import(steward, job, progress).await,
         JobKind::AccountImport => account_import(steward, job, progress).await,
         JobKind::AuditExport => audit_export(steward, job, progress).await,
+        JobKind::UserExport => user_export(steward, job, progress).await,
     }
+}
+
+/// An export of accounts, page by page into the job's file; a cancel stops it at the next page
+/// and leaves no file.
+async fn user_export<S: Store>(
+    steward: &Steward<S>,
+    job: &JobRecord,
+    progress: &Arc<JobProgress>,
+) -> Result<JobOutput, AppError> {
+    use crate::user_export::{ExportedUser, user_csv_rows, user_json_rows};
+    use steward_domain::jobs::MAX_RESULT_BYTES;
+    const BATCH: u64 = 100;
+    let owner = acting_owner(steward, job).await?;
+    if !owner.allows(Permission::UsersRead) {
+        return Err(AppError::forbidden("the job's owner no longer holds users:read"));
+    }
+    let filter: steward_domain::accounts::UserFilter = job
+        .parameters
+        .get("filter")
+        .cloned()
+        .map(serde_json::from_value)
+        .transpose()
+        .map_err(|_| AppError::validation("the export's filter is unreadable"))?
+        .ok_or_else(|| AppError::validation("the export has no filter"))?;
+    let csv = job.parameters.get("format").and_then(|f| f.as_str()) == Some("csv");
+    let service = crate::admin_users::UserAdminService::new(steward);
+    let mut bytes: Vec<u8> = if csv {
+        user_csv_rows(&[], true).map_err(|_| AppError::internal())?
+    } else {
+        b"[".to_vec()
+    };
+    let mut exported = 0usize;
+    progress.set_message("writing the accounts");
+    for page in 1.. {
+        if !progress.checkpoint(exported) {
+            return Err(AppError::conflict("cancelled"));
+        }
+        let request = steward_domain::PageRequest::parse(Some(page), Some(BATCH))
+            .map_err(|_| AppError::new(crate::error::ErrorKind::TooLarge, "the export has too many pages"))?;
+        let (rows, total) = service.list(&filter, request).await?;
+        progress.set_total(usize::try_from(total).unwrap_or(usize::MAX));
+        let last = (rows.len() as u64) < BATCH;
+        let users: Vec<ExportedUser> = rows.into_iter().map(ExportedUser::from).collect();
+        let chunk = if csv {
+            user_csv_rows(&users, false).map_err(|_| AppError::internal())?
+        } else {
+            user_json_rows(&users, exported == 0).map_err(|_| AppError::internal())?
+        };
+        bytes.extend_from_slice(&chunk);
+        exported += users.len();
+        if bytes.len() > MAX_RESULT_BYTES {
+            return Err(AppError::new(
+                crate::error::ErrorKind::TooLarge,
+                "the export passed 256 MiB; narrow it with the listing's filters",
+            ));
+        }
+        if last {
+            break;
+        }
+    }
+    if !csv {
+        bytes.push(b']');
+    }
+    progress.set_done(exported);
+    progress.set_message("exported");
+    let (name, content_type) = if csv {
+        ("users.csv", "text/csv; charset=utf-8")
+    } else {
+        ("users.json", "application/json")
+    };
+    Ok(JobOutput {
+        summary: json!({"accounts": exported, "format": if csv { "csv" } else { "json" }, "bytes": bytes.len()}),
+        file: Some((name.to_owned(), content_type.to_owned(), bytes)),
+    })
 }
 
 /// An export of audit entries, batch by batch into the job's file; a cancel stops it at the
