@@ -232,6 +232,7 @@ fn routes(config: &mut ServiceConfig) {
                 .service(fleet_devices::list_fleet_devices)
                 // Fixed segments before `{deviceId}`.
                 .service(imports::import_fleet_devices)
+                .service(fleet_devices::export_fleet_devices)
                 .service(fleet_devices::get_fleet_device)
                 .service(fleet_devices::assign_fleet_device)
                 .service(fleet_devices::suspend_fleet_device)

@@ -24,15 +24,18 @@ pub enum JobKind {
     AuditExport,
     /// `POST /users/export`: the matching accounts as a CSV or JSON file.
     UserExport,
+    /// `POST /organizations/{orgId}/devices/export`: the organization's devices as a file.
+    FleetExport,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 5] = [
+    pub const ALL: [JobKind; 6] = [
         JobKind::DeviceImport,
         JobKind::OrgUserImport,
         JobKind::AccountImport,
         JobKind::AuditExport,
         JobKind::UserExport,
+        JobKind::FleetExport,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -42,6 +45,7 @@ impl JobKind {
             JobKind::AccountImport => "account_import",
             JobKind::AuditExport => "audit_export",
             JobKind::UserExport => "user_export",
+            JobKind::FleetExport => "fleet_export",
         }
     }
 
@@ -366,6 +370,7 @@ mod tests {
             JobKind::AccountImport,
             JobKind::AuditExport,
             JobKind::UserExport,
+            JobKind::FleetExport,
         ] {
             // Adding a kind breaks this match until it is added to the list above and ALL.
             match kind {
@@ -373,7 +378,8 @@ mod tests {
                 | JobKind::OrgUserImport
                 | JobKind::AccountImport
                 | JobKind::AuditExport
-                | JobKind::UserExport => assert!(listed(kind), "{kind:?}"),
+                | JobKind::UserExport
+                | JobKind::FleetExport => assert!(listed(kind), "{kind:?}"),
             }
         }
         for status in JobStatus::ALL {

@@ -951,3 +951,90 @@ async fn a_user_export_job_writes_the_same_file_the_streaming_export_answers() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_fleet_export_runs_as_a_job_for_whoever_may_view_the_organization() {
+    each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let org = organization(&app, "exported").await;
+        let other = organization(&app, "elsewhere").await;
+        let viewer = app.user("viewer@example.com").await;
+        post(
+            &app,
+            &org.owner,
+            &org.path("/users"),
+            json!({"userId": viewer.id, "role": "viewer"}),
+        )
+        .await;
+        let import = app
+            .authed(Method::POST, &org.path("/devices/import"), &org.owner.token)
+            .header("content-type", "text/csv")
+            .body(devices_csv("fx", 120).replace(",SN-fx-7\n", ",=cmd|' /C calc'!A0\n"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(import.status(), StatusCode::OK, "{backend:?}");
+        for format in ["csv", "json"] {
+            let response = send(
+                &app,
+                Method::POST,
+                &org.path(&format!("/devices/export?format={format}&sort=name")),
+                &viewer,
+                None,
+            )
+            .await;
+            let accepted = expect_data(response, StatusCode::ACCEPTED).await;
+            assert_eq!(accepted["kind"], "fleet_export");
+            let id = accepted["id"].as_str().unwrap().to_owned();
+            let (done, _) = finished(&app, &viewer, &id).await;
+            assert_eq!(done["status"], "succeeded", "{done} {backend:?}");
+            assert_eq!(done["result"]["devices"], 120, "{done}");
+            let url = done["resultUrl"].as_str().unwrap().to_owned();
+            // The organization's owner sees the viewer's export; another organization does not.
+            let file = send(&app, Method::GET, &url, &org.owner, None)
+                .await
+                .text()
+                .await
+                .unwrap();
+            expect_error(
+                send(&app, Method::GET, &url, &other.owner, None).await,
+                StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+            )
+            .await;
+            if format == "csv" {
+                let mut lines = file.lines();
+                assert!(
+                    lines.next().unwrap().starts_with("id,deviceId,displayName"),
+                    "{file}"
+                );
+                assert_eq!(lines.count(), 120);
+                assert!(file.contains("'=cmd"), "formulas are defused");
+            } else {
+                let rows: Value = serde_json::from_str(&file).unwrap();
+                assert_eq!(rows.as_array().unwrap().len(), 120);
+                assert!(rows[0]["deviceId"].as_str().unwrap().starts_with("fx-"));
+            }
+        }
+        let refused = send(
+            &app,
+            Method::POST,
+            &org.path("/devices/export"),
+            &other.owner,
+            None,
+        )
+        .await;
+        assert_eq!(refused.status(), StatusCode::NOT_FOUND);
+        let bad = send(
+            &app,
+            Method::POST,
+            &org.path("/devices/export?status=sleeping"),
+            &org.owner,
+            None,
+        )
+        .await;
+        assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+        app.stop().await;
+    })
+    .await;
+}

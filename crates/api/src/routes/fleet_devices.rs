@@ -452,3 +452,52 @@ pub async fn fleet_device_commands(
         commands.into_iter().map(CommandView::from).collect::<Vec<_>>(),
     ))
 }
+
+/// The export's format.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FleetExportFormat {
+    /// `csv` or `json` (default).
+    pub format: Option<String>,
+}
+
+/// Export the organization's devices matching the fleet list's filters and order as a
+/// background job (anyone who may view the organization): `202` at once with
+/// `Location: /api/admin/v1/jobs/{id}`; the job's file (`GET /jobs/{id}/result`) is CSV with a
+/// header row or a JSON array.
+#[utoipa::path(
+    tag = "fleet",
+    security(("bearer" = [])),
+    params(("orgId" = Uuid, Path), FleetFilter, FleetExportFormat),
+    responses(
+        (status = 202, description = "The export job, at `Location`", body = crate::envelope::Envelope<crate::routes::jobs::JobView>),
+        (status = 400, description = "A filter or format that does not parse", body = ErrorEnvelope),
+        (status = 404, description = "No such organization, or not yours", body = ErrorEnvelope),
+        (status = 429, description = "Ten of your jobs are already waiting or running", body = ErrorEnvelope),
+    )
+)]
+#[post("/organizations/{orgId}/devices/export")]
+pub async fn export_fleet_devices(
+    state: web::Data<AppState>,
+    caller: OrgAccess<org_actions::View>,
+    origin: crate::extractors::Origin,
+    filter: web::Query<FleetFilter>,
+    format: web::Query<FleetExportFormat>,
+) -> Result<HttpResponse, ApiError> {
+    let csv = match format.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(_) => return Err(ApiError::invalid("format", "must be csv or json")),
+    };
+    let (query, _) = fleet_query(
+        filter.into_inner(),
+        PageQuery {
+            page: None,
+            per_page: None,
+        },
+    )?;
+    let job = steward_app::jobs::JobService::new(&state)
+        .submit_fleet_export(&caller.principal, caller.organization.id, &query, csv, &origin.0)
+        .await?;
+    Ok(crate::routes::jobs::accepted(job))
+}

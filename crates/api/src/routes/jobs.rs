@@ -32,7 +32,7 @@ pub struct JobProgressView {
 #[serde(rename_all = "camelCase")]
 pub struct JobView {
     pub id: Uuid,
-    /// `device_import`, `org_user_import`, `account_import`, `audit_export` or `user_export`.
+    /// `device_import`, `org_user_import`, `account_import`, `audit_export`, `user_export` or `fleet_export`.
     pub kind: String,
     /// `pending`, `running`, `succeeded`, `failed` or `cancelled`.
     pub status: String,
@@ -114,7 +114,7 @@ pub(crate) fn accepted(job: JobRecord) -> HttpResponse {
 pub struct JobListQuery {
     /// `pending`, `running`, `succeeded`, `failed` or `cancelled`.
     pub status: Option<String>,
-    /// `device_import`, `org_user_import`, `account_import`, `audit_export` or `user_export`.
+    /// `device_import`, `org_user_import`, `account_import`, `audit_export`, `user_export` or `fleet_export`.
     pub kind: Option<String>,
     /// Only this organization's jobs.
     pub organization_id: Option<Uuid>,
@@ -169,7 +169,7 @@ pub async fn list_jobs(
                 JobKind::parse(k).ok_or_else(|| {
                     ApiError::invalid(
                         "kind",
-                        "must be device_import, org_user_import, account_import, audit_export or user_export",
+                        "must be device_import, org_user_import, account_import, audit_export, user_export or fleet_export",
                     )
                 })
             })

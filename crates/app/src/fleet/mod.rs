@@ -8,6 +8,7 @@ mod commands;
 mod device_import;
 mod devices;
 mod enrollment;
+pub mod export;
 pub mod import;
 mod policy_application;
 pub mod qr;

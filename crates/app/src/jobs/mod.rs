@@ -337,6 +337,33 @@ impl<'a, S: Store> JobService<'a, S> {
             .await
     }
 
+    /// Queues an export of `organization`'s devices matching `query` (its page ignored) for
+    /// `owner` (already allowed to view the organization); the job's file is the export.
+    pub async fn submit_fleet_export(
+        &self,
+        owner: &Principal,
+        organization: Uuid,
+        query: &steward_domain::fleet::FleetQuery,
+        csv: bool,
+        origin: &RequestOrigin,
+    ) -> Result<JobRecord, AppError> {
+        let parameters = json!({
+            "format": if csv { "csv" } else { "json" },
+            "filter": query,
+            "scopes": scopes_of(owner),
+            "origin": {"ip": origin.ip_address, "userAgent": origin.user_agent, "requestId": origin.request_id},
+        });
+        self.submit(
+            owner.user,
+            JobKind::FleetExport,
+            Some(organization),
+            parameters,
+            None,
+            origin,
+        )
+        .await
+    }
+
     async fn submit(
         &self,
         owner: Uuid,

@@ -334,7 +334,96 @@ async fn execute<S: Store>(
         JobKind::AccountImport => account_import(steward, job, progress).await,
         JobKind::AuditExport => audit_export(steward, job, progress).await,
         JobKind::UserExport => user_export(steward, job, progress).await,
+        JobKind::FleetExport => fleet_export(steward, job, progress).await,
     }
+}
+
+/// An export of an organization's devices, page by page into the job's file, decided on the
+/// owner's standing when it runs; a cancel stops it at the next page and leaves no file.
+async fn fleet_export<S: Store>(
+    steward: &Steward<S>,
+    job: &JobRecord,
+    progress: &Arc<JobProgress>,
+) -> Result<JobOutput, AppError> {
+    use crate::fleet::export::{ExportedDevice, fleet_csv_rows, fleet_json_rows};
+    use steward_domain::jobs::MAX_RESULT_BYTES;
+    const BATCH: u64 = 100;
+    let organization = job
+        .organization_id
+        .ok_or_else(|| AppError::not_found("the job's organization is gone"))?;
+    let owner = acting_owner(steward, job).await?;
+    if !owner.has_scope(Permission::OrganizationsRead.as_str()) {
+        return Err(AppError::forbidden(
+            "the token that submitted the job lacks organizations:read",
+        ));
+    }
+    OrganizationService::new(steward)
+        .standing(
+            owner.clone(),
+            organization,
+            OrgPermission::View,
+            Permission::OrganizationsRead,
+        )
+        .await?;
+    let mut query: steward_domain::fleet::FleetQuery = job
+        .parameters
+        .get("filter")
+        .cloned()
+        .map(serde_json::from_value)
+        .transpose()
+        .map_err(|_| AppError::validation("the export's filter is unreadable"))?
+        .ok_or_else(|| AppError::validation("the export has no filter"))?;
+    let csv = job.parameters.get("format").and_then(|f| f.as_str()) == Some("csv");
+    let fleet = FleetService::new(steward);
+    let mut bytes: Vec<u8> = if csv {
+        fleet_csv_rows(&[], true).map_err(|_| AppError::internal())?
+    } else {
+        b"[".to_vec()
+    };
+    let mut exported = 0usize;
+    progress.set_message("writing the devices");
+    query.limit = BATCH;
+    query.offset = 0;
+    loop {
+        if !progress.checkpoint(exported) {
+            return Err(AppError::conflict("cancelled"));
+        }
+        let (devices, total) = fleet.fleet(organization, &query).await?;
+        progress.set_total(usize::try_from(total).unwrap_or(usize::MAX));
+        let last = (devices.len() as u64) < BATCH;
+        let rows: Vec<ExportedDevice> = devices.into_iter().map(ExportedDevice::from).collect();
+        let chunk = if csv {
+            fleet_csv_rows(&rows, false).map_err(|_| AppError::internal())?
+        } else {
+            fleet_json_rows(&rows, exported == 0).map_err(|_| AppError::internal())?
+        };
+        bytes.extend_from_slice(&chunk);
+        exported += rows.len();
+        if bytes.len() > MAX_RESULT_BYTES {
+            return Err(AppError::new(
+                crate::error::ErrorKind::TooLarge,
+                "the export passed 256 MiB; narrow it with the fleet list's filters",
+            ));
+        }
+        if last {
+            break;
+        }
+        query.offset = query.offset.saturating_add(BATCH);
+    }
+    if !csv {
+        bytes.push(b']');
+    }
+    progress.set_done(exported);
+    progress.set_message("exported");
+    let (name, content_type) = if csv {
+        ("devices.csv", "text/csv; charset=utf-8")
+    } else {
+        ("devices.json", "application/json")
+    };
+    Ok(JobOutput {
+        summary: json!({"devices": exported, "format": if csv { "csv" } else { "json" }, "bytes": bytes.len()}),
+        file: Some((name.to_owned(), content_type.to_owned(), bytes)),
+    })
 }
 
 /// An export of accounts, page by page into the job's file; a cancel stops it at the next page

@@ -8,7 +8,7 @@ use super::FleetRuleError;
 use crate::rules::{optional_line, optional_text};
 
 /// A managed device's status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum DeviceStatus {
     Active,
     /// Its device token and API calls are refused with `DEVICE_SUSPENDED` until resumed.
@@ -41,7 +41,7 @@ pub fn next_status(current: DeviceStatus, suspend: bool) -> Result<DeviceStatus,
 }
 
 /// The order of a fleet list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum FleetSort {
     Name,
     LastSeen,
@@ -64,7 +64,7 @@ impl FleetSort {
 }
 
 /// Filters, order and page of a fleet list.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FleetQuery {
     pub status: Option<DeviceStatus>,
     pub policy_id: Option<Uuid>,
