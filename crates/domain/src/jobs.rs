@@ -269,7 +269,7 @@ pub trait JobStore {
         &self,
         id: Uuid,
         instance: &str,
-        end: JobEnd,
+        end: &JobEnd,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), RepositoryError>> + Send;
 

@@ -69,9 +69,9 @@ async fn insert_blob<C: ConnectionTrait>(
 }
 
 /// A statement's claim of one job: the oldest one that is pending or whose lease ran out,
-/// outside organizations already running their share, marked running for the instance. A job
-/// this instance itself runs is never taken over by it (on SQLite a long import holds the write
-/// lock, so its heartbeat may be late).
+/// outside organizations already running their share, marked running for the instance. (An
+/// instance that claims a job it still runs, its heartbeat late, leaves it running: the worker
+/// checks its board.)
 fn claim_sql(backend: DatabaseBackend) -> &'static str {
     match backend {
         DatabaseBackend::Postgres => {
@@ -79,8 +79,7 @@ fn claim_sql(backend: DatabaseBackend) -> &'static str {
                  "started_at" = COALESCE("started_at", $3), "updated_at" = $3, "attempts" = "attempts" + 1
                WHERE "id" = (
                  SELECT j."id" FROM "jobs" j
-                 WHERE (j."status" = 'pending' OR (j."status" = 'running' AND j."lease_until" < $3
-                        AND j."claimed_by" <> $1))
+                 WHERE (j."status" = 'pending' OR (j."status" = 'running' AND j."lease_until" < $3))
                    AND (j."organization_id" IS NULL OR (
                      SELECT COUNT(*) FROM "jobs" r WHERE r."organization_id" = j."organization_id"
                        AND r."status" = 'running' AND r."lease_until" >= $3) < $4)
@@ -94,8 +93,7 @@ fn claim_sql(backend: DatabaseBackend) -> &'static str {
                  "started_at" = COALESCE("started_at", ?3), "updated_at" = ?3, "attempts" = "attempts" + 1
                WHERE "id" = (
                  SELECT j."id" FROM "jobs" j
-                 WHERE (j."status" = 'pending' OR (j."status" = 'running' AND j."lease_until" < ?3
-                        AND j."claimed_by" <> ?1))
+                 WHERE (j."status" = 'pending' OR (j."status" = 'running' AND j."lease_until" < ?3))
                    AND (j."organization_id" IS NULL OR (
                      SELECT COUNT(*) FROM "jobs" r WHERE r."organization_id" = j."organization_id"
                        AND r."status" = 'running' AND r."lease_until" >= ?3) < ?4)
@@ -283,12 +281,14 @@ impl JobStore for Database {
         &self,
         id: Uuid,
         instance: &str,
-        end: JobEnd,
+        end: &JobEnd,
         now: DateTime<Utc>,
     ) -> Result<(), RepositoryError> {
         let transaction = self.connection().begin().await.map_err(db)?;
-        let (file_name, content_type, bytes) = match end.file {
-            Some((name, content_type, bytes)) => (Some(name), Some(content_type), Some(bytes)),
+        let (file_name, content_type, bytes) = match &end.file {
+            Some((name, content_type, bytes)) => {
+                (Some(name.clone()), Some(content_type.clone()), Some(bytes))
+            }
             None => (None, None, None),
         };
         let mut update = jobs::Entity::update_many();
@@ -298,13 +298,16 @@ impl JobStore for Database {
         }
         let ended = update
             .col_expr(jobs::Column::Status, Expr::value(end.status.as_str()))
-            .col_expr(jobs::Column::Result, Expr::value(end.result))
-            .col_expr(jobs::Column::Error, Expr::value(end.error))
+            .col_expr(jobs::Column::Result, Expr::value(end.result.clone()))
+            .col_expr(jobs::Column::Error, Expr::value(end.error.clone()))
             .col_expr(jobs::Column::FileName, Expr::value(file_name))
             .col_expr(jobs::Column::FileContentType, Expr::value(content_type))
             .col_expr(jobs::Column::ProgressDone, Expr::value(end.progress_done))
             .col_expr(jobs::Column::ProgressTotal, Expr::value(end.progress_total))
-            .col_expr(jobs::Column::ProgressMessage, Expr::value(end.progress_message))
+            .col_expr(
+                jobs::Column::ProgressMessage,
+                Expr::value(end.progress_message.clone()),
+            )
             .col_expr(
                 jobs::Column::LeaseUntil,
                 Expr::value(Option::<DateTime<Utc>>::None),
@@ -321,7 +324,7 @@ impl JobStore for Database {
             return Err(RepositoryError::NotFound);
         }
         if let Some(bytes) = bytes {
-            insert_blob(&transaction, id, "result", &bytes).await?;
+            insert_blob(&transaction, id, "result", bytes).await?;
         }
         // The input is spent: an import's body need not outlive the import.
         job_blobs::Entity::delete_many()

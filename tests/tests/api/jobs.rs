@@ -855,6 +855,31 @@ async fn an_audit_export_runs_as_a_job_and_its_file_is_fetched_by_its_owner_only
                         .all(|row| row["action"] == "auth.registered")
                 );
             }
+            // Seeing the job is not enough to read its file: a token with only `jobs:read`
+            // sees the job but gets 403 for the file.
+            let token = expect_data(
+                send(
+                    &app,
+                    Method::POST,
+                    "/api/v1/auth/me/tokens",
+                    &org.root,
+                    Some(json!({"name": "jobs only", "scopes": ["jobs:read"]})),
+                )
+                .await,
+                StatusCode::CREATED,
+            )
+            .await["secret"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let seen = app
+                .authed(Method::GET, &format!("/api/admin/v1/jobs/{id}"), &token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(seen.status(), StatusCode::OK);
+            let file = app.authed(Method::GET, &url, &token).send().await.unwrap();
+            assert_eq!(file.status(), StatusCode::FORBIDDEN, "{backend:?}");
             // Another administrator does not see it, nor its file.
             for path in [format!("/api/admin/v1/jobs/{id}"), url.clone()] {
                 expect_error(
@@ -1034,6 +1059,52 @@ async fn a_fleet_export_runs_as_a_job_for_whoever_may_view_the_organization() {
         )
         .await;
         assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+        app.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_job_at_its_time_limit_stops_between_rows_and_reports_what_it_did() {
+    each_backend(|backend| async move {
+        let app = spawn_app_with(backend, |config| config.job_timeout_secs = 1).await;
+        let root = app.user("root@example.com").await;
+        app.grant(root.id, "super_admin").await;
+        let rows = 3000;
+        let mut csv = String::from("email,displayName,roles,organizationSlug,orgRole\n");
+        for n in 0..rows {
+            csv.push_str(&format!("slow{n}@example.com,Slow {n},,,\n"));
+        }
+        let before = app.count_users().await;
+        let response = app
+            .authed(
+                Method::POST,
+                "/api/admin/v1/users/import?async=true&sendInvitations=false",
+                &root.token,
+            )
+            .header("content-type", "text/csv")
+            .body(csv)
+            .send()
+            .await
+            .unwrap();
+        let id = expect_data(response, StatusCode::ACCEPTED).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let (ended, _) = finished(&app, &root, &id).await;
+        assert_eq!(ended["status"], "failed", "{ended} {backend:?}");
+        assert!(
+            ended["error"]["message"].as_str().unwrap().contains("time limit"),
+            "{ended}"
+        );
+        let created = ended["result"]["created"].as_i64().unwrap();
+        assert!(created > 0 && created < rows, "{ended}");
+        assert_eq!(
+            ended["result"]["appliedRows"].as_i64().unwrap(),
+            created,
+            "{ended}"
+        );
+        assert_eq!(app.count_users().await - before, created, "{backend:?}");
         app.stop().await;
     })
     .await;

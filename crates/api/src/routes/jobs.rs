@@ -210,7 +210,9 @@ pub async fn get_job(
     Ok(envelope::ok(JobView::from(job)))
 }
 
-/// The job's result file (when its `resultUrl` is set), with its media type.
+/// The job's result file (when its `resultUrl` is set), with its media type. Reading it needs,
+/// besides seeing the job, what its export needs now (`audit:export`, `users:read`, or viewing
+/// the organization; a token also their scopes); audited as `job.result_downloaded`.
 #[utoipa::path(
     tag = "jobs",
     security(("bearer" = [])),
@@ -218,7 +220,7 @@ pub async fn get_job(
     responses(
         (status = 200, description = "The file", content_type = "application/octet-stream"),
         (status = 401, description = "No valid credential", body = ErrorEnvelope),
-        (status = 403, description = "A token without `jobs:read`", body = ErrorEnvelope),
+        (status = 403, description = "A token without `jobs:read`, or a reader without the export's permission", body = ErrorEnvelope),
         (status = 404, description = "No such job, or no file", body = ErrorEnvelope),
     )
 )]
@@ -226,10 +228,11 @@ pub async fn get_job(
 pub async fn job_result(
     state: web::Data<AppState>,
     caller: Caller<scopes::JobsRead>,
+    origin: Origin,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let file = JobService::new(&state)
-        .result(caller.principal, path.into_inner())
+        .result(caller.principal, path.into_inner(), &origin.0)
         .await?;
     Ok(HttpResponse::Ok()
         .content_type(file.content_type)

@@ -71,6 +71,7 @@ pub struct JobProgress {
     message: Mutex<Option<String>>,
     stop: AtomicBool,
     halted: AtomicBool,
+    timed_out: AtomicBool,
 }
 
 impl JobProgress {
@@ -116,6 +117,16 @@ impl JobProgress {
     /// Whether the work stopped at a checkpoint (and so wrote nothing).
     pub fn halted(&self) -> bool {
         self.halted.load(Ordering::Relaxed)
+    }
+
+    /// The job reached its time limit: it is asked to stop, and ends failed.
+    fn time_out(&self) {
+        self.timed_out.store(true, Ordering::Relaxed);
+        self.ask_to_stop();
+    }
+
+    fn timed_out(&self) -> bool {
+        self.timed_out.load(Ordering::Relaxed)
     }
 
     fn ask_to_stop(&self) {
@@ -308,6 +319,9 @@ impl<'a, S: Store> JobService<'a, S> {
         csv: bool,
         origin: &RequestOrigin,
     ) -> Result<JobRecord, AppError> {
+        // Without an end, the export ends where the trail stood when it was asked for.
+        let mut filter = filter.clone();
+        filter.to.get_or_insert_with(Utc::now);
         let parameters = json!({
             "format": if csv { "csv" } else { "json" },
             "filter": filter,
@@ -461,17 +475,62 @@ impl<'a, S: Store> JobService<'a, S> {
     }
 
     /// The job's result file; 404 when it has none (yet).
-    pub async fn result(&self, principal: Principal, id: Uuid) -> Result<JobFile, AppError> {
-        let job = self.get(principal, id).await?;
-        let Some((name, content_type)) = job.file else {
+    pub async fn result(
+        &self,
+        principal: Principal,
+        id: Uuid,
+        origin: &RequestOrigin,
+    ) -> Result<JobFile, AppError> {
+        let job = self.get(principal.clone(), id).await?;
+        let Some((name, content_type)) = job.file.clone() else {
             return Err(AppError::not_found("this job has no result file"));
         };
+        // Seeing a job is not enough to read its file: the reader needs, now, what the export
+        // itself needs (a demoted owner or a token with only `jobs:read` gets 403).
+        let reader = self.steward.auth.with_roles(principal).await?;
+        let allowed = match job.kind {
+            JobKind::AuditExport => reader.allows(Permission::AuditExport),
+            JobKind::UserExport => reader.allows(Permission::UsersRead),
+            JobKind::FleetExport => match job.organization_id {
+                Some(organization) => crate::organizations::OrganizationService::new(self.steward)
+                    .standing(
+                        reader.clone(),
+                        organization,
+                        OrgPermission::View,
+                        Permission::OrganizationsRead,
+                    )
+                    .await
+                    .is_ok(),
+                None => false,
+            },
+            JobKind::DeviceImport | JobKind::OrgUserImport | JobKind::AccountImport => true,
+        };
+        if !allowed {
+            return Err(AppError::forbidden(
+                "reading this file needs the permission its export needs (audit:export, users:read, or viewing the organization)",
+            ));
+        }
         let bytes = self
             .steward
             .store
             .job_blob(id, "result")
             .await?
             .ok_or_else(|| AppError::not_found("this job has no result file"))?;
+        let mut audit = AuditEntry::new(
+            Actor::user(reader.user),
+            AuditAction::known("job.result_downloaded"),
+            "job",
+        )
+        .resource_id(id)
+        .change(
+            None,
+            Some(json!({"kind": job.kind.as_str(), "bytes": bytes.len()})),
+        )
+        .origin(origin.clone());
+        if let Some(organization) = job.organization_id {
+            audit = audit.organization(organization);
+        }
+        self.steward.store.record(&audit).await?;
         Ok(JobFile {
             name,
             content_type,

@@ -53,6 +53,9 @@ pub async fn run_jobs<S: Store>(steward: Steward<S>) {
                 )
                 .await
             {
+                // Its own job whose heartbeat was late (on SQLite a long import holds the write
+                // lock): still running here, so the claim only renewed its lease.
+                Ok(Some(job)) if steward.jobs.progress(job.id).is_some() => {}
                 Ok(Some(job)) => {
                     claimed = true;
                     let steward = steward.clone();
@@ -127,18 +130,48 @@ async fn run_one<S: Store>(steward: Steward<S>, job: JobRecord) {
         job.id,
         Arc::clone(&progress),
     )));
+    // The time limit asks the job to stop at its next checkpoint, so it ends between rows or
+    // batches (an account import then reports what it applied); only a job that does not reach
+    // a checkpoint within a grace period after it is dropped where it stands.
+    let limit = board.settings.timeout;
+    let deadline = AbortOnDrop(tokio::spawn({
+        let progress = Arc::clone(&progress);
+        async move {
+            tokio::time::sleep(limit).await;
+            progress.time_out();
+        }
+    }));
     let end = if job.attempts > MAX_JOB_ATTEMPTS {
         failed(
             &progress,
             "the job was interrupted too often (its instance stopped while running it)",
+        )
+    } else if job.kind == JobKind::AccountImport && job.attempts > 1 {
+        // Rows are applied one by one: running it again from the start would skip the rows
+        // the interrupted attempt created (they exist now) without their roles.
+        failed(
+            &progress,
+            "the import was interrupted (its instance stopped); check which accounts exist and import the rest again",
         )
     } else if job.cancel_requested {
         cancelled(&progress, None)
     } else {
         // The outcome is what the work answered: a cancel that arrives after the import's last
         // checkpoint changes nothing (the import committed; the job succeeded).
-        match tokio::time::timeout(board.settings.timeout, execute(&steward, &job, &progress)).await {
+        match tokio::time::timeout(limit + TIMEOUT_GRACE, execute(&steward, &job, &progress)).await {
             Err(_) => failed(
+                &progress,
+                "the job ran longer than its time limit (STEWARD_JOB_TIMEOUT_SECS)",
+            ),
+            Ok(Ok(output)) if progress.timed_out() => {
+                let mut end = failed(
+                    &progress,
+                    "the job ran longer than its time limit (STEWARD_JOB_TIMEOUT_SECS); the result says what it did",
+                );
+                end.result = Some(output.summary);
+                end
+            }
+            Ok(Err(_)) if progress.timed_out() => failed(
                 &progress,
                 "the job ran longer than its time limit (STEWARD_JOB_TIMEOUT_SECS)",
             ),
@@ -184,16 +217,32 @@ async fn run_one<S: Store>(steward: Steward<S>, job: JobRecord) {
             }
         }
     };
+    drop(deadline);
     drop(heartbeat);
-    if let Err(error) = steward
-        .store
-        .finish_job(job.id, board.instance(), end, Utc::now())
-        .await
-    {
-        // Another instance took it over (our lease ran out): its outcome counts.
-        tracing::warn!(%error, job = %job.id, "could not record the end of a job");
+    // Recorded with a few retries (a busy database); a job left `running` is taken up again
+    // once its lease runs out, by this instance too.
+    for attempt in 0..5u32 {
+        match steward
+            .store
+            .finish_job(job.id, board.instance(), &end, Utc::now())
+            .await
+        {
+            Ok(()) => return,
+            // Another instance took it over (our lease ran out): its outcome counts.
+            Err(steward_domain::RepositoryError::NotFound) => {
+                tracing::warn!(job = %job.id, "a job's lease was lost before its end was recorded");
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(%error, job = %job.id, attempt, "could not record the end of a job");
+                tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt))).await;
+            }
+        }
     }
 }
+
+/// How long a job that was asked to stop at its time limit has to reach a checkpoint.
+const TIMEOUT_GRACE: Duration = Duration::from_secs(60);
 
 /// Renews the lease a third of its length apart and records progress. A cancel request stored
 /// by another instance asks the job to stop; so does losing the lease to another instance, or
@@ -397,14 +446,14 @@ async fn fleet_export<S: Store>(
         } else {
             fleet_json_rows(&rows, exported == 0).map_err(|_| AppError::internal())?
         };
-        bytes.extend_from_slice(&chunk);
-        exported += rows.len();
-        if bytes.len() > MAX_RESULT_BYTES {
+        if bytes.len() + chunk.len() > MAX_RESULT_BYTES {
             return Err(AppError::new(
                 crate::error::ErrorKind::TooLarge,
                 "the export passed 256 MiB; narrow it with the fleet list's filters",
             ));
         }
+        bytes.extend_from_slice(&chunk);
+        exported += rows.len();
         if last {
             break;
         }
@@ -472,14 +521,14 @@ async fn user_export<S: Store>(
         } else {
             user_json_rows(&users, exported == 0).map_err(|_| AppError::internal())?
         };
-        bytes.extend_from_slice(&chunk);
-        exported += users.len();
-        if bytes.len() > MAX_RESULT_BYTES {
+        if bytes.len() + chunk.len() > MAX_RESULT_BYTES {
             return Err(AppError::new(
                 crate::error::ErrorKind::TooLarge,
                 "the export passed 256 MiB; narrow it with the listing's filters",
             ));
         }
+        bytes.extend_from_slice(&chunk);
+        exported += users.len();
         if last {
             break;
         }
@@ -544,14 +593,14 @@ async fn audit_export<S: Store>(
         } else {
             crate::audit::json_rows(&batch, entries == 0).map_err(|_| AppError::internal())?
         };
-        bytes.extend_from_slice(&chunk);
-        entries += batch.len();
-        if bytes.len() > MAX_RESULT_BYTES {
+        if bytes.len() + chunk.len() > MAX_RESULT_BYTES {
             return Err(AppError::new(
                 crate::error::ErrorKind::TooLarge,
                 "the export passed 256 MiB; narrow it (from/to, action, organizationId)",
             ));
         }
+        bytes.extend_from_slice(&chunk);
+        entries += batch.len();
     }
     if !csv {
         bytes.push(b']');
@@ -689,10 +738,17 @@ async fn account_import<S: Store>(
         progress.set_done(report.rows);
         progress.set_message("imported");
     }
-    Ok(JobOutput {
-        summary: serde_json::to_value(&report).map_err(|_| AppError::internal())?,
-        file: None,
-    })
+    let mut summary = serde_json::to_value(&report).map_err(|_| AppError::internal())?;
+    if let Some(object) = summary.as_object_mut() {
+        // How many rows were applied (all of them unless it was stopped).
+        let applied = if progress.halted() {
+            progress.snapshot().0
+        } else {
+            i64::try_from(report.rows).unwrap_or(i64::MAX)
+        };
+        object.insert("appliedRows".to_owned(), json!(applied));
+    }
+    Ok(JobOutput { summary, file: None })
 }
 
 /// An organization's device import: decided on the owner's standing now (a demoted or removed
