@@ -30,6 +30,35 @@ pub struct Readiness {
     pub applied_migrations: usize,
 }
 
+/// What `GET /` answers: where to go next.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Index {
+    pub name: String,
+    pub version: String,
+    /// The Swagger UI.
+    pub docs: String,
+    /// The OpenAPI document.
+    pub openapi: String,
+    pub health: String,
+    pub readiness: String,
+}
+
+/// A small index of the service: its name, version, and where the API reference, the OpenAPI
+/// document and the health checks are.
+#[utoipa::path(tag = "health", responses((status = 200, description = "The index", body = Envelope<Index>)))]
+#[get("/")]
+pub async fn index() -> HttpResponse {
+    envelope::ok(Index {
+        name: "Steward".to_owned(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        docs: "/docs/".to_owned(),
+        openapi: "/api-docs/openapi.json".to_owned(),
+        health: "/health".to_owned(),
+        readiness: "/health/ready".to_owned(),
+    })
+}
+
 /// Liveness: the process is up and serving. Does not touch the database.
 #[utoipa::path(tag = "health", responses((status = 200, description = "Alive", body = Envelope<Liveness>)))]
 #[get("/health")]

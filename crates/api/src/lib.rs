@@ -46,6 +46,7 @@ fn routes(config: &mut ServiceConfig) {
         unlock_requests, users,
     };
     config
+        .service(health::index)
         .service(health::liveness)
         .service(health::readiness)
         .service(health::metrics)

@@ -176,7 +176,19 @@ impl Application {
                 source,
             })?
             .run();
-        tracing::info!(address = %config.bind, port, database = ?database.backend(), "listening");
+        let host = match config.bind.ip() {
+            ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        };
+        tracing::info!(
+            address = %config.bind,
+            port,
+            database = ?database.backend(),
+            data_dir = %config.data_dir.display(),
+            api_reference = %format!("http://{host}:{port}/docs/"),
+            "listening"
+        );
         Ok(Self {
             port,
             server,

@@ -220,3 +220,18 @@ fn keys_rotate_adds_a_key_beside_the_existing_ones() {
         files[1].display().to_string()
     );
 }
+
+#[test]
+fn a_command_prints_only_its_result_on_stdout_and_logs_without_colour_to_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    // The first command migrates a new database (log lines) and prints one key.
+    let output = steward(&["apikeys", "create", "--name", "script"], &[], dir.path());
+    assert!(output.status.success(), "{}", stderr(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(stdout.starts_with("stw_key_"), "{stdout}");
+    let logs = stderr(&output);
+    assert!(logs.contains("migration"), "the logs went to stderr: {logs}");
+    // stderr is a pipe here, not a terminal: no colour codes.
+    assert!(!logs.contains('\u{1b}'), "{logs:?}");
+}

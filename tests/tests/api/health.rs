@@ -14,6 +14,15 @@ async fn liveness_and_readiness_answer_on_a_fresh_install() {
         assert_eq!(ready["status"], "ready", "{backend:?}");
         assert_eq!(ready["database"], "ok");
         assert_eq!(ready["appliedMigrations"], Migrator::migrations().len());
+
+        // The root answers a small index whose links work.
+        let index = expect_data(app.get("/").await, StatusCode::OK).await;
+        assert_eq!(index["name"], "Steward");
+        assert_eq!(index["version"], env!("CARGO_PKG_VERSION"));
+        for link in ["docs", "openapi", "health", "readiness"] {
+            let path = index[link].as_str().unwrap();
+            assert_eq!(app.get(path).await.status(), StatusCode::OK, "{link}: {path}");
+        }
         app.stop().await;
     })
     .await;
