@@ -55,9 +55,21 @@ pub struct Application {
 }
 
 impl Application {
-    /// Connects to the database (failing fast when it does not answer), applies migrations when
-    /// configured, loads the signing keys and binds the listener (port 0 picks a free port).
+    /// Binds the listener first (a port in use fails before anything else happens; port 0
+    /// picks a free port), then connects to the database (failing fast when it does not
+    /// answer), applies migrations when configured and loads the signing keys.
     pub async fn build(config: Config) -> Result<Self, StartupError> {
+        let listener = TcpListener::bind(config.bind).map_err(|source| StartupError::Bind {
+            address: config.bind,
+            source,
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind {
+                address: config.bind,
+                source,
+            })?
+            .port();
         let database = connect_database(&config).await?;
         if config.migrate_on_start {
             database.migrate_up().await.map_err(StartupError::Migration)?;
@@ -94,18 +106,6 @@ impl Application {
             database.clone(),
             Duration::from_millis(config.audit_seal_ms.max(10)),
         ));
-
-        let listener = TcpListener::bind(config.bind).map_err(|source| StartupError::Bind {
-            address: config.bind,
-            source,
-        })?;
-        let port = listener
-            .local_addr()
-            .map_err(|source| StartupError::Bind {
-                address: config.bind,
-                source,
-            })?
-            .port();
 
         if config.legacy_device_auth {
             tracing::warn!(

@@ -235,3 +235,17 @@ fn a_command_prints_only_its_result_on_stdout_and_logs_without_colour_to_a_file(
     // stderr is a pipe here, not a terminal: no colour codes.
     assert!(!logs.contains('\u{1b}'), "{logs:?}");
 }
+
+#[test]
+fn a_port_in_use_is_reported_before_anything_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let output = steward(&["serve"], &[("STEWARD_BIND", address.as_str())], dir.path());
+    assert!(!output.status.success());
+    let message = stderr(&output);
+    assert!(message.contains(&address), "{message}");
+    // Refused before the database or the keys were made.
+    assert!(!dir.path().join("steward.db").exists(), "{message}");
+    assert!(!dir.path().join("keys").exists(), "{message}");
+}
