@@ -279,6 +279,7 @@ impl Config {
             }
             figment = figment.merge(Toml::file(path));
         }
+        refuse_unknown_settings(file)?;
         let config: Config = figment
             .merge(Env::prefixed("STEWARD_"))
             .extract()
@@ -591,6 +592,68 @@ fn valid_origin(origin: &str) -> bool {
 }
 
 /// figment's messages can span lines; operators get one.
+/// `STEWARD_*` variables that are not settings: the configuration file's path, and the test
+/// suite's own.
+const NOT_SETTINGS: &[&str] = &["config", "test_postgres_url", "require_postgres"];
+
+/// Every setting's name (the file's keys; `STEWARD_` + upper case for the environment).
+fn setting_names() -> Vec<String> {
+    match serde_json::to_value(Config::default()) {
+        Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The setting `name` was probably meant to be, if one is close.
+fn did_you_mean(name: &str, known: &[String]) -> Option<String> {
+    known
+        .iter()
+        .map(|candidate| (strsim::jaro_winkler(name, candidate), candidate))
+        .filter(|(score, _)| *score >= 0.85)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, candidate)| candidate.clone())
+}
+
+/// A typo must not silently fall back to a default: an unknown key in the file or an unknown
+/// `STEWARD_*` variable stops start-up, naming it and the setting it was probably meant to be.
+fn refuse_unknown_settings(file: Option<&Path>) -> Result<(), ConfigError> {
+    use figment::Provider;
+    let known = setting_names();
+    let mut unknown = Vec::new();
+    if let Some(path) = file {
+        let data = Toml::file(path)
+            .data()
+            .map_err(|error| ConfigError(format!("--config: {}", one_line(&error))))?;
+        for dict in data.values() {
+            for key in dict.keys() {
+                if !known.contains(key) {
+                    let hint = did_you_mean(key, &known)
+                        .map(|k| format!(" (did you mean `{k}`?)"))
+                        .unwrap_or_default();
+                    unknown.push(format!("`{key}` in {}{hint}", path.display()));
+                }
+            }
+        }
+    }
+    let mut variables: Vec<String> = std::env::vars_os()
+        .filter_map(|(name, _)| name.into_string().ok())
+        .filter_map(|name| name.strip_prefix("STEWARD_").map(str::to_lowercase))
+        .filter(|name| !known.contains(name) && !NOT_SETTINGS.contains(&name.as_str()))
+        .collect();
+    variables.sort();
+    for name in variables {
+        let hint = did_you_mean(&name, &known)
+            .map(|k| format!(" (did you mean STEWARD_{}?)", k.to_uppercase()))
+            .unwrap_or_default();
+        unknown.push(format!("STEWARD_{}{hint}", name.to_uppercase()));
+    }
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigError(format!("unknown setting: {}", unknown.join(", "))))
+    }
+}
+
 fn one_line(error: &figment::Error) -> String {
     let mut message = error.to_string().replace('\n', " ");
     if let Some(key) = error.path.first().map(|_| error.path.join(".")) {
@@ -671,6 +734,52 @@ mod tests {
             );
             Ok(())
         });
+    }
+
+    #[test]
+    fn unknown_settings_stop_start_up_with_a_suggestion() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "steward.toml",
+                "bnd = \"0.0.0.0:9000\"\n[plans.team]\nmax_devices = 3\n",
+            )?;
+            let error = Config::load(Some(Path::new("steward.toml")))
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("`bnd`"), "{error}");
+            assert!(error.contains("did you mean `bind`"), "{error}");
+            jail.create_file("steward.toml", "bind = \"0.0.0.0:9000\"\n")?;
+            jail.set_env("STEWARD_DATABSE_URL", "sqlite://x.db");
+            let error = Config::load(Some(Path::new("steward.toml")))
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("STEWARD_DATABSE_URL"), "{error}");
+            assert!(error.contains("did you mean STEWARD_DATABASE_URL"), "{error}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn every_documented_variable_is_a_setting() {
+        let docs = include_str!("../../../docs/configuration.md");
+        let known = setting_names();
+        let mut documented = 0;
+        for word in docs.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+            if let Some(name) = word.strip_prefix("STEWARD_") {
+                let name = name.to_lowercase();
+                // (`STEWARD_BND` is the docs' example of a typo.)
+                if name.is_empty() || NOT_SETTINGS.contains(&name.as_str()) || name == "bnd" {
+                    continue;
+                }
+                documented += 1;
+                assert!(
+                    known.contains(&name),
+                    "docs/configuration.md names STEWARD_{}",
+                    name.to_uppercase()
+                );
+            }
+        }
+        assert!(documented > 40, "{documented}");
     }
 
     #[test]
