@@ -63,6 +63,19 @@ pub enum Command {
         #[command(subcommand)]
         action: QuotasAction,
     },
+    /// The configuration.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// Check the configuration (defaults, the file, the environment) as `serve` would, and
+    /// print the effective values as JSON with secrets masked. A bad configuration exits 2
+    /// naming the setting.
+    Check,
 }
 
 #[derive(Debug, Subcommand)]
@@ -274,6 +287,16 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 report.total(),
                 report.elapsed.as_secs_f64()
             );
+            Ok(())
+        }
+        Command::Config {
+            action: ConfigAction::Check,
+        } => {
+            let config = load(cli.config)?;
+            let shown = serde_json::to_string_pretty(&config.masked())
+                .map_err(|error| CliError::Failed(error.to_string()))?;
+            println!("{shown}");
+            eprintln!("the configuration is valid");
             Ok(())
         }
         Command::Quotas { action } => {

@@ -288,6 +288,31 @@ impl Config {
         Ok(config)
     }
 
+    /// The effective settings as JSON, secrets masked: keys and webhook secrets as `***`, the
+    /// password in a URL's user part as `***`.
+    pub fn masked(&self) -> serde_json::Value {
+        let mut value = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
+        if let Some(map) = value.as_object_mut() {
+            for key in SECRET_SETTINGS {
+                if let Some(slot) = map.get_mut(*key)
+                    && !slot.is_null()
+                {
+                    *slot = serde_json::Value::String("***".to_owned());
+                }
+            }
+            for (_, slot) in map.iter_mut() {
+                if let serde_json::Value::String(text) = slot {
+                    *text = mask_url_password(text);
+                }
+            }
+            map.insert(
+                "effective_database_url".to_owned(),
+                serde_json::Value::String(mask_url_password(&self.database_url())),
+            );
+        }
+        value
+    }
+
     /// The quota plans as the rules read them.
     pub fn quota_plans(&self) -> steward_domain::quotas::QuotaPlans {
         use steward_domain::quotas::QuotaKey;
@@ -592,6 +617,25 @@ fn valid_origin(origin: &str) -> bool {
 }
 
 /// figment's messages can span lines; operators get one.
+/// Settings whose value is a secret.
+const SECRET_SETTINGS: &[&str] = &["mfa_encryption_key", "push_webhook_secret"];
+
+/// `scheme://user:password@host…` with the password as `***`; anything else unchanged.
+fn mask_url_password(text: &str) -> String {
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return text.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let Some((userinfo, host)) = authority.rsplit_once('@') else {
+        return text.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
+        None => text.to_owned(),
+    }
+}
+
 /// `STEWARD_*` variables that are not settings: the configuration file's path, and the test
 /// suite's own.
 const NOT_SETTINGS: &[&str] = &["config", "test_postgres_url", "require_postgres"];
@@ -757,6 +801,40 @@ mod tests {
             assert!(error.contains("did you mean STEWARD_DATABASE_URL"), "{error}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn secrets_are_masked_in_the_effective_configuration() {
+        Jail::expect_with(|jail| {
+            jail.set_env("STEWARD_SMTP_URL", "smtp://mailer:hunter2@mail.example.com:587");
+            jail.set_env(
+                "STEWARD_DATABASE_URL",
+                "postgres://steward:s3cret@db:5432/steward",
+            );
+            jail.set_env("STEWARD_MFA_ENCRYPTION_KEY", "c2VjcmV0LWtleS1tYXRlcmlhbA");
+            let shown = Config::load(None).unwrap().masked().to_string();
+            for secret in ["hunter2", "s3cret", "c2VjcmV0LWtleS1tYXRlcmlhbA"] {
+                assert!(!shown.contains(secret), "{shown}");
+            }
+            assert!(
+                shown.contains("smtp://mailer:***@mail.example.com:587"),
+                "{shown}"
+            );
+            assert!(
+                shown.contains("postgres://steward:***@db:5432/steward"),
+                "{shown}"
+            );
+            Ok(())
+        });
+        assert_eq!(
+            mask_url_password("sqlite://./data/steward.db?mode=rwc"),
+            "sqlite://./data/steward.db?mode=rwc"
+        );
+        assert_eq!(
+            mask_url_password("https://x.example/a@b"),
+            "https://x.example/a@b"
+        );
+        assert_eq!(mask_url_password("redis://:pw@h:6379"), "redis://:***@h:6379");
     }
 
     #[test]

@@ -249,3 +249,37 @@ fn a_port_in_use_is_reported_before_anything_is_created() {
     assert!(!dir.path().join("steward.db").exists(), "{message}");
     assert!(!dir.path().join("keys").exists(), "{message}");
 }
+
+#[test]
+fn config_check_prints_the_effective_values_with_secrets_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = steward(
+        &["config", "check"],
+        &[
+            ("STEWARD_BIND", "127.0.0.1:9123"),
+            ("STEWARD_SMTP_URL", "smtp://mailer:hunter2@mail.example.com:587"),
+            ("STEWARD_PUSH_WEBHOOK_URL", "https://push.example.com/hook"),
+            ("STEWARD_PUSH_WEBHOOK_SECRET", "webhook-secret-value"),
+        ],
+        dir.path(),
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let shown: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(shown["bind"], "127.0.0.1:9123");
+    assert_eq!(shown["smtp_url"], "smtp://mailer:***@mail.example.com:587");
+    assert_eq!(shown["push_webhook_secret"], "***");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        !text.contains("hunter2") && !text.contains("webhook-secret-value"),
+        "{text}"
+    );
+    // Nothing was created: checking is not starting.
+    assert!(!dir.path().join("steward.db").exists());
+    let bad = steward(&["config", "check"], &[("STEWARD_BND", "x")], dir.path());
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        stderr(&bad).contains("did you mean STEWARD_BIND"),
+        "{}",
+        stderr(&bad)
+    );
+}
