@@ -22,10 +22,25 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
+/// Settings `serve` takes as flags; a flag wins over the environment and the file.
+#[derive(Debug, Default, clap::Args)]
+pub struct ServeArgs {
+    /// The address to listen on (`STEWARD_BIND`, default 127.0.0.1:8080).
+    #[arg(long)]
+    pub bind: Option<std::net::SocketAddr>,
+    /// Where SQLite's database, generated keys and local mail live (`STEWARD_DATA_DIR`,
+    /// default ./data).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// `sqlite://…` or `postgres://…` (`STEWARD_DATABASE_URL`, default SQLite in the data dir).
+    #[arg(long)]
+    pub database_url: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server (the default).
-    Serve,
+    Serve(ServeArgs),
     /// Manage the database schema.
     Migrate {
         #[command(subcommand)]
@@ -120,30 +135,37 @@ pub enum AllowlistAction {
 pub enum ApiKeysAction {
     /// Create a key; its secret is printed once.
     Create {
+        /// What the key is for (1 to 100 characters), shown in listings.
         #[arg(long)]
         name: String,
     },
     /// List keys (prefix, name, created, last used, revoked).
     List,
     /// Revoke a key by its id.
-    Revoke { id: uuid::Uuid },
+    Revoke {
+        /// The key's id, as `apikeys list` shows it.
+        id: uuid::Uuid,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum AdminAction {
     /// Create a `super_admin`, or promote an existing account to one.
     Create {
+        /// The account's email address (created when no account has it).
         #[arg(long)]
         email: String,
         /// Read the new account's password from standard input (one line).
         #[arg(long)]
         password_stdin: bool,
+        /// The new account's display name (default: the part of the address before `@`).
         #[arg(long)]
         display_name: Option<String>,
     },
     /// Remove an account's second factor and end its sessions (the break-glass path when an
     /// administrator lost the device and the recovery codes, and nobody else can reset it).
     ResetMfa {
+        /// The account's email address.
         #[arg(long)]
         email: String,
     },
@@ -155,8 +177,10 @@ pub enum MigrateAction {
     Up,
     /// Roll back migrations: the last one, `--steps N`, or `--all`.
     Down {
+        /// How many migrations to roll back, newest first.
         #[arg(long, default_value_t = 1, conflicts_with = "all")]
         steps: u32,
+        /// Roll back every migration (an empty database).
         #[arg(long)]
         all: bool,
     },
@@ -164,6 +188,7 @@ pub enum MigrateAction {
     Status,
     /// Drop every table and migrate from scratch. Destroys all data; needs `--yes`.
     Fresh {
+        /// Confirm that every row in the database may be destroyed.
         #[arg(long)]
         yes: bool,
     },
@@ -173,12 +198,14 @@ pub enum MigrateAction {
 pub enum KeysAction {
     /// Generate an RS256 private key (PKCS#8 PEM): to stdout, or to a new file with `--out`.
     Generate {
+        /// Write the key to this new file (mode 0600) instead of stdout.
         #[arg(long)]
         out: Option<PathBuf>,
     },
     /// Add a new signing key to the development key directory (`<data dir>/keys`, or `--dir`):
     /// it signs after the next start, and the older keys keep verifying.
     Rotate {
+        /// The key directory (default: `<data dir>/keys`).
         #[arg(long)]
         dir: Option<PathBuf>,
     },
@@ -196,7 +223,7 @@ pub enum CliError {
 }
 
 pub async fn run(cli: Cli) -> Result<(), CliError> {
-    match cli.command.unwrap_or(Command::Serve) {
+    match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
         Command::Openapi => {
             println!("{}", openapi_json()?);
             Ok(())
@@ -204,8 +231,18 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Keys {
             action: KeysAction::Generate { out },
         } => generate_key(out),
-        Command::Serve => {
-            let config = load(cli.config)?;
+        Command::Serve(flags) => {
+            let mut config = load(cli.config)?;
+            if let Some(bind) = flags.bind {
+                config.bind = bind;
+            }
+            if let Some(data_dir) = flags.data_dir {
+                config.data_dir = data_dir;
+            }
+            if let Some(url) = flags.database_url {
+                config.database_url = Some(url);
+            }
+            config.check().map_err(CliError::Config)?;
             let application = Application::build(config).await?;
             application
                 .run_until_stopped()

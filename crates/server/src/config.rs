@@ -347,6 +347,11 @@ impl Config {
         }
     }
 
+    /// Checks the values again after something changed them (`serve`'s flags).
+    pub fn check(&self) -> Result<(), ConfigError> {
+        self.validate()
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         Backend::from_url(&self.database_url())
             .map_err(|error| ConfigError(format!("STEWARD_DATABASE_URL: {error}")))?;

@@ -283,3 +283,28 @@ fn config_check_prints_the_effective_values_with_secrets_masked() {
         stderr(&bad)
     );
 }
+
+#[test]
+fn serve_takes_its_main_settings_as_flags_that_win_over_the_environment() {
+    let help = steward(&["serve", "--help"], &[], std::path::Path::new("."));
+    let text = String::from_utf8_lossy(&help.stdout).into_owned();
+    for flag in ["--bind", "--data-dir", "--database-url", "--config"] {
+        assert!(text.contains(flag), "{text}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let output = steward(
+        &["serve", "--bind", &address],
+        &[("STEWARD_BIND", "127.0.0.1:0")],
+        dir.path(),
+    );
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains(&address),
+        "the flag won: {}",
+        stderr(&output)
+    );
+    let bad = steward(&["serve", "--database-url", "mysql://x"], &[], dir.path());
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+}
