@@ -24,6 +24,7 @@ mod m20261201_000017_ip_allowlist;
 mod m20261201_000018_user_search_keys;
 mod m20261201_000019_jobs;
 mod m20261201_000020_quotas;
+mod m20261201_000021_events;
 
 pub use m20260701_000011_organizations::DEFAULT_ORGANIZATION_ID;
 
@@ -53,6 +54,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000018_user_search_keys::Migration),
             Box::new(m20261201_000019_jobs::Migration),
             Box::new(m20261201_000020_quotas::Migration),
+            Box::new(m20261201_000021_events::Migration),
         ]
     }
 }
@@ -100,6 +102,13 @@ pub const TABLES: &[&str] = &[
     "allowlist_bypass_tokens",
     "jobs",
     "job_blobs",
+    "event_outbox",
+    "webhooks",
+    "webhook_deliveries",
+    "notifications",
+    "notification_reads",
+    "notification_counters",
+    "notification_preferences",
 ];
 
 /// The tables of seed 000's data model, the first 17 of [`TABLES`].

@@ -18,6 +18,7 @@ pub mod fleet;
 pub mod idp;
 pub mod mfa;
 pub mod push;
+pub mod receiver;
 pub mod smtp;
 
 const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -228,6 +229,11 @@ pub fn test_config(database: &TestDatabase, data_dir: &std::path::Path) -> Confi
         push_collapse_ms: 0,
         audit_seal_ms: 50,
         job_poll_ms: 50,
+        // Webhook receivers are loopback servers inside the tests.
+        webhook_allow_http: true,
+        webhook_allowed_networks: vec!["127.0.0.0/8".parse().unwrap()],
+        events_poll_ms: 20,
+        notification_mail_secs: 1,
         ..Config::default()
     }
 }
@@ -318,6 +324,11 @@ impl TestApp {
             id: data["user"]["id"].as_str().unwrap().parse().unwrap(),
             token: data["accessToken"].as_str().unwrap().to_owned(),
         }
+    }
+
+    /// [`Self::user`] for an owned address, handy for making many at once.
+    pub async fn user_owned(&self, email: String) -> TestUser {
+        self.user(&email).await
     }
 
     /// Grants a system role directly in the database.
@@ -477,6 +488,12 @@ impl TestApp {
 
     pub async fn count_users(&self) -> i64 {
         self.count_rows("users").await
+    }
+
+    /// Stops the server (as a crash would, its background work ends with it) but keeps the
+    /// database, for another instance to carry on.
+    pub async fn stop_server(&self) {
+        self.handle.stop(false).await;
     }
 
     /// Stops the server and waits for it, so the next test's database cleanup is quiet.

@@ -41,9 +41,9 @@ fn routes(config: &mut ServiceConfig) {
     use routes::{
         admin, admin_bulk, admin_groups, admin_user_mfa, admin_user_roles, admin_user_search, admin_users,
         api_keys, audit, auth, auth_mail, auth_mfa, device_enrollment, devices, enrollment_tokens,
-        federation, fleet_devices, fleet_groups, groups, imports, ip_allowlist, jobs, org_quotas,
-        organizations, personal_tokens, policies, policy_application, roles, setting_definitions, settings,
-        unlock_requests, users,
+        federation, fleet_devices, fleet_groups, groups, imports, ip_allowlist, jobs, notifications,
+        org_quotas, organizations, personal_tokens, policies, policy_application, roles, setting_definitions,
+        settings, unlock_requests, users, webhooks,
     };
     config
         .service(health::index)
@@ -144,6 +144,22 @@ fn routes(config: &mut ServiceConfig) {
                 .wrap(actix_web::middleware::from_fn(admin_guard::admin_mfa))
                 .wrap(actix_web::middleware::from_fn(admin_guard::admin_allowlist))
                 .service(admin::admin_me)
+                .service(notifications::get_preferences)
+                .service(notifications::put_preferences)
+                .service(notifications::list_notifications)
+                .service(notifications::read_all_notifications)
+                .service(notifications::read_notification)
+                .service(webhooks::list_event_types)
+                .service(webhooks::list_webhooks)
+                .service(webhooks::create_webhook)
+                .service(webhooks::get_webhook)
+                .service(webhooks::update_webhook)
+                .service(webhooks::delete_webhook)
+                .service(webhooks::rotate_webhook_secret)
+                .service(webhooks::list_deliveries)
+                .service(webhooks::test_webhook)
+                .service(webhooks::get_delivery)
+                .service(webhooks::redeliver)
                 .service(jobs::list_jobs)
                 .service(jobs::get_job)
                 .service(jobs::job_result)

@@ -23,6 +23,8 @@ use crate::error::{ErrorBody, ErrorCode, ErrorEnvelope, FieldError, QuotaView};
         (name = "admin", description = "The admin API (users with a system role)"),
         (name = "fleet", description = "An organization's managed devices: list, actions, commands, import"),
         (name = "jobs", description = "Background jobs: large imports run asynchronously with progress, cancel and result"),
+        (name = "webhooks", description = "Webhook subscriptions to Steward's events: signed deliveries, retries, delivery log, redelivery and test pings"),
+        (name = "notifications", description = "Operators' notifications: what the security rules raised, read marks and mail preferences"),
     )
 )]
 pub struct ApiDoc;

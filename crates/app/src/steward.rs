@@ -57,6 +57,8 @@ pub trait Store:
     + steward_domain::mfa::MfaStore
     + steward_domain::ip_allowlist::AllowlistStore
     + steward_domain::jobs::JobStore
+    + steward_domain::events::webhooks::WebhookStore
+    + steward_domain::notifications::NotificationStore
     + Clone
     + Send
     + Sync
@@ -94,6 +96,8 @@ impl<T> Store for T where
         + steward_domain::mfa::MfaStore
         + steward_domain::ip_allowlist::AllowlistStore
         + steward_domain::jobs::JobStore
+        + steward_domain::events::webhooks::WebhookStore
+        + steward_domain::notifications::NotificationStore
         + Clone
         + Send
         + Sync
@@ -119,6 +123,8 @@ pub struct Steward<S> {
     pub jobs: Arc<crate::jobs::JobBoard>,
     /// The plans organizations' quotas come from (the store decides with the same plans).
     pub quota_plans: Arc<steward_domain::quotas::QuotaPlans>,
+    /// The event pipeline's settings, HTTP client and wake-ups.
+    pub events: Arc<crate::events::EventBoard>,
 }
 
 impl<S: Clone> Clone for Steward<S> {
@@ -133,6 +139,7 @@ impl<S: Clone> Clone for Steward<S> {
             allowlist_refusals: Arc::clone(&self.allowlist_refusals),
             jobs: Arc::clone(&self.jobs),
             quota_plans: Arc::clone(&self.quota_plans),
+            events: Arc::clone(&self.events),
         }
     }
 }
@@ -150,7 +157,14 @@ impl<S: Store> Steward<S> {
             allowlist_refusals: Arc::new(crate::cache::TtlCache::new(std::time::Duration::from_secs(60))),
             jobs: Arc::default(),
             quota_plans: Arc::new(steward_domain::quotas::QuotaPlans::new(Default::default())),
+            events: Arc::default(),
         }
+    }
+
+    /// Runs the event pipeline with these settings (retries, outbound rules, thresholds).
+    pub fn with_events(mut self, settings: crate::events::EventSettings) -> Self {
+        self.events = Arc::new(crate::events::EventBoard::new(settings));
+        self
     }
 
     /// The quota plans (configuration); give the store the same ones.

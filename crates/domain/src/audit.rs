@@ -134,6 +134,10 @@ impl AuditAction {
     /// release builds trust the literal.
     pub fn known(value: &'static str) -> Self {
         debug_assert!(Self::parse(value).is_ok(), "invalid audit action literal {value}");
+        debug_assert!(
+            crate::events::catalog::is_cataloged_action(value),
+            "audit action {value} is missing from the event catalog (steward_domain::events::catalog)"
+        );
         Self(value.to_owned())
     }
 

@@ -25,6 +25,7 @@ pub const BUILT_IN_ROLES: &[(&str, &[&str])] = &[
             "groups:read",
             "groups:write",
             "groups:manage",
+            "notifications:read",
         ],
     ),
     (
@@ -49,6 +50,8 @@ pub const BUILT_IN_ROLES: &[(&str, &[&str])] = &[
             "users:read",
             "organizations:read",
             "devices:read",
+            "notifications:read",
+            "webhooks:read",
         ],
     ),
     (
@@ -105,11 +108,22 @@ pub enum Permission {
     JobsWrite,
     /// Setting organizations' plans and quota overrides: only `super_admin` holds it.
     QuotasWrite,
+    /// Reading every webhook subscription and its delivery log (organization owners and admins
+    /// read their organization's): `super_admin` and `auditor`. Also the token scope of the
+    /// webhooks API's reads.
+    WebhooksRead,
+    /// Changing every webhook subscription (organization owners and admins manage their
+    /// organization's): only `super_admin` holds it. Also the token scope of the webhooks API's
+    /// changes.
+    WebhooksManage,
+    /// Every operator notification (organization owners and admins see their organization's):
+    /// `super_admin`, `user_admin` and `auditor`. Also the token scope of the notifications API.
+    NotificationsRead,
 }
 
 impl Permission {
     /// Every permission.
-    pub const ALL: [Permission; 28] = [
+    pub const ALL: [Permission; 31] = [
         Permission::UsersRead,
         Permission::UsersWrite,
         Permission::UsersLock,
@@ -138,6 +152,9 @@ impl Permission {
         Permission::JobsRead,
         Permission::JobsWrite,
         Permission::QuotasWrite,
+        Permission::WebhooksRead,
+        Permission::WebhooksManage,
+        Permission::NotificationsRead,
     ];
 
     /// `resource:action`, as roles and token scopes name it.
@@ -171,6 +188,9 @@ impl Permission {
             Permission::JobsRead => "jobs:read",
             Permission::JobsWrite => "jobs:write",
             Permission::QuotasWrite => "quotas:write",
+            Permission::WebhooksRead => "webhooks:read",
+            Permission::WebhooksManage => "webhooks:manage",
+            Permission::NotificationsRead => "notifications:read",
         }
     }
 }
@@ -470,6 +490,9 @@ pub const ACCOUNT_SCOPES: &[&str] = &[
     "organizations:write",
     "jobs:read",
     "jobs:write",
+    "webhooks:read",
+    "webhooks:manage",
+    "notifications:read",
 ];
 
 impl RoleCatalog {

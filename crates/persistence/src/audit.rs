@@ -1,17 +1,31 @@
 //! The audit writer: store methods insert entries on the transaction that makes the change, so
-//! they commit and roll back with the change they describe.
+//! they commit and roll back with the change they describe. Every entry gets its row in the
+//! event outbox in the same statement batch, so webhooks and notification rules hear of exactly
+//! what committed.
 
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, EntityTrait};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, EntityTrait, TransactionTrait};
 use steward_domain::{AuditEntry, AuditRecorder, RepositoryError};
 use uuid::Uuid;
 
-use crate::entities::{audit_logs, device_commands, devices};
+use crate::entities::{audit_logs, device_commands, devices, event_outbox};
 use crate::error::db_err_to_repository;
 
 /// For events that change nothing else (a failed sign-in, a rendered QR code).
 impl AuditRecorder for crate::Database {
     async fn record(&self, entry: &AuditEntry) -> Result<(), RepositoryError> {
-        insert_audit_entry(self.connection(), entry).await
+        // The entry and its outbox row commit together.
+        let transaction = self.connection().begin().await.map_err(db_err_to_repository)?;
+        insert_audit_entry(&transaction, entry).await?;
+        transaction.commit().await.map_err(db_err_to_repository)
+    }
+}
+
+fn outbox_row(entry: &AuditEntry) -> event_outbox::ActiveModel {
+    event_outbox::ActiveModel {
+        audit_id: Set(entry.id),
+        occurred_at: Set(entry.occurred_at),
+        claimed_by: Set(None),
+        lease_until: Set(None),
     }
 }
 
@@ -35,7 +49,6 @@ fn audit_row(entry: &AuditEntry) -> audit_logs::ActiveModel {
     }
 }
 
-/// Many entries in few statements (bulk imports audit every record).
 /// An entry about a device or a device command belongs to the device's organization, if it
 /// has one: filled in here so no writer can forget it and `?organizationId=` finds them all.
 async fn with_organization(
@@ -68,6 +81,8 @@ async fn with_organization(
     Ok(organization)
 }
 
+/// Many entries in few statements (bulk imports audit every record), each with its outbox row
+/// (the caller's transaction makes them one write).
 pub(crate) async fn insert_audit_entries(
     connection: &impl ConnectionTrait,
     mut entries: Vec<AuditEntry>,
@@ -77,6 +92,10 @@ pub(crate) async fn insert_audit_entries(
     }
     for chunk in entries.chunks(500) {
         audit_logs::Entity::insert_many(chunk.iter().map(audit_row))
+            .exec_without_returning(connection)
+            .await
+            .map_err(db_err_to_repository)?;
+        event_outbox::Entity::insert_many(chunk.iter().map(outbox_row))
             .exec_without_returning(connection)
             .await
             .map_err(db_err_to_repository)?;
@@ -91,5 +110,10 @@ pub(crate) async fn insert_audit_entry(
     let mut row = audit_row(entry);
     row.organization_id = Set(with_organization(connection, entry).await?);
     row.insert(connection).await.map_err(db_err_to_repository)?;
+    // Announced to webhooks and notification rules once the caller's transaction commits.
+    event_outbox::Entity::insert(outbox_row(entry))
+        .exec_without_returning(connection)
+        .await
+        .map_err(db_err_to_repository)?;
     Ok(())
 }

@@ -51,6 +51,7 @@ pub struct Application {
     push: tokio::task::JoinHandle<()>,
     sealer: tokio::task::JoinHandle<()>,
     jobs: tokio::task::JoinHandle<()>,
+    events: tokio::task::JoinHandle<()>,
     maintenance: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -130,8 +131,10 @@ impl Application {
                 },
                 max_running_per_org: config.job_max_running_per_org,
                 retention: Duration::from_secs(config.job_retention_hours * 3600),
-            });
+            })
+            .with_events(config.events());
         let jobs = tokio::spawn(steward_app::jobs::run_jobs(steward.clone()));
+        let events = tokio::spawn(steward_app::events::run_events(steward.clone()));
         let maintenance = (config.maintenance_interval_secs > 0).then(|| {
             tokio::spawn(steward_app::maintenance::run_maintenance(
                 database.clone(),
@@ -198,6 +201,7 @@ impl Application {
             push,
             sealer,
             jobs,
+            events,
             maintenance,
         })
     }
@@ -226,6 +230,7 @@ impl Application {
         self.push.abort();
         self.sealer.abort();
         self.jobs.abort();
+        self.events.abort();
         if let Some(maintenance) = &self.maintenance {
             maintenance.abort();
         }

@@ -150,6 +150,31 @@ pub struct Config {
     pub job_retention_hours: u64,
     /// How often the clean-up pass runs (on one instance at a time); 0 turns it off.
     pub maintenance_interval_secs: u64,
+    /// Accepts `http://` webhook URLs (development only).
+    pub webhook_allow_http: bool,
+    /// Networks webhooks may reach although loopback, private or link-local
+    /// (`127.0.0.0/8,10.0.0.0/8`); none by default.
+    #[serde(deserialize_with = "list_or_comma_separated")]
+    pub webhook_allowed_networks: Vec<IpNet>,
+    /// Seconds to wait before each retry of a failed delivery; one attempt more than delays.
+    #[serde(deserialize_with = "list_or_comma_separated")]
+    pub webhook_retry_delays: Vec<u64>,
+    /// One delivery attempt's time limit.
+    pub webhook_timeout_secs: u64,
+    /// Deliveries in flight at once on this instance.
+    pub webhook_concurrency: usize,
+    /// How often an idle instance looks for new events and due deliveries.
+    pub events_poll_ms: u64,
+    /// Failed sign-ins of one account within the window that raise a notification.
+    pub notify_failed_sign_ins: u32,
+    /// Failed sign-ins from one IP address within the window that raise a notification.
+    pub notify_failed_sign_ins_from_ip: u32,
+    /// The window of the failed sign-in rules.
+    pub notify_window_minutes: u32,
+    /// A bulk action on more records than this raises a notification.
+    pub notify_bulk_records: u64,
+    /// How often notification mail goes out (a digest for more than 10 per operator).
+    pub notification_mail_secs: u64,
     /// Ended sessions and refresh tokens are deleted this long after they ended.
     pub retention_sessions_days: u32,
     /// Used or expired mail tokens, MFA challenges, OIDC nonces and sign-in throttles.
@@ -243,6 +268,17 @@ impl Default for Config {
             job_poll_ms: 1000,
             job_retention_hours: 24,
             maintenance_interval_secs: 3600,
+            webhook_allow_http: false,
+            webhook_allowed_networks: Vec::new(),
+            webhook_retry_delays: vec![5, 30, 300],
+            webhook_timeout_secs: 10,
+            webhook_concurrency: 32,
+            events_poll_ms: 100,
+            notify_failed_sign_ins: 5,
+            notify_failed_sign_ins_from_ip: 20,
+            notify_window_minutes: 10,
+            notify_bulk_records: 100,
+            notification_mail_secs: 60,
             retention_sessions_days: 7,
             retention_tokens_hours: 24,
             retention_mail_days: 30,
@@ -335,6 +371,34 @@ impl Config {
         )
     }
 
+    /// The event pipeline as configured.
+    pub fn events(&self) -> steward_app::events::EventSettings {
+        use steward_domain::events::webhooks::{OutboundRules, RetrySchedule};
+        steward_app::events::EventSettings {
+            poll: std::time::Duration::from_millis(self.events_poll_ms),
+            retry: RetrySchedule(
+                self.webhook_retry_delays
+                    .iter()
+                    .map(|delay| chrono::Duration::seconds(i64::try_from(*delay).unwrap_or(86_400)))
+                    .collect(),
+            ),
+            timeout: std::time::Duration::from_secs(self.webhook_timeout_secs),
+            outbound: OutboundRules {
+                allow_http: self.webhook_allow_http,
+                allowed_networks: self.webhook_allowed_networks.clone(),
+            },
+            concurrency: self.webhook_concurrency,
+            thresholds: steward_domain::notifications::Thresholds {
+                failed_sign_ins: self.notify_failed_sign_ins,
+                failed_sign_ins_from_ip: self.notify_failed_sign_ins_from_ip,
+                window: chrono::Duration::minutes(i64::from(self.notify_window_minutes)),
+                bulk_records: self.notify_bulk_records,
+            },
+            mail_interval: std::time::Duration::from_secs(self.notification_mail_secs),
+            ..steward_app::events::EventSettings::default()
+        }
+    }
+
     /// How long finished rows are kept before the clean-up deletes them.
     pub fn retention(&self) -> steward_domain::maintenance::Retention {
         use chrono::Duration;
@@ -414,6 +478,51 @@ impl Config {
         if self.maintenance_interval_secs > 0 && !(60..=604_800).contains(&self.maintenance_interval_secs) {
             return Err(ConfigError(
                 "STEWARD_MAINTENANCE_INTERVAL_SECS: 0 (off) or 60 to 604800".to_owned(),
+            ));
+        }
+        if self.webhook_retry_delays.len() > 10
+            || self.webhook_retry_delays.iter().any(|delay| *delay > 86_400)
+        {
+            return Err(ConfigError(
+                "STEWARD_WEBHOOK_RETRY_DELAYS: at most 10 delays, each 0 to 86400 seconds".to_owned(),
+            ));
+        }
+        if !(1..=60).contains(&self.webhook_timeout_secs) {
+            return Err(ConfigError(
+                "STEWARD_WEBHOOK_TIMEOUT_SECS: must be 1 to 60".to_owned(),
+            ));
+        }
+        if !(1..=1024).contains(&self.webhook_concurrency) {
+            return Err(ConfigError(
+                "STEWARD_WEBHOOK_CONCURRENCY: must be 1 to 1024".to_owned(),
+            ));
+        }
+        if !(10..=60_000).contains(&self.events_poll_ms) {
+            return Err(ConfigError(
+                "STEWARD_EVENTS_POLL_MS: must be 10 to 60000".to_owned(),
+            ));
+        }
+        if !(1..=10_000).contains(&self.notify_failed_sign_ins)
+            || !(1..=100_000).contains(&self.notify_failed_sign_ins_from_ip)
+        {
+            return Err(ConfigError(
+                "STEWARD_NOTIFY_FAILED_SIGN_INS (1 to 10000) and STEWARD_NOTIFY_FAILED_SIGN_INS_FROM_IP (1 to 100000)"
+                    .to_owned(),
+            ));
+        }
+        if !(1..=10_080).contains(&self.notify_window_minutes) {
+            return Err(ConfigError(
+                "STEWARD_NOTIFY_WINDOW_MINUTES: must be 1 to 10080".to_owned(),
+            ));
+        }
+        if self.notify_bulk_records > 1_000_000_000 {
+            return Err(ConfigError(
+                "STEWARD_NOTIFY_BULK_RECORDS: at most 1000000000".to_owned(),
+            ));
+        }
+        if !(1..=86_400).contains(&self.notification_mail_secs) {
+            return Err(ConfigError(
+                "STEWARD_NOTIFICATION_MAIL_SECS: must be 1 to 86400".to_owned(),
             ));
         }
         for (name, value, max) in [
@@ -721,15 +830,31 @@ where
     T: std::str::FromStr,
     T::Err: std::fmt::Display,
 {
+    /// One item: text, or a number (TOML lists of numbers; figment reads `5` from the
+    /// environment as a number).
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Item {
+        Text(String),
+        Number(i64),
+    }
+    impl Item {
+        fn text(self) -> String {
+            match self {
+                Item::Text(text) => text,
+                Item::Number(number) => number.to_string(),
+            }
+        }
+    }
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Raw {
-        List(Vec<String>),
-        Text(String),
+        List(Vec<Item>),
+        One(Item),
     }
-    let items = match Raw::deserialize(deserializer)? {
-        Raw::List(items) => items,
-        Raw::Text(text) => text.split(',').map(str::to_owned).collect(),
+    let items: Vec<String> = match Raw::deserialize(deserializer)? {
+        Raw::List(items) => items.into_iter().map(Item::text).collect(),
+        Raw::One(item) => item.text().split(',').map(str::to_owned).collect(),
     };
     items
         .iter()

@@ -67,6 +67,20 @@ async fn call(app: &TestApp, method: Method, path: &str, token: &str, body: bool
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
+/// Routes that also serve organization owners and admins, so they ask for no system role: a
+/// user who manages nothing is answered as having nothing.
+fn for_everyone(path: &str) -> bool {
+    [
+        "/webhooks",
+        "/deliveries",
+        "/event-types",
+        "/notifications",
+        "/me/notification-preferences",
+    ]
+    .iter()
+    .any(|prefix| path.starts_with(&format!("/api/admin/v1{prefix}")))
+}
+
 /// The scope a refusal names: "… lacks the scope `users:read`".
 fn named_scope(body: &Value) -> Option<String> {
     let message = body["error"]["message"].as_str()?;
@@ -126,7 +140,7 @@ async fn every_admin_route_needs_its_scope_from_a_token_and_never_refuses_a_sess
             .iter()
             .filter(|(method, path, _, _)| {
                 let own_organizations = *method == Method::GET && path == "/api/admin/v1/organizations";
-                !(own_organizations || path.starts_with("/api/admin/v1/jobs"))
+                !(own_organizations || path.starts_with("/api/admin/v1/jobs") || for_everyone(path))
             })
             .count();
         assert_eq!(after.len(), admin_only, "{backend:?}: {after:?}");
@@ -166,6 +180,30 @@ async fn every_admin_route_needs_its_scope_from_a_token_and_never_refuses_a_sess
             }
             if path == "/api/admin/v1/jobs" {
                 assert_eq!(answer["data"], json!([]), "{backend:?}: {answer}");
+                continue;
+            }
+            if for_everyone(&path) {
+                // Webhooks and notifications are also organization owners' and admins': a user
+                // who manages nothing sees empty lists, 404 for an id, 400 for an empty body.
+                let expected = match (method.clone(), body) {
+                    (Method::GET, _) if path.ends_with("/webhooks") || path.ends_with("/notifications") => {
+                        assert_eq!(answer["data"], json!([]), "{backend:?} {path}: {answer}");
+                        StatusCode::OK
+                    }
+                    (Method::GET, _)
+                        if path.ends_with("/event-types") || path.ends_with("/notification-preferences") =>
+                    {
+                        StatusCode::OK
+                    }
+                    (Method::POST, _) if path.ends_with("/read-all") => StatusCode::OK,
+                    (_, true)
+                        if path.ends_with("/webhooks") || path.ends_with("/notification-preferences") =>
+                    {
+                        StatusCode::BAD_REQUEST
+                    }
+                    _ => StatusCode::NOT_FOUND,
+                };
+                assert_eq!(status, expected, "{backend:?} {method} {path}: {answer}");
                 continue;
             }
             if path.starts_with("/api/admin/v1/jobs/") {

@@ -108,6 +108,24 @@ pub mod scopes {
     }
 
     #[derive(Debug)]
+    pub struct WebhooksRead;
+    impl Scope for WebhooksRead {
+        const NAME: &'static str = "webhooks:read";
+    }
+
+    #[derive(Debug)]
+    pub struct WebhooksManage;
+    impl Scope for WebhooksManage {
+        const NAME: &'static str = "webhooks:manage";
+    }
+
+    #[derive(Debug)]
+    pub struct NotificationsRead;
+    impl Scope for NotificationsRead {
+        const NAME: &'static str = "notifications:read";
+    }
+
+    #[derive(Debug)]
     pub struct OrganizationsRead;
     impl Scope for OrganizationsRead {
         const NAME: &'static str = "organizations:read";

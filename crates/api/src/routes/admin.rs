@@ -23,6 +23,8 @@ pub struct AdminIdentityView {
     pub permissions: Vec<String>,
     /// Where the caller stands with admin MFA enforcement.
     pub mfa: AdminMfaView,
+    /// Notifications you may see and have not read (`GET /api/admin/v1/notifications?unread=true`).
+    pub unread_notifications: u64,
 }
 
 /// Admin MFA enforcement as it applies to the caller.
@@ -52,7 +54,7 @@ pub async fn admin_me(
     request: actix_web::HttpRequest,
     state: web::Data<AppState>,
     admin: RequirePermission<permissions::AnySystemRole>,
-) -> HttpResponse {
+) -> Result<HttpResponse, ApiError> {
     use actix_web::HttpMessage;
     use steward_domain::mfa::AdminMfaVerdict;
     let verdict = request
@@ -80,12 +82,16 @@ pub async fn admin_me(
         .collect();
     granted.sort();
     granted.dedup();
-    envelope::ok(AdminIdentityView {
+    let unread_notifications = steward_app::notifications::NotificationService::new(&state)
+        .unread_count(identity.principal.clone())
+        .await?;
+    Ok(envelope::ok(AdminIdentityView {
         user_id: identity.user_id,
         roles: identity.roles,
         permissions: granted,
         mfa,
-    })
+        unread_notifications,
+    }))
 }
 
 /// An organization or group the account belongs to, and its role there.

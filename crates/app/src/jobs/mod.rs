@@ -26,6 +26,7 @@ use crate::error::AppError;
 use crate::principal::{Credential, Principal};
 use crate::steward::{Steward, Store};
 
+pub(crate) use runner::AbortOnDrop;
 pub use runner::run_jobs;
 
 /// How long a cancel waits for a job running on this instance to stop before it answers.

@@ -98,7 +98,7 @@ async fn purge<S: Store>(steward: &Steward<S>) {
 
 /// Aborts the task it holds when dropped: a job's heartbeat never outlives the job, whether it
 /// ends, panics or its worker is stopped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {

@@ -9,7 +9,7 @@ mod sessions;
 
 use chrono::{DateTime, Utc};
 use mail_tokens::insert_email_token;
-use outbox::insert_mail;
+pub(crate) use outbox::insert_mail;
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait,

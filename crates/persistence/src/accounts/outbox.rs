@@ -51,7 +51,7 @@ impl Outbox for Database {
 }
 
 /// A mail for the background sender.
-pub(super) async fn insert_mail<C: ConnectionTrait>(
+pub(crate) async fn insert_mail<C: ConnectionTrait>(
     connection: &C,
     mail: &OutgoingMail,
 ) -> Result<(), RepositoryError> {

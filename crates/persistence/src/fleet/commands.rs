@@ -172,7 +172,7 @@ impl CommandStore for Database {
             .map_err(db)?;
         let mut entry = audit.clone().resource_id(command).change(
             Some(serde_json::json!({"status": current.status.as_str()})),
-            Some(serde_json::json!({"status": "acknowledged", "deviceId": device, "result": result})),
+            Some(serde_json::json!({"status": "acknowledged", "command": current.command, "deviceId": device, "result": result})),
         );
         if let Some(organization) = current.organization_id {
             entry = entry.organization(organization);

@@ -118,6 +118,11 @@ impl<S: Store> AuthService<S> {
         Ok(())
     }
 
+    /// The box secrets are sealed in at rest (TOTP secrets, webhook signing secrets).
+    pub fn secret_box(&self) -> &Arc<SecretBox> {
+        &self.mfa.secrets
+    }
+
     /// Whether administrators must have a second factor (`STEWARD_ADMIN_MFA_REQUIRED`).
     pub fn admin_mfa_enforced(&self) -> bool {
         self.mfa.admin.required

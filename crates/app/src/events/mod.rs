@@ -1,0 +1,300 @@
+//! The event pipeline: every audit entry's outbox row is claimed by one instance, fanned out to
+//! the webhook subscriptions that want it and to the notification rules, then removed — in one
+//! transaction, so an event is fanned out exactly once however many instances drain the outbox.
+//! Deliveries are then posted (several at once), retried on the configured schedule, and given
+//! up as `failed`. Notification mail goes out in a pass of its own.
+
+mod sender;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use steward_auth::mfa::SecretBox;
+use steward_domain::events::Event;
+use steward_domain::events::webhooks::{
+    AttemptResult, DeliveryRecord, DueDelivery, FanOut, OutboundRules, RetrySchedule,
+};
+use steward_domain::notifications::{Thresholds, candidates};
+use tokio::sync::{Notify, Semaphore};
+use uuid::Uuid;
+
+use crate::error::AppError;
+use crate::steward::{Steward, Store};
+
+pub use sender::{Answer, Outgoing, Sender, signature};
+
+/// How this instance runs the pipeline.
+#[derive(Debug, Clone)]
+pub struct EventSettings {
+    /// How often an idle dispatcher and delivery worker look for work.
+    pub poll: Duration,
+    /// Outbox events fanned out per transaction.
+    pub batch: u64,
+    /// How long a claim on an event holds before another instance may take it over.
+    pub lease: Duration,
+    /// Waits between attempts (`STEWARD_WEBHOOK_RETRY_DELAYS`).
+    pub retry: RetrySchedule,
+    /// One attempt's time limit (`STEWARD_WEBHOOK_TIMEOUT_SECS`).
+    pub timeout: Duration,
+    /// Where deliveries may go.
+    pub outbound: OutboundRules,
+    /// Deliveries in flight at once on this instance.
+    pub concurrency: usize,
+    /// The notification rules' thresholds.
+    pub thresholds: Thresholds,
+    /// How often notification mail is sent (a digest when more than 10 wait for one operator).
+    pub mail_interval: Duration,
+    /// How long a rotated-out webhook secret still signs, unless the rotation says otherwise.
+    pub secret_overlap: chrono::Duration,
+}
+
+impl Default for EventSettings {
+    fn default() -> Self {
+        Self {
+            poll: Duration::from_millis(100),
+            batch: 500,
+            lease: Duration::from_secs(30),
+            retry: RetrySchedule::default(),
+            timeout: Duration::from_secs(10),
+            outbound: OutboundRules::default(),
+            concurrency: 32,
+            thresholds: Thresholds::default(),
+            mail_interval: Duration::from_secs(60),
+            secret_overlap: chrono::Duration::hours(
+                steward_domain::events::webhooks::DEFAULT_SECRET_OVERLAP_HOURS,
+            ),
+        }
+    }
+}
+
+/// The pipeline's settings, its HTTP client and its wake-ups, shared by the instance.
+#[derive(Debug)]
+pub struct EventBoard {
+    pub settings: EventSettings,
+    sender: Result<Sender, String>,
+    /// Wakes the delivery worker when deliveries were queued here.
+    wake: Notify,
+    /// This instance, as the claimant of events and deliveries.
+    instance: Uuid,
+}
+
+impl EventBoard {
+    pub fn new(settings: EventSettings) -> Self {
+        Self {
+            sender: Sender::new(settings.outbound.clone(), settings.timeout),
+            settings,
+            wake: Notify::new(),
+            instance: Uuid::now_v7(),
+        }
+    }
+
+    /// New deliveries are waiting.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+}
+
+impl Default for EventBoard {
+    fn default() -> Self {
+        Self::new(EventSettings::default())
+    }
+}
+
+/// The additional data a webhook secret is sealed with, so a sealed secret copied onto another
+/// subscription does not open.
+pub(crate) fn secret_context(webhook: Uuid) -> Vec<u8> {
+    format!("webhook:{webhook}").into_bytes()
+}
+
+/// Fans out one batch of outbox events; answers how many it handled.
+pub async fn dispatch_once<S: Store>(steward: &Steward<S>) -> Result<usize, AppError> {
+    let board = &steward.events;
+    let now = Utc::now();
+    let lease = chrono::Duration::from_std(board.settings.lease).unwrap_or(chrono::Duration::seconds(30));
+    let entries = steward
+        .store
+        .claim_events(board.instance, now, now + lease, board.settings.batch)
+        .await?;
+    if entries.is_empty() {
+        return Ok(0);
+    }
+    let hooks = steward.store.enabled_webhooks().await?;
+    let mut fan_out = FanOut::default();
+    for entry in &entries {
+        fan_out.events.push(entry.id);
+        let event = Event::from_audit(entry);
+        let mut body = None;
+        for hook in hooks
+            .iter()
+            .filter(|hook| hook.wants(&event.event_type, event.organization_id, event.occurred_at))
+        {
+            let body = body.get_or_insert_with(|| event.body()).clone();
+            fan_out.deliveries.push(DeliveryRecord::new(
+                hook.id,
+                event.id,
+                &event.event_type,
+                body,
+                now,
+            ));
+        }
+        fan_out
+            .candidates
+            .extend(candidates(entry, &board.settings.thresholds));
+    }
+    if steward.store.complete_events(board.instance, &fan_out).await? && !fan_out.deliveries.is_empty() {
+        board.wake();
+    }
+    Ok(entries.len())
+}
+
+/// Sends one claimed delivery and records the attempt.
+async fn deliver<S: Store>(steward: Steward<S>, secrets: Arc<SecretBox>, due: DueDelivery) {
+    let board = &steward.events;
+    let delivery = &due.delivery;
+    let context = secret_context(delivery.webhook_id);
+    let mut keys = Vec::new();
+    for sealed in std::iter::once(&due.secret_sealed).chain(due.previous_secret_sealed.as_ref()) {
+        if let Ok(secret) = secrets.open(sealed, &context)
+            && let Ok(secret) = String::from_utf8(secret)
+        {
+            keys.push(secret);
+        }
+    }
+    let answer = match (&board.sender, keys.is_empty()) {
+        (Err(error), _) => Answer {
+            status: None,
+            excerpt: None,
+            latency_ms: 0,
+            error: Some(error.clone()),
+        },
+        (Ok(_), true) => Answer {
+            status: None,
+            excerpt: None,
+            latency_ms: 0,
+            error: Some("the signing secret does not open with this instance's secret key (STEWARD_MFA_ENCRYPTION_KEY changed?)".to_owned()),
+        },
+        (Ok(sender), false) => {
+            sender
+                .send(&Outgoing {
+                    url: &due.url,
+                    delivery: delivery.id,
+                    event_type: &delivery.event_type,
+                    body: &delivery.payload,
+                    secrets: keys,
+                })
+                .await
+        }
+    };
+    let at = Utc::now();
+    let retry_at = answer.error.as_ref().and_then(|_| {
+        board
+            .settings
+            .retry
+            .next_attempt(delivery.attempts.saturating_add(1), at)
+    });
+    if let Some(error) = &answer.error {
+        tracing::info!(delivery = %delivery.id, webhook = %delivery.webhook_id, attempt = delivery.attempts + 1,
+            %error, gives_up = retry_at.is_none(), "webhook delivery failed");
+    }
+    let result = AttemptResult {
+        at,
+        response_status: answer.status.map(i32::from),
+        response_excerpt: answer.excerpt,
+        latency_ms: answer.latency_ms,
+        error: answer.error,
+        retry_at,
+    };
+    if let Err(error) = steward
+        .store
+        .finish_attempt(board.instance, delivery.id, &result)
+        .await
+    {
+        tracing::warn!(%error, delivery = %delivery.id, "could not record a webhook delivery attempt");
+    }
+}
+
+/// Fans out events forever.
+async fn run_dispatcher<S: Store>(steward: Steward<S>) {
+    loop {
+        match dispatch_once(&steward).await {
+            // A full batch: more may be waiting.
+            Ok(handled) if handled as u64 >= steward.events.settings.batch => continue,
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "could not fan out events"),
+        }
+        tokio::time::sleep(steward.events.settings.poll).await;
+    }
+}
+
+/// Posts due deliveries forever, up to `concurrency` at once.
+async fn run_deliveries<S: Store>(steward: Steward<S>) {
+    let board = Arc::clone(&steward.events);
+    let secrets = Arc::clone(steward.auth.secret_box());
+    let slots = Arc::new(Semaphore::new(board.settings.concurrency.max(1)));
+    // Long enough for an attempt to finish however slow the receiver.
+    let lease = chrono::Duration::from_std(board.settings.timeout + Duration::from_secs(30))
+        .unwrap_or(chrono::Duration::seconds(60));
+    loop {
+        let free = slots.available_permits();
+        if free == 0 {
+            if let Ok(permit) = Arc::clone(&slots).acquire_owned().await {
+                drop(permit);
+            }
+            continue;
+        }
+        let now = Utc::now();
+        let due = match steward
+            .store
+            .claim_deliveries(board.instance, now, now + lease, u64::try_from(free).unwrap_or(1))
+            .await
+        {
+            Ok(due) => due,
+            Err(error) => {
+                tracing::warn!(%error, "could not claim webhook deliveries");
+                Vec::new()
+            }
+        };
+        if due.is_empty() {
+            tokio::select! {
+                () = board.wake.notified() => {}
+                () = tokio::time::sleep(board.settings.poll) => {}
+            }
+            continue;
+        }
+        for delivery in due {
+            let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
+                return;
+            };
+            let (steward, secrets) = (steward.clone(), Arc::clone(&secrets));
+            tokio::spawn(async move {
+                deliver(steward, secrets, delivery).await;
+                drop(permit);
+            });
+        }
+    }
+}
+
+/// Sends notification mail forever, every `mail_interval`.
+async fn run_mail<S: Store>(steward: Steward<S>) {
+    loop {
+        tokio::time::sleep(steward.events.settings.mail_interval).await;
+        if let Err(error) = crate::notifications::mail_pass(&steward).await {
+            tracing::warn!(%error, "could not send notification mail");
+        }
+    }
+}
+
+/// Runs the dispatcher, the delivery worker and the notification mail pass until dropped
+/// (aborting the returned task stops all three).
+pub async fn run_events<S: Store>(steward: Steward<S>) {
+    let dispatcher = tokio::spawn(run_dispatcher(steward.clone()));
+    let deliveries = tokio::spawn(run_deliveries(steward.clone()));
+    let mail = tokio::spawn(run_mail(steward));
+    let _guards = (
+        crate::jobs::AbortOnDrop(dispatcher),
+        crate::jobs::AbortOnDrop(deliveries),
+        crate::jobs::AbortOnDrop(mail),
+    );
+    std::future::pending::<()>().await;
+}

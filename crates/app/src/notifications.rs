@@ -1,0 +1,212 @@
+//! Operators' notifications: listed for those who may see them (holders of
+//! `notifications:read` see all; organization owners and admins their organization's), marked
+//! read per operator, mailed by preference — one mail each, or a digest when more than
+//! [`DIGEST_AFTER`] wait for one operator in a mail pass.
+
+use chrono::Utc;
+use steward_domain::accounts::OutgoingMail;
+use steward_domain::notifications::{
+    NotificationFilter, NotificationRecord, NotificationView, NotificationViewer, Preferences,
+};
+use steward_domain::organizations::{OrgPermission, OrgRole};
+use steward_domain::rbac::Permission;
+use steward_domain::{Actor, AuditAction, AuditEntry, PageRequest, RequestOrigin};
+use uuid::Uuid;
+
+use crate::error::AppError;
+use crate::principal::Principal;
+use crate::steward::{Steward, Store};
+
+/// More waiting notifications than this for one operator go out as one digest.
+pub const DIGEST_AFTER: usize = 10;
+
+pub struct NotificationService<'a, S> {
+    steward: &'a Steward<S>,
+}
+
+impl<'a, S: Store> NotificationService<'a, S> {
+    pub fn new(steward: &'a Steward<S>) -> Self {
+        Self { steward }
+    }
+
+    /// What `principal` may see: every notification, or those of the organizations they manage.
+    pub async fn viewer(&self, principal: Principal) -> Result<NotificationViewer, AppError> {
+        let principal = self.steward.auth.with_roles(principal).await?;
+        let organizations = self
+            .steward
+            .store
+            .organization_roles(principal.user)
+            .await?
+            .into_iter()
+            .filter(|(_, role)| OrgRole::parse(role).is_some_and(|role| role.allows(OrgPermission::Manage)))
+            .map(|(organization, _)| organization)
+            .collect();
+        // A token sees its organizations' notifications only with the reading scope.
+        let organizations = if principal.has_scope("notifications:read") {
+            organizations
+        } else {
+            Vec::new()
+        };
+        Ok(NotificationViewer {
+            user: principal.user,
+            sees_all: principal.allows(Permission::NotificationsRead),
+            organizations,
+        })
+    }
+
+    pub async fn list(
+        &self,
+        principal: Principal,
+        filter: &NotificationFilter,
+        page: PageRequest,
+    ) -> Result<(Vec<NotificationView>, u64), AppError> {
+        let viewer = self.viewer(principal).await?;
+        Ok(self.steward.store.notifications(&viewer, filter, page).await?)
+    }
+
+    /// Marks one read; notifications the caller may not see are 404.
+    pub async fn mark_read(&self, principal: Principal, id: Uuid) -> Result<NotificationRecord, AppError> {
+        let viewer = self.viewer(principal).await?;
+        let notification = self
+            .steward
+            .store
+            .notification(id)
+            .await?
+            .filter(|notification| viewer.may_see(notification))
+            .ok_or_else(|| AppError::not_found("no such notification"))?;
+        self.steward.store.mark_read(viewer.user, id, Utc::now()).await?;
+        Ok(notification)
+    }
+
+    /// Marks everything the caller sees read; answers how many were unread.
+    pub async fn mark_all_read(&self, principal: Principal) -> Result<u64, AppError> {
+        let viewer = self.viewer(principal).await?;
+        Ok(self.steward.store.mark_all_read(&viewer, Utc::now()).await?)
+    }
+
+    pub async fn unread_count(&self, principal: Principal) -> Result<u64, AppError> {
+        let viewer = self.viewer(principal).await?;
+        Ok(self.steward.store.unread_count(&viewer).await?)
+    }
+
+    pub async fn preferences(&self, user: Uuid) -> Result<Preferences, AppError> {
+        Ok(self.steward.store.preferences(user).await?)
+    }
+
+    pub async fn set_preferences(
+        &self,
+        user: Uuid,
+        preferences: Preferences,
+        origin: &RequestOrigin,
+    ) -> Result<Preferences, AppError> {
+        let before = self.steward.store.preferences(user).await?;
+        let describe = |p: &Preferences| {
+            serde_json::json!({
+                "emailEnabled": p.email_enabled,
+                "emailSeverityThreshold": p.email_threshold.as_str(),
+                "mutedRules": p.muted_rules.iter().map(|rule| rule.as_str()).collect::<Vec<_>>(),
+            })
+        };
+        let audit = AuditEntry::new(
+            Actor::user(user),
+            AuditAction::known("notification.preferences_updated"),
+            "user",
+        )
+        .resource_id(user)
+        .change(Some(describe(&before)), Some(describe(&preferences)))
+        .origin(origin.clone());
+        self.steward
+            .store
+            .save_preferences(user, &preferences, &audit)
+            .await?;
+        Ok(preferences)
+    }
+}
+
+fn mail_for(notification: &NotificationRecord, public_url: &str) -> (String, String) {
+    let subject = format!(
+        "[Steward] {}: {}",
+        notification.severity.as_str().to_uppercase(),
+        notification.title
+    );
+    let body = format!(
+        "{}\n\nSeverity: {}\nRule: {}\nAt: {}\n\nSee every notification at {}/api/admin/v1/notifications\n",
+        notification.message,
+        notification.severity.as_str(),
+        notification.rule.as_str(),
+        notification.created_at.to_rfc3339(),
+        public_url.trim_end_matches('/'),
+    );
+    (subject, body)
+}
+
+/// Mails notifications not yet mailed to the operators who see them and want them; marks them
+/// mailed with the mail queued, in one transaction (an instance that loses the race writes
+/// nothing). Answers how many mails were queued.
+pub async fn mail_pass<S: Store>(steward: &Steward<S>) -> Result<usize, AppError> {
+    let pending = steward.store.unmailed_notifications(1000).await?;
+    if pending.is_empty() {
+        return Ok(0);
+    }
+    let operators = steward.store.operators().await?;
+    let catalog = steward.auth.full_catalog().await?;
+    let public_url = steward.auth.public_url().to_owned();
+    let mut mail = Vec::new();
+    for operator in &operators {
+        let viewer = NotificationViewer {
+            user: operator.user,
+            sees_all: catalog.allows(&operator.roles, Permission::NotificationsRead),
+            organizations: operator.organizations.clone(),
+        };
+        let wanted: Vec<&NotificationRecord> = pending
+            .iter()
+            .filter(|notification| {
+                viewer.may_see(notification) && operator.preferences.wants_mail(notification)
+            })
+            .collect();
+        if wanted.len() > DIGEST_AFTER {
+            let worst = wanted
+                .iter()
+                .map(|notification| notification.severity)
+                .max()
+                .unwrap_or(steward_domain::notifications::Severity::Low);
+            let mut body = format!("{} notifications since the last mail:\n\n", wanted.len());
+            for notification in &wanted {
+                body.push_str(&format!(
+                    "- [{}] {} ({})\n",
+                    notification.severity.as_str(),
+                    notification.title,
+                    notification.created_at.to_rfc3339()
+                ));
+            }
+            body.push_str(&format!(
+                "\nSee them at {}/api/admin/v1/notifications\n",
+                public_url.trim_end_matches('/')
+            ));
+            mail.push(OutgoingMail {
+                recipient: operator.email.clone(),
+                subject: format!(
+                    "[Steward] {} notifications (worst: {})",
+                    wanted.len(),
+                    worst.as_str()
+                ),
+                body,
+            });
+        } else {
+            for notification in wanted {
+                let (subject, body) = mail_for(notification, &public_url);
+                mail.push(OutgoingMail {
+                    recipient: operator.email.clone(),
+                    subject,
+                    body,
+                });
+            }
+        }
+    }
+    let ids: Vec<Uuid> = pending.iter().map(|notification| notification.id).collect();
+    if steward.store.record_mailing(&ids, &mail).await? {
+        Ok(mail.len())
+    } else {
+        Ok(0)
+    }
+}

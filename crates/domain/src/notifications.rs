@@ -1,0 +1,628 @@
+//! Notifications for operators: rules that read the event stream and raise a notification with
+//! a severity when something needs a person (an attack in progress, a new admin, a webhook Steward
+//! turned off), who sees them, and who is mailed.
+
+use std::future::Future;
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::events::Event;
+use crate::{AuditEntry, PageRequest, RepositoryError};
+
+/// How urgent a notification is. Ordered: `Low < Medium < High < Critical`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub const ALL: [Severity; 4] = [Self::Low, Self::Medium, Self::High, Self::Critical];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Low => "low",
+            Self::Medium => "medium",
+            Self::High => "high",
+            Self::Critical => "critical",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|severity| severity.as_str() == value)
+    }
+}
+
+/// The rules. Each raises notifications of one severity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Rule {
+    /// N failed sign-ins of one account within a window.
+    FailedSignIns,
+    /// N failed sign-ins from one IP address, whatever the accounts, within a window.
+    FailedSignInsFromIp,
+    /// An account was locked (by the sign-in throttle or by an admin).
+    AccountLocked,
+    /// A system role was granted: someone became an admin or a more powerful one.
+    AdminGranted,
+    /// Someone holding a system role signed in from an address they never used before.
+    AdminNewIp,
+    /// An admin acted on more than N records at once.
+    BulkOperation,
+    /// The admin IP allowlist, the setting catalog or a custom role changed.
+    SettingsChanged,
+    /// Steward turned a webhook subscription off after too many failed deliveries.
+    WebhookDisabled,
+}
+
+impl Rule {
+    pub const ALL: [Rule; 8] = [
+        Self::FailedSignIns,
+        Self::FailedSignInsFromIp,
+        Self::AccountLocked,
+        Self::AdminGranted,
+        Self::AdminNewIp,
+        Self::BulkOperation,
+        Self::SettingsChanged,
+        Self::WebhookDisabled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::FailedSignIns => "failed_sign_ins",
+            Self::FailedSignInsFromIp => "failed_sign_ins_from_ip",
+            Self::AccountLocked => "account_locked",
+            Self::AdminGranted => "admin_granted",
+            Self::AdminNewIp => "admin_new_ip",
+            Self::BulkOperation => "bulk_operation",
+            Self::SettingsChanged => "settings_changed",
+            Self::WebhookDisabled => "webhook_disabled",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|rule| rule.as_str() == value)
+    }
+
+    pub fn severity(self) -> Severity {
+        match self {
+            Self::FailedSignIns | Self::FailedSignInsFromIp | Self::AdminGranted | Self::SettingsChanged => {
+                Severity::High
+            }
+            Self::WebhookDisabled | Self::AccountLocked | Self::AdminNewIp | Self::BulkOperation => {
+                Severity::Medium
+            }
+        }
+    }
+
+    /// What it watches, for the documentation.
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::FailedSignIns => {
+                "`STEWARD_NOTIFY_FAILED_SIGN_INS` failed sign-ins (default 5) of one account within `STEWARD_NOTIFY_WINDOW_MINUTES` (default 10)"
+            }
+            Self::FailedSignInsFromIp => {
+                "`STEWARD_NOTIFY_FAILED_SIGN_INS_FROM_IP` failed sign-ins (default 20) from one IP address, any accounts, within the window"
+            }
+            Self::AccountLocked => "an account was locked, by the sign-in throttle or by an admin",
+            Self::AdminGranted => "a system role was granted (a new admin, or more power for one)",
+            Self::AdminNewIp => {
+                "a holder of a system role signed in from an address they had not used before"
+            }
+            Self::BulkOperation => {
+                "an admin acted on more than `STEWARD_NOTIFY_BULK_RECORDS` records (default 100) at once"
+            }
+            Self::SettingsChanged => "the admin IP allowlist, the setting catalog or a custom role changed",
+            Self::WebhookDisabled => {
+                "Steward turned a webhook subscription off after 50 failed deliveries in a row"
+            }
+        }
+    }
+}
+
+/// The rules as the Markdown table in `docs/events.md`.
+pub fn rules_markdown() -> String {
+    let mut text = String::from("| Rule | Severity | Raised when |\n|---|---|---|\n");
+    for rule in Rule::ALL {
+        text.push_str(&format!(
+            "| `{}` | {} | {} |\n",
+            rule.as_str(),
+            rule.severity().as_str(),
+            rule.description()
+        ));
+    }
+    text
+}
+
+/// The rules' thresholds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Thresholds {
+    pub failed_sign_ins: u32,
+    pub failed_sign_ins_from_ip: u32,
+    pub window: Duration,
+    pub bulk_records: u64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Self {
+            failed_sign_ins: 5,
+            failed_sign_ins_from_ip: 20,
+            window: Duration::minutes(10),
+            bulk_records: 100,
+        }
+    }
+}
+
+/// A notification as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotificationRecord {
+    pub id: Uuid,
+    pub rule: Rule,
+    pub severity: Severity,
+    pub title: String,
+    pub message: String,
+    /// The organization it concerns; its owners and admins see it too.
+    pub organization_id: Option<Uuid>,
+    /// The event that raised it.
+    pub event_id: Uuid,
+    /// The event (as webhooks receive it) and anything the rule adds.
+    pub data: Value,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A count within a window, kept per rule and subject (an account, an address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counter {
+    pub count: u32,
+    pub since: DateTime<Utc>,
+}
+
+/// The counter after one more occurrence at `at`: a new window starts when the old one ended.
+/// Instances fan out in parallel, so occurrences may arrive a little out of order: one before
+/// the window's start (but within a window of it) counts too and moves the start back.
+pub fn bump(counter: Option<Counter>, at: DateTime<Utc>, window: Duration) -> Counter {
+    match counter {
+        Some(counter) if at < counter.since + window && at > counter.since - window => Counter {
+            count: counter.count.saturating_add(1),
+            since: counter.since.min(at),
+        },
+        _ => Counter { count: 1, since: at },
+    }
+}
+
+/// What a rule needs decided under the store's lock before it may raise its notification.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Check {
+    /// Raise it.
+    Always,
+    /// Raise it when the counter of `(rule, subject)` reaches `threshold` in `window`.
+    Count {
+        subject: String,
+        threshold: u32,
+        window: Duration,
+    },
+    /// Raise it when `user` (who holds a system role — the store checks) has signed in before,
+    /// never from `address`; remember the address either way.
+    NewAdminAddress { user: Uuid, address: String },
+}
+
+/// A notification a rule would raise, and the check that decides it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    pub check: Check,
+    pub notification: NotificationRecord,
+}
+
+fn text<'a>(value: Option<&'a Value>, key: &str) -> Option<&'a str> {
+    value.and_then(|value| value.get(key)).and_then(Value::as_str)
+}
+
+/// The notifications `entry` may raise.
+pub fn candidates(entry: &AuditEntry, thresholds: &Thresholds) -> Vec<Candidate> {
+    let action = entry.action.as_str();
+    let after = entry.after.as_ref();
+    let email = text(after, "email").map(str::to_owned);
+    let address = entry.origin.ip_address.clone();
+    let subject = |fallback: &str| {
+        email
+            .clone()
+            .or_else(|| entry.resource_id.clone())
+            .unwrap_or_else(|| fallback.to_owned())
+    };
+    let minutes = thresholds.window.num_minutes();
+    let mut raised: Vec<(Rule, Check, String, String)> = Vec::new();
+    match action {
+        "auth.login_failed" => {
+            let account = subject("an unknown account");
+            raised.push((
+                Rule::FailedSignIns,
+                Check::Count {
+                    subject: account.to_lowercase(),
+                    threshold: thresholds.failed_sign_ins,
+                    window: thresholds.window,
+                },
+                format!("Repeated failed sign-ins for {account}"),
+                format!(
+                    "{} failed sign-ins for {account} within {minutes} minutes; the last from {}.",
+                    thresholds.failed_sign_ins,
+                    address.as_deref().unwrap_or("an unknown address")
+                ),
+            ));
+            if let Some(address) = &address {
+                raised.push((
+                    Rule::FailedSignInsFromIp,
+                    Check::Count {
+                        subject: address.clone(),
+                        threshold: thresholds.failed_sign_ins_from_ip,
+                        window: thresholds.window,
+                    },
+                    format!("Many failed sign-ins from {address}"),
+                    format!(
+                        "{} failed sign-ins from {address} within {minutes} minutes (the last for {account}).",
+                        thresholds.failed_sign_ins_from_ip
+                    ),
+                ));
+            }
+        }
+        "auth.account_locked" | "admin.user_locked" => {
+            let account = subject("an account");
+            let by = if action == "auth.account_locked" {
+                "after too many failed sign-ins".to_owned()
+            } else {
+                "by an admin".to_owned()
+            };
+            raised.push((
+                Rule::AccountLocked,
+                Check::Always,
+                format!("Account locked: {account}"),
+                format!("{account} was locked {by}."),
+            ));
+        }
+        "admin.role_granted" => {
+            let role = text(after, "role").unwrap_or("a system role");
+            let user = entry.resource_id.clone().unwrap_or_default();
+            raised.push((
+                Rule::AdminGranted,
+                Check::Always,
+                format!("System role granted: {role}"),
+                format!("User {user} was granted {role}."),
+            ));
+        }
+        "auth.login_succeeded" => {
+            if let (Some(user), Some(address)) = (entry.actor.id, &address) {
+                raised.push((
+                    Rule::AdminNewIp,
+                    Check::NewAdminAddress {
+                        user,
+                        address: address.clone(),
+                    },
+                    format!("Admin sign-in from a new address: {address}"),
+                    format!(
+                        "{} signed in from {address}, an address not seen for them before.",
+                        subject("An admin")
+                    ),
+                ));
+            }
+        }
+        "admin.bulk_action" => {
+            let records = after
+                .and_then(|after| after.get("users"))
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+            if records > thresholds.bulk_records {
+                let what = text(after, "action").unwrap_or("a bulk action");
+                raised.push((
+                    Rule::BulkOperation,
+                    Check::Always,
+                    format!("Bulk {what} on {records} accounts"),
+                    format!("An admin ran {what} on {records} accounts at once."),
+                ));
+            }
+        }
+        "admin.allowlist_entry_created"
+        | "admin.allowlist_entry_updated"
+        | "admin.allowlist_entry_deleted"
+        | "admin.allowlist_settings_changed"
+        | "admin.allowlist_bypass_created"
+        | "settings.definition_created"
+        | "settings.definition_updated"
+        | "settings.definition_deleted"
+        | "admin.role_created"
+        | "admin.role_updated"
+        | "admin.role_deleted" => {
+            raised.push((
+                Rule::SettingsChanged,
+                Check::Always,
+                format!("System settings changed: {action}"),
+                format!(
+                    "{action} on {} {}.",
+                    entry.resource_type,
+                    entry.resource_id.as_deref().unwrap_or("")
+                ),
+            ));
+        }
+        "webhook.disabled" => {
+            let url = text(after, "url").unwrap_or("a webhook");
+            raised.push((
+                Rule::WebhookDisabled,
+                Check::Always,
+                format!("Webhook turned off: {url}"),
+                format!("Steward turned off the subscription to {url} after 50 failed deliveries in a row."),
+            ));
+        }
+        _ => {}
+    }
+    let event = Event::from_audit(entry);
+    raised
+        .into_iter()
+        .map(|(rule, check, title, message)| Candidate {
+            check,
+            notification: NotificationRecord {
+                id: Uuid::now_v7(),
+                rule,
+                severity: rule.severity(),
+                title: title.chars().take(200).collect(),
+                message: message.chars().take(2000).collect(),
+                organization_id: entry.organization_id,
+                event_id: entry.id,
+                data: json!({"event": serde_json::from_str::<Value>(&event.body()).unwrap_or(Value::Null)}),
+                created_at: entry.occurred_at,
+            },
+        })
+        .collect()
+}
+
+/// Who is reading notifications.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NotificationViewer {
+    pub user: Uuid,
+    /// Holds `notifications:read` (and the token scope): every notification.
+    pub sees_all: bool,
+    /// Organizations they manage (owner or admin): those organizations' notifications.
+    pub organizations: Vec<Uuid>,
+}
+
+impl NotificationViewer {
+    pub fn may_see(&self, notification: &NotificationRecord) -> bool {
+        self.sees_all
+            || notification
+                .organization_id
+                .is_some_and(|org| self.organizations.contains(&org))
+    }
+}
+
+/// What `GET /notifications` lists.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NotificationFilter {
+    pub unread: Option<bool>,
+    pub severity: Option<Severity>,
+}
+
+/// An operator's choices about notifications.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preferences {
+    /// Mail at all.
+    pub email_enabled: bool,
+    /// Mail notifications at or above this severity.
+    pub email_threshold: Severity,
+    /// Rules never mailed (still listed).
+    pub muted_rules: Vec<Rule>,
+}
+
+impl Default for Preferences {
+    fn default() -> Self {
+        Self {
+            email_enabled: true,
+            email_threshold: Severity::Medium,
+            muted_rules: Vec::new(),
+        }
+    }
+}
+
+impl Preferences {
+    pub fn wants_mail(&self, notification: &NotificationRecord) -> bool {
+        self.email_enabled
+            && notification.severity >= self.email_threshold
+            && !self.muted_rules.contains(&notification.rule)
+    }
+}
+
+/// Someone who may receive notification mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Operator {
+    pub user: Uuid,
+    pub email: String,
+    pub display_name: String,
+    /// System roles (custom ones included).
+    pub roles: Vec<String>,
+    /// Organizations they manage.
+    pub organizations: Vec<Uuid>,
+    pub preferences: Preferences,
+}
+
+/// A notification with whether the reader has read it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotificationView {
+    pub notification: NotificationRecord,
+    pub read_at: Option<DateTime<Utc>>,
+}
+
+/// Notifications, their read marks, preferences and the mail pass.
+pub trait NotificationStore {
+    /// One page newest first, with the reader's read marks, and the total.
+    fn notifications(
+        &self,
+        viewer: &NotificationViewer,
+        filter: &NotificationFilter,
+        page: PageRequest,
+    ) -> impl Future<Output = Result<(Vec<NotificationView>, u64), RepositoryError>> + Send;
+
+    fn notification(
+        &self,
+        id: Uuid,
+    ) -> impl Future<Output = Result<Option<NotificationRecord>, RepositoryError>> + Send;
+
+    /// Marks one read for `user` (again is fine).
+    fn mark_read(
+        &self,
+        user: Uuid,
+        id: Uuid,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), RepositoryError>> + Send;
+
+    /// Marks every notification `viewer` sees read; answers how many were unread.
+    fn mark_all_read(
+        &self,
+        viewer: &NotificationViewer,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<u64, RepositoryError>> + Send;
+
+    fn unread_count(
+        &self,
+        viewer: &NotificationViewer,
+    ) -> impl Future<Output = Result<u64, RepositoryError>> + Send;
+
+    /// Stored preferences (defaults when none were saved).
+    fn preferences(&self, user: Uuid) -> impl Future<Output = Result<Preferences, RepositoryError>> + Send;
+
+    fn save_preferences(
+        &self,
+        user: Uuid,
+        preferences: &Preferences,
+        audit: &AuditEntry,
+    ) -> impl Future<Output = Result<(), RepositoryError>> + Send;
+
+    /// Notifications not yet considered for mail, oldest first.
+    fn unmailed_notifications(
+        &self,
+        limit: u64,
+    ) -> impl Future<Output = Result<Vec<NotificationRecord>, RepositoryError>> + Send;
+
+    /// Every account holding a system role, and every owner or admin of an organization, with
+    /// their preferences.
+    fn operators(&self) -> impl Future<Output = Result<Vec<Operator>, RepositoryError>> + Send;
+
+    /// In one transaction: marks the notifications mailed — only those still unmailed; answers
+    /// `false` and writes nothing when another instance got there first — and queues the mail.
+    fn record_mailing(
+        &self,
+        notifications: &[Uuid],
+        mail: &[crate::accounts::OutgoingMail],
+    ) -> impl Future<Output = Result<bool, RepositoryError>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Actor, AuditAction, RequestOrigin};
+
+    fn failed(email: &str, ip: &str) -> AuditEntry {
+        AuditEntry::new(
+            Actor {
+                kind: crate::ActorKind::User,
+                id: None,
+            },
+            AuditAction::known("auth.login_failed"),
+            "user",
+        )
+        .change(None, Some(json!({"email": email})))
+        .origin(RequestOrigin {
+            ip_address: Some(ip.into()),
+            ..RequestOrigin::default()
+        })
+    }
+
+    #[test]
+    fn failed_sign_ins_count_per_account_and_per_address() {
+        let found = candidates(&failed("Ann@example.com", "192.0.2.7"), &Thresholds::default());
+        let rules: Vec<Rule> = found.iter().map(|c| c.notification.rule).collect();
+        assert_eq!(rules, vec![Rule::FailedSignIns, Rule::FailedSignInsFromIp]);
+        assert!(
+            matches!(&found[0].check, Check::Count { subject, threshold: 5, .. } if subject == "ann@example.com")
+        );
+        assert!(
+            matches!(&found[1].check, Check::Count { subject, threshold: 20, .. } if subject == "192.0.2.7")
+        );
+        assert_eq!(found[0].notification.severity, Severity::High);
+        assert_eq!(found[0].notification.data["event"]["type"], "auth.login_failed");
+    }
+
+    #[test]
+    fn bulk_actions_count_only_above_the_threshold() {
+        let bulk = |users: u64| {
+            AuditEntry::new(
+                Actor::admin(Uuid::nil()),
+                AuditAction::known("admin.bulk_action"),
+                "user",
+            )
+            .change(None, Some(json!({"action": "lock", "users": users})))
+        };
+        assert!(candidates(&bulk(100), &Thresholds::default()).is_empty());
+        assert_eq!(
+            candidates(&bulk(101), &Thresholds::default())[0]
+                .notification
+                .rule,
+            Rule::BulkOperation
+        );
+        assert!(
+            candidates(
+                &AuditEntry::new(Actor::system(), AuditAction::known("group.created"), "group"),
+                &Thresholds::default()
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn counters_restart_when_their_window_ends() {
+        let start = Utc::now();
+        let window = Duration::minutes(10);
+        let one = bump(None, start, window);
+        let two = bump(Some(one), start + Duration::minutes(9), window);
+        assert_eq!(
+            two,
+            Counter {
+                count: 2,
+                since: start
+            }
+        );
+        let fresh = bump(Some(two), start + Duration::minutes(10), window);
+        assert_eq!(fresh.count, 1);
+        let earlier = bump(Some(two), start - Duration::seconds(1), window);
+        assert_eq!(
+            earlier,
+            Counter {
+                count: 3,
+                since: start - Duration::seconds(1)
+            }
+        );
+        assert_eq!(bump(Some(two), start - Duration::minutes(10), window).count, 1);
+        let saturated = bump(
+            Some(Counter {
+                count: u32::MAX,
+                since: start,
+            }),
+            start,
+            window,
+        );
+        assert_eq!(saturated.count, u32::MAX);
+    }
+
+    #[test]
+    fn mail_follows_threshold_and_muted_rules() {
+        let notification = candidates(&failed("a@example.com", "192.0.2.1"), &Thresholds::default())
+            .remove(0)
+            .notification;
+        let mut preferences = Preferences::default();
+        assert!(preferences.wants_mail(&notification));
+        preferences.email_threshold = Severity::Critical;
+        assert!(!preferences.wants_mail(&notification));
+        preferences.email_threshold = Severity::Low;
+        preferences.muted_rules = vec![Rule::FailedSignIns];
+        assert!(!preferences.wants_mail(&notification));
+    }
+}
