@@ -37,10 +37,17 @@ pub enum CleanupTarget {
     LoginThrottles,
     /// Allowlist bypass tokens that expired or were revoked.
     BypassTokens,
+    /// Webhook deliveries that succeeded or failed.
+    WebhookDeliveries,
+    /// Operators' notifications (their read marks go with them).
+    Notifications,
+    /// Counters of the notification rules whose window passed long ago (an admin's known
+    /// addresses are kept).
+    NotificationCounters,
 }
 
 impl CleanupTarget {
-    pub const ALL: [CleanupTarget; 12] = [
+    pub const ALL: [CleanupTarget; 15] = [
         CleanupTarget::Sessions,
         CleanupTarget::RefreshTokens,
         CleanupTarget::EmailTokens,
@@ -53,6 +60,9 @@ impl CleanupTarget {
         CleanupTarget::MfaChallenges,
         CleanupTarget::LoginThrottles,
         CleanupTarget::BypassTokens,
+        CleanupTarget::WebhookDeliveries,
+        CleanupTarget::Notifications,
+        CleanupTarget::NotificationCounters,
     ];
 
     /// The table it deletes from.
@@ -70,6 +80,9 @@ impl CleanupTarget {
             CleanupTarget::MfaChallenges => "mfa_challenges",
             CleanupTarget::LoginThrottles => "login_throttles",
             CleanupTarget::BypassTokens => "allowlist_bypass_tokens",
+            CleanupTarget::WebhookDeliveries => "webhook_deliveries",
+            CleanupTarget::Notifications => "notifications",
+            CleanupTarget::NotificationCounters => "notification_counters",
         }
     }
 }
@@ -86,8 +99,11 @@ pub struct Retention {
     pub mails: Duration,
     /// Delivered pushes (7 days).
     pub pushes: Duration,
-    /// Invites, transfers, commands and bypass tokens after they ended (30 days).
+    /// Invites, transfers, commands, bypass tokens and webhook deliveries after they ended
+    /// (30 days).
     pub records: Duration,
+    /// Operators' notifications after they were raised (90 days).
+    pub notifications: Duration,
 }
 
 impl Default for Retention {
@@ -98,6 +114,7 @@ impl Default for Retention {
             mails: Duration::days(30),
             pushes: Duration::days(7),
             records: Duration::days(30),
+            notifications: Duration::days(90),
         }
     }
 }
@@ -116,7 +133,10 @@ impl Retention {
             CleanupTarget::GroupInvites
             | CleanupTarget::DeviceTransfers
             | CleanupTarget::DeviceCommands
-            | CleanupTarget::BypassTokens => self.records,
+            | CleanupTarget::BypassTokens
+            | CleanupTarget::WebhookDeliveries
+            | CleanupTarget::NotificationCounters => self.records,
+            CleanupTarget::Notifications => self.notifications,
         };
         now - keep
     }

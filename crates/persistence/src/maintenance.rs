@@ -10,8 +10,8 @@ use steward_domain::maintenance::{CleanupTarget, MaintenanceStore};
 use crate::database::Database;
 use crate::entities::{
     allowlist_bypass_tokens, device_commands, device_transfers, email_tokens, group_invites, instance_flags,
-    login_throttles, mfa_challenges, oidc_nonces, outbox_emails, push_notifications, refresh_tokens,
-    user_sessions,
+    login_throttles, mfa_challenges, notification_counters, notifications, oidc_nonces, outbox_emails,
+    push_notifications, refresh_tokens, user_sessions, webhook_deliveries,
 };
 use crate::error::db_err_to_repository as db;
 
@@ -194,6 +194,37 @@ impl Database {
                 Condition::any()
                     .add(allowlist_bypass_tokens::Column::ExpiresAt.lt(cutoff))
                     .add(allowlist_bypass_tokens::Column::RevokedAt.lt(cutoff)),
+                limit,
+                count
+            ),
+            CleanupTarget::WebhookDeliveries => count_and_delete!(
+                self,
+                webhook_deliveries,
+                webhook_deliveries::Column::Id,
+                Condition::all()
+                    .add(webhook_deliveries::Column::Status.is_in(["succeeded", "failed"]))
+                    .add(webhook_deliveries::Column::FinishedAt.lt(cutoff)),
+                limit,
+                count
+            ),
+            CleanupTarget::Notifications => count_and_delete!(
+                self,
+                notifications,
+                notifications::Column::Id,
+                Condition::all()
+                    .add(notifications::Column::CreatedAt.lt(cutoff))
+                    // Mailed first: a notification is never deleted before its mail is decided.
+                    .add(notifications::Column::Mailed.eq(true)),
+                limit,
+                count
+            ),
+            CleanupTarget::NotificationCounters => count_and_delete!(
+                self,
+                notification_counters,
+                notification_counters::Column::Id,
+                Condition::all()
+                    .add(notification_counters::Column::Since.lt(cutoff))
+                    .add(notification_counters::Column::Rule.ne("admin_new_ip")),
                 limit,
                 count
             ),

@@ -183,8 +183,10 @@ pub struct Config {
     pub retention_mail_days: u32,
     /// Delivered (or given-up) pushes.
     pub retention_push_days: u32,
-    /// Ended invites, transfers, commands and allowlist bypass tokens.
+    /// Ended invites, transfers, commands, allowlist bypass tokens and webhook deliveries.
     pub retention_records_days: u32,
+    /// Operators' notifications.
+    pub retention_notifications_days: u32,
     /// Quota plans by name (`[plans.team]` in the TOML file); `free` exists even when not
     /// listed (unlimited unless configured).
     pub plans: std::collections::BTreeMap<String, PlanConfig>,
@@ -284,6 +286,7 @@ impl Default for Config {
             retention_mail_days: 30,
             retention_push_days: 7,
             retention_records_days: 30,
+            retention_notifications_days: 90,
             plans: std::collections::BTreeMap::new(),
             google_client_ids: Vec::new(),
             google_jwks_url: "https://www.googleapis.com/oauth2/v3/certs".to_owned(),
@@ -408,6 +411,7 @@ impl Config {
             mails: Duration::days(i64::from(self.retention_mail_days)),
             pushes: Duration::days(i64::from(self.retention_push_days)),
             records: Duration::days(i64::from(self.retention_records_days)),
+            notifications: Duration::days(i64::from(self.retention_notifications_days)),
         }
     }
 
@@ -541,6 +545,11 @@ impl Config {
             (
                 "STEWARD_RETENTION_RECORDS_DAYS",
                 self.retention_records_days,
+                3650,
+            ),
+            (
+                "STEWARD_RETENTION_NOTIFICATIONS_DAYS",
+                self.retention_notifications_days,
                 3650,
             ),
         ] {
@@ -1009,6 +1018,17 @@ mod tests {
                 config.jwt_private_keys,
                 vec![PathBuf::from("/k/old.pem"), PathBuf::from("/k/new.pem")]
             );
+            jail.set_env("STEWARD_WEBHOOK_RETRY_DELAYS", "1, 2,60");
+            assert_eq!(Config::load(None).unwrap().webhook_retry_delays, [1, 2, 60]);
+            // One number alone is read as a number.
+            jail.set_env("STEWARD_WEBHOOK_RETRY_DELAYS", "7");
+            assert_eq!(Config::load(None).unwrap().webhook_retry_delays, [7]);
+            jail.set_env("STEWARD_WEBHOOK_RETRY_DELAYS", "");
+            assert!(Config::load(None).unwrap().webhook_retry_delays.is_empty());
+            jail.create_file("steward.toml", "webhook_retry_delays = [10, 20]\n")?;
+            jail.set_env("STEWARD_WEBHOOK_RETRY_DELAYS", "10,20");
+            let from_file = Config::load(Some(std::path::Path::new("steward.toml"))).unwrap();
+            assert_eq!(from_file.webhook_retry_delays, [10, 20]);
             Ok(())
         });
     }
@@ -1016,6 +1036,12 @@ mod tests {
     #[test]
     fn bad_values_name_their_setting() {
         let cases = [
+            ("STEWARD_WEBHOOK_RETRY_DELAYS", "5,soon"),
+            ("STEWARD_WEBHOOK_RETRY_DELAYS", "1,1,1,1,1,1,1,1,1,1,1"),
+            ("STEWARD_WEBHOOK_RETRY_DELAYS", "86401"),
+            ("STEWARD_WEBHOOK_TIMEOUT_SECS", "0"),
+            ("STEWARD_WEBHOOK_ALLOWED_NETWORKS", "10.0.0.0/33"),
+            ("STEWARD_NOTIFY_WINDOW_MINUTES", "0"),
             ("STEWARD_BIND", "not-an-address"),
             ("STEWARD_LOG_FORMAT", "xml"),
             ("STEWARD_TRUSTED_PROXIES", "10.0.0.0/99"),

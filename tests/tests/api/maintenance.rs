@@ -203,3 +203,123 @@ async fn a_clean_up_pass_deletes_what_ended_keeps_what_lives_and_never_touches_t
     })
     .await;
 }
+
+#[tokio::test]
+async fn finished_deliveries_old_notifications_and_stale_counters_are_cleaned() {
+    use steward_persistence::entities::{notification_counters, notifications, webhook_deliveries};
+    each_backend(|backend| async move {
+        let receiver = steward_tests::receiver::Receiver::start().await;
+        let app = spawn_app(backend).await;
+        let connection = app.db.connection();
+        let root = app.user("root@example.com").await;
+        app.grant(root.id, "super_admin").await;
+        let created = steward_tests::send(
+            &app,
+            reqwest::Method::POST,
+            "/api/admin/v1/webhooks",
+            &root,
+            Some(serde_json::json!({"url": receiver.base_url.clone(), "events": ["group.created"]})),
+        )
+        .await;
+        assert_eq!(created.status(), reqwest::StatusCode::CREATED);
+        app.group(&root, "One").await;
+        app.group(&root, "Two").await;
+        receiver.wait_for("group.created", 2, 10).await;
+        for _ in 0..5 {
+            let _ = app.login("victim@example.com", "wrong password here").await;
+        }
+        // Wait for the deliveries to be recorded and the notifications to be raised and mailed.
+        for _ in 0..200 {
+            let done = webhook_deliveries::Entity::find()
+                .filter(webhook_deliveries::Column::Status.eq("succeeded"))
+                .all(connection)
+                .await
+                .unwrap()
+                .len()
+                == 2;
+            let mailed = notifications::Entity::find()
+                .filter(notifications::Column::Mailed.eq(true))
+                .all(connection)
+                .await
+                .unwrap()
+                .len();
+            if done && mailed >= 2 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let long_ago = Utc::now() - Duration::days(91);
+        let delivery = webhook_deliveries::Entity::find()
+            .one(connection)
+            .await
+            .unwrap()
+            .unwrap();
+        webhook_deliveries::Entity::update_many()
+            .col_expr(
+                webhook_deliveries::Column::FinishedAt,
+                Expr::value(Some(long_ago)),
+            )
+            .filter(webhook_deliveries::Column::Id.eq(delivery.id))
+            .exec(connection)
+            .await
+            .unwrap();
+        let notification = notifications::Entity::find()
+            .filter(notifications::Column::Mailed.eq(true))
+            .one(connection)
+            .await
+            .unwrap()
+            .unwrap();
+        notifications::Entity::update_many()
+            .col_expr(notifications::Column::CreatedAt, Expr::value(long_ago))
+            .filter(notifications::Column::Id.eq(notification.id))
+            .exec(connection)
+            .await
+            .unwrap();
+        // Every counter is old now; the admin's known addresses must stay.
+        notification_counters::Entity::update_many()
+            .col_expr(notification_counters::Column::Since, Expr::value(long_ago))
+            .exec(connection)
+            .await
+            .unwrap();
+        notification_counters::Entity::delete_many()
+            .filter(notification_counters::Column::Rule.eq("admin_new_ip"))
+            .exec(connection)
+            .await
+            .unwrap();
+        notification_counters::Entity::insert(notification_counters::ActiveModel {
+            id: sea_orm::ActiveValue::Set(uuid::Uuid::now_v7()),
+            rule: sea_orm::ActiveValue::Set("admin_new_ip".to_owned()),
+            subject: sea_orm::ActiveValue::Set(root.id.to_string()),
+            count: sea_orm::ActiveValue::Set(0),
+            since: sea_orm::ActiveValue::Set(long_ago),
+            data: sea_orm::ActiveValue::Set(Some(serde_json::json!(["198.51.100.1"]))),
+        })
+        .exec_without_returning(connection)
+        .await
+        .unwrap();
+        let table_counts = || async {
+            (
+                app.count_rows("webhook_deliveries").await,
+                app.count_rows("notifications").await,
+                app.count_rows("notification_counters").await,
+            )
+        };
+        let before = table_counts().await;
+        assert!(before.2 >= 3, "{before:?} {backend:?}");
+        maintenance(&app, false).await;
+        let after = table_counts().await;
+        assert_eq!(
+            after.0,
+            before.0 - 1,
+            "one delivery finished long ago {backend:?}"
+        );
+        assert_eq!(
+            after.1,
+            before.1 - 1,
+            "one notification raised long ago {backend:?}"
+        );
+        assert_eq!(after.2, 1, "only the admin's known addresses remain {backend:?}");
+        app.stop().await;
+    })
+    .await;
+}
