@@ -8,6 +8,7 @@
 #   BENCH_ADMIN_USERS=100000 (accounts seeded for the admin user search), BENCH_SKIP_ADMIN=1
 #   BENCH_JOB_ROWS=50000 (devices in the import run as a background job)
 #   BENCH_CLEANUP_ROWS=1000000 (expired sessions the clean-up pass deletes), BENCH_SKIP_CLEANUP=1
+#   BENCH_SKIP_EVENTS=1 skips the webhook delivery benchmark; BENCH_SINK_PORT=18999
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,7 +23,7 @@ if ! command -v wrk >/dev/null 2>&1; then
 fi
 
 cargo build --release -p steward
-cargo build --release -p steward-auth --example argon2_rate
+cargo build --release -p steward-auth --example argon2_rate --example webhook_sink
 steward=./target/release/steward
 port=${BENCH_PORT:-18080}
 base="http://127.0.0.1:${port}"
@@ -37,6 +38,7 @@ workdir=$(mktemp -d)
 server=""
 cleanup() {
   [ -n "$server" ] && kill "$server" 2>/dev/null
+  [ -n "$sink" ] && kill "$sink" 2>/dev/null
   rm -rf "$workdir"
 }
 trap cleanup EXIT
@@ -46,6 +48,10 @@ export STEWARD_BIND="127.0.0.1:${port}" STEWARD_LOG_LEVEL=warn
 export STEWARD_RATE_LIMIT_LOGIN_PER_HOUR=0 STEWARD_RATE_LIMIT_REGISTER_PER_HOUR=0 STEWARD_RATE_LIMIT_REFRESH_PER_HOUR=0
 # One operator searches thousands of times a minute: the admin limit off too.
 export STEWARD_RATE_LIMIT_ADMIN_PER_MINUTE=0
+# The webhook benchmark's receiver listens on loopback.
+export STEWARD_WEBHOOK_ALLOW_HTTP=true STEWARD_WEBHOOK_ALLOWED_NETWORKS=127.0.0.1/32
+sink_port=${BENCH_SINK_PORT:-18999}
+sink=""
 
 # Requests/s, p99, errors and the status counts (scripts/bench/status.lua) of one wrk report.
 summary() {
@@ -213,6 +219,51 @@ cleanup_benchmark() {
   awk '/Latency/ && !/Distribution/ {print "   max latency during the pass: " $4 " (target: no stall over 100 ms)"; exit}' "$workdir/cleanup.wrk"
 }
 
+# Events from write to delivery: a subscription to `user.profile_updated` at a local receiver
+# (target/release/examples/webhook_sink), profile updates from wrk at 32 connections for
+# ${duration}; then the receiver's count (it must equal wrk's 200s: every event exactly once),
+# events per second from the first event to the last arrival, and the latency from the event
+# to its arrival (target: >= 1,000 events/s on SQLite, p99 < 1 s).
+events_benchmark() {
+  local label=$1 root token stats count expected
+  ./target/release/examples/webhook_sink "$sink_port" &
+  sink=$!
+  for _ in $(seq 1 50); do curl -fs "http://127.0.0.1:$sink_port/stats" >/dev/null 2>&1 && break; sleep 0.1; done
+  echo "$password" | "$steward" admin create --email events@bench.example --password-stdin >/dev/null
+  root=$(curl -fs "$base/api/v1/auth/login" -H 'content-type: application/json' \
+    -d "{\"email\":\"events@bench.example\",\"password\":\"$password\"}" | json_field accessToken)
+  curl -fs -o /dev/null "$base/api/admin/v1/webhooks" -H "authorization: Bearer $root" -H 'content-type: application/json' \
+    -d "{\"url\":\"http://127.0.0.1:$sink_port/hook\",\"events\":[\"user.profile_updated\"]}"
+  token=$(curl -fs "$base/api/v1/auth/register" -H 'content-type: application/json' \
+    -d "{\"email\":\"writer-$label@bench.example\",\"password\":\"$password\",\"displayName\":\"Writer\"}" | json_field accessToken)
+  echo "== [$label] PUT /api/v1/auth/me (each a user.profile_updated event delivered to a local webhook), 32 connections, ${duration}"
+  BENCH_TOKEN="$token" BENCH_METHOD=PUT BENCH_BODY='{"displayName":"Bench writer"}' \
+    wrk -t1 -c32 -d"$duration" --latency -s scripts/bench/write.lua "$base/api/v1/auth/me" | tee "$workdir/events.wrk" | summary
+  expected=$(awk '/statuses:/ { for (i = 1; i <= NF; i++) if ($i ~ /^200=/) { sub("200=", "", $i); print $i } }' "$workdir/events.wrk")
+  # Wait until every event arrived (or 60 s passed).
+  for _ in $(seq 1 600); do
+    count=$(curl -fs "http://127.0.0.1:$sink_port/stats" | sed -E 's/.*"count":([0-9]+).*/\1/')
+    [ "$count" -ge "${expected:-0}" ] && break
+    sleep 0.1
+  done
+  stats=$(curl -fs "http://127.0.0.1:$sink_port/stats")
+  echo "$stats" | awk -v expected="${expected:-0}" -v label="$label" '{
+    match($0, /"count":[0-9]+/); count = substr($0, RSTART + 8, RLENGTH - 8)
+    match($0, /"duplicates":[0-9]+/); dup = substr($0, RSTART + 13, RLENGTH - 13)
+    match($0, /"perSecond":[0-9.]+/); rate = substr($0, RSTART + 12, RLENGTH - 12)
+    match($0, /"p50Ms":[0-9.]+/); p50 = substr($0, RSTART + 8, RLENGTH - 8)
+    match($0, /"p99Ms":[0-9.]+/); p99 = substr($0, RSTART + 8, RLENGTH - 8)
+    match($0, /"maxMs":[0-9.]+/); max = substr($0, RSTART + 8, RLENGTH - 8)
+    printf "   delivered %d of %d events (duplicates %d): %.0f events/s write-to-delivery, latency p50 %.0f ms, p99 %.0f ms, max %.0f ms (target: >= 1,000 events/s on SQLite, p99 < 1 s)\n", count, expected, dup, rate, p50, p99, max
+    if (count != expected || dup > 0) print "   UNEXPECTED: not every event arrived exactly once: this run is not a figure"
+  }'
+  echo "   beside it, GET /health, 16 connections, ${duration}:"
+  wrk -t1 -c16 -d"$duration" --latency -s scripts/bench/status.lua "$base/health" | summary
+  kill "$sink" 2>/dev/null || true
+  wait "$sink" 2>/dev/null || true
+  sink=""
+}
+
 # The operators' user search over BENCH_ADMIN_USERS accounts. They are written straight into
 # the database (one INSERT … SELECT: registering them through the API would hash 100,000
 # passwords), copying the timestamps of a real account so the formats are the server's own.
@@ -271,6 +322,7 @@ for backend in $backends; do
   start_server
   if [ "$backend" = sqlite ] && [ -z "${BENCH_SKIP_AUTH:-}" ]; then auth_benchmarks; fi
   if [ -z "${BENCH_SKIP_SETTINGS:-}" ]; then settings_benchmarks "$backend"; fi
+  if [ -z "${BENCH_SKIP_EVENTS:-}" ]; then events_benchmark "$backend"; fi
   import_benchmark "$backend"
   if [ -z "${BENCH_SKIP_ADMIN:-}" ]; then admin_users_benchmark "$backend"; fi
   if [ -z "${BENCH_SKIP_CLEANUP:-}" ]; then cleanup_benchmark "$backend"; fi

@@ -232,6 +232,7 @@ pub fn test_config(database: &TestDatabase, data_dir: &std::path::Path) -> Confi
         // Webhook receivers are loopback servers inside the tests.
         webhook_allow_http: true,
         webhook_allowed_networks: vec!["127.0.0.0/8".parse().unwrap()],
+        webhook_organization_networks: vec!["127.0.0.0/8".parse().unwrap()],
         events_poll_ms: 20,
         notification_mail_secs: 1,
         ..Config::default()

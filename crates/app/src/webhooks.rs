@@ -182,6 +182,7 @@ impl<'a, S: Store> WebhookService<'a, S> {
             .events
             .settings
             .outbound
+            .for_scope(input.organization_id.is_some())
             .check_url(input.url.trim())?
             .to_string();
         let events = EventPatterns::parse(&input.events)?;
@@ -255,6 +256,7 @@ impl<'a, S: Store> WebhookService<'a, S> {
                 .events
                 .settings
                 .outbound
+                .for_scope(current.organization_id.is_some())
                 .check_url(url.trim())?
                 .to_string();
         }
@@ -264,10 +266,15 @@ impl<'a, S: Store> WebhookService<'a, S> {
         if let Some(description) = changes.description {
             next.description = check_description(description)?;
         }
+        let mut reset_failures = false;
         if let Some(enabled) = changes.enabled {
             if enabled && !current.enabled {
+                reset_failures = true;
                 next.consecutive_failures = 0;
                 next.disabled_reason = None;
+                // Whoever turns it back on answers for it from now on (a subscription Steward
+                // turned off because its creator left is revived by a current manager).
+                next.created_by = principal.user;
             }
             next.enabled = enabled;
         }
@@ -277,7 +284,7 @@ impl<'a, S: Store> WebhookService<'a, S> {
             .change(Some(describe(&current)), Some(describe(&next)));
         self.steward
             .store
-            .save_webhook(&next, current.version, &audit)
+            .save_webhook(&next, current.version, reset_failures, &audit)
             .await
             .map_err(|error| match error {
                 RepositoryError::NotFound => AppError::not_found("no such webhook"),
@@ -314,7 +321,7 @@ impl<'a, S: Store> WebhookService<'a, S> {
         );
         self.steward
             .store
-            .save_webhook(&next, current.version, &audit)
+            .save_webhook(&next, current.version, false, &audit)
             .await
             .map_err(|error| match error {
                 RepositoryError::NotFound => AppError::not_found("no such webhook"),

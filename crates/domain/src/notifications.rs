@@ -117,7 +117,7 @@ impl Rule {
             }
             Self::SettingsChanged => "the admin IP allowlist, the setting catalog or a custom role changed",
             Self::WebhookDisabled => {
-                "Steward turned a webhook subscription off after 50 failed deliveries in a row"
+                "Steward turned a webhook subscription off (50 failed deliveries in a row, or its creator no longer manages it)"
             }
         }
     }
@@ -174,23 +174,39 @@ pub struct NotificationRecord {
     pub created_at: DateTime<Utc>,
 }
 
-/// A count within a window, kept per rule and subject (an account, an address).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Counter {
-    pub count: u32,
-    pub since: DateTime<Utc>,
+/// The recent occurrences of one rule's subject (an account, an address), kept with its
+/// counter: the latest `threshold` of them, and when the rule last fired for it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Recent {
+    pub at: Vec<DateTime<Utc>>,
+    pub fired: Option<DateTime<Utc>>,
 }
 
-/// The counter after one more occurrence at `at`: a new window starts when the old one ended.
-/// Instances fan out in parallel, so occurrences may arrive a little out of order: one before
-/// the window's start (but within a window of it) counts too and moves the start back.
-pub fn bump(counter: Option<Counter>, at: DateTime<Utc>, window: Duration) -> Counter {
-    match counter {
-        Some(counter) if at < counter.since + window && at > counter.since - window => Counter {
-            count: counter.count.saturating_add(1),
-            since: counter.since.min(at),
-        },
-        _ => Counter { count: 1, since: at },
+impl Recent {
+    /// Notes an occurrence at `at` and answers whether the rule fires: `threshold` occurrences
+    /// within any `window` (a sliding window, so failures split across a boundary still count),
+    /// at most once per `window` for one subject. Occurrences may arrive a little out of order
+    /// (instances fan out in parallel); the newest one is the reference.
+    pub fn observe(&mut self, at: DateTime<Utc>, window: Duration, threshold: u32) -> bool {
+        self.at.push(at);
+        self.at.sort();
+        let latest = self.at.last().copied().unwrap_or(at);
+        self.at.retain(|seen| *seen > latest - window);
+        let keep = usize::try_from(threshold.max(1)).unwrap_or(usize::MAX);
+        if self.at.len() > keep {
+            let extra = self.at.len() - keep;
+            self.at.drain(..extra);
+        }
+        let fires = self.at.len() >= keep && self.fired.is_none_or(|fired| latest - fired >= window);
+        if fires {
+            self.fired = Some(latest);
+        }
+        fires
+    }
+
+    /// The newest occurrence (the clean-up forgets subjects not seen for long).
+    pub fn last_seen(&self) -> Option<DateTime<Utc>> {
+        self.at.last().copied()
     }
 }
 
@@ -199,7 +215,8 @@ pub fn bump(counter: Option<Counter>, at: DateTime<Utc>, window: Duration) -> Co
 pub enum Check {
     /// Raise it.
     Always,
-    /// Raise it when the counter of `(rule, subject)` reaches `threshold` in `window`.
+    /// Raise it when `(rule, subject)` occurred `threshold` times within `window`
+    /// ([`Recent::observe`]).
     Count {
         subject: String,
         threshold: u32,
@@ -347,11 +364,12 @@ pub fn candidates(entry: &AuditEntry, thresholds: &Thresholds) -> Vec<Candidate>
         }
         "webhook.disabled" => {
             let url = text(after, "url").unwrap_or("a webhook");
+            let reason = text(after, "reason").unwrap_or("turned off by Steward");
             raised.push((
                 Rule::WebhookDisabled,
                 Check::Always,
                 format!("Webhook turned off: {url}"),
-                format!("Steward turned off the subscription to {url} after 50 failed deliveries in a row."),
+                format!("The subscription to {url} was {reason}."),
             ));
         }
         _ => {}
@@ -578,38 +596,34 @@ mod tests {
     }
 
     #[test]
-    fn counters_restart_when_their_window_ends() {
+    fn counted_rules_fire_once_per_window_over_a_sliding_window() {
         let start = Utc::now();
         let window = Duration::minutes(10);
-        let one = bump(None, start, window);
-        let two = bump(Some(one), start + Duration::minutes(9), window);
-        assert_eq!(
-            two,
-            Counter {
-                count: 2,
-                since: start
-            }
-        );
-        let fresh = bump(Some(two), start + Duration::minutes(10), window);
-        assert_eq!(fresh.count, 1);
-        let earlier = bump(Some(two), start - Duration::seconds(1), window);
-        assert_eq!(
-            earlier,
-            Counter {
-                count: 3,
-                since: start - Duration::seconds(1)
-            }
-        );
-        assert_eq!(bump(Some(two), start - Duration::minutes(10), window).count, 1);
-        let saturated = bump(
-            Some(Counter {
-                count: u32::MAX,
-                since: start,
-            }),
-            start,
-            window,
-        );
-        assert_eq!(saturated.count, u32::MAX);
+        let mut recent = Recent::default();
+        // Four failures at the end of one fixed window and one at the start of the next: five
+        // within ten minutes all the same.
+        for minute in [6, 7, 8, 9] {
+            assert!(!recent.observe(start + Duration::minutes(minute), window, 5));
+        }
+        assert!(recent.observe(start + Duration::minutes(11), window, 5));
+        // More failures in the same window do not fire again…
+        assert!(!recent.observe(start + Duration::minutes(12), window, 5));
+        // …nor does a late, out-of-order one.
+        assert!(!recent.observe(start + Duration::minutes(5), window, 5));
+        assert!(recent.at.len() <= 5);
+        // A window after the last firing, a new burst fires again.
+        let mut later = recent.clone();
+        for minute in 25..29 {
+            assert!(!later.observe(start + Duration::minutes(minute), window, 5));
+        }
+        assert!(later.observe(start + Duration::minutes(29), window, 5));
+        // Spread out, they never reach the threshold.
+        let mut slow = Recent::default();
+        for n in 0..20 {
+            assert!(!slow.observe(start + Duration::minutes(3 * n), window, 5));
+        }
+        assert!(Recent::default().observe(start, window, 1));
+        assert!(Recent::default().observe(start, window, 0));
     }
 
     #[test]

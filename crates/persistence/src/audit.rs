@@ -3,7 +3,7 @@
 //! event outbox in the same statement batch, so webhooks and notification rules hear of exactly
 //! what committed.
 
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, EntityTrait, TransactionTrait};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, EntityTrait};
 use steward_domain::{AuditEntry, AuditRecorder, RepositoryError};
 use uuid::Uuid;
 
@@ -14,7 +14,8 @@ use crate::error::db_err_to_repository;
 impl AuditRecorder for crate::Database {
     async fn record(&self, entry: &AuditEntry) -> Result<(), RepositoryError> {
         // The entry and its outbox row commit together.
-        let transaction = self.connection().begin().await.map_err(db_err_to_repository)?;
+        // Reads (the entry's organization), then writes: on SQLite the write lock comes first.
+        let transaction = self.begin_write().await.map_err(db_err_to_repository)?;
         insert_audit_entry(&transaction, entry).await?;
         transaction.commit().await.map_err(db_err_to_repository)
     }

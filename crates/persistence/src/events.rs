@@ -6,7 +6,7 @@
 //! event out twice nor record one attempt twice.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend,
     EntityTrait, ExprTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
@@ -14,7 +14,7 @@ use sea_orm::{
 use serde_json::json;
 use steward_domain::events::webhooks::{
     AttemptResult, DISABLE_AFTER_FAILURES, DeliveryRecord, DeliveryStatus, DueDelivery, EventPatterns,
-    FanOut, MAX_WEBHOOKS_PER_SCOPE, WebhookFilter, WebhookRecord, WebhookStore,
+    FanOut, MAX_IN_FLIGHT_PER_WEBHOOK, MAX_WEBHOOKS_PER_SCOPE, WebhookFilter, WebhookRecord, WebhookStore,
 };
 use steward_domain::{
     Actor, ActorKind, AuditAction, AuditEntry, PageRequest, RepositoryError, RequestOrigin,
@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use crate::audit::insert_audit_entry;
 use crate::database::Database;
-use crate::entities::{audit_logs, event_outbox, webhook_deliveries, webhooks};
+use crate::entities::{audit_logs, event_outbox, org_users, user_system_roles, webhook_deliveries, webhooks};
 use crate::error::db_err_to_repository as db;
 
 fn webhook(row: webhooks::Model) -> Result<WebhookRecord, RepositoryError> {
@@ -157,30 +157,37 @@ fn claim_events_sql(backend: DatabaseBackend) -> &'static str {
     }
 }
 
-fn claim_deliveries_sql(backend: DatabaseBackend) -> &'static str {
-    match backend {
-        DatabaseBackend::Postgres => {
-            r#"UPDATE "webhook_deliveries" SET "claimed_by" = $1, "lease_until" = $2
-               WHERE "id" IN (
-                 SELECT d."id" FROM "webhook_deliveries" d
+/// The claim of due deliveries: per subscription, the oldest due ones up to its share (the cap
+/// less what it already has in flight), then the oldest of those overall.
+fn claim_deliveries_sql(backend: DatabaseBackend) -> String {
+    let (p, lock) = match backend {
+        DatabaseBackend::Postgres => (["$1", "$2", "$3", "$4", "$5"], "FOR UPDATE SKIP LOCKED"),
+        _ => (["?1", "?2", "?3", "?4", "?5"], ""),
+    };
+    format!(
+        r#"UPDATE "webhook_deliveries" SET "claimed_by" = {claimant}, "lease_until" = {lease}
+           WHERE "id" IN (
+             SELECT x."id" FROM "webhook_deliveries" x
+             WHERE x."id" IN (
+               SELECT r."id" FROM (
+                 SELECT d."id", ROW_NUMBER() OVER (PARTITION BY d."webhook_id" ORDER BY d."next_attempt_at", d."id") AS "rank",
+                   (SELECT COUNT(*) FROM "webhook_deliveries" f WHERE f."webhook_id" = d."webhook_id"
+                      AND f."status" = 'pending' AND f."lease_until" >= {now}) AS "flying"
+                 FROM "webhook_deliveries" d
                  JOIN "webhooks" w ON w."id" = d."webhook_id"
-                 WHERE d."status" = 'pending' AND d."next_attempt_at" <= $3
-                   AND (d."lease_until" IS NULL OR d."lease_until" < $3) AND w."enabled"
-                 ORDER BY d."next_attempt_at", d."id" LIMIT $4
-                 FOR UPDATE OF d SKIP LOCKED)
-               RETURNING "id""#
-        }
-        _ => {
-            r#"UPDATE "webhook_deliveries" SET "claimed_by" = ?1, "lease_until" = ?2
-               WHERE "id" IN (
-                 SELECT d."id" FROM "webhook_deliveries" d
-                 JOIN "webhooks" w ON w."id" = d."webhook_id"
-                 WHERE d."status" = 'pending' AND d."next_attempt_at" <= ?3
-                   AND (d."lease_until" IS NULL OR d."lease_until" < ?3) AND w."enabled"
-                 ORDER BY d."next_attempt_at", d."id" LIMIT ?4)
-               RETURNING "id""#
-        }
-    }
+                 WHERE d."status" = 'pending' AND d."next_attempt_at" <= {now}
+                   AND (d."lease_until" IS NULL OR d."lease_until" < {now}) AND w."enabled") r
+               WHERE r."rank" + r."flying" <= {cap})
+             AND x."status" = 'pending' AND (x."lease_until" IS NULL OR x."lease_until" < {now})
+             ORDER BY x."next_attempt_at", x."id" LIMIT {limit}
+             {lock})
+           RETURNING "id""#,
+        claimant = p[0],
+        lease = p[1],
+        now = p[2],
+        limit = p[3],
+        cap = p[4],
+    )
 }
 
 async fn claimed_ids(
@@ -225,6 +232,76 @@ async fn fail_pending(
         .exec(connection)
         .await
         .map_err(db)?;
+    Ok(())
+}
+
+/// The reason Steward gives when it turns off a subscription whose creator left.
+const ORPHANED: &str = "turned off by Steward: its creator no longer manages it";
+
+/// Turns off subscriptions whose creator holds no system role and, for an organization's, is
+/// no longer its owner or admin; fails their pending deliveries and audits `webhook.disabled`.
+async fn disable_orphaned(connection: &impl ConnectionTrait) -> Result<(), RepositoryError> {
+    let manages = Query::select()
+        .expr(Expr::val(1))
+        .from(org_users::Entity)
+        .and_where(
+            Expr::col((org_users::Entity, org_users::Column::OrganizationId))
+                .equals((webhooks::Entity, webhooks::Column::OrganizationId)),
+        )
+        .and_where(
+            Expr::col((org_users::Entity, org_users::Column::UserId))
+                .equals((webhooks::Entity, webhooks::Column::CreatedBy)),
+        )
+        .and_where(Expr::col((org_users::Entity, org_users::Column::Role)).is_in(["owner", "admin"]))
+        .to_owned();
+    let holds_role = Query::select()
+        .expr(Expr::val(1))
+        .from(user_system_roles::Entity)
+        .and_where(
+            Expr::col((user_system_roles::Entity, user_system_roles::Column::UserId))
+                .equals((webhooks::Entity, webhooks::Column::CreatedBy)),
+        )
+        .to_owned();
+    let orphaned = webhooks::Entity::find()
+        .filter(webhooks::Column::Enabled.eq(true))
+        .filter(Expr::exists(holds_role).not())
+        .filter(
+            Condition::any()
+                .add(webhooks::Column::OrganizationId.is_null())
+                .add(Expr::exists(manages).not()),
+        )
+        .all(connection)
+        .await
+        .map_err(db)?;
+    let now = Utc::now();
+    for hook in orphaned {
+        webhooks::Entity::update_many()
+            .col_expr(webhooks::Column::Enabled, Expr::value(false))
+            .col_expr(
+                webhooks::Column::DisabledReason,
+                Expr::value(Some(ORPHANED.to_owned())),
+            )
+            .col_expr(
+                webhooks::Column::Version,
+                Expr::col(webhooks::Column::Version).add(1),
+            )
+            .col_expr(webhooks::Column::UpdatedAt, Expr::value(now))
+            .filter(webhooks::Column::Id.eq(hook.id))
+            .exec(connection)
+            .await
+            .map_err(db)?;
+        fail_pending(connection, hook.id, "the subscription was turned off", now).await?;
+        let mut entry = AuditEntry::new(Actor::system(), AuditAction::known("webhook.disabled"), "webhook")
+            .resource_id(hook.id)
+            .change(
+                Some(json!({"enabled": true})),
+                Some(json!({"enabled": false, "url": hook.url, "createdBy": hook.created_by, "reason": ORPHANED})),
+            );
+        if let Some(organization) = hook.organization_id {
+            entry = entry.organization(organization);
+        }
+        insert_audit_entry(connection, &entry).await?;
+    }
     Ok(())
 }
 
@@ -292,13 +369,16 @@ impl WebhookStore for Database {
         &self,
         record: &WebhookRecord,
         expected_version: i32,
+        reset_failures: bool,
         audit: &AuditEntry,
     ) -> Result<(), RepositoryError> {
         let transaction = self.begin_write().await.map_err(db)?;
         let mut row = webhook_row(record);
         row.id = sea_orm::ActiveValue::Unchanged(record.id);
         row.created_at = sea_orm::ActiveValue::NotSet;
-        row.created_by = sea_orm::ActiveValue::NotSet;
+        if !reset_failures {
+            row.consecutive_failures = sea_orm::ActiveValue::NotSet;
+        }
         let updated = webhooks::Entity::update_many()
             .set(row)
             .filter(webhooks::Column::Id.eq(record.id))
@@ -452,6 +532,7 @@ impl WebhookStore for Database {
             return Ok(Vec::new());
         }
         let mut entries = Vec::with_capacity(ids.len());
+        let mut unreadable = Vec::new();
         for chunk in ids.chunks(500) {
             let rows = audit_logs::Entity::find()
                 .filter(audit_logs::Column::Id.is_in(chunk.to_vec()))
@@ -459,16 +540,28 @@ impl WebhookStore for Database {
                 .await
                 .map_err(db)?;
             for row in rows {
-                entries.push(audit_entry(row)?);
+                let id = row.id;
+                match audit_entry(row) {
+                    Ok(entry) => entries.push(entry),
+                    Err(error) => {
+                        // Announcing nothing beats announcing nothing ever again: one entry
+                        // that does not read must not hold up every event after it.
+                        tracing::error!(audit_entry = %id, %error, "an audit entry cannot be read as an event; it is not announced");
+                        unreadable.push(id);
+                    }
+                }
             }
         }
-        // An outbox row whose entry is gone (erased by retention) has nothing to announce: it
-        // is completed with the batch.
+        // An outbox row whose entry is gone (erased by retention) or unreadable has nothing to
+        // announce: it leaves the outbox now.
         let found: std::collections::HashSet<Uuid> = entries.iter().map(|entry| entry.id).collect();
-        let orphans: Vec<Uuid> = ids.into_iter().filter(|id| !found.contains(id)).collect();
-        if !orphans.is_empty() {
+        let orphans: Vec<Uuid> = ids
+            .into_iter()
+            .filter(|id| !found.contains(id) || unreadable.contains(id))
+            .collect();
+        for chunk in orphans.chunks(500) {
             event_outbox::Entity::delete_many()
-                .filter(event_outbox::Column::AuditId.is_in(orphans))
+                .filter(event_outbox::Column::AuditId.is_in(chunk.to_vec()))
                 .filter(event_outbox::Column::ClaimedBy.eq(claimant))
                 .exec(self.connection())
                 .await
@@ -495,8 +588,37 @@ impl WebhookStore for Database {
             transaction.rollback().await.map_err(db)?;
             return Ok(false);
         }
-        for chunk in fan_out.deliveries.chunks(500) {
-            webhook_deliveries::Entity::insert_many(chunk.iter().map(delivery_row))
+        disable_orphaned(&transaction).await?;
+        // Subscriptions deleted or turned off since the fan-out read them get nothing.
+        let mut wanted: Vec<Uuid> = fan_out
+            .deliveries
+            .iter()
+            .map(|delivery| delivery.webhook_id)
+            .collect();
+        wanted.sort();
+        wanted.dedup();
+        let live: std::collections::HashSet<Uuid> = if wanted.is_empty() {
+            Default::default()
+        } else {
+            webhooks::Entity::find()
+                .select_only()
+                .column(webhooks::Column::Id)
+                .filter(webhooks::Column::Id.is_in(wanted))
+                .filter(webhooks::Column::Enabled.eq(true))
+                .into_tuple::<Uuid>()
+                .all(&transaction)
+                .await
+                .map_err(db)?
+                .into_iter()
+                .collect()
+        };
+        let deliveries: Vec<&DeliveryRecord> = fan_out
+            .deliveries
+            .iter()
+            .filter(|delivery| live.contains(&delivery.webhook_id))
+            .collect();
+        for chunk in deliveries.chunks(500) {
+            webhook_deliveries::Entity::insert_many(chunk.iter().map(|delivery| delivery_row(delivery)))
                 .exec_without_returning(&transaction)
                 .await
                 .map_err(db)?;
@@ -528,13 +650,14 @@ impl WebhookStore for Database {
         let backend = self.connection().get_database_backend();
         let ids = claimed_ids(
             self.connection(),
-            claim_deliveries_sql(backend),
+            &claim_deliveries_sql(backend),
             "id",
             vec![
                 claimant.into(),
                 lease_until.into(),
                 now.into(),
                 i64::try_from(limit).unwrap_or(i64::MAX).into(),
+                i64::try_from(MAX_IN_FLIGHT_PER_WEBHOOK).unwrap_or(4).into(),
             ],
         )
         .await?;
@@ -566,6 +689,7 @@ impl WebhookStore for Database {
                 .filter(|until| *until > now)
                 .and(hook.previous_secret_sealed.clone());
             due.push(DueDelivery {
+                organization_id: hook.organization_id,
                 delivery: delivery(row)?,
                 url: hook.url.clone(),
                 secret_sealed: hook.secret_sealed.clone(),
@@ -724,6 +848,7 @@ mod tests {
     fn claims_are_written_for_each_backend() {
         assert!(claim_events_sql(DatabaseBackend::Postgres).contains("SKIP LOCKED"));
         assert!(claim_events_sql(DatabaseBackend::Sqlite).contains("?4"));
-        assert!(claim_deliveries_sql(DatabaseBackend::Postgres).contains("FOR UPDATE OF d SKIP LOCKED"));
+        assert!(claim_deliveries_sql(DatabaseBackend::Postgres).contains("FOR UPDATE SKIP LOCKED"));
+        assert!(claim_deliveries_sql(DatabaseBackend::Sqlite).contains("?5"));
     }
 }

@@ -10,8 +10,8 @@ use sea_orm::{
 use serde_json::json;
 use steward_domain::accounts::{OutgoingMail, STATUS_ACTIVE};
 use steward_domain::notifications::{
-    Candidate, Check, Counter, NotificationFilter, NotificationRecord, NotificationStore, NotificationView,
-    NotificationViewer, Operator, Preferences, Rule, Severity, bump,
+    Candidate, Check, NotificationFilter, NotificationRecord, NotificationStore, NotificationView,
+    NotificationViewer, Operator, Preferences, Recent, Rule, Severity,
 };
 use steward_domain::organizations::{OrgPermission, OrgRole};
 use steward_domain::{AuditEntry, PageRequest, RepositoryError};
@@ -84,96 +84,131 @@ async fn locked_counter(
         .ok_or(RepositoryError::NotFound)
 }
 
-/// Decides each candidate (counting under the counter's lock) and writes those raised.
+/// The key a check locks, if it locks one: counters are locked in this order by every
+/// transaction, so two instances fanning out interleaved batches never deadlock.
+fn lock_key(candidate: &Candidate) -> Option<(String, String)> {
+    match &candidate.check {
+        Check::Always => None,
+        Check::Count { subject, .. } => Some((
+            candidate.notification.rule.as_str().to_owned(),
+            subject.chars().take(200).collect(),
+        )),
+        Check::NewAdminAddress { user, .. } => {
+            Some((candidate.notification.rule.as_str().to_owned(), user.to_string()))
+        }
+    }
+}
+
+async fn insert_notification(
+    connection: &impl ConnectionTrait,
+    note: &NotificationRecord,
+) -> Result<(), RepositoryError> {
+    notifications::ActiveModel {
+        id: Set(note.id),
+        rule: Set(note.rule.as_str().to_owned()),
+        severity: Set(note.severity.as_str().to_owned()),
+        title: Set(note.title.clone()),
+        message: Set(note.message.clone()),
+        organization_id: Set(note.organization_id),
+        event_id: Set(note.event_id),
+        data: Set(note.data.clone()),
+        mailed: Set(false),
+        created_at: Set(note.created_at),
+    }
+    .insert(connection)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+/// Decides each candidate — the counted ones under their counter's lock, taken in key order,
+/// each counter read and written once per batch — and writes those raised.
 pub(crate) async fn raise(
     connection: &impl ConnectionTrait,
     candidates: &[Candidate],
 ) -> Result<(), RepositoryError> {
+    let mut locked: std::collections::BTreeMap<(String, String), Vec<&Candidate>> = Default::default();
     for candidate in candidates {
-        let note = &candidate.notification;
-        let raised = match &candidate.check {
-            Check::Always => true,
-            Check::Count {
-                subject,
-                threshold,
-                window,
-            } => {
-                let subject: String = subject.chars().take(200).collect();
-                let row = locked_counter(connection, note.rule, &subject, note.created_at).await?;
-                let before = (row.count > 0).then(|| Counter {
-                    count: u32::try_from(row.count).unwrap_or(0),
-                    since: row.since,
-                });
-                let after = bump(before, note.created_at, *window);
-                notification_counters::Entity::update_many()
-                    .col_expr(
-                        notification_counters::Column::Count,
-                        Expr::value(i32::try_from(after.count).unwrap_or(i32::MAX)),
-                    )
-                    .col_expr(notification_counters::Column::Since, Expr::value(after.since))
-                    .filter(notification_counters::Column::Id.eq(row.id))
-                    .exec(connection)
-                    .await
-                    .map_err(db)?;
-                after.count == *threshold
+        match lock_key(candidate) {
+            Some(key) => locked.entry(key).or_default().push(candidate),
+            None => insert_notification(connection, &candidate.notification).await?,
+        }
+    }
+    for ((_, subject), mut group) in locked {
+        group.sort_by_key(|candidate| candidate.notification.created_at);
+        let Some(first) = group.first() else { continue };
+        let rule = first.notification.rule;
+        if let Check::NewAdminAddress { user, .. } = &first.check {
+            let admin = user_system_roles::Entity::find()
+                .filter(user_system_roles::Column::UserId.eq(*user))
+                .count(connection)
+                .await
+                .map_err(db)?
+                > 0;
+            if !admin {
+                continue;
             }
-            Check::NewAdminAddress { user, address } => {
-                let admin = user_system_roles::Entity::find()
-                    .filter(user_system_roles::Column::UserId.eq(*user))
-                    .count(connection)
-                    .await
-                    .map_err(db)?
-                    > 0;
-                if !admin {
-                    false
-                } else {
-                    let row =
-                        locked_counter(connection, note.rule, &user.to_string(), note.created_at).await?;
-                    let mut known: Vec<String> = row
-                        .data
-                        .clone()
-                        .and_then(|data| serde_json::from_value(data).ok())
-                        .unwrap_or_default();
+        }
+        let row = locked_counter(connection, rule, &subject, first.notification.created_at).await?;
+        let (mut recent, mut known): (Recent, Vec<String>) = match &first.check {
+            Check::NewAdminAddress { .. } => (
+                Recent::default(),
+                row.data
+                    .clone()
+                    .and_then(|data| serde_json::from_value(data).ok())
+                    .unwrap_or_default(),
+            ),
+            _ => (
+                row.data
+                    .clone()
+                    .and_then(|data| serde_json::from_value(data).ok())
+                    .unwrap_or_default(),
+                Vec::new(),
+            ),
+        };
+        let mut last_seen = row.since;
+        for candidate in group {
+            let note = &candidate.notification;
+            last_seen = last_seen.max(note.created_at);
+            let raised = match &candidate.check {
+                Check::Count {
+                    threshold, window, ..
+                } => recent.observe(note.created_at, *window, *threshold),
+                Check::NewAdminAddress { address, .. } => {
                     if known.iter().any(|seen| seen == address) {
                         false
                     } else {
+                        // An admin's very first sign-in has no "usual" address to differ from.
                         let first = known.is_empty();
                         known.push(address.clone());
                         if known.len() > KNOWN_ADDRESSES {
                             known.remove(0);
                         }
-                        notification_counters::Entity::update_many()
-                            .col_expr(
-                                notification_counters::Column::Data,
-                                Expr::value(Some(json!(known))),
-                            )
-                            .filter(notification_counters::Column::Id.eq(row.id))
-                            .exec(connection)
-                            .await
-                            .map_err(db)?;
-                        // An admin's very first sign-in has no "usual" address to differ from.
                         !first
                     }
                 }
+                Check::Always => true,
+            };
+            if raised {
+                insert_notification(connection, note).await?;
             }
+        }
+        let (count, data) = if known.is_empty() {
+            (recent.at.len(), json!(recent))
+        } else {
+            (known.len(), json!(known))
         };
-        if raised {
-            notifications::ActiveModel {
-                id: Set(note.id),
-                rule: Set(note.rule.as_str().to_owned()),
-                severity: Set(note.severity.as_str().to_owned()),
-                title: Set(note.title.clone()),
-                message: Set(note.message.clone()),
-                organization_id: Set(note.organization_id),
-                event_id: Set(note.event_id),
-                data: Set(note.data.clone()),
-                mailed: Set(false),
-                created_at: Set(note.created_at),
-            }
-            .insert(connection)
+        notification_counters::Entity::update_many()
+            .col_expr(
+                notification_counters::Column::Count,
+                Expr::value(i32::try_from(count).unwrap_or(i32::MAX)),
+            )
+            .col_expr(notification_counters::Column::Since, Expr::value(last_seen))
+            .col_expr(notification_counters::Column::Data, Expr::value(Some(data)))
+            .filter(notification_counters::Column::Id.eq(row.id))
+            .exec(connection)
             .await
             .map_err(db)?;
-        }
     }
     Ok(())
 }

@@ -156,6 +156,10 @@ pub struct Config {
     /// (`127.0.0.0/8,10.0.0.0/8`); none by default.
     #[serde(deserialize_with = "list_or_comma_separated")]
     pub webhook_allowed_networks: Vec<IpNet>,
+    /// The same for organizations' subscriptions (kept apart so tenants do not reach internal
+    /// services unless allowed); none by default.
+    #[serde(deserialize_with = "list_or_comma_separated")]
+    pub webhook_organization_networks: Vec<IpNet>,
     /// Seconds to wait before each retry of a failed delivery; one attempt more than delays.
     #[serde(deserialize_with = "list_or_comma_separated")]
     pub webhook_retry_delays: Vec<u64>,
@@ -272,6 +276,7 @@ impl Default for Config {
             maintenance_interval_secs: 3600,
             webhook_allow_http: false,
             webhook_allowed_networks: Vec::new(),
+            webhook_organization_networks: Vec::new(),
             webhook_retry_delays: vec![5, 30, 300],
             webhook_timeout_secs: 10,
             webhook_concurrency: 32,
@@ -389,6 +394,7 @@ impl Config {
             outbound: OutboundRules {
                 allow_http: self.webhook_allow_http,
                 allowed_networks: self.webhook_allowed_networks.clone(),
+                organization_networks: self.webhook_organization_networks.clone(),
             },
             concurrency: self.webhook_concurrency,
             thresholds: steward_domain::notifications::Thresholds {

@@ -536,7 +536,20 @@ async fn organization_admins_manage_their_organizations_subscriptions_only() {
         assert_eq!(heard_by_mine.len(), 1);
         assert_eq!(heard_by_mine[0].body["organizationId"], org.as_str());
 
-        // Removing the owner from the organization ends their hold on its subscriptions.
+        // Removing the owner from the organization ends their hold on its subscriptions, and
+        // the subscriptions they created go quiet: their URL hears nothing more.
+        let admin = app.user("admin@example.com").await;
+        let added = send(
+            &app,
+            Method::POST,
+            &format!("/api/admin/v1/organizations/{org}/users"),
+            &root,
+            Some(json!({"userId": admin.id, "role": "owner"})),
+        )
+        .await;
+        assert!(added.status().is_success(), "{}", added.status());
+        // (Events from before the removal may still be on their way; those after it must not.)
+        let removal = chrono::Utc::now();
         let removed = send(
             &app,
             Method::DELETE,
@@ -545,22 +558,95 @@ async fn organization_admins_manage_their_organizations_subscriptions_only() {
             None,
         )
         .await;
+        assert!(removed.status().is_success(), "{}", removed.status());
+        let gone = send(
+            &app,
+            Method::GET,
+            &format!("/api/admin/v1/webhooks/{mine_id}"),
+            &owner,
+            None,
+        )
+        .await;
+        expect_error(gone, StatusCode::NOT_FOUND, "NOT_FOUND").await;
+        let heard_before = receiver.received().len();
+        expect_data(token(&org, &admin).await, StatusCode::CREATED).await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let off = loop {
+            let read = expect_data(
+                send(
+                    &app,
+                    Method::GET,
+                    &format!("/api/admin/v1/webhooks/{mine_id}"),
+                    &admin,
+                    None,
+                )
+                .await,
+                StatusCode::OK,
+            )
+            .await;
+            if read["enabled"] == false {
+                break read;
+            }
+            assert!(std::time::Instant::now() < deadline, "still on: {read}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
         assert!(
-            removed.status().is_success() || removed.status() == StatusCode::CONFLICT,
-            "{}",
-            removed.status()
+            off["disabledReason"]
+                .as_str()
+                .unwrap()
+                .contains("no longer manages"),
+            "{off}"
         );
-        if removed.status().is_success() {
-            let gone = send(
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let late: Vec<_> = receiver
+            .received()
+            .into_iter()
+            .skip(heard_before)
+            .filter(|hook| verify(hook, mine["secret"].as_str().unwrap()))
+            .filter(|hook| {
+                hook.body["occurredAt"]
+                    .as_str()
+                    .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
+                    .is_some_and(|at| at >= removal)
+            })
+            .collect();
+        assert!(
+            late.is_empty(),
+            "the former owner's URL still hears: {:?}",
+            late.iter().map(|h| h.event.clone()).collect::<Vec<_>>()
+        );
+        // The remaining owner turns it back on and answers for it from then on.
+        let revived = expect_data(
+            send(
+                &app,
+                Method::PATCH,
+                &format!("/api/admin/v1/webhooks/{mine_id}"),
+                &admin,
+                Some(json!({"enabled": true})),
+            )
+            .await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(
+            (revived["enabled"].clone(), revived["createdBy"].clone()),
+            (json!(true), json!(admin.id))
+        );
+        expect_data(token(&org, &admin).await, StatusCode::CREATED).await;
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let read = expect_data(
+            send(
                 &app,
                 Method::GET,
                 &format!("/api/admin/v1/webhooks/{mine_id}"),
-                &owner,
+                &admin,
                 None,
             )
-            .await;
-            expect_error(gone, StatusCode::NOT_FOUND, "NOT_FOUND").await;
-        }
+            .await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(read["enabled"], true, "{read}");
 
         // Deleting the organization deletes its subscriptions.
         let deleted = send(
@@ -769,6 +855,110 @@ async fn concurrent_changes_with_one_version_give_one_winner() {
             statuses.sort();
             assert_eq!(statuses, [StatusCode::OK, StatusCode::CONFLICT], "round {round}");
         }
+        app.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_unreadable_audit_entry_does_not_hold_up_the_events_after_it() {
+    each_backend(|backend| async move {
+        use sea_orm::{ConnectionTrait, Statement};
+        let receiver = Receiver::start().await;
+        // This instance does not look at the outbox while the bad row is put in.
+        let app = spawn_app_with(backend, |config| config.events_poll_ms = 60_000).await;
+        let root = root(&app).await;
+        subscribe(&app, &root, json!({"url": receiver.base_url.clone(), "events": ["group.created"]})).await;
+        let connection = app.db.connection();
+        let kind = connection.get_database_backend();
+        let id = uuid::Uuid::now_v7();
+        let old = chrono::Utc::now() - chrono::Duration::minutes(1);
+        let (audit, outbox) = match kind {
+            sea_orm::DatabaseBackend::Postgres => (
+                r#"INSERT INTO "audit_logs" ("id", "occurred_at", "actor_kind", "action", "resource_type") VALUES ($1, $2, 'robot', 'LegacyAction', 'thing')"#,
+                r#"INSERT INTO "event_outbox" ("audit_id", "occurred_at") VALUES ($1, $2)"#,
+            ),
+            _ => (
+                r#"INSERT INTO "audit_logs" ("id", "occurred_at", "actor_kind", "action", "resource_type") VALUES (?1, ?2, 'robot', 'LegacyAction', 'thing')"#,
+                r#"INSERT INTO "event_outbox" ("audit_id", "occurred_at") VALUES (?1, ?2)"#,
+            ),
+        };
+        for sql in [audit, outbox] {
+            connection
+                .execute_raw(Statement::from_sql_and_values(kind, sql, [id.into(), old.into()]))
+                .await
+                .unwrap();
+        }
+        app.group(&root, "After the bad one").await;
+        app.stop_server().await;
+        let (_second, handle) = spawn_instance_with(&app, |_| {}).await;
+        let delivered = receiver.wait_for("group.created", 1, 10).await;
+        assert_eq!(delivered[0].body["data"]["after"]["name"], "After the bad one");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(app.count_rows("event_outbox").await, 0, "the unreadable entry left the outbox");
+        handle.stop(true).await;
+        app.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn organizations_reach_only_their_own_networks_and_a_slow_receiver_holds_no_one_else_up() {
+    each_backend(|backend| async move {
+        let receiver = Receiver::start().await;
+        // A receiver that accepts connections and never answers.
+        let tarpit = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let tarpit_url = format!("http://{}/slow", tarpit.local_addr().unwrap());
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = tarpit.accept().await {
+                held.push(socket);
+            }
+        });
+        let app = spawn_app_with(backend, |config| {
+            config.webhook_organization_networks = Vec::new();
+            config.webhook_concurrency = 6;
+            config.webhook_timeout_secs = 5;
+            config.webhook_retry_delays = Vec::new();
+        })
+        .await;
+        let root = root(&app).await;
+        let owner = app.user("owner@example.com").await;
+        let org = app.organization(&root, "acme", &owner).await;
+        // The instance may reach loopback; an organization's subscription may not, not even
+        // one a super_admin creates.
+        for user in [&owner, &root] {
+            let body = json!({"url": receiver.base_url.clone(), "events": ["*"], "organizationId": org});
+            let refused = send(&app, Method::POST, "/api/admin/v1/webhooks", user, Some(body)).await;
+            let error = expect_error(refused, StatusCode::BAD_REQUEST, "VALIDATION_ERROR").await;
+            assert_eq!(error["details"][0]["field"], "url");
+        }
+        let slow = subscribe(
+            &app,
+            &root,
+            json!({"url": tarpit_url, "events": ["group.deleted"]}),
+        )
+        .await;
+        subscribe(
+            &app,
+            &root,
+            json!({"url": receiver.base_url.clone(), "events": ["group.created"]}),
+        )
+        .await;
+        for _ in 0..20 {
+            let path = format!("/api/admin/v1/webhooks/{}/test", slow["id"].as_str().unwrap());
+            let ping = send(&app, Method::POST, &path, &root, None).await;
+            assert_eq!(ping.status(), StatusCode::ACCEPTED);
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let started = std::time::Instant::now();
+        app.group(&root, "Not held up").await;
+        receiver.wait_for("group.created", 1, 4).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
         app.stop().await;
     })
     .await;

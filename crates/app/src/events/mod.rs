@@ -19,8 +19,8 @@ use steward_domain::notifications::{Thresholds, candidates};
 use tokio::sync::{Notify, Semaphore};
 use uuid::Uuid;
 
-use crate::error::AppError;
 use crate::steward::{Steward, Store};
+use steward_domain::RepositoryError;
 
 pub use sender::{Answer, Outgoing, Sender, signature};
 
@@ -108,7 +108,7 @@ pub(crate) fn secret_context(webhook: Uuid) -> Vec<u8> {
 }
 
 /// Fans out one batch of outbox events; answers how many it handled.
-pub async fn dispatch_once<S: Store>(steward: &Steward<S>) -> Result<usize, AppError> {
+pub async fn dispatch_once<S: Store>(steward: &Steward<S>) -> Result<usize, RepositoryError> {
     let board = &steward.events;
     let now = Utc::now();
     let lease = chrono::Duration::from_std(board.settings.lease).unwrap_or(chrono::Duration::seconds(30));
@@ -181,6 +181,7 @@ async fn deliver<S: Store>(steward: Steward<S>, secrets: Arc<SecretBox>, due: Du
                     delivery: delivery.id,
                     event_type: &delivery.event_type,
                     body: &delivery.payload,
+                    organization: due.organization_id.is_some(),
                     secrets: keys,
                 })
                 .await

@@ -16,6 +16,9 @@ pub struct Outgoing<'a> {
     pub delivery: uuid::Uuid,
     pub event_type: &'a str,
     pub body: &'a str,
+    /// An organization's subscription: only the organizations' networks beyond the public
+    /// internet.
+    pub organization: bool,
     /// The current secret and, during a rotation's overlap, the previous one.
     pub secrets: Vec<String>,
 }
@@ -48,16 +51,19 @@ impl reqwest::dns::Resolve for GuardedResolver {
         let rules = Arc::clone(&self.rules);
         Box::pin(async move {
             let host = name.as_str().to_owned();
-            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            // One answer whether the name does not resolve or resolves only to addresses
+            // deliveries may not reach, so the delivery log cannot map internal names.
+            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await
+                .map(Iterator::collect)
+                .unwrap_or_default();
             let allowed: Vec<SocketAddr> = found
                 .into_iter()
                 .filter(|address| rules.may_connect(address.ip()))
                 .collect();
             if allowed.is_empty() {
-                let refused: Box<dyn std::error::Error + Send + Sync> = format!(
-                    "{host} resolves only to loopback, private or internal addresses (allow them with STEWARD_WEBHOOK_ALLOWED_NETWORKS)"
-                )
-                .into();
+                let refused: Box<dyn std::error::Error + Send + Sync> =
+                    format!("{host} does not resolve to an address deliveries may reach").into();
                 return Err(refused);
             }
             let addresses: reqwest::dns::Addrs = Box::new(allowed.into_iter());
@@ -66,10 +72,12 @@ impl reqwest::dns::Resolve for GuardedResolver {
     }
 }
 
-/// The HTTP client deliveries go through.
+/// The HTTP clients deliveries go through: one for the instance's subscriptions, one for
+/// organizations' (each resolving under its own rules).
 #[derive(Clone)]
 pub struct Sender {
-    client: reqwest::Client,
+    instance: reqwest::Client,
+    organizations: reqwest::Client,
     rules: Arc<OutboundRules>,
 }
 
@@ -79,21 +87,27 @@ impl std::fmt::Debug for Sender {
     }
 }
 
+fn client(rules: OutboundRules, timeout: Duration) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .user_agent(concat!("Steward-Webhooks/", env!("CARGO_PKG_VERSION")))
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .dns_resolver(Arc::new(GuardedResolver {
+            rules: Arc::new(rules),
+        }))
+        .build()
+        .map_err(|error| format!("webhook HTTP client: {error}"))
+}
+
 impl Sender {
     pub fn new(rules: OutboundRules, timeout: Duration) -> Result<Self, String> {
-        let rules = Arc::new(rules);
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("Steward-Webhooks/", env!("CARGO_PKG_VERSION")))
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(5)))
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .dns_resolver(Arc::new(GuardedResolver {
-                rules: Arc::clone(&rules),
-            }))
-            .build()
-            .map_err(|error| format!("webhook HTTP client: {error}"))?;
-        Ok(Self { client, rules })
+        Ok(Self {
+            instance: client(rules.for_scope(false), timeout)?,
+            organizations: client(rules.for_scope(true), timeout)?,
+            rules: Arc::new(rules),
+        })
     }
 
     pub fn rules(&self) -> &OutboundRules {
@@ -106,7 +120,11 @@ impl Sender {
         let elapsed = |started: Instant| i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
         // Addresses written in the URL never reach the resolver: check them here (the rules may
         // have changed since the subscription was saved).
-        if let Err(error) = self.rules.check_url(outgoing.url) {
+        if let Err(error) = self
+            .rules
+            .for_scope(outgoing.organization)
+            .check_url(outgoing.url)
+        {
             return Answer {
                 status: None,
                 excerpt: None,
@@ -120,8 +138,12 @@ impl Sender {
             .iter()
             .map(|secret| signature(secret, timestamp, outgoing.body))
             .collect();
-        let request = self
-            .client
+        let client = if outgoing.organization {
+            &self.organizations
+        } else {
+            &self.instance
+        };
+        let request = client
             .post(outgoing.url)
             .header("content-type", "application/json")
             .header("x-steward-event", outgoing.event_type)

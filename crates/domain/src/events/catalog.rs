@@ -39,7 +39,7 @@ pub const EVENT_TYPES: &[EventType] = &[
     event(
         "auth.login_failed",
         "user",
-        "A sign-in failed (wrong password, unknown or locked account).",
+        "A sign-in failed (a wrong password, or an unknown account).",
     ),
     event(
         "auth.account_locked",
@@ -542,7 +542,7 @@ pub const EVENT_TYPES: &[EventType] = &[
     event(
         "webhook.disabled",
         "webhook",
-        "Steward turned a subscription off after too many failed deliveries.",
+        "Steward turned a subscription off: 50 failed deliveries in a row, or its creator no longer manages it.",
     ),
     event(
         "webhook.redelivered",

@@ -23,6 +23,9 @@ pub const MAX_WEBHOOKS_PER_SCOPE: u64 = 50;
 pub const DISABLE_AFTER_FAILURES: i32 = 50;
 /// How much of a receiver's answer is read (and kept, up to 1 KiB, for the delivery log).
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+/// Deliveries of one subscription an instance has in flight at once, so one slow receiver
+/// cannot hold every slot.
+pub const MAX_IN_FLIGHT_PER_WEBHOOK: u64 = 4;
 /// How long a rotated-out secret still signs deliveries, by default.
 pub const DEFAULT_SECRET_OVERLAP_HOURS: i64 = 24;
 
@@ -105,12 +108,30 @@ impl EventPatterns {
 pub struct OutboundRules {
     /// `http://` URLs are accepted (development only).
     pub allow_http: bool,
-    /// Networks a delivery may reach although they are loopback, private, link-local or
-    /// otherwise not public (`STEWARD_WEBHOOK_ALLOWED_NETWORKS`).
+    /// Networks the instance's subscriptions may reach although they are loopback, private,
+    /// link-local or otherwise not public (`STEWARD_WEBHOOK_ALLOWED_NETWORKS`).
     pub allowed_networks: Vec<IpNet>,
+    /// The same for organizations' subscriptions (`STEWARD_WEBHOOK_ORGANIZATION_NETWORKS`),
+    /// separate so that tenants never reach the operator's internal services unless the
+    /// operator says so.
+    pub organization_networks: Vec<IpNet>,
 }
 
 impl OutboundRules {
+    /// The rules of one subscription: an organization's reaches `organization_networks`
+    /// beyond the public internet, the instance's `allowed_networks`.
+    pub fn for_scope(&self, organization: bool) -> OutboundRules {
+        OutboundRules {
+            allow_http: self.allow_http,
+            allowed_networks: if organization {
+                self.organization_networks.clone()
+            } else {
+                self.allowed_networks.clone()
+            },
+            organization_networks: Vec::new(),
+        }
+    }
+
     /// Whether a delivery may connect to `address`: public addresses always, others only
     /// inside an allowed network.
     pub fn may_connect(&self, address: IpAddr) -> bool {
@@ -152,6 +173,9 @@ impl OutboundRules {
         if parsed.fragment().is_some() {
             return Err(invalid("must not have a fragment"));
         }
+        if parsed.port() == Some(0) {
+            return Err(invalid("must not name port 0"));
+        }
         let refused = || {
             invalid(
                 "points at a loopback, private or otherwise internal address (allow it with STEWARD_WEBHOOK_ALLOWED_NETWORKS)",
@@ -162,9 +186,7 @@ impl OutboundRules {
             Some(url::Host::Ipv4(ip)) if !self.may_connect(IpAddr::V4(ip)) => return Err(refused()),
             Some(url::Host::Ipv6(ip)) if !self.may_connect(IpAddr::V6(ip)) => return Err(refused()),
             Some(url::Host::Domain(name))
-                if (name.eq_ignore_ascii_case("localhost")
-                    || name.to_ascii_lowercase().ends_with(".localhost"))
-                    && !self.may_connect(IpAddr::from([127, 0, 0, 1])) =>
+                if is_localhost(name) && !self.may_connect(IpAddr::from([127, 0, 0, 1])) =>
             {
                 return Err(refused());
             }
@@ -182,35 +204,62 @@ fn canonical(address: IpAddr) -> IpAddr {
     }
 }
 
+/// `localhost` and its subdomains, with or without the root's trailing dot.
+fn is_localhost(name: &str) -> bool {
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name == "localhost" || name.ends_with(".localhost")
+}
+
+fn is_public_v4(ip: std::net::Ipv4Addr) -> bool {
+    let [a, b, c, _] = ip.octets();
+    !(ip.is_loopback()
+        || ip.is_private()
+        || ip.is_link_local()
+        || ip.is_unspecified()
+        || ip.is_broadcast()
+        || ip.is_multicast()
+        || ip.is_documentation()
+        || a == 0
+        || (a == 100 && (64..128).contains(&b))
+        || (a == 192 && b == 0 && c == 0)
+        || (a == 198 && (b == 18 || b == 19))
+        || a >= 240)
+}
+
 /// Whether `address` is on the public internet: not loopback, private, link-local (cloud
 /// metadata lives there), shared (CGNAT), unspecified, broadcast, multicast, documentation,
-/// benchmarking, reserved or unique-local.
+/// benchmarking or reserved; for IPv6 also not unique- or site-local, and none of the forms
+/// that carry an IPv4 address (compatible, mapped, translated, NAT64, 6to4 with a non-public
+/// one, Teredo) nor the discard prefix.
 pub fn is_public(address: IpAddr) -> bool {
     match canonical(address) {
-        IpAddr::V4(ip) => {
-            let [a, b, c, _] = ip.octets();
-            !(ip.is_loopback()
-                || ip.is_private()
-                || ip.is_link_local()
-                || ip.is_unspecified()
-                || ip.is_broadcast()
-                || ip.is_multicast()
-                || ip.is_documentation()
-                || a == 0
-                || (a == 100 && (64..128).contains(&b))
-                || (a == 192 && b == 0 && c == 0)
-                || (a == 198 && (b == 18 || b == 19))
-                || a >= 240)
-        }
+        IpAddr::V4(ip) => is_public_v4(ip),
         IpAddr::V6(ip) => {
-            let first = ip.segments()[0];
+            let s = ip.segments();
+            let embedded = std::net::Ipv4Addr::new(
+                (s[1] >> 8) as u8,
+                (s[1] & 0xff) as u8,
+                (s[2] >> 8) as u8,
+                (s[2] & 0xff) as u8,
+            );
             !(ip.is_loopback()
                 || ip.is_unspecified()
                 || ip.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-                || first == 0x2001 && ip.segments()[1] == 0x0db8
-                || first == 0x0064 && ip.segments()[1] == 0xff9b)
+                // IPv4-compatible (::a.b.c.d) and IPv4-translated (::ffff:0:a.b.c.d).
+                || s[..6] == [0; 6]
+                || (s[..4] == [0; 4] && s[4] == 0xffff && s[5] == 0)
+                // Unique-local, link-local, site-local.
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80
+                || (s[0] & 0xffc0) == 0xfec0
+                // Documentation, NAT64 (well-known and local), discard-only.
+                || (s[0] == 0x2001 && s[1] == 0x0db8)
+                || (s[0] == 0x0064 && s[1] == 0xff9b)
+                || (s[0] == 0x0100 && s[1..4] == [0; 3])
+                // IETF protocol assignments: Teredo, benchmarking, ORCHID.
+                || (s[0] == 0x2001 && s[1] < 0x0200)
+                // 6to4 carrying a non-public IPv4 address.
+                || (s[0] == 0x2002 && !is_public_v4(embedded)))
         }
     }
 }
@@ -366,6 +415,8 @@ impl DeliveryRecord {
 #[derive(Debug, Clone, PartialEq)]
 pub struct DueDelivery {
     pub delivery: DeliveryRecord,
+    /// The subscription's organization (its deliveries follow the organizations' rules).
+    pub organization_id: Option<Uuid>,
     pub url: String,
     pub secret_sealed: String,
     /// The rotated-out secret while its overlap lasts.
@@ -442,10 +493,13 @@ pub trait WebhookStore {
 
     /// Replaces a subscription if its version is still `expected_version` (else
     /// `VersionConflict`; `NotFound` when gone). Turning it off fails its pending deliveries.
+    /// The failure count is the delivery worker's: written only when `reset_failures` (turning
+    /// it back on), so a change racing a failed delivery loses no count.
     fn save_webhook(
         &self,
         webhook: &WebhookRecord,
         expected_version: i32,
+        reset_failures: bool,
         audit: &AuditEntry,
     ) -> impl Future<Output = Result<(), RepositoryError>> + Send;
 
@@ -491,8 +545,11 @@ pub trait WebhookStore {
     ) -> impl Future<Output = Result<Vec<AuditEntry>, RepositoryError>> + Send;
 
     /// In one transaction: removes the events from the outbox — only if `claimant` still holds
-    /// every one of them — and writes what they caused. Answers `false` (writing nothing) when
-    /// the claim was lost.
+    /// every one of them — and writes what they caused. First it turns off subscriptions whose
+    /// creator may no longer manage them (holds no system role and, for an organization's, is
+    /// no longer its owner or admin), auditing `webhook.disabled`; deliveries for subscriptions
+    /// turned off or deleted meanwhile are dropped. Answers `false` (writing nothing) when the
+    /// claim was lost.
     fn complete_events(
         &self,
         claimant: Uuid,
@@ -500,7 +557,8 @@ pub trait WebhookStore {
     ) -> impl Future<Output = Result<bool, RepositoryError>> + Send;
 
     /// Claims up to `limit` due pending deliveries of enabled subscriptions for `claimant`
-    /// until `lease_until`, oldest due first.
+    /// until `lease_until`, oldest due first, at most [`MAX_IN_FLIGHT_PER_WEBHOOK`] of one
+    /// subscription in flight.
     fn claim_deliveries(
         &self,
         claimant: Uuid,
@@ -569,6 +627,18 @@ mod tests {
             "https://a.localhost/",
             "https://100.64.0.1/",
             "https://[fd00::1]/",
+            "https://[::7f00:1]/",
+            "https://[::ffff:0:7f00:1]/",
+            "https://[2002:7f00:1::]/",
+            "https://[2001::1]/",
+            "https://[fec0::1]/",
+            "https://[64:ff9b::a00:1]/",
+            "https://[100::1]/",
+            "https://localhost./",
+            "https://LOCALHOST/",
+            "https://2130706433/",
+            "https://0x7f.1/",
+            "https://hooks.example.com:0/",
             "not a url",
             "https://hooks.example.com/\0",
         ] {
@@ -577,7 +647,25 @@ mod tests {
         let development = OutboundRules {
             allow_http: true,
             allowed_networks: vec!["127.0.0.0/8".parse().unwrap()],
+            organization_networks: Vec::new(),
         };
+        // Organizations' subscriptions do not get the instance's networks.
+        assert!(
+            development
+                .for_scope(true)
+                .check_url("http://127.0.0.1:9000/hook")
+                .is_err()
+        );
+        assert!(
+            development
+                .for_scope(false)
+                .check_url("http://127.0.0.1:9000/hook")
+                .is_ok()
+        );
+        assert!(
+            strict.may_connect("2002:5db8:d70e::1".parse().unwrap()),
+            "6to4 of a public address"
+        );
         assert!(development.check_url("http://127.0.0.1:9000/hook").is_ok());
         assert!(development.check_url("http://localhost:9000/hook").is_ok());
         assert!(development.check_url("http://10.0.0.1/hook").is_err());
