@@ -51,6 +51,7 @@ impl MigrationTrait for Migration {
                     .col(integer("consecutive_failures").default(0))
                     .col(text_null("disabled_reason"))
                     .col(uuid("created_by"))
+                    .col(uuid_null("personal_user_id"))
                     .col(created_at())
                     .col(updated_at())
                     .col(version())
@@ -58,6 +59,12 @@ impl MigrationTrait for Migration {
                         "webhooks",
                         "organization_id",
                         "organizations",
+                        ForeignKeyAction::Cascade,
+                    ))
+                    .foreign_key(&mut foreign_key(
+                        "webhooks",
+                        "personal_user_id",
+                        "users",
                         ForeignKeyAction::Cascade,
                     ))
                     .to_owned(),
@@ -178,6 +185,7 @@ impl MigrationTrait for Migration {
             vec![
                 index("event_outbox", &["occurred_at"]),
                 index("webhooks", &["organization_id"]),
+                unique_index("webhooks", &["personal_user_id"]),
                 index("webhook_deliveries", &["webhook_id", "created_at"]),
                 index("webhook_deliveries", &["status", "next_attempt_at"]),
                 index("notifications", &["created_at"]),

@@ -5,6 +5,7 @@
 
 use chrono::Utc;
 use steward_domain::accounts::OutgoingMail;
+use steward_domain::events::webhooks::{DeliveryRecord, EventPatterns, WebhookRecord};
 use steward_domain::notifications::{
     NotificationFilter, NotificationRecord, NotificationView, NotificationViewer, Preferences,
 };
@@ -89,22 +90,76 @@ impl<'a, S: Store> NotificationService<'a, S> {
         Ok(self.steward.store.unread_count(&viewer).await?)
     }
 
-    pub async fn preferences(&self, user: Uuid) -> Result<Preferences, AppError> {
-        Ok(self.steward.store.preferences(user).await?)
+    /// The operator's preferences and the URL of their personal webhook, if they set one.
+    pub async fn preferences(&self, user: Uuid) -> Result<(Preferences, Option<String>), AppError> {
+        let preferences = self.steward.store.preferences(user).await?;
+        let webhook = self.steward.store.personal_webhook(user).await?;
+        Ok((preferences, webhook.map(|hook| hook.url)))
     }
 
+    /// Saves preferences; `webhook_url`: `Some(Some(url))` sets a personal webhook (with a new
+    /// signing secret, answered this once), `Some(None)` removes it, `None` leaves it alone.
+    /// Answers the preferences, the personal webhook's URL and the new secret.
     pub async fn set_preferences(
         &self,
         user: Uuid,
         preferences: Preferences,
+        webhook_url: Option<Option<String>>,
         origin: &RequestOrigin,
-    ) -> Result<Preferences, AppError> {
-        let before = self.steward.store.preferences(user).await?;
-        let describe = |p: &Preferences| {
+    ) -> Result<(Preferences, Option<String>, Option<String>), AppError> {
+        let (before, current_url) = self.preferences(user).await?;
+        let now = Utc::now();
+        let personal = match webhook_url {
+            None => None,
+            Some(None) => Some(None),
+            Some(Some(url)) => {
+                // Personal webhooks follow the organizations' network rules: anyone who
+                // manages an organization may set one.
+                let url = self
+                    .steward
+                    .events
+                    .settings
+                    .outbound
+                    .for_scope(true)
+                    .check_url(url.trim())?
+                    .to_string();
+                let id = Uuid::now_v7();
+                let secret = crate::webhooks::new_secret();
+                let sealed = crate::webhooks::WebhookService::new(self.steward).seal(id, &secret)?;
+                Some(Some((
+                    WebhookRecord {
+                        id,
+                        organization_id: None,
+                        url,
+                        description: Some("personal notifications".to_owned()),
+                        events: EventPatterns::stored(Vec::new()),
+                        secret_sealed: sealed,
+                        previous_secret_sealed: None,
+                        previous_secret_until: None,
+                        enabled: true,
+                        consecutive_failures: 0,
+                        disabled_reason: None,
+                        created_by: user,
+                        personal_user_id: Some(user),
+                        created_at: now,
+                        updated_at: now,
+                        version: 1,
+                    },
+                    secret,
+                )))
+            }
+        };
+        let url_after = match &personal {
+            None => current_url.clone(),
+            Some(None) => None,
+            Some(Some((hook, _))) => Some(hook.url.clone()),
+        };
+        let describe = |p: &Preferences, url: &Option<String>| {
             serde_json::json!({
                 "emailEnabled": p.email_enabled,
                 "emailSeverityThreshold": p.email_threshold.as_str(),
                 "mutedRules": p.muted_rules.iter().map(|rule| rule.as_str()).collect::<Vec<_>>(),
+                "webhookUrl": url,
             })
         };
         let audit = AuditEntry::new(
@@ -113,13 +168,20 @@ impl<'a, S: Store> NotificationService<'a, S> {
             "user",
         )
         .resource_id(user)
-        .change(Some(describe(&before)), Some(describe(&preferences)))
+        .change(
+            Some(describe(&before, &current_url)),
+            Some(describe(&preferences, &url_after)),
+        )
         .origin(origin.clone());
+        let stored = personal
+            .as_ref()
+            .map(|choice| choice.as_ref().map(|(hook, _)| hook));
         self.steward
             .store
-            .save_preferences(user, &preferences, &audit)
+            .save_preferences(user, &preferences, stored, &audit)
             .await?;
-        Ok(preferences)
+        let secret = personal.flatten().map(|(_, secret)| secret);
+        Ok((preferences, url_after, secret))
     }
 }
 
@@ -152,12 +214,27 @@ pub async fn mail_pass<S: Store>(steward: &Steward<S>) -> Result<usize, AppError
     let catalog = steward.auth.full_catalog().await?;
     let public_url = steward.auth.public_url().to_owned();
     let mut mail = Vec::new();
+    let mut deliveries = Vec::new();
+    let now = Utc::now();
     for operator in &operators {
         let viewer = NotificationViewer {
             user: operator.user,
             sees_all: catalog.allows(&operator.roles, Permission::NotificationsRead),
             organizations: operator.organizations.clone(),
         };
+        if let Some(webhook) = operator.webhook {
+            for notification in pending.iter().filter(|notification| {
+                viewer.may_see(notification) && operator.preferences.wants(notification)
+            }) {
+                deliveries.push(DeliveryRecord::new(
+                    webhook,
+                    notification.id,
+                    "notification",
+                    notification.webhook_body(),
+                    now,
+                ));
+            }
+        }
         let wanted: Vec<&NotificationRecord> = pending
             .iter()
             .filter(|notification| {
@@ -204,7 +281,10 @@ pub async fn mail_pass<S: Store>(steward: &Steward<S>) -> Result<usize, AppError
         }
     }
     let ids: Vec<Uuid> = pending.iter().map(|notification| notification.id).collect();
-    if steward.store.record_mailing(&ids, &mail).await? {
+    if steward.store.record_mailing(&ids, &mail, &deliveries).await? {
+        if !deliveries.is_empty() {
+            steward.events.wake();
+        }
         Ok(mail.len())
     } else {
         Ok(0)

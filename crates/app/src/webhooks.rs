@@ -70,7 +70,7 @@ fn check_description(description: Option<String>) -> Result<Option<String>, AppE
     Ok((!description.is_empty()).then_some(description))
 }
 
-fn new_secret() -> String {
+pub(crate) fn new_secret() -> String {
     format!("whsec_{}", random_token(32))
 }
 
@@ -109,7 +109,9 @@ impl<'a, S: Store> WebhookService<'a, S> {
             .store
             .webhook(id)
             .await?
-            .filter(|webhook| viewer.may_manage(webhook.organization_id))
+            .filter(|webhook| {
+                webhook.personal_user_id.is_none() && viewer.may_manage(webhook.organization_id)
+            })
             .ok_or_else(|| AppError::not_found("no such webhook"))
     }
 
@@ -132,7 +134,7 @@ impl<'a, S: Store> WebhookService<'a, S> {
         entry
     }
 
-    fn seal(&self, webhook: Uuid, secret: &str) -> Result<String, AppError> {
+    pub(crate) fn seal(&self, webhook: Uuid, secret: &str) -> Result<String, AppError> {
         self.steward
             .auth
             .secret_box()
@@ -203,6 +205,7 @@ impl<'a, S: Store> WebhookService<'a, S> {
             consecutive_failures: 0,
             disabled_reason: None,
             created_by: principal.user,
+            personal_user_id: None,
             created_at: now,
             updated_at: now,
             version: 1,

@@ -443,9 +443,37 @@ impl Default for Preferences {
 
 impl Preferences {
     pub fn wants_mail(&self, notification: &NotificationRecord) -> bool {
-        self.email_enabled
-            && notification.severity >= self.email_threshold
-            && !self.muted_rules.contains(&notification.rule)
+        self.email_enabled && self.wants(notification)
+    }
+
+    /// Whether the notification reaches the operator's personal webhook: the same threshold and
+    /// muted rules as mail, whether mail is on or not.
+    pub fn wants(&self, notification: &NotificationRecord) -> bool {
+        notification.severity >= self.email_threshold && !self.muted_rules.contains(&notification.rule)
+    }
+}
+
+impl NotificationRecord {
+    /// The body posted to a personal webhook: `{id, type: "notification", occurredAt, actor,
+    /// organizationId?, data: {rule, severity, title, message, event}}`.
+    pub fn webhook_body(&self) -> String {
+        let mut body = json!({
+            "id": self.id,
+            "type": "notification",
+            "occurredAt": self.created_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            "actor": {"kind": "system", "id": null},
+            "data": {
+                "rule": self.rule.as_str(),
+                "severity": self.severity.as_str(),
+                "title": self.title,
+                "message": self.message,
+                "event": self.data.get("event").cloned().unwrap_or(Value::Null),
+            },
+        });
+        if let (Some(organization), Some(object)) = (self.organization_id, body.as_object_mut()) {
+            object.insert("organizationId".to_owned(), json!(organization));
+        }
+        body.to_string()
     }
 }
 
@@ -460,6 +488,8 @@ pub struct Operator {
     /// Organizations they manage.
     pub organizations: Vec<Uuid>,
     pub preferences: Preferences,
+    /// Their personal subscription, when it is on.
+    pub webhook: Option<Uuid>,
 }
 
 /// A notification with whether the reader has read it.
@@ -507,10 +537,13 @@ pub trait NotificationStore {
     /// Stored preferences (defaults when none were saved).
     fn preferences(&self, user: Uuid) -> impl Future<Output = Result<Preferences, RepositoryError>> + Send;
 
+    /// Saves preferences and, with `personal`, replaces the operator's personal subscription
+    /// (`Some(None)` removes it; `None` leaves it alone).
     fn save_preferences(
         &self,
         user: Uuid,
         preferences: &Preferences,
+        personal: Option<Option<&crate::events::webhooks::WebhookRecord>>,
         audit: &AuditEntry,
     ) -> impl Future<Output = Result<(), RepositoryError>> + Send;
 
@@ -521,15 +554,17 @@ pub trait NotificationStore {
     ) -> impl Future<Output = Result<Vec<NotificationRecord>, RepositoryError>> + Send;
 
     /// Every account holding a system role, and every owner or admin of an organization, with
-    /// their preferences.
+    /// their preferences and personal subscription.
     fn operators(&self) -> impl Future<Output = Result<Vec<Operator>, RepositoryError>> + Send;
 
     /// In one transaction: marks the notifications mailed — only those still unmailed; answers
-    /// `false` and writes nothing when another instance got there first — and queues the mail.
+    /// `false` and writes nothing when another instance got there first — and queues the mail
+    /// and the deliveries to personal subscriptions.
     fn record_mailing(
         &self,
         notifications: &[Uuid],
         mail: &[crate::accounts::OutgoingMail],
+        deliveries: &[crate::events::webhooks::DeliveryRecord],
     ) -> impl Future<Output = Result<bool, RepositoryError>> + Send;
 }
 

@@ -42,13 +42,14 @@ fn webhook(row: webhooks::Model) -> Result<WebhookRecord, RepositoryError> {
         consecutive_failures: row.consecutive_failures,
         disabled_reason: row.disabled_reason,
         created_by: row.created_by,
+        personal_user_id: row.personal_user_id,
         created_at: row.created_at,
         updated_at: row.updated_at,
         version: row.version,
     })
 }
 
-fn webhook_row(webhook: &WebhookRecord) -> webhooks::ActiveModel {
+pub(crate) fn webhook_row(webhook: &WebhookRecord) -> webhooks::ActiveModel {
     webhooks::ActiveModel {
         id: Set(webhook.id),
         organization_id: Set(webhook.organization_id),
@@ -62,6 +63,7 @@ fn webhook_row(webhook: &WebhookRecord) -> webhooks::ActiveModel {
         consecutive_failures: Set(webhook.consecutive_failures),
         disabled_reason: Set(webhook.disabled_reason.clone()),
         created_by: Set(webhook.created_by),
+        personal_user_id: Set(webhook.personal_user_id),
         created_at: Set(webhook.created_at),
         updated_at: Set(webhook.updated_at),
         version: Set(webhook.version),
@@ -89,7 +91,7 @@ fn delivery(row: webhook_deliveries::Model) -> Result<DeliveryRecord, Repository
     })
 }
 
-fn delivery_row(delivery: &DeliveryRecord) -> webhook_deliveries::ActiveModel {
+pub(crate) fn delivery_row(delivery: &DeliveryRecord) -> webhook_deliveries::ActiveModel {
     webhook_deliveries::ActiveModel {
         id: Set(delivery.id),
         webhook_id: Set(delivery.webhook_id),
@@ -264,6 +266,7 @@ async fn disable_orphaned(connection: &impl ConnectionTrait) -> Result<(), Repos
         .to_owned();
     let orphaned = webhooks::Entity::find()
         .filter(webhooks::Column::Enabled.eq(true))
+        .filter(webhooks::Column::PersonalUserId.is_null())
         .filter(Expr::exists(holds_role).not())
         .filter(
             Condition::any()
@@ -319,6 +322,7 @@ impl WebhookStore for Database {
         };
         let existing = webhooks::Entity::find()
             .filter(scope)
+            .filter(webhooks::Column::PersonalUserId.is_null())
             .count(&transaction)
             .await
             .map_err(db)?;
@@ -346,7 +350,7 @@ impl WebhookStore for Database {
         filter: &WebhookFilter,
         page: PageRequest,
     ) -> Result<(Vec<WebhookRecord>, u64), RepositoryError> {
-        let mut select = webhooks::Entity::find();
+        let mut select = webhooks::Entity::find().filter(webhooks::Column::PersonalUserId.is_null());
         if let Some(organizations) = &filter.organizations {
             select = select.filter(webhooks::Column::OrganizationId.is_in(organizations.clone()));
         }
@@ -431,6 +435,7 @@ impl WebhookStore for Database {
     async fn enabled_webhooks(&self) -> Result<Vec<WebhookRecord>, RepositoryError> {
         webhooks::Entity::find()
             .filter(webhooks::Column::Enabled.eq(true))
+            .filter(webhooks::Column::PersonalUserId.is_null())
             .all(self.connection())
             .await
             .map_err(db)?
@@ -468,6 +473,16 @@ impl WebhookStore for Database {
             .await
             .map_err(db)?
             .map(delivery)
+            .transpose()
+    }
+
+    async fn personal_webhook(&self, user: Uuid) -> Result<Option<WebhookRecord>, RepositoryError> {
+        webhooks::Entity::find()
+            .filter(webhooks::Column::PersonalUserId.eq(user))
+            .one(self.connection())
+            .await
+            .map_err(db)?
+            .map(webhook)
             .transpose()
     }
 
@@ -690,6 +705,7 @@ impl WebhookStore for Database {
                 .and(hook.previous_secret_sealed.clone());
             due.push(DueDelivery {
                 organization_id: hook.organization_id,
+                personal: hook.personal_user_id.is_some(),
                 delivery: delivery(row)?,
                 url: hook.url.clone(),
                 secret_sealed: hook.secret_sealed.clone(),

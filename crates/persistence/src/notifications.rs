@@ -21,7 +21,7 @@ use crate::audit::insert_audit_entry;
 use crate::database::Database;
 use crate::entities::{
     notification_counters, notification_preferences, notification_reads, notifications, org_users,
-    user_system_roles, users,
+    user_system_roles, users, webhook_deliveries, webhooks,
 };
 use crate::error::db_err_to_repository as db;
 
@@ -384,6 +384,7 @@ impl NotificationStore for Database {
         &self,
         user: Uuid,
         chosen: &Preferences,
+        personal: Option<Option<&steward_domain::events::webhooks::WebhookRecord>>,
         audit: &AuditEntry,
     ) -> Result<(), RepositoryError> {
         let transaction = self.begin_write().await.map_err(db)?;
@@ -408,6 +409,34 @@ impl NotificationStore for Database {
         .exec_without_returning(&transaction)
         .await
         .map_err(db)?;
+        if let Some(personal) = personal {
+            let current: Vec<Uuid> = webhooks::Entity::find()
+                .select_only()
+                .column(webhooks::Column::Id)
+                .filter(webhooks::Column::PersonalUserId.eq(user))
+                .into_tuple()
+                .all(&transaction)
+                .await
+                .map_err(db)?;
+            if !current.is_empty() {
+                webhook_deliveries::Entity::delete_many()
+                    .filter(webhook_deliveries::Column::WebhookId.is_in(current.clone()))
+                    .exec(&transaction)
+                    .await
+                    .map_err(db)?;
+                webhooks::Entity::delete_many()
+                    .filter(webhooks::Column::Id.is_in(current))
+                    .exec(&transaction)
+                    .await
+                    .map_err(db)?;
+            }
+            if let Some(hook) = personal {
+                crate::events::webhook_row(hook)
+                    .insert(&transaction)
+                    .await
+                    .map_err(db)?;
+            }
+        }
         insert_audit_entry(&transaction, audit).await?;
         transaction.commit().await.map_err(db)
     }
@@ -463,6 +492,15 @@ impl NotificationStore for Database {
                 .all(self.connection())
                 .await
                 .map_err(db)?;
+            let personal: std::collections::HashMap<Uuid, Uuid> = webhooks::Entity::find()
+                .filter(webhooks::Column::PersonalUserId.is_in(chunk.to_vec()))
+                .filter(webhooks::Column::Enabled.eq(true))
+                .all(self.connection())
+                .await
+                .map_err(db)?
+                .into_iter()
+                .filter_map(|hook| hook.personal_user_id.map(|user| (user, hook.id)))
+                .collect();
             let chosen: std::collections::HashMap<Uuid, notification_preferences::Model> =
                 notification_preferences::Entity::find()
                     .filter(notification_preferences::Column::UserId.is_in(chunk.to_vec()))
@@ -481,13 +519,19 @@ impl NotificationStore for Database {
                     roles,
                     organizations,
                     preferences: preferences(chosen.get(&account.id).cloned()),
+                    webhook: personal.get(&account.id).copied(),
                 });
             }
         }
         Ok(operators)
     }
 
-    async fn record_mailing(&self, ids: &[Uuid], mail: &[OutgoingMail]) -> Result<bool, RepositoryError> {
+    async fn record_mailing(
+        &self,
+        ids: &[Uuid],
+        mail: &[OutgoingMail],
+        deliveries: &[steward_domain::events::webhooks::DeliveryRecord],
+    ) -> Result<bool, RepositoryError> {
         let transaction = self.begin_write().await.map_err(db)?;
         let mut marked = 0;
         for chunk in ids.chunks(500) {
@@ -506,6 +550,12 @@ impl NotificationStore for Database {
         }
         for message in mail {
             crate::accounts::insert_mail(&transaction, message).await?;
+        }
+        for chunk in deliveries.chunks(500) {
+            webhook_deliveries::Entity::insert_many(chunk.iter().map(crate::events::delivery_row))
+                .exec_without_returning(&transaction)
+                .await
+                .map_err(db)?;
         }
         transaction.commit().await.map_err(db)?;
         Ok(true)

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use steward_tests::receiver::Receiver;
+use steward_tests::receiver::{Receiver, verify};
 use steward_tests::smtp::SmtpServer;
 use steward_tests::{
     Backend, TestApp, TestUser, each_backend, expect_data, expect_error, send, spawn_app_with,
@@ -300,7 +300,7 @@ async fn preferences_refuse_what_does_not_parse() {
         let app = spawn_app_with(backend, |_| {}).await;
         let root = operator(&app, "root@example.com", "super_admin").await;
         let defaults = expect_data(send(&app, Method::GET, "/api/admin/v1/me/notification-preferences", &root, None).await, StatusCode::OK).await;
-        assert_eq!(defaults, json!({"emailEnabled": true, "emailSeverityThreshold": "medium", "mutedRules": []}));
+        assert_eq!(defaults, json!({"emailEnabled": true, "emailSeverityThreshold": "medium", "mutedRules": [], "webhookUrl": null}));
         for body in [
             json!({"emailEnabled": true, "emailSeverityThreshold": "urgent", "mutedRules": []}),
             json!({"emailEnabled": true, "emailSeverityThreshold": "high", "mutedRules": ["made_up"]}),
@@ -309,6 +309,9 @@ async fn preferences_refuse_what_does_not_parse() {
             json!({"emailEnabled": true, "emailSeverityThreshold": "high\u{0}", "mutedRules": []}),
             json!({"emailEnabled": true, "emailSeverityThreshold": "high", "mutedRules": vec!["account_locked"; 10_000]}),
             json!({"emailEnabled": true, "emailSeverityThreshold": "high", "mutedRules": [], "extra": 1}),
+            json!({"emailEnabled": true, "emailSeverityThreshold": "high", "mutedRules": [], "webhookUrl": "https://10.1.2.3/"}),
+            json!({"emailEnabled": true, "emailSeverityThreshold": "high", "mutedRules": [], "webhookUrl": "ftp://hooks.example.com/"}),
+            json!({"emailEnabled": true, "emailSeverityThreshold": "high", "mutedRules": [], "webhookUrl": 7}),
         ] {
             let response = send(&app, Method::PUT, "/api/admin/v1/me/notification-preferences", &root, Some(body.clone())).await;
             assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{body}");
@@ -440,4 +443,61 @@ async fn counted_rules_fire_once_across_two_instances() {
     );
     handle.stop(true).await;
     app.stop().await;
+}
+
+#[tokio::test]
+async fn a_personal_webhook_receives_the_notifications_its_operator_would_be_mailed() {
+    each_backend(|backend| async move {
+        let receiver = Receiver::start().await;
+        let app = spawn_app_with(backend, |_| {}).await;
+        let root = operator(&app, "root@example.com", "super_admin").await;
+        let critical_only = operator(&app, "critical@example.com", "auditor").await;
+        let set = |user: &TestUser, threshold: &str, path: &str| {
+            send(&app, Method::PUT, "/api/admin/v1/me/notification-preferences", user,
+                Some(json!({"emailEnabled": false, "emailSeverityThreshold": threshold, "mutedRules": [],
+                            "webhookUrl": format!("{}{path}", receiver.base_url)})))
+        };
+        let mine = expect_data(set(&root, "medium", "/root").await, StatusCode::OK).await;
+        let secret = mine["webhookSecret"].as_str().unwrap().to_owned();
+        assert!(secret.starts_with("whsec_"), "{mine}");
+        expect_data(set(&critical_only, "critical", "/auditor").await, StatusCode::OK).await;
+        // The secret is shown once; the personal subscription is not among the subscriptions.
+        let read = expect_data(send(&app, Method::GET, "/api/admin/v1/me/notification-preferences", &root, None).await, StatusCode::OK).await;
+        assert!(read.get("webhookSecret").is_none() && read["webhookUrl"].as_str().unwrap().ends_with("/root"), "{read}");
+        let listed = expect_data(send(&app, Method::GET, "/api/admin/v1/webhooks", &root, None).await, StatusCode::OK).await;
+        assert_eq!(listed, json!([]));
+
+        app.user("victim@example.com").await;
+        for _ in 0..5 {
+            let _ = app.login("victim@example.com", "not the password").await;
+        }
+        let posted = receiver.wait_for("notification", 1, 15).await;
+        let failed: Vec<_> = posted.iter().filter(|hook| hook.body["data"]["rule"] == "failed_sign_ins").collect();
+        assert_eq!(failed.len(), 1, "{:?}", posted.iter().map(|h| h.body.clone()).collect::<Vec<_>>());
+        let hook = failed[0];
+        assert_eq!(hook.path, "/root", "the auditor wants critical ones only");
+        assert!(verify(hook, &secret));
+        assert_eq!(hook.body["type"], "notification");
+        assert_eq!(hook.body["data"]["severity"], "high");
+        assert_eq!(hook.body["data"]["event"]["type"], "auth.login_failed");
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(receiver.received().iter().all(|hook| hook.path == "/root"));
+
+        // Removing it stops the posts.
+        let removed = expect_data(
+            send(&app, Method::PUT, "/api/admin/v1/me/notification-preferences", &root,
+                Some(json!({"emailEnabled": false, "emailSeverityThreshold": "medium", "mutedRules": [], "webhookUrl": null}))).await,
+            StatusCode::OK,
+        )
+        .await;
+        assert!(removed["webhookUrl"].is_null());
+        let before = receiver.received().len();
+        for _ in 0..5 {
+            let _ = app.login("other@example.com", "not the password").await;
+        }
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert_eq!(receiver.received().len(), before);
+        app.stop().await;
+    })
+    .await;
 }

@@ -170,33 +170,60 @@ pub async fn read_all_notifications(
     Ok(envelope::ok(ReadAllView { marked }))
 }
 
-/// Which notifications are mailed to you.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+/// Which notifications are mailed (and posted) to you.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct NotificationPreferencesView {
     /// Mail at all (default `true`).
     pub email_enabled: bool,
-    /// Mail notifications of this severity and above: `low`, `medium` (default), `high` or
-    /// `critical`.
+    /// Mail (and post) notifications of this severity and above: `low`, `medium` (default),
+    /// `high` or `critical`.
     pub email_severity_threshold: String,
-    /// Rules never mailed to you (they are still listed): `failed_sign_ins`,
+    /// Rules never mailed or posted to you (they are still listed): `failed_sign_ins`,
     /// `failed_sign_ins_from_ip`, `account_locked`, `admin_granted`, `admin_new_ip`,
     /// `bulk_operation`, `settings_changed`, `webhook_disabled`.
     pub muted_rules: Vec<String>,
+    /// Your personal webhook: every notification you would be mailed (by threshold and muted
+    /// rules, whether mail is on or not) is posted there, signed like any delivery.
+    pub webhook_url: Option<String>,
+    /// The personal webhook's signing secret: only in the answer that set the URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_secret: Option<String>,
 }
 
-impl From<Preferences> for NotificationPreferencesView {
-    fn from(preferences: Preferences) -> Self {
-        Self {
-            email_enabled: preferences.email_enabled,
-            email_severity_threshold: preferences.email_threshold.as_str().to_owned(),
-            muted_rules: preferences
-                .muted_rules
-                .iter()
-                .map(|rule| rule.as_str().to_owned())
-                .collect(),
-        }
+fn view(
+    preferences: Preferences,
+    webhook_url: Option<String>,
+    webhook_secret: Option<String>,
+) -> NotificationPreferencesView {
+    NotificationPreferencesView {
+        email_enabled: preferences.email_enabled,
+        email_severity_threshold: preferences.email_threshold.as_str().to_owned(),
+        muted_rules: preferences
+            .muted_rules
+            .iter()
+            .map(|rule| rule.as_str().to_owned())
+            .collect(),
+        webhook_url,
+        webhook_secret,
     }
+}
+
+/// New notification preferences.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NotificationPreferencesRequest {
+    pub email_enabled: bool,
+    /// `low`, `medium`, `high` or `critical`.
+    pub email_severity_threshold: String,
+    /// Rule names (see the view).
+    pub muted_rules: Vec<String>,
+    /// A URL sets your personal webhook (with a new secret, answered once; `https://` to a
+    /// public address, as for organizations' subscriptions), `null` removes it, absent leaves
+    /// it as it is.
+    #[serde(default, deserialize_with = "super::auth::present")]
+    #[schema(value_type = Option<String>)]
+    pub webhook_url: Option<Option<String>>,
 }
 
 /// Your notification preferences (defaults until you save some).
@@ -214,17 +241,18 @@ pub async fn get_preferences(
     state: web::Data<AppState>,
     caller: Caller<scopes::NotificationsRead>,
 ) -> Result<HttpResponse, ApiError> {
-    let preferences = NotificationService::new(&state)
+    let (preferences, webhook_url) = NotificationService::new(&state)
         .preferences(caller.user_id)
         .await?;
-    Ok(envelope::ok(NotificationPreferencesView::from(preferences)))
+    Ok(envelope::ok(view(preferences, webhook_url, None)))
 }
 
-/// Replace your notification preferences (every field required).
+/// Replace your notification preferences (`webhookUrl` optional: absent keeps the personal
+/// webhook as it is).
 #[utoipa::path(
     tag = "notifications",
     security(("bearer" = [])),
-    request_body = NotificationPreferencesView,
+    request_body = NotificationPreferencesRequest,
     responses(
         (status = 200, body = Envelope<NotificationPreferencesView>),
         (status = 400, body = ErrorEnvelope),
@@ -237,7 +265,7 @@ pub async fn put_preferences(
     state: web::Data<AppState>,
     caller: Caller<scopes::AccountWrite>,
     origin: Origin,
-    body: Json<NotificationPreferencesView>,
+    body: Json<NotificationPreferencesRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let email_threshold = Severity::parse(&body.email_severity_threshold).ok_or_else(|| {
@@ -254,7 +282,7 @@ pub async fn put_preferences(
             muted_rules.push(rule);
         }
     }
-    let saved = NotificationService::new(&state)
+    let (saved, webhook_url, webhook_secret) = NotificationService::new(&state)
         .set_preferences(
             caller.user_id,
             Preferences {
@@ -262,8 +290,14 @@ pub async fn put_preferences(
                 email_threshold,
                 muted_rules,
             },
+            body.webhook_url,
             &origin.0,
         )
         .await?;
-    Ok(envelope::ok(NotificationPreferencesView::from(saved)))
+    let mut response = envelope::ok(view(saved, webhook_url, webhook_secret));
+    response.headers_mut().insert(
+        actix_web::http::header::CACHE_CONTROL,
+        actix_web::http::header::HeaderValue::from_static("no-store"),
+    );
+    Ok(response)
 }

@@ -181,7 +181,7 @@ async fn deliver<S: Store>(steward: Steward<S>, secrets: Arc<SecretBox>, due: Du
                     delivery: delivery.id,
                     event_type: &delivery.event_type,
                     body: &delivery.payload,
-                    organization: due.organization_id.is_some(),
+                    organization: due.organization_id.is_some() || due.personal,
                     secrets: keys,
                 })
                 .await

@@ -341,6 +341,10 @@ pub struct WebhookRecord {
     /// Why Steward turned it off, when it did.
     pub disabled_reason: Option<String>,
     pub created_by: Uuid,
+    /// An operator's personal subscription to their notifications (set in their notification
+    /// preferences): hears no events, is not listed with the others, and follows the
+    /// organizations' network rules.
+    pub personal_user_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub version: i32,
@@ -352,6 +356,7 @@ impl WebhookRecord {
     /// subscription hears what happened before it was created.
     pub fn wants(&self, event_type: &str, organization: Option<Uuid>, occurred_at: DateTime<Utc>) -> bool {
         self.enabled
+            && self.personal_user_id.is_none()
             && occurred_at >= self.created_at
             && self.events.matches(event_type)
             && self.organization_id.is_none_or(|own| organization == Some(own))
@@ -417,6 +422,8 @@ pub struct DueDelivery {
     pub delivery: DeliveryRecord,
     /// The subscription's organization (its deliveries follow the organizations' rules).
     pub organization_id: Option<Uuid>,
+    /// An operator's personal subscription (it follows the organizations' rules too).
+    pub personal: bool,
     pub url: String,
     pub secret_sealed: String,
     /// The rotated-out secret while its overlap lasts.
@@ -525,6 +532,12 @@ pub trait WebhookStore {
         &self,
         id: Uuid,
     ) -> impl Future<Output = Result<Option<DeliveryRecord>, RepositoryError>> + Send;
+
+    /// An operator's personal subscription, if they set one.
+    fn personal_webhook(
+        &self,
+        user: Uuid,
+    ) -> impl Future<Output = Result<Option<WebhookRecord>, RepositoryError>> + Send;
 
     /// Queues a delivery made outside the dispatcher (a redelivery, a ping); `NotFound` when
     /// its subscription is gone.
@@ -702,6 +715,7 @@ mod tests {
             consecutive_failures: 0,
             disabled_reason: None,
             created_by: Uuid::nil(),
+            personal_user_id: None,
             created_at: Utc::now(),
             updated_at: Utc::now(),
             version: 1,
