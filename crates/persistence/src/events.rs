@@ -160,7 +160,8 @@ fn claim_events_sql(backend: DatabaseBackend) -> &'static str {
 }
 
 /// The claim of due deliveries: per subscription, the oldest due ones up to its share (the cap
-/// less what it already has in flight), then the oldest of those overall.
+/// less what it already has in flight), then the oldest of those overall. Linear in the backlog:
+/// one window over the due rows, one grouped count of those in flight.
 fn claim_deliveries_sql(backend: DatabaseBackend) -> String {
     let (p, lock) = match backend {
         DatabaseBackend::Postgres => (["$1", "$2", "$3", "$4", "$5"], "FOR UPDATE SKIP LOCKED"),
@@ -172,11 +173,15 @@ fn claim_deliveries_sql(backend: DatabaseBackend) -> String {
              SELECT x."id" FROM "webhook_deliveries" x
              WHERE x."id" IN (
                SELECT r."id" FROM (
-                 SELECT d."id", ROW_NUMBER() OVER (PARTITION BY d."webhook_id" ORDER BY d."next_attempt_at", d."id") AS "rank",
-                   (SELECT COUNT(*) FROM "webhook_deliveries" f WHERE f."webhook_id" = d."webhook_id"
-                      AND f."status" = 'pending' AND f."lease_until" >= {now}) AS "flying"
+                 SELECT d."id",
+                   ROW_NUMBER() OVER (PARTITION BY d."webhook_id" ORDER BY d."next_attempt_at", d."id") AS "rank",
+                   COALESCE(f."n", 0) AS "flying"
                  FROM "webhook_deliveries" d
                  JOIN "webhooks" w ON w."id" = d."webhook_id"
+                 LEFT JOIN (
+                   SELECT "webhook_id", COUNT(*) AS "n" FROM "webhook_deliveries"
+                   WHERE "status" = 'pending' AND "lease_until" >= {now}
+                   GROUP BY "webhook_id") f ON f."webhook_id" = d."webhook_id"
                  WHERE d."status" = 'pending' AND d."next_attempt_at" <= {now}
                    AND (d."lease_until" IS NULL OR d."lease_until" < {now}) AND w."enabled") r
                WHERE r."rank" + r."flying" <= {cap})
@@ -304,6 +309,139 @@ async fn disable_orphaned(connection: &impl ConnectionTrait) -> Result<(), Repos
             entry = entry.organization(organization);
         }
         insert_audit_entry(connection, &entry).await?;
+    }
+    Ok(())
+}
+
+/// Records one attempt of a delivery `claimant` holds (nothing when it no longer holds it).
+async fn record_attempt(
+    transaction: &impl ConnectionTrait,
+    claimant: Uuid,
+    id: Uuid,
+    result: &AttemptResult,
+) -> Result<(), RepositoryError> {
+    let status = match (&result.error, result.retry_at) {
+        (None, _) => DeliveryStatus::Succeeded,
+        (Some(_), Some(_)) => DeliveryStatus::Pending,
+        (Some(_), None) => DeliveryStatus::Failed,
+    };
+    let finished = (status != DeliveryStatus::Pending).then_some(result.at);
+    let recorded = webhook_deliveries::Entity::update_many()
+        .col_expr(webhook_deliveries::Column::Status, Expr::value(status.as_str()))
+        .col_expr(
+            webhook_deliveries::Column::Attempts,
+            Expr::col(webhook_deliveries::Column::Attempts).add(1),
+        )
+        .col_expr(
+            webhook_deliveries::Column::NextAttemptAt,
+            Expr::value(result.retry_at),
+        )
+        .col_expr(
+            webhook_deliveries::Column::ClaimedBy,
+            Expr::value(Option::<Uuid>::None),
+        )
+        .col_expr(
+            webhook_deliveries::Column::LeaseUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(
+            webhook_deliveries::Column::ResponseStatus,
+            Expr::value(result.response_status),
+        )
+        .col_expr(
+            webhook_deliveries::Column::ResponseExcerpt,
+            Expr::value(result.response_excerpt.clone()),
+        )
+        .col_expr(
+            webhook_deliveries::Column::LatencyMs,
+            Expr::value(Some(result.latency_ms)),
+        )
+        .col_expr(
+            webhook_deliveries::Column::LastError,
+            Expr::value(result.error.clone()),
+        )
+        .col_expr(webhook_deliveries::Column::FinishedAt, Expr::value(finished))
+        .filter(webhook_deliveries::Column::Id.eq(id))
+        .filter(webhook_deliveries::Column::ClaimedBy.eq(claimant))
+        .filter(webhook_deliveries::Column::Status.eq(DeliveryStatus::Pending.as_str()))
+        .exec(transaction)
+        .await
+        .map_err(db)?;
+    if recorded.rows_affected == 0 {
+        // Not ours any more (the lease ran out and another instance took it over).
+        return Ok(());
+    }
+    let hook_id: Option<Uuid> = webhook_deliveries::Entity::find_by_id(id)
+        .select_only()
+        .column(webhook_deliveries::Column::WebhookId)
+        .into_tuple()
+        .one(transaction)
+        .await
+        .map_err(db)?;
+    let Some(hook_id) = hook_id else {
+        return Ok(());
+    };
+    match status {
+        DeliveryStatus::Succeeded => {
+            webhooks::Entity::update_many()
+                .col_expr(webhooks::Column::ConsecutiveFailures, Expr::value(0))
+                .filter(webhooks::Column::Id.eq(hook_id))
+                .filter(webhooks::Column::ConsecutiveFailures.ne(0))
+                .exec(transaction)
+                .await
+                .map_err(db)?;
+        }
+        DeliveryStatus::Failed => {
+            webhooks::Entity::update_many()
+                .col_expr(
+                    webhooks::Column::ConsecutiveFailures,
+                    Expr::col(webhooks::Column::ConsecutiveFailures).add(1),
+                )
+                .filter(webhooks::Column::Id.eq(hook_id))
+                .exec(transaction)
+                .await
+                .map_err(db)?;
+            let hook = webhooks::Entity::find_by_id(hook_id)
+                .one(transaction)
+                .await
+                .map_err(db)?;
+            if let Some(hook) = hook
+                && hook.enabled
+                && hook.consecutive_failures >= DISABLE_AFTER_FAILURES
+            {
+                let reason = format!(
+                    "turned off by Steward after {} failed deliveries in a row",
+                    hook.consecutive_failures
+                );
+                webhooks::Entity::update_many()
+                    .col_expr(webhooks::Column::Enabled, Expr::value(false))
+                    .col_expr(
+                        webhooks::Column::DisabledReason,
+                        Expr::value(Some(reason.clone())),
+                    )
+                    .col_expr(
+                        webhooks::Column::Version,
+                        Expr::col(webhooks::Column::Version).add(1),
+                    )
+                    .col_expr(webhooks::Column::UpdatedAt, Expr::value(result.at))
+                    .filter(webhooks::Column::Id.eq(hook_id))
+                    .exec(transaction)
+                    .await
+                    .map_err(db)?;
+                fail_pending(transaction, hook_id, "the subscription was turned off", result.at).await?;
+                let mut entry = AuditEntry::new(Actor::system(), AuditAction::known("webhook.disabled"), "webhook")
+                    .resource_id(hook_id)
+                    .change(
+                        Some(json!({"enabled": true})),
+                        Some(json!({"enabled": false, "url": hook.url, "consecutiveFailures": hook.consecutive_failures, "reason": reason})),
+                    );
+                if let Some(organization) = hook.organization_id {
+                    entry = entry.organization(organization);
+                }
+                insert_audit_entry(transaction, &entry).await?;
+            }
+        }
+        DeliveryStatus::Pending => {}
     }
     Ok(())
 }
@@ -715,142 +853,16 @@ impl WebhookStore for Database {
         Ok(due)
     }
 
-    async fn finish_attempt(
+    async fn finish_attempts(
         &self,
         claimant: Uuid,
-        id: Uuid,
-        result: &AttemptResult,
+        results: &[(Uuid, AttemptResult)],
     ) -> Result<(), RepositoryError> {
+        // One transaction for a batch: on SQLite each write transaction is a turn of the one
+        // writer, so recording them one by one would cost more than the deliveries themselves.
         let transaction = self.begin_write().await.map_err(db)?;
-        let status = match (&result.error, result.retry_at) {
-            (None, _) => DeliveryStatus::Succeeded,
-            (Some(_), Some(_)) => DeliveryStatus::Pending,
-            (Some(_), None) => DeliveryStatus::Failed,
-        };
-        let finished = (status != DeliveryStatus::Pending).then_some(result.at);
-        let recorded = webhook_deliveries::Entity::update_many()
-            .col_expr(webhook_deliveries::Column::Status, Expr::value(status.as_str()))
-            .col_expr(
-                webhook_deliveries::Column::Attempts,
-                Expr::col(webhook_deliveries::Column::Attempts).add(1),
-            )
-            .col_expr(
-                webhook_deliveries::Column::NextAttemptAt,
-                Expr::value(result.retry_at),
-            )
-            .col_expr(
-                webhook_deliveries::Column::ClaimedBy,
-                Expr::value(Option::<Uuid>::None),
-            )
-            .col_expr(
-                webhook_deliveries::Column::LeaseUntil,
-                Expr::value(Option::<DateTime<Utc>>::None),
-            )
-            .col_expr(
-                webhook_deliveries::Column::ResponseStatus,
-                Expr::value(result.response_status),
-            )
-            .col_expr(
-                webhook_deliveries::Column::ResponseExcerpt,
-                Expr::value(result.response_excerpt.clone()),
-            )
-            .col_expr(
-                webhook_deliveries::Column::LatencyMs,
-                Expr::value(Some(result.latency_ms)),
-            )
-            .col_expr(
-                webhook_deliveries::Column::LastError,
-                Expr::value(result.error.clone()),
-            )
-            .col_expr(webhook_deliveries::Column::FinishedAt, Expr::value(finished))
-            .filter(webhook_deliveries::Column::Id.eq(id))
-            .filter(webhook_deliveries::Column::ClaimedBy.eq(claimant))
-            .filter(webhook_deliveries::Column::Status.eq(DeliveryStatus::Pending.as_str()))
-            .exec(&transaction)
-            .await
-            .map_err(db)?;
-        if recorded.rows_affected == 0 {
-            // Not ours any more (the lease ran out and another instance took it over).
-            transaction.rollback().await.map_err(db)?;
-            return Ok(());
-        }
-        let hook_id: Option<Uuid> = webhook_deliveries::Entity::find_by_id(id)
-            .select_only()
-            .column(webhook_deliveries::Column::WebhookId)
-            .into_tuple()
-            .one(&transaction)
-            .await
-            .map_err(db)?;
-        let Some(hook_id) = hook_id else {
-            return transaction.commit().await.map_err(db);
-        };
-        match status {
-            DeliveryStatus::Succeeded => {
-                webhooks::Entity::update_many()
-                    .col_expr(webhooks::Column::ConsecutiveFailures, Expr::value(0))
-                    .filter(webhooks::Column::Id.eq(hook_id))
-                    .filter(webhooks::Column::ConsecutiveFailures.ne(0))
-                    .exec(&transaction)
-                    .await
-                    .map_err(db)?;
-            }
-            DeliveryStatus::Failed => {
-                webhooks::Entity::update_many()
-                    .col_expr(
-                        webhooks::Column::ConsecutiveFailures,
-                        Expr::col(webhooks::Column::ConsecutiveFailures).add(1),
-                    )
-                    .filter(webhooks::Column::Id.eq(hook_id))
-                    .exec(&transaction)
-                    .await
-                    .map_err(db)?;
-                let hook = webhooks::Entity::find_by_id(hook_id)
-                    .one(&transaction)
-                    .await
-                    .map_err(db)?;
-                if let Some(hook) = hook
-                    && hook.enabled
-                    && hook.consecutive_failures >= DISABLE_AFTER_FAILURES
-                {
-                    let reason = format!(
-                        "turned off by Steward after {} failed deliveries in a row",
-                        hook.consecutive_failures
-                    );
-                    webhooks::Entity::update_many()
-                        .col_expr(webhooks::Column::Enabled, Expr::value(false))
-                        .col_expr(
-                            webhooks::Column::DisabledReason,
-                            Expr::value(Some(reason.clone())),
-                        )
-                        .col_expr(
-                            webhooks::Column::Version,
-                            Expr::col(webhooks::Column::Version).add(1),
-                        )
-                        .col_expr(webhooks::Column::UpdatedAt, Expr::value(result.at))
-                        .filter(webhooks::Column::Id.eq(hook_id))
-                        .exec(&transaction)
-                        .await
-                        .map_err(db)?;
-                    fail_pending(
-                        &transaction,
-                        hook_id,
-                        "the subscription was turned off",
-                        result.at,
-                    )
-                    .await?;
-                    let mut entry = AuditEntry::new(Actor::system(), AuditAction::known("webhook.disabled"), "webhook")
-                        .resource_id(hook_id)
-                        .change(
-                            Some(json!({"enabled": true})),
-                            Some(json!({"enabled": false, "url": hook.url, "consecutiveFailures": hook.consecutive_failures, "reason": reason})),
-                        );
-                    if let Some(organization) = hook.organization_id {
-                        entry = entry.organization(organization);
-                    }
-                    insert_audit_entry(&transaction, &entry).await?;
-                }
-            }
-            DeliveryStatus::Pending => {}
+        for (id, result) in results {
+            record_attempt(&transaction, claimant, *id, result).await?;
         }
         transaction.commit().await.map_err(db)
     }

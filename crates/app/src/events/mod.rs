@@ -148,8 +148,13 @@ pub async fn dispatch_once<S: Store>(steward: &Steward<S>) -> Result<usize, Repo
     Ok(entries.len())
 }
 
-/// Sends one claimed delivery and records the attempt.
-async fn deliver<S: Store>(steward: Steward<S>, secrets: Arc<SecretBox>, due: DueDelivery) {
+/// Sends one claimed delivery and hands the attempt to the recorder.
+async fn deliver<S: Store>(
+    steward: Steward<S>,
+    secrets: Arc<SecretBox>,
+    due: DueDelivery,
+    recorder: tokio::sync::mpsc::UnboundedSender<(Uuid, AttemptResult)>,
+) {
     let board = &steward.events;
     let delivery = &due.delivery;
     let context = secret_context(delivery.webhook_id);
@@ -206,12 +211,33 @@ async fn deliver<S: Store>(steward: Steward<S>, secrets: Arc<SecretBox>, due: Du
         error: answer.error,
         retry_at,
     };
-    if let Err(error) = steward
-        .store
-        .finish_attempt(board.instance, delivery.id, &result)
-        .await
-    {
-        tracing::warn!(%error, delivery = %delivery.id, "could not record a webhook delivery attempt");
+    if recorder.send((delivery.id, result)).is_err() {
+        tracing::warn!(delivery = %delivery.id, "the attempt recorder stopped; the delivery is retried after its lease");
+    }
+}
+
+/// Records finished attempts in batches (one write transaction for up to 256).
+async fn run_recorder<S: Store>(
+    steward: Steward<S>,
+    mut results: tokio::sync::mpsc::UnboundedReceiver<(Uuid, AttemptResult)>,
+) {
+    let mut batch = Vec::new();
+    while let Some(first) = results.recv().await {
+        batch.push(first);
+        while batch.len() < 256 {
+            match results.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        if let Err(error) = steward
+            .store
+            .finish_attempts(steward.events.instance, &batch)
+            .await
+        {
+            tracing::warn!(%error, attempts = batch.len(), "could not record webhook delivery attempts; they are retried after their lease");
+        }
+        batch.clear();
     }
 }
 
@@ -228,22 +254,26 @@ async fn run_dispatcher<S: Store>(steward: Steward<S>) {
     }
 }
 
-/// Posts due deliveries forever, up to `concurrency` at once.
+/// Posts due deliveries forever, up to `concurrency` at once; claims in batches (once a quarter
+/// of the slots is free), so claims stay few however fast the receivers answer.
 async fn run_deliveries<S: Store>(steward: Steward<S>) {
     let board = Arc::clone(&steward.events);
     let secrets = Arc::clone(steward.auth.secret_box());
-    let slots = Arc::new(Semaphore::new(board.settings.concurrency.max(1)));
+    let concurrency = board.settings.concurrency.max(1);
+    let slots = Arc::new(Semaphore::new(concurrency));
+    let batch = u32::try_from((concurrency / 4).max(1)).unwrap_or(1);
+    let (recorder, results) = tokio::sync::mpsc::unbounded_channel();
+    let _recording = crate::jobs::AbortOnDrop(tokio::spawn(run_recorder(steward.clone(), results)));
     // Long enough for an attempt to finish however slow the receiver.
     let lease = chrono::Duration::from_std(board.settings.timeout + Duration::from_secs(30))
         .unwrap_or(chrono::Duration::seconds(60));
     loop {
-        let free = slots.available_permits();
-        if free == 0 {
-            if let Ok(permit) = Arc::clone(&slots).acquire_owned().await {
-                drop(permit);
-            }
-            continue;
+        // Wait until a batch's worth of slots is free.
+        match Arc::clone(&slots).acquire_many_owned(batch).await {
+            Ok(permits) => drop(permits),
+            Err(_) => return,
         }
+        let free = slots.available_permits();
         let now = Utc::now();
         let due = match steward
             .store
@@ -267,9 +297,9 @@ async fn run_deliveries<S: Store>(steward: Steward<S>) {
             let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
                 return;
             };
-            let (steward, secrets) = (steward.clone(), Arc::clone(&secrets));
+            let (steward, secrets, recorder) = (steward.clone(), Arc::clone(&secrets), recorder.clone());
             tokio::spawn(async move {
-                deliver(steward, secrets, delivery).await;
+                deliver(steward, secrets, delivery, recorder).await;
                 drop(permit);
             });
         }

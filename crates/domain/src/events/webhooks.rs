@@ -580,15 +580,14 @@ pub trait WebhookStore {
         limit: u64,
     ) -> impl Future<Output = Result<Vec<DueDelivery>, RepositoryError>> + Send;
 
-    /// Records an attempt of a delivery `claimant` holds: success, a retry later, or failure.
-    /// A failure that ends the delivery counts against its subscription, which is turned off
-    /// (audited as `webhook.disabled`) at [`DISABLE_AFTER_FAILURES`]; a success resets the
-    /// count.
-    fn finish_attempt(
+    /// Records attempts of deliveries `claimant` holds, in one transaction: success, a retry
+    /// later, or failure (an attempt on a delivery no longer held is ignored). A failure that
+    /// ends a delivery counts against its subscription, which is turned off (audited as
+    /// `webhook.disabled`) at [`DISABLE_AFTER_FAILURES`]; a success resets the count.
+    fn finish_attempts(
         &self,
         claimant: Uuid,
-        delivery: Uuid,
-        result: &AttemptResult,
+        results: &[(Uuid, AttemptResult)],
     ) -> impl Future<Output = Result<(), RepositoryError>> + Send;
 }
 
