@@ -221,7 +221,8 @@ cleanup_benchmark() {
 
 # Events from write to delivery: a subscription to `user.profile_updated` at a local receiver
 # (target/release/examples/webhook_sink), profile updates from wrk at 32 connections for
-# ${duration}; then the receiver's count (it must equal wrk's 200s: every event exactly once),
+# ${duration}; then the receiver's count (at least wrk's 200s, no duplicates: every event
+# exactly once),
 # events per second from the first event to the last arrival, and the latency from the event
 # to its arrival (target: >= 1,000 events/s on SQLite, p99 < 1 s).
 events_benchmark() {
@@ -255,7 +256,8 @@ events_benchmark() {
     match($0, /"p99Ms":[0-9.]+/); p99 = substr($0, RSTART + 8, RLENGTH - 8)
     match($0, /"maxMs":[0-9.]+/); max = substr($0, RSTART + 8, RLENGTH - 8)
     printf "   delivered %d of %d events (duplicates %d): %.0f events/s write-to-delivery, latency p50 %.0f ms, p99 %.0f ms, max %.0f ms (target: >= 1,000 events/s on SQLite, p99 < 1 s)\n", count, expected, dup, rate, p50, p99, max
-    if (count != expected || dup > 0) print "   UNEXPECTED: not every event arrived exactly once: this run is not a figure"
+    # (More than the 200s is fine: a request wrk gave up on still wrote its event.)
+    if (count < expected || dup > 0) print "   UNEXPECTED: not every event arrived exactly once: this run is not a figure"
   }'
   echo "   beside it, GET /health, 16 connections, ${duration}:"
   wrk -t1 -c16 -d"$duration" --latency -s scripts/bench/status.lua "$base/health" | summary

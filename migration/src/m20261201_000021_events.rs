@@ -188,6 +188,8 @@ impl MigrationTrait for Migration {
                 unique_index("webhooks", &["personal_user_id"]),
                 index("webhook_deliveries", &["webhook_id", "created_at"]),
                 index("webhook_deliveries", &["status", "next_attempt_at"]),
+                index("webhook_deliveries", &["webhook_id", "status", "next_attempt_at"]),
+                index("webhook_deliveries", &["lease_until"]),
                 index("notifications", &["created_at"]),
                 index("notifications", &["organization_id", "created_at"]),
                 index("notifications", &["mailed"]),

@@ -14,7 +14,7 @@ use sea_orm::{
 use serde_json::json;
 use steward_domain::events::webhooks::{
     AttemptResult, DISABLE_AFTER_FAILURES, DeliveryRecord, DeliveryStatus, DueDelivery, EventPatterns,
-    FanOut, MAX_IN_FLIGHT_PER_WEBHOOK, MAX_WEBHOOKS_PER_SCOPE, WebhookFilter, WebhookRecord, WebhookStore,
+    FanOut, MAX_WEBHOOKS_PER_SCOPE, WebhookFilter, WebhookRecord, WebhookStore,
 };
 use steward_domain::{
     Actor, ActorKind, AuditAction, AuditEntry, PageRequest, RepositoryError, RequestOrigin,
@@ -159,42 +159,113 @@ fn claim_events_sql(backend: DatabaseBackend) -> &'static str {
     }
 }
 
-/// The claim of due deliveries: per subscription, the oldest due ones up to its share (the cap
-/// less what it already has in flight), then the oldest of those overall. Linear in the backlog:
-/// one window over the due rows, one grouped count of those in flight.
-fn claim_deliveries_sql(backend: DatabaseBackend) -> String {
-    let (p, lock) = match backend {
-        DatabaseBackend::Postgres => (["$1", "$2", "$3", "$4", "$5"], "FOR UPDATE SKIP LOCKED"),
-        _ => (["?1", "?2", "?3", "?4", "?5"], ""),
-    };
-    format!(
-        r#"UPDATE "webhook_deliveries" SET "claimed_by" = {claimant}, "lease_until" = {lease}
-           WHERE "id" IN (
-             SELECT x."id" FROM "webhook_deliveries" x
-             WHERE x."id" IN (
-               SELECT r."id" FROM (
-                 SELECT d."id",
-                   ROW_NUMBER() OVER (PARTITION BY d."webhook_id" ORDER BY d."next_attempt_at", d."id") AS "rank",
-                   COALESCE(f."n", 0) AS "flying"
-                 FROM "webhook_deliveries" d
-                 JOIN "webhooks" w ON w."id" = d."webhook_id"
-                 LEFT JOIN (
-                   SELECT "webhook_id", COUNT(*) AS "n" FROM "webhook_deliveries"
-                   WHERE "status" = 'pending' AND "lease_until" >= {now}
-                   GROUP BY "webhook_id") f ON f."webhook_id" = d."webhook_id"
-                 WHERE d."status" = 'pending' AND d."next_attempt_at" <= {now}
-                   AND (d."lease_until" IS NULL OR d."lease_until" < {now}) AND w."enabled") r
-               WHERE r."rank" + r."flying" <= {cap})
-             AND x."status" = 'pending' AND (x."lease_until" IS NULL OR x."lease_until" < {now})
-             ORDER BY x."next_attempt_at", x."id" LIMIT {limit}
-             {lock})
-           RETURNING "id""#,
-        claimant = p[0],
-        lease = p[1],
-        now = p[2],
-        limit = p[3],
-        cap = p[4],
-    )
+/// Claims due deliveries: each subscription with due ones, oldest first, gets up to its share
+/// (`per_subscription` less what it has in flight), until `limit`. Every step is an indexed
+/// read (in flight by `lease_until`, due by subscription and time), so a claim costs the same
+/// however long the backlog; PostgreSQL skips rows another instance is claiming, SQLite's
+/// writer holds the database for the transaction.
+async fn claim_due(
+    database: &Database,
+    claimant: Uuid,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    limit: u64,
+    per_subscription: u64,
+) -> Result<Vec<Uuid>, RepositoryError> {
+    let transaction = database.begin_write().await.map_err(db)?;
+    let pending = DeliveryStatus::Pending.as_str();
+    let flying: std::collections::HashMap<Uuid, i64> = webhook_deliveries::Entity::find()
+        .select_only()
+        .column(webhook_deliveries::Column::WebhookId)
+        .column_as(webhook_deliveries::Column::Id.count(), "n")
+        .filter(webhook_deliveries::Column::LeaseUntil.gte(now))
+        .filter(webhook_deliveries::Column::Status.eq(pending))
+        .group_by(webhook_deliveries::Column::WebhookId)
+        .into_tuple::<(Uuid, i64)>()
+        .all(&transaction)
+        .await
+        .map_err(db)?
+        .into_iter()
+        .collect();
+    let enabled: std::collections::HashSet<Uuid> = webhooks::Entity::find()
+        .select_only()
+        .column(webhooks::Column::Id)
+        .filter(webhooks::Column::Enabled.eq(true))
+        .into_tuple::<Uuid>()
+        .all(&transaction)
+        .await
+        .map_err(db)?
+        .into_iter()
+        .collect();
+    // Subscriptions with due deliveries, the longest waiting first.
+    let waiting: Vec<(Uuid, Option<DateTime<Utc>>)> = webhook_deliveries::Entity::find()
+        .select_only()
+        .column(webhook_deliveries::Column::WebhookId)
+        .column_as(webhook_deliveries::Column::NextAttemptAt.min(), "oldest")
+        .filter(webhook_deliveries::Column::Status.eq(pending))
+        .filter(webhook_deliveries::Column::NextAttemptAt.lte(now))
+        .group_by(webhook_deliveries::Column::WebhookId)
+        .into_tuple()
+        .all(&transaction)
+        .await
+        .map_err(db)?;
+    let mut waiting: Vec<(Uuid, Option<DateTime<Utc>>)> = waiting
+        .into_iter()
+        .filter(|(hook, _)| enabled.contains(hook))
+        .collect();
+    waiting.sort_by_key(|(_, oldest)| *oldest);
+    let mut chosen = Vec::new();
+    for (hook, _) in waiting {
+        let left = limit.saturating_sub(u64::try_from(chosen.len()).unwrap_or(u64::MAX));
+        let share = Ord::min(
+            per_subscription
+                .saturating_sub(u64::try_from(flying.get(&hook).copied().unwrap_or(0)).unwrap_or(0)),
+            left,
+        );
+        if share == 0 {
+            if left == 0 {
+                break;
+            }
+            continue;
+        }
+        let mut select = webhook_deliveries::Entity::find()
+            .select_only()
+            .column(webhook_deliveries::Column::Id)
+            .filter(webhook_deliveries::Column::WebhookId.eq(hook))
+            .filter(webhook_deliveries::Column::Status.eq(pending))
+            .filter(webhook_deliveries::Column::NextAttemptAt.lte(now))
+            .filter(
+                Condition::any()
+                    .add(webhook_deliveries::Column::LeaseUntil.is_null())
+                    .add(webhook_deliveries::Column::LeaseUntil.lt(now)),
+            )
+            .order_by_asc(webhook_deliveries::Column::NextAttemptAt)
+            .order_by_asc(webhook_deliveries::Column::Id)
+            .limit(share);
+        if database.backend() == crate::Backend::Postgres {
+            select = select.lock_with_behavior(
+                sea_orm::sea_query::LockType::Update,
+                sea_orm::sea_query::LockBehavior::SkipLocked,
+            );
+        }
+        chosen.extend(select.into_tuple::<Uuid>().all(&transaction).await.map_err(db)?);
+    }
+    if chosen.is_empty() {
+        transaction.commit().await.map_err(db)?;
+        return Ok(Vec::new());
+    }
+    webhook_deliveries::Entity::update_many()
+        .col_expr(webhook_deliveries::Column::ClaimedBy, Expr::value(Some(claimant)))
+        .col_expr(
+            webhook_deliveries::Column::LeaseUntil,
+            Expr::value(Some(lease_until)),
+        )
+        .filter(webhook_deliveries::Column::Id.is_in(chosen.clone()))
+        .exec(&transaction)
+        .await
+        .map_err(db)?;
+    transaction.commit().await.map_err(db)?;
+    Ok(chosen)
 }
 
 async fn claimed_ids(
@@ -787,6 +858,7 @@ impl WebhookStore for Database {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: u64,
+        per_subscription: u64,
     ) -> Result<Vec<DueDelivery>, RepositoryError> {
         let due = webhook_deliveries::Entity::find()
             .select_only()
@@ -800,20 +872,7 @@ impl WebhookStore for Database {
         if due.is_none() {
             return Ok(Vec::new());
         }
-        let backend = self.connection().get_database_backend();
-        let ids = claimed_ids(
-            self.connection(),
-            &claim_deliveries_sql(backend),
-            "id",
-            vec![
-                claimant.into(),
-                lease_until.into(),
-                now.into(),
-                i64::try_from(limit).unwrap_or(i64::MAX).into(),
-                i64::try_from(MAX_IN_FLIGHT_PER_WEBHOOK).unwrap_or(4).into(),
-            ],
-        )
-        .await?;
+        let ids = claim_due(self, claimant, now, lease_until, limit, per_subscription).await?;
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -876,7 +935,5 @@ mod tests {
     fn claims_are_written_for_each_backend() {
         assert!(claim_events_sql(DatabaseBackend::Postgres).contains("SKIP LOCKED"));
         assert!(claim_events_sql(DatabaseBackend::Sqlite).contains("?4"));
-        assert!(claim_deliveries_sql(DatabaseBackend::Postgres).contains("FOR UPDATE SKIP LOCKED"));
-        assert!(claim_deliveries_sql(DatabaseBackend::Sqlite).contains("?5"));
     }
 }

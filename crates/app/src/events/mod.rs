@@ -238,6 +238,8 @@ async fn run_recorder<S: Store>(
             tracing::warn!(%error, attempts = batch.len(), "could not record webhook delivery attempts; they are retried after their lease");
         }
         batch.clear();
+        // Recorded attempts free their subscriptions' share: claim again.
+        steward.events.wake();
     }
 }
 
@@ -262,6 +264,8 @@ async fn run_deliveries<S: Store>(steward: Steward<S>) {
     let concurrency = board.settings.concurrency.max(1);
     let slots = Arc::new(Semaphore::new(concurrency));
     let batch = u32::try_from((concurrency / 4).max(1)).unwrap_or(1);
+    // One subscription holds at most a quarter of the slots.
+    let per_subscription = u64::from(batch);
     let (recorder, results) = tokio::sync::mpsc::unbounded_channel();
     let _recording = crate::jobs::AbortOnDrop(tokio::spawn(run_recorder(steward.clone(), results)));
     // Long enough for an attempt to finish however slow the receiver.
@@ -277,7 +281,13 @@ async fn run_deliveries<S: Store>(steward: Steward<S>) {
         let now = Utc::now();
         let due = match steward
             .store
-            .claim_deliveries(board.instance, now, now + lease, u64::try_from(free).unwrap_or(1))
+            .claim_deliveries(
+                board.instance,
+                now,
+                now + lease,
+                u64::try_from(free).unwrap_or(1),
+                per_subscription,
+            )
             .await
         {
             Ok(due) => due,

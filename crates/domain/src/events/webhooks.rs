@@ -23,9 +23,6 @@ pub const MAX_WEBHOOKS_PER_SCOPE: u64 = 50;
 pub const DISABLE_AFTER_FAILURES: i32 = 50;
 /// How much of a receiver's answer is read (and kept, up to 1 KiB, for the delivery log).
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
-/// Deliveries of one subscription an instance has in flight at once, so one slow receiver
-/// cannot hold every slot.
-pub const MAX_IN_FLIGHT_PER_WEBHOOK: u64 = 4;
 /// How long a rotated-out secret still signs deliveries, by default.
 pub const DEFAULT_SECRET_OVERLAP_HOURS: i64 = 24;
 
@@ -570,14 +567,16 @@ pub trait WebhookStore {
     ) -> impl Future<Output = Result<bool, RepositoryError>> + Send;
 
     /// Claims up to `limit` due pending deliveries of enabled subscriptions for `claimant`
-    /// until `lease_until`, oldest due first, at most [`MAX_IN_FLIGHT_PER_WEBHOOK`] of one
-    /// subscription in flight.
+    /// until `lease_until`, oldest due first, with at most `per_subscription` of one
+    /// subscription in flight (over every instance), so one slow receiver cannot hold every
+    /// slot.
     fn claim_deliveries(
         &self,
         claimant: Uuid,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: u64,
+        per_subscription: u64,
     ) -> impl Future<Output = Result<Vec<DueDelivery>, RepositoryError>> + Send;
 
     /// Records attempts of deliveries `claimant` holds, in one transaction: success, a retry
