@@ -279,7 +279,7 @@ impl Default for Config {
             webhook_organization_networks: Vec::new(),
             webhook_retry_delays: vec![5, 30, 300],
             webhook_timeout_secs: 10,
-            webhook_concurrency: 32,
+            webhook_concurrency: 128,
             events_poll_ms: 100,
             notify_failed_sign_ins: 5,
             notify_failed_sign_ins_from_ip: 20,

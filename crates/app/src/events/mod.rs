@@ -58,7 +58,7 @@ impl Default for EventSettings {
             retry: RetrySchedule::default(),
             timeout: Duration::from_secs(10),
             outbound: OutboundRules::default(),
-            concurrency: 32,
+            concurrency: 128,
             thresholds: Thresholds::default(),
             mail_interval: Duration::from_secs(60),
             secret_overlap: chrono::Duration::hours(
