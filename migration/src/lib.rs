@@ -25,6 +25,7 @@ mod m20261201_000018_user_search_keys;
 mod m20261201_000019_jobs;
 mod m20261201_000020_quotas;
 mod m20261201_000021_events;
+mod m20261201_000022_audit_outbox_trigger;
 
 pub use m20260701_000011_organizations::DEFAULT_ORGANIZATION_ID;
 
@@ -55,6 +56,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000019_jobs::Migration),
             Box::new(m20261201_000020_quotas::Migration),
             Box::new(m20261201_000021_events::Migration),
+            Box::new(m20261201_000022_audit_outbox_trigger::Migration),
         ]
     }
 }

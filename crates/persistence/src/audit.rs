@@ -3,11 +3,11 @@
 //! event outbox in the same statement batch, so webhooks and notification rules hear of exactly
 //! what committed.
 
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, EntityTrait};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait};
 use steward_domain::{AuditEntry, AuditRecorder, RepositoryError};
 use uuid::Uuid;
 
-use crate::entities::{audit_logs, device_commands, devices, event_outbox};
+use crate::entities::{audit_logs, device_commands, devices};
 use crate::error::db_err_to_repository;
 
 /// For events that change nothing else (a failed sign-in, a rendered QR code).
@@ -18,15 +18,6 @@ impl AuditRecorder for crate::Database {
         let transaction = self.begin_write().await.map_err(db_err_to_repository)?;
         insert_audit_entry(&transaction, entry).await?;
         transaction.commit().await.map_err(db_err_to_repository)
-    }
-}
-
-fn outbox_row(entry: &AuditEntry) -> event_outbox::ActiveModel {
-    event_outbox::ActiveModel {
-        audit_id: Set(entry.id),
-        occurred_at: Set(entry.occurred_at),
-        claimed_by: Set(None),
-        lease_until: Set(None),
     }
 }
 
@@ -83,6 +74,7 @@ async fn with_organization(
 }
 
 /// Many entries in few statements (bulk imports audit every record), each with its outbox row
+/// (written by the trigger)
 /// (the caller's transaction makes them one write).
 pub(crate) async fn insert_audit_entries(
     connection: &impl ConnectionTrait,
@@ -92,11 +84,8 @@ pub(crate) async fn insert_audit_entries(
         entry.organization_id = with_organization(connection, entry).await?;
     }
     for chunk in entries.chunks(500) {
+        // Each row's outbox row is written by the `audit_logs_outbox` trigger (migration 22).
         audit_logs::Entity::insert_many(chunk.iter().map(audit_row))
-            .exec_without_returning(connection)
-            .await
-            .map_err(db_err_to_repository)?;
-        event_outbox::Entity::insert_many(chunk.iter().map(outbox_row))
             .exec_without_returning(connection)
             .await
             .map_err(db_err_to_repository)?;
@@ -110,11 +99,11 @@ pub(crate) async fn insert_audit_entry(
 ) -> Result<(), RepositoryError> {
     let mut row = audit_row(entry);
     row.organization_id = Set(with_organization(connection, entry).await?);
-    row.insert(connection).await.map_err(db_err_to_repository)?;
-    // Announced to webhooks and notification rules once the caller's transaction commits.
-    event_outbox::Entity::insert(outbox_row(entry))
+    audit_logs::Entity::insert(row)
         .exec_without_returning(connection)
         .await
         .map_err(db_err_to_repository)?;
+    // Announced to webhooks and notification rules once the caller's transaction commits:
+    // the `audit_logs_outbox` trigger (migration 22) writes its outbox row in the same INSERT.
     Ok(())
 }

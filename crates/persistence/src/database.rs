@@ -74,6 +74,8 @@ pub struct MigrationState {
 #[derive(Debug, Clone)]
 pub struct Database {
     connection: DatabaseConnection,
+    /// SQLite (on a file): the one connection write transactions take turns on.
+    writer: Option<DatabaseConnection>,
     backend: Backend,
     max_connections: u32,
     /// The quota plans the organizations' limits come from (configuration).
@@ -105,6 +107,25 @@ impl Database {
                 .busy_timeout(busy_timeout)
                 .foreign_keys(true)
         });
+        // SQLite has one writer at a time. Write transactions take turns on a connection of
+        // their own, queued in order by its pool, instead of polling SQLite's lock from every
+        // pooled connection (whose busy handler sleeps up to 100 ms between tries, leaving the
+        // lock idle while writers wait).
+        let writer = if backend == Backend::Sqlite && !is_memory_sqlite(&options.url) {
+            let mut writer = connect.clone();
+            writer.max_connections(1).min_connections(0);
+            let writer_future = sea_orm::Database::connect(writer);
+            Some(
+                tokio_timeout(options.connect_timeout * 2, writer_future)
+                    .await
+                    .map_err(|reason| PersistenceError::Connect {
+                        url: redact_url(&options.url),
+                        reason,
+                    })?,
+            )
+        } else {
+            None
+        };
         let connect_future = sea_orm::Database::connect(connect);
         let connection = tokio_timeout(options.connect_timeout * 2, connect_future)
             .await
@@ -114,6 +135,7 @@ impl Database {
             })?;
         let database = Self {
             connection,
+            writer,
             backend,
             max_connections: options.max_connections,
             quota_plans: std::sync::Arc::new(steward_domain::quotas::QuotaPlans::new(Default::default())),
@@ -139,7 +161,9 @@ impl Database {
         if self.backend != Backend::Sqlite {
             return self.connection.begin().await;
         }
-        self.connection
+        self.writer
+            .as_ref()
+            .unwrap_or(&self.connection)
             .begin_with_options(sea_orm::TransactionOptions {
                 sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
                 ..Default::default()
@@ -279,6 +303,12 @@ async fn tokio_timeout<T>(
         Ok(Err(error)) => Err(error.to_string()),
         Err(_) => Err(format!("no answer within {} s", limit.as_secs())),
     }
+}
+
+/// An in-memory SQLite database: each connection would open a database of its own.
+fn is_memory_sqlite(url: &str) -> bool {
+    let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    path.split('?').next().unwrap_or_default() == ":memory:" || url.contains("mode=memory")
 }
 
 /// Makes sure the directory of a SQLite file exists, so the default `./data/steward.db` works

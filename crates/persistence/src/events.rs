@@ -385,6 +385,88 @@ async fn disable_orphaned(connection: &impl ConnectionTrait) -> Result<(), Repos
 }
 
 /// Records one attempt of a delivery `claimant` holds (nothing when it no longer holds it).
+/// Records answered attempts in two statements for the lot (the common case, and the one a
+/// busy instance records hundreds of per second): each delivery ends `succeeded` with its own
+/// answer, and its subscription's failure count goes back to 0.
+async fn record_successes(
+    transaction: &impl ConnectionTrait,
+    claimant: Uuid,
+    results: &[&(Uuid, AttemptResult)],
+) -> Result<(), RepositoryError> {
+    use sea_orm::sea_query::CaseStatement;
+    if results.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = results.iter().map(|(id, _)| *id).collect();
+    let (mut status, mut excerpt, mut latency, mut finished) = (
+        CaseStatement::new(),
+        CaseStatement::new(),
+        CaseStatement::new(),
+        CaseStatement::new(),
+    );
+    for (id, result) in results {
+        let this = || Expr::col(webhook_deliveries::Column::Id).eq(*id);
+        status = status.case(this(), Expr::val(result.response_status));
+        excerpt = excerpt.case(this(), Expr::val(result.response_excerpt.clone()));
+        latency = latency.case(this(), Expr::val(result.latency_ms));
+        finished = finished.case(this(), Expr::val(result.at));
+    }
+    webhook_deliveries::Entity::update_many()
+        .col_expr(
+            webhook_deliveries::Column::Status,
+            Expr::value(DeliveryStatus::Succeeded.as_str()),
+        )
+        .col_expr(
+            webhook_deliveries::Column::Attempts,
+            Expr::col(webhook_deliveries::Column::Attempts).add(1),
+        )
+        .col_expr(
+            webhook_deliveries::Column::NextAttemptAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(
+            webhook_deliveries::Column::ClaimedBy,
+            Expr::value(Option::<Uuid>::None),
+        )
+        .col_expr(
+            webhook_deliveries::Column::LeaseUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(webhook_deliveries::Column::ResponseStatus, status.into())
+        .col_expr(webhook_deliveries::Column::ResponseExcerpt, excerpt.into())
+        .col_expr(webhook_deliveries::Column::LatencyMs, latency.into())
+        .col_expr(
+            webhook_deliveries::Column::LastError,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(webhook_deliveries::Column::FinishedAt, finished.into())
+        .filter(webhook_deliveries::Column::Id.is_in(ids.clone()))
+        // Not ours any more (the lease ran out and another instance took it over): left alone.
+        .filter(webhook_deliveries::Column::ClaimedBy.eq(claimant))
+        .filter(webhook_deliveries::Column::Status.eq(DeliveryStatus::Pending.as_str()))
+        .exec(transaction)
+        .await
+        .map_err(db)?;
+    // The receiver answered: its subscription's run of failures is over.
+    let hooks: Vec<Uuid> = webhook_deliveries::Entity::find()
+        .select_only()
+        .column(webhook_deliveries::Column::WebhookId)
+        .distinct()
+        .filter(webhook_deliveries::Column::Id.is_in(ids))
+        .into_tuple()
+        .all(transaction)
+        .await
+        .map_err(db)?;
+    webhooks::Entity::update_many()
+        .col_expr(webhooks::Column::ConsecutiveFailures, Expr::value(0))
+        .filter(webhooks::Column::Id.is_in(hooks))
+        .filter(webhooks::Column::ConsecutiveFailures.ne(0))
+        .exec(transaction)
+        .await
+        .map_err(db)?;
+    Ok(())
+}
+
 async fn record_attempt(
     transaction: &impl ConnectionTrait,
     claimant: Uuid,
@@ -920,7 +1002,12 @@ impl WebhookStore for Database {
         // One transaction for a batch: on SQLite each write transaction is a turn of the one
         // writer, so recording them one by one would cost more than the deliveries themselves.
         let transaction = self.begin_write().await.map_err(db)?;
-        for (id, result) in results {
+        let (succeeded, others): (Vec<_>, Vec<_>) =
+            results.iter().partition(|(_, result)| result.error.is_none());
+        for chunk in succeeded.chunks(100) {
+            record_successes(&transaction, claimant, chunk).await?;
+        }
+        for (id, result) in others {
             record_attempt(&transaction, claimant, *id, result).await?;
         }
         transaction.commit().await.map_err(db)

@@ -873,22 +873,34 @@ async fn an_unreadable_audit_entry_does_not_hold_up_the_events_after_it() {
         let kind = connection.get_database_backend();
         let id = uuid::Uuid::now_v7();
         let old = chrono::Utc::now() - chrono::Duration::minutes(1);
-        let (audit, outbox) = match kind {
-            sea_orm::DatabaseBackend::Postgres => (
-                r#"INSERT INTO "audit_logs" ("id", "occurred_at", "actor_kind", "action", "resource_type") VALUES ($1, $2, 'robot', 'LegacyAction', 'thing')"#,
-                r#"INSERT INTO "event_outbox" ("audit_id", "occurred_at") VALUES ($1, $2)"#,
-            ),
-            _ => (
-                r#"INSERT INTO "audit_logs" ("id", "occurred_at", "actor_kind", "action", "resource_type") VALUES (?1, ?2, 'robot', 'LegacyAction', 'thing')"#,
-                r#"INSERT INTO "event_outbox" ("audit_id", "occurred_at") VALUES (?1, ?2)"#,
-            ),
+        let audit = match kind {
+            sea_orm::DatabaseBackend::Postgres => {
+                r#"INSERT INTO "audit_logs" ("id", "occurred_at", "actor_kind", "action", "resource_type") VALUES ($1, $2, 'robot', 'LegacyAction', 'thing')"#
+            }
+            _ => {
+                r#"INSERT INTO "audit_logs" ("id", "occurred_at", "actor_kind", "action", "resource_type") VALUES (?1, ?2, 'robot', 'LegacyAction', 'thing')"#
+            }
         };
-        for sql in [audit, outbox] {
-            connection
-                .execute_raw(Statement::from_sql_and_values(kind, sql, [id.into(), old.into()]))
-                .await
-                .unwrap();
-        }
+        connection
+            .execute_raw(Statement::from_sql_and_values(kind, audit, [id.into(), old.into()]))
+            .await
+            .unwrap();
+        // The database itself queues every audit entry written, however it was written.
+        let queued = connection
+            .query_one_raw(Statement::from_sql_and_values(
+                kind,
+                match kind {
+                    sea_orm::DatabaseBackend::Postgres => r#"SELECT COUNT(*) AS n FROM "event_outbox" WHERE "audit_id" = $1"#,
+                    _ => r#"SELECT COUNT(*) AS n FROM "event_outbox" WHERE "audit_id" = ?1"#,
+                },
+                [id.into()],
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get::<i64>("", "n")
+            .unwrap();
+        assert_eq!(queued, 1, "the trigger queued the entry");
         app.group(&root, "After the bad one").await;
         app.stop_server().await;
         let (_second, handle) = spawn_instance_with(&app, |_| {}).await;

@@ -216,6 +216,9 @@ async fn deliver<S: Store>(
     }
 }
 
+/// How long the recorder gathers finished attempts into one write transaction.
+const RECORD_GATHER: Duration = Duration::from_millis(10);
+
 /// Records finished attempts in batches (one write transaction for up to 256).
 async fn run_recorder<S: Store>(
     steward: Steward<S>,
@@ -224,10 +227,17 @@ async fn run_recorder<S: Store>(
     let mut batch = Vec::new();
     while let Some(first) = results.recv().await {
         batch.push(first);
+        // Gather what else answers within a few milliseconds: every write transaction is a turn
+        // of SQLite's one writer, shared with the requests.
+        let gather = tokio::time::sleep(RECORD_GATHER);
+        tokio::pin!(gather);
         while batch.len() < 256 {
-            match results.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
+            tokio::select! {
+                next = results.recv() => match next {
+                    Some(next) => batch.push(next),
+                    None => break,
+                },
+                () = &mut gather => break,
             }
         }
         if let Err(error) = steward
@@ -256,35 +266,50 @@ async fn run_dispatcher<S: Store>(steward: Steward<S>) {
     }
 }
 
-/// Posts due deliveries forever, up to `concurrency` at once; claims in batches (once a quarter
-/// of the slots is free), so claims stay few however fast the receivers answer.
+/// How far ahead of its senders an instance claims: it holds up to this many times its
+/// concurrency in claimed deliveries (and a subscription up to this many times its share), so
+/// the next deliveries are already claimed when a sender frees up and claims stay few.
+const CLAIM_AHEAD: usize = 4;
+
+/// Posts due deliveries forever: up to `concurrency` at once per instance and a quarter of that
+/// per subscription (its lane), claimed ahead in batches.
 async fn run_deliveries<S: Store>(steward: Steward<S>) {
     let board = Arc::clone(&steward.events);
     let secrets = Arc::clone(steward.auth.secret_box());
     let concurrency = board.settings.concurrency.max(1);
-    let slots = Arc::new(Semaphore::new(concurrency));
-    let batch = u32::try_from((concurrency / 4).max(1)).unwrap_or(1);
-    // One subscription holds at most a quarter of the slots.
-    let per_subscription = u64::from(batch);
+    // Requests in flight, over every subscription.
+    let sending = Arc::new(Semaphore::new(concurrency));
+    // Requests in flight for one subscription on this instance.
+    let share = (concurrency / 4).max(1);
+    // Deliveries claimed and not yet recorded, on this instance.
+    let held = Arc::new(Semaphore::new(concurrency.saturating_mul(CLAIM_AHEAD)));
+    let batch = u32::try_from(share).unwrap_or(1);
+    // Deliveries of one subscription claimed at once, over every instance: a slow receiver
+    // holds no more than this of anyone's claims.
+    let per_subscription = u64::try_from(share.saturating_mul(CLAIM_AHEAD)).unwrap_or(u64::MAX);
+    let lanes: Arc<std::sync::Mutex<std::collections::HashMap<Uuid, Arc<Semaphore>>>> = Arc::default();
     let (recorder, results) = tokio::sync::mpsc::unbounded_channel();
     let _recording = crate::jobs::AbortOnDrop(tokio::spawn(run_recorder(steward.clone(), results)));
-    // Long enough for an attempt to finish however slow the receiver.
-    let lease = chrono::Duration::from_std(board.settings.timeout + Duration::from_secs(30))
-        .unwrap_or(chrono::Duration::seconds(60));
+    // A claimed delivery waits at most CLAIM_AHEAD timeouts for its lane and as many for a
+    // sender; its attempt must end within the lease, or it is left for the lease to run out.
+    let timeout = chrono::Duration::from_std(board.settings.timeout).unwrap_or(chrono::Duration::seconds(10));
+    let rounds = i32::try_from(CLAIM_AHEAD * 2 + 1).unwrap_or(9);
+    let lease = timeout * rounds + chrono::Duration::seconds(30);
     loop {
-        // Wait until a batch's worth of slots is free.
-        match Arc::clone(&slots).acquire_many_owned(batch).await {
+        // Wait until a batch's worth of claims is free.
+        match Arc::clone(&held).acquire_many_owned(batch).await {
             Ok(permits) => drop(permits),
             Err(_) => return,
         }
-        let free = slots.available_permits();
+        let free = held.available_permits();
         let now = Utc::now();
+        let lease_until = now + lease;
         let due = match steward
             .store
             .claim_deliveries(
                 board.instance,
                 now,
-                now + lease,
+                lease_until,
                 u64::try_from(free).unwrap_or(1),
                 per_subscription,
             )
@@ -304,13 +329,43 @@ async fn run_deliveries<S: Store>(steward: Steward<S>) {
             continue;
         }
         for delivery in due {
-            let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
+            let Ok(claim) = Arc::clone(&held).acquire_owned().await else {
                 return;
             };
-            let (steward, secrets, recorder) = (steward.clone(), Arc::clone(&secrets), recorder.clone());
+            let lane = match lanes.lock() {
+                Ok(mut lanes) => {
+                    // Lanes nobody waits on are dropped as they go idle.
+                    if lanes.len() > 1024 {
+                        lanes.retain(|_, lane| Arc::strong_count(lane) > 1);
+                    }
+                    Arc::clone(
+                        lanes
+                            .entry(delivery.delivery.webhook_id)
+                            .or_insert_with(|| Arc::new(Semaphore::new(share))),
+                    )
+                }
+                Err(_) => return,
+            };
+            let (steward, secrets, recorder, sending) = (
+                steward.clone(),
+                Arc::clone(&secrets),
+                recorder.clone(),
+                Arc::clone(&sending),
+            );
             tokio::spawn(async move {
-                deliver(steward, secrets, delivery, recorder).await;
-                drop(permit);
+                let Ok(_lane) = lane.acquire_owned().await else {
+                    return;
+                };
+                let Ok(_sender) = sending.acquire_owned().await else {
+                    return;
+                };
+                // Too late to finish within the lease: another claim sends it.
+                if Utc::now() + timeout + chrono::Duration::seconds(5) < lease_until {
+                    deliver(steward, secrets, delivery, recorder).await;
+                } else {
+                    tracing::warn!(delivery = %delivery.delivery.id, "a claimed webhook delivery waited out its lease; it is sent after the lease runs out");
+                }
+                drop(claim);
             });
         }
     }

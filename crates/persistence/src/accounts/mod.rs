@@ -182,8 +182,15 @@ impl AccountStore for Database {
         if let Some(version) = expected_version {
             update = update.filter(users::Column::Version.eq(version));
         }
-        let result = update.exec(&transaction).await.map_err(db)?;
-        if result.rows_affected == 0 {
+        // The updated row comes back from the UPDATE itself: one statement fewer while this
+        // transaction holds SQLite's one write lock.
+        let Some(model) = update
+            .exec_with_returning(&transaction)
+            .await
+            .map_err(db)?
+            .into_iter()
+            .next()
+        else {
             let exists = users::Entity::find_by_id(id)
                 .one(&transaction)
                 .await
@@ -192,13 +199,8 @@ impl AccountStore for Database {
                 Some(_) if expected_version.is_some() => RepositoryError::VersionConflict,
                 _ => RepositoryError::NotFound,
             });
-        }
+        };
         insert_audit_entry(&transaction, audit).await?;
-        let model = users::Entity::find_by_id(id)
-            .one(&transaction)
-            .await
-            .map_err(db)?
-            .ok_or(RepositoryError::NotFound)?;
         transaction.commit().await.map_err(db)?;
         Ok(user_record(model))
     }
