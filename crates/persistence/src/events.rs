@@ -172,7 +172,63 @@ async fn claim_due(
     limit: u64,
     per_subscription: u64,
 ) -> Result<Vec<Uuid>, RepositoryError> {
+    if database.backend() == crate::Backend::Sqlite {
+        // SQLite: chosen on a read outside the one write lock, then claimed by one conditional
+        // UPDATE (a row another claim took meanwhile is not taken again), so a claim holds the
+        // lock for one statement instead of five.
+        let chosen = choose_due(database.connection(), now, limit, per_subscription, false).await?;
+        if chosen.is_empty() {
+            return Ok(Vec::new());
+        }
+        let transaction = database.begin_write().await.map_err(db)?;
+        let claimed = webhook_deliveries::Entity::update_many()
+            .col_expr(webhook_deliveries::Column::ClaimedBy, Expr::value(Some(claimant)))
+            .col_expr(
+                webhook_deliveries::Column::LeaseUntil,
+                Expr::value(Some(lease_until)),
+            )
+            .filter(webhook_deliveries::Column::Id.is_in(chosen))
+            .filter(webhook_deliveries::Column::Status.eq(DeliveryStatus::Pending.as_str()))
+            .filter(
+                Condition::any()
+                    .add(webhook_deliveries::Column::LeaseUntil.is_null())
+                    .add(webhook_deliveries::Column::LeaseUntil.lt(now)),
+            )
+            .exec_with_returning(&transaction)
+            .await
+            .map_err(db)?;
+        transaction.commit().await.map_err(db)?;
+        return Ok(claimed.into_iter().map(|row| row.id).collect());
+    }
     let transaction = database.begin_write().await.map_err(db)?;
+    let chosen = choose_due(&transaction, now, limit, per_subscription, true).await?;
+    if chosen.is_empty() {
+        transaction.commit().await.map_err(db)?;
+        return Ok(Vec::new());
+    }
+    webhook_deliveries::Entity::update_many()
+        .col_expr(webhook_deliveries::Column::ClaimedBy, Expr::value(Some(claimant)))
+        .col_expr(
+            webhook_deliveries::Column::LeaseUntil,
+            Expr::value(Some(lease_until)),
+        )
+        .filter(webhook_deliveries::Column::Id.is_in(chosen.clone()))
+        .exec(&transaction)
+        .await
+        .map_err(db)?;
+    transaction.commit().await.map_err(db)?;
+    Ok(chosen)
+}
+
+/// Which due deliveries to claim: the longest-waiting subscriptions first, each up to its share
+/// less what it has in flight (`lock`: PostgreSQL's `FOR UPDATE SKIP LOCKED` on the rows).
+async fn choose_due(
+    transaction: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    limit: u64,
+    per_subscription: u64,
+    lock: bool,
+) -> Result<Vec<Uuid>, RepositoryError> {
     let pending = DeliveryStatus::Pending.as_str();
     let flying: std::collections::HashMap<Uuid, i64> = webhook_deliveries::Entity::find()
         .select_only()
@@ -182,7 +238,7 @@ async fn claim_due(
         .filter(webhook_deliveries::Column::Status.eq(pending))
         .group_by(webhook_deliveries::Column::WebhookId)
         .into_tuple::<(Uuid, i64)>()
-        .all(&transaction)
+        .all(transaction)
         .await
         .map_err(db)?
         .into_iter()
@@ -192,7 +248,7 @@ async fn claim_due(
         .column(webhooks::Column::Id)
         .filter(webhooks::Column::Enabled.eq(true))
         .into_tuple::<Uuid>()
-        .all(&transaction)
+        .all(transaction)
         .await
         .map_err(db)?
         .into_iter()
@@ -206,7 +262,7 @@ async fn claim_due(
         .filter(webhook_deliveries::Column::NextAttemptAt.lte(now))
         .group_by(webhook_deliveries::Column::WebhookId)
         .into_tuple()
-        .all(&transaction)
+        .all(transaction)
         .await
         .map_err(db)?;
     let mut waiting: Vec<(Uuid, Option<DateTime<Utc>>)> = waiting
@@ -242,29 +298,14 @@ async fn claim_due(
             .order_by_asc(webhook_deliveries::Column::NextAttemptAt)
             .order_by_asc(webhook_deliveries::Column::Id)
             .limit(share);
-        if database.backend() == crate::Backend::Postgres {
+        if lock {
             select = select.lock_with_behavior(
                 sea_orm::sea_query::LockType::Update,
                 sea_orm::sea_query::LockBehavior::SkipLocked,
             );
         }
-        chosen.extend(select.into_tuple::<Uuid>().all(&transaction).await.map_err(db)?);
+        chosen.extend(select.into_tuple::<Uuid>().all(transaction).await.map_err(db)?);
     }
-    if chosen.is_empty() {
-        transaction.commit().await.map_err(db)?;
-        return Ok(Vec::new());
-    }
-    webhook_deliveries::Entity::update_many()
-        .col_expr(webhook_deliveries::Column::ClaimedBy, Expr::value(Some(claimant)))
-        .col_expr(
-            webhook_deliveries::Column::LeaseUntil,
-            Expr::value(Some(lease_until)),
-        )
-        .filter(webhook_deliveries::Column::Id.is_in(chosen.clone()))
-        .exec(&transaction)
-        .await
-        .map_err(db)?;
-    transaction.commit().await.map_err(db)?;
     Ok(chosen)
 }
 
