@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::{AuditEntry, PageRequest, RepositoryError};
 
 /// What a job does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum JobKind {
     /// `POST /organizations/{orgId}/devices/import?async=true`.
     DeviceImport,

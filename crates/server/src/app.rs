@@ -121,6 +121,14 @@ impl Application {
             .with_quota_plans(config.quota_plans())
             .with_jobs(steward_app::jobs::JobSettings {
                 timeout: Duration::from_secs(config.job_timeout_secs),
+                timeouts: config
+                    .job_timeouts
+                    .iter()
+                    .filter_map(|(kind, seconds)| {
+                        steward_domain::jobs::JobKind::parse(kind)
+                            .map(|kind| (kind, Duration::from_secs(*seconds)))
+                    })
+                    .collect(),
                 lease: Duration::from_secs(config.job_lease_secs),
                 poll: Duration::from_millis(config.job_poll_ms),
                 // SQLite has one writer: a second import would only wait for the first.

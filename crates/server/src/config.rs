@@ -137,6 +137,8 @@ pub struct Config {
     pub audit_seal_ms: u64,
     /// A background job running longer fails.
     pub job_timeout_secs: u64,
+    /// Per job kind, a time limit other than `job_timeout_secs` (`{audit_export = 3600}`).
+    pub job_timeouts: std::collections::BTreeMap<String, u64>,
     /// Background jobs this instance runs at once.
     pub job_workers: usize,
     /// Background jobs of one organization running at once, over every instance.
@@ -268,6 +270,7 @@ impl Default for Config {
             push_collapse_ms: 2000,
             audit_seal_ms: 1000,
             job_timeout_secs: 600,
+            job_timeouts: std::collections::BTreeMap::new(),
             job_workers: 2,
             job_max_running_per_org: 1,
             job_lease_secs: 30,
@@ -466,6 +469,23 @@ impl Config {
             return Err(ConfigError(
                 "STEWARD_JOB_TIMEOUT_SECS: must be 1 to 86400".to_owned(),
             ));
+        }
+        for (kind, seconds) in &self.job_timeouts {
+            if steward_domain::jobs::JobKind::parse(kind).is_none() {
+                let kinds: Vec<&str> = steward_domain::jobs::JobKind::ALL
+                    .iter()
+                    .map(|kind| kind.as_str())
+                    .collect();
+                return Err(ConfigError(format!(
+                    "STEWARD_JOB_TIMEOUTS: unknown job kind `{kind}` (one of {})",
+                    kinds.join(", ")
+                )));
+            }
+            if !(1..=86_400).contains(seconds) {
+                return Err(ConfigError(format!(
+                    "STEWARD_JOB_TIMEOUTS: {kind} must be 1 to 86400 seconds"
+                )));
+            }
         }
         if !(1..=64).contains(&self.job_workers) || !(1..=64).contains(&self.job_max_running_per_org) {
             return Err(ConfigError(
@@ -1035,6 +1055,11 @@ mod tests {
             jail.set_env("STEWARD_WEBHOOK_RETRY_DELAYS", "10,20");
             let from_file = Config::load(Some(std::path::Path::new("steward.toml"))).unwrap();
             assert_eq!(from_file.webhook_retry_delays, [10, 20]);
+            jail.set_env("STEWARD_JOB_TIMEOUTS", "{audit_export=3600,device_import=20}");
+            let timeouts = Config::load(None).unwrap().job_timeouts;
+            assert_eq!(timeouts.get("audit_export"), Some(&3600));
+            assert_eq!(timeouts.get("device_import"), Some(&20));
+            assert_eq!(timeouts.len(), 2);
             Ok(())
         });
     }
@@ -1046,6 +1071,9 @@ mod tests {
             ("STEWARD_WEBHOOK_RETRY_DELAYS", "1,1,1,1,1,1,1,1,1,1,1"),
             ("STEWARD_WEBHOOK_RETRY_DELAYS", "86401"),
             ("STEWARD_WEBHOOK_TIMEOUT_SECS", "0"),
+            ("STEWARD_JOB_TIMEOUTS", "{audit_exprt=60}"),
+            ("STEWARD_JOB_TIMEOUTS", "{audit_export=0}"),
+            ("STEWARD_JOB_TIMEOUTS", "{audit_export=86401}"),
             ("STEWARD_WEBHOOK_ALLOWED_NETWORKS", "10.0.0.0/33"),
             ("STEWARD_NOTIFY_WINDOW_MINUTES", "0"),
             ("STEWARD_BIND", "not-an-address"),

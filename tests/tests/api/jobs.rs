@@ -1109,3 +1109,53 @@ async fn a_job_at_its_time_limit_stops_between_rows_and_reports_what_it_did() {
     })
     .await;
 }
+#[tokio::test]
+async fn a_kind_with_a_time_limit_of_its_own_stops_at_it() {
+    each_backend(|backend| async move {
+        // Every other kind keeps the long default; account imports have 1 s.
+        let app = spawn_app_with(backend, |config| {
+            config.job_timeout_secs = 600;
+            config.job_timeouts = [("account_import".to_owned(), 1)].into();
+        })
+        .await;
+        let root = app.user("root@example.com").await;
+        app.grant(root.id, "super_admin").await;
+        let rows = 3000;
+        let mut csv = String::from("email,displayName,roles,organizationSlug,orgRole\n");
+        for n in 0..rows {
+            csv.push_str(&format!("slow{n}@example.com,Slow {n},,,\n"));
+        }
+        let before = app.count_users().await;
+        let response = app
+            .authed(
+                Method::POST,
+                "/api/admin/v1/users/import?async=true&sendInvitations=false",
+                &root.token,
+            )
+            .header("content-type", "text/csv")
+            .body(csv)
+            .send()
+            .await
+            .unwrap();
+        let id = expect_data(response, StatusCode::ACCEPTED).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let (ended, _) = finished(&app, &root, &id).await;
+        assert_eq!(ended["status"], "failed", "{ended} {backend:?}");
+        assert!(
+            ended["error"]["message"].as_str().unwrap().contains("time limit"),
+            "{ended}"
+        );
+        let created = ended["result"]["created"].as_i64().unwrap();
+        assert!(created > 0 && created < rows, "{ended}");
+        assert_eq!(
+            ended["result"]["appliedRows"].as_i64().unwrap(),
+            created,
+            "{ended}"
+        );
+        assert_eq!(app.count_users().await - before, created, "{backend:?}");
+        app.stop().await;
+    })
+    .await;
+}

@@ -37,6 +37,8 @@ const LOCAL_STOP_WAIT: Duration = Duration::from_secs(15);
 pub struct JobSettings {
     /// A job running longer fails (`STEWARD_JOB_TIMEOUT_SECS`).
     pub timeout: Duration,
+    /// Time limits of their own for some kinds (`STEWARD_JOB_TIMEOUTS`).
+    pub timeouts: std::collections::BTreeMap<JobKind, Duration>,
     /// How long a claim lasts without a heartbeat; a job whose instance died is taken over
     /// after it.
     pub lease: Duration,
@@ -50,10 +52,18 @@ pub struct JobSettings {
     pub retention: Duration,
 }
 
+impl JobSettings {
+    /// The time limit of a job of `kind`.
+    pub fn timeout_for(&self, kind: JobKind) -> Duration {
+        self.timeouts.get(&kind).copied().unwrap_or(self.timeout)
+    }
+}
+
 impl Default for JobSettings {
     fn default() -> Self {
         Self {
             timeout: Duration::from_secs(600),
+            timeouts: std::collections::BTreeMap::new(),
             lease: Duration::from_secs(30),
             poll: Duration::from_secs(1),
             workers: 2,

@@ -133,7 +133,7 @@ async fn run_one<S: Store>(steward: Steward<S>, job: JobRecord) {
     // The time limit asks the job to stop at its next checkpoint, so it ends between rows or
     // batches (an account import then reports what it applied); only a job that does not reach
     // a checkpoint within a grace period after it is dropped where it stands.
-    let limit = board.settings.timeout;
+    let limit = board.settings.timeout_for(job.kind);
     let deadline = AbortOnDrop(tokio::spawn({
         let progress = Arc::clone(&progress);
         async move {
@@ -161,19 +161,19 @@ async fn run_one<S: Store>(steward: Steward<S>, job: JobRecord) {
         match tokio::time::timeout(limit + TIMEOUT_GRACE, execute(&steward, &job, &progress)).await {
             Err(_) => failed(
                 &progress,
-                "the job ran longer than its time limit (STEWARD_JOB_TIMEOUT_SECS)",
+                "the job ran longer than its time limit (STEWARD_JOB_TIMEOUT_SECS, or STEWARD_JOB_TIMEOUTS for its kind)",
             ),
             Ok(Ok(output)) if progress.timed_out() => {
                 let mut end = failed(
                     &progress,
-                    "the job ran longer than its time limit (STEWARD_JOB_TIMEOUT_SECS); the result says what it did",
+                    "the job ran longer than its time limit (STEWARD_JOB_TIMEOUT_SECS, or STEWARD_JOB_TIMEOUTS for its kind); the result says what it did",
                 );
                 end.result = Some(output.summary);
                 end
             }
             Ok(Err(_)) if progress.timed_out() => failed(
                 &progress,
-                "the job ran longer than its time limit (STEWARD_JOB_TIMEOUT_SECS)",
+                "the job ran longer than its time limit (STEWARD_JOB_TIMEOUT_SECS, or STEWARD_JOB_TIMEOUTS for its kind)",
             ),
             // Stopped at a checkpoint after doing part of the work, and said what it did.
             Ok(Ok(output)) if progress.halted() => cancelled(&progress, Some(output.summary)),
