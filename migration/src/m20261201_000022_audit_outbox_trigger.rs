@@ -8,14 +8,16 @@ use sea_orm_migration::sea_orm::{ConnectionTrait, DatabaseBackend};
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
+// `OR IGNORE` / `ON CONFLICT DO NOTHING`: an instance of the previous release, still running
+// during a rolling upgrade, writes the outbox row itself after the entry.
 const SQLITE_UP: &str = "CREATE TRIGGER audit_logs_outbox AFTER INSERT ON audit_logs BEGIN \
-     INSERT INTO event_outbox (audit_id, occurred_at) VALUES (NEW.id, NEW.occurred_at); END";
+     INSERT OR IGNORE INTO event_outbox (audit_id, occurred_at) VALUES (NEW.id, NEW.occurred_at); END";
 const SQLITE_DOWN: &str = "DROP TRIGGER IF EXISTS audit_logs_outbox";
 
 const POSTGRES_UP: [&str; 2] = [
     "CREATE OR REPLACE FUNCTION audit_logs_outbox() RETURNS trigger LANGUAGE plpgsql AS $$ \
-     BEGIN INSERT INTO event_outbox (audit_id, occurred_at) VALUES (NEW.id, NEW.occurred_at); \
-     RETURN NULL; END $$",
+     BEGIN INSERT INTO event_outbox (audit_id, occurred_at) VALUES (NEW.id, NEW.occurred_at) \
+     ON CONFLICT (audit_id) DO NOTHING; RETURN NULL; END $$",
     "CREATE TRIGGER audit_logs_outbox AFTER INSERT ON audit_logs \
      FOR EACH ROW EXECUTE FUNCTION audit_logs_outbox()",
 ];

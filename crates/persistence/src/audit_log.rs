@@ -2,10 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
-};
+use sea_orm::{ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 use sha2::{Digest, Sha256};
 use steward_domain::audit_log::{
     AuditFilter, AuditLogStore, AuditRecord, ChainBreak, ChainReport, chain_material,
@@ -118,7 +115,7 @@ impl AuditLogStore for Database {
     }
 
     async fn seal_audit_chain(&self, limit: u64) -> Result<u64, RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         // A write first: the chain's head row is the lock every sealer queues on.
         audit_chain::Entity::update_many()
             .col_expr(

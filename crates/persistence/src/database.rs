@@ -161,9 +161,7 @@ impl Database {
         if self.backend != Backend::Sqlite {
             return self.connection.begin().await;
         }
-        self.writer
-            .as_ref()
-            .unwrap_or(&self.connection)
+        self.writer()
             .begin_with_options(sea_orm::TransactionOptions {
                 sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
                 ..Default::default()
@@ -221,6 +219,14 @@ impl Database {
     /// The SeaORM connection, for repositories in this crate and for tests.
     pub fn connection(&self) -> &DatabaseConnection {
         &self.connection
+    }
+
+    /// Where a write outside a [`begin_write`](Self::begin_write) transaction goes: on SQLite
+    /// (a file) the writer connection, so it queues in turn with the write transactions instead
+    /// of polling the lock they hand to each other (and timing out under a steady stream of
+    /// them). Never call it while this task holds a `begin_write` transaction.
+    pub(crate) fn writer(&self) -> &DatabaseConnection {
+        self.writer.as_ref().unwrap_or(&self.connection)
     }
 
     /// Checks the database answers a trivial query now.
@@ -286,6 +292,9 @@ impl Database {
     }
 
     pub async fn close(self) -> Result<(), PersistenceError> {
+        if let Some(writer) = self.writer {
+            writer.close().await?;
+        }
         Ok(self.connection.close().await?)
     }
 }

@@ -2,10 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde_json::json;
 use steward_domain::devices::{
     ApiKeyRecord, ApiKeyStore, ApiKeyUse, DeviceRecord, DeviceRegistration, DeviceRuleError, DeviceStore,
@@ -76,7 +73,7 @@ impl DeviceStore for Database {
         audit: &AuditEntry,
     ) -> Result<(DeviceRecord, bool, bool), DeviceStoreError> {
         let caller = registrant.user;
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         // Touch first so the transaction holds the write lock before it reads the owner.
         let touched = devices::Entity::update_many()
             .col_expr(devices::Column::LastSeenAt, Expr::value(Some(now)))
@@ -245,7 +242,7 @@ impl DeviceStore for Database {
         new_owner: Option<Uuid>,
         audit: &AuditEntry,
     ) -> Result<bool, RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         let now = Utc::now();
         let guard = match expected_owner {
             Some(owner) => devices::Column::OwnerUserId.eq(owner),
@@ -292,7 +289,7 @@ impl DeviceStore for Database {
         transfer: &DeviceTransfer,
         audit: &AuditEntry,
     ) -> Result<(), RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         // An expired pending transfer no longer blocks a new one.
         device_transfers::Entity::update_many()
             .col_expr(
@@ -356,7 +353,7 @@ impl DeviceStore for Database {
         now: DateTime<Utc>,
         audit: &AuditEntry,
     ) -> Result<DeviceTransfer, DeviceStoreError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         let party = match decision {
             TransferStatus::Cancelled => device_transfers::Column::FromUserId.eq(user),
             _ => device_transfers::Column::ToUserId.eq(user),
@@ -422,7 +419,7 @@ impl ApiKeyStore for Database {
         secret_hash: String,
         audit: &AuditEntry,
     ) -> Result<(), RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         api_keys::Entity::insert(api_keys::ActiveModel {
             id: Set(key.id),
             name: Set(key.name.clone()),
@@ -460,7 +457,7 @@ impl ApiKeyStore for Database {
     }
 
     async fn revoke_api_key(&self, id: Uuid, audit: &AuditEntry) -> Result<bool, RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         let revoked = api_keys::Entity::update_many()
             .col_expr(api_keys::Column::RevokedAt, Expr::value(Some(Utc::now())))
             .filter(app_keys())
@@ -511,7 +508,7 @@ impl ApiKeyStore for Database {
                 .col_expr(api_keys::Column::LastUsedAt, Expr::value(Some(now)))
                 .col_expr(api_keys::Column::LastUsedIp, Expr::value(ip))
                 .filter(api_keys::Column::Id.eq(found.id))
-                .exec(self.connection())
+                .exec(self.writer())
                 .await
                 .map_err(db)?;
         }
@@ -535,7 +532,7 @@ impl ApiKeyStore for Database {
         previous_valid_until: DateTime<Utc>,
         audit: &AuditEntry,
     ) -> Result<Option<ApiKeyRecord>, RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         let rotated = api_keys::Entity::update_many()
             .col_expr(
                 api_keys::Column::PreviousKeyHash,
@@ -580,7 +577,7 @@ impl ApiKeyStore for Database {
     async fn count_api_key_requests(&self, counts: &[(Uuid, String, u64)]) -> Result<(), RepositoryError> {
         use sea_orm::sea_query::OnConflict;
         // One transaction: a failure writes nothing, so the caller may keep every count.
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         for (key, day, requests) in counts {
             let requests = i64::try_from(*requests).unwrap_or(i64::MAX);
             api_key_usage::Entity::insert(api_key_usage::ActiveModel {

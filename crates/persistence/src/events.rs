@@ -189,6 +189,8 @@ async fn claim_due(
             )
             .filter(webhook_deliveries::Column::Id.is_in(chosen))
             .filter(webhook_deliveries::Column::Status.eq(DeliveryStatus::Pending.as_str()))
+            // Still due: a failure recorded meanwhile set its next attempt later.
+            .filter(webhook_deliveries::Column::NextAttemptAt.lte(now))
             .filter(
                 Condition::any()
                     .add(webhook_deliveries::Column::LeaseUntil.is_null())
@@ -425,8 +427,7 @@ async fn disable_orphaned(connection: &impl ConnectionTrait) -> Result<(), Repos
     Ok(())
 }
 
-/// Records one attempt of a delivery `claimant` holds (nothing when it no longer holds it).
-/// Records answered attempts in two statements for the lot (the common case, and the one a
+/// Records answered attempts in three statements for the lot (the common case, and the one a
 /// busy instance records hundreds of per second): each delivery ends `succeeded` with its own
 /// answer, and its subscription's failure count goes back to 0.
 async fn record_successes(
@@ -451,6 +452,22 @@ async fn record_successes(
         excerpt = excerpt.case(this(), Expr::val(result.response_excerpt.clone()));
         latency = latency.case(this(), Expr::val(result.latency_ms));
         finished = finished.case(this(), Expr::val(result.at));
+    }
+    // The subscriptions of the deliveries still ours (one whose lease ran out and another
+    // instance took over is left alone, and says nothing about its subscription here).
+    let hooks: Vec<Uuid> = webhook_deliveries::Entity::find()
+        .select_only()
+        .column(webhook_deliveries::Column::WebhookId)
+        .distinct()
+        .filter(webhook_deliveries::Column::Id.is_in(ids.clone()))
+        .filter(webhook_deliveries::Column::ClaimedBy.eq(claimant))
+        .filter(webhook_deliveries::Column::Status.eq(DeliveryStatus::Pending.as_str()))
+        .into_tuple()
+        .all(transaction)
+        .await
+        .map_err(db)?;
+    if hooks.is_empty() {
+        return Ok(());
     }
     webhook_deliveries::Entity::update_many()
         .col_expr(
@@ -481,7 +498,7 @@ async fn record_successes(
             Expr::value(Option::<String>::None),
         )
         .col_expr(webhook_deliveries::Column::FinishedAt, finished.into())
-        .filter(webhook_deliveries::Column::Id.is_in(ids.clone()))
+        .filter(webhook_deliveries::Column::Id.is_in(ids))
         // Not ours any more (the lease ran out and another instance took it over): left alone.
         .filter(webhook_deliveries::Column::ClaimedBy.eq(claimant))
         .filter(webhook_deliveries::Column::Status.eq(DeliveryStatus::Pending.as_str()))
@@ -489,15 +506,6 @@ async fn record_successes(
         .await
         .map_err(db)?;
     // The receiver answered: its subscription's run of failures is over.
-    let hooks: Vec<Uuid> = webhook_deliveries::Entity::find()
-        .select_only()
-        .column(webhook_deliveries::Column::WebhookId)
-        .distinct()
-        .filter(webhook_deliveries::Column::Id.is_in(ids))
-        .into_tuple()
-        .all(transaction)
-        .await
-        .map_err(db)?;
     webhooks::Entity::update_many()
         .col_expr(webhooks::Column::ConsecutiveFailures, Expr::value(0))
         .filter(webhooks::Column::Id.is_in(hooks))
@@ -508,6 +516,7 @@ async fn record_successes(
     Ok(())
 }
 
+/// Records one attempt of a delivery `claimant` holds (nothing when it no longer holds it).
 async fn record_attempt(
     transaction: &impl ConnectionTrait,
     claimant: Uuid,
@@ -864,7 +873,7 @@ impl WebhookStore for Database {
         }
         let backend = self.connection().get_database_backend();
         let ids = claimed_ids(
-            self.connection(),
+            self.writer(),
             claim_events_sql(backend),
             "audit_id",
             vec![
@@ -910,7 +919,7 @@ impl WebhookStore for Database {
             event_outbox::Entity::delete_many()
                 .filter(event_outbox::Column::AuditId.is_in(chunk.to_vec()))
                 .filter(event_outbox::Column::ClaimedBy.eq(claimant))
-                .exec(self.connection())
+                .exec(self.writer())
                 .await
                 .map_err(db)?;
         }
@@ -1045,11 +1054,13 @@ impl WebhookStore for Database {
         let transaction = self.begin_write().await.map_err(db)?;
         let (succeeded, others): (Vec<_>, Vec<_>) =
             results.iter().partition(|(_, result)| result.error.is_none());
-        for chunk in succeeded.chunks(100) {
-            record_successes(&transaction, claimant, chunk).await?;
-        }
+        // Failures first: a subscription answering within the batch ends it with its run of
+        // failures reset, never counted up past an answer.
         for (id, result) in others {
             record_attempt(&transaction, claimant, *id, result).await?;
+        }
+        for chunk in succeeded.chunks(100) {
+            record_successes(&transaction, claimant, chunk).await?;
         }
         transaction.commit().await.map_err(db)
     }

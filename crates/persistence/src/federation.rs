@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use steward_domain::accounts::{FederationStore, NewFederatedUser, UserRecord};
 use steward_domain::federation::RoleOverrides;
 use steward_domain::{AuditEntry, RepositoryError};
@@ -80,7 +80,7 @@ impl FederationStore for Database {
         email: Option<&str>,
         audit: &AuditEntry,
     ) -> Result<(), RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         let now = Utc::now();
         oauth_accounts::ActiveModel {
             id: Set(Uuid::now_v7()),
@@ -115,7 +115,7 @@ impl FederationStore for Database {
         provider: &str,
         audit: &AuditEntry,
     ) -> Result<bool, RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         let removed = oauth_accounts::Entity::delete_many()
             .filter(oauth_accounts::Column::UserId.eq(user_id))
             .filter(oauth_accounts::Column::Provider.eq(provider))
@@ -139,7 +139,7 @@ impl FederationStore for Database {
         let now = Utc::now();
         oidc_nonces::Entity::delete_many()
             .filter(oidc_nonces::Column::ExpiresAt.lt(now))
-            .exec(self.connection())
+            .exec(self.writer())
             .await
             .map_err(db)?;
         let inserted = oidc_nonces::Entity::insert(oidc_nonces::ActiveModel {
@@ -154,7 +154,7 @@ impl FederationStore for Database {
                 .do_nothing()
                 .to_owned(),
         )
-        .exec_without_returning(self.connection())
+        .exec_without_returning(self.writer())
         .await
         .map_err(db)?;
         Ok(inserted == 1)
@@ -183,7 +183,7 @@ impl FederationStore for Database {
         overrides: Option<&RoleOverrides>,
         audit: &AuditEntry,
     ) -> Result<(), RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         user_role_overrides::Entity::delete_by_id(user_id)
             .exec(&transaction)
             .await
@@ -214,7 +214,7 @@ impl FederationStore for Database {
         if grant.is_empty() && revoke.is_empty() {
             return Ok(());
         }
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         for role in grant {
             user_system_roles::Entity::insert(user_system_roles::ActiveModel {
                 id: Set(Uuid::now_v7()),

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, ExprTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use serde_json::{Value, json};
 use steward_domain::group_store::{
@@ -235,7 +235,7 @@ impl GroupStore for Database {
         group: &NewGroup,
         audit: &AuditEntry,
     ) -> Result<GroupSummary, RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         let created = groups::Entity::insert(group_row(GroupRow {
             id: group.id,
             name: &group.name,
@@ -362,7 +362,7 @@ impl GroupStore for Database {
         description: Option<String>,
         audit: &AuditEntry,
     ) -> Result<GroupRecord, RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         let now = Utc::now();
         let mut update = groups::Entity::update_many()
             .col_expr(groups::Column::Version, Expr::col(groups::Column::Version).add(1))
@@ -401,7 +401,7 @@ impl GroupStore for Database {
     }
 
     async fn delete_group(&self, group: Uuid, audit: &AuditEntry) -> Result<(), RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         let now = Utc::now();
         let deleted = groups::Entity::update_many()
             .col_expr(groups::Column::DeletedAt, Expr::value(Some(now)))
@@ -473,7 +473,7 @@ impl GroupStore for Database {
     where
         F: FnOnce(&GroupSnapshot) -> Result<Vec<GroupChange>, GroupRuleError> + Send,
     {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         let now = Utc::now();
         let model = lock_group(&transaction, group, now)
             .await?
@@ -500,7 +500,7 @@ impl GroupStore for Database {
     }
 
     async fn create_invite(&self, invite: &GroupInvite, audit: &AuditEntry) -> Result<(), RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         group_invites::Entity::insert(group_invites::ActiveModel {
             id: Set(invite.id),
             group_id: Set(invite.group_id),
@@ -546,7 +546,7 @@ impl GroupStore for Database {
         now: DateTime<Utc>,
         audit: &AuditEntry,
     ) -> Result<bool, RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         let revoked = group_invites::Entity::update_many()
             .col_expr(group_invites::Column::RevokedAt, Expr::value(Some(now)))
             .filter(group_invites::Column::Id.eq(invite))
@@ -580,7 +580,7 @@ impl GroupStore for Database {
             .map_err(db)?
             .ok_or(GroupRuleError::NotFound)?
             .group_id;
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         // The group's lock also orders this join with role changes: the creator's standing read
         // below is the one in force when the member joins.
         let group = lock_group(&transaction, group_id, now)

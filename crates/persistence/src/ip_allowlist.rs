@@ -3,9 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use std::net::IpAddr;
 
 use sea_orm::{ConnectionTrait, DatabaseBackend, QuerySelect};
@@ -168,7 +166,7 @@ impl AllowlistStore for Database {
         enabled: bool,
         audit: Option<&AuditEntry>,
     ) -> Result<(), RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         instance_flags::Entity::insert(instance_flags::ActiveModel {
             name: Set(ENABLED.to_owned()),
             value: Set(enabled.to_string()),
@@ -194,7 +192,7 @@ impl AllowlistStore for Database {
         secret_hash: String,
         audit: &AuditEntry,
     ) -> Result<(), RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         allowlist_bypass_tokens::ActiveModel {
             id: Set(bypass.id),
             token_hash: Set(secret_hash),
@@ -231,7 +229,7 @@ impl AllowlistStore for Database {
         now: DateTime<Utc>,
         audit: &AuditEntry,
     ) -> Result<bool, RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         let revoked = allowlist_bypass_tokens::Entity::update_many()
             .col_expr(allowlist_bypass_tokens::Column::RevokedAt, Expr::value(Some(now)))
             .filter(allowlist_bypass_tokens::Column::Id.eq(id))

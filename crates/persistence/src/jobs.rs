@@ -6,7 +6,6 @@ use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend,
     EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
-    TransactionTrait,
 };
 use steward_domain::jobs::{
     CancelDecision, JOB_BLOB_CHUNK, JobEnd, JobFilter, JobKind, JobRecord, JobStatus, JobStore, NewJob,
@@ -106,7 +105,7 @@ fn claim_sql(backend: DatabaseBackend) -> &'static str {
 
 impl JobStore for Database {
     async fn create_job(&self, new: &NewJob, audit: &AuditEntry) -> Result<JobRecord, RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         let row = jobs::ActiveModel {
             id: Set(new.id),
             kind: Set(new.kind.as_str().to_owned()),
@@ -196,7 +195,7 @@ impl JobStore for Database {
         // SQLite: one writer at a time, so the statement's read and write cannot interleave
         // with another claim. PostgreSQL: SKIP LOCKED hands concurrent claims different rows.
         let row = self
-            .connection()
+            .writer()
             .query_one_raw(Statement::from_sql_and_values(
                 backend,
                 claim_sql(backend),
@@ -231,7 +230,7 @@ impl JobStore for Database {
             .filter(jobs::Column::Id.eq(id))
             .filter(jobs::Column::ClaimedBy.eq(instance))
             .filter(jobs::Column::Status.eq(JobStatus::Running.as_str()))
-            .exec(self.connection())
+            .exec(self.writer())
             .await
             .map_err(db)?;
         if renewed.rows_affected == 0 {
@@ -259,7 +258,7 @@ impl JobStore for Database {
             .filter(jobs::Column::Id.eq(id))
             .filter(jobs::Column::ClaimedBy.eq(instance))
             .filter(jobs::Column::Status.eq(JobStatus::Running.as_str()))
-            .exec(self.connection())
+            .exec(self.writer())
             .await
             .map_err(db)?;
         if requeued.rows_affected == 0 {
@@ -284,7 +283,7 @@ impl JobStore for Database {
         end: &JobEnd,
         now: DateTime<Utc>,
     ) -> Result<(), RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         let (file_name, content_type, bytes) = match &end.file {
             Some((name, content_type, bytes)) => {
                 (Some(name.clone()), Some(content_type.clone()), Some(bytes))

@@ -267,14 +267,14 @@ impl MaintenanceStore for Database {
                 .do_nothing()
                 .to_owned(),
         )
-        .exec_without_returning(self.connection())
+        .exec_without_returning(self.writer())
         .await
         .map_err(db)?;
         let claimed = instance_flags::Entity::update_many()
             .col_expr(instance_flags::Column::UpdatedAt, Expr::value(now))
             .filter(instance_flags::Column::Name.eq(PASS_FLAG))
             .filter(instance_flags::Column::UpdatedAt.lte(now - every))
-            .exec(self.connection())
+            .exec(self.writer())
             .await
             .map_err(db)?;
         Ok(claimed.rows_affected == 1)

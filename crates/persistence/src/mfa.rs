@@ -7,7 +7,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, TransactionTrait,
+    QueryOrder,
 };
 use steward_domain::mfa::{AdminMfaFacts, MfaChallenge, MfaEnrollment, MfaExemption, MfaStore};
 use steward_domain::{AuditEntry, RepositoryError};
@@ -122,7 +122,7 @@ impl MfaStore for Database {
         now: DateTime<Utc>,
         audit: &AuditEntry,
     ) -> Result<(), RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         // A pending enrollment is replaced; a confirmed one stays and refuses.
         user_mfa::Entity::delete_many()
             .filter(user_mfa::Column::UserId.eq(user_id))
@@ -164,7 +164,7 @@ impl MfaStore for Database {
         now: DateTime<Utc>,
         audit: &AuditEntry,
     ) -> Result<bool, RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         let confirmed = user_mfa::Entity::update_many()
             .col_expr(user_mfa::Column::ConfirmedAt, Expr::value(Some(now)))
             .col_expr(user_mfa::Column::LastUsedStep, Expr::value(Some(step)))
@@ -194,7 +194,7 @@ impl MfaStore for Database {
                     .add(user_mfa::Column::LastUsedStep.is_null())
                     .add(user_mfa::Column::LastUsedStep.lt(step)),
             )
-            .exec(self.connection())
+            .exec(self.writer())
             .await
             .map_err(db)?;
         Ok(claimed.rows_affected == 1)
@@ -211,7 +211,7 @@ impl MfaStore for Database {
             .filter(mfa_recovery_codes::Column::UserId.eq(user_id))
             .filter(mfa_recovery_codes::Column::CodeHash.eq(code_hash))
             .filter(mfa_recovery_codes::Column::UsedAt.is_null())
-            .exec(self.connection())
+            .exec(self.writer())
             .await
             .map_err(db)?;
         Ok(used.rows_affected == 1)
@@ -233,14 +233,14 @@ impl MfaStore for Database {
         now: DateTime<Utc>,
         audit: &AuditEntry,
     ) -> Result<(), RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         insert_codes(&transaction, user_id, code_hashes, now).await?;
         insert_audit_entry(&transaction, audit).await?;
         transaction.commit().await.map_err(db)
     }
 
     async fn remove_mfa(&self, user_id: Uuid, audit: &AuditEntry) -> Result<bool, RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         if erase_mfa(&transaction, user_id).await? == 0 {
             return Ok(false);
         }
@@ -305,7 +305,7 @@ impl MfaStore for Database {
         exemption: &MfaExemption,
         audit: &AuditEntry,
     ) -> Result<(), RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         mfa_exemptions::Entity::insert(mfa_exemptions::ActiveModel {
             user_id: Set(exemption.user_id),
             reason: Set(exemption.reason.clone()),
@@ -331,7 +331,7 @@ impl MfaStore for Database {
     }
 
     async fn remove_mfa_exemption(&self, user_id: Uuid, audit: &AuditEntry) -> Result<bool, RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         let removed = mfa_exemptions::Entity::delete_many()
             .filter(mfa_exemptions::Column::UserId.eq(user_id))
             .exec(&transaction)
@@ -359,7 +359,7 @@ impl MfaStore for Database {
                     .add(mfa_challenges::Column::UsedAt.is_not_null())
                     .add(mfa_challenges::Column::ExpiresAt.lte(now)),
             )
-            .exec(self.connection())
+            .exec(self.writer())
             .await
             .map_err(db)?;
         mfa_challenges::ActiveModel {
@@ -370,7 +370,7 @@ impl MfaStore for Database {
             used_at: Set(None),
             created_at: Set(now),
         }
-        .insert(self.connection())
+        .insert(self.writer())
         .await
         .map_err(db)?;
         Ok(())
@@ -401,7 +401,7 @@ impl MfaStore for Database {
             .filter(mfa_challenges::Column::Id.eq(id))
             .filter(mfa_challenges::Column::UsedAt.is_null())
             .filter(mfa_challenges::Column::ExpiresAt.gt(now))
-            .exec(self.connection())
+            .exec(self.writer())
             .await
             .map_err(db)?;
         Ok(spent.rows_affected == 1)

@@ -318,7 +318,7 @@ impl NotificationStore for Database {
             .do_nothing()
             .to_owned(),
         )
-        .exec_without_returning(self.connection())
+        .exec_without_returning(self.writer())
         .await
         .map_err(db)?;
         Ok(())

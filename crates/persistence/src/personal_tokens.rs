@@ -2,9 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use steward_domain::accounts::{PersonalToken, PersonalTokenStore};
 use steward_domain::{AuditEntry, RepositoryError};
 use uuid::Uuid;
@@ -45,7 +43,7 @@ impl PersonalTokenStore for Database {
         secret_hash: String,
         audit: &AuditEntry,
     ) -> Result<(), RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         api_keys::ActiveModel {
             id: Set(token.id),
             name: Set(token.name.clone()),
@@ -93,7 +91,7 @@ impl PersonalTokenStore for Database {
         id: Uuid,
         audit: &AuditEntry,
     ) -> Result<bool, RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         let revoked = api_keys::Entity::update_many()
             .col_expr(api_keys::Column::RevokedAt, Expr::value(Some(Utc::now())))
             .filter(api_keys::Column::Id.eq(id))
@@ -130,7 +128,7 @@ impl PersonalTokenStore for Database {
             .col_expr(api_keys::Column::LastUsedAt, Expr::value(Some(now)))
             .col_expr(api_keys::Column::LastUsedIp, Expr::value(ip.clone()))
             .filter(api_keys::Column::Id.eq(row.id))
-            .exec(self.connection())
+            .exec(self.writer())
             .await
             .map_err(db)?;
         Ok(personal_token(api_keys::Model {

@@ -4,7 +4,6 @@ use chrono::Utc;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, ExprTrait, QueryFilter, QueryOrder,
-    TransactionTrait,
 };
 use serde_json::json;
 use steward_domain::policies::{PolicyRecord, PolicyStore};
@@ -150,7 +149,7 @@ impl PolicyStore for Database {
         expected_version: Option<i32>,
         audit: &AuditEntry,
     ) -> Result<(PolicyRecord, Vec<Uuid>), RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         claim_policy(&transaction, policy.organization_id, policy.id).await?;
         let was_default = device_policies::Entity::find_by_id(policy.id)
             .filter(device_policies::Column::OrganizationId.eq(policy.organization_id))
@@ -220,7 +219,7 @@ impl PolicyStore for Database {
         policy: Uuid,
         audit: &AuditEntry,
     ) -> Result<Vec<Uuid>, RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         claim_policy(&transaction, organization, policy).await?;
         let Some(current) = device_policies::Entity::find_by_id(policy)
             .filter(device_policies::Column::OrganizationId.eq(organization))

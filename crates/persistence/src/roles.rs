@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    QuerySelect,
 };
 use steward_domain::roles::{CustomRole, MAX_CUSTOM_ROLES, RoleDeletion, RoleStore};
 use steward_domain::{AuditEntry, RepositoryError, RuleError, RuleStoreError};
@@ -108,7 +108,7 @@ impl RoleStore for Database {
     where
         A: FnOnce(&CustomRole, &CustomRole) -> AuditEntry + Send,
     {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         if !claim(&transaction, name).await? {
             return Ok(None);
         }
@@ -149,7 +149,7 @@ impl RoleStore for Database {
     where
         A: FnOnce(&CustomRole) -> AuditEntry + Send,
     {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         if !claim(&transaction, name).await? {
             return Ok(RoleDeletion::NotFound);
         }

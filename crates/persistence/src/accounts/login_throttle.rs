@@ -102,7 +102,7 @@ impl LoginThrottleStore for Database {
                 Expr::col(login_throttles::Column::Attempts).add(1),
             )
             .filter(login_throttles::Column::Email.eq(email))
-            .exec(self.connection())
+            .exec(self.writer())
             .await
             .map_err(db)?;
         let locked = login_throttles::Entity::update_many()
@@ -117,7 +117,7 @@ impl LoginThrottleStore for Database {
                     .is_null()
                     .or(login_throttles::Column::LockedUntil.lte(now)),
             )
-            .exec(self.connection())
+            .exec(self.writer())
             .await
             .map_err(db)?;
         Ok(locked.rows_affected == 1)
@@ -128,7 +128,7 @@ impl LoginThrottleStore for Database {
             .col_expr(login_throttles::Column::InFlight, released())
             .col_expr(login_throttles::Column::Attempts, Expr::value(0))
             .filter(login_throttles::Column::Email.eq(email))
-            .exec(self.connection())
+            .exec(self.writer())
             .await
             .map_err(db)?;
         Ok(())
@@ -138,7 +138,7 @@ impl LoginThrottleStore for Database {
         login_throttles::Entity::update_many()
             .col_expr(login_throttles::Column::InFlight, released())
             .filter(login_throttles::Column::Email.eq(email))
-            .exec(self.connection())
+            .exec(self.writer())
             .await
             .map_err(db)?;
         Ok(())
@@ -146,7 +146,7 @@ impl LoginThrottleStore for Database {
 
     async fn clear(&self, email: &str) -> Result<(), RepositoryError> {
         login_throttles::Entity::delete_by_id(email.to_owned())
-            .exec(self.connection())
+            .exec(self.writer())
             .await
             .map_err(db)?;
         Ok(())

@@ -12,7 +12,7 @@ impl EmailTokenStore for Database {
         expires_at: DateTime<Utc>,
         cap: Option<(u64, DateTime<Utc>)>,
     ) -> Result<bool, RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         let now = Utc::now();
         if let Some((max, since)) = cap {
             // The user's row lock orders concurrent requests for this user.
@@ -77,7 +77,7 @@ impl EmailTokenStore for Database {
             .filter(email_tokens::Column::Purpose.eq(purpose.as_str()))
             .filter(email_tokens::Column::UsedAt.is_null())
             .filter(email_tokens::Column::ExpiresAt.gt(now))
-            .exec(self.connection())
+            .exec(self.writer())
             .await
             .map_err(db)?;
         if redeemed.rows_affected == 0 {

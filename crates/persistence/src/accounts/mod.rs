@@ -13,7 +13,7 @@ pub(crate) use outbox::insert_mail;
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait,
-    IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use serde_json::json;
 use sessions::insert_session;
@@ -224,7 +224,7 @@ impl AccountStore for Database {
         keep_session: Option<Uuid>,
         audit: &AuditEntry,
     ) -> Result<(), RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         let now = Utc::now();
         let updated = users::Entity::update_many()
             .col_expr(users::Column::PasswordHash, Expr::value(Some(new_hash.clone())))
@@ -271,7 +271,7 @@ impl AccountStore for Database {
         users::Entity::update_many()
             .col_expr(users::Column::PasswordHash, Expr::value(Some(new_hash)))
             .filter(users::Column::Id.eq(id))
-            .exec(self.connection())
+            .exec(self.writer())
             .await
             .map_err(db)?;
         Ok(())
@@ -283,7 +283,7 @@ impl AccountStore for Database {
         email: &str,
         audit: &AuditEntry,
     ) -> Result<UserRecord, RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         let now = Utc::now();
         // Write first, so SQLite takes its write lock before the read (a read-then-write
         // transaction fails as "locked" when another writer commits in between).
@@ -332,7 +332,7 @@ impl AccountStore for Database {
         role: &str,
         audit: &AuditEntry,
     ) -> Result<(), RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         user_system_roles::Entity::insert(user_system_roles::ActiveModel {
             id: Set(Uuid::now_v7()),
             user_id: Set(id),
@@ -361,7 +361,7 @@ impl AccountStore for Database {
         F: FnOnce(&RoleSnapshot) -> Result<RoleChange, RuleError> + Send,
         A: Fn(&str, bool) -> AuditEntry + Send + Sync,
     {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         let now = Utc::now();
         let (_, _, other_active_super_admins) = claim_for_super_admin_rule(&transaction, id, now).await?;
         let current: Vec<String> = user_system_roles::Entity::find()
@@ -438,7 +438,7 @@ impl AccountStore for Database {
     where
         F: FnOnce(&LockSnapshot) -> Result<(), RuleError> + Send,
     {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         let now = Utc::now();
         let (user, grants, other_active_super_admins) =
             claim_for_super_admin_rule(&transaction, id, now).await?;
@@ -491,7 +491,7 @@ impl AccountStore for Database {
     }
 
     async fn erase_user(&self, id: Uuid, audit: &AuditEntry) -> Result<(), RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         let now = Utc::now();
         // The last unlocked super_admin stays: decided while every grant is locked.
         let (_, grants, other_active_super_admins) =

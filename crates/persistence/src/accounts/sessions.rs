@@ -22,7 +22,7 @@ impl SessionStore for Database {
         refresh_token_hash: String,
         audit: &AuditEntry,
     ) -> Result<(), RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         insert_session(&transaction, session, refresh_token_hash).await?;
         insert_audit_entry(&transaction, audit).await?;
         transaction.commit().await.map_err(db)
@@ -60,7 +60,7 @@ impl SessionStore for Database {
         reason: &str,
         audit: &AuditEntry,
     ) -> Result<u64, RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         let result = user_sessions::Entity::update_many()
             .col_expr(user_sessions::Column::RevokedAt, Expr::value(Some(Utc::now())))
             .col_expr(
@@ -84,7 +84,7 @@ impl SessionStore for Database {
         reason: &str,
         audit: &AuditEntry,
     ) -> Result<bool, RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         let result = user_sessions::Entity::update_many()
             .col_expr(user_sessions::Column::RevokedAt, Expr::value(Some(Utc::now())))
             .col_expr(
@@ -138,7 +138,7 @@ impl SessionStore for Database {
         successor_expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<bool, RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         // The conditional update is the claim: of concurrent rotations exactly one changes a row.
         let claimed = refresh_tokens::Entity::update_many()
             .col_expr(refresh_tokens::Column::UsedAt, Expr::value(Some(now)))
@@ -182,7 +182,7 @@ impl SessionStore for Database {
         user_sessions::Entity::update_many()
             .col_expr(user_sessions::Column::LastUsedAt, Expr::value(Some(now)))
             .filter(user_sessions::Column::Id.eq(id))
-            .exec(self.connection())
+            .exec(self.writer())
             .await
             .map_err(db)?;
         Ok(())

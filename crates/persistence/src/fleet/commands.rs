@@ -9,7 +9,7 @@ impl CommandStore for Database {
         command: &DeviceCommand,
         audit: &AuditEntry,
     ) -> Result<(), RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         // Claim the device as one the organization still manages: a retirement either
         // happened before (no command) or waits and expires it.
         if let Some(organization) = command.organization_id {
@@ -85,7 +85,7 @@ impl CommandStore for Database {
         if !pending.is_empty() {
             // Marked delivered and audited together; a concurrent sync delivering the same
             // commands updates nothing and records nothing.
-            let transaction = self.connection().begin().await.map_err(db)?;
+            let transaction = self.begin_write().await.map_err(db)?;
             let mut entries = Vec::new();
             for (id, organization) in &pending {
                 let delivered = device_commands::Entity::update_many()
@@ -133,7 +133,7 @@ impl CommandStore for Database {
         now: DateTime<Utc>,
         audit: &AuditEntry,
     ) -> Result<DeviceCommand, FleetStoreError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         // Claim the row before deciding, so two acknowledgements cannot both pass.
         let claimed = device_commands::Entity::update_many()
             .col_expr(

@@ -74,7 +74,7 @@ impl EnrollmentStore for Database {
         now: DateTime<Utc>,
         audit: &AuditEntry,
     ) -> Result<(), RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         let revoked = enrollment_tokens::Entity::update_many()
             .col_expr(enrollment_tokens::Column::RevokedAt, Expr::value(Some(now)))
             .filter(enrollment_tokens::Column::Id.eq(id))
@@ -97,7 +97,7 @@ impl EnrollmentStore for Database {
         now: DateTime<Utc>,
         audit: &AuditEntry,
     ) -> Result<Result<EnrolledDevice, EnrollmentRefusal>, FleetStoreError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         // Taking the use is the first write: of racing enrollments, exactly as many as the
         // token has uses left get a row back.
         let taken = enrollment_tokens::Entity::update_many()
@@ -289,7 +289,7 @@ impl EnrollmentStore for Database {
         now: DateTime<Utc>,
         audit: &AuditEntry,
     ) -> Result<Option<Uuid>, RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         let revoked = device_tokens::Entity::update_many()
             .col_expr(device_tokens::Column::RevokedAt, Expr::value(Some(now)))
             .filter(device_tokens::Column::TokenHash.eq(old_hash))

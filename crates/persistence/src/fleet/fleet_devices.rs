@@ -29,7 +29,7 @@ impl FleetDeviceStore for Database {
         creator: Uuid,
         audit: &AuditEntry,
     ) -> Result<(), RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         if let Some(policy) = group.policy_id
             && !policy_is_the_orgs(&transaction, group.organization_id, policy).await?
         {
@@ -171,7 +171,7 @@ impl FleetDeviceStore for Database {
         now: DateTime<Utc>,
         audit: &AuditEntry,
     ) -> Result<(), FleetStoreError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         let before = claim_device(&transaction, organization, device, now).await?;
         if let Some(Some(policy)) = assignment.policy_id
             && !policy_is_the_orgs(&transaction, organization, policy).await?
@@ -240,7 +240,7 @@ impl FleetDeviceStore for Database {
         now: DateTime<Utc>,
         audit: &AuditEntry,
     ) -> Result<DeviceStatus, FleetStoreError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         let current = claim_device(&transaction, organization, device, now).await?;
         let status = next_status(
             DeviceStatus::parse(&current.status).unwrap_or(DeviceStatus::Active),
@@ -278,7 +278,7 @@ impl FleetDeviceStore for Database {
         now: DateTime<Utc>,
         audit: &AuditEntry,
     ) -> Result<(), FleetStoreError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         // The claim decides against a concurrent retirement or adoption; then the same end
         // state as an organization's deletion gives each of its devices.
         let before = claim_device(&transaction, organization, device, now).await?;

@@ -48,7 +48,7 @@ impl DeviceImportStore for Database {
                 Err(RepositoryError::Stopped.into())
             }
         };
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         // Take the write lock first (SQLite), then see what exists as of this transaction.
         crate::organizations::claim_organization(&transaction, organization).await?;
         let identifiers: Vec<String> = rows.iter().map(|r| r.row.identifier.clone()).collect();

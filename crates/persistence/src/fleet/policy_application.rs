@@ -13,7 +13,7 @@ impl PolicyApplicationStore for Database {
         now: DateTime<Utc>,
         audit: &AuditEntry,
     ) -> Result<Vec<Uuid>, RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         let value = if apply { Some(policy) } else { None };
         let touched = match targets {
             PolicyTargets::Devices(ids) => {

@@ -8,7 +8,7 @@ use chrono::Utc;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    QueryOrder, QuerySelect,
 };
 use serde_json::json;
 use steward_domain::organizations::{
@@ -228,7 +228,7 @@ impl OrganizationStore for Database {
         owner: Option<Uuid>,
         audit: &AuditEntry,
     ) -> Result<(), RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         organizations::Entity::insert(organizations::ActiveModel {
             id: Set(organization.id),
             name: Set(organization.name.clone()),
@@ -322,7 +322,7 @@ impl OrganizationStore for Database {
         expected_version: Option<i32>,
         audit: &AuditEntry,
     ) -> Result<OrganizationRecord, RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         let mut update = organizations::Entity::update_many()
             .col_expr(
                 organizations::Column::Name,
@@ -376,7 +376,7 @@ impl OrganizationStore for Database {
         audit: &AuditEntry,
         retire_audit: &AuditEntry,
     ) -> Result<Vec<Uuid>, RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         let now = Utc::now();
         // The organization's row lock first: the devices read next are the ones it has.
         let locked = organizations::Entity::update_many()
@@ -475,7 +475,7 @@ impl OrganizationStore for Database {
     where
         F: FnOnce(Option<OrgRole>, usize) -> Result<(), OrgRuleError> + Send,
     {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         let now = Utc::now();
         // The organization's row is the lock every change to its users queues on.
         if !claim_organization_at(&transaction, organization, now).await? {
@@ -559,7 +559,7 @@ impl OrganizationStore for Database {
         quota: &OrgQuota,
         audit: &AuditEntry,
     ) -> Result<OrganizationRecord, RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         let updated = organizations::Entity::update_many()
             .col_expr(organizations::Column::Plan, Expr::value(quota.plan.clone()))
             .col_expr(

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QuerySelect, TransactionTrait};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 use steward_domain::fleet::ImportCounts;
 use steward_domain::{AuditEntry, RepositoryError};
 use uuid::Uuid;
@@ -50,7 +50,7 @@ impl OrgUserImportStore for Database {
         F: FnOnce(&BTreeMap<Uuid, OrgRole>) -> Result<UserImportPlan, Vec<ImportProblem>> + Send,
         A: Fn(&ResolvedUserImport, bool) -> AuditEntry + Send + Sync,
     {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         crate::organizations::claim_organization(&transaction, organization).await?;
         let members = org_users::Entity::find()
             .select_only()

@@ -20,7 +20,7 @@ impl SettingCatalogStore for Database {
         definition: &SettingDefinition,
         audit: &AuditEntry,
     ) -> Result<(), RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         setting_definitions::Entity::insert(definition_row(definition, Utc::now()))
             .exec_without_returning(&transaction)
             .await
@@ -33,7 +33,7 @@ impl SettingCatalogStore for Database {
         definition: &SettingDefinition,
         audit: &AuditEntry,
     ) -> Result<(), RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         let updated = setting_definitions::Entity::update_many()
             .col_expr(
                 setting_definitions::Column::ValueType,
@@ -83,7 +83,7 @@ impl SettingCatalogStore for Database {
         transaction.commit().await.map_err(db)
     }
     async fn delete_setting_definition(&self, key: &str, audit: &AuditEntry) -> Result<(), RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         let deleted = setting_definitions::Entity::delete_many()
             .filter(setting_definitions::Column::Key.eq(key))
             .exec(&transaction)

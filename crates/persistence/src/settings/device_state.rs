@@ -28,7 +28,7 @@ impl DeviceSettingsStore for Database {
         F: FnOnce(&DeviceSettingsSnapshot) -> Result<(Vec<SettingChange>, R), SettingRuleError> + Send,
         R: Send,
     {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         let now = Utc::now();
         let version = bump_version(&transaction, device, expected_version, now).await?;
         let current = snapshot(&transaction, device)
@@ -82,7 +82,7 @@ impl DeviceSettingsStore for Database {
             .map_err(db)?;
         let mut touched = Vec::with_capacity(due.len());
         for device in due {
-            let transaction = self.connection().begin().await.map_err(db)?;
+            let transaction = self.begin_write().await.map_err(db)?;
             let version = bump_version(&transaction, device, None, now).await?;
             let returned = device_settings::Entity::update_many()
                 .col_expr(
@@ -132,7 +132,7 @@ impl DeviceSettingsStore for Database {
             .col_expr(devices::Column::ApplyFailures, Expr::value(failures))
             .col_expr(devices::Column::LastSeenAt, Expr::value(Some(now)))
             .filter(devices::Column::Id.eq(device))
-            .exec(self.connection())
+            .exec(self.writer())
             .await
             .map_err(db)?;
         Ok(())

@@ -11,7 +11,7 @@ impl PushQueue for Database {
         now: DateTime<Utc>,
         audit: &AuditEntry,
     ) -> Result<(), RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         // A write first (a no-op on the device's row): `enqueue` reads before it inserts, and a
         // deferred SQLite transaction that reads first cannot take the write lock while another
         // connection commits (SQLITE_BUSY at once, whatever the busy timeout).

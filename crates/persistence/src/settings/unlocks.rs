@@ -9,7 +9,7 @@ impl UnlockRequestStore for Database {
         request: &UnlockRequest,
         audit: &AuditEntry,
     ) -> Result<(), RepositoryError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         unlock_requests::Entity::insert(unlock_requests::ActiveModel {
             id: Set(request.id),
             device_id: Set(request.device_id),
@@ -68,7 +68,7 @@ impl UnlockRequestStore for Database {
         now: DateTime<Utc>,
         audit: &AuditEntry,
     ) -> Result<UnlockRequest, SettingsStoreError> {
-        let transaction = self.connection().begin().await.map_err(db)?;
+        let transaction = self.begin_write().await.map_err(db)?;
         let status = if decision.approve {
             UnlockStatus::Approved
         } else {
