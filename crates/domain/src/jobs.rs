@@ -282,6 +282,22 @@ pub trait JobStore {
         audit: &AuditEntry,
     ) -> impl Future<Output = Result<CancelDecision, RepositoryError>> + Send;
 
+    /// The chunks of a part of a job, in order: each chunk's number and size (no bytes), so a
+    /// file can be sent chunk by chunk.
+    fn job_blob_chunks(
+        &self,
+        id: Uuid,
+        part: &str,
+    ) -> impl Future<Output = Result<Vec<(i32, u64)>, RepositoryError>> + Send;
+
+    /// One chunk's bytes (`None` once the job and its files were deleted).
+    fn job_blob_chunk(
+        &self,
+        id: Uuid,
+        part: &str,
+        seq: i32,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, RepositoryError>> + Send;
+
     /// The bytes of a part (`input` or `result`) of a job, in order.
     fn job_blob(
         &self,

@@ -353,6 +353,43 @@ impl JobStore for Database {
         ))
     }
 
+    async fn job_blob_chunks(&self, id: Uuid, part: &str) -> Result<Vec<(i32, u64)>, RepositoryError> {
+        let chunks: Vec<(i32, i64)> = job_blobs::Entity::find()
+            .select_only()
+            .column(job_blobs::Column::Seq)
+            .column_as(
+                sea_orm::sea_query::Expr::cust(r#"CAST(LENGTH("data") AS BIGINT)"#),
+                "size",
+            )
+            .filter(job_blobs::Column::JobId.eq(id))
+            .filter(job_blobs::Column::Part.eq(part))
+            .order_by_asc(job_blobs::Column::Seq)
+            .into_tuple()
+            .all(self.connection())
+            .await
+            .map_err(db)?;
+        Ok(chunks
+            .into_iter()
+            .map(|(seq, size)| (seq, u64::try_from(size).unwrap_or(0)))
+            .collect())
+    }
+
+    async fn job_blob_chunk(
+        &self,
+        id: Uuid,
+        part: &str,
+        seq: i32,
+    ) -> Result<Option<Vec<u8>>, RepositoryError> {
+        Ok(job_blobs::Entity::find()
+            .filter(job_blobs::Column::JobId.eq(id))
+            .filter(job_blobs::Column::Part.eq(part))
+            .filter(job_blobs::Column::Seq.eq(seq))
+            .one(self.connection())
+            .await
+            .map_err(db)?
+            .map(|chunk| chunk.data))
+    }
+
     async fn job_blob(&self, id: Uuid, part: &str) -> Result<Option<Vec<u8>>, RepositoryError> {
         let chunks = job_blobs::Entity::find()
             .filter(job_blobs::Column::JobId.eq(id))

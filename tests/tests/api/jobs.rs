@@ -646,18 +646,8 @@ async fn an_account_has_at_most_ten_jobs_waiting_or_running() {
         let refused = submit(&app, &org, &org.owner, devices_csv("x", 1), "").await;
         let body = expect_error(refused, StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED").await;
         assert!(body["message"].as_str().unwrap().contains("10"), "{body}");
-        // Someone else's queue is their own.
-        let admin = app.user("other-admin@example.com").await;
-        post(
-            &app,
-            &org.owner,
-            &org.path("/users"),
-            json!({"userId": admin.id, "role": "admin"}),
-        )
-        .await;
-        let accepted = submit(&app, &org, &admin, devices_csv("y", 1), "").await;
-        assert_eq!(accepted.status(), StatusCode::ACCEPTED, "{backend:?}");
-        // The cap counts every kind of job.
+        // The cap counts every kind of job (asked before a job is accepted: an accepted job
+        // wakes the worker, which may then finish one of the ten).
         let users = app
             .authed(
                 Method::POST,
@@ -670,6 +660,17 @@ async fn an_account_has_at_most_ten_jobs_waiting_or_running() {
             .await
             .unwrap();
         assert_eq!(users.status(), StatusCode::TOO_MANY_REQUESTS);
+        // Someone else's queue is their own.
+        let admin = app.user("other-admin@example.com").await;
+        post(
+            &app,
+            &org.owner,
+            &org.path("/users"),
+            json!({"userId": admin.id, "role": "admin"}),
+        )
+        .await;
+        let accepted = submit(&app, &org, &admin, devices_csv("y", 1), "").await;
+        assert_eq!(accepted.status(), StatusCode::ACCEPTED, "{backend:?}");
         app.stop().await;
     })
     .await;
@@ -845,6 +846,37 @@ async fn an_audit_export_runs_as_a_job_and_its_file_is_fetched_by_its_owner_only
                     "{body}"
                 );
                 assert_eq!(lines.count() as u64, entries, "{backend:?}");
+                // A file of several chunks is sent chunk by chunk, in order, whole: two more
+                // chunks of 1 MiB are put behind this one.
+                let job: Uuid = id.parse().unwrap();
+                let mut expected = body.clone().into_bytes();
+                for (seq, fill) in [(1, b'a'), (2, b'b')] {
+                    let data = vec![fill; 1 << 20];
+                    expected.extend_from_slice(&data);
+                    use sea_orm::{ActiveValue::Set, EntityTrait};
+                    use steward_persistence::entities::job_blobs;
+                    job_blobs::Entity::insert(job_blobs::ActiveModel {
+                        id: Set(Uuid::now_v7()),
+                        job_id: Set(job),
+                        part: Set("result".to_owned()),
+                        seq: Set(seq),
+                        data: Set(data),
+                    })
+                    .exec_without_returning(app.db.connection())
+                    .await
+                    .unwrap();
+                }
+                let file = send(&app, Method::GET, &url, &org.root, None).await;
+                assert_eq!(file.status(), StatusCode::OK);
+                assert_eq!(
+                    file.headers()["content-length"].to_str().unwrap(),
+                    expected.len().to_string()
+                );
+                let bytes = file.bytes().await.unwrap();
+                assert!(
+                    bytes[..] == expected[..],
+                    "{backend:?}: the chunks arrived whole and in order"
+                );
             } else {
                 let rows: Value = serde_json::from_str(&body).unwrap();
                 assert_eq!(rows.as_array().unwrap().len() as u64, entries);

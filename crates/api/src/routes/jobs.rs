@@ -234,6 +234,20 @@ pub async fn job_result(
     let file = JobService::new(&state)
         .result(caller.principal, path.into_inner(), &origin.0)
         .await?;
+    let (job, length) = (file.job, file.length);
+    // Chunk by chunk from the database (1 MiB each), never the whole file in memory.
+    let body = futures_util::stream::unfold(
+        (state.clone(), file.chunks.into_iter()),
+        move |(state, mut chunks)| async move {
+            let seq = chunks.next()?;
+            let chunk = JobService::new(&state)
+                .result_chunk(job, seq)
+                .await
+                .map(actix_web::web::Bytes::from)
+                .map_err(ApiError::from);
+            Some((chunk, (state, chunks)))
+        },
+    );
     Ok(HttpResponse::Ok()
         .content_type(file.content_type)
         .insert_header((
@@ -241,7 +255,8 @@ pub async fn job_result(
             format!("attachment; filename=\"{}\"", file.name.replace('"', "")),
         ))
         .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
-        .body(file.bytes))
+        .no_chunking(length)
+        .streaming(body))
 }
 
 /// Cancel a job: a pending one never runs; a running one stops at its next checkpoint (an

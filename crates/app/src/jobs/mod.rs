@@ -215,10 +215,16 @@ pub struct DeviceImportRequest {
 
 /// A job's result file.
 #[derive(Debug, Clone)]
+/// A job's result file, sent chunk by chunk ([`JobService::result_chunk`]) so a large file is
+/// never held in memory whole.
 pub struct JobFile {
+    pub job: Uuid,
     pub name: String,
     pub content_type: String,
-    pub bytes: Vec<u8>,
+    /// Its size in bytes.
+    pub length: u64,
+    /// Its chunks' numbers, in order.
+    pub chunks: Vec<i32>,
 }
 
 pub struct JobService<'a, S> {
@@ -521,32 +527,43 @@ impl<'a, S: Store> JobService<'a, S> {
                 "reading this file needs the permission its export needs (audit:export, users:read, or viewing the organization)",
             ));
         }
-        let bytes = self
-            .steward
-            .store
-            .job_blob(id, "result")
-            .await?
-            .ok_or_else(|| AppError::not_found("this job has no result file"))?;
+        let chunks = self.steward.store.job_blob_chunks(id, "result").await?;
+        if chunks.is_empty() {
+            return Err(AppError::not_found("this job has no result file"));
+        }
+        let length = chunks
+            .iter()
+            .map(|(_, size)| *size)
+            .fold(0u64, u64::saturating_add);
         let mut audit = AuditEntry::new(
             Actor::user(reader.user),
             AuditAction::known("job.result_downloaded"),
             "job",
         )
         .resource_id(id)
-        .change(
-            None,
-            Some(json!({"kind": job.kind.as_str(), "bytes": bytes.len()})),
-        )
+        .change(None, Some(json!({"kind": job.kind.as_str(), "bytes": length})))
         .origin(origin.clone());
         if let Some(organization) = job.organization_id {
             audit = audit.organization(organization);
         }
         self.steward.store.record(&audit).await?;
         Ok(JobFile {
+            job: id,
             name,
             content_type,
-            bytes,
+            length,
+            chunks: chunks.into_iter().map(|(seq, _)| seq).collect(),
         })
+    }
+
+    /// One chunk of a result file [`result`](Self::result) allowed; an error when the file is
+    /// gone meanwhile (the job was deleted), so a download ends short rather than wrong.
+    pub async fn result_chunk(&self, job: Uuid, seq: i32) -> Result<Vec<u8>, AppError> {
+        self.steward
+            .store
+            .job_blob_chunk(job, "result", seq)
+            .await?
+            .ok_or_else(|| AppError::not_found("the file was deleted while it was read"))
     }
 
     /// Cancels a job: a pending one at once, a running one at its next checkpoint (an import
