@@ -100,9 +100,25 @@ impl Receiver {
 
     /// Waits up to `seconds` for at least `count` requests of `event`, and answers them.
     pub async fn wait_for(&self, event: &str, count: usize, seconds: u64) -> Vec<Hook> {
+        self.wait_matching(event, |_| true, count, seconds).await
+    }
+
+    /// Waits up to `seconds` for at least `count` requests of `event` that `matches` accepts,
+    /// and returns those.
+    pub async fn wait_matching(
+        &self,
+        event: &str,
+        matches: impl Fn(&Hook) -> bool,
+        count: usize,
+        seconds: u64,
+    ) -> Vec<Hook> {
         let deadline = Instant::now() + Duration::from_secs(seconds);
         loop {
-            let found = self.of_type(event);
+            let found: Vec<Hook> = self
+                .of_type(event)
+                .into_iter()
+                .filter(|hook| matches(hook))
+                .collect();
             if found.len() >= count {
                 return found;
             }
