@@ -26,6 +26,7 @@ mod m20261201_000019_jobs;
 mod m20261201_000020_quotas;
 mod m20261201_000021_events;
 mod m20261201_000022_audit_outbox_trigger;
+mod m20261201_000023_user_quotas;
 
 pub use m20260701_000011_organizations::DEFAULT_ORGANIZATION_ID;
 
@@ -57,6 +58,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000020_quotas::Migration),
             Box::new(m20261201_000021_events::Migration),
             Box::new(m20261201_000022_audit_outbox_trigger::Migration),
+            Box::new(m20261201_000023_user_quotas::Migration),
         ]
     }
 }
@@ -111,6 +113,7 @@ pub const TABLES: &[&str] = &[
     "notification_reads",
     "notification_counters",
     "notification_preferences",
+    "user_quotas",
 ];
 
 /// The tables of seed 000's data model, the first 17 of [`TABLES`].

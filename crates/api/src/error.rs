@@ -51,7 +51,7 @@ pub enum ErrorCode {
     IpNotAllowed,
     /// An allowlist change that would refuse the caller's own address.
     AllowlistWouldLockOut,
-    /// The organization's quota is used up; `quota` in the error names it.
+    /// An organization's or account's quota is used up; `quota` in the error names it.
     QuotaExceeded,
     ServiceUnavailable,
     Internal,

@@ -43,7 +43,7 @@ fn routes(config: &mut ServiceConfig) {
         api_keys, audit, auth, auth_mail, auth_mfa, device_enrollment, devices, enrollment_tokens,
         federation, fleet_devices, fleet_groups, groups, imports, ip_allowlist, jobs, notifications,
         org_quotas, organizations, personal_tokens, policies, policy_application, roles, setting_definitions,
-        settings, unlock_requests, users, webhooks,
+        settings, unlock_requests, user_quotas, users, webhooks,
     };
     config
         .service(health::index)
@@ -68,6 +68,7 @@ fn routes(config: &mut ServiceConfig) {
                 .service(auth::delete_me)
                 .service(auth::change_password)
                 .service(auth::export_me)
+                .service(user_quotas::my_quotas)
                 .service(personal_tokens::list_tokens)
                 .service(personal_tokens::create_token)
                 .service(personal_tokens::revoke_token)
@@ -183,6 +184,8 @@ fn routes(config: &mut ServiceConfig) {
                 .service(admin_user_search::export_users)
                 .service(admin_user_search::export_users_job)
                 .service(admin::admin_get_user)
+                .service(user_quotas::get_user_quotas)
+                .service(user_quotas::set_user_quotas)
                 .service(admin_users::update_user)
                 .service(api_keys::list_api_keys)
                 .service(api_keys::create_api_key)

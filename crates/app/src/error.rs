@@ -19,7 +19,8 @@ pub enum ErrorKind {
     InvalidMfaCode,
     /// An IP allowlist change that would refuse the caller's own address.
     AllowlistWouldLockOut,
-    /// The organization's quota for what is being created is used up; `quota` says which.
+    /// The organization's or account's quota for what is being created is used up; `quota`
+    /// says which.
     QuotaExceeded,
     /// The caller is known but may not do this.
     Forbidden,
@@ -156,7 +157,14 @@ impl From<steward_domain::quotas::QuotaExceeded> for AppError {
     fn from(exceeded: steward_domain::quotas::QuotaExceeded) -> Self {
         let mut error = AppError::new(
             ErrorKind::QuotaExceeded,
-            format!("{exceeded}; ask your operator to raise the organization's quota (or remove some first)"),
+            match exceeded.key.scope() {
+                steward_domain::quotas::QuotaScope::Organization => format!(
+                    "{exceeded}; ask your operator to raise the organization's quota (or remove some first)"
+                ),
+                steward_domain::quotas::QuotaScope::User => {
+                    format!("{exceeded}; ask your operator to raise the quota (or remove some first)")
+                }
+            },
         );
         error.quota = Some(exceeded);
         error

@@ -22,6 +22,7 @@ pub mod notifications;
 pub mod organizations;
 pub mod policies;
 pub mod principal;
+pub mod quotas;
 pub mod roles;
 pub mod settings;
 mod steward;

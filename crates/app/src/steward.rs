@@ -59,6 +59,7 @@ pub trait Store:
     + steward_domain::jobs::JobStore
     + steward_domain::events::webhooks::WebhookStore
     + steward_domain::notifications::NotificationStore
+    + steward_domain::quotas::UserQuotaStore
     + Clone
     + Send
     + Sync
@@ -98,6 +99,7 @@ impl<T> Store for T where
         + steward_domain::jobs::JobStore
         + steward_domain::events::webhooks::WebhookStore
         + steward_domain::notifications::NotificationStore
+        + steward_domain::quotas::UserQuotaStore
         + Clone
         + Send
         + Sync

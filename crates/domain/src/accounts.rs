@@ -672,7 +672,7 @@ pub trait PersonalTokenStore {
         token: &PersonalToken,
         secret_hash: String,
         audit: &AuditEntry,
-    ) -> impl Future<Output = Result<(), RepositoryError>> + Send;
+    ) -> impl Future<Output = Result<(), crate::RuleStoreError>> + Send;
     /// The user's tokens that are neither revoked nor expired, newest first.
     fn personal_tokens(
         &self,

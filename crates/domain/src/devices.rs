@@ -259,7 +259,7 @@ pub trait DeviceStore {
         expected_owner: Option<Uuid>,
         new_owner: Option<Uuid>,
         audit: &AuditEntry,
-    ) -> impl Future<Output = Result<bool, RepositoryError>> + Send;
+    ) -> impl Future<Output = Result<bool, DeviceStoreError>> + Send;
 
     /// `Conflict` when the device already has a pending transfer.
     fn create_transfer(

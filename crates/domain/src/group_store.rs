@@ -62,7 +62,7 @@ pub trait GroupStore {
         &self,
         group: &NewGroup,
         audit: &AuditEntry,
-    ) -> impl Future<Output = Result<GroupSummary, RepositoryError>> + Send;
+    ) -> impl Future<Output = Result<GroupSummary, GroupStoreError>> + Send;
 
     /// The groups `user` belongs to (deleted groups excluded), newest membership first.
     fn groups_of(

@@ -1,7 +1,7 @@
-//! Quotas: how much an organization may have (devices, users, enrollment tokens, policies),
-//! from its plan with per-organization overrides. Decided where the thing is created, on a
-//! count read under the organization's lock, so N+1 concurrent creations against a limit of N
-//! admit exactly N.
+//! Quotas: how much an organization may have (devices, users, enrollment tokens, policies) and
+//! how much one account may have (personal devices, groups, members per group, personal access
+//! tokens), from a plan with overrides. Decided where the thing is created, on a count read
+//! under the owner's lock, so N+1 concurrent creations against a limit of N admit exactly N.
 
 use std::collections::BTreeMap;
 
@@ -19,14 +19,49 @@ pub enum QuotaKey {
     EnrollmentTokens,
     /// Device policies of the organization.
     Policies,
+    /// Devices an account owns outside any organization.
+    PersonalDevices,
+    /// Groups an account created that still exist.
+    Groups,
+    /// Members of each group the account created (the creator included).
+    GroupMembers,
+    /// An account's live personal access tokens (not revoked or expired).
+    PersonalAccessTokens,
+}
+
+/// Whom a quota limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuotaScope {
+    Organization,
+    User,
 }
 
 impl QuotaKey {
-    pub const ALL: [QuotaKey; 4] = [
+    pub const ALL: [QuotaKey; 8] = [
         QuotaKey::Devices,
         QuotaKey::Users,
         QuotaKey::EnrollmentTokens,
         QuotaKey::Policies,
+        QuotaKey::PersonalDevices,
+        QuotaKey::Groups,
+        QuotaKey::GroupMembers,
+        QuotaKey::PersonalAccessTokens,
+    ];
+
+    /// The limits an organization has.
+    pub const ORGANIZATION: [QuotaKey; 4] = [
+        QuotaKey::Devices,
+        QuotaKey::Users,
+        QuotaKey::EnrollmentTokens,
+        QuotaKey::Policies,
+    ];
+
+    /// The limits an account has.
+    pub const USER: [QuotaKey; 4] = [
+        QuotaKey::PersonalDevices,
+        QuotaKey::Groups,
+        QuotaKey::GroupMembers,
+        QuotaKey::PersonalAccessTokens,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -35,6 +70,32 @@ impl QuotaKey {
             QuotaKey::Users => "users",
             QuotaKey::EnrollmentTokens => "enrollment_tokens",
             QuotaKey::Policies => "policies",
+            QuotaKey::PersonalDevices => "personal_devices",
+            QuotaKey::Groups => "groups",
+            QuotaKey::GroupMembers => "group_members",
+            QuotaKey::PersonalAccessTokens => "personal_access_tokens",
+        }
+    }
+
+    /// How the refusal names what is counted.
+    fn noun(self) -> &'static str {
+        match self {
+            QuotaKey::Devices => "devices",
+            QuotaKey::Users => "users",
+            QuotaKey::EnrollmentTokens => "enrollment tokens",
+            QuotaKey::Policies => "policies",
+            QuotaKey::PersonalDevices => "personal devices",
+            QuotaKey::Groups => "groups",
+            QuotaKey::GroupMembers => "members per group",
+            QuotaKey::PersonalAccessTokens => "personal access tokens",
+        }
+    }
+
+    pub fn scope(self) -> QuotaScope {
+        if Self::USER.contains(&self) {
+            QuotaScope::User
+        } else {
+            QuotaScope::Organization
         }
     }
 
@@ -46,7 +107,7 @@ impl QuotaKey {
 /// A plan's limits; a key absent or `None` is unlimited.
 pub type Limits = BTreeMap<QuotaKey, Option<u64>>;
 
-/// The name of the plan every organization has unless given another.
+/// The name of the plan every organization and account has unless given another.
 pub const DEFAULT_PLAN: &str = "free";
 
 /// Every plan the operator configured, plus the built-in `free` (unlimited unless configured).
@@ -71,8 +132,8 @@ impl QuotaPlans {
         self.plans.get(plan)
     }
 
-    /// An organization's limit for `key`: its override if it has one (`None` there means
-    /// unlimited), else its plan's (an unknown plan counts as `free`).
+    /// An organization's or account's limit for `key`: its override if it has one (`None`
+    /// there means unlimited), else its plan's (an unknown plan counts as `free`).
     pub fn limit(&self, quota: &OrgQuota, key: QuotaKey) -> Option<u64> {
         if let Some(value) = quota.overrides.get(&key) {
             return *value;
@@ -84,7 +145,7 @@ impl QuotaPlans {
     }
 }
 
-/// An organization's plan and its overrides.
+/// An organization's or account's plan and its overrides.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct OrgQuota {
     pub plan: String,
@@ -94,11 +155,52 @@ pub struct OrgQuota {
 
 /// A creation the quota refuses: how much is allowed and how much is used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the organization's quota of {limit} {} is used up ({used} used)", key.as_str())]
 pub struct QuotaExceeded {
     pub key: QuotaKey,
     pub limit: u64,
     pub used: u64,
+}
+
+impl std::fmt::Display for QuotaExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let whose = match self.key.scope() {
+            QuotaScope::Organization => "the organization's",
+            QuotaScope::User if self.key == QuotaKey::GroupMembers => "the group creator's",
+            QuotaScope::User => "your",
+        };
+        write!(
+            f,
+            "{whose} quota of {} {} is used up ({} used)",
+            self.limit,
+            self.key.noun(),
+            self.used
+        )
+    }
+}
+
+/// Where an account's plan and overrides are kept, and how much it uses.
+pub trait UserQuotaStore {
+    /// The account's plan and overrides (`free` and none when never set).
+    fn user_quota(
+        &self,
+        user: uuid::Uuid,
+    ) -> impl std::future::Future<Output = Result<OrgQuota, crate::RepositoryError>> + Send;
+
+    /// How much of each [`QuotaKey::USER`] limit the account uses now (`group_members`: the
+    /// most members among the groups it created).
+    fn user_quota_usage(
+        &self,
+        user: uuid::Uuid,
+    ) -> impl std::future::Future<Output = Result<BTreeMap<QuotaKey, u64>, crate::RepositoryError>> + Send;
+
+    /// Gives the account a plan and overrides, audited. `NotFound` when there is no such
+    /// account.
+    fn set_user_quota(
+        &self,
+        user: uuid::Uuid,
+        quota: &OrgQuota,
+        audit: &crate::AuditEntry,
+    ) -> impl std::future::Future<Output = Result<OrgQuota, crate::RepositoryError>> + Send;
 }
 
 /// Whether `adding` more fit when `used` exist and the limit is `limit`.
@@ -154,6 +256,19 @@ mod tests {
         assert!(check_quota(QuotaKey::Devices, None, u64::MAX, u64::MAX).is_ok());
         for key in QuotaKey::ALL {
             assert_eq!(QuotaKey::parse(key.as_str()), Some(key));
+            assert_eq!(
+                QuotaKey::ORGANIZATION.contains(&key),
+                key.scope() == QuotaScope::Organization
+            );
         }
+        let refusal = QuotaExceeded {
+            key: QuotaKey::PersonalAccessTokens,
+            limit: 2,
+            used: 2,
+        };
+        assert_eq!(
+            refusal.to_string(),
+            "your quota of 2 personal access tokens is used up (2 used)"
+        );
     }
 }

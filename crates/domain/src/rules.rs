@@ -21,7 +21,7 @@ pub enum RuleError {
         field: &'static str,
         message: &'static str,
     },
-    /// The organization's quota for this kind of thing is used up.
+    /// The organization's or account's quota for this kind of thing is used up.
     #[error(transparent)]
     QuotaExceeded(#[from] crate::quotas::QuotaExceeded),
 }

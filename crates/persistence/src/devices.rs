@@ -9,6 +9,7 @@ use steward_domain::devices::{
     DeviceStoreError, DeviceTransfer, RegisteredDevice, Registrant, TransferStatus, decide_registration,
 };
 use steward_domain::fleet::NewDeviceToken;
+use steward_domain::quotas::QuotaKey;
 use steward_domain::{AuditEntry, RepositoryError};
 use uuid::Uuid;
 
@@ -63,6 +64,35 @@ fn api_key(model: api_keys::Model) -> ApiKeyRecord {
     }
 }
 
+/// Whether `device`, just given to `owner`, fits the owner's quota of personal devices (a
+/// device of an organization does not count).
+async fn check_personal_device(
+    transaction: &sea_orm::DatabaseTransaction,
+    plans: &steward_domain::quotas::QuotaPlans,
+    device: Uuid,
+    owner: Uuid,
+) -> Result<(), DeviceStoreError> {
+    let organization: Option<Option<Uuid>> = devices::Entity::find_by_id(device)
+        .select_only()
+        .column(devices::Column::OrganizationId)
+        .into_tuple()
+        .one(transaction)
+        .await
+        .map_err(db)?;
+    if organization.flatten().is_none() {
+        crate::user_quotas::check_user_quota_after(
+            transaction,
+            plans,
+            owner,
+            QuotaKey::PersonalDevices,
+            1,
+            None,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 impl DeviceStore for Database {
     async fn register_device(
         &self,
@@ -91,6 +121,7 @@ impl DeviceStore for Database {
             None
         };
         let created = existing.is_none();
+        let previous_owner = existing.as_ref().and_then(|current| current.owner_user_id);
         let outcome = decide_registration(
             existing.as_ref().map(|current| RegisteredDevice {
                 id: current.id,
@@ -182,6 +213,21 @@ impl DeviceStore for Database {
             .await
             .map_err(db)?
             .ok_or(RepositoryError::NotFound)?;
+        // A personal device that is new to its owner counts against the owner's quota.
+        if let Some(owner) = stored.owner_user_id
+            && stored.organization_id.is_none()
+            && previous_owner != Some(owner)
+        {
+            crate::user_quotas::check_user_quota_after(
+                &transaction,
+                self.quota_plans(),
+                owner,
+                QuotaKey::PersonalDevices,
+                1,
+                None,
+            )
+            .await?;
+        }
         let entry = audit.clone().resource_id(id).change(
             None,
             Some(
@@ -241,7 +287,7 @@ impl DeviceStore for Database {
         expected_owner: Option<Uuid>,
         new_owner: Option<Uuid>,
         audit: &AuditEntry,
-    ) -> Result<bool, RepositoryError> {
+    ) -> Result<bool, DeviceStoreError> {
         let transaction = self.begin_write().await.map_err(db)?;
         let now = Utc::now();
         let guard = match expected_owner {
@@ -262,6 +308,9 @@ impl DeviceStore for Database {
             .map_err(db)?;
         if changed.rows_affected == 0 {
             return Ok(false);
+        }
+        if let Some(owner) = new_owner {
+            check_personal_device(&transaction, self.quota_plans(), id, owner).await?;
         }
         // A device that changes hands outside a transfer ends any pending one.
         device_transfers::Entity::update_many()
@@ -397,6 +446,13 @@ impl DeviceStore for Database {
             if moved.rows_affected == 0 {
                 return Err(DeviceRuleError::Conflict("the sender no longer owns this device").into());
             }
+            check_personal_device(
+                &transaction,
+                self.quota_plans(),
+                decided.device_id,
+                decided.to_user_id,
+            )
+            .await?;
         }
         let entry = audit.clone().resource_id(decided.device_id).change(
             Some(json!({"ownerUserId": decided.from_user_id, "transferId": id})),

@@ -234,7 +234,7 @@ impl GroupStore for Database {
         &self,
         group: &NewGroup,
         audit: &AuditEntry,
-    ) -> Result<GroupSummary, RepositoryError> {
+    ) -> Result<GroupSummary, GroupStoreError> {
         let transaction = self.begin_write().await.map_err(db)?;
         let created = groups::Entity::insert(group_row(GroupRow {
             id: group.id,
@@ -260,6 +260,15 @@ impl GroupStore for Database {
         .exec_without_returning(&transaction)
         .await
         .map_err(db)?;
+        crate::user_quotas::check_user_quota_after(
+            &transaction,
+            self.quota_plans(),
+            group.owner,
+            steward_domain::quotas::QuotaKey::Groups,
+            1,
+            None,
+        )
+        .await?;
         insert_audit_entry(&transaction, audit).await?;
         transaction.commit().await.map_err(db)?;
         Ok(GroupSummary {
@@ -646,6 +655,18 @@ impl GroupStore for Database {
             }
             other => other.into(),
         })?;
+        // A family group holds as many members as its creator's quota allows.
+        if let (None, Some(creator)) = (group.organization_id, group.created_by) {
+            crate::user_quotas::check_user_quota_after(
+                &transaction,
+                self.quota_plans(),
+                creator,
+                steward_domain::quotas::QuotaKey::GroupMembers,
+                1,
+                Some(group.id),
+            )
+            .await?;
+        }
         let entry = audit
             .clone()
             .resource_id(group.id)

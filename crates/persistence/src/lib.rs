@@ -28,6 +28,7 @@ mod policies;
 mod queue;
 mod roles;
 mod settings;
+mod user_quotas;
 
 pub use database::{Backend, Database, DatabaseOptions, MigrationState, PoolStats};
 pub use error::PersistenceError;

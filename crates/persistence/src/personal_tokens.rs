@@ -4,7 +4,8 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use steward_domain::accounts::{PersonalToken, PersonalTokenStore};
-use steward_domain::{AuditEntry, RepositoryError};
+use steward_domain::quotas::QuotaKey;
+use steward_domain::{AuditEntry, RepositoryError, RuleStoreError};
 use uuid::Uuid;
 
 use crate::audit::insert_audit_entry;
@@ -42,7 +43,7 @@ impl PersonalTokenStore for Database {
         token: &PersonalToken,
         secret_hash: String,
         audit: &AuditEntry,
-    ) -> Result<(), RepositoryError> {
+    ) -> Result<(), RuleStoreError> {
         let transaction = self.begin_write().await.map_err(db)?;
         api_keys::ActiveModel {
             id: Set(token.id),
@@ -64,8 +65,18 @@ impl PersonalTokenStore for Database {
         .insert(&transaction)
         .await
         .map_err(db)?;
+        crate::user_quotas::check_user_quota_after(
+            &transaction,
+            self.quota_plans(),
+            token.user_id,
+            QuotaKey::PersonalAccessTokens,
+            1,
+            None,
+        )
+        .await?;
         insert_audit_entry(&transaction, audit).await?;
-        transaction.commit().await.map_err(db)
+        transaction.commit().await.map_err(db)?;
+        Ok(())
     }
 
     async fn personal_tokens(

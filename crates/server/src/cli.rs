@@ -95,19 +95,20 @@ pub enum ConfigAction {
 
 #[derive(Debug, Subcommand)]
 pub enum QuotasAction {
-    /// Set one quota of an organization, or its plan. Audited like `PUT …/quotas`.
+    /// Set one quota of an organization or an account, or its plan. Audited like `PUT …/quotas`.
     Set {
-        /// The organization's id or slug.
+        /// The organization's id or slug, or an account's email address.
         org: String,
-        /// `devices`, `users`, `enrollment_tokens`, `policies`, or `plan`.
+        /// An organization's `devices`, `users`, `enrollment_tokens`, `policies`; an account's
+        /// `personal_devices`, `groups`, `group_members`, `personal_access_tokens`; or `plan`.
         key: String,
         /// A whole number, `unlimited`, or `default` (back to the plan's limit); for `plan`,
         /// a configured plan's name.
         value: String,
     },
-    /// Print an organization's plan and each quota beside its use.
+    /// Print an organization's or account's plan and each quota beside its use.
     Show {
-        /// The organization's id or slug.
+        /// The organization's id or slug, or an account's email address.
         org: String,
     },
 }
@@ -508,57 +509,26 @@ async fn quotas(config: &Config, action: QuotasAction) -> Result<(), CliError> {
     let failed = |error: steward_domain::RepositoryError| CliError::Failed(error.to_string());
     let database = open_database(config).await?;
     let plans = config.quota_plans();
-    let org_ref = match &action {
-        QuotasAction::Set { org, .. } | QuotasAction::Show { org } => org.clone(),
+    let (target, change) = match action {
+        QuotasAction::Set { org, key, value } => (org, Some((key, value))),
+        QuotasAction::Show { org } => (org, None),
     };
-    let found = match org_ref.parse::<uuid::Uuid>() {
+    if target.contains('@') {
+        return user_quotas(&database, &plans, &target, change).await;
+    }
+    let found = match target.parse::<uuid::Uuid>() {
         Ok(id) => database.find_organization(id).await.map_err(failed)?,
         Err(_) => database
-            .find_organization_by_slug(&org_ref)
+            .find_organization_by_slug(&target)
             .await
             .map_err(failed)?,
     }
-    .ok_or_else(|| CliError::Failed(format!("no organization `{org_ref}`")))?;
-    let organization = match action {
-        QuotasAction::Show { .. } => found,
-        QuotasAction::Set { key, value, .. } => {
+    .ok_or_else(|| CliError::Failed(format!("no organization `{target}`")))?;
+    let organization = match change {
+        None => found,
+        Some((key, value)) => {
             let mut quota = found.quota.clone();
-            if key == "plan" {
-                if plans.get(&value).is_none() {
-                    return Err(CliError::Failed(format!(
-                        "unknown plan `{value}`; configured: {}",
-                        plans.names().collect::<Vec<_>>().join(", ")
-                    )));
-                }
-                quota.plan = value;
-            } else {
-                let key = QuotaKey::parse(&key).ok_or_else(|| {
-                    CliError::Failed(format!(
-                        "unknown quota `{key}`: use devices, users, enrollment_tokens, policies or plan"
-                    ))
-                })?;
-                match value.as_str() {
-                    "default" => {
-                        quota.overrides.remove(&key);
-                    }
-                    "unlimited" => {
-                        quota.overrides.insert(key, None);
-                    }
-                    number => {
-                        let limit = number
-                            .parse::<u64>()
-                            .ok()
-                            .filter(|limit| *limit <= 1_000_000_000)
-                            .ok_or_else(|| {
-                                CliError::Failed(
-                                    "the value is a whole number up to 1000000000, `unlimited` or `default`"
-                                        .to_owned(),
-                                )
-                            })?;
-                        quota.overrides.insert(key, Some(limit));
-                    }
-                }
-            }
+            edit_quota(&mut quota, &plans, &QuotaKey::ORGANIZATION, &key, value)?;
             let audit = steward_domain::AuditEntry::new(
                 steward_domain::Actor::system(),
                 steward_domain::AuditAction::known("organization.quota_changed"),
@@ -581,21 +551,124 @@ async fn quotas(config: &Config, action: QuotasAction) -> Result<(), CliError> {
         "{} ({}): plan {}",
         organization.slug, organization.id, organization.quota.plan
     );
-    for key in QuotaKey::ALL {
+    print_quotas(&plans, &organization.quota, &QuotaKey::ORGANIZATION, &usage);
+    Ok(())
+}
+
+/// `steward quotas set|show EMAIL …`: an account's quotas.
+async fn user_quotas(
+    database: &steward_persistence::Database,
+    plans: &steward_domain::quotas::QuotaPlans,
+    email: &str,
+    change: Option<(String, String)>,
+) -> Result<(), CliError> {
+    use steward_domain::accounts::AccountStore;
+    use steward_domain::quotas::{QuotaKey, UserQuotaStore};
+    let failed = |error: steward_domain::RepositoryError| CliError::Failed(error.to_string());
+    let address = steward_domain::identity::EmailAddress::parse(email)
+        .map_err(|_| CliError::Failed(format!("`{email}` is not an email address")))?;
+    let user = database
+        .find_user_by_email(&address)
+        .await
+        .map_err(failed)?
+        .filter(|user| user.status != "deleted")
+        .ok_or_else(|| CliError::Failed(format!("no account `{email}`")))?;
+    let before = database.user_quota(user.id).await.map_err(failed)?;
+    let quota = match change {
+        None => before,
+        Some((key, value)) => {
+            let mut quota = before.clone();
+            edit_quota(&mut quota, plans, &QuotaKey::USER, &key, value)?;
+            let audit = steward_domain::AuditEntry::new(
+                steward_domain::Actor::system(),
+                steward_domain::AuditAction::known("user.quota_changed"),
+                "user",
+            )
+            .resource_id(user.id)
+            .change(Some(serde_json::json!(before)), Some(serde_json::json!(quota)));
+            database
+                .set_user_quota(user.id, &quota, &audit)
+                .await
+                .map_err(failed)?
+        }
+    };
+    let usage = database.user_quota_usage(user.id).await.map_err(failed)?;
+    println!("{} ({}): plan {}", user.email, user.id, quota.plan);
+    print_quotas(plans, &quota, &QuotaKey::USER, &usage);
+    Ok(())
+}
+
+/// Applies `KEY VALUE` from the command line to a plan and overrides; `keys` are the limits
+/// this kind of holder has.
+fn edit_quota(
+    quota: &mut steward_domain::quotas::OrgQuota,
+    plans: &steward_domain::quotas::QuotaPlans,
+    keys: &[steward_domain::quotas::QuotaKey],
+    key: &str,
+    value: String,
+) -> Result<(), CliError> {
+    use steward_domain::quotas::QuotaKey;
+    if key == "plan" {
+        if plans.get(&value).is_none() {
+            return Err(CliError::Failed(format!(
+                "unknown plan `{value}`; configured: {}",
+                plans.names().collect::<Vec<_>>().join(", ")
+            )));
+        }
+        quota.plan = value;
+        return Ok(());
+    }
+    let key = QuotaKey::parse(key)
+        .filter(|found| keys.contains(found))
+        .ok_or_else(|| {
+            CliError::Failed(format!(
+                "unknown quota `{key}`: use {} or plan",
+                keys.iter().map(|key| key.as_str()).collect::<Vec<_>>().join(", ")
+            ))
+        })?;
+    match value.as_str() {
+        "default" => {
+            quota.overrides.remove(&key);
+        }
+        "unlimited" => {
+            quota.overrides.insert(key, None);
+        }
+        number => {
+            let limit = number
+                .parse::<u64>()
+                .ok()
+                .filter(|limit| *limit <= 1_000_000_000)
+                .ok_or_else(|| {
+                    CliError::Failed(
+                        "the value is a whole number up to 1000000000, `unlimited` or `default`".to_owned(),
+                    )
+                })?;
+            quota.overrides.insert(key, Some(limit));
+        }
+    }
+    Ok(())
+}
+
+fn print_quotas(
+    plans: &steward_domain::quotas::QuotaPlans,
+    quota: &steward_domain::quotas::OrgQuota,
+    keys: &[steward_domain::quotas::QuotaKey],
+    usage: &std::collections::BTreeMap<steward_domain::quotas::QuotaKey, u64>,
+) {
+    for key in keys {
         let limit = plans
-            .limit(&organization.quota, key)
+            .limit(quota, *key)
             .map_or_else(|| "unlimited".to_owned(), |limit| limit.to_string());
-        let source = if organization.quota.overrides.contains_key(&key) {
+        let source = if quota.overrides.contains_key(key) {
             "override"
         } else {
             "plan"
         };
         println!(
-            "{:<18} {:>10} of {:<10} ({source})",
+            "{:<22} {:>10} of {:<10} ({source})",
             key.as_str(),
-            usage.get(&key).copied().unwrap_or(0),
+            usage.get(key).copied().unwrap_or(0),
             limit
         );
     }
-    Ok(())
 }

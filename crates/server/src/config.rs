@@ -35,6 +35,14 @@ pub struct PlanConfig {
     pub max_enrollment_tokens: Option<u64>,
     /// Device policies per organization.
     pub max_policies: Option<u64>,
+    /// Devices an account owns outside any organization.
+    pub max_personal_devices: Option<u64>,
+    /// Groups an account has created (and not deleted).
+    pub max_groups: Option<u64>,
+    /// Members of each group, for groups created by an account on this plan.
+    pub max_group_members: Option<u64>,
+    /// Live personal access tokens per account.
+    pub max_personal_access_tokens: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -372,6 +380,10 @@ impl Config {
                         (QuotaKey::Users, plan.max_users),
                         (QuotaKey::EnrollmentTokens, plan.max_enrollment_tokens),
                         (QuotaKey::Policies, plan.max_policies),
+                        (QuotaKey::PersonalDevices, plan.max_personal_devices),
+                        (QuotaKey::Groups, plan.max_groups),
+                        (QuotaKey::GroupMembers, plan.max_group_members),
+                        (QuotaKey::PersonalAccessTokens, plan.max_personal_access_tokens),
                     ]
                     .into_iter()
                     .filter(|(_, limit)| limit.is_some())

@@ -51,4 +51,5 @@ mod scope_matrix;
 mod settings;
 mod shell;
 mod startup;
+mod user_quotas;
 mod webhooks;

@@ -67,7 +67,11 @@ async fn one_step_down_removes_only_the_last_migration() {
         };
         assert_eq!(bedtime_kind().await, "time");
         db.migrate_down(Some(1)).await.unwrap();
-        // The last migration only makes the database queue every audit entry (a trigger).
+        // The last migration adds accounts' quotas.
+        assert!(!db.has_table("user_quotas").await.unwrap());
+        assert!(db.has_table("event_outbox").await.unwrap());
+        db.migrate_down(Some(1)).await.unwrap();
+        // The one before only makes the database queue every audit entry (a trigger).
         assert!(db.has_table("event_outbox").await.unwrap());
         db.migrate_down(Some(1)).await.unwrap();
         // The one before adds the event outbox, webhooks and notifications.
@@ -138,7 +142,7 @@ async fn one_step_down_removes_only_the_last_migration() {
         assert!(db.has_table("device_transfers").await.unwrap());
         assert!(db.has_table("oidc_nonces").await.unwrap());
         assert!(db.has_table("groups").await.unwrap());
-        assert_eq!(db.migration_state().await.unwrap().pending.len(), 11);
+        assert_eq!(db.migration_state().await.unwrap().pending.len(), 12);
         // And up again: the API keys regain the rotation columns.
         db.migrate_up().await.unwrap();
         assert!(db.has_table("api_key_usage").await.unwrap());

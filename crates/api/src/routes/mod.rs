@@ -33,5 +33,6 @@ pub mod roles;
 pub mod setting_definitions;
 pub mod settings;
 pub mod unlock_requests;
+pub mod user_quotas;
 pub mod users;
 pub mod webhooks;

@@ -23,21 +23,23 @@ const MAX_LIMIT: i64 = 1_000_000_000;
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct QuotaLineView {
-    /// `devices`, `users`, `enrollment_tokens` or `policies`.
+    /// An organization's: `devices`, `users`, `enrollment_tokens` or `policies`; an
+    /// account's: `personal_devices`, `groups`, `group_members` or `personal_access_tokens`.
     pub key: String,
     /// `null`: unlimited.
     pub limit: Option<u64>,
     pub used: u64,
-    /// Set for this organization rather than by its plan.
+    /// Set for this organization (or account) rather than by its plan.
     pub overridden: bool,
 }
 
-/// An organization's plan, its overrides and every quota.
+/// An organization's or account's plan, its overrides and every quota.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct QuotasView {
     pub plan: String,
-    /// Limits set for this organization (`null`: unlimited); the others come from the plan.
+    /// Limits set for this organization or account (`null`: unlimited); the others come from
+    /// the plan.
     #[schema(value_type = Object)]
     pub overrides: BTreeMap<String, Option<u64>>,
     pub quotas: Vec<QuotaLineView>,
@@ -64,6 +66,40 @@ impl From<QuotaReport> for QuotasView {
                 .collect(),
         }
     }
+}
+
+/// Overrides as sent, checked: each key one of `keys`, each value `null` or 0 to 1,000,000,000.
+pub(crate) fn parse_overrides(
+    sent: BTreeMap<String, Option<i64>>,
+    keys: &[QuotaKey],
+) -> Result<Limits, ApiError> {
+    let mut overrides = Limits::new();
+    for (key, value) in sent {
+        let key = QuotaKey::parse(&key)
+            .filter(|key| keys.contains(key))
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "overrides",
+                    format!(
+                        "unknown limit `{}`: use {}",
+                        key.chars().take(64).collect::<String>(),
+                        keys.iter().map(|key| key.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
+                )
+            })?;
+        let value = match value {
+            None => None,
+            Some(value) if (0..=MAX_LIMIT).contains(&value) => Some(value.unsigned_abs()),
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    "overrides",
+                    "a limit is a whole number from 0 to 1000000000, or null for unlimited",
+                ));
+            }
+        };
+        overrides.insert(key, value);
+    }
+    Ok(overrides)
 }
 
 /// A new plan and overrides.
@@ -124,26 +160,7 @@ pub async fn set_quotas(
     body: Json<SetQuotas>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.0;
-    let mut overrides = Limits::new();
-    for (key, value) in body.overrides {
-        let key = QuotaKey::parse(&key).ok_or_else(|| {
-            ApiError::invalid(
-                "overrides",
-                format!("unknown limit `{key}`: use devices, users, enrollment_tokens or policies"),
-            )
-        })?;
-        let value = match value {
-            None => None,
-            Some(value) if (0..=MAX_LIMIT).contains(&value) => Some(value.unsigned_abs()),
-            Some(_) => {
-                return Err(ApiError::invalid(
-                    "overrides",
-                    "a limit is a whole number from 0 to 1000000000, or null for unlimited",
-                ));
-            }
-        };
-        overrides.insert(key, value);
-    }
+    let overrides = parse_overrides(body.overrides, &QuotaKey::ORGANIZATION)?;
     let report = OrganizationService::new(&state)
         .set_quotas(
             admin.0.user_id,

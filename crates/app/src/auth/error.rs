@@ -55,7 +55,18 @@ pub enum AuthError {
     #[error("token signing failed: {0}")]
     Signing(String),
     #[error(transparent)]
+    Rule(steward_domain::RuleError),
+    #[error(transparent)]
     Repository(#[from] RepositoryError),
+}
+
+impl From<steward_domain::RuleStoreError> for AuthError {
+    fn from(error: steward_domain::RuleStoreError) -> Self {
+        match error {
+            steward_domain::RuleStoreError::Rule(rule) => AuthError::Rule(rule),
+            steward_domain::RuleStoreError::Repository(error) => AuthError::Repository(error),
+        }
+    }
 }
 
 impl From<AuthError> for AppError {
@@ -77,6 +88,7 @@ impl From<AuthError> for AppError {
                 "the MFA token is invalid, expired or already used: sign in again",
             ),
             AuthError::MfaState(message) => AppError::conflict(message),
+            AuthError::Rule(rule) => rule.into(),
             AuthError::LastSuperAdmin => AppError::conflict(
                 "the last super_admin cannot be deleted: make someone else super_admin first",
             ),

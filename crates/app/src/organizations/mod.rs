@@ -271,7 +271,7 @@ impl<'a, S: Store> OrganizationService<'a, S> {
         Ok(QuotaReport {
             plan: organization.quota.plan.clone(),
             overrides: organization.quota.overrides.clone(),
-            lines: QuotaKey::ALL
+            lines: QuotaKey::ORGANIZATION
                 .into_iter()
                 .map(|key| QuotaLine {
                     key,
@@ -295,6 +295,16 @@ impl<'a, S: Store> OrganizationService<'a, S> {
         overrides: Limits,
         origin: &RequestOrigin,
     ) -> Result<QuotaReport, AppError> {
+        if let Some(key) = overrides.keys().find(|key| !QuotaKey::ORGANIZATION.contains(key)) {
+            return Err(AppError::invalid(
+                "overrides",
+                format!(
+                    "`{}` is an account's limit (set it on the account); an organization's are {}",
+                    key.as_str(),
+                    crate::quotas::organization_keys()
+                ),
+            ));
+        }
         let found = self
             .steward
             .store
@@ -302,19 +312,7 @@ impl<'a, S: Store> OrganizationService<'a, S> {
             .await?
             .ok_or(OrgRuleError::NotFound)?;
         let plan = match plan {
-            Some(plan) => {
-                let plan = plan.trim().to_owned();
-                if self.steward.quota_plans.get(&plan).is_none() {
-                    return Err(AppError::invalid(
-                        "plan",
-                        format!(
-                            "must be one of the configured plans: {}",
-                            self.steward.quota_plans.names().collect::<Vec<_>>().join(", ")
-                        ),
-                    ));
-                }
-                plan
-            }
+            Some(plan) => crate::quotas::configured_plan(&self.steward.quota_plans, &plan)?,
             None => found.quota.plan.clone(),
         };
         let quota = OrgQuota { plan, overrides };

@@ -149,6 +149,11 @@ pub const EVENT_TYPES: &[EventType] = &[
         "An account was created by an admin (actor `admin`) or provisioned at a federated sign-in (actor `system`).",
     ),
     event("user.profile_updated", "user", "A user changed their profile."),
+    event(
+        "user.quota_changed",
+        "user",
+        "An operator changed an account's plan or quota overrides.",
+    ),
     // The admin API.
     event(
         "admin.user_updated",

@@ -41,6 +41,7 @@ pub mod refresh_tokens;
 pub mod setting_definitions;
 pub mod unlock_requests;
 pub mod user_mfa;
+pub mod user_quotas;
 pub mod user_role_overrides;
 pub mod user_sessions;
 pub mod user_system_roles;

@@ -42,7 +42,7 @@ fn record(model: organizations::Model) -> OrganizationRecord {
 }
 
 /// Overrides as stored: `None` when there are none.
-fn quota_json(overrides: &Limits) -> Option<serde_json::Value> {
+pub(crate) fn quota_json(overrides: &Limits) -> Option<serde_json::Value> {
     (!overrides.is_empty()).then(|| serde_json::json!(overrides))
 }
 
@@ -50,10 +50,20 @@ fn quota_json(overrides: &Limits) -> Option<serde_json::Value> {
 /// unknown key is ignored, an unreadable value counts as a limit of 0 (and is logged), so a
 /// damaged row never lifts a limit.
 fn quota_of(plan: &str, overrides: Option<&serde_json::Value>) -> OrgQuota {
+    quota_with_keys(plan, overrides, &QuotaKey::ORGANIZATION)
+}
+
+/// [`quota_of`] for an organization's (`keys`: [`QuotaKey::ORGANIZATION`]) or an account's
+/// ([`QuotaKey::USER`]) limits; a key of the other kind is ignored.
+pub(crate) fn quota_with_keys(
+    plan: &str,
+    overrides: Option<&serde_json::Value>,
+    keys: &[QuotaKey],
+) -> OrgQuota {
     let mut limits = Limits::new();
     if let Some(object) = overrides.and_then(serde_json::Value::as_object) {
         for (key, value) in object {
-            let Some(key) = QuotaKey::parse(key) else {
+            let Some(key) = QuotaKey::parse(key).filter(|key| keys.contains(key)) else {
                 tracing::warn!(%key, "an unknown quota override is ignored");
                 continue;
             };
@@ -71,8 +81,8 @@ fn quota_of(plan: &str, overrides: Option<&serde_json::Value>) -> OrgQuota {
         }
     } else if overrides.is_some_and(|value| !value.is_null()) {
         tracing::warn!("unreadable quota overrides: every limit counts as 0");
-        for key in QuotaKey::ALL {
-            limits.insert(key, Some(0));
+        for key in keys {
+            limits.insert(*key, Some(0));
         }
     }
     OrgQuota {
@@ -164,6 +174,11 @@ pub(crate) async fn quota_use<C: sea_orm::ConnectionTrait>(
             .count(connection)
             .await
             .map_err(db),
+        // An account's limits, not an organization's: nothing counts against them here.
+        QuotaKey::PersonalDevices
+        | QuotaKey::Groups
+        | QuotaKey::GroupMembers
+        | QuotaKey::PersonalAccessTokens => Ok(0),
     }
 }
 
@@ -547,7 +562,7 @@ impl OrganizationStore for Database {
         organization: Uuid,
     ) -> Result<std::collections::BTreeMap<QuotaKey, u64>, RepositoryError> {
         let mut usage = std::collections::BTreeMap::new();
-        for key in QuotaKey::ALL {
+        for key in QuotaKey::ORGANIZATION {
             usage.insert(key, quota_use(self.connection(), organization, key).await?);
         }
         Ok(usage)

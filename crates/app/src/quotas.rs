@@ -1,0 +1,135 @@
+//! An account's quotas (personal devices, groups, members per group, personal access tokens):
+//! read by the account itself and by operators, set by operators. The organizations' quotas
+//! are in [`crate::organizations`].
+
+use steward_domain::quotas::{OrgQuota, QuotaKey};
+use steward_domain::{Actor, AuditAction, AuditEntry, RequestOrigin};
+use uuid::Uuid;
+
+use crate::error::AppError;
+use crate::organizations::{QuotaLine, QuotaReport};
+use crate::steward::{Steward, Store};
+
+pub struct QuotaService<'a, S> {
+    steward: &'a Steward<S>,
+}
+
+impl<'a, S: Store> QuotaService<'a, S> {
+    pub fn new(steward: &'a Steward<S>) -> Self {
+        Self { steward }
+    }
+
+    /// The account's plan, overrides, and each of its limits beside its use. `NotFound` for
+    /// an account that does not exist (or is deleted).
+    pub async fn user_quotas(&self, user: Uuid) -> Result<QuotaReport, AppError> {
+        self.live_user(user).await?;
+        let quota = self.steward.store.user_quota(user).await?;
+        self.report(user, quota).await
+    }
+
+    /// `NotFound` for an account that does not exist or is erased.
+    async fn live_user(&self, user: Uuid) -> Result<(), AppError> {
+        self.steward
+            .store
+            .find_user(user)
+            .await?
+            .filter(|found| found.status != "deleted")
+            .ok_or_else(|| AppError::not_found("no such user"))?;
+        Ok(())
+    }
+
+    async fn report(&self, user: Uuid, quota: OrgQuota) -> Result<QuotaReport, AppError> {
+        let usage = self.steward.store.user_quota_usage(user).await?;
+        let plans = &self.steward.quota_plans;
+        Ok(QuotaReport {
+            lines: QuotaKey::USER
+                .into_iter()
+                .map(|key| QuotaLine {
+                    key,
+                    limit: plans.limit(&quota, key),
+                    used: usage.get(&key).copied().unwrap_or(0),
+                    overridden: quota.overrides.contains_key(&key),
+                })
+                .collect(),
+            plan: quota.plan,
+            overrides: quota.overrides,
+        })
+    }
+
+    /// Sets an account's plan (kept when `None`) and overrides (a key absent uses the plan's
+    /// limit; `None` as a value is unlimited); only [`QuotaKey::USER`] keys. An operator's act,
+    /// audited as `user.quota_changed` with the values before and after. Lowering a limit
+    /// below the use removes nothing; it refuses further creations.
+    pub async fn set_user_quotas(
+        &self,
+        admin: Uuid,
+        user: Uuid,
+        plan: Option<String>,
+        overrides: steward_domain::quotas::Limits,
+        origin: &RequestOrigin,
+    ) -> Result<QuotaReport, AppError> {
+        if let Some(key) = overrides.keys().find(|key| !QuotaKey::USER.contains(key)) {
+            return Err(AppError::invalid(
+                "overrides",
+                format!(
+                    "`{}` is an organization's limit; an account's are {}",
+                    key.as_str(),
+                    user_keys()
+                ),
+            ));
+        }
+        self.live_user(user).await?;
+        let before = self.steward.store.user_quota(user).await?;
+        let plan = match plan {
+            Some(plan) => configured_plan(&self.steward.quota_plans, &plan)?,
+            None => before.plan.clone(),
+        };
+        let quota = OrgQuota { plan, overrides };
+        let audit = AuditEntry::new(
+            Actor::admin(admin),
+            AuditAction::known("user.quota_changed"),
+            "user",
+        )
+        .resource_id(user)
+        .change(Some(serde_json::json!(before)), Some(serde_json::json!(quota)))
+        .origin(origin.clone());
+        let stored = self
+            .steward
+            .store
+            .set_user_quota(user, &quota, &audit)
+            .await
+            .map_err(|error| match error {
+                steward_domain::RepositoryError::NotFound => AppError::not_found("no such user"),
+                other => other.into(),
+            })?;
+        self.report(user, stored).await
+    }
+}
+
+/// `plan` (trimmed) if it is a configured plan, else the field error naming the plans.
+pub(crate) fn configured_plan(
+    plans: &steward_domain::quotas::QuotaPlans,
+    plan: &str,
+) -> Result<String, AppError> {
+    let plan = plan.trim();
+    if plans.get(plan).is_none() {
+        return Err(AppError::invalid(
+            "plan",
+            format!(
+                "must be one of the configured plans: {}",
+                plans.names().collect::<Vec<_>>().join(", ")
+            ),
+        ));
+    }
+    Ok(plan.to_owned())
+}
+
+/// The account's limit names, for messages.
+pub fn user_keys() -> String {
+    QuotaKey::USER.map(QuotaKey::as_str).join(", ")
+}
+
+/// The organization's limit names, for messages.
+pub fn organization_keys() -> String {
+    QuotaKey::ORGANIZATION.map(QuotaKey::as_str).join(", ")
+}
