@@ -27,6 +27,7 @@ mod m20261201_000020_quotas;
 mod m20261201_000021_events;
 mod m20261201_000022_audit_outbox_trigger;
 mod m20261201_000023_user_quotas;
+mod m20261201_000024_quota_spends;
 
 pub use m20260701_000011_organizations::DEFAULT_ORGANIZATION_ID;
 
@@ -59,6 +60,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000021_events::Migration),
             Box::new(m20261201_000022_audit_outbox_trigger::Migration),
             Box::new(m20261201_000023_user_quotas::Migration),
+            Box::new(m20261201_000024_quota_spends::Migration),
         ]
     }
 }
@@ -114,6 +116,7 @@ pub const TABLES: &[&str] = &[
     "notification_counters",
     "notification_preferences",
     "user_quotas",
+    "quota_spends",
 ];
 
 /// The tables of seed 000's data model, the first 17 of [`TABLES`].

@@ -44,10 +44,12 @@ pub enum CleanupTarget {
     /// Counters of the notification rules whose window passed long ago (an admin's known
     /// addresses are kept).
     NotificationCounters,
+    /// Uses of the daily quotas (`imports_per_day`) older than two days.
+    QuotaSpends,
 }
 
 impl CleanupTarget {
-    pub const ALL: [CleanupTarget; 15] = [
+    pub const ALL: [CleanupTarget; 16] = [
         CleanupTarget::Sessions,
         CleanupTarget::RefreshTokens,
         CleanupTarget::EmailTokens,
@@ -63,6 +65,7 @@ impl CleanupTarget {
         CleanupTarget::WebhookDeliveries,
         CleanupTarget::Notifications,
         CleanupTarget::NotificationCounters,
+        CleanupTarget::QuotaSpends,
     ];
 
     /// The table it deletes from.
@@ -83,6 +86,7 @@ impl CleanupTarget {
             CleanupTarget::WebhookDeliveries => "webhook_deliveries",
             CleanupTarget::Notifications => "notifications",
             CleanupTarget::NotificationCounters => "notification_counters",
+            CleanupTarget::QuotaSpends => "quota_spends",
         }
     }
 }
@@ -137,6 +141,8 @@ impl Retention {
             | CleanupTarget::WebhookDeliveries
             | CleanupTarget::NotificationCounters => self.records,
             CleanupTarget::Notifications => self.notifications,
+            // Counted over the last 24 hours: kept a day longer, whatever the retention.
+            CleanupTarget::QuotaSpends => Duration::days(2),
         };
         now - keep
     }

@@ -1,4 +1,5 @@
-//! Quotas: how much an organization may have (devices, users, enrollment tokens, policies) and
+//! Quotas: how much an organization may have (devices, users, enrollment tokens, policies,
+//! imports a day) and
 //! how much one account may have (personal devices, groups, members per group, personal access
 //! tokens), from a plan with overrides. Decided where the thing is created, on a count read
 //! under the owner's lock, so N+1 concurrent creations against a limit of N admit exactly N.
@@ -19,6 +20,8 @@ pub enum QuotaKey {
     EnrollmentTokens,
     /// Device policies of the organization.
     Policies,
+    /// Device and user imports of the organization that wrote, in the last 24 hours.
+    ImportsPerDay,
     /// Devices an account owns outside any organization.
     PersonalDevices,
     /// Groups an account created that still exist.
@@ -37,11 +40,12 @@ pub enum QuotaScope {
 }
 
 impl QuotaKey {
-    pub const ALL: [QuotaKey; 8] = [
+    pub const ALL: [QuotaKey; 9] = [
         QuotaKey::Devices,
         QuotaKey::Users,
         QuotaKey::EnrollmentTokens,
         QuotaKey::Policies,
+        QuotaKey::ImportsPerDay,
         QuotaKey::PersonalDevices,
         QuotaKey::Groups,
         QuotaKey::GroupMembers,
@@ -49,11 +53,12 @@ impl QuotaKey {
     ];
 
     /// The limits an organization has.
-    pub const ORGANIZATION: [QuotaKey; 4] = [
+    pub const ORGANIZATION: [QuotaKey; 5] = [
         QuotaKey::Devices,
         QuotaKey::Users,
         QuotaKey::EnrollmentTokens,
         QuotaKey::Policies,
+        QuotaKey::ImportsPerDay,
     ];
 
     /// The limits an account has.
@@ -70,6 +75,7 @@ impl QuotaKey {
             QuotaKey::Users => "users",
             QuotaKey::EnrollmentTokens => "enrollment_tokens",
             QuotaKey::Policies => "policies",
+            QuotaKey::ImportsPerDay => "imports_per_day",
             QuotaKey::PersonalDevices => "personal_devices",
             QuotaKey::Groups => "groups",
             QuotaKey::GroupMembers => "group_members",
@@ -84,6 +90,7 @@ impl QuotaKey {
             QuotaKey::Users => "users",
             QuotaKey::EnrollmentTokens => "enrollment tokens",
             QuotaKey::Policies => "policies",
+            QuotaKey::ImportsPerDay => "imports per day",
             QuotaKey::PersonalDevices => "personal devices",
             QuotaKey::Groups => "groups",
             QuotaKey::GroupMembers => "members per group",

@@ -11,7 +11,7 @@ use crate::database::Database;
 use crate::entities::{
     allowlist_bypass_tokens, device_commands, device_transfers, email_tokens, group_invites, instance_flags,
     login_throttles, mfa_challenges, notification_counters, notifications, oidc_nonces, outbox_emails,
-    push_notifications, refresh_tokens, user_sessions, webhook_deliveries,
+    push_notifications, quota_spends, refresh_tokens, user_sessions, webhook_deliveries,
 };
 use crate::error::db_err_to_repository as db;
 
@@ -215,6 +215,14 @@ impl Database {
                     .add(notifications::Column::CreatedAt.lt(cutoff))
                     // Mailed first: a notification is never deleted before its mail is decided.
                     .add(notifications::Column::Mailed.eq(true)),
+                limit,
+                count
+            ),
+            CleanupTarget::QuotaSpends => count_and_delete!(
+                self,
+                quota_spends,
+                quota_spends::Column::Id,
+                Condition::all().add(quota_spends::Column::SpentAt.lt(cutoff)),
                 limit,
                 count
             ),

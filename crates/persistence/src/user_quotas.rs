@@ -160,7 +160,11 @@ pub(crate) async fn user_quota_use<C: ConnectionTrait>(
             .count(connection)
             .await
             .map_err(db),
-        QuotaKey::Devices | QuotaKey::Users | QuotaKey::EnrollmentTokens | QuotaKey::Policies => Ok(0),
+        QuotaKey::Devices
+        | QuotaKey::Users
+        | QuotaKey::EnrollmentTokens
+        | QuotaKey::Policies
+        | QuotaKey::ImportsPerDay => Ok(0),
     }
 }
 

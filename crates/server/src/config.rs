@@ -35,6 +35,8 @@ pub struct PlanConfig {
     pub max_enrollment_tokens: Option<u64>,
     /// Device policies per organization.
     pub max_policies: Option<u64>,
+    /// Device and user imports per organization in any 24 hours.
+    pub max_imports_per_day: Option<u64>,
     /// Devices an account owns outside any organization.
     pub max_personal_devices: Option<u64>,
     /// Groups an account has created (and not deleted).
@@ -380,6 +382,7 @@ impl Config {
                         (QuotaKey::Users, plan.max_users),
                         (QuotaKey::EnrollmentTokens, plan.max_enrollment_tokens),
                         (QuotaKey::Policies, plan.max_policies),
+                        (QuotaKey::ImportsPerDay, plan.max_imports_per_day),
                         (QuotaKey::PersonalDevices, plan.max_personal_devices),
                         (QuotaKey::Groups, plan.max_groups),
                         (QuotaKey::GroupMembers, plan.max_group_members),

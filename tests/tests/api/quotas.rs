@@ -450,3 +450,146 @@ async fn parallel_additions_of_users_and_policies_stop_at_their_limits() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn imports_per_day_count_the_imports_that_write_and_refuse_past_the_limit() {
+    each_backend(|backend| async move {
+        let app = spawn_app_with(backend, |config| {
+            config.plans.insert(
+                "daily".to_owned(),
+                PlanConfig {
+                    max_imports_per_day: Some(3),
+                    ..PlanConfig::default()
+                },
+            );
+        })
+        .await;
+        let org = organization(&app, "daily").await;
+        expect_data(
+            send(
+                &app,
+                Method::PUT,
+                &org.path("/quotas"),
+                &org.root,
+                Some(json!({"plan": "daily", "overrides": {}})),
+            )
+            .await,
+            StatusCode::OK,
+        )
+        .await;
+        let import = |path: &str, body: String| {
+            app.authed(Method::POST, &org.path(path), &org.owner.token)
+                .header("content-type", "text/csv")
+                .body(body)
+                .send()
+        };
+        // Dry runs and imports refused for their rows do not count.
+        let rows = |prefix: &str| format!("deviceId,displayName\n{prefix}-1,One\n{prefix}-2,Two\n");
+        expect_data(
+            import("/devices/import?dryRun=true", rows("dry")).await.unwrap(),
+            StatusCode::OK,
+        )
+        .await;
+        let bad = import("/devices/import", "deviceId,displayName\n,No id\n".to_owned())
+            .await
+            .unwrap();
+        expect_error(bad, StatusCode::BAD_REQUEST, "VALIDATION_ERROR").await;
+        assert_eq!(
+            quota_line(&app, &org.owner, &org.id, "imports_per_day").await["used"],
+            0
+        );
+        // One device import and, racing, four more (two device, two user imports): 3 in all.
+        expect_data(
+            import("/devices/import", rows("first")).await.unwrap(),
+            StatusCode::OK,
+        )
+        .await;
+        app.user("member@example.com").await;
+        let racing = vec![
+            import("/devices/import", rows("a")),
+            import("/devices/import", rows("b")),
+            import(
+                "/users/import",
+                "email,role\nmember@example.com,viewer\n".to_owned(),
+            ),
+            import(
+                "/users/import",
+                "email,role\nmember@example.com,viewer\n".to_owned(),
+            ),
+        ];
+        let mut admitted = 0;
+        for response in futures_util::future::join_all(racing).await {
+            let response = response.unwrap();
+            if response.status() == StatusCode::OK {
+                admitted += 1;
+                continue;
+            }
+            let error = expect_error(response, StatusCode::CONFLICT, "QUOTA_EXCEEDED").await;
+            assert_eq!(
+                error["quota"],
+                json!({"key": "imports_per_day", "limit": 3, "used": 3}),
+                "{error}"
+            );
+            assert!(
+                error["message"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("the organization's quota of 3 imports per day"),
+                "{error}"
+            );
+        }
+        assert_eq!(admitted, 2, "{backend:?}");
+        assert_eq!(
+            quota_line(&app, &org.owner, &org.id, "imports_per_day").await,
+            json!({"key": "imports_per_day", "limit": 3, "used": 3, "overridden": false})
+        );
+        // A background import past the limit ends failed, naming the quota.
+        let queued = expect_data(
+            import("/devices/import?async=true", rows("late")).await.unwrap(),
+            StatusCode::ACCEPTED,
+        )
+        .await;
+        let id = queued["id"].as_str().unwrap().to_owned();
+        let mut ended = Value::Null;
+        for _ in 0..400 {
+            ended = expect_data(
+                send(
+                    &app,
+                    Method::GET,
+                    &format!("/api/admin/v1/jobs/{id}"),
+                    &org.owner,
+                    None,
+                )
+                .await,
+                StatusCode::OK,
+            )
+            .await;
+            if ended["status"] == "failed" || ended["status"] == "succeeded" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(ended["status"], "failed", "{ended}");
+        assert_eq!(ended["error"]["quota"]["key"], "imports_per_day", "{ended}");
+        // An override lifts it at once.
+        expect_data(
+            send(
+                &app,
+                Method::PUT,
+                &org.path("/quotas"),
+                &org.root,
+                Some(json!({"overrides": {"imports_per_day": null}})),
+            )
+            .await,
+            StatusCode::OK,
+        )
+        .await;
+        expect_data(
+            import("/devices/import", rows("after")).await.unwrap(),
+            StatusCode::OK,
+        )
+        .await;
+        app.stop().await;
+    })
+    .await;
+}

@@ -67,7 +67,11 @@ async fn one_step_down_removes_only_the_last_migration() {
         };
         assert_eq!(bedtime_kind().await, "time");
         db.migrate_down(Some(1)).await.unwrap();
-        // The last migration adds accounts' quotas.
+        // The last migration adds the uses of daily quotas.
+        assert!(!db.has_table("quota_spends").await.unwrap());
+        assert!(db.has_table("user_quotas").await.unwrap());
+        db.migrate_down(Some(1)).await.unwrap();
+        // The one before adds accounts' quotas.
         assert!(!db.has_table("user_quotas").await.unwrap());
         assert!(db.has_table("event_outbox").await.unwrap());
         db.migrate_down(Some(1)).await.unwrap();
@@ -142,7 +146,7 @@ async fn one_step_down_removes_only_the_last_migration() {
         assert!(db.has_table("device_transfers").await.unwrap());
         assert!(db.has_table("oidc_nonces").await.unwrap());
         assert!(db.has_table("groups").await.unwrap());
-        assert_eq!(db.migration_state().await.unwrap().pending.len(), 12);
+        assert_eq!(db.migration_state().await.unwrap().pending.len(), 13);
         // And up again: the API keys regain the rotation columns.
         db.migrate_up().await.unwrap();
         assert!(db.has_table("api_key_usage").await.unwrap());

@@ -136,6 +136,13 @@ impl DeviceImportStore for Database {
                 }
             }
         }
+        crate::organizations::spend_quota_locked(
+            &transaction,
+            self.quota_plans(),
+            organization,
+            QuotaKey::ImportsPerDay,
+        )
+        .await?;
         crate::organizations::check_quota_locked(
             &transaction,
             self.quota_plans(),

@@ -131,6 +131,29 @@ pub(crate) async fn check_quota_locked<C: sea_orm::ConnectionTrait>(
     check_quota(key, Some(limit), used, adding).map_err(|exceeded| RuleStoreError::Rule(exceeded.into()))
 }
 
+/// Spends one use of a quota over a window (`imports_per_day`): refused when the last 24 hours
+/// used it up (counted under the organization's lock, as [`check_quota_locked`]), else
+/// recorded in this transaction, so a refused or failed import spends nothing.
+pub(crate) async fn spend_quota_locked<C: sea_orm::ConnectionTrait>(
+    connection: &C,
+    plans: &QuotaPlans,
+    organization: Uuid,
+    key: QuotaKey,
+) -> Result<(), RuleStoreError> {
+    use crate::entities::quota_spends;
+    check_quota_locked(connection, plans, organization, key, 1).await?;
+    quota_spends::Entity::insert(quota_spends::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        organization_id: Set(organization),
+        quota_key: Set(key.as_str().to_owned()),
+        spent_at: Set(Utc::now()),
+    })
+    .exec_without_returning(connection)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
 /// How much of `key` the organization has now.
 pub(crate) async fn quota_use<C: sea_orm::ConnectionTrait>(
     connection: &C,
@@ -174,6 +197,16 @@ pub(crate) async fn quota_use<C: sea_orm::ConnectionTrait>(
             .count(connection)
             .await
             .map_err(db),
+        QuotaKey::ImportsPerDay => {
+            use crate::entities::quota_spends;
+            quota_spends::Entity::find()
+                .filter(quota_spends::Column::OrganizationId.eq(organization))
+                .filter(quota_spends::Column::QuotaKey.eq(key.as_str()))
+                .filter(quota_spends::Column::SpentAt.gt(Utc::now() - chrono::Duration::hours(24)))
+                .count(connection)
+                .await
+                .map_err(db)
+        }
         // An account's limits, not an organization's: nothing counts against them here.
         QuotaKey::PersonalDevices
         | QuotaKey::Groups

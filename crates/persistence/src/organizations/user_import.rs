@@ -106,6 +106,13 @@ impl OrgUserImportStore for Database {
                 UserImportStep::Skip => {}
             }
         }
+        super::spend_quota_locked(
+            &transaction,
+            self.quota_plans(),
+            organization,
+            steward_domain::quotas::QuotaKey::ImportsPerDay,
+        )
+        .await?;
         super::check_quota_locked(
             &transaction,
             self.quota_plans(),
