@@ -24,9 +24,9 @@ pub enum QuotaKey {
     ImportsPerDay,
     /// Devices an account owns outside any organization.
     PersonalDevices,
-    /// Groups an account created that still exist.
+    /// Family groups an account owns.
     Groups,
-    /// Members of each group the account created (the creator included).
+    /// Members of each family group the account owns (the owner included).
     GroupMembers,
     /// An account's live personal access tokens (not revoked or expired).
     PersonalAccessTokens,
@@ -172,8 +172,8 @@ impl std::fmt::Display for QuotaExceeded {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let whose = match self.key.scope() {
             QuotaScope::Organization => "the organization's",
-            QuotaScope::User if self.key == QuotaKey::GroupMembers => "the group creator's",
-            QuotaScope::User => "your",
+            QuotaScope::User if self.key == QuotaKey::GroupMembers => "the group owner's",
+            QuotaScope::User => "the account's",
         };
         write!(
             f,
@@ -194,7 +194,7 @@ pub trait UserQuotaStore {
     ) -> impl std::future::Future<Output = Result<OrgQuota, crate::RepositoryError>> + Send;
 
     /// How much of each [`QuotaKey::USER`] limit the account uses now (`group_members`: the
-    /// most members among the groups it created).
+    /// most members among the groups it owns).
     fn user_quota_usage(
         &self,
         user: uuid::Uuid,
@@ -275,7 +275,7 @@ mod tests {
         };
         assert_eq!(
             refusal.to_string(),
-            "your quota of 2 personal access tokens is used up (2 used)"
+            "the account's quota of 2 personal access tokens is used up (2 used)"
         );
     }
 }

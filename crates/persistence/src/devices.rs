@@ -80,15 +80,8 @@ async fn check_personal_device(
         .await
         .map_err(db)?;
     if organization.flatten().is_none() {
-        crate::user_quotas::check_user_quota_after(
-            transaction,
-            plans,
-            owner,
-            QuotaKey::PersonalDevices,
-            1,
-            None,
-        )
-        .await?;
+        crate::user_quotas::check_user_quota_after(transaction, plans, owner, QuotaKey::PersonalDevices, 1)
+            .await?;
     }
     Ok(())
 }
@@ -104,6 +97,15 @@ impl DeviceStore for Database {
     ) -> Result<(DeviceRecord, bool, bool), DeviceStoreError> {
         let caller = registrant.user;
         let transaction = self.begin_write().await.map_err(db)?;
+        if let Some(user) = caller {
+            crate::user_quotas::lock_user_for(
+                &transaction,
+                self.quota_plans(),
+                user,
+                QuotaKey::PersonalDevices,
+            )
+            .await?;
+        }
         // Touch first so the transaction holds the write lock before it reads the owner.
         let touched = devices::Entity::update_many()
             .col_expr(devices::Column::LastSeenAt, Expr::value(Some(now)))
@@ -224,7 +226,6 @@ impl DeviceStore for Database {
                 owner,
                 QuotaKey::PersonalDevices,
                 1,
-                None,
             )
             .await?;
         }
@@ -289,6 +290,15 @@ impl DeviceStore for Database {
         audit: &AuditEntry,
     ) -> Result<bool, DeviceStoreError> {
         let transaction = self.begin_write().await.map_err(db)?;
+        if let Some(owner) = new_owner {
+            crate::user_quotas::lock_user_for(
+                &transaction,
+                self.quota_plans(),
+                owner,
+                QuotaKey::PersonalDevices,
+            )
+            .await?;
+        }
         let now = Utc::now();
         let guard = match expected_owner {
             Some(owner) => devices::Column::OwnerUserId.eq(owner),
@@ -403,6 +413,16 @@ impl DeviceStore for Database {
         audit: &AuditEntry,
     ) -> Result<DeviceTransfer, DeviceStoreError> {
         let transaction = self.begin_write().await.map_err(db)?;
+        // The recipient accepts: their account first, as erasing it locks it before its devices.
+        if decision == TransferStatus::Accepted {
+            crate::user_quotas::lock_user_for(
+                &transaction,
+                self.quota_plans(),
+                user,
+                QuotaKey::PersonalDevices,
+            )
+            .await?;
+        }
         let party = match decision {
             TransferStatus::Cancelled => device_transfers::Column::FromUserId.eq(user),
             _ => device_transfers::Column::ToUserId.eq(user),

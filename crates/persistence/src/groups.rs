@@ -266,7 +266,6 @@ impl GroupStore for Database {
             group.owner,
             steward_domain::quotas::QuotaKey::Groups,
             1,
-            None,
         )
         .await?;
         insert_audit_entry(&transaction, audit).await?;
@@ -655,17 +654,9 @@ impl GroupStore for Database {
             }
             other => other.into(),
         })?;
-        // A family group holds as many members as its creator's quota allows.
-        if let (None, Some(creator)) = (group.organization_id, group.created_by) {
-            crate::user_quotas::check_user_quota_after(
-                &transaction,
-                self.quota_plans(),
-                creator,
-                steward_domain::quotas::QuotaKey::GroupMembers,
-                1,
-                Some(group.id),
-            )
-            .await?;
+        // A family group holds as many members as its owner's quota allows.
+        if group.organization_id.is_none() {
+            crate::user_quotas::check_group_members_after(&transaction, self.quota_plans(), group.id).await?;
         }
         let entry = audit
             .clone()

@@ -71,7 +71,6 @@ impl PersonalTokenStore for Database {
             token.user_id,
             QuotaKey::PersonalAccessTokens,
             1,
-            None,
         )
         .await?;
         insert_audit_entry(&transaction, audit).await?;

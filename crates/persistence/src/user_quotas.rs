@@ -8,6 +8,7 @@ use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
 };
+use steward_domain::groups::GroupRole;
 use steward_domain::quotas::{OrgQuota, QuotaKey, QuotaPlans, UserQuotaStore, check_quota};
 use steward_domain::{AuditEntry, RepositoryError, RuleStoreError};
 use uuid::Uuid;
@@ -64,18 +65,31 @@ pub(crate) async fn user_limit<C: ConnectionTrait>(
     Ok(plans.limit(&read_user_quota(connection, user).await?, key))
 }
 
+/// Takes the account's lock at the start of a transaction that may give it `key` (before any
+/// other row is locked, in the order erasing an account takes them: the account, then its
+/// devices and groups), when the account has a limit for `key`.
+pub(crate) async fn lock_user_for<C: ConnectionTrait>(
+    connection: &C,
+    plans: &QuotaPlans,
+    user: Uuid,
+    key: QuotaKey,
+) -> Result<(), RepositoryError> {
+    if user_limit(connection, plans, user, key).await?.is_some() {
+        lock_user(connection, user).await?;
+    }
+    Ok(())
+}
+
 /// Whether the `added` rows of `key` this transaction has just written for `user` fit the
 /// account's limit: counted (the new rows included) under the account's lock, so N+1
 /// concurrent creations against a limit of N admit exactly N; the caller rolls back on
-/// refusal. `group` is the group counted for [`QuotaKey::GroupMembers`] (whose limit is its
-/// creator's, `user`). On SQLite the transaction must already write.
+/// refusal. On SQLite the transaction must already write.
 pub(crate) async fn check_user_quota_after<C: ConnectionTrait>(
     connection: &C,
     plans: &QuotaPlans,
     user: Uuid,
     key: QuotaKey,
     added: u64,
-    group: Option<Uuid>,
 ) -> Result<(), RuleStoreError> {
     if added == 0 || user_limit(connection, plans, user, key).await?.is_none() {
         return Ok(());
@@ -85,12 +99,63 @@ pub(crate) async fn check_user_quota_after<C: ConnectionTrait>(
     let Some(limit) = user_limit(connection, plans, user, key).await? else {
         return Ok(());
     };
-    let used = match (key, group) {
-        (QuotaKey::GroupMembers, Some(group)) => group_members(connection, group).await?,
-        _ => user_quota_use(connection, user, key).await?,
-    };
+    let used = user_quota_use(connection, user, key).await?;
     check_quota(key, Some(limit), used.saturating_sub(added), added)
         .map_err(|exceeded| RuleStoreError::Rule(exceeded.into()))
+}
+
+/// Whether the member just added to `group` (a family group, whose lock this transaction
+/// holds) fits its owner's `group_members` limit. The group's lock orders joins, so the
+/// owner's account is not locked (a join never waits for an account being erased).
+pub(crate) async fn check_group_members_after<C: ConnectionTrait>(
+    connection: &C,
+    plans: &QuotaPlans,
+    group: Uuid,
+) -> Result<(), RuleStoreError> {
+    let owner: Option<Uuid> = group_memberships::Entity::find()
+        .select_only()
+        .column(group_memberships::Column::UserId)
+        .filter(group_memberships::Column::GroupId.eq(group))
+        .filter(group_memberships::Column::Role.eq(GroupRole::Owner.as_str()))
+        .into_tuple()
+        .one(connection)
+        .await
+        .map_err(db)?;
+    let Some(owner) = owner else {
+        return Ok(());
+    };
+    let Some(limit) = user_limit(connection, plans, owner, QuotaKey::GroupMembers).await? else {
+        return Ok(());
+    };
+    let used = group_members(connection, group).await?;
+    check_quota(QuotaKey::GroupMembers, Some(limit), used.saturating_sub(1), 1)
+        .map_err(|exceeded| RuleStoreError::Rule(exceeded.into()))
+}
+
+/// The family groups `user` owns that still exist.
+async fn owned_groups<C: ConnectionTrait>(connection: &C, user: Uuid) -> Result<Vec<Uuid>, RepositoryError> {
+    let owned: Vec<Uuid> = group_memberships::Entity::find()
+        .select_only()
+        .column(group_memberships::Column::GroupId)
+        .filter(group_memberships::Column::UserId.eq(user))
+        .filter(group_memberships::Column::Role.eq(GroupRole::Owner.as_str()))
+        .into_tuple()
+        .all(connection)
+        .await
+        .map_err(db)?;
+    if owned.is_empty() {
+        return Ok(owned);
+    }
+    groups::Entity::find()
+        .select_only()
+        .column(groups::Column::Id)
+        .filter(groups::Column::Id.is_in(owned))
+        .filter(groups::Column::OrganizationId.is_null())
+        .filter(groups::Column::DeletedAt.is_null())
+        .into_tuple()
+        .all(connection)
+        .await
+        .map_err(db)
 }
 
 async fn group_members<C: ConnectionTrait>(connection: &C, group: Uuid) -> Result<u64, RepositoryError> {
@@ -114,32 +179,17 @@ pub(crate) async fn user_quota_use<C: ConnectionTrait>(
             .count(connection)
             .await
             .map_err(db),
-        QuotaKey::Groups => groups::Entity::find()
-            .filter(groups::Column::CreatedBy.eq(user))
-            .filter(groups::Column::OrganizationId.is_null())
-            .filter(groups::Column::DeletedAt.is_null())
-            .count(connection)
-            .await
-            .map_err(db),
-        // The largest of the groups the account created.
+        QuotaKey::Groups => Ok(owned_groups(connection, user).await?.len() as u64),
+        // The largest of the groups the account owns.
         QuotaKey::GroupMembers => {
-            let created: Vec<Uuid> = groups::Entity::find()
-                .select_only()
-                .column(groups::Column::Id)
-                .filter(groups::Column::CreatedBy.eq(user))
-                .filter(groups::Column::OrganizationId.is_null())
-                .filter(groups::Column::DeletedAt.is_null())
-                .into_tuple()
-                .all(connection)
-                .await
-                .map_err(db)?;
-            if created.is_empty() {
+            let owned = owned_groups(connection, user).await?;
+            if owned.is_empty() {
                 return Ok(0);
             }
             let largest: Option<i64> = group_memberships::Entity::find()
                 .select_only()
                 .column_as(group_memberships::Column::Id.count(), "n")
-                .filter(group_memberships::Column::GroupId.is_in(created))
+                .filter(group_memberships::Column::GroupId.is_in(owned))
                 .group_by(group_memberships::Column::GroupId)
                 .into_tuple::<i64>()
                 .all(connection)

@@ -296,6 +296,13 @@ impl<'a, S: GroupStore> GroupService<'a, S> {
                 steward_domain::group_store::GroupStoreError::Rule(GroupRuleError::NotFound) => {
                     AppError::not_found("this invite code is unknown, expired, revoked or used up")
                 }
+                // A code holder learns that the group is full, not its size or its owner's plan.
+                steward_domain::group_store::GroupStoreError::Rule(GroupRuleError::QuotaExceeded(_)) => {
+                    AppError::new(
+                        crate::error::ErrorKind::QuotaExceeded,
+                        "this group cannot take more members; ask its owner",
+                    )
+                }
                 other => other.into(),
             })?;
         self.summary(group, user).await
