@@ -60,3 +60,38 @@ pub fn record_maintenance(report: &steward_app::maintenance::CleanupReport) {
     metrics::gauge!("steward_maintenance_last_pass_timestamp_seconds")
         .set(chrono::Utc::now().timestamp() as f64);
 }
+
+/// The quota utilisation gauges: per limit, how many organizations are at 80 % and at 100 % of
+/// it (`steward_quota_organizations{key,level}`), and with `per_organization` each
+/// organization's use over its limit (`steward_quota_utilisation_ratio{organization,key}`).
+pub fn record_quota_utilisation(lines: &[steward_app::quotas::Utilisation], per_organization: bool) {
+    use steward_domain::quotas::QuotaKey;
+    for key in QuotaKey::ORGANIZATION {
+        for level in [80u64, 100] {
+            let at = lines
+                .iter()
+                .filter(|line| {
+                    line.key == key
+                        && u128::from(line.used) * 100 >= u128::from(line.limit) * u128::from(level)
+                })
+                .count();
+            metrics::gauge!("steward_quota_organizations", "key" => key.as_str(), "level" => level.to_string())
+                .set(at as f64);
+        }
+    }
+    if per_organization {
+        for line in lines {
+            let ratio = if line.limit == 0 {
+                1.0
+            } else {
+                line.used as f64 / line.limit as f64
+            };
+            metrics::gauge!(
+                "steward_quota_utilisation_ratio",
+                "organization" => line.organization.to_string(),
+                "key" => line.key.as_str()
+            )
+            .set(ratio);
+        }
+    }
+}

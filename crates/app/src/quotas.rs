@@ -106,6 +106,52 @@ impl<'a, S: Store> QuotaService<'a, S> {
     }
 }
 
+/// One organization's use of one limit, for the utilisation gauges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Utilisation {
+    pub organization: Uuid,
+    pub key: QuotaKey,
+    pub limit: u64,
+    pub used: u64,
+}
+
+/// Every limited organization's use of each of its limits.
+pub async fn utilisation<S: Store>(steward: &Steward<S>) -> Result<Vec<Utilisation>, AppError> {
+    let plans = &steward.quota_plans;
+    let organizations = steward.store.limited_organizations_usage(plans).await?;
+    Ok(organizations
+        .into_iter()
+        .flat_map(|org| {
+            QuotaKey::ORGANIZATION
+                .into_iter()
+                .filter_map(|key| {
+                    plans.limit(&org.quota, key).map(|limit| Utilisation {
+                        organization: org.id,
+                        key,
+                        limit,
+                        used: org.used.get(&key).copied().unwrap_or(0),
+                    })
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect())
+}
+
+/// Refreshes the utilisation gauges every `every` (each instance; a few grouped counts).
+pub async fn run_quota_metrics<S, F>(steward: Steward<S>, every: std::time::Duration, record: F)
+where
+    S: Store,
+    F: Fn(&[Utilisation]),
+{
+    loop {
+        match utilisation(&steward).await {
+            Ok(lines) => record(&lines),
+            Err(error) => tracing::warn!(error = %error.message, "could not count quota use for the metrics"),
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
 /// `plan` (trimmed) if it is a configured plan, else the field error naming the plans.
 pub(crate) fn configured_plan(
     plans: &steward_domain::quotas::QuotaPlans,

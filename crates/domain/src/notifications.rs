@@ -56,10 +56,14 @@ pub enum Rule {
     SettingsChanged,
     /// Steward turned a webhook subscription off after too many failed deliveries.
     WebhookDisabled,
+    /// A creation brought an organization to 80 % of a quota.
+    QuotaNearlyUsed,
+    /// A creation used up an organization's quota.
+    QuotaUsedUp,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 8] = [
+    pub const ALL: [Rule; 10] = [
         Self::FailedSignIns,
         Self::FailedSignInsFromIp,
         Self::AccountLocked,
@@ -68,6 +72,8 @@ impl Rule {
         Self::BulkOperation,
         Self::SettingsChanged,
         Self::WebhookDisabled,
+        Self::QuotaNearlyUsed,
+        Self::QuotaUsedUp,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -80,6 +86,8 @@ impl Rule {
             Self::BulkOperation => "bulk_operation",
             Self::SettingsChanged => "settings_changed",
             Self::WebhookDisabled => "webhook_disabled",
+            Self::QuotaNearlyUsed => "quota_nearly_used",
+            Self::QuotaUsedUp => "quota_used_up",
         }
     }
 
@@ -89,12 +97,16 @@ impl Rule {
 
     pub fn severity(self) -> Severity {
         match self {
-            Self::FailedSignIns | Self::FailedSignInsFromIp | Self::AdminGranted | Self::SettingsChanged => {
-                Severity::High
-            }
-            Self::WebhookDisabled | Self::AccountLocked | Self::AdminNewIp | Self::BulkOperation => {
-                Severity::Medium
-            }
+            Self::FailedSignIns
+            | Self::FailedSignInsFromIp
+            | Self::AdminGranted
+            | Self::SettingsChanged
+            | Self::QuotaUsedUp => Severity::High,
+            Self::WebhookDisabled
+            | Self::AccountLocked
+            | Self::AdminNewIp
+            | Self::BulkOperation
+            | Self::QuotaNearlyUsed => Severity::Medium,
         }
     }
 
@@ -118,6 +130,12 @@ impl Rule {
             Self::SettingsChanged => "the admin IP allowlist, the setting catalog or a custom role changed",
             Self::WebhookDisabled => {
                 "Steward turned a webhook subscription off (50 failed deliveries in a row, or its creator no longer manages it)"
+            }
+            Self::QuotaNearlyUsed => {
+                "a creation brought an organization to 80 % of a [quota](organizations.md#quotas) (the organization's owners and admins see it too)"
+            }
+            Self::QuotaUsedUp => {
+                "a creation used up an organization's [quota](organizations.md#quotas): the next one will be refused"
             }
         }
     }
@@ -360,6 +378,31 @@ pub fn candidates(entry: &AuditEntry, thresholds: &Thresholds) -> Vec<Candidate>
                     entry.resource_type,
                     entry.resource_id.as_deref().unwrap_or("")
                 ),
+            ));
+        }
+        "organization.quota_threshold" => {
+            let key = text(after, "key").unwrap_or("a quota");
+            let organization = text(after, "organization").unwrap_or("an organization");
+            let number = |name: &str| {
+                after
+                    .and_then(|after| after.get(name))
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0)
+            };
+            let (used, limit) = (number("used"), number("limit"));
+            let (rule, title) = if number("percent") >= 100 {
+                (Rule::QuotaUsedUp, format!("Quota used up: {organization} {key}"))
+            } else {
+                (
+                    Rule::QuotaNearlyUsed,
+                    format!("Quota nearly used: {organization} {key}"),
+                )
+            };
+            raised.push((
+                rule,
+                Check::Always,
+                title,
+                format!("{organization} uses {used} of its {key} quota of {limit}."),
             ));
         }
         "webhook.disabled" => {

@@ -218,6 +218,19 @@ pub fn check_quota(key: QuotaKey, limit: Option<u64>, used: u64, adding: u64) ->
     }
 }
 
+/// The warning thresholds (percent of a limit) that adding `adding` to `used` reaches for the
+/// first time: 80 and 100, each once, as the use goes up past it.
+pub fn thresholds_crossed(limit: u64, used: u64, adding: u64) -> Vec<u8> {
+    let after = used.saturating_add(adding);
+    [80u8, 100]
+        .into_iter()
+        .filter(|percent| {
+            let level = u128::from(limit) * u128::from(*percent);
+            limit > 0 && u128::from(used) * 100 < level && u128::from(after) * 100 >= level
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,6 +259,18 @@ mod tests {
             "free is unlimited"
         );
         assert!(plans.names().any(|name| name == DEFAULT_PLAN));
+    }
+
+    #[test]
+    fn each_threshold_is_crossed_once_on_the_way_up() {
+        assert_eq!(thresholds_crossed(10, 7, 1), vec![80]);
+        assert_eq!(thresholds_crossed(10, 8, 1), Vec::<u8>::new());
+        assert_eq!(thresholds_crossed(10, 9, 1), vec![100]);
+        assert_eq!(thresholds_crossed(10, 0, 10), vec![80, 100]);
+        assert_eq!(thresholds_crossed(10, 10, 0), Vec::<u8>::new());
+        assert_eq!(thresholds_crossed(0, 0, 0), Vec::<u8>::new());
+        assert_eq!(thresholds_crossed(1, 0, 1), vec![80, 100]);
+        assert_eq!(thresholds_crossed(u64::MAX, u64::MAX - 1, 1), vec![100]);
     }
 
     #[test]

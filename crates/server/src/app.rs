@@ -53,6 +53,7 @@ pub struct Application {
     jobs: tokio::task::JoinHandle<()>,
     events: tokio::task::JoinHandle<()>,
     maintenance: Option<tokio::task::JoinHandle<()>>,
+    quota_metrics: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Application {
@@ -158,6 +159,14 @@ impl Application {
                 },
             ))
         });
+        let quota_metrics = (config.quota_metrics_interval_secs > 0).then(|| {
+            let per_organization = config.metrics_organizations;
+            tokio::spawn(steward_app::quotas::run_quota_metrics(
+                steward.clone(),
+                Duration::from_secs(config.quota_metrics_interval_secs),
+                move |lines| steward_api::metrics::record_quota_utilisation(lines, per_organization),
+            ))
+        });
         let state = AppState {
             steward,
             metrics,
@@ -211,6 +220,7 @@ impl Application {
             jobs,
             events,
             maintenance,
+            quota_metrics,
         })
     }
 
@@ -241,6 +251,9 @@ impl Application {
         self.events.abort();
         if let Some(maintenance) = &self.maintenance {
             maintenance.abort();
+        }
+        if let Some(quota_metrics) = &self.quota_metrics {
+            quota_metrics.abort();
         }
         result
     }

@@ -162,6 +162,11 @@ pub struct Config {
     pub job_retention_hours: u64,
     /// How often the clean-up pass runs (on one instance at a time); 0 turns it off.
     pub maintenance_interval_secs: u64,
+    /// How often each instance refreshes the quota utilisation gauges; 0 turns them off.
+    pub quota_metrics_interval_secs: u64,
+    /// Labels the quota utilisation gauge with each organization's id (`/metrics` is not
+    /// authenticated: only where it is not public).
+    pub metrics_organizations: bool,
     /// Accepts `http://` webhook URLs (development only).
     pub webhook_allow_http: bool,
     /// Networks webhooks may reach although loopback, private or link-local
@@ -287,6 +292,8 @@ impl Default for Config {
             job_poll_ms: 1000,
             job_retention_hours: 24,
             maintenance_interval_secs: 3600,
+            quota_metrics_interval_secs: 60,
+            metrics_organizations: false,
             webhook_allow_http: false,
             webhook_allowed_networks: Vec::new(),
             webhook_organization_networks: Vec::new(),
@@ -518,6 +525,11 @@ impl Config {
         if !(1..=8760).contains(&self.job_retention_hours) {
             return Err(ConfigError(
                 "STEWARD_JOB_RETENTION_HOURS: must be 1 to 8760".to_owned(),
+            ));
+        }
+        if self.quota_metrics_interval_secs > 86_400 {
+            return Err(ConfigError(
+                "STEWARD_QUOTA_METRICS_INTERVAL_SECS: 0 (off) or 1 to 86400".to_owned(),
             ));
         }
         if self.maintenance_interval_secs > 0 && !(60..=604_800).contains(&self.maintenance_interval_secs) {

@@ -41,6 +41,41 @@ async fn quota_line(app: &TestApp, by: &TestUser, org: &str, key: &str) -> Value
         .clone()
 }
 
+/// Waits until `user` sees at least `count` notifications of `rule`; answers them all.
+async fn notifications_of(app: &TestApp, user: &TestUser, rule: &str, count: usize) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let listed = expect_data(
+            send(
+                app,
+                Method::GET,
+                "/api/admin/v1/notifications?perPage=100",
+                user,
+                None,
+            )
+            .await,
+            StatusCode::OK,
+        )
+        .await;
+        let found: Vec<Value> = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n["rule"] == rule)
+            .cloned()
+            .collect();
+        if found.len() >= count {
+            return found;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of {count} `{rule}` notifications: {listed}",
+            found.len()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 /// Enrolls `count` devices at once; answers how many were admitted, checking every refusal.
 async fn enroll_at_once(app: &TestApp, secret: &str, prefix: &str, count: usize) -> usize {
     let attempts: Vec<_> = (0..count)
@@ -90,6 +125,21 @@ async fn parallel_enrollments_against_a_device_quota_admit_exactly_the_limit() {
             line,
             json!({"key": "devices", "limit": 10, "used": 10, "overridden": false})
         );
+        // Reaching 80 % and 100 % raised one notification each, which the organization's
+        // owner sees too.
+        let nearly = notifications_of(&app, &org.owner, "quota_nearly_used", 1).await;
+        let used_up = notifications_of(&app, &org.owner, "quota_used_up", 1).await;
+        assert_eq!(nearly[0]["severity"], "medium");
+        assert_eq!(used_up[0]["severity"], "high");
+        assert_eq!(
+            nearly[0]["message"], "fleet uses 8 of its devices quota of 10.",
+            "{nearly:?}"
+        );
+        assert_eq!(used_up[0]["message"], "fleet uses 10 of its devices quota of 10.");
+        assert_eq!(
+            used_up[0]["data"]["event"]["type"],
+            "organization.quota_threshold"
+        );
 
         // An override to 15 admits 5 more.
         expect_data(
@@ -109,6 +159,19 @@ async fn parallel_enrollments_against_a_device_quota_admit_exactly_the_limit() {
         assert_eq!(
             line,
             json!({"key": "devices", "limit": 15, "used": 15, "overridden": true})
+        );
+        // Raised again on the way up to the new limit: 12 and 15 of 15, once each.
+        notifications_of(&app, &org.root, "quota_used_up", 2).await;
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        assert_eq!(
+            notifications_of(&app, &org.root, "quota_nearly_used", 2)
+                .await
+                .len(),
+            2
+        );
+        assert_eq!(
+            notifications_of(&app, &org.root, "quota_used_up", 2).await.len(),
+            2
         );
 
         // Re-enrolling a device already in the organization takes no more of the quota.
@@ -589,6 +652,62 @@ async fn imports_per_day_count_the_imports_that_write_and_refuse_past_the_limit(
             StatusCode::OK,
         )
         .await;
+        app.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn utilisation_gauges_show_each_limited_organization_beside_its_limit() {
+    each_backend(|backend| async move {
+        let app = spawn_app_with(backend, |config| {
+            team_plan(config);
+            config.quota_metrics_interval_secs = 1;
+            config.metrics_organizations = true;
+        })
+        .await;
+        let org = organization(&app, "gauged").await;
+        expect_data(
+            send(
+                &app,
+                Method::PUT,
+                &org.path("/quotas"),
+                &org.root,
+                Some(json!({"plan": "team", "overrides": {}})),
+            )
+            .await,
+            StatusCode::OK,
+        )
+        .await;
+        let (_, secret) = token(&app, &org, json!({})).await;
+        assert_eq!(enroll_at_once(&app, &secret, "g", 8).await, 8);
+        // Devices 8 of 10, users 1 of 3 (the owner); unlimited keys have no line.
+        let devices = format!(
+            "steward_quota_utilisation_ratio{{organization=\"{}\",key=\"devices\"}} 0.8",
+            org.id
+        );
+        let users = format!(
+            "steward_quota_utilisation_ratio{{organization=\"{}\",key=\"users\"}} 0.3333",
+            org.id
+        );
+        let policies = format!(
+            "steward_quota_utilisation_ratio{{organization=\"{}\",key=\"policies\"}}",
+            org.id
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        loop {
+            let text = app.get("/metrics").await.text().await.unwrap();
+            if text.contains(&devices) && text.contains(&users) {
+                assert!(!text.contains(&policies), "{backend:?}");
+                assert!(
+                    text.contains("steward_quota_organizations{key=\"devices\",level=\"80\"}"),
+                    "{text}"
+                );
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{backend:?}: {text}");
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
         app.stop().await;
     })
     .await;

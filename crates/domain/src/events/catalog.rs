@@ -480,6 +480,11 @@ pub const EVENT_TYPES: &[EventType] = &[
         "An operator changed an organization's plan or quota overrides.",
     ),
     event(
+        "organization.quota_threshold",
+        "organization",
+        "A creation brought an organization to 80 % or 100 % of a quota (`key`, `limit`, `used`, `percent`).",
+    ),
+    event(
         "organization.user_added",
         "organization",
         "A user was added to an organization.",

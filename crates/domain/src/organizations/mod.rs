@@ -328,6 +328,14 @@ pub trait OrganizationStore {
         Output = Result<std::collections::BTreeMap<crate::quotas::QuotaKey, u64>, RepositoryError>,
     > + Send;
 
+    /// Every organization that has a limit under `plans`, with its use of each
+    /// [`QuotaKey::ORGANIZATION`](crate::quotas::QuotaKey::ORGANIZATION) key (a few grouped
+    /// counts, for the utilisation metrics).
+    fn limited_organizations_usage(
+        &self,
+        plans: &crate::quotas::QuotaPlans,
+    ) -> impl Future<Output = Result<Vec<OrganizationUsage>, RepositoryError>> + Send;
+
     /// Gives the organization a plan and overrides (its version goes up). `NotFound` when
     /// there is no such organization.
     fn set_org_quota(
@@ -336,6 +344,15 @@ pub trait OrganizationStore {
         quota: &crate::quotas::OrgQuota,
         audit: &AuditEntry,
     ) -> impl Future<Output = Result<OrganizationRecord, RepositoryError>> + Send;
+}
+
+/// One organization's quota and its use of each limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrganizationUsage {
+    pub id: Uuid,
+    pub slug: String,
+    pub quota: crate::quotas::OrgQuota,
+    pub used: std::collections::BTreeMap<crate::quotas::QuotaKey, u64>,
 }
 
 #[cfg(test)]

@@ -128,7 +128,27 @@ pub(crate) async fn check_quota_locked<C: sea_orm::ConnectionTrait>(
         return Ok(());
     };
     let used = quota_use(connection, organization, key).await?;
-    check_quota(key, Some(limit), used, adding).map_err(|exceeded| RuleStoreError::Rule(exceeded.into()))
+    check_quota(key, Some(limit), used, adding).map_err(|exceeded| RuleStoreError::Rule(exceeded.into()))?;
+    // Crossing 80 % or 100 % is an event (and raises the operators' notification), decided
+    // under the lock, so each crossing is announced once.
+    for percent in steward_domain::quotas::thresholds_crossed(limit, used, adding) {
+        let entry = AuditEntry::new(
+            steward_domain::Actor::system(),
+            steward_domain::AuditAction::known("organization.quota_threshold"),
+            "organization",
+        )
+        .resource_id(organization)
+        .organization(organization)
+        .change(
+            None,
+            Some(
+                json!({"organization": found.slug, "key": key.as_str(), "limit": limit,
+                        "used": used.saturating_add(adding), "percent": percent}),
+            ),
+        );
+        insert_audit_entry(connection, &entry).await?;
+    }
+    Ok(())
 }
 
 /// Spends one use of a quota over a window (`imports_per_day`): refused when the last 24 hours
@@ -599,6 +619,132 @@ impl OrganizationStore for Database {
             usage.insert(key, quota_use(self.connection(), organization, key).await?);
         }
         Ok(usage)
+    }
+
+    async fn limited_organizations_usage(
+        &self,
+        plans: &QuotaPlans,
+    ) -> Result<Vec<steward_domain::organizations::OrganizationUsage>, RepositoryError> {
+        use crate::entities::{device_policies, enrollment_tokens, quota_spends};
+        let connection = self.connection();
+        let limited: Vec<(Uuid, String, OrgQuota)> = organizations::Entity::find()
+            .all(connection)
+            .await
+            .map_err(db)?
+            .into_iter()
+            .map(|org| {
+                (
+                    org.id,
+                    org.slug,
+                    quota_of(&org.plan, org.quota_overrides.as_ref()),
+                )
+            })
+            .filter(|(_, _, quota)| {
+                QuotaKey::ORGANIZATION
+                    .iter()
+                    .any(|key| plans.limit(quota, *key).is_some())
+            })
+            .collect();
+        if limited.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = Utc::now();
+        let grouped = |rows: Vec<(Uuid, i64)>| -> HashMap<Uuid, u64> {
+            rows.into_iter()
+                .map(|(org, n)| (org, u64::try_from(n).unwrap_or(0)))
+                .collect()
+        };
+        let devices = grouped(
+            devices::Entity::find()
+                .select_only()
+                .column(devices::Column::OrganizationId)
+                .column_as(devices::Column::Id.count(), "n")
+                .filter(devices::Column::OrganizationId.is_not_null())
+                .group_by(devices::Column::OrganizationId)
+                .into_tuple()
+                .all(connection)
+                .await
+                .map_err(db)?,
+        );
+        let users = grouped(
+            org_users::Entity::find()
+                .select_only()
+                .column(org_users::Column::OrganizationId)
+                .column_as(org_users::Column::UserId.count(), "n")
+                .group_by(org_users::Column::OrganizationId)
+                .into_tuple()
+                .all(connection)
+                .await
+                .map_err(db)?,
+        );
+        let tokens = grouped(
+            enrollment_tokens::Entity::find()
+                .select_only()
+                .column(enrollment_tokens::Column::OrganizationId)
+                .column_as(enrollment_tokens::Column::Id.count(), "n")
+                .filter(enrollment_tokens::Column::RevokedAt.is_null())
+                .filter(
+                    sea_orm::Condition::any()
+                        .add(enrollment_tokens::Column::ExpiresAt.is_null())
+                        .add(enrollment_tokens::Column::ExpiresAt.gt(now)),
+                )
+                .filter(
+                    sea_orm::Condition::any()
+                        .add(enrollment_tokens::Column::MaxUses.is_null())
+                        .add(
+                            Expr::col(enrollment_tokens::Column::UseCount)
+                                .lt(Expr::col(enrollment_tokens::Column::MaxUses)),
+                        ),
+                )
+                .group_by(enrollment_tokens::Column::OrganizationId)
+                .into_tuple()
+                .all(connection)
+                .await
+                .map_err(db)?,
+        );
+        let policies = grouped(
+            device_policies::Entity::find()
+                .select_only()
+                .column(device_policies::Column::OrganizationId)
+                .column_as(device_policies::Column::Id.count(), "n")
+                .group_by(device_policies::Column::OrganizationId)
+                .into_tuple()
+                .all(connection)
+                .await
+                .map_err(db)?,
+        );
+        let imports = grouped(
+            quota_spends::Entity::find()
+                .select_only()
+                .column(quota_spends::Column::OrganizationId)
+                .column_as(quota_spends::Column::Id.count(), "n")
+                .filter(quota_spends::Column::QuotaKey.eq(QuotaKey::ImportsPerDay.as_str()))
+                .filter(quota_spends::Column::SpentAt.gt(now - chrono::Duration::hours(24)))
+                .group_by(quota_spends::Column::OrganizationId)
+                .into_tuple()
+                .all(connection)
+                .await
+                .map_err(db)?,
+        );
+        Ok(limited
+            .into_iter()
+            .map(|(id, slug, quota)| {
+                let of = |counts: &HashMap<Uuid, u64>| counts.get(&id).copied().unwrap_or(0);
+                steward_domain::organizations::OrganizationUsage {
+                    id,
+                    slug,
+                    quota,
+                    used: [
+                        (QuotaKey::Devices, of(&devices)),
+                        (QuotaKey::Users, of(&users)),
+                        (QuotaKey::EnrollmentTokens, of(&tokens)),
+                        (QuotaKey::Policies, of(&policies)),
+                        (QuotaKey::ImportsPerDay, of(&imports)),
+                    ]
+                    .into(),
+                }
+            })
+            .collect())
     }
 
     async fn set_org_quota(
