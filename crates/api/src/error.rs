@@ -124,15 +124,17 @@ pub struct ErrorBody {
     pub details: Vec<FieldError>,
     /// Quote this when reporting a problem; it is also in the `X-Request-Id` header and the logs.
     pub request_id: Option<String>,
-    /// With `QUOTA_EXCEEDED`: which quota, its limit and how much is used.
+    /// With `QUOTA_EXCEEDED` (and `RATE_LIMITED` by an organization's
+    /// `api_requests_per_minute`): which quota, its limit and how much is used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quota: Option<QuotaView>,
 }
 
-/// A quota that refused a creation.
+/// A quota that refused a creation (or a request).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct QuotaView {
-    /// `devices`, `users`, `enrollment_tokens` or `policies`.
+    /// The quota's key: an organization's (`devices`, `users`, …) or an account's
+    /// (`personal_devices`, …); see the quotas in the organizations guide.
     pub key: String,
     pub limit: u64,
     pub used: u64,

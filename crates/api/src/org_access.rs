@@ -91,10 +91,12 @@ impl<A: OrgAction + 'static> FromRequest for OrgAccess<A> {
             let Some(Ok(organization)) = organization else {
                 return Err(ApiError::from(OrgRuleError::NotFound).into());
             };
-            let standing = OrganizationService::new(&state)
+            let service = OrganizationService::new(&state);
+            let standing = service
                 .standing(principal.clone(), organization, A::PERMISSION, A::SYSTEM)
                 .await
                 .map_err(ApiError::from)?;
+            service.count_request(&standing).map_err(ApiError::from)?;
             Ok(Self {
                 user_id: standing.user,
                 actor: standing.actor,

@@ -119,6 +119,7 @@ pub struct Utilisation {
 pub async fn utilisation<S: Store>(steward: &Steward<S>) -> Result<Vec<Utilisation>, AppError> {
     let plans = &steward.quota_plans;
     let organizations = steward.store.limited_organizations_usage(plans).await?;
+    let now = chrono::Utc::now().timestamp();
     Ok(organizations
         .into_iter()
         .flat_map(|org| {
@@ -129,7 +130,11 @@ pub async fn utilisation<S: Store>(steward: &Steward<S>) -> Result<Vec<Utilisati
                         organization: org.id,
                         key,
                         limit,
-                        used: org.used.get(&key).copied().unwrap_or(0),
+                        used: if key == QuotaKey::ApiRequestsPerMinute {
+                            steward.organization_requests.used(org.id, now)
+                        } else {
+                            org.used.get(&key).copied().unwrap_or(0)
+                        },
                     })
                 })
                 .collect::<Vec<_>>()
@@ -178,4 +183,90 @@ pub fn user_keys() -> String {
 /// The organization's limit names, for messages.
 pub fn organization_keys() -> String {
     QuotaKey::ORGANIZATION.map(QuotaKey::as_str).join(", ")
+}
+
+/// Requests to each organization's routes in the current minute, on this instance: the
+/// `api_requests_per_minute` quota. A fixed window (the clock's minute), kept in memory, so with
+/// N instances an organization gets up to N times its limit, as the other rate limits.
+#[derive(Debug, Default)]
+pub struct RequestCounter {
+    windows: std::sync::Mutex<std::collections::HashMap<Uuid, (i64, u64)>>,
+}
+
+/// Organizations remembered before the counter forgets those of past minutes.
+const REMEMBERED: usize = 100_000;
+
+impl RequestCounter {
+    /// Counts one request of `organization` at `now` (seconds since the epoch) against
+    /// `limit`; past it, `RateLimited` with the seconds to the next minute and the quota.
+    pub fn count(&self, organization: Uuid, limit: Option<u64>, now: i64) -> Result<(), AppError> {
+        let Some(limit) = limit else {
+            return Ok(());
+        };
+        let minute = now.div_euclid(60);
+        let mut windows = self
+            .windows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if windows.len() >= REMEMBERED {
+            windows.retain(|_, (seen, _)| *seen == minute);
+        }
+        let window = windows.entry(organization).or_insert((minute, 0));
+        if window.0 != minute {
+            *window = (minute, 0);
+        }
+        if window.1 >= limit {
+            let used = window.1;
+            drop(windows);
+            let exceeded = steward_domain::quotas::QuotaExceeded {
+                key: QuotaKey::ApiRequestsPerMinute,
+                limit,
+                used,
+            };
+            let mut error = AppError::new(
+                crate::error::ErrorKind::RateLimited,
+                format!("{exceeded}; retry after the minute, or ask your operator to raise the organization's quota"),
+            )
+            .with_retry_after(u64::try_from(60 - now.rem_euclid(60)).unwrap_or(60).max(1));
+            error.quota = Some(exceeded);
+            return Err(error);
+        }
+        window.1 += 1;
+        Ok(())
+    }
+
+    /// The organization's requests in the minute of `now`.
+    pub fn used(&self, organization: Uuid, now: i64) -> u64 {
+        let minute = now.div_euclid(60);
+        self.windows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&organization)
+            .filter(|(seen, _)| *seen == minute)
+            .map_or(0, |(_, used)| *used)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_minute_admits_the_limit_then_refuses_until_the_next() {
+        let counter = RequestCounter::default();
+        let org = Uuid::now_v7();
+        let start = 6_000; // the start of a minute
+        for _ in 0..3 {
+            assert!(counter.count(org, Some(3), start + 10).is_ok());
+        }
+        let refused = counter.count(org, Some(3), start + 50).unwrap_err();
+        assert_eq!(refused.kind, crate::error::ErrorKind::RateLimited);
+        assert_eq!(refused.retry_after, Some(10));
+        assert_eq!(refused.quota.map(|q| (q.limit, q.used)), Some((3, 3)));
+        assert_eq!(counter.used(org, start + 59), 3);
+        assert!(counter.count(org, Some(3), start + 60).is_ok(), "a new minute");
+        assert_eq!(counter.used(org, start + 60), 1);
+        assert!(counter.count(org, None, start + 60).is_ok());
+        assert!(counter.count(Uuid::now_v7(), Some(0), start).is_err());
+    }
 }

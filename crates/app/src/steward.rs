@@ -127,6 +127,8 @@ pub struct Steward<S> {
     pub quota_plans: Arc<steward_domain::quotas::QuotaPlans>,
     /// The event pipeline's settings, HTTP client and wake-ups.
     pub events: Arc<crate::events::EventBoard>,
+    /// Requests to each organization's routes this minute (`api_requests_per_minute`).
+    pub organization_requests: Arc<crate::quotas::RequestCounter>,
 }
 
 impl<S: Clone> Clone for Steward<S> {
@@ -142,6 +144,7 @@ impl<S: Clone> Clone for Steward<S> {
             jobs: Arc::clone(&self.jobs),
             quota_plans: Arc::clone(&self.quota_plans),
             events: Arc::clone(&self.events),
+            organization_requests: Arc::clone(&self.organization_requests),
         }
     }
 }
@@ -160,6 +163,7 @@ impl<S: Store> Steward<S> {
             jobs: Arc::default(),
             quota_plans: Arc::new(steward_domain::quotas::QuotaPlans::new(Default::default())),
             events: Arc::default(),
+            organization_requests: Arc::default(),
         }
     }
 

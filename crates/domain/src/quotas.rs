@@ -22,6 +22,8 @@ pub enum QuotaKey {
     Policies,
     /// Device and user imports of the organization that wrote, in the last 24 hours.
     ImportsPerDay,
+    /// Requests to the organization's routes in the current minute (on one instance).
+    ApiRequestsPerMinute,
     /// Devices an account owns outside any organization.
     PersonalDevices,
     /// Family groups an account owns.
@@ -40,12 +42,13 @@ pub enum QuotaScope {
 }
 
 impl QuotaKey {
-    pub const ALL: [QuotaKey; 9] = [
+    pub const ALL: [QuotaKey; 10] = [
         QuotaKey::Devices,
         QuotaKey::Users,
         QuotaKey::EnrollmentTokens,
         QuotaKey::Policies,
         QuotaKey::ImportsPerDay,
+        QuotaKey::ApiRequestsPerMinute,
         QuotaKey::PersonalDevices,
         QuotaKey::Groups,
         QuotaKey::GroupMembers,
@@ -53,12 +56,13 @@ impl QuotaKey {
     ];
 
     /// The limits an organization has.
-    pub const ORGANIZATION: [QuotaKey; 5] = [
+    pub const ORGANIZATION: [QuotaKey; 6] = [
         QuotaKey::Devices,
         QuotaKey::Users,
         QuotaKey::EnrollmentTokens,
         QuotaKey::Policies,
         QuotaKey::ImportsPerDay,
+        QuotaKey::ApiRequestsPerMinute,
     ];
 
     /// The limits an account has.
@@ -76,6 +80,7 @@ impl QuotaKey {
             QuotaKey::EnrollmentTokens => "enrollment_tokens",
             QuotaKey::Policies => "policies",
             QuotaKey::ImportsPerDay => "imports_per_day",
+            QuotaKey::ApiRequestsPerMinute => "api_requests_per_minute",
             QuotaKey::PersonalDevices => "personal_devices",
             QuotaKey::Groups => "groups",
             QuotaKey::GroupMembers => "group_members",
@@ -91,6 +96,7 @@ impl QuotaKey {
             QuotaKey::EnrollmentTokens => "enrollment tokens",
             QuotaKey::Policies => "policies",
             QuotaKey::ImportsPerDay => "imports per day",
+            QuotaKey::ApiRequestsPerMinute => "API requests per minute",
             QuotaKey::PersonalDevices => "personal devices",
             QuotaKey::Groups => "groups",
             QuotaKey::GroupMembers => "members per group",

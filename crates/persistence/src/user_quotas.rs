@@ -214,7 +214,8 @@ pub(crate) async fn user_quota_use<C: ConnectionTrait>(
         | QuotaKey::Users
         | QuotaKey::EnrollmentTokens
         | QuotaKey::Policies
-        | QuotaKey::ImportsPerDay => Ok(0),
+        | QuotaKey::ImportsPerDay
+        | QuotaKey::ApiRequestsPerMinute => Ok(0),
     }
 }
 

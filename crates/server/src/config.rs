@@ -37,6 +37,8 @@ pub struct PlanConfig {
     pub max_policies: Option<u64>,
     /// Device and user imports per organization in any 24 hours.
     pub max_imports_per_day: Option<u64>,
+    /// Requests to an organization's routes per minute, on each instance.
+    pub max_api_requests_per_minute: Option<u64>,
     /// Devices an account owns outside any organization.
     pub max_personal_devices: Option<u64>,
     /// Groups an account has created (and not deleted).
@@ -390,6 +392,7 @@ impl Config {
                         (QuotaKey::EnrollmentTokens, plan.max_enrollment_tokens),
                         (QuotaKey::Policies, plan.max_policies),
                         (QuotaKey::ImportsPerDay, plan.max_imports_per_day),
+                        (QuotaKey::ApiRequestsPerMinute, plan.max_api_requests_per_minute),
                         (QuotaKey::PersonalDevices, plan.max_personal_devices),
                         (QuotaKey::Groups, plan.max_groups),
                         (QuotaKey::GroupMembers, plan.max_group_members),

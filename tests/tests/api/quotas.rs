@@ -712,3 +712,87 @@ async fn utilisation_gauges_show_each_limited_organization_beside_its_limit() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_organizations_members_get_its_api_requests_per_minute_then_429() {
+    each_backend(|backend| async move {
+        let app = spawn_app_with(backend, |config| {
+            config.plans.insert(
+                "metered".to_owned(),
+                PlanConfig {
+                    max_api_requests_per_minute: Some(5),
+                    ..PlanConfig::default()
+                },
+            );
+        })
+        .await;
+        let org = organization(&app, "metered").await;
+        expect_data(
+            send(
+                &app,
+                Method::PUT,
+                &org.path("/quotas"),
+                &org.root,
+                Some(json!({"plan": "metered", "overrides": {}})),
+            )
+            .await,
+            StatusCode::OK,
+        )
+        .await;
+        // Not across a minute's end: the window is the clock's minute.
+        let second = chrono::Utc::now().timestamp().rem_euclid(60);
+        if second > 45 {
+            tokio::time::sleep(std::time::Duration::from_secs(
+                u64::try_from(61 - second).unwrap(),
+            ))
+            .await;
+        }
+        for n in 1..=5 {
+            let read = expect_data(
+                send(&app, Method::GET, &org.path("/quotas"), &org.owner, None).await,
+                StatusCode::OK,
+            )
+            .await;
+            let line = read["quotas"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|line| line["key"] == "api_requests_per_minute")
+                .unwrap()
+                .clone();
+            assert_eq!(
+                line,
+                json!({"key": "api_requests_per_minute", "limit": 5, "used": n, "overridden": false}),
+                "{backend:?}"
+            );
+        }
+        let refused = send(&app, Method::GET, &org.path("/devices"), &org.owner, None).await;
+        assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+        let wait: u64 = refused.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&wait), "{wait}");
+        let error = expect_error(refused, StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED").await;
+        assert_eq!(
+            error["quota"],
+            json!({"key": "api_requests_per_minute", "limit": 5, "used": 5})
+        );
+        // Operators acting through their system role are not counted, nor held back.
+        expect_data(
+            send(&app, Method::GET, &org.path("/quotas"), &org.root, None).await,
+            StatusCode::OK,
+        )
+        .await;
+        // Another organization is not affected.
+        let other = organization(&app, "unmetered").await;
+        expect_data(
+            send(&app, Method::GET, &other.path("/quotas"), &other.owner, None).await,
+            StatusCode::OK,
+        )
+        .await;
+        app.stop().await;
+    })
+    .await;
+}

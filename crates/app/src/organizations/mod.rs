@@ -260,13 +260,35 @@ impl<'a, S: Store> OrganizationService<'a, S> {
         Ok(())
     }
 
+    /// Counts one request to `organization`'s routes by one of its members against its
+    /// `api_requests_per_minute` quota (operators acting through a system role are not
+    /// counted); past it, `RateLimited` with `Retry-After`.
+    pub fn count_request(&self, standing: &OrgStanding) -> Result<(), AppError> {
+        if matches!(standing.actor, OrgActor::SystemAdmin) {
+            return Ok(());
+        }
+        let limit = self
+            .steward
+            .quota_plans
+            .limit(&standing.organization.quota, QuotaKey::ApiRequestsPerMinute);
+        self.steward
+            .organization_requests
+            .count(standing.organization.id, limit, Utc::now().timestamp())
+    }
+
     pub async fn usage(&self, organization: Uuid) -> Result<OrgUsage, AppError> {
         Ok(self.steward.store.org_usage(organization).await?)
     }
 
     /// The organization's plan, overrides, and each limit beside its use.
     pub async fn quotas(&self, organization: &OrganizationRecord) -> Result<QuotaReport, AppError> {
-        let usage = self.steward.store.quota_usage(organization.id).await?;
+        let mut usage = self.steward.store.quota_usage(organization.id).await?;
+        usage.insert(
+            QuotaKey::ApiRequestsPerMinute,
+            self.steward
+                .organization_requests
+                .used(organization.id, Utc::now().timestamp()),
+        );
         let plans = &self.steward.quota_plans;
         Ok(QuotaReport {
             plan: organization.quota.plan.clone(),

@@ -227,6 +227,8 @@ pub(crate) async fn quota_use<C: sea_orm::ConnectionTrait>(
                 .await
                 .map_err(db)
         }
+        // A rate, counted by each instance in memory (`steward_app::quotas::RequestCounter`).
+        QuotaKey::ApiRequestsPerMinute => Ok(0),
         // An account's limits, not an organization's: nothing counts against them here.
         QuotaKey::PersonalDevices
         | QuotaKey::Groups
