@@ -221,6 +221,16 @@ pub trait JobStore {
         audit: &AuditEntry,
     ) -> impl Future<Output = Result<JobRecord, RepositoryError>> + Send;
 
+    /// [`create_job`](Self::create_job) unless the owner already has `max_open` jobs waiting or
+    /// running (`None`): counted under the owner's lock in the same transaction, so racing
+    /// submissions cannot pass the cap together.
+    fn create_job_within(
+        &self,
+        job: &NewJob,
+        audit: &AuditEntry,
+        max_open: u64,
+    ) -> impl Future<Output = Result<Option<JobRecord>, RepositoryError>> + Send;
+
     fn find_job(&self, id: Uuid) -> impl Future<Output = Result<Option<JobRecord>, RepositoryError>> + Send;
 
     /// One page of the jobs `filter` shows, newest first, and how many it shows in all.

@@ -103,9 +103,40 @@ fn claim_sql(backend: DatabaseBackend) -> &'static str {
     }
 }
 
+/// The owner's jobs waiting or running.
+async fn count_open<C: sea_orm::ConnectionTrait>(
+    connection: &C,
+    owner: Uuid,
+) -> Result<u64, RepositoryError> {
+    jobs::Entity::find()
+        .filter(jobs::Column::OwnerId.eq(owner))
+        .filter(jobs::Column::Status.is_in([JobStatus::Pending.as_str(), JobStatus::Running.as_str()]))
+        .count(connection)
+        .await
+        .map_err(db)
+}
+
 impl JobStore for Database {
     async fn create_job(&self, new: &NewJob, audit: &AuditEntry) -> Result<JobRecord, RepositoryError> {
+        self.create_job_within(new, audit, u64::MAX)
+            .await?
+            .ok_or(RepositoryError::Conflict("too many open jobs".to_owned()))
+    }
+
+    async fn create_job_within(
+        &self,
+        new: &NewJob,
+        audit: &AuditEntry,
+        max_open: u64,
+    ) -> Result<Option<JobRecord>, RepositoryError> {
         let transaction = self.begin_write().await.map_err(db)?;
+        if max_open < u64::MAX {
+            crate::user_quotas::lock_user(&transaction, new.owner_id).await?;
+            if count_open(&transaction, new.owner_id).await? >= max_open {
+                transaction.rollback().await.map_err(db)?;
+                return Ok(None);
+            }
+        }
         let row = jobs::ActiveModel {
             id: Set(new.id),
             kind: Set(new.kind.as_str().to_owned()),
@@ -137,7 +168,7 @@ impl JobStore for Database {
         }
         insert_audit_entry(&transaction, audit).await?;
         transaction.commit().await.map_err(db)?;
-        job(row)
+        job(row).map(Some)
     }
 
     async fn find_job(&self, id: Uuid) -> Result<Option<JobRecord>, RepositoryError> {
@@ -268,12 +299,7 @@ impl JobStore for Database {
     }
 
     async fn count_open_jobs(&self, owner: Uuid) -> Result<u64, RepositoryError> {
-        jobs::Entity::find()
-            .filter(jobs::Column::OwnerId.eq(owner))
-            .filter(jobs::Column::Status.is_in([JobStatus::Pending.as_str(), JobStatus::Running.as_str()]))
-            .count(self.connection())
-            .await
-            .map_err(db)
+        count_open(self.connection(), owner).await
     }
 
     async fn finish_job(

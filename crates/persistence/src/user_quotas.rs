@@ -41,7 +41,7 @@ pub(crate) async fn read_user_quota<C: ConnectionTrait>(
 /// (PostgreSQL: `FOR NO KEY UPDATE`, which the foreign-key checks of the rows just written —
 /// `FOR KEY SHARE` — do not block, so two creators cannot deadlock; SQLite's write
 /// transactions already take turns).
-async fn lock_user<C: ConnectionTrait>(connection: &C, user: Uuid) -> Result<(), RepositoryError> {
+pub(crate) async fn lock_user<C: ConnectionTrait>(connection: &C, user: Uuid) -> Result<(), RepositoryError> {
     if connection.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
         users::Entity::find_by_id(user)
             .select_only()

@@ -629,6 +629,57 @@ async fn with_two_instances_each_job_runs_once() {
 }
 
 #[tokio::test]
+async fn racing_submissions_never_pass_the_open_job_cap() {
+    each_backend(|backend| async move {
+        let app = spawn_app_with(backend, |config| config.job_poll_ms = 60_000).await;
+        let org = organization(&app, "racing-jobs").await;
+        let organization: Uuid = org.id.parse().unwrap();
+        // One job running on an instance that holds its lease (so the organization's one
+        // running slot is taken and nothing else starts), six waiting: seven open.
+        let running = pending_job(&app, org.owner.id, organization, &devices_csv("run", 1)).await;
+        {
+            use sea_orm::sea_query::Expr;
+            use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+            use steward_persistence::entities::jobs;
+            jobs::Entity::update_many()
+                .col_expr(jobs::Column::Status, Expr::value("running"))
+                .col_expr(jobs::Column::ClaimedBy, Expr::value(Some("elsewhere".to_owned())))
+                .col_expr(
+                    jobs::Column::LeaseUntil,
+                    Expr::value(Some(Utc::now() + chrono::Duration::hours(1))),
+                )
+                .filter(jobs::Column::Id.eq(running.parse::<Uuid>().unwrap()))
+                .exec(app.db.connection())
+                .await
+                .unwrap();
+        }
+        for n in 0..6 {
+            pending_job(
+                &app,
+                org.owner.id,
+                organization,
+                &devices_csv(&format!("wait{n}"), 1),
+            )
+            .await;
+        }
+        let racing: Vec<_> = (0..8)
+            .map(|n| submit(&app, &org, &org.owner, devices_csv(&format!("race{n}"), 1), ""))
+            .collect();
+        let mut accepted = 0;
+        for response in futures_util::future::join_all(racing).await {
+            if response.status() == StatusCode::ACCEPTED {
+                accepted += 1;
+            } else {
+                expect_error(response, StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED").await;
+            }
+        }
+        assert_eq!(accepted, 3, "{backend:?}: 7 open + 3 = the cap of 10");
+        app.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn an_account_has_at_most_ten_jobs_waiting_or_running() {
     each_backend(|backend| async move {
         let app = spawn_app_with(backend, |config| config.job_poll_ms = 60_000).await;

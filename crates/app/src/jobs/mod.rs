@@ -404,14 +404,9 @@ impl<'a, S: Store> JobService<'a, S> {
         input: Option<Vec<u8>>,
         origin: &RequestOrigin,
     ) -> Result<JobRecord, AppError> {
+        // Asked first to spare writing the input of a job that would be refused.
         if self.steward.store.count_open_jobs(owner).await? >= MAX_OPEN_JOBS_PER_OWNER {
-            return Err(AppError::new(
-                crate::error::ErrorKind::RateLimited,
-                format!(
-                    "at most {MAX_OPEN_JOBS_PER_OWNER} of your jobs may wait or run at once; wait for one to finish or cancel one"
-                ),
-            )
-            .with_retry_after(10));
+            return Err(too_many_jobs());
         }
         let job = NewJob {
             id: Uuid::now_v7(),
@@ -429,7 +424,13 @@ impl<'a, S: Store> JobService<'a, S> {
         if let Some(organization) = organization {
             audit = audit.organization(organization);
         }
-        let stored = self.steward.store.create_job(&job, &audit).await?;
+        // Asked again in the writing transaction, under the owner's lock: racing submissions.
+        let stored = self
+            .steward
+            .store
+            .create_job_within(&job, &audit, MAX_OPEN_JOBS_PER_OWNER)
+            .await?
+            .ok_or_else(too_many_jobs)?;
         self.steward.jobs.wake.notify_one();
         Ok(stored)
     }
@@ -654,4 +655,15 @@ impl<'a, S: Store> JobService<'a, S> {
                     && OrgRole::parse(&role).is_some_and(|role| role.allows(OrgPermission::Manage))
             }))
     }
+}
+
+/// The refusal of a job past [`MAX_OPEN_JOBS_PER_OWNER`].
+fn too_many_jobs() -> AppError {
+    AppError::new(
+        crate::error::ErrorKind::RateLimited,
+        format!(
+            "at most {MAX_OPEN_JOBS_PER_OWNER} of your jobs may wait or run at once; wait for one to finish or cancel one"
+        ),
+    )
+    .with_retry_after(10)
 }
