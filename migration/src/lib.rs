@@ -117,6 +117,7 @@ pub const TABLES: &[&str] = &[
     "notification_preferences",
     "user_quotas",
     "quota_spends",
+    "quota_alerts",
 ];
 
 /// The tables of seed 000's data model, the first 17 of [`TABLES`].

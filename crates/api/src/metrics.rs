@@ -80,6 +80,20 @@ pub fn record_quota_utilisation(lines: &[steward_app::quotas::Utilisation], per_
         }
     }
     if per_organization {
+        // Series set before whose organization or limit is gone read 0 (the exporter keeps
+        // every series it has seen).
+        static SEEN: std::sync::Mutex<Vec<(uuid::Uuid, QuotaKey)>> = std::sync::Mutex::new(Vec::new());
+        let mut seen = SEEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now: std::collections::HashSet<(uuid::Uuid, QuotaKey)> =
+            lines.iter().map(|line| (line.organization, line.key)).collect();
+        for (organization, key) in seen.iter().filter(|series| !now.contains(series)) {
+            metrics::gauge!(
+                "steward_quota_utilisation_ratio",
+                "organization" => organization.to_string(),
+                "key" => key.as_str()
+            )
+            .set(0.0);
+        }
         for line in lines {
             let ratio = if line.limit == 0 {
                 1.0
@@ -93,5 +107,6 @@ pub fn record_quota_utilisation(lines: &[steward_app::quotas::Utilisation], per_
             )
             .set(ratio);
         }
+        *seen = now.into_iter().collect();
     }
 }

@@ -158,6 +158,13 @@ impl From<steward_domain::quotas::QuotaExceeded> for AppError {
         let mut error = AppError::new(
             ErrorKind::QuotaExceeded,
             match exceeded.key.scope() {
+                steward_domain::quotas::QuotaScope::Organization
+                    if exceeded.key == steward_domain::quotas::QuotaKey::ImportsPerDay =>
+                {
+                    format!(
+                        "{exceeded}; an import counts for 24 hours: try later, or ask your operator to raise the organization's quota"
+                    )
+                }
                 steward_domain::quotas::QuotaScope::Organization => format!(
                     "{exceeded}; ask your operator to raise the organization's quota (or remove some first)"
                 ),

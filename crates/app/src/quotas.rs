@@ -190,7 +190,14 @@ pub fn organization_keys() -> String {
 /// N instances an organization gets up to N times its limit, as the other rate limits.
 #[derive(Debug, Default)]
 pub struct RequestCounter {
-    windows: std::sync::Mutex<std::collections::HashMap<Uuid, (i64, u64)>>,
+    windows: std::sync::Mutex<Windows>,
+}
+
+#[derive(Debug, Default)]
+struct Windows {
+    counts: std::collections::HashMap<Uuid, (i64, u64)>,
+    /// The minute of the last sweep of past minutes (at most one a minute).
+    swept: i64,
 }
 
 /// Organizations remembered before the counter forgets those of past minutes.
@@ -208,10 +215,11 @@ impl RequestCounter {
             .windows
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if windows.len() >= REMEMBERED {
-            windows.retain(|_, (seen, _)| *seen == minute);
+        if windows.counts.len() >= REMEMBERED && windows.swept != minute {
+            windows.counts.retain(|_, (seen, _)| *seen == minute);
+            windows.swept = minute;
         }
-        let window = windows.entry(organization).or_insert((minute, 0));
+        let window = windows.counts.entry(organization).or_insert((minute, 0));
         if window.0 != minute {
             *window = (minute, 0);
         }
@@ -241,6 +249,7 @@ impl RequestCounter {
         self.windows
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .counts
             .get(&organization)
             .filter(|(seen, _)| *seen == minute)
             .map_or(0, |(_, used)| *used)

@@ -20,7 +20,8 @@ pub enum QuotaKey {
     EnrollmentTokens,
     /// Device policies of the organization.
     Policies,
-    /// Device and user imports of the organization that wrote, in the last 24 hours.
+    /// Device and user imports of the organization carried out (not dry runs, not refused) in
+    /// the last 24 hours.
     ImportsPerDay,
     /// Requests to the organization's routes in the current minute (on one instance).
     ApiRequestsPerMinute,
@@ -237,6 +238,18 @@ pub fn thresholds_crossed(limit: u64, used: u64, adding: u64) -> Vec<u8> {
         .collect()
 }
 
+/// Whether a level crossed now is announced, given when it was last announced for the same
+/// organization and key and under which limit: once a day, or at once under another limit.
+pub fn announce_again(
+    last: Option<(u64, chrono::DateTime<chrono::Utc>)>,
+    limit: u64,
+    now: chrono::DateTime<chrono::Utc>,
+) -> bool {
+    last.is_none_or(|(announced_limit, at)| {
+        announced_limit != limit || now - at >= chrono::Duration::hours(24)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,6 +278,27 @@ mod tests {
             "free is unlimited"
         );
         assert!(plans.names().any(|name| name == DEFAULT_PLAN));
+    }
+
+    #[test]
+    fn a_level_is_announced_once_a_day_unless_the_limit_changed() {
+        let now = chrono::Utc::now();
+        assert!(announce_again(None, 10, now));
+        assert!(!announce_again(
+            Some((10, now - chrono::Duration::hours(23))),
+            10,
+            now
+        ));
+        assert!(announce_again(
+            Some((10, now - chrono::Duration::hours(24))),
+            10,
+            now
+        ));
+        assert!(announce_again(
+            Some((15, now - chrono::Duration::minutes(1))),
+            10,
+            now
+        ));
     }
 
     #[test]

@@ -130,13 +130,6 @@ impl JobStore for Database {
         max_open: u64,
     ) -> Result<Option<JobRecord>, RepositoryError> {
         let transaction = self.begin_write().await.map_err(db)?;
-        if max_open < u64::MAX {
-            crate::user_quotas::lock_user(&transaction, new.owner_id).await?;
-            if count_open(&transaction, new.owner_id).await? >= max_open {
-                transaction.rollback().await.map_err(db)?;
-                return Ok(None);
-            }
-        }
         let row = jobs::ActiveModel {
             id: Set(new.id),
             kind: Set(new.kind.as_str().to_owned()),
@@ -165,6 +158,15 @@ impl JobStore for Database {
         .map_err(db)?;
         if let Some(input) = &new.input {
             insert_blob(&transaction, new.id, "input", input).await?;
+        }
+        // Counted after the writes (this job included), so the owner's lock is held only for
+        // the count and the commit, not while the input is written.
+        if max_open < u64::MAX {
+            crate::user_quotas::lock_user(&transaction, new.owner_id).await?;
+            if count_open(&transaction, new.owner_id).await? > max_open {
+                transaction.rollback().await.map_err(db)?;
+                return Ok(None);
+            }
         }
         insert_audit_entry(&transaction, audit).await?;
         transaction.commit().await.map_err(db)?;

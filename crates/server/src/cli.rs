@@ -99,7 +99,7 @@ pub enum QuotasAction {
     Set {
         /// The organization's id or slug, or an account's email address.
         org: String,
-        /// An organization's `devices`, `users`, `enrollment_tokens`, `policies`, `imports_per_day`; an account's
+        /// An organization's `devices`, `users`, `enrollment_tokens`, `policies`, `imports_per_day`, `api_requests_per_minute`; an account's
         /// `personal_devices`, `groups`, `group_members`, `personal_access_tokens`; or `plan`.
         key: String,
         /// A whole number, `unlimited`, or `default` (back to the plan's limit); for `plan`,

@@ -41,9 +41,9 @@ pub struct PlanConfig {
     pub max_api_requests_per_minute: Option<u64>,
     /// Devices an account owns outside any organization.
     pub max_personal_devices: Option<u64>,
-    /// Groups an account has created (and not deleted).
+    /// Family groups an account owns.
     pub max_groups: Option<u64>,
-    /// Members of each group, for groups created by an account on this plan.
+    /// Members of each family group owned by an account on this plan.
     pub max_group_members: Option<u64>,
     /// Live personal access tokens per account.
     pub max_personal_access_tokens: Option<u64>,
@@ -294,7 +294,7 @@ impl Default for Config {
             job_poll_ms: 1000,
             job_retention_hours: 24,
             maintenance_interval_secs: 3600,
-            quota_metrics_interval_secs: 60,
+            quota_metrics_interval_secs: 300,
             metrics_organizations: false,
             webhook_allow_http: false,
             webhook_allowed_networks: Vec::new(),

@@ -796,3 +796,57 @@ async fn an_organizations_members_get_its_api_requests_per_minute_then_429() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_use_hovering_at_a_level_is_announced_once_a_day() {
+    each_backend(|backend| async move {
+        let app = spawn_app_with(backend, team_plan).await;
+        let org = organization(&app, "hover").await;
+        expect_data(
+            send(
+                &app,
+                Method::PUT,
+                &org.path("/quotas"),
+                &org.root,
+                Some(json!({"overrides": {"enrollment_tokens": 5}})),
+            )
+            .await,
+            StatusCode::OK,
+        )
+        .await;
+        // 4 of 5 is 80 %; revoking one and making another crosses it again.
+        let mut last = String::new();
+        for _ in 0..4 {
+            last = token(&app, &org, json!({})).await.0;
+        }
+        notifications_of(&app, &org.root, "quota_nearly_used", 1).await;
+        for _ in 0..3 {
+            let revoked = send(
+                &app,
+                Method::DELETE,
+                &org.path(&format!("/enrollment-tokens/{last}")),
+                &org.owner,
+                None,
+            )
+            .await;
+            assert!(revoked.status().is_success(), "{}", revoked.status());
+            last = token(&app, &org, json!({})).await.0;
+        }
+        let crossings = app
+            .audit_actions()
+            .await
+            .iter()
+            .filter(|a| *a == "organization.quota_threshold")
+            .count();
+        assert_eq!(crossings, 1, "{backend:?}: announced once, not at every crossing");
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        assert_eq!(
+            notifications_of(&app, &org.root, "quota_nearly_used", 1)
+                .await
+                .len(),
+            1
+        );
+        app.stop().await;
+    })
+    .await;
+}

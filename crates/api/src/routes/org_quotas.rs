@@ -23,7 +23,7 @@ const MAX_LIMIT: i64 = 1_000_000_000;
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct QuotaLineView {
-    /// An organization's: `devices`, `users`, `enrollment_tokens`, `policies` or `imports_per_day`; an
+    /// An organization's: `devices`, `users`, `enrollment_tokens`, `policies`, `imports_per_day` or `api_requests_per_minute`; an
     /// account's: `personal_devices`, `groups`, `group_members` or `personal_access_tokens`.
     pub key: String,
     /// `null`: unlimited.

@@ -37,6 +37,7 @@ pub mod organizations;
 pub mod outbox_emails;
 pub mod password_history;
 pub mod push_notifications;
+pub mod quota_alerts;
 pub mod quota_spends;
 pub mod refresh_tokens;
 pub mod setting_definitions;

@@ -130,8 +130,11 @@ pub(crate) async fn check_quota_locked<C: sea_orm::ConnectionTrait>(
     let used = quota_use(connection, organization, key).await?;
     check_quota(key, Some(limit), used, adding).map_err(|exceeded| RuleStoreError::Rule(exceeded.into()))?;
     // Crossing 80 % or 100 % is an event (and raises the operators' notification), decided
-    // under the lock, so each crossing is announced once.
+    // under the lock; a level is announced at most once a day under one limit.
     for percent in steward_domain::quotas::thresholds_crossed(limit, used, adding) {
+        if !claim_announcement(connection, organization, key, percent, limit).await? {
+            continue;
+        }
         let entry = AuditEntry::new(
             steward_domain::Actor::system(),
             steward_domain::AuditAction::known("organization.quota_threshold"),
@@ -149,6 +152,58 @@ pub(crate) async fn check_quota_locked<C: sea_orm::ConnectionTrait>(
         insert_audit_entry(connection, &entry).await?;
     }
     Ok(())
+}
+
+/// Records that `level` of `key` is announced now under `limit`, unless it was within the day
+/// under the same limit (`false`). Called under the organization's lock.
+async fn claim_announcement<C: sea_orm::ConnectionTrait>(
+    connection: &C,
+    organization: Uuid,
+    key: QuotaKey,
+    level: u8,
+    limit: u64,
+) -> Result<bool, RepositoryError> {
+    use crate::entities::quota_alerts;
+    let now = Utc::now();
+    let stored_limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let last = quota_alerts::Entity::find()
+        .filter(quota_alerts::Column::OrganizationId.eq(organization))
+        .filter(quota_alerts::Column::QuotaKey.eq(key.as_str()))
+        .filter(quota_alerts::Column::Level.eq(i32::from(level)))
+        .one(connection)
+        .await
+        .map_err(db)?;
+    let previous = last
+        .as_ref()
+        .map(|row| (u64::try_from(row.quota_limit).unwrap_or(0), row.announced_at));
+    if !steward_domain::quotas::announce_again(previous, limit, now) {
+        return Ok(false);
+    }
+    match last {
+        Some(row) => {
+            quota_alerts::Entity::update_many()
+                .col_expr(quota_alerts::Column::QuotaLimit, Expr::value(stored_limit))
+                .col_expr(quota_alerts::Column::AnnouncedAt, Expr::value(now))
+                .filter(quota_alerts::Column::Id.eq(row.id))
+                .exec(connection)
+                .await
+                .map_err(db)?;
+        }
+        None => {
+            quota_alerts::Entity::insert(quota_alerts::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                organization_id: Set(organization),
+                quota_key: Set(key.as_str().to_owned()),
+                level: Set(i32::from(level)),
+                quota_limit: Set(stored_limit),
+                announced_at: Set(now),
+            })
+            .exec_without_returning(connection)
+            .await
+            .map_err(db)?;
+        }
+    }
+    Ok(true)
 }
 
 /// Spends one use of a quota over a window (`imports_per_day`): refused when the last 24 hours
@@ -629,18 +684,19 @@ impl OrganizationStore for Database {
     ) -> Result<Vec<steward_domain::organizations::OrganizationUsage>, RepositoryError> {
         use crate::entities::{device_policies, enrollment_tokens, quota_spends};
         let connection = self.connection();
-        let limited: Vec<(Uuid, String, OrgQuota)> = organizations::Entity::find()
+        let rows: Vec<(Uuid, String, String, Option<serde_json::Value>)> = organizations::Entity::find()
+            .select_only()
+            .column(organizations::Column::Id)
+            .column(organizations::Column::Slug)
+            .column(organizations::Column::Plan)
+            .column(organizations::Column::QuotaOverrides)
+            .into_tuple()
             .all(connection)
             .await
-            .map_err(db)?
+            .map_err(db)?;
+        let limited: Vec<(Uuid, String, OrgQuota)> = rows
             .into_iter()
-            .map(|org| {
-                (
-                    org.id,
-                    org.slug,
-                    quota_of(&org.plan, org.quota_overrides.as_ref()),
-                )
-            })
+            .map(|(id, slug, plan, overrides)| (id, slug, quota_of(&plan, overrides.as_ref())))
             .filter(|(_, _, quota)| {
                 QuotaKey::ORGANIZATION
                     .iter()
@@ -650,37 +706,61 @@ impl OrganizationStore for Database {
         if limited.is_empty() {
             return Ok(Vec::new());
         }
+        // Only the keys some organization limits are counted, and only for the limited
+        // organizations when they are few (a grouped scan otherwise).
+        let wanted = |key: QuotaKey| {
+            limited
+                .iter()
+                .any(|(_, _, quota)| plans.limit(quota, key).is_some())
+        };
+        let ids: Option<Vec<Uuid>> =
+            (limited.len() <= 1000).then(|| limited.iter().map(|(id, _, _)| *id).collect());
         let now = Utc::now();
         let grouped = |rows: Vec<(Uuid, i64)>| -> HashMap<Uuid, u64> {
             rows.into_iter()
                 .map(|(org, n)| (org, u64::try_from(n).unwrap_or(0)))
                 .collect()
         };
-        let devices = grouped(
-            devices::Entity::find()
+        let mut devices = HashMap::new();
+        if wanted(QuotaKey::Devices) {
+            let mut query = devices::Entity::find()
                 .select_only()
                 .column(devices::Column::OrganizationId)
                 .column_as(devices::Column::Id.count(), "n")
-                .filter(devices::Column::OrganizationId.is_not_null())
-                .group_by(devices::Column::OrganizationId)
-                .into_tuple()
-                .all(connection)
-                .await
-                .map_err(db)?,
-        );
-        let users = grouped(
-            org_users::Entity::find()
+                .filter(devices::Column::OrganizationId.is_not_null());
+            if let Some(ids) = &ids {
+                query = query.filter(devices::Column::OrganizationId.is_in(ids.clone()));
+            }
+            devices = grouped(
+                query
+                    .group_by(devices::Column::OrganizationId)
+                    .into_tuple()
+                    .all(connection)
+                    .await
+                    .map_err(db)?,
+            );
+        }
+        let mut users = HashMap::new();
+        if wanted(QuotaKey::Users) {
+            let mut query = org_users::Entity::find()
                 .select_only()
                 .column(org_users::Column::OrganizationId)
-                .column_as(org_users::Column::UserId.count(), "n")
-                .group_by(org_users::Column::OrganizationId)
-                .into_tuple()
-                .all(connection)
-                .await
-                .map_err(db)?,
-        );
-        let tokens = grouped(
-            enrollment_tokens::Entity::find()
+                .column_as(org_users::Column::UserId.count(), "n");
+            if let Some(ids) = &ids {
+                query = query.filter(org_users::Column::OrganizationId.is_in(ids.clone()));
+            }
+            users = grouped(
+                query
+                    .group_by(org_users::Column::OrganizationId)
+                    .into_tuple()
+                    .all(connection)
+                    .await
+                    .map_err(db)?,
+            );
+        }
+        let mut tokens = HashMap::new();
+        if wanted(QuotaKey::EnrollmentTokens) {
+            let mut query = enrollment_tokens::Entity::find()
                 .select_only()
                 .column(enrollment_tokens::Column::OrganizationId)
                 .column_as(enrollment_tokens::Column::Id.count(), "n")
@@ -697,37 +777,53 @@ impl OrganizationStore for Database {
                             Expr::col(enrollment_tokens::Column::UseCount)
                                 .lt(Expr::col(enrollment_tokens::Column::MaxUses)),
                         ),
-                )
-                .group_by(enrollment_tokens::Column::OrganizationId)
-                .into_tuple()
-                .all(connection)
-                .await
-                .map_err(db)?,
-        );
-        let policies = grouped(
-            device_policies::Entity::find()
+                );
+            if let Some(ids) = &ids {
+                query = query.filter(enrollment_tokens::Column::OrganizationId.is_in(ids.clone()));
+            }
+            tokens = grouped(
+                query
+                    .group_by(enrollment_tokens::Column::OrganizationId)
+                    .into_tuple()
+                    .all(connection)
+                    .await
+                    .map_err(db)?,
+            );
+        }
+        let mut policies = HashMap::new();
+        if wanted(QuotaKey::Policies) {
+            let mut query = device_policies::Entity::find()
                 .select_only()
                 .column(device_policies::Column::OrganizationId)
-                .column_as(device_policies::Column::Id.count(), "n")
-                .group_by(device_policies::Column::OrganizationId)
-                .into_tuple()
-                .all(connection)
-                .await
-                .map_err(db)?,
-        );
-        let imports = grouped(
-            quota_spends::Entity::find()
-                .select_only()
-                .column(quota_spends::Column::OrganizationId)
-                .column_as(quota_spends::Column::Id.count(), "n")
-                .filter(quota_spends::Column::QuotaKey.eq(QuotaKey::ImportsPerDay.as_str()))
-                .filter(quota_spends::Column::SpentAt.gt(now - chrono::Duration::hours(24)))
-                .group_by(quota_spends::Column::OrganizationId)
-                .into_tuple()
-                .all(connection)
-                .await
-                .map_err(db)?,
-        );
+                .column_as(device_policies::Column::Id.count(), "n");
+            if let Some(ids) = &ids {
+                query = query.filter(device_policies::Column::OrganizationId.is_in(ids.clone()));
+            }
+            policies = grouped(
+                query
+                    .group_by(device_policies::Column::OrganizationId)
+                    .into_tuple()
+                    .all(connection)
+                    .await
+                    .map_err(db)?,
+            );
+        }
+        let mut imports = HashMap::new();
+        if wanted(QuotaKey::ImportsPerDay) {
+            imports = grouped(
+                quota_spends::Entity::find()
+                    .select_only()
+                    .column(quota_spends::Column::OrganizationId)
+                    .column_as(quota_spends::Column::Id.count(), "n")
+                    .filter(quota_spends::Column::QuotaKey.eq(QuotaKey::ImportsPerDay.as_str()))
+                    .filter(quota_spends::Column::SpentAt.gt(now - chrono::Duration::hours(24)))
+                    .group_by(quota_spends::Column::OrganizationId)
+                    .into_tuple()
+                    .all(connection)
+                    .await
+                    .map_err(db)?,
+            );
+        }
         Ok(limited
             .into_iter()
             .map(|(id, slug, quota)| {
