@@ -51,6 +51,7 @@ fn routes(config: &mut ServiceConfig) {
         .service(health::readiness)
         .service(health::metrics)
         .service(routes::jwks::jwks)
+        .service(routes::jwks::discovery)
         .service(
             scope("/api/v1/auth")
                 .service(auth::register)

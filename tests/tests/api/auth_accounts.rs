@@ -508,3 +508,50 @@ async fn a_hash_with_outdated_parameters_is_upgraded_at_the_next_sign_in() {
     stronger.1.stop(true).await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_resource_server_finds_the_issuer_and_keys_by_discovery() {
+    use base64::Engine;
+    let app = spawn_app(Backend::Sqlite).await;
+    let registered = app.register("discover@example.com").await;
+    let token = registered["accessToken"].as_str().unwrap();
+    let decode = |part: &str| -> Value {
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(part)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    let parts: Vec<&str> = token.split('.').collect();
+    let (header, claims) = (decode(parts[0]), decode(parts[1]));
+
+    let response = app.get("/.well-known/openid-configuration").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("max-age")
+    );
+    let discovery: Value = response.json().await.unwrap();
+    assert_eq!(discovery["issuer"], claims["iss"], "{discovery}");
+    assert_eq!(discovery["audience"], claims["aud"]);
+    assert_eq!(
+        discovery["id_token_signing_alg_values_supported"],
+        json!([header["alg"]])
+    );
+    let jwks_uri = discovery["jwks_uri"].as_str().unwrap();
+    let path = jwks_uri.split_once("://").unwrap().1.split_once('/').unwrap().1;
+    assert_eq!(format!("/{path}"), "/.well-known/jwks.json");
+    let jwks = expect_jwks(&app).await;
+    assert!(
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|key| key["kid"] == header["kid"]),
+        "the token's key is published at jwks_uri"
+    );
+    app.stop().await;
+}
