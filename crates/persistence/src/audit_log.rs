@@ -145,14 +145,26 @@ impl AuditLogStore for Database {
         }
         let (mut seq, mut hash) = (head.head_seq, head.head_hash);
         let count = pending.len() as u64;
+        let mut links = Vec::with_capacity(pending.len());
         for row in pending {
             seq += 1;
             let entry = record(row);
             hash = link_hash(&hash, seq, &entry);
+            links.push((entry.id, seq, hash.clone()));
+        }
+        // A statement per 100 links rather than per entry: the pass holds SQLite's one write
+        // lock, which the requests writing entries wait for.
+        for chunk in links.chunks(100) {
+            use sea_orm::sea_query::{CaseStatement, ExprTrait};
+            let (mut seqs, mut hashes) = (CaseStatement::new(), CaseStatement::new());
+            for (id, seq, hash) in chunk {
+                seqs = seqs.case(Expr::col(audit_logs::Column::Id).eq(*id), Expr::val(*seq));
+                hashes = hashes.case(Expr::col(audit_logs::Column::Id).eq(*id), Expr::val(hash.clone()));
+            }
             audit_logs::Entity::update_many()
-                .col_expr(audit_logs::Column::ChainSeq, Expr::value(Some(seq)))
-                .col_expr(audit_logs::Column::ChainHash, Expr::value(Some(hash.clone())))
-                .filter(audit_logs::Column::Id.eq(entry.id))
+                .col_expr(audit_logs::Column::ChainSeq, seqs.into())
+                .col_expr(audit_logs::Column::ChainHash, hashes.into())
+                .filter(audit_logs::Column::Id.is_in(chunk.iter().map(|(id, _, _)| *id)))
                 .exec(&transaction)
                 .await
                 .map_err(db)?;

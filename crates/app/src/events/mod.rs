@@ -217,7 +217,7 @@ async fn deliver<S: Store>(
 }
 
 /// How long the recorder gathers finished attempts into one write transaction.
-const RECORD_GATHER: Duration = Duration::from_millis(10);
+const RECORD_GATHER: Duration = Duration::from_millis(50);
 
 /// Records finished attempts in batches (one write transaction for up to 256).
 async fn run_recorder<S: Store>(
