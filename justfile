@@ -6,12 +6,19 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 run *ARGS:
     cargo run --release -p steward -- {{ARGS}}
 
-# Format check, clippy with warnings denied, the whole test suite, then the embedding examples.
+# Format check, clippy with warnings denied, the whole test suite, the embedding examples, then
+# the spec as integrators use it (validator, redocly lint, a generated TypeScript client).
 test:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
     cargo test --workspace
     just examples
+    just spec
+
+# The served spec: openapi-spec-validator and `redocly lint` with 0 errors, and a TypeScript
+# client generated from it type-checking and running the family lock flow against a server.
+spec:
+    ./scripts/check-spec.sh
 
 # The crates used without the server: the rules alone, and the use cases over SQLite.
 examples:

@@ -17,6 +17,7 @@ mod openapi;
 pub mod org_access;
 pub mod rate_limit;
 pub mod request_id;
+mod response_schemas;
 mod routes;
 pub mod settings;
 pub mod state;
@@ -265,8 +266,8 @@ fn routes(config: &mut ServiceConfig) {
         );
 }
 
-/// The OpenAPI document of the routes above.
-pub fn openapi() -> utoipa::openapi::OpenApi {
+/// The OpenAPI document of the routes above, as served.
+pub fn openapi() -> serde_json::Value {
     let (_, spec) = App::new()
         .into_utoipa_app()
         .openapi(openapi::ApiDoc::openapi())
@@ -274,7 +275,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         .split_for_parts();
     let mut spec = spec;
     openapi::complete(&mut spec);
-    spec
+    openapi::polish(&spec)
 }
 
 /// The complete application for one worker.
@@ -301,8 +302,9 @@ pub fn app(
         .configure(routes)
         .split_for_parts();
     openapi::complete(&mut spec);
+    let document = openapi::polish(&spec);
     app.configure(|config| extractors::configure(config, body_limit))
-        .service(SwaggerUi::new("/docs/{_:.*}").url(OPENAPI_PATH, spec))
+        .service(SwaggerUi::new("/docs/{_:.*}").external_url_unchecked(OPENAPI_PATH, document))
         .route("/docs", web::get().to(redirect_to_docs))
         .default_service(web::to(unknown_route))
         // Inside the request context, so preflight answers carry X-Request-Id too.

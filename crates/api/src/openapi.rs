@@ -13,7 +13,7 @@ use crate::error::{ErrorBody, ErrorCode, ErrorEnvelope, FieldError, QuotaView};
         title = "Steward",
         description = "User management and remote device control. Every response is an envelope: \
             `{\"success\": true, \"data\": …}` or `{\"success\": false, \"error\": {code, message, details, requestId}}`.",
-        license(name = "Apache-2.0")
+        license(name = "Apache-2.0", identifier = "Apache-2.0")
     ),
     components(schemas(ErrorEnvelope, ErrorBody, ErrorCode, FieldError, QuotaView)),
     modifiers(&SecuritySchemes),
@@ -63,6 +63,13 @@ impl Modify for SecuritySchemes {
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                 "X-API-Key",
                 "The app's API key: needed to register a device; with X-Device-Id it acts as a device only when STEWARD_LEGACY_DEVICE_AUTH=true",
+            ))),
+        );
+        components.add_security_scheme(
+            "legacyDeviceId",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-Device-Id",
+                "The registered deviceId a legacy device acts as, with X-API-Key; honoured only when STEWARD_LEGACY_DEVICE_AUTH=true (unsafe; devices should use their device token)",
             ))),
         );
     }
@@ -165,6 +172,8 @@ pub fn complete(spec: &mut utoipa::openapi::OpenApi) {
                         .or_insert_with(|| RefOr::Ref(Ref::from_response_name(name)));
                 }
             }
+            // Public operations say so, so a linter can tell them from ones that forgot.
+            operation.security.get_or_insert_with(Vec::new);
             for (status, response) in operation.responses.responses.iter_mut() {
                 if let RefOr::T(response) = response
                     && response.description.is_empty()
@@ -179,5 +188,191 @@ pub fn complete(spec: &mut utoipa::openapi::OpenApi) {
                 }
             }
         }
+    }
+}
+
+/// What the typed builders cannot say, applied to the rendered document: a server entry;
+/// envelopes whose `data` refers to the named schema instead of a copy of it (so generated
+/// clients name the type, and no schema is left unused); `success` as the constant it is in
+/// each envelope, so clients can tell the two apart; a short summary and the whole text as the
+/// description of every operation (utoipa puts a one-paragraph doc comment in `summary`).
+pub fn polish(spec: &utoipa::openapi::OpenApi) -> serde_json::Value {
+    let mut document = serde_json::to_value(spec).unwrap_or_default();
+    polish_document(&mut document);
+    document
+}
+
+fn polish_document(document: &mut serde_json::Value) {
+    use serde_json::{Value, json};
+
+    document["servers"] = json!([{
+        "url": "/",
+        "description": "The server that serves this document (Steward binds 127.0.0.1:8080 unless `STEWARD_BIND` says otherwise)"
+    }]);
+    if let Some(schemas) = document
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    {
+        let named: std::collections::BTreeMap<String, Value> = schemas.clone().into_iter().collect();
+        for (name, schema) in schemas.iter_mut() {
+            let (inner, list) = if let Some(inner) = name.strip_prefix("ListEnvelope_") {
+                (inner, true)
+            } else if let Some(inner) = name.strip_prefix("Envelope_") {
+                match inner.strip_prefix("Vec_") {
+                    Some(inner) => (inner, true),
+                    None => (inner, false),
+                }
+            } else {
+                if name == "ErrorEnvelope" {
+                    set_success(schema, false);
+                }
+                continue;
+            };
+            set_success(schema, true);
+            let Some(target) = named.get(inner) else {
+                continue;
+            };
+            let reference = json!({ "$ref": format!("#/components/schemas/{inner}") });
+            let slot = if list {
+                schema.pointer_mut("/properties/data/items")
+            } else {
+                schema.pointer_mut("/properties/data")
+            };
+            // Only a copy of that very schema (two types of one name would differ).
+            if let Some(slot) = slot
+                && slot == target
+            {
+                *slot = reference;
+            }
+        }
+    }
+    if let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut) {
+        for item in paths.values_mut() {
+            let Some(item) = item.as_object_mut() else {
+                continue;
+            };
+            for operation in item.values_mut() {
+                let Some(operation) = operation.as_object_mut() else {
+                    continue;
+                };
+                if operation.contains_key("description") {
+                    continue;
+                }
+                let Some(text) = operation.get("summary").and_then(Value::as_str) else {
+                    continue;
+                };
+                let description = unwrap_lines(text);
+                let summary = first_sentence(&description);
+                operation.insert("summary".to_owned(), Value::String(summary));
+                operation.insert("description".to_owned(), Value::String(description));
+            }
+        }
+    }
+}
+
+/// `success` in an envelope: always `value`.
+fn set_success(schema: &mut serde_json::Value, value: bool) {
+    if let Some(success) = schema.pointer_mut("/properties/success")
+        && let Some(success) = success.as_object_mut()
+    {
+        success.insert("enum".to_owned(), serde_json::json!([value]));
+    }
+}
+
+/// A doc comment's lines joined into paragraphs.
+fn unwrap_lines(text: &str) -> String {
+    text.split("\n\n")
+        .map(|paragraph| {
+            paragraph
+                .lines()
+                .map(str::trim)
+                .filter(|line| !line.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n\n")
+}
+
+/// The text up to the first full stop, colon or semicolon outside code and parentheses,
+/// without it.
+fn first_sentence(text: &str) -> String {
+    let (mut code, mut depth) = (false, 0_u32);
+    let chars: Vec<char> = text.chars().collect();
+    for (index, &c) in chars.iter().enumerate() {
+        match c {
+            '`' => code = !code,
+            '(' if !code => depth += 1,
+            ')' if !code => depth = depth.saturating_sub(1),
+            '.' | ':' | ';' if !code && depth == 0 => {
+                let ends = chars.get(index + 1).is_none_or(|next| next.is_whitespace());
+                if ends {
+                    return chars[..index].iter().collect::<String>().trim().to_owned();
+                }
+            }
+            '\n' if !code => return chars[..index].iter().collect::<String>().trim().to_owned(),
+            _ => {}
+        }
+    }
+    text.trim().trim_end_matches('.').to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_is_the_first_sentence_outside_code_and_parentheses() {
+        assert_eq!(
+            first_sentence("Lock an account (`users:lock`): sign-in is refused. More."),
+            "Lock an account (`users:lock`)"
+        );
+        assert_eq!(first_sentence("One group. Outsiders get 404."), "One group");
+        assert_eq!(
+            first_sentence("Set `a.b` (see e.g. the docs)"),
+            "Set `a.b` (see e.g. the docs)"
+        );
+        assert_eq!(
+            unwrap_lines("Update the profile. Honours\n`If-Match`."),
+            "Update the profile. Honours `If-Match`."
+        );
+    }
+
+    #[test]
+    fn envelopes_refer_to_their_data_schema_and_fix_success() {
+        let document = crate::openapi();
+        let schemas = document["components"]["schemas"].as_object().unwrap();
+        for (name, schema) in schemas {
+            let inner = name
+                .strip_prefix("ListEnvelope_")
+                .or_else(|| name.strip_prefix("Envelope_Vec_"))
+                .or_else(|| name.strip_prefix("Envelope_"));
+            let Some(inner) = inner else {
+                continue;
+            };
+            let data = &schema["properties"]["data"];
+            let data = if data["type"] == "array" {
+                &data["items"]
+            } else {
+                data
+            };
+            if schemas.contains_key(inner) {
+                assert_eq!(
+                    data["$ref"],
+                    format!("#/components/schemas/{inner}"),
+                    "{name}: data is not the schema of its name (two types of one name?)"
+                );
+            }
+            assert_eq!(
+                schema["properties"]["success"]["enum"],
+                serde_json::json!([true]),
+                "{name}"
+            );
+        }
+        assert_eq!(
+            schemas["ErrorEnvelope"]["properties"]["success"]["enum"],
+            serde_json::json!([false])
+        );
+        assert_eq!(document["servers"][0]["url"], "/");
     }
 }

@@ -452,8 +452,7 @@ async fn create_admin(
 
 /// The spec exactly as `openapi/openapi.json` stores it.
 pub fn openapi_json() -> Result<String, CliError> {
-    steward_api::openapi()
-        .to_pretty_json()
+    serde_json::to_string_pretty(&steward_api::openapi())
         .map_err(|error| CliError::Failed(format!("cannot render the OpenAPI document: {error}")))
 }
 

@@ -70,3 +70,142 @@ async fn the_served_spec_is_the_generated_one() {
     assert_eq!(served, generated);
     app.stop().await;
 }
+
+/// Where `value` breaks `schema` (a subset of JSON Schema: `$ref`, `type` with `null`,
+/// `properties` with `required` and no others, `items`, `allOf`, `enum`), as paths.
+fn mismatches(
+    spec: &serde_json::Value,
+    schema: &serde_json::Value,
+    value: &serde_json::Value,
+    at: &str,
+) -> Vec<String> {
+    use serde_json::Value;
+    if let Some(reference) = schema["$ref"].as_str() {
+        let pointer = reference.trim_start_matches('#');
+        return mismatches(
+            spec,
+            spec.pointer(pointer).expect("a $ref that resolves"),
+            value,
+            at,
+        );
+    }
+    let mut found = Vec::new();
+    if let Some(all) = schema["allOf"].as_array() {
+        for part in all {
+            found.extend(mismatches(spec, part, value, at));
+        }
+    }
+    if let Some(choices) = schema["enum"].as_array()
+        && !choices.contains(value)
+    {
+        found.push(format!("{at}: {value} is not one of {choices:?}"));
+    }
+    let types: Vec<&str> = match &schema["type"] {
+        Value::String(one) => vec![one.as_str()],
+        Value::Array(many) => many.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    if !types.is_empty() {
+        let actual = match value {
+            Value::Null => "null",
+            Value::Bool(_) => "boolean",
+            Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+            Value::Number(_) => "number",
+            Value::String(_) => "string",
+            Value::Array(_) => "array",
+            Value::Object(_) => "object",
+        };
+        let fits = types.contains(&actual) || (actual == "integer" && types.contains(&"number"));
+        if !fits {
+            found.push(format!("{at}: a {actual}, declared {types:?}"));
+            return found;
+        }
+    }
+    if let (Some(properties), Some(object)) = (schema["properties"].as_object(), value.as_object()) {
+        for (key, item) in object {
+            match properties.get(key) {
+                Some(declared) => found.extend(mismatches(spec, declared, item, &format!("{at}.{key}"))),
+                None if schema["allOf"].is_null() => found.push(format!("{at}.{key}: not declared")),
+                None => {}
+            }
+        }
+        for key in schema["required"].as_array().into_iter().flatten() {
+            let key = key.as_str().unwrap_or_default();
+            if !object.contains_key(key) {
+                found.push(format!("{at}.{key}: required, missing"));
+            }
+        }
+    }
+    if let (Some(items), Some(array)) = (schema.get("items"), value.as_array()) {
+        for (index, item) in array.iter().enumerate() {
+            found.extend(mismatches(spec, items, item, &format!("{at}[{index}]")));
+        }
+    }
+    found
+}
+
+/// The answers whose JSON is assembled outside the API crate (JWKS, discovery, the audit log,
+/// the chain report, the GDPR export, a device's compliance) match the schemas the spec gives
+/// them, field by field.
+#[tokio::test]
+async fn every_typed_answer_matches_its_schema() {
+    use reqwest::Method;
+    use steward_tests::send;
+    let app = spawn_app(Backend::Sqlite).await;
+    let spec: serde_json::Value = app.get("/api-docs/openapi.json").await.json().await.unwrap();
+    let admin = app.user("root@example.com").await;
+    app.grant(admin.id, "super_admin").await;
+    let owner = app.user("owner@example.com").await;
+    let key = app.api_key().await;
+    let (device, _) = app.device(&key, &owner, "phone-1").await;
+    let status_path = format!("/api/v1/devices/{device}/settings/status");
+    let checks: Vec<(&str, String, Option<&steward_tests::TestUser>)> = vec![
+        (
+            "/.well-known/jwks.json",
+            "/.well-known/jwks.json".to_owned(),
+            None,
+        ),
+        (
+            "/.well-known/openid-configuration",
+            "/.well-known/openid-configuration".to_owned(),
+            None,
+        ),
+        (
+            "/api/admin/v1/audit-logs",
+            "/api/admin/v1/audit-logs?perPage=100".to_owned(),
+            Some(&admin),
+        ),
+        (
+            "/api/admin/v1/audit-logs/verify",
+            "/api/admin/v1/audit-logs/verify".to_owned(),
+            Some(&admin),
+        ),
+        (
+            "/api/v1/auth/me/export",
+            "/api/v1/auth/me/export".to_owned(),
+            Some(&owner),
+        ),
+        (
+            "/api/v1/devices/{deviceId}/settings/status",
+            status_path,
+            Some(&owner),
+        ),
+    ];
+    for (template, path, user) in checks {
+        let response = match user {
+            Some(user) => send(&app, Method::GET, &path, user, None).await,
+            None => app.get(&path).await,
+        };
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        let schema =
+            &spec["paths"][template]["get"]["responses"]["200"]["content"]["application/json"]["schema"];
+        assert!(schema.is_object(), "{template} declares its 200 body");
+        let found = mismatches(&spec, schema, &body, "$");
+        assert!(
+            found.is_empty(),
+            "{path}: the answer does not match its schema: {found:#?}\n{body:#}"
+        );
+    }
+    app.stop().await;
+}

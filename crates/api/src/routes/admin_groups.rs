@@ -145,6 +145,7 @@ fn detail((listing, members): (GroupListing, Vec<MemberProfile>)) -> AdminGroupD
 /// Every group, newest first (`groups:read`): family groups and organizations' fleet groups,
 /// with owner and member count. Deleted groups are not listed.
 #[utoipa::path(
+    operation_id = "admin_list_groups",
     tag = "admin",
     security(("bearer" = [])),
     params(GroupListQuery, PageQuery),
@@ -170,6 +171,7 @@ pub async fn list_groups(
 
 /// One group with its members (`groups:read`); deleted groups are 404.
 #[utoipa::path(
+    operation_id = "admin_get_group",
     tag = "admin",
     security(("bearer" = [])),
     params(("groupId" = Uuid, Path)),
@@ -202,6 +204,7 @@ pub struct ForceTransferRequest {
 /// Make a member the group's owner (`groups:manage`); the owner so far becomes an admin.
 /// Audited as `admin.group_ownership_transferred` with the roles before and after.
 #[utoipa::path(
+    operation_id = "admin_transfer_group",
     tag = "admin",
     security(("bearer" = [])),
     params(("groupId" = Uuid, Path)),

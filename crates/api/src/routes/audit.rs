@@ -68,7 +68,7 @@ impl AuditQuery {
     security(("bearer" = [])),
     params(AuditQuery, PageQuery),
     responses(
-        (status = 200, body = ListEnvelope<Object>),
+        (status = 200, body = crate::envelope::ListEnvelope<crate::response_schemas::AuditEntryView>),
         (status = 400, body = ErrorEnvelope),
         (status = 403, body = ErrorEnvelope),
     )
@@ -223,7 +223,7 @@ pub async fn export_audit_logs_job(
 #[utoipa::path(
     tag = "admin",
     security(("bearer" = [])),
-    responses((status = 200, body = Envelope<Object>), (status = 403, body = ErrorEnvelope))
+    responses((status = 200, body = Envelope<crate::response_schemas::ChainReportView>), (status = 403, body = ErrorEnvelope))
 )]
 #[get("/audit-logs/verify")]
 pub async fn verify_audit_logs(

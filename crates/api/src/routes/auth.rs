@@ -457,7 +457,7 @@ pub async fn delete_me(
 #[utoipa::path(
     tag = "auth",
     security(("bearer" = [])),
-    responses((status = 200, body = Envelope<Object>), (status = 401, body = ErrorEnvelope))
+    responses((status = 200, body = Envelope<crate::response_schemas::GdprExport>), (status = 401, body = ErrorEnvelope))
 )]
 #[get("/me/export")]
 pub async fn export_me(

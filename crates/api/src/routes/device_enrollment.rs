@@ -116,7 +116,7 @@ pub struct AcknowledgeRequest {
 /// when it was already acknowledged or has expired.
 #[utoipa::path(
     tag = "devices",
-    security(("deviceToken" = []), ("apiKey" = [])),
+    security(("deviceToken" = []), ("apiKey" = [], "legacyDeviceId" = [])),
     params(("deviceId" = Uuid, Path), ("commandId" = Uuid, Path)),
     request_body(content = Option<AcknowledgeRequest>),
     responses(

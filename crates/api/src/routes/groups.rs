@@ -290,8 +290,10 @@ fn parse_role(value: &str) -> Result<GroupRole, ApiError> {
     GroupRole::parse(value).ok_or_else(|| ApiError::invalid("role", "must be owner, admin, member or viewer"))
 }
 
+/// A member's role in a group after a change.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = GroupMembershipView)]
 pub struct MembershipView {
     pub user_id: Uuid,
     #[schema(value_type = String)]

@@ -229,6 +229,7 @@ pub struct AllowlistSettingsView {
     pub enabled: bool,
 }
 
+/// Whether the allowlist is enforced (`audit:read`).
 #[utoipa::path(
     tag = "admin",
     security(("bearer" = [])),

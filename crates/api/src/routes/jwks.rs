@@ -6,7 +6,7 @@ use crate::state::AppState;
 /// libraries can use the URL directly). The key that signs new tokens is listed first.
 #[utoipa::path(
     tag = "auth",
-    responses((status = 200, description = "JSON Web Key Set", content_type = "application/json", body = Object))
+    responses((status = 200, description = "JSON Web Key Set", content_type = "application/json", body = crate::response_schemas::Jwks))
 )]
 #[get("/.well-known/jwks.json")]
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
@@ -21,7 +21,7 @@ pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
 /// `iss`, `aud`, `sub`, `sid`, `jti`, `iat` and `exp`.
 #[utoipa::path(
     tag = "auth",
-    responses((status = 200, description = "OpenID-style discovery document", content_type = "application/json", body = Object))
+    responses((status = 200, description = "OpenID-style discovery document", content_type = "application/json", body = crate::response_schemas::Discovery))
 )]
 #[get("/.well-known/openid-configuration")]
 pub async fn discovery(state: web::Data<AppState>) -> HttpResponse {

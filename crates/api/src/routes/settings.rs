@@ -93,7 +93,7 @@ pub struct ExplainQuery {
 /// admins, and the device itself (`X-API-Key` + `X-Device-Id`).
 #[utoipa::path(
     tag = "settings",
-    security(("bearer" = []), ("apiKey" = [])),
+    security(("bearer" = []), ("deviceToken" = []), ("apiKey" = [], "legacyDeviceId" = [])),
     params(("deviceId" = Uuid, Path), ExplainQuery, ("If-None-Match" = Option<String>, Header)),
     responses(
         (status = 200, body = Envelope<DeviceSettingsView>),
@@ -144,7 +144,7 @@ pub struct UpdateSettingsRequest {
 /// refuses the request and every refusal is listed in `details`.
 #[utoipa::path(
     tag = "settings",
-    security(("bearer" = []), ("apiKey" = [])),
+    security(("bearer" = []), ("deviceToken" = []), ("apiKey" = [], "legacyDeviceId" = [])),
     params(("deviceId" = Uuid, Path), ("If-Match" = Option<String>, Header)),
     request_body = UpdateSettingsRequest,
     responses(
@@ -203,7 +203,7 @@ pub struct KeySettingView {
 /// The device's locked settings.
 #[utoipa::path(
     tag = "settings",
-    security(("bearer" = []), ("apiKey" = [])),
+    security(("bearer" = []), ("deviceToken" = []), ("apiKey" = [], "legacyDeviceId" = [])),
     params(("deviceId" = Uuid, Path)),
     responses((status = 200, body = Envelope<Vec<KeySettingView>>), (status = 404, body = ErrorEnvelope))
 )]
@@ -320,7 +320,7 @@ pub struct SyncRequest {
 /// open `commands` (a wipe; acknowledge each with `POST …/commands/{id}/ack`).
 #[utoipa::path(
     tag = "settings",
-    security(("deviceToken" = []), ("bearer" = []), ("apiKey" = [])),
+    security(("deviceToken" = []), ("bearer" = []), ("apiKey" = [], "legacyDeviceId" = [])),
     params(("deviceId" = Uuid, Path)),
     request_body = SyncRequest,
     responses(
@@ -365,9 +365,9 @@ fn json_body(body: String) -> HttpResponse {
 /// failures is not compliant.
 #[utoipa::path(
     tag = "settings",
-    security(("bearer" = []), ("apiKey" = [])),
+    security(("bearer" = []), ("deviceToken" = []), ("apiKey" = [], "legacyDeviceId" = [])),
     params(("deviceId" = Uuid, Path)),
-    responses((status = 200, body = Envelope<Object>), (status = 404, body = ErrorEnvelope))
+    responses((status = 200, body = Envelope<crate::response_schemas::SettingsStatusView>), (status = 404, body = ErrorEnvelope))
 )]
 #[get("/{deviceId}/settings/status")]
 pub async fn settings_status(
@@ -405,7 +405,7 @@ pub async fn request_sync(
 /// One key's effective state.
 #[utoipa::path(
     tag = "settings",
-    security(("bearer" = []), ("apiKey" = [])),
+    security(("bearer" = []), ("deviceToken" = []), ("apiKey" = [], "legacyDeviceId" = [])),
     params(("deviceId" = Uuid, Path), ("key" = String, Path)),
     responses((status = 200, body = Envelope<KeySettingView>), (status = 404, body = ErrorEnvelope))
 )]
@@ -431,7 +431,7 @@ pub struct UpdateSettingRequest {
 /// Set one value. Locked keys answer `SETTING_LOCKED` and change nothing.
 #[utoipa::path(
     tag = "settings",
-    security(("bearer" = []), ("apiKey" = [])),
+    security(("bearer" = []), ("deviceToken" = []), ("apiKey" = [], "legacyDeviceId" = [])),
     params(("deviceId" = Uuid, Path), ("key" = String, Path), ("If-Match" = Option<String>, Header)),
     request_body = UpdateSettingRequest,
     responses(

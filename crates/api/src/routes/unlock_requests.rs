@@ -66,7 +66,7 @@ pub struct UnlockRequestBody {
 /// Ask for a locked key to be unlocked (the device's user). One pending request per key.
 #[utoipa::path(
     tag = "settings",
-    security(("bearer" = []), ("apiKey" = [])),
+    security(("bearer" = []), ("deviceToken" = []), ("apiKey" = [], "legacyDeviceId" = [])),
     params(("deviceId" = Uuid, Path), ("key" = String, Path)),
     request_body = UnlockRequestBody,
     responses(
@@ -114,7 +114,7 @@ fn parse_status(query: &StatusQuery) -> Result<Option<UnlockStatus>, ApiError> {
 /// The device's unlock requests, newest first.
 #[utoipa::path(
     tag = "settings",
-    security(("bearer" = []), ("apiKey" = [])),
+    security(("bearer" = []), ("deviceToken" = []), ("apiKey" = [], "legacyDeviceId" = [])),
     params(("deviceId" = Uuid, Path), StatusQuery),
     responses((status = 200, body = Envelope<Vec<UnlockRequestView>>), (status = 404, body = ErrorEnvelope))
 )]
