@@ -26,7 +26,7 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
   touch node_modules
 fi
 echo "== redocly lint (recommended)"
-npx --no-install redocly lint "../../$spec" --format=summary
+npx --no-install redocly lint --config redocly.yaml "../../$spec" --format=summary
 echo "== TypeScript client: generate, tsc --noEmit, build"
 npx --no-install openapi-typescript "../../$spec" -o src/schema.d.ts >/dev/null
 npx --no-install tsc --noEmit

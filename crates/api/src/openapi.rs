@@ -20,6 +20,11 @@ use crate::error::{ErrorBody, ErrorCode, ErrorEnvelope, FieldError, QuotaView};
     tags(
         (name = "health", description = "Liveness, readiness and metrics"),
         (name = "auth", description = "Accounts, sign-in, tokens, sessions, password and email flows"),
+        (name = "users", description = "A user's devices: listing, linking and unlinking, transfers between accounts"),
+        (name = "groups", description = "Family and team groups: members and roles, invites, ownership transfer"),
+        (name = "devices", description = "Devices: registration with the app's API key, enrollment, device tokens, command acknowledgement"),
+        (name = "settings", description = "A device's remote settings: effective values, locks, unlock requests, sync and compliance"),
+        (name = "organizations", description = "B2B organizations: members, policies, enrollment tokens, quotas"),
         (name = "admin", description = "The admin API (users with a system role)"),
         (name = "fleet", description = "An organization's managed devices: list, actions, commands, import"),
         (name = "jobs", description = "Background jobs: large imports run asynchronously with progress, cancel and result"),
