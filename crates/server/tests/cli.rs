@@ -308,3 +308,83 @@ fn serve_takes_its_main_settings_as_flags_that_win_over_the_environment() {
     let bad = steward(&["serve", "--database-url", "mysql://x"], &[], dir.path());
     assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
 }
+
+/// The README's "First steps" shell blocks, run as written (with `curl` and `jq`) against a
+/// fresh server: only the address and the binary's path are put in for the test's.
+#[test]
+fn the_readme_first_steps_run_as_written() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let section = readme
+        .split("## First steps against a running server")
+        .nth(1)
+        .expect("the README has its first steps")
+        .split("\n## ")
+        .next()
+        .unwrap();
+    let blocks: Vec<&str> = section
+        .split("```sh\n")
+        .skip(1)
+        .map(|block| block.split("```").next().unwrap())
+        .collect();
+    assert!(blocks.len() >= 2, "{section}");
+    let have_tools = Command::new("bash")
+        .args(["-c", "command -v curl && command -v jq"])
+        .output()
+        .is_ok_and(|output| output.status.success());
+    if !have_tools {
+        assert!(
+            std::env::var("CI").is_err(),
+            "curl and jq are needed to run the README's first steps"
+        );
+        eprintln!("skipped: curl or jq is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_steward"))
+        .arg("serve")
+        .current_dir(dir.path())
+        .env("STEWARD_DATA_DIR", dir.path())
+        .env("STEWARD_BIND", format!("127.0.0.1:{port}"))
+        .env("STEWARD_LOG_LEVEL", "warn")
+        .env_remove("STEWARD_DATABASE_URL")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let script = blocks
+        .concat()
+        .replace("localhost:8080", &format!("127.0.0.1:{port}"))
+        .replace("./target/release/steward", env!("CARGO_BIN_EXE_steward"));
+    let output = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &script])
+        .current_dir(dir.path())
+        .env("STEWARD_DATA_DIR", dir.path())
+        .env_remove("STEWARD_DATABASE_URL")
+        .output()
+        .unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{stdout}\n{}", stderr(&output));
+    assert!(stdout.contains("\"ann@example.com\""), "{stdout}");
+    assert!(stdout.contains("\"member\""), "{stdout}");
+    assert!(stdout.contains("\"locked\": true"), "{stdout}");
+    assert_eq!(
+        stdout.trim_end().lines().last(),
+        Some("SETTING_LOCKED"),
+        "{stdout}"
+    );
+}
