@@ -18,6 +18,11 @@ pub struct Cli {
     /// A TOML configuration file; `STEWARD_*` environment variables override it.
     #[arg(long, global = true, env = "STEWARD_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Let a command that uses the database (admin, apikeys, allowlist, maintenance, quotas)
+    /// create and migrate a new one when none is there; without it such a command refuses, so
+    /// one run outside the server's data dir does not silently make a second database.
+    #[arg(long, global = true)]
+    pub init: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -224,6 +229,7 @@ pub enum CliError {
 }
 
 pub async fn run(cli: Cli) -> Result<(), CliError> {
+    let init = cli.init;
     match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
         Command::Openapi => {
             println!("{}", openapi_json()?);
@@ -278,13 +284,13 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 },
         } => {
             let config = load(cli.config)?;
-            create_admin(&config, &email, password_stdin, display_name).await
+            create_admin(&config, &email, password_stdin, display_name, init).await
         }
         Command::Admin {
             action: AdminAction::ResetMfa { email },
         } => {
             let config = load(cli.config)?;
-            let database = open_database(&config).await?;
+            let database = open_database(&config, init).await?;
             let signing_keys =
                 keys::load_or_generate(&config).map_err(|error| CliError::Failed(error.to_string()))?;
             let service = app::auth_service(&config, database, &signing_keys)?;
@@ -300,13 +306,13 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Apikeys { action } => {
             let config = load(cli.config)?;
-            api_keys(&config, action).await
+            api_keys(&config, action, init).await
         }
         Command::Maintenance {
             action: MaintenanceAction::Run { dry_run },
         } => {
             let config = load(cli.config)?;
-            let database = open_database(&config).await?;
+            let database = open_database(&config, init).await?;
             let report = steward_app::maintenance::run_cleanup(
                 &database,
                 &config.retention(),
@@ -339,13 +345,13 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Quotas { action } => {
             let config = load(cli.config)?;
-            quotas(&config, action).await
+            quotas(&config, action, init).await
         }
         Command::Allowlist {
             action: AllowlistAction::Disable,
         } => {
             let config = load(cli.config)?;
-            let database = open_database(&config).await?;
+            let database = open_database(&config, init).await?;
             steward_app::ip_allowlist::disable_from_shell(&database)
                 .await
                 .map_err(|error| CliError::Failed(error.message))?;
@@ -358,8 +364,32 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
 }
 
 /// The database for an administrative command, migrated like `serve` would.
-async fn open_database(config: &Config) -> Result<steward_persistence::Database, CliError> {
+/// Refuses (without `init`) to create a database: a SQLite file that is not there, or a database
+/// without Steward's schema.
+async fn open_database(config: &Config, init: bool) -> Result<steward_persistence::Database, CliError> {
+    let hint = "run the command with the server's configuration (its data dir, STEWARD_DATA_DIR or \
+                --config), or pass --init to create and migrate a new database";
+    if !init
+        && let Some(path) = sqlite_file(&config.database_url())
+        && !path.exists()
+    {
+        return Err(CliError::Failed(format!(
+            "no Steward database at {}: {hint}",
+            path.display()
+        )));
+    }
     let database = app::connect_database(config).await?;
+    if !init {
+        let state = database
+            .migration_state()
+            .await
+            .map_err(|error| CliError::Failed(error.to_string()))?;
+        if state.applied.is_empty() {
+            return Err(CliError::Failed(format!(
+                "the database has no Steward schema yet: {hint}"
+            )));
+        }
+    }
     if config.migrate_on_start {
         database
             .migrate_up()
@@ -369,10 +399,10 @@ async fn open_database(config: &Config) -> Result<steward_persistence::Database,
     Ok(database)
 }
 
-async fn api_keys(config: &Config, action: ApiKeysAction) -> Result<(), CliError> {
+async fn api_keys(config: &Config, action: ApiKeysAction, init: bool) -> Result<(), CliError> {
     use steward_domain::devices::ApiKeyStore;
     let failed = |error: steward_domain::RepositoryError| CliError::Failed(error.to_string());
-    let database = open_database(config).await?;
+    let database = open_database(config, init).await?;
     match action {
         ApiKeysAction::Create { name } => {
             if name.trim().is_empty() {
@@ -425,6 +455,7 @@ async fn create_admin(
     email: &str,
     password_stdin: bool,
     display_name: Option<String>,
+    init: bool,
 ) -> Result<(), CliError> {
     let password = if password_stdin {
         let mut line = String::new();
@@ -435,7 +466,7 @@ async fn create_admin(
     } else {
         None
     };
-    let database = open_database(config).await?;
+    let database = open_database(config, init).await?;
     let signing_keys = keys::load_or_generate(config).map_err(|error| CliError::Failed(error.to_string()))?;
     let service = app::auth_service(config, database, &signing_keys)?;
     let (user, created) = service
@@ -454,6 +485,15 @@ async fn create_admin(
 pub fn openapi_json() -> Result<String, CliError> {
     serde_json::to_string_pretty(&steward_api::openapi())
         .map_err(|error| CliError::Failed(format!("cannot render the OpenAPI document: {error}")))
+}
+
+/// The file a `sqlite:` URL names (none for an in-memory database or another backend).
+fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && path != ":memory:" && !url.contains("mode=memory")).then(|| PathBuf::from(path))
 }
 
 fn load(file: Option<PathBuf>) -> Result<Config, CliError> {
@@ -502,11 +542,11 @@ async fn migrate(config: &Config, action: MigrateAction) -> Result<(), CliError>
     Ok(())
 }
 
-async fn quotas(config: &Config, action: QuotasAction) -> Result<(), CliError> {
+async fn quotas(config: &Config, action: QuotasAction, init: bool) -> Result<(), CliError> {
     use steward_domain::organizations::OrganizationStore;
     use steward_domain::quotas::QuotaKey;
     let failed = |error: steward_domain::RepositoryError| CliError::Failed(error.to_string());
-    let database = open_database(config).await?;
+    let database = open_database(config, init).await?;
     let plans = config.quota_plans();
     let (target, change) = match action {
         QuotasAction::Set { org, key, value } => (org, Some((key, value))),

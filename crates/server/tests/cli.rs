@@ -155,6 +155,7 @@ fn admin_create_makes_a_super_admin_and_promotes_existing_accounts() {
         .args([
             "admin",
             "create",
+            "--init",
             "--email",
             "Root@Example.com",
             "--password-stdin",
@@ -224,8 +225,23 @@ fn keys_rotate_adds_a_key_beside_the_existing_ones() {
 #[test]
 fn a_command_prints_only_its_result_on_stdout_and_logs_without_colour_to_a_file() {
     let dir = tempfile::tempdir().unwrap();
-    // The first command migrates a new database (log lines) and prints one key.
-    let output = steward(&["apikeys", "create", "--name", "script"], &[], dir.path());
+    // Without --init a command does not create a database: it says where it looked.
+    let refused = steward(&["apikeys", "create", "--name", "script"], &[], dir.path());
+    assert!(!refused.status.success());
+    assert!(stderr(&refused).contains("--init"), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains(&dir.path().join("steward.db").display().to_string()),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(refused.stdout.is_empty());
+    assert!(!dir.path().join("steward.db").exists(), "nothing was created");
+    // With it, the first command migrates a new database (log lines) and prints one key.
+    let output = steward(
+        &["apikeys", "create", "--init", "--name", "script"],
+        &[],
+        dir.path(),
+    );
     assert!(output.status.success(), "{}", stderr(&output));
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert_eq!(stdout.lines().count(), 1, "{stdout}");

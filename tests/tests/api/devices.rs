@@ -605,6 +605,7 @@ async fn the_apikeys_cli_creates_lists_and_revokes_keys() {
     .unwrap();
     let cli = |action| Cli {
         config: Some(config.clone()),
+        init: false,
         command: Some(Command::Apikeys { action }),
     };
     run(cli(ApiKeysAction::Create {
