@@ -118,6 +118,7 @@ pub async fn readiness(state: web::Data<AppState>) -> Result<HttpResponse, ApiEr
 #[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     crate::metrics::record_pool(state.store.pool_stats());
+    crate::metrics::record_process();
     state.metrics.run_upkeep();
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")

@@ -20,12 +20,79 @@ static HANDLE: OnceLock<Result<PrometheusHandle, String>> = OnceLock::new();
 pub fn recorder() -> Result<PrometheusHandle, String> {
     HANDLE
         .get_or_init(|| {
-            PrometheusBuilder::new()
+            let handle = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Full(LATENCY.to_owned()), LATENCY_BUCKETS)
                 .and_then(PrometheusBuilder::install_recorder)
-                .map_err(|error| error.to_string())
+                .map_err(|error| error.to_string())?;
+            describe();
+            Ok(handle)
         })
         .clone()
+}
+
+/// The process's own figures (`process_*`: CPU seconds, resident and virtual memory, open and
+/// maximum file descriptors, threads, start time), read now; called at every scrape.
+pub fn record_process() {
+    process_collector().collect();
+}
+
+fn process_collector() -> &'static metrics_process::Collector {
+    static COLLECTOR: OnceLock<metrics_process::Collector> = OnceLock::new();
+    COLLECTOR.get_or_init(metrics_process::Collector::default)
+}
+
+/// HELP text for every family Steward exports, and the build's identity.
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        REQUESTS,
+        "HTTP requests answered, by method, route template and status"
+    );
+    describe_histogram!(
+        LATENCY,
+        Unit::Seconds,
+        "Time from a request's arrival to its answer, by method, route template and status"
+    );
+    describe_gauge!(
+        "db_pool_connections",
+        "Database pool connections, by state (idle, in_use)"
+    );
+    describe_gauge!(
+        "db_pool_max_connections",
+        "The database pool's configured maximum size"
+    );
+    describe_counter!(
+        "steward_admin_ip_refused_total",
+        "Admin API requests refused because the client address is not on the IP allowlist"
+    );
+    describe_counter!(
+        "steward_maintenance_deleted_total",
+        "Rows the clean-up passes deleted, by table"
+    );
+    describe_gauge!(
+        "steward_maintenance_pass_seconds",
+        Unit::Seconds,
+        "How long the last clean-up pass on this instance took"
+    );
+    describe_gauge!(
+        "steward_maintenance_last_pass_timestamp_seconds",
+        Unit::Seconds,
+        "When the last clean-up pass on this instance ended (Unix time)"
+    );
+    describe_gauge!(
+        "steward_quota_organizations",
+        "Organizations using at least `level` percent (80 or 100) of a quota's limit, by quota key"
+    );
+    describe_gauge!(
+        "steward_quota_utilisation_ratio",
+        "An organization's use of a quota over its limit (with STEWARD_METRICS_ORGANIZATIONS=true)"
+    );
+    describe_gauge!(
+        "steward_build_info",
+        "Always 1; the labels name the running build's version"
+    );
+    metrics::gauge!("steward_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    process_collector().describe();
 }
 
 pub(crate) fn record_request(method: &str, route: &str, status: u16, elapsed: Duration) {

@@ -66,6 +66,48 @@ async fn metrics_count_requests_by_route_and_status_and_report_the_pool() {
     );
     assert!(text.contains("db_pool_connections{state=\"idle\"}"), "{text}");
     assert!(text.contains("db_pool_max_connections 8"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "steward_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{text}"
+    );
+    for family in [
+        "process_resident_memory_bytes",
+        "process_cpu_seconds_total",
+        "process_open_fds",
+    ] {
+        assert!(
+            text.lines().any(|line| line.starts_with(family)),
+            "{family} in:\n{text}"
+        );
+    }
+    // Every family has HELP and TYPE lines (as promtool's check asks).
+    let families: std::collections::BTreeSet<&str> = text
+        .lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .map(|line| line.split(['{', ' ']).next().unwrap())
+        .map(|name| {
+            ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|suffix| {
+                    name.strip_suffix(suffix)
+                        .filter(|base| text.contains(&format!("# TYPE {base} histogram")))
+                })
+                .unwrap_or(name)
+        })
+        .collect();
+    for family in families {
+        assert!(
+            text.contains(&format!("# HELP {family} ")),
+            "no HELP for {family}:\n{text}"
+        );
+        assert!(
+            text.contains(&format!("# TYPE {family} ")),
+            "no TYPE for {family}:\n{text}"
+        );
+    }
     app.stop().await;
 }
 
