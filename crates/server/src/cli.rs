@@ -53,6 +53,14 @@ pub enum Command {
     },
     /// Print the OpenAPI document as JSON.
     Openapi,
+    /// Ask the local server whether it is ready (`GET /health/ready` on the configured bind
+    /// address; a wildcard address is asked on loopback): exit 0 when it answers 200, 1
+    /// otherwise. For container health checks, where no curl is at hand.
+    Health {
+        /// Ask `GET /health` (liveness) instead of readiness.
+        #[arg(long)]
+        live: bool,
+    },
     /// Manage RS256 signing keys.
     Keys {
         #[command(subcommand)]
@@ -234,6 +242,22 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Openapi => {
             println!("{}", openapi_json()?);
             Ok(())
+        }
+        Command::Health { live } => {
+            let config = load(cli.config)?;
+            let path = if live { "/health" } else { "/health/ready" };
+            let status = probe(config.bind, path).map_err(|error| {
+                CliError::Failed(format!("no answer from {}{path}: {error}", config.bind))
+            })?;
+            if status == 200 {
+                println!("ok");
+                Ok(())
+            } else {
+                Err(CliError::Failed(format!(
+                    "{}{path} answered {status}",
+                    config.bind
+                )))
+            }
         }
         Command::Keys {
             action: KeysAction::Generate { out },
@@ -485,6 +509,34 @@ async fn create_admin(
 pub fn openapi_json() -> Result<String, CliError> {
     serde_json::to_string_pretty(&steward_api::openapi())
         .map_err(|error| CliError::Failed(format!("cannot render the OpenAPI document: {error}")))
+}
+
+/// The status of `GET path` on the server at `bind` (a wildcard address is asked on loopback),
+/// over plain HTTP/1.1 with a 5-second limit.
+fn probe(bind: std::net::SocketAddr, path: &str) -> std::io::Result<u16> {
+    use std::io::{Read, Write};
+    let mut address = bind;
+    if address.ip().is_unspecified() {
+        address.set_ip(match address {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let limit = std::time::Duration::from_secs(5);
+    let mut stream = std::net::TcpStream::connect_timeout(&address, limit)?;
+    stream.set_read_timeout(Some(limit))?;
+    stream.set_write_timeout(Some(limit))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut head = [0_u8; 64];
+    let read = stream.read(&mut head)?;
+    let line = String::from_utf8_lossy(&head[..read]);
+    line.split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("not an HTTP answer: {line:?}")))
 }
 
 /// The file a `sqlite:` URL names (none for an in-memory database or another backend).

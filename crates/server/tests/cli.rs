@@ -391,8 +391,16 @@ fn the_readme_first_steps_run_as_written() {
         .env_remove("STEWARD_DATABASE_URL")
         .output()
         .unwrap();
+    // The container health check's probe: ready while the server runs, a failure once it is gone.
+    let bind = format!("127.0.0.1:{port}");
+    let ready = steward(&["health"], &[("STEWARD_BIND", &bind)], dir.path());
+    assert!(ready.status.success(), "{}", stderr(&ready));
+    assert_eq!(String::from_utf8_lossy(&ready.stdout).trim(), "ok");
     let _ = server.kill();
     let _ = server.wait();
+    let gone = steward(&["health", "--live"], &[("STEWARD_BIND", &bind)], dir.path());
+    assert!(!gone.status.success());
+    assert!(stderr(&gone).contains("no answer"), "{}", stderr(&gone));
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(output.status.success(), "{stdout}\n{}", stderr(&output));
     assert!(stdout.contains("\"ann@example.com\""), "{stdout}");
