@@ -119,7 +119,7 @@ pub struct ExportedProfile {
     email: String,
     pending_email: Option<String>,
     email_verified_at: Option<DateTime<Utc>>,
-    display_name: Option<String>,
+    display_name: String,
     avatar_url: Option<String>,
     locale: Option<String>,
     timezone: Option<String>,

@@ -153,6 +153,12 @@ pub enum WeakPassword {
     Common,
     #[error("must not be your email address")]
     SameAsEmail,
+    #[error("is too easy to guess (strength {strength} of 4, at least {required} needed): {hint}")]
+    Guessable {
+        strength: u8,
+        required: u8,
+        hint: String,
+    },
     #[error("was one of your last {PASSWORD_HISTORY} passwords; choose a new one")]
     RecentlyUsed,
 }
@@ -162,13 +168,25 @@ pub const MAX_PASSWORD_CHARS: usize = 128;
 /// How many previous passwords may not be reused.
 pub const PASSWORD_HISTORY: usize = 5;
 
+/// The least zxcvbn strength (0–4) a new password needs unless configured otherwise
+/// (`STEWARD_PASSWORD_MIN_STRENGTH`): 2 refuses what about a million guesses find.
+pub const DEFAULT_PASSWORD_MIN_STRENGTH: u8 = 2;
+/// How much of a password the strength estimate reads (zxcvbn's cost grows with length; a
+/// password this long and still weak is weak).
+const STRENGTH_CHARS: usize = 64;
+
 const COMMON_PASSWORDS: &str = include_str!("common_passwords.txt");
 
 /// Checks a new password against the rules that need no history: length in characters, the
-/// bundled list of common passwords, and the account's email. Reuse of the last
-/// [`PASSWORD_HISTORY`] passwords needs their hashes and is checked by the caller, which
-/// reports [`WeakPassword::RecentlyUsed`].
-pub fn check_password_rules(password: &str, email: &EmailAddress) -> Result<(), WeakPassword> {
+/// bundled list of common passwords, the account's email, and a zxcvbn strength estimate (with
+/// the email's parts as words an attacker would try) of at least `min_strength` (0–4; 0 turns
+/// the estimate off). Reuse of the last [`PASSWORD_HISTORY`] passwords needs their hashes and
+/// is checked by the caller, which reports [`WeakPassword::RecentlyUsed`].
+pub fn check_password_rules(
+    password: &str,
+    email: &EmailAddress,
+    min_strength: u8,
+) -> Result<(), WeakPassword> {
     let length = password.chars().count();
     if length < MIN_PASSWORD_CHARS {
         return Err(WeakPassword::TooShort);
@@ -186,6 +204,23 @@ pub fn check_password_rules(password: &str, email: &EmailAddress) -> Result<(), 
         .any(|line| line.trim() == lowered);
     if common {
         return Err(WeakPassword::Common);
+    }
+    if min_strength > 0 {
+        let estimated: String = password.chars().take(STRENGTH_CHARS).collect();
+        let (local, domain) = email.as_str().split_once('@').unwrap_or((email.as_str(), ""));
+        let entropy = zxcvbn::zxcvbn(&estimated, &[email.as_str(), local, domain]);
+        let strength = u8::from(entropy.score());
+        if strength < min_strength {
+            let hint = entropy
+                .feedback()
+                .and_then(|feedback| feedback.suggestions().first().map(ToString::to_string))
+                .unwrap_or_else(|| "add another word or two; uncommon words are better".to_owned());
+            return Err(WeakPassword::Guessable {
+                strength,
+                required: min_strength,
+                hint,
+            });
+        }
     }
     Ok(())
 }
@@ -257,6 +292,7 @@ mod tests {
     #[test]
     fn password_rules_table() {
         let owner = email("alice@example.com");
+        let strength = DEFAULT_PASSWORD_MIN_STRENGTH;
         let cases: &[(&str, Result<(), WeakPassword>)] = &[
             ("short1!", Err(WeakPassword::TooShort)),
             ("correct horse battery staple", Ok(())),
@@ -267,18 +303,53 @@ mod tests {
             ("ünïcödé-pässwörd", Ok(())),
         ];
         for (password, expected) in cases {
-            assert_eq!(&check_password_rules(password, &owner), expected, "{password}");
+            assert_eq!(
+                &check_password_rules(password, &owner, strength),
+                expected,
+                "{password}"
+            );
         }
         assert_eq!(
-            check_password_rules(&"a".repeat(129), &owner),
+            check_password_rules(&"a".repeat(129), &owner, strength),
             Err(WeakPassword::TooLong)
         );
-        assert!(check_password_rules(&"ab".repeat(64), &owner).is_ok());
         // Length counts characters, not bytes: seven two-byte characters are too short.
         assert_eq!(
-            check_password_rules("ééééééé", &owner),
+            check_password_rules("ééééééé", &owner, strength),
             Err(WeakPassword::TooShort)
         );
+    }
+
+    #[test]
+    fn guessable_passwords_the_list_misses_are_refused_by_strength() {
+        let owner = email("alice@example.com");
+        for password in [
+            "Password123!",
+            "letmein2024",
+            "11111111a",
+            "ab".repeat(64).as_str(),
+            "aaaaaaaaaaaa",
+        ] {
+            let refused = check_password_rules(password, &owner, DEFAULT_PASSWORD_MIN_STRENGTH);
+            assert!(
+                matches!(refused, Err(WeakPassword::Guessable { required: 2, .. })),
+                "{password}: {refused:?}"
+            );
+        }
+        for password in [
+            "correct horse battery staple",
+            "a long admin passphrase",
+            "Tr0ub4dor&3-quasar",
+        ] {
+            assert_eq!(
+                check_password_rules(password, &owner, DEFAULT_PASSWORD_MIN_STRENGTH),
+                Ok(()),
+                "{password}"
+            );
+        }
+        // 0 turns the estimate off; 4 asks for the strongest.
+        assert_eq!(check_password_rules("letmein2024", &owner, 0), Ok(()));
+        assert!(check_password_rules("letmein2024", &owner, 4).is_err());
     }
 
     #[test]

@@ -297,6 +297,7 @@ pub fn auth_service(
         },
         session_cache_ttl: Duration::from_millis(config.session_cache_ms),
         public_url: config.public_url(),
+        password_min_strength: config.password_min_strength,
         ..AuthSettings::default()
     };
     let (group_roles, default_roles) = config

@@ -403,18 +403,18 @@ async fn open_database(config: &Config, init: bool) -> Result<steward_persistenc
         )));
     }
     let database = app::connect_database(config).await?;
-    if !init {
-        let state = database
-            .migration_state()
+    // A read only: the refusal must not leave a migrations table behind.
+    if !init
+        && !database
+            .has_table("seaql_migrations")
             .await
-            .map_err(|error| CliError::Failed(error.to_string()))?;
-        if state.applied.is_empty() {
-            return Err(CliError::Failed(format!(
-                "the database has no Steward schema yet: {hint}"
-            )));
-        }
+            .map_err(|error| CliError::Failed(error.to_string()))?
+    {
+        return Err(CliError::Failed(format!(
+            "the database has no Steward schema yet: {hint}"
+        )));
     }
-    if config.migrate_on_start {
+    if init || config.migrate_on_start {
         database
             .migrate_up()
             .await

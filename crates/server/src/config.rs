@@ -110,6 +110,8 @@ pub struct Config {
     pub password_hash_iterations: u32,
     /// Argon2id lanes.
     pub password_hash_parallelism: u32,
+    /// The least zxcvbn strength (0–4) a new password needs; 0 turns the estimate off.
+    pub password_min_strength: u8,
     pub access_token_ttl_secs: i64,
     pub refresh_token_ttl_days: i64,
     /// After a refresh, the previous token answers the same successor for this long; 0 disables.
@@ -265,6 +267,7 @@ impl Default for Config {
             password_hash_memory_kib: 64 * 1024,
             password_hash_iterations: 3,
             password_hash_parallelism: 1,
+            password_min_strength: steward_domain::identity::DEFAULT_PASSWORD_MIN_STRENGTH,
             access_token_ttl_secs: 3600,
             refresh_token_ttl_days: 30,
             refresh_grace_secs: 10,
@@ -483,6 +486,11 @@ impl Config {
         {
             return Err(ConfigError(
                 "STEWARD_MFA_ISSUER: at most 100 characters, without `:`".to_owned(),
+            ));
+        }
+        if self.password_min_strength > 4 {
+            return Err(ConfigError(
+                "STEWARD_PASSWORD_MIN_STRENGTH: must be 0 to 4".to_owned(),
             ));
         }
         if !(0..=8760).contains(&self.admin_mfa_grace_hours) {

@@ -361,17 +361,29 @@ fn the_readme_first_steps_run_as_written() {
         .local_addr()
         .unwrap()
         .port();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_steward"))
+    /// Stops the server however the test ends.
+    struct Running(std::process::Child);
+    impl Drop for Running {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    // As the README has it: run from the checkout, the data in ./data (here under a temporary
+    // directory), the CLI run from the same place.
+    let mut server = Command::new(env!("CARGO_BIN_EXE_steward"));
+    server
         .arg("serve")
         .current_dir(dir.path())
-        .env("STEWARD_DATA_DIR", dir.path())
-        .env("STEWARD_BIND", format!("127.0.0.1:{port}"))
-        .env("STEWARD_LOG_LEVEL", "warn")
-        .env_remove("STEWARD_DATABASE_URL")
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+        .stderr(std::process::Stdio::null());
+    for (key, _) in std::env::vars().filter(|(key, _)| key.starts_with("STEWARD_")) {
+        server.env_remove(key);
+    }
+    server
+        .env("STEWARD_BIND", format!("127.0.0.1:{port}"))
+        .env("STEWARD_LOG_LEVEL", "warn");
+    let mut server = Running(server.spawn().unwrap());
     let started = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
@@ -384,20 +396,25 @@ fn the_readme_first_steps_run_as_written() {
         .concat()
         .replace("localhost:8080", &format!("127.0.0.1:{port}"))
         .replace("./target/release/steward", env!("CARGO_BIN_EXE_steward"));
-    let output = Command::new("bash")
+    let mut shell = Command::new("bash");
+    shell
         .args(["-euo", "pipefail", "-c", &script])
-        .current_dir(dir.path())
-        .env("STEWARD_DATA_DIR", dir.path())
-        .env_remove("STEWARD_DATABASE_URL")
-        .output()
-        .unwrap();
+        .current_dir(dir.path());
+    for (key, _) in std::env::vars().filter(|(key, _)| key.starts_with("STEWARD_")) {
+        shell.env_remove(key);
+    }
+    let output = shell.output().unwrap();
+    assert!(
+        dir.path().join("data/steward.db").exists(),
+        "the server's database is ./data"
+    );
     // The container health check's probe: ready while the server runs, a failure once it is gone.
     let bind = format!("127.0.0.1:{port}");
     let ready = steward(&["health"], &[("STEWARD_BIND", &bind)], dir.path());
     assert!(ready.status.success(), "{}", stderr(&ready));
     assert_eq!(String::from_utf8_lossy(&ready.stdout).trim(), "ok");
-    let _ = server.kill();
-    let _ = server.wait();
+    let _ = server.0.kill();
+    let _ = server.0.wait();
     let gone = steward(&["health", "--live"], &[("STEWARD_BIND", &bind)], dir.path());
     assert!(!gone.status.success());
     assert!(stderr(&gone).contains("no answer"), "{}", stderr(&gone));

@@ -64,14 +64,34 @@ fn generate() -> String {
          # STEWARD_<SETTING> environment variables win over the file, and `steward config check`\n\
          # prints what is in effect. An unknown key stops start-up.\n",
     );
-    for (key, default, meaning) in documented() {
-        let Some(value) = defaults.get(&key) else {
+    let documented = documented();
+    for (key, default, meaning) in &documented {
+        let Some(value) = defaults.get(key) else {
             continue;
         };
         text.push_str(&format!("\n# {meaning}\n"));
         match toml_value(value) {
             Some(value) => text.push_str(&format!("# {key} = {value}\n")),
             None => text.push_str(&format!("# {key} =    (not set by default; docs: {default})\n")),
+        }
+    }
+    // Quota plans are tables: the docs' example, commented out.
+    let docs = std::fs::read_to_string(root().join("docs/configuration.md")).unwrap();
+    let plans = docs
+        .split("## Quota plans")
+        .nth(1)
+        .and_then(|section| section.split("```toml\n").nth(1))
+        .and_then(|block| block.split("```").next())
+        .expect("docs/configuration.md has a quota plans example");
+    text.push_str(
+        "\n# Quota plans (docs/configuration.md, \"Quota plans\"): one table per plan; a limit left\n\
+         # out is unlimited. For example:\n",
+    );
+    for line in plans.lines() {
+        if line.is_empty() {
+            text.push_str("#\n");
+        } else {
+            text.push_str(&format!("# {line}\n"));
         }
     }
     text
@@ -92,6 +112,12 @@ fn the_example_configuration_is_generated_from_the_docs_and_the_defaults() {
     );
     let documented = documented();
     let defaults = serde_json::to_value(Config::default()).unwrap();
+    for key in defaults.as_object().unwrap().keys() {
+        assert!(
+            key == "plans" || documented.iter().any(|(documented, _, _)| documented == key),
+            "the setting {key} is missing from docs/configuration.md's table"
+        );
+    }
     // The test suite's variables are documented beside the settings but are not settings.
     for (key, _, _) in documented
         .iter()
@@ -107,7 +133,10 @@ fn the_example_configuration_is_generated_from_the_docs_and_the_defaults() {
 #[test]
 fn every_value_the_example_shows_loads_as_a_configuration() {
     let example = generate();
-    let uncommented: String = example
+    let (settings, plans) = example
+        .split_once("\n# Quota plans")
+        .expect("the example ends with the quota plans");
+    let uncommented: String = settings
         .lines()
         .filter_map(|line| line.strip_prefix("# "))
         .filter(|line| line.contains(" = ") && !line.contains("(not set by default"))
@@ -120,12 +149,33 @@ fn every_value_the_example_shows_loads_as_a_configuration() {
         .map(|line| format!("{line}\n"))
         .collect();
     assert!(uncommented.lines().count() > 40, "{uncommented}");
+    // The plans' tables after the settings, as TOML wants them.
+    let tables: String = plans
+        .lines()
+        .filter_map(|line| line.strip_prefix("# "))
+        .filter(|line| line.starts_with("[plans.") || line.contains(" = "))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    assert!(tables.contains("[plans."), "{plans}");
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("steward.toml");
-    std::fs::write(&file, &uncommented).unwrap();
-    let loaded = Config::load(Some(&file));
-    assert!(loaded.is_ok(), "{:?}\n{uncommented}", loaded.err());
-    let loaded = serde_json::to_value(loaded.unwrap()).unwrap();
+    std::fs::write(&file, format!("{uncommented}{tables}")).unwrap();
+    // Loaded as an operator would check it, without this shell's STEWARD_* variables.
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_steward"));
+    command
+        .args(["config", "check", "--config"])
+        .arg(&file)
+        .current_dir(dir.path());
+    for (key, _) in std::env::vars().filter(|(key, _)| key.starts_with("STEWARD_")) {
+        command.env_remove(key);
+    }
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}\n{uncommented}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let loaded: Value = serde_json::from_slice(&output.stdout).unwrap();
     let defaults = serde_json::to_value(Config::default()).unwrap();
     for line in uncommented.lines() {
         let key = line.split(' ').next().unwrap();

@@ -53,6 +53,8 @@ pub struct AuthSettings {
     pub public_url: String,
     pub verification_ttl: Duration,
     pub reset_ttl: Duration,
+    /// The least zxcvbn strength (0–4) of a new password (`STEWARD_PASSWORD_MIN_STRENGTH`).
+    pub password_min_strength: u8,
 }
 
 impl Default for AuthSettings {
@@ -64,6 +66,7 @@ impl Default for AuthSettings {
             public_url: "http://127.0.0.1:8080".to_owned(),
             verification_ttl: Duration::hours(24),
             reset_ttl: Duration::hours(1),
+            password_min_strength: steward_domain::identity::DEFAULT_PASSWORD_MIN_STRENGTH,
         }
     }
 }
@@ -270,7 +273,8 @@ impl<S: Store> AuthService<S> {
         email: &EmailAddress,
         field: &'static str,
     ) -> Result<(), AuthError> {
-        check_password_rules(password, email).map_err(|reason| AuthError::WeakPassword(reason, field))?;
+        check_password_rules(password, email, self.settings.password_min_strength)
+            .map_err(|reason| AuthError::WeakPassword(reason, field))?;
         if let Some(user) = user
             && self.was_recently_used(user, password).await?
         {
