@@ -28,6 +28,7 @@ mod m20261201_000021_events;
 mod m20261201_000022_audit_outbox_trigger;
 mod m20261201_000023_user_quotas;
 mod m20261201_000024_quota_spends;
+mod m20261201_000025_mail_parts;
 
 pub use m20260701_000011_organizations::DEFAULT_ORGANIZATION_ID;
 
@@ -61,6 +62,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000022_audit_outbox_trigger::Migration),
             Box::new(m20261201_000023_user_quotas::Migration),
             Box::new(m20261201_000024_quota_spends::Migration),
+            Box::new(m20261201_000025_mail_parts::Migration),
         ]
     }
 }

@@ -16,14 +16,43 @@ pub struct ReceivedMail {
 }
 
 impl ReceivedMail {
-    /// The body with quoted-printable soft breaks and `=3D` undone.
-    pub fn text(&self) -> String {
-        self.data.replace("=\r\n", "").replace("=3D", "=")
+    /// The message as a mail client reads it.
+    pub fn parsed(&self) -> mail_parser::Message<'_> {
+        mail_parser::MessageParser::default()
+            .parse(self.data.as_bytes())
+            .expect("the mail is a MIME message")
     }
 
-    /// The `token` query parameter of the first link in the mail.
+    /// The decoded subject.
+    pub fn subject(&self) -> String {
+        self.parsed().subject().unwrap_or_default().to_owned()
+    }
+
+    /// The decoded plain-text part.
+    pub fn text_body(&self) -> String {
+        self.parsed()
+            .body_text(0)
+            .map(|text| text.into_owned())
+            .unwrap_or_default()
+    }
+
+    /// The decoded HTML part, when the mail has one.
+    pub fn html_body(&self) -> Option<String> {
+        let parsed = self.parsed();
+        (!parsed.html_body.is_empty())
+            .then(|| parsed.body_html(0).map(|html| html.into_owned()))
+            .flatten()
+    }
+
+    /// The raw header block, the decoded subject and the decoded text part.
+    pub fn text(&self) -> String {
+        let headers = self.data.split("\r\n\r\n").next().unwrap_or_default().to_owned();
+        format!("{headers}\nSubject: {}\n\n{}", self.subject(), self.text_body())
+    }
+
+    /// The `token` query parameter of the first link in the text part.
     pub fn link_token(&self) -> String {
-        let text = self.text();
+        let text = self.text_body();
         let start = text
             .find("token=")
             .map(|i| i + "token=".len())

@@ -606,7 +606,8 @@ impl<'a, S: Store> UserAdminService<'a, S> {
         self.steward
             .auth
             .mfa_notice(
-                &target.email,
+                &target,
+                "reset_by_administrator",
                 "An administrator removed the second factor of your account: sign-in asks for the password alone.",
             )
             .await;

@@ -153,6 +153,13 @@ impl From<RepositoryError> for AppError {
     }
 }
 
+impl From<crate::mail::MailTemplateError> for AppError {
+    fn from(error: crate::mail::MailTemplateError) -> Self {
+        tracing::error!(%error, "a mail could not be rendered");
+        AppError::internal()
+    }
+}
+
 impl From<steward_domain::quotas::QuotaExceeded> for AppError {
     fn from(exceeded: steward_domain::quotas::QuotaExceeded) -> Self {
         let mut error = AppError::new(

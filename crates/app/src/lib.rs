@@ -17,6 +17,7 @@ pub mod fleet;
 pub mod groups;
 pub mod ip_allowlist;
 pub mod jobs;
+pub mod mail;
 pub mod maintenance;
 pub mod notifications;
 pub mod organizations;

@@ -3,8 +3,8 @@
 //! read per operator, mailed by preference — one mail each, or a digest when more than
 //! [`DIGEST_AFTER`] wait for one operator in a mail pass.
 
+use crate::mail::MailKind;
 use chrono::Utc;
-use steward_domain::accounts::OutgoingMail;
 use steward_domain::events::webhooks::{DeliveryRecord, EventPatterns, WebhookRecord};
 use steward_domain::notifications::{
     NotificationFilter, NotificationRecord, NotificationView, NotificationViewer, Preferences,
@@ -185,21 +185,16 @@ impl<'a, S: Store> NotificationService<'a, S> {
     }
 }
 
-fn mail_for(notification: &NotificationRecord, public_url: &str) -> (String, String) {
-    let subject = format!(
-        "[Steward] {}: {}",
-        notification.severity.as_str().to_uppercase(),
-        notification.title
-    );
-    let body = format!(
-        "{}\n\nSeverity: {}\nRule: {}\nAt: {}\n\nSee every notification at {}/api/admin/v1/notifications\n",
-        notification.message,
-        notification.severity.as_str(),
-        notification.rule.as_str(),
-        notification.created_at.to_rfc3339(),
-        public_url.trim_end_matches('/'),
-    );
-    (subject, body)
+/// The values of one notification's mail.
+fn mail_values(notification: &NotificationRecord, notifications_url: &str) -> serde_json::Value {
+    serde_json::json!({
+        "title": notification.title,
+        "message": notification.message,
+        "severity": notification.severity.as_str(),
+        "rule": notification.rule.as_str(),
+        "at": notification.created_at.to_rfc3339(),
+        "notifications_url": notifications_url,
+    })
 }
 
 /// Mails notifications not yet mailed to the operators who see them and want them; marks them
@@ -212,7 +207,10 @@ pub async fn mail_pass<S: Store>(steward: &Steward<S>) -> Result<usize, AppError
     }
     let operators = steward.store.operators().await?;
     let catalog = steward.auth.full_catalog().await?;
-    let public_url = steward.auth.public_url().to_owned();
+    let notifications_url = format!(
+        "{}/api/admin/v1/notifications",
+        steward.auth.public_url().trim_end_matches('/')
+    );
     let mut mail = Vec::new();
     let mut deliveries = Vec::new();
     let now = Utc::now();
@@ -241,42 +239,42 @@ pub async fn mail_pass<S: Store>(steward: &Steward<S>) -> Result<usize, AppError
                 viewer.may_see(notification) && operator.preferences.wants_mail(notification)
             })
             .collect();
+        let templates = steward.auth.mail_templates();
+        let locale = operator.locale.as_deref();
         if wanted.len() > DIGEST_AFTER {
             let worst = wanted
                 .iter()
                 .map(|notification| notification.severity)
                 .max()
                 .unwrap_or(steward_domain::notifications::Severity::Low);
-            let mut body = format!("{} notifications since the last mail:\n\n", wanted.len());
-            for notification in &wanted {
-                body.push_str(&format!(
-                    "- [{}] {} ({})\n",
-                    notification.severity.as_str(),
-                    notification.title,
-                    notification.created_at.to_rfc3339()
-                ));
-            }
-            body.push_str(&format!(
-                "\nSee them at {}/api/admin/v1/notifications\n",
-                public_url.trim_end_matches('/')
-            ));
-            mail.push(OutgoingMail {
-                recipient: operator.email.clone(),
-                subject: format!(
-                    "[Steward] {} notifications (worst: {})",
-                    wanted.len(),
-                    worst.as_str()
-                ),
-                body,
-            });
+            let listed: Vec<serde_json::Value> = wanted
+                .iter()
+                .map(|notification| {
+                    serde_json::json!({
+                        "title": notification.title,
+                        "severity": notification.severity.as_str(),
+                        "at": notification.created_at.to_rfc3339(),
+                    })
+                })
+                .collect();
+            mail.push(templates.render(
+                MailKind::NotificationDigest,
+                &operator.email,
+                locale,
+                serde_json::json!({
+                    "notifications": listed,
+                    "worst": worst.as_str(),
+                    "notifications_url": notifications_url,
+                }),
+            )?);
         } else {
             for notification in wanted {
-                let (subject, body) = mail_for(notification, &public_url);
-                mail.push(OutgoingMail {
-                    recipient: operator.email.clone(),
-                    subject,
-                    body,
-                });
+                mail.push(templates.render(
+                    MailKind::Notification,
+                    &operator.email,
+                    locale,
+                    mail_values(notification, &notifications_url),
+                )?);
             }
         }
     }

@@ -211,7 +211,12 @@ pub struct NewEmailToken {
 pub struct OutgoingMail {
     pub recipient: String,
     pub subject: String,
+    /// The plain-text part.
     pub body: String,
+    /// The HTML part, when the template has one.
+    pub html: Option<String>,
+    /// The translation's locale (`de`), `None` for the default templates.
+    pub language: Option<String>,
 }
 
 /// Profile fields to change; `None` leaves a field alone, `Some(None)` clears it.
@@ -304,6 +309,8 @@ pub struct OutgoingEmail {
     pub recipient: String,
     pub subject: String,
     pub body: String,
+    pub html: Option<String>,
+    pub language: Option<String>,
     pub attempts: i32,
 }
 
@@ -558,12 +565,7 @@ pub trait EmailTokenStore {
 }
 
 pub trait Outbox {
-    fn enqueue_email(
-        &self,
-        recipient: &str,
-        subject: &str,
-        body: &str,
-    ) -> impl Future<Output = Result<(), RepositoryError>> + Send;
+    fn enqueue_email(&self, mail: &OutgoingMail) -> impl Future<Output = Result<(), RepositoryError>> + Send;
     fn due_emails(
         &self,
         now: DateTime<Utc>,

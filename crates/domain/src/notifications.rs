@@ -526,6 +526,8 @@ pub struct Operator {
     pub user: Uuid,
     pub email: String,
     pub display_name: String,
+    /// Their locale, for the language of their mail.
+    pub locale: Option<String>,
     /// System roles (custom ones included).
     pub roles: Vec<String>,
     /// Organizations they manage.

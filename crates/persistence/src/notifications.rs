@@ -516,6 +516,7 @@ impl NotificationStore for Database {
                     user: account.id,
                     email: account.email,
                     display_name: account.display_name,
+                    locale: account.locale,
                     roles,
                     organizations,
                     preferences: preferences(chosen.get(&account.id).cloned()),

@@ -297,6 +297,12 @@ pub fn auth_service(
         },
         session_cache_ttl: Duration::from_millis(config.session_cache_ms),
         public_url: config.public_url(),
+        links: config.mail_links(),
+        mail: Arc::new(
+            config
+                .mail_templates()
+                .map_err(|error| StartupError::Setting(error.0))?,
+        ),
         password_min_strength: config.password_min_strength,
         ..AuthSettings::default()
     };

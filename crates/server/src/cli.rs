@@ -361,9 +361,15 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             action: ConfigAction::Check,
         } => {
             let config = load(cli.config)?;
+            let templates = config
+                .mail_templates()
+                .map_err(|error| CliError::Failed(error.0))?;
             let shown = serde_json::to_string_pretty(&config.masked())
                 .map_err(|error| CliError::Failed(error.to_string()))?;
             println!("{shown}");
+            if !templates.locales().is_empty() {
+                eprintln!("mail translations: {}", templates.locales().join(", "));
+            }
             eprintln!("the configuration is valid");
             Ok(())
         }

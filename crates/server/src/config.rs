@@ -133,6 +133,21 @@ pub struct Config {
     /// mail is written to the log and to `<data dir>/outbox/`.
     pub smtp_url: Option<String>,
     pub mail_from: String,
+    /// Where the product's web or app front end lives: links in account mail lead to
+    /// `{app_url}/verify-email?token=…`, `/reset-password?token=…` and
+    /// `/accept-invitation?token=…`. Unset: they lead to Steward's public URL, where Steward
+    /// serves minimal built-in pages at those paths.
+    pub app_url: Option<String>,
+    /// The verification link, with `{token}` where the token goes
+    /// (`myapp://verify?token={token}`); default `{app_url}/verify-email?token={token}`.
+    pub mail_link_verify_email: Option<String>,
+    /// The password-reset link, with `{token}`; default `{app_url}/reset-password?token={token}`.
+    pub mail_link_reset_password: Option<String>,
+    /// The invitation link, with `{token}`; default `{app_url}/accept-invitation?token={token}`.
+    pub mail_link_accept_invitation: Option<String>,
+    /// A directory of mail templates replacing the built-in ones and adding translations
+    /// (`de/reset-password.txt`); see docs/mail.md.
+    pub mail_templates_dir: Option<PathBuf>,
     /// How often the mail outbox is checked.
     pub outbox_poll_ms: u64,
     /// A Google service-account key file (JSON) for FCM HTTP v1 pushes.
@@ -281,6 +296,11 @@ impl Default for Config {
             rate_limit_admin_per_minute: 600,
             smtp_url: None,
             mail_from: "Steward <no-reply@localhost>".to_owned(),
+            app_url: None,
+            mail_link_verify_email: None,
+            mail_link_reset_password: None,
+            mail_link_accept_invitation: None,
+            mail_templates_dir: None,
             outbox_poll_ms: 1000,
             fcm_service_account_file: None,
             fcm_endpoint: "https://fcm.googleapis.com".to_owned(),
@@ -466,6 +486,26 @@ impl Config {
             return Err(ConfigError(format!(
                 "STEWARD_PUBLIC_URL: `{url}` must start with http:// or https://"
             )));
+        }
+        if let Some(url) = &self.app_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(ConfigError(format!(
+                "STEWARD_APP_URL: `{url}` must start with http:// or https://"
+            )));
+        }
+        for (variable, template) in [
+            ("STEWARD_MAIL_LINK_VERIFY_EMAIL", &self.mail_link_verify_email),
+            ("STEWARD_MAIL_LINK_RESET_PASSWORD", &self.mail_link_reset_password),
+            (
+                "STEWARD_MAIL_LINK_ACCEPT_INVITATION",
+                &self.mail_link_accept_invitation,
+            ),
+        ] {
+            if let Some(template) = template {
+                check_link_template(template)
+                    .map_err(|message| ConfigError(format!("{variable}: `{template}` {message}")))?;
+            }
         }
         for origin in &self.cors_allowed_origins {
             if !valid_origin(origin) {
@@ -724,6 +764,36 @@ impl Config {
         }
     }
 
+    /// Where the links in account mail lead.
+    pub fn mail_links(&self) -> steward_app::mail::MailLinks {
+        let base = self.app_url.clone().unwrap_or_else(|| self.public_url());
+        let mut links = steward_app::mail::MailLinks::under(&base);
+        for (chosen, link) in [
+            (&self.mail_link_verify_email, &mut links.verify_email),
+            (&self.mail_link_reset_password, &mut links.reset_password),
+            (&self.mail_link_accept_invitation, &mut links.accept_invitation),
+        ] {
+            if let Some(template) = chosen {
+                link.clone_from(template);
+            }
+        }
+        links
+    }
+
+    /// The mail templates: built in, with `STEWARD_MAIL_TEMPLATES_DIR`'s files over them.
+    pub fn mail_templates(&self) -> Result<steward_app::mail::MailTemplates, ConfigError> {
+        match &self.mail_templates_dir {
+            Some(dir) => steward_app::mail::MailTemplates::load(dir)
+                .map_err(|error| ConfigError(format!("STEWARD_MAIL_TEMPLATES_DIR: {error}"))),
+            None => Ok(steward_app::mail::MailTemplates::built_in()),
+        }
+    }
+
+    /// Whether Steward serves its own pages for the links in mail (no `STEWARD_APP_URL`).
+    pub fn serves_mail_pages(&self) -> bool {
+        self.app_url.is_none()
+    }
+
     /// The public base URL in effect, without a trailing slash.
     pub fn public_url(&self) -> String {
         match &self.public_url {
@@ -940,6 +1010,18 @@ where
         .collect()
 }
 
+/// A mail link template: an absolute URL (any scheme, so apps can use their own) with exactly
+/// one `{token}`.
+fn check_link_template(template: &str) -> Result<(), String> {
+    if template.matches("{token}").count() != 1 {
+        return Err("must contain `{token}` once, where the token goes".to_owned());
+    }
+    let example = template.replace("{token}", "token");
+    url::Url::parse(&example)
+        .map(|_| ())
+        .map_err(|error| format!("is not an absolute URL ({error})"))
+}
+
 #[cfg(test)]
 #[allow(clippy::result_large_err)] // figment's Jail closures return its large error type
 mod tests {
@@ -1145,6 +1227,51 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(message.contains("nope.toml"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn mail_links_follow_the_app_url_and_per_link_templates() {
+        Jail::expect_with(|jail| {
+            jail.set_env("STEWARD_PUBLIC_URL", "https://steward.example.com/");
+            let config = Config::load(None).unwrap();
+            assert!(config.serves_mail_pages());
+            let links = config.mail_links();
+            assert_eq!(
+                links.verify_email,
+                "https://steward.example.com/verify-email?token={token}"
+            );
+            jail.set_env("STEWARD_APP_URL", "https://app.example.com/");
+            jail.set_env("STEWARD_MAIL_LINK_RESET_PASSWORD", "myapp://reset?t={token}");
+            let config = Config::load(None).unwrap();
+            assert!(!config.serves_mail_pages());
+            let links = config.mail_links();
+            assert_eq!(
+                links.verify_email,
+                "https://app.example.com/verify-email?token={token}"
+            );
+            assert_eq!(
+                links.accept_invitation,
+                "https://app.example.com/accept-invitation?token={token}"
+            );
+            assert_eq!(links.reset_password, "myapp://reset?t={token}");
+            for (bad, expected) in [
+                ("https://app.example.com/reset", "`{token}` once"),
+                ("https://x/{token}/{token}", "`{token}` once"),
+                ("reset?token={token}", "absolute URL"),
+            ] {
+                jail.set_env("STEWARD_MAIL_LINK_RESET_PASSWORD", bad);
+                let error = Config::load(None).unwrap_err().to_string();
+                assert!(
+                    error.contains("STEWARD_MAIL_LINK_RESET_PASSWORD") && error.contains(expected),
+                    "{bad}: {error}"
+                );
+            }
+            jail.set_env("STEWARD_MAIL_LINK_RESET_PASSWORD", "myapp://reset?t={token}");
+            jail.set_env("STEWARD_APP_URL", "app.example.com");
+            let error = Config::load(None).unwrap_err().to_string();
+            assert!(error.contains("STEWARD_APP_URL"), "{error}");
             Ok(())
         });
     }

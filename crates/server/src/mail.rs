@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::Utc;
-use lettre::message::Mailbox;
+use lettre::message::header::{Header, HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use steward_domain::accounts::{Outbox, OutgoingEmail};
 use steward_persistence::Database;
@@ -30,34 +31,19 @@ impl MailTransport {
     }
 
     async fn deliver(&self, from: &Mailbox, mail: &OutgoingEmail) -> Result<(), String> {
+        let message = message(from, mail)?;
         match self {
-            MailTransport::Smtp(transport) => {
-                let to: Mailbox = mail
-                    .recipient
-                    .parse()
-                    .map_err(|error| format!("recipient: {error}"))?;
-                let message = Message::builder()
-                    .from(from.clone())
-                    .to(to)
-                    .subject(mail.subject.clone())
-                    .body(mail.body.clone())
-                    .map_err(|error| error.to_string())?;
-                transport
-                    .send(message)
-                    .await
-                    .map(|_| ())
-                    .map_err(|error| error.to_string())
-            }
+            MailTransport::Smtp(transport) => transport
+                .send(message)
+                .await
+                .map(|_| ())
+                .map_err(|error| error.to_string()),
             MailTransport::Directory(dir) => {
                 tokio::fs::create_dir_all(dir)
                     .await
                     .map_err(|error| error.to_string())?;
                 let path = dir.join(format!("{}.eml", mail.id));
-                let text = format!(
-                    "From: {from}\nTo: {}\nSubject: {}\n\n{}",
-                    mail.recipient, mail.subject, mail.body
-                );
-                tokio::fs::write(&path, text)
+                tokio::fs::write(&path, message.formatted())
                     .await
                     .map_err(|error| error.to_string())?;
                 tracing::info!(
@@ -71,6 +57,51 @@ impl MailTransport {
             }
         }
     }
+}
+
+/// `Content-Language` of a translated mail.
+#[derive(Debug, Clone)]
+struct ContentLanguage(String);
+
+impl Header for ContentLanguage {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("Content-Language")
+    }
+
+    fn parse(text: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(Self(text.to_owned()))
+    }
+
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), self.0.clone())
+    }
+}
+
+/// The MIME message of an outbox entry: `multipart/alternative` (text, then HTML) or plain
+/// text, UTF-8, with a `Message-ID` made of the outbox id (the same on every retry, so a
+/// receiving server can drop a duplicate) and the sender's domain.
+fn message(from: &Mailbox, mail: &OutgoingEmail) -> Result<Message, String> {
+    let to: Mailbox = mail
+        .recipient
+        .parse()
+        .map_err(|error| format!("recipient: {error}"))?;
+    let mut builder = Message::builder()
+        .from(from.clone())
+        .to(to)
+        .subject(mail.subject.clone())
+        .message_id(Some(format!("<{}@{}>", mail.id, from.email.domain())));
+    if let Some(language) = mail
+        .language
+        .as_deref()
+        .filter(|tag| tag.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+    {
+        builder = builder.header(ContentLanguage(language.to_owned()));
+    }
+    let built = match &mail.html {
+        Some(html) => builder.multipart(MultiPart::alternative_plain_html(mail.body.clone(), html.clone())),
+        None => builder.singlepart(SinglePart::plain(mail.body.clone())),
+    };
+    built.map_err(|error| error.to_string())
 }
 
 /// Seconds to wait before attempt `n + 1`: 5 s, 10 s, 20 s … capped at 30 minutes.

@@ -1,6 +1,7 @@
 //! Email verification, password reset and email change, with mail delivered over SMTP to a real
 //! listener on loopback.
 
+use mail_parser::MimeHeaders;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use steward_tests::smtp::SmtpServer;
@@ -200,4 +201,106 @@ async fn without_smtp_mail_goes_to_the_outbox_directory() {
     assert!(text.contains("To: ann@example.com"), "{text}");
     assert!(text.contains("/verify-email?token="), "{text}");
     app.stop().await;
+}
+
+#[tokio::test]
+async fn account_mail_is_multipart_utf8_linked_to_the_app_and_translated() {
+    each_backend(|backend| async move {
+        let smtp = SmtpServer::start().await;
+        let url = smtp.url();
+        let templates = tempfile::tempdir().unwrap();
+        let german = templates.path().join("de");
+        std::fs::create_dir_all(&german).unwrap();
+        std::fs::write(german.join("reset-password.subject.txt"), "Passwort zurücksetzen – {{ product }}").unwrap();
+        std::fs::write(
+            german.join("reset-password.txt"),
+            "Wähle ein neues Passwort: {{ link }}\nGültig {{ hours }} Stunde.",
+        )
+        .unwrap();
+        std::fs::write(
+            german.join("reset-password.html"),
+            "{% extends \"layout.html\" %}{% block content %}<a href=\"{{ link }}\">Neues Passwort für {{ email }}</a>{% endblock %}",
+        )
+        .unwrap();
+        let dir = templates.path().to_owned();
+        let app = spawn_app_with(backend, move |config| {
+            config.smtp_url = Some(url);
+            config.app_url = Some("https://app.example.com/".to_owned());
+            config.mail_link_verify_email = Some("myapp://verify?token={token}".to_owned());
+            config.mail_templates_dir = Some(dir);
+            config.mail_from = "Steward <no-reply@mail.example.com>".to_owned();
+        })
+        .await;
+        let token = app.register("ann@example.com").await["accessToken"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+
+        // The verification mail: English, text and HTML, linked to the app's own scheme.
+        let mail = smtp.wait_for("ann@example.com", 1).await;
+        let parsed = mail.parsed();
+        assert_eq!(parsed.header_raw("MIME-Version").map(str::trim), Some("1.0"), "{}", mail.data);
+        let content_type = parsed.content_type().expect("a Content-Type");
+        assert_eq!(
+            (content_type.ctype(), content_type.subtype()),
+            ("multipart", Some("alternative")),
+            "{}",
+            mail.data
+        );
+        let message_id = parsed.message_id().expect("a Message-ID").to_owned();
+        assert!(message_id.ends_with("@mail.example.com"), "{message_id}");
+        assert!(parsed.date().is_some());
+        assert_eq!(parsed.text_body.len(), 1);
+        assert_eq!(parsed.html_body.len(), 1);
+        for part in parsed.parts.iter().skip(1) {
+            let part_type = part.content_type().expect("each part has a Content-Type");
+            assert_eq!(part_type.attribute("charset"), Some("utf-8"), "{}", mail.data);
+        }
+        assert_eq!(mail.subject(), "Confirm your email address");
+        let link = format!("myapp://verify?token={}", mail.link_token());
+        assert!(mail.text_body().contains(&link), "{}", mail.text_body());
+        let html = mail.html_body().expect("an HTML part");
+        assert!(html.contains(&format!("href=\"{link}\"")), "{html}");
+        assert!(html.contains("<html lang=\"en\">"), "{html}");
+        assert_eq!(parsed.header_raw("Content-Language"), None);
+
+        // Ann reads German: the reset mail is the German translation, with a UTF-8 subject,
+        // linked to the app (STEWARD_APP_URL, no per-link template).
+        let updated = app
+            .authed(Method::PUT, "/api/v1/auth/me", &token)
+            .json(&json!({"locale": "de-AT", "version": 1}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(updated.status(), StatusCode::OK);
+        let asked = app
+            .post_json("/api/v1/auth/forgot-password", &json!({"email": "ann@example.com"}))
+            .await;
+        assert_eq!(asked.status(), StatusCode::ACCEPTED);
+        let reset = smtp.wait_for("ann@example.com", 2).await;
+        assert!(
+            reset.data.lines().any(|line| line.starts_with("Subject:") && line.to_ascii_lowercase().contains("=?utf-8?")),
+            "the subject is an encoded word: {}",
+            reset.data
+        );
+        assert_eq!(reset.subject(), "Passwort zurücksetzen – Steward");
+        assert_eq!(reset.parsed().header_raw("Content-Language").map(str::trim), Some("de"));
+        let reset_link = format!("https://app.example.com/reset-password?token={}", reset.link_token());
+        assert!(reset.text_body().starts_with(&format!("Wähle ein neues Passwort: {reset_link}")), "{}", reset.text_body());
+        let reset_html = reset.html_body().expect("the German HTML part");
+        assert!(reset_html.contains("<html lang=\"de\">"), "{reset_html}");
+        assert!(reset_html.contains("Neues Passwort für ann@example.com"), "{reset_html}");
+        assert_ne!(reset.parsed().message_id(), Some(message_id.as_str()));
+
+        // The app's link works against the API.
+        let done = app
+            .post_json(
+                "/api/v1/auth/reset-password",
+                &json!({"token": reset.link_token(), "newPassword": "a new Passphrase 42"}),
+            )
+            .await;
+        assert_eq!(done.status(), StatusCode::NO_CONTENT);
+        app.stop().await;
+    })
+    .await;
 }

@@ -55,6 +55,8 @@ pub enum AuthError {
     #[error("token signing failed: {0}")]
     Signing(String),
     #[error(transparent)]
+    Mail(#[from] crate::mail::MailTemplateError),
+    #[error(transparent)]
     Rule(steward_domain::RuleError),
     #[error(transparent)]
     Repository(#[from] RepositoryError),
@@ -154,6 +156,7 @@ impl From<AuthError> for AppError {
                 ErrorKind::Conflict,
                 "this is the last way to sign in: set a password or link another provider first",
             ),
+            AuthError::Mail(error) => error.into(),
             AuthError::Hashing(reason) | AuthError::Signing(reason) => {
                 tracing::error!(%reason, "authentication failure");
                 AppError::internal()

@@ -3,13 +3,8 @@
 use super::*;
 
 impl Outbox for Database {
-    async fn enqueue_email(&self, recipient: &str, subject: &str, body: &str) -> Result<(), RepositoryError> {
-        let mail = OutgoingMail {
-            recipient: recipient.to_owned(),
-            subject: subject.to_owned(),
-            body: body.to_owned(),
-        };
-        insert_mail(self.connection(), &mail).await
+    async fn enqueue_email(&self, mail: &OutgoingMail) -> Result<(), RepositoryError> {
+        insert_mail(self.connection(), mail).await
     }
 
     async fn due_emails(
@@ -31,6 +26,8 @@ impl Outbox for Database {
                 recipient: row.recipient,
                 subject: row.subject,
                 body: row.body,
+                html: row.html_body,
+                language: row.language,
                 attempts: row.attempts,
             })
             .collect())
@@ -61,6 +58,8 @@ pub(crate) async fn insert_mail<C: ConnectionTrait>(
         recipient: Set(mail.recipient.clone()),
         subject: Set(mail.subject.clone()),
         body: Set(mail.body.clone()),
+        html_body: Set(mail.html.clone()),
+        language: Set(mail.language.clone()),
         status: Set("pending".to_owned()),
         attempts: Set(0),
         next_attempt_at: Set(now),

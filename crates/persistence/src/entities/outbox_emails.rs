@@ -8,6 +8,8 @@ pub struct Model {
     pub recipient: String,
     pub subject: String,
     pub body: String,
+    pub html_body: Option<String>,
+    pub language: Option<String>,
     pub status: String,
     pub attempts: i32,
     pub next_attempt_at: DateTimeUtc,

@@ -81,8 +81,13 @@ impl<S: Store> AuthService<S> {
             .await?;
         self.profiles.forget(&user);
         if let Some(email) = new_email {
-            self.send_email_token(user, EmailTokenPurpose::VerifyEmail, email.as_str())
-                .await?;
+            self.send_email_token(
+                user,
+                EmailTokenPurpose::VerifyEmail,
+                email.as_str(),
+                updated.locale.as_deref(),
+            )
+            .await?;
         }
         Ok(updated)
     }

@@ -88,7 +88,17 @@ impl<S: Store> AuthService<S> {
         }
         let mail = email
             .as_ref()
-            .map(|address| self.email_token_mail(EmailTokenPurpose::VerifyEmail, address.as_str()));
+            .map(|address| {
+                self.email_token_mail(
+                    EmailTokenPurpose::VerifyEmail,
+                    address.as_str(),
+                    match &update.locale {
+                        Some(changed) => changed.as_deref(),
+                        None => current.locale.as_deref(),
+                    },
+                )
+            })
+            .transpose()?;
         let mut before = serde_json::Map::new();
         let mut after = serde_json::Map::new();
         let mut note = |field: &str, old: serde_json::Value, new: serde_json::Value| {
@@ -174,7 +184,9 @@ impl<S: Store> AuthService<S> {
         } else {
             EmailTokenPurpose::VerifyEmail
         };
-        let mail = (!invited || account.invite).then(|| self.email_token_mail(purpose, email.as_str()));
+        let mail = (!invited || account.invite)
+            .then(|| self.email_token_mail(purpose, email.as_str(), None))
+            .transpose()?;
         let id = Uuid::now_v7();
         let audit = AuditEntry::new(Actor::admin(admin), action("admin.user_created"), "user")
             .resource_id(id)

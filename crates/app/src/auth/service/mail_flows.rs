@@ -1,53 +1,37 @@
 //! Flows that go through the user's mailbox: password reset and email verification.
 
 use super::*;
+use crate::mail::MailKind;
 
 impl<S: Store> AuthService<S> {
-    /// A single-use mail token for `purpose` and the mail carrying its link.
+    /// A single-use mail token for `purpose` and the mail carrying its link, in the
+    /// recipient's `locale` where a translation exists.
     pub(super) fn email_token_mail(
         &self,
         purpose: EmailTokenPurpose,
         address: &str,
-    ) -> (NewEmailToken, OutgoingMail) {
+        locale: Option<&str>,
+    ) -> Result<(NewEmailToken, OutgoingMail), AuthError> {
         let token = random_token(32);
-        let (ttl, path, subject, intro) = match purpose {
-            EmailTokenPurpose::VerifyEmail => (
-                self.settings.verification_ttl,
-                "verify-email",
-                "Confirm your email address",
-                "Confirm this email address for your account",
-            ),
-            EmailTokenPurpose::ResetPassword => (
-                self.settings.reset_ttl,
-                "reset-password",
-                "Reset your password",
-                "Someone (hopefully you) asked to reset the password of your account. Choose a new one",
-            ),
-            EmailTokenPurpose::Invitation => (
-                Duration::hours(INVITATION_HOURS),
-                "accept-invitation",
-                "Your new account",
-                "An administrator created an account for you with this address. Choose a password to start",
-            ),
+        let (ttl, kind) = match purpose {
+            EmailTokenPurpose::VerifyEmail => (self.settings.verification_ttl, MailKind::VerifyEmail),
+            EmailTokenPurpose::ResetPassword => (self.settings.reset_ttl, MailKind::ResetPassword),
+            EmailTokenPurpose::Invitation => (Duration::hours(INVITATION_HOURS), MailKind::Invitation),
         };
-        let link = format!("{}/{path}?token={token}", self.settings.public_url);
-        let hours = ttl.num_hours();
-        let body = format!(
-            "{intro}:\n\n{link}\n\nThe link works once and expires in {hours} hour{}.\nIf this was not you, ignore this message.\n",
-            if hours == 1 { "" } else { "s" }
-        );
+        let link = self.settings.links.link(purpose, &token);
+        let mail = self.settings.mail.render(
+            kind,
+            address,
+            locale,
+            json!({"link": link, "hours": ttl.num_hours()}),
+        )?;
         let stored = NewEmailToken {
             purpose,
             email: address.to_owned(),
             token_hash: hash_token(&token),
             expires_at: Utc::now() + ttl,
         };
-        let mail = OutgoingMail {
-            recipient: address.to_owned(),
-            subject: subject.to_owned(),
-            body,
-        };
-        (stored, mail)
+        Ok((stored, mail))
     }
 
     pub(super) async fn send_email_token(
@@ -55,8 +39,9 @@ impl<S: Store> AuthService<S> {
         user: Uuid,
         purpose: EmailTokenPurpose,
         address: &str,
+        locale: Option<&str>,
     ) -> Result<bool, AuthError> {
-        let (stored, mail) = self.email_token_mail(purpose, address);
+        let (stored, mail) = self.email_token_mail(purpose, address, locale)?;
         // At most a few reset mails per account and hour, whoever asks from wherever: beyond
         // that nothing is sent (and the answer does not say so).
         let cap = (purpose == EmailTokenPurpose::ResetPassword)
@@ -68,9 +53,7 @@ impl<S: Store> AuthService<S> {
         if !issued {
             return Ok(false);
         }
-        self.store
-            .enqueue_email(&mail.recipient, &mail.subject, &mail.body)
-            .await?;
+        self.store.enqueue_email(&mail).await?;
         Ok(true)
     }
 
@@ -96,7 +79,12 @@ impl<S: Store> AuthService<S> {
             return Err(AuthError::NotFound);
         }
         let sent = self
-            .send_email_token(user, EmailTokenPurpose::ResetPassword, &account.email)
+            .send_email_token(
+                user,
+                EmailTokenPurpose::ResetPassword,
+                &account.email,
+                account.locale.as_deref(),
+            )
             .await?;
         let name = if sent {
             "admin.password_reset_sent"
@@ -156,7 +144,12 @@ impl<S: Store> AuthService<S> {
             .filter(UserRecord::is_active)
         {
             let sent = self
-                .send_email_token(user.id, EmailTokenPurpose::ResetPassword, &user.email)
+                .send_email_token(
+                    user.id,
+                    EmailTokenPurpose::ResetPassword,
+                    &user.email,
+                    user.locale.as_deref(),
+                )
                 .await?;
             let name = if sent {
                 "auth.password_reset_requested"
@@ -263,8 +256,13 @@ impl<S: Store> AuthService<S> {
             (None, None) => record.email.clone(),
             (None, Some(_)) => return Ok(()),
         };
-        self.send_email_token(user, EmailTokenPurpose::VerifyEmail, &address)
-            .await?;
+        self.send_email_token(
+            user,
+            EmailTokenPurpose::VerifyEmail,
+            &address,
+            record.locale.as_deref(),
+        )
+        .await?;
         Ok(())
     }
 }

@@ -148,15 +148,22 @@ impl<S: Store> AuthService<S> {
     /// Tells the account's holder by mail that its second factor changed (so a change they did
     /// not make does not go unnoticed). The change is done; a mail that cannot be queued is
     /// logged, not reported as the change failing.
-    pub(crate) async fn mfa_notice(&self, address: &str, what: &str) {
-        let body = format!(
-            "{what}\n\nIf this was not you, reset your password and ask your administrator to reset your second factor.\n"
+    pub(crate) async fn mfa_notice(&self, user: &UserRecord, event: &str, what: &str) {
+        let mail = self.settings.mail.render(
+            crate::mail::MailKind::MfaChanged,
+            &user.email,
+            user.locale.as_deref(),
+            json!({"change": what, "event": event}),
         );
-        if let Err(error) = self
-            .store
-            .enqueue_email(address, "Your second factor changed", &body)
-            .await
-        {
+        let queued = match mail {
+            Ok(mail) => self
+                .store
+                .enqueue_email(&mail)
+                .await
+                .map_err(|error| error.to_string()),
+            Err(error) => Err(error.to_string()),
+        };
+        if let Err(error) = queued {
             tracing::warn!(%error, "could not queue the second-factor notice");
         }
     }
@@ -317,7 +324,8 @@ impl<S: Store> AuthService<S> {
             ));
         }
         self.mfa_notice(
-            &record.email,
+            &record,
+            "added",
             "A second factor (an authenticator app) was added to your account: sign-in now asks for its code.",
         )
         .await;
@@ -474,7 +482,8 @@ impl<S: Store> AuthService<S> {
             .change(Some(json!({"method": "totp"})), None);
         self.store.remove_mfa(user, &audit).await?;
         self.mfa_notice(
-            &record.email,
+            &record,
+            "removed",
             "The second factor of your account was removed: sign-in asks for the password alone.",
         )
         .await;
@@ -509,7 +518,8 @@ impl<S: Store> AuthService<S> {
             .revoke_user_sessions(user.id, "mfa_reset", &ended)
             .await?;
         self.mfa_notice(
-            &user.email,
+            &user,
+            "reset_by_operator",
             "An operator removed the second factor of your account: sign-in asks for the password alone.",
         )
         .await;

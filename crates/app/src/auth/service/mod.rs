@@ -49,8 +49,12 @@ pub struct AuthSettings {
     pub lifetimes: TokenLifetimes,
     pub throttle: LoginThrottlePolicy,
     pub session_cache_ttl: StdDuration,
-    /// Base URL for links in mail.
+    /// Steward's externally visible base URL (enrollment QR codes, operators' mail).
     pub public_url: String,
+    /// Where the links in account mail lead.
+    pub links: crate::mail::MailLinks,
+    /// The templates mail is rendered from.
+    pub mail: std::sync::Arc<crate::mail::MailTemplates>,
     pub verification_ttl: Duration,
     pub reset_ttl: Duration,
     /// The least zxcvbn strength (0–4) of a new password (`STEWARD_PASSWORD_MIN_STRENGTH`).
@@ -64,6 +68,8 @@ impl Default for AuthSettings {
             throttle: LoginThrottlePolicy::default(),
             session_cache_ttl: StdDuration::from_secs(2),
             public_url: "http://127.0.0.1:8080".to_owned(),
+            links: crate::mail::MailLinks::default(),
+            mail: std::sync::Arc::new(crate::mail::MailTemplates::built_in()),
             verification_ttl: Duration::hours(24),
             reset_ttl: Duration::hours(1),
             password_min_strength: steward_domain::identity::DEFAULT_PASSWORD_MIN_STRENGTH,
@@ -161,6 +167,10 @@ fn parse_display_name(value: &str) -> Result<DisplayName, AuthError> {
 
 impl<S: Store> AuthService<S> {
     /// Where clients reach this server (`STEWARD_PUBLIC_URL`).
+    pub fn mail_templates(&self) -> &crate::mail::MailTemplates {
+        &self.settings.mail
+    }
+
     pub fn public_url(&self) -> &str {
         &self.settings.public_url
     }

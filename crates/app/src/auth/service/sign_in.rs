@@ -26,7 +26,8 @@ impl<S: Store> AuthService<S> {
             .origin(origin.clone());
         // The account, its verification mail and its first session are one transaction: a
         // 201 means all of it happened, an error that none of it did.
-        let (verification, mail) = self.email_token_mail(EmailTokenPurpose::VerifyEmail, email.as_str());
+        let (verification, mail) =
+            self.email_token_mail(EmailTokenPurpose::VerifyEmail, email.as_str(), None)?;
         let (session, refresh_token, session_audit) = self.new_session(id, origin, "auth.login_succeeded");
         let session_id = session.id;
         let user = self
