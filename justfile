@@ -6,14 +6,21 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 run *ARGS:
     cargo run --release -p steward -- {{ARGS}}
 
-# Format check, clippy with warnings denied, the whole test suite, the embedding examples, then
-# the spec as integrators use it (validator, redocly lint, a generated TypeScript client).
+# Format check, clippy with warnings denied, the whole test suite, the embedding examples, the
+# spec as integrators use it (validator, redocly lint, a generated TypeScript client), then the
+# built-in mail pages in headless Chromium.
 test:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
     cargo test --workspace
     just examples
     just spec
+    just pages
+
+# The built-in pages the links in account mail lead to, driven in headless Chromium: the
+# verification, reset and invitation mails opened, their buttons followed, the forms used.
+pages:
+    ./scripts/check-pages.sh
 
 # The served spec: openapi-spec-validator and `redocly lint` with 0 errors, and a TypeScript
 # client generated from it type-checking and running the family lock flow against a server.

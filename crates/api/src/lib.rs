@@ -15,6 +15,7 @@ pub mod metrics;
 mod middleware;
 mod openapi;
 pub mod org_access;
+mod pages;
 pub mod rate_limit;
 pub mod request_id;
 mod response_schemas;
@@ -292,6 +293,7 @@ pub fn app(
     >,
 > {
     let body_limit = settings.body_limit;
+    let mail_pages = settings.mail_pages;
     let cors_enabled = !settings.cors_allowed_origins.is_empty();
     let cors = cors(settings.cors_allowed_origins);
     let (app, mut spec) = App::new()
@@ -306,6 +308,11 @@ pub fn app(
     app.configure(|config| extractors::configure(config, body_limit))
         .service(SwaggerUi::new("/docs/{_:.*}").external_url_unchecked(OPENAPI_PATH, document))
         .route("/docs", web::get().to(redirect_to_docs))
+        .configure(|config| {
+            if mail_pages {
+                pages::configure(config);
+            }
+        })
         .default_service(web::to(unknown_route))
         // Inside the request context, so preflight answers carry X-Request-Id too.
         .wrap(actix_web::middleware::Condition::new(cors_enabled, cors))

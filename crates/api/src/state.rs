@@ -37,6 +37,8 @@ pub struct HttpSettings {
     /// Browser origins (`https://admin.example.com`) allowed to call the API cross-origin;
     /// none by default, so browsers refuse cross-origin calls.
     pub cors_allowed_origins: Vec<String>,
+    /// Serve the built-in pages the links in account mail lead to (no `STEWARD_APP_URL`).
+    pub mail_pages: bool,
 }
 
 impl Default for HttpSettings {
@@ -45,6 +47,7 @@ impl Default for HttpSettings {
             body_limit: 1024 * 1024,
             trusted_proxies: Vec::new(),
             cors_allowed_origins: Vec::new(),
+            mail_pages: true,
         }
     }
 }

@@ -182,6 +182,7 @@ impl Application {
             body_limit: config.body_limit_bytes,
             trusted_proxies: config.trusted_proxies.clone(),
             cors_allowed_origins: config.cors_allowed_origins.clone(),
+            mail_pages: config.serves_mail_pages(),
         };
         let mut server = HttpServer::new(move || steward_api::app(state.clone(), settings.clone()))
             .shutdown_timeout(10)

@@ -304,3 +304,68 @@ async fn account_mail_is_multipart_utf8_linked_to_the_app_and_translated() {
     })
     .await;
 }
+
+/// The pages are static (no database): one backend suffices.
+#[tokio::test]
+async fn the_built_in_pages_are_served_under_a_strict_policy_unless_the_app_has_its_own() {
+    let app = spawn_app(Backend::Sqlite).await;
+    for page in ["verify-email", "reset-password", "accept-invitation"] {
+        let response = app
+            .client
+            .get(app.url(&format!("/{page}?token=do-not-echo-me")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{page}");
+        let headers = response.headers().clone();
+        assert_eq!(headers["content-type"], "text/html; charset=utf-8");
+        let policy = headers["content-security-policy"].to_str().unwrap();
+        for directive in [
+            "default-src 'none'",
+            "script-src 'self'",
+            "connect-src 'self'",
+            "frame-ancestors 'none'",
+        ] {
+            assert!(policy.contains(directive), "{policy}");
+        }
+        assert_eq!(headers["referrer-policy"], "no-referrer");
+        assert_eq!(headers["cache-control"], "no-store");
+        assert_eq!(headers["x-frame-options"], "DENY");
+        let html = response.text().await.unwrap();
+        assert!(html.contains(&format!("data-page=\"{page}\"")), "{html}");
+        assert!(
+            !html.contains("do-not-echo-me"),
+            "the server never writes the token into the page"
+        );
+        assert!(!html.contains("<script>"), "no inline script");
+    }
+    let script = app
+        .client
+        .get(app.url("/_steward/pages.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(script.status(), StatusCode::OK);
+    assert_eq!(script.headers()["content-type"], "text/javascript; charset=utf-8");
+    assert!(script.text().await.unwrap().contains("history.replaceState"));
+    let style = app
+        .client
+        .get(app.url("/_steward/pages.css"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(style.status(), StatusCode::OK);
+    let posted = app.client.post(app.url("/reset-password")).send().await.unwrap();
+    assert_eq!(posted.status(), StatusCode::METHOD_NOT_ALLOWED);
+    app.stop().await;
+
+    let with_app = spawn_app_with(Backend::Sqlite, |config| {
+        config.app_url = Some("https://app.example.com".to_owned());
+    })
+    .await;
+    for path in ["/reset-password?token=x", "/verify-email", "/_steward/pages.js"] {
+        let response = with_app.client.get(with_app.url(path)).send().await.unwrap();
+        expect_error(response, StatusCode::NOT_FOUND, "NOT_FOUND").await;
+    }
+    with_app.stop().await;
+}
