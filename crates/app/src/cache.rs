@@ -4,35 +4,49 @@
 //! without a database round trip per request: a session's state is remembered for a short TTL
 //! (default 2 s), and revocations on this instance drop the entry at once.
 
-use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
-const MAX_ENTRIES: usize = 100_000;
+/// Entries each cache holds before it evicts (the least useful first, by quick_cache's
+/// CLOCK-Pro-style policy): room for 500,000 live sessions, devices or users per instance.
+/// Memory grows with use, not with this bound.
+pub const DEFAULT_CAPACITY: usize = 500_000;
 
 /// Remembers values per key (an id by default) for a short TTL; local changes drop their entry
-/// at once.
-#[derive(Debug)]
+/// at once. Size-bounded and concurrent (quick_cache): a full cache evicts a few cold entries
+/// per insert instead of dropping everything, so hot entries stay.
 pub struct TtlCache<V, K = Uuid> {
     ttl: Duration,
     /// Spread expiries over `ttl / 2 ..= ttl`, so entries filled together (a fleet of devices
     /// polling) are not all refetched in the same instant.
     jitter: bool,
-    entries: Mutex<HashMap<K, (V, Instant)>>,
+    entries: quick_cache::sync::Cache<K, (V, Instant)>,
+}
+
+impl<V, K> std::fmt::Debug for TtlCache<V, K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TtlCache")
+            .field("ttl", &self.ttl)
+            .field("jitter", &self.jitter)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Each session's user while the session is live (`None`: revoked, expired or unknown).
 pub type SessionCache = TtlCache<Option<Uuid>>;
 
-impl<V: Clone, K: Hash + Eq> TtlCache<V, K> {
+impl<V: Clone, K: Hash + Eq + Clone> TtlCache<V, K> {
     pub fn new(ttl: Duration) -> Self {
+        Self::with_capacity(ttl, DEFAULT_CAPACITY)
+    }
+
+    pub fn with_capacity(ttl: Duration, capacity: usize) -> Self {
         Self {
             ttl,
             jitter: false,
-            entries: Mutex::new(HashMap::new()),
+            entries: quick_cache::sync::Cache::new(capacity.max(1)),
         }
     }
 
@@ -53,44 +67,36 @@ impl<V: Clone, K: Hash + Eq> TtlCache<V, K> {
         half + half.mul_f64(f64::from(noise % 1000) / 1000.0)
     }
 
-    /// The cached answer for `session`, if fresh.
-    pub fn get(&self, session: &K) -> Option<V> {
-        let entries = self.entries.lock().ok()?;
-        let now = Instant::now();
-        entries
-            .get(session)
-            .filter(|(_, expires)| now < *expires)
-            .map(|(value, _)| value.clone())
+    /// The cached answer for `key`, if fresh.
+    pub fn get(&self, key: &K) -> Option<V> {
+        let (value, expires) = self.entries.get(key)?;
+        (Instant::now() < expires).then_some(value)
     }
 
-    pub fn put(&self, session: K, active: V) {
+    pub fn put(&self, key: K, value: V) {
         if self.ttl.is_zero() {
             return;
         }
         let expires = Instant::now() + self.lifetime();
-        if let Ok(mut entries) = self.entries.lock() {
-            if entries.len() >= MAX_ENTRIES {
-                let now = Instant::now();
-                entries.retain(|_, (_, expires)| now < *expires);
-                if entries.len() >= MAX_ENTRIES {
-                    entries.clear();
-                }
-            }
-            entries.insert(session, (active, expires));
-        }
+        self.entries.insert(key, (value, expires));
     }
 
-    pub fn forget(&self, session: &K) {
-        if let Ok(mut entries) = self.entries.lock() {
-            entries.remove(session);
-        }
+    pub fn forget(&self, key: &K) {
+        self.entries.remove(key);
     }
 
     /// Drops the entries whose value fails `keep`.
     pub fn retain(&self, keep: impl Fn(&V) -> bool) {
-        if let Ok(mut entries) = self.entries.lock() {
-            entries.retain(|_, entry| keep(&entry.0));
-        }
+        self.entries.retain(|_, entry| keep(&entry.0));
+    }
+
+    /// How many entries it holds (fresh or not yet evicted).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.len() == 0
     }
 }
 
@@ -120,6 +126,26 @@ mod tests {
             let lifetime = cache.lifetime();
             assert!(lifetime >= Duration::from_millis(50) && lifetime <= Duration::from_millis(100));
         }
+    }
+
+    #[test]
+    fn a_full_cache_evicts_some_entries_and_keeps_the_rest() {
+        let cache = TtlCache::<u32, u32>::with_capacity(Duration::from_secs(60), 1000);
+        for key in 0..1000 {
+            cache.put(key, key);
+        }
+        // Reads make the first half hot.
+        for _ in 0..3 {
+            for key in 0..500 {
+                assert_eq!(cache.get(&key), Some(key));
+            }
+        }
+        for key in 1000..1500 {
+            cache.put(key, key);
+        }
+        assert!(cache.len() <= 1000, "bounded: {}", cache.len());
+        let hot_kept = (0..500).filter(|key| cache.get(key).is_some()).count();
+        assert!(hot_kept >= 400, "no cliff: {hot_kept} of 500 hot entries kept");
     }
 
     #[test]
