@@ -183,6 +183,25 @@ fn database_url_for(admin_url: &str, name: &str) -> String {
 }
 
 /// The `token` query parameter of the first link in a mail's text.
+/// A MIME message as a reader sees it: the raw header block, the decoded subject, then the
+/// decoded text and HTML parts.
+pub fn readable_mail(raw: &str) -> String {
+    let Some(parsed) = mail_parser::MessageParser::default().parse(raw.as_bytes()) else {
+        return raw.to_owned();
+    };
+    let headers = raw.split("\r\n\r\n").next().unwrap_or_default();
+    format!(
+        "{headers}\nSubject: {}\n\n{}\n\n{}",
+        parsed.subject().unwrap_or_default(),
+        parsed.body_text(0).unwrap_or_default(),
+        if parsed.html_body.is_empty() {
+            Default::default()
+        } else {
+            parsed.body_html(0).unwrap_or_default()
+        },
+    )
+}
+
 pub fn link_token(text: &str) -> String {
     let start = text
         .find("token=")
@@ -432,7 +451,8 @@ impl TestApp {
     }
 
     /// Waits for a mail in the development outbox (`<data dir>/outbox/`, used when no SMTP
-    /// server is configured) whose text contains `needle`.
+    /// server is configured) whose text contains `needle`: its header block, then its text and
+    /// HTML parts decoded.
     pub async fn outbox_mail(&self, needle: &str) -> String {
         let outbox = self.data_dir.path().join("outbox");
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -441,6 +461,7 @@ impl TestApp {
                 .map(|dir| {
                     dir.filter_map(Result::ok)
                         .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                        .map(|raw| readable_mail(&raw))
                         .collect()
                 })
                 .unwrap_or_else(|_| Vec::new())

@@ -257,7 +257,7 @@ pub async fn mail_pass<S: Store>(steward: &Steward<S>) -> Result<usize, AppError
                     })
                 })
                 .collect();
-            mail.push(templates.render(
+            let rendered = templates.render(
                 MailKind::NotificationDigest,
                 &operator.email,
                 locale,
@@ -266,15 +266,27 @@ pub async fn mail_pass<S: Store>(steward: &Steward<S>) -> Result<usize, AppError
                     "worst": worst.as_str(),
                     "notifications_url": notifications_url,
                 }),
-            )?);
+            );
+            match rendered {
+                Ok(digest) => mail.push(digest),
+                // One operator's mail that cannot be written does not hold up everyone else's.
+                Err(error) => {
+                    tracing::error!(%error, operator = %operator.user, "a notification digest could not be rendered")
+                }
+            }
         } else {
             for notification in wanted {
-                mail.push(templates.render(
+                match templates.render(
                     MailKind::Notification,
                     &operator.email,
                     locale,
                     mail_values(notification, &notifications_url),
-                )?);
+                ) {
+                    Ok(one) => mail.push(one),
+                    Err(error) => {
+                        tracing::error!(%error, operator = %operator.user, "a notification mail could not be rendered")
+                    }
+                }
             }
         }
     }

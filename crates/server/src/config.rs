@@ -487,12 +487,18 @@ impl Config {
                 "STEWARD_PUBLIC_URL: `{url}` must start with http:// or https://"
             )));
         }
-        if let Some(url) = &self.app_url
-            && !(url.starts_with("http://") || url.starts_with("https://"))
-        {
-            return Err(ConfigError(format!(
-                "STEWARD_APP_URL: `{url}` must start with http:// or https://"
-            )));
+        if let Some(app) = &self.app_url {
+            let valid = url::Url::parse(app).is_ok_and(|parsed| {
+                matches!(parsed.scheme(), "http" | "https")
+                    && parsed.host_str().is_some_and(|host| !host.is_empty())
+                    && parsed.query().is_none()
+                    && parsed.fragment().is_none()
+            });
+            if !valid {
+                return Err(ConfigError(format!(
+                    "STEWARD_APP_URL: `{app}` must be an http:// or https:// URL with a host and no query or fragment, such as https://app.example.com"
+                )));
+            }
         }
         for (variable, template) in [
             ("STEWARD_MAIL_LINK_VERIFY_EMAIL", &self.mail_link_verify_email),
@@ -766,8 +772,10 @@ impl Config {
 
     /// Where the links in account mail lead.
     pub fn mail_links(&self) -> steward_app::mail::MailLinks {
-        let base = self.app_url.clone().unwrap_or_else(|| self.public_url());
-        let mut links = steward_app::mail::MailLinks::under(&base);
+        let mut links = match &self.app_url {
+            Some(app) => steward_app::mail::MailLinks::under(app),
+            None => steward_app::mail::MailLinks::built_in_pages(&self.public_url()),
+        };
         for (chosen, link) in [
             (&self.mail_link_verify_email, &mut links.verify_email),
             (&self.mail_link_reset_password, &mut links.reset_password),
@@ -1017,9 +1025,14 @@ fn check_link_template(template: &str) -> Result<(), String> {
         return Err("must contain `{token}` once, where the token goes".to_owned());
     }
     let example = template.replace("{token}", "token");
-    url::Url::parse(&example)
-        .map(|_| ())
-        .map_err(|error| format!("is not an absolute URL ({error})"))
+    let parsed = url::Url::parse(&example).map_err(|error| format!("is not an absolute URL ({error})"))?;
+    if matches!(parsed.scheme(), "javascript" | "data" | "vbscript" | "file") {
+        return Err(format!(
+            "uses the `{}:` scheme, which a mail link must not",
+            parsed.scheme()
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -1240,7 +1253,7 @@ mod tests {
             let links = config.mail_links();
             assert_eq!(
                 links.verify_email,
-                "https://steward.example.com/verify-email?token={token}"
+                "https://steward.example.com/verify-email#token={token}"
             );
             jail.set_env("STEWARD_APP_URL", "https://app.example.com/");
             jail.set_env("STEWARD_MAIL_LINK_RESET_PASSWORD", "myapp://reset?t={token}");
@@ -1260,6 +1273,7 @@ mod tests {
                 ("https://app.example.com/reset", "`{token}` once"),
                 ("https://x/{token}/{token}", "`{token}` once"),
                 ("reset?token={token}", "absolute URL"),
+                ("javascript:alert('{token}')", "must not"),
             ] {
                 jail.set_env("STEWARD_MAIL_LINK_RESET_PASSWORD", bad);
                 let error = Config::load(None).unwrap_err().to_string();
@@ -1269,9 +1283,16 @@ mod tests {
                 );
             }
             jail.set_env("STEWARD_MAIL_LINK_RESET_PASSWORD", "myapp://reset?t={token}");
-            jail.set_env("STEWARD_APP_URL", "app.example.com");
-            let error = Config::load(None).unwrap_err().to_string();
-            assert!(error.contains("STEWARD_APP_URL"), "{error}");
+            for bad in [
+                "app.example.com",
+                "https://",
+                "https://app.example.com/?x=1",
+                "ftp://app.example.com",
+            ] {
+                jail.set_env("STEWARD_APP_URL", bad);
+                let error = Config::load(None).unwrap_err().to_string();
+                assert!(error.contains("STEWARD_APP_URL"), "{bad}: {error}");
+            }
             Ok(())
         });
     }

@@ -104,7 +104,7 @@ fn message(from: &Mailbox, mail: &OutgoingEmail) -> Result<Message, String> {
     built.map_err(|error| error.to_string())
 }
 
-/// Seconds to wait before attempt `n + 1`: 5 s, 10 s, 20 s … capped at 30 minutes.
+/// Seconds to wait after the `attempts + 1`-th failure: 5 s, 10 s, 20 s … capped at 30 minutes.
 fn backoff(attempts: i32) -> chrono::Duration {
     let exponent = u32::try_from(attempts.clamp(0, 10)).unwrap_or(10);
     chrono::Duration::seconds((5_i64 * 2_i64.pow(exponent)).min(1800))
@@ -121,7 +121,7 @@ pub async fn run_outbox(database: Database, transport: MailTransport, from: Mail
                         Ok(()) => database.mark_sent(mail.id, Utc::now()).await,
                         Err(error) => {
                             let attempts = mail.attempts + 1;
-                            let retry = (attempts < MAX_ATTEMPTS).then(|| Utc::now() + backoff(attempts));
+                            let retry = (attempts < MAX_ATTEMPTS).then(|| Utc::now() + backoff(attempts - 1));
                             tracing::warn!(to = %mail.recipient, attempts, %error, gives_up = retry.is_none(), "mail delivery failed");
                             database.mark_failed(mail.id, &error, retry).await
                         }

@@ -36,7 +36,7 @@ async fn an_invitation_arrives_by_smtp_and_its_link_sets_the_password_once() {
 
         let mail = smtp.wait_for("new.hire@example.com", 1).await;
         assert!(mail.text().contains("Subject: Your new account"), "{}", mail.data);
-        assert!(mail.text().contains("/accept-invitation?token="), "{}", mail.data);
+        assert!(mail.text().contains("/accept-invitation#token="), "{}", mail.data);
         assert!(mail.text().contains("72 hours"), "{}", mail.data);
         let token = mail.link_token();
         let weak = app

@@ -240,7 +240,7 @@ async fn expired_access_refresh_and_email_tokens_are_refused() {
             .await;
         assert_eq!(forgot.status(), StatusCode::ACCEPTED);
         // The reset mail is issued after the answer: wait for it, then let it expire.
-        let token = steward_tests::link_token(&app.outbox_mail("reset-password?token=").await);
+        let token = steward_tests::link_token(&app.outbox_mail("reset-password#token=").await);
         email_tokens::Entity::update_many()
             .col_expr(email_tokens::Column::ExpiresAt, Expr::value(past))
             .exec(app.db.connection())

@@ -5,9 +5,12 @@
   var page = document.body.getAttribute("data-page");
   var form = document.getElementById("form");
   var status = document.getElementById("status");
-  var token = new URLSearchParams(window.location.search).get("token") || "";
+  // Steward's own links carry the token in the fragment (never sent to a server); a link built
+  // by a custom template may carry it in the query.
+  var token = new URLSearchParams(window.location.hash.slice(1)).get("token") ||
+    new URLSearchParams(window.location.search).get("token") || "";
   if (token) {
-    // Out of the address bar and the history, so the token is not shared with a screenshot.
+    // Out of the address bar, so it is not shared with a screenshot or a copied link.
     window.history.replaceState(null, "", window.location.pathname);
   }
   var done = {

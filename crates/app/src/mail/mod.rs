@@ -30,6 +30,20 @@ impl MailLinks {
     /// The paths Steward's built-in pages are served at.
     pub const PATHS: [&'static str; 3] = ["verify-email", "reset-password", "accept-invitation"];
 
+    /// Links into Steward's built-in pages at `base` (its public URL): the token travels in the
+    /// fragment (`#token=…`), which browsers never send to a server, so it stays out of
+    /// access logs and `Referer` headers.
+    pub fn built_in_pages(base: &str) -> Self {
+        let base = base.trim_end_matches('/');
+        Self {
+            verify_email: format!("{base}/verify-email#token={{token}}"),
+            reset_password: format!("{base}/reset-password#token={{token}}"),
+            accept_invitation: format!("{base}/accept-invitation#token={{token}}"),
+        }
+    }
+
+    /// Links into the product's own front end at `base` (`STEWARD_APP_URL`), the token in the
+    /// query (`?token=…`).
     pub fn under(base: &str) -> Self {
         let base = base.trim_end_matches('/');
         Self {
@@ -52,7 +66,7 @@ impl MailLinks {
 
 impl Default for MailLinks {
     fn default() -> Self {
-        Self::under("http://127.0.0.1:8080")
+        Self::built_in_pages("http://127.0.0.1:8080")
     }
 }
 
@@ -89,25 +103,48 @@ impl MailKind {
         }
     }
 
-    /// Values of the shape the real mail uses, to check templates when they load.
-    fn sample(self) -> Value {
-        match self {
-            MailKind::VerifyEmail | MailKind::ResetPassword | MailKind::Invitation => json!({
-                "link": "https://app.example.com/verify-email?token=sample",
-                "hours": 24,
-            }),
-            MailKind::MfaChanged => json!({"change": "A second factor was added to your account."}),
-            MailKind::Notification => json!({
-                "title": "Sample", "message": "Sample message", "severity": "high",
+    /// Values of the shapes the real mail uses, to check templates when they load: each
+    /// branch a template may take on them (1 hour or several, every severity, a long digest).
+    fn samples(self) -> Vec<Value> {
+        let notification = |severity: &str| {
+            json!({
+                "title": "Sample", "message": "Sample message", "severity": severity,
                 "rule": "failed_sign_ins", "at": "2026-01-01T00:00:00+00:00",
                 "notifications_url": "https://steward.example.com/api/admin/v1/notifications",
-            }),
-            MailKind::NotificationDigest => json!({
-                "notifications": [{"title": "Sample", "severity": "high", "at": "2026-01-01T00:00:00+00:00"}],
-                "worst": "high",
-                "notifications_url": "https://steward.example.com/api/admin/v1/notifications",
-            }),
+            })
+        };
+        match self {
+            MailKind::VerifyEmail | MailKind::ResetPassword | MailKind::Invitation => [1, 24, 72]
+                .into_iter()
+                .map(|hours| json!({"link": "https://app.example.com/verify-email?token=sample", "hours": hours}))
+                .collect(),
+            MailKind::MfaChanged => ["added", "removed", "reset_by_administrator", "reset_by_operator"]
+                .into_iter()
+                .map(|event| json!({"change": "A second factor was added to your account.", "event": event}))
+                .collect(),
+            MailKind::Notification => ["low", "medium", "high", "critical"]
+                .into_iter()
+                .map(notification)
+                .collect(),
+            MailKind::NotificationDigest => ["low", "critical"]
+                .into_iter()
+                .map(|worst| {
+                    let listed: Vec<Value> = (0..12)
+                        .map(|_| json!({"title": "Sample", "severity": worst, "at": "2026-01-01T00:00:00+00:00"}))
+                        .collect();
+                    json!({
+                        "notifications": listed,
+                        "worst": worst,
+                        "notifications_url": "https://steward.example.com/api/admin/v1/notifications",
+                    })
+                })
+                .collect(),
         }
+    }
+
+    #[cfg(test)]
+    fn sample(self) -> Value {
+        self.samples().into_iter().next().unwrap_or_default()
     }
 }
 
@@ -190,9 +227,13 @@ pub struct MailTemplates {
     locales: BTreeMap<String, BTreeSet<MailKind>>,
     /// Every template name loaded, `de/verify-email.html` style.
     names: BTreeSet<String>,
+    /// With an operator's directory: the built-in templates, used (and the failure logged)
+    /// when one of the operator's fails on values the start-up check did not try.
+    fallback: Option<Box<MailTemplates>>,
 }
 
 impl std::fmt::Debug for MailTemplates {
+    // Locales only: the templates themselves are long.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MailTemplates")
             .field("locales", &self.locales)
@@ -224,6 +265,7 @@ impl MailTemplates {
             env,
             locales: BTreeMap::new(),
             names,
+            fallback: None,
         }
     }
 
@@ -288,6 +330,7 @@ impl MailTemplates {
         }
         templates.index_locales()?;
         templates.check()?;
+        templates.fallback = Some(Box::new(Self::built_in()));
         Ok(templates)
     }
 
@@ -330,13 +373,11 @@ impl MailTemplates {
                     if !self.names.contains(&name) {
                         continue;
                     }
-                    let context = self.context(
-                        kind,
-                        prefix.trim_end_matches('/'),
-                        "someone@example.com",
-                        kind.sample(),
-                    );
-                    self.render_one(&name, &context)?;
+                    for sample in kind.samples() {
+                        let context =
+                            self.context(kind, prefix.trim_end_matches('/'), "someone@example.com", sample);
+                        self.render_one(&name, &context)?;
+                    }
                 }
             }
         }
@@ -392,6 +433,8 @@ impl MailTemplates {
 
     /// The mail of `kind` to `recipient`, in the recipient's `locale` where a translation
     /// exists: subject (on one line), text, and HTML unless a translation has none.
+    /// An operator's template that fails is logged and the built-in one used instead, so a
+    /// mistake the start-up check could not see does not stop mail.
     pub fn render(
         &self,
         kind: MailKind,
@@ -403,6 +446,25 @@ impl MailTemplates {
             name: kind.name().to_owned(),
             message: error.to_string(),
         })?;
+        match (
+            self.render_value(kind, recipient, locale, values.clone()),
+            &self.fallback,
+        ) {
+            (Err(error), Some(built_in)) => {
+                tracing::error!(%error, "a mail template failed: the built-in template is used instead");
+                built_in.render_value(kind, recipient, None, values)
+            }
+            (result, _) => result,
+        }
+    }
+
+    fn render_value(
+        &self,
+        kind: MailKind,
+        recipient: &str,
+        locale: Option<&str>,
+        values: Value,
+    ) -> Result<OutgoingMail, MailTemplateError> {
         let chosen = self.locale_for(kind, locale);
         let prefix = chosen
             .as_ref()
@@ -582,6 +644,52 @@ mod tests {
         assert_eq!(mail.subject, "Welcome to ACME, a@example.com");
         assert!(mail.html.unwrap().starts_with("<html lang=\"en\">ACME "));
         assert!(mail.body.starts_with("Confirm this email address"));
+    }
+
+    #[test]
+    fn an_operator_template_failing_at_send_time_falls_back_to_the_built_in_one() {
+        let dir = tempfile::tempdir().unwrap();
+        // Passes the start-up check (no sample has 2 hours), fails on a real mail's values.
+        write(
+            dir.path(),
+            "reset-password.txt",
+            "{% if hours == 2 %}{{ missing }}{% endif %}{{ link }}",
+        );
+        let templates = MailTemplates::load(dir.path()).unwrap();
+        let mail = templates
+            .render(
+                MailKind::ResetPassword,
+                "a@example.com",
+                None,
+                json!({"link": "https://x/r", "hours": 2}),
+            )
+            .unwrap();
+        assert!(mail.body.starts_with("Someone (hopefully you)"), "{}", mail.body);
+        let fine = templates
+            .render(
+                MailKind::ResetPassword,
+                "a@example.com",
+                None,
+                json!({"link": "https://x/r", "hours": 1}),
+            )
+            .unwrap();
+        assert_eq!(fine.body, "https://x/r\n");
+    }
+
+    #[test]
+    fn every_documented_value_may_be_used() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "mfa-changed.txt",
+            "{{ change }} {{ event }} {{ email }} {{ lang }} {{ product }} {{ kind }}",
+        );
+        write(
+            dir.path(),
+            "notification-digest.txt",
+            "{% for n in notifications %}{{ n.title }} {{ n.severity }} {{ n.at }}{% endfor %} {{ worst }} {{ notifications_url }}",
+        );
+        MailTemplates::load(dir.path()).unwrap();
     }
 
     #[test]

@@ -166,11 +166,12 @@ fn parse_display_name(value: &str) -> Result<DisplayName, AuthError> {
 }
 
 impl<S: Store> AuthService<S> {
-    /// Where clients reach this server (`STEWARD_PUBLIC_URL`).
+    /// The templates mail is rendered from.
     pub fn mail_templates(&self) -> &crate::mail::MailTemplates {
         &self.settings.mail
     }
 
+    /// Where clients reach this server (`STEWARD_PUBLIC_URL`).
     pub fn public_url(&self) -> &str {
         &self.settings.public_url
     }
