@@ -191,6 +191,8 @@ try {
   check(old.status === 401, "the session from before the reset is signed out");
 
   // The used link shows that it is used.
+  // (From a blank page: a link differing only in its fragment would not load the page again.)
+  await page.goto("about:blank");
   await page.goto(resetUrl);
   await page.fill("#password", "Another Sturdy Phrase 13");
   await page.fill("#confirm", "Another Sturdy Phrase 13");
