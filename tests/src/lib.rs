@@ -219,6 +219,8 @@ pub const PASSWORD: &str = "correct horse battery staple";
 /// A running application.
 pub struct TestApp {
     pub address: String,
+    /// The management address (`STEWARD_METRICS_BIND`), when the test configured one.
+    pub management_address: Option<String>,
     pub client: reqwest::Client,
     pub database: TestDatabase,
     /// A pool of the test's own onto the app's database, for arranging and checking state.
@@ -289,11 +291,15 @@ pub async fn spawn_app_with(backend: Backend, customise: impl FnOnce(&mut Config
     customise(&mut config);
     let application = Application::build(config).await.unwrap();
     let address = format!("http://127.0.0.1:{}", application.port());
+    let management_address = application
+        .management_port()
+        .map(|port| format!("http://127.0.0.1:{port}"));
     let handle = application.handle();
     tokio::spawn(application.run_until_stopped());
     let db = database.connect().await;
     TestApp {
         address,
+        management_address,
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()

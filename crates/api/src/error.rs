@@ -249,6 +249,14 @@ impl ResponseError for ApiError {
 impl From<AppError> for ApiError {
     /// The one mapping of a use case's refusal to the wire: a kind has one code (and status).
     fn from(error: AppError) -> Self {
+        if error.kind == ErrorKind::RateLimited {
+            // The use cases' limits: an organization's requests per minute, or open jobs.
+            let limit = error
+                .quota
+                .as_ref()
+                .map_or("open_jobs", |quota| quota.key.as_str());
+            crate::metrics::record_rate_limited(limit);
+        }
         let code = match error.kind {
             ErrorKind::Invalid => ErrorCode::ValidationError,
             ErrorKind::Unauthenticated => ErrorCode::Unauthorized,

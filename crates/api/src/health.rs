@@ -110,13 +110,25 @@ pub async fn readiness(state: web::Data<AppState>) -> Result<HttpResponse, ApiEr
     }
 }
 
-/// Prometheus metrics in the text exposition format.
+/// Prometheus metrics in the text exposition format. With `STEWARD_METRICS_BIND` set they are
+/// served on that management address instead, and this path answers 404.
 #[utoipa::path(
     tag = "health",
-    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String))
+    responses(
+        (status = 200, description = "Prometheus text format", content_type = "text/plain", body = String),
+        (status = 404, description = "Served on the management address (`STEWARD_METRICS_BIND`)", body = ErrorEnvelope),
+    )
 )]
 #[get("/metrics")]
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    if !state.metrics_on_api_port {
+        return Err(ApiError::not_found("no such route"));
+    }
+    Ok(render_metrics(&state))
+}
+
+/// The scrape: pool and process figures read now, then every family.
+pub(crate) fn render_metrics(state: &AppState) -> HttpResponse {
     crate::metrics::record_pool(state.store.pool_stats());
     crate::metrics::record_process();
     state.metrics.run_upkeep();

@@ -319,6 +319,29 @@ pub fn app(
         .wrap(actix_web::middleware::from_fn(middleware::request_context))
 }
 
+/// The management app for `STEWARD_METRICS_BIND`: `GET /metrics` (Prometheus) and `GET /health`
+/// only, off the public port.
+pub fn management_app(
+    state: AppState,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Response = ServiceResponse<impl MessageBody>,
+        Config = (),
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .app_data(web::Data::new(state))
+        .route(
+            "/metrics",
+            web::get().to(|state: web::Data<AppState>| async move { health::render_metrics(&state) }),
+        )
+        .service(health::liveness)
+        .default_service(web::to(unknown_route))
+}
+
 /// Cross-origin access for the configured browser origins only (exact match; requests from
 /// other origins get no CORS headers, their preflights are refused). Tokens travel in the
 /// `Authorization` header, never cookies, so credentials mode stays off.

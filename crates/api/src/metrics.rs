@@ -87,6 +87,38 @@ fn describe() {
         "steward_quota_utilisation_ratio",
         "An organization's use of a quota over its limit (with STEWARD_METRICS_ORGANIZATIONS=true)"
     );
+    describe_counter!(
+        "steward_sign_ins_total",
+        "Password sign-ins and second-factor steps, by outcome (success, mfa_required, invalid_credentials, locked, disabled, invalid_mfa, refused)"
+    );
+    describe_counter!(
+        "steward_lockouts_total",
+        "Emails locked after too many failed password checks"
+    );
+    describe_counter!(
+        "steward_rate_limited_total",
+        "Requests refused with 429 by a rate limit, by limit (login, register, password_reset, refresh, admin, api_requests_per_minute, open_jobs)"
+    );
+    describe_counter!(
+        "steward_mails_total",
+        "Mail delivery attempts, by outcome (sent, failed: retried later, given_up)"
+    );
+    describe_counter!(
+        "steward_pushes_total",
+        "Push delivery attempts, by outcome (sent, failed: retried later, given_up)"
+    );
+    describe_counter!(
+        "steward_audit_entries_sealed_total",
+        "Audit entries linked into the tamper-evident hash chain by this instance"
+    );
+    describe_counter!(
+        "steward_unlock_requests_total",
+        "Unlock requests, by outcome (requested, approved, denied)"
+    );
+    describe_counter!(
+        "steward_enrollments_total",
+        "Devices enrolled into an organization with an enrollment token"
+    );
     describe_gauge!(
         "steward_build_info",
         "Always 1; the labels name the running build's version"
@@ -103,6 +135,47 @@ pub(crate) fn record_request(method: &str, route: &str, status: u16, elapsed: Du
     ];
     metrics::counter!(REQUESTS, &labels).increment(1);
     metrics::histogram!(LATENCY, &labels).record(elapsed.as_secs_f64());
+}
+
+/// A request refused by rate limit `limit` (`steward_rate_limited_total`).
+pub(crate) fn record_rate_limited(limit: &'static str) {
+    metrics::counter!("steward_rate_limited_total", "limit" => limit).increment(1);
+}
+
+/// A sign-in step's outcome (`steward_sign_ins_total`).
+pub(crate) fn record_sign_in(outcome: &'static str) {
+    metrics::counter!("steward_sign_ins_total", "outcome" => outcome).increment(1);
+}
+
+/// An unlock request's step (`steward_unlock_requests_total`).
+pub(crate) fn record_unlock_request(outcome: &'static str) {
+    metrics::counter!("steward_unlock_requests_total", "outcome" => outcome).increment(1);
+}
+
+/// A device enrolled (`steward_enrollments_total`).
+pub(crate) fn record_enrollment() {
+    metrics::counter!("steward_enrollments_total").increment(1);
+}
+
+/// A mail or push delivery attempt (`steward_mails_total`, `steward_pushes_total`).
+pub fn record_delivery(channel: Channel, outcome: &'static str) {
+    let name = match channel {
+        Channel::Mail => "steward_mails_total",
+        Channel::Push => "steward_pushes_total",
+    };
+    metrics::counter!(name, "outcome" => outcome).increment(1);
+}
+
+/// What [`record_delivery`] counts.
+#[derive(Debug, Clone, Copy)]
+pub enum Channel {
+    Mail,
+    Push,
+}
+
+/// Audit entries sealed into the chain (`steward_audit_entries_sealed_total`).
+pub fn record_sealed(entries: u64) {
+    metrics::counter!("steward_audit_entries_sealed_total").increment(entries);
 }
 
 /// An admin request refused by the IP allowlist (`steward_admin_ip_refused_total`).

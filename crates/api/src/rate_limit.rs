@@ -70,15 +70,17 @@ impl RateLimits {
     pub fn check_admin(&self, user: uuid::Uuid) -> Result<(), ApiError> {
         let Some(limiter) = &self.admin else { return Ok(()) };
         limiter.check_key(&user).map_err(|not_until| {
+            crate::metrics::record_rate_limited("admin");
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             ApiError::new(ErrorCode::RateLimited, "too many admin requests; slow down")
                 .with_retry_after(wait.as_secs().max(1))
         })
     }
 
-    fn check(limiter: &Limiter, ip: IpAddr) -> Result<(), ApiError> {
+    fn check(limiter: &Limiter, name: &'static str, ip: IpAddr) -> Result<(), ApiError> {
         let Some(limiter) = limiter else { return Ok(()) };
         limiter.check_key(&client_network(ip)).map_err(|not_until| {
+            crate::metrics::record_rate_limited(name);
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             ApiError::new(ErrorCode::RateLimited, "too many requests; slow down")
                 .with_retry_after(wait.as_secs().max(1))
@@ -104,6 +106,8 @@ pub fn client_network(ip: IpAddr) -> IpAddr {
 
 /// Which limit an endpoint counts against.
 pub trait LimitedAction {
+    /// The limit's name in `steward_rate_limited_total{limit}`.
+    const NAME: &'static str;
     fn limiter(limits: &RateLimits) -> &Limiter;
 }
 
@@ -112,6 +116,7 @@ macro_rules! limited_action {
         #[derive(Debug)]
         pub struct $name;
         impl LimitedAction for $name {
+            const NAME: &'static str = stringify!($field);
             fn limiter(limits: &RateLimits) -> &Limiter {
                 &limits.$field
             }
@@ -134,7 +139,7 @@ impl<A: LimitedAction> FromRequest for RateLimited<A> {
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
         let result = match (request.app_data::<web::Data<AppState>>(), client_ip(request)) {
-            (Some(state), Some(ip)) => RateLimits::check(A::limiter(&state.rate_limits), ip),
+            (Some(state), Some(ip)) => RateLimits::check(A::limiter(&state.rate_limits), A::NAME, ip),
             _ => Ok(()),
         };
         std::future::ready(result.map(|()| RateLimited(PhantomData)).map_err(Into::into))

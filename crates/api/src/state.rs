@@ -18,6 +18,9 @@ pub struct AppState {
     pub steward: Steward<Store>,
     pub metrics: PrometheusHandle,
     pub rate_limits: Arc<RateLimits>,
+    /// Whether `/metrics` is served on the API's port (`false` with `STEWARD_METRICS_BIND`,
+    /// which serves it on a management port instead).
+    pub metrics_on_api_port: bool,
 }
 
 impl std::ops::Deref for AppState {

@@ -45,6 +45,8 @@ pub enum StartupError {
 pub struct Application {
     port: u16,
     server: Server,
+    /// The management server (`STEWARD_METRICS_BIND`) and its port.
+    management: Option<(Server, u16)>,
     database: Database,
     signing_keys: Vec<SigningKeyPem>,
     outbox: tokio::task::JoinHandle<()>,
@@ -72,6 +74,18 @@ impl Application {
                 source,
             })?
             .port();
+        let management_listener = match config.metrics_bind {
+            Some(address) => {
+                let listener =
+                    TcpListener::bind(address).map_err(|source| StartupError::Bind { address, source })?;
+                let port = listener
+                    .local_addr()
+                    .map_err(|source| StartupError::Bind { address, source })?
+                    .port();
+                Some((listener, address, port))
+            }
+            None => None,
+        };
         let database = connect_database(&config).await?;
         if config.migrate_on_start {
             database.migrate_up().await.map_err(StartupError::Migration)?;
@@ -177,6 +191,21 @@ impl Application {
                 refresh_per_hour: config.rate_limit_refresh_per_hour,
                 admin_per_minute: config.rate_limit_admin_per_minute,
             }),
+            metrics_on_api_port: config.metrics_bind.is_none(),
+        };
+        let management = match management_listener {
+            Some((listener, address, port)) => {
+                let management_state = state.clone();
+                let server = HttpServer::new(move || steward_api::management_app(management_state.clone()))
+                    .workers(1)
+                    .shutdown_timeout(1)
+                    .listen(listener)
+                    .map_err(|source| StartupError::Bind { address, source })?
+                    .run();
+                tracing::info!(address = %address, port, "metrics served on the management address");
+                Some((server, port))
+            }
+            None => None,
         };
         let settings = HttpSettings {
             body_limit: config.body_limit_bytes,
@@ -213,6 +242,7 @@ impl Application {
         Ok(Self {
             port,
             server,
+            management,
             database,
             signing_keys,
             outbox,
@@ -227,6 +257,11 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The management port (`STEWARD_METRICS_BIND`), when one is configured.
+    pub fn management_port(&self) -> Option<u16> {
+        self.management.as_ref().map(|(_, port)| *port)
     }
 
     pub fn database(&self) -> &Database {
@@ -244,7 +279,15 @@ impl Application {
 
     /// Serves until the server is stopped (SIGINT/SIGTERM or [`ServerHandle::stop`]).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let management = self.management.map(|(server, _)| {
+            let handle = server.handle();
+            tokio::spawn(server);
+            handle
+        });
         let result = self.server.await;
+        if let Some(management) = management {
+            management.stop(true).await;
+        }
         self.outbox.abort();
         self.push.abort();
         self.sealer.abort();

@@ -10,8 +10,12 @@ pub async fn run_audit_sealer(database: Database, interval: Duration) {
         // Drain in batches so a burst is sealed within one interval.
         loop {
             match database.seal_audit_chain(500).await {
-                Ok(500) => continue,
-                Ok(_) => break,
+                Ok(sealed) => {
+                    steward_api::metrics::record_sealed(sealed);
+                    if sealed < 500 {
+                        break;
+                    }
+                }
                 Err(error) => {
                     tracing::warn!(%error, "could not seal audit entries");
                     break;

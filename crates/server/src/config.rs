@@ -54,6 +54,9 @@ pub struct PlanConfig {
 pub struct Config {
     /// Address and port to listen on (`STEWARD_BIND`).
     pub bind: SocketAddr,
+    /// A separate management address for `GET /metrics` (and `GET /health`), such as
+    /// `127.0.0.1:9090`; when set, the API's port no longer serves `/metrics`.
+    pub metrics_bind: Option<SocketAddr>,
     /// Where the embedded database, development keys and the mail outbox live.
     pub data_dir: PathBuf,
     /// `sqlite:…` or `postgres://…`; defaults to `sqlite://<data_dir>/steward.db?mode=rwc`.
@@ -258,6 +261,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            metrics_bind: None,
             data_dir: PathBuf::from("./data"),
             database_url: None,
             database_max_connections: 16,

@@ -9,6 +9,7 @@ use chrono::Utc;
 use lettre::message::header::{Header, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use steward_api::metrics::{Channel, record_delivery};
 use steward_domain::accounts::{Outbox, OutgoingEmail};
 use steward_persistence::Database;
 
@@ -118,10 +119,17 @@ pub async fn run_outbox(database: Database, transport: MailTransport, from: Mail
                 for mail in mails {
                     let result = transport.deliver(&from, &mail).await;
                     let recorded = match result {
-                        Ok(()) => database.mark_sent(mail.id, Utc::now()).await,
+                        Ok(()) => {
+                            record_delivery(Channel::Mail, "sent");
+                            database.mark_sent(mail.id, Utc::now()).await
+                        }
                         Err(error) => {
                             let attempts = mail.attempts + 1;
                             let retry = (attempts < MAX_ATTEMPTS).then(|| Utc::now() + backoff(attempts - 1));
+                            record_delivery(
+                                Channel::Mail,
+                                if retry.is_some() { "failed" } else { "given_up" },
+                            );
                             tracing::warn!(to = %mail.recipient, attempts, %error, gives_up = retry.is_none(), "mail delivery failed");
                             database.mark_failed(mail.id, &error, retry).await
                         }

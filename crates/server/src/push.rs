@@ -7,6 +7,7 @@ use std::time::Duration;
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
+use steward_api::metrics::{Channel, record_delivery};
 use steward_domain::settings::store::{DeviceSettingsStore, PushNotification, PushQueue};
 use steward_persistence::Database;
 use tokio::sync::Mutex;
@@ -252,11 +253,18 @@ pub async fn run_push_worker(
             Ok(notifications) => {
                 for notification in notifications {
                     let recorded = match provider.deliver(&notification).await {
-                        Ok(()) => database.mark_push_sent(notification.id, Utc::now()).await,
+                        Ok(()) => {
+                            record_delivery(Channel::Push, "sent");
+                            database.mark_push_sent(notification.id, Utc::now()).await
+                        }
                         Err(error) => {
                             let attempts = notification.attempts + 1;
                             let retry = (error.retry && attempts < MAX_ATTEMPTS)
                                 .then(|| Utc::now() + backoff(attempts));
+                            record_delivery(
+                                Channel::Push,
+                                if retry.is_some() { "failed" } else { "given_up" },
+                            );
                             tracing::warn!(device = %notification.device_id, attempts, error = %error.message,
                                 gives_up = retry.is_none(), "push delivery failed");
                             database

@@ -142,3 +142,115 @@ async fn every_response_carries_a_request_id_and_echoes_a_sane_one() {
     assert_ne!(hostile.headers()["x-request-id"], "a b <script>");
     app.stop().await;
 }
+
+/// The value of the series `name{labels…}` (labels as written in the exposition), 0 when absent.
+fn series(text: &str, name: &str, labels: &str) -> f64 {
+    let prefix = if labels.is_empty() {
+        format!("{name} ")
+    } else {
+        format!("{name}{{{labels}}} ")
+    };
+    text.lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .map_or(0.0, |value| value.trim().parse().unwrap())
+}
+
+/// Business counters move with what happens (the recorder is shared by the tests of this
+/// process, so each is checked to have grown by at least this test's own events), and with
+/// STEWARD_METRICS_BIND the figures move to the management port.
+#[tokio::test]
+async fn business_counters_count_sign_ins_lockouts_limits_and_mail_on_the_management_port() {
+    use serde_json::json;
+    let smtp = steward_tests::smtp::SmtpServer::start().await;
+    let url = smtp.url();
+    let app = steward_tests::spawn_app_with(steward_tests::Backend::Sqlite, move |config| {
+        config.metrics_bind = Some("127.0.0.1:0".parse().unwrap());
+        config.smtp_url = Some(url);
+        config.rate_limit_register_per_hour = 2;
+        config.login_max_attempts = 2;
+    })
+    .await;
+    let management = app.management_address.clone().expect("a management address");
+    let scrape = || {
+        let client = app.client.clone();
+        let url = format!("{management}/metrics");
+        async move {
+            let response = client.get(url).send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            response.text().await.unwrap()
+        }
+    };
+    let before = scrape().await;
+
+    app.register("ann@example.com").await;
+    smtp.wait_for("ann@example.com", 1).await;
+    let ok = app.login("ann@example.com", steward_tests::PASSWORD).await;
+    assert_eq!(ok.status(), StatusCode::OK);
+    for _ in 0..2 {
+        let wrong = app.login("ann@example.com", "not the password at all").await;
+        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    }
+    let locked = app.login("ann@example.com", steward_tests::PASSWORD).await;
+    assert_eq!(locked.status(), StatusCode::TOO_MANY_REQUESTS);
+    let mut refused = 0;
+    for n in 0..3 {
+        let response = app
+            .post_json(
+                "/api/v1/auth/register",
+                &json!({"email": format!("r{n}@example.com"), "password": steward_tests::PASSWORD, "displayName": "R"}),
+            )
+            .await;
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            refused += 1;
+        }
+    }
+    assert!(refused >= 1, "the register limit refused one");
+
+    let after = scrape().await;
+    let grew = |name: &str, labels: &str| series(&after, name, labels) - series(&before, name, labels);
+    assert!(
+        grew("steward_sign_ins_total", "outcome=\"success\"") >= 1.0,
+        "{after}"
+    );
+    assert!(
+        grew("steward_sign_ins_total", "outcome=\"invalid_credentials\"") >= 2.0,
+        "{after}"
+    );
+    assert!(
+        grew("steward_sign_ins_total", "outcome=\"locked\"") >= 1.0,
+        "{after}"
+    );
+    assert!(grew("steward_lockouts_total", "") >= 1.0, "{after}");
+    assert!(
+        grew("steward_rate_limited_total", "limit=\"register\"") >= 1.0,
+        "{after}"
+    );
+    assert!(grew("steward_mails_total", "outcome=\"sent\"") >= 1.0, "{after}");
+    for family in [
+        "steward_sign_ins_total",
+        "steward_lockouts_total",
+        "steward_rate_limited_total",
+        "steward_mails_total",
+    ] {
+        assert!(after.contains(&format!("# HELP {family} ")), "{family}");
+    }
+
+    // The API's port no longer serves them; the management port serves nothing else.
+    let public = app.get("/metrics").await;
+    assert_eq!(public.status(), StatusCode::NOT_FOUND);
+    let health = app
+        .client
+        .get(format!("{management}/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    let other = app
+        .client
+        .get(format!("{management}/api/v1/auth/me"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), StatusCode::NOT_FOUND);
+    app.stop().await;
+}

@@ -157,8 +157,25 @@ pub async fn login(
             },
             &origin.0,
         )
-        .await?;
-    Ok(super::auth_mfa::sign_in_answer(outcome))
+        .await;
+    crate::metrics::record_sign_in(match &outcome {
+        Ok(steward_app::auth::SignInOutcome::Complete(_)) => "success",
+        Ok(steward_app::auth::SignInOutcome::SecondFactor { .. }) => "mfa_required",
+        Err(error) => sign_in_failure(error),
+    });
+    Ok(super::auth_mfa::sign_in_answer(outcome?))
+}
+
+/// The `outcome` label of a refused sign-in step.
+pub(crate) fn sign_in_failure(error: &steward_app::auth::AuthError) -> &'static str {
+    use steward_app::auth::AuthError;
+    match error {
+        AuthError::InvalidCredentials => "invalid_credentials",
+        AuthError::AccountLocked { .. } => "locked",
+        AuthError::AccountDisabled => "disabled",
+        AuthError::InvalidMfaCode | AuthError::InvalidMfaToken => "invalid_mfa",
+        _ => "refused",
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -269,8 +269,12 @@ pub async fn login_mfa(
     let issued = state
         .auth
         .complete_mfa_login(&body.mfa_token, proof, &origin.0)
-        .await?;
-    Ok(super::auth::tokens(StatusCode::OK, issued))
+        .await;
+    crate::metrics::record_sign_in(match &issued {
+        Ok(_) => "success",
+        Err(error) => super::auth::sign_in_failure(error),
+    });
+    Ok(super::auth::tokens(StatusCode::OK, issued?))
 }
 
 /// The sign-in answer of an account with a second factor: no tokens yet.

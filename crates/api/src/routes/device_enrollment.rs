@@ -79,6 +79,7 @@ pub async fn enroll_device(
     let outcome = FleetService::new(&state)
         .enroll(&body.enrollment_token, Enrollment { device, hardware }, &origin.0)
         .await?;
+    crate::metrics::record_enrollment();
     Ok(envelope::created(EnrollmentOutcome::from(outcome)))
 }
 

@@ -90,6 +90,7 @@ pub async fn request_unlock(
     let request = SettingsService::new(&state)
         .request_unlock(&access, &key, reason, &origin.0)
         .await?;
+    crate::metrics::record_unlock_request("requested");
     Ok(envelope::created(UnlockRequestView::from(request)))
 }
 
@@ -204,6 +205,7 @@ pub async fn approve_unlock(
             &origin.0,
         )
         .await?;
+    crate::metrics::record_unlock_request("approved");
     Ok(envelope::ok(UnlockRequestView::from(decided)))
 }
 
@@ -239,5 +241,6 @@ pub async fn deny_unlock(
             &origin.0,
         )
         .await?;
+    crate::metrics::record_unlock_request("denied");
     Ok(envelope::ok(UnlockRequestView::from(decided)))
 }

@@ -175,6 +175,7 @@ impl<S: Store> AuthService<S> {
                 )
                 .origin(origin.clone());
             self.store.record(&locked).await?;
+            metrics::counter!("steward_lockouts_total").increment(1);
         }
         Ok(())
     }
