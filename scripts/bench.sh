@@ -9,6 +9,8 @@
 #   BENCH_JOB_ROWS=50000 (devices in the import run as a background job)
 #   BENCH_CLEANUP_ROWS=1000000 (expired sessions the clean-up pass deletes), BENCH_SKIP_CLEANUP=1
 #   BENCH_SKIP_EVENTS=1 skips the webhook delivery benchmark; BENCH_SINK_PORT=18999
+#   BENCH_SESSIONS=200000 (live sessions for /auth/me over many sessions), BENCH_SESSIONS_FILL=70s,
+#   BENCH_SKIP_SESSIONS=1
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,7 +25,7 @@ if ! command -v wrk >/dev/null 2>&1; then
 fi
 
 cargo build --release -p steward
-cargo build --release -p steward-auth --example argon2_rate --example webhook_sink
+cargo build --release -p steward-auth --example argon2_rate --example webhook_sink --example mint_access_tokens
 steward=./target/release/steward
 port=${BENCH_PORT:-18080}
 base="http://127.0.0.1:${port}"
@@ -308,6 +310,51 @@ admin_users_benchmark() {
   done
 }
 
+# GET /auth/me over many live sessions: 1,000 sessions' tokens in turn, measured before and after
+# every one of BENCH_SESSIONS (200,000) sessions has passed through the caches (sessions,
+# profiles, verified tokens; quick_cache, 500,000 entries each). The sessions are inserted
+# straight into the database with tokens signed by the server's own key
+# (target/release/examples/mint_access_tokens): 200,000 sign-ins would be hours of Argon2.
+# Target: the 1,000 sessions' rate after is at least 90 % of the rate before.
+sessions_benchmark() {
+  local label=$1 count=${BENCH_SESSIONS:-200000} fill=${BENCH_SESSIONS_FILL:-70s} answer user key tokens before after
+  answer=$(curl -fs "$base/api/v1/auth/register" -H 'content-type: application/json' \
+    -d "{\"email\":\"sessions@bench.example\",\"password\":\"$password\",\"displayName\":\"Sessions\"}")
+  user=$(echo "$answer" | sed -E 's/.*"user":\{"id":"([^"]+)".*/\1/')
+  key=$(ls "$STEWARD_DATA_DIR"/keys/signing-*.pem | tail -n1)
+  tokens="$workdir/tokens-$label"
+  ./target/release/examples/mint_access_tokens "$key" steward steward "$user" "$count" >"$tokens"
+  case $label in
+    sqlite)
+      { echo "BEGIN;"
+        awk -v user="$(echo "$user" | tr -d -)" '{ id = $1; gsub("-", "", id);
+          printf "INSERT INTO user_sessions (id, user_id, expires_at, created_at) VALUES (X\047%s\047, X\047%s\047, \0472099-01-01 00:00:00+00:00\047, \0472026-01-01 00:00:00+00:00\047);\n", id, user }' "$tokens"
+        echo "COMMIT;"; } | sqlite3 -cmd '.timeout 30000' "$STEWARD_DATA_DIR/steward.db"
+      ;;
+    postgres)
+      awk -v user="$user" '{ printf "%s,%s,2099-01-01 00:00:00+00,2026-01-01 00:00:00+00\n", $1, user }' "$tokens" >"$workdir/sessions.csv"
+      psql "$STEWARD_DATABASE_URL" -qc "\\copy user_sessions (id, user_id, expires_at, created_at) FROM '$workdir/sessions.csv' CSV"
+      psql "$STEWARD_DATABASE_URL" -qc "VACUUM ANALYZE user_sessions;" >/dev/null
+      ;;
+  esac
+  echo "== [$label] GET /api/v1/auth/me over 1,000 live sessions in turn, 64 connections, ${duration} (caches nearly empty)"
+  BENCH_TOKENS="$tokens" BENCH_TOKEN_COUNT=1000 wrk -t1 -c64 -d"$duration" --latency -s scripts/bench/rotate.lua \
+    "$base/api/v1/auth/me" | tee "$workdir/before.wrk" | summary
+  echo "== [$label] every one of $count live sessions in turn, 64 connections, ${fill} (fills the caches)"
+  BENCH_TOKENS="$tokens" wrk -t1 -c64 -d"$fill" --latency -s scripts/bench/rotate.lua \
+    "$base/api/v1/auth/me" | tee "$workdir/fill.wrk" | summary
+  awk -v n="$count" '/requests in/ {print "   " $1 " requests: " ($1 >= n ? "every session passed through the caches" : "NOT every session was reached; raise BENCH_SESSIONS_FILL")}' "$workdir/fill.wrk"
+  echo "   server resident memory: $(ps -o rss= -p "$server" | awk '{printf "%.0f MiB", $1 / 1024}')"
+  echo "== [$label] the same 1,000 sessions again, 64 connections, ${duration} (caches holding $count sessions)"
+  BENCH_TOKENS="$tokens" BENCH_TOKEN_COUNT=1000 wrk -t1 -c64 -d"$duration" --latency -s scripts/bench/rotate.lua \
+    "$base/api/v1/auth/me" | tee "$workdir/after.wrk" | summary
+  before=$(awk '/Requests\/sec/ {print $2}' "$workdir/before.wrk")
+  after=$(awk '/Requests\/sec/ {print $2}' "$workdir/after.wrk")
+  awk -v b="$before" -v a="$after" 'BEGIN { printf "   after / before: %.2f (target: >= 0.90) %s\n", a / b, (a >= 0.9 * b ? "met" : "MISSED") }'
+  echo "   beside it, GET /health, 64 connections, ${duration}:"
+  wrk -t1 -c64 -d"$duration" --latency -s scripts/bench/status.lua "$base/health" | summary
+}
+
 for backend in $backends; do
   case $backend in
     sqlite)
@@ -330,6 +377,7 @@ for backend in $backends; do
   if [ -z "${BENCH_SKIP_EVENTS:-}" ]; then events_benchmark "$backend"; fi
   import_benchmark "$backend"
   if [ -z "${BENCH_SKIP_ADMIN:-}" ]; then admin_users_benchmark "$backend"; fi
+  if [ -z "${BENCH_SKIP_SESSIONS:-}" ]; then sessions_benchmark "$backend"; fi
   if [ -z "${BENCH_SKIP_CLEANUP:-}" ]; then cleanup_benchmark "$backend"; fi
   stop_server
 done

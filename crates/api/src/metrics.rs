@@ -89,15 +89,15 @@ fn describe() {
     );
     describe_counter!(
         "steward_sign_ins_total",
-        "Password sign-ins and second-factor steps, by outcome (success, mfa_required, invalid_credentials, locked, disabled, invalid_mfa, refused)"
+        "Sign-ins (password and identity provider) and second-factor steps, by outcome (success, mfa_required, invalid_credentials, locked, disabled, invalid_mfa, refused)"
     );
     describe_counter!(
         "steward_lockouts_total",
-        "Emails locked after too many failed password checks"
+        "Emails locked after too many failed password or second-factor checks"
     );
     describe_counter!(
         "steward_rate_limited_total",
-        "Requests refused with 429 by a rate limit, by limit (login, register, password_reset, refresh, admin, api_requests_per_minute, open_jobs)"
+        "Requests refused with 429 by a rate limit, by limit (login, register, password_reset, refresh, admin, admin_reset_mail, api_requests_per_minute, open_jobs)"
     );
     describe_counter!(
         "steward_mails_total",

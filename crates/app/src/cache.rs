@@ -9,10 +9,14 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
-/// Entries each cache holds before it evicts (the least useful first, by quick_cache's
-/// CLOCK-Pro-style policy): room for 500,000 live sessions, devices or users per instance.
-/// Memory grows with use, not with this bound.
+/// Entries a cache of small values holds before it evicts (the least useful first, by
+/// quick_cache's CLOCK-Pro-style policy): room for 500,000 live sessions or devices per
+/// instance. Caches of larger values choose a smaller bound ([`TtlCache::with_capacity`]).
 pub const DEFAULT_CAPACITY: usize = 500_000;
+
+/// Every this many inserts, expired entries are dropped (an amortised scan), so a cache holds
+/// about what is live rather than staying at its high-water mark.
+const PURGE_EVERY: u64 = 4096;
 
 /// Remembers values per key (an id by default) for a short TTL; local changes drop their entry
 /// at once. Size-bounded and concurrent (quick_cache): a full cache evicts a few cold entries
@@ -23,6 +27,7 @@ pub struct TtlCache<V, K = Uuid> {
     /// polling) are not all refetched in the same instant.
     jitter: bool,
     entries: quick_cache::sync::Cache<K, (V, Instant)>,
+    inserts: std::sync::atomic::AtomicU64,
 }
 
 impl<V, K> std::fmt::Debug for TtlCache<V, K> {
@@ -47,6 +52,7 @@ impl<V: Clone, K: Hash + Eq + Clone> TtlCache<V, K> {
             ttl,
             jitter: false,
             entries: quick_cache::sync::Cache::new(capacity.max(1)),
+            inserts: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -77,8 +83,12 @@ impl<V: Clone, K: Hash + Eq + Clone> TtlCache<V, K> {
         if self.ttl.is_zero() {
             return;
         }
-        let expires = Instant::now() + self.lifetime();
-        self.entries.insert(key, (value, expires));
+        let now = Instant::now();
+        self.entries.insert(key, (value, now + self.lifetime()));
+        let inserts = self.inserts.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        if inserts.is_multiple_of(PURGE_EVERY) {
+            self.entries.retain(|_, (_, expires)| now < *expires);
+        }
     }
 
     pub fn forget(&self, key: &K) {
@@ -146,6 +156,23 @@ mod tests {
         assert!(cache.len() <= 1000, "bounded: {}", cache.len());
         let hot_kept = (0..500).filter(|key| cache.get(key).is_some()).count();
         assert!(hot_kept >= 400, "no cliff: {hot_kept} of 500 hot entries kept");
+    }
+
+    #[test]
+    fn expired_entries_are_purged_as_inserts_go_on() {
+        let cache = TtlCache::<u64, u64>::with_capacity(Duration::from_millis(20), 100_000);
+        for key in 0..5000 {
+            cache.put(key, key);
+        }
+        std::thread::sleep(Duration::from_millis(30));
+        for key in 5000..(5000 + PURGE_EVERY) {
+            cache.put(key, key);
+        }
+        assert!(
+            cache.len() < 5000,
+            "expired entries dropped: {} left",
+            cache.len()
+        );
     }
 
     #[test]

@@ -159,7 +159,11 @@ impl<S: Store> Steward<S> {
             device_auth: Arc::default(),
             device_states: Arc::default(),
             allowlist: Arc::new(crate::cache::TtlCache::new(crate::ip_allowlist::REFRESH)),
-            allowlist_refusals: Arc::new(crate::cache::TtlCache::new(std::time::Duration::from_secs(60))),
+            // Keyed by refused client addresses, which an attacker chooses: a small bound.
+            allowlist_refusals: Arc::new(crate::cache::TtlCache::with_capacity(
+                std::time::Duration::from_secs(60),
+                10_000,
+            )),
             jobs: Arc::default(),
             quota_plans: Arc::new(steward_domain::quotas::QuotaPlans::new(Default::default())),
             events: Arc::default(),

@@ -281,7 +281,11 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let management = self.management.map(|(server, _)| {
             let handle = server.handle();
-            tokio::spawn(server);
+            tokio::spawn(async move {
+                if let Err(error) = server.await {
+                    tracing::error!(%error, "the management server (STEWARD_METRICS_BIND) stopped");
+                }
+            });
             handle
         });
         let result = self.server.await;

@@ -206,7 +206,16 @@ async fn business_counters_count_sign_ins_lockouts_limits_and_mail_on_the_manage
     }
     assert!(refused >= 1, "the register limit refused one");
 
-    let after = scrape().await;
+    // The mail is counted once the SMTP server has answered; wait for that.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut after = scrape().await;
+    while series(&after, "steward_mails_total", "outcome=\"sent\"")
+        <= series(&before, "steward_mails_total", "outcome=\"sent\"")
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        after = scrape().await;
+    }
     let grew = |name: &str, labels: &str| series(&after, name, labels) - series(&before, name, labels);
     assert!(
         grew("steward_sign_ins_total", "outcome=\"success\"") >= 1.0,

@@ -246,6 +246,7 @@ pub async fn admin_reset_password(
         )
         .await?;
     if !sent {
+        crate::metrics::record_rate_limited("admin_reset_mail");
         return Err(ApiError::new(
             ErrorCode::RateLimited,
             "at most 3 reset mails per account and hour; try again later",

@@ -67,8 +67,13 @@ pub async fn provider_sign_in(
             },
             &origin.0,
         )
-        .await?;
-    Ok(super::auth_mfa::sign_in_answer(issued))
+        .await;
+    crate::metrics::record_sign_in(match &issued {
+        Ok(steward_app::auth::SignInOutcome::Complete(_)) => "success",
+        Ok(steward_app::auth::SignInOutcome::SecondFactor { .. }) => "mfa_required",
+        Err(error) => super::auth::sign_in_failure(error),
+    });
+    Ok(super::auth_mfa::sign_in_answer(issued?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -35,7 +35,8 @@ impl Default for DeviceStateCache {
     fn default() -> Self {
         Self {
             versions: TtlCache::new(VERSION_TTL).with_jitter(),
-            rendered: TtlCache::new(RENDERED_TTL).with_jitter(),
+            // A device's whole settings document each (a few KiB, more with long values).
+            rendered: TtlCache::with_capacity(RENDERED_TTL, 50_000).with_jitter(),
             open_commands: TtlCache::new(VERSION_TTL).with_jitter(),
         }
     }

@@ -185,8 +185,9 @@ impl<S: Store> AuthService<S> {
         Self {
             deriver: TokenDeriver::new(keys.derivation_secret()),
             sessions: SessionCache::new(settings.session_cache_ttl),
-            profiles: TtlCache::new(settings.session_cache_ttl),
-            verified: TtlCache::new(VERIFIED_TOKEN_TTL),
+            // Whole profiles and whole tokens (as keys) are larger: fewer of them.
+            profiles: TtlCache::with_capacity(settings.session_cache_ttl, 250_000),
+            verified: TtlCache::with_capacity(VERIFIED_TOKEN_TTL, 250_000),
             store,
             keys,
             hasher,
