@@ -100,7 +100,7 @@ async fn forgot_password_answers_before_any_account_work() {
         "only the verification token so far"
     );
     sqlx::raw_sql("ROLLBACK").execute(&mut blocker).await.unwrap();
-    let mail = app.outbox_mail("reset-password?token=").await;
+    let mail = app.outbox_mail("reset-password#token=").await;
     assert!(mail.contains("ann@example.com"), "{mail}");
     app.stop().await;
 }
