@@ -1,6 +1,7 @@
-//! Delivery queues (the email outbox, the push queue) share their bookkeeping: a delivered row
-//! is marked sent; a failed one records its error and either waits for its retry time or, out
-//! of retries, is marked failed.
+//! Delivery queues (the email outbox, the push queue) share their bookkeeping: a due row is
+//! claimed before it is delivered (so that of several instances reading the queue at once only
+//! one delivers it); a delivered row is marked sent; a failed one records its error and either
+//! waits for its retry time or, out of retries, is marked failed.
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
@@ -40,6 +41,36 @@ impl DeliveryQueue for push_notifications::Entity {
     const SENT_AT: Self::Column = push_notifications::Column::SentAt;
     const LAST_ERROR: Self::Column = push_notifications::Column::LastError;
     const NEXT_ATTEMPT_AT: Self::Column = push_notifications::Column::NextAttemptAt;
+}
+
+/// How long a claimed row is left to its claimer: past it (the claimer died mid-delivery), the
+/// row is due again and another instance delivers it.
+pub(crate) const CLAIM_LEASE: chrono::Duration = chrono::Duration::minutes(5);
+
+/// Claims the due rows `seen` (id and the `next_attempt_at` read with it): a conditional UPDATE
+/// moves each row's next attempt `CLAIM_LEASE` past `now` only if it is still pending at the
+/// time that was read, so of two instances that read the same row only one wins it. Answers
+/// the ids this caller won.
+pub(crate) async fn claim<Q: DeliveryQueue>(
+    connection: &impl ConnectionTrait,
+    seen: &[(Uuid, DateTime<Utc>)],
+    now: DateTime<Utc>,
+) -> Result<Vec<Uuid>, RepositoryError> {
+    let mut won = Vec::with_capacity(seen.len());
+    for (id, next_attempt_at) in seen {
+        let claimed = Q::update_many()
+            .col_expr(Q::NEXT_ATTEMPT_AT, Expr::value(now + CLAIM_LEASE))
+            .filter(Q::ID.eq(*id))
+            .filter(Q::STATUS.eq("pending"))
+            .filter(Q::NEXT_ATTEMPT_AT.eq(*next_attempt_at))
+            .exec(connection)
+            .await
+            .map_err(db)?;
+        if claimed.rows_affected == 1 {
+            won.push(*id);
+        }
+    }
+    Ok(won)
 }
 
 /// Row `id` was delivered at `now`.

@@ -373,3 +373,54 @@ async fn the_built_in_pages_are_served_under_a_strict_policy_unless_the_app_has_
     }
     with_app.stop().await;
 }
+
+/// Two instances on one database both read the outbox: every mail is sent once (each worker
+/// claims a row with a conditional update before sending it).
+#[tokio::test]
+async fn two_instances_send_each_mail_once() {
+    each_backend(|backend| async move {
+        let smtp = SmtpServer::start().await;
+        let url = smtp.url();
+        let first_url = url.clone();
+        let app = spawn_app_with(backend, move |config| config.smtp_url = Some(first_url)).await;
+        let (second, handle) =
+            steward_tests::spawn_instance_with(&app, move |config| config.smtp_url = Some(url)).await;
+        // Registrations through both instances at once: one verification mail each.
+        let registrations: Vec<_> = (0..30)
+            .map(|n| {
+                let base = if n % 2 == 0 { app.address.clone() } else { second.clone() };
+                let client = app.client.clone();
+                tokio::spawn(async move {
+                    client
+                        .post(format!("{base}/api/v1/auth/register"))
+                        .json(&json!({"email": format!("user{n}@example.com"), "password": PASSWORD, "displayName": "U"}))
+                        .send()
+                        .await
+                        .unwrap()
+                        .status()
+                })
+            })
+            .collect();
+        for registration in registrations {
+            assert_eq!(registration.await.unwrap(), StatusCode::CREATED);
+        }
+        for n in 0..30 {
+            smtp.wait_for(&format!("user{n}@example.com"), 1).await;
+        }
+        // Both workers poll a few more times: nothing is sent again.
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        let received = smtp.received();
+        let mut ids: Vec<String> = received
+            .iter()
+            .map(|mail| mail.parsed().message_id().unwrap_or_default().to_owned())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(received.len(), 30, "{backend:?}: {} mails for 30 accounts", received.len());
+        assert_eq!(ids.len(), 30, "{backend:?}");
+        assert_eq!(app.count_rows("outbox_emails").await, 30);
+        handle.stop(true).await;
+        app.stop().await;
+    })
+    .await;
+}

@@ -12,15 +12,19 @@ impl Outbox for Database {
         now: DateTime<Utc>,
         limit: u64,
     ) -> Result<Vec<OutgoingEmail>, RepositoryError> {
-        Ok(outbox_emails::Entity::find()
+        let due = outbox_emails::Entity::find()
             .filter(outbox_emails::Column::Status.eq("pending"))
             .filter(outbox_emails::Column::NextAttemptAt.lte(now))
             .order_by_asc(outbox_emails::Column::NextAttemptAt)
             .limit(limit)
             .all(self.connection())
             .await
-            .map_err(db)?
+            .map_err(db)?;
+        let seen: Vec<(Uuid, DateTime<Utc>)> = due.iter().map(|row| (row.id, row.next_attempt_at)).collect();
+        let won = crate::queue::claim::<outbox_emails::Entity>(self.connection(), &seen, now).await?;
+        Ok(due
             .into_iter()
+            .filter(|row| won.contains(&row.id))
             .map(|row| OutgoingEmail {
                 id: row.id,
                 recipient: row.recipient,

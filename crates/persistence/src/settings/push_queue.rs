@@ -38,6 +38,11 @@ impl PushQueue for Database {
             .all(self.connection())
             .await
             .map_err(db)?;
+        // `now` here is the collapse horizon, behind the clock: the lease counts from the clock.
+        let seen: Vec<(Uuid, DateTime<Utc>)> = rows.iter().map(|row| (row.id, row.next_attempt_at)).collect();
+        let won =
+            crate::queue::claim::<push_notifications::Entity>(self.connection(), &seen, Utc::now()).await?;
+        let rows: Vec<_> = rows.into_iter().filter(|row| won.contains(&row.id)).collect();
         let tokens: std::collections::HashMap<Uuid, Option<String>> = devices::Entity::find()
             .filter(devices::Column::Id.is_in(rows.iter().map(|row| row.device_id)))
             .select_only()
