@@ -14,6 +14,10 @@ use steward::{Application, Config};
 use steward_persistence::Database;
 use tokio::sync::OnceCell;
 
+pub mod docs;
+// Verbatim from docs/events.md: formatting it would make it differ from the docs.
+#[rustfmt::skip]
+pub mod documented_verify;
 pub mod fleet;
 pub mod idp;
 pub mod mfa;

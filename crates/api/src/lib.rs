@@ -17,11 +17,13 @@ mod openapi;
 pub mod org_access;
 mod pages;
 pub mod rate_limit;
+mod request_examples;
 pub mod request_id;
 mod response_schemas;
 mod routes;
 pub mod settings;
 pub mod state;
+mod swagger;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
@@ -29,7 +31,6 @@ use actix_web::{App, HttpRequest, HttpResponse, web};
 use utoipa::OpenApi;
 use utoipa_actix_web::service_config::ServiceConfig;
 use utoipa_actix_web::{AppExt, scope};
-use utoipa_swagger_ui::SwaggerUi;
 
 pub use error::{ApiError, ErrorCode, ErrorEnvelope};
 pub use extractors::TrustedProxies;
@@ -306,7 +307,7 @@ pub fn app(
     openapi::complete(&mut spec);
     let document = openapi::polish(&spec);
     app.configure(|config| extractors::configure(config, body_limit))
-        .service(SwaggerUi::new("/docs/{_:.*}").external_url_unchecked(OPENAPI_PATH, document))
+        .configure(|config| swagger::configure(config, &document))
         .route("/docs", web::get().to(redirect_to_docs))
         .configure(|config| {
             if mail_pages {

@@ -273,6 +273,7 @@ fn polish_document(document: &mut serde_json::Value) {
             }
         }
     }
+    crate::request_examples::add_request_examples(document);
 }
 
 /// `success` in an envelope: always `value`.

@@ -343,6 +343,17 @@ fn the_readme_first_steps_run_as_written() {
         .map(|block| block.split("```").next().unwrap())
         .collect();
     assert!(blocks.len() >= 2, "{section}");
+    // The blocks run here, as the inventory of the docs' examples names them.
+    let script = blocks.concat();
+    assert!(script.contains("# Ann creates her account"), "{script}");
+    assert!(
+        script.contains("API_KEY=$(./target/release/steward apikeys create"),
+        "{script}"
+    );
+    // "Two commands": `cargo run --release` is `steward serve` with the defaults, which this
+    // test runs from the built binary (and CI runs `cargo test --workspace`).
+    let two = docs_block("README.md", "cargo run --release");
+    assert!(two.contains("cargo test --workspace"), "{two}");
     let have_tools = Command::new("bash")
         .args(["-c", "command -v curl && command -v jq"])
         .output()
@@ -428,4 +439,337 @@ fn the_readme_first_steps_run_as_written() {
         Some("SETTING_LOCKED"),
         "{stdout}"
     );
+}
+
+/// The fenced block of `file` (relative to the checkout) that holds `needle`.
+fn docs_block(file: &str, needle: &str) -> String {
+    let text = std::fs::read_to_string(format!("{}/../../{file}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let blocks: Vec<&str> = text
+        .split("```")
+        .skip(1)
+        .step_by(2)
+        .filter(|block| block.contains(needle))
+        .collect();
+    assert_eq!(blocks.len(), 1, "{file}: one block holds {needle:?}");
+    // Past the info string (`sh`, `toml`, or nothing).
+    blocks[0].split_once('\n').unwrap().1.to_owned()
+}
+
+/// `steward <args> --help`, which must succeed.
+fn help(args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_steward"))
+        .args(args)
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "steward {args:?} --help: {}",
+        stderr(&output)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The subcommands a help text lists under `Commands:`.
+fn subcommands(help: &str) -> Vec<String> {
+    help.split("Commands:")
+        .nth(1)
+        .map(|list| {
+            list.lines()
+                .skip(1)
+                .take_while(|line| line.starts_with("  "))
+                .filter_map(|line| line.split_whitespace().next())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The README's CLI overview: each line's command and subcommands exist, and each flag it
+/// shows is one the command (or one of its subcommands) takes.
+#[test]
+fn the_readme_cli_overview_names_real_commands_and_flags() {
+    let overview = docs_block("README.md", "steward [--config steward.toml] [serve]");
+    let top = help(&[]);
+    let commands = subcommands(&top);
+    let mut checked = 0;
+    for line in overview.lines().filter(|line| line.starts_with("steward ")) {
+        // The syntax, before the description (two or more spaces apart).
+        let syntax = line.split("  ").next().unwrap();
+        let tokens: Vec<String> = syntax
+            .split(|c: char| c.is_whitespace() || c == '|')
+            .map(|token| token.trim_matches(|c| c == '[' || c == ']').to_owned())
+            .filter(|token| !token.is_empty())
+            .skip(1)
+            .collect();
+        let command = tokens.iter().find(|token| commands.contains(token)).cloned();
+        let mut helps = vec![top.clone()];
+        if let Some(command) = &command {
+            let own = help(&[command]);
+            for sub in subcommands(&own) {
+                if sub != "help" {
+                    helps.push(help(&[command, &sub]));
+                }
+            }
+            helps.push(own);
+        }
+        let all = helps.concat();
+        let subs = command
+            .as_deref()
+            .map(|command| subcommands(&help(&[command])))
+            .unwrap_or_default();
+        let mut previous_flag = false;
+        for token in &tokens {
+            if token.starts_with("--") {
+                assert!(
+                    all.contains(token.as_str()),
+                    "{line}: {token} is not a flag of the command"
+                );
+                previous_flag = true;
+                continue;
+            }
+            let word = token.chars().all(|c| c.is_ascii_lowercase() || c == '-');
+            if word && !previous_flag && Some(token) != command.as_ref() {
+                assert!(
+                    subs.contains(token) || commands.contains(token),
+                    "{line}: {token} is not a subcommand"
+                );
+            }
+            previous_flag = false;
+        }
+        checked += 1;
+    }
+    assert!(checked >= 10, "{overview}");
+}
+
+/// The shell examples of docs/ run as written, in a fresh data directory, in the order an
+/// operator would meet them: migrations, the first admin, API keys, the OIDC role map, the
+/// example configuration file. (The break-glass `admin reset-mfa` needs an account with a second
+/// factor: `admin_mfa.rs` runs it as documented against a test server.)
+#[test]
+fn the_docs_shell_examples_run_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let migrate = docs_block("docs/operations.md", "steward migrate fresh --yes");
+    let admin = docs_block(
+        "docs/authentication.md",
+        "steward admin create --email admin@example.com --password-stdin",
+    );
+    let keys = docs_block("docs/devices.md", "steward apikeys create --name \"family app\"")
+        .replace("<id>", "\"$(steward apikeys list | cut -f1 | head -n1)\"");
+    let oidc = docs_block("docs/federation.md", "export STEWARD_OIDC_GROUP_ROLE_MAP=");
+    let script = format!(
+        "steward() {{ \"$BINARY_UNDER_TEST\" \"$@\"; }}\n\
+         steward migrate up --init 2>/dev/null || steward migrate up\n\
+         {migrate}\n{admin}\n{keys}\n{oidc}\nsteward config check\n"
+    );
+    let mut shell = Command::new("bash");
+    shell
+        .args(["-euo", "pipefail", "-c", &script])
+        .current_dir(dir.path())
+        .env("BINARY_UNDER_TEST", env!("CARGO_BIN_EXE_steward"));
+    for (key, _) in std::env::vars().filter(|(key, _)| key.starts_with("STEWARD_")) {
+        shell.env_remove(key);
+    }
+    shell
+        .env("STEWARD_DATA_DIR", dir.path())
+        .env("STEWARD_LOG_LEVEL", "error");
+    let output = shell.output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{stdout}\n{}", stderr(&output));
+    assert!(
+        stdout.contains("stw_key_"),
+        "apikeys create printed a key: {stdout}"
+    );
+    assert!(
+        stdout.contains("revoked"),
+        "apikeys list shows the state: {stdout}"
+    );
+    assert!(
+        stdout.contains("ops=user_admin"),
+        "config check shows the role map: {stdout}"
+    );
+
+    // The example file of docs/configuration.md, with keys where it names them.
+    let example = docs_block("docs/configuration.md", "jwt_private_keys = [");
+    let keys_dir = dir.path().join("etc-keys");
+    std::fs::create_dir(&keys_dir).unwrap();
+    for name in ["2026-01.pem", "2026-07.pem"] {
+        let made = steward(
+            &["keys", "generate", "--out", keys_dir.join(name).to_str().unwrap()],
+            &[],
+            dir.path(),
+        );
+        assert!(made.status.success(), "{}", stderr(&made));
+    }
+    let file = dir.path().join("steward.toml");
+    std::fs::write(
+        &file,
+        example.replace("/etc/steward/keys/", &format!("{}/", keys_dir.display())),
+    )
+    .unwrap();
+    let checked = steward(
+        &["--config", file.to_str().unwrap(), "config", "check"],
+        &[],
+        dir.path(),
+    );
+    assert!(checked.status.success(), "{}", stderr(&checked));
+    let shown: serde_json::Value = serde_json::from_slice(&checked.stdout).unwrap();
+    assert_eq!(shown["bind"], "0.0.0.0:8080");
+    assert_eq!(shown["public_url"], "https://steward.example.com");
+    assert_eq!(shown["log_format"], "json");
+    assert!(
+        !String::from_utf8_lossy(&checked.stdout).contains("secret@db"),
+        "the password is masked"
+    );
+}
+
+/// What the container image runs, read from the Containerfile: its `ENV`, `USER`, `CMD` and
+/// `HEALTHCHECK`. No container engine is needed: the binary runs with the image's environment
+/// (the volume and port put in for the test's), as the image's user when the test may switch
+/// users, and the health check's command must pass while it runs.
+#[test]
+fn the_binary_runs_as_the_container_image_runs_it() {
+    let containerfile =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Containerfile")).unwrap();
+    // Instructions, with `\` continuations joined.
+    let joined = containerfile.replace("\\\n", " ");
+    let instruction = |name: &str| -> Vec<String> {
+        joined
+            .lines()
+            .filter_map(|line| line.strip_prefix(&format!("{name} ")))
+            .map(|rest| rest.trim().to_owned())
+            .collect()
+    };
+    let exec_form = |text: &str| -> Vec<String> { serde_json::from_str(text).unwrap() };
+    let env: Vec<(String, String)> = instruction("ENV")
+        .iter()
+        .flat_map(|line| {
+            line.split_whitespace()
+                .map(|pair| {
+                    let (key, value) = pair.split_once('=').unwrap();
+                    (key.to_owned(), value.to_owned())
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let value = |key: &str| env.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+    assert_eq!(value("STEWARD_DATA_DIR").as_deref(), Some("/data"));
+    assert_eq!(value("STEWARD_BIND").as_deref(), Some("0.0.0.0:8080"));
+    assert_eq!(instruction("VOLUME"), vec![r#"["/data"]"#.to_owned()]);
+    assert_eq!(instruction("EXPOSE"), vec!["8080".to_owned()]);
+    let user = instruction("USER").pop().expect("the image names its user");
+    assert_eq!(user, "65532:65532", "a non-root user");
+    let entrypoint = exec_form(&instruction("ENTRYPOINT").pop().unwrap());
+    assert_eq!(entrypoint, vec!["/usr/local/bin/steward"]);
+    let command = exec_form(&instruction("CMD").pop().unwrap());
+    let healthcheck = instruction("HEALTHCHECK").pop().unwrap();
+    let probe = exec_form(healthcheck.split_once("CMD ").unwrap().1.trim());
+    assert_eq!(
+        probe[0], entrypoint[0],
+        "the health check runs the binary itself (no curl in the image)"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let volume = dir.path().join("data");
+    std::fs::create_dir(&volume).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|output| String::from_utf8_lossy(&output.stdout).trim() == "0");
+    let image_env = |command: &mut Command| {
+        for (key, _) in std::env::vars().filter(|(key, _)| key.starts_with("STEWARD_")) {
+            command.env_remove(key);
+        }
+        for (key, value) in &env {
+            let value = match key.as_str() {
+                "STEWARD_DATA_DIR" => volume.display().to_string(),
+                "STEWARD_BIND" => format!("0.0.0.0:{port}"),
+                _ => value.clone(),
+            };
+            command.env(key, value);
+        }
+        if root {
+            use std::os::unix::process::CommandExt;
+            command.uid(65532).gid(65532);
+        }
+    };
+    if root {
+        // As the image's volume: owned by its user. Its parent must be passable for that user.
+        Command::new("chown")
+            .args(["65532:65532", volume.to_str().unwrap()])
+            .status()
+            .unwrap();
+        Command::new("chmod")
+            .args(["0711", dir.path().to_str().unwrap()])
+            .status()
+            .unwrap();
+    }
+    let mut server = Command::new(env!("CARGO_BIN_EXE_steward"));
+    server
+        .args(&command)
+        .current_dir("/")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    image_env(&mut server);
+    struct Running(std::process::Child);
+    impl Drop for Running {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut server = Running(server.spawn().unwrap());
+    let health = || {
+        let mut probe_command = Command::new(env!("CARGO_BIN_EXE_steward"));
+        probe_command.args(&probe[1..]).current_dir("/");
+        image_env(&mut probe_command);
+        probe_command.output().unwrap()
+    };
+    let started = Instant::now();
+    loop {
+        let answer = health();
+        if answer.status.success() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "never healthy: {}",
+            stderr(&answer)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        volume.join("steward.db").exists(),
+        "the database is on the volume"
+    );
+    assert!(volume.join("keys").exists(), "development keys are on the volume");
+    let _ = server.0.kill();
+    let output = server.0.wait_with_output_of_stderr();
+    // JSON logs, one object per line.
+    let first = output.lines().next().unwrap_or_default().to_owned();
+    assert!(
+        serde_json::from_str::<serde_json::Value>(&first).is_ok(),
+        "JSON logs: {output}"
+    );
+}
+
+trait StderrOfKilled {
+    fn wait_with_output_of_stderr(&mut self) -> String;
+}
+
+impl StderrOfKilled for std::process::Child {
+    fn wait_with_output_of_stderr(&mut self) -> String {
+        use std::io::Read;
+        let _ = self.wait();
+        let mut text = String::new();
+        if let Some(mut stderr) = self.stderr.take() {
+            let _ = stderr.read_to_string(&mut text);
+        }
+        text
+    }
 }

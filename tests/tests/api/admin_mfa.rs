@@ -437,56 +437,63 @@ async fn operators_reset_a_lost_second_factor_and_end_its_sessions() {
 #[tokio::test]
 async fn the_cli_removes_a_second_factor_when_nobody_can_sign_in_to_reset_it() {
     use clap::Parser;
-    each_backend(|backend| async move {
-        let app = enforced(backend, 0).await;
-        let root = admin(&app, "root@example.com", "super_admin").await;
-        enrol(&app, &root).await;
-        let config = app.data_dir.path().join("steward.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "data_dir = {:?}\ndatabase_url = {:?}\n",
-                app.data_dir.path().display().to_string(),
-                app.database.url
-            ),
-        )
-        .unwrap();
-        let run = |email: &str| {
-            let cli = steward::cli::Cli::parse_from([
-                "steward",
-                "--config",
-                config.to_str().unwrap(),
-                "admin",
-                "reset-mfa",
-                "--email",
-                email,
-            ]);
-            steward::cli::run(cli)
-        };
-        run("root@example.com").await.unwrap();
-        // The password alone signs in again; the old session is over.
-        let signed_in = expect_data(app.login("root@example.com", PASSWORD).await, StatusCode::OK).await;
-        assert!(signed_in["accessToken"].is_string(), "{backend:?}: {signed_in}");
-        // The server learns of it from the database within its session cache's bound (2 s).
-        let mut status = StatusCode::OK;
-        for _ in 0..30 {
-            let old = app
-                .authed(Method::GET, "/api/v1/auth/me", &root.token)
-                .send()
-                .await
-                .unwrap();
-            status = old.status();
-            if status == StatusCode::UNAUTHORIZED {
-                break;
+    // The command as docs/admin-api.md shows it, pointed at the test server's configuration.
+    let documented = steward_tests::docs::block("docs/admin-api.md", "steward admin reset-mfa --email").text;
+    let words: Vec<String> = documented.split_whitespace().map(str::to_owned).collect();
+    assert_eq!(words[..3], ["steward", "admin", "reset-mfa"], "{documented}");
+    assert_eq!(words.len(), 5, "{documented}");
+    let email = words[4].clone();
+    each_backend(|backend| {
+        let (words, email) = (words.clone(), email.clone());
+        async move {
+            let app = enforced(backend, 0).await;
+            let root = admin(&app, &email, "super_admin").await;
+            enrol(&app, &root).await;
+            let config = app.data_dir.path().join("steward.toml");
+            std::fs::write(
+                &config,
+                format!(
+                    "data_dir = {:?}\ndatabase_url = {:?}\n",
+                    app.data_dir.path().display().to_string(),
+                    app.database.url
+                ),
+            )
+            .unwrap();
+            let run = |email: &str| {
+                let mut args = vec![
+                    "steward".to_owned(),
+                    "--config".to_owned(),
+                    config.display().to_string(),
+                ];
+                args.extend(words[1..4].iter().cloned());
+                args.push(email.to_owned());
+                steward::cli::run(steward::cli::Cli::parse_from(args))
+            };
+            run(&email).await.unwrap();
+            // The password alone signs in again; the old session is over.
+            let signed_in = expect_data(app.login(&email, PASSWORD).await, StatusCode::OK).await;
+            assert!(signed_in["accessToken"].is_string(), "{backend:?}: {signed_in}");
+            // The server learns of it from the database within its session cache's bound (2 s).
+            let mut status = StatusCode::OK;
+            for _ in 0..30 {
+                let old = app
+                    .authed(Method::GET, "/api/v1/auth/me", &root.token)
+                    .send()
+                    .await
+                    .unwrap();
+                status = old.status();
+                if status == StatusCode::UNAUTHORIZED {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{backend:?}");
+            assert!(app.audit_actions().await.contains(&"admin.mfa_reset".to_owned()));
+            // Nothing left to remove, or no such account: an error, not a silent success.
+            assert!(run(&email).await.is_err());
+            assert!(run("nobody@example.com").await.is_err());
+            app.stop().await;
         }
-        assert_eq!(status, StatusCode::UNAUTHORIZED, "{backend:?}");
-        assert!(app.audit_actions().await.contains(&"admin.mfa_reset".to_owned()));
-        // Nothing left to remove, or no such account: an error, not a silent success.
-        assert!(run("root@example.com").await.is_err());
-        assert!(run("nobody@example.com").await.is_err());
-        app.stop().await;
     })
     .await;
 }

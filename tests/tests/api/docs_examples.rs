@@ -3,7 +3,7 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use steward_tests::{TestApp, each_backend, expect_data, expect_error, send, spawn_app};
+use steward_tests::{TestApp, docs, each_backend, expect_data, expect_error, send, spawn_app};
 
 fn doc(name: &str) -> String {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -12,20 +12,10 @@ fn doc(name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
 }
 
-/// The JSON of the fenced ```json block holding `marker` (or the first one after it).
-fn json_block_after(text: &str, marker: &str) -> Value {
-    let start = text
-        .find(marker)
-        .unwrap_or_else(|| panic!("the docs mention {marker:?}"));
-    // The block that holds the marker, or else the next one.
-    let open = text[..start]
-        .rfind("```json")
-        .filter(|open| !text[*open + "```json".len()..start].contains("```"))
-        .or_else(|| text[start..].find("```json").map(|at| at + start))
-        .unwrap_or_else(|| panic!("a ```json block at {marker:?}"));
-    let fence = open + "```json".len();
-    let end = text[fence..].find("```").unwrap() + fence;
-    serde_json::from_str(text[fence..end].trim()).unwrap_or_else(|error| panic!("{marker}: {error}"))
+/// The JSON of the one block of `file` that holds `needle`.
+fn json_block(file: &str, needle: &str) -> Value {
+    let block = docs::block(file, needle);
+    serde_json::from_str(&block.text).unwrap_or_else(|error| panic!("{}: {error}", block.place()))
 }
 
 /// The key of `` `key=value` `` right after `marker` in `text`.
@@ -155,13 +145,13 @@ async fn the_organizations_worked_example_runs_as_written() {
 
 #[tokio::test]
 async fn the_sync_example_of_the_settings_guide_is_accepted_as_written() {
-    let body = json_block_after(&doc("settings-and-locks.md"), "**Push local changes**");
+    let body = json_block("docs/settings-and-locks.md", "\"baseVersion\": 41");
     each_backend(|backend| {
         let body = body.clone();
         async move {
             let app = spawn_app(backend).await;
             // The documented token answer's fields are all there.
-            let tokens = json_block_after(&doc("authentication.md"), "\"tokenType\": \"Bearer\"");
+            let tokens = json_block("docs/authentication.md", "\"tokenType\": \"Bearer\"");
             let registered = app.register("ann@example.com").await;
             for key in tokens["data"].as_object().unwrap().keys() {
                 assert!(
@@ -226,97 +216,10 @@ async fn the_sync_example_of_the_settings_guide_is_accepted_as_written() {
     .await;
 }
 
-/// Every `METHOD /path {json}` request line in a fenced block of the docs (a body may sit on
-/// the next line, indented), with its path's placeholders and `"…"` values filled in.
-fn request_lines() -> Vec<(String, String, Method, String, Value)> {
-    let mut found = Vec::new();
-    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs");
-    let mut files: Vec<_> = std::fs::read_dir(&docs).unwrap().filter_map(Result::ok).collect();
-    files.sort_by_key(|entry| entry.file_name());
-    for entry in files {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let text = std::fs::read_to_string(entry.path()).unwrap();
-        let lines: Vec<&str> = text.lines().collect();
-        let mut fenced = false;
-        for (index, line) in lines.iter().enumerate() {
-            if line.trim_start().starts_with("```") {
-                fenced = !fenced;
-                continue;
-            }
-            if !fenced {
-                continue;
-            }
-            let mut words = line.split_whitespace();
-            let method = match words.next() {
-                Some("POST") => Method::POST,
-                Some("PUT") => Method::PUT,
-                _ => continue,
-            };
-            let Some(path) = words.next().filter(|p| p.starts_with('/')) else {
-                continue;
-            };
-            let path_end = line.find(path).unwrap() + path.len();
-            let inline = line[path_end..].find('{').map(|at| at + path_end);
-            let body = match inline {
-                Some(at) => line[at..].split("  ").next().unwrap().to_owned(),
-                None => match lines.get(index + 1).map(|next| next.trim()) {
-                    Some(next) if next.starts_with('{') => next.to_owned(),
-                    _ => continue,
-                },
-            };
-            let body: Value = serde_json::from_str(&body).unwrap_or_else(|error| {
-                panic!("{name}:{}: the example body is not JSON: {error}", index + 1)
-            });
-            found.push((
-                name.clone(),
-                format!("{}:{}", name, index + 1),
-                method,
-                path.to_owned(),
-                body,
-            ));
-        }
-    }
-    found
-}
-
-#[tokio::test]
-async fn every_request_line_of_the_docs_is_accepted_as_a_request() {
-    let requests = request_lines();
-    assert!(requests.len() >= 5, "{requests:?}");
-    each_backend(|backend| {
-        let requests = requests.clone();
-        async move {
-            let app = spawn_app(backend).await;
-            let root = app.user("root@example.com").await;
-            app.grant(root.id, "super_admin").await;
-            for (_, place, method, path, body) in requests {
-                let path = path
-                    .replace("{userId}", &root.id.to_string())
-                    .replace("{provider}", "google")
-                    .replace("{id}", &uuid::Uuid::now_v7().to_string())
-                    .replace("{orgId}", &uuid::Uuid::now_v7().to_string());
-                let answer = send(&app, method.clone(), &path, &root, Some(body.clone())).await;
-                let status = answer.status();
-                let text = answer.text().await.unwrap();
-                // The example's shape is right: whatever the answer, it is not a refusal of the
-                // request's form (placeholders like "…" may still fail later checks, as a
-                // fake ID token must).
-                assert!(
-                    !matches!(status.as_u16(), 400 | 413 | 415 | 422) && status.as_u16() < 500,
-                    "{backend:?} {place}: {method} {path} {body} → {status} {text}"
-                );
-            }
-            app.stop().await;
-        }
-    })
-    .await;
-}
-
 #[tokio::test]
 async fn the_envelopes_of_the_api_conventions_are_the_ones_served() {
-    let text = doc("api-conventions.md");
-    let error = json_block_after(&text, "\"success\": false");
-    let list = json_block_after(&text, "\"meta\"");
+    let error = json_block("docs/api-conventions.md", "\"success\": false");
+    let list = json_block("docs/api-conventions.md", "\"meta\"");
     each_backend(|backend| {
         let (error, list) = (error.clone(), list.clone());
         async move {
@@ -334,7 +237,7 @@ async fn the_envelopes_of_the_api_conventions_are_the_ones_served() {
             }
             assert!(served["error"]["requestId"].is_string());
             // The documented token answer's fields are all there.
-            let tokens = json_block_after(&doc("authentication.md"), "\"tokenType\": \"Bearer\"");
+            let tokens = json_block("docs/authentication.md", "\"tokenType\": \"Bearer\"");
             let registered = app.register("ann@example.com").await;
             for key in tokens["data"].as_object().unwrap().keys() {
                 assert!(registered.get(key).is_some(), "{backend:?}: {key} in {registered}");
@@ -358,6 +261,14 @@ async fn the_envelopes_of_the_api_conventions_are_the_ones_served() {
                 keys
             };
             assert_eq!(keys(&page), keys(&list), "{backend:?}: {page}");
+            // A created object's envelope.
+            let created: Value = send(&app, Method::POST, "/api/v1/groups", &ann, Some(json!({"name": "Home"})))
+                .await
+                .json()
+                .await
+                .unwrap();
+            let shown = docs::example_json(&docs::block("docs/api-conventions.md", "{\"success\": true, \"data\": {\"id\": \"…\"}}").text).unwrap();
+            docs::matches(&shown, &created).unwrap_or_else(|difference| panic!("{backend:?}: {difference}"));
             assert_eq!(keys(&page["meta"]), keys(&list["meta"]));
             app.stop().await;
         }
@@ -367,18 +278,27 @@ async fn the_envelopes_of_the_api_conventions_are_the_ones_served() {
 
 #[tokio::test]
 async fn the_enrollment_request_of_the_organizations_guide_enrolls_as_written() {
-    let example = json_block_after(
-        &doc("organizations.md"),
+    let example = json_block(
+        "docs/organizations.md",
         "\"enrollmentToken\": \"stw_enr_…\", \"deviceId\"",
     );
+    let qr = docs::example_json(
+        &docs::block(
+            "docs/organizations.md",
+            "\"serverUrl\": \"https://steward.example.com\"",
+        )
+        .text,
+    )
+    .unwrap();
     each_backend(|backend| {
         let mut body = example.clone();
+        let qr = qr.clone();
         async move {
             let app = spawn_app(backend).await;
             let root = app.user("root@example.com").await;
             app.grant(root.id, "super_admin").await;
             let org = app.organization(&root, "acme", &root).await;
-            let token = expect_data(
+            let minted = expect_data(
                 send(
                     &app,
                     Method::POST,
@@ -389,10 +309,34 @@ async fn the_enrollment_request_of_the_organizations_guide_enrolls_as_written() 
                 .await,
                 StatusCode::CREATED,
             )
-            .await["token"]
-                .as_str()
-                .unwrap()
-                .to_owned();
+            .await;
+            let token = minted["token"].as_str().unwrap().to_owned();
+            // The QR code holds what the guide shows (the test server's own URL).
+            let png = send(
+                &app,
+                Method::GET,
+                &format!(
+                    "/api/admin/v1/organizations/{org}/enrollment-tokens/{}/qr",
+                    minted["id"].as_str().unwrap()
+                ),
+                &root,
+                None,
+            )
+            .await
+            .bytes()
+            .await
+            .unwrap();
+            let mut prepared =
+                rqrr::PreparedImage::prepare(image::load_from_memory(&png).unwrap().to_luma8());
+            let (_, text) = prepared.detect_grids()[0].decode().unwrap();
+            let read: Value = serde_json::from_str(&text).unwrap();
+            let mut shown = qr.clone();
+            // Ids and the URL are this server's (an id's first digits are its time).
+            shown["serverUrl"] = json!("…");
+            shown["organizationId"] = json!("…");
+            docs::matches(&shown, &read).unwrap_or_else(|difference| panic!("{backend:?}: {difference}"));
+            assert_eq!(read["organizationId"], json!(org));
+            assert_eq!(read["enrollmentToken"], json!(token));
             body["enrollmentToken"] = json!(token);
             let enrolled = expect_data(
                 app.post_json("/api/v1/devices/enroll", &body).await,
@@ -412,6 +356,233 @@ async fn the_enrollment_request_of_the_organizations_guide_enrolls_as_written() 
                     "{backend:?}: the documented {key} in {enrolled}"
                 );
             }
+            app.stop().await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_second_factor_answers_are_the_ones_served() {
+    let challenge = docs::block("docs/authentication.md", "\"mfaRequired\": true");
+    let challenge = docs::example_json(&challenge.text).unwrap();
+    let standing = docs::block("docs/admin-api.md", "{\"mfa\": {\"enforced\": true");
+    let mut standing = docs::example_json(&standing.text).unwrap();
+    // The deadline shown is an example time: any RFC 3339 time matches.
+    let deadline = standing["mfa"]["deadline"].take();
+    assert!(chrono::DateTime::parse_from_rfc3339(deadline.as_str().unwrap()).is_ok());
+    standing["mfa"]["deadline"] = json!("…");
+    each_backend(|backend| {
+        let (challenge, standing) = (challenge.clone(), standing.clone());
+        async move {
+            let app = steward_tests::spawn_app_with(backend, |config| {
+                config.admin_mfa_required = true;
+                config.admin_mfa_grace_hours = 24;
+            })
+            .await;
+            let ops = app.user("ops@example.com").await;
+            app.grant(ops.id, "user_admin").await;
+            let me = expect_data(
+                send(&app, Method::GET, "/api/admin/v1/me", &ops, None).await,
+                StatusCode::OK,
+            )
+            .await;
+            docs::matches(&standing, &me).unwrap_or_else(|difference| panic!("{backend:?}: {difference}"));
+            assert!(chrono::DateTime::parse_from_rfc3339(me["mfa"]["deadline"].as_str().unwrap()).is_ok());
+
+            steward_tests::mfa::enrol(&app, &ops).await;
+            let answer: Value = app
+                .login("ops@example.com", steward_tests::PASSWORD)
+                .await
+                .json()
+                .await
+                .unwrap();
+            docs::matches(&challenge, &answer)
+                .unwrap_or_else(|difference| panic!("{backend:?}: {difference}"));
+            app.stop().await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_quota_refusals_are_the_ones_served() {
+    let devices = docs::block("docs/organizations.md", "the organization's quota of 10 devices");
+    let devices = docs::example_json(&devices.text).unwrap();
+    let tokens = docs::block(
+        "docs/organizations.md",
+        "the account's quota of 10 personal access tokens",
+    );
+    let tokens = docs::example_json(&tokens.text).unwrap();
+    each_backend(|backend| {
+        let (devices, tokens) = (devices.clone(), tokens.clone());
+        async move {
+            let app = spawn_app(backend).await;
+            let root = app.user("root@example.com").await;
+            app.grant(root.id, "super_admin").await;
+            let org = app.organization(&root, "acme", &root).await;
+            expect_data(
+                send(
+                    &app,
+                    Method::PUT,
+                    &format!("/api/admin/v1/organizations/{org}/quotas"),
+                    &root,
+                    Some(json!({"overrides": {"devices": 10}})),
+                )
+                .await,
+                StatusCode::OK,
+            )
+            .await;
+            // Ten devices in one import, then one more.
+            let import = |csv: String| {
+                app.authed(
+                    Method::POST,
+                    &format!("/api/admin/v1/organizations/{org}/devices/import"),
+                    &root.token,
+                )
+                .header("content-type", "text/csv")
+                .body(csv)
+                .send()
+            };
+            let ten: String = (0..10).map(|n| format!("phone-{n},Phone,android\n")).collect();
+            let imported = import(format!("deviceId,displayName,platform\n{ten}"))
+                .await
+                .unwrap();
+            assert_eq!(imported.status(), StatusCode::OK, "{backend:?}");
+            let refused = import("deviceId,displayName,platform\nphone-10,Phone,android\n".to_owned())
+                .await
+                .unwrap();
+            assert_eq!(refused.status(), StatusCode::CONFLICT, "{backend:?}");
+            let refused: Value = refused.json().await.unwrap();
+            docs::matches(&devices, &refused)
+                .unwrap_or_else(|difference| panic!("{backend:?}: {difference}"));
+
+            let ann = app.user("ann@example.com").await;
+            expect_data(
+                send(
+                    &app,
+                    Method::PUT,
+                    &format!("/api/admin/v1/users/{}/quotas", ann.id),
+                    &root,
+                    Some(json!({"overrides": {"personal_access_tokens": 10}})),
+                )
+                .await,
+                StatusCode::OK,
+            )
+            .await;
+            let create = |n: usize| {
+                send(
+                    &app,
+                    Method::POST,
+                    "/api/v1/auth/me/tokens",
+                    &ann,
+                    Some(json!({"name": format!("token {n}"), "scopes": ["account:read"]})),
+                )
+            };
+            for n in 0..10 {
+                expect_data(create(n).await, StatusCode::CREATED).await;
+            }
+            let refused: Value = create(10).await.json().await.unwrap();
+            docs::matches(&tokens, &refused).unwrap_or_else(|difference| panic!("{backend:?}: {difference}"));
+            app.stop().await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_device_registration_of_the_devices_guide_registers_as_written() {
+    let block = docs::block("docs/devices.md", "POST /api/v1/devices/register");
+    let (request, answer) = block.text.split_once('→').unwrap();
+    let body = docs::example_json(&request[request.find('{').unwrap()..]).unwrap();
+    assert!(request.contains("X-API-Key: stw_key_…"), "{request}");
+    let answer = answer.trim_start();
+    assert!(answer.starts_with("201 "), "{answer}");
+    let shown = docs::example_json(&answer[answer.find('{').unwrap()..]).unwrap();
+    each_backend(|backend| {
+        let (body, shown) = (body.clone(), shown.clone());
+        async move {
+            let app = spawn_app(backend).await;
+            let key = app.api_key().await;
+            let ann = app.user("ann@example.com").await;
+            // Without the optional Authorization, then with the user's token (the header line
+            // in brackets).
+            for bearer in [None, Some(&ann.token)] {
+                let mut body = body.clone();
+                body["deviceId"] = json!(format!("a1b2-{}", bearer.is_some()));
+                let mut request = app
+                    .client
+                    .post(app.url("/api/v1/devices/register"))
+                    .header("x-api-key", &key)
+                    .json(&body);
+                if let Some(token) = bearer {
+                    request = request.bearer_auth(token);
+                }
+                let served: Value = {
+                    let response = request.send().await.unwrap();
+                    assert_eq!(response.status(), StatusCode::CREATED, "{backend:?}");
+                    response.json().await.unwrap()
+                };
+                let mut shown = shown.clone();
+                shown["data"]["deviceId"] = body["deviceId"].clone();
+                docs::matches(&shown, &served)
+                    .unwrap_or_else(|difference| panic!("{backend:?}: {difference}"));
+            }
+            app.stop().await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_job_answers_of_the_jobs_guide_are_the_ones_served() {
+    let block = docs::block("docs/jobs.md", "devices/import?async=true");
+    let mut parts = block.text.split("GET /api/admin/v1/jobs/");
+    let (submitted, polled) = (parts.next().unwrap(), parts.next().unwrap());
+    assert!(
+        submitted.contains("→ 202  Location: /api/admin/v1/jobs/"),
+        "{submitted}"
+    );
+    let mut accepted = docs::example_json(&submitted[submitted.find("{\"success\"").unwrap()..]).unwrap();
+    // An id's first digits are its time.
+    accepted["data"]["id"] = json!("…");
+    let polled = docs::example_json(&polled[polled.find('{').unwrap()..]).unwrap();
+    each_backend(|backend| {
+        let (accepted, polled) = (accepted.clone(), polled.clone());
+        async move {
+            let app = spawn_app(backend).await;
+            let root = app.user("root@example.com").await;
+            app.grant(root.id, "super_admin").await;
+            let org = app.organization(&root, "acme", &root).await;
+            let response = app
+                .authed(
+                    Method::POST,
+                    &format!("/api/admin/v1/organizations/{org}/devices/import?async=true"),
+                    &root.token,
+                )
+                .header("content-type", "text/csv")
+                .body("deviceId,displayName,platform\nphone-1,Phone,android\n")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::ACCEPTED, "{backend:?}");
+            let location = response.headers()["location"].to_str().unwrap().to_owned();
+            let served: Value = response.json().await.unwrap();
+            // The job may already have started when the answer is read back: "pending" as shown
+            // is what the submission answers.
+            docs::matches(&accepted, &served)
+                .unwrap_or_else(|difference| panic!("{backend:?}: {difference}"));
+            assert_eq!(
+                location,
+                format!("/api/admin/v1/jobs/{}", served["data"]["id"].as_str().unwrap())
+            );
+            // The polled job has every field shown (its values are a moment of a larger import).
+            let job: Value = send(&app, Method::GET, &location, &root, None)
+                .await
+                .json()
+                .await
+                .unwrap();
+            docs::same_keys(&polled, &job).unwrap_or_else(|difference| panic!("{backend:?}: {difference}"));
             app.stop().await;
         }
     })

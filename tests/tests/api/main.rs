@@ -24,6 +24,8 @@ mod boundaries;
 mod cors;
 mod devices;
 mod docs_examples;
+mod docs_inventory;
+mod docs_requests;
 mod enrollment_rule;
 mod federation;
 mod fleet_devices;

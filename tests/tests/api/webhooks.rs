@@ -975,3 +975,95 @@ async fn organizations_reach_only_their_own_networks_and_a_slow_receiver_holds_n
     })
     .await;
 }
+
+/// Runs a receiver snippet of docs/events.md (Python or Node) on a delivery; what it printed.
+fn run_snippet(program: &str, code: &str, headers: &Value, raw: &str, secret: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let body = dir.path().join("body");
+    std::fs::write(&body, raw).unwrap();
+    let script = dir.path().join("verify");
+    std::fs::write(&script, code).unwrap();
+    let output = std::process::Command::new(program)
+        .arg(&script)
+        .arg(headers.to_string())
+        .arg(&body)
+        .arg(secret)
+        .output()
+        .unwrap_or_else(|error| panic!("{program}: {error}"));
+    assert!(
+        output.status.success(),
+        "{program}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+#[tokio::test]
+async fn the_documented_payload_and_verification_code_match_a_real_delivery() {
+    use steward_tests::docs;
+    let payload =
+        docs::example_json(&docs::block("docs/events.md", "\"type\": \"user.created\"").text).unwrap();
+    let python = docs::block("docs/events.md", "import hashlib, hmac, time").text
+        + "\n\nimport json, sys\nheaders = json.loads(sys.argv[1])\nprint(verify(sys.argv[3], headers, open(sys.argv[2], 'rb').read()))\n";
+    let node = docs::block("docs/events.md", "const crypto = require(\"crypto\");").text
+        + "\n\nconst [headers, body, secret] = process.argv.slice(2);\nconsole.log(verify(secret, JSON.parse(headers), require(\"fs\").readFileSync(body)));\n";
+    let rust = docs::block("docs/events.md", "use hmac::{Hmac, KeyInit, Mac};").text;
+    let source =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/documented_verify.rs")).unwrap();
+    assert!(
+        source.contains(&rust),
+        "tests/src/documented_verify.rs holds the Rust code of docs/events.md verbatim"
+    );
+    let have_node = std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok();
+    assert!(
+        have_node || std::env::var("CI").is_err(),
+        "node is needed to run the docs' receiver code"
+    );
+    each_backend(|backend| {
+        let (payload, python, node) = (payload.clone(), python.clone(), node.clone());
+        async move {
+            let receiver = Receiver::start().await;
+            let app = spawn_app_with(backend, |_| {}).await;
+            let root = root(&app).await;
+            let created = subscribe(
+                &app,
+                &root,
+                json!({"url": format!("{}/hooks/steward", receiver.base_url), "events": ["user.created"]}),
+            )
+            .await;
+            let secret = created["secret"].as_str().unwrap().to_owned();
+            app.authed(Method::POST, "/api/admin/v1/users", &root.token)
+                .header("user-agent", "curl/8.5.0")
+                .json(&json!({"email": "new@example.com", "displayName": "New", "password": "a long enough passphrase 1"}))
+                .send()
+                .await
+                .unwrap();
+            let hook = receiver.wait_for("user.created", 1, 10).await.remove(0);
+            // The payload has every field shown, and these values.
+            docs::same_keys(&payload, &hook.body).unwrap_or_else(|difference| panic!("{backend:?}: {difference}"));
+            assert_eq!(hook.body["type"], "user.created");
+            assert_eq!(hook.body["actor"]["kind"], payload["actor"]["kind"]);
+            assert_eq!(hook.body["data"]["after"], payload["data"]["after"], "{backend:?}");
+            assert_eq!(hook.body["data"]["userAgent"], payload["data"]["userAgent"]);
+
+            // The receivers' code accepts the delivery and refuses it under another secret.
+            let headers = json!({
+                "X-Steward-Timestamp": hook.timestamp, "X-Steward-Signature": hook.signature,
+                "x-steward-timestamp": hook.timestamp, "x-steward-signature": hook.signature,
+            });
+            assert!(steward_tests::documented_verify::verify_delivery(&hook, &secret));
+            assert!(!steward_tests::documented_verify::verify_delivery(&hook, "whsec_wrong"));
+            assert_eq!(run_snippet("python3", &python, &headers, &hook.raw, &secret), "True");
+            assert_eq!(run_snippet("python3", &python, &headers, &hook.raw, "whsec_wrong"), "False");
+            if have_node {
+                assert_eq!(run_snippet("node", &node, &headers, &hook.raw, &secret), "true");
+                assert_eq!(run_snippet("node", &node, &headers, &hook.raw, "whsec_wrong"), "false");
+            }
+            app.stop().await;
+        }
+    })
+    .await;
+}
