@@ -11,6 +11,8 @@
 #   BENCH_SKIP_EVENTS=1 skips the webhook delivery benchmark; BENCH_SINK_PORT=18999
 #   BENCH_SESSIONS=200000 (live sessions for /auth/me over many sessions), BENCH_SESSIONS_FILL=70s,
 #   BENCH_SKIP_SESSIONS=1
+#   BENCH_STARTS=10 (start-up time and idle memory: the median of that many starts),
+#   BENCH_SKIP_STARTUP=1, BENCH_ONLY_STARTUP=1 (that and nothing else)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -79,6 +81,49 @@ stop_server() {
   wait "$server" 2>/dev/null || true
   server=""
 }
+
+# Start-up: the time from exec to the first 200 of /health/ready, for a first start (a new
+# data dir: migrations and the development key) and for a restart (the same data dir), and the
+# resident memory 2 s after ready (idle) and at most (GNU time's maximum resident set size).
+# SQLite, the default; the median of BENCH_STARTS starts each.
+startup_benchmark() {
+  local starts=${BENCH_STARTS:-10} kind run dir began ready rss child firsts=() restarts=() idles=() peaks=()
+  for run in $(seq 1 "$starts"); do
+    dir="$workdir/startup-$run"
+    for kind in first restart; do
+      [ "$kind" = first ] && rm -rf "$dir" && mkdir -p "$dir"
+      began=$(date +%s%N)
+      STEWARD_DATA_DIR="$dir" /usr/bin/time -v -o "$dir/time.txt" "$steward" serve 2>/dev/null &
+      server=$!
+      ready=""
+      for _ in $(seq 1 3000); do
+        if curl -fs "$base/health/ready" >/dev/null 2>&1; then ready=$(date +%s%N); break; fi
+        sleep 0.01
+      done
+      [ -n "$ready" ] || { echo "the server did not start" >&2; exit 1; }
+      sleep 2
+      child=$(pgrep -P "$server" steward)
+      rss=$(awk '/VmRSS/ {print $2}' "/proc/$child/status")
+      # Stop steward itself: GNU time then writes its report and exits.
+      kill "$child"
+      wait "$server" 2>/dev/null || true
+      server=""
+      if [ "$kind" = first ]; then firsts+=($(( (ready - began) / 1000000 ))); else
+        restarts+=($(( (ready - began) / 1000000 ))); idles+=("$rss")
+        peaks+=("$(awk -F': ' '/Maximum resident/ {print $2}' "$dir/time.txt")")
+      fi
+    done
+  done
+  median() { printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
+  echo "######## start-up (SQLite, median of $starts)"
+  echo "first start (new data dir) to ready: $(median "${firsts[@]}") ms   (all: ${firsts[*]})"
+  echo "restart to ready:                    $(median "${restarts[@]}") ms   (all: ${restarts[*]})"
+  echo "idle RSS 2 s after ready:            $(( $(median "${idles[@]}" | cut -d. -f1) / 1024 )) MiB   (KiB: ${idles[*]})"
+  echo "maximum RSS (GNU time):              $(( $(median "${peaks[@]}" | cut -d. -f1) / 1024 )) MiB"
+}
+
+if [ -z "${BENCH_SKIP_STARTUP:-}" ]; then startup_benchmark; fi
+if [ -n "${BENCH_ONLY_STARTUP:-}" ]; then exit 0; fi
 
 json_field() { sed -E "s/.*\"$1\":\"([^\"]+)\".*/\1/"; }
 
