@@ -62,7 +62,8 @@ pub(crate) fn request_example(operation_id: &str) -> Option<Value> {
         }),
         // Admin API: accounts
         "create_user" => json!({
-            "email": "new.hire@example.com", "displayName": "New Hire", "roles": ["support"]
+            "email": "new.hire@example.com", "displayName": "New Hire", "roles": ["support"],
+            "locale": "en-GB"
         }),
         "bulk_users" => json!({"action": "lock", "userIds": [USER]}),
         "import_accounts" => json!(
@@ -105,7 +106,8 @@ pub(crate) fn request_example(operation_id: &str) -> Option<Value> {
         "link_provider" => json!({"idToken": "eyJ…", "nonce": "n-0S6_WzA2Mj", "code": "123456"}),
         "refresh" => json!({"refreshToken": "Xk3…"}),
         "register" => json!({
-            "email": "ann@example.com", "password": "a long passphrase of mine", "displayName": "Ann"
+            "email": "ann@example.com", "password": "a long passphrase of mine", "displayName": "Ann",
+            "locale": "de-AT"
         }),
         "reset_password" => json!({"token": "…", "newPassword": "an even longer passphrase"}),
         "verify_email" => json!({"token": "…"}),

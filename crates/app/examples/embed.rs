@@ -146,6 +146,7 @@ async fn register(
                 email: email.to_owned(),
                 password: "correct horse battery staple".to_owned(),
                 display_name: name.to_owned(),
+                locale: None,
             },
             origin,
         )

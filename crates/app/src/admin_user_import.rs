@@ -180,6 +180,7 @@ impl<S: Store> Steward<S> {
             display_name: row.display_name.clone(),
             password: None,
             invite: options.invite,
+            locale: None,
         };
         let user = self.auth.admin_create_user(admin.user, account, origin).await?;
         self.import_grants(admin, user.id, row, organizations, origin)

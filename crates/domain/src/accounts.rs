@@ -179,6 +179,8 @@ pub struct NewUser {
     pub display_name: String,
     /// `None`: an invited account, which signs in once the invitation set a password.
     pub password_hash: Option<String>,
+    /// A BCP 47 tag (checked): its mails come in that language where a translation exists.
+    pub locale: Option<String>,
     /// Stored with the account, in its transaction: a registration either happened whole
     /// (account, verification mail, first session) or not at all, so its answer tells the truth.
     pub welcome: Option<Welcome>,

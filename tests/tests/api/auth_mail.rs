@@ -424,3 +424,100 @@ async fn two_instances_send_each_mail_once() {
     })
     .await;
 }
+
+/// An account's first mail comes in its language: `locale` at registration (the verification
+/// mail) and at an operator's creation (the invitation); a malformed tag is `400` naming it and
+/// creates nothing.
+#[tokio::test]
+async fn the_first_mail_is_in_the_locale_given_at_registration_or_creation() {
+    each_backend(|backend| async move {
+        let smtp = SmtpServer::start().await;
+        let url = smtp.url();
+        let templates = tempfile::tempdir().unwrap();
+        let german = templates.path().join("de");
+        std::fs::create_dir_all(&german).unwrap();
+        for (kind, subject, text) in [
+            (
+                "verify-email",
+                "Bestätige deine Adresse",
+                "Bestätigen: {{ link }}",
+            ),
+            ("invitation", "Du bist eingeladen", "Passwort wählen: {{ link }}"),
+        ] {
+            std::fs::write(german.join(format!("{kind}.subject.txt")), subject).unwrap();
+            std::fs::write(german.join(format!("{kind}.txt")), text).unwrap();
+        }
+        let dir = templates.path().to_owned();
+        let app = spawn_app_with(backend, move |config| {
+            config.smtp_url = Some(url);
+            config.mail_templates_dir = Some(dir);
+        })
+        .await;
+        let register = |email: &str, locale: serde_json::Value| {
+            app.post_json(
+                "/api/v1/auth/register",
+                &json!({"email": email, "password": PASSWORD, "displayName": "Ann", "locale": locale}),
+            )
+        };
+        for bad in [
+            json!("de_AT"),
+            json!(""),
+            json!("x".repeat(10_000)),
+            json!("de\u{0}"),
+            json!(7),
+        ] {
+            let refused = register("bad@example.com", bad.clone()).await;
+            assert_eq!(refused.status(), StatusCode::BAD_REQUEST, "{backend:?} {bad}");
+        }
+        assert_eq!(app.count_users().await, 0, "{backend:?}: nothing was created");
+
+        let registered = expect_data(
+            register("ann@example.com", json!("de-AT")).await,
+            StatusCode::CREATED,
+        )
+        .await;
+        let mail = smtp.wait_for("ann@example.com", 1).await;
+        assert_eq!(mail.subject(), "Bestätige deine Adresse", "{backend:?}");
+        assert_eq!(
+            mail.parsed().header_raw("Content-Language").map(str::trim),
+            Some("de")
+        );
+        let token = registered["accessToken"].as_str().unwrap();
+        let me = expect_data(
+            app.authed(Method::GET, "/api/v1/auth/me", token)
+                .send()
+                .await
+                .unwrap(),
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(me["locale"], "de-AT", "{backend:?}: the account keeps it");
+
+        let root = app.user("root@example.com").await;
+        app.grant(root.id, "super_admin").await;
+        let created = steward_tests::send(
+            &app,
+            Method::POST,
+            "/api/admin/v1/users",
+            &root,
+            Some(json!({"email": "ben@example.com", "displayName": "Ben", "locale": "de"})),
+        )
+        .await;
+        let created = expect_data(created, StatusCode::CREATED).await;
+        assert_eq!(created["locale"], "de", "{backend:?}: {created}");
+        let invitation = smtp.wait_for("ben@example.com", 1).await;
+        assert_eq!(invitation.subject(), "Du bist eingeladen", "{backend:?}");
+        let refused = steward_tests::send(
+            &app,
+            Method::POST,
+            "/api/admin/v1/users",
+            &root,
+            Some(json!({"email": "cy@example.com", "displayName": "Cy", "locale": "en GB"})),
+        )
+        .await;
+        let error = expect_error(refused, StatusCode::BAD_REQUEST, "VALIDATION_ERROR").await;
+        assert_eq!(error["details"][0]["field"], "locale", "{error}");
+        app.stop().await;
+    })
+    .await;
+}

@@ -322,6 +322,9 @@ pub struct CreateUserRequest {
     /// System roles to grant (each one you could grant yourself).
     #[serde(default)]
     pub roles: Vec<String>,
+    /// A BCP 47 tag (`de-AT`): the account's mails, this one's invitation or verification mail
+    /// first, come in that language where a translation exists.
+    pub locale: Option<String>,
 }
 
 /// Create an account (`users:write`). With a `password` the account can sign in at once and a
@@ -352,6 +355,7 @@ pub async fn create_user(
         display_name: body.display_name,
         password: body.password,
         invite: true,
+        locale: body.locale,
     };
     let detail = UserAdminService::new(&state)
         .create(&admin.0.principal, account, body.roles, &origin.0)

@@ -90,6 +90,9 @@ pub struct RegisterRequest {
     /// 8–128 characters, not a common password, not the email.
     pub password: String,
     pub display_name: String,
+    /// A BCP 47 tag (`de-AT`): the account's mails, the verification mail first, come in that
+    /// language where a translation exists (docs/mail.md).
+    pub locale: Option<String>,
 }
 
 /// Create an account and sign in. A verification mail is sent; unverified users can sign in.
@@ -115,6 +118,7 @@ pub async fn register(
         email: body.email,
         password: body.password,
         display_name: body.display_name,
+        locale: body.locale,
     };
     let issued = state.auth.register(account, &origin.0).await?;
     Ok(tokens(actix_web::http::StatusCode::CREATED, issued))

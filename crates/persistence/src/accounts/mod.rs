@@ -762,7 +762,7 @@ async fn insert_new_user(
         pending_email: Set(None),
         display_name: Set(user.display_name),
         avatar_url: Set(None),
-        locale: Set(None),
+        locale: Set(user.locale.clone()),
         timezone: Set(None),
         status: Set("active".to_owned()),
         organization_id: Set(None),

@@ -17,6 +17,8 @@ pub struct AdminNewAccount {
     /// Without a password: whether the invitation mail goes out (without it the user sets a
     /// password through "forgot password").
     pub invite: bool,
+    /// A BCP 47 tag for the account's mails (the invitation or verification mail included).
+    pub locale: Option<String>,
 }
 
 /// What an operator changes; absent fields keep their value, `Some(None)` clears locale or
@@ -167,6 +169,7 @@ impl<S: Store> AuthService<S> {
     ) -> Result<(NewUser, AuditEntry), AuthError> {
         let email = parse_email(&account.email)?;
         let display_name = parse_display_name(&account.display_name)?;
+        let locale = checked_locale(account.locale)?;
         let password_hash = match account.password {
             Some(password) => {
                 self.check_new_password(None, &password, &email, "password")
@@ -185,7 +188,7 @@ impl<S: Store> AuthService<S> {
             EmailTokenPurpose::VerifyEmail
         };
         let mail = (!invited || account.invite)
-            .then(|| self.email_token_mail(purpose, email.as_str(), None))
+            .then(|| self.email_token_mail(purpose, email.as_str(), locale.as_deref()))
             .transpose()?;
         let id = Uuid::now_v7();
         let audit = AuditEntry::new(Actor::admin(admin), action("admin.user_created"), "user")
@@ -200,6 +203,7 @@ impl<S: Store> AuthService<S> {
                 email: email.clone(),
                 display_name: display_name.into_inner(),
                 password_hash,
+                locale,
                 welcome: None,
                 mail,
             },

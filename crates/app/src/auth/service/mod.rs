@@ -90,6 +90,8 @@ pub struct NewAccount {
     pub email: String,
     pub password: String,
     pub display_name: String,
+    /// A BCP 47 tag for the account's mails (the verification mail included).
+    pub locale: Option<String>,
 }
 
 pub struct SignIn {
@@ -383,6 +385,7 @@ impl<S: Store> AuthService<S> {
                             email: address.clone(),
                             display_name: name.into_inner(),
                             password_hash: Some(hash),
+                            locale: None,
                             welcome: None,
                             mail: None,
                         },
@@ -399,5 +402,16 @@ impl<S: Store> AuthService<S> {
             .grant_system_role(user.id, "super_admin", &audit)
             .await?;
         Ok((user, created))
+    }
+}
+
+/// An optional locale of a new account, checked like a profile's (`400` naming `locale`).
+pub(crate) fn checked_locale(locale: Option<String>) -> Result<Option<String>, AuthError> {
+    match locale {
+        Some(tag) => match steward_domain::identity::check_locale(&tag) {
+            Ok(()) => Ok(Some(tag)),
+            Err(error) => Err(AuthError::InvalidFields(vec![("locale", error.to_string())])),
+        },
+        None => Ok(None),
     }
 }

@@ -10,6 +10,7 @@ impl<S: Store> AuthService<S> {
     ) -> Result<IssuedTokens, AuthError> {
         let email = parse_email(&account.email)?;
         let display_name = parse_display_name(&account.display_name)?;
+        let locale = checked_locale(account.locale)?;
         self.check_new_password(None, &account.password, &email, "password")
             .await?;
         if self.store.find_user_by_email(&email).await?.is_some() {
@@ -27,7 +28,7 @@ impl<S: Store> AuthService<S> {
         // The account, its verification mail and its first session are one transaction: a
         // 201 means all of it happened, an error that none of it did.
         let (verification, mail) =
-            self.email_token_mail(EmailTokenPurpose::VerifyEmail, email.as_str(), None)?;
+            self.email_token_mail(EmailTokenPurpose::VerifyEmail, email.as_str(), locale.as_deref())?;
         let (session, refresh_token, session_audit) = self.new_session(id, origin, "auth.login_succeeded");
         let session_id = session.id;
         let user = self
@@ -37,6 +38,7 @@ impl<S: Store> AuthService<S> {
                     email: email.clone(),
                     display_name: display_name.into_inner(),
                     password_hash: Some(password_hash),
+                    locale,
                     mail: None,
                     welcome: Some(Welcome {
                         verification,
