@@ -314,6 +314,8 @@ pub struct OutgoingEmail {
     pub html: Option<String>,
     pub language: Option<String>,
     pub attempts: i32,
+    /// When it was due, as read (the claim checks it is unchanged).
+    pub next_attempt_at: DateTime<Utc>,
 }
 
 /// Whether a sign-in attempt may check the password.
@@ -566,25 +568,45 @@ pub trait EmailTokenStore {
     ) -> impl Future<Output = Result<Option<RedeemedEmailToken>, RepositoryError>> + Send;
 }
 
+/// The mail outbox. Several instances may read it at once: a sender claims each due mail just
+/// before sending it ([`Outbox::claim_email`]) and records the outcome under that claim, so a
+/// mail is sent by one of them.
 pub trait Outbox {
     fn enqueue_email(&self, mail: &OutgoingMail) -> impl Future<Output = Result<(), RepositoryError>> + Send;
+    /// Pending mail due at `now`, oldest first (not claimed: see [`Outbox::claim_email`]).
     fn due_emails(
         &self,
         now: DateTime<Utc>,
         limit: u64,
     ) -> impl Future<Output = Result<Vec<OutgoingEmail>, RepositoryError>> + Send;
+    /// Claims `mail` for one attempt if it is still as it was read: answers the claim (to
+    /// record the outcome with), or `None` when another sender has it.
+    fn claim_email(
+        &self,
+        mail: &OutgoingEmail,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<QueueClaim>, RepositoryError>> + Send;
+    /// Records a delivery; `false` when the claim had lapsed and another sender took the mail.
     fn mark_sent(
         &self,
-        id: Uuid,
+        claim: &QueueClaim,
         now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<(), RepositoryError>> + Send;
-    /// Schedules a retry (or gives up after the last attempt).
+    ) -> impl Future<Output = Result<bool, RepositoryError>> + Send;
+    /// Schedules a retry (or gives up after the last attempt), under the claim.
     fn mark_failed(
         &self,
-        id: Uuid,
+        claim: &QueueClaim,
         error: &str,
         retry_at: Option<DateTime<Utc>>,
-    ) -> impl Future<Output = Result<(), RepositoryError>> + Send;
+    ) -> impl Future<Output = Result<bool, RepositoryError>> + Send;
+}
+
+/// A sender's hold on one queue row (a mail, a push): until `until`, other senders skip it;
+/// the outcome is recorded only while the row is still held by this claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueClaim {
+    pub id: Uuid,
+    pub until: DateTime<Utc>,
 }
 
 /// A new account created by a federated sign-in (email verified by the provider, no password).

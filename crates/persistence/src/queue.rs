@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, QueryFilter};
 use steward_domain::RepositoryError;
+use steward_domain::accounts::QueueClaim;
 use uuid::Uuid;
 
 use crate::entities::{outbox_emails, push_notifications};
@@ -44,59 +45,57 @@ impl DeliveryQueue for push_notifications::Entity {
 }
 
 /// How long a claimed row is left to its claimer: past it (the claimer died mid-delivery), the
-/// row is due again and another instance delivers it.
+/// row is due again and another instance delivers it. A claim covers one delivery (a mail's
+/// SMTP exchange, a push's token fetch and send), each bounded by timeouts far below this.
 pub(crate) const CLAIM_LEASE: chrono::Duration = chrono::Duration::minutes(5);
 
-/// Claims the due rows `seen` (id and the `next_attempt_at` read with it): a conditional UPDATE
-/// moves each row's next attempt `CLAIM_LEASE` past `now` only if it is still pending at the
-/// time that was read, so of two instances that read the same row only one wins it. Answers
-/// the ids this caller won.
+/// Claims row `id`, read as due at `seen`, for one delivery: a conditional UPDATE moves its next
+/// attempt `CLAIM_LEASE` past `now` only if it is still pending at `seen`, so of two instances
+/// that read the same row only one wins it. Answers the claim, or `None`.
 pub(crate) async fn claim<Q: DeliveryQueue>(
     connection: &impl ConnectionTrait,
-    seen: &[(Uuid, DateTime<Utc>)],
-    now: DateTime<Utc>,
-) -> Result<Vec<Uuid>, RepositoryError> {
-    let mut won = Vec::with_capacity(seen.len());
-    for (id, next_attempt_at) in seen {
-        let claimed = Q::update_many()
-            .col_expr(Q::NEXT_ATTEMPT_AT, Expr::value(now + CLAIM_LEASE))
-            .filter(Q::ID.eq(*id))
-            .filter(Q::STATUS.eq("pending"))
-            .filter(Q::NEXT_ATTEMPT_AT.eq(*next_attempt_at))
-            .exec(connection)
-            .await
-            .map_err(db)?;
-        if claimed.rows_affected == 1 {
-            won.push(*id);
-        }
-    }
-    Ok(won)
-}
-
-/// Row `id` was delivered at `now`.
-pub(crate) async fn mark_sent<Q: DeliveryQueue>(
-    connection: &impl ConnectionTrait,
     id: Uuid,
+    seen: DateTime<Utc>,
     now: DateTime<Utc>,
-) -> Result<(), RepositoryError> {
-    Q::update_many()
-        .col_expr(Q::STATUS, Expr::value("sent"))
-        .col_expr(Q::SENT_AT, Expr::value(Some(now)))
-        .col_expr(Q::ATTEMPTS, Expr::col(Q::ATTEMPTS).add(1))
+) -> Result<Option<QueueClaim>, RepositoryError> {
+    let until = now + CLAIM_LEASE;
+    let claimed = Q::update_many()
+        .col_expr(Q::NEXT_ATTEMPT_AT, Expr::value(until))
         .filter(Q::ID.eq(id))
+        .filter(Q::STATUS.eq("pending"))
+        .filter(Q::NEXT_ATTEMPT_AT.eq(seen))
         .exec(connection)
         .await
         .map_err(db)?;
-    Ok(())
+    Ok((claimed.rows_affected == 1).then_some(QueueClaim { id, until }))
 }
 
-/// Row `id` failed with `error`: it is tried again at `retry_at`, or, without one, given up.
+/// The claimed row was delivered at `now`; `false` when the claim had lapsed (another instance
+/// holds the row, or it was recorded already).
+pub(crate) async fn mark_sent<Q: DeliveryQueue>(
+    connection: &impl ConnectionTrait,
+    claim: &QueueClaim,
+    now: DateTime<Utc>,
+) -> Result<bool, RepositoryError> {
+    let updated = Q::update_many()
+        .col_expr(Q::STATUS, Expr::value("sent"))
+        .col_expr(Q::SENT_AT, Expr::value(Some(now)))
+        .col_expr(Q::ATTEMPTS, Expr::col(Q::ATTEMPTS).add(1))
+        .filter(held::<Q>(claim))
+        .exec(connection)
+        .await
+        .map_err(db)?;
+    Ok(updated.rows_affected == 1)
+}
+
+/// The claimed row failed with `error`: it is tried again at `retry_at`, or, without one, given
+/// up. `false` when the claim had lapsed.
 pub(crate) async fn mark_failed<Q: DeliveryQueue>(
     connection: &impl ConnectionTrait,
-    id: Uuid,
+    claim: &QueueClaim,
     error: &str,
     retry_at: Option<DateTime<Utc>>,
-) -> Result<(), RepositoryError> {
+) -> Result<bool, RepositoryError> {
     let error: String = error.chars().take(MAX_ERROR_CHARS).collect();
     let update = Q::update_many()
         .col_expr(Q::ATTEMPTS, Expr::col(Q::ATTEMPTS).add(1))
@@ -105,6 +104,18 @@ pub(crate) async fn mark_failed<Q: DeliveryQueue>(
         Some(at) => update.col_expr(Q::NEXT_ATTEMPT_AT, Expr::value(at)),
         None => update.col_expr(Q::STATUS, Expr::value("failed")),
     };
-    update.filter(Q::ID.eq(id)).exec(connection).await.map_err(db)?;
-    Ok(())
+    let updated = update
+        .filter(held::<Q>(claim))
+        .exec(connection)
+        .await
+        .map_err(db)?;
+    Ok(updated.rows_affected == 1)
+}
+
+/// The row is still pending under this claim.
+fn held<Q: DeliveryQueue>(claim: &QueueClaim) -> sea_orm::Condition {
+    sea_orm::Condition::all()
+        .add(Q::ID.eq(claim.id))
+        .add(Q::STATUS.eq("pending"))
+        .add(Q::NEXT_ATTEMPT_AT.eq(claim.until))
 }

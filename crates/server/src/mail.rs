@@ -117,11 +117,20 @@ pub async fn run_outbox(database: Database, transport: MailTransport, from: Mail
         match database.due_emails(Utc::now(), 20).await {
             Ok(mails) => {
                 for mail in mails {
+                    // Claimed one at a time, just before sending: another instance may have it.
+                    let claim = match database.claim_email(&mail, Utc::now()).await {
+                        Ok(Some(claim)) => claim,
+                        Ok(None) => continue,
+                        Err(error) => {
+                            tracing::warn!(%error, "could not claim a mail");
+                            continue;
+                        }
+                    };
                     let result = transport.deliver(&from, &mail).await;
                     let recorded = match result {
                         Ok(()) => {
                             record_delivery(Channel::Mail, "sent");
-                            database.mark_sent(mail.id, Utc::now()).await
+                            database.mark_sent(&claim, Utc::now()).await
                         }
                         Err(error) => {
                             let attempts = mail.attempts + 1;
@@ -131,11 +140,15 @@ pub async fn run_outbox(database: Database, transport: MailTransport, from: Mail
                                 if retry.is_some() { "failed" } else { "given_up" },
                             );
                             tracing::warn!(to = %mail.recipient, attempts, %error, gives_up = retry.is_none(), "mail delivery failed");
-                            database.mark_failed(mail.id, &error, retry).await
+                            database.mark_failed(&claim, &error, retry).await
                         }
                     };
-                    if let Err(error) = recorded {
-                        tracing::warn!(%error, "could not record mail delivery");
+                    match recorded {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            tracing::warn!(mail = %mail.id, "a mail's claim lapsed before its outcome was recorded");
+                        }
+                        Err(error) => tracing::warn!(%error, "could not record mail delivery"),
                     }
                 }
             }

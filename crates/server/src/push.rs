@@ -252,10 +252,19 @@ pub async fn run_push_worker(
         match database.due_pushes(Utc::now() - collapse, 50).await {
             Ok(notifications) => {
                 for notification in notifications {
+                    // Claimed one at a time, just before sending: another instance may have it.
+                    let claim = match database.claim_push(&notification, Utc::now()).await {
+                        Ok(Some(claim)) => claim,
+                        Ok(None) => continue,
+                        Err(error) => {
+                            tracing::warn!(%error, "could not claim a push");
+                            continue;
+                        }
+                    };
                     let recorded = match provider.deliver(&notification).await {
                         Ok(()) => {
                             record_delivery(Channel::Push, "sent");
-                            database.mark_push_sent(notification.id, Utc::now()).await
+                            database.mark_push_sent(&claim, Utc::now()).await
                         }
                         Err(error) => {
                             let attempts = notification.attempts + 1;
@@ -267,13 +276,15 @@ pub async fn run_push_worker(
                             );
                             tracing::warn!(device = %notification.device_id, attempts, error = %error.message,
                                 gives_up = retry.is_none(), "push delivery failed");
-                            database
-                                .mark_push_failed(notification.id, &error.message, retry)
-                                .await
+                            database.mark_push_failed(&claim, &error.message, retry).await
                         }
                     };
-                    if let Err(error) = recorded {
-                        tracing::warn!(%error, "could not record a push delivery");
+                    match recorded {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            tracing::warn!(push = %notification.id, "a push's claim lapsed before its outcome was recorded");
+                        }
+                        Err(error) => tracing::warn!(%error, "could not record a push delivery"),
                     }
                 }
             }

@@ -322,19 +322,28 @@ pub trait PushQueue {
         limit: u64,
     ) -> impl Future<Output = Result<Vec<PushNotification>, RepositoryError>> + Send;
 
+    /// Claims `push` for one attempt if it is still as it was read (see
+    /// [`crate::accounts::Outbox::claim_email`]).
+    fn claim_push(
+        &self,
+        push: &PushNotification,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<crate::accounts::QueueClaim>, RepositoryError>> + Send;
+
+    /// Records a delivery under the claim; `false` when it had lapsed.
     fn mark_push_sent(
         &self,
-        id: Uuid,
+        claim: &crate::accounts::QueueClaim,
         now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<(), RepositoryError>> + Send;
+    ) -> impl Future<Output = Result<bool, RepositoryError>> + Send;
 
-    /// Schedules a retry at `retry_at`, or gives up (`None`).
+    /// Schedules a retry at `retry_at`, or gives up (`None`), under the claim.
     fn mark_push_failed(
         &self,
-        id: Uuid,
+        claim: &crate::accounts::QueueClaim,
         error: &str,
         retry_at: Option<DateTime<Utc>>,
-    ) -> impl Future<Output = Result<(), RepositoryError>> + Send;
+    ) -> impl Future<Output = Result<bool, RepositoryError>> + Send;
 
     fn push_notifications(
         &self,

@@ -1,5 +1,7 @@
 //! The email outbox.
 
+use steward_domain::accounts::QueueClaim;
+
 use super::*;
 
 impl Outbox for Database {
@@ -12,19 +14,15 @@ impl Outbox for Database {
         now: DateTime<Utc>,
         limit: u64,
     ) -> Result<Vec<OutgoingEmail>, RepositoryError> {
-        let due = outbox_emails::Entity::find()
+        Ok(outbox_emails::Entity::find()
             .filter(outbox_emails::Column::Status.eq("pending"))
             .filter(outbox_emails::Column::NextAttemptAt.lte(now))
             .order_by_asc(outbox_emails::Column::NextAttemptAt)
             .limit(limit)
             .all(self.connection())
             .await
-            .map_err(db)?;
-        let seen: Vec<(Uuid, DateTime<Utc>)> = due.iter().map(|row| (row.id, row.next_attempt_at)).collect();
-        let won = crate::queue::claim::<outbox_emails::Entity>(self.connection(), &seen, now).await?;
-        Ok(due
+            .map_err(db)?
             .into_iter()
-            .filter(|row| won.contains(&row.id))
             .map(|row| OutgoingEmail {
                 id: row.id,
                 recipient: row.recipient,
@@ -33,21 +31,31 @@ impl Outbox for Database {
                 html: row.html_body,
                 language: row.language,
                 attempts: row.attempts,
+                next_attempt_at: row.next_attempt_at,
             })
             .collect())
     }
 
-    async fn mark_sent(&self, id: Uuid, now: DateTime<Utc>) -> Result<(), RepositoryError> {
-        crate::queue::mark_sent::<outbox_emails::Entity>(self.connection(), id, now).await
+    async fn claim_email(
+        &self,
+        mail: &OutgoingEmail,
+        now: DateTime<Utc>,
+    ) -> Result<Option<QueueClaim>, RepositoryError> {
+        crate::queue::claim::<outbox_emails::Entity>(self.connection(), mail.id, mail.next_attempt_at, now)
+            .await
+    }
+
+    async fn mark_sent(&self, claim: &QueueClaim, now: DateTime<Utc>) -> Result<bool, RepositoryError> {
+        crate::queue::mark_sent::<outbox_emails::Entity>(self.connection(), claim, now).await
     }
 
     async fn mark_failed(
         &self,
-        id: Uuid,
+        claim: &QueueClaim,
         error: &str,
         retry_at: Option<DateTime<Utc>>,
-    ) -> Result<(), RepositoryError> {
-        crate::queue::mark_failed::<outbox_emails::Entity>(self.connection(), id, error, retry_at).await
+    ) -> Result<bool, RepositoryError> {
+        crate::queue::mark_failed::<outbox_emails::Entity>(self.connection(), claim, error, retry_at).await
     }
 }
 

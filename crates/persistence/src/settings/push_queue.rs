@@ -38,11 +38,6 @@ impl PushQueue for Database {
             .all(self.connection())
             .await
             .map_err(db)?;
-        // `now` here is the collapse horizon, behind the clock: the lease counts from the clock.
-        let seen: Vec<(Uuid, DateTime<Utc>)> = rows.iter().map(|row| (row.id, row.next_attempt_at)).collect();
-        let won =
-            crate::queue::claim::<push_notifications::Entity>(self.connection(), &seen, Utc::now()).await?;
-        let rows: Vec<_> = rows.into_iter().filter(|row| won.contains(&row.id)).collect();
         let tokens: std::collections::HashMap<Uuid, Option<String>> = devices::Entity::find()
             .filter(devices::Column::Id.is_in(rows.iter().map(|row| row.device_id)))
             .select_only()
@@ -62,17 +57,36 @@ impl PushQueue for Database {
             })
             .collect())
     }
-    async fn mark_push_sent(&self, id: Uuid, now: DateTime<Utc>) -> Result<(), RepositoryError> {
-        crate::queue::mark_sent::<push_notifications::Entity>(self.connection(), id, now).await
+    async fn claim_push(
+        &self,
+        push: &PushNotification,
+        now: DateTime<Utc>,
+    ) -> Result<Option<steward_domain::accounts::QueueClaim>, RepositoryError> {
+        crate::queue::claim::<push_notifications::Entity>(
+            self.connection(),
+            push.id,
+            push.next_attempt_at,
+            now,
+        )
+        .await
+    }
+
+    async fn mark_push_sent(
+        &self,
+        claim: &steward_domain::accounts::QueueClaim,
+        now: DateTime<Utc>,
+    ) -> Result<bool, RepositoryError> {
+        crate::queue::mark_sent::<push_notifications::Entity>(self.connection(), claim, now).await
     }
 
     async fn mark_push_failed(
         &self,
-        id: Uuid,
+        claim: &steward_domain::accounts::QueueClaim,
         error: &str,
         retry_at: Option<DateTime<Utc>>,
-    ) -> Result<(), RepositoryError> {
-        crate::queue::mark_failed::<push_notifications::Entity>(self.connection(), id, error, retry_at).await
+    ) -> Result<bool, RepositoryError> {
+        crate::queue::mark_failed::<push_notifications::Entity>(self.connection(), claim, error, retry_at)
+            .await
     }
 
     async fn push_notifications(
