@@ -121,7 +121,9 @@ impl<S: Store> AuthService<S> {
         self.store
             .change_password(user, hash, Some(session), &audit)
             .await?;
-        self.profiles.forget(&user);
+        // The other sessions just ended; this instance forgets them at once (the current one
+        // is read again from the store).
+        self.forget_user(user);
         Ok(())
     }
 

@@ -217,10 +217,8 @@ impl<S: Store> AuthService<S> {
             .await?;
         let audit = user_event(user.id, "auth.password_reset", "user", user.id, origin);
         self.store.change_password(user.id, hash, None, &audit).await?;
-        self.profiles.forget(&user.id);
-        for session in self.store.active_sessions(user.id, Utc::now()).await? {
-            self.sessions.forget(&session.id);
-        }
+        // Every session just ended: forgotten by owner (the store lists none as active now).
+        self.forget_user(user.id);
         self.store.clear(&user.email).await?;
         Ok(())
     }
