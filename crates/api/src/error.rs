@@ -195,6 +195,14 @@ impl ApiError {
         }])
     }
 
+    /// A 415 for a request body with a `Content-Encoding` (Steward reads bodies uncompressed).
+    pub fn unsupported_encoding() -> Self {
+        Self::new(
+            ErrorCode::UnsupportedMediaType,
+            "request bodies are read as sent: send them without a Content-Encoding (gzip, br, zstd, deflate are not accepted)",
+        )
+    }
+
     pub fn with_details(mut self, details: Vec<FieldError>) -> Self {
         self.details = details;
         self
@@ -250,12 +258,9 @@ impl From<AppError> for ApiError {
     /// The one mapping of a use case's refusal to the wire: a kind has one code (and status).
     fn from(error: AppError) -> Self {
         if error.kind == ErrorKind::RateLimited {
-            // The use cases' limits: an organization's requests per minute, or open jobs.
-            let limit = error
-                .quota
-                .as_ref()
-                .map_or("open_jobs", |quota| quota.key.as_str());
-            crate::metrics::record_rate_limited(limit);
+            // The use cases name their limits (an organization's requests per minute, open
+            // jobs); one that does not is counted as `other`, never as another's.
+            crate::metrics::record_rate_limited(error.limit.unwrap_or("other"));
         }
         let code = match error.kind {
             ErrorKind::Invalid => ErrorCode::ValidationError,

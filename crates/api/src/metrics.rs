@@ -97,7 +97,7 @@ fn describe() {
     );
     describe_counter!(
         "steward_rate_limited_total",
-        "Requests refused with 429 by a rate limit, by limit (login, register, password_reset, refresh, admin, admin_reset_mail, api_requests_per_minute, open_jobs)"
+        "Requests refused with 429 by a rate limit, by limit (login, register, password_reset, refresh, admin, admin_reset_mail, api_requests_per_minute, open_jobs; other for a limit without a name)"
     );
     describe_counter!(
         "steward_mails_total",

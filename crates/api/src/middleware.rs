@@ -78,6 +78,15 @@ fn refused_uri(request: &ServiceRequest) -> Option<ApiError> {
             "must not contain the NUL character (%00)",
         ));
     }
+    // Steward reads bodies as sent: a compressed one would otherwise be refused as "not JSON".
+    let encoded = request.headers().get_all(header::CONTENT_ENCODING).any(|value| {
+        !value
+            .to_str()
+            .is_ok_and(|text| text.trim().eq_ignore_ascii_case("identity"))
+    });
+    if encoded {
+        return Some(ApiError::unsupported_encoding());
+    }
     None
 }
 

@@ -73,6 +73,9 @@ pub struct AppError {
     pub retry_after: Option<u64>,
     /// Which quota refused, with its limit and use ([`ErrorKind::QuotaExceeded`]).
     pub quota: Option<steward_domain::quotas::QuotaExceeded>,
+    /// The name of the limit that refused ([`ErrorKind::RateLimited`]), for the
+    /// `steward_rate_limited_total{limit}` counter.
+    pub limit: Option<&'static str>,
 }
 
 impl AppError {
@@ -83,7 +86,14 @@ impl AppError {
             details: Vec::new(),
             retry_after: None,
             quota: None,
+            limit: None,
         }
+    }
+
+    /// Names the limit that refused (see [`AppError::limit`]).
+    pub fn with_limit(mut self, limit: &'static str) -> Self {
+        self.limit = Some(limit);
+        self
     }
 
     pub fn validation(message: impl Into<String>) -> Self {

@@ -235,7 +235,8 @@ impl RequestCounter {
                 crate::error::ErrorKind::RateLimited,
                 format!("{exceeded}; retry after the minute, or ask your operator to raise the organization's quota"),
             )
-            .with_retry_after(u64::try_from(60 - now.rem_euclid(60)).unwrap_or(60).max(1));
+            .with_retry_after(u64::try_from(60 - now.rem_euclid(60)).unwrap_or(60).max(1))
+            .with_limit("api_requests_per_minute");
             error.quota = Some(exceeded);
             return Err(error);
         }

@@ -553,3 +553,48 @@ async fn every_seeded_setting_takes_a_good_value_and_refuses_a_bad_one() {
     })
     .await;
 }
+
+/// A compressed body is refused as such (415 naming the encoding), not misread as malformed
+/// JSON, and creates nothing; `identity` is no encoding.
+#[tokio::test]
+async fn a_compressed_request_body_is_refused_with_415() {
+    each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let body =
+            json!({"email": "ann@example.com", "password": steward_tests::PASSWORD, "displayName": "Ann"});
+        for encoding in ["gzip", "br", "zstd", "deflate", "gzip, identity"] {
+            let refused = app
+                .client
+                .post(app.url("/api/v1/auth/register"))
+                .header("content-type", "application/json")
+                .header("content-encoding", encoding)
+                .body(body.to_string())
+                .send()
+                .await
+                .unwrap();
+            let error = expect_error(
+                refused,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "UNSUPPORTED_MEDIA_TYPE",
+            )
+            .await;
+            assert!(
+                error["message"].as_str().unwrap().contains("Content-Encoding"),
+                "{backend:?}: {error}"
+            );
+        }
+        assert_eq!(app.count_users().await, 0, "{backend:?}: nothing was created");
+        let plain = app
+            .client
+            .post(app.url("/api/v1/auth/register"))
+            .header("content-type", "application/json")
+            .header("content-encoding", "identity")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(plain.status(), StatusCode::CREATED, "{backend:?}");
+        app.stop().await;
+    })
+    .await;
+}

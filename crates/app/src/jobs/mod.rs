@@ -666,4 +666,5 @@ fn too_many_jobs() -> AppError {
         ),
     )
     .with_retry_after(10)
+    .with_limit("open_jobs")
 }
