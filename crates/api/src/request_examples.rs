@@ -46,7 +46,7 @@ pub(crate) fn request_example(operation_id: &str) -> Option<Value> {
             "settings": {"device.camera_enabled": false}, "locks": ["device.camera_enabled"]
         }),
         "apply_policy" | "unapply_policy" => json!({"deviceIds": [OTHER], "dryRun": true}),
-        "set_quotas" => json!({"plan": "team", "overrides": {"devices": 15, "users": null}}),
+        "set_quotas" => json!({"plan": "free", "overrides": {"devices": 15, "users": null}}),
         "add_org_user" => json!({"email": "tara@example.com", "role": "admin"}),
         "import_org_users" => json!("email,role\ntara@example.com,admin\n"),
         "change_org_user_role" => json!({"role": "viewer"}),
@@ -121,7 +121,7 @@ pub(crate) fn request_example(operation_id: &str) -> Option<Value> {
             "deviceId": "a1b2c3", "displayName": "Ann's phone", "platform": "android",
             "osVersion": "14", "appVersion": "3.2.0"
         }),
-        "acknowledge_command" => json!({"result": {"wiped": true}}),
+        "acknowledge_command" => json!({"result": {"outcome": "wiped"}}),
         "update_settings" => json!({"settings": {"device.camera_enabled": false}, "version": 4}),
         "update_locks" => json!({"locks": [{"key": "device.camera_enabled", "locked": true}], "version": 4}),
         "sync_settings" => json!({

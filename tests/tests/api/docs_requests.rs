@@ -319,8 +319,29 @@ fn shown_answer(place: &str, text: &str) -> (Option<u16>, Option<Value>) {
     (status, json)
 }
 
+/// Whether the served spec has `method` on a path of this shape (`{…}` segments match any).
+fn in_spec(spec: &Value, method: &Method, path: &str) -> bool {
+    let path = path.split('?').next().unwrap_or(path);
+    let wanted: Vec<&str> = path.split('/').collect();
+    spec["paths"].as_object().unwrap().iter().any(|(template, item)| {
+        let have: Vec<&str> = template.split('/').collect();
+        have.len() == wanted.len()
+            && have
+                .iter()
+                .zip(&wanted)
+                .all(|(a, b)| a == b || a.starts_with('{') || b.starts_with('{'))
+            && item.get(method.as_str().to_lowercase()).is_some()
+    })
+}
+
 /// Runs a block; answers each request line with what was served (`data` of the envelope).
-async fn run_block(app: &TestApp, root: &TestUser, block: &Block, serial: usize) -> Vec<(String, Value)> {
+async fn run_block(
+    app: &TestApp,
+    root: &TestUser,
+    spec: &Value,
+    block: &Block,
+    serial: usize,
+) -> Vec<(String, Value)> {
     let mut served_answers = Vec::new();
     let mut objects = Objects {
         app,
@@ -331,6 +352,13 @@ async fn run_block(app: &TestApp, root: &TestUser, block: &Block, serial: usize)
     };
     let mut placeholders = false;
     for request in requests(block).unwrap() {
+        assert!(
+            in_spec(spec, &request.method, &request.path),
+            "{}: {} {} is not an operation of the served spec",
+            request.place,
+            request.method,
+            request.path
+        );
         let path = objects.fill(&request.place, &request.path).await;
         let mut builder = app.authed(request.method.clone(), &path, &root.token);
         placeholders |= matches!(&request.body, Some(Body::Json(body)) if body.to_string().contains('…'));
@@ -360,7 +388,7 @@ async fn run_block(app: &TestApp, root: &TestUser, block: &Block, serial: usize)
             Some(shown) => assert_eq!(status, shown, "{what}"),
             None if shown_json.is_some() => assert!((200..300).contains(&status), "{what}"),
             None => assert!(
-                !matches!(status, 400 | 413 | 415 | 422) && status < 500,
+                !matches!(status, 400 | 405 | 413 | 415 | 422) && status < 500,
                 "the request is refused for its form: {what}"
             ),
         }
@@ -416,9 +444,10 @@ async fn every_request_block_of_the_docs_runs_as_written() {
             app.grant(root.id, "super_admin").await;
             // The docs' example organization.
             app.organization(&root, "acme", &root).await;
+            let spec: Value = app.get("/api-docs/openapi.json").await.json().await.unwrap();
             let mut served = Vec::new();
             for (serial, block) in blocks.iter().enumerate() {
-                served.extend(run_block(&app, &root, block, serial).await);
+                served.extend(run_block(&app, &root, &spec, block, serial).await);
                 // A block may switch the IP allowlist on; the next starts without it.
                 let _ = send(
                     &app,
