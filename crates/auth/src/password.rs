@@ -48,8 +48,10 @@ pub struct Verification {
 pub struct PasswordHasher {
     argon2: Argon2<'static>,
     cost: HashingCost,
-    /// A hash of a random password, verified when the account does not exist so that an
-    /// unknown email costs the same time as a wrong password.
+    /// A hash in the configured parameters with a random salt and output, verified when the
+    /// account does not exist so that an unknown email costs the same time as a wrong password.
+    /// Made without hashing (no password hashes to it), so start-up does not spend an Argon2
+    /// computation on it.
     dummy_hash: String,
 }
 
@@ -66,13 +68,21 @@ impl PasswordHasher {
         let params = Params::new(cost.memory_kib, cost.iterations, cost.parallelism, None)
             .map_err(|error| HashingError::Parameters(error.to_string()))?;
         let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
-        let mut hasher = Self {
+        use base64::Engine as _;
+        let b64 = |bytes: Vec<u8>| base64::engine::general_purpose::STANDARD_NO_PAD.encode(bytes);
+        let dummy_hash = format!(
+            "$argon2id$v=19$m={},t={},p={}${}${}",
+            cost.memory_kib,
+            cost.iterations,
+            cost.parallelism,
+            b64(crate::opaque::random_bytes(16)),
+            b64(crate::opaque::random_bytes(32)),
+        );
+        Ok(Self {
             argon2,
             cost,
-            dummy_hash: String::new(),
-        };
-        hasher.dummy_hash = hasher.hash(&crate::opaque::random_token(16))?;
-        Ok(hasher)
+            dummy_hash,
+        })
     }
 
     pub fn cost(&self) -> HashingCost {
@@ -118,6 +128,28 @@ impl PasswordHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The unknown-account check costs one verification in the configured parameters: the
+    /// dummy parses as such a hash (so verifying against it runs Argon2 with them) and nothing
+    /// matches it.
+    #[test]
+    fn the_dummy_hash_is_a_hash_in_the_current_parameters_that_nothing_matches() {
+        let hasher = PasswordHasher::new(HashingCost::default()).unwrap();
+        let parsed = PasswordHash::new(&hasher.dummy_hash).unwrap();
+        assert!(hasher.has_current_parameters(&parsed), "{}", hasher.dummy_hash);
+        assert_eq!(
+            hasher.verify("anything at all", &hasher.dummy_hash),
+            Verification {
+                matches: false,
+                needs_rehash: false
+            }
+        );
+        let other = PasswordHasher::new(HashingCost::default()).unwrap();
+        assert_ne!(
+            hasher.dummy_hash, other.dummy_hash,
+            "a random salt and output each time"
+        );
+    }
 
     #[test]
     fn the_real_cost_hashes_and_verifies_with_its_parameters_in_the_hash() {
