@@ -15,9 +15,14 @@ impl AuditRecorder for crate::Database {
     async fn record(&self, entry: &AuditEntry) -> Result<(), RepositoryError> {
         // The entry and its outbox row commit together.
         // Reads (the entry's organization), then writes: on SQLite the write lock comes first.
-        let transaction = self.begin_write().await.map_err(db_err_to_repository)?;
-        insert_audit_entry(&transaction, entry).await?;
-        transaction.commit().await.map_err(db_err_to_repository)
+        // A frequent small write (a failed sign-in, a device's report): grouped with the others
+        // waiting on SQLite's one writer.
+        let entry = entry.clone();
+        self.write_grouped(move |transaction| {
+            let entry = entry.clone();
+            Box::pin(async move { insert_audit_entry(transaction, &entry).await })
+        })
+        .await
     }
 }
 

@@ -76,6 +76,8 @@ pub struct Database {
     connection: DatabaseConnection,
     /// SQLite (on a file): the one connection write transactions take turns on.
     writer: Option<DatabaseConnection>,
+    /// SQLite (on a file): small writes grouped into shared transactions on `writer`.
+    group: Option<crate::group_commit::GroupCommit>,
     backend: Backend,
     max_connections: u32,
     /// The quota plans the organizations' limits come from (configuration).
@@ -133,9 +135,11 @@ impl Database {
                 url: redact_url(&options.url),
                 reason,
             })?;
+        let group = writer.clone().map(crate::group_commit::GroupCommit::start);
         let database = Self {
             connection,
             writer,
+            group,
             backend,
             max_connections: options.max_connections,
             quota_plans: std::sync::Arc::new(steward_domain::quotas::QuotaPlans::new(Default::default())),
@@ -227,6 +231,24 @@ impl Database {
     /// them). Never call it while this task holds a `begin_write` transaction.
     pub(crate) fn writer(&self) -> &DatabaseConnection {
         self.writer.as_ref().unwrap_or(&self.connection)
+    }
+
+    /// Runs `job` in a write transaction: on SQLite (a file) grouped with the other small writes
+    /// waiting at that moment into one transaction (see [`crate::group_commit`]), elsewhere in a
+    /// transaction of its own. The job must write only through the transaction it is given, and
+    /// answer an inner error (not the outer one) only when it wrote nothing.
+    pub(crate) async fn write_grouped<T, F>(&self, job: F) -> Result<T, steward_domain::RepositoryError>
+    where
+        T: Send + 'static,
+        F: for<'a> Fn(&'a sea_orm::DatabaseTransaction) -> crate::group_commit::JobFuture<'a, T>
+            + Send
+            + Sync
+            + 'static,
+    {
+        match &self.group {
+            Some(group) => group.run(self.writer(), job).await,
+            None => crate::group_commit::alone(self.writer(), &job).await,
+        }
     }
 
     /// Checks the database answers a trivial query now.

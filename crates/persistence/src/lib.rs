@@ -15,6 +15,7 @@ mod events;
 mod federation;
 mod fleet;
 mod group_admin;
+mod group_commit;
 mod groups;
 mod ip_allowlist;
 mod jobs;

@@ -322,6 +322,99 @@ async fn the_profile_updates_with_optimistic_concurrency() {
     .await;
 }
 
+/// Profile changes are small writes that SQLite groups into shared transactions: under a burst
+/// each answer still matches what is stored — of 24 updates expecting version 1 exactly one wins
+/// and the others conflict without writing, while 16 other accounts' updates all land, each with
+/// its one audit entry.
+#[tokio::test]
+async fn concurrent_profile_updates_each_get_the_answer_of_what_was_stored() {
+    each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let contested = app.user("contested@example.com").await;
+        let mut others = Vec::new();
+        for n in 0..16 {
+            others.push(app.user_owned(format!("writer{n}@example.com")).await);
+        }
+        let before = app
+            .audit_actions()
+            .await
+            .iter()
+            .filter(|action| *action == "user.profile_updated")
+            .count();
+        let mut requests = Vec::new();
+        for n in 0..24 {
+            requests.push(
+                app.authed(Method::PUT, "/api/v1/auth/me", &contested.token)
+                    .header("if-match", "\"1\"")
+                    .json(&json!({"displayName": format!("Contender {n}")}))
+                    .send(),
+            );
+        }
+        for (n, other) in others.iter().enumerate() {
+            requests.push(
+                app.authed(Method::PUT, "/api/v1/auth/me", &other.token)
+                    .json(&json!({"displayName": format!("Writer {n}")}))
+                    .send(),
+            );
+        }
+        let answers = futures_util::future::join_all(requests).await;
+        let mut winner = None;
+        let mut conflicts = 0;
+        for (n, answer) in answers.into_iter().enumerate() {
+            let answer = answer.unwrap();
+            if n < 24 {
+                if answer.status() == StatusCode::OK {
+                    let body = expect_data(answer, StatusCode::OK).await;
+                    assert_eq!(body["version"], 2);
+                    assert!(
+                        winner
+                            .replace(body["displayName"].as_str().unwrap().to_owned())
+                            .is_none(),
+                        "two updates of version 1 won"
+                    );
+                } else {
+                    expect_error(answer, StatusCode::CONFLICT, "VERSION_CONFLICT").await;
+                    conflicts += 1;
+                }
+            } else {
+                let body = expect_data(answer, StatusCode::OK).await;
+                assert_eq!(body["displayName"], format!("Writer {}", n - 24));
+            }
+        }
+        assert_eq!(conflicts, 23);
+        let me = expect_data(
+            app.authed(Method::GET, "/api/v1/auth/me", &contested.token)
+                .send()
+                .await
+                .unwrap(),
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(me["version"], 2);
+        assert_eq!(Some(me["displayName"].as_str().unwrap().to_owned()), winner);
+        for (n, other) in others.iter().enumerate() {
+            let me = expect_data(
+                app.authed(Method::GET, "/api/v1/auth/me", &other.token)
+                    .send()
+                    .await
+                    .unwrap(),
+                StatusCode::OK,
+            )
+            .await;
+            assert_eq!(me["displayName"], format!("Writer {n}"));
+        }
+        let after = app
+            .audit_actions()
+            .await
+            .iter()
+            .filter(|action| *action == "user.profile_updated")
+            .count();
+        assert_eq!(after - before, 17, "one audit entry per update that was stored");
+        app.stop().await;
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn sessions_are_listed_and_revoked_one_by_one() {
     each_backend(|backend| async move {

@@ -158,7 +158,6 @@ impl AccountStore for Database {
         expected_version: Option<i32>,
         audit: &AuditEntry,
     ) -> Result<UserRecord, RepositoryError> {
-        let transaction = self.begin_write().await.map_err(db)?;
         let mut update = users::Entity::update_many()
             .col_expr(users::Column::Version, Expr::col(users::Column::Version).add(1))
             .col_expr(users::Column::UpdatedAt, Expr::value(Utc::now()))
@@ -182,27 +181,32 @@ impl AccountStore for Database {
         if let Some(version) = expected_version {
             update = update.filter(users::Column::Version.eq(version));
         }
-        // The updated row comes back from the UPDATE itself: one statement fewer while this
-        // transaction holds SQLite's one write lock.
-        let Some(model) = update
-            .exec_with_returning(&transaction)
-            .await
-            .map_err(db)?
-            .into_iter()
-            .next()
-        else {
-            let exists = users::Entity::find_by_id(id)
-                .one(&transaction)
-                .await
-                .map_err(db)?;
-            return Err(match exists {
-                Some(_) if expected_version.is_some() => RepositoryError::VersionConflict,
-                _ => RepositoryError::NotFound,
-            });
-        };
-        insert_audit_entry(&transaction, audit).await?;
-        transaction.commit().await.map_err(db)?;
-        Ok(user_record(model))
+        let audit = audit.clone();
+        // A frequent small write: grouped with the others waiting on SQLite's one writer.
+        self.write_grouped(move |transaction| {
+            let (update, audit) = (update.clone(), audit.clone());
+            Box::pin(async move {
+                // The updated row comes back from the UPDATE itself: one statement fewer while
+                // the transaction holds SQLite's one write lock.
+                let Some(model) = update
+                    .exec_with_returning(transaction)
+                    .await
+                    .map_err(db)?
+                    .into_iter()
+                    .next()
+                else {
+                    // Nothing was written: the answer is this job's own, not the group's.
+                    let exists = users::Entity::find_by_id(id).one(transaction).await.map_err(db)?;
+                    return Ok(Err(match exists {
+                        Some(_) if expected_version.is_some() => RepositoryError::VersionConflict,
+                        _ => RepositoryError::NotFound,
+                    }));
+                };
+                insert_audit_entry(transaction, &audit).await?;
+                Ok(Ok(user_record(model)))
+            })
+        })
+        .await?
     }
 
     async fn admin_update_user(
