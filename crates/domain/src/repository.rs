@@ -4,7 +4,7 @@
 //! response without knowing which database or ORM produced the failure.
 
 /// Why a repository call failed.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum RepositoryError {
     /// The row the caller asked for does not exist (or is not visible to them).
     #[error("not found")]

@@ -9,6 +9,19 @@ use steward_migration::{Migrator, MigratorTrait};
 
 use crate::error::PersistenceError;
 
+/// `column = 'value'` with the value written into the SQL instead of bound. SQLite is built with
+/// the planner's stability guarantee (see `.cargo/config.toml`), so it matches a partial index's
+/// `WHERE column = 'value'` (the one pending transfer of a device, a group's owner) only against
+/// a literal; bound, the lookup would scan. `value` is a fixed word from the code.
+pub(crate) fn literal_eq(
+    column: impl sea_orm::ColumnTrait,
+    value: &'static str,
+) -> sea_orm::sea_query::SimpleExpr {
+    debug_assert!(value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+    use sea_orm::sea_query::{Expr, ExprTrait};
+    ExprTrait::eq(Expr::col(column), Expr::cust(format!("'{value}'")))
+}
+
 /// Which database engine a URL names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -77,7 +90,7 @@ pub struct Database {
     /// SQLite (on a file): the one connection write transactions take turns on.
     writer: Option<DatabaseConnection>,
     /// SQLite (on a file): small writes grouped into shared transactions on `writer`.
-    group: Option<crate::group_commit::GroupCommit>,
+    pub(crate) group: Option<crate::group_commit::GroupCommit>,
     backend: Backend,
     max_connections: u32,
     /// The quota plans the organizations' limits come from (configuration).

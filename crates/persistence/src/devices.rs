@@ -330,7 +330,10 @@ impl DeviceStore for Database {
             )
             .col_expr(device_transfers::Column::DecidedAt, Expr::value(Some(now)))
             .filter(device_transfers::Column::DeviceId.eq(id))
-            .filter(device_transfers::Column::Status.eq(TransferStatus::Pending.as_str()))
+            .filter(crate::database::literal_eq(
+                device_transfers::Column::Status,
+                TransferStatus::Pending.as_str(),
+            ))
             .exec(&transaction)
             .await
             .map_err(db)?;
@@ -360,7 +363,10 @@ impl DeviceStore for Database {
                 Expr::value(Some(transfer.created_at)),
             )
             .filter(device_transfers::Column::DeviceId.eq(transfer.device_id))
-            .filter(device_transfers::Column::Status.eq(TransferStatus::Pending.as_str()))
+            .filter(crate::database::literal_eq(
+                device_transfers::Column::Status,
+                TransferStatus::Pending.as_str(),
+            ))
             .filter(device_transfers::Column::ExpiresAt.lte(transfer.created_at))
             .exec(&transaction)
             .await
@@ -388,7 +394,10 @@ impl DeviceStore for Database {
         now: DateTime<Utc>,
     ) -> Result<Vec<DeviceTransfer>, RepositoryError> {
         device_transfers::Entity::find()
-            .filter(device_transfers::Column::Status.eq(TransferStatus::Pending.as_str()))
+            .filter(crate::database::literal_eq(
+                device_transfers::Column::Status,
+                TransferStatus::Pending.as_str(),
+            ))
             .filter(device_transfers::Column::ExpiresAt.gt(now))
             .filter(
                 sea_orm::Condition::any()
@@ -431,7 +440,10 @@ impl DeviceStore for Database {
             .col_expr(device_transfers::Column::Status, Expr::value(decision.as_str()))
             .col_expr(device_transfers::Column::DecidedAt, Expr::value(Some(now)))
             .filter(device_transfers::Column::Id.eq(id))
-            .filter(device_transfers::Column::Status.eq(TransferStatus::Pending.as_str()))
+            .filter(crate::database::literal_eq(
+                device_transfers::Column::Status,
+                TransferStatus::Pending.as_str(),
+            ))
             .filter(device_transfers::Column::ExpiresAt.gt(now))
             .filter(party)
             .exec(&transaction)

@@ -34,7 +34,10 @@ impl Database {
             .column(group_memberships::Column::GroupId)
             .column(group_memberships::Column::UserId)
             .filter(group_memberships::Column::GroupId.is_in(ids))
-            .filter(group_memberships::Column::Role.eq("owner"))
+            .filter(crate::database::literal_eq(
+                group_memberships::Column::Role,
+                "owner",
+            ))
             .into_tuple()
             .all(self.connection())
             .await
@@ -104,7 +107,10 @@ impl GroupAdminStore for Database {
                         .column(group_memberships::Column::GroupId)
                         .from(group_memberships::Entity)
                         .and_where(group_memberships::Column::UserId.eq(owner))
-                        .and_where(group_memberships::Column::Role.eq("owner"))
+                        .and_where(crate::database::literal_eq(
+                            group_memberships::Column::Role,
+                            "owner",
+                        ))
                         .to_owned(),
                 ),
             );

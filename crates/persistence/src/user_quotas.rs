@@ -116,7 +116,10 @@ pub(crate) async fn check_group_members_after<C: ConnectionTrait>(
         .select_only()
         .column(group_memberships::Column::UserId)
         .filter(group_memberships::Column::GroupId.eq(group))
-        .filter(group_memberships::Column::Role.eq(GroupRole::Owner.as_str()))
+        .filter(crate::database::literal_eq(
+            group_memberships::Column::Role,
+            GroupRole::Owner.as_str(),
+        ))
         .into_tuple()
         .one(connection)
         .await
@@ -138,7 +141,10 @@ async fn owned_groups<C: ConnectionTrait>(connection: &C, user: Uuid) -> Result<
         .select_only()
         .column(group_memberships::Column::GroupId)
         .filter(group_memberships::Column::UserId.eq(user))
-        .filter(group_memberships::Column::Role.eq(GroupRole::Owner.as_str()))
+        .filter(crate::database::literal_eq(
+            group_memberships::Column::Role,
+            GroupRole::Owner.as_str(),
+        ))
         .into_tuple()
         .all(connection)
         .await

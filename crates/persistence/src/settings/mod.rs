@@ -220,7 +220,10 @@ pub(crate) async fn enqueue<C: ConnectionTrait>(
 ) -> Result<(), RepositoryError> {
     let pending = push_notifications::Entity::find()
         .filter(push_notifications::Column::DeviceId.eq(device))
-        .filter(push_notifications::Column::Status.eq("pending"))
+        .filter(crate::database::literal_eq(
+            push_notifications::Column::Status,
+            "pending",
+        ))
         .one(connection)
         .await
         .map_err(db)?;
