@@ -29,6 +29,7 @@ mod m20261201_000022_audit_outbox_trigger;
 mod m20261201_000023_user_quotas;
 mod m20261201_000024_quota_spends;
 mod m20261201_000025_mail_parts;
+mod m20261201_000026_dashboard_indexes;
 
 pub use m20260701_000011_organizations::DEFAULT_ORGANIZATION_ID;
 
@@ -63,6 +64,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000023_user_quotas::Migration),
             Box::new(m20261201_000024_quota_spends::Migration),
             Box::new(m20261201_000025_mail_parts::Migration),
+            Box::new(m20261201_000026_dashboard_indexes::Migration),
         ]
     }
 }

@@ -43,7 +43,7 @@ pub const OPENAPI_PATH: &str = "/api-docs/openapi.json";
 fn routes(config: &mut ServiceConfig) {
     use routes::{
         admin, admin_bulk, admin_groups, admin_user_mfa, admin_user_roles, admin_user_search, admin_users,
-        api_keys, audit, auth, auth_mail, auth_mfa, device_enrollment, devices, enrollment_tokens,
+        api_keys, audit, auth, auth_mail, auth_mfa, dashboard, device_enrollment, devices, enrollment_tokens,
         federation, fleet_devices, fleet_groups, groups, imports, ip_allowlist, jobs, notifications,
         org_quotas, organizations, personal_tokens, policies, policy_application, roles, setting_definitions,
         settings, unlock_requests, user_quotas, users, webhooks,
@@ -149,6 +149,8 @@ fn routes(config: &mut ServiceConfig) {
                 .wrap(actix_web::middleware::from_fn(admin_guard::admin_mfa))
                 .wrap(actix_web::middleware::from_fn(admin_guard::admin_allowlist))
                 .service(admin::admin_me)
+                .service(dashboard::get_dashboard)
+                .service(dashboard::get_statistics)
                 .service(notifications::get_preferences)
                 .service(notifications::put_preferences)
                 .service(notifications::list_notifications)

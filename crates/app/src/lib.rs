@@ -10,6 +10,7 @@ pub mod admin_users;
 pub mod audit;
 pub mod auth;
 pub mod cache;
+pub mod dashboard;
 pub mod devices;
 pub mod error;
 pub mod events;

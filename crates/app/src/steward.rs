@@ -60,6 +60,7 @@ pub trait Store:
     + steward_domain::events::webhooks::WebhookStore
     + steward_domain::notifications::NotificationStore
     + steward_domain::quotas::UserQuotaStore
+    + steward_domain::dashboard::DashboardStore
     + Clone
     + Send
     + Sync
@@ -100,6 +101,7 @@ impl<T> Store for T where
         + steward_domain::events::webhooks::WebhookStore
         + steward_domain::notifications::NotificationStore
         + steward_domain::quotas::UserQuotaStore
+        + steward_domain::dashboard::DashboardStore
         + Clone
         + Send
         + Sync
@@ -129,6 +131,8 @@ pub struct Steward<S> {
     pub events: Arc<crate::events::EventBoard>,
     /// Requests to each organization's routes this minute (`api_requests_per_minute`).
     pub organization_requests: Arc<crate::quotas::RequestCounter>,
+    /// Dashboards computed in the last ten seconds, per view.
+    pub dashboards: Arc<crate::dashboard::DashboardCache>,
 }
 
 impl<S: Clone> Clone for Steward<S> {
@@ -145,6 +149,7 @@ impl<S: Clone> Clone for Steward<S> {
             quota_plans: Arc::clone(&self.quota_plans),
             events: Arc::clone(&self.events),
             organization_requests: Arc::clone(&self.organization_requests),
+            dashboards: Arc::clone(&self.dashboards),
         }
     }
 }
@@ -168,6 +173,7 @@ impl<S: Store> Steward<S> {
             quota_plans: Arc::new(steward_domain::quotas::QuotaPlans::new(Default::default())),
             events: Arc::default(),
             organization_requests: Arc::default(),
+            dashboards: Arc::new(crate::dashboard::dashboard_cache()),
         }
     }
 

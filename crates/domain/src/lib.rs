@@ -8,6 +8,7 @@ pub mod account_import;
 pub mod accounts;
 pub mod audit;
 pub mod audit_log;
+pub mod dashboard;
 pub mod devices;
 pub mod events;
 pub mod federation;

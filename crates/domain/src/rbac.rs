@@ -52,6 +52,7 @@ pub const BUILT_IN_ROLES: &[(&str, &[&str])] = &[
             "devices:read",
             "notifications:read",
             "webhooks:read",
+            "dashboard:read",
         ],
     ),
     (
@@ -119,11 +120,15 @@ pub enum Permission {
     /// Every operator notification (organization owners and admins see their organization's):
     /// `super_admin`, `user_admin` and `auditor`. Also the token scope of the notifications API.
     NotificationsRead,
+    /// The dashboard and usage statistics of the whole system and of every organization
+    /// (organization owners and admins read their organization's): `super_admin` and `auditor`.
+    /// Also the token scope of both.
+    DashboardRead,
 }
 
 impl Permission {
     /// Every permission.
-    pub const ALL: [Permission; 31] = [
+    pub const ALL: [Permission; 32] = [
         Permission::UsersRead,
         Permission::UsersWrite,
         Permission::UsersLock,
@@ -155,6 +160,7 @@ impl Permission {
         Permission::WebhooksRead,
         Permission::WebhooksManage,
         Permission::NotificationsRead,
+        Permission::DashboardRead,
     ];
 
     /// `resource:action`, as roles and token scopes name it.
@@ -191,6 +197,7 @@ impl Permission {
             Permission::WebhooksRead => "webhooks:read",
             Permission::WebhooksManage => "webhooks:manage",
             Permission::NotificationsRead => "notifications:read",
+            Permission::DashboardRead => "dashboard:read",
         }
     }
 }
@@ -493,6 +500,7 @@ pub const ACCOUNT_SCOPES: &[&str] = &[
     "webhooks:read",
     "webhooks:manage",
     "notifications:read",
+    "dashboard:read",
 ];
 
 impl RoleCatalog {

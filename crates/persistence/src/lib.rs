@@ -7,6 +7,7 @@
 mod accounts;
 mod audit;
 mod audit_log;
+mod dashboard;
 mod database;
 mod devices;
 pub mod entities;

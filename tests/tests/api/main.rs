@@ -22,6 +22,7 @@ mod auth_mfa;
 mod auth_refresh;
 mod boundaries;
 mod cors;
+mod dashboard;
 mod devices;
 mod docs_examples;
 mod docs_inventory;

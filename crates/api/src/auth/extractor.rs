@@ -126,6 +126,12 @@ pub mod scopes {
     }
 
     #[derive(Debug)]
+    pub struct DashboardRead;
+    impl Scope for DashboardRead {
+        const NAME: &'static str = "dashboard:read";
+    }
+
+    #[derive(Debug)]
     pub struct OrganizationsRead;
     impl Scope for OrganizationsRead {
         const NAME: &'static str = "organizations:read";

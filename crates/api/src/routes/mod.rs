@@ -12,6 +12,7 @@ pub mod audit;
 pub mod auth;
 pub mod auth_mail;
 pub mod auth_mfa;
+pub mod dashboard;
 pub mod device_enrollment;
 pub mod devices;
 pub mod enrollment_tokens;

@@ -1,0 +1,353 @@
+//! The dashboard's counts and the usage statistics: a few aggregate statements (one scan per
+//! table with conditional sums, counts grouped by bucket over indexed time ranges), written in
+//! SQL both backends run, with the bucket arithmetic spelled per backend.
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use sea_orm::{ConnectionTrait, DatabaseBackend, QueryResult, Statement, Value};
+use steward_domain::RepositoryError;
+use steward_domain::dashboard::{
+    DashboardCounts, DashboardStore, DeviceCounts, Interval, JobCounts, LOCKOUT, SIGN_IN_FAILED, Scope,
+    UserCounts, WebhookCounts, bucket_start,
+};
+use uuid::Uuid;
+
+use crate::database::Database;
+use crate::error::db_err_to_repository as db;
+
+/// A statement under construction: SQL with placeholders numbered for the backend.
+struct Sql {
+    backend: DatabaseBackend,
+    text: String,
+    values: Vec<Value>,
+}
+
+impl Sql {
+    fn new(backend: DatabaseBackend) -> Self {
+        Self {
+            backend,
+            text: String::new(),
+            values: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, text: &str) -> &mut Self {
+        self.text.push_str(text);
+        self
+    }
+
+    /// Appends a placeholder bound to `value`.
+    fn bind(&mut self, value: impl Into<Value>) -> &mut Self {
+        self.values.push(value.into());
+        if self.backend == DatabaseBackend::Postgres {
+            self.text.push_str(&format!("${}", self.values.len()));
+        } else {
+            self.text.push('?');
+        }
+        self
+    }
+
+    fn statement(&self) -> Statement {
+        Statement::from_sql_and_values(self.backend, self.text.clone(), self.values.clone())
+    }
+}
+
+/// The bucket number of `column` (a timestamp): `(unix time + offset) / width`, rounded down.
+fn bucket(backend: DatabaseBackend, column: &str, interval: Interval) -> String {
+    let (width, offset) = (interval.seconds(), interval.offset_seconds());
+    if backend == DatabaseBackend::Postgres {
+        format!("CAST(FLOOR((EXTRACT(EPOCH FROM {column}) + {offset}) / {width}) AS BIGINT)")
+    } else {
+        // Unix times here are after 1970, so integer division rounds down.
+        format!("((CAST(strftime('%s', {column}) AS INTEGER) + {offset}) / {width})")
+    }
+}
+
+fn count(row: &QueryResult, column: &str) -> Result<u64, RepositoryError> {
+    let value: Option<i64> = row.try_get("", column).map_err(db)?;
+    Ok(value.unwrap_or(0).max(0).unsigned_abs())
+}
+
+async fn one(connection: &impl ConnectionTrait, sql: &Sql) -> Result<QueryResult, RepositoryError> {
+    connection
+        .query_one_raw(sql.statement())
+        .await
+        .map_err(db)?
+        .ok_or_else(|| RepositoryError::Other("an aggregate answered no row".to_owned()))
+}
+
+async fn all(connection: &impl ConnectionTrait, sql: &Sql) -> Result<Vec<QueryResult>, RepositoryError> {
+    connection.query_all_raw(sql.statement()).await.map_err(db)
+}
+
+/// `AND <column> IN (the organization's members)`.
+fn members(sql: &mut Sql, column: &str, organization: Uuid) {
+    sql.push(&format!(
+        " AND {column} IN (SELECT user_id FROM org_users WHERE organization_id = "
+    ))
+    .bind(organization)
+    .push(")");
+}
+
+impl DashboardStore for Database {
+    async fn dashboard_counts(
+        &self,
+        scope: Scope,
+        now: DateTime<Utc>,
+    ) -> Result<DashboardCounts, RepositoryError> {
+        let connection = self.connection();
+        let backend = connection.get_database_backend();
+        let organization = scope.organization();
+
+        let mut sql = Sql::new(backend);
+        sql.push("SELECT COUNT(*) AS total, SUM(CASE WHEN last_login_at >= ")
+            .bind(now - Duration::hours(24))
+            .push(" THEN 1 ELSE 0 END) AS active_24h, SUM(CASE WHEN last_login_at >= ")
+            .bind(now - Duration::days(7))
+            .push(" THEN 1 ELSE 0 END) AS active_7d, SUM(CASE WHEN last_login_at >= ")
+            .bind(now - Duration::days(30))
+            .push(
+                " THEN 1 ELSE 0 END) AS active_30d, \
+                 SUM(CASE WHEN status = 'locked' THEN 1 ELSE 0 END) AS locked, \
+                 SUM(CASE WHEN email_verified_at IS NULL THEN 1 ELSE 0 END) AS unverified \
+                 FROM users WHERE deleted_at IS NULL",
+            );
+        if let Some(organization) = organization {
+            members(&mut sql, "id", organization);
+        }
+        let row = one(connection, &sql).await?;
+        let users = UserCounts {
+            total: count(&row, "total")?,
+            active_24h: count(&row, "active_24h")?,
+            active_7d: count(&row, "active_7d")?,
+            active_30d: count(&row, "active_30d")?,
+            locked: count(&row, "locked")?,
+            unverified: count(&row, "unverified")?,
+        };
+
+        let mut sql = Sql::new(backend);
+        sql.push("SELECT COUNT(*) AS n FROM user_sessions WHERE revoked_at IS NULL AND expires_at > ")
+            .bind(now);
+        if let Some(organization) = organization {
+            members(&mut sql, "user_id", organization);
+        }
+        let live_sessions = count(&one(connection, &sql).await?, "n")?;
+
+        let mut sql = Sql::new(backend);
+        sql.push(
+            "SELECT status, platform, COUNT(*) AS n, \
+             SUM(CASE WHEN COALESCE(applied_settings_version, 0) <> settings_version THEN 1 ELSE 0 END) \
+             AS non_compliant FROM devices",
+        );
+        if let Some(organization) = organization {
+            sql.push(" WHERE organization_id = ").bind(organization);
+        }
+        sql.push(" GROUP BY status, platform");
+        let mut devices = DeviceCounts::default();
+        for row in all(connection, &sql).await? {
+            let n = count(&row, "n")?;
+            let status: String = row.try_get("", "status").map_err(db)?;
+            let platform: Option<String> = row.try_get("", "platform").map_err(db)?;
+            let platform = platform
+                .filter(|platform| !platform.trim().is_empty())
+                .unwrap_or_else(|| "unknown".to_owned());
+            devices.total += n;
+            devices.non_compliant += count(&row, "non_compliant")?;
+            *devices.by_status.entry(status).or_default() += n;
+            *devices.by_platform.entry(platform).or_default() += n;
+        }
+        let mut sql = Sql::new(backend);
+        sql.push("SELECT COUNT(*) AS n FROM unlock_requests WHERE status = 'pending'");
+        if let Some(organization) = organization {
+            sql.push(" AND device_id IN (SELECT id FROM devices WHERE organization_id = ")
+                .bind(organization)
+                .push(")");
+        }
+        devices.pending_unlock_requests = count(&one(connection, &sql).await?, "n")?;
+
+        let organizations = match organization {
+            Some(_) => None,
+            None => {
+                let mut sql = Sql::new(backend);
+                sql.push("SELECT COUNT(*) AS n FROM organizations");
+                Some(count(&one(connection, &sql).await?, "n")?)
+            }
+        };
+
+        let mut sql = Sql::new(backend);
+        sql.push("SELECT COUNT(*) AS n FROM \"groups\" WHERE deleted_at IS NULL");
+        if let Some(organization) = organization {
+            sql.push(" AND organization_id = ").bind(organization);
+        }
+        let groups = count(&one(connection, &sql).await?, "n")?;
+
+        let mut sql = Sql::new(backend);
+        sql.push(
+            "SELECT SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END) AS pending, \
+             SUM(CASE WHEN status = 'running' THEN 1 ELSE 0 END) AS running, \
+             SUM(CASE WHEN status = 'failed' AND finished_at >= ",
+        )
+        .bind(now - Duration::hours(24))
+        .push(" THEN 1 ELSE 0 END) AS failed FROM jobs");
+        if let Some(organization) = organization {
+            sql.push(" WHERE organization_id = ").bind(organization);
+        }
+        let row = one(connection, &sql).await?;
+        let jobs = JobCounts {
+            pending: count(&row, "pending")?,
+            running: count(&row, "running")?,
+            failed_24h: count(&row, "failed")?,
+        };
+
+        let mut sql = Sql::new(backend);
+        sql.push(
+            "SELECT COUNT(*) AS total, \
+             SUM(CASE WHEN enabled AND consecutive_failures > 0 THEN 1 ELSE 0 END) AS failing, \
+             SUM(CASE WHEN enabled THEN 0 ELSE 1 END) AS disabled FROM webhooks",
+        );
+        if let Some(organization) = organization {
+            sql.push(" WHERE organization_id = ").bind(organization);
+        }
+        let row = one(connection, &sql).await?;
+        let webhooks = WebhookCounts {
+            total: count(&row, "total")?,
+            failing: count(&row, "failing")?,
+            disabled: count(&row, "disabled")?,
+        };
+
+        Ok(DashboardCounts {
+            users,
+            live_sessions,
+            devices,
+            organizations,
+            groups,
+            jobs,
+            webhooks,
+        })
+    }
+
+    async fn audit_counts(
+        &self,
+        actions: &[&str],
+        scope: Scope,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        interval: Interval,
+    ) -> Result<Vec<(String, DateTime<Utc>, u64)>, RepositoryError> {
+        if actions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let connection = self.connection();
+        let backend = connection.get_database_backend();
+        let mut sql = Sql::new(backend);
+        sql.push(&format!(
+            "SELECT action, {} AS bucket, COUNT(*) AS n FROM audit_logs WHERE action IN (",
+            bucket(backend, "occurred_at", interval)
+        ));
+        for (index, action) in actions.iter().enumerate() {
+            if index > 0 {
+                sql.push(", ");
+            }
+            sql.bind(*action);
+        }
+        sql.push(") AND occurred_at >= ")
+            .bind(from)
+            .push(" AND occurred_at < ")
+            .bind(to);
+        if let Some(organization) = scope.organization() {
+            sql.push(" AND (organization_id = ")
+                .bind(organization)
+                .push(" OR actor_id IN (SELECT user_id FROM org_users WHERE organization_id = ")
+                .bind(organization)
+                .push(")");
+            // A failed sign-in and a lockout name the address tried, not an account.
+            if actions
+                .iter()
+                .any(|action| [SIGN_IN_FAILED, LOCKOUT].contains(action))
+            {
+                let email = if backend == DatabaseBackend::Postgres {
+                    "(after ->> 'email')"
+                } else {
+                    "json_extract(after, '$.email')"
+                };
+                sql.push(" OR (action IN (")
+                    .bind(SIGN_IN_FAILED)
+                    .push(", ")
+                    .bind(LOCKOUT)
+                    .push(&format!(
+                        ") AND {email} IN (SELECT u.email FROM users u JOIN org_users ou \
+                         ON ou.user_id = u.id WHERE ou.organization_id = "
+                    ))
+                    .bind(organization)
+                    .push("))");
+            }
+            sql.push(")");
+        }
+        sql.push(" GROUP BY action, bucket");
+        all(connection, &sql)
+            .await?
+            .iter()
+            .map(|row| {
+                let action: String = row.try_get("", "action").map_err(db)?;
+                let index: i64 = row.try_get("", "bucket").map_err(db)?;
+                Ok((action, bucket_start(index, interval), count(row, "n")?))
+            })
+            .collect()
+    }
+
+    async fn command_counts(
+        &self,
+        scope: Scope,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        interval: Interval,
+    ) -> Result<Vec<(DateTime<Utc>, u64)>, RepositoryError> {
+        let connection = self.connection();
+        let backend = connection.get_database_backend();
+        let mut sql = Sql::new(backend);
+        sql.push(&format!(
+            "SELECT {} AS bucket, COUNT(*) AS n FROM device_commands WHERE created_at >= ",
+            bucket(backend, "created_at", interval)
+        ))
+        .bind(from)
+        .push(" AND created_at < ")
+        .bind(to);
+        if let Some(organization) = scope.organization() {
+            sql.push(" AND organization_id = ").bind(organization);
+        }
+        sql.push(" GROUP BY bucket");
+        all(connection, &sql)
+            .await?
+            .iter()
+            .map(|row| {
+                let index: i64 = row.try_get("", "bucket").map_err(db)?;
+                Ok((bucket_start(index, interval), count(row, "n")?))
+            })
+            .collect()
+    }
+
+    async fn api_key_request_days(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<(DateTime<Utc>, u64)>, RepositoryError> {
+        let connection = self.connection();
+        let mut sql = Sql::new(connection.get_database_backend());
+        // Days are `YYYY-MM-DD` text, so they compare in order.
+        let last = to - Duration::seconds(1);
+        sql.push("SELECT day, CAST(SUM(requests) AS BIGINT) AS n FROM api_key_usage WHERE day >= ")
+            .bind(from.format("%Y-%m-%d").to_string())
+            .push(" AND day <= ")
+            .bind(last.format("%Y-%m-%d").to_string())
+            .push(" GROUP BY day");
+        let mut days = Vec::new();
+        for row in all(connection, &sql).await? {
+            let day: String = row.try_get("", "day").map_err(db)?;
+            let n = count(&row, "n")?;
+            let Ok(date) = NaiveDate::parse_from_str(&day, "%Y-%m-%d") else {
+                continue;
+            };
+            days.push((date.and_time(chrono::NaiveTime::MIN).and_utc(), n));
+        }
+        Ok(days)
+    }
+}

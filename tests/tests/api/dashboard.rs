@@ -1,0 +1,472 @@
+//! The operators' dashboard and usage statistics: every figure equals what the test did (the
+//! whole system's and one organization's), who may read which view (404 for outsiders, 403 for
+//! members without the right, a token needs `dashboard:read`), the ten-second cache, and the
+//! statistics' buckets and refusals.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use steward_tests::fleet::{enrolled, organization, post, sync, token};
+use steward_tests::{PASSWORD, TestApp, TestUser, each_backend, expect_data, expect_error, send, spawn_app};
+
+async fn read(app: &TestApp, user: &TestUser, path: &str) -> Value {
+    expect_data(send(app, Method::GET, path, user, None).await, StatusCode::OK).await
+}
+
+async fn status(app: &TestApp, user: &TestUser, path: &str) -> StatusCode {
+    send(app, Method::GET, path, user, None).await.status()
+}
+
+async fn operator(app: &TestApp, email: &str, role: &str) -> TestUser {
+    let user = app.user(email).await;
+    app.grant(user.id, role).await;
+    user
+}
+
+/// Signs in `count` times; each answers 200.
+async fn sign_in(app: &TestApp, email: &str, count: usize) {
+    for _ in 0..count {
+        assert_eq!(app.login(email, PASSWORD).await.status(), StatusCode::OK);
+    }
+}
+
+async fn fail_sign_in(app: &TestApp, email: &str, count: usize) {
+    for _ in 0..count {
+        assert_eq!(
+            app.login(email, "not the password 123").await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+}
+
+fn hourly_sum(dashboard: &Value, field: &str) -> u64 {
+    dashboard["signIns"]["hourly"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|hour| hour[field].as_u64().unwrap())
+        .sum()
+}
+
+#[tokio::test]
+async fn dashboard_figures_equal_what_was_done_for_the_system_and_for_an_organization() {
+    each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        // Registrations: root and owner (organization), then four more. Each registration
+        // opens a session and counts as a sign-in.
+        let org = organization(&app, "dash").await;
+        let auditor = operator(&app, "auditor@example.com", "auditor").await;
+        let member = app.user("member@example.com").await;
+        let viewer = app.user("viewer@example.com").await;
+        let loner = app.user("loner@example.com").await;
+        let registered = 6;
+        for (user, role) in [(&member, "admin"), (&viewer, "viewer")] {
+            post(
+                &app,
+                &org.owner,
+                &org.path("/users"),
+                json!({"userId": user.id, "role": role}),
+            )
+            .await;
+        }
+        // Sign-ins: three by the member, one by the loner; failures: two against the member,
+        // one against the loner, one against an unknown address; then five against the viewer,
+        // which locks that address once.
+        sign_in(&app, "member@example.com", 3).await;
+        sign_in(&app, "loner@example.com", 1).await;
+        fail_sign_in(&app, "member@example.com", 2).await;
+        fail_sign_in(&app, "loner@example.com", 1).await;
+        fail_sign_in(&app, "nobody@example.com", 1).await;
+        fail_sign_in(&app, "viewer@example.com", 5).await;
+        // The loner signs out of one session; an operator locks them; the member's address is
+        // verified.
+        let logout = app
+            .authed(Method::POST, "/api/v1/auth/logout", &loner.token)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert!(logout.status().is_success(), "{}", logout.status());
+        let locked = send(
+            &app,
+            Method::POST,
+            &format!("/api/admin/v1/users/{}/lock", loner.id),
+            &org.root,
+            Some(json!({})),
+        )
+        .await;
+        assert!(locked.status().is_success(), "{}", locked.status());
+        let verified = send(
+            &app,
+            Method::POST,
+            &format!("/api/admin/v1/users/{}/verify-email", member.id),
+            &org.root,
+            None,
+        )
+        .await;
+        assert!(verified.status().is_success(), "{}", verified.status());
+
+        // Devices: three enrolled into the organization (android), one suspended, one synced
+        // to its settings version; one personal device without a platform.
+        let (_, secret) = token(&app, &org, json!({})).await;
+        let (van1, van1_token, _) = enrolled(&app, &secret, "van-1").await;
+        let (van2, _, _) = enrolled(&app, &secret, "van-2").await;
+        enrolled(&app, &secret, "van-3").await;
+        let synced = expect_data(
+            sync(&app, &van1, &van1_token, json!({"baseVersion": 0})).await,
+            StatusCode::OK,
+        )
+        .await;
+        let version = synced["version"].as_i64().unwrap();
+        expect_data(
+            sync(
+                &app,
+                &van1,
+                &van1_token,
+                json!({"baseVersion": version, "appliedVersion": version}),
+            )
+            .await,
+            StatusCode::OK,
+        )
+        .await;
+        let suspended = send(
+            &app,
+            Method::POST,
+            &org.path(&format!("/devices/{van2}/suspend")),
+            &org.owner,
+            Some(json!({})),
+        )
+        .await;
+        assert!(suspended.status().is_success(), "{}", suspended.status());
+        let key = app.api_key().await;
+        app.device(&key, &member, "phone-1").await;
+        // Groups: one personal, one of the organization.
+        app.group(&member, "Family").await;
+        post(&app, &org.owner, &org.path("/groups"), json!({"name": "Drivers"})).await;
+        let organizations = send(
+            &app,
+            Method::GET,
+            "/api/admin/v1/organizations?perPage=100",
+            &org.root,
+            None,
+        )
+        .await;
+        let organizations: Value = organizations.json().await.unwrap();
+        let organizations = organizations["meta"]["total"]
+            .as_u64()
+            .or_else(|| organizations["data"].as_array().map(|all| all.len() as u64))
+            .unwrap();
+
+        let system = read(&app, &auditor, "/api/admin/v1/dashboard").await;
+        assert_eq!(system["organizationId"], Value::Null);
+        assert_eq!(system["users"]["total"], registered, "{system}");
+        assert_eq!(system["users"]["active24h"], registered);
+        assert_eq!(system["users"]["active30d"], registered);
+        assert_eq!(system["users"]["locked"], 1);
+        assert_eq!(system["users"]["unverified"], registered - 1);
+        // A session per registration and per sign-in, one signed out, the loner's other one
+        // revoked by the lock.
+        let live = (registered + 4 - 2) as u64;
+        assert_eq!(system["liveSessions"], live, "{system}");
+        assert_eq!(system["signIns"]["succeeded"], registered + 4);
+        assert_eq!(system["signIns"]["failed"], 9);
+        assert_eq!(system["signIns"]["lockouts"], 1);
+        assert_eq!(system["signIns"]["hourly"].as_array().unwrap().len(), 24);
+        for field in ["succeeded", "failed", "lockouts"] {
+            assert_eq!(
+                Some(hourly_sum(&system, field)),
+                system["signIns"][field].as_u64()
+            );
+        }
+        assert_eq!(system["devices"]["total"], 4);
+        assert_eq!(
+            system["devices"]["byStatus"],
+            json!({"active": 3, "suspended": 1})
+        );
+        assert_eq!(
+            system["devices"]["byPlatform"],
+            json!({"android": 3, "unknown": 1})
+        );
+        // The two enrolled devices that never reported applying their settings.
+        assert_eq!(system["devices"]["nonCompliant"], 2, "{system}");
+        assert_eq!(system["devices"]["pendingUnlockRequests"], 0);
+        assert_eq!(system["organizations"], organizations);
+        assert_eq!(system["groups"], 2);
+        assert_eq!(
+            system["jobs"],
+            json!({"pending": 0, "running": 0, "failed24h": 0})
+        );
+        assert_eq!(
+            system["webhooks"],
+            json!({"total": 0, "failing": 0, "disabled": 0})
+        );
+
+        // The organization's view: owner, member and viewer; their sessions and sign-ins, the
+        // failures naming their addresses, its devices and groups.
+        let path = format!("/api/admin/v1/dashboard?organizationId={}", org.id);
+        let view = read(&app, &org.owner, &path).await;
+        assert_eq!(view["organizationId"], org.id.as_str());
+        assert_eq!(view["users"]["total"], 3, "{view}");
+        assert_eq!(view["users"]["locked"], 0);
+        assert_eq!(view["users"]["unverified"], 2);
+        assert_eq!(view["liveSessions"], 3 + 3);
+        assert_eq!(view["signIns"]["succeeded"], 3 + 3);
+        assert_eq!(view["signIns"]["failed"], 2 + 5);
+        assert_eq!(view["signIns"]["lockouts"], 1);
+        assert_eq!(view["devices"]["total"], 3);
+        assert_eq!(view["devices"]["byPlatform"], json!({"android": 3}));
+        assert_eq!(view["devices"]["nonCompliant"], 2);
+        assert_eq!(view["organizations"], Value::Null);
+        assert_eq!(view["groups"], 1);
+        // A system reader sees the same organization view; the organization's admin too.
+        assert_eq!(read(&app, &org.root, &path).await["users"], view["users"]);
+        assert_eq!(read(&app, &member, &path).await["devices"], view["devices"]);
+        app.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn who_may_read_which_dashboard() {
+    each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let org = organization(&app, "access").await;
+        let auditor = operator(&app, "auditor@example.com", "auditor").await;
+        let support = operator(&app, "support@example.com", "support").await;
+        let user_admin = operator(&app, "useradmin@example.com", "user_admin").await;
+        let viewer = app.user("viewer@example.com").await;
+        let outsider = app.user("outsider@example.com").await;
+        post(
+            &app,
+            &org.owner,
+            &org.path("/users"),
+            json!({"userId": viewer.id, "role": "viewer"}),
+        )
+        .await;
+        let org_view = format!("/api/admin/v1/dashboard?organizationId={}", org.id);
+        let org_stats = format!(
+            "/api/admin/v1/statistics?metric=signins&organizationId={}",
+            org.id
+        );
+        for path in [
+            "/api/admin/v1/dashboard",
+            "/api/admin/v1/statistics?metric=signins",
+        ] {
+            assert_eq!(status(&app, &org.root, path).await, StatusCode::OK, "{path}");
+            assert_eq!(status(&app, &auditor, path).await, StatusCode::OK, "{path}");
+            for refused in [&support, &user_admin, &org.owner, &outsider] {
+                expect_error(
+                    send(&app, Method::GET, path, refused, None).await,
+                    StatusCode::FORBIDDEN,
+                    "FORBIDDEN",
+                )
+                .await;
+            }
+        }
+        for path in [&org_view, &org_stats] {
+            assert_eq!(status(&app, &org.owner, path).await, StatusCode::OK, "{path}");
+            assert_eq!(status(&app, &auditor, path).await, StatusCode::OK, "{path}");
+            // A member whose role does not manage the organization: 403; outsiders (and
+            // operators without the permission): 404, as if it did not exist.
+            assert_eq!(status(&app, &viewer, path).await, StatusCode::FORBIDDEN, "{path}");
+            for outside in [&outsider, &support] {
+                assert_eq!(status(&app, outside, path).await, StatusCode::NOT_FOUND, "{path}");
+            }
+        }
+        let ghost = format!("/api/admin/v1/dashboard?organizationId={}", uuid::Uuid::now_v7());
+        assert_eq!(status(&app, &org.root, &ghost).await, StatusCode::NOT_FOUND);
+        // Tokens: the scope `dashboard:read` is needed, and is enough for an owner's view.
+        let mint = |session: &TestUser, scopes: Value| {
+            let id = session.id;
+            let request = app
+                .authed(Method::POST, "/api/v1/auth/me/tokens", &session.token)
+                .json(&json!({"name": "dashboard", "scopes": scopes}));
+            async move {
+                let created = request.send().await.unwrap();
+                let data = expect_data(created, StatusCode::CREATED).await;
+                TestUser {
+                    id,
+                    token: data["secret"].as_str().unwrap().to_owned(),
+                }
+            }
+        };
+        let without = mint(&auditor, json!(["audit:read"])).await;
+        let refused = send(&app, Method::GET, "/api/admin/v1/dashboard", &without, None).await;
+        let body = expect_error(refused, StatusCode::FORBIDDEN, "FORBIDDEN").await;
+        assert!(
+            body["message"].as_str().unwrap().contains("dashboard:read"),
+            "{body}"
+        );
+        let with = mint(&auditor, json!(["dashboard:read"])).await;
+        assert_eq!(
+            status(&app, &with, "/api/admin/v1/dashboard").await,
+            StatusCode::OK
+        );
+        let owner_token = mint(&org.owner, json!(["dashboard:read"])).await;
+        assert_eq!(status(&app, &owner_token, &org_view).await, StatusCode::OK);
+        // Without a token at all: 401.
+        assert_eq!(
+            app.get("/api/admin/v1/dashboard").await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+        // What does not parse is 400, never a default.
+        for bad in [
+            "/api/admin/v1/dashboard?organizationId=not-a-uuid",
+            "/api/admin/v1/dashboard?organizationId=%00",
+            "/api/admin/v1/dashboard?unknown=1",
+        ] {
+            assert_eq!(
+                status(&app, &org.root, bad).await,
+                StatusCode::BAD_REQUEST,
+                "{bad}"
+            );
+        }
+        app.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn each_instance_computes_a_view_at_most_every_ten_seconds() {
+    each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let root = operator(&app, "root@example.com", "super_admin").await;
+        let first = read(&app, &root, "/api/admin/v1/dashboard").await;
+        app.user("later@example.com").await;
+        let second = read(&app, &root, "/api/admin/v1/dashboard").await;
+        // Answered from memory: the same figures, computed at the same time.
+        assert_eq!(second["generatedAt"], first["generatedAt"]);
+        assert_eq!(second["users"]["total"], first["users"]["total"]);
+        // A statistic is not cached: it sees the new account at once.
+        let registrations = read(
+            &app,
+            &root,
+            "/api/admin/v1/statistics?metric=registrations&interval=hour",
+        )
+        .await;
+        assert_eq!(registrations["total"], 2);
+        app.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn statistics_count_each_metric_per_bucket_and_refuse_what_does_not_parse() {
+    each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let org = organization(&app, "stats").await;
+        let other = app.user("other@example.com").await;
+        sign_in(&app, "other@example.com", 2).await;
+        let (_, secret) = token(&app, &org, json!({})).await;
+        let (device, _, _) = enrolled(&app, &secret, "tab-1").await;
+        enrolled(&app, &secret, "tab-2").await;
+        let wiped = send(
+            &app,
+            Method::POST,
+            &org.path(&format!("/devices/{device}/wipe")),
+            &org.owner,
+            None,
+        )
+        .await;
+        assert_eq!(wiped.status(), StatusCode::ACCEPTED);
+        let _ = other;
+
+        let stat = |query: &str| format!("/api/admin/v1/statistics?{query}");
+        let signins = read(&app, &org.root, &stat("metric=signins&interval=hour")).await;
+        // root, owner and other registered (a sign-in each), then other signed in twice.
+        assert_eq!(signins["total"], 3 + 2, "{signins}");
+        assert_eq!(signins["metric"], "signins");
+        assert_eq!(signins["interval"], "hour");
+        let series = signins["series"].as_array().unwrap();
+        assert_eq!(series.len(), 25, "the hour of `from` and the 24 after it");
+        // All in the last bucket, or the last two when the test crossed the hour.
+        let recent: u64 = series[series.len() - 2..]
+            .iter()
+            .map(|point| point["count"].as_u64().unwrap())
+            .sum();
+        assert_eq!(recent, 5);
+        let sum: u64 = series.iter().map(|point| point["count"].as_u64().unwrap()).sum();
+        assert_eq!(signins["total"], sum);
+        // Days (the default interval) and weeks see the same events.
+        for interval in ["day", "week"] {
+            let view = read(
+                &app,
+                &org.root,
+                &stat(&format!("metric=signins&interval={interval}")),
+            )
+            .await;
+            assert_eq!(view["total"], 5, "{interval}");
+        }
+        let daily = read(&app, &org.root, &stat("metric=registrations")).await;
+        assert_eq!(daily["interval"], "day");
+        assert_eq!(daily["total"], 3);
+        let enrolled_devices = read(&app, &org.root, &stat("metric=devices_enrolled")).await;
+        assert_eq!(enrolled_devices["total"], 2);
+        let commands = read(&app, &org.root, &stat("metric=commands")).await;
+        assert_eq!(commands["total"], 1);
+        // The organization's own: its owner's sign-in (at registration) and its devices.
+        let in_org = |metric: &str| stat(&format!("metric={metric}&organizationId={}", org.id));
+        assert_eq!(read(&app, &org.owner, &in_org("signins")).await["total"], 1);
+        assert_eq!(
+            read(&app, &org.owner, &in_org("devices_enrolled")).await["total"],
+            2
+        );
+        assert_eq!(read(&app, &org.owner, &in_org("commands")).await["total"], 1);
+        let keys = read(&app, &org.root, &stat("metric=api_key_requests&interval=week")).await;
+        assert_eq!(keys["metric"], "api_key_requests");
+        assert!(keys["series"].as_array().unwrap().len() >= 12);
+        // A window in the past holds nothing.
+        let past = read(
+            &app,
+            &org.root,
+            &stat("metric=signins&interval=day&from=2020-01-01T00:00:00Z&to=2020-02-01T00:00:00Z"),
+        )
+        .await;
+        assert_eq!(past["total"], 0);
+        assert_eq!(past["series"].as_array().unwrap().len(), 31);
+        assert_eq!(past["from"], "2020-01-01T00:00:00Z");
+
+        for (query, field) in [
+            ("metric=nonsense", "metric"),
+            ("metric=signins%00", "query"),
+            ("metric=signins&interval=minute", "interval"),
+            (
+                "metric=signins&from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z",
+                "from",
+            ),
+            (
+                "metric=signins&interval=hour&from=2020-01-01T00:00:00Z&to=2026-01-01T00:00:00Z",
+                "to",
+            ),
+            ("metric=api_key_requests&interval=hour", "interval"),
+            ("metric=signins&to=%2B262142-12-31T23:59:59Z", "to"),
+            ("metric=signins&to=2999-01-01T00:00:00Z", "to"),
+            ("metric=signins&from=1900-01-01T00:00:00Z", "from"),
+        ] {
+            let refused = send(&app, Method::GET, &stat(query), &org.root, None).await;
+            let body = expect_error(refused, StatusCode::BAD_REQUEST, "VALIDATION_ERROR").await;
+            assert_eq!(body["details"][0]["field"], field, "{query}: {body}");
+        }
+        let per_org = stat(&format!("metric=api_key_requests&organizationId={}", org.id));
+        let refused = send(&app, Method::GET, &per_org, &org.root, None).await;
+        expect_error(refused, StatusCode::BAD_REQUEST, "VALIDATION_ERROR").await;
+        for query in [
+            "",
+            "metric=signins&from=yesterday",
+            "metric=signins&to=99999999999999999999",
+            "metric=signins&from=-262144-01-01T00:00:00Z",
+            "metric=signins&extra=1",
+        ] {
+            assert_eq!(
+                status(&app, &org.root, &stat(query)).await,
+                StatusCode::BAD_REQUEST,
+                "{query}"
+            );
+        }
+        // A window that ends later this year is answered.
+        let ahead = (chrono::Utc::now() + chrono::Duration::days(30)).format("%Y-%m-%dT%H:%M:%SZ");
+        let later = read(&app, &org.root, &stat(&format!("metric=signins&to={ahead}"))).await;
+        assert_eq!(later["total"], 5);
+        app.stop().await;
+    })
+    .await;
+}
