@@ -6,6 +6,8 @@
 #   BENCH_SKIP_AUTH=1 skips the sign-in benchmarks, BENCH_SKIP_SETTINGS=1 the polling ones
 #   BENCH_IMPORT_ROWS=10000 (devices in the bulk import timing)
 #   BENCH_ADMIN_USERS=100000 (accounts seeded for the admin user search), BENCH_SKIP_ADMIN=1
+#   BENCH_DASHBOARD_DEVICES=100000, BENCH_DASHBOARD_AUDIT=1000000 (rows seeded for the dashboard
+#   and statistics), BENCH_SKIP_DASHBOARD=1
 #   BENCH_JOB_ROWS=50000 (devices in the import run as a background job)
 #   BENCH_CLEANUP_ROWS=1000000 (expired sessions the clean-up pass deletes), BENCH_SKIP_CLEANUP=1
 #   BENCH_SKIP_EVENTS=1 skips the webhook delivery benchmark; BENCH_SINK_PORT=18999
@@ -355,6 +357,87 @@ admin_users_benchmark() {
   done
 }
 
+# The operators' dashboard and statistics over BENCH_DASHBOARD_DEVICES (100,000) devices in the
+# default organization and BENCH_DASHBOARD_AUDIT (1,000,000) sign-in audit entries spread over
+# the last year (beside the accounts the user search seeded), written straight into the
+# database. The bulk entries get chain numbers of their own below zero and the outbox trigger is
+# paused while they are written, so the audit sealer and the event worker leave them alone.
+dashboard_benchmark() {
+  local label=$1 devices=${BENCH_DASHBOARD_DEVICES:-100000} entries=${BENCH_DASHBOARD_AUDIT:-1000000} root year cold
+  echo "$password" | "$steward" admin create --email dashboard@bench.example --password-stdin >/dev/null
+  root=$(curl -fs "$base/api/v1/auth/login" -H 'content-type: application/json' \
+    -d "{\"email\":\"dashboard@bench.example\",\"password\":\"$password\"}" | json_field accessToken)
+  case $label in
+    sqlite)
+      sqlite3 -cmd '.timeout 30000' "$STEWARD_DATA_DIR/steward.db" "
+        WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $devices)
+        INSERT INTO devices (id, device_identifier, display_name, platform, organization_id, is_managed,
+                             enrollment_status, status, settings_version, applied_settings_version, version,
+                             created_at, updated_at)
+        SELECT randomblob(16), 'bench-device-' || i, 'Bench device ' || i,
+               CASE i % 3 WHEN 0 THEN 'android' WHEN 1 THEN 'ios' ELSE NULL END,
+               X'00000000000070008000000000000001', 1, 'enrolled',
+               CASE WHEN i % 20 = 0 THEN 'suspended' ELSE 'active' END, 2, CASE WHEN i % 7 = 0 THEN 1 ELSE 2 END, 1,
+               t.created_at, t.updated_at
+        FROM n, (SELECT created_at, updated_at FROM users LIMIT 1) t;
+        DROP TRIGGER audit_logs_outbox;
+        WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $entries)
+        INSERT INTO audit_logs (id, occurred_at, actor_kind, action, resource_type, chain_seq, chain_hash)
+        SELECT randomblob(16), strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now', '-' || (i * 31) || ' seconds'), 'user',
+               CASE WHEN i % 50 = 0 THEN 'auth.account_locked' WHEN i % 10 = 0 THEN 'auth.login_failed'
+                    ELSE 'auth.login_succeeded' END,
+               'user', -i, 'bench'
+        FROM n;
+        CREATE TRIGGER audit_logs_outbox AFTER INSERT ON audit_logs BEGIN
+          INSERT OR IGNORE INTO event_outbox (audit_id, occurred_at) VALUES (NEW.id, NEW.occurred_at); END;
+        ANALYZE;"
+      ;;
+    postgres)
+      psql "$STEWARD_DATABASE_URL" -qc "
+        INSERT INTO devices (id, device_identifier, display_name, platform, organization_id, is_managed,
+                             enrollment_status, status, settings_version, applied_settings_version, version,
+                             created_at, updated_at)
+        SELECT gen_random_uuid(), 'bench-device-' || i, 'Bench device ' || i,
+               CASE i % 3 WHEN 0 THEN 'android' WHEN 1 THEN 'ios' ELSE NULL END,
+               '00000000-0000-7000-8000-000000000001', true, 'enrolled',
+               CASE WHEN i % 20 = 0 THEN 'suspended' ELSE 'active' END, 2, CASE WHEN i % 7 = 0 THEN 1 ELSE 2 END, 1,
+               now(), now()
+        FROM generate_series(1, $devices) AS i;
+        ALTER TABLE audit_logs DISABLE TRIGGER audit_logs_outbox;
+        INSERT INTO audit_logs (id, occurred_at, actor_kind, action, resource_type, chain_seq, chain_hash)
+        SELECT gen_random_uuid(), now() - make_interval(secs => i * 31), 'user',
+               CASE WHEN i % 50 = 0 THEN 'auth.account_locked' WHEN i % 10 = 0 THEN 'auth.login_failed'
+                    ELSE 'auth.login_succeeded' END,
+               'user', -i, 'bench'
+        FROM generate_series(1, $entries) AS i;
+        ALTER TABLE audit_logs ENABLE TRIGGER audit_logs_outbox;" >/dev/null
+      psql "$STEWARD_DATABASE_URL" -qc "VACUUM ANALYZE devices; VACUUM ANALYZE audit_logs;" >/dev/null
+      ;;
+  esac
+  # The first computation of each view (nothing cached), three times ten seconds apart.
+  for view in "" "?organizationId=00000000-0000-7000-8000-000000000001"; do
+    cold=""
+    for _ in 1 2 3; do
+      cold="$cold $(curl -fs -o /dev/null -w '%{time_total}' "$base/api/admin/v1/dashboard$view" \
+        -H "authorization: Bearer $root" | awk '{printf "%.0f ms", $1 * 1000}')"
+      sleep 10.5
+    done
+    echo "== [$label] GET /api/admin/v1/dashboard$view computed (not cached), three times:$cold (target < 100 ms)"
+  done
+  curl -fs "$base/api/admin/v1/dashboard" -H "authorization: Bearer $root" | grep -o '"users":{"total":[0-9]*\|"devices":{"total":[0-9]*'
+  echo "== [$label] GET /api/admin/v1/dashboard, 16 connections, ${duration} (recomputed every 10 s; target p99 < 100 ms)"
+  BENCH_TOKEN="$root" wrk -t1 -c16 -d"$duration" --latency -s scripts/bench/bearer.lua \
+    "$base/api/admin/v1/dashboard" | summary
+  year=$(date -u -d '365 days ago' +%Y-%m-%dT%H:%M:%SZ)
+  echo "== [$label] GET /api/admin/v1/statistics?metric=signins&interval=day over a year of $entries entries, 16 connections, ${duration} (target p99 < 300 ms)"
+  curl -fs "$base/api/admin/v1/statistics?metric=signins&interval=day&from=$year" -H "authorization: Bearer $root" \
+    | grep -o '"total":[0-9]*'
+  BENCH_TOKEN="$root" wrk -t1 -c16 -d"$duration" --latency -s scripts/bench/bearer.lua \
+    "$base/api/admin/v1/statistics?metric=signins&interval=day&from=$year" | summary
+  echo "   beside it, GET /health, 16 connections, ${duration}:"
+  wrk -t1 -c16 -d"$duration" --latency -s scripts/bench/status.lua "$base/health" | summary
+}
+
 # GET /auth/me over many live sessions: 1,000 sessions' tokens in turn, measured before and after
 # every one of BENCH_SESSIONS (200,000) sessions has passed through the caches (sessions,
 # profiles, verified tokens; quick_cache, 500,000 entries each). The sessions are inserted
@@ -422,6 +505,7 @@ for backend in $backends; do
   if [ -z "${BENCH_SKIP_EVENTS:-}" ]; then events_benchmark "$backend"; fi
   import_benchmark "$backend"
   if [ -z "${BENCH_SKIP_ADMIN:-}" ]; then admin_users_benchmark "$backend"; fi
+  if [ -z "${BENCH_SKIP_DASHBOARD:-}" ]; then dashboard_benchmark "$backend"; fi
   if [ -z "${BENCH_SKIP_SESSIONS:-}" ]; then sessions_benchmark "$backend"; fi
   if [ -z "${BENCH_SKIP_CLEANUP:-}" ]; then cleanup_benchmark "$backend"; fi
   stop_server

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use steward_domain::RequestOrigin;
 use steward_domain::dashboard::{
     Dashboard, Interval, LOCKOUT, Metric, MetricSource, SIGN_IN_FAILED, SIGN_IN_SUCCEEDED, Scope,
     StatisticsQuery, series_start,
@@ -24,13 +25,27 @@ use crate::steward::{Steward, Store};
 /// How long one instance answers a view's dashboard from memory.
 pub const DASHBOARD_TTL: Duration = Duration::from_secs(10);
 
-/// Dashboards computed recently, per view.
-pub type DashboardCache = crate::cache::TtlCache<Arc<Dashboard>, Scope>;
+/// Dashboards computed recently, per view, and the lock one computation holds.
+#[derive(Debug)]
+pub struct DashboardCache {
+    entries: crate::cache::TtlCache<Arc<Dashboard>, Scope>,
+    computing: tokio::sync::Mutex<()>,
+}
 
 /// A fresh cache: one entry per view, a bound far above the number of organizations an
 /// operator looks at within ten seconds.
 pub fn dashboard_cache() -> DashboardCache {
-    crate::cache::TtlCache::with_capacity(DASHBOARD_TTL, 10_000)
+    DashboardCache {
+        entries: crate::cache::TtlCache::with_capacity(DASHBOARD_TTL, 10_000),
+        computing: tokio::sync::Mutex::new(()),
+    }
+}
+
+/// The request as the audit trail names a refusal: `METHOD /path` and where it came from.
+#[derive(Debug, Clone, Copy)]
+pub struct Asked<'a> {
+    pub target: &'a str,
+    pub origin: &'a RequestOrigin,
 }
 
 /// A statistic as asked for (before it is checked, which happens after the caller's access
@@ -68,19 +83,48 @@ impl<'a, S: Store> DashboardService<'a, S> {
         Self { steward }
     }
 
-    /// The view `principal` asked for, if they may see it.
-    async fn scope(&self, principal: Principal, organization: Option<Uuid>) -> Result<Scope, AppError> {
+    /// The view `principal` asked for, if they may see it. Holders of `dashboard:read` or of
+    /// `organizations:read` (every organization's figures are theirs to read already) see any
+    /// organization's view; a refused system view is audited as `admin.access_denied`.
+    async fn scope(
+        &self,
+        principal: Principal,
+        organization: Option<Uuid>,
+        asked: &Asked<'_>,
+    ) -> Result<Scope, AppError> {
+        let principal = self.steward.auth.with_roles(principal).await?;
         match organization {
+            None if principal.allows(Permission::DashboardRead) => Ok(Scope::System),
             None => {
-                let principal = self.steward.auth.with_roles(principal).await?;
-                if principal.allows(Permission::DashboardRead) {
-                    Ok(Scope::System)
-                } else {
-                    Err(AppError::forbidden(
-                        "the whole system's figures need the permission dashboard:read; \
-                         organization owners and admins ask with organizationId",
-                    ))
+                if let Err(error) = self
+                    .steward
+                    .auth
+                    .record_access_denied(
+                        &principal,
+                        Some(Permission::DashboardRead.as_str()),
+                        false,
+                        asked.target,
+                        asked.origin,
+                    )
+                    .await
+                {
+                    tracing::warn!(%error, "could not audit a refused dashboard request");
                 }
+                Err(AppError::forbidden(
+                    "the whole system's figures need the permission dashboard:read; \
+                     organization owners and admins ask with organizationId",
+                ))
+            }
+            Some(organization)
+                if principal.allows(Permission::DashboardRead)
+                    || principal.allows(Permission::OrganizationsRead) =>
+            {
+                self.steward
+                    .store
+                    .find_organization(organization)
+                    .await?
+                    .ok_or_else(|| AppError::not_found("no such organization"))?;
+                Ok(Scope::Organization(organization))
             }
             Some(organization) => {
                 OrganizationService::new(self.steward)
@@ -101,9 +145,16 @@ impl<'a, S: Store> DashboardService<'a, S> {
         &self,
         principal: Principal,
         organization: Option<Uuid>,
+        asked: &Asked<'_>,
     ) -> Result<Arc<Dashboard>, AppError> {
-        let scope = self.scope(principal, organization).await?;
-        if let Some(dashboard) = self.steward.dashboards.get(&scope) {
+        let scope = self.scope(principal, organization, asked).await?;
+        if let Some(dashboard) = self.steward.dashboards.entries.get(&scope) {
+            return Ok(dashboard);
+        }
+        // One computation at a time on this instance: requests that missed together wait for
+        // the first and take its answer instead of scanning the same tables again.
+        let _computing = self.steward.dashboards.computing.lock().await;
+        if let Some(dashboard) = self.steward.dashboards.entries.get(&scope) {
             return Ok(dashboard);
         }
         let now = Utc::now();
@@ -119,7 +170,7 @@ impl<'a, S: Store> DashboardService<'a, S> {
             )
             .await?;
         let dashboard = Arc::new(Dashboard::new(scope, now, counts, &sign_ins));
-        self.steward.dashboards.put(scope, Arc::clone(&dashboard));
+        self.steward.dashboards.entries.put(scope, Arc::clone(&dashboard));
         Ok(dashboard)
     }
 
@@ -128,8 +179,9 @@ impl<'a, S: Store> DashboardService<'a, S> {
         &self,
         principal: Principal,
         request: StatisticsRequest,
+        asked: &Asked<'_>,
     ) -> Result<Statistics, AppError> {
-        let scope = self.scope(principal, request.organization).await?;
+        let scope = self.scope(principal, request.organization, asked).await?;
         let metric = request
             .metric
             .as_deref()
@@ -154,11 +206,6 @@ impl<'a, S: Store> DashboardService<'a, S> {
                 .into_iter()
                 .map(|(_, at, count)| (at, count))
                 .collect(),
-            MetricSource::Commands => {
-                store
-                    .command_counts(scope, query.from, query.to, query.interval)
-                    .await?
-            }
             MetricSource::ApiKeyDays => store.api_key_request_days(query.from, query.to).await?,
         };
         Ok(Statistics {

@@ -174,7 +174,8 @@ pub enum Metric {
     Registrations,
     /// Devices enrolled into an organization.
     DevicesEnrolled,
-    /// Device commands issued (lock, wipe, sync, …).
+    /// Device commands issued (today: wipes), counted from the audit trail so that the
+    /// clean-up of finished commands does not erase them.
     Commands,
     /// Requests made with application API keys (counted per day).
     ApiKeyRequests,
@@ -207,9 +208,13 @@ impl Metric {
     pub fn source(self) -> MetricSource {
         match self {
             Metric::SignIns => MetricSource::Audit(&[SIGN_IN_SUCCEEDED]),
-            Metric::Registrations => MetricSource::Audit(&["auth.registered", "user.created"]),
+            // Self-registration and identity providers; operators, imports and invitations
+            // (`admin.user_created`); `steward admin create` (`user.created`).
+            Metric::Registrations => {
+                MetricSource::Audit(&["auth.registered", "admin.user_created", "user.created"])
+            }
             Metric::DevicesEnrolled => MetricSource::Audit(&["device.enrolled"]),
-            Metric::Commands => MetricSource::Commands,
+            Metric::Commands => MetricSource::Audit(&["device.wipe_requested"]),
             Metric::ApiKeyRequests => MetricSource::ApiKeyDays,
         }
     }
@@ -219,10 +224,8 @@ impl Metric {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetricSource {
     /// Audit entries with one of these actions. In an organization's view: entries of the
-    /// organization, and entries whose actor is one of its members.
+    /// organization, and entries of its members since they joined.
     Audit(&'static [&'static str]),
-    /// Device commands by their creation time (an organization's: its devices' commands).
-    Commands,
     /// The per-key, per-day request counters of application API keys (global: no organization
     /// view, no hourly buckets).
     ApiKeyDays,
@@ -363,7 +366,10 @@ impl StatisticsQuery {
             });
         }
         let from = truncate(from, interval);
-        let buckets = (to.timestamp() - from.timestamp() + interval.seconds() - 1) / interval.seconds();
+        // Whole milliseconds, rounded up: a window a moment longer than N buckets has N + 1.
+        let width = interval.seconds() * 1_000;
+        let span = (to - from).num_milliseconds() + i64::from((to - from).subsec_nanos() % 1_000_000 != 0);
+        let buckets = (span + width - 1) / width;
         if buckets > MAX_BUCKETS {
             return Err(RuleError::Invalid {
                 field: "to",
@@ -419,8 +425,9 @@ pub trait DashboardStore {
 
     /// Audit entries with one of `actions` at or after `from` and before `to`, counted by action
     /// and bucket (the bucket's start). In an organization's view: entries of the organization,
-    /// entries whose actor is one of its members, and (for failed sign-ins and lockouts, which
-    /// name an address rather than an account) entries naming a member's address.
+    /// and entries of its current members written since they joined it — whose actor is the
+    /// member, or (failed sign-ins and lockouts, which name an address rather than an account)
+    /// which name the member's address. What happened before someone joined stays theirs.
     fn audit_counts(
         &self,
         actions: &[&str],
@@ -429,15 +436,6 @@ pub trait DashboardStore {
         to: DateTime<Utc>,
         interval: Interval,
     ) -> impl Future<Output = Result<Vec<(String, DateTime<Utc>, u64)>, RepositoryError>> + Send;
-
-    /// Device commands created in the window, by bucket.
-    fn command_counts(
-        &self,
-        scope: Scope,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-        interval: Interval,
-    ) -> impl Future<Output = Result<Vec<(DateTime<Utc>, u64)>, RepositoryError>> + Send;
 
     /// Requests with application API keys per day (each day's start), for the days of the
     /// window.
@@ -559,7 +557,7 @@ mod tests {
                 Metric::SignIns,
                 Interval::Day,
                 Some(start),
-                Some(start + Duration::days(1000) + Duration::seconds(1)),
+                Some(start + Duration::days(1000) + Duration::nanoseconds(1)),
                 Scope::System,
                 now
             )

@@ -133,19 +133,24 @@ impl DashboardStore for Database {
         let live_sessions = count(&one(connection, &sql).await?, "n")?;
 
         let mut sql = Sql::new(backend);
+        // Retired devices are counted under their own status and never as non-compliant; the
+        // rule is the compliance endpoint's: the applied version is the current one and the
+        // device reported no failures.
         sql.push(
-            "SELECT status, platform, COUNT(*) AS n, \
-             SUM(CASE WHEN COALESCE(applied_settings_version, 0) <> settings_version THEN 1 ELSE 0 END) \
+            "SELECT CASE WHEN enrollment_status = 'retired' THEN 'retired' ELSE status END AS shown, \
+             platform, COUNT(*) AS n, SUM(CASE WHEN enrollment_status <> 'retired' AND \
+             (applied_settings_version IS NULL OR applied_settings_version <> settings_version \
+             OR COALESCE(CAST(apply_failures AS TEXT), '[]') NOT IN ('[]', 'null')) THEN 1 ELSE 0 END) \
              AS non_compliant FROM devices",
         );
         if let Some(organization) = organization {
             sql.push(" WHERE organization_id = ").bind(organization);
         }
-        sql.push(" GROUP BY status, platform");
+        sql.push(" GROUP BY shown, platform");
         let mut devices = DeviceCounts::default();
         for row in all(connection, &sql).await? {
             let n = count(&row, "n")?;
-            let status: String = row.try_get("", "status").map_err(db)?;
+            let status: String = row.try_get("", "shown").map_err(db)?;
             let platform: Option<String> = row.try_get("", "platform").map_err(db)?;
             let platform = platform
                 .filter(|platform| !platform.trim().is_empty())
@@ -156,11 +161,12 @@ impl DashboardStore for Database {
             *devices.by_platform.entry(platform).or_default() += n;
         }
         let mut sql = Sql::new(backend);
-        sql.push("SELECT COUNT(*) AS n FROM unlock_requests WHERE status = 'pending'");
+        sql.push(
+            "SELECT COUNT(*) AS n FROM unlock_requests r JOIN devices d ON d.id = r.device_id \
+             WHERE r.status = 'pending' AND d.enrollment_status <> 'retired'",
+        );
         if let Some(organization) = organization {
-            sql.push(" AND device_id IN (SELECT id FROM devices WHERE organization_id = ")
-                .bind(organization)
-                .push(")");
+            sql.push(" AND d.organization_id = ").bind(organization);
         }
         devices.pending_unlock_requests = count(&one(connection, &sql).await?, "n")?;
 
@@ -254,9 +260,13 @@ impl DashboardStore for Database {
             .push(" AND occurred_at < ")
             .bind(to);
         if let Some(organization) = scope.organization() {
+            // The organization's entries, and its members' since they joined.
             sql.push(" AND (organization_id = ")
                 .bind(organization)
-                .push(" OR actor_id IN (SELECT user_id FROM org_users WHERE organization_id = ")
+                .push(
+                    " OR EXISTS (SELECT 1 FROM org_users ou WHERE ou.user_id = audit_logs.actor_id \
+                     AND ou.created_at <= audit_logs.occurred_at AND ou.organization_id = ",
+                )
                 .bind(organization)
                 .push(")");
             // A failed sign-in and a lockout name the address tried, not an account.
@@ -265,17 +275,18 @@ impl DashboardStore for Database {
                 .any(|action| [SIGN_IN_FAILED, LOCKOUT].contains(action))
             {
                 let email = if backend == DatabaseBackend::Postgres {
-                    "(after ->> 'email')"
+                    "(audit_logs.after ->> 'email')"
                 } else {
-                    "json_extract(after, '$.email')"
+                    "json_extract(audit_logs.after, '$.email')"
                 };
                 sql.push(" OR (action IN (")
                     .bind(SIGN_IN_FAILED)
                     .push(", ")
                     .bind(LOCKOUT)
                     .push(&format!(
-                        ") AND {email} IN (SELECT u.email FROM users u JOIN org_users ou \
-                         ON ou.user_id = u.id WHERE ou.organization_id = "
+                        ") AND EXISTS (SELECT 1 FROM users u JOIN org_users ou ON ou.user_id = u.id \
+                         WHERE u.email = {email} AND ou.created_at <= audit_logs.occurred_at \
+                         AND ou.organization_id = "
                     ))
                     .bind(organization)
                     .push("))");
@@ -290,37 +301,6 @@ impl DashboardStore for Database {
                 let action: String = row.try_get("", "action").map_err(db)?;
                 let index: i64 = row.try_get("", "bucket").map_err(db)?;
                 Ok((action, bucket_start(index, interval), count(row, "n")?))
-            })
-            .collect()
-    }
-
-    async fn command_counts(
-        &self,
-        scope: Scope,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-        interval: Interval,
-    ) -> Result<Vec<(DateTime<Utc>, u64)>, RepositoryError> {
-        let connection = self.connection();
-        let backend = connection.get_database_backend();
-        let mut sql = Sql::new(backend);
-        sql.push(&format!(
-            "SELECT {} AS bucket, COUNT(*) AS n FROM device_commands WHERE created_at >= ",
-            bucket(backend, "created_at", interval)
-        ))
-        .bind(from)
-        .push(" AND created_at < ")
-        .bind(to);
-        if let Some(organization) = scope.organization() {
-            sql.push(" AND organization_id = ").bind(organization);
-        }
-        sql.push(" GROUP BY bucket");
-        all(connection, &sql)
-            .await?
-            .iter()
-            .map(|row| {
-                let index: i64 = row.try_get("", "bucket").map_err(db)?;
-                Ok((bucket_start(index, interval), count(row, "n")?))
             })
             .collect()
     }

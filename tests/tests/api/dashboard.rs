@@ -111,6 +111,16 @@ async fn dashboard_figures_equal_what_was_done_for_the_system_and_for_an_organiz
         let (van1, van1_token, _) = enrolled(&app, &secret, "van-1").await;
         let (van2, _, _) = enrolled(&app, &secret, "van-2").await;
         enrolled(&app, &secret, "van-3").await;
+        let (van4, _, _) = enrolled(&app, &secret, "van-4").await;
+        let retired = send(
+            &app,
+            Method::POST,
+            &org.path(&format!("/devices/{van4}/retire")),
+            &org.owner,
+            Some(json!({})),
+        )
+        .await;
+        assert!(retired.status().is_success(), "{}", retired.status());
         let synced = expect_data(
             sync(&app, &van1, &van1_token, json!({"baseVersion": 0})).await,
             StatusCode::OK,
@@ -142,6 +152,36 @@ async fn dashboard_figures_equal_what_was_done_for_the_system_and_for_an_organiz
         // Groups: one personal, one of the organization.
         app.group(&member, "Family").await;
         post(&app, &org.owner, &org.path("/groups"), json!({"name": "Drivers"})).await;
+        // An account an operator creates (invited: never signed in, not verified).
+        let created = send(
+            &app,
+            Method::POST,
+            "/api/admin/v1/users",
+            &org.root,
+            Some(json!({"email": "hire@example.com", "displayName": "New Hire"})),
+        )
+        .await;
+        expect_data(created, StatusCode::CREATED).await;
+        // Webhooks: one of the system (turned off), one of the organization; neither listens to
+        // anything this test does.
+        let hook = |by: &TestUser, organization: Option<&str>| {
+            let mut body = json!({"url": "http://127.0.0.1:9/hook", "events": ["organization.deleted"]});
+            if let Some(organization) = organization {
+                body["organizationId"] = json!(organization);
+            }
+            send(&app, Method::POST, "/api/admin/v1/webhooks", by, Some(body))
+        };
+        let system_hook = expect_data(hook(&org.root, None).await, StatusCode::CREATED).await;
+        expect_data(hook(&org.owner, Some(&org.id)).await, StatusCode::CREATED).await;
+        let off = send(
+            &app,
+            Method::PATCH,
+            &format!("/api/admin/v1/webhooks/{}", system_hook["id"].as_str().unwrap()),
+            &org.root,
+            Some(json!({"enabled": false})),
+        )
+        .await;
+        expect_data(off, StatusCode::OK).await;
         let organizations = send(
             &app,
             Method::GET,
@@ -158,11 +198,12 @@ async fn dashboard_figures_equal_what_was_done_for_the_system_and_for_an_organiz
 
         let system = read(&app, &auditor, "/api/admin/v1/dashboard").await;
         assert_eq!(system["organizationId"], Value::Null);
-        assert_eq!(system["users"]["total"], registered, "{system}");
-        assert_eq!(system["users"]["active24h"], registered);
-        assert_eq!(system["users"]["active30d"], registered);
+        assert_eq!(system["users"]["total"], registered + 1, "{system}");
+        for window in ["active24h", "active7d", "active30d"] {
+            assert_eq!(system["users"][window], registered, "{window}");
+        }
         assert_eq!(system["users"]["locked"], 1);
-        assert_eq!(system["users"]["unverified"], registered - 1);
+        assert_eq!(system["users"]["unverified"], registered);
         // A session per registration and per sign-in, one signed out, the loner's other one
         // revoked by the lock.
         let live = (registered + 4 - 2) as u64;
@@ -177,17 +218,17 @@ async fn dashboard_figures_equal_what_was_done_for_the_system_and_for_an_organiz
                 system["signIns"][field].as_u64()
             );
         }
-        assert_eq!(system["devices"]["total"], 4);
+        assert_eq!(system["devices"]["total"], 5);
         assert_eq!(
             system["devices"]["byStatus"],
-            json!({"active": 3, "suspended": 1})
+            json!({"active": 3, "suspended": 1, "retired": 1})
         );
         assert_eq!(
             system["devices"]["byPlatform"],
-            json!({"android": 3, "unknown": 1})
+            json!({"android": 4, "unknown": 1})
         );
-        // The two enrolled devices that never reported applying their settings.
-        assert_eq!(system["devices"]["nonCompliant"], 2, "{system}");
+        // The devices that never reported applying their settings, the retired one aside.
+        assert_eq!(system["devices"]["nonCompliant"], 3, "{system}");
         assert_eq!(system["devices"]["pendingUnlockRequests"], 0);
         assert_eq!(system["organizations"], organizations);
         assert_eq!(system["groups"], 2);
@@ -197,11 +238,12 @@ async fn dashboard_figures_equal_what_was_done_for_the_system_and_for_an_organiz
         );
         assert_eq!(
             system["webhooks"],
-            json!({"total": 0, "failing": 0, "disabled": 0})
+            json!({"total": 2, "failing": 0, "disabled": 1})
         );
 
-        // The organization's view: owner, member and viewer; their sessions and sign-ins, the
-        // failures naming their addresses, its devices and groups.
+        // The organization's view: owner, member and viewer; their sessions, their sign-ins and
+        // the failures naming their addresses since they joined (the registrations before do
+        // not count), its devices, groups and webhooks.
         let path = format!("/api/admin/v1/dashboard?organizationId={}", org.id);
         let view = read(&app, &org.owner, &path).await;
         assert_eq!(view["organizationId"], org.id.as_str());
@@ -209,14 +251,16 @@ async fn dashboard_figures_equal_what_was_done_for_the_system_and_for_an_organiz
         assert_eq!(view["users"]["locked"], 0);
         assert_eq!(view["users"]["unverified"], 2);
         assert_eq!(view["liveSessions"], 3 + 3);
-        assert_eq!(view["signIns"]["succeeded"], 3 + 3);
+        assert_eq!(view["signIns"]["succeeded"], 3);
         assert_eq!(view["signIns"]["failed"], 2 + 5);
         assert_eq!(view["signIns"]["lockouts"], 1);
+        // A retired device has left the organization.
         assert_eq!(view["devices"]["total"], 3);
         assert_eq!(view["devices"]["byPlatform"], json!({"android": 3}));
         assert_eq!(view["devices"]["nonCompliant"], 2);
         assert_eq!(view["organizations"], Value::Null);
         assert_eq!(view["groups"], 1);
+        assert_eq!(view["webhooks"], json!({"total": 1, "failing": 0, "disabled": 0}));
         // A system reader sees the same organization view; the organization's admin too.
         assert_eq!(read(&app, &org.root, &path).await["users"], view["users"]);
         assert_eq!(read(&app, &member, &path).await["devices"], view["devices"]);
@@ -233,6 +277,7 @@ async fn who_may_read_which_dashboard() {
         let auditor = operator(&app, "auditor@example.com", "auditor").await;
         let support = operator(&app, "support@example.com", "support").await;
         let user_admin = operator(&app, "useradmin@example.com", "user_admin").await;
+        let org_admin = operator(&app, "orgadmin@example.com", "org_admin").await;
         let viewer = app.user("viewer@example.com").await;
         let outsider = app.user("outsider@example.com").await;
         post(
@@ -253,7 +298,7 @@ async fn who_may_read_which_dashboard() {
         ] {
             assert_eq!(status(&app, &org.root, path).await, StatusCode::OK, "{path}");
             assert_eq!(status(&app, &auditor, path).await, StatusCode::OK, "{path}");
-            for refused in [&support, &user_admin, &org.owner, &outsider] {
+            for refused in [&support, &user_admin, &org_admin, &org.owner, &outsider] {
                 expect_error(
                     send(&app, Method::GET, path, refused, None).await,
                     StatusCode::FORBIDDEN,
@@ -262,13 +307,23 @@ async fn who_may_read_which_dashboard() {
                 .await;
             }
         }
+        // Refusing the system view leaves a trail.
+        let denied = app
+            .audit_actions()
+            .await
+            .iter()
+            .filter(|action| *action == "admin.access_denied")
+            .count();
+        assert_eq!(denied, 2 * 5);
         for path in [&org_view, &org_stats] {
-            assert_eq!(status(&app, &org.owner, path).await, StatusCode::OK, "{path}");
-            assert_eq!(status(&app, &auditor, path).await, StatusCode::OK, "{path}");
+            // Owners and admins; readers of every organization (`organizations:read`).
+            for allowed in [&org.owner, &auditor, &org_admin] {
+                assert_eq!(status(&app, allowed, path).await, StatusCode::OK, "{path}");
+            }
             // A member whose role does not manage the organization: 403; outsiders (and
             // operators without the permission): 404, as if it did not exist.
             assert_eq!(status(&app, &viewer, path).await, StatusCode::FORBIDDEN, "{path}");
-            for outside in [&outsider, &support] {
+            for outside in [&outsider, &support, &user_admin] {
                 assert_eq!(status(&app, outside, path).await, StatusCode::NOT_FOUND, "{path}");
             }
         }
@@ -354,8 +409,19 @@ async fn statistics_count_each_metric_per_bucket_and_refuse_what_does_not_parse(
     each_backend(|backend| async move {
         let app = spawn_app(backend).await;
         let org = organization(&app, "stats").await;
-        let other = app.user("other@example.com").await;
+        app.user("other@example.com").await;
         sign_in(&app, "other@example.com", 2).await;
+        // The owner signs in once as a member of the organization.
+        sign_in(&app, "owner-stats@example.com", 1).await;
+        let created = send(
+            &app,
+            Method::POST,
+            "/api/admin/v1/users",
+            &org.root,
+            Some(json!({"email": "hire@example.com", "displayName": "New Hire"})),
+        )
+        .await;
+        expect_data(created, StatusCode::CREATED).await;
         let (_, secret) = token(&app, &org, json!({})).await;
         let (device, _, _) = enrolled(&app, &secret, "tab-1").await;
         enrolled(&app, &secret, "tab-2").await;
@@ -368,12 +434,12 @@ async fn statistics_count_each_metric_per_bucket_and_refuse_what_does_not_parse(
         )
         .await;
         assert_eq!(wiped.status(), StatusCode::ACCEPTED);
-        let _ = other;
 
         let stat = |query: &str| format!("/api/admin/v1/statistics?{query}");
         let signins = read(&app, &org.root, &stat("metric=signins&interval=hour")).await;
-        // root, owner and other registered (a sign-in each), then other signed in twice.
-        assert_eq!(signins["total"], 3 + 2, "{signins}");
+        // root, owner and other registered (a sign-in each), then other signed in twice and the
+        // owner once.
+        assert_eq!(signins["total"], 3 + 2 + 1, "{signins}");
         assert_eq!(signins["metric"], "signins");
         assert_eq!(signins["interval"], "hour");
         let series = signins["series"].as_array().unwrap();
@@ -383,7 +449,7 @@ async fn statistics_count_each_metric_per_bucket_and_refuse_what_does_not_parse(
             .iter()
             .map(|point| point["count"].as_u64().unwrap())
             .sum();
-        assert_eq!(recent, 5);
+        assert_eq!(recent, 6);
         let sum: u64 = series.iter().map(|point| point["count"].as_u64().unwrap()).sum();
         assert_eq!(signins["total"], sum);
         // Days (the default interval) and weeks see the same events.
@@ -394,16 +460,18 @@ async fn statistics_count_each_metric_per_bucket_and_refuse_what_does_not_parse(
                 &stat(&format!("metric=signins&interval={interval}")),
             )
             .await;
-            assert_eq!(view["total"], 5, "{interval}");
+            assert_eq!(view["total"], 6, "{interval}");
         }
         let daily = read(&app, &org.root, &stat("metric=registrations")).await;
         assert_eq!(daily["interval"], "day");
-        assert_eq!(daily["total"], 3);
+        // Three registered, one created by an operator.
+        assert_eq!(daily["total"], 3 + 1);
         let enrolled_devices = read(&app, &org.root, &stat("metric=devices_enrolled")).await;
         assert_eq!(enrolled_devices["total"], 2);
         let commands = read(&app, &org.root, &stat("metric=commands")).await;
         assert_eq!(commands["total"], 1);
-        // The organization's own: its owner's sign-in (at registration) and its devices.
+        // The organization's own: its owner's sign-in since joining (not the registration before)
+        // and its devices' enrolments and commands.
         let in_org = |metric: &str| stat(&format!("metric={metric}&organizationId={}", org.id));
         assert_eq!(read(&app, &org.owner, &in_org("signins")).await["total"], 1);
         assert_eq!(
@@ -465,7 +533,7 @@ async fn statistics_count_each_metric_per_bucket_and_refuse_what_does_not_parse(
         // A window that ends later this year is answered.
         let ahead = (chrono::Utc::now() + chrono::Duration::days(30)).format("%Y-%m-%dT%H:%M:%SZ");
         let later = read(&app, &org.root, &stat(&format!("metric=signins&to={ahead}"))).await;
-        assert_eq!(later["total"], 5);
+        assert_eq!(later["total"], 6);
         app.stop().await;
     })
     .await;

@@ -1,15 +1,16 @@
 //! `/api/admin/v1/dashboard` and `/api/admin/v1/statistics`: the figures an operator reads at a
 //! glance, for the whole system (permission `dashboard:read`: `super_admin`, `auditor`) or one
-//! organization (`organizationId`: its owners and admins, or holders of `dashboard:read`).
-//! Outsiders of the organization get 404, its members without an owner or admin role 403. A
-//! token needs the scope `dashboard:read`.
+//! organization (`organizationId`: its owners and admins, or holders of `dashboard:read` or
+//! `organizations:read`). Outsiders of the organization get 404, its members without an owner
+//! or admin role 403. A token needs the scope `dashboard:read`; both count against the admin
+//! API's per-operator rate limit.
 
 use std::collections::BTreeMap;
 
-use actix_web::{HttpResponse, get, web};
+use actix_web::{HttpRequest, HttpResponse, get, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use steward_app::dashboard::{DashboardService, StatisticsRequest};
+use steward_app::dashboard::{Asked, DashboardService, StatisticsRequest};
 use steward_domain::dashboard::Dashboard;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -17,6 +18,7 @@ use uuid::Uuid;
 use crate::auth::{Caller, scopes};
 use crate::envelope::{self, Envelope};
 use crate::error::{ApiError, ErrorEnvelope};
+use crate::extractors::Origin;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -188,16 +190,25 @@ impl From<&Dashboard> for DashboardView {
         (status = 401, body = ErrorEnvelope),
         (status = 403, description = "Without `dashboard:read` for the whole system; a member of the organization who is not its owner or admin; a token without the scope `dashboard:read`", body = ErrorEnvelope),
         (status = 404, description = "No such organization, or you are not in it", body = ErrorEnvelope),
+        (status = 429, description = "The admin API's per-operator rate limit", body = ErrorEnvelope),
     )
 )]
 #[get("/dashboard")]
 pub async fn get_dashboard(
     state: web::Data<AppState>,
     caller: Caller<scopes::DashboardRead>,
+    origin: Origin,
+    request: HttpRequest,
     query: web::Query<DashboardQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    state.rate_limits.check_admin(caller.user_id)?;
+    let target = format!("{} {}", request.method(), request.path());
+    let asked = Asked {
+        target: &target,
+        origin: &origin.0,
+    };
     let dashboard = DashboardService::new(&state)
-        .dashboard(caller.principal, query.organization_id)
+        .dashboard(caller.principal, query.organization_id, &asked)
         .await?;
     Ok(envelope::ok(DashboardView::from(dashboard.as_ref())))
 }
@@ -258,14 +269,23 @@ pub struct StatisticsView {
         (status = 401, body = ErrorEnvelope),
         (status = 403, body = ErrorEnvelope),
         (status = 404, description = "No such organization, or you are not in it", body = ErrorEnvelope),
+        (status = 429, description = "The admin API's per-operator rate limit", body = ErrorEnvelope),
     )
 )]
 #[get("/statistics")]
 pub async fn get_statistics(
     state: web::Data<AppState>,
     caller: Caller<scopes::DashboardRead>,
+    origin: Origin,
+    request: HttpRequest,
     query: web::Query<StatisticsQueryParams>,
 ) -> Result<HttpResponse, ApiError> {
+    state.rate_limits.check_admin(caller.user_id)?;
+    let target = format!("{} {}", request.method(), request.path());
+    let asked = Asked {
+        target: &target,
+        origin: &origin.0,
+    };
     let query = query.into_inner();
     let statistics = DashboardService::new(&state)
         .statistics(
@@ -277,6 +297,7 @@ pub async fn get_statistics(
                 to: query.to,
                 organization: query.organization_id,
             },
+            &asked,
         )
         .await?;
     Ok(envelope::ok(StatisticsView {
