@@ -159,16 +159,16 @@ impl<'a, S: Store> DashboardService<'a, S> {
         }
         let now = Utc::now();
         let store = &self.steward.store;
-        let counts = store.dashboard_counts(scope, now).await?;
-        let sign_ins = store
-            .audit_counts(
+        let (counts, sign_ins) = tokio::try_join!(
+            store.dashboard_counts(scope, now),
+            store.audit_counts(
                 &[SIGN_IN_SUCCEEDED, SIGN_IN_FAILED, LOCKOUT],
                 scope,
                 series_start(now),
                 now,
                 Interval::Hour,
-            )
-            .await?;
+            ),
+        )?;
         let dashboard = Arc::new(Dashboard::new(scope, now, counts, &sign_ins));
         self.steward.dashboards.entries.put(scope, Arc::clone(&dashboard));
         Ok(dashboard)

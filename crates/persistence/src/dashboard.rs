@@ -51,15 +51,43 @@ impl Sql {
     }
 }
 
-/// The bucket number of `column` (a timestamp): `(unix time + offset) / width`, rounded down.
+/// The bucket of `column` (a timestamp). PostgreSQL: the bucket number,
+/// `(unix time + offset) / width` rounded down. SQLite keeps timestamps as RFC 3339 text in UTC
+/// (`2026-12-02T15:04:05.123+00:00`, as sqlx writes them), so the hour or the day is a prefix
+/// of the text: no date function per row, and the grouping reads the index alone. Weeks are
+/// counted by day there and folded into weeks by the caller.
 fn bucket(backend: DatabaseBackend, column: &str, interval: Interval) -> String {
     let (width, offset) = (interval.seconds(), interval.offset_seconds());
-    if backend == DatabaseBackend::Postgres {
-        format!("CAST(FLOOR((EXTRACT(EPOCH FROM {column}) + {offset}) / {width}) AS BIGINT)")
-    } else {
-        // Unix times here are after 1970, so integer division rounds down.
-        format!("((CAST(strftime('%s', {column}) AS INTEGER) + {offset}) / {width})")
+    match (backend, interval) {
+        (DatabaseBackend::Postgres, _) => {
+            format!("CAST(FLOOR((EXTRACT(EPOCH FROM {column}) + {offset}) / {width}) AS BIGINT)")
+        }
+        (_, Interval::Hour) => format!("substr({column}, 1, 13)"),
+        (_, Interval::Day | Interval::Week) => format!("substr({column}, 1, 10)"),
     }
+}
+
+/// The start of the bucket a row of [`bucket`] names.
+fn bucket_of(
+    row: &QueryResult,
+    backend: DatabaseBackend,
+    interval: Interval,
+) -> Result<DateTime<Utc>, RepositoryError> {
+    if backend == DatabaseBackend::Postgres {
+        let index: i64 = row.try_get("", "bucket").map_err(db)?;
+        return Ok(bucket_start(index, interval));
+    }
+    let text: String = row.try_get("", "bucket").map_err(db)?;
+    let unreadable = || RepositoryError::Other(format!("an audit timestamp that is not RFC 3339: {text:?}"));
+    let day = NaiveDate::parse_from_str(text.get(..10).ok_or_else(unreadable)?, "%Y-%m-%d")
+        .map_err(|_| unreadable())?;
+    let hour = match text.get(11..13) {
+        Some(hour) => hour.parse::<u32>().map_err(|_| unreadable())?,
+        None => 0,
+    };
+    day.and_hms_opt(hour, 0, 0)
+        .map(|at| at.and_utc())
+        .ok_or_else(unreadable)
 }
 
 fn count(row: &QueryResult, column: &str) -> Result<u64, RepositoryError> {
@@ -88,138 +116,193 @@ fn members(sql: &mut Sql, column: &str, organization: Uuid) {
     .push(")");
 }
 
+/// Accounts: one scan with conditional sums.
+async fn users(
+    connection: &impl ConnectionTrait,
+    organization: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> Result<UserCounts, RepositoryError> {
+    let mut sql = Sql::new(connection.get_database_backend());
+    sql.push("SELECT COUNT(*) AS total, SUM(CASE WHEN last_login_at >= ")
+        .bind(now - Duration::hours(24))
+        .push(" THEN 1 ELSE 0 END) AS active_24h, SUM(CASE WHEN last_login_at >= ")
+        .bind(now - Duration::days(7))
+        .push(" THEN 1 ELSE 0 END) AS active_7d, SUM(CASE WHEN last_login_at >= ")
+        .bind(now - Duration::days(30))
+        .push(
+            " THEN 1 ELSE 0 END) AS active_30d, \
+             SUM(CASE WHEN status = 'locked' THEN 1 ELSE 0 END) AS locked, \
+             SUM(CASE WHEN email_verified_at IS NULL THEN 1 ELSE 0 END) AS unverified \
+             FROM users WHERE deleted_at IS NULL",
+        );
+    if let Some(organization) = organization {
+        members(&mut sql, "id", organization);
+    }
+    let row = one(connection, &sql).await?;
+    Ok(UserCounts {
+        total: count(&row, "total")?,
+        active_24h: count(&row, "active_24h")?,
+        active_7d: count(&row, "active_7d")?,
+        active_30d: count(&row, "active_30d")?,
+        locked: count(&row, "locked")?,
+        unverified: count(&row, "unverified")?,
+    })
+}
+
+async fn live_sessions(
+    connection: &impl ConnectionTrait,
+    organization: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> Result<u64, RepositoryError> {
+    let mut sql = Sql::new(connection.get_database_backend());
+    sql.push("SELECT COUNT(*) AS n FROM user_sessions WHERE revoked_at IS NULL AND expires_at > ")
+        .bind(now);
+    if let Some(organization) = organization {
+        members(&mut sql, "user_id", organization);
+    }
+    count(&one(connection, &sql).await?, "n")
+}
+
+/// Devices by status and platform, and how many are not compliant.
+async fn devices(
+    connection: &impl ConnectionTrait,
+    organization: Option<Uuid>,
+) -> Result<DeviceCounts, RepositoryError> {
+    let mut sql = Sql::new(connection.get_database_backend());
+    // Retired devices are counted under their own status and never as non-compliant; the
+    // rule is the compliance endpoint's: the applied version is the current one and the
+    // device reported no failures.
+    sql.push(
+        "SELECT CASE WHEN enrollment_status = 'retired' THEN 'retired' ELSE status END AS shown, \
+         platform, COUNT(*) AS n, SUM(CASE WHEN enrollment_status <> 'retired' AND \
+         (applied_settings_version IS NULL OR applied_settings_version <> settings_version \
+         OR COALESCE(CAST(apply_failures AS TEXT), '[]') NOT IN ('[]', 'null')) THEN 1 ELSE 0 END) \
+         AS non_compliant FROM devices",
+    );
+    if let Some(organization) = organization {
+        sql.push(" WHERE organization_id = ").bind(organization);
+    }
+    sql.push(" GROUP BY shown, platform");
+    let mut devices = DeviceCounts::default();
+    for row in all(connection, &sql).await? {
+        let n = count(&row, "n")?;
+        let status: String = row.try_get("", "shown").map_err(db)?;
+        let platform: Option<String> = row.try_get("", "platform").map_err(db)?;
+        let platform = platform
+            .filter(|platform| !platform.trim().is_empty())
+            .unwrap_or_else(|| "unknown".to_owned());
+        devices.total += n;
+        devices.non_compliant += count(&row, "non_compliant")?;
+        *devices.by_status.entry(status).or_default() += n;
+        *devices.by_platform.entry(platform).or_default() += n;
+    }
+    Ok(devices)
+}
+
+async fn pending_unlock_requests(
+    connection: &impl ConnectionTrait,
+    organization: Option<Uuid>,
+) -> Result<u64, RepositoryError> {
+    let mut sql = Sql::new(connection.get_database_backend());
+    sql.push(
+        "SELECT COUNT(*) AS n FROM unlock_requests r JOIN devices d ON d.id = r.device_id \
+         WHERE r.status = 'pending' AND d.enrollment_status <> 'retired'",
+    );
+    if let Some(organization) = organization {
+        sql.push(" AND d.organization_id = ").bind(organization);
+    }
+    count(&one(connection, &sql).await?, "n")
+}
+
+async fn organizations(
+    connection: &impl ConnectionTrait,
+    organization: Option<Uuid>,
+) -> Result<Option<u64>, RepositoryError> {
+    if organization.is_some() {
+        return Ok(None);
+    }
+    let mut sql = Sql::new(connection.get_database_backend());
+    sql.push("SELECT COUNT(*) AS n FROM organizations");
+    Ok(Some(count(&one(connection, &sql).await?, "n")?))
+}
+
+async fn groups(
+    connection: &impl ConnectionTrait,
+    organization: Option<Uuid>,
+) -> Result<u64, RepositoryError> {
+    let mut sql = Sql::new(connection.get_database_backend());
+    sql.push("SELECT COUNT(*) AS n FROM \"groups\" WHERE deleted_at IS NULL");
+    if let Some(organization) = organization {
+        sql.push(" AND organization_id = ").bind(organization);
+    }
+    count(&one(connection, &sql).await?, "n")
+}
+
+async fn jobs(
+    connection: &impl ConnectionTrait,
+    organization: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> Result<JobCounts, RepositoryError> {
+    let mut sql = Sql::new(connection.get_database_backend());
+    sql.push(
+        "SELECT SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END) AS pending, \
+         SUM(CASE WHEN status = 'running' THEN 1 ELSE 0 END) AS running, \
+         SUM(CASE WHEN status = 'failed' AND finished_at >= ",
+    )
+    .bind(now - Duration::hours(24))
+    .push(" THEN 1 ELSE 0 END) AS failed FROM jobs");
+    if let Some(organization) = organization {
+        sql.push(" WHERE organization_id = ").bind(organization);
+    }
+    let row = one(connection, &sql).await?;
+    Ok(JobCounts {
+        pending: count(&row, "pending")?,
+        running: count(&row, "running")?,
+        failed_24h: count(&row, "failed")?,
+    })
+}
+
+async fn webhooks(
+    connection: &impl ConnectionTrait,
+    organization: Option<Uuid>,
+) -> Result<WebhookCounts, RepositoryError> {
+    let mut sql = Sql::new(connection.get_database_backend());
+    sql.push(
+        "SELECT COUNT(*) AS total, \
+         SUM(CASE WHEN enabled AND consecutive_failures > 0 THEN 1 ELSE 0 END) AS failing, \
+         SUM(CASE WHEN enabled THEN 0 ELSE 1 END) AS disabled FROM webhooks",
+    );
+    if let Some(organization) = organization {
+        sql.push(" WHERE organization_id = ").bind(organization);
+    }
+    let row = one(connection, &sql).await?;
+    Ok(WebhookCounts {
+        total: count(&row, "total")?,
+        failing: count(&row, "failing")?,
+        disabled: count(&row, "disabled")?,
+    })
+}
+
 impl DashboardStore for Database {
+    /// The figures' statements run at once, on connections of their own (the pool's readers).
     async fn dashboard_counts(
         &self,
         scope: Scope,
         now: DateTime<Utc>,
     ) -> Result<DashboardCounts, RepositoryError> {
         let connection = self.connection();
-        let backend = connection.get_database_backend();
         let organization = scope.organization();
-
-        let mut sql = Sql::new(backend);
-        sql.push("SELECT COUNT(*) AS total, SUM(CASE WHEN last_login_at >= ")
-            .bind(now - Duration::hours(24))
-            .push(" THEN 1 ELSE 0 END) AS active_24h, SUM(CASE WHEN last_login_at >= ")
-            .bind(now - Duration::days(7))
-            .push(" THEN 1 ELSE 0 END) AS active_7d, SUM(CASE WHEN last_login_at >= ")
-            .bind(now - Duration::days(30))
-            .push(
-                " THEN 1 ELSE 0 END) AS active_30d, \
-                 SUM(CASE WHEN status = 'locked' THEN 1 ELSE 0 END) AS locked, \
-                 SUM(CASE WHEN email_verified_at IS NULL THEN 1 ELSE 0 END) AS unverified \
-                 FROM users WHERE deleted_at IS NULL",
-            );
-        if let Some(organization) = organization {
-            members(&mut sql, "id", organization);
-        }
-        let row = one(connection, &sql).await?;
-        let users = UserCounts {
-            total: count(&row, "total")?,
-            active_24h: count(&row, "active_24h")?,
-            active_7d: count(&row, "active_7d")?,
-            active_30d: count(&row, "active_30d")?,
-            locked: count(&row, "locked")?,
-            unverified: count(&row, "unverified")?,
-        };
-
-        let mut sql = Sql::new(backend);
-        sql.push("SELECT COUNT(*) AS n FROM user_sessions WHERE revoked_at IS NULL AND expires_at > ")
-            .bind(now);
-        if let Some(organization) = organization {
-            members(&mut sql, "user_id", organization);
-        }
-        let live_sessions = count(&one(connection, &sql).await?, "n")?;
-
-        let mut sql = Sql::new(backend);
-        // Retired devices are counted under their own status and never as non-compliant; the
-        // rule is the compliance endpoint's: the applied version is the current one and the
-        // device reported no failures.
-        sql.push(
-            "SELECT CASE WHEN enrollment_status = 'retired' THEN 'retired' ELSE status END AS shown, \
-             platform, COUNT(*) AS n, SUM(CASE WHEN enrollment_status <> 'retired' AND \
-             (applied_settings_version IS NULL OR applied_settings_version <> settings_version \
-             OR COALESCE(CAST(apply_failures AS TEXT), '[]') NOT IN ('[]', 'null')) THEN 1 ELSE 0 END) \
-             AS non_compliant FROM devices",
-        );
-        if let Some(organization) = organization {
-            sql.push(" WHERE organization_id = ").bind(organization);
-        }
-        sql.push(" GROUP BY shown, platform");
-        let mut devices = DeviceCounts::default();
-        for row in all(connection, &sql).await? {
-            let n = count(&row, "n")?;
-            let status: String = row.try_get("", "shown").map_err(db)?;
-            let platform: Option<String> = row.try_get("", "platform").map_err(db)?;
-            let platform = platform
-                .filter(|platform| !platform.trim().is_empty())
-                .unwrap_or_else(|| "unknown".to_owned());
-            devices.total += n;
-            devices.non_compliant += count(&row, "non_compliant")?;
-            *devices.by_status.entry(status).or_default() += n;
-            *devices.by_platform.entry(platform).or_default() += n;
-        }
-        let mut sql = Sql::new(backend);
-        sql.push(
-            "SELECT COUNT(*) AS n FROM unlock_requests r JOIN devices d ON d.id = r.device_id \
-             WHERE r.status = 'pending' AND d.enrollment_status <> 'retired'",
-        );
-        if let Some(organization) = organization {
-            sql.push(" AND d.organization_id = ").bind(organization);
-        }
-        devices.pending_unlock_requests = count(&one(connection, &sql).await?, "n")?;
-
-        let organizations = match organization {
-            Some(_) => None,
-            None => {
-                let mut sql = Sql::new(backend);
-                sql.push("SELECT COUNT(*) AS n FROM organizations");
-                Some(count(&one(connection, &sql).await?, "n")?)
-            }
-        };
-
-        let mut sql = Sql::new(backend);
-        sql.push("SELECT COUNT(*) AS n FROM \"groups\" WHERE deleted_at IS NULL");
-        if let Some(organization) = organization {
-            sql.push(" AND organization_id = ").bind(organization);
-        }
-        let groups = count(&one(connection, &sql).await?, "n")?;
-
-        let mut sql = Sql::new(backend);
-        sql.push(
-            "SELECT SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END) AS pending, \
-             SUM(CASE WHEN status = 'running' THEN 1 ELSE 0 END) AS running, \
-             SUM(CASE WHEN status = 'failed' AND finished_at >= ",
-        )
-        .bind(now - Duration::hours(24))
-        .push(" THEN 1 ELSE 0 END) AS failed FROM jobs");
-        if let Some(organization) = organization {
-            sql.push(" WHERE organization_id = ").bind(organization);
-        }
-        let row = one(connection, &sql).await?;
-        let jobs = JobCounts {
-            pending: count(&row, "pending")?,
-            running: count(&row, "running")?,
-            failed_24h: count(&row, "failed")?,
-        };
-
-        let mut sql = Sql::new(backend);
-        sql.push(
-            "SELECT COUNT(*) AS total, \
-             SUM(CASE WHEN enabled AND consecutive_failures > 0 THEN 1 ELSE 0 END) AS failing, \
-             SUM(CASE WHEN enabled THEN 0 ELSE 1 END) AS disabled FROM webhooks",
-        );
-        if let Some(organization) = organization {
-            sql.push(" WHERE organization_id = ").bind(organization);
-        }
-        let row = one(connection, &sql).await?;
-        let webhooks = WebhookCounts {
-            total: count(&row, "total")?,
-            failing: count(&row, "failing")?,
-            disabled: count(&row, "disabled")?,
-        };
-
+        let (users, live_sessions, mut devices, pending, organizations, groups, jobs, webhooks) = tokio::try_join!(
+            users(connection, organization, now),
+            live_sessions(connection, organization, now),
+            devices(connection, organization),
+            pending_unlock_requests(connection, organization),
+            organizations(connection, organization),
+            groups(connection, organization),
+            jobs(connection, organization, now),
+            webhooks(connection, organization),
+        )?;
+        devices.pending_unlock_requests = pending;
         Ok(DashboardCounts {
             users,
             live_sessions,
@@ -299,8 +382,7 @@ impl DashboardStore for Database {
             .iter()
             .map(|row| {
                 let action: String = row.try_get("", "action").map_err(db)?;
-                let index: i64 = row.try_get("", "bucket").map_err(db)?;
-                Ok((action, bucket_start(index, interval), count(row, "n")?))
+                Ok((action, bucket_of(row, backend, interval)?, count(row, "n")?))
             })
             .collect()
     }
