@@ -7,7 +7,7 @@ use sea_orm::{ConnectionTrait, DatabaseBackend, QueryResult, Statement, Value};
 use steward_domain::RepositoryError;
 use steward_domain::dashboard::{
     DashboardCounts, DashboardStore, DeviceCounts, Interval, JobCounts, LOCKOUT, SIGN_IN_FAILED, Scope,
-    UserCounts, WebhookCounts, bucket_start,
+    UserCounts, WebhookCounts, truncate,
 };
 use uuid::Uuid;
 
@@ -49,45 +49,6 @@ impl Sql {
     fn statement(&self) -> Statement {
         Statement::from_sql_and_values(self.backend, self.text.clone(), self.values.clone())
     }
-}
-
-/// The bucket of `column` (a timestamp). PostgreSQL: the bucket number,
-/// `(unix time + offset) / width` rounded down. SQLite keeps timestamps as RFC 3339 text in UTC
-/// (`2026-12-02T15:04:05.123+00:00`, as sqlx writes them), so the hour or the day is a prefix
-/// of the text: no date function per row, and the grouping reads the index alone. Weeks are
-/// counted by day there and folded into weeks by the caller.
-fn bucket(backend: DatabaseBackend, column: &str, interval: Interval) -> String {
-    let (width, offset) = (interval.seconds(), interval.offset_seconds());
-    match (backend, interval) {
-        (DatabaseBackend::Postgres, _) => {
-            format!("CAST(FLOOR((EXTRACT(EPOCH FROM {column}) + {offset}) / {width}) AS BIGINT)")
-        }
-        (_, Interval::Hour) => format!("substr({column}, 1, 13)"),
-        (_, Interval::Day | Interval::Week) => format!("substr({column}, 1, 10)"),
-    }
-}
-
-/// The start of the bucket a row of [`bucket`] names.
-fn bucket_of(
-    row: &QueryResult,
-    backend: DatabaseBackend,
-    interval: Interval,
-) -> Result<DateTime<Utc>, RepositoryError> {
-    if backend == DatabaseBackend::Postgres {
-        let index: i64 = row.try_get("", "bucket").map_err(db)?;
-        return Ok(bucket_start(index, interval));
-    }
-    let text: String = row.try_get("", "bucket").map_err(db)?;
-    let unreadable = || RepositoryError::Other(format!("an audit timestamp that is not RFC 3339: {text:?}"));
-    let day = NaiveDate::parse_from_str(text.get(..10).ok_or_else(unreadable)?, "%Y-%m-%d")
-        .map_err(|_| unreadable())?;
-    let hour = match text.get(11..13) {
-        Some(hour) => hour.parse::<u32>().map_err(|_| unreadable())?,
-        None => 0,
-    };
-    day.and_hms_opt(hour, 0, 0)
-        .map(|at| at.and_utc())
-        .ok_or_else(unreadable)
 }
 
 fn count(row: &QueryResult, column: &str) -> Result<u64, RepositoryError> {
@@ -283,6 +244,34 @@ async fn webhooks(
     })
 }
 
+/// `AND (…)`: an organization's entries, and its members' since they joined — by actor, or
+/// (failed sign-ins and lockouts, which name the address tried, not an account) by address.
+fn organization_entries(sql: &mut Sql, backend: DatabaseBackend, action: &str, organization: Uuid) {
+    sql.push(" AND (organization_id = ")
+        .bind(organization)
+        .push(
+            " OR EXISTS (SELECT 1 FROM org_users ou WHERE ou.user_id = audit_logs.actor_id \
+             AND ou.created_at <= audit_logs.occurred_at AND ou.organization_id = ",
+        )
+        .bind(organization)
+        .push(")");
+    if [SIGN_IN_FAILED, LOCKOUT].contains(&action) {
+        let email = if backend == DatabaseBackend::Postgres {
+            "(audit_logs.after ->> 'email')"
+        } else {
+            "json_extract(audit_logs.after, '$.email')"
+        };
+        sql.push(&format!(
+            " OR EXISTS (SELECT 1 FROM users u JOIN org_users ou ON ou.user_id = u.id \
+             WHERE u.email = {email} AND ou.created_at <= audit_logs.occurred_at \
+             AND ou.organization_id = "
+        ))
+        .bind(organization)
+        .push(")");
+    }
+    sql.push(")");
+}
+
 impl DashboardStore for Database {
     /// The figures' statements run at once, on connections of their own (the pool's readers).
     async fn dashboard_counts(
@@ -314,6 +303,9 @@ impl DashboardStore for Database {
         })
     }
 
+    /// One statement per action: the window's buckets as a list of bounds, each counted with
+    /// an index range count on `(action, occurred_at)` — no date arithmetic and no sort per
+    /// row, which over a year of a million entries took seconds.
     async fn audit_counts(
         &self,
         actions: &[&str],
@@ -322,69 +314,53 @@ impl DashboardStore for Database {
         to: DateTime<Utc>,
         interval: Interval,
     ) -> Result<Vec<(String, DateTime<Utc>, u64)>, RepositoryError> {
-        if actions.is_empty() {
+        let mut starts = Vec::new();
+        let mut at = truncate(from, interval);
+        while at < to {
+            starts.push(at);
+            match at.checked_add_signed(Duration::seconds(interval.seconds())) {
+                Some(next) => at = next,
+                None => break,
+            }
+        }
+        if actions.is_empty() || starts.is_empty() {
             return Ok(Vec::new());
         }
         let connection = self.connection();
         let backend = connection.get_database_backend();
-        let mut sql = Sql::new(backend);
-        sql.push(&format!(
-            "SELECT action, {} AS bucket, COUNT(*) AS n FROM audit_logs WHERE action IN (",
-            bucket(backend, "occurred_at", interval)
-        ));
-        for (index, action) in actions.iter().enumerate() {
-            if index > 0 {
-                sql.push(", ");
-            }
-            sql.bind(*action);
-        }
-        sql.push(") AND occurred_at >= ")
-            .bind(from)
-            .push(" AND occurred_at < ")
-            .bind(to);
-        if let Some(organization) = scope.organization() {
-            // The organization's entries, and its members' since they joined.
-            sql.push(" AND (organization_id = ")
-                .bind(organization)
-                .push(
-                    " OR EXISTS (SELECT 1 FROM org_users ou WHERE ou.user_id = audit_logs.actor_id \
-                     AND ou.created_at <= audit_logs.occurred_at AND ou.organization_id = ",
-                )
-                .bind(organization)
-                .push(")");
-            // A failed sign-in and a lockout name the address tried, not an account.
-            if actions
-                .iter()
-                .any(|action| [SIGN_IN_FAILED, LOCKOUT].contains(action))
-            {
-                let email = if backend == DatabaseBackend::Postgres {
-                    "(audit_logs.after ->> 'email')"
-                } else {
-                    "json_extract(audit_logs.after, '$.email')"
-                };
-                sql.push(" OR (action IN (")
-                    .bind(SIGN_IN_FAILED)
+        let mut counted = Vec::new();
+        for action in actions {
+            let mut sql = Sql::new(backend);
+            sql.push("WITH bounds (k, lower, upper) AS (VALUES ");
+            for (index, start) in starts.iter().enumerate() {
+                let upper = (*start + Duration::seconds(interval.seconds())).min(to);
+                sql.push(if index == 0 { "(" } else { ", (" })
+                    .push(&index.to_string())
                     .push(", ")
-                    .bind(LOCKOUT)
-                    .push(&format!(
-                        ") AND EXISTS (SELECT 1 FROM users u JOIN org_users ou ON ou.user_id = u.id \
-                         WHERE u.email = {email} AND ou.created_at <= audit_logs.occurred_at \
-                         AND ou.organization_id = "
-                    ))
-                    .bind(organization)
-                    .push("))");
+                    .bind((*start).max(from))
+                    .push(", ")
+                    .bind(upper)
+                    .push(")");
             }
-            sql.push(")");
+            sql.push(
+                ") SELECT CAST(k AS BIGINT) AS k, (SELECT COUNT(*) FROM audit_logs WHERE occurred_at >= bounds.lower \
+                 AND occurred_at < bounds.upper AND action = ",
+            )
+            .bind(*action);
+            if let Some(organization) = scope.organization() {
+                organization_entries(&mut sql, backend, action, organization);
+            }
+            sql.push(") AS n FROM bounds");
+            for row in all(connection, &sql).await? {
+                let k: i64 = row.try_get("", "k").map_err(db)?;
+                let n = count(&row, "n")?;
+                let start = usize::try_from(k).ok().and_then(|k| starts.get(k));
+                if let (Some(start), true) = (start, n > 0) {
+                    counted.push(((*action).to_owned(), *start, n));
+                }
+            }
         }
-        sql.push(" GROUP BY action, bucket");
-        all(connection, &sql)
-            .await?
-            .iter()
-            .map(|row| {
-                let action: String = row.try_get("", "action").map_err(db)?;
-                Ok((action, bucket_of(row, backend, interval)?, count(row, "n")?))
-            })
-            .collect()
+        Ok(counted)
     }
 
     async fn api_key_request_days(
