@@ -263,3 +263,31 @@ async fn business_counters_count_sign_ins_lockouts_limits_and_mail_on_the_manage
     assert_eq!(other.status(), StatusCode::NOT_FOUND);
     app.stop().await;
 }
+
+/// Every PostgreSQL connection Steward opens has the JIT off (it compiled the dashboard's
+/// correlated counts for 280 ms to run them for 2 ms); SQLite has nothing of the kind.
+#[tokio::test]
+async fn postgres_connections_run_without_jit() {
+    each_backend(|backend| async move {
+        if backend != steward_tests::Backend::Postgres {
+            return;
+        }
+        let app = spawn_app(backend).await;
+        use sea_orm::{ConnectionTrait, Statement};
+        let connection = app.db.connection();
+        // More statements than one connection serves, so that several pooled ones answer.
+        let answers = futures_util::future::join_all((0..8).map(|_| {
+            connection.query_one_raw(Statement::from_string(
+                connection.get_database_backend(),
+                "SELECT current_setting('jit') AS jit, pg_sleep(0.05)::text AS slept",
+            ))
+        }))
+        .await;
+        for answer in answers {
+            let row = answer.unwrap().unwrap();
+            assert_eq!(row.try_get::<String>("", "jit").unwrap(), "off");
+        }
+        app.stop().await;
+    })
+    .await;
+}
