@@ -45,8 +45,8 @@ fn routes(config: &mut ServiceConfig) {
         admin, admin_bulk, admin_groups, admin_user_mfa, admin_user_roles, admin_user_search, admin_users,
         api_keys, audit, auth, auth_mail, auth_mfa, dashboard, device_enrollment, devices, enrollment_tokens,
         federation, fleet_devices, fleet_groups, groups, imports, ip_allowlist, jobs, notifications,
-        org_quotas, organizations, personal_tokens, policies, policy_application, roles, setting_definitions,
-        settings, unlock_requests, user_quotas, users, webhooks,
+        operator_health, org_quotas, organizations, personal_tokens, policies, policy_application, roles,
+        setting_definitions, settings, unlock_requests, user_quotas, users, webhooks,
     };
     config
         .service(health::index)
@@ -151,6 +151,8 @@ fn routes(config: &mut ServiceConfig) {
                 .service(admin::admin_me)
                 .service(dashboard::get_dashboard)
                 .service(dashboard::get_statistics)
+                .service(operator_health::get_health)
+                .service(operator_health::get_health_report)
                 .service(notifications::get_preferences)
                 .service(notifications::put_preferences)
                 .service(notifications::list_notifications)

@@ -53,6 +53,12 @@ pub async fn request_context(
         .unwrap_or_else(|| "unmatched".to_owned());
     let elapsed = started.elapsed();
     crate::metrics::record_request(&method, &route, status, elapsed);
+    if let Some(state) = response
+        .request()
+        .app_data::<actix_web::web::Data<crate::AppState>>()
+    {
+        state.health.vitals.requests.record(status, elapsed);
+    }
     let latency_ms = elapsed.as_secs_f64() * 1000.0;
     if status >= 500 {
         tracing::warn!(request_id = %id, %method, %path, %route, status, latency_ms, "request failed");

@@ -16,6 +16,7 @@ pub mod error;
 pub mod events;
 pub mod fleet;
 pub mod groups;
+pub mod health;
 pub mod ip_allowlist;
 pub mod jobs;
 pub mod mail;

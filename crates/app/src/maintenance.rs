@@ -64,8 +64,13 @@ pub async fn run_cleanup<S: MaintenanceStore + Sync>(
 
 /// Runs a pass every `every`, on one instance at a time: each instance tries, and the one whose
 /// claim of the pass succeeds runs it. `on_pass` sees each report (for metrics and logs).
-pub async fn run_maintenance<S, F>(store: S, retention: Retention, every: Duration, on_pass: F)
-where
+pub async fn run_maintenance<S, F>(
+    store: S,
+    retention: Retention,
+    every: Duration,
+    health: std::sync::Arc<crate::health::HealthBoard>,
+    on_pass: F,
+) where
     S: MaintenanceStore + Sync,
     F: Fn(&CleanupReport),
 {
@@ -86,6 +91,7 @@ where
             Ok(false) => {}
             Err(error) => tracing::warn!(%error, "could not claim the clean-up pass"),
         }
+        health.vitals.beat(crate::health::Worker::Maintenance);
         tokio::time::sleep(every).await;
     }
 }

@@ -148,11 +148,16 @@ where
     S: Store,
     F: Fn(&[Utilisation]),
 {
+    steward
+        .health
+        .vitals
+        .start(crate::health::Worker::QuotaMetrics, every);
     loop {
         match utilisation(&steward).await {
             Ok(lines) => record(&lines),
             Err(error) => tracing::warn!(error = %error.message, "could not count quota use for the metrics"),
         }
+        steward.health.vitals.beat(crate::health::Worker::QuotaMetrics);
         tokio::time::sleep(every).await;
     }
 }

@@ -61,6 +61,7 @@ pub trait Store:
     + steward_domain::notifications::NotificationStore
     + steward_domain::quotas::UserQuotaStore
     + steward_domain::dashboard::DashboardStore
+    + steward_domain::health::HealthStore
     + Clone
     + Send
     + Sync
@@ -102,6 +103,8 @@ impl<T> Store for T where
         + steward_domain::notifications::NotificationStore
         + steward_domain::quotas::UserQuotaStore
         + steward_domain::dashboard::DashboardStore
+        + steward_domain::health::HealthStore
+        + steward_domain::health::HealthStore
         + Clone
         + Send
         + Sync
@@ -133,6 +136,8 @@ pub struct Steward<S> {
     pub organization_requests: Arc<crate::quotas::RequestCounter>,
     /// Dashboards computed in the last ten seconds, per view.
     pub dashboards: Arc<crate::dashboard::DashboardCache>,
+    /// This instance's vitals (requests, workers, deliveries) and the health thresholds.
+    pub health: Arc<crate::health::HealthBoard>,
 }
 
 impl<S: Clone> Clone for Steward<S> {
@@ -150,6 +155,7 @@ impl<S: Clone> Clone for Steward<S> {
             events: Arc::clone(&self.events),
             organization_requests: Arc::clone(&self.organization_requests),
             dashboards: Arc::clone(&self.dashboards),
+            health: Arc::clone(&self.health),
         }
     }
 }
@@ -174,7 +180,14 @@ impl<S: Store> Steward<S> {
             events: Arc::default(),
             organization_requests: Arc::default(),
             dashboards: Arc::new(crate::dashboard::dashboard_cache()),
+            health: Arc::default(),
         }
+    }
+
+    /// Shares the health board (thresholds and vitals) with the workers that report to it.
+    pub fn with_health(mut self, health: Arc<crate::health::HealthBoard>) -> Self {
+        self.health = health;
+        self
     }
 
     /// Runs the event pipeline with these settings (retries, outbound rules, thresholds).

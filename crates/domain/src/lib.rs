@@ -16,6 +16,7 @@ pub mod fleet;
 pub mod group_admin;
 pub mod group_store;
 pub mod groups;
+pub mod health;
 pub mod identity;
 pub mod ip_allowlist;
 pub mod jobs;

@@ -18,6 +18,7 @@ mod fleet;
 mod group_admin;
 mod group_commit;
 mod groups;
+mod health;
 mod ip_allowlist;
 mod jobs;
 mod lock_reach;

@@ -102,11 +102,17 @@ impl Application {
             .mail_from
             .parse()
             .map_err(|error| StartupError::Setting(format!("STEWARD_MAIL_FROM: {error}")))?;
+        let health = Arc::new(steward_app::health::HealthBoard::new(
+            config
+                .health_thresholds()
+                .map_err(|error| StartupError::Setting(error.0))?,
+        ));
         let outbox = tokio::spawn(crate::mail::run_outbox(
             database.clone(),
             transport,
             from,
             Duration::from_millis(config.outbox_poll_ms.max(10)),
+            health.clone(),
         ));
 
         let device_states = Arc::new(steward_app::settings::DeviceStateCache::default());
@@ -116,11 +122,13 @@ impl Application {
             device_states.clone(),
             Duration::from_millis(config.push_poll_ms.max(10)),
             Duration::from_millis(config.push_collapse_ms),
+            health.clone(),
         ));
 
         let sealer = tokio::spawn(crate::audit_sealer::run_audit_sealer(
             database.clone(),
             Duration::from_millis(config.audit_seal_ms.max(10)),
+            health.clone(),
         ));
 
         if config.legacy_device_auth {
@@ -155,14 +163,20 @@ impl Application {
                 max_running_per_org: config.job_max_running_per_org,
                 retention: Duration::from_secs(config.job_retention_hours * 3600),
             })
-            .with_events(config.events());
+            .with_events(config.events())
+            .with_health(health.clone());
         let jobs = tokio::spawn(steward_app::jobs::run_jobs(steward.clone()));
         let events = tokio::spawn(steward_app::events::run_events(steward.clone()));
         let maintenance = (config.maintenance_interval_secs > 0).then(|| {
+            let every = Duration::from_secs(config.maintenance_interval_secs);
+            health
+                .vitals
+                .start(steward_app::health::Worker::Maintenance, every);
             tokio::spawn(steward_app::maintenance::run_maintenance(
                 database.clone(),
                 config.retention(),
-                Duration::from_secs(config.maintenance_interval_secs),
+                every,
+                health.clone(),
                 |report| {
                     steward_api::metrics::record_maintenance(report);
                     tracing::info!(

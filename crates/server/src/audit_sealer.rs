@@ -5,7 +5,14 @@ use std::time::Duration;
 use steward_domain::audit_log::AuditLogStore;
 use steward_persistence::Database;
 
-pub async fn run_audit_sealer(database: Database, interval: Duration) {
+pub async fn run_audit_sealer(
+    database: Database,
+    interval: Duration,
+    health: std::sync::Arc<steward_app::health::HealthBoard>,
+) {
+    health
+        .vitals
+        .start(steward_app::health::Worker::AuditSealer, interval);
     loop {
         // Drain in batches so a burst is sealed within one interval.
         loop {
@@ -22,6 +29,7 @@ pub async fn run_audit_sealer(database: Database, interval: Duration) {
                 }
             }
         }
+        health.vitals.beat(steward_app::health::Worker::AuditSealer);
         tokio::time::sleep(interval).await;
     }
 }

@@ -230,6 +230,28 @@ pub struct Config {
     pub retention_records_days: u32,
     /// Operators' notifications.
     pub retention_notifications_days: u32,
+    /// Health report thresholds, each `warn,critical`: request latency p99 over five minutes
+    /// (ms).
+    #[serde(deserialize_with = "list_or_comma_separated")]
+    pub health_latency_p99_ms: Vec<u64>,
+    /// Server errors over five minutes, percent of requests.
+    #[serde(deserialize_with = "list_or_comma_separated")]
+    pub health_error_percent: Vec<u64>,
+    /// Pooled database connections in use, percent of the maximum.
+    #[serde(deserialize_with = "list_or_comma_separated")]
+    pub health_pool_in_use_percent: Vec<u64>,
+    /// Messages waiting in one outgoing queue.
+    #[serde(deserialize_with = "list_or_comma_separated")]
+    pub health_queue_pending: Vec<u64>,
+    /// Age of the oldest waiting message of one queue (seconds).
+    #[serde(deserialize_with = "list_or_comma_separated")]
+    pub health_queue_age_secs: Vec<u64>,
+    /// The process's resident memory (MiB).
+    #[serde(deserialize_with = "list_or_comma_separated")]
+    pub health_memory_mb: Vec<u64>,
+    /// The database's size (MiB).
+    #[serde(deserialize_with = "list_or_comma_separated")]
+    pub health_database_mb: Vec<u64>,
     /// Quota plans by name (`[plans.team]` in the TOML file); `free` exists even when not
     /// listed (unlimited unless configured).
     pub plans: std::collections::BTreeMap<String, PlanConfig>,
@@ -341,6 +363,13 @@ impl Default for Config {
             retention_push_days: 7,
             retention_records_days: 30,
             retention_notifications_days: 90,
+            health_latency_p99_ms: vec![500, 2000],
+            health_error_percent: vec![1, 5],
+            health_pool_in_use_percent: vec![80, 95],
+            health_queue_pending: vec![1000, 10_000],
+            health_queue_age_secs: vec![300, 3600],
+            health_memory_mb: vec![1024, 4096],
+            health_database_mb: vec![10_240, 102_400],
             plans: std::collections::BTreeMap::new(),
             google_client_ids: Vec::new(),
             google_jwks_url: "https://www.googleapis.com/oauth2/v3/certs".to_owned(),
@@ -435,6 +464,24 @@ impl Config {
     }
 
     /// The event pipeline as configured.
+    /// The health report's thresholds; a pair that is not `warn,critical` with `warn ≤
+    /// critical` names its setting.
+    pub fn health_thresholds(&self) -> Result<steward_domain::health::HealthThresholds, ConfigError> {
+        use steward_domain::health::Threshold;
+        let pair = |name: &str, values: &[u64]| {
+            Threshold::from_pair(values).map_err(|error| ConfigError(format!("STEWARD_{name}: {error}")))
+        };
+        Ok(steward_domain::health::HealthThresholds {
+            latency_p99_ms: pair("HEALTH_LATENCY_P99_MS", &self.health_latency_p99_ms)?,
+            error_percent: pair("HEALTH_ERROR_PERCENT", &self.health_error_percent)?,
+            pool_in_use_percent: pair("HEALTH_POOL_IN_USE_PERCENT", &self.health_pool_in_use_percent)?,
+            queue_pending: pair("HEALTH_QUEUE_PENDING", &self.health_queue_pending)?,
+            queue_age_secs: pair("HEALTH_QUEUE_AGE_SECS", &self.health_queue_age_secs)?,
+            memory_mb: pair("HEALTH_MEMORY_MB", &self.health_memory_mb)?,
+            database_mb: pair("HEALTH_DATABASE_MB", &self.health_database_mb)?,
+        })
+    }
+
     pub fn events(&self) -> steward_app::events::EventSettings {
         use steward_domain::events::webhooks::{OutboundRules, RetrySchedule};
         steward_app::events::EventSettings {
@@ -605,6 +652,7 @@ impl Config {
                 "STEWARD_WEBHOOK_RETRY_DELAYS: at most 10 delays, each 0 to 86400 seconds".to_owned(),
             ));
         }
+        self.health_thresholds()?;
         if !(1..=60).contains(&self.webhook_timeout_secs) {
             return Err(ConfigError(
                 "STEWARD_WEBHOOK_TIMEOUT_SECS: must be 1 to 60".to_owned(),
@@ -1188,6 +1236,24 @@ mod tests {
             assert_eq!(Config::load(None).unwrap().webhook_retry_delays, [7]);
             jail.set_env("STEWARD_WEBHOOK_RETRY_DELAYS", "");
             assert!(Config::load(None).unwrap().webhook_retry_delays.is_empty());
+            jail.set_env("STEWARD_HEALTH_MEMORY_MB", "512,256");
+            let error = Config::load(None).unwrap_err().to_string();
+            assert!(
+                error.contains("STEWARD_HEALTH_MEMORY_MB") && error.contains("above"),
+                "{error}"
+            );
+            jail.set_env("STEWARD_HEALTH_MEMORY_MB", "512");
+            let error = Config::load(None).unwrap_err().to_string();
+            assert!(
+                error.contains("STEWARD_HEALTH_MEMORY_MB") && error.contains("two values"),
+                "{error}"
+            );
+            jail.set_env("STEWARD_HEALTH_MEMORY_MB", "256,512");
+            let thresholds = Config::load(None).unwrap().health_thresholds().unwrap();
+            assert_eq!(
+                (thresholds.memory_mb.warn, thresholds.memory_mb.critical),
+                (256.0, 512.0)
+            );
             jail.create_file("steward.toml", "webhook_retry_delays = [10, 20]\n")?;
             jail.set_env("STEWARD_WEBHOOK_RETRY_DELAYS", "10,20");
             let from_file = Config::load(Some(std::path::Path::new("steward.toml"))).unwrap();

@@ -10,6 +10,7 @@ use lettre::message::header::{Header, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use steward_api::metrics::{Channel, record_delivery};
+use steward_app::health::Worker;
 use steward_domain::accounts::{Outbox, OutgoingEmail};
 use steward_persistence::Database;
 
@@ -112,7 +113,19 @@ fn backoff(attempts: i32) -> chrono::Duration {
 }
 
 /// Delivers due mail forever, every `interval`.
-pub async fn run_outbox(database: Database, transport: MailTransport, from: Mailbox, interval: Duration) {
+pub async fn run_outbox(
+    database: Database,
+    transport: MailTransport,
+    from: Mailbox,
+    interval: Duration,
+    health: std::sync::Arc<steward_app::health::HealthBoard>,
+) {
+    let vitals = &health.vitals;
+    vitals.mail.set_transport(match transport {
+        MailTransport::Smtp(_) => "smtp",
+        MailTransport::Directory(_) => "directory",
+    });
+    vitals.start(Worker::Mail, interval);
     loop {
         match database.due_emails(Utc::now(), 20).await {
             Ok(mails) => {
@@ -127,6 +140,7 @@ pub async fn run_outbox(database: Database, transport: MailTransport, from: Mail
                         }
                     };
                     let result = transport.deliver(&from, &mail).await;
+                    vitals.mail.attempted(result.as_ref().err().map(String::as_str));
                     let recorded = match result {
                         Ok(()) => {
                             record_delivery(Channel::Mail, "sent");
@@ -154,6 +168,7 @@ pub async fn run_outbox(database: Database, transport: MailTransport, from: Mail
             }
             Err(error) => tracing::warn!(%error, "could not read the mail outbox"),
         }
+        vitals.beat(Worker::Mail);
         tokio::time::sleep(interval).await;
     }
 }

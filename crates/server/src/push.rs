@@ -180,6 +180,17 @@ pub enum PushProvider {
 }
 
 impl PushProvider {
+    /// How pushes go out, as the health report names it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            PushProvider::Fcm(_) => "fcm",
+            PushProvider::Webhook { .. } => "webhook",
+            PushProvider::Log => "log",
+        }
+    }
+}
+
+impl PushProvider {
     async fn deliver(&self, notification: &PushNotification) -> Result<(), DeliveryError> {
         match self {
             PushProvider::Fcm(client) => {
@@ -241,8 +252,12 @@ pub async fn run_push_worker(
     states: std::sync::Arc<steward_app::settings::DeviceStateCache>,
     interval: Duration,
     collapse: Duration,
+    health: std::sync::Arc<steward_app::health::HealthBoard>,
 ) {
     let collapse = chrono::Duration::from_std(collapse).unwrap_or_default();
+    let vitals = &health.vitals;
+    vitals.push.set_transport(provider.name());
+    vitals.start(steward_app::health::Worker::Push, interval);
     loop {
         match database.return_expired_locks(Utc::now()).await {
             // The devices' cached state is stale now.
@@ -261,7 +276,11 @@ pub async fn run_push_worker(
                             continue;
                         }
                     };
-                    let recorded = match provider.deliver(&notification).await {
+                    let delivered = provider.deliver(&notification).await;
+                    vitals
+                        .push
+                        .attempted(delivered.as_ref().err().map(|error| error.message.as_str()));
+                    let recorded = match delivered {
                         Ok(()) => {
                             record_delivery(Channel::Push, "sent");
                             database.mark_push_sent(&claim, Utc::now()).await
@@ -290,6 +309,7 @@ pub async fn run_push_worker(
             }
             Err(error) => tracing::warn!(%error, "could not read the push outbox"),
         }
+        vitals.beat(steward_app::health::Worker::Push);
         tokio::time::sleep(interval).await;
     }
 }

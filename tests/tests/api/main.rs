@@ -45,6 +45,7 @@ mod jobs;
 mod maintenance;
 mod notifications;
 mod openapi;
+mod operator_health;
 mod organizations;
 mod personal_tokens;
 mod quotas;

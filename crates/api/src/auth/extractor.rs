@@ -264,6 +264,7 @@ pub mod permissions {
     permission!(GroupsRead);
     // Only `super_admin` (`*`) holds it: plans and quotas are the operator's.
     permission!(QuotasWrite);
+    permission!(DashboardRead);
 
     /// Held by every system role: the admin API's own identity endpoint.
     #[derive(Debug)]

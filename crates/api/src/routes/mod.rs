@@ -25,6 +25,7 @@ pub mod ip_allowlist;
 pub mod jobs;
 pub mod jwks;
 pub mod notifications;
+pub mod operator_health;
 pub mod org_quotas;
 pub mod organizations;
 pub mod personal_tokens;

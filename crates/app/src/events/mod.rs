@@ -255,8 +255,15 @@ async fn run_recorder<S: Store>(
 
 /// Fans out events forever.
 async fn run_dispatcher<S: Store>(steward: Steward<S>) {
+    let vitals = &steward.health.vitals;
+    vitals.start(
+        crate::health::Worker::EventDispatcher,
+        steward.events.settings.poll,
+    );
     loop {
-        match dispatch_once(&steward).await {
+        let handled = dispatch_once(&steward).await;
+        vitals.beat(crate::health::Worker::EventDispatcher);
+        match handled {
             // A full batch: more may be waiting.
             Ok(handled) if handled as u64 >= steward.events.settings.batch => continue,
             Ok(_) => {}
@@ -295,7 +302,10 @@ async fn run_deliveries<S: Store>(steward: Steward<S>) {
     let timeout = chrono::Duration::from_std(board.settings.timeout).unwrap_or(chrono::Duration::seconds(10));
     let rounds = i32::try_from(CLAIM_AHEAD * 2 + 1).unwrap_or(9);
     let lease = timeout * rounds + chrono::Duration::seconds(30);
+    let vitals = &steward.health.vitals;
+    vitals.start(crate::health::Worker::WebhookDeliveries, board.settings.poll);
     loop {
+        vitals.beat(crate::health::Worker::WebhookDeliveries);
         // Wait until a batch's worth of claims is free.
         match Arc::clone(&held).acquire_many_owned(batch).await {
             Ok(permits) => drop(permits),
@@ -373,11 +383,17 @@ async fn run_deliveries<S: Store>(steward: Steward<S>) {
 
 /// Sends notification mail forever, every `mail_interval`.
 async fn run_mail<S: Store>(steward: Steward<S>) {
+    let vitals = &steward.health.vitals;
+    vitals.start(
+        crate::health::Worker::NotificationMail,
+        steward.events.settings.mail_interval,
+    );
     loop {
         tokio::time::sleep(steward.events.settings.mail_interval).await;
         if let Err(error) = crate::notifications::mail_pass(&steward).await {
             tracing::warn!(%error, "could not send notification mail");
         }
+        vitals.beat(crate::health::Worker::NotificationMail);
     }
 }
 

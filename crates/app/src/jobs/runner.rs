@@ -32,7 +32,12 @@ pub async fn run_jobs<S: Store>(steward: Steward<S>) {
     let settings = steward.jobs.settings.clone();
     let mut running = JoinSet::new();
     let mut last_purge: Option<std::time::Instant> = None;
+    steward
+        .health
+        .vitals
+        .start(crate::health::Worker::Jobs, settings.poll);
     loop {
+        steward.health.vitals.beat(crate::health::Worker::Jobs);
         while running.try_join_next().is_some() {}
         if last_purge.is_none_or(|at| at.elapsed() > PURGE_EVERY) {
             last_purge = Some(std::time::Instant::now());
