@@ -30,6 +30,7 @@ mod m20261201_000023_user_quotas;
 mod m20261201_000024_quota_spends;
 mod m20261201_000025_mail_parts;
 mod m20261201_000026_dashboard_indexes;
+mod m20261202_000027_audit_sessions;
 
 pub use m20260701_000011_organizations::DEFAULT_ORGANIZATION_ID;
 
@@ -65,6 +66,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000024_quota_spends::Migration),
             Box::new(m20261201_000025_mail_parts::Migration),
             Box::new(m20261201_000026_dashboard_indexes::Migration),
+            Box::new(m20261202_000027_audit_sessions::Migration),
         ]
     }
 }

@@ -74,7 +74,10 @@ pub async fn admin_mfa(
     // An invalid token is the extractor's to refuse (401), with its own answer; any other
     // failure refuses here (never lets the request past unchecked).
     let principal = match state.auth.principal(&token, ip).await {
-        Ok(principal) => principal,
+        Ok(principal) => {
+            crate::request_id::note_principal(&principal);
+            principal
+        }
         Err(steward_app::auth::AuthError::Unauthenticated) => {
             return next.call(request).await.map(ServiceResponse::map_into_left_body);
         }

@@ -57,3 +57,15 @@ pub fn page<T: Serialize>(items: Vec<T>, request: PageRequest, total: u64) -> Ht
         },
     })
 }
+
+/// A file to download, not an envelope: `200` with its type, `Content-Disposition: attachment`
+/// naming it, and `Cache-Control: no-store` (exports hold personal data). Add the body
+/// (`.body(…)` or `.streaming(…)`).
+pub fn attachment(content_type: &str, name: &str) -> actix_web::HttpResponseBuilder {
+    let mut builder = HttpResponse::Ok();
+    builder
+        .content_type(content_type.to_owned())
+        .insert_header(("content-disposition", format!("attachment; filename=\"{name}\"")))
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"));
+    builder
+}

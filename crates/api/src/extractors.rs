@@ -452,6 +452,7 @@ impl Origin {
             ip_address: ip.map(|ip| ip.to_string()),
             user_agent,
             request_id,
+            session: crate::request_id::session_slot(),
         })
     }
 }

@@ -42,11 +42,12 @@ pub const OPENAPI_PATH: &str = "/api-docs/openapi.json";
 /// Every route, declared once: the router and the OpenAPI document both come from here.
 fn routes(config: &mut ServiceConfig) {
     use routes::{
-        admin, admin_bulk, admin_groups, admin_user_mfa, admin_user_roles, admin_user_search, admin_users,
-        api_keys, audit, auth, auth_mail, auth_mfa, dashboard, device_enrollment, devices, enrollment_tokens,
-        federation, fleet_devices, fleet_groups, groups, imports, ip_allowlist, jobs, notifications,
-        operator_health, org_quotas, organizations, personal_tokens, policies, policy_application, roles,
-        setting_definitions, settings, unlock_requests, user_quotas, users, webhooks,
+        admin, admin_activity, admin_bulk, admin_groups, admin_user_mfa, admin_user_roles, admin_user_search,
+        admin_users, api_keys, audit, auth, auth_mail, auth_mfa, dashboard, device_enrollment, devices,
+        enrollment_tokens, federation, fleet_devices, fleet_groups, groups, imports, ip_allowlist, jobs,
+        notifications, operator_health, org_quotas, organizations, personal_tokens, policies,
+        policy_application, roles, setting_definitions, settings, unlock_requests, user_quotas, users,
+        webhooks,
     };
     config
         .service(health::index)
@@ -153,6 +154,8 @@ fn routes(config: &mut ServiceConfig) {
                 .service(dashboard::get_statistics)
                 .service(operator_health::get_health)
                 .service(operator_health::get_health_report)
+                .service(admin_activity::get_admin_activity)
+                .service(admin_activity::export_admin_activity)
                 .service(notifications::get_preferences)
                 .service(notifications::put_preferences)
                 .service(notifications::list_notifications)

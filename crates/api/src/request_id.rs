@@ -9,6 +9,7 @@ pub const HEADER: &str = "x-request-id";
 
 tokio::task_local! {
     static CURRENT: String;
+    static SESSION: steward_domain::SessionSlot;
 }
 
 /// The id of the request being served on this task, if any.
@@ -16,9 +17,24 @@ pub fn current() -> Option<String> {
     CURRENT.try_with(Clone::clone).ok()
 }
 
-/// Runs `future` with `id` as the current request id.
+/// The slot of the session the request being served was made in: filled when its credential
+/// is checked, shared by every origin taken from the request (before or after that).
+pub fn session_slot() -> steward_domain::SessionSlot {
+    SESSION.try_with(Clone::clone).unwrap_or_default()
+}
+
+/// The request's credential was checked: a session names the request's session.
+pub fn note_principal(principal: &steward_app::Principal) {
+    if let steward_app::Credential::Session { session } = principal.credential {
+        let _ = SESSION.try_with(|slot| slot.fill(session));
+    }
+}
+
+/// Runs `future` with `id` as the current request id (and an empty session slot).
 pub async fn scope<F: Future>(id: String, future: F) -> F::Output {
-    CURRENT.scope(id, future).await
+    CURRENT
+        .scope(id, SESSION.scope(steward_domain::SessionSlot::default(), future))
+        .await
 }
 
 /// Runs `f` synchronously with `id` as the current request id.

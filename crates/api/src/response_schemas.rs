@@ -75,6 +75,9 @@ pub struct AuditEntryView {
     request_id: Option<String>,
     /// The entry's position in the hash chain; `null` until sealed (within seconds).
     chain_seq: Option<i64>,
+    /// The sign-in session the actor made the change in; `null` for personal access tokens,
+    /// API keys, devices, the system, and entries from before sessions were recorded.
+    session_id: Option<Uuid>,
 }
 
 /// The first place the chain does not hold.

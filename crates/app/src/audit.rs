@@ -28,6 +28,7 @@ pub const CSV_HEADER: &[&str] = &[
     "userAgent",
     "requestId",
     "chainSeq",
+    "sessionId",
 ];
 
 /// A cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab or carriage return
@@ -68,6 +69,7 @@ pub fn csv_rows(records: &[AuditRecord], header: bool) -> Result<Vec<u8>, csv::E
                 record.user_agent.clone().unwrap_or_default(),
                 record.request_id.clone().unwrap_or_default(),
                 record.chain_seq.map(|seq| seq.to_string()).unwrap_or_default(),
+                record.session_id.map(|id| id.to_string()).unwrap_or_default(),
             ]
             .map(csv_cell),
         )?;

@@ -4,6 +4,7 @@
 //! server, another in an embedding service — runs them. Nothing here knows HTTP: a refusal is
 //! an [`AppError`], which the shell maps to its own errors once.
 
+pub mod admin_activity;
 pub mod admin_bulk;
 pub mod admin_user_import;
 pub mod admin_users;

@@ -85,13 +85,16 @@ pub async fn run_maintenance<S, F>(
             .await
         {
             Ok(true) => match run_cleanup(&store, &retention, now, false).await {
-                Ok(report) => on_pass(&report),
+                Ok(report) => {
+                    on_pass(&report);
+                    health.vitals.beat(crate::health::Worker::Maintenance);
+                }
                 Err(error) => tracing::warn!(%error, "the clean-up pass failed; the next one retries"),
             },
-            Ok(false) => {}
+            // Another instance has this interval's pass: this one is alive all the same.
+            Ok(false) => health.vitals.beat(crate::health::Worker::Maintenance),
             Err(error) => tracing::warn!(%error, "could not claim the clean-up pass"),
         }
-        health.vitals.beat(crate::health::Worker::Maintenance);
         tokio::time::sleep(every).await;
     }
 }

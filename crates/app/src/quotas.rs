@@ -154,10 +154,12 @@ where
         .start(crate::health::Worker::QuotaMetrics, every);
     loop {
         match utilisation(&steward).await {
-            Ok(lines) => record(&lines),
+            Ok(lines) => {
+                record(&lines);
+                steward.health.vitals.beat(crate::health::Worker::QuotaMetrics);
+            }
             Err(error) => tracing::warn!(error = %error.message, "could not count quota use for the metrics"),
         }
-        steward.health.vitals.beat(crate::health::Worker::QuotaMetrics);
         tokio::time::sleep(every).await;
     }
 }

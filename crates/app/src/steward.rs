@@ -62,6 +62,7 @@ pub trait Store:
     + steward_domain::quotas::UserQuotaStore
     + steward_domain::dashboard::DashboardStore
     + steward_domain::health::HealthStore
+    + steward_domain::admin_activity::AdminActivityStore
     + Clone
     + Send
     + Sync
@@ -104,7 +105,7 @@ impl<T> Store for T where
         + steward_domain::quotas::UserQuotaStore
         + steward_domain::dashboard::DashboardStore
         + steward_domain::health::HealthStore
-        + steward_domain::health::HealthStore
+        + steward_domain::admin_activity::AdminActivityStore
         + Clone
         + Send
         + Sync

@@ -171,6 +171,60 @@ pub struct RequestOrigin {
     pub ip_address: Option<String>,
     pub user_agent: Option<String>,
     pub request_id: Option<String>,
+    /// The sign-in session the request was made in (none for personal access tokens, API keys,
+    /// devices and anonymous requests).
+    #[serde(default)]
+    pub session: SessionSlot,
+}
+
+/// The session a request was made in. Shared between the request's origin and the check of
+/// its credential, which may finish after the origin was taken: the check fills it once, and
+/// every copy of the origin sees it.
+#[derive(Clone, Default)]
+pub struct SessionSlot(std::sync::Arc<std::sync::OnceLock<Uuid>>);
+
+impl SessionSlot {
+    /// A slot that already names `session`.
+    pub fn known(session: Uuid) -> Self {
+        let slot = Self::default();
+        slot.fill(session);
+        slot
+    }
+
+    /// Names the session; a slot keeps the first session it was given.
+    pub fn fill(&self, session: Uuid) {
+        let _ = self.0.set(session);
+    }
+
+    pub fn get(&self) -> Option<Uuid> {
+        self.0.get().copied()
+    }
+}
+
+impl fmt::Debug for SessionSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.get(), f)
+    }
+}
+
+impl PartialEq for SessionSlot {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl Eq for SessionSlot {}
+
+impl Serialize for SessionSlot {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.get().serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for SessionSlot {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(Option::<Uuid>::deserialize(deserializer)?.map_or_else(Self::default, Self::known))
+    }
 }
 
 /// One immutable record of a change.

@@ -48,6 +48,8 @@ pub struct AuditRecord {
     pub request_id: Option<String>,
     /// The entry's position in the chain; `None` until sealed (within seconds).
     pub chain_seq: Option<i64>,
+    /// The actor's sign-in session, when the change was made in one.
+    pub session_id: Option<Uuid>,
 }
 
 /// The first place the chain does not hold.
@@ -74,7 +76,8 @@ fn optional<T: ToString>(value: &Option<T>) -> String {
 }
 
 /// The exact text a link's hash covers: the previous hash, the position and the entry's
-/// content (not its IP address or user agent), one field per line.
+/// content (not its IP address, user agent or session: request metadata, which an instance of
+/// an older version sealing the entry would not know), one field per line.
 pub fn chain_material(previous_hash: &str, seq: i64, record: &AuditRecord) -> String {
     let json = |value: &Option<Value>| value.as_ref().map(Value::to_string).unwrap_or_default();
     [
@@ -138,6 +141,7 @@ mod tests {
             user_agent: Some("curl".into()),
             request_id: None,
             chain_seq: None,
+            session_id: None,
         };
         let base = chain_material("genesis", 1, &record);
         let mut erased = record.clone();

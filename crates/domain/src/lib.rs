@@ -6,6 +6,7 @@
 
 pub mod account_import;
 pub mod accounts;
+pub mod admin_activity;
 pub mod audit;
 pub mod audit_log;
 pub mod dashboard;
@@ -34,7 +35,7 @@ pub mod rules;
 pub mod session;
 pub mod settings;
 
-pub use audit::{Actor, ActorKind, AuditAction, AuditEntry, AuditRecorder, RequestOrigin};
+pub use audit::{Actor, ActorKind, AuditAction, AuditEntry, AuditRecorder, RequestOrigin, SessionSlot};
 pub use pagination::{PageRequest, PaginationError};
 pub use repository::RepositoryError;
 pub use rules::{RuleError, RuleStoreError};

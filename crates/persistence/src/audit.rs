@@ -43,6 +43,7 @@ fn audit_row(entry: &AuditEntry) -> audit_logs::ActiveModel {
         request_id: Set(entry.origin.request_id.clone()),
         chain_seq: Set(None),
         chain_hash: Set(None),
+        session_id: Set(entry.origin.session.get()),
     }
 }
 

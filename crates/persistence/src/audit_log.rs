@@ -30,6 +30,7 @@ fn record(model: audit_logs::Model) -> AuditRecord {
         user_agent: model.user_agent,
         request_id: model.request_id,
         chain_seq: model.chain_seq,
+        session_id: model.session_id,
     }
 }
 

@@ -133,6 +133,7 @@ pub(crate) fn audit_entry(row: audit_logs::Model) -> Result<AuditEntry, Reposito
             ip_address: row.ip_address,
             user_agent: row.user_agent,
             request_id: row.request_id,
+            ..RequestOrigin::default()
         },
     })
 }

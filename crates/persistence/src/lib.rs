@@ -5,6 +5,7 @@
 //! database URL alone.
 
 mod accounts;
+mod admin_activity;
 mod audit;
 mod audit_log;
 mod dashboard;

@@ -463,7 +463,6 @@ impl Config {
         )
     }
 
-    /// The event pipeline as configured.
     /// The health report's thresholds; a pair that is not `warn,critical` with `warn ≤
     /// critical` names its setting.
     pub fn health_thresholds(&self) -> Result<steward_domain::health::HealthThresholds, ConfigError> {
@@ -482,6 +481,7 @@ impl Config {
         })
     }
 
+    /// The event pipeline as configured.
     pub fn events(&self) -> steward_app::events::EventSettings {
         use steward_domain::events::webhooks::{OutboundRules, RetrySchedule};
         steward_app::events::EventSettings {

@@ -32,22 +32,24 @@ impl MailTransport {
         }
     }
 
-    async fn deliver(&self, from: &Mailbox, mail: &OutgoingEmail) -> Result<(), String> {
-        let message = message(from, mail)?;
+    /// Sends `mail`; a failure says whether it is the message's own (a permanent refusal
+    /// such as an unknown recipient, a message that cannot be built) rather than the channel's.
+    async fn deliver(&self, from: &Mailbox, mail: &OutgoingEmail) -> Result<(), (String, bool)> {
+        let message = message(from, mail).map_err(|error| (error, true))?;
         match self {
             MailTransport::Smtp(transport) => transport
                 .send(message)
                 .await
                 .map(|_| ())
-                .map_err(|error| error.to_string()),
+                .map_err(|error| (error.to_string(), error.is_permanent())),
             MailTransport::Directory(dir) => {
                 tokio::fs::create_dir_all(dir)
                     .await
-                    .map_err(|error| error.to_string())?;
+                    .map_err(|error| (error.to_string(), false))?;
                 let path = dir.join(format!("{}.eml", mail.id));
                 tokio::fs::write(&path, message.formatted())
                     .await
-                    .map_err(|error| error.to_string())?;
+                    .map_err(|error| (error.to_string(), false))?;
                 tracing::info!(
                     to = %mail.recipient,
                     subject = %mail.subject,
@@ -127,7 +129,10 @@ pub async fn run_outbox(
     });
     vitals.start(Worker::Mail, interval);
     loop {
-        match database.due_emails(Utc::now(), 20).await {
+        let due = database.due_emails(Utc::now(), 20).await;
+        // A pass counts when the outbox could be read.
+        let read = due.is_ok();
+        match due {
             Ok(mails) => {
                 for mail in mails {
                     // Claimed one at a time, just before sending: another instance may have it.
@@ -140,7 +145,13 @@ pub async fn run_outbox(
                         }
                     };
                     let result = transport.deliver(&from, &mail).await;
-                    vitals.mail.attempted(result.as_ref().err().map(String::as_str));
+                    vitals.mail.attempted(
+                        result
+                            .as_ref()
+                            .err()
+                            .map(|(error, permanent)| (error.as_str(), *permanent)),
+                    );
+                    let result = result.map_err(|(error, _)| error);
                     let recorded = match result {
                         Ok(()) => {
                             record_delivery(Channel::Mail, "sent");
@@ -168,7 +179,9 @@ pub async fn run_outbox(
             }
             Err(error) => tracing::warn!(%error, "could not read the mail outbox"),
         }
-        vitals.beat(Worker::Mail);
+        if read {
+            vitals.beat(Worker::Mail);
+        }
         tokio::time::sleep(interval).await;
     }
 }

@@ -107,7 +107,7 @@ impl FcmClient {
             .timeout(Duration::from_secs(15))
             .send()
             .await
-            .map_err(|error| retryable(format!("token endpoint: {error}")))?;
+            .map_err(|error| retryable(format!("token endpoint: {}", error.without_url())))?;
         if !response.status().is_success() {
             return Err(retryable(format!(
                 "token endpoint answered {}",
@@ -117,7 +117,7 @@ impl FcmClient {
         let token: TokenResponse = response
             .json()
             .await
-            .map_err(|error| retryable(format!("token endpoint: {error}")))?;
+            .map_err(|error| retryable(format!("token endpoint: {}", error.without_url())))?;
         let until = Utc::now() + chrono::Duration::seconds((token.expires_in - 60).max(0));
         *cached = Some((token.access_token.clone(), until));
         Ok(token.access_token)
@@ -145,7 +145,7 @@ impl FcmClient {
             .timeout(Duration::from_secs(15))
             .send()
             .await
-            .map_err(|error| retryable(format!("FCM: {error}")))?;
+            .map_err(|error| retryable(format!("FCM: {}", error.without_url())))?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
@@ -223,7 +223,7 @@ impl PushProvider {
                     .body(body)
                     .send()
                     .await
-                    .map_err(|error| retryable(format!("webhook: {error}")))?;
+                    .map_err(|error| retryable(format!("webhook: {}", error.without_url())))?;
                 if response.status().is_success() {
                     Ok(())
                 } else {
@@ -264,7 +264,10 @@ pub async fn run_push_worker(
             Ok(devices) => devices.into_iter().for_each(|device| states.forget(device)),
             Err(error) => tracing::warn!(%error, "could not return expired temporary unlocks"),
         }
-        match database.due_pushes(Utc::now() - collapse, 50).await {
+        let due = database.due_pushes(Utc::now() - collapse, 50).await;
+        // A pass counts when the outbox could be read.
+        let read = due.is_ok();
+        match due {
             Ok(notifications) => {
                 for notification in notifications {
                     // Claimed one at a time, just before sending: another instance may have it.
@@ -277,9 +280,12 @@ pub async fn run_push_worker(
                         }
                     };
                     let delivered = provider.deliver(&notification).await;
-                    vitals
-                        .push
-                        .attempted(delivered.as_ref().err().map(|error| error.message.as_str()));
+                    match &delivered {
+                        Ok(()) => vitals.push.attempted(None),
+                        Err(error) => vitals
+                            .push
+                            .attempted(Some((error.message.as_str(), !error.retry))),
+                    }
                     let recorded = match delivered {
                         Ok(()) => {
                             record_delivery(Channel::Push, "sent");
@@ -309,7 +315,9 @@ pub async fn run_push_worker(
             }
             Err(error) => tracing::warn!(%error, "could not read the push outbox"),
         }
-        vitals.beat(steward_app::health::Worker::Push);
+        if read {
+            vitals.beat(steward_app::health::Worker::Push);
+        }
         tokio::time::sleep(interval).await;
     }
 }

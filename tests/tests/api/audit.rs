@@ -43,6 +43,7 @@ fn entry(organization: Uuid, admin: Uuid) -> AuditEntry {
         ip_address: Some("198.51.100.7".into()),
         user_agent: Some("tests".into()),
         request_id: Some("req-1".into()),
+        ..RequestOrigin::default()
     })
 }
 

@@ -278,7 +278,7 @@ impl Objects<'_> {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
             let value = match (name, value) {
                 ("organizationId", "…") => self.get("organization").await,
-                ("ownerId", "…") => self.get("user").await,
+                ("ownerId" | "adminId", "…") => self.get("user").await,
                 (_, "…") => panic!("{place}: no value for {name}=…"),
                 _ => value.to_owned(),
             };

@@ -3,6 +3,7 @@
 
 mod admin;
 mod admin_account_import;
+mod admin_activity;
 mod admin_api_keys;
 mod admin_bulk;
 mod admin_custom_roles;

@@ -41,6 +41,10 @@ pub(crate) fn state(request: &HttpRequest) -> Result<web::Data<AppState>, ApiErr
 async fn authenticate(state: web::Data<AppState>, token: Option<String>) -> Result<Authenticated, ApiError> {
     let token = token.ok_or(AuthError::Unauthenticated)?;
     let claims = state.auth.authenticate(&token).await?;
+    crate::request_id::note_principal(&steward_app::Principal::new(
+        claims.sub,
+        steward_app::Credential::Session { session: claims.sid },
+    ));
     Ok(Authenticated {
         user_id: claims.sub,
         session_id: claims.sid,
@@ -170,7 +174,9 @@ pub(crate) async fn identify(
     ip: Option<String>,
 ) -> Result<Principal, ApiError> {
     let token = token.ok_or(AuthError::Unauthenticated)?;
-    Ok(state.auth.principal(&token, ip).await?)
+    let principal = state.auth.principal(&token, ip).await?;
+    crate::request_id::note_principal(&principal);
+    Ok(principal)
 }
 
 /// The caller the admin guard already identified for this request, if it did.

@@ -277,11 +277,7 @@ pub async fn export_users(
     } else {
         ("application/json", "users.json")
     };
-    Ok(HttpResponse::Ok()
-        .content_type(content_type)
-        .insert_header(("content-disposition", format!("attachment; filename=\"{name}\"")))
-        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
-        .streaming(stream))
+    Ok(crate::envelope::attachment(content_type, name).streaming(stream))
 }
 
 /// Export the accounts matching the listing's filters as a background job (`users:read`):

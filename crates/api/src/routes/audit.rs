@@ -177,11 +177,7 @@ pub async fn export_audit_logs(
     } else {
         ("application/json", "audit-logs.json")
     };
-    Ok(HttpResponse::Ok()
-        .content_type(content_type)
-        .insert_header(("content-disposition", format!("attachment; filename=\"{name}\"")))
-        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
-        .streaming(stream))
+    Ok(crate::envelope::attachment(content_type, name).streaming(stream))
 }
 
 /// Export the matching entries as a background job (`audit:export`): `202` at once with

@@ -1,6 +1,7 @@
 //! HTTP handlers by topic. Each is thin: extract, call a service, render.
 
 pub mod admin;
+pub mod admin_activity;
 pub mod admin_bulk;
 pub mod admin_groups;
 pub mod admin_user_mfa;

@@ -25,7 +25,7 @@ pub struct InstanceView {
     pub version: String,
     pub started_at: DateTime<Utc>,
     pub uptime_seconds: i64,
-    /// Resident memory; absent where the system does not tell (Linux does).
+    /// Resident memory; `null` where the system does not tell (Linux does).
     pub memory_bytes: Option<u64>,
 }
 
@@ -56,7 +56,7 @@ pub struct TableView {
     /// `true` on PostgreSQL, where rows are the statistics' estimate (`n_live_tup`); SQLite
     /// counts them.
     pub rows_estimated: bool,
-    /// On disk with its indexes; absent on a SQLite build without the `dbstat` table.
+    /// On disk with its indexes; `null` on a SQLite build without the `dbstat` table.
     pub bytes: Option<u64>,
 }
 
@@ -75,7 +75,7 @@ pub struct DatabaseView {
 }
 
 /// Percentiles in milliseconds, each the upper bound of its histogram bucket (buckets are
-/// about 19 % apart); absent while the window holds no request.
+/// about 19 % apart); `null` while the window holds no request.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LatencyView {
@@ -108,7 +108,9 @@ pub struct RequestWindowView {
 #[serde(rename_all = "camelCase")]
 pub struct DeliveryView {
     pub at: DateTime<Utc>,
-    /// `sent` or `failed`.
+    /// `sent`; `failed`: the channel failed (a refused connection, a timeout, a temporary
+    /// refusal); `rejected`: the message's own permanent refusal (an unknown recipient, a device
+    /// without a push token), which says nothing about the channel.
     pub outcome: String,
     /// Why it failed (the mail server's or push service's answer, at most 500 characters).
     pub error: Option<String>,
@@ -142,10 +144,11 @@ pub struct WorkerView {
     /// Whether this instance runs it (`maintenance` and `quota_metrics` can be turned off).
     pub enabled: bool,
     pub interval_seconds: f64,
-    /// The end of its last pass on this instance (a pass that found nothing to do counts).
+    /// Its last pass on this instance that reached what it works on (the database, the outbox;
+    /// one that found nothing to do counts, one that failed does not).
     pub last_pass_at: Option<DateTime<Utc>>,
-    /// `late` (`warn`) after three intervals without a pass (at least a minute), `critical`
-    /// after ten (at least five minutes); absent when not enabled.
+    /// `warn` after three intervals without a pass (at least a minute), `critical` after ten
+    /// (at least five minutes); `null` when not enabled.
     pub status: Option<String>,
 }
 
@@ -153,18 +156,19 @@ pub struct WorkerView {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CheckView {
-    /// `requests.p99_ms`, `requests.error_percent`, `instance.memory_mb`,
+    /// `requests.p99_ms`, `requests.error_percent`, `instance.memory_mb`, `database.reachable`,
     /// `database.pool_in_use_percent`, `database.migrations_pending`, `database.size_mb`,
     /// `queues.<queue>.pending`, `queues.<queue>.oldest_age_secs`,
     /// `queues.<queue>.last_delivery`, `workers.<worker>.last_pass_age_secs`.
     pub name: String,
-    /// A number, or for `…last_delivery` `sent` or `failed`.
+    /// A number; for `…last_delivery` `sent`, `failed` or `rejected`, for `database.reachable`
+    /// `yes` or `no`.
     #[schema(value_type = Object)]
     pub value: serde_json::Value,
     pub unit: String,
     /// `ok`, `warn` or `critical`.
     pub status: String,
-    /// The configured levels; absent for fixed rules (pending migrations are critical, a failed
+    /// The configured levels; `null` for fixed rules (pending migrations are critical, a failed
     /// delivery warns, a late worker as above).
     pub warn: Option<f64>,
     pub critical: Option<f64>,
@@ -258,12 +262,7 @@ impl From<&HealthReport> for HealthReportView {
                         .unwrap_or(0.0),
                     last_delivery: queue.last_delivery.as_ref().map(|delivery| DeliveryView {
                         at: delivery.at,
-                        outcome: if delivery.error.is_some() {
-                            "failed"
-                        } else {
-                            "sent"
-                        }
-                        .to_owned(),
+                        outcome: steward_app::health::delivery_outcome(delivery).to_owned(),
                         error: delivery.error.clone(),
                     }),
                     status: queue.level.as_str().to_owned(),
@@ -319,7 +318,12 @@ pub async fn get_health(
     admin: RequirePermission<permissions::DashboardRead>,
 ) -> Result<HttpResponse, ApiError> {
     let report = HealthService::new(&state).report(&admin.0.principal).await?;
-    Ok(envelope::ok(HealthReportView::from(&report)))
+    let mut response = envelope::ok(HealthReportView::from(&report));
+    response.headers_mut().insert(
+        actix_web::http::header::CACHE_CONTROL,
+        actix_web::http::header::HeaderValue::from_static("no-store"),
+    );
+    Ok(response)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -353,12 +357,12 @@ pub async fn get_health_report(
     admin: RequirePermission<permissions::DashboardRead>,
     format: web::Query<ReportFormat>,
 ) -> Result<HttpResponse, ApiError> {
-    let report = HealthService::new(&state).report(&admin.0.principal).await?;
     let csv = match format.format.as_deref() {
         None | Some("json") => false,
         Some("csv") => true,
         Some(_) => return Err(ApiError::invalid("format", "must be json or csv")),
     };
+    let report = HealthService::new(&state).report(&admin.0.principal).await?;
     let stamp = report.checked_at.format("%Y%m%dT%H%M%SZ");
     let (content_type, name, body) = if csv {
         let body = steward_app::health::report_csv(&report).map_err(|_| ApiError::internal())?;
@@ -372,9 +376,5 @@ pub async fn get_health_report(
             serde_json::to_vec_pretty(&HealthReportView::from(&report)).map_err(|_| ApiError::internal())?;
         ("application/json", format!("steward-health-{stamp}.json"), body)
     };
-    Ok(HttpResponse::Ok()
-        .content_type(content_type)
-        .insert_header(("content-disposition", format!("attachment; filename=\"{name}\"")))
-        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
-        .body(body))
+    Ok(crate::envelope::attachment(content_type, &name).body(body))
 }

@@ -262,7 +262,9 @@ async fn run_dispatcher<S: Store>(steward: Steward<S>) {
     );
     loop {
         let handled = dispatch_once(&steward).await;
-        vitals.beat(crate::health::Worker::EventDispatcher);
+        if handled.is_ok() {
+            vitals.beat(crate::health::Worker::EventDispatcher);
+        }
         match handled {
             // A full batch: more may be waiting.
             Ok(handled) if handled as u64 >= steward.events.settings.batch => continue,
@@ -305,7 +307,6 @@ async fn run_deliveries<S: Store>(steward: Steward<S>) {
     let vitals = &steward.health.vitals;
     vitals.start(crate::health::Worker::WebhookDeliveries, board.settings.poll);
     loop {
-        vitals.beat(crate::health::Worker::WebhookDeliveries);
         // Wait until a batch's worth of claims is free.
         match Arc::clone(&held).acquire_many_owned(batch).await {
             Ok(permits) => drop(permits),
@@ -325,7 +326,12 @@ async fn run_deliveries<S: Store>(steward: Steward<S>) {
             )
             .await
         {
-            Ok(due) => due,
+            Ok(due) => {
+                // A pass counts when it could claim (a worker waiting for slow receivers to
+                // free its claims does not pass).
+                vitals.beat(crate::health::Worker::WebhookDeliveries);
+                due
+            }
             Err(error) => {
                 tracing::warn!(%error, "could not claim webhook deliveries");
                 Vec::new()
@@ -390,10 +396,10 @@ async fn run_mail<S: Store>(steward: Steward<S>) {
     );
     loop {
         tokio::time::sleep(steward.events.settings.mail_interval).await;
-        if let Err(error) = crate::notifications::mail_pass(&steward).await {
-            tracing::warn!(%error, "could not send notification mail");
+        match crate::notifications::mail_pass(&steward).await {
+            Ok(_) => vitals.beat(crate::health::Worker::NotificationMail),
+            Err(error) => tracing::warn!(%error, "could not send notification mail"),
         }
-        vitals.beat(crate::health::Worker::NotificationMail);
     }
 }
 

@@ -130,6 +130,16 @@ pub struct HealthReport {
     pub checks: Vec<Check>,
 }
 
+/// `sent`, `failed` (the channel: a refused connection, a timeout, a temporary refusal) or
+/// `rejected` (the message's own permanent refusal: an unknown recipient, no push token).
+pub fn delivery_outcome(delivery: &Delivery) -> &'static str {
+    match (&delivery.error, delivery.rejected) {
+        (None, _) => "sent",
+        (Some(_), false) => "failed",
+        (Some(_), true) => "rejected",
+    }
+}
+
 /// The process's resident memory, where the system tells (Linux: `/proc/self/status`).
 fn resident_memory() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -207,11 +217,25 @@ impl<'a, S: Store> HealthService<'a, S> {
         let board = &self.steward.health;
         let thresholds = &board.thresholds;
         let vitals = &board.vitals;
-        let (migrations, depths, (size, size_read_at)) = tokio::try_join!(
-            async { store.migration_figures().await.map_err(AppError::from) },
-            async { store.queue_depths().await.map_err(AppError::from) },
+        // Each part of the database stands alone: one failing is reported, not the report.
+        let (migrations, depths, sizes) = tokio::join!(
+            store.migration_figures(),
+            store.queue_depths(),
             self.database_size(),
-        )?;
+        );
+        let mut failures = Vec::new();
+        let migrations = migrations.unwrap_or_else(|error| {
+            failures.push(format!("migrations: {error}"));
+            MigrationFigures::default()
+        });
+        let depths = depths.unwrap_or_else(|error| {
+            failures.push(format!("queues: {error}"));
+            Default::default()
+        });
+        let (size, size_read_at) = sizes.unwrap_or_else(|error| {
+            failures.push(format!("sizes: {}", error.message));
+            (Arc::new(DatabaseSize::default()), now)
+        });
         let pool = store.pool_figures();
         let memory_bytes = resident_memory();
         let requests: Vec<WindowFigures> = WINDOWS
@@ -221,7 +245,11 @@ impl<'a, S: Store> HealthService<'a, S> {
         let mut checks = Vec::new();
 
         // Requests: the five-minute window is rated.
-        let five = vitals.requests.figures(5);
+        let five = requests
+            .iter()
+            .find(|window| window.minutes == 5)
+            .copied()
+            .unwrap_or_else(|| vitals.requests.figures(5));
         checks.push(rated(
             "requests.p99_ms",
             five.p99_ms.unwrap_or(0.0),
@@ -252,6 +280,26 @@ impl<'a, S: Store> HealthService<'a, S> {
         }
 
         // The database.
+        if !failures.is_empty() {
+            tracing::warn!(failures = %failures.join("; "), "health report: the database did not answer");
+        }
+        checks.push(ruled(
+            "database.reachable",
+            CheckValue::Text(if failures.is_empty() { "yes" } else { "no" }.to_owned()),
+            "",
+            if failures.is_empty() {
+                Level::Ok
+            } else {
+                Level::Critical
+            },
+            (!failures.is_empty()).then(|| {
+                failures
+                    .iter()
+                    .map(|failure| failure.chars().take(300).collect::<String>())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            }),
+        ));
         checks.push(rated(
             "database.pool_in_use_percent",
             pool.in_use_percent(),
@@ -304,12 +352,16 @@ impl<'a, S: Store> HealthService<'a, S> {
             checks.push(oldest);
             let last_delivery = channel.and_then(|channel| channel.last());
             if let Some(delivery) = &last_delivery {
-                let failed = delivery.error.is_some();
                 let check = ruled(
                     format!("queues.{name}.last_delivery"),
-                    CheckValue::Text(if failed { "failed" } else { "sent" }.to_owned()),
+                    CheckValue::Text(delivery_outcome(delivery).to_owned()),
                     "",
-                    if failed { Level::Warn } else { Level::Ok },
+                    // A refusal of one message says nothing about the channel.
+                    if delivery.error.is_some() && !delivery.rejected {
+                        Level::Warn
+                    } else {
+                        Level::Ok
+                    },
                     delivery.error.clone(),
                 );
                 level = level.max(check.level);

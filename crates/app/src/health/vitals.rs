@@ -290,6 +290,9 @@ pub struct Delivery {
     pub at: DateTime<Utc>,
     /// `None` when it was delivered; the error otherwise.
     pub error: Option<String>,
+    /// The failure was the message's own (an unknown recipient, a device without a push
+    /// token), not the channel's: it says nothing about the mail server or push service.
+    pub rejected: bool,
 }
 
 /// A delivery channel: how it is configured and its last attempt on this instance.
@@ -315,12 +318,14 @@ impl Channel {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// An attempt just ended: delivered (`error` None) or not.
-    pub fn attempted(&self, error: Option<&str>) {
+    /// An attempt just ended: delivered (`failure` None), or not with the error and whether
+    /// the refusal was the message's own (permanent) rather than the channel's.
+    pub fn attempted(&self, failure: Option<(&str, bool)>) {
         let delivery = Delivery {
             at: Utc::now(),
             // Errors come from mail servers and push services: bounded before they are kept.
-            error: error.map(|error| error.chars().take(500).collect()),
+            error: failure.map(|(error, _)| error.chars().take(500).collect()),
+            rejected: failure.is_some_and(|(_, permanent)| permanent),
         };
         *self
             .last
@@ -468,7 +473,11 @@ mod tests {
         let jobs = vitals.workers()[Worker::Jobs.index()];
         assert!(jobs.enabled && jobs.last_pass.is_some());
         assert!(!vitals.workers()[Worker::Maintenance.index()].enabled);
-        vitals.mail.attempted(Some(&"x".repeat(2000)));
-        assert_eq!(vitals.mail.last().unwrap().error.unwrap().len(), 500);
+        vitals.mail.attempted(Some((&"x".repeat(2000), false)));
+        let last = vitals.mail.last().unwrap();
+        assert_eq!(last.error.unwrap().len(), 500);
+        assert!(!last.rejected);
+        vitals.mail.attempted(None);
+        assert!(vitals.mail.last().unwrap().error.is_none());
     }
 }

@@ -258,7 +258,7 @@ impl<'a, S: Store> JobService<'a, S> {
             "dryRun": request.dry_run,
             "onDuplicate": if request.update_duplicates { "update" } else { "skip" },
             "scopes": scopes_of(owner),
-            "origin": {"ip": origin.ip_address, "userAgent": origin.user_agent, "requestId": origin.request_id},
+            "origin": {"ip": origin.ip_address, "userAgent": origin.user_agent, "requestId": origin.request_id, "session": origin.session.get()},
         });
         self.submit(
             owner.user,
@@ -284,7 +284,7 @@ impl<'a, S: Store> JobService<'a, S> {
             "dryRun": request.dry_run,
             "onDuplicate": if request.update_duplicates { "update" } else { "skip" },
             "scopes": scopes_of(owner),
-            "origin": {"ip": origin.ip_address, "userAgent": origin.user_agent, "requestId": origin.request_id},
+            "origin": {"ip": origin.ip_address, "userAgent": origin.user_agent, "requestId": origin.request_id, "session": origin.session.get()},
         });
         self.submit(
             owner.user,
@@ -314,7 +314,7 @@ impl<'a, S: Store> JobService<'a, S> {
             "onDuplicate": if options.on_duplicate == steward_domain::fleet::OnDuplicate::Update { "update" } else { "skip" },
             "sendInvitations": options.invite,
             "scopes": scopes_of(owner),
-            "origin": {"ip": origin.ip_address, "userAgent": origin.user_agent, "requestId": origin.request_id},
+            "origin": {"ip": origin.ip_address, "userAgent": origin.user_agent, "requestId": origin.request_id, "session": origin.session.get()},
         });
         self.submit(
             owner.user,
@@ -343,7 +343,7 @@ impl<'a, S: Store> JobService<'a, S> {
             "format": if csv { "csv" } else { "json" },
             "filter": filter,
             "scopes": scopes_of(owner),
-            "origin": {"ip": origin.ip_address, "userAgent": origin.user_agent, "requestId": origin.request_id},
+            "origin": {"ip": origin.ip_address, "userAgent": origin.user_agent, "requestId": origin.request_id, "session": origin.session.get()},
         });
         self.submit(owner.user, JobKind::AuditExport, None, parameters, None, origin)
             .await
@@ -362,7 +362,7 @@ impl<'a, S: Store> JobService<'a, S> {
             "format": if csv { "csv" } else { "json" },
             "filter": filter,
             "scopes": scopes_of(owner),
-            "origin": {"ip": origin.ip_address, "userAgent": origin.user_agent, "requestId": origin.request_id},
+            "origin": {"ip": origin.ip_address, "userAgent": origin.user_agent, "requestId": origin.request_id, "session": origin.session.get()},
         });
         self.submit(owner.user, JobKind::UserExport, None, parameters, None, origin)
             .await
@@ -382,7 +382,7 @@ impl<'a, S: Store> JobService<'a, S> {
             "format": if csv { "csv" } else { "json" },
             "filter": query,
             "scopes": scopes_of(owner),
-            "origin": {"ip": origin.ip_address, "userAgent": origin.user_agent, "requestId": origin.request_id},
+            "origin": {"ip": origin.ip_address, "userAgent": origin.user_agent, "requestId": origin.request_id, "session": origin.session.get()},
         });
         self.submit(
             owner.user,

@@ -37,13 +37,13 @@ pub async fn run_jobs<S: Store>(steward: Steward<S>) {
         .vitals
         .start(crate::health::Worker::Jobs, settings.poll);
     loop {
-        steward.health.vitals.beat(crate::health::Worker::Jobs);
         while running.try_join_next().is_some() {}
         if last_purge.is_none_or(|at| at.elapsed() > PURGE_EVERY) {
             last_purge = Some(std::time::Instant::now());
             purge(&steward).await;
         }
         let mut claimed = false;
+        let mut reached = true;
         if running.len() < settings.workers.max(1) {
             let now = Utc::now();
             let lease_until =
@@ -67,8 +67,15 @@ pub async fn run_jobs<S: Store>(steward: Steward<S>) {
                     running.spawn(async move { run_one(steward, job).await });
                 }
                 Ok(None) => {}
-                Err(error) => tracing::warn!(%error, "could not claim a job"),
+                Err(error) => {
+                    tracing::warn!(%error, "could not claim a job");
+                    reached = false;
+                }
             }
+        }
+        // A pass counts when the queue could be read, or every worker is busy.
+        if reached {
+            steward.health.vitals.beat(crate::health::Worker::Jobs);
         }
         if claimed {
             continue;
@@ -374,6 +381,10 @@ fn origin_of(job: &JobRecord) -> RequestOrigin {
         ip_address: text("ip"),
         user_agent: text("userAgent"),
         request_id: text("requestId"),
+        // The session that submitted the job: its entries join that session's activity.
+        session: text("session")
+            .and_then(|session| session.parse().ok())
+            .map_or_else(Default::default, steward_domain::SessionSlot::known),
     }
 }
 

@@ -89,6 +89,7 @@ mod tests {
                 ip_address: Some("192.0.2.1".into()),
                 user_agent: None,
                 request_id: Some("r1".into()),
+                ..RequestOrigin::default()
             });
         let event = Event::from_audit(&entry);
         let body: Value = serde_json::from_str(&event.body()).unwrap();

@@ -19,6 +19,7 @@ pub struct Model {
     pub request_id: Option<String>,
     pub chain_seq: Option<i64>,
     pub chain_hash: Option<String>,
+    pub session_id: Option<Uuid>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -178,6 +178,7 @@ impl<S: Store> AuthService<S> {
                 ip_address: None,
                 user_agent: None,
                 request_id: origin.request_id.clone(),
+                ..RequestOrigin::default()
             });
         self.store
             .erase_user(user, &audit)

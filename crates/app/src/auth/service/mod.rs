@@ -325,9 +325,14 @@ impl<S: Store> AuthService<S> {
             revoked_at: None,
         };
         let refresh_token = random_token(32);
+        // The sign-in is the session's first entry.
+        let origin = RequestOrigin {
+            session: steward_domain::SessionSlot::known(session.id),
+            ..origin.clone()
+        };
         let audit = AuditEntry::new(Actor::user(user), action(event), "session")
             .resource_id(session.id)
-            .origin(origin.clone());
+            .origin(origin);
         (session, refresh_token, audit)
     }
 

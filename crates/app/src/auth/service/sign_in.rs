@@ -252,12 +252,17 @@ impl<S: Store> AuthService<S> {
             match decide_refresh(state, now, self.settings.lifetimes.refresh_grace) {
                 RefreshDecision::Reject => return Err(AuthError::InvalidRefreshToken),
                 RefreshDecision::ReuseDetected => {
+                    // The request carries no access token; the entry is about this session.
+                    let origin = RequestOrigin {
+                        session: steward_domain::SessionSlot::known(session.id),
+                        ..origin.clone()
+                    };
                     let audit = user_event(
                         session.user_id,
                         "auth.refresh_reuse_detected",
                         "session",
                         session.id,
-                        origin,
+                        &origin,
                     );
                     self.store
                         .revoke_session(session.id, session.user_id, "refresh_reuse", &audit)
