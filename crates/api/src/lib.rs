@@ -203,6 +203,8 @@ fn routes(config: &mut ServiceConfig) {
                 .service(api_keys::revoke_api_key)
                 .service(api_keys::rotate_api_key)
                 .service(admin_groups::list_groups)
+                // Before `/groups/{groupId}`, which would take `export` for an id.
+                .service(admin_groups::export_groups)
                 .service(admin_groups::get_group)
                 .service(admin_groups::transfer_group)
                 .service(roles::list_roles)
@@ -243,6 +245,7 @@ fn routes(config: &mut ServiceConfig) {
                 // Fixed segment before `{userId}`.
                 .service(imports::import_org_users)
                 .service(organizations::list_org_users)
+                .service(organizations::export_org_users)
                 .service(organizations::add_org_user)
                 .service(organizations::change_org_user_role)
                 .service(organizations::remove_org_user)

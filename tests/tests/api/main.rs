@@ -29,6 +29,7 @@ mod docs_examples;
 mod docs_inventory;
 mod docs_requests;
 mod enrollment_rule;
+mod exports;
 mod federation;
 mod fleet_devices;
 mod fleet_enrollment;

@@ -292,15 +292,73 @@ pub async fn list_org_users(
         .users(organization)
         .await?
         .into_iter()
-        .map(|member| OrgUserView {
-            user_id: member.user_id,
-            email: member.email,
-            display_name: member.display_name,
-            role: member.role.as_str().to_owned(),
-            joined_at: member.joined_at,
-        })
+        .map(org_user_view)
         .collect();
     Ok(envelope::ok(views))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct OrgUserExportFormat {
+    /// `json` (default: an array of the listing's rows) or `csv` (header
+    /// `userId,email,displayName,role,joinedAt`).
+    pub format: Option<String>,
+}
+
+/// The organization's users as a file (whoever may list them): `org-<orgId>-users.json` or
+/// `.csv`, as an attachment.
+#[utoipa::path(
+    tag = "organizations",
+    security(("bearer" = [])),
+    params(("orgId" = Uuid, Path), OrgUserExportFormat),
+    responses(
+        (status = 200, description = "A JSON array or CSV with a header row, as an attachment", content(
+            (Vec<OrgUserView> = "application/json"),
+            (String = "text/csv"),
+        )),
+        (status = 400, description = "A format other than `json` or `csv`", body = ErrorEnvelope),
+        (status = 403, body = ErrorEnvelope),
+        (status = 404, body = ErrorEnvelope),
+    )
+)]
+#[get("/organizations/{orgId}/users/export")]
+pub async fn export_org_users(
+    state: web::Data<AppState>,
+    _caller: OrgAccess<org_actions::View>,
+    path: web::Path<Uuid>,
+    format: web::Query<OrgUserExportFormat>,
+) -> Result<HttpResponse, ApiError> {
+    let csv = match format.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(_) => return Err(ApiError::invalid("format", "must be json or csv")),
+    };
+    let organization = path.into_inner();
+    let members = OrganizationService::new(&state).users(organization).await?;
+    let name = format!("org-{organization}-users.{}", if csv { "csv" } else { "json" });
+    let body = if csv {
+        steward_app::organizations::export::org_users_csv(&members).map_err(|_| ApiError::internal())?
+    } else {
+        let views: Vec<OrgUserView> = members.into_iter().map(org_user_view).collect();
+        serde_json::to_vec(&views).map_err(|_| ApiError::internal())?
+    };
+    let content_type = if csv {
+        "text/csv; charset=utf-8"
+    } else {
+        "application/json"
+    };
+    Ok(crate::envelope::attachment(content_type, &name).body(body))
+}
+
+fn org_user_view(member: steward_domain::organizations::OrgMember) -> OrgUserView {
+    OrgUserView {
+        user_id: member.user_id,
+        email: member.email,
+        display_name: member.display_name,
+        role: member.role.as_str().to_owned(),
+        joined_at: member.joined_at,
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

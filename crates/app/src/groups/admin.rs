@@ -26,6 +26,11 @@ impl<'a, S: GroupStore + GroupAdminStore> GroupAdminService<'a, S> {
         Ok(self.store.list_all_groups(filter, page).await?)
     }
 
+    /// A group's members, most powerful first.
+    pub async fn members(&self, group: Uuid) -> Result<Vec<MemberProfile>, AppError> {
+        Ok(self.store.members(group).await?)
+    }
+
     /// One live group with its members, most powerful first.
     pub async fn detail(&self, group: Uuid) -> Result<(GroupListing, Vec<MemberProfile>), AppError> {
         let listing = self

@@ -2,6 +2,7 @@
 //! users and usage. Rules are the domain's (`steward_domain::organizations`): names, slugs,
 //! roles, "the default organization stays", "an organization keeps an owner".
 
+pub mod export;
 mod user_import;
 
 use chrono::Utc;

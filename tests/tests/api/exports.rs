@@ -1,0 +1,252 @@
+//! Exports as files: an organization's users (whoever may list them) and every group with its
+//! members (operators with `groups:read`), as JSON and CSV, equal to the listings, with
+//! formula cells defused, across the export's pages, and every refusal.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use steward_tests::{TestApp, TestUser, each_backend, expect_data, expect_error, send, spawn_app};
+
+async fn download(app: &TestApp, user: &TestUser, path: &str) -> (String, String, String) {
+    let answer = send(app, Method::GET, path, user, None).await;
+    assert_eq!(answer.status(), StatusCode::OK, "{path}");
+    let header = |name: &str| answer.headers()[name].to_str().unwrap().to_owned();
+    let (content_type, disposition) = (header("content-type"), header("content-disposition"));
+    assert_eq!(header("cache-control"), "no-store");
+    (content_type, disposition, answer.text().await.unwrap())
+}
+
+fn csv_rows(text: &str) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let header = reader.headers().unwrap().iter().map(str::to_owned).collect();
+    let rows = reader
+        .records()
+        .map(|row| row.unwrap().iter().map(str::to_owned).collect())
+        .collect();
+    (header, rows)
+}
+
+#[tokio::test]
+async fn an_organizations_users_export_equals_its_listing() {
+    each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let root = app.user("root@example.com").await;
+        app.grant(root.id, "super_admin").await;
+        let owner = app.user("owner@example.com").await;
+        let org = app.organization(&root, "exporting", &owner).await;
+        let viewer = app.user("viewer@example.com").await;
+        // A display name a spreadsheet would run.
+        let renamed = send(
+            &app,
+            Method::PUT,
+            "/api/v1/auth/me",
+            &viewer,
+            Some(json!({"displayName": "=HYPERLINK(\"x\")"})),
+        )
+        .await;
+        assert!(renamed.status().is_success(), "{}", renamed.status());
+        let added = send(
+            &app,
+            Method::POST,
+            &format!("/api/admin/v1/organizations/{org}/users"),
+            &owner,
+            Some(json!({"userId": viewer.id, "role": "viewer"})),
+        )
+        .await;
+        assert_eq!(added.status(), StatusCode::CREATED);
+        let listed = expect_data(
+            send(
+                &app,
+                Method::GET,
+                &format!("/api/admin/v1/organizations/{org}/users"),
+                &viewer,
+                None,
+            )
+            .await,
+            StatusCode::OK,
+        )
+        .await;
+
+        let (content_type, disposition, text) = download(
+            &app,
+            &viewer,
+            &format!("/api/admin/v1/organizations/{org}/users/export"),
+        )
+        .await;
+        assert!(content_type.starts_with("application/json"));
+        assert_eq!(
+            disposition,
+            format!("attachment; filename=\"org-{org}-users.json\"")
+        );
+        assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), listed);
+
+        let (content_type, disposition, text) = download(
+            &app,
+            &owner,
+            &format!("/api/admin/v1/organizations/{org}/users/export?format=csv"),
+        )
+        .await;
+        assert!(content_type.starts_with("text/csv"));
+        assert!(disposition.ends_with(".csv\""));
+        let (header, rows) = csv_rows(&text);
+        assert_eq!(header, ["userId", "email", "displayName", "role", "joinedAt"]);
+        assert_eq!(rows.len(), listed.as_array().unwrap().len());
+        let row = rows.iter().find(|row| row[0] == viewer.id.to_string()).unwrap();
+        assert_eq!(
+            (row[1].as_str(), row[2].as_str(), row[3].as_str()),
+            ("viewer@example.com", "'=HYPERLINK(\"x\")", "viewer")
+        );
+
+        // Outsiders do not learn the organization exists; a bad format is named.
+        let outsider = app.user("outsider@example.com").await;
+        expect_error(
+            send(
+                &app,
+                Method::GET,
+                &format!("/api/admin/v1/organizations/{org}/users/export"),
+                &outsider,
+                None,
+            )
+            .await,
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+        )
+        .await;
+        let error = expect_error(
+            send(
+                &app,
+                Method::GET,
+                &format!("/api/admin/v1/organizations/{org}/users/export?format=xml"),
+                &owner,
+                None,
+            )
+            .await,
+            StatusCode::BAD_REQUEST,
+            "VALIDATION_ERROR",
+        )
+        .await;
+        assert_eq!(error["details"][0]["field"], "format");
+        assert_eq!(
+            app.get(&format!("/api/admin/v1/organizations/{org}/users/export"))
+                .await
+                .status(),
+            StatusCode::UNAUTHORIZED
+        );
+        app.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn every_group_exports_with_its_members_across_pages() {
+    each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let root = app.user("root@example.com").await;
+        app.grant(root.id, "super_admin").await;
+        let owner = app.user("owner@example.com").await;
+        let member = app.user("member@example.com").await;
+        // More than a page of 100.
+        let mut groups = Vec::new();
+        for i in 0..101 {
+            groups.push(app.group(&owner, &format!("Group {i}")).await);
+        }
+        app.join(&groups[0], &owner, &member, "member").await;
+        let formula = app.group(&owner, "@SUM(A1)").await;
+
+        let (content_type, disposition, text) = download(&app, &root, "/api/admin/v1/groups/export").await;
+        assert!(content_type.starts_with("application/json"));
+        assert_eq!(disposition, "attachment; filename=\"groups.json\"");
+        let exported: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
+        let exported = exported.as_array().unwrap();
+        assert_eq!(exported.len(), 102);
+        let first = exported
+            .iter()
+            .find(|group| group["id"] == groups[0].as_str())
+            .unwrap();
+        let members: Vec<&str> = first["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["email"].as_str().unwrap())
+            .collect();
+        assert_eq!(members, ["owner@example.com", "member@example.com"]);
+        assert_eq!(first["memberCount"], 2);
+        // Each group as `GET /groups/{id}` answers it.
+        let detail = expect_data(
+            send(
+                &app,
+                Method::GET,
+                &format!("/api/admin/v1/groups/{}", groups[0]),
+                &root,
+                None,
+            )
+            .await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(first, &detail);
+
+        let (content_type, _, text) = download(&app, &root, "/api/admin/v1/groups/export?format=csv").await;
+        assert!(content_type.starts_with("text/csv"));
+        let (header, rows) = csv_rows(&text);
+        assert_eq!(header[0], "groupId");
+        assert_eq!(header.len(), 13);
+        // A row per group and member: 103 groups' owners and one member more.
+        assert_eq!(rows.len(), 103);
+        let named = rows.iter().find(|row| row[0] == formula).unwrap();
+        assert_eq!(named[1], "'@SUM(A1)");
+        assert_eq!(
+            (named[9].as_str(), named[11].as_str()),
+            ("owner@example.com", "owner")
+        );
+        // The listing's filters apply.
+        let (_, _, text) = download(&app, &root, "/api/admin/v1/groups/export?kind=fleet").await;
+        assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), json!([]));
+        let (_, _, text) = download(&app, &root, "/api/admin/v1/groups/export?format=csv&kind=fleet").await;
+        assert_eq!(csv_rows(&text).1.len(), 0);
+
+        // Who may export (`groups:read`: user admins too, support not), and refusals.
+        let user_admin = app.user("useradmin@example.com").await;
+        app.grant(user_admin.id, "user_admin").await;
+        download(&app, &user_admin, "/api/admin/v1/groups/export?format=csv").await;
+        let support = app.user("support@example.com").await;
+        app.grant(support.id, "support").await;
+        let plain = app.user("plain@example.com").await;
+        for refused in [&plain, &owner, &support] {
+            expect_error(
+                send(&app, Method::GET, "/api/admin/v1/groups/export", refused, None).await,
+                StatusCode::FORBIDDEN,
+                "FORBIDDEN",
+            )
+            .await;
+        }
+        let error = expect_error(
+            send(
+                &app,
+                Method::GET,
+                "/api/admin/v1/groups/export?format=pdf",
+                &root,
+                None,
+            )
+            .await,
+            StatusCode::BAD_REQUEST,
+            "VALIDATION_ERROR",
+        )
+        .await;
+        assert_eq!(error["details"][0]["field"], "format");
+        expect_error(
+            send(
+                &app,
+                Method::GET,
+                "/api/admin/v1/groups/export?kind=castle",
+                &root,
+                None,
+            )
+            .await,
+            StatusCode::BAD_REQUEST,
+            "VALIDATION_ERROR",
+        )
+        .await;
+        app.stop().await;
+    })
+    .await;
+}
