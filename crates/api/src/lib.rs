@@ -205,6 +205,7 @@ fn routes(config: &mut ServiceConfig) {
                 .service(admin_groups::list_groups)
                 // Before `/groups/{groupId}`, which would take `export` for an id.
                 .service(admin_groups::export_groups)
+                .service(admin_groups::export_groups_job)
                 .service(admin_groups::get_group)
                 .service(admin_groups::transfer_group)
                 .service(roles::list_roles)

@@ -26,16 +26,19 @@ pub enum JobKind {
     UserExport,
     /// `POST /organizations/{orgId}/devices/export`: the organization's devices as a file.
     FleetExport,
+    /// `POST /groups/export`: every matching group with its members as a file.
+    GroupExport,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 6] = [
+    pub const ALL: [JobKind; 7] = [
         JobKind::DeviceImport,
         JobKind::OrgUserImport,
         JobKind::AccountImport,
         JobKind::AuditExport,
         JobKind::UserExport,
         JobKind::FleetExport,
+        JobKind::GroupExport,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -46,6 +49,7 @@ impl JobKind {
             JobKind::AuditExport => "audit_export",
             JobKind::UserExport => "user_export",
             JobKind::FleetExport => "fleet_export",
+            JobKind::GroupExport => "group_export",
         }
     }
 
@@ -397,6 +401,7 @@ mod tests {
             JobKind::AuditExport,
             JobKind::UserExport,
             JobKind::FleetExport,
+            JobKind::GroupExport,
         ] {
             // Adding a kind breaks this match until it is added to the list above and ALL.
             match kind {
@@ -405,7 +410,8 @@ mod tests {
                 | JobKind::AccountImport
                 | JobKind::AuditExport
                 | JobKind::UserExport
-                | JobKind::FleetExport => assert!(listed(kind), "{kind:?}"),
+                | JobKind::FleetExport
+                | JobKind::GroupExport => assert!(listed(kind), "{kind:?}"),
             }
         }
         for status in JobStatus::ALL {

@@ -15,6 +15,22 @@ async fn download(app: &TestApp, user: &TestUser, path: &str) -> (String, String
     (content_type, disposition, answer.text().await.unwrap())
 }
 
+/// Polls the job until it finished.
+async fn finished(app: &TestApp, by: &TestUser, id: &str) -> Value {
+    for _ in 0..600 {
+        let job = expect_data(
+            send(app, Method::GET, &format!("/api/admin/v1/jobs/{id}"), by, None).await,
+            StatusCode::OK,
+        )
+        .await;
+        if ["succeeded", "failed", "cancelled"].contains(&job["status"].as_str().unwrap()) {
+            return job;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("job {id} did not finish");
+}
+
 fn csv_rows(text: &str) -> (Vec<String>, Vec<Vec<String>>) {
     let mut reader = csv::Reader::from_reader(text.as_bytes());
     let header = reader.headers().unwrap().iter().map(str::to_owned).collect();
@@ -68,7 +84,7 @@ async fn an_organizations_users_export_equals_its_listing() {
 
         let (content_type, disposition, text) = download(
             &app,
-            &viewer,
+            &owner,
             &format!("/api/admin/v1/organizations/{org}/users/export"),
         )
         .await;
@@ -96,7 +112,21 @@ async fn an_organizations_users_export_equals_its_listing() {
             ("viewer@example.com", "'=HYPERLINK(\"x\")", "viewer")
         );
 
-        // Outsiders do not learn the organization exists; a bad format is named.
+        // A viewer may list the users but not take a bulk copy; outsiders do not learn the
+        // organization exists; a bad format is named.
+        expect_error(
+            send(
+                &app,
+                Method::GET,
+                &format!("/api/admin/v1/organizations/{org}/users/export"),
+                &viewer,
+                None,
+            )
+            .await,
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+        )
+        .await;
         let outsider = app.user("outsider@example.com").await;
         expect_error(
             send(
@@ -152,10 +182,12 @@ async fn every_group_exports_with_its_members_across_pages() {
         app.join(&groups[0], &owner, &member, "member").await;
         let formula = app.group(&owner, "@SUM(A1)").await;
 
-        let (content_type, disposition, text) = download(&app, &root, "/api/admin/v1/groups/export").await;
+        let (content_type, disposition, json_text) =
+            download(&app, &root, "/api/admin/v1/groups/export").await;
         assert!(content_type.starts_with("application/json"));
         assert_eq!(disposition, "attachment; filename=\"groups.json\"");
-        let exported: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
+        let exported: Value =
+            serde_json::from_str(&json_text).unwrap_or_else(|_| panic!("not JSON: {json_text}"));
         let exported = exported.as_array().unwrap();
         assert_eq!(exported.len(), 102);
         let first = exported
@@ -198,6 +230,36 @@ async fn every_group_exports_with_its_members_across_pages() {
             (named[9].as_str(), named[11].as_str()),
             ("owner@example.com", "owner")
         );
+        // The same export as a background job: its file holds the same bytes.
+        for (format, streamed) in [("json", json_text.clone()), ("csv", text.clone())] {
+            let accepted = expect_data(
+                send(
+                    &app,
+                    Method::POST,
+                    &format!("/api/admin/v1/groups/export?format={format}"),
+                    &root,
+                    None,
+                )
+                .await,
+                StatusCode::ACCEPTED,
+            )
+            .await;
+            assert_eq!(accepted["kind"], "group_export");
+            let id = accepted["id"].as_str().unwrap().to_owned();
+            let done = finished(&app, &root, &id).await;
+            assert_eq!(done["status"], "succeeded", "{done}");
+            assert_eq!(done["result"]["groups"], 102, "{done}");
+            let file = send(
+                &app,
+                Method::GET,
+                done["resultUrl"].as_str().unwrap(),
+                &root,
+                None,
+            )
+            .await;
+            assert_eq!(file.status(), StatusCode::OK);
+            assert_eq!(file.text().await.unwrap(), streamed, "{format}");
+        }
         // The listing's filters apply.
         let (_, _, text) = download(&app, &root, "/api/admin/v1/groups/export?kind=fleet").await;
         assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), json!([]));
@@ -233,15 +295,31 @@ async fn every_group_exports_with_its_members_across_pages() {
         )
         .await;
         assert_eq!(error["details"][0]["field"], "format");
+        for (query, field) in [
+            ("kind=castle", "kind"),
+            ("q=a%00b", "query"),
+            ("format=csv&q=%07", "q"),
+        ] {
+            for method in [Method::GET, Method::POST] {
+                let error = expect_error(
+                    send(
+                        &app,
+                        method,
+                        &format!("/api/admin/v1/groups/export?{query}"),
+                        &root,
+                        None,
+                    )
+                    .await,
+                    StatusCode::BAD_REQUEST,
+                    "VALIDATION_ERROR",
+                )
+                .await;
+                assert_eq!(error["details"][0]["field"], field, "{query}: {error}");
+            }
+        }
+        // The listing refuses the same control characters (NUL never reaches it).
         expect_error(
-            send(
-                &app,
-                Method::GET,
-                "/api/admin/v1/groups/export?kind=castle",
-                &root,
-                None,
-            )
-            .await,
+            send(&app, Method::GET, "/api/admin/v1/groups?q=%1B", &root, None).await,
             StatusCode::BAD_REQUEST,
             "VALIDATION_ERROR",
         )

@@ -5,6 +5,7 @@ use actix_web::{HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use steward_app::groups::GroupAdminService;
+use steward_app::groups::export::{group_csv_rows, group_json_rows};
 use steward_domain::group_admin::{GroupFilter, GroupKind, GroupListing};
 use steward_domain::group_store::MemberProfile;
 use steward_domain::groups::GroupRole;
@@ -39,6 +40,9 @@ impl GroupListQuery {
         let text = self.q.map(|q| q.trim().to_owned()).filter(|q| !q.is_empty());
         if text.as_deref().is_some_and(|q| q.chars().count() > 200) {
             return Err(ApiError::invalid("q", "must be at most 200 characters"));
+        }
+        if text.as_deref().is_some_and(|q| q.chars().any(char::is_control)) {
+            return Err(ApiError::invalid("q", "must not contain control characters"));
         }
         let kind = match self.kind.as_deref() {
             None => None,
@@ -180,63 +184,6 @@ pub struct GroupExportFormat {
     pub format: Option<String>,
 }
 
-/// The columns of a group export in CSV.
-const GROUP_CSV_HEADER: [&str; 13] = [
-    "groupId",
-    "name",
-    "kind",
-    "organizationId",
-    "ownerId",
-    "memberCount",
-    "archivedAt",
-    "createdAt",
-    "userId",
-    "email",
-    "displayName",
-    "role",
-    "joinedAt",
-];
-
-fn group_csv_rows(groups: &[AdminGroupDetail], header: bool) -> Result<Vec<u8>, csv::Error> {
-    use steward_app::audit::csv_cell;
-    let mut writer = csv::Writer::from_writer(Vec::new());
-    if header {
-        writer.write_record(GROUP_CSV_HEADER)?;
-    }
-    for detail in groups {
-        let group = &detail.group;
-        let cells = [
-            group.id.to_string(),
-            csv_cell(group.name.clone()),
-            group.kind.clone(),
-            group.organization_id.map(|id| id.to_string()).unwrap_or_default(),
-            group
-                .owner
-                .as_ref()
-                .map(|owner| owner.user_id.to_string())
-                .unwrap_or_default(),
-            group.member_count.to_string(),
-            group.archived_at.map(|at| at.to_rfc3339()).unwrap_or_default(),
-            group.created_at.to_rfc3339(),
-        ];
-        if detail.members.is_empty() {
-            writer.write_record(cells.iter().cloned().chain(std::iter::repeat_n(String::new(), 5)))?;
-        }
-        for member in &detail.members {
-            writer.write_record(cells.iter().cloned().chain([
-                member.user_id.to_string(),
-                csv_cell(member.email.clone()),
-                csv_cell(member.display_name.clone()),
-                member.role.as_str().to_owned(),
-                member.joined_at.to_rfc3339(),
-            ]))?;
-        }
-    }
-    writer
-        .into_inner()
-        .map_err(|error| csv::Error::from(error.into_error()))
-}
-
 /// Export every group the listing's filters select, with its members (`groups:read`), newest
 /// first, streamed a page of 100 groups at a time: JSON (an array of group details) or CSV (a
 /// row per group and member); cells a spreadsheet would run as formulas start with `'`.
@@ -268,58 +215,54 @@ pub async fn export_groups(
         Some(_) => return Err(ApiError::invalid("format", "must be json or csv")),
     };
     let filter = query.into_inner().into_filter()?;
-    // (next page, nothing written yet), or None when done.
-    let stream = futures_util::stream::unfold(Some((1_u64, true)), move |stage| {
+    // The first page is read before the answer starts: a failure is still a proper error.
+    let first_page = steward_domain::PageRequest::parse(Some(1), Some(BATCH))?;
+    let (first_groups, _) = GroupAdminService::new(&state.store)
+        .export_page(&filter, first_page)
+        .await?;
+    // (next page, nothing written yet, the page when already read), or None when done.
+    let stream = futures_util::stream::unfold(Some((1_u64, true, Some(first_groups))), move |stage| {
         let (state, filter) = (state.clone(), filter.clone());
         async move {
-            let (page, first) = stage?;
+            let (page, first, read) = stage?;
             let request = match steward_domain::PageRequest::parse(Some(page), Some(BATCH)) {
                 Ok(request) => request,
                 Err(_) => return Some((Ok(web::Bytes::from_static(if csv { b"" } else { b"]" })), None)),
             };
-            let service = GroupAdminService::new(&state.store);
-            let listings = match service.list(&filter, request).await {
-                Ok((listings, _)) => listings,
+            let fetched = match read {
+                Some(groups) => Ok(groups),
+                None => GroupAdminService::new(&state.store)
+                    .export_page(&filter, request)
+                    .await
+                    .map(|(groups, _)| groups),
+            };
+            let groups = match fetched {
+                Ok(groups) => groups,
                 Err(error) => {
                     tracing::error!(%error, "group export failed mid-stream");
                     return Some((Err(actix_web::Error::from(ApiError::from(error))), None));
                 }
             };
-            let last = (listings.len() as u64) < BATCH;
-            let mut details = Vec::with_capacity(listings.len());
-            for listing in listings {
-                match service.members(listing.group.id).await {
-                    Ok(members) => details.push(detail((listing, members))),
-                    Err(error) => {
-                        tracing::error!(%error, "group export failed mid-stream");
-                        return Some((Err(actix_web::Error::from(ApiError::from(error))), None));
-                    }
-                }
-            }
+            let last = (groups.len() as u64) < BATCH;
             let mut chunk = Vec::new();
             if csv {
-                match group_csv_rows(&details, first) {
+                match group_csv_rows(&groups, first) {
                     Ok(bytes) => chunk.extend_from_slice(&bytes),
                     Err(_) => return Some((Err(ApiError::internal().into()), None)),
                 }
             } else {
-                chunk.push(if first {
-                    b'['
-                } else if details.is_empty() {
-                    b' '
-                } else {
-                    b','
-                });
-                let rows: Result<Vec<String>, _> = details.iter().map(serde_json::to_string).collect();
-                match rows {
-                    Ok(rows) => chunk.extend_from_slice(rows.join(",").as_bytes()),
+                if first {
+                    chunk.push(b'[');
+                }
+                match group_json_rows(&groups, first) {
+                    Ok(bytes) => chunk.extend_from_slice(&bytes),
                     Err(_) => return Some((Err(ApiError::internal().into()), None)),
                 }
                 if last {
                     chunk.push(b']');
                 }
             }
-            let next = (!last).then_some((page + 1, first && details.is_empty()));
+            let next = (!last).then_some((page + 1, false, None));
             Some((Ok(web::Bytes::from(chunk)), next))
         }
     });
@@ -329,6 +272,41 @@ pub async fn export_groups(
         ("application/json", "groups.json")
     };
     Ok(crate::envelope::attachment(content_type, name).streaming(stream))
+}
+
+/// Export the groups matching the listing's filters, with their members, as a background job
+/// (`groups:read`): `202` at once with `Location: /api/admin/v1/jobs/{id}`; the job's file
+/// (`GET /jobs/{id}/result`) is the export, as `GET /groups/export` streams it.
+#[utoipa::path(
+    operation_id = "admin_export_groups_job",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(GroupListQuery, GroupExportFormat),
+    responses(
+        (status = 202, description = "The export job, at `Location`", body = Envelope<crate::routes::jobs::JobView>),
+        (status = 400, description = "A filter or format that does not parse", body = ErrorEnvelope),
+        (status = 403, description = "Without `groups:read`", body = ErrorEnvelope),
+        (status = 429, description = "Ten of your jobs are already waiting or running", body = ErrorEnvelope),
+    )
+)]
+#[post("/groups/export")]
+pub async fn export_groups_job(
+    state: web::Data<AppState>,
+    admin: RequirePermission<permissions::GroupsRead>,
+    origin: Origin,
+    query: web::Query<GroupListQuery>,
+    format: web::Query<GroupExportFormat>,
+) -> Result<HttpResponse, ApiError> {
+    let csv = match format.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(_) => return Err(ApiError::invalid("format", "must be json or csv")),
+    };
+    let filter = query.into_inner().into_filter()?;
+    let job = steward_app::jobs::JobService::new(&state)
+        .submit_group_export(&admin.0.principal, &filter, csv, &origin.0)
+        .await?;
+    Ok(crate::routes::jobs::accepted(job))
 }
 
 /// One group with its members (`groups:read`); deleted groups are 404.

@@ -306,8 +306,8 @@ pub struct OrgUserExportFormat {
     pub format: Option<String>,
 }
 
-/// The organization's users as a file (whoever may list them): `org-<orgId>-users.json` or
-/// `.csv`, as an attachment.
+/// The organization's users as a file (its owners and admins, and operators who manage
+/// organizations): `org-<orgId>-users.json` or `.csv`, as an attachment.
 #[utoipa::path(
     tag = "organizations",
     security(("bearer" = [])),
@@ -317,15 +317,15 @@ pub struct OrgUserExportFormat {
             (Vec<OrgUserView> = "application/json"),
             (String = "text/csv"),
         )),
-        (status = 400, description = "A format other than `json` or `csv`", body = ErrorEnvelope),
-        (status = 403, body = ErrorEnvelope),
+        (status = 400, description = "A format other than `json` or `csv`, or another parameter", body = ErrorEnvelope),
+        (status = 403, description = "A member who is not an owner or admin", body = ErrorEnvelope),
         (status = 404, body = ErrorEnvelope),
     )
 )]
 #[get("/organizations/{orgId}/users/export")]
 pub async fn export_org_users(
     state: web::Data<AppState>,
-    _caller: OrgAccess<org_actions::View>,
+    _caller: OrgAccess<org_actions::ManageUsers>,
     path: web::Path<Uuid>,
     format: web::Query<OrgUserExportFormat>,
 ) -> Result<HttpResponse, ApiError> {

@@ -26,9 +26,19 @@ impl<'a, S: GroupStore + GroupAdminStore> GroupAdminService<'a, S> {
         Ok(self.store.list_all_groups(filter, page).await?)
     }
 
-    /// A group's members, most powerful first.
-    pub async fn members(&self, group: Uuid) -> Result<Vec<MemberProfile>, AppError> {
-        Ok(self.store.members(group).await?)
+    /// A page of the groups `filter` selects, each with its members (most powerful first).
+    pub async fn export_page(
+        &self,
+        filter: &GroupFilter,
+        page: PageRequest,
+    ) -> Result<(Vec<super::export::ExportedGroup>, u64), AppError> {
+        let (listings, total) = self.store.list_all_groups(filter, page).await?;
+        let mut groups = Vec::with_capacity(listings.len());
+        for listing in listings {
+            let members = self.store.members(listing.group.id).await?;
+            groups.push(super::export::ExportedGroup::new(listing, members));
+        }
+        Ok((groups, total))
     }
 
     /// One live group with its members, most powerful first.

@@ -1,6 +1,7 @@
 //! Groups: creation, membership, roles, invites and transfers.
 
 mod admin;
+pub mod export;
 mod service;
 
 pub use admin::GroupAdminService;

@@ -368,6 +368,25 @@ impl<'a, S: Store> JobService<'a, S> {
             .await
     }
 
+    /// Queues an export of every group `filter` selects, with its members, for `owner` (who
+    /// holds `groups:read`); the job's file is the export.
+    pub async fn submit_group_export(
+        &self,
+        owner: &Principal,
+        filter: &steward_domain::group_admin::GroupFilter,
+        csv: bool,
+        origin: &RequestOrigin,
+    ) -> Result<JobRecord, AppError> {
+        let parameters = json!({
+            "format": if csv { "csv" } else { "json" },
+            "filter": crate::groups::export::filter_to_json(filter),
+            "scopes": scopes_of(owner),
+            "origin": {"ip": origin.ip_address, "userAgent": origin.user_agent, "requestId": origin.request_id, "session": origin.session.get()},
+        });
+        self.submit(owner.user, JobKind::GroupExport, None, parameters, None, origin)
+            .await
+    }
+
     /// Queues an export of `organization`'s devices matching `query` (its page ignored) for
     /// `owner` (already allowed to view the organization); the job's file is the export.
     pub async fn submit_fleet_export(
@@ -509,6 +528,7 @@ impl<'a, S: Store> JobService<'a, S> {
         let allowed = match job.kind {
             JobKind::AuditExport => reader.allows(Permission::AuditExport),
             JobKind::UserExport => reader.allows(Permission::UsersRead),
+            JobKind::GroupExport => reader.allows(Permission::GroupsRead),
             JobKind::FleetExport => match job.organization_id {
                 Some(organization) => crate::organizations::OrganizationService::new(self.steward)
                     .standing(
