@@ -46,6 +46,8 @@ pub mod actions {
     action!(View, View, OrganizationsRead);
     action!(Manage, Manage, OrganizationsWrite);
     action!(ManageUsers, ManageUsers, OrganizationsWrite);
+    // A bulk copy of the users: the managers' among members, a read for operators and tokens.
+    action!(ExportUsers, ManageUsers, OrganizationsRead);
     action!(Delete, Delete, OrganizationsWrite);
 }
 

@@ -306,8 +306,9 @@ pub struct OrgUserExportFormat {
     pub format: Option<String>,
 }
 
-/// The organization's users as a file (its owners and admins, and operators who manage
-/// organizations): `org-<orgId>-users.json` or `.csv`, as an attachment.
+/// The organization's users as a file (its owners and admins, and operators who read every
+/// organization; a token needs `organizations:read`): `org-<orgId>-users.json` or `.csv`, as an
+/// attachment.
 #[utoipa::path(
     tag = "organizations",
     security(("bearer" = [])),
@@ -325,7 +326,7 @@ pub struct OrgUserExportFormat {
 #[get("/organizations/{orgId}/users/export")]
 pub async fn export_org_users(
     state: web::Data<AppState>,
-    _caller: OrgAccess<org_actions::ManageUsers>,
+    _caller: OrgAccess<org_actions::ExportUsers>,
     path: web::Path<Uuid>,
     format: web::Query<OrgUserExportFormat>,
 ) -> Result<HttpResponse, ApiError> {
