@@ -43,9 +43,9 @@ pub const OPENAPI_PATH: &str = "/api-docs/openapi.json";
 fn routes(config: &mut ServiceConfig) {
     use routes::{
         admin, admin_activity, admin_bulk, admin_groups, admin_user_mfa, admin_user_roles, admin_user_search,
-        admin_users, api_keys, audit, auth, auth_mail, auth_mfa, dashboard, device_enrollment, devices,
-        enrollment_tokens, federation, fleet_devices, fleet_groups, groups, imports, ip_allowlist, jobs,
-        notifications, operator_health, org_quotas, organizations, personal_tokens, policies,
+        admin_users, api_keys, audit, auth, auth_mail, auth_mfa, config_backup, dashboard, device_enrollment,
+        devices, enrollment_tokens, federation, fleet_devices, fleet_groups, groups, imports, ip_allowlist,
+        jobs, notifications, operator_health, org_quotas, organizations, personal_tokens, policies,
         policy_application, roles, setting_definitions, settings, unlock_requests, user_quotas, users,
         webhooks,
     };
@@ -207,6 +207,8 @@ fn routes(config: &mut ServiceConfig) {
                 .service(admin_groups::export_groups)
                 .service(admin_groups::export_groups_job)
                 .service(admin_groups::get_group)
+                .service(config_backup::export_config)
+                .service(config_backup::import_config)
                 .service(admin_groups::transfer_group)
                 .service(roles::list_roles)
                 .service(roles::get_role)

@@ -15,6 +15,20 @@ pub(crate) fn request_example(operation_id: &str) -> Option<Value> {
     let example = match operation_id {
         // Admin API: keys, groups, the IP allowlist, notifications
         "create_api_key" => json!({"name": "Family app"}),
+        "export_config" => {
+            json!({"include": ["settingDefinitions", "policies", "roles"], "passphrase": "correct horse battery staple"})
+        }
+        "import_config" => json!({"file": {
+            "format": "steward-config",
+            "schemaVersion": 1,
+            "stewardVersion": "0.1.0",
+            "createdAt": "2026-12-02T09:00:00Z",
+            "exportedBy": "root@example.com",
+            "include": ["roles"],
+            "secretsIncluded": false,
+            "checksum": "sha256:6d5a50a153891f198d1efe3f93c914ab1dbd677455511abbc141fa8174ef5be3",
+            "data": {"roles": [{"name": "user_reader", "description": "Reads accounts", "permissions": ["sessions:read", "users:read"]}]}
+        }}),
         "rotate_api_key" => json!({"overlapSeconds": 3600}),
         "admin_transfer_group" => json!({"userId": USER}),
         "create_allowlist_entry" => {

@@ -11,6 +11,7 @@ pub mod admin_users;
 pub mod audit;
 pub mod auth;
 pub mod cache;
+pub mod config_backup;
 pub mod dashboard;
 pub mod devices;
 pub mod error;

@@ -63,6 +63,7 @@ pub trait Store:
     + steward_domain::dashboard::DashboardStore
     + steward_domain::health::HealthStore
     + steward_domain::admin_activity::AdminActivityStore
+    + steward_domain::config_backup::ConfigStore
     + Clone
     + Send
     + Sync
@@ -106,6 +107,8 @@ impl<T> Store for T where
         + steward_domain::dashboard::DashboardStore
         + steward_domain::health::HealthStore
         + steward_domain::admin_activity::AdminActivityStore
+        + steward_domain::config_backup::ConfigStore
+        + steward_domain::config_backup::ConfigStore
         + Clone
         + Send
         + Sync

@@ -6,6 +6,7 @@ pub mod mfa;
 pub mod oidc;
 pub mod opaque;
 pub mod password;
+pub mod sealed;
 pub mod service_account;
 pub mod tokens;
 

@@ -28,10 +28,12 @@ pub enum JobKind {
     FleetExport,
     /// `POST /groups/export`: every matching group with its members as a file.
     GroupExport,
+    /// `POST /config/export`: the instance's configuration as a (possibly sealed) file.
+    ConfigExport,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 7] = [
+    pub const ALL: [JobKind; 8] = [
         JobKind::DeviceImport,
         JobKind::OrgUserImport,
         JobKind::AccountImport,
@@ -39,6 +41,7 @@ impl JobKind {
         JobKind::UserExport,
         JobKind::FleetExport,
         JobKind::GroupExport,
+        JobKind::ConfigExport,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -50,6 +53,7 @@ impl JobKind {
             JobKind::UserExport => "user_export",
             JobKind::FleetExport => "fleet_export",
             JobKind::GroupExport => "group_export",
+            JobKind::ConfigExport => "config_export",
         }
     }
 
@@ -402,6 +406,7 @@ mod tests {
             JobKind::UserExport,
             JobKind::FleetExport,
             JobKind::GroupExport,
+            JobKind::ConfigExport,
         ] {
             // Adding a kind breaks this match until it is added to the list above and ALL.
             match kind {
@@ -411,7 +416,8 @@ mod tests {
                 | JobKind::AuditExport
                 | JobKind::UserExport
                 | JobKind::FleetExport
-                | JobKind::GroupExport => assert!(listed(kind), "{kind:?}"),
+                | JobKind::GroupExport
+                | JobKind::ConfigExport => assert!(listed(kind), "{kind:?}"),
             }
         }
         for status in JobStatus::ALL {

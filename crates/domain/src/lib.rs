@@ -9,6 +9,7 @@ pub mod accounts;
 pub mod admin_activity;
 pub mod audit;
 pub mod audit_log;
+pub mod config_backup;
 pub mod dashboard;
 pub mod devices;
 pub mod events;

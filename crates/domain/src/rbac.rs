@@ -124,11 +124,15 @@ pub enum Permission {
     /// (organization owners and admins read their organization's): `super_admin` and `auditor`.
     /// Also the token scope of both.
     DashboardRead,
+    /// Exporting and importing the instance's configuration (setting catalog, organizations,
+    /// policies, custom roles, IP allowlist, webhooks): only `super_admin` (`*`) unless a custom
+    /// role grants it. An import still grants only the permissions its importer holds.
+    ConfigManage,
 }
 
 impl Permission {
     /// Every permission.
-    pub const ALL: [Permission; 32] = [
+    pub const ALL: [Permission; 33] = [
         Permission::UsersRead,
         Permission::UsersWrite,
         Permission::UsersLock,
@@ -161,6 +165,7 @@ impl Permission {
         Permission::WebhooksManage,
         Permission::NotificationsRead,
         Permission::DashboardRead,
+        Permission::ConfigManage,
     ];
 
     /// `resource:action`, as roles and token scopes name it.
@@ -198,6 +203,7 @@ impl Permission {
             Permission::WebhooksManage => "webhooks:manage",
             Permission::NotificationsRead => "notifications:read",
             Permission::DashboardRead => "dashboard:read",
+            Permission::ConfigManage => "config:manage",
         }
     }
 }

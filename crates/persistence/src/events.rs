@@ -26,7 +26,7 @@ use crate::database::Database;
 use crate::entities::{audit_logs, event_outbox, org_users, user_system_roles, webhook_deliveries, webhooks};
 use crate::error::db_err_to_repository as db;
 
-fn webhook(row: webhooks::Model) -> Result<WebhookRecord, RepositoryError> {
+pub(crate) fn webhook(row: webhooks::Model) -> Result<WebhookRecord, RepositoryError> {
     let events: Vec<String> = serde_json::from_value(row.events)
         .map_err(|error| RepositoryError::Other(format!("webhook {} events: {error}", row.id)))?;
     Ok(WebhookRecord {

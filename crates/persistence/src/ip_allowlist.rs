@@ -19,9 +19,9 @@ use crate::entities::{allowlist_bypass_tokens, instance_flags, ip_allowlist};
 use crate::error::db_err_to_repository as db;
 
 /// The flag holding whether the allowlist is enforced (`true`/`false`).
-const ENABLED: &str = "ip_allowlist_enabled";
+pub(crate) const ENABLED: &str = "ip_allowlist_enabled";
 
-fn entry(row: ip_allowlist::Model) -> Result<AllowlistEntry, RepositoryError> {
+pub(crate) fn entry(row: ip_allowlist::Model) -> Result<AllowlistEntry, RepositoryError> {
     Ok(AllowlistEntry {
         id: row.id,
         network: row
@@ -49,7 +49,36 @@ fn token(row: allowlist_bypass_tokens::Model) -> BypassToken {
     }
 }
 
-async fn read_list(
+/// Locks the switch's row (created if missing): every change of the list, and every
+/// configuration import, takes its turn so the lock-out rule is decided on a list nobody else
+/// is changing. (On SQLite `BEGIN IMMEDIATE` already serializes writers.)
+pub(crate) async fn take_allowlist_turn(
+    transaction: &sea_orm::DatabaseTransaction,
+) -> Result<(), RepositoryError> {
+    instance_flags::Entity::insert(instance_flags::ActiveModel {
+        name: Set(ENABLED.to_owned()),
+        value: Set("false".to_owned()),
+        updated_at: Set(Utc::now()),
+    })
+    .on_conflict(
+        OnConflict::column(instance_flags::Column::Name)
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(transaction)
+    .await
+    .map_err(db)?;
+    if transaction.get_database_backend() == DatabaseBackend::Postgres {
+        instance_flags::Entity::find_by_id(ENABLED.to_owned())
+            .lock_exclusive()
+            .one(transaction)
+            .await
+            .map_err(db)?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn read_list(
     connection: &impl ConnectionTrait,
 ) -> Result<(bool, Vec<AllowlistEntry>), RepositoryError> {
     let enabled = instance_flags::Entity::find_by_id(ENABLED.to_owned())
@@ -80,26 +109,7 @@ impl AllowlistStore for Database {
         // SQLite: BEGIN IMMEDIATE serializes writers. PostgreSQL: every change first locks the
         // switch's row (created if missing), so changes of the list take turns.
         let transaction = self.begin_write().await.map_err(db)?;
-        instance_flags::Entity::insert(instance_flags::ActiveModel {
-            name: Set(ENABLED.to_owned()),
-            value: Set("false".to_owned()),
-            updated_at: Set(Utc::now()),
-        })
-        .on_conflict(
-            OnConflict::column(instance_flags::Column::Name)
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(&transaction)
-        .await
-        .map_err(db)?;
-        if transaction.get_database_backend() == DatabaseBackend::Postgres {
-            instance_flags::Entity::find_by_id(ENABLED.to_owned())
-                .lock_exclusive()
-                .one(&transaction)
-                .await
-                .map_err(db)?;
-        }
+        take_allowlist_turn(&transaction).await?;
         let (enabled, entries) = read_list(&transaction).await?;
         if let Err(refusal) = decide_change(enabled, &entries, change, caller, may_force) {
             return Ok(Err(refusal));

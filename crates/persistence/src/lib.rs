@@ -8,6 +8,7 @@ mod accounts;
 mod admin_activity;
 mod audit;
 mod audit_log;
+mod config_backup;
 mod dashboard;
 mod database;
 mod devices;

@@ -16,7 +16,7 @@ use crate::entities::{device_policies, devices, groups};
 use crate::error::db_err_to_repository as db;
 use crate::fleet::{policy_device_ids, touch_devices};
 
-fn record(model: device_policies::Model) -> PolicyRecord {
+pub(crate) fn record(model: device_policies::Model) -> PolicyRecord {
     PolicyRecord {
         id: model.id,
         organization_id: model.organization_id,
@@ -29,6 +29,23 @@ fn record(model: device_policies::Model) -> PolicyRecord {
         version: model.version,
         created_at: model.created_at,
         updated_at: model.updated_at,
+    }
+}
+
+/// The row of a new policy (version 1).
+pub(crate) fn new_policy_row(policy: &PolicyRecord) -> device_policies::ActiveModel {
+    device_policies::ActiveModel {
+        id: Set(policy.id),
+        organization_id: Set(policy.organization_id),
+        name: Set(policy.name.clone()),
+        description: Set(policy.description.clone()),
+        settings: Set(json!(policy.settings)),
+        locked_keys: Set(json!(policy.locks)),
+        priority: Set(policy.priority),
+        is_default: Set(policy.is_default),
+        version: Set(1),
+        created_at: Set(policy.created_at),
+        updated_at: Set(policy.created_at),
     }
 }
 
@@ -56,7 +73,7 @@ async fn claim_policy(
 }
 
 /// One default per organization: the new default unsets the others.
-async fn unset_other_defaults(
+pub(crate) async fn unset_other_defaults(
     transaction: &DatabaseTransaction,
     policy: &PolicyRecord,
 ) -> Result<(), RepositoryError> {
@@ -89,22 +106,10 @@ impl PolicyStore for Database {
         )
         .await?;
         unset_other_defaults(&transaction, policy).await?;
-        device_policies::Entity::insert(device_policies::ActiveModel {
-            id: Set(policy.id),
-            organization_id: Set(policy.organization_id),
-            name: Set(policy.name.clone()),
-            description: Set(policy.description.clone()),
-            settings: Set(json!(policy.settings)),
-            locked_keys: Set(json!(policy.locks)),
-            priority: Set(policy.priority),
-            is_default: Set(policy.is_default),
-            version: Set(1),
-            created_at: Set(policy.created_at),
-            updated_at: Set(policy.created_at),
-        })
-        .exec_without_returning(&transaction)
-        .await
-        .map_err(db)?;
+        device_policies::Entity::insert(new_policy_row(policy))
+            .exec_without_returning(&transaction)
+            .await
+            .map_err(db)?;
         // A new policy reaches devices only as the organization's default.
         let touched = if policy.is_default {
             policy_device_ids(&transaction, policy.organization_id, policy.id, true).await?

@@ -18,7 +18,7 @@ use crate::database::Database;
 use crate::entities::{custom_roles, user_system_roles};
 use crate::error::db_err_to_repository as db;
 
-fn custom_role(row: custom_roles::Model) -> CustomRole {
+pub(crate) fn custom_role(row: custom_roles::Model) -> CustomRole {
     CustomRole {
         name: row.name,
         description: row.description,

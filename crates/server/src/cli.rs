@@ -104,6 +104,41 @@ pub enum ConfigAction {
     /// print the effective values as JSON with secrets masked. A bad configuration exits 2
     /// naming the setting.
     Check,
+    /// Export the instance's configuration (setting catalog, organizations, policies, custom
+    /// roles, IP allowlist, webhooks, notification rules, plans) as the document `POST
+    /// /api/admin/v1/config/export` makes, to standard output or `--out`.
+    Export {
+        /// Comma-separated categories (default: all).
+        #[arg(long, value_delimiter = ',')]
+        include: Vec<String>,
+        /// Seal the file with a passphrase read from the first line of standard input
+        /// (webhook secrets are included only then).
+        #[arg(long)]
+        passphrase_stdin: bool,
+        /// Write the file here instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Import a configuration file as `POST /api/admin/v1/config/import` does: everything is
+    /// checked first, the diff is printed, and the changes are applied in one transaction
+    /// (none with `--dry-run`). Exit 1 with the problems when the file does not fit.
+    Import {
+        /// The file (`-`: standard input).
+        file: PathBuf,
+        /// Print the diff and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// For items that exist and differ: `skip` (default) or `overwrite`.
+        #[arg(long, default_value = "skip")]
+        on_conflict: String,
+        /// Read the passphrase of a sealed file from the first line of standard input.
+        #[arg(long)]
+        passphrase_stdin: bool,
+        /// The operator (email) who owns the webhooks the import creates; needed when it
+        /// creates any.
+        #[arg(long = "as")]
+        owner: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -377,6 +412,151 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let config = load(cli.config)?;
             quotas(&config, action, init).await
         }
+        Command::Config {
+            action:
+                ConfigAction::Export {
+                    include,
+                    passphrase_stdin,
+                    out,
+                },
+        } => {
+            let config = load(cli.config)?;
+            let steward = shell_steward(&config, init).await?;
+            let include = steward_app::config_backup::parse_include(&include).map_err(app_failed)?;
+            let passphrase = passphrase_stdin.then(read_stdin_line).transpose()?;
+            let file = steward_app::config_backup::ConfigBackup::new(&steward)
+                .export(
+                    "shell",
+                    &include,
+                    passphrase,
+                    steward_auth::sealed::KdfCost::default(),
+                    Some(
+                        steward_domain::audit::AuditEntry::new(
+                            steward_domain::audit::Actor::system(),
+                            steward_domain::audit::AuditAction::known("config.exported"),
+                            "configuration",
+                        )
+                        .origin(shell_origin()),
+                    ),
+                )
+                .await
+                .map_err(app_failed)?;
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, &file.bytes)
+                        .map_err(|error| CliError::Failed(format!("{}: {error}", path.display())))?;
+                    eprintln!(
+                        "wrote {} ({} bytes, {})",
+                        path.display(),
+                        file.bytes.len(),
+                        file.checksum
+                    );
+                }
+                None => {
+                    use std::io::Write as _;
+                    std::io::stdout()
+                        .write_all(&file.bytes)
+                        .map_err(|error| CliError::Failed(error.to_string()))?;
+                }
+            }
+            Ok(())
+        }
+        Command::Config {
+            action:
+                ConfigAction::Import {
+                    file,
+                    dry_run,
+                    on_conflict,
+                    passphrase_stdin,
+                    owner,
+                },
+        } => {
+            let config = load(cli.config)?;
+            let on_conflict = steward_domain::config_backup::OnConflict::parse(&on_conflict)
+                .ok_or_else(|| CliError::Failed("--on-conflict must be skip or overwrite".to_owned()))?;
+            if passphrase_stdin && file.as_os_str() == "-" {
+                return Err(CliError::Failed(
+                    "standard input cannot carry both the file and the passphrase".to_owned(),
+                ));
+            }
+            let bytes = if file.as_os_str() == "-" {
+                use std::io::Read as _;
+                let mut bytes = Vec::new();
+                std::io::stdin()
+                    .read_to_end(&mut bytes)
+                    .map_err(|error| CliError::Failed(error.to_string()))?;
+                bytes
+            } else {
+                std::fs::read(&file)
+                    .map_err(|error| CliError::Failed(format!("{}: {error}", file.display())))?
+            };
+            let passphrase = passphrase_stdin.then(read_stdin_line).transpose()?;
+            let steward = shell_steward(&config, init).await?;
+            let owner = match owner {
+                None => None,
+                Some(email) => Some({
+                    use steward_domain::accounts::AccountStore as _;
+                    let address = steward_domain::identity::EmailAddress::parse(&email)
+                        .map_err(|error| CliError::Failed(format!("--as: {error}")))?;
+                    steward
+                        .store
+                        .find_user_by_email(&address)
+                        .await
+                        .map_err(|error| CliError::Failed(error.to_string()))?
+                        .ok_or_else(|| CliError::Failed(format!("no account {email}")))?
+                        .id
+                }),
+            };
+            let report = steward_app::config_backup::ConfigBackup::new(&steward)
+                .import(
+                    &steward_app::config_backup::Importer::Shell { owner },
+                    &bytes,
+                    passphrase,
+                    steward_app::config_backup::ImportOptions { dry_run, on_conflict },
+                    &shell_origin(),
+                )
+                .await
+                .map_err(app_failed)?;
+            for item in &report.items {
+                let action = serde_json::to_value(item.action).unwrap_or_default();
+                let scope = item
+                    .organization
+                    .as_deref()
+                    .map(|slug| format!("{slug}/"))
+                    .unwrap_or_default();
+                let fields = if item.fields.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", item.fields.join(", "))
+                };
+                let reason = item
+                    .reason
+                    .as_deref()
+                    .map(|reason| format!(": {reason}"))
+                    .unwrap_or_default();
+                println!(
+                    "{:<10} {:<19} {scope}{}{fields}{reason}",
+                    action.as_str().unwrap_or_default(),
+                    item.category.as_str(),
+                    item.key
+                );
+            }
+            let counts: Vec<String> = report
+                .counts
+                .iter()
+                .map(|(name, count)| format!("{count} {name}"))
+                .collect();
+            eprintln!(
+                "{}: {}",
+                if report.applied {
+                    "imported"
+                } else {
+                    "dry run, nothing changed"
+                },
+                counts.join(", ")
+            );
+            Ok(())
+        }
         Command::Allowlist {
             action: AllowlistAction::Disable,
         } => {
@@ -391,6 +571,44 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
     }
+}
+
+/// A Steward for a shell command: the database, the instance's key (webhook secrets), its plans
+/// and event settings; no workers.
+async fn shell_steward(
+    config: &Config,
+    init: bool,
+) -> Result<steward_app::Steward<steward_persistence::Database>, CliError> {
+    let database = open_database(config, init).await?;
+    let signing_keys = keys::load_or_generate(config).map_err(|error| CliError::Failed(error.to_string()))?;
+    let auth = app::auth_service(config, database.clone(), &signing_keys)?;
+    Ok(steward_app::Steward::new(database, auth)
+        .with_quota_plans(config.quota_plans())
+        .with_events(config.events()))
+}
+
+fn shell_origin() -> steward_domain::audit::RequestOrigin {
+    steward_domain::audit::RequestOrigin {
+        user_agent: Some("steward-cli".to_owned()),
+        ..Default::default()
+    }
+}
+
+/// An application refusal, with its field problems, as the command's error.
+fn app_failed(error: steward_app::AppError) -> CliError {
+    let mut message = error.message.clone();
+    for detail in &error.details {
+        message.push_str(&format!("\n  {}: {}", detail.field, detail.message));
+    }
+    CliError::Failed(message)
+}
+
+fn read_stdin_line() -> Result<String, CliError> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|error| CliError::Failed(error.to_string()))?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
 
 /// The database for an administrative command, migrated like `serve` would.

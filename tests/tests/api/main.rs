@@ -22,6 +22,7 @@ mod auth_mail;
 mod auth_mfa;
 mod auth_refresh;
 mod boundaries;
+mod config_backup;
 mod cors;
 mod dashboard;
 mod devices;

@@ -271,6 +271,8 @@ pub mod permissions {
     // Only `super_admin` (`*`) holds it: plans and quotas are the operator's.
     permission!(QuotasWrite);
     permission!(DashboardRead);
+    // Only `super_admin` (`*`) holds it unless a custom role grants it.
+    permission!(ConfigManage);
 
     /// Held by every system role: the admin API's own identity endpoint.
     #[derive(Debug)]

@@ -13,6 +13,7 @@ pub mod audit;
 pub mod auth;
 pub mod auth_mail;
 pub mod auth_mfa;
+pub mod config_backup;
 pub mod dashboard;
 pub mod device_enrollment;
 pub mod devices;

@@ -414,6 +414,40 @@ impl<'a, S: Store> JobService<'a, S> {
         .await
     }
 
+    /// Queues an export of the configuration's `include` categories for `owner` (who holds
+    /// `config:manage`); with a passphrase the file is sealed and holds webhook secrets. The
+    /// passphrase waits as the job's input, sealed with this instance's key, and is never shown.
+    pub async fn submit_config_export(
+        &self,
+        owner: &Principal,
+        include: &std::collections::BTreeSet<steward_domain::config_backup::Category>,
+        passphrase: Option<&str>,
+        origin: &RequestOrigin,
+    ) -> Result<JobRecord, AppError> {
+        if let Some(passphrase) = passphrase {
+            crate::config_backup::check_passphrase(passphrase)?;
+        }
+        let input = match passphrase {
+            None => None,
+            Some(passphrase) => Some(
+                self.steward
+                    .auth
+                    .secret_box()
+                    .seal(passphrase.as_bytes(), crate::config_backup::PASSPHRASE_CONTEXT)
+                    .map_err(|_| AppError::internal())?
+                    .into_bytes(),
+            ),
+        };
+        let parameters = json!({
+            "include": include,
+            "sealed": passphrase.is_some(),
+            "scopes": scopes_of(owner),
+            "origin": {"ip": origin.ip_address, "userAgent": origin.user_agent, "requestId": origin.request_id, "session": origin.session.get()},
+        });
+        self.submit(owner.user, JobKind::ConfigExport, None, parameters, input, origin)
+            .await
+    }
+
     async fn submit(
         &self,
         owner: Uuid,
@@ -529,6 +563,7 @@ impl<'a, S: Store> JobService<'a, S> {
             JobKind::AuditExport => reader.allows(Permission::AuditExport),
             JobKind::UserExport => reader.allows(Permission::UsersRead),
             JobKind::GroupExport => reader.allows(Permission::GroupsRead),
+            JobKind::ConfigExport => reader.allows(Permission::ConfigManage),
             JobKind::FleetExport => match job.organization_id {
                 Some(organization) => crate::organizations::OrganizationService::new(self.steward)
                     .standing(

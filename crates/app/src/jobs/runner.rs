@@ -401,7 +401,72 @@ async fn execute<S: Store>(
         JobKind::UserExport => user_export(steward, job, progress).await,
         JobKind::GroupExport => group_export(steward, job, progress).await,
         JobKind::FleetExport => fleet_export(steward, job, progress).await,
+        JobKind::ConfigExport => config_export(steward, job, progress).await,
     }
+}
+
+/// The configuration export, decided on the owner's standing when it runs.
+async fn config_export<S: Store>(
+    steward: &Steward<S>,
+    job: &JobRecord,
+    progress: &Arc<JobProgress>,
+) -> Result<JobOutput, AppError> {
+    use steward_domain::config_backup::Category;
+    let owner = acting_owner(steward, job).await?;
+    if !owner.allows(Permission::ConfigManage) {
+        return Err(AppError::forbidden(
+            "the job's owner no longer holds config:manage",
+        ));
+    }
+    let include: std::collections::BTreeSet<Category> = job
+        .parameters
+        .get("include")
+        .cloned()
+        .and_then(|include| serde_json::from_value(include).ok())
+        .ok_or_else(|| AppError::validation("the export names no categories"))?;
+    let passphrase = if job.parameters.get("sealed").and_then(|sealed| sealed.as_bool()) == Some(true) {
+        let sealed = steward
+            .store
+            .job_blob(job.id, "input")
+            .await?
+            .ok_or_else(|| AppError::validation("the export's passphrase is gone"))?;
+        let sealed = String::from_utf8(sealed).map_err(|_| AppError::internal())?;
+        let opened = steward
+            .auth
+            .secret_box()
+            .open(&sealed, crate::config_backup::PASSPHRASE_CONTEXT)
+            .map_err(|_| AppError::internal())?;
+        Some(String::from_utf8(opened).map_err(|_| AppError::internal())?)
+    } else {
+        None
+    };
+    progress.set_message("writing the configuration");
+    let exported_by = steward
+        .store
+        .find_user(owner.user)
+        .await?
+        .map_or_else(|| owner.user.to_string(), |user| user.email);
+    use steward_domain::audit::{Actor, AuditAction, AuditEntry};
+    let audit = AuditEntry::new(
+        Actor::admin(owner.user),
+        AuditAction::known("config.exported"),
+        "configuration",
+    )
+    .resource_id(job.id)
+    .origin(origin_of(job));
+    let file = crate::config_backup::ConfigBackup::new(steward)
+        .export(
+            &exported_by,
+            &include,
+            passphrase,
+            steward_auth::sealed::KdfCost::default(),
+            Some(audit),
+        )
+        .await?;
+    Ok(JobOutput {
+        summary: json!({"include": include, "sealed": file.sealed, "checksum": file.checksum, "bytes": file.bytes.len()}),
+        file: Some((file.name, "application/json".to_owned(), file.bytes)),
+    })
 }
 
 /// An export of an organization's devices, page by page into the job's file, decided on the

@@ -524,6 +524,17 @@ pub const EVENT_TYPES: &[EventType] = &[
         "A policy was applied to devices, a fleet group or the organization.",
     ),
     event("policy.unapplied", "device_policy", "A policy was taken off."),
+    // Configuration backup and restore.
+    event(
+        "config.exported",
+        "configuration",
+        "The instance's configuration was exported (which categories, sealed or not, its checksum).",
+    ),
+    event(
+        "config.imported",
+        "configuration",
+        "A configuration file was imported (its counts and every item it created or updated).",
+    ),
     // Background jobs.
     event("job.submitted", "job", "A background job was submitted."),
     event("job.cancelled", "job", "A background job was cancelled."),

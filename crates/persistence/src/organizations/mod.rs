@@ -25,7 +25,7 @@ use crate::database::Database;
 use crate::entities::{devices, org_users, organizations, users};
 use crate::error::db_err_to_repository as db;
 
-fn record(model: organizations::Model) -> OrganizationRecord {
+pub(crate) fn record(model: organizations::Model) -> OrganizationRecord {
     OrganizationRecord {
         id: model.id,
         name: model.name,
@@ -38,6 +38,27 @@ fn record(model: organizations::Model) -> OrganizationRecord {
         created_at: model.created_at,
         updated_at: model.updated_at,
         quota: quota_of(&model.plan, model.quota_overrides.as_ref()),
+    }
+}
+
+/// The row of a new organization (version 1, never the default one).
+pub(crate) fn new_organization_row(organization: &OrganizationRecord) -> organizations::ActiveModel {
+    organizations::ActiveModel {
+        id: Set(organization.id),
+        name: Set(organization.name.clone()),
+        slug: Set(organization.slug.clone()),
+        status: Set(organization.status.clone()),
+        contact_email: Set(None),
+        max_devices: Set(None),
+        max_users: Set(None),
+        default_settings: Set(organization.settings.clone()),
+        version: Set(1),
+        created_at: Set(organization.created_at),
+        updated_at: Set(organization.created_at),
+        description: Set(organization.description.clone()),
+        is_default: Set(false),
+        plan: Set(organization.quota.plan.clone()),
+        quota_overrides: Set(quota_json(&organization.quota.overrides)),
     }
 }
 
@@ -354,26 +375,10 @@ impl OrganizationStore for Database {
         audit: &AuditEntry,
     ) -> Result<(), RepositoryError> {
         let transaction = self.begin_write().await.map_err(db)?;
-        organizations::Entity::insert(organizations::ActiveModel {
-            id: Set(organization.id),
-            name: Set(organization.name.clone()),
-            slug: Set(organization.slug.clone()),
-            status: Set(organization.status.clone()),
-            contact_email: Set(None),
-            max_devices: Set(None),
-            max_users: Set(None),
-            default_settings: Set(organization.settings.clone()),
-            version: Set(1),
-            created_at: Set(organization.created_at),
-            updated_at: Set(organization.created_at),
-            description: Set(organization.description.clone()),
-            is_default: Set(false),
-            plan: Set(organization.quota.plan.clone()),
-            quota_overrides: Set(quota_json(&organization.quota.overrides)),
-        })
-        .exec_without_returning(&transaction)
-        .await
-        .map_err(db)?;
+        organizations::Entity::insert(new_organization_row(organization))
+            .exec_without_returning(&transaction)
+            .await
+            .map_err(db)?;
         if let Some(owner) = owner {
             org_users::Entity::insert(org_users::ActiveModel {
                 id: Set(Uuid::now_v7()),

@@ -34,49 +34,8 @@ impl SettingCatalogStore for Database {
         audit: &AuditEntry,
     ) -> Result<(), RepositoryError> {
         let transaction = self.begin_write().await.map_err(db)?;
-        let updated = setting_definitions::Entity::update_many()
-            .col_expr(
-                setting_definitions::Column::ValueType,
-                Expr::value(definition.value_type.as_str()),
-            )
-            .col_expr(
-                setting_definitions::Column::DefaultValue,
-                Expr::value(definition.default_value.clone()),
-            )
-            .col_expr(
-                setting_definitions::Column::Constraints,
-                Expr::value(Some(json!(definition.constraints))),
-            )
-            .col_expr(
-                setting_definitions::Column::Category,
-                Expr::value(definition.category.clone()),
-            )
-            .col_expr(
-                setting_definitions::Column::Description,
-                Expr::value(definition.description.clone()),
-            )
-            .col_expr(
-                setting_definitions::Column::IsLockable,
-                Expr::value(definition.is_lockable),
-            )
-            .col_expr(
-                setting_definitions::Column::MergeRule,
-                Expr::value(definition.merge_rule.as_str()),
-            )
-            .col_expr(
-                setting_definitions::Column::SortOrder,
-                Expr::value(definition.sort_order),
-            )
-            .col_expr(
-                setting_definitions::Column::Version,
-                Expr::col(setting_definitions::Column::Version).add(1),
-            )
-            .col_expr(setting_definitions::Column::UpdatedAt, Expr::value(Utc::now()))
-            .filter(setting_definitions::Column::Key.eq(definition.key.as_str()))
-            .exec(&transaction)
-            .await
-            .map_err(db)?;
-        if updated.rows_affected == 0 {
+        let updated = update_definition_row(&transaction, definition, Utc::now()).await?;
+        if updated == 0 {
             return Err(RepositoryError::NotFound);
         }
         insert_audit_entry(&transaction, audit).await?;
@@ -100,4 +59,56 @@ impl SettingCatalogStore for Database {
         insert_audit_entry(&transaction, audit).await?;
         transaction.commit().await.map_err(db)
     }
+}
+
+/// Writes `definition` over the stored one of its key (its version goes up); answers the rows
+/// changed (0: no such key).
+pub(crate) async fn update_definition_row<C: sea_orm::ConnectionTrait>(
+    connection: &C,
+    definition: &SettingDefinition,
+    now: DateTime<Utc>,
+) -> Result<u64, RepositoryError> {
+    let updated = setting_definitions::Entity::update_many()
+        .col_expr(
+            setting_definitions::Column::ValueType,
+            Expr::value(definition.value_type.as_str()),
+        )
+        .col_expr(
+            setting_definitions::Column::DefaultValue,
+            Expr::value(definition.default_value.clone()),
+        )
+        .col_expr(
+            setting_definitions::Column::Constraints,
+            Expr::value(Some(json!(definition.constraints))),
+        )
+        .col_expr(
+            setting_definitions::Column::Category,
+            Expr::value(definition.category.clone()),
+        )
+        .col_expr(
+            setting_definitions::Column::Description,
+            Expr::value(definition.description.clone()),
+        )
+        .col_expr(
+            setting_definitions::Column::IsLockable,
+            Expr::value(definition.is_lockable),
+        )
+        .col_expr(
+            setting_definitions::Column::MergeRule,
+            Expr::value(definition.merge_rule.as_str()),
+        )
+        .col_expr(
+            setting_definitions::Column::SortOrder,
+            Expr::value(definition.sort_order),
+        )
+        .col_expr(
+            setting_definitions::Column::Version,
+            Expr::col(setting_definitions::Column::Version).add(1),
+        )
+        .col_expr(setting_definitions::Column::UpdatedAt, Expr::value(now))
+        .filter(setting_definitions::Column::Key.eq(definition.key.as_str()))
+        .exec(connection)
+        .await
+        .map_err(db)?;
+    Ok(updated.rows_affected)
 }

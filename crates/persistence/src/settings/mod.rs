@@ -1,6 +1,6 @@
 //! Setting definitions, device values and locks, unlock requests and the push outbox.
 
-mod catalog;
+pub(crate) mod catalog;
 mod device_state;
 mod push_queue;
 mod unlocks;
@@ -30,7 +30,7 @@ use crate::entities::{
 };
 use crate::error::db_err_to_repository as db;
 
-fn definition(model: setting_definitions::Model) -> Result<SettingDefinition, RepositoryError> {
+pub(crate) fn definition(model: setting_definitions::Model) -> Result<SettingDefinition, RepositoryError> {
     let corrupt =
         |what: &str| RepositoryError::Other(format!("setting definition `{}`: bad {what}", model.key));
     Ok(SettingDefinition {
@@ -97,7 +97,10 @@ fn push(model: push_notifications::Model, push_token: Option<String>) -> PushNot
     }
 }
 
-fn definition_row(definition: &SettingDefinition, now: DateTime<Utc>) -> setting_definitions::ActiveModel {
+pub(crate) fn definition_row(
+    definition: &SettingDefinition,
+    now: DateTime<Utc>,
+) -> setting_definitions::ActiveModel {
     setting_definitions::ActiveModel {
         id: Set(Uuid::now_v7()),
         key: Set(definition.key.clone()),
