@@ -7,7 +7,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use steward_tests::{
-    TestApp, TestUser, each_backend, expect_data, expect_error, send, spawn_app, spawn_second_instance,
+    TestApp, TestUser, docs, each_backend, expect_data, expect_error, send, spawn_app, spawn_second_instance,
 };
 
 const PASSPHRASE: &str = "correct horse battery staple";
@@ -178,6 +178,17 @@ async fn an_export_imported_into_an_empty_instance_reproduces_the_configuration(
         assert_eq!(first_data["policies"][0]["organization"], "acme");
         // Without a passphrase, no secret travels.
         assert!(!plain.to_string().contains("whsec_"), "{plain}");
+        // The document as docs/operations.md shows it.
+        let shown =
+            docs::example_json(&docs::block("docs/operations.md", "\"format\": \"steward-config\",").text)
+                .unwrap();
+        let three = export(
+            &first,
+            &first_root,
+            json!({"include": ["settingDefinitions", "policies", "roles"]}),
+        )
+        .await;
+        docs::matches(&shown, &three).unwrap_or_else(|difference| panic!("{backend:?}: {difference}"));
         let sealed = export(&first, &first_root, json!({"passphrase": PASSPHRASE})).await;
         assert_eq!(sealed["format"], "steward-sealed");
         assert_eq!(sealed["kdf"], "argon2id");
@@ -234,13 +245,29 @@ async fn an_export_imported_into_an_empty_instance_reproduces_the_configuration(
         .await;
         assert!(error["message"].as_str().unwrap().contains("checksum"), "{error}");
 
-        // A dry run lists the diff and changes nothing.
+        // A dry run, as docs/operations.md sends it, lists the diff and changes nothing.
+        let documented = docs::block(
+            "docs/operations.md",
+            "POST /api/admin/v1/config/import?dryRun=true&onConflict=skip",
+        )
+        .text;
+        let path = documented
+            .lines()
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .to_owned();
+        assert!(documented.contains("Content-Type: application/json"));
+        assert!(documented.contains("{\"file\": {") && documented.contains("\"passphrase\": "));
         let dry = expect_data(
-            import(
+            send(
                 &second,
+                Method::POST,
+                &path,
                 &second_root,
-                "?dryRun=true",
-                json!({"file": sealed, "passphrase": PASSPHRASE}),
+                Some(json!({"file": sealed, "passphrase": PASSPHRASE})),
             )
             .await,
             StatusCode::OK,
@@ -295,6 +322,15 @@ async fn an_export_imported_into_an_empty_instance_reproduces_the_configuration(
         )
         .await;
         assert_eq!(applied["applied"], true, "{applied}");
+        let shown = docs::example_json(
+            &docs::block(
+                "docs/operations.md",
+                "{\"dryRun\": false, \"applied\": true, \"onConflict\": \"overwrite\",",
+            )
+            .text,
+        )
+        .unwrap();
+        docs::matches(&shown, &applied).unwrap_or_else(|difference| panic!("{backend:?}: {difference}"));
         assert_eq!(applied["counts"]["create"], 7);
         assert_eq!(applied["counts"]["update"], 1);
         // The second instance's export equals the first's.
@@ -669,6 +705,18 @@ async fn the_command_line_exports_and_imports_with_the_same_rules() {
             ),
         )
         .unwrap();
+        // The commands as docs/operations.md shows them.
+        let documented = docs::block("docs/operations.md", "steward config export [--include").text;
+        for flag in [
+            "--include",
+            "--passphrase-stdin",
+            "--out",
+            "--dry-run",
+            "--on-conflict skip|overwrite",
+            "--as",
+        ] {
+            assert!(documented.contains(flag), "{flag}");
+        }
         let out = app.data_dir.path().join("export.json");
         let run = |args: Vec<String>| async move {
             let mut all = vec!["steward".to_owned(), "--config".to_owned()];

@@ -34,6 +34,31 @@ const CHECKED_BY: &[(&str, &str, &str, &str)] = &[
         "crates/server/tests/cli.rs",
         "the_readme_first_steps_run_as_written",
     ),
+    // Configuration backup and restore
+    (
+        "docs/operations.md",
+        "\"format\": \"steward-config\",",
+        "tests/tests/api/config_backup.rs",
+        "an_export_imported_into_an_empty_instance_reproduces_the_configuration",
+    ),
+    (
+        "docs/operations.md",
+        "POST /api/admin/v1/config/import?dryRun=true&onConflict=skip",
+        "tests/tests/api/config_backup.rs",
+        "an_export_imported_into_an_empty_instance_reproduces_the_configuration",
+    ),
+    (
+        "docs/operations.md",
+        "{\"dryRun\": false, \"applied\": true, \"onConflict\": \"overwrite\",",
+        "tests/tests/api/config_backup.rs",
+        "an_export_imported_into_an_empty_instance_reproduces_the_configuration",
+    ),
+    (
+        "docs/operations.md",
+        "steward config export [--include",
+        "tests/tests/api/config_backup.rs",
+        "the_command_line_exports_and_imports_with_the_same_rules",
+    ),
     // Shell examples
     (
         "docs/admin-api.md",

@@ -20,6 +20,10 @@ use steward_tests::{TestApp, TestUser, each_backend, expect_data, send, spawn_ap
 pub const CHECKED_ELSEWHERE: &[(&str, &str)] = &[
     ("docs/devices.md", "POST /api/v1/devices/register"),
     ("docs/jobs.md", "devices/import?async=true"),
+    (
+        "docs/operations.md",
+        "POST /api/admin/v1/config/import?dryRun=true&onConflict=skip",
+    ),
 ];
 
 /// Answers shown in a block of their own: (file, a text only that block holds, a text of the
