@@ -26,6 +26,91 @@ use crate::events::secret_context;
 use crate::principal::Principal;
 use crate::steward::{Steward, Store};
 
+/// Passphrase derivations (64 MiB each) running at once on this instance; more wait their turn
+/// for a moment, then are refused (429), so parallel imports cannot exhaust memory.
+static SEALING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
+async fn sealing_turn() -> Result<tokio::sync::SemaphorePermit<'static>, AppError> {
+    match tokio::time::timeout(std::time::Duration::from_secs(10), SEALING.acquire()).await {
+        Ok(Ok(permit)) => Ok(permit),
+        _ => Err(AppError::new(
+            ErrorKind::RateLimited,
+            "other sealed configuration files are being opened or sealed; try again shortly",
+        )
+        .with_retry_after(5)),
+    }
+}
+
+/// The path of the first string or key holding U+0000 (no database stores it alike).
+fn nul_path(value: &Value, at: &str) -> Option<String> {
+    match value {
+        Value::String(text) if text.contains('\0') => Some(at.to_owned()),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(index, item)| nul_path(item, &format!("{at}[{index}]"))),
+        Value::Object(fields) => fields.iter().find_map(|(key, item)| {
+            let here = format!("{at}.{key}");
+            if key.contains('\0') {
+                Some(here)
+            } else {
+                nul_path(item, &here)
+            }
+        }),
+        _ => None,
+    }
+}
+
+/// The permissions an import of `data` needs beside `config:manage`: each category is the
+/// change its own endpoint makes, and needs what that endpoint needs.
+fn needed_permissions(data: &steward_domain::config_backup::ConfigData) -> Vec<Permission> {
+    let mut needed = Vec::new();
+    if data.setting_definitions.is_some() || data.ip_allowlist.is_some() {
+        needed.push(Permission::SettingsWrite);
+    }
+    if data.organizations.is_some() {
+        // Organizations carry their plan and quota overrides.
+        needed.extend([Permission::OrganizationsWrite, Permission::QuotasWrite]);
+    }
+    if data.policies.is_some() {
+        needed.push(Permission::PoliciesWrite);
+    }
+    if data.roles.is_some() {
+        needed.push(Permission::RolesWrite);
+    }
+    if data.webhooks.is_some() {
+        needed.push(Permission::WebhooksManage);
+    }
+    needed
+}
+
+fn missing_permission(principal: &Principal, needed: &[Permission], what: &str) -> Result<(), AppError> {
+    match needed.iter().find(|permission| !principal.allows(**permission)) {
+        None => Ok(()),
+        Some(permission) => Err(AppError::forbidden(format!(
+            "{what} needs the permission {} (as its own endpoint does)",
+            permission.as_str()
+        ))),
+    }
+}
+
+/// Whether `principal` may export `include` (secrets too when `sealed`): webhook secrets are
+/// shown only to holders of `webhooks:manage`.
+pub fn check_export(
+    principal: &Principal,
+    include: &BTreeSet<Category>,
+    sealed: bool,
+) -> Result<(), AppError> {
+    if sealed && include.contains(&Category::Webhooks) {
+        missing_permission(
+            principal,
+            &[Permission::WebhooksManage],
+            "a sealed export of webhooks (their secrets)",
+        )?;
+    }
+    Ok(())
+}
+
 /// The additional data an export job's passphrase is sealed with while it waits.
 pub(crate) const PASSPHRASE_CONTEXT: &[u8] = b"config-export-passphrase";
 
@@ -211,6 +296,23 @@ impl<'a, S: Store> ConfigBackup<'a, S> {
             check_passphrase(passphrase)?;
         }
         let snapshot: ConfigSnapshot = self.steward.store.config_snapshot().await?;
+        if passphrase.is_some()
+            && include.contains(&Category::Webhooks)
+            && let Some(unreadable) = snapshot
+                .webhooks
+                .iter()
+                .find(|webhook| webhook.personal_user_id.is_none() && self.open_secret(webhook).is_none())
+        {
+            tracing::error!(webhook = %unreadable.id, "a webhook secret does not open with this instance's key");
+            return Err(AppError::new(
+                ErrorKind::Conflict,
+                format!(
+                    "the secret of webhook {} does not open with this instance's key \
+                     (STEWARD_MFA_ENCRYPTION_KEY): a sealed export would lose it",
+                    unreadable.id
+                ),
+            ));
+        }
         let open = |webhook: &WebhookRecord| self.open_secret(webhook);
         let secrets: Option<&steward_domain::config_backup::SecretOpener<'_>> =
             passphrase.as_ref().map(|_| &open as _);
@@ -286,6 +388,7 @@ impl<'a, S: Store> ConfigBackup<'a, S> {
                     "the file is sealed: give the passphrase it was exported with",
                 ));
             };
+            let _turn = sealing_turn().await?;
             let plain = tokio::task::spawn_blocking(move || sealed::open(&sealed_file, FORMAT, &passphrase))
                 .await
                 .map_err(|_| AppError::internal())?
@@ -320,6 +423,22 @@ impl<'a, S: Store> ConfigBackup<'a, S> {
                 ));
             }
         }
+        if let Some(path) = nul_path(&value, "file") {
+            return Err(AppError::invalid(
+                &path,
+                "must not contain the NUL character (U+0000)",
+            ));
+        }
+        for field in ["exportedBy", "stewardVersion"] {
+            if let Some(text) = value.get(field).and_then(Value::as_str)
+                && (text.chars().count() > 320 || text.chars().any(char::is_control))
+            {
+                return Err(AppError::invalid(
+                    field,
+                    "must be at most 320 characters without control characters",
+                ));
+            }
+        }
         let stated = value.get("checksum").and_then(Value::as_str).map(str::to_owned);
         let computed = value.get("data").map(checksum).transpose()?;
         let document: ConfigDocument = serde_json::from_value(value)
@@ -328,6 +447,20 @@ impl<'a, S: Store> ConfigBackup<'a, S> {
             return Err(AppError::invalid(
                 "checksum",
                 "the file's content does not match its checksum: it was changed after it was exported",
+            ));
+        }
+        if !sealed
+            && (document.secrets_included
+                || document
+                    .data
+                    .webhooks
+                    .iter()
+                    .flatten()
+                    .any(|webhook| webhook.secret.is_some()))
+        {
+            return Err(AppError::invalid(
+                "webhooks",
+                "webhook secrets travel only in a sealed file (export with a passphrase)",
             ));
         }
         if document.include != document.data.categories() {
@@ -350,6 +483,13 @@ impl<'a, S: Store> ConfigBackup<'a, S> {
         origin: &RequestOrigin,
     ) -> Result<ImportReport, AppError> {
         let (document, sealed) = self.read(file, passphrase).await?;
+        if let Importer::Operator { principal, .. } = importer {
+            missing_permission(
+                principal,
+                &needed_permissions(&document.data),
+                "importing this file",
+            )?;
+        }
         if let (Importer::Operator { principal, .. }, Some(roles)) = (importer, &document.data.roles) {
             for role in roles {
                 if !principal.catalog.holds_all(&principal.roles, &role.permissions) {
@@ -406,6 +546,7 @@ impl<'a, S: Store> ConfigBackup<'a, S> {
             let snapshot = self.steward.store.config_snapshot().await?;
             let plan = plan_import(&snapshot, &document.data, rules, &open, &mut Uuid::now_v7)
                 .map_err(problems_error)?;
+            check_role_updates(importer, &snapshot, &plan)?;
             return Ok(ImportReport {
                 dry_run: true,
                 applied: false,
@@ -416,6 +557,7 @@ impl<'a, S: Store> ConfigBackup<'a, S> {
             });
         }
         let secret_box = self.steward.auth.secret_box().clone();
+        let overlap = self.steward.events.settings.secret_overlap;
         let mut report = None;
         let decided = self
             .steward
@@ -423,13 +565,22 @@ impl<'a, S: Store> ConfigBackup<'a, S> {
             .import_config(|snapshot| {
                 let mut plan = plan_import(snapshot, &document.data, rules, &open, &mut Uuid::now_v7)
                     .map_err(problems_error)?;
+                check_role_updates(importer, snapshot, &plan)?;
+                let now = Utc::now();
                 for write in &mut plan.changes.webhooks {
-                    let record = match write {
-                        steward_domain::config_backup::Write::Create(record)
-                        | steward_domain::config_backup::Write::Update(record) => record,
+                    let (record, replacing) = match write {
+                        steward_domain::config_backup::Write::Create(record) => (record, false),
+                        steward_domain::config_backup::Write::Update(record) => (record, true),
                     };
                     if let Some(secret) = plan.secrets.get(&record.id) {
                         let secret = secret.clone().unwrap_or_else(crate::webhooks::new_secret);
+                        if replacing {
+                            // As a rotation: the secret it replaces keeps signing for a while.
+                            let current = snapshot.webhooks.iter().find(|webhook| webhook.id == record.id);
+                            record.previous_secret_sealed =
+                                current.map(|webhook| webhook.secret_sealed.clone());
+                            record.previous_secret_until = Some(now + overlap);
+                        }
                         record.secret_sealed = secret_box
                             .seal(secret.as_bytes(), &secret_context(record.id))
                             .map_err(|_| AppError::internal())?;
@@ -489,7 +640,28 @@ impl<'a, S: Store> ConfigBackup<'a, S> {
     }
 }
 
-/// Whether `principal` may export and import the configuration.
-pub fn may_manage(principal: &Principal) -> bool {
-    principal.allows(Permission::ConfigManage)
+/// An operator overwrites a custom role only if they hold what it holds now (as
+/// `PUT /roles/{name}` requires), not only what the file gives it.
+fn check_role_updates(
+    importer: &Importer,
+    snapshot: &steward_domain::config_backup::ConfigSnapshot,
+    plan: &steward_domain::config_backup::ImportPlan,
+) -> Result<(), AppError> {
+    let Importer::Operator { principal, .. } = importer else {
+        return Ok(());
+    };
+    for write in &plan.changes.roles {
+        if let steward_domain::config_backup::Write::Update(role) = write
+            && let Some(current) = snapshot.roles.iter().find(|current| current.name == role.name)
+            && !principal
+                .catalog
+                .holds_all(&principal.roles, &current.permissions)
+        {
+            return Err(AppError::forbidden(format!(
+                "the role `{}` holds permissions you do not hold; you may not change it",
+                role.name
+            )));
+        }
+    }
+    Ok(())
 }

@@ -71,6 +71,15 @@ async fn read_snapshot<C: ConnectionTrait>(connection: &C) -> Result<ConfigSnaps
     })
 }
 
+/// An update that found its row changed (or gone) since the snapshot: the import is refused
+/// whole (409), to be tried again on what is there now.
+fn changed_meanwhile(rows: u64) -> Result<(), RepositoryError> {
+    if rows == 0 {
+        return Err(RepositoryError::VersionConflict);
+    }
+    Ok(())
+}
+
 async fn apply(
     transaction: &DatabaseTransaction,
     database: &Database,
@@ -101,7 +110,7 @@ async fn apply(
                     .map_err(db)?;
             }
             Write::Update(_) => {
-                organizations::Entity::update_many()
+                let updated = organizations::Entity::update_many()
                     .col_expr(
                         organizations::Column::Name,
                         Expr::value(organization.name.clone()),
@@ -128,9 +137,11 @@ async fn apply(
                     )
                     .col_expr(organizations::Column::UpdatedAt, Expr::value(now))
                     .filter(organizations::Column::Id.eq(organization.id))
+                    .filter(organizations::Column::Version.eq(organization.version))
                     .exec(transaction)
                     .await
                     .map_err(db)?;
+                changed_meanwhile(updated.rows_affected)?;
             }
         }
     }
@@ -171,7 +182,7 @@ async fn apply(
                     .await
                     .map_err(db)?
                     .is_some_and(|current| current.is_default);
-                device_policies::Entity::update_many()
+                let updated = device_policies::Entity::update_many()
                     .col_expr(
                         device_policies::Column::Description,
                         Expr::value(policy.description.clone()),
@@ -192,9 +203,11 @@ async fn apply(
                     )
                     .col_expr(device_policies::Column::UpdatedAt, Expr::value(now))
                     .filter(device_policies::Column::Id.eq(policy.id))
+                    .filter(device_policies::Column::Version.eq(policy.version))
                     .exec(transaction)
                     .await
                     .map_err(db)?;
+                changed_meanwhile(updated.rows_affected)?;
                 crate::policies::unset_other_defaults(transaction, policy).await?;
                 was_default
             }
@@ -293,7 +306,7 @@ async fn apply(
                     .map_err(db)?;
             }
             Write::Update(_) => {
-                webhooks::Entity::update_many()
+                let updated = webhooks::Entity::update_many()
                     .col_expr(
                         webhooks::Column::Description,
                         Expr::value(webhook.description.clone()),
@@ -329,9 +342,20 @@ async fn apply(
                     )
                     .col_expr(webhooks::Column::UpdatedAt, Expr::value(now))
                     .filter(webhooks::Column::Id.eq(webhook.id))
+                    .filter(webhooks::Column::Version.eq(webhook.version))
                     .exec(transaction)
                     .await
                     .map_err(db)?;
+                changed_meanwhile(updated.rows_affected)?;
+                if !webhook.enabled {
+                    crate::events::fail_pending(
+                        transaction,
+                        webhook.id,
+                        "the webhook was turned off by a configuration import",
+                        now,
+                    )
+                    .await?;
+                }
             }
         }
     }
@@ -356,7 +380,10 @@ impl ConfigStore for Database {
         F: FnOnce(&ConfigSnapshot) -> Result<(ConfigChanges, AuditEntry), E> + Send,
     {
         let transaction = self.begin_turn("config_import").await?;
+        // Every turn the writes below would take on their own, always in this order.
         crate::ip_allowlist::take_allowlist_turn(&transaction).await?;
+        crate::database::take_turn(&transaction, "lock.custom_roles").await?;
+        crate::database::take_turn(&transaction, "lock.webhooks").await?;
         let snapshot = read_snapshot(&transaction).await?;
         let (changes, audit) = match decide(&snapshot) {
             Ok(decided) => decided,

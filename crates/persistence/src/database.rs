@@ -211,31 +211,9 @@ impl Database {
         &self,
         lock_name: &str,
     ) -> Result<sea_orm::DatabaseTransaction, steward_domain::RepositoryError> {
-        use crate::entities::instance_flags;
         use crate::error::db_err_to_repository as db;
-        use sea_orm::sea_query::OnConflict;
-        use sea_orm::{ActiveValue::Set, EntityTrait, QuerySelect};
         let transaction = self.begin_write().await.map_err(db)?;
-        if self.backend == Backend::Postgres {
-            instance_flags::Entity::insert(instance_flags::ActiveModel {
-                name: Set(lock_name.to_owned()),
-                value: Set(String::new()),
-                updated_at: Set(chrono::Utc::now()),
-            })
-            .on_conflict(
-                OnConflict::column(instance_flags::Column::Name)
-                    .do_nothing()
-                    .to_owned(),
-            )
-            .exec_without_returning(&transaction)
-            .await
-            .map_err(db)?;
-            instance_flags::Entity::find_by_id(lock_name.to_owned())
-                .lock_exclusive()
-                .one(&transaction)
-                .await
-                .map_err(db)?;
-        }
+        take_turn(&transaction, lock_name).await?;
         Ok(transaction)
     }
 
@@ -416,6 +394,39 @@ pub(crate) fn redact_url(url: &str) -> String {
         Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
         None => format!("{scheme}://{credentials}@{host}"),
     }
+}
+
+/// Inside `transaction`, waits for the turn `lock_name` (see [`Database::begin_turn`]): on
+/// PostgreSQL the `instance_flags` row of that name is locked until the transaction ends.
+pub(crate) async fn take_turn(
+    transaction: &sea_orm::DatabaseTransaction,
+    lock_name: &str,
+) -> Result<(), steward_domain::RepositoryError> {
+    use crate::entities::instance_flags;
+    use crate::error::db_err_to_repository as db;
+    use sea_orm::sea_query::OnConflict;
+    use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait, QuerySelect};
+    if transaction.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+        instance_flags::Entity::insert(instance_flags::ActiveModel {
+            name: Set(lock_name.to_owned()),
+            value: Set(String::new()),
+            updated_at: Set(chrono::Utc::now()),
+        })
+        .on_conflict(
+            OnConflict::column(instance_flags::Column::Name)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(transaction)
+        .await
+        .map_err(db)?;
+        instance_flags::Entity::find_by_id(lock_name.to_owned())
+            .lock_exclusive()
+            .one(transaction)
+            .await
+            .map_err(db)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -329,7 +329,7 @@ async fn claimed_ids(
 }
 
 /// Fails the pending deliveries of a subscription that no longer takes them.
-async fn fail_pending(
+pub(crate) async fn fail_pending(
     connection: &impl ConnectionTrait,
     webhook: Uuid,
     reason: &str,

@@ -443,7 +443,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 .map_err(app_failed)?;
             match out {
                 Some(path) => {
-                    std::fs::write(&path, &file.bytes)
+                    write_private(&path, &file.bytes)
                         .map_err(|error| CliError::Failed(format!("{}: {error}", path.display())))?;
                     eprintln!(
                         "wrote {} ({} bytes, {})",
@@ -601,6 +601,20 @@ fn app_failed(error: steward_app::AppError) -> CliError {
         message.push_str(&format!("\n  {}: {}", detail.field, detail.message));
     }
     CliError::Failed(message)
+}
+
+/// Writes a file only its owner may read (0600 on Unix): an export names the instance's
+/// networks, webhooks and roles.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(bytes)
 }
 
 fn read_stdin_line() -> Result<String, CliError> {

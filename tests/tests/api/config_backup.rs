@@ -490,7 +490,55 @@ async fn conflicts_are_skipped_or_overwritten_and_every_refusal_changes_nothing(
         created(&app, &root, "/api/admin/v1/roles", json!({"name": "config_keeper", "permissions": ["config:manage"]})).await;
         app.grant(delegate.id, "config_keeper").await;
         let audit_before = app.count_rows("audit_logs").await;
-        expect_error(import(&app, &delegate, "?dryRun=true", json!({"file": file})).await, StatusCode::FORBIDDEN, "FORBIDDEN").await;
+        let refused = expect_error(
+            import(&app, &delegate, "?dryRun=true", json!({"file": file})).await,
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+        )
+        .await;
+        assert!(refused["message"].as_str().unwrap().contains("settings:write"), "{refused}");
+        // Each category needs what its own endpoint needs: organizations their plans' quotas:write.
+        let organizations_only = export(&app, &root, json!({"include": ["organizations"]})).await;
+        app.grant(delegate.id, "org_admin").await;
+        let refused = expect_error(
+            import(&app, &delegate, "?dryRun=true", json!({"file": organizations_only})).await,
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+        )
+        .await;
+        assert!(refused["message"].as_str().unwrap().contains("quotas:write"), "{refused}");
+        // Webhook secrets leave only to who manages webhooks.
+        let refused = expect_error(
+            send(
+                &app,
+                Method::POST,
+                "/api/admin/v1/config/export",
+                &delegate,
+                Some(json!({"include": ["webhooks"], "passphrase": PASSPHRASE})),
+            )
+            .await,
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+        )
+        .await;
+        assert!(refused["message"].as_str().unwrap().contains("webhooks:manage"), "{refused}");
+        // A role the importer could not change by hand stays: overwriting it needs what it holds.
+        let keeper = app.user("keeper@example.com").await;
+        created(&app, &root, "/api/admin/v1/roles", json!({"name": "role_keeper", "permissions": ["config:manage", "roles:write", "users:read"]})).await;
+        app.grant(keeper.id, "role_keeper").await;
+        let mut stripped = json!({"format": "steward-config", "schemaVersion": 1, "stewardVersion": "0",
+            "createdAt": "2026-01-01T00:00:00Z", "exportedBy": "someone", "include": ["roles"],
+            "secretsIncluded": false,
+            "data": {"roles": [{"name": "user_reader", "permissions": ["users:read"]}]}});
+        stripped["checksum"] = json!(checksum(&stripped["data"]));
+        let refused = expect_error(
+            import(&app, &keeper, "?onConflict=overwrite", json!({"file": stripped})).await,
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+        )
+        .await;
+        assert!(refused["message"].as_str().unwrap().contains("you may not change it"), "{refused}");
+        assert_eq!(role(&app).await, json!(["sessions:read", "users:read"]));
         // Without config:manage: 403; without credentials: 401.
         let auditor = app.user("auditor@example.com").await;
         app.grant(auditor.id, "auditor").await;
@@ -543,6 +591,58 @@ async fn conflicts_are_skipped_or_overwritten_and_every_refusal_changes_nothing(
         .await;
         assert_eq!(fine["counts"]["create"], 2, "{fine}");
         assert_eq!(fine["counts"]["update"], 1, "{fine}");
+
+        // An enforced list without networks refuses everyone: 400 whoever asks.
+        let mut empty = json!({"format": "steward-config", "schemaVersion": 1, "stewardVersion": "0",
+            "createdAt": "2026-01-01T00:00:00Z", "exportedBy": "someone", "include": ["ipAllowlist"],
+            "secretsIncluded": false,
+            "data": {"ipAllowlist": {"enabled": true, "entries": []}}});
+        let off = send(&app, Method::PUT, "/api/admin/v1/ip-allowlist/settings", &root, Some(json!({"enabled": false}))).await;
+        assert_eq!(off.status(), StatusCode::OK);
+        let entries = expect_data(send(&app, Method::GET, "/api/admin/v1/ip-allowlist", &root, None).await, StatusCode::OK).await;
+        for entry in entries["entries"].as_array().unwrap() {
+            let id = entry["id"].as_str().unwrap();
+            send(&app, Method::DELETE, &format!("/api/admin/v1/ip-allowlist/{id}"), &root, None).await;
+        }
+        empty["checksum"] = json!(checksum(&empty["data"]));
+        let error = expect_error(
+            import(&app, &root, "?onConflict=overwrite", json!({"file": empty})).await,
+            StatusCode::BAD_REQUEST,
+            "VALIDATION_ERROR",
+        )
+        .await;
+        assert_eq!(error["details"][0]["field"], "ipAllowlist.enabled", "{error}");
+
+        // A plain file may not bring webhook secrets of its own.
+        let mut known_secret = json!({"format": "steward-config", "schemaVersion": 1, "stewardVersion": "0",
+            "createdAt": "2026-01-01T00:00:00Z", "exportedBy": "someone", "include": ["webhooks"],
+            "secretsIncluded": false,
+            "data": {"webhooks": [{"url": "http://127.0.0.1:9/hooks/siem", "events": ["user.*"], "enabled": true,
+                                   "secret": "whsec_known_to_the_importer"}]}});
+        known_secret["checksum"] = json!(checksum(&known_secret["data"]));
+        let error = expect_error(
+            import(&app, &root, "?onConflict=overwrite", json!({"file": known_secret})).await,
+            StatusCode::BAD_REQUEST,
+            "VALIDATION_ERROR",
+        )
+        .await;
+        assert!(error["message"].as_str().unwrap().contains("sealed"), "{error}");
+
+        // A second default policy replaces the first only with overwrite.
+        let mut second_default = export(&app, &root, json!({"include": ["policies"]})).await;
+        second_default["data"]["policies"][0]["name"] = json!("Stricter");
+        second_default["checksum"] = json!(checksum(&second_default["data"]));
+        let kept = expect_data(import(&app, &root, "", json!({"file": second_default})).await, StatusCode::OK).await;
+        assert_eq!(kept["items"][0]["action"], "conflict", "{kept}");
+        assert!(kept["items"][0]["reason"].as_str().unwrap().contains("Baseline"), "{kept}");
+        let replaced = expect_data(
+            import(&app, &root, "?onConflict=overwrite", json!({"file": second_default})).await,
+            StatusCode::OK,
+        )
+        .await;
+        let listed = actions(&replaced);
+        assert!(listed.contains(&("policies".to_owned(), "Stricter".to_owned(), "create".to_owned())), "{replaced}");
+        assert!(listed.contains(&("policies".to_owned(), "Baseline".to_owned(), "update".to_owned())), "{replaced}");
 
         // Hostile input: every one 4xx, nothing written.
         let writes_before = app.count_rows("audit_logs").await;

@@ -52,6 +52,7 @@ pub async fn export_config(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let include = parse_include(&body.include)?;
+    steward_app::config_backup::check_export(&admin.0.principal, &include, body.passphrase.is_some())?;
     let job = steward_app::jobs::JobService::new(&state)
         .submit_config_export(
             &admin.0.principal,

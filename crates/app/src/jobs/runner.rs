@@ -440,6 +440,7 @@ async fn config_export<S: Store>(
     } else {
         None
     };
+    crate::config_backup::check_export(&owner, &include, passphrase.is_some())?;
     progress.set_message("writing the configuration");
     let exported_by = steward
         .store

@@ -28,6 +28,9 @@ use crate::quotas::{OrgQuota, QuotaKey};
 use crate::roles::{CustomRole, MAX_CUSTOM_ROLES, parse_description, parse_permissions, parse_role_name};
 use crate::settings::SettingDefinition;
 
+/// The most items of one category a document may hold.
+pub const MAX_ITEMS: usize = 10_000;
+
 /// What an import does with an item that exists here and differs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OnConflict {
@@ -145,6 +148,13 @@ fn changed_fields<T: Serialize>(here: &T, there: &T) -> Vec<String> {
         .filter(|key| here.get(*key) != there.get(*key))
         .cloned()
         .collect()
+}
+
+/// Counts one more occurrence of `key`; answers how many came before it.
+fn seen_count(seen: &mut BTreeMap<String, usize>, key: String) -> &mut usize {
+    let count = seen.entry(key).or_insert(usize::MAX);
+    *count = count.wrapping_add(1);
+    count
 }
 
 /// Text without control characters (new lines allowed where `multiline`), at most `max` chars.
@@ -484,6 +494,46 @@ impl Planner<'_> {
             record.is_default = item.is_default;
             record.updated_at = now;
             let slug = Some(item.organization.as_str());
+            // A new default takes the place of the organization's current one: a change of
+            // that policy too, kept under `skip`.
+            let replaced = self
+                .snapshot
+                .policies
+                .iter()
+                .find(|policy| {
+                    policy.organization_id == organization && policy.is_default && policy.name != name
+                })
+                .filter(|_| item.is_default);
+            if let Some(replaced) = replaced {
+                if self.rules.on_conflict == OnConflict::Skip {
+                    self.item(
+                        Category::Policies,
+                        slug,
+                        &name,
+                        ItemAction::Conflict,
+                        vec!["isDefault".to_owned()],
+                        Some(format!(
+                            "would replace `{}` as the organization's default policy; kept (onConflict=skip)",
+                            replaced.name
+                        )),
+                    );
+                    continue;
+                }
+                let named_in_file = items.iter().any(|other| {
+                    other.organization == item.organization && other.name.trim() == replaced.name
+                });
+                if !named_in_file {
+                    let replaced_name = replaced.name.clone();
+                    self.item(
+                        Category::Policies,
+                        slug,
+                        &replaced_name,
+                        ItemAction::Update,
+                        vec!["isDefault".to_owned()],
+                        Some(format!("no longer the default: `{name}` is")),
+                    );
+                }
+            }
             match existing {
                 None => {
                     self.item(
@@ -573,7 +623,7 @@ impl Planner<'_> {
     }
 
     fn allowlist(&mut self, enabled: bool, items: &[PortableAllowlistEntry]) {
-        let mut seen = BTreeSet::new();
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
         let mut networks: Vec<_> = self
             .snapshot
             .allowlist
@@ -594,9 +644,9 @@ impl Planner<'_> {
                 continue;
             }
             let key = network.to_string();
-            if self.duplicate(&mut seen, key.clone(), at("network")) {
-                continue;
-            }
+            // The list may hold a network twice (under two names): the file's n-th entry of a
+            // network is this instance's n-th of it.
+            let occurrence = *seen_count(&mut seen, key.clone());
             let description = item
                 .description
                 .as_deref()
@@ -608,7 +658,8 @@ impl Planner<'_> {
                 .snapshot
                 .allowlist
                 .iter()
-                .find(|entry| entry.network == network)
+                .filter(|entry| entry.network == network)
+                .nth(occurrence)
             {
                 None => {
                     networks.push(network);
@@ -668,7 +719,12 @@ impl Planner<'_> {
                 .unwrap_or(self.snapshot.allowlist_enabled),
             networks,
         };
-        if let Some(caller) = self.rules.caller
+        if after.enabled && after.networks.is_empty() {
+            self.problems.push(problem(
+                "ipAllowlist.enabled",
+                "an enforced allowlist without networks would refuse everyone",
+            ));
+        } else if let Some(caller) = self.rules.caller
             && would_lock_out(&after, caller)
         {
             self.problems.push(problem(
@@ -684,7 +740,7 @@ impl Planner<'_> {
         slugs: &BTreeMap<String, Uuid>,
         secret: &dyn Fn(&WebhookRecord) -> Option<String>,
     ) {
-        let mut seen = BTreeSet::new();
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
         let mut per_scope: BTreeMap<Option<Uuid>, u64> = BTreeMap::new();
         for webhook in &self.snapshot.webhooks {
             if webhook.personal_user_id.is_none() {
@@ -750,15 +806,11 @@ impl Planner<'_> {
                 continue;
             }
             let slug = item.organization.as_deref();
-            if self.duplicate(
-                &mut seen,
-                format!("{}\u{0}{url}", slug.unwrap_or_default()),
-                at("url"),
-            ) {
-                continue;
-            }
+            // Two subscriptions of one scope may share an address: the file's n-th is this
+            // instance's n-th.
+            let occurrence = *seen_count(&mut seen, format!("{}\u{0}{url}", slug.unwrap_or_default()));
             let now = self.rules.now;
-            let matching: Vec<&WebhookRecord> = self
+            let matching: Option<&WebhookRecord> = self
                 .snapshot
                 .webhooks
                 .iter()
@@ -767,9 +819,9 @@ impl Planner<'_> {
                         && webhook.organization_id == organization
                         && webhook.url == url
                 })
-                .collect();
-            match matching.as_slice() {
-                [] => {
+                .nth(occurrence);
+            match matching {
+                None => {
                     let Some(actor) = self.rules.actor else {
                         self.problems
                             .push(problem(at("url"), "a new webhook needs an operator to own it"));
@@ -815,7 +867,7 @@ impl Planner<'_> {
                     self.plan.secrets.insert(record.id, item.secret.clone());
                     self.plan.changes.webhooks.push(Write::Create(record));
                 }
-                [existing] => {
+                Some(existing) => {
                     let current = secret(existing);
                     let mut record = (*existing).clone();
                     record.description = description;
@@ -823,6 +875,10 @@ impl Planner<'_> {
                     if item.enabled && !record.enabled {
                         record.consecutive_failures = 0;
                         record.disabled_reason = None;
+                        // As `PUT /webhooks/{id}`: who turns it on answers for it.
+                        if let Some(actor) = self.rules.actor {
+                            record.created_by = actor;
+                        }
                     }
                     record.enabled = item.enabled;
                     record.updated_at = now;
@@ -842,17 +898,6 @@ impl Planner<'_> {
                         self.plan.changes.webhooks.push(Write::Update(record));
                     }
                 }
-                several => self.item(
-                    Category::Webhooks,
-                    slug,
-                    &url,
-                    ItemAction::Conflict,
-                    Vec::new(),
-                    Some(format!(
-                        "{} webhooks here have this address; change them one by one",
-                        several.len()
-                    )),
-                ),
             }
         }
     }
@@ -929,6 +974,35 @@ pub fn plan_import(
     secret: &dyn Fn(&WebhookRecord) -> Option<String>,
     new_id: &mut dyn FnMut() -> Uuid,
 ) -> Result<ImportPlan, Vec<Problem>> {
+    let sizes = [
+        (
+            "settingDefinitions",
+            incoming.setting_definitions.as_ref().map_or(0, Vec::len),
+        ),
+        (
+            "organizations",
+            incoming.organizations.as_ref().map_or(0, Vec::len),
+        ),
+        ("policies", incoming.policies.as_ref().map_or(0, Vec::len)),
+        ("roles", incoming.roles.as_ref().map_or(0, Vec::len)),
+        (
+            "ipAllowlist.entries",
+            incoming
+                .ip_allowlist
+                .as_ref()
+                .map_or(0, |list| list.entries.len()),
+        ),
+        ("webhooks", incoming.webhooks.as_ref().map_or(0, Vec::len)),
+        ("plans", incoming.plans.as_ref().map_or(0, Vec::len)),
+    ];
+    let oversized: Vec<Problem> = sizes
+        .iter()
+        .filter(|(_, size)| *size > MAX_ITEMS)
+        .map(|(field, _)| problem(*field, format!("at most {MAX_ITEMS} items")))
+        .collect();
+    if !oversized.is_empty() {
+        return Err(oversized);
+    }
     let mut planner = Planner {
         snapshot,
         rules,
@@ -949,5 +1023,167 @@ pub fn plan_import(
         Ok(planner.plan)
     } else {
         Err(planner.problems)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notifications::Thresholds;
+    use crate::quotas::QuotaPlans;
+
+    fn rules<'a>(
+        plans: &'a QuotaPlans,
+        outbound: &'a OutboundRules,
+        on_conflict: OnConflict,
+    ) -> ImportRules<'a> {
+        ImportRules {
+            on_conflict,
+            instance: InstanceConfig {
+                plans,
+                thresholds: Thresholds::default(),
+            },
+            outbound,
+            caller: None,
+            actor: Some(Uuid::nil()),
+            now: Utc::now(),
+        }
+    }
+
+    fn entry(network: &str, name: &str) -> AllowlistEntry {
+        AllowlistEntry {
+            id: Uuid::now_v7(),
+            network: parse_network(network).unwrap(),
+            name: name.to_owned(),
+            description: None,
+            created_by: None,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        }
+    }
+
+    fn data(value: serde_json::Value) -> ConfigData {
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn a_network_held_twice_pairs_in_order_and_differences_follow_the_rule() {
+        let snapshot = ConfigSnapshot {
+            allowlist: vec![entry("10.0.0.0/8", "office"), entry("10.0.0.0/8", "vpn")],
+            ..ConfigSnapshot::default()
+        };
+        let incoming = data(serde_json::json!({"ipAllowlist": {"enabled": false, "entries": [
+            {"network": "10.0.0.0/8", "name": "office"},
+            {"network": "10.0.0.0/8", "name": "remote"},
+            {"network": "10.0.0.0/8", "name": "third"}]}}));
+        let plans = QuotaPlans::new(BTreeMap::new());
+        let outbound = OutboundRules::default();
+        let never = |_: &WebhookRecord| None;
+        let skip = plan_import(
+            &snapshot,
+            &incoming,
+            rules(&plans, &outbound, OnConflict::Skip),
+            &never,
+            &mut Uuid::now_v7,
+        )
+        .unwrap();
+        let actions: Vec<ItemAction> = skip.diff.iter().map(|item| item.action).collect();
+        assert_eq!(
+            actions,
+            [
+                ItemAction::Unchanged,
+                ItemAction::Conflict,
+                ItemAction::Create,
+                ItemAction::Unchanged
+            ]
+        );
+        assert_eq!(skip.changes.allowlist.len(), 1);
+        let overwrite = plan_import(
+            &snapshot,
+            &incoming,
+            rules(&plans, &outbound, OnConflict::Overwrite),
+            &never,
+            &mut Uuid::now_v7,
+        )
+        .unwrap();
+        assert_eq!(overwrite.counts()["update"], 1);
+        match &overwrite.changes.allowlist[0] {
+            Write::Update(entry) => {
+                assert_eq!(entry.id, snapshot.allowlist[1].id);
+                assert_eq!(entry.name, "remote");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_problem_is_named_and_nothing_is_planned() {
+        let incoming = data(serde_json::json!({
+            "policies": [{"organization": "nowhere", "name": "Baseline"}],
+            "roles": [{"name": "super_admin", "permissions": ["users:read"]},
+                      {"name": "reader", "permissions": ["no:such"]}],
+            "organizations": [{"slug": "acme", "name": "Acme", "plan": "gold"}],
+            "ipAllowlist": {"enabled": true, "entries": []}
+        }));
+        let plans = QuotaPlans::new(BTreeMap::new());
+        let outbound = OutboundRules::default();
+        let never = |_: &WebhookRecord| None;
+        let problems = plan_import(
+            &ConfigSnapshot::default(),
+            &incoming,
+            rules(&plans, &outbound, OnConflict::Overwrite),
+            &never,
+            &mut Uuid::now_v7,
+        )
+        .unwrap_err();
+        let fields: Vec<&str> = problems.iter().map(|problem| problem.field.as_str()).collect();
+        for field in [
+            "organizations[0].plan",
+            "policies[0].organization",
+            "roles[0].name",
+            "roles[1].permissions",
+            "ipAllowlist.enabled",
+        ] {
+            assert!(fields.contains(&field), "{field} in {fields:?}");
+        }
+    }
+
+    #[test]
+    fn plans_and_notification_rules_are_compared_never_written() {
+        let incoming = data(serde_json::json!({
+            "plans": [{"name": "free", "limits": {}}, {"name": "gold", "limits": {"devices": 10}}],
+            "notificationRules": {"failedSignIns": 5, "failedSignInsFromIp": 20, "windowMinutes": 10, "bulkRecords": 7}
+        }));
+        let plans = QuotaPlans::new(BTreeMap::new());
+        let outbound = OutboundRules::default();
+        let never = |_: &WebhookRecord| None;
+        let plan = plan_import(
+            &ConfigSnapshot::default(),
+            &incoming,
+            rules(&plans, &outbound, OnConflict::Overwrite),
+            &never,
+            &mut Uuid::now_v7,
+        )
+        .unwrap();
+        assert!(plan.changes.is_empty());
+        let rules_item = plan
+            .diff
+            .iter()
+            .find(|item| item.category == Category::NotificationRules)
+            .unwrap();
+        assert_eq!(
+            (rules_item.action, rules_item.fields.clone()),
+            (ItemAction::Conflict, vec!["bulkRecords".to_owned()])
+        );
+        let actions: Vec<(&str, ItemAction)> = plan
+            .diff
+            .iter()
+            .filter(|item| item.category == Category::Plans)
+            .map(|item| (item.key.as_str(), item.action))
+            .collect();
+        assert_eq!(
+            actions,
+            [("free", ItemAction::Unchanged), ("gold", ItemAction::Conflict)]
+        );
     }
 }
