@@ -46,6 +46,10 @@ pub struct GroupFilter {
     pub archived: Option<bool>,
     /// Owned by this user.
     pub owner: Option<Uuid>,
+    /// Only groups that come after this one (`created_at`, id) in the listing's order (newest
+    /// first): the exports' keyset cursor, so a group created or deleted meanwhile neither
+    /// repeats nor hides another. Not a query parameter.
+    pub after: Option<(chrono::DateTime<chrono::Utc>, Uuid)>,
 }
 
 /// A group's owner as listed.

@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 
 use sea_orm::sea_query::{Expr, Func, Query};
-use sea_orm::{ColumnTrait, EntityTrait, ExprTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, Condition, EntityTrait, ExprTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 use steward_domain::group_admin::{GroupAdminStore, GroupFilter, GroupKind, GroupListing, GroupOwner};
 use steward_domain::{PageRequest, RepositoryError};
 use uuid::Uuid;
@@ -113,6 +115,17 @@ impl GroupAdminStore for Database {
                         ))
                         .to_owned(),
                 ),
+            );
+        }
+        if let Some((created_at, id)) = filter.after {
+            select = select.filter(
+                Condition::any()
+                    .add(groups::Column::CreatedAt.lt(created_at))
+                    .add(
+                        Condition::all()
+                            .add(groups::Column::CreatedAt.eq(created_at))
+                            .add(groups::Column::Id.lt(id)),
+                    ),
             );
         }
         let total = select.clone().count(self.connection()).await.map_err(db)?;

@@ -338,3 +338,52 @@ async fn every_group_exports_with_its_members_across_pages() {
     })
     .await;
 }
+
+/// The group export reads page after page along a keyset cursor (creation time, id), so a group
+/// created while it runs (the newest, listed first) shifts nothing: no group of the next page
+/// repeats one already read, and none is skipped.
+#[tokio::test]
+async fn the_group_exports_pages_follow_a_cursor_not_an_offset() {
+    use steward_domain::group_admin::{GroupAdminStore, GroupFilter};
+    each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let owner = app.user("owner@example.com").await;
+        let mut created = Vec::new();
+        for i in 0..5 {
+            created.push(app.group(&owner, &format!("Group {i}")).await);
+        }
+        let database = app.database.connect().await;
+        let page = |size| steward_domain::PageRequest::parse(Some(1), Some(size)).unwrap();
+        let filter = GroupFilter::default();
+        let (first, total) = database.list_all_groups(&filter, page(2)).await.unwrap();
+        assert_eq!(total, 5);
+        let ids = |listings: &[steward_domain::group_admin::GroupListing]| {
+            listings
+                .iter()
+                .map(|listing| listing.group.id.to_string())
+                .collect::<Vec<_>>()
+        };
+        // Newest first.
+        assert_eq!(ids(&first), [created[4].clone(), created[3].clone()]);
+        // A group created meanwhile comes first in the listing: an offset would now repeat
+        // `created[3]`; the cursor goes on from it.
+        app.group(&owner, "Created during the export").await;
+        let last = first.last().unwrap();
+        let after = GroupFilter {
+            after: Some((last.group.created_at, last.group.id)),
+            ..GroupFilter::default()
+        };
+        let (second, remaining) = database.list_all_groups(&after, page(2)).await.unwrap();
+        assert_eq!(ids(&second), [created[2].clone(), created[1].clone()]);
+        assert_eq!(remaining, 3);
+        let last = second.last().unwrap();
+        let after = GroupFilter {
+            after: Some((last.group.created_at, last.group.id)),
+            ..GroupFilter::default()
+        };
+        let (third, _) = database.list_all_groups(&after, page(2)).await.unwrap();
+        assert_eq!(ids(&third), [created[0].clone()]);
+        app.stop().await;
+    })
+    .await;
+}

@@ -56,6 +56,7 @@ impl GroupListQuery {
             organization: self.organization_id,
             archived: self.archived,
             owner: self.owner_id,
+            after: None,
         })
     }
 }
@@ -216,34 +217,39 @@ pub async fn export_groups(
     };
     let filter = query.into_inner().into_filter()?;
     // The first page is read before the answer starts: a failure is still a proper error.
-    let first_page = steward_domain::PageRequest::parse(Some(1), Some(BATCH))?;
-    let (first_groups, _) = GroupAdminService::new(&state.store)
-        .export_page(&filter, first_page)
+    let first_page = GroupAdminService::new(&state.store)
+        .export_page(&filter, None, BATCH)
         .await?;
-    // (next page, nothing written yet, the page when already read), or None when done.
-    let stream = futures_util::stream::unfold(Some((1_u64, true, Some(first_groups))), move |stage| {
+    // (the page when already read, or the cursor to read it after; nothing written yet), or
+    // None when done. Pages follow a keyset cursor: groups created or deleted meanwhile
+    // neither repeat nor hide others.
+    type Stage = (
+        Option<steward_app::groups::ExportPage>,
+        Option<(DateTime<Utc>, Uuid)>,
+        bool,
+    );
+    let start: Option<Stage> = Some((Some(first_page), None, true));
+    let stream = futures_util::stream::unfold(start, move |stage| {
         let (state, filter) = (state.clone(), filter.clone());
         async move {
-            let (page, first, read) = stage?;
-            let request = match steward_domain::PageRequest::parse(Some(page), Some(BATCH)) {
-                Ok(request) => request,
-                Err(_) => return Some((Ok(web::Bytes::from_static(if csv { b"" } else { b"]" })), None)),
-            };
+            let (read, cursor, first) = stage?;
             let fetched = match read {
-                Some(groups) => Ok(groups),
-                None => GroupAdminService::new(&state.store)
-                    .export_page(&filter, request)
-                    .await
-                    .map(|(groups, _)| groups),
+                Some(page) => Ok(page),
+                None => {
+                    GroupAdminService::new(&state.store)
+                        .export_page(&filter, cursor, BATCH)
+                        .await
+                }
             };
-            let groups = match fetched {
-                Ok(groups) => groups,
+            let page = match fetched {
+                Ok(page) => page,
                 Err(error) => {
                     tracing::error!(%error, "group export failed mid-stream");
                     return Some((Err(actix_web::Error::from(ApiError::from(error))), None));
                 }
             };
-            let last = (groups.len() as u64) < BATCH;
+            let (groups, next) = (page.groups, page.next);
+            let last = page.last;
             let mut chunk = Vec::new();
             if csv {
                 match group_csv_rows(&groups, first) {
@@ -262,8 +268,8 @@ pub async fn export_groups(
                     chunk.push(b']');
                 }
             }
-            let next = (!last).then_some((page + 1, false, None));
-            Some((Ok(web::Bytes::from(chunk)), next))
+            let stage: Option<Stage> = (!last).then_some((None, next, false));
+            Some((Ok(web::Bytes::from(chunk)), stage))
         }
     });
     let (content_type, name) = if csv {

@@ -13,6 +13,18 @@ pub struct GroupAdminService<'a, S> {
     store: &'a S,
 }
 
+/// One page of the group export, read after the cursor of the page before.
+#[derive(Debug)]
+pub struct ExportPage {
+    pub groups: Vec<super::export::ExportedGroup>,
+    /// Groups from this page on (for progress).
+    pub remaining: u64,
+    /// The cursor of the next page.
+    pub next: Option<(chrono::DateTime<chrono::Utc>, Uuid)>,
+    /// No page follows.
+    pub last: bool,
+}
+
 impl<'a, S: GroupStore + GroupAdminStore> GroupAdminService<'a, S> {
     pub fn new(store: &'a S) -> Self {
         Self { store }
@@ -30,15 +42,29 @@ impl<'a, S: GroupStore + GroupAdminStore> GroupAdminService<'a, S> {
     pub async fn export_page(
         &self,
         filter: &GroupFilter,
-        page: PageRequest,
-    ) -> Result<(Vec<super::export::ExportedGroup>, u64), AppError> {
-        let (listings, total) = self.store.list_all_groups(filter, page).await?;
+        after: Option<(chrono::DateTime<chrono::Utc>, Uuid)>,
+        limit: u64,
+    ) -> Result<ExportPage, AppError> {
+        let filter = GroupFilter {
+            after,
+            ..filter.clone()
+        };
+        let page = steward_domain::PageRequest::parse(Some(1), Some(limit))?;
+        let (listings, remaining) = self.store.list_all_groups(&filter, page).await?;
+        let next = listings
+            .last()
+            .map(|listing| (listing.group.created_at, listing.group.id));
         let mut groups = Vec::with_capacity(listings.len());
         for listing in listings {
             let members = self.store.members(listing.group.id).await?;
             groups.push(super::export::ExportedGroup::new(listing, members));
         }
-        Ok((groups, total))
+        Ok(ExportPage {
+            last: (groups.len() as u64) < limit,
+            groups,
+            remaining,
+            next,
+        })
     }
 
     /// One live group with its members, most powerful first.

@@ -180,6 +180,7 @@ pub fn filter_from_json(value: &Value) -> Result<GroupFilter, AppError> {
         organization: id("organizationId")?,
         archived: value.get("archived").and_then(Value::as_bool),
         owner: id("ownerId")?,
+        after: None,
     })
 }
 
@@ -195,6 +196,7 @@ mod tests {
             organization: Some(Uuid::now_v7()),
             archived: Some(false),
             owner: Some(Uuid::now_v7()),
+            after: None,
         };
         assert_eq!(filter_from_json(&filter_to_json(&filter)).unwrap(), filter);
         assert_eq!(filter_from_json(&json!({})).unwrap(), GroupFilter::default());

@@ -4,6 +4,6 @@ mod admin;
 pub mod export;
 mod service;
 
-pub use admin::GroupAdminService;
+pub use admin::{ExportPage, GroupAdminService};
 
 pub use service::{GroupService, GroupUpdate, InviteRequest};

@@ -660,15 +660,19 @@ async fn group_export<S: Store>(
     };
     let mut exported = 0usize;
     progress.set_message("writing the groups");
-    for page in 1.. {
+    // Page after page along a keyset cursor: groups created or deleted meanwhile neither
+    // repeat nor hide others.
+    let mut cursor = None;
+    loop {
         if !progress.checkpoint(exported) {
             return Err(AppError::conflict("cancelled"));
         }
-        let request = steward_domain::PageRequest::parse(Some(page), Some(BATCH))
-            .map_err(|_| AppError::new(crate::error::ErrorKind::TooLarge, "the export has too many pages"))?;
-        let (groups, total) = service.export_page(&filter, request).await?;
-        progress.set_total(usize::try_from(total).unwrap_or(usize::MAX));
-        let last = (groups.len() as u64) < BATCH;
+        let page = service.export_page(&filter, cursor, BATCH).await?;
+        if cursor.is_none() {
+            progress.set_total(usize::try_from(page.remaining).unwrap_or(usize::MAX));
+        }
+        let (groups, last) = (page.groups, page.last);
+        cursor = page.next;
         let chunk = if csv {
             group_csv_rows(&groups, false).map_err(|_| AppError::internal())?
         } else {
