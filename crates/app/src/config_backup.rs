@@ -325,14 +325,16 @@ impl<'a, S: Store> ConfigBackup<'a, S> {
             created_at,
             exported_by: exported_by.to_owned(),
             include: data.categories(),
-            secrets_included: passphrase.is_some(),
+            secrets_included: passphrase.is_some() && include.contains(&Category::Webhooks),
             checksum: checksum(&serde_json::to_value(&data).map_err(|_| AppError::internal())?)?,
             data,
         };
         let plain = serde_json::to_vec_pretty(&document).map_err(|_| AppError::internal())?;
+        let is_sealed = passphrase.is_some();
         let bytes = match passphrase {
             None => plain,
             Some(passphrase) => {
+                let _turn = sealing_turn().await?;
                 let sealed =
                     tokio::task::spawn_blocking(move || sealed::seal(FORMAT, &plain, &passphrase, cost))
                         .await
@@ -353,9 +355,9 @@ impl<'a, S: Store> ConfigBackup<'a, S> {
             self.steward.store.record(&audit).await?;
         }
         Ok(ExportFile {
-            name: file_name(created_at, document.secrets_included),
+            name: file_name(created_at, is_sealed),
             bytes,
-            sealed: document.secrets_included,
+            sealed: is_sealed,
             checksum: document.checksum,
         })
     }

@@ -121,7 +121,7 @@ pub enum ConfigAction {
     },
     /// Import a configuration file as `POST /api/admin/v1/config/import` does: everything is
     /// checked first, the diff is printed, and the changes are applied in one transaction
-    /// (none with `--dry-run`). Exit 1 with the problems when the file does not fit.
+    /// (none with `--dry-run`). Exit 2 with the problems when the file does not fit.
     Import {
         /// The file (`-`: standard input).
         file: PathBuf,
@@ -269,6 +269,20 @@ pub enum CliError {
     Startup(#[from] crate::app::StartupError),
     #[error("{0}")]
     Failed(String),
+    /// `steward health`: the server did not answer 200 (exit 1, what container health checks
+    /// read as unhealthy; 2 is reserved there).
+    #[error("{0}")]
+    Unhealthy(String),
+}
+
+impl CliError {
+    /// The process's exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Unhealthy(_) => 1,
+            _ => 2,
+        }
+    }
 }
 
 pub async fn run(cli: Cli) -> Result<(), CliError> {
@@ -282,13 +296,13 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let config = load(cli.config)?;
             let path = if live { "/health" } else { "/health/ready" };
             let status = probe(config.bind, path).map_err(|error| {
-                CliError::Failed(format!("no answer from {}{path}: {error}", config.bind))
+                CliError::Unhealthy(format!("no answer from {}{path}: {error}", config.bind))
             })?;
             if status == 200 {
                 println!("ok");
                 Ok(())
             } else {
-                Err(CliError::Failed(format!(
+                Err(CliError::Unhealthy(format!(
                     "{}{path} answered {status}",
                     config.bind
                 )))
@@ -614,7 +628,14 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
         use std::os::unix::fs::OpenOptionsExt as _;
         options.mode(0o600);
     }
-    options.open(path)?.write_all(bytes)
+    let mut file = options.open(path)?;
+    // An existing file keeps its mode when opened: set it.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    file.write_all(bytes)
 }
 
 fn read_stdin_line() -> Result<String, CliError> {

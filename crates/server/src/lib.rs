@@ -30,7 +30,7 @@ pub fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error}");
-            std::process::ExitCode::from(2)
+            std::process::ExitCode::from(error.exit_code())
         }
     }
 }

@@ -190,6 +190,15 @@ async fn an_export_imported_into_an_empty_instance_reproduces_the_configuration(
         .await;
         docs::matches(&shown, &three).unwrap_or_else(|difference| panic!("{backend:?}: {difference}"));
         let sealed = export(&first, &first_root, json!({"passphrase": PASSPHRASE})).await;
+        let shown = docs::example_json(
+            &docs::block(
+                "docs/operations.md",
+                "{\"format\": \"steward-sealed\", \"content\": \"steward-config\",",
+            )
+            .text,
+        )
+        .unwrap();
+        docs::matches(&shown, &sealed).unwrap_or_else(|difference| panic!("{backend:?}: {difference}"));
         assert_eq!(sealed["format"], "steward-sealed");
         assert_eq!(sealed["kdf"], "argon2id");
         assert_eq!(sealed["cipher"], "AES-256-GCM");

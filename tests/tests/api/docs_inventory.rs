@@ -43,6 +43,12 @@ const CHECKED_BY: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "docs/operations.md",
+        "{\"format\": \"steward-sealed\", \"content\": \"steward-config\",",
+        "tests/tests/api/config_backup.rs",
+        "an_export_imported_into_an_empty_instance_reproduces_the_configuration",
+    ),
+    (
+        "docs/operations.md",
         "POST /api/admin/v1/config/import?dryRun=true&onConflict=skip",
         "tests/tests/api/config_backup.rs",
         "an_export_imported_into_an_empty_instance_reproduces_the_configuration",

@@ -105,9 +105,10 @@ pub struct ConfigImportRequest {
         (status = 200, body = Envelope<ConfigImportReportView>),
         (status = 400, description = "A file that does not read, a wrong passphrase, a changed file, problems by field", body = ErrorEnvelope),
         (status = 403, description = "Without `config:manage`, or roles holding permissions you do not hold", body = ErrorEnvelope),
-        (status = 409, description = "ALLOWLIST_WOULD_LOCK_OUT: the allowlist it leaves refuses your address; QUOTA_EXCEEDED", body = ErrorEnvelope),
+        (status = 409, description = "ALLOWLIST_WOULD_LOCK_OUT: the allowlist it leaves refuses your address; QUOTA_EXCEEDED: an organization's policy quota; VERSION_CONFLICT: an item changed while importing", body = ErrorEnvelope),
         (status = 413, body = ErrorEnvelope),
         (status = 415, description = "Neither JSON nor multipart/form-data", body = ErrorEnvelope),
+        (status = 429, description = "Other sealed files are being opened on this instance", body = ErrorEnvelope),
     )
 )]
 #[post("/config/import")]
