@@ -99,6 +99,12 @@ pub trait GroupStore {
         &self,
         group: Uuid,
     ) -> impl Future<Output = Result<Vec<MemberProfile>, RepositoryError>> + Send;
+    /// The members of each of `groups` (as [`GroupStore::members`] orders them), in one read
+    /// however many groups: for exports. A group without members is absent.
+    fn members_of_groups(
+        &self,
+        groups: &[Uuid],
+    ) -> impl Future<Output = Result<std::collections::HashMap<Uuid, Vec<MemberProfile>>, RepositoryError>> + Send;
 
     /// Locks the group, reads it fresh, applies what `decide` answers, audits it (the entry
     /// gains the affected members' roles before and after). Nothing is written when `decide`

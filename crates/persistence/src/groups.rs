@@ -438,37 +438,57 @@ impl GroupStore for Database {
     }
 
     async fn members(&self, group: Uuid) -> Result<Vec<MemberProfile>, RepositoryError> {
+        Ok(self
+            .members_of_groups(&[group])
+            .await?
+            .remove(&group)
+            .unwrap_or_default())
+    }
+
+    async fn members_of_groups(
+        &self,
+        groups: &[Uuid],
+    ) -> Result<HashMap<Uuid, Vec<MemberProfile>>, RepositoryError> {
         let connection = self.connection();
-        let rows = group_memberships::Entity::find()
-            .filter(group_memberships::Column::GroupId.eq(group))
-            .order_by_asc(group_memberships::Column::JoinedAt)
-            .all(connection)
-            .await
-            .map_err(db)?;
-        let people: HashMap<Uuid, users::Model> = users::Entity::find()
-            .filter(users::Column::Id.is_in(rows.iter().map(|row| row.user_id)))
-            .all(connection)
-            .await
-            .map_err(db)?
-            .into_iter()
-            .map(|user| (user.id, user))
-            .collect();
-        let mut members = Vec::with_capacity(rows.len());
-        for row in rows {
-            let Some(person) = people.get(&row.user_id) else {
-                continue;
-            };
-            members.push(MemberProfile {
-                user_id: row.user_id,
-                display_name: person.display_name.clone(),
-                email: person.email.clone(),
-                avatar_url: person.avatar_url.clone(),
-                role: role(&row.role)?,
-                joined_at: row.joined_at,
-            });
+        let mut members: HashMap<Uuid, Vec<MemberProfile>> = HashMap::new();
+        // Bounded IN lists: an export asks for a page of 100 groups at a time.
+        for chunk in groups.chunks(500) {
+            let rows = group_memberships::Entity::find()
+                .filter(group_memberships::Column::GroupId.is_in(chunk.iter().copied()))
+                .order_by_asc(group_memberships::Column::JoinedAt)
+                .all(connection)
+                .await
+                .map_err(db)?;
+            let mut people: HashMap<Uuid, users::Model> = HashMap::new();
+            let ids: Vec<Uuid> = rows.iter().map(|row| row.user_id).collect();
+            for users_chunk in ids.chunks(500) {
+                for user in users::Entity::find()
+                    .filter(users::Column::Id.is_in(users_chunk.iter().copied()))
+                    .all(connection)
+                    .await
+                    .map_err(db)?
+                {
+                    people.insert(user.id, user);
+                }
+            }
+            for row in rows {
+                let Some(person) = people.get(&row.user_id) else {
+                    continue;
+                };
+                members.entry(row.group_id).or_default().push(MemberProfile {
+                    user_id: row.user_id,
+                    display_name: person.display_name.clone(),
+                    email: person.email.clone(),
+                    avatar_url: person.avatar_url.clone(),
+                    role: role(&row.role)?,
+                    joined_at: row.joined_at,
+                });
+            }
         }
         // Most powerful first, then by seniority.
-        members.sort_by_key(|member| (std::cmp::Reverse(member.role.rank()), member.joined_at));
+        for list in members.values_mut() {
+            list.sort_by_key(|member| (std::cmp::Reverse(member.role.rank()), member.joined_at));
+        }
         Ok(members)
     }
 

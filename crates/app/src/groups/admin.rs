@@ -54,11 +54,15 @@ impl<'a, S: GroupStore + GroupAdminStore> GroupAdminService<'a, S> {
         let next = listings
             .last()
             .map(|listing| (listing.group.created_at, listing.group.id));
-        let mut groups = Vec::with_capacity(listings.len());
-        for listing in listings {
-            let members = self.store.members(listing.group.id).await?;
-            groups.push(super::export::ExportedGroup::new(listing, members));
-        }
+        let ids: Vec<Uuid> = listings.iter().map(|listing| listing.group.id).collect();
+        let mut members = self.store.members_of_groups(&ids).await?;
+        let groups = listings
+            .into_iter()
+            .map(|listing| {
+                let of_group = members.remove(&listing.group.id).unwrap_or_default();
+                super::export::ExportedGroup::new(listing, of_group)
+            })
+            .collect::<Vec<_>>();
         Ok(ExportPage {
             last: (groups.len() as u64) < limit,
             groups,
