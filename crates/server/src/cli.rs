@@ -593,6 +593,17 @@ async fn shell_steward(
     config: &Config,
     init: bool,
 ) -> Result<steward_app::Steward<steward_persistence::Database>, CliError> {
+    // Webhook secrets are sealed with the server's key: a shell that made a key of its own (run
+    // with another data dir) would export nothing it could open and import what the server
+    // cannot open.
+    let key_file = config.keys_dir().join("mfa-encryption.key");
+    if config.mfa_encryption_key.is_none() && !key_file.exists() {
+        return Err(CliError::Failed(format!(
+            "no STEWARD_MFA_ENCRYPTION_KEY and no {}: run the command with the server's \
+             configuration (its data dir, or the key in STEWARD_MFA_ENCRYPTION_KEY)",
+            key_file.display()
+        )));
+    }
     let database = open_database(config, init).await?;
     let signing_keys = keys::load_or_generate(config).map_err(|error| CliError::Failed(error.to_string()))?;
     let auth = app::auth_service(config, database.clone(), &signing_keys)?;

@@ -907,6 +907,33 @@ async fn the_command_line_exports_and_imports_with_the_same_rules() {
         let error = run(import_args(&[])).await.unwrap_err();
         assert!(error.to_string().contains("checksum"), "{error}");
         assert!(run(import_args(&["--on-conflict", "merge"])).await.is_err());
+        // Run with another data dir, the shell has not the server's key: it refuses rather
+        // than seal webhook secrets the server cannot open.
+        let elsewhere = tempfile::tempdir().unwrap();
+        let other_config = elsewhere.path().join("steward.toml");
+        std::fs::write(
+            &other_config,
+            format!(
+                "data_dir = {:?}\ndatabase_url = {:?}\n",
+                elsewhere.path().display().to_string(),
+                app.database.url
+            ),
+        )
+        .unwrap();
+        let error = run(vec![
+            other_config.display().to_string(),
+            "config".into(),
+            "import".into(),
+            out.display().to_string(),
+            "--dry-run".into(),
+        ])
+        .await
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("STEWARD_MFA_ENCRYPTION_KEY"),
+            "{error}"
+        );
+        assert!(!elsewhere.path().join("keys/mfa-encryption.key").exists());
         app.stop().await;
     })
     .await;
