@@ -31,6 +31,7 @@ mod m20261201_000024_quota_spends;
 mod m20261201_000025_mail_parts;
 mod m20261201_000026_dashboard_indexes;
 mod m20261202_000027_audit_sessions;
+mod m20261202_000028_report_schedules;
 
 pub use m20260701_000011_organizations::DEFAULT_ORGANIZATION_ID;
 
@@ -67,6 +68,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000025_mail_parts::Migration),
             Box::new(m20261201_000026_dashboard_indexes::Migration),
             Box::new(m20261202_000027_audit_sessions::Migration),
+            Box::new(m20261202_000028_report_schedules::Migration),
         ]
     }
 }
@@ -124,6 +126,9 @@ pub const TABLES: &[&str] = &[
     "user_quotas",
     "quota_spends",
     "quota_alerts",
+    "report_schedules",
+    "report_recipients",
+    "report_runs",
 ];
 
 /// The tables of seed 000's data model, the first 17 of [`TABLES`].

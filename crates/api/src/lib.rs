@@ -46,8 +46,8 @@ fn routes(config: &mut ServiceConfig) {
         admin_users, api_keys, audit, auth, auth_mail, auth_mfa, config_backup, dashboard, device_enrollment,
         devices, enrollment_tokens, federation, fleet_devices, fleet_groups, groups, imports, ip_allowlist,
         jobs, notifications, operator_health, org_quotas, organizations, personal_tokens, policies,
-        policy_application, roles, setting_definitions, settings, unlock_requests, user_quotas, users,
-        webhooks,
+        policy_application, report_schedules, roles, setting_definitions, settings, unlock_requests,
+        user_quotas, users, webhooks,
     };
     config
         .service(health::index)
@@ -134,6 +134,11 @@ fn routes(config: &mut ServiceConfig) {
         )
         .service(scope("/api/v1/setting-definitions").service(setting_definitions::list_definitions))
         .service(
+            scope("/api/v1/report-unsubscribe")
+                .service(report_schedules::report_subscription)
+                .service(report_schedules::report_unsubscribe),
+        )
+        .service(
             scope("/api/v1/users")
                 .service(users::get_user)
                 .service(users::user_devices)
@@ -209,6 +214,12 @@ fn routes(config: &mut ServiceConfig) {
                 .service(admin_groups::get_group)
                 .service(config_backup::export_config)
                 .service(config_backup::import_config)
+                .service(report_schedules::list_report_schedules)
+                .service(report_schedules::create_report_schedule)
+                .service(report_schedules::get_report_schedule)
+                .service(report_schedules::update_report_schedule)
+                .service(report_schedules::delete_report_schedule)
+                .service(report_schedules::send_test_report)
                 .service(admin_groups::transfer_group)
                 .service(roles::list_roles)
                 .service(roles::get_role)

@@ -29,6 +29,16 @@ pub(crate) fn request_example(operation_id: &str) -> Option<Value> {
             "checksum": "sha256:6d5a50a153891f198d1efe3f93c914ab1dbd677455511abbc141fa8174ef5be3",
             "data": {"roles": [{"name": "user_reader", "description": "Reads accounts", "permissions": ["sessions:read", "users:read"]}]}
         }}),
+        "create_report_schedule" | "update_report_schedule" => json!({
+            "name": "Weekly security summary",
+            "reportType": "security_summary",
+            "frequency": "weekly",
+            "time": "08:30",
+            "weekday": "monday",
+            "timeZone": "Europe/Berlin",
+            "format": "csv",
+            "recipients": ["security@example.com", "cto@example.com"]
+        }),
         "rotate_api_key" => json!({"overlapSeconds": 3600}),
         "admin_transfer_group" => json!({"userId": USER}),
         "create_allowlist_entry" => {

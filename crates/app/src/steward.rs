@@ -64,6 +64,7 @@ pub trait Store:
     + steward_domain::health::HealthStore
     + steward_domain::admin_activity::AdminActivityStore
     + steward_domain::config_backup::ConfigStore
+    + steward_domain::reports::ReportStore
     + Clone
     + Send
     + Sync
@@ -108,7 +109,7 @@ impl<T> Store for T where
         + steward_domain::health::HealthStore
         + steward_domain::admin_activity::AdminActivityStore
         + steward_domain::config_backup::ConfigStore
-        + steward_domain::config_backup::ConfigStore
+        + steward_domain::reports::ReportStore
         + Clone
         + Send
         + Sync
@@ -142,6 +143,8 @@ pub struct Steward<S> {
     pub dashboards: Arc<crate::dashboard::DashboardCache>,
     /// This instance's vitals (requests, workers, deliveries) and the health thresholds.
     pub health: Arc<crate::health::HealthBoard>,
+    /// The time the report scheduler reads (settable in tests).
+    pub clock: crate::clock::Clock,
 }
 
 impl<S: Clone> Clone for Steward<S> {
@@ -160,6 +163,7 @@ impl<S: Clone> Clone for Steward<S> {
             organization_requests: Arc::clone(&self.organization_requests),
             dashboards: Arc::clone(&self.dashboards),
             health: Arc::clone(&self.health),
+            clock: self.clock.clone(),
         }
     }
 }
@@ -185,12 +189,19 @@ impl<S: Store> Steward<S> {
             organization_requests: Arc::default(),
             dashboards: Arc::new(crate::dashboard::dashboard_cache()),
             health: Arc::default(),
+            clock: crate::clock::Clock::default(),
         }
     }
 
     /// Shares the health board (thresholds and vitals) with the workers that report to it.
     pub fn with_health(mut self, health: Arc<crate::health::HealthBoard>) -> Self {
         self.health = health;
+        self
+    }
+
+    /// Reads the report scheduler's time from `clock`.
+    pub fn with_clock(mut self, clock: crate::clock::Clock) -> Self {
+        self.clock = clock;
         self
     }
 

@@ -101,6 +101,33 @@ impl TokenDeriver {
         URL_SAFE_NO_PAD.encode(tag.as_ref())
     }
 
+    /// A report recipient's unsubscribe token: the recipient's id and
+    /// HMAC-SHA256(secret, "report-unsubscribe:" ‖ id), so the link works without signing in
+    /// and cannot be made for another recipient.
+    /// `recipient` is 32 hexadecimal digits (a UUID without hyphens); the token is those and
+    /// the tag in base64url, one URL-safe word.
+    pub fn report_unsubscribe_token(&self, recipient: &str) -> String {
+        let tag = hmac::sign(&self.key, format!("report-unsubscribe:{recipient}").as_bytes());
+        format!("{recipient}{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
+    }
+
+    /// The recipient an unsubscribe token names (its first 32 characters), if its tag is right
+    /// (compared in constant time).
+    pub fn open_report_unsubscribe_token<'a>(&self, token: &'a str) -> Option<&'a str> {
+        if !token.is_ascii() || token.len() <= 32 {
+            return None;
+        }
+        let (recipient, tag) = token.split_at(32);
+        let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
+        hmac::verify(
+            &self.key,
+            format!("report-unsubscribe:{recipient}").as_bytes(),
+            &tag,
+        )
+        .ok()?;
+        Some(recipient)
+    }
+
     /// The successor of a refresh token: HMAC-SHA256(secret, "refresh-successor:" ‖ parent).
     pub fn refresh_successor(&self, parent: &str) -> String {
         let tag = hmac::sign(&self.key, format!("refresh-successor:{parent}").as_bytes());
@@ -122,6 +149,29 @@ mod tests {
         assert_ne!(Secret::generate("stw_pat_").secret, secret.secret);
         assert!(!format!("{secret:?}").contains(&secret.secret));
         assert_eq!(Secret::from_parts("stw_enr_", "abcdef").prefix, "stw_enr_abcd");
+    }
+
+    #[test]
+    fn unsubscribe_tokens_open_only_with_their_tag() {
+        let deriver = TokenDeriver::new(b"a secret of enough length for tests");
+        let id = "0123456789abcdef0123456789abcdef";
+        let token = deriver.report_unsubscribe_token(id);
+        assert_eq!(deriver.open_report_unsubscribe_token(&token), Some(id));
+        assert!(
+            token
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        );
+        let forged = token.replacen("0123", "0124", 1);
+        assert_eq!(deriver.open_report_unsubscribe_token(&forged), None);
+        assert_eq!(deriver.open_report_unsubscribe_token(id), None);
+        assert_eq!(deriver.open_report_unsubscribe_token(&format!("{id}%%%")), None);
+        assert_eq!(
+            deriver.open_report_unsubscribe_token("é".repeat(40).as_str()),
+            None
+        );
+        let other = TokenDeriver::new(b"another secret of enough length");
+        assert_eq!(other.open_report_unsubscribe_token(&token), None);
     }
 
     #[test]

@@ -219,6 +219,18 @@ pub struct OutgoingMail {
     pub html: Option<String>,
     /// The translation's locale (`de`), `None` for the default templates.
     pub language: Option<String>,
+    /// A file sent with it (a scheduled report's CSV).
+    pub attachment: Option<MailAttachment>,
+    /// Where the recipient stops this kind of mail (`List-Unsubscribe`, one click).
+    pub unsubscribe: Option<String>,
+}
+
+/// A file attached to a mail: its name, media type and (text) content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailAttachment {
+    pub name: String,
+    pub content_type: String,
+    pub body: String,
 }
 
 /// Profile fields to change; `None` leaves a field alone, `Some(None)` clears it.
@@ -313,6 +325,8 @@ pub struct OutgoingEmail {
     pub body: String,
     pub html: Option<String>,
     pub language: Option<String>,
+    pub attachment: Option<MailAttachment>,
+    pub unsubscribe: Option<String>,
     pub attempts: i32,
     /// When it was due, as read (the claim checks it is unchanged).
     pub next_attempt_at: DateTime<Utc>,

@@ -30,10 +30,12 @@ pub enum JobKind {
     GroupExport,
     /// `POST /config/export`: the instance's configuration as a (possibly sealed) file.
     ConfigExport,
+    /// A scheduled report's run, started by the scheduler at its due time: mails the report.
+    ScheduledReport,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 8] = [
+    pub const ALL: [JobKind; 9] = [
         JobKind::DeviceImport,
         JobKind::OrgUserImport,
         JobKind::AccountImport,
@@ -42,6 +44,7 @@ impl JobKind {
         JobKind::FleetExport,
         JobKind::GroupExport,
         JobKind::ConfigExport,
+        JobKind::ScheduledReport,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -54,6 +57,7 @@ impl JobKind {
             JobKind::FleetExport => "fleet_export",
             JobKind::GroupExport => "group_export",
             JobKind::ConfigExport => "config_export",
+            JobKind::ScheduledReport => "scheduled_report",
         }
     }
 
@@ -407,6 +411,7 @@ mod tests {
             JobKind::FleetExport,
             JobKind::GroupExport,
             JobKind::ConfigExport,
+            JobKind::ScheduledReport,
         ] {
             // Adding a kind breaks this match until it is added to the list above and ALL.
             match kind {
@@ -417,7 +422,8 @@ mod tests {
                 | JobKind::UserExport
                 | JobKind::FleetExport
                 | JobKind::GroupExport
-                | JobKind::ConfigExport => assert!(listed(kind), "{kind:?}"),
+                | JobKind::ConfigExport
+                | JobKind::ScheduledReport => assert!(listed(kind), "{kind:?}"),
             }
         }
         for status in JobStatus::ALL {

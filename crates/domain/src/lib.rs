@@ -30,6 +30,7 @@ pub mod pagination;
 pub mod policies;
 pub mod quotas;
 pub mod rbac;
+pub mod reports;
 pub mod repository;
 pub mod roles;
 pub mod rules;

@@ -53,6 +53,7 @@ pub const BUILT_IN_ROLES: &[(&str, &[&str])] = &[
             "notifications:read",
             "webhooks:read",
             "dashboard:read",
+            "reports:read",
         ],
     ),
     (
@@ -128,11 +129,16 @@ pub enum Permission {
     /// policies, custom roles, IP allowlist, webhooks): only `super_admin` (`*`) unless a custom
     /// role grants it. An import still grants only the permissions its importer holds.
     ConfigManage,
+    /// Reading report schedules, their recipients and runs: `super_admin` and `auditor`.
+    ReportsRead,
+    /// Creating, changing, deleting and test-sending report schedules (the reports mail the
+    /// whole system's figures to the addresses given): only `super_admin` (`*`).
+    ReportsManage,
 }
 
 impl Permission {
     /// Every permission.
-    pub const ALL: [Permission; 33] = [
+    pub const ALL: [Permission; 35] = [
         Permission::UsersRead,
         Permission::UsersWrite,
         Permission::UsersLock,
@@ -166,6 +172,8 @@ impl Permission {
         Permission::NotificationsRead,
         Permission::DashboardRead,
         Permission::ConfigManage,
+        Permission::ReportsRead,
+        Permission::ReportsManage,
     ];
 
     /// `resource:action`, as roles and token scopes name it.
@@ -204,6 +212,8 @@ impl Permission {
             Permission::NotificationsRead => "notifications:read",
             Permission::DashboardRead => "dashboard:read",
             Permission::ConfigManage => "config:manage",
+            Permission::ReportsRead => "reports:read",
+            Permission::ReportsManage => "reports:manage",
         }
     }
 }

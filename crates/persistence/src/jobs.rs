@@ -67,6 +67,43 @@ async fn insert_blob<C: ConnectionTrait>(
     Ok(())
 }
 
+/// Stores a pending job and its input (inside the caller's transaction).
+pub(crate) async fn insert_job<C: ConnectionTrait>(
+    connection: &C,
+    new: &NewJob,
+) -> Result<jobs::Model, RepositoryError> {
+    let row = jobs::ActiveModel {
+        id: Set(new.id),
+        kind: Set(new.kind.as_str().to_owned()),
+        status: Set(JobStatus::Pending.as_str().to_owned()),
+        owner_id: Set(new.owner_id),
+        organization_id: Set(new.organization_id),
+        parameters: Set(new.parameters.clone()),
+        progress_done: Set(0),
+        progress_total: Set(None),
+        progress_message: Set(None),
+        result: Set(None),
+        error: Set(None),
+        file_name: Set(None),
+        file_content_type: Set(None),
+        cancel_requested: Set(false),
+        attempts: Set(0),
+        claimed_by: Set(None),
+        lease_until: Set(None),
+        created_at: Set(new.created_at),
+        updated_at: Set(new.created_at),
+        started_at: Set(None),
+        finished_at: Set(None),
+    }
+    .insert(connection)
+    .await
+    .map_err(db)?;
+    if let Some(input) = &new.input {
+        insert_blob(connection, new.id, "input", input).await?;
+    }
+    Ok(row)
+}
+
 /// A statement's claim of one job: the oldest one that is pending or whose lease ran out,
 /// outside organizations already running their share, marked running for the instance. (An
 /// instance that claims a job it still runs, its heartbeat late, leaves it running: the worker
@@ -130,35 +167,7 @@ impl JobStore for Database {
         max_open: u64,
     ) -> Result<Option<JobRecord>, RepositoryError> {
         let transaction = self.begin_write().await.map_err(db)?;
-        let row = jobs::ActiveModel {
-            id: Set(new.id),
-            kind: Set(new.kind.as_str().to_owned()),
-            status: Set(JobStatus::Pending.as_str().to_owned()),
-            owner_id: Set(new.owner_id),
-            organization_id: Set(new.organization_id),
-            parameters: Set(new.parameters.clone()),
-            progress_done: Set(0),
-            progress_total: Set(None),
-            progress_message: Set(None),
-            result: Set(None),
-            error: Set(None),
-            file_name: Set(None),
-            file_content_type: Set(None),
-            cancel_requested: Set(false),
-            attempts: Set(0),
-            claimed_by: Set(None),
-            lease_until: Set(None),
-            created_at: Set(new.created_at),
-            updated_at: Set(new.created_at),
-            started_at: Set(None),
-            finished_at: Set(None),
-        }
-        .insert(&transaction)
-        .await
-        .map_err(db)?;
-        if let Some(input) = &new.input {
-            insert_blob(&transaction, new.id, "input", input).await?;
-        }
+        let row = insert_job(&transaction, new).await?;
         // Counted after the writes (this job included), so the owner's lock is held only for
         // the count and the commit, not while the input is written.
         if max_open < u64::MAX {

@@ -31,6 +31,7 @@ mod organizations;
 mod personal_tokens;
 mod policies;
 mod queue;
+mod reports;
 mod roles;
 mod settings;
 mod user_quotas;

@@ -54,6 +54,7 @@ pub struct Application {
     sealer: tokio::task::JoinHandle<()>,
     jobs: tokio::task::JoinHandle<()>,
     events: tokio::task::JoinHandle<()>,
+    reports: tokio::task::JoinHandle<()>,
     maintenance: Option<tokio::task::JoinHandle<()>>,
     quota_metrics: Option<tokio::task::JoinHandle<()>>,
 }
@@ -164,8 +165,13 @@ impl Application {
                 retention: Duration::from_secs(config.job_retention_hours * 3600),
             })
             .with_events(config.events())
-            .with_health(health.clone());
+            .with_health(health.clone())
+            .with_clock(config.clock.clone());
         let jobs = tokio::spawn(steward_app::jobs::run_jobs(steward.clone()));
+        let reports = tokio::spawn(steward_app::reports::run_report_scheduler(
+            steward.clone(),
+            Duration::from_millis(config.report_poll_ms),
+        ));
         let events = tokio::spawn(steward_app::events::run_events(steward.clone()));
         let maintenance = (config.maintenance_interval_secs > 0).then(|| {
             let every = Duration::from_secs(config.maintenance_interval_secs);
@@ -264,6 +270,7 @@ impl Application {
             sealer,
             jobs,
             events,
+            reports,
             maintenance,
             quota_metrics,
         })
@@ -311,6 +318,7 @@ impl Application {
         self.sealer.abort();
         self.jobs.abort();
         self.events.abort();
+        self.reports.abort();
         if let Some(maintenance) = &self.maintenance {
             maintenance.abort();
         }

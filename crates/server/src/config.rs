@@ -218,6 +218,11 @@ pub struct Config {
     pub notify_bulk_records: u64,
     /// How often notification mail goes out (a digest for more than 10 per operator).
     pub notification_mail_secs: u64,
+    /// How often the report scheduler looks for due report schedules.
+    pub report_poll_ms: u64,
+    /// The time the report scheduler reads: the system clock, or one a test sets.
+    #[serde(skip)]
+    pub clock: steward_app::clock::Clock,
     /// Ended sessions and refresh tokens are deleted this long after they ended.
     pub retention_sessions_days: u32,
     /// Used or expired mail tokens, MFA challenges, OIDC nonces and sign-in throttles.
@@ -357,6 +362,8 @@ impl Default for Config {
             notify_window_minutes: 10,
             notify_bulk_records: 100,
             notification_mail_secs: 60,
+            report_poll_ms: 30_000,
+            clock: steward_app::clock::Clock::default(),
             retention_sessions_days: 7,
             retention_tokens_hours: 24,
             retention_mail_days: 30,
@@ -684,6 +691,11 @@ impl Config {
         if self.notify_bulk_records > 1_000_000_000 {
             return Err(ConfigError(
                 "STEWARD_NOTIFY_BULK_RECORDS: at most 1000000000".to_owned(),
+            ));
+        }
+        if !(10..=3_600_000).contains(&self.report_poll_ms) {
+            return Err(ConfigError(
+                "STEWARD_REPORT_POLL_MS: must be 10 to 3600000".to_owned(),
             ));
         }
         if !(1..=86_400).contains(&self.notification_mail_secs) {

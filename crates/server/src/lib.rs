@@ -12,6 +12,7 @@ pub mod telemetry;
 
 pub use app::{Application, StartupError};
 pub use config::{Config, ConfigError, LogFormat};
+pub use steward_app::clock::Clock;
 
 /// The `steward` command: parses the command line and runs it on a multi-threaded runtime;
 /// exit code 2 on an error. It lives in the library rather than in `main.rs` because the async

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::Utc;
-use lettre::message::header::{Header, HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use steward_api::metrics::{Channel, record_delivery};
 use steward_app::health::Worker;
@@ -81,8 +81,45 @@ impl Header for ContentLanguage {
     }
 }
 
+/// `List-Unsubscribe` (RFC 2369) of a mail a recipient may stop: the one-click address.
+#[derive(Debug, Clone)]
+struct ListUnsubscribe(String);
+
+impl Header for ListUnsubscribe {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("List-Unsubscribe")
+    }
+
+    fn parse(text: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(Self(text.trim_matches(['<', '>']).to_owned()))
+    }
+
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), format!("<{}>", self.0))
+    }
+}
+
+/// `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058): mail clients unsubscribe
+/// with one `POST` to the `List-Unsubscribe` address.
+#[derive(Debug, Clone)]
+struct ListUnsubscribePost;
+
+impl Header for ListUnsubscribePost {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("List-Unsubscribe-Post")
+    }
+
+    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(Self)
+    }
+
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), "List-Unsubscribe=One-Click".to_owned())
+    }
+}
+
 /// The MIME message of an outbox entry: `multipart/alternative` (text, then HTML) or plain
-/// text, UTF-8, with a `Message-ID` made of the outbox id (the same on every retry, so a
+/// text, inside `multipart/mixed` with the attachment when there is one, UTF-8, with a `Message-ID` made of the outbox id (the same on every retry, so a
 /// receiving server can drop a duplicate) and the sender's domain.
 fn message(from: &Mailbox, mail: &OutgoingEmail) -> Result<Message, String> {
     let to: Mailbox = mail
@@ -101,9 +138,30 @@ fn message(from: &Mailbox, mail: &OutgoingEmail) -> Result<Message, String> {
     {
         builder = builder.header(ContentLanguage(language.to_owned()));
     }
-    let built = match &mail.html {
-        Some(html) => builder.multipart(MultiPart::alternative_plain_html(mail.body.clone(), html.clone())),
-        None => builder.singlepart(SinglePart::plain(mail.body.clone())),
+    if let Some(url) = mail
+        .unsubscribe
+        .as_deref()
+        .filter(|url| url.starts_with("http") && !url.chars().any(|c| c.is_control() || c == '>' || c == ' '))
+    {
+        builder = builder
+            .header(ListUnsubscribe(url.to_owned()))
+            .header(ListUnsubscribePost);
+    }
+    let built = match (&mail.html, &mail.attachment) {
+        (Some(html), None) => {
+            builder.multipart(MultiPart::alternative_plain_html(mail.body.clone(), html.clone()))
+        }
+        (None, None) => builder.singlepart(SinglePart::plain(mail.body.clone())),
+        (html, Some(file)) => {
+            let content_type = ContentType::parse(&file.content_type).map_err(|error| error.to_string())?;
+            let attached = Attachment::new(file.name.clone()).body(file.body.clone(), content_type);
+            let mixed = match html {
+                Some(html) => MultiPart::mixed()
+                    .multipart(MultiPart::alternative_plain_html(mail.body.clone(), html.clone())),
+                None => MultiPart::mixed().singlepart(SinglePart::plain(mail.body.clone())),
+            };
+            builder.multipart(mixed.singlepart(attached))
+        }
     };
     built.map_err(|error| error.to_string())
 }

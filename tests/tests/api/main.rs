@@ -53,6 +53,7 @@ mod organizations;
 mod personal_tokens;
 mod quotas;
 mod readiness;
+mod reports;
 mod schema;
 mod scope_matrix;
 mod settings;

@@ -12,7 +12,7 @@ use steward_tests::{
     spawn_second_instance,
 };
 
-const WORKERS: [&str; 9] = [
+const WORKERS: [&str; 10] = [
     "mail",
     "push",
     "audit_sealer",
@@ -22,6 +22,7 @@ const WORKERS: [&str; 9] = [
     "notification_mail",
     "maintenance",
     "quota_metrics",
+    "report_scheduler",
 ];
 
 async fn operator(app: &TestApp, email: &str, role: &str) -> TestUser {

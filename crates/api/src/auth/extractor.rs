@@ -273,6 +273,9 @@ pub mod permissions {
     permission!(DashboardRead);
     // Only `super_admin` (`*`) holds it unless a custom role grants it.
     permission!(ConfigManage);
+    permission!(ReportsRead);
+    // Only `super_admin` (`*`) holds it unless a custom role grants it.
+    permission!(ReportsManage);
 
     /// Held by every system role: the admin API's own identity endpoint.
     #[derive(Debug)]

@@ -1,6 +1,7 @@
 //! Minimal built-in pages for the links in account mail (`/verify-email`, `/reset-password`,
 //! `/accept-invitation`), served when no `STEWARD_APP_URL` points the links at the product's
-//! own front end. Plain HTML forms with a small script that calls the API; the token is read
+//! own front end, and for the unsubscribe link of scheduled reports (`/report-unsubscribe`,
+//! always Steward's own). Plain HTML forms with a small script that calls the API; the token is read
 //! in the browser (never written into the page by the server) and dropped from the address bar.
 //! A strict Content-Security-Policy allows only this origin's script, style and API.
 
@@ -29,7 +30,7 @@ struct Page {
     button: &'static str,
 }
 
-const PAGES: [Page; 3] = [
+const PAGES: [Page; 4] = [
     Page {
         path: "verify-email",
         title: "Confirm your email address",
@@ -50,6 +51,13 @@ const PAGES: [Page; 3] = [
         intro: "An administrator created an account for you. Choose its password to start.",
         fields: PASSWORD_FIELDS,
         button: "Set the password",
+    },
+    Page {
+        path: "report-unsubscribe",
+        title: "Unsubscribe from this report",
+        intro: "Stop receiving this scheduled report by mail. The operators who set it up see that you left.",
+        fields: "",
+        button: "Unsubscribe",
     },
 ];
 

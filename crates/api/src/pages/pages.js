@@ -1,4 +1,4 @@
-// Steward's built-in pages for the links in account mail: read the token from the link, hide
+// Steward's built-in pages for the links in account mail and report unsubscribe links: read the token from the link, hide
 // it from the address bar, and call the API when the form is sent. No framework, no cookies.
 (function () {
   "use strict";
@@ -16,7 +16,8 @@
   var done = {
     "verify-email": "Your email address is confirmed. You can close this page.",
     "reset-password": "Your password is changed and every session is signed out. Sign in with the new password.",
-    "accept-invitation": "Your password is set and your address confirmed. Sign in with your email and the new password."
+    "accept-invitation": "Your password is set and your address confirmed. Sign in with your email and the new password.",
+    "report-unsubscribe": "You are unsubscribed: this report is no longer mailed to you. You can close this page."
   };
   function show(text, ok) {
     status.textContent = text;
@@ -30,7 +31,7 @@
   form.addEventListener("submit", function (event) {
     event.preventDefault();
     var body = { token: token };
-    if (page !== "verify-email") {
+    if (page === "reset-password" || page === "accept-invitation") {
       var password = form.elements.namedItem("password").value;
       if (password !== form.elements.namedItem("confirm").value) {
         show("The two passwords differ.", false);
@@ -45,11 +46,18 @@
     var button = form.querySelector("button");
     button.disabled = true;
     show("", true);
-    fetch("api/v1/auth/" + page, {
-      method: "POST",
-      headers: { "Content-Type": "application/json", "Accept": "application/json" },
-      body: JSON.stringify(body)
-    }).then(function (response) {
+    // The unsubscribe link's token travels in the query (as in the mail's one-click header).
+    var request = page === "report-unsubscribe" ?
+      fetch("api/v1/report-unsubscribe?token=" + encodeURIComponent(token), {
+        method: "POST",
+        headers: { "Accept": "application/json" }
+      }) :
+      fetch("api/v1/auth/" + page, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "Accept": "application/json" },
+        body: JSON.stringify(body)
+      });
+    request.then(function (response) {
       if (response.ok) {
         form.hidden = true;
         show(done[page], true);
@@ -59,7 +67,8 @@
         var error = (answer && answer.error) || {};
         var detail = error.details && error.details.length ? error.details[0].message : "";
         var message = error.message || "The request was refused.";
-        if (error.details && error.details.length && error.details[0].field === "token") {
+        if ((error.details && error.details.length && error.details[0].field === "token") ||
+            (page === "report-unsubscribe" && response.status === 404)) {
           message = "This link is invalid, expired or already used. Ask for a new mail.";
         } else if (detail) {
           message = message + ": " + detail;

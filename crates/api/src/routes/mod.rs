@@ -33,6 +33,7 @@ pub mod organizations;
 pub mod personal_tokens;
 pub mod policies;
 pub mod policy_application;
+pub mod report_schedules;
 pub mod roles;
 pub mod setting_definitions;
 pub mod settings;

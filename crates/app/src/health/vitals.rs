@@ -232,10 +232,12 @@ pub enum Worker {
     Maintenance,
     /// Refreshes the quota utilisation gauges.
     QuotaMetrics,
+    /// Starts the runs of scheduled reports that are due.
+    ReportScheduler,
 }
 
 impl Worker {
-    pub const ALL: [Worker; 9] = [
+    pub const ALL: [Worker; 10] = [
         Worker::Mail,
         Worker::Push,
         Worker::AuditSealer,
@@ -245,6 +247,7 @@ impl Worker {
         Worker::NotificationMail,
         Worker::Maintenance,
         Worker::QuotaMetrics,
+        Worker::ReportScheduler,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -258,6 +261,7 @@ impl Worker {
             Worker::NotificationMail => "notification_mail",
             Worker::Maintenance => "maintenance",
             Worker::QuotaMetrics => "quota_metrics",
+            Worker::ReportScheduler => "report_scheduler",
         }
     }
 

@@ -184,6 +184,11 @@ impl JobBoard {
         &self.instance
     }
 
+    /// Wakes this instance's workers (a job was stored here by something other than `submit`).
+    pub fn wake_workers(&self) {
+        self.wake.notify_one();
+    }
+
     fn progress(&self, job: Uuid) -> Option<Arc<JobProgress>> {
         self.running.lock().ok()?.get(&job).cloned()
     }
@@ -577,6 +582,8 @@ impl<'a, S: Store> JobService<'a, S> {
                 None => false,
             },
             JobKind::DeviceImport | JobKind::OrgUserImport | JobKind::AccountImport => true,
+            // A report run writes no file.
+            JobKind::ScheduledReport => false,
         };
         if !allowed {
             return Err(AppError::forbidden(

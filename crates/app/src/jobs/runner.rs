@@ -402,6 +402,10 @@ async fn execute<S: Store>(
         JobKind::GroupExport => group_export(steward, job, progress).await,
         JobKind::FleetExport => fleet_export(steward, job, progress).await,
         JobKind::ConfigExport => config_export(steward, job, progress).await,
+        JobKind::ScheduledReport => Ok(JobOutput {
+            summary: crate::reports::ReportService::new(steward).run_job(job).await?,
+            file: None,
+        }),
     }
 }
 

@@ -79,16 +79,19 @@ pub enum MailKind {
     MfaChanged,
     Notification,
     NotificationDigest,
+    /// A scheduled report (or its test).
+    Report,
 }
 
 impl MailKind {
-    pub const ALL: [MailKind; 6] = [
+    pub const ALL: [MailKind; 7] = [
         MailKind::VerifyEmail,
         MailKind::ResetPassword,
         MailKind::Invitation,
         MailKind::MfaChanged,
         MailKind::Notification,
         MailKind::NotificationDigest,
+        MailKind::Report,
     ];
 
     /// The stem of its template files (`verify-email.subject.txt`, `.txt`, `.html`).
@@ -100,6 +103,7 @@ impl MailKind {
             MailKind::MfaChanged => "mfa-changed",
             MailKind::Notification => "notification",
             MailKind::NotificationDigest => "notification-digest",
+            MailKind::Report => "report",
         }
     }
 
@@ -136,6 +140,23 @@ impl MailKind {
                         "notifications": listed,
                         "worst": worst,
                         "notifications_url": "https://steward.example.com/api/admin/v1/notifications",
+                    })
+                })
+                .collect(),
+            MailKind::Report => [(false, None), (true, Some("report.csv"))]
+                .into_iter()
+                .map(|(test, attachment)| {
+                    let rows: Vec<Value> = (0..12)
+                        .map(|i| json!({"label": format!("Figure {i}"), "value": i}))
+                        .collect();
+                    json!({
+                        "title": "Security summary", "name": "Daily security", "test": test,
+                        "scope": "the whole system",
+                        "from": "2026-01-01T09:00:00+00:00", "to": "2026-01-02T09:00:00+00:00",
+                        "from_date": "2026-01-01", "to_date": "2026-01-02",
+                        "sections": [{"title": "In the period", "rows": rows}, {"title": "Empty", "rows": []}],
+                        "attachment": attachment,
+                        "unsubscribe_url": "https://steward.example.com/report-unsubscribe?token=sample",
                     })
                 })
                 .collect(),
@@ -199,6 +220,9 @@ const BUILT_IN: &[(&str, &str)] = &[
         "notification-digest.html",
         include_str!("templates/notification-digest.html"),
     ),
+    ("report.subject.txt", include_str!("templates/report.subject.txt")),
+    ("report.txt", include_str!("templates/report.txt")),
+    ("report.html", include_str!("templates/report.html")),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -486,6 +510,8 @@ impl MailTemplates {
             body: format!("{}\n", body.trim_end()),
             html,
             language: chosen,
+            attachment: None,
+            unsubscribe: None,
         })
     }
 }

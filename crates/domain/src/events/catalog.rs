@@ -535,6 +535,37 @@ pub const EVENT_TYPES: &[EventType] = &[
         "configuration",
         "A configuration file was imported (its counts and every item it created or updated).",
     ),
+    // Scheduled reports.
+    event(
+        "report.schedule_created",
+        "report_schedule",
+        "An operator created a report schedule (its fields and recipients).",
+    ),
+    event(
+        "report.schedule_updated",
+        "report_schedule",
+        "An operator changed a report schedule; its runs act for them from now on.",
+    ),
+    event(
+        "report.schedule_deleted",
+        "report_schedule",
+        "An operator deleted a report schedule with its recipients and runs.",
+    ),
+    event(
+        "report.test_sent",
+        "report_schedule",
+        "An operator sent a report schedule's test mail (to whom).",
+    ),
+    event(
+        "report.sent",
+        "report_schedule",
+        "A scheduled run mailed its report (the slot and to whom).",
+    ),
+    event(
+        "report.unsubscribed",
+        "report_schedule",
+        "A recipient left a report schedule through the link in its mail.",
+    ),
     // Background jobs.
     event("job.submitted", "job", "A background job was submitted."),
     event("job.cancelled", "job", "A background job was cancelled."),

@@ -4,7 +4,7 @@ mod admin_changes;
 mod listing;
 mod login_throttle;
 mod mail_tokens;
-mod outbox;
+pub(crate) mod outbox;
 mod sessions;
 
 use chrono::{DateTime, Utc};

@@ -30,6 +30,17 @@ impl Outbox for Database {
                 body: row.body,
                 html: row.html_body,
                 language: row.language,
+                attachment: match (row.attachment_name, row.attachment_type, row.attachment_body) {
+                    (Some(name), Some(content_type), Some(body)) => {
+                        Some(steward_domain::accounts::MailAttachment {
+                            name,
+                            content_type,
+                            body,
+                        })
+                    }
+                    _ => None,
+                },
+                unsubscribe: row.unsubscribe_url,
                 attempts: row.attempts,
                 next_attempt_at: row.next_attempt_at,
             })
@@ -72,6 +83,10 @@ pub(crate) async fn insert_mail<C: ConnectionTrait>(
         body: Set(mail.body.clone()),
         html_body: Set(mail.html.clone()),
         language: Set(mail.language.clone()),
+        attachment_name: Set(mail.attachment.as_ref().map(|file| file.name.clone())),
+        attachment_type: Set(mail.attachment.as_ref().map(|file| file.content_type.clone())),
+        attachment_body: Set(mail.attachment.as_ref().map(|file| file.body.clone())),
+        unsubscribe_url: Set(mail.unsubscribe.clone()),
         status: Set("pending".to_owned()),
         attempts: Set(0),
         next_attempt_at: Set(now),

@@ -183,6 +183,19 @@ impl<S: Store> AuthService<S> {
         self.deriver.enrollment_secret(&id.to_string())
     }
 
+    /// A report recipient's unsubscribe token (see `TokenDeriver::report_unsubscribe_token`).
+    pub fn report_unsubscribe_token(&self, recipient: Uuid) -> String {
+        self.deriver
+            .report_unsubscribe_token(&recipient.simple().to_string())
+    }
+
+    /// The recipient an unsubscribe token names, when it is genuine.
+    pub fn open_report_unsubscribe_token(&self, token: &str) -> Option<Uuid> {
+        self.deriver
+            .open_report_unsubscribe_token(token)
+            .and_then(|recipient| recipient.parse().ok())
+    }
+
     pub fn new(store: S, keys: Arc<KeyRing>, hasher: Arc<PasswordHasher>, settings: AuthSettings) -> Self {
         Self {
             deriver: TokenDeriver::new(keys.derivation_secret()),

@@ -1,0 +1,500 @@
+//! Scheduled reports: schedules with their recipients, runs started once across instances (a
+//! conditional move of `next_run_at` in the transaction that stores the run and its job), and
+//! runs ended once with their mail queued in the same transaction.
+
+use chrono::{DateTime, NaiveTime, Utc, Weekday};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, ExprTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect,
+};
+use steward_domain::accounts::OutgoingMail;
+use steward_domain::reports::{
+    Frequency, MAX_SCHEDULES, NewRun, Recipient, ReportFormat, ReportRun, ReportStore, ReportType, RunKind,
+    RunStatus, ScheduleRecord, Timing, weekday_name,
+};
+use steward_domain::{AuditEntry, RepositoryError};
+use uuid::Uuid;
+
+use crate::accounts::outbox::insert_mail;
+use crate::audit::insert_audit_entry;
+use crate::database::Database;
+use crate::entities::{report_recipients, report_runs, report_schedules};
+use crate::error::db_err_to_repository as db;
+
+/// The turn taken by writers of schedules (the count of schedules is decided under it).
+const TURN: &str = "report_schedules";
+
+fn corrupt(what: &str, value: &str) -> RepositoryError {
+    RepositoryError::Other(format!("unknown {what} {value:?} in report_schedules"))
+}
+
+fn schedule(
+    row: report_schedules::Model,
+    recipients: Vec<Recipient>,
+) -> Result<ScheduleRecord, RepositoryError> {
+    let frequency = Frequency::parse(&row.frequency).ok_or_else(|| corrupt("frequency", &row.frequency))?;
+    let time = NaiveTime::parse_from_str(&row.time_of_day, "%H:%M")
+        .map_err(|_| corrupt("time of day", &row.time_of_day))?;
+    let weekday = row
+        .weekday
+        .as_deref()
+        .map(|day| day.parse::<Weekday>().map_err(|_| corrupt("weekday", day)))
+        .transpose()?;
+    let time_zone = row
+        .time_zone
+        .parse::<chrono_tz::Tz>()
+        .map_err(|_| corrupt("time zone", &row.time_zone))?;
+    Ok(ScheduleRecord {
+        id: row.id,
+        name: row.name,
+        report_type: ReportType::parse(&row.report_type)
+            .ok_or_else(|| corrupt("report type", &row.report_type))?,
+        timing: Timing {
+            frequency,
+            time,
+            weekday,
+            day_of_month: row.day_of_month.and_then(|day| u32::try_from(day).ok()),
+            time_zone,
+        },
+        format: ReportFormat::parse(&row.format).ok_or_else(|| corrupt("format", &row.format))?,
+        organization: row.organization_id,
+        enabled: row.enabled,
+        owner: row.owner_id,
+        next_run_at: row.next_run_at,
+        recipients,
+        version: row.version,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    })
+}
+
+fn run(row: report_runs::Model) -> Result<ReportRun, RepositoryError> {
+    Ok(ReportRun {
+        id: row.id,
+        schedule_id: row.schedule_id,
+        kind: RunKind::parse(&row.kind).ok_or_else(|| corrupt("run kind", &row.kind))?,
+        due_at: row.due_at,
+        window_from: row.window_from,
+        window_to: row.window_to,
+        status: RunStatus::parse(&row.status).ok_or_else(|| corrupt("run status", &row.status))?,
+        job_id: row.job_id,
+        mailed: row.mailed,
+        error: row.error,
+        created_at: row.created_at,
+        finished_at: row.finished_at,
+    })
+}
+
+fn run_row(run: &ReportRun) -> report_runs::ActiveModel {
+    report_runs::ActiveModel {
+        id: Set(run.id),
+        schedule_id: Set(run.schedule_id),
+        kind: Set(run.kind.as_str().to_owned()),
+        due_at: Set(run.due_at),
+        window_from: Set(run.window_from),
+        window_to: Set(run.window_to),
+        status: Set(run.status.as_str().to_owned()),
+        job_id: Set(run.job_id),
+        mailed: Set(run.mailed),
+        error: Set(run.error.clone()),
+        created_at: Set(run.created_at),
+        finished_at: Set(run.finished_at),
+    }
+}
+
+/// The columns of a schedule's fields (everything but id, version and creation time).
+fn fields(record: &ScheduleRecord) -> report_schedules::ActiveModel {
+    report_schedules::ActiveModel {
+        name: Set(record.name.clone()),
+        report_type: Set(record.report_type.as_str().to_owned()),
+        frequency: Set(record.timing.frequency.as_str().to_owned()),
+        time_of_day: Set(record.timing.time.format("%H:%M").to_string()),
+        weekday: Set(record.timing.weekday.map(|day| weekday_name(day).to_owned())),
+        day_of_month: Set(record.timing.day_of_month.and_then(|day| i32::try_from(day).ok())),
+        time_zone: Set(record.timing.time_zone.name().to_owned()),
+        format: Set(record.format.as_str().to_owned()),
+        organization_id: Set(record.organization),
+        enabled: Set(record.enabled),
+        owner_id: Set(record.owner),
+        next_run_at: Set(record.next_run_at),
+        updated_at: Set(record.updated_at),
+        ..Default::default()
+    }
+}
+
+async fn recipients_of<C: sea_orm::ConnectionTrait>(
+    connection: &C,
+    schedules: &[Uuid],
+) -> Result<Vec<(Uuid, Recipient)>, RepositoryError> {
+    if schedules.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(report_recipients::Entity::find()
+        .filter(report_recipients::Column::ScheduleId.is_in(schedules.to_vec()))
+        .order_by_asc(report_recipients::Column::ScheduleId)
+        .order_by_asc(report_recipients::Column::Position)
+        .all(connection)
+        .await
+        .map_err(db)?
+        .into_iter()
+        .map(|row| {
+            (
+                row.schedule_id,
+                Recipient {
+                    id: row.id,
+                    email: row.email,
+                    unsubscribed_at: row.unsubscribed_at,
+                },
+            )
+        })
+        .collect())
+}
+
+async fn with_recipients<C: sea_orm::ConnectionTrait>(
+    connection: &C,
+    rows: Vec<report_schedules::Model>,
+) -> Result<Vec<ScheduleRecord>, RepositoryError> {
+    let ids: Vec<Uuid> = rows.iter().map(|row| row.id).collect();
+    let mut recipients = recipients_of(connection, &ids).await?;
+    rows.into_iter()
+        .map(|row| {
+            let (mine, rest): (Vec<_>, Vec<_>) = recipients.drain(..).partition(|(id, _)| *id == row.id);
+            recipients = rest;
+            schedule(row, mine.into_iter().map(|(_, recipient)| recipient).collect())
+        })
+        .collect()
+}
+
+/// Writes the recipient list: addresses that stay keep their row (and unsubscription), new
+/// ones are added, removed ones deleted.
+async fn write_recipients<C: sea_orm::ConnectionTrait>(
+    connection: &C,
+    record: &ScheduleRecord,
+    now: DateTime<Utc>,
+) -> Result<(), RepositoryError> {
+    let emails: Vec<String> = record.recipients.iter().map(|r| r.email.clone()).collect();
+    report_recipients::Entity::delete_many()
+        .filter(report_recipients::Column::ScheduleId.eq(record.id))
+        .filter(report_recipients::Column::Email.is_not_in(emails))
+        .exec(connection)
+        .await
+        .map_err(db)?;
+    let kept = report_recipients::Entity::find()
+        .filter(report_recipients::Column::ScheduleId.eq(record.id))
+        .all(connection)
+        .await
+        .map_err(db)?;
+    for (position, recipient) in record.recipients.iter().enumerate() {
+        let position = i32::try_from(position).unwrap_or(i32::MAX);
+        match kept.iter().find(|row| row.email == recipient.email) {
+            Some(row) => {
+                report_recipients::ActiveModel {
+                    id: Set(row.id),
+                    position: Set(position),
+                    ..Default::default()
+                }
+                .update(connection)
+                .await
+                .map_err(db)?;
+            }
+            None => {
+                report_recipients::ActiveModel {
+                    id: Set(recipient.id),
+                    schedule_id: Set(record.id),
+                    email: Set(recipient.email.clone()),
+                    position: Set(position),
+                    unsubscribed_at: Set(None),
+                    created_at: Set(now),
+                }
+                .insert(connection)
+                .await
+                .map_err(db)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn read_schedule<C: sea_orm::ConnectionTrait>(
+    connection: &C,
+    id: Uuid,
+) -> Result<Option<ScheduleRecord>, RepositoryError> {
+    let Some(row) = report_schedules::Entity::find_by_id(id)
+        .one(connection)
+        .await
+        .map_err(db)?
+    else {
+        return Ok(None);
+    };
+    Ok(with_recipients(connection, vec![row]).await?.pop())
+}
+
+impl ReportStore for Database {
+    async fn create_schedule(
+        &self,
+        record: &ScheduleRecord,
+        audit: &AuditEntry,
+    ) -> Result<Option<ScheduleRecord>, RepositoryError> {
+        let transaction = self.begin_turn(TURN).await?;
+        let count = report_schedules::Entity::find()
+            .count(&transaction)
+            .await
+            .map_err(db)?;
+        if count >= MAX_SCHEDULES {
+            return Ok(None);
+        }
+        let mut row = fields(record);
+        row.id = Set(record.id);
+        row.version = Set(1);
+        row.created_at = Set(record.created_at);
+        row.insert(&transaction).await.map_err(db)?;
+        write_recipients(&transaction, record, record.created_at).await?;
+        insert_audit_entry(&transaction, audit).await?;
+        let stored = read_schedule(&transaction, record.id).await?;
+        transaction.commit().await.map_err(db)?;
+        Ok(stored)
+    }
+
+    async fn update_schedule(
+        &self,
+        record: &ScheduleRecord,
+        expected_version: i32,
+        audit: &AuditEntry,
+    ) -> Result<ScheduleRecord, RepositoryError> {
+        let transaction = self.begin_write().await.map_err(db)?;
+        let mut update = report_schedules::Entity::update_many()
+            .filter(report_schedules::Column::Id.eq(record.id))
+            .filter(report_schedules::Column::Version.eq(expected_version))
+            .col_expr(
+                report_schedules::Column::Version,
+                Expr::col(report_schedules::Column::Version).add(1),
+            );
+        let values = fields(record);
+        update = update.set(values);
+        let changed = update.exec(&transaction).await.map_err(db)?.rows_affected;
+        if changed == 0 {
+            let exists = report_schedules::Entity::find_by_id(record.id)
+                .one(&transaction)
+                .await
+                .map_err(db)?
+                .is_some();
+            return Err(if exists {
+                RepositoryError::Conflict("the schedule changed meanwhile".to_owned())
+            } else {
+                RepositoryError::NotFound
+            });
+        }
+        write_recipients(&transaction, record, record.updated_at).await?;
+        insert_audit_entry(&transaction, audit).await?;
+        let stored = read_schedule(&transaction, record.id)
+            .await?
+            .ok_or(RepositoryError::NotFound)?;
+        transaction.commit().await.map_err(db)?;
+        Ok(stored)
+    }
+
+    async fn delete_schedule(&self, id: Uuid, audit: &AuditEntry) -> Result<bool, RepositoryError> {
+        let transaction = self.begin_write().await.map_err(db)?;
+        let deleted = report_schedules::Entity::delete_by_id(id)
+            .exec(&transaction)
+            .await
+            .map_err(db)?
+            .rows_affected;
+        if deleted == 0 {
+            return Ok(false);
+        }
+        insert_audit_entry(&transaction, audit).await?;
+        transaction.commit().await.map_err(db)?;
+        Ok(true)
+    }
+
+    async fn find_schedule(&self, id: Uuid) -> Result<Option<ScheduleRecord>, RepositoryError> {
+        read_schedule(self.connection(), id).await
+    }
+
+    async fn list_schedules(&self) -> Result<Vec<ScheduleRecord>, RepositoryError> {
+        let rows = report_schedules::Entity::find()
+            .order_by_asc(report_schedules::Column::CreatedAt)
+            .order_by_asc(report_schedules::Column::Id)
+            .limit(MAX_SCHEDULES)
+            .all(self.connection())
+            .await
+            .map_err(db)?;
+        with_recipients(self.connection(), rows).await
+    }
+
+    async fn due_schedules(
+        &self,
+        now: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<ScheduleRecord>, RepositoryError> {
+        let rows = report_schedules::Entity::find()
+            .filter(report_schedules::Column::Enabled.eq(true))
+            .filter(report_schedules::Column::NextRunAt.lte(now))
+            .order_by_asc(report_schedules::Column::NextRunAt)
+            .limit(limit)
+            .all(self.connection())
+            .await
+            .map_err(db)?;
+        with_recipients(self.connection(), rows).await
+    }
+
+    async fn start_run(
+        &self,
+        schedule: Uuid,
+        seen_next: DateTime<Utc>,
+        next_run_at: DateTime<Utc>,
+        new: &NewRun,
+    ) -> Result<bool, RepositoryError> {
+        let transaction = self.begin_write().await.map_err(db)?;
+        let moved = report_schedules::Entity::update_many()
+            .filter(report_schedules::Column::Id.eq(schedule))
+            .filter(report_schedules::Column::Enabled.eq(true))
+            .filter(report_schedules::Column::NextRunAt.eq(seen_next))
+            .col_expr(report_schedules::Column::NextRunAt, Expr::value(next_run_at))
+            .exec(&transaction)
+            .await
+            .map_err(db)?
+            .rows_affected;
+        if moved == 0 {
+            return Ok(false);
+        }
+        if let Some(job) = &new.job {
+            crate::jobs::insert_job(&transaction, job).await?;
+        }
+        match run_row(&new.run).insert(&transaction).await.map_err(db) {
+            Ok(_) => {}
+            // The slot already ran (a schedule moved back to it): nothing to start.
+            Err(RepositoryError::Conflict(_)) => return Ok(false),
+            Err(error) => return Err(error),
+        }
+        transaction.commit().await.map_err(db)?;
+        Ok(true)
+    }
+
+    async fn record_test_run(
+        &self,
+        new: &ReportRun,
+        mail: &[OutgoingMail],
+        audit: &AuditEntry,
+    ) -> Result<bool, RepositoryError> {
+        let transaction = self.begin_write().await.map_err(db)?;
+        match run_row(new).insert(&transaction).await.map_err(db) {
+            Ok(_) => {}
+            Err(RepositoryError::Conflict(_)) => return Ok(false),
+            Err(error) => return Err(error),
+        }
+        for one in mail {
+            insert_mail(&transaction, one).await?;
+        }
+        insert_audit_entry(&transaction, audit).await?;
+        transaction.commit().await.map_err(db)?;
+        Ok(true)
+    }
+
+    async fn find_run(&self, id: Uuid) -> Result<Option<ReportRun>, RepositoryError> {
+        report_runs::Entity::find_by_id(id)
+            .one(self.connection())
+            .await
+            .map_err(db)?
+            .map(run)
+            .transpose()
+    }
+
+    async fn finish_run(
+        &self,
+        id: Uuid,
+        status: RunStatus,
+        mail: &[OutgoingMail],
+        error: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, RepositoryError> {
+        let transaction = self.begin_write().await.map_err(db)?;
+        let ended = report_runs::Entity::update_many()
+            .filter(report_runs::Column::Id.eq(id))
+            .filter(report_runs::Column::Status.eq(RunStatus::Pending.as_str()))
+            .col_expr(report_runs::Column::Status, Expr::value(status.as_str()))
+            .col_expr(
+                report_runs::Column::Mailed,
+                Expr::value(i32::try_from(mail.len()).unwrap_or(i32::MAX)),
+            )
+            .col_expr(report_runs::Column::Error, Expr::value(error.map(str::to_owned)))
+            .col_expr(report_runs::Column::FinishedAt, Expr::value(now))
+            .exec(&transaction)
+            .await
+            .map_err(db)?
+            .rows_affected;
+        if ended == 0 {
+            return Ok(false);
+        }
+        for one in mail {
+            insert_mail(&transaction, one).await?;
+        }
+        transaction.commit().await.map_err(db)?;
+        Ok(true)
+    }
+
+    async fn recent_runs(&self, schedule: Uuid, limit: u64) -> Result<Vec<ReportRun>, RepositoryError> {
+        report_runs::Entity::find()
+            .filter(report_runs::Column::ScheduleId.eq(schedule))
+            .order_by_desc(report_runs::Column::CreatedAt)
+            .order_by_desc(report_runs::Column::Id)
+            .limit(limit)
+            .all(self.connection())
+            .await
+            .map_err(db)?
+            .into_iter()
+            .map(run)
+            .collect()
+    }
+
+    async fn find_recipient(&self, id: Uuid) -> Result<Option<(Recipient, Uuid, String)>, RepositoryError> {
+        let Some(row) = report_recipients::Entity::find_by_id(id)
+            .one(self.connection())
+            .await
+            .map_err(db)?
+        else {
+            return Ok(None);
+        };
+        let Some(owner) = report_schedules::Entity::find_by_id(row.schedule_id)
+            .one(self.connection())
+            .await
+            .map_err(db)?
+        else {
+            return Ok(None);
+        };
+        Ok(Some((
+            Recipient {
+                id: row.id,
+                email: row.email,
+                unsubscribed_at: row.unsubscribed_at,
+            },
+            owner.id,
+            owner.name,
+        )))
+    }
+
+    async fn unsubscribe(
+        &self,
+        recipient: Uuid,
+        now: DateTime<Utc>,
+        audit: &AuditEntry,
+    ) -> Result<bool, RepositoryError> {
+        let transaction = self.begin_write().await.map_err(db)?;
+        let changed = report_recipients::Entity::update_many()
+            .filter(report_recipients::Column::Id.eq(recipient))
+            .filter(report_recipients::Column::UnsubscribedAt.is_null())
+            .col_expr(report_recipients::Column::UnsubscribedAt, Expr::value(now))
+            .exec(&transaction)
+            .await
+            .map_err(db)?
+            .rows_affected;
+        if changed == 0 {
+            return Ok(false);
+        }
+        insert_audit_entry(&transaction, audit).await?;
+        transaction.commit().await.map_err(db)?;
+        Ok(true)
+    }
+}
