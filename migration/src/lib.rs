@@ -32,6 +32,7 @@ mod m20261201_000025_mail_parts;
 mod m20261201_000026_dashboard_indexes;
 mod m20261202_000027_audit_sessions;
 mod m20261202_000028_report_schedules;
+mod m20261202_000029_audit_daily_counts;
 
 pub use m20260701_000011_organizations::DEFAULT_ORGANIZATION_ID;
 
@@ -69,6 +70,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000026_dashboard_indexes::Migration),
             Box::new(m20261202_000027_audit_sessions::Migration),
             Box::new(m20261202_000028_report_schedules::Migration),
+            Box::new(m20261202_000029_audit_daily_counts::Migration),
         ]
     }
 }
@@ -129,6 +131,7 @@ pub const TABLES: &[&str] = &[
     "report_schedules",
     "report_recipients",
     "report_runs",
+    "audit_daily_counts",
 ];
 
 /// The tables of seed 000's data model, the first 17 of [`TABLES`].

@@ -1,18 +1,24 @@
 //! The clean-up pass: every kind of finished row ([`CleanupTarget`]) counted (a dry run) or
 //! deleted in batches of [`CLEANUP_BATCH`], with a pause between batches so requests writing
-//! at the same time are not starved (SQLite has one writer).
+//! at the same time are not starved (SQLite has one writer); then the audit entries of the days
+//! that ended are counted into the usage statistics' daily rollup.
 
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use steward_domain::RepositoryError;
-use steward_domain::maintenance::{CLEANUP_BATCH, CleanupTarget, MaintenanceStore, Retention};
+use steward_domain::dashboard::rollup_until;
+use steward_domain::maintenance::{
+    CLEANUP_BATCH, CleanupTarget, MaintenanceStore, ROLLUP_DAYS_PER_PASS, Retention,
+};
 
 /// What one pass did (or, dry, would do): rows per table, and how long it took.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CleanupReport {
     pub dry_run: bool,
     pub deleted: Vec<(CleanupTarget, u64)>,
+    /// UTC days of audit entries counted into the statistics' daily rollup (none in a dry run).
+    pub rolled_up_days: u64,
     pub elapsed: Duration,
 }
 
@@ -55,9 +61,17 @@ pub async fn run_cleanup<S: MaintenanceStore + Sync>(
         };
         deleted.push((target, rows));
     }
+    let rolled_up_days = if dry_run {
+        0
+    } else {
+        store
+            .roll_up_audit_days(rollup_until(now), ROLLUP_DAYS_PER_PASS)
+            .await?
+    };
     Ok(CleanupReport {
         dry_run,
         deleted,
+        rolled_up_days,
         elapsed: started.elapsed(),
     })
 }

@@ -164,6 +164,44 @@ impl Dashboard {
     }
 }
 
+/// The end (exclusive) of the days the clean-up pass may count into the daily rollup at `now`:
+/// UTC days that ended at least an hour ago, so entries written late by an instance whose
+/// clock lags are in before their day is counted.
+pub fn rollup_until(now: DateTime<Utc>) -> DateTime<Utc> {
+    truncate(now - Duration::hours(1), Interval::Day)
+}
+
+/// The whole UTC days of `[from, to)` that the daily rollup answers, given that it holds every
+/// day before `through`: `None` when there are none.
+pub fn rolled_days(
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    through: Option<DateTime<Utc>>,
+) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    let through = through?;
+    let first = truncate(from, Interval::Day);
+    let start = if first < from {
+        first + Duration::days(1)
+    } else {
+        first
+    };
+    let end = truncate(to, Interval::Day).min(through);
+    (start < end).then_some((start, end))
+}
+
+/// The parts of `[lower, upper)` outside `rolled`: what must still be counted entry by entry.
+pub fn outside(
+    lower: DateTime<Utc>,
+    upper: DateTime<Utc>,
+    rolled: Option<(DateTime<Utc>, DateTime<Utc>)>,
+) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    let parts = match rolled {
+        None => vec![(lower, upper)],
+        Some((start, end)) => vec![(lower, upper.min(start)), (lower.max(end), upper)],
+    };
+    parts.into_iter().filter(|(a, b)| a < b).collect()
+}
+
 /// A usage statistic over time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Metric {
@@ -449,6 +487,45 @@ pub trait DashboardStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn utc(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn the_rollup_answers_whole_days_it_holds_and_the_rest_is_counted_entry_by_entry() {
+        let from = utc("2030-01-01T10:00:00Z");
+        let to = utc("2030-01-05T06:00:00Z");
+        // Nothing rolled up yet.
+        assert_eq!(rolled_days(from, to, None), None);
+        // Rolled through the 4th (exclusive): the 2nd and 3rd whole days.
+        let rolled = rolled_days(from, to, Some(utc("2030-01-04T00:00:00Z")));
+        assert_eq!(
+            rolled,
+            Some((utc("2030-01-02T00:00:00Z"), utc("2030-01-04T00:00:00Z")))
+        );
+        // A window inside one day has no whole day.
+        assert_eq!(rolled_days(from, utc("2030-01-01T20:00:00Z"), Some(to)), None);
+        // A day bucket inside the rolled days is not counted again; the edges are.
+        assert!(outside(utc("2030-01-02T00:00:00Z"), utc("2030-01-03T00:00:00Z"), rolled).is_empty());
+        assert_eq!(
+            outside(from, utc("2030-01-08T00:00:00Z"), rolled),
+            vec![
+                (from, utc("2030-01-02T00:00:00Z")),
+                (utc("2030-01-04T00:00:00Z"), utc("2030-01-08T00:00:00Z"))
+            ]
+        );
+        assert_eq!(outside(from, to, None), vec![(from, to)]);
+        // Days that ended an hour ago.
+        assert_eq!(
+            rollup_until(utc("2030-01-05T00:30:00Z")),
+            utc("2030-01-04T00:00:00Z")
+        );
+        assert_eq!(
+            rollup_until(utc("2030-01-05T01:00:00Z")),
+            utc("2030-01-05T00:00:00Z")
+        );
+    }
 
     fn at(text: &str) -> DateTime<Utc> {
         text.parse().unwrap()

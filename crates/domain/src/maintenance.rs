@@ -151,6 +151,10 @@ impl Retention {
 /// Rows deleted per statement, so a pass never holds a long lock.
 pub const CLEANUP_BATCH: u64 = 1000;
 
+/// Days of audit entries counted into the daily rollup per pass (a first pass over an old
+/// instance catches up a year at most; the next passes go on).
+pub const ROLLUP_DAYS_PER_PASS: u32 = 400;
+
 pub trait MaintenanceStore {
     /// How many rows of `target` ended before `cutoff` (at `now`).
     fn count_expired(
@@ -167,6 +171,16 @@ pub trait MaintenanceStore {
         cutoff: DateTime<Utc>,
         now: DateTime<Utc>,
         limit: u64,
+    ) -> impl Future<Output = Result<u64, RepositoryError>> + Send;
+
+    /// Counts the audit entries of every UTC day not yet counted, from the first entry's day up
+    /// to (not including) `until`, at most `max_days` days, into the daily rollup the usage
+    /// statistics read; each day in one transaction with the mark of how far it got. Answers
+    /// how many days it counted.
+    fn roll_up_audit_days(
+        &self,
+        until: DateTime<Utc>,
+        max_days: u32,
     ) -> impl Future<Output = Result<u64, RepositoryError>> + Send;
 
     /// Claims the clean-up pass for this instance when no instance ran one in the last

@@ -3,70 +3,19 @@
 //! SQL both backends run, with the bucket arithmetic spelled per backend.
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use sea_orm::{ConnectionTrait, DatabaseBackend, QueryResult, Statement, Value};
+use sea_orm::{ConnectionTrait, DatabaseBackend};
 use steward_domain::RepositoryError;
 use steward_domain::dashboard::{
     DashboardCounts, DashboardStore, DeviceCounts, Interval, JobCounts, LOCKOUT, SIGN_IN_FAILED, Scope,
-    UserCounts, WebhookCounts, truncate,
+    UserCounts, WebhookCounts, outside, rolled_days, truncate,
 };
 use uuid::Uuid;
 
 use crate::database::Database;
 use crate::error::db_err_to_repository as db;
 
-/// A statement under construction: SQL with placeholders numbered for the backend.
-struct Sql {
-    backend: DatabaseBackend,
-    text: String,
-    values: Vec<Value>,
-}
-
-impl Sql {
-    fn new(backend: DatabaseBackend) -> Self {
-        Self {
-            backend,
-            text: String::new(),
-            values: Vec::new(),
-        }
-    }
-
-    fn push(&mut self, text: &str) -> &mut Self {
-        self.text.push_str(text);
-        self
-    }
-
-    /// Appends a placeholder bound to `value`.
-    fn bind(&mut self, value: impl Into<Value>) -> &mut Self {
-        self.values.push(value.into());
-        if self.backend == DatabaseBackend::Postgres {
-            self.text.push_str(&format!("${}", self.values.len()));
-        } else {
-            self.text.push('?');
-        }
-        self
-    }
-
-    fn statement(&self) -> Statement {
-        Statement::from_sql_and_values(self.backend, self.text.clone(), self.values.clone())
-    }
-}
-
-fn count(row: &QueryResult, column: &str) -> Result<u64, RepositoryError> {
-    let value: Option<i64> = row.try_get("", column).map_err(db)?;
-    Ok(value.unwrap_or(0).max(0).unsigned_abs())
-}
-
-async fn one(connection: &impl ConnectionTrait, sql: &Sql) -> Result<QueryResult, RepositoryError> {
-    connection
-        .query_one_raw(sql.statement())
-        .await
-        .map_err(db)?
-        .ok_or_else(|| RepositoryError::Other("an aggregate answered no row".to_owned()))
-}
-
-async fn all(connection: &impl ConnectionTrait, sql: &Sql) -> Result<Vec<QueryResult>, RepositoryError> {
-    connection.query_all_raw(sql.statement()).await.map_err(db)
-}
+use crate::audit_rollup::{day_counts, rolled_through};
+use crate::sql::{Sql, all, count, one};
 
 /// `AND <column> IN (the organization's members)`.
 fn members(sql: &mut Sql, column: &str, organization: Uuid) {
@@ -328,34 +277,64 @@ impl DashboardStore for Database {
         }
         let connection = self.connection();
         let backend = connection.get_database_backend();
+        // The whole system's day and week buckets read whole days from the daily rollup (an
+        // organization's view depends on who is a member now, so it is always counted).
+        let rolled = if scope == Scope::System && interval != Interval::Hour {
+            rolled_days(from, to, rolled_through(connection).await?)
+        } else {
+            None
+        };
+        let width = Duration::seconds(interval.seconds());
         let mut counted = Vec::new();
         for action in actions {
+            let mut sums = vec![0u64; starts.len()];
             let mut sql = Sql::new(backend);
-            sql.push("WITH bounds (k, lower, upper) AS (VALUES ");
+            let mut parts = 0;
             for (index, start) in starts.iter().enumerate() {
-                let upper = (*start + Duration::seconds(interval.seconds())).min(to);
-                sql.push(if index == 0 { "(" } else { ", (" })
+                let upper = (*start + width).min(to);
+                for (lower, upper) in outside((*start).max(from), upper, rolled) {
+                    sql.push(if parts == 0 {
+                        "WITH bounds (k, lower, upper) AS (VALUES ("
+                    } else {
+                        ", ("
+                    })
                     .push(&index.to_string())
                     .push(", ")
-                    .bind((*start).max(from))
+                    .bind(lower)
                     .push(", ")
                     .bind(upper)
                     .push(")");
+                    parts += 1;
+                }
             }
-            sql.push(
-                ") SELECT CAST(k AS BIGINT) AS k, (SELECT COUNT(*) FROM audit_logs WHERE occurred_at >= bounds.lower \
-                 AND occurred_at < bounds.upper AND action = ",
-            )
-            .bind(*action);
-            if let Some(organization) = scope.organization() {
-                organization_entries(&mut sql, backend, action, organization);
+            if parts > 0 {
+                sql.push(
+                    ") SELECT CAST(k AS BIGINT) AS k, (SELECT COUNT(*) FROM audit_logs WHERE occurred_at >= bounds.lower \
+                     AND occurred_at < bounds.upper AND action = ",
+                )
+                .bind(*action);
+                if let Some(organization) = scope.organization() {
+                    organization_entries(&mut sql, backend, action, organization);
+                }
+                sql.push(") AS n FROM bounds");
+                for row in all(connection, &sql).await? {
+                    let k: i64 = row.try_get("", "k").map_err(db)?;
+                    let n = count(&row, "n")?;
+                    if let Some(sum) = usize::try_from(k).ok().and_then(|k| sums.get_mut(k)) {
+                        *sum = sum.saturating_add(n);
+                    }
+                }
             }
-            sql.push(") AS n FROM bounds");
-            for row in all(connection, &sql).await? {
-                let k: i64 = row.try_get("", "k").map_err(db)?;
-                let n = count(&row, "n")?;
-                let start = usize::try_from(k).ok().and_then(|k| starts.get(k));
-                if let (Some(start), true) = (start, n > 0) {
+            if let Some(days) = rolled {
+                for (day, n) in day_counts(connection, action, days).await? {
+                    let bucket = truncate(day, interval);
+                    if let Ok(index) = starts.binary_search(&bucket) {
+                        sums[index] = sums[index].saturating_add(n);
+                    }
+                }
+            }
+            for (start, n) in starts.iter().zip(sums) {
+                if n > 0 {
                     counted.push(((*action).to_owned(), *start, n));
                 }
             }

@@ -8,6 +8,7 @@ mod accounts;
 mod admin_activity;
 mod audit;
 mod audit_log;
+mod audit_rollup;
 mod config_backup;
 mod dashboard;
 mod database;
@@ -34,6 +35,7 @@ mod queue;
 mod reports;
 mod roles;
 mod settings;
+mod sql;
 mod user_quotas;
 
 pub use database::{Backend, Database, DatabaseOptions, MigrationState, PoolStats};

@@ -241,6 +241,10 @@ impl Database {
 }
 
 impl MaintenanceStore for Database {
+    async fn roll_up_audit_days(&self, until: DateTime<Utc>, max_days: u32) -> Result<u64, RepositoryError> {
+        self.roll_up(until, max_days).await
+    }
+
     async fn count_expired(
         &self,
         target: CleanupTarget,

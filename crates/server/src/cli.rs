@@ -404,6 +404,12 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 report.total(),
                 report.elapsed.as_secs_f64()
             );
+            if report.rolled_up_days > 0 {
+                eprintln!(
+                    "counted {} days of audit entries for the usage statistics",
+                    report.rolled_up_days
+                );
+            }
             Ok(())
         }
         Command::Config {

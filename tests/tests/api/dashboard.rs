@@ -538,3 +538,152 @@ async fn statistics_count_each_metric_per_bucket_and_refuse_what_does_not_parse(
     })
     .await;
 }
+
+/// An audit entry written straight into the database at `at` (outside the hash chain, like the
+/// bench's), for history the test cannot make happen in the past.
+async fn past_entry(app: &TestApp, seq: i64, action: &str, at: chrono::DateTime<chrono::Utc>) {
+    use sea_orm::{ConnectionTrait, Statement};
+    let connection = app.db.connection();
+    let backend = connection.get_database_backend();
+    let sql = if backend == sea_orm::DatabaseBackend::Postgres {
+        "INSERT INTO audit_logs (id, occurred_at, actor_kind, action, resource_type, chain_seq, chain_hash) \
+         VALUES ($1, $2, 'user', $3, 'user', $4, 'test')"
+    } else {
+        "INSERT INTO audit_logs (id, occurred_at, actor_kind, action, resource_type, chain_seq, chain_hash) \
+         VALUES (?, ?, 'user', ?, 'user', ?, 'test')"
+    };
+    connection
+        .execute_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [
+                uuid::Uuid::now_v7().into(),
+                at.into(),
+                action.into(),
+                (-seq).into(),
+            ],
+        ))
+        .await
+        .unwrap();
+}
+
+/// Entries of `action` at or after `from`, counted one by one.
+async fn entries_since(app: &TestApp, action: &str, from: chrono::DateTime<chrono::Utc>) -> i64 {
+    use sea_orm::{ConnectionTrait, Statement};
+    let connection = app.db.connection();
+    let backend = connection.get_database_backend();
+    let sql = if backend == sea_orm::DatabaseBackend::Postgres {
+        "SELECT COUNT(*) FROM audit_logs WHERE action = $1 AND occurred_at >= $2"
+    } else {
+        "SELECT COUNT(*) FROM audit_logs WHERE action = ? AND occurred_at >= ?"
+    };
+    let row = connection
+        .query_one_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [action.into(), from.into()],
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get_by_index::<i64>(0).unwrap()
+}
+
+#[tokio::test]
+async fn statistics_read_whole_past_days_from_the_daily_rollup_and_count_the_edges() {
+    use chrono::{Duration, Utc};
+    use steward_domain::dashboard::{Interval, rollup_until, truncate};
+    use steward_domain::maintenance::MaintenanceStore;
+    each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let root = operator(&app, "root@example.com", "super_admin").await;
+        let today = truncate(Utc::now(), Interval::Day);
+        let three = today - Duration::days(3);
+        let ten = today - Duration::days(10);
+        let mut seq = 0;
+        for (day, count) in [(three, 5), (ten, 2)] {
+            for i in 0..count {
+                seq += 1;
+                past_entry(&app, seq, "auth.login_succeeded", day + Duration::hours(i + 1)).await;
+            }
+        }
+        seq += 1;
+        past_entry(&app, seq, "auth.login_failed", three + Duration::hours(2)).await;
+
+        // The clean-up pass's step: every ended day counted, once.
+        let days = app
+            .db
+            .roll_up_audit_days(rollup_until(Utc::now()), 400)
+            .await
+            .unwrap();
+        assert!(days >= 10, "{days}");
+        assert_eq!(
+            app.db
+                .roll_up_audit_days(rollup_until(Utc::now()), 400)
+                .await
+                .unwrap(),
+            0
+        );
+        assert!(app.count_rows("audit_daily_counts").await >= 3);
+
+        let from = (today - Duration::days(14)).to_rfc3339().replace("+00:00", "Z");
+        let stat = |interval: &str| {
+            format!("/api/admin/v1/statistics?metric=signins&interval={interval}&from={from}")
+        };
+        // Equal to the entries counted one by one, by day and by week.
+        let counted = entries_since(&app, "auth.login_succeeded", today - Duration::days(14)).await;
+        for interval in ["day", "week"] {
+            let view = read(&app, &root, &stat(interval)).await;
+            assert_eq!(view["total"], counted, "{interval}: {view}");
+        }
+        let daily = read(&app, &root, &stat("day")).await;
+        let on = |view: &Value, day: chrono::DateTime<Utc>| {
+            view["series"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|point| point["start"] == day.to_rfc3339().replace("+00:00", "Z"))
+                .map(|point| point["count"].as_u64().unwrap())
+        };
+        assert_eq!(on(&daily, three), Some(5), "{daily}");
+        assert_eq!(on(&daily, ten), Some(2), "{daily}");
+        // Today's sign-ins (not rolled up yet) are counted entry by entry.
+        assert!(on(&daily, today).unwrap() >= 1, "{daily}");
+
+        // The rolled-up days are read from the rollup: a changed day count shows in days and
+        // weeks, while hours (always counted entry by entry) still see the entries.
+        use sea_orm::ConnectionTrait;
+        app.db
+            .connection()
+            .execute_unprepared(
+                "UPDATE audit_daily_counts SET entries = entries + 100 WHERE action = 'auth.login_succeeded' \
+                 AND entries = 2",
+            )
+            .await
+            .unwrap();
+        let daily = read(&app, &root, &stat("day")).await;
+        assert_eq!(on(&daily, ten), Some(102), "{daily}");
+        let hourly_from = ten.to_rfc3339().replace("+00:00", "Z");
+        let hourly_to = (ten + Duration::days(1)).to_rfc3339().replace("+00:00", "Z");
+        let hourly = read(
+            &app,
+            &root,
+            &format!(
+                "/api/admin/v1/statistics?metric=signins&interval=hour&from={hourly_from}&to={hourly_to}"
+            ),
+        )
+        .await;
+        assert_eq!(hourly["total"], 2, "{hourly}");
+        // A window that ends mid-day counts its last, partial day entry by entry.
+        let until = (three + Duration::hours(3)).to_rfc3339().replace("+00:00", "Z");
+        let view = read(
+            &app,
+            &root,
+            &format!("/api/admin/v1/statistics?metric=signins&interval=day&from={from}&to={until}"),
+        )
+        .await;
+        assert_eq!(on(&view, three), Some(2), "{view}");
+        assert_eq!(on(&view, ten), Some(102), "{view}");
+    })
+    .await;
+}
