@@ -5,13 +5,12 @@
 use chrono::{DateTime, NaiveTime, Utc, Weekday};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, ExprTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, EntityTrait, ExprTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait,
 };
-use steward_domain::accounts::OutgoingMail;
 use steward_domain::reports::{
     Frequency, MAX_SCHEDULES, NewRun, Recipient, ReportFormat, ReportRun, ReportStore, ReportType, RunKind,
-    RunStatus, ScheduleRecord, Timing, weekday_name,
+    RunOutcome, RunStatus, ScheduleRecord, Timing, weekday_name,
 };
 use steward_domain::{AuditEntry, RepositoryError};
 use uuid::Uuid;
@@ -19,7 +18,7 @@ use uuid::Uuid;
 use crate::accounts::outbox::insert_mail;
 use crate::audit::insert_audit_entry;
 use crate::database::Database;
-use crate::entities::{report_recipients, report_runs, report_schedules};
+use crate::entities::{jobs, report_recipients, report_runs, report_schedules};
 use crate::error::db_err_to_repository as db;
 
 /// The turn taken by writers of schedules (the count of schedules is decided under it).
@@ -343,7 +342,7 @@ impl ReportStore for Database {
     async fn start_run(
         &self,
         schedule: Uuid,
-        seen_next: DateTime<Utc>,
+        seen_version: i32,
         next_run_at: DateTime<Utc>,
         new: &NewRun,
     ) -> Result<bool, RepositoryError> {
@@ -351,8 +350,12 @@ impl ReportStore for Database {
         let moved = report_schedules::Entity::update_many()
             .filter(report_schedules::Column::Id.eq(schedule))
             .filter(report_schedules::Column::Enabled.eq(true))
-            .filter(report_schedules::Column::NextRunAt.eq(seen_next))
+            .filter(report_schedules::Column::Version.eq(seen_version))
             .col_expr(report_schedules::Column::NextRunAt, Expr::value(next_run_at))
+            .col_expr(
+                report_schedules::Column::Version,
+                Expr::col(report_schedules::Column::Version).add(1),
+            )
             .exec(&transaction)
             .await
             .map_err(db)?
@@ -360,37 +363,72 @@ impl ReportStore for Database {
         if moved == 0 {
             return Ok(false);
         }
-        if let Some(job) = &new.job {
-            crate::jobs::insert_job(&transaction, job).await?;
-        }
-        match run_row(&new.run).insert(&transaction).await.map_err(db) {
-            Ok(_) => {}
-            // The slot already ran (a schedule moved back to it): nothing to start.
-            Err(RepositoryError::Conflict(_)) => return Ok(false),
-            Err(error) => return Err(error),
+        // A slot that already ran (the timing moved back to it): only move on.
+        let ran = report_runs::Entity::find()
+            .filter(report_runs::Column::ScheduleId.eq(schedule))
+            .filter(report_runs::Column::Kind.eq(new.run.kind.as_str()))
+            .filter(report_runs::Column::DueAt.eq(new.run.due_at))
+            .count(&transaction)
+            .await
+            .map_err(db)?
+            > 0;
+        if !ran {
+            if let Some(job) = &new.job {
+                crate::jobs::insert_job(&transaction, job).await?;
+            }
+            run_row(&new.run).insert(&transaction).await.map_err(db)?;
         }
         transaction.commit().await.map_err(db)?;
-        Ok(true)
+        Ok(!ran)
     }
 
-    async fn record_test_run(
-        &self,
-        new: &ReportRun,
-        mail: &[OutgoingMail],
-        audit: &AuditEntry,
-    ) -> Result<bool, RepositoryError> {
-        let transaction = self.begin_write().await.map_err(db)?;
-        match run_row(new).insert(&transaction).await.map_err(db) {
-            Ok(_) => {}
-            Err(RepositoryError::Conflict(_)) => return Ok(false),
-            Err(error) => return Err(error),
+    async fn claim_test_run(&self, new: &ReportRun) -> Result<bool, RepositoryError> {
+        match run_row(new).insert(self.writer()).await.map_err(db) {
+            Ok(_) => Ok(true),
+            Err(RepositoryError::Conflict(_)) => {
+                // The same minute's test, or a schedule deleted meanwhile.
+                let exists = report_schedules::Entity::find_by_id(new.schedule_id)
+                    .one(self.connection())
+                    .await
+                    .map_err(db)?
+                    .is_some();
+                if exists {
+                    Ok(false)
+                } else {
+                    Err(RepositoryError::NotFound)
+                }
+            }
+            Err(error) => Err(error),
         }
-        for one in mail {
-            insert_mail(&transaction, one).await?;
-        }
-        insert_audit_entry(&transaction, audit).await?;
-        transaction.commit().await.map_err(db)?;
-        Ok(true)
+    }
+
+    async fn fail_orphaned_runs(&self, now: DateTime<Utc>) -> Result<u64, RepositoryError> {
+        let live = jobs::Entity::find()
+            .select_only()
+            .column(jobs::Column::Id)
+            .filter(jobs::Column::Status.is_in(["pending", "running"]))
+            .into_query();
+        Ok(report_runs::Entity::update_many()
+            .filter(report_runs::Column::Status.eq(RunStatus::Pending.as_str()))
+            .filter(report_runs::Column::Kind.eq(RunKind::Scheduled.as_str()))
+            .filter(
+                Condition::any()
+                    .add(report_runs::Column::JobId.is_null())
+                    .add(report_runs::Column::JobId.not_in_subquery(live)),
+            )
+            .col_expr(
+                report_runs::Column::Status,
+                Expr::value(RunStatus::Failed.as_str()),
+            )
+            .col_expr(
+                report_runs::Column::Error,
+                Expr::value("its job ended without sending it (cancelled, timed out or interrupted)"),
+            )
+            .col_expr(report_runs::Column::FinishedAt, Expr::value(now))
+            .exec(self.writer())
+            .await
+            .map_err(db)?
+            .rows_affected)
     }
 
     async fn find_run(&self, id: Uuid) -> Result<Option<ReportRun>, RepositoryError> {
@@ -405,34 +443,88 @@ impl ReportStore for Database {
     async fn finish_run(
         &self,
         id: Uuid,
-        status: RunStatus,
-        mail: &[OutgoingMail],
-        error: Option<&str>,
+        outcome: RunOutcome<'_>,
         now: DateTime<Utc>,
-    ) -> Result<bool, RepositoryError> {
+    ) -> Result<Option<usize>, RepositoryError> {
         let transaction = self.begin_write().await.map_err(db)?;
+        // The guard: of two attempts to end a run, one changes it.
         let ended = report_runs::Entity::update_many()
             .filter(report_runs::Column::Id.eq(id))
             .filter(report_runs::Column::Status.eq(RunStatus::Pending.as_str()))
-            .col_expr(report_runs::Column::Status, Expr::value(status.as_str()))
-            .col_expr(
-                report_runs::Column::Mailed,
-                Expr::value(i32::try_from(mail.len()).unwrap_or(i32::MAX)),
-            )
-            .col_expr(report_runs::Column::Error, Expr::value(error.map(str::to_owned)))
             .col_expr(report_runs::Column::FinishedAt, Expr::value(now))
             .exec(&transaction)
             .await
             .map_err(db)?
             .rows_affected;
         if ended == 0 {
-            return Ok(false);
+            return Ok(None);
         }
-        for one in mail {
-            insert_mail(&transaction, one).await?;
-        }
+        let Some(row) = report_runs::Entity::find_by_id(id)
+            .one(&transaction)
+            .await
+            .map_err(db)?
+        else {
+            return Ok(None);
+        };
+        let (error, mailed) = match outcome {
+            RunOutcome::Failed { error } => (Some(error.to_owned()), 0),
+            RunOutcome::Sent { mail, audit } => {
+                let enabled = report_schedules::Entity::find_by_id(row.schedule_id)
+                    .one(&transaction)
+                    .await
+                    .map_err(db)?
+                    .is_some_and(|schedule| schedule.enabled);
+                if !enabled && row.kind == RunKind::Scheduled.as_str() {
+                    (
+                        Some("the schedule was disabled before its run was sent".to_owned()),
+                        0,
+                    )
+                } else {
+                    // Whoever unsubscribed while the mail was made gets none.
+                    let subscribed: Vec<Uuid> = report_recipients::Entity::find()
+                        .filter(report_recipients::Column::ScheduleId.eq(row.schedule_id))
+                        .filter(report_recipients::Column::UnsubscribedAt.is_null())
+                        .all(&transaction)
+                        .await
+                        .map_err(db)?
+                        .into_iter()
+                        .map(|recipient| recipient.id)
+                        .collect();
+                    let mut sent_to = Vec::new();
+                    for (_, one) in mail
+                        .iter()
+                        .filter(|(recipient, _)| subscribed.contains(recipient))
+                    {
+                        insert_mail(&transaction, one).await?;
+                        sent_to.push(one.recipient.clone());
+                    }
+                    let entry = (*audit).change(
+                        None,
+                        Some(serde_json::json!({"run": id, "dueAt": row.due_at, "recipients": sent_to})),
+                    );
+                    insert_audit_entry(&transaction, &entry).await?;
+                    (None, sent_to.len())
+                }
+            }
+        };
+        let status = if error.is_some() {
+            RunStatus::Failed
+        } else {
+            RunStatus::Sent
+        };
+        report_runs::Entity::update_many()
+            .filter(report_runs::Column::Id.eq(id))
+            .col_expr(report_runs::Column::Status, Expr::value(status.as_str()))
+            .col_expr(
+                report_runs::Column::Mailed,
+                Expr::value(i32::try_from(mailed).unwrap_or(i32::MAX)),
+            )
+            .col_expr(report_runs::Column::Error, Expr::value(error))
+            .exec(&transaction)
+            .await
+            .map_err(db)?;
         transaction.commit().await.map_err(db)?;
-        Ok(true)
+        Ok(Some(mailed))
     }
 
     async fn recent_runs(&self, schedule: Uuid, limit: u64) -> Result<Vec<ReportRun>, RepositoryError> {

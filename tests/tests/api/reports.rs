@@ -390,7 +390,8 @@ async fn runs_act_for_the_operator_who_saved_the_schedule() {
         )
         .await;
         assert_eq!(saved["ownerId"], root.id.to_string());
-        assert_eq!(saved["version"], 2);
+        // Created (1), the failed run's start moved it on (2), saved (3).
+        assert_eq!(saved["version"], 3);
         assert_eq!(at(&saved["nextRunAt"]), slot + Span::days(1));
         clock.set(slot + Span::days(1) + Span::seconds(5));
         runs_until(&app, &root, &id, |runs| {
@@ -399,6 +400,35 @@ async fn runs_act_for_the_operator_who_saved_the_schedule() {
         .await;
         let mail = smtp.wait_for("ops@example.com", 1).await;
         assert!(mail.subject().contains("Security summary"));
+
+        // A run whose job ended without it (cancelled before it ran, say) does not stay pending:
+        // the scheduler fails it. (Made by hand: a job this fast cannot be cancelled in time.)
+        {
+            use sea_orm::ConnectionTrait;
+            let connection = app.db.connection();
+            connection
+                .execute_unprepared(
+                    "UPDATE report_runs SET status = 'pending', finished_at = NULL WHERE status = 'sent'",
+                )
+                .await
+                .unwrap();
+            connection
+                .execute_unprepared("UPDATE jobs SET status = 'cancelled' WHERE kind = 'scheduled_report'")
+                .await
+                .unwrap();
+        }
+        let runs = runs_until(&app, &root, &id, |runs| {
+            runs.iter().all(|run| run["status"] != "pending")
+                && runs
+                    .iter()
+                    .any(|run| run["error"].as_str().is_some_and(|e| e.contains("its job ended")))
+        })
+        .await;
+        assert_eq!(
+            runs.iter().filter(|run| run["status"] == "failed").count(),
+            2,
+            "{runs:?}"
+        );
 
         // A stale version is refused; a disabled schedule is not due.
         let mut stale = body.clone();
@@ -566,6 +596,51 @@ async fn every_refusal() {
             refused["message"].as_str().unwrap().contains("dashboard:read"),
             "{refused}"
         );
+
+        // A token needs the scopes of what the report shows, not only reports:manage.
+        let token = |scopes: Vec<&'static str>| {
+            let request = app
+                .authed(Method::POST, "/api/v1/auth/me/tokens", &root.token)
+                .json(&json!({"name": "reports", "scopes": scopes}));
+            async move {
+                expect_data(request.send().await.unwrap(), StatusCode::CREATED).await["secret"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            }
+        };
+        let narrow = TestUser {
+            id: root.id,
+            token: token(vec!["reports:manage"]).await,
+        };
+        let refused = expect_error(
+            send(&app, Method::POST, SCHEDULES, &narrow, Some(good.clone())).await,
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+        )
+        .await;
+        assert!(
+            refused["message"].as_str().unwrap().contains("audit:read"),
+            "{refused}"
+        );
+        let wide = TestUser {
+            id: root.id,
+            token: token(vec![
+                "reports:manage",
+                "dashboard:read",
+                "audit:read",
+                "reports:read",
+            ])
+            .await,
+        };
+        let made = expect_data(
+            send(&app, Method::POST, SCHEDULES, &wide, Some(good.clone())).await,
+            StatusCode::CREATED,
+        )
+        .await;
+        let made = made["id"].as_str().unwrap().to_owned();
+        let gone = send(&app, Method::DELETE, &format!("{SCHEDULES}/{made}"), &wide, None).await;
+        assert_eq!(gone.status(), StatusCode::NO_CONTENT);
 
         // Hostile and malformed input: 400 naming the field, nothing stored.
         let cases: Vec<(Value, &str)> = vec![

@@ -87,7 +87,7 @@ pub struct ReportScheduleView {
     pub day_of_month: Option<u32>,
     /// IANA time zone.
     pub time_zone: String,
-    /// `csv` (attached to a short mail) or `html` (tables in the mail).
+    /// `csv` (the figures in the mail and attached as CSV) or `html` (in the mail only).
     pub format: String,
     /// One organization's figures; absent: the whole system's.
     pub organization_id: Option<Uuid>,
@@ -219,8 +219,8 @@ pub async fn list_report_schedules(
     ))
 }
 
-/// Create a schedule (`reports:manage`, plus `dashboard:read` — and `audit:read` for an audit
-/// digest — held through your roles). Its runs act for you; it is first due at its next slot.
+/// Create a schedule (`reports:manage`, `dashboard:read` and `audit:read`; from a token, its
+/// scopes too). Its runs act for you; it is first due at its next slot.
 #[utoipa::path(
     tag = "admin",
     security(("bearer" = [])),
@@ -327,7 +327,8 @@ pub async fn delete_report_schedule(
 }
 
 /// Mail the report now, for the period up to now, to every subscribed recipient, marked as a
-/// test (`reports:manage`). `202` with the run; one test per schedule and minute (`429`).
+/// test (`reports:manage`, `dashboard:read`, `audit:read`). `202` with the run; one test per
+/// schedule and minute (`429`).
 #[utoipa::path(
     tag = "admin",
     security(("bearer" = [])),

@@ -18,7 +18,7 @@ use steward_domain::dashboard::{Interval, Scope};
 use steward_domain::jobs::JobRecord;
 use steward_domain::rbac::Permission;
 use steward_domain::reports::{
-    RECENT_RUNS, Recipient, Report, ReportFormat, ReportRun, ReportType, RunKind, RunStatus, ScheduleFields,
+    RECENT_RUNS, Recipient, Report, ReportFormat, ReportRun, RunKind, RunOutcome, RunStatus, ScheduleFields,
     ScheduleRecord,
 };
 use steward_domain::{Actor, AuditAction, AuditEntry, RepositoryError, RequestOrigin};
@@ -36,18 +36,26 @@ pub use scheduler::{run_report_scheduler, scheduler_pass};
 
 /// Whether `principal`'s roles (not a token's scopes: runs outlive tokens) let them run a
 /// report of `report_type`.
-fn may_run(principal: &Principal, report_type: ReportType) -> bool {
-    let holds = |permission: Permission| principal.catalog.allows(&principal.roles, permission);
-    holds(Permission::ReportsManage)
-        && holds(Permission::DashboardRead)
-        && (report_type != ReportType::AuditDigest || holds(Permission::AuditRead))
+/// What a report needs beside `reports:manage`: its figures are the dashboard's and counts of
+/// the audit trail.
+const FIGURES: [Permission; 3] = [
+    Permission::ReportsManage,
+    Permission::DashboardRead,
+    Permission::AuditRead,
+];
+
+const NEEDS: &str = "a report needs reports:manage, dashboard:read and audit:read";
+
+/// Whether a request may save or test a report: the caller's roles and their token's scopes.
+fn may_ask(principal: &Principal) -> bool {
+    FIGURES.iter().all(|permission| principal.allows(*permission))
 }
 
-fn needs(report_type: ReportType) -> &'static str {
-    match report_type {
-        ReportType::AuditDigest => "an audit digest needs reports:manage, dashboard:read and audit:read",
-        _ => "a report needs reports:manage and dashboard:read",
-    }
+/// Whether a run may act for `owner`: their roles only (runs outlive tokens).
+fn may_run(owner: &Principal) -> bool {
+    FIGURES
+        .iter()
+        .all(|permission| owner.catalog.allows(&owner.roles, *permission))
 }
 
 /// A schedule as the audit trail records it.
@@ -103,8 +111,8 @@ impl<'a, S: Store> ReportService<'a, S> {
     async fn checked(&self, admin: &Principal, fields: ScheduleFields) -> Result<ScheduleRecord, AppError> {
         let input = fields.check()?;
         let admin = self.steward.auth.with_roles(admin.clone()).await?;
-        if !may_run(&admin, input.report_type) {
-            return Err(AppError::forbidden(needs(input.report_type)));
+        if !may_ask(&admin) {
+            return Err(AppError::forbidden(NEEDS));
         }
         if let Some(organization) = input.organization
             && self
@@ -244,47 +252,80 @@ impl<'a, S: Store> ReportService<'a, S> {
     ) -> Result<ReportRun, AppError> {
         let schedule = self.schedule(id).await?;
         let admin = self.steward.auth.with_roles(admin.clone()).await?;
-        if !may_run(&admin, schedule.report_type) {
-            return Err(AppError::forbidden(needs(schedule.report_type)));
+        if !may_ask(&admin) {
+            return Err(AppError::forbidden(NEEDS));
         }
         let now = self.steward.clock.now();
         let period = schedule.timing.slot_after(now) - schedule.timing.slot_at_or_before(now);
         let from = now - period;
-        let mail = self.mail(&schedule, from, now, true).await?;
-        if mail.is_empty() {
+        if schedule.recipients.iter().all(|r| r.unsubscribed_at.is_some()) {
             return Err(AppError::conflict(
                 "every recipient of this schedule unsubscribed",
             ));
         }
         let minute =
             DateTime::from_timestamp(now.timestamp() - now.timestamp().rem_euclid(60), 0).unwrap_or(now);
-        let run = ReportRun {
+        let mut run = ReportRun {
             id: Uuid::now_v7(),
             schedule_id: id,
             kind: RunKind::Test,
             due_at: minute,
             window_from: from,
             window_to: now,
-            status: RunStatus::Sent,
+            status: RunStatus::Pending,
             job_id: None,
-            mailed: i32::try_from(mail.len()).unwrap_or(i32::MAX),
+            mailed: 0,
             error: None,
             created_at: Utc::now(),
-            finished_at: Some(Utc::now()),
+            finished_at: None,
         };
-        let entry = audit(Actor::admin(admin.user), "report.test_sent", id, origin).change(
-            None,
-            Some(json!({"recipients": mail.iter().map(|m| m.recipient.as_str()).collect::<Vec<_>>()})),
-        );
-        if self.steward.store.record_test_run(&run, &mail, &entry).await? {
-            Ok(run)
-        } else {
-            Err(AppError::new(
-                ErrorKind::RateLimited,
-                "a test of this schedule was sent this minute",
-            )
-            .with_retry_after(60))
+        // The minute's test is claimed before any figure is read.
+        match self.steward.store.claim_test_run(&run).await {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(AppError::new(
+                    ErrorKind::RateLimited,
+                    "a test of this schedule was sent this minute",
+                )
+                .with_retry_after(60));
+            }
+            Err(RepositoryError::NotFound) => return Err(AppError::not_found("no such report schedule")),
+            Err(error) => return Err(error.into()),
         }
+        let mail = match self.mail(&schedule, from, now, true).await {
+            Ok(mail) => mail,
+            Err(error) => {
+                self.steward
+                    .store
+                    .finish_run(
+                        run.id,
+                        RunOutcome::Failed {
+                            error: &error.message,
+                        },
+                        Utc::now(),
+                    )
+                    .await?;
+                return Err(error);
+            }
+        };
+        let entry = audit(Actor::admin(admin.user), "report.test_sent", id, origin);
+        let mailed = self
+            .steward
+            .store
+            .finish_run(
+                run.id,
+                RunOutcome::Sent {
+                    mail: &mail,
+                    audit: Box::new(entry),
+                },
+                Utc::now(),
+            )
+            .await?
+            .unwrap_or(0);
+        run.status = RunStatus::Sent;
+        run.mailed = i32::try_from(mailed).unwrap_or(i32::MAX);
+        run.finished_at = Some(Utc::now());
+        Ok(run)
     }
 
     /// The recipient an unsubscribe token names, with their schedule's name; `404` for a token
@@ -361,7 +402,7 @@ impl<'a, S: Store> ReportService<'a, S> {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         test: bool,
-    ) -> Result<Vec<OutgoingMail>, AppError> {
+    ) -> Result<Vec<(Uuid, OutgoingMail)>, AppError> {
         let report = self.report(schedule, from, to).await?;
         let scope = match schedule.organization {
             None => "the whole system".to_owned(),
@@ -416,7 +457,7 @@ impl<'a, S: Store> ReportService<'a, S> {
                 })?;
             one.attachment = attachment.clone();
             one.unsubscribe = Some(format!("{base}/api/v1/report-unsubscribe?token={token}"));
-            mail.push(one);
+            mail.push((recipient.id, one));
         }
         Ok(mail)
     }
@@ -439,36 +480,42 @@ impl<'a, S: Store> ReportService<'a, S> {
         if run.status != RunStatus::Pending {
             return Ok(json!({"run": run.id, "status": run.status.as_str(), "mailed": run.mailed}));
         }
-        match self.send_run(job, &run).await {
+        match self.send_run(&run).await {
             Ok(summary) => Ok(summary),
             // A passing failure: the job is taken up again and the run stays pending.
             Err(error) if error.kind == ErrorKind::Unavailable => Err(error),
             Err(error) => {
                 self.steward
                     .store
-                    .finish_run(run.id, RunStatus::Failed, &[], Some(&error.message), Utc::now())
+                    .finish_run(
+                        run.id,
+                        RunOutcome::Failed {
+                            error: &error.message,
+                        },
+                        Utc::now(),
+                    )
                     .await?;
                 Err(error)
             }
         }
     }
 
-    async fn send_run(&self, job: &JobRecord, run: &ReportRun) -> Result<Value, AppError> {
+    async fn send_run(&self, run: &ReportRun) -> Result<Value, AppError> {
         let schedule = self
             .steward
             .store
             .find_schedule(run.schedule_id)
             .await?
             .ok_or_else(|| AppError::not_found("the report schedule was deleted"))?;
-        let owner = self
-            .steward
-            .store
-            .find_user(job.owner_id)
-            .await?
-            .filter(|user| user.is_active() && schedule.owner == Some(user.id))
-            .ok_or_else(|| {
-                AppError::forbidden("the schedule's operator can no longer act (locked, deleted or replaced)")
-            })?;
+        // The operator the schedule acts for now (whoever saved it last).
+        let owner = match schedule.owner {
+            Some(owner) => self.steward.store.find_user(owner).await?,
+            None => None,
+        }
+        .filter(|user| user.is_active())
+        .ok_or_else(|| {
+            AppError::forbidden("the schedule's operator can no longer act (locked or deleted)")
+        })?;
         let owner = self
             .steward
             .auth
@@ -477,41 +524,33 @@ impl<'a, S: Store> ReportService<'a, S> {
                 Credential::Session { session: Uuid::nil() },
             ))
             .await?;
-        if !may_run(&owner, schedule.report_type) {
+        if !may_run(&owner) {
             return Err(AppError::forbidden(format!(
-                "the schedule's operator no longer holds what it needs: {}",
-                needs(schedule.report_type)
+                "the schedule's operator no longer holds what it needs: {NEEDS}"
             )));
         }
         let mail = self
             .mail(&schedule, run.window_from, run.window_to, false)
             .await?;
-        let mailed = mail.len();
-        let ended = self
+        let entry = AuditEntry::new(
+            Actor::system(),
+            AuditAction::known("report.sent"),
+            "report_schedule",
+        )
+        .resource_id(schedule.id);
+        let mailed = self
             .steward
             .store
-            .finish_run(run.id, RunStatus::Sent, &mail, None, Utc::now())
-            .await?;
-        if ended {
-            let entry = AuditEntry::new(
-                Actor::system(),
-                AuditAction::known("report.sent"),
-                "report_schedule",
+            .finish_run(
+                run.id,
+                RunOutcome::Sent {
+                    mail: &mail,
+                    audit: Box::new(entry),
+                },
+                Utc::now(),
             )
-            .resource_id(schedule.id)
-            .change(
-                None,
-                Some(json!({
-                    "run": run.id,
-                    "dueAt": run.due_at,
-                    "recipients": mail.iter().map(|m| m.recipient.as_str()).collect::<Vec<_>>(),
-                })),
-            );
-            if let Err(error) = self.steward.store.record(&entry).await {
-                tracing::warn!(%error, "could not audit a sent report");
-            }
-        }
-        Ok(json!({"run": run.id, "schedule": schedule.id, "mailed": if ended { mailed } else { 0 }}))
+            .await?;
+        Ok(json!({"run": run.id, "schedule": schedule.id, "mailed": mailed.unwrap_or(0)}))
     }
 }
 

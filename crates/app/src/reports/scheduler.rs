@@ -14,59 +14,88 @@ use super::DUE_PER_PASS;
 use crate::error::AppError;
 use crate::steward::{Steward, Store};
 
-/// Starts the runs of schedules due at the scheduler's clock. Answers how many started here.
+/// Batches of due schedules read per pass, at most.
+const BATCHES: usize = 10;
+
+/// Starts the runs of schedules due at the scheduler's clock, and fails the runs whose job
+/// ended without them. Answers how many runs started here.
 pub async fn scheduler_pass<S: Store>(steward: &Steward<S>) -> Result<usize, AppError> {
     let now = steward.clock.now();
-    let due = steward.store.due_schedules(now, DUE_PER_PASS).await?;
+    let orphaned = steward.store.fail_orphaned_runs(Utc::now()).await?;
+    if orphaned > 0 {
+        tracing::warn!(
+            orphaned,
+            "report runs whose job ended without sending them were failed"
+        );
+    }
     let mut started = 0;
-    for schedule in due {
-        let Some(seen) = schedule.next_run_at else {
-            continue;
-        };
-        let plan = due_run(&schedule.timing, now);
-        let run_id = Uuid::now_v7();
-        let created = Utc::now();
-        let job = schedule.owner.map(|owner| NewJob {
-            id: Uuid::now_v7(),
-            kind: JobKind::ScheduledReport,
-            owner_id: owner,
-            organization_id: None,
-            parameters: json!({"schedule": schedule.id, "run": run_id, "dueAt": plan.due_at}),
-            input: None,
-            created_at: created,
-        });
-        let run = ReportRun {
-            id: run_id,
-            schedule_id: schedule.id,
-            kind: RunKind::Scheduled,
-            due_at: plan.due_at,
-            window_from: plan.window_from,
-            window_to: plan.due_at,
-            status: if job.is_some() {
-                RunStatus::Pending
-            } else {
-                RunStatus::Failed
-            },
-            job_id: job.as_ref().map(|job| job.id),
-            mailed: 0,
-            error: job.is_none().then(|| {
-                "the schedule has no operator (their account was deleted): save it again".to_owned()
-            }),
-            created_at: created,
-            finished_at: job.is_none().then_some(created),
-        };
-        if steward
-            .store
-            .start_run(schedule.id, seen, plan.next_run_at, &NewRun { run, job })
-            .await?
-        {
-            started += 1;
+    for _ in 0..BATCHES {
+        let due = steward.store.due_schedules(now, DUE_PER_PASS).await?;
+        let full = due.len() as u64 >= DUE_PER_PASS;
+        for schedule in due {
+            // One schedule's failure does not hold up the others.
+            match start(steward, &schedule, now).await {
+                Ok(true) => started += 1,
+                Ok(false) => {}
+                Err(error) => tracing::warn!(%error, schedule = %schedule.id, "a report run could not start"),
+            }
+        }
+        if !full {
+            break;
         }
     }
     if started > 0 {
         steward.jobs.wake_workers();
     }
     Ok(started)
+}
+
+async fn start<S: Store>(
+    steward: &Steward<S>,
+    schedule: &steward_domain::reports::ScheduleRecord,
+    now: chrono::DateTime<Utc>,
+) -> Result<bool, AppError> {
+    let plan = due_run(&schedule.timing, now);
+    let run_id = Uuid::now_v7();
+    let created = Utc::now();
+    let job = schedule.owner.map(|owner| NewJob {
+        id: Uuid::now_v7(),
+        kind: JobKind::ScheduledReport,
+        owner_id: owner,
+        organization_id: None,
+        parameters: json!({"schedule": schedule.id, "run": run_id, "dueAt": plan.due_at}),
+        input: None,
+        created_at: created,
+    });
+    let run = ReportRun {
+        id: run_id,
+        schedule_id: schedule.id,
+        kind: RunKind::Scheduled,
+        due_at: plan.due_at,
+        window_from: plan.window_from,
+        window_to: plan.due_at,
+        status: if job.is_some() {
+            RunStatus::Pending
+        } else {
+            RunStatus::Failed
+        },
+        job_id: job.as_ref().map(|job| job.id),
+        mailed: 0,
+        error: job
+            .is_none()
+            .then(|| "the schedule has no operator (their account was deleted): save it again".to_owned()),
+        created_at: created,
+        finished_at: job.is_none().then_some(created),
+    };
+    Ok(steward
+        .store
+        .start_run(
+            schedule.id,
+            schedule.version,
+            plan.next_run_at,
+            &NewRun { run, job },
+        )
+        .await?)
 }
 
 /// Runs [`scheduler_pass`] every `every`, forever.

@@ -110,7 +110,8 @@ impl Frequency {
     }
 }
 
-/// How the report travels: a CSV attachment beside a short text, or tables in an HTML mail.
+/// How the report travels: its figures are in the mail either way (text and HTML); `csv`
+/// attaches them as a CSV file as well.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ReportFormat {
     Csv,
@@ -186,7 +187,11 @@ fn invalid(field: &'static str, message: &'static str) -> RuleError {
 /// Whether `text` has a control character (NUL, line breaks, escapes): never in a name or an
 /// address that ends up in mail headers.
 fn has_control(text: &str) -> bool {
-    text.chars().any(char::is_control)
+    text.chars().any(|c| {
+        // Cc, and the format characters that reorder or hide text (bidirectional overrides,
+        // zero-width characters) a subject could spoof with.
+        c.is_control() || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+    })
 }
 
 /// An address a report may be sent to: `local@domain`, no spaces, no control characters, no
@@ -211,6 +216,16 @@ pub fn check_recipient(address: &str) -> Result<String, RuleError> {
     };
     if local.is_empty() || local.contains('@') || domain.is_empty() || !domain.contains('.') {
         return Err(invalid("recipients", "each address is local@domain"));
+    }
+    // What every mail server takes: ASCII, RFC 5322's atoms on the left, a host name on the
+    // right.
+    let atom = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c);
+    let host = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '.';
+    if !local.chars().all(atom) || !domain.chars().all(host) {
+        return Err(invalid(
+            "recipients",
+            "each address is ASCII: letters, digits and !#$%&'*+-/=?^_`{|}~. before the @, a host name after it",
+        ));
     }
     if domain.starts_with('.') || domain.ends_with('.') || domain.contains("..") {
         return Err(invalid("recipients", "each address is local@domain"));
@@ -471,6 +486,18 @@ pub struct NewRun {
     pub job: Option<NewJob>,
 }
 
+/// How a run ends.
+#[derive(Debug, Clone)]
+pub enum RunOutcome<'a> {
+    Sent {
+        mail: &'a [(Uuid, OutgoingMail)],
+        audit: Box<AuditEntry>,
+    },
+    Failed {
+        error: &'a str,
+    },
+}
+
 pub trait ReportStore {
     /// Stores a schedule with its recipients and the audit entry; `None` when there are
     /// already [`MAX_SCHEDULES`] (counted in the same transaction).
@@ -512,39 +539,43 @@ pub trait ReportStore {
         limit: u64,
     ) -> impl Future<Output = Result<Vec<ScheduleRecord>, RepositoryError>> + Send;
 
-    /// Takes a due schedule's run: moves `next_run_at` from `seen_next` to `next_run_at` and
-    /// stores the run and its job, in one transaction — only if `next_run_at` is still
-    /// `seen_next`, so of several instances exactly one starts it. Answers whether this one did.
+    /// Takes a due schedule's run: moves `next_run_at` on (and the version with it) and stores
+    /// the run and its job, in one transaction — only if the schedule is still enabled at
+    /// `seen_version`, so of several instances exactly one starts it. A slot that already ran
+    /// only moves `next_run_at`. Answers whether this call started a run.
     fn start_run(
         &self,
         schedule: Uuid,
-        seen_next: DateTime<Utc>,
+        seen_version: i32,
         next_run_at: DateTime<Utc>,
         run: &NewRun,
     ) -> impl Future<Output = Result<bool, RepositoryError>> + Send;
 
-    /// Stores a test run with its mail, already sent to the outbox; `false` when a test of the
-    /// same schedule was already asked in the same minute.
-    fn record_test_run(
+    /// Stores a test run, `pending`, before its mail is made; `false` when a test of the same
+    /// schedule was already asked in the same minute.
+    fn claim_test_run(&self, run: &ReportRun) -> impl Future<Output = Result<bool, RepositoryError>> + Send;
+
+    /// Fails the pending runs whose job ended without ending them (cancelled, timed out,
+    /// interrupted too often) or is gone. Answers how many.
+    fn fail_orphaned_runs(
         &self,
-        run: &ReportRun,
-        mail: &[OutgoingMail],
-        audit: &AuditEntry,
-    ) -> impl Future<Output = Result<bool, RepositoryError>> + Send;
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<u64, RepositoryError>> + Send;
 
     fn find_run(&self, id: Uuid) -> impl Future<Output = Result<Option<ReportRun>, RepositoryError>> + Send;
 
-    /// Ends a pending run: `sent` with its mail queued, or `failed` with the error — in one
-    /// transaction, only if it is still pending (a job taken up again after its instance died
-    /// does not mail twice). Answers whether it ended it.
+    /// Ends a pending run, once (a job taken up again after its instance died does not mail
+    /// twice), in one transaction: `sent` with the mail of the recipients who are still
+    /// subscribed now (each mail with its recipient's id) queued — unless a scheduled run's
+    /// schedule was disabled meanwhile, which fails it — with `audit` (given the run and the
+    /// recipients mailed); or `failed` with `error`. Answers how many mails it queued, `None`
+    /// when the run was no longer pending.
     fn finish_run(
         &self,
         id: Uuid,
-        status: RunStatus,
-        mail: &[OutgoingMail],
-        error: Option<&str>,
+        outcome: RunOutcome<'_>,
         now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<bool, RepositoryError>> + Send;
+    ) -> impl Future<Output = Result<Option<usize>, RepositoryError>> + Send;
 
     /// A schedule's latest runs, newest first.
     fn recent_runs(

@@ -71,6 +71,18 @@ fn a_skipped_local_time_runs_at_the_next_existing_minute_and_a_repeated_one_once
         gap.slot_after(at("2030-03-30T12:00:00Z")),
         at("2030-03-31T01:00:00Z")
     );
+    // 02:10 inside the same gap runs at 03:00 local (01:00 UTC), the first minute that exists.
+    let early = timing(Frequency::Daily, "02:10", "Europe/Berlin");
+    assert_eq!(
+        early.slot_after(at("2030-03-30T12:00:00Z")),
+        at("2030-03-31T01:00:00Z")
+    );
+    // Lord Howe moves from 02:00 to 02:30: 02:10 runs at 02:30 local (UTC+11 after).
+    let howe = timing(Frequency::Daily, "02:10", "Australia/Lord_Howe");
+    assert_eq!(
+        howe.slot_after(at("2030-10-05T00:00:00Z")),
+        at("2030-10-05T15:30:00Z")
+    );
     // 2030-10-27 02:30 happens twice (03:00 → 02:00): the first, in summer time.
     let repeat = timing(Frequency::Daily, "02:30", "Europe/Berlin");
     let first = repeat.slot_after(at("2030-10-26T12:00:00Z"));
@@ -141,6 +153,15 @@ fn fields_are_checked_and_recipients_kept_once() {
     refused(&|f| f.name = "a\0b".to_owned(), "name");
     refused(&|f| f.name = "x".repeat(101), "name");
     refused(&|f| f.name = "  ".to_owned(), "name");
+    refused(&|f| f.name = "Report \u{202E}gnp.exe".to_owned(), "name");
+    refused(
+        &|f| f.recipients = vec!["ops@exämple.com".to_owned()],
+        "recipients",
+    );
+    refused(
+        &|f| f.recipients = vec!["ops:x@example.com".to_owned()],
+        "recipients",
+    );
     refused(&|f| f.report_type = "everything".to_owned(), "reportType");
     refused(&|f| f.frequency = "hourly".to_owned(), "frequency");
     refused(&|f| f.time = "24:00".to_owned(), "time");

@@ -55,12 +55,13 @@ impl Timing {
     fn instant_on(&self, date: NaiveDate) -> DateTime<Utc> {
         let local = NaiveDateTime::new(date, self.time);
         let mut probe = local;
-        // Gaps are at most a few hours (some zones have skipped a whole day: then the next).
-        for _ in 0..(26 * 4) {
+        // The first existing minute after a skipped time. Gaps are an hour or less in practice
+        // (some zones once skipped a whole day: then the next day's minute).
+        for _ in 0..(26 * 60) {
             match self.time_zone.from_local_datetime(&probe) {
                 LocalResult::Single(at) => return at.with_timezone(&Utc),
                 LocalResult::Ambiguous(earlier, _) => return earlier.with_timezone(&Utc),
-                LocalResult::None => probe += Duration::minutes(15),
+                LocalResult::None => probe += Duration::minutes(1),
             }
         }
         // Unreachable with real zones; read the local time as UTC rather than fail.
