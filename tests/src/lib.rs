@@ -464,6 +464,12 @@ impl TestApp {
     /// server is configured) whose text contains `needle`: its header block, then its text and
     /// HTML parts decoded.
     pub async fn outbox_mail(&self, needle: &str) -> String {
+        self.outbox_mail_with(&[needle]).await
+    }
+
+    /// The first mail in the outbox directory holding every one of `needles` (waits up to 10 s).
+    pub async fn outbox_mail_with(&self, needles: &[&str]) -> String {
+        let needle = needles.join(" + ");
         let outbox = self.data_dir.path().join("outbox");
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
@@ -476,7 +482,7 @@ impl TestApp {
                 })
                 .unwrap_or_else(|_| Vec::new())
                 .into_iter()
-                .find(|mail: &String| mail.contains(needle));
+                .find(|mail: &String| needles.iter().all(|needle| mail.contains(needle)));
             if let Some(mail) = found {
                 return mail;
             }

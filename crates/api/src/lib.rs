@@ -333,11 +333,7 @@ pub fn app(
     app.configure(|config| extractors::configure(config, body_limit))
         .configure(|config| swagger::configure(config, &document))
         .route("/docs", web::get().to(redirect_to_docs))
-        .configure(|config| {
-            if mail_pages {
-                pages::configure(config);
-            }
-        })
+        .configure(|config| pages::configure(config, mail_pages))
         .default_service(web::to(unknown_route))
         // Inside the request context, so preflight answers carry X-Request-Id too.
         .wrap(actix_web::middleware::Condition::new(cors_enabled, cors))

@@ -410,11 +410,23 @@ impl ReportStore for Database {
             .into_query();
         Ok(report_runs::Entity::update_many()
             .filter(report_runs::Column::Status.eq(RunStatus::Pending.as_str()))
-            .filter(report_runs::Column::Kind.eq(RunKind::Scheduled.as_str()))
             .filter(
                 Condition::any()
-                    .add(report_runs::Column::JobId.is_null())
-                    .add(report_runs::Column::JobId.not_in_subquery(live)),
+                    .add(
+                        Condition::all()
+                            .add(report_runs::Column::Kind.eq(RunKind::Scheduled.as_str()))
+                            .add(
+                                Condition::any()
+                                    .add(report_runs::Column::JobId.is_null())
+                                    .add(report_runs::Column::JobId.not_in_subquery(live)),
+                            ),
+                    )
+                    // A test whose instance stopped between its claim and its mail.
+                    .add(
+                        Condition::all()
+                            .add(report_runs::Column::Kind.eq(RunKind::Test.as_str()))
+                            .add(report_runs::Column::CreatedAt.lt(now - chrono::Duration::minutes(10))),
+                    ),
             )
             .col_expr(
                 report_runs::Column::Status,
@@ -422,7 +434,7 @@ impl ReportStore for Database {
             )
             .col_expr(
                 report_runs::Column::Error,
-                Expr::value("its job ended without sending it (cancelled, timed out or interrupted)"),
+                Expr::value("it ended without being sent (its job was cancelled, timed out or interrupted)"),
             )
             .col_expr(report_runs::Column::FinishedAt, Expr::value(now))
             .exec(self.writer())

@@ -260,19 +260,27 @@ async fn a_due_schedule_mails_each_subscribed_recipient_once_across_two_instance
         assert_eq!(at(&scheduled[0]["windowFrom"]), slot - Span::days(1));
         assert_eq!(at(&scheduled[0]["windowTo"]), slot);
         assert_eq!(scheduled[0]["mailed"], 2);
-        let job = scheduled[0]["jobId"].as_str().unwrap();
-        let job = expect_data(
-            send(
-                &app,
-                Method::GET,
-                &format!("/api/admin/v1/jobs/{job}"),
-                &root,
-                None,
+        // The job ends just after the run it sent.
+        let job = scheduled[0]["jobId"].as_str().unwrap().to_owned();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let job = loop {
+            let job = expect_data(
+                send(
+                    &app,
+                    Method::GET,
+                    &format!("/api/admin/v1/jobs/{job}"),
+                    &root,
+                    None,
+                )
+                .await,
+                StatusCode::OK,
             )
-            .await,
-            StatusCode::OK,
-        )
-        .await;
+            .await;
+            if job["status"] != "running" || tokio::time::Instant::now() > deadline {
+                break job;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
         assert_eq!(
             (job["kind"].as_str(), job["status"].as_str()),
             (Some("scheduled_report"), Some("succeeded")),
@@ -419,9 +427,11 @@ async fn runs_act_for_the_operator_who_saved_the_schedule() {
         }
         let runs = runs_until(&app, &root, &id, |runs| {
             runs.iter().all(|run| run["status"] != "pending")
-                && runs
-                    .iter()
-                    .any(|run| run["error"].as_str().is_some_and(|e| e.contains("its job ended")))
+                && runs.iter().any(|run| {
+                    run["error"]
+                        .as_str()
+                        .is_some_and(|e| e.contains("ended without being sent"))
+                })
         })
         .await;
         assert_eq!(
@@ -531,6 +541,37 @@ async fn runs_act_for_the_operator_who_saved_the_schedule() {
             "NOT_FOUND",
         )
         .await;
+
+        // The operator's account is deleted: the schedule acts for no one, its runs fail.
+        let leaver = app.user("leaver@example.com").await;
+        app.grant(leaver.id, "super_admin").await;
+        let left = expect_data(
+            send(&app, Method::POST, SCHEDULES, &leaver, Some(body.clone())).await,
+            StatusCode::CREATED,
+        )
+        .await;
+        let left_id = left["id"].as_str().unwrap().to_owned();
+        let due = at(&left["nextRunAt"]);
+        let erased = send(
+            &app,
+            Method::DELETE,
+            &format!("/api/admin/v1/users/{}", leaver.id),
+            &root,
+            None,
+        )
+        .await;
+        assert!(erased.status().is_success(), "{}", erased.status());
+        assert_eq!(schedule(&app, &root, &left_id).await["ownerId"], Value::Null);
+        clock.set(due + Span::seconds(5));
+        let runs = runs_until(&app, &root, &left_id, |runs| {
+            runs.iter().any(|run| run["status"] == "failed")
+        })
+        .await;
+        assert!(
+            runs[0]["error"].as_str().unwrap().contains("no operator"),
+            "{runs:?}"
+        );
+        assert_eq!(runs[0]["jobId"], Value::Null);
     })
     .await;
 }
@@ -851,6 +892,22 @@ async fn two_operators_creating_the_last_schedules_at_once_stay_within_the_limit
             "{statuses:?}"
         );
         assert_eq!(app.count_rows("report_schedules").await, 200);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_unsubscribe_page_is_served_when_the_product_has_its_own_front_end() {
+    each_backend(|backend| async move {
+        let app = spawn_app_with(backend, |config| {
+            config.app_url = Some("https://app.example.com".to_owned());
+        })
+        .await;
+        let page = app.get("/report-unsubscribe?token=x").await;
+        assert_eq!(page.status(), StatusCode::OK);
+        assert!(page.text().await.unwrap().contains("Unsubscribe"));
+        // The account pages are the product's then.
+        assert_eq!(app.get("/verify-email").await.status(), StatusCode::NOT_FOUND);
     })
     .await;
 }

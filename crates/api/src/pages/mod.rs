@@ -80,9 +80,14 @@ fn respond(content_type: &'static str, body: String, cache: &'static str) -> Htt
         .body(body)
 }
 
-/// Adds the pages and their script and style.
-pub fn configure(config: &mut web::ServiceConfig) {
-    for page in &PAGES {
+/// Adds the pages and their script and style: the account mail's pages when Steward serves
+/// them (`account_pages`: no `STEWARD_APP_URL`), the report unsubscribe page always (the
+/// product's front end knows nothing of it).
+pub fn configure(config: &mut web::ServiceConfig, account_pages: bool) {
+    for page in PAGES
+        .iter()
+        .filter(|page| account_pages || page.path == "report-unsubscribe")
+    {
         let html = render(page);
         config.route(
             &format!("/{}", page.path),

@@ -89,13 +89,13 @@ pub struct ReportScheduleView {
     pub time_zone: String,
     /// `csv` (the figures in the mail and attached as CSV) or `html` (in the mail only).
     pub format: String,
-    /// One organization's figures; absent: the whole system's.
+    /// One organization's figures; `null`: the whole system's.
     pub organization_id: Option<Uuid>,
     pub enabled: bool,
-    /// The operator the runs act for: whoever last saved the schedule (absent once their account
+    /// The operator the runs act for: whoever last saved the schedule (`null` once their account
     /// was deleted: runs fail until someone saves it again).
     pub owner_id: Option<Uuid>,
-    /// When the next run is due (absent while disabled).
+    /// When the next run is due (`null` while disabled).
     pub next_run_at: Option<DateTime<Utc>>,
     pub recipients: Vec<RecipientView>,
     pub version: i32,
@@ -203,6 +203,7 @@ impl ReportScheduleRequest {
     responses(
         (status = 200, body = Envelope<Vec<ReportScheduleView>>),
         (status = 403, description = "Without `reports:read`", body = ErrorEnvelope),
+        (status = 429, description = "The admin API's per-operator rate limit", body = ErrorEnvelope),
     )
 )]
 #[get("/report-schedules")]
@@ -230,6 +231,7 @@ pub async fn list_report_schedules(
         (status = 400, body = ErrorEnvelope),
         (status = 403, body = ErrorEnvelope),
         (status = 409, description = "200 schedules already", body = ErrorEnvelope),
+        (status = 429, description = "The admin API's per-operator rate limit", body = ErrorEnvelope),
     )
 )]
 #[post("/report-schedules")]
@@ -257,6 +259,7 @@ pub async fn create_report_schedule(
     responses(
         (status = 200, body = Envelope<ReportScheduleView>),
         (status = 404, body = ErrorEnvelope),
+        (status = 429, description = "The admin API's per-operator rate limit", body = ErrorEnvelope),
     )
 )]
 #[get("/report-schedules/{scheduleId}")]
@@ -283,6 +286,7 @@ pub async fn get_report_schedule(
         (status = 403, body = ErrorEnvelope),
         (status = 404, body = ErrorEnvelope),
         (status = 409, description = "VERSION_CONFLICT", body = ErrorEnvelope),
+        (status = 429, description = "The admin API's per-operator rate limit", body = ErrorEnvelope),
     )
 )]
 #[put("/report-schedules/{scheduleId}")]
@@ -311,6 +315,7 @@ pub async fn update_report_schedule(
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, body = ErrorEnvelope),
+        (status = 429, description = "The admin API's per-operator rate limit", body = ErrorEnvelope),
     )
 )]
 #[delete("/report-schedules/{scheduleId}")]
@@ -338,7 +343,7 @@ pub async fn delete_report_schedule(
         (status = 403, body = ErrorEnvelope),
         (status = 404, body = ErrorEnvelope),
         (status = 409, description = "Every recipient unsubscribed", body = ErrorEnvelope),
-        (status = 429, description = "A test was sent this minute", body = ErrorEnvelope),
+        (status = 429, description = "A test was sent this minute, or the admin API's per-operator rate limit", body = ErrorEnvelope),
     )
 )]
 #[post("/report-schedules/{scheduleId}/send-test")]

@@ -4,8 +4,8 @@
 //! signed link that works without signing in.
 //!
 //! A schedule's runs act for the operator who last saved it: each run needs them active and
-//! holding, through their roles, `reports:manage` and what the report shows (`dashboard:read`;
-//! `audit:read` as well for the audit digest).
+//! holding, through their roles, `reports:manage` and what the report shows (`dashboard:read`
+//! and `audit:read`).
 
 mod scheduler;
 
@@ -46,9 +46,18 @@ const FIGURES: [Permission; 3] = [
 
 const NEEDS: &str = "a report needs reports:manage, dashboard:read and audit:read";
 
-/// Whether a request may save or test a report: the caller's roles and their token's scopes.
-fn may_ask(principal: &Principal) -> bool {
-    FIGURES.iter().all(|permission| principal.allows(*permission))
+/// What a request to save or test a report lacks, if anything: the first of [`FIGURES`] the
+/// caller's roles do not grant (`false`) or their token's scopes do not reach (`true`).
+fn lacks(principal: &Principal) -> Option<(Permission, bool)> {
+    FIGURES.iter().find_map(|permission| {
+        if !principal.catalog.allows(&principal.roles, *permission) {
+            Some((*permission, false))
+        } else if !principal.has_scope(permission.as_str()) {
+            Some((*permission, true))
+        } else {
+            None
+        }
+    })
 }
 
 /// Whether a run may act for `owner`: their roles only (runs outlive tokens).
@@ -88,6 +97,35 @@ impl<'a, S: Store> ReportService<'a, S> {
         Self { steward }
     }
 
+    /// Refuses (`403`, audited as `admin.access_denied` like the admin API's other refusals)
+    /// a caller who lacks what a report needs.
+    async fn require_figures(
+        &self,
+        principal: &Principal,
+        target: &str,
+        origin: &RequestOrigin,
+    ) -> Result<(), AppError> {
+        let Some((permission, scope)) = lacks(principal) else {
+            return Ok(());
+        };
+        if let Err(error) = self
+            .steward
+            .auth
+            .record_access_denied(principal, Some(permission.as_str()), scope, target, origin)
+            .await
+        {
+            tracing::warn!(%error, "could not audit a refused report schedule request");
+        }
+        Err(AppError::forbidden(format!(
+            "{NEEDS}: {} {permission}",
+            if scope {
+                "your token lacks the scope"
+            } else {
+                "you lack the permission"
+            }
+        )))
+    }
+
     async fn schedule(&self, id: Uuid) -> Result<ScheduleRecord, AppError> {
         self.steward
             .store
@@ -108,12 +146,16 @@ impl<'a, S: Store> ReportService<'a, S> {
         Ok((schedule, runs))
     }
 
-    async fn checked(&self, admin: &Principal, fields: ScheduleFields) -> Result<ScheduleRecord, AppError> {
-        let input = fields.check()?;
+    async fn checked(
+        &self,
+        admin: &Principal,
+        fields: ScheduleFields,
+        target: &str,
+        origin: &RequestOrigin,
+    ) -> Result<ScheduleRecord, AppError> {
         let admin = self.steward.auth.with_roles(admin.clone()).await?;
-        if !may_ask(&admin) {
-            return Err(AppError::forbidden(NEEDS));
-        }
+        self.require_figures(&admin, target, origin).await?;
+        let input = fields.check()?;
         if let Some(organization) = input.organization
             && self
                 .steward
@@ -159,7 +201,9 @@ impl<'a, S: Store> ReportService<'a, S> {
         fields: ScheduleFields,
         origin: &RequestOrigin,
     ) -> Result<ScheduleRecord, AppError> {
-        let schedule = self.checked(admin, fields).await?;
+        let schedule = self
+            .checked(admin, fields, "POST /api/admin/v1/report-schedules", origin)
+            .await?;
         let entry = audit(
             Actor::admin(admin.user),
             "report.schedule_created",
@@ -197,7 +241,14 @@ impl<'a, S: Store> ReportService<'a, S> {
                 "the schedule changed since you read it",
             ));
         }
-        let mut schedule = self.checked(admin, fields).await?;
+        let mut schedule = self
+            .checked(
+                admin,
+                fields,
+                &format!("PUT /api/admin/v1/report-schedules/{id}"),
+                origin,
+            )
+            .await?;
         schedule.id = current.id;
         schedule.created_at = current.created_at;
         schedule.next_run_at = if !schedule.enabled {
@@ -243,7 +294,7 @@ impl<'a, S: Store> ReportService<'a, S> {
     }
 
     /// Mails the report now, for the period up to now, to every subscribed recipient, marked
-    /// as a test. One test per schedule and minute (`409` for another).
+    /// as a test. One test per schedule and minute (`429` for another).
     pub async fn send_test(
         &self,
         admin: &Principal,
@@ -252,9 +303,12 @@ impl<'a, S: Store> ReportService<'a, S> {
     ) -> Result<ReportRun, AppError> {
         let schedule = self.schedule(id).await?;
         let admin = self.steward.auth.with_roles(admin.clone()).await?;
-        if !may_ask(&admin) {
-            return Err(AppError::forbidden(NEEDS));
-        }
+        self.require_figures(
+            &admin,
+            &format!("POST /api/admin/v1/report-schedules/{id}/send-test"),
+            origin,
+        )
+        .await?;
         let now = self.steward.clock.now();
         let period = schedule.timing.slot_after(now) - schedule.timing.slot_at_or_before(now);
         let from = now - period;

@@ -556,7 +556,8 @@ pub trait ReportStore {
     fn claim_test_run(&self, run: &ReportRun) -> impl Future<Output = Result<bool, RepositoryError>> + Send;
 
     /// Fails the pending runs whose job ended without ending them (cancelled, timed out,
-    /// interrupted too often) or is gone. Answers how many.
+    /// interrupted too often) or is gone, and tests pending for 10 minutes (their instance
+    /// stopped). Answers how many.
     fn fail_orphaned_runs(
         &self,
         now: DateTime<Utc>,

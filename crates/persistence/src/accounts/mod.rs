@@ -525,6 +525,16 @@ impl AccountStore for Database {
         if erased.rows_affected == 0 {
             return Err(RepositoryError::NotFound);
         }
+        // Report schedules the account ran no longer act for anyone until someone saves them.
+        crate::entities::report_schedules::Entity::update_many()
+            .col_expr(
+                crate::entities::report_schedules::Column::OwnerId,
+                Expr::value(Option::<Uuid>::None),
+            )
+            .filter(crate::entities::report_schedules::Column::OwnerId.eq(id))
+            .exec(&transaction)
+            .await
+            .map_err(db)?;
         user_sessions::Entity::delete_many()
             .filter(user_sessions::Column::UserId.eq(id))
             .exec(&transaction)
