@@ -367,9 +367,14 @@ async fn the_built_in_pages_are_served_under_a_strict_policy_unless_the_app_has_
         config.app_url = Some("https://app.example.com".to_owned());
     })
     .await;
-    for path in ["/reset-password?token=x", "/verify-email", "/_steward/pages.js"] {
+    for path in ["/reset-password?token=x", "/verify-email", "/accept-invitation"] {
         let response = with_app.client.get(with_app.url(path)).send().await.unwrap();
         expect_error(response, StatusCode::NOT_FOUND, "NOT_FOUND").await;
+    }
+    // The report unsubscribe page stays Steward's own, with its script.
+    for path in ["/report-unsubscribe?token=x", "/_steward/pages.js"] {
+        let response = with_app.client.get(with_app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
     }
     with_app.stop().await;
 }
