@@ -13,6 +13,8 @@
 #   BENCH_SKIP_EVENTS=1 skips the webhook delivery benchmark; BENCH_SINK_PORT=18999
 #   BENCH_SESSIONS=200000 (live sessions for /auth/me over many sessions), BENCH_SESSIONS_FILL=70s,
 #   BENCH_SKIP_SESSIONS=1
+#   BENCH_SKIP_DEVICE_EVENTS=1 skips device event ingest and the live streams;
+#   BENCH_SSE_SUBSCRIBERS=10000, BENCH_SSE_SECONDS=30 (streams open, events broadcast one a second)
 #   BENCH_STARTS=10 (start-up time and idle memory: the median of that many starts),
 #   BENCH_SKIP_STARTUP=1, BENCH_ONLY_STARTUP=1 (that and nothing else)
 set -euo pipefail
@@ -29,7 +31,7 @@ if ! command -v wrk >/dev/null 2>&1; then
 fi
 
 cargo build --release -p steward
-cargo build --release -p steward-auth --example argon2_rate --example webhook_sink --example mint_access_tokens
+cargo build --release -p steward-auth --example argon2_rate --example webhook_sink --example mint_access_tokens --example sse_fanout
 steward=./target/release/steward
 port=${BENCH_PORT:-18080}
 base="http://127.0.0.1:${port}"
@@ -54,6 +56,10 @@ export STEWARD_BIND="127.0.0.1:${port}" STEWARD_LOG_LEVEL=warn
 export STEWARD_RATE_LIMIT_LOGIN_PER_HOUR=0 STEWARD_RATE_LIMIT_REGISTER_PER_HOUR=0 STEWARD_RATE_LIMIT_REFRESH_PER_HOUR=0
 # One operator searches thousands of times a minute: the admin limit off too.
 export STEWARD_RATE_LIMIT_ADMIN_PER_MINUTE=0
+# 256 devices post event batches back to back: the per-device batch limit off.
+export STEWARD_RATE_LIMIT_DEVICE_EVENTS_PER_MINUTE=0
+# 10,000 live streams and their load generator need more open files than the default 1,024.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 # The webhook benchmark's receiver listens on loopback.
 export STEWARD_WEBHOOK_ALLOW_HTTP=true STEWARD_WEBHOOK_ALLOWED_NETWORKS=127.0.0.1/32
 # The clean-up benchmark runs its pass from the shell: the server's own pass (a minute after
@@ -318,6 +324,37 @@ events_benchmark() {
   sink=""
 }
 
+# Device events: 256 devices post batches of 100 events back to back (events/s = 100 x
+# requests/s); then BENCH_SSE_SUBSCRIBERS live streams of one device's events while it posts
+# one event a second for BENCH_SSE_SECONDS: deliveries, latency from post to arrival, and the
+# server's resident memory with the streams open.
+device_events_benchmark() {
+  local label=$1 key i answer first rss child subscribers=${BENCH_SSE_SUBSCRIBERS:-10000}
+  key=$("$steward" apikeys create --name events-bench 2>/dev/null)
+  : >"$workdir/event-devices.txt"
+  for i in $(seq 1 256); do
+    answer=$(curl -fs "$base/api/v1/devices/register" -H "x-api-key: $key" -H 'content-type: application/json' \
+      -d "{\"deviceId\":\"events-device-$i\",\"displayName\":\"Events $i\",\"platform\":\"android\"}")
+    printf '%s %s\n' "$(echo "$answer" | json_field id)" "$(echo "$answer" | json_field deviceToken)" >>"$workdir/event-devices.txt"
+  done
+  echo "== [$label] POST /devices/{id}/events, batches of 100, 256 devices, 64 connections, ${duration}, saturated"
+  BENCH_DEVICES="$workdir/event-devices.txt" BENCH_MODE=events BENCH_EXPECT=202 \
+    wrk -t1 -c64 -d"$duration" --latency -s scripts/bench/devices.lua "$base" | tee "$workdir/ingest.wrk" | summary
+  awk '/Requests\/sec/ {printf "   events/s: %.0f (target: >= 20,000 on PostgreSQL)\n", $2 * 100}' "$workdir/ingest.wrk"
+  echo "   beside it, GET /health, 64 connections, ${duration}:"
+  wrk -t1 -c64 -d"$duration" --latency -s scripts/bench/status.lua "$base/health" | summary
+  first=$(head -n1 "$workdir/event-devices.txt")
+  child=$server
+  echo "== [$label] ${subscribers} live streams of one device's events, one event a second for ${BENCH_SSE_SECONDS:-30}s"
+  echo "   server RSS before: $(( $(awk '/VmRSS/ {print $2}' "/proc/$child/status") / 1024 )) MiB"
+  ./target/release/examples/sse_fanout "127.0.0.1:$port" "${first%% *}" "${first##* }" "$subscribers" "${BENCH_SSE_SECONDS:-30}" &
+  local fanout=$!
+  sleep $(( ${BENCH_SSE_SECONDS:-30} / 2 + subscribers / 2000 + 2 ))
+  rss=$(awk '/VmRSS/ {print $2}' "/proc/$child/status")
+  wait "$fanout"
+  echo "   server RSS with the streams open: $(( rss / 1024 )) MiB (target: delivery p99 < 500 ms)"
+}
+
 # The operators' user search over BENCH_ADMIN_USERS accounts. They are written straight into
 # the database (one INSERT … SELECT: registering them through the API would hash 100,000
 # passwords), copying the timestamps of a real account so the formats are the server's own.
@@ -528,6 +565,7 @@ for backend in $backends; do
   if [ "$backend" = sqlite ] && [ -z "${BENCH_SKIP_AUTH:-}" ]; then auth_benchmarks; fi
   if [ -z "${BENCH_SKIP_SETTINGS:-}" ]; then settings_benchmarks "$backend"; fi
   if [ -z "${BENCH_SKIP_EVENTS:-}" ]; then events_benchmark "$backend"; fi
+  if [ -z "${BENCH_SKIP_DEVICE_EVENTS:-}" ]; then device_events_benchmark "$backend"; fi
   import_benchmark "$backend"
   if [ -z "${BENCH_SKIP_ADMIN:-}" ]; then admin_users_benchmark "$backend"; fi
   if [ -z "${BENCH_SKIP_DASHBOARD:-}" ]; then dashboard_benchmark "$backend"; fi

@@ -33,6 +33,7 @@ mod m20261201_000026_dashboard_indexes;
 mod m20261202_000027_audit_sessions;
 mod m20261202_000028_report_schedules;
 mod m20261202_000029_audit_daily_counts;
+mod m20261203_000030_device_events;
 
 pub use m20260701_000011_organizations::DEFAULT_ORGANIZATION_ID;
 
@@ -71,6 +72,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000027_audit_sessions::Migration),
             Box::new(m20261202_000028_report_schedules::Migration),
             Box::new(m20261202_000029_audit_daily_counts::Migration),
+            Box::new(m20261203_000030_device_events::Migration),
         ]
     }
 }
@@ -132,6 +134,8 @@ pub const TABLES: &[&str] = &[
     "report_recipients",
     "report_runs",
     "audit_daily_counts",
+    "device_events",
+    "device_event_batches",
 ];
 
 /// The tables of seed 000's data model, the first 17 of [`TABLES`].

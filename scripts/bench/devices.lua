@@ -14,6 +14,16 @@ local etag = os.getenv("BENCH_ETAG")
 local mode = os.getenv("BENCH_MODE") or "poll"
 local counter = 0
 local pause = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
+-- BENCH_MODE=events: a batch of 100 events, each with a different type and summary.
+local batch = {}
+local now = os.date("!%Y-%m-%dT%H:%M:%SZ")
+local kinds = { "app.installed", "battery.low", "network.changed", "custom.bench_tick" }
+for i = 1, 100 do
+  batch[#batch + 1] = string.format(
+    '{"type":"%s","occurredAt":"%s","summary":"bench event %d","data":{"n":%d,"packageName":"com.example.app%d"}}',
+    kinds[(i % #kinds) + 1], now, i, i, i % 7)
+end
+local events_body = '{"events":[' .. table.concat(batch, ",") .. ']}'
 
 function delay()
   return pause
@@ -28,6 +38,10 @@ function request()
   counter = counter + 1
   local device = devices[((counter + (offset or 0)) % #devices) + 1]
   local headers = { ["Authorization"] = "Bearer " .. device.token }
+  if mode == "events" then
+    headers["Content-Type"] = "application/json"
+    return wrk.format("POST", "/api/v1/devices/" .. device.id .. "/events", headers, events_body)
+  end
   if mode == "sync" then
     headers["Content-Type"] = "application/json"
     return wrk.format("POST", "/api/v1/devices/" .. device.id .. "/settings/sync", headers,

@@ -540,6 +540,35 @@ impl TestApp {
     }
 }
 
+/// Runs `steward maintenance run [--dry-run]` against the app's database, as an operator would
+/// (a configuration file naming its data directory and database).
+pub async fn run_maintenance(app: &TestApp, dry_run: bool) {
+    use clap::Parser;
+    let config = app.data_dir.path().join("steward.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {:?}\ndatabase_url = {:?}\n",
+            app.data_dir.path().display().to_string(),
+            app.database.url
+        ),
+    )
+    .unwrap();
+    let mut args = vec![
+        "steward".to_owned(),
+        "--config".to_owned(),
+        config.display().to_string(),
+        "maintenance".to_owned(),
+        "run".to_owned(),
+    ];
+    if dry_run {
+        args.push("--dry-run".to_owned());
+    }
+    steward::cli::run(steward::cli::Cli::parse_from(args))
+        .await
+        .unwrap();
+}
+
 /// A request as `user` with an optional JSON body, built now so the future borrows nothing
 /// (handy for racing many at once).
 pub fn send(

@@ -130,6 +130,7 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
 /// The scrape: pool and process figures read now, then every family.
 pub(crate) fn render_metrics(state: &AppState) -> HttpResponse {
     crate::metrics::record_pool(state.store.pool_stats());
+    crate::metrics::record_event_subscribers(state.device_events.subscribers());
     crate::metrics::record_process();
     state.metrics.run_upkeep();
     HttpResponse::Ok()

@@ -44,10 +44,10 @@ fn routes(config: &mut ServiceConfig) {
     use routes::{
         admin, admin_activity, admin_bulk, admin_groups, admin_user_mfa, admin_user_roles, admin_user_search,
         admin_users, api_keys, audit, auth, auth_mail, auth_mfa, config_backup, dashboard, device_enrollment,
-        devices, enrollment_tokens, federation, fleet_devices, fleet_groups, groups, imports, ip_allowlist,
-        jobs, notifications, operator_health, org_quotas, organizations, personal_tokens, policies,
-        policy_application, report_schedules, roles, setting_definitions, settings, unlock_requests,
-        user_quotas, users, webhooks,
+        device_events, devices, enrollment_tokens, federation, fleet_devices, fleet_groups, groups, imports,
+        ip_allowlist, jobs, notifications, operator_health, org_quotas, organizations, personal_tokens,
+        policies, policy_application, report_schedules, roles, setting_definitions, settings,
+        unlock_requests, user_quotas, users, webhooks,
     };
     config
         .service(health::index)
@@ -125,7 +125,11 @@ fn routes(config: &mut ServiceConfig) {
                 .service(settings::unlock_setting)
                 .service(unlock_requests::request_unlock)
                 .service(unlock_requests::device_unlock_requests)
-                .service(device_enrollment::acknowledge_command),
+                .service(device_enrollment::acknowledge_command)
+                .service(device_events::ingest_events)
+                .service(device_events::device_event_counts)
+                .service(device_events::device_event_stream)
+                .service(device_events::device_events),
         )
         .service(
             scope("/api/v1/unlock-requests")
@@ -220,6 +224,11 @@ fn routes(config: &mut ServiceConfig) {
                 .service(report_schedules::update_report_schedule)
                 .service(report_schedules::delete_report_schedule)
                 .service(report_schedules::send_test_report)
+                .service(device_events::organization_event_counts)
+                .service(device_events::organization_event_stream)
+                .service(device_events::organization_events)
+                .service(device_events::get_event_retention)
+                .service(device_events::set_event_retention)
                 .service(admin_groups::transfer_group)
                 .service(roles::list_roles)
                 .service(roles::get_role)

@@ -80,6 +80,10 @@ fn describe() {
         "When the last clean-up pass on this instance ended (Unix time)"
     );
     describe_gauge!(
+        "steward_event_stream_subscribers",
+        "Live device event streams (server-sent events) open on this instance"
+    );
+    describe_gauge!(
         "steward_quota_organizations",
         "Organizations using at least `level` percent (80 or 100) of a quota's limit, by quota key"
     );
@@ -181,6 +185,11 @@ pub fn record_sealed(entries: u64) {
 /// An admin request refused by the IP allowlist (`steward_admin_ip_refused_total`).
 pub(crate) fn record_ip_refused() {
     metrics::counter!("steward_admin_ip_refused_total").increment(1);
+}
+
+/// Live device event streams on this instance.
+pub(crate) fn record_event_subscribers(subscribers: usize) {
+    metrics::gauge!("steward_event_stream_subscribers").set(subscribers as f64);
 }
 
 pub(crate) fn record_pool(stats: PoolStats) {

@@ -30,6 +30,7 @@ use crate::error::{ErrorBody, ErrorCode, ErrorEnvelope, FieldError, QuotaView};
         (name = "jobs", description = "Background jobs: large imports run asynchronously with progress, cancel and result"),
         (name = "webhooks", description = "Webhook subscriptions to Steward's events: signed deliveries, retries, delivery log, redelivery and test pings"),
         (name = "notifications", description = "Operators' notifications: what the security rules raised, read marks and mail preferences"),
+        (name = "device-events", description = "Device events: what devices report and what Steward did to them; query by cursor, counts, live streams (server-sent events), retention"),
     )
 )]
 pub struct ApiDoc;

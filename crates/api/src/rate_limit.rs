@@ -25,6 +25,8 @@ pub struct RateLimitSettings {
     pub refresh_per_hour: u32,
     /// Admin API requests per minute per signed-in caller (not per address).
     pub admin_per_minute: u32,
+    /// Event batches per minute per device.
+    pub device_events_per_minute: u32,
 }
 
 impl Default for RateLimitSettings {
@@ -35,6 +37,7 @@ impl Default for RateLimitSettings {
             password_reset_per_hour: 5,
             refresh_per_hour: 60,
             admin_per_minute: 600,
+            device_events_per_minute: 120,
         }
     }
 }
@@ -47,6 +50,7 @@ pub struct RateLimits {
     password_reset: Limiter,
     refresh: Limiter,
     admin: Option<DefaultKeyedRateLimiter<uuid::Uuid>>,
+    device_events: Option<DefaultKeyedRateLimiter<uuid::Uuid>>,
 }
 
 fn limiter(per_hour: u32) -> Limiter {
@@ -62,6 +66,8 @@ impl RateLimits {
             refresh: limiter(settings.refresh_per_hour),
             admin: NonZeroU32::new(settings.admin_per_minute)
                 .map(|n| RateLimiter::keyed(Quota::per_minute(n).allow_burst(n))),
+            device_events: NonZeroU32::new(settings.device_events_per_minute)
+                .map(|n| RateLimiter::keyed(Quota::per_minute(n).allow_burst(n))),
         })
     }
 
@@ -74,6 +80,23 @@ impl RateLimits {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             ApiError::new(ErrorCode::RateLimited, "too many admin requests; slow down")
                 .with_retry_after(wait.as_secs().max(1))
+        })
+    }
+
+    /// Counts one event batch of `device`; `429 RATE_LIMITED` with `Retry-After` beyond the
+    /// per-minute allowance.
+    pub fn check_device_events(&self, device: uuid::Uuid) -> Result<(), ApiError> {
+        let Some(limiter) = &self.device_events else {
+            return Ok(());
+        };
+        limiter.check_key(&device).map_err(|not_until| {
+            crate::metrics::record_rate_limited("device_events");
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            ApiError::new(
+                ErrorCode::RateLimited,
+                "too many event batches from this device; slow down",
+            )
+            .with_retry_after(wait.as_secs().max(1))
         })
     }
 

@@ -29,6 +29,12 @@ pub(crate) fn request_example(operation_id: &str) -> Option<Value> {
             "checksum": "sha256:6d5a50a153891f198d1efe3f93c914ab1dbd677455511abbc141fa8174ef5be3",
             "data": {"roles": [{"name": "user_reader", "description": "Reads accounts", "permissions": ["sessions:read", "users:read"]}]}
         }}),
+        "ingest_events" => json!({"events": [
+            {"type": "app.installed", "occurredAt": "2026-12-03T09:58:12Z", "summary": "Maps 12.4 installed",
+             "data": {"packageName": "com.example.maps", "version": "12.4"}},
+            {"type": "battery.low", "occurredAt": "2026-12-03T09:59:40Z", "severity": "warning", "data": {"level": 9}}
+        ]}),
+        "set_event_retention" => json!({"days": 30}),
         "create_report_schedule" | "update_report_schedule" => json!({
             "name": "Weekly security summary",
             "reportType": "security_summary",

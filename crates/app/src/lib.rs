@@ -14,6 +14,7 @@ pub mod cache;
 pub mod clock;
 pub mod config_backup;
 pub mod dashboard;
+pub mod device_events;
 pub mod devices;
 pub mod error;
 pub mod events;

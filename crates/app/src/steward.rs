@@ -65,6 +65,7 @@ pub trait Store:
     + steward_domain::admin_activity::AdminActivityStore
     + steward_domain::config_backup::ConfigStore
     + steward_domain::reports::ReportStore
+    + steward_domain::device_events::DeviceEventStore
     + Clone
     + Send
     + Sync
@@ -110,6 +111,7 @@ impl<T> Store for T where
         + steward_domain::admin_activity::AdminActivityStore
         + steward_domain::config_backup::ConfigStore
         + steward_domain::reports::ReportStore
+        + steward_domain::device_events::DeviceEventStore
         + Clone
         + Send
         + Sync
@@ -145,6 +147,8 @@ pub struct Steward<S> {
     pub health: Arc<crate::health::HealthBoard>,
     /// The time the report scheduler reads (settable in tests).
     pub clock: crate::clock::Clock,
+    /// This instance's fan-out of device events to live subscribers, and their retention.
+    pub device_events: Arc<crate::device_events::EventHub>,
 }
 
 impl<S: Clone> Clone for Steward<S> {
@@ -164,6 +168,7 @@ impl<S: Clone> Clone for Steward<S> {
             dashboards: Arc::clone(&self.dashboards),
             health: Arc::clone(&self.health),
             clock: self.clock.clone(),
+            device_events: Arc::clone(&self.device_events),
         }
     }
 }
@@ -190,12 +195,19 @@ impl<S: Store> Steward<S> {
             dashboards: Arc::new(crate::dashboard::dashboard_cache()),
             health: Arc::default(),
             clock: crate::clock::Clock::default(),
+            device_events: Arc::default(),
         }
     }
 
     /// Shares the health board (thresholds and vitals) with the workers that report to it.
     pub fn with_health(mut self, health: Arc<crate::health::HealthBoard>) -> Self {
         self.health = health;
+        self
+    }
+
+    /// Keeps device events `retention_days` where an organization set no retention.
+    pub fn with_event_retention(mut self, retention_days: u32) -> Self {
+        self.device_events = Arc::new(crate::device_events::EventHub::new(retention_days));
         self
     }
 

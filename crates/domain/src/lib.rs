@@ -11,6 +11,7 @@ pub mod audit;
 pub mod audit_log;
 pub mod config_backup;
 pub mod dashboard;
+pub mod device_events;
 pub mod devices;
 pub mod events;
 pub mod federation;

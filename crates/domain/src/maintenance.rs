@@ -46,10 +46,14 @@ pub enum CleanupTarget {
     NotificationCounters,
     /// Uses of the daily quotas (`imports_per_day`) older than two days.
     QuotaSpends,
+    /// Device events older than their retention (the organization's own, or the configured).
+    DeviceEvents,
+    /// Event batches' `Idempotency-Key`s older than a day.
+    DeviceEventBatches,
 }
 
 impl CleanupTarget {
-    pub const ALL: [CleanupTarget; 16] = [
+    pub const ALL: [CleanupTarget; 18] = [
         CleanupTarget::Sessions,
         CleanupTarget::RefreshTokens,
         CleanupTarget::EmailTokens,
@@ -66,6 +70,8 @@ impl CleanupTarget {
         CleanupTarget::Notifications,
         CleanupTarget::NotificationCounters,
         CleanupTarget::QuotaSpends,
+        CleanupTarget::DeviceEvents,
+        CleanupTarget::DeviceEventBatches,
     ];
 
     /// The table it deletes from.
@@ -87,6 +93,8 @@ impl CleanupTarget {
             CleanupTarget::Notifications => "notifications",
             CleanupTarget::NotificationCounters => "notification_counters",
             CleanupTarget::QuotaSpends => "quota_spends",
+            CleanupTarget::DeviceEvents => "device_events",
+            CleanupTarget::DeviceEventBatches => "device_event_batches",
         }
     }
 }
@@ -108,6 +116,8 @@ pub struct Retention {
     pub records: Duration,
     /// Operators' notifications after they were raised (90 days).
     pub notifications: Duration,
+    /// Device events after they occurred (90 days), where the organization set no retention.
+    pub device_events: Duration,
 }
 
 impl Default for Retention {
@@ -119,6 +129,7 @@ impl Default for Retention {
             pushes: Duration::days(7),
             records: Duration::days(30),
             notifications: Duration::days(90),
+            device_events: Duration::days(i64::from(crate::device_events::DEFAULT_RETENTION_DAYS)),
         }
     }
 }
@@ -143,6 +154,8 @@ impl Retention {
             CleanupTarget::Notifications => self.notifications,
             // Counted over the last 24 hours: kept a day longer, whatever the retention.
             CleanupTarget::QuotaSpends => Duration::days(2),
+            CleanupTarget::DeviceEvents => self.device_events,
+            CleanupTarget::DeviceEventBatches => Duration::hours(crate::device_events::BATCH_KEY_HOURS),
         };
         now - keep
     }

@@ -12,6 +12,7 @@ mod audit_rollup;
 mod config_backup;
 mod dashboard;
 mod database;
+mod device_events;
 mod devices;
 pub mod entities;
 mod error;
@@ -39,5 +40,6 @@ mod sql;
 mod user_quotas;
 
 pub use database::{Backend, Database, DatabaseOptions, MigrationState, PoolStats};
+pub use device_events::EventSignal;
 pub use error::PersistenceError;
 pub use steward_migration::TABLES;

@@ -54,6 +54,8 @@ impl Database {
         count: bool,
     ) -> Result<u64, RepositoryError> {
         match target {
+            CleanupTarget::DeviceEvents => self.expired_device_events(cutoff, now, limit, count).await,
+            CleanupTarget::DeviceEventBatches => self.expired_event_batches(cutoff, limit, count).await,
             CleanupTarget::Sessions => count_and_delete!(
                 self,
                 user_sessions,

@@ -55,6 +55,8 @@ pub struct Application {
     jobs: tokio::task::JoinHandle<()>,
     events: tokio::task::JoinHandle<()>,
     reports: tokio::task::JoinHandle<()>,
+    /// The device event hub and, on PostgreSQL, its listener.
+    device_events: [tokio::task::JoinHandle<()>; 2],
     maintenance: Option<tokio::task::JoinHandle<()>>,
     quota_metrics: Option<tokio::task::JoinHandle<()>>,
 }
@@ -166,13 +168,33 @@ impl Application {
             })
             .with_events(config.events())
             .with_health(health.clone())
-            .with_clock(config.clock.clone());
+            .with_clock(config.clock.clone())
+            .with_event_retention(config.event_retention_days);
         let jobs = tokio::spawn(steward_app::jobs::run_jobs(steward.clone()));
         let reports = tokio::spawn(steward_app::reports::run_report_scheduler(
             steward.clone(),
             Duration::from_millis(config.report_poll_ms),
         ));
         let events = tokio::spawn(steward_app::events::run_events(steward.clone()));
+        let device_events = [
+            tokio::spawn(steward_app::device_events::run_event_hub(
+                steward.clone(),
+                Duration::from_millis(250),
+            )),
+            tokio::spawn({
+                let database = database.clone();
+                let hub = steward.device_events.clone();
+                async move {
+                    database
+                        .listen_device_events(|signal| match signal {
+                            steward_persistence::EventSignal::Listening => hub.set_listening(true),
+                            steward_persistence::EventSignal::Lost => hub.set_listening(false),
+                            steward_persistence::EventSignal::Stored(low, high) => hub.notified(low, high),
+                        })
+                        .await;
+                }
+            }),
+        ];
         let maintenance = (config.maintenance_interval_secs > 0).then(|| {
             let every = Duration::from_secs(config.maintenance_interval_secs);
             health
@@ -210,6 +232,7 @@ impl Application {
                 password_reset_per_hour: config.rate_limit_password_reset_per_hour,
                 refresh_per_hour: config.rate_limit_refresh_per_hour,
                 admin_per_minute: config.rate_limit_admin_per_minute,
+                device_events_per_minute: config.rate_limit_device_events_per_minute,
             }),
             metrics_on_api_port: config.metrics_bind.is_none(),
         };
@@ -271,6 +294,7 @@ impl Application {
             jobs,
             events,
             reports,
+            device_events,
             maintenance,
             quota_metrics,
         })
@@ -319,6 +343,9 @@ impl Application {
         self.jobs.abort();
         self.events.abort();
         self.reports.abort();
+        for task in &self.device_events {
+            task.abort();
+        }
         if let Some(maintenance) = &self.maintenance {
             maintenance.abort();
         }

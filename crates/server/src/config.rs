@@ -132,6 +132,9 @@ pub struct Config {
     pub rate_limit_refresh_per_hour: u32,
     /// Admin API requests per minute per signed-in caller; 0 disables.
     pub rate_limit_admin_per_minute: u32,
+    /// Event batches per minute per device (`POST /api/v1/devices/{deviceId}/events`); 0 turns
+    /// the limit off.
+    pub rate_limit_device_events_per_minute: u32,
     /// `smtp://user:pass@host:25`, `smtp://host:587?tls=required` or `smtps://host:465`. Unset:
     /// mail is written to the log and to `<data dir>/outbox/`.
     pub smtp_url: Option<String>,
@@ -235,6 +238,8 @@ pub struct Config {
     pub retention_records_days: u32,
     /// Operators' notifications.
     pub retention_notifications_days: u32,
+    /// Device events, after they occurred, where the organization set no retention of its own.
+    pub event_retention_days: u32,
     /// Health report thresholds, each `warn,critical`: request latency p99 over five minutes
     /// (ms).
     #[serde(deserialize_with = "list_or_comma_separated")]
@@ -325,6 +330,7 @@ impl Default for Config {
             rate_limit_password_reset_per_hour: 5,
             rate_limit_refresh_per_hour: 60,
             rate_limit_admin_per_minute: 600,
+            rate_limit_device_events_per_minute: 120,
             smtp_url: None,
             mail_from: "Steward <no-reply@localhost>".to_owned(),
             app_url: None,
@@ -370,6 +376,7 @@ impl Default for Config {
             retention_push_days: 7,
             retention_records_days: 30,
             retention_notifications_days: 90,
+            event_retention_days: 90,
             health_latency_p99_ms: vec![500, 2000],
             health_error_percent: vec![1, 5],
             health_pool_in_use_percent: vec![80, 95],
@@ -527,6 +534,7 @@ impl Config {
             pushes: Duration::days(i64::from(self.retention_push_days)),
             records: Duration::days(i64::from(self.retention_records_days)),
             notifications: Duration::days(i64::from(self.retention_notifications_days)),
+            device_events: Duration::days(i64::from(self.event_retention_days)),
         }
     }
 
@@ -726,6 +734,7 @@ impl Config {
                 self.retention_notifications_days,
                 3650,
             ),
+            ("STEWARD_EVENT_RETENTION_DAYS", self.event_retention_days, 3650),
         ] {
             if !(1..=max).contains(&value) {
                 return Err(ConfigError(format!("{name}: must be 1 to {max}")));

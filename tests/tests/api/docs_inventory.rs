@@ -65,6 +65,19 @@ const CHECKED_BY: &[(&str, &str, &str, &str)] = &[
         "tests/tests/api/config_backup.rs",
         "the_command_line_exports_and_imports_with_the_same_rules",
     ),
+    // Device events
+    (
+        "docs/events.md",
+        "POST /api/v1/devices/{deviceId}/events",
+        "tests/tests/api/device_events.rs",
+        "batches_are_checked_by_item_stored_once_and_read_with_every_filter",
+    ),
+    (
+        "docs/events.md",
+        "event: device_event",
+        "tests/tests/api/device_events.rs",
+        "streams_deliver_live_replay_after_a_reconnect_and_cross_instances",
+    ),
     // Shell examples
     (
         "docs/admin-api.md",

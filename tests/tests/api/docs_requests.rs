@@ -19,6 +19,7 @@ use steward_tests::{TestApp, TestUser, each_backend, expect_data, send, spawn_ap
 /// say (headers, a file to upload). The inventory test holds those tests to account.
 pub const CHECKED_ELSEWHERE: &[(&str, &str)] = &[
     ("docs/devices.md", "POST /api/v1/devices/register"),
+    ("docs/events.md", "POST /api/v1/devices/{deviceId}/events"),
     ("docs/jobs.md", "devices/import?async=true"),
     (
         "docs/operations.md",

@@ -25,6 +25,7 @@ mod boundaries;
 mod config_backup;
 mod cors;
 mod dashboard;
+mod device_events;
 mod devices;
 mod docs_examples;
 mod docs_inventory;

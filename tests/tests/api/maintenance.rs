@@ -2,39 +2,11 @@
 //! deletes nothing; audit entries are never touched; one instance at a time claims a pass.
 
 use chrono::{Duration, Utc};
-use clap::Parser;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use steward_domain::maintenance::MaintenanceStore;
 use steward_persistence::entities::{email_tokens, login_throttles, outbox_emails, user_sessions};
-use steward_tests::{TestApp, each_backend, spawn_app};
-
-/// Runs `steward maintenance run` against the app's database, as an operator would.
-async fn maintenance(app: &TestApp, dry_run: bool) {
-    let config = app.data_dir.path().join("steward.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "data_dir = {:?}\ndatabase_url = {:?}\n",
-            app.data_dir.path().display().to_string(),
-            app.database.url
-        ),
-    )
-    .unwrap();
-    let mut args = vec![
-        "steward".to_owned(),
-        "--config".to_owned(),
-        config.display().to_string(),
-        "maintenance".to_owned(),
-        "run".to_owned(),
-    ];
-    if dry_run {
-        args.push("--dry-run".to_owned());
-    }
-    steward::cli::run(steward::cli::Cli::parse_from(args))
-        .await
-        .unwrap();
-}
+use steward_tests::{TestApp, each_backend, run_maintenance, spawn_app};
 
 async fn counts(app: &TestApp) -> Vec<i64> {
     let mut counts = Vec::new();
@@ -148,14 +120,14 @@ async fn a_clean_up_pass_deletes_what_ended_keeps_what_lives_and_never_touches_t
             .unwrap();
 
         let before = counts(&app).await;
-        maintenance(&app, true).await;
+        run_maintenance(&app, true).await;
         assert_eq!(
             counts(&app).await,
             before,
             "a dry run deletes nothing {backend:?}"
         );
 
-        maintenance(&app, false).await;
+        run_maintenance(&app, false).await;
         let after = counts(&app).await;
         assert_eq!(after[0], before[0] - 2, "two sessions ended long ago {backend:?}");
         assert_eq!(
@@ -176,7 +148,7 @@ async fn a_clean_up_pass_deletes_what_ended_keeps_what_lives_and_never_touches_t
         assert!(me.status().is_success());
 
         // A second pass finds nothing more.
-        maintenance(&app, false).await;
+        run_maintenance(&app, false).await;
         assert_eq!(counts(&app).await, after);
 
         // One instance claims each pass.
@@ -306,7 +278,7 @@ async fn finished_deliveries_old_notifications_and_stale_counters_are_cleaned() 
         };
         let before = table_counts().await;
         assert!(before.2 >= 3, "{before:?} {backend:?}");
-        maintenance(&app, false).await;
+        run_maintenance(&app, false).await;
         let after = table_counts().await;
         assert_eq!(
             after.0,

@@ -67,7 +67,13 @@ async fn one_step_down_removes_only_the_last_migration() {
         };
         assert_eq!(bedtime_kind().await, "time");
         db.migrate_down(Some(1)).await.unwrap();
-        // The last migration adds the audit entries' daily counts.
+        // The last migration adds device events (and the trigger writing server events).
+        for table in ["device_events", "device_event_batches"] {
+            assert!(!db.has_table(table).await.unwrap(), "{table}");
+        }
+        assert!(db.has_table("audit_daily_counts").await.unwrap());
+        db.migrate_down(Some(1)).await.unwrap();
+        // The one before adds the audit entries' daily counts.
         assert!(!db.has_table("audit_daily_counts").await.unwrap());
         assert!(db.has_table("report_runs").await.unwrap());
         db.migrate_down(Some(1)).await.unwrap();
@@ -167,7 +173,7 @@ async fn one_step_down_removes_only_the_last_migration() {
         assert!(db.has_table("device_transfers").await.unwrap());
         assert!(db.has_table("oidc_nonces").await.unwrap());
         assert!(db.has_table("groups").await.unwrap());
-        assert_eq!(db.migration_state().await.unwrap().pending.len(), 18);
+        assert_eq!(db.migration_state().await.unwrap().pending.len(), 19);
         // And up again: the API keys regain the rotation columns.
         db.migrate_up().await.unwrap();
         assert!(db.has_table("api_key_usage").await.unwrap());

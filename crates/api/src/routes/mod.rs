@@ -16,6 +16,7 @@ pub mod auth_mfa;
 pub mod config_backup;
 pub mod dashboard;
 pub mod device_enrollment;
+pub mod device_events;
 pub mod devices;
 pub mod enrollment_tokens;
 pub mod federation;

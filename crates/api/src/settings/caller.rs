@@ -79,7 +79,7 @@ impl<S: DeviceScope + 'static> FromRequest for SettingsCaller<S> {
 }
 
 /// Who calls: the device (its token, or the legacy key and identifier) or a user.
-async fn caller_kind<S: Scope>(
+pub(crate) async fn caller_kind<S: Scope>(
     state: &actix_web::web::Data<AppState>,
     token: Option<String>,
     api_key: Option<String>,

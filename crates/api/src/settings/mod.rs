@@ -5,6 +5,7 @@ mod caller;
 pub mod views;
 
 pub use caller::SettingsCaller;
+pub(crate) use caller::caller_kind;
 pub use steward_app::settings::{
     Catalog, DeviceStateCache, LockRequest, SettingsAccess, SettingsCallerKind, SettingsCatalog,
     SettingsService, UnlockWindow, VERSION_TTL,
