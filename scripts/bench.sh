@@ -58,6 +58,8 @@ export STEWARD_RATE_LIMIT_LOGIN_PER_HOUR=0 STEWARD_RATE_LIMIT_REGISTER_PER_HOUR=
 export STEWARD_RATE_LIMIT_ADMIN_PER_MINUTE=0
 # 256 devices post event batches back to back: the per-device batch limit off.
 export STEWARD_RATE_LIMIT_DEVICE_EVENTS_PER_MINUTE=0
+# The live-stream benchmark opens its streams as one device: the per-caller limit raised.
+export STEWARD_EVENT_STREAMS_PER_CALLER=100000 STEWARD_EVENT_STREAMS_MAX=100000
 # 10,000 live streams and their load generator need more open files than the default 1,024.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 # The webhook benchmark's receiver listens on loopback.

@@ -205,9 +205,10 @@ impl<S: Store> Steward<S> {
         self
     }
 
-    /// Keeps device events `retention_days` where an organization set no retention.
-    pub fn with_event_retention(mut self, retention_days: u32) -> Self {
-        self.device_events = Arc::new(crate::device_events::EventHub::new(retention_days));
+    /// Device events: their retention where an organization set none, and the live streams'
+    /// limits.
+    pub fn with_device_events(mut self, settings: crate::device_events::HubSettings) -> Self {
+        self.device_events = Arc::new(crate::device_events::EventHub::new(settings));
         self
     }
 

@@ -169,7 +169,11 @@ impl Application {
             .with_events(config.events())
             .with_health(health.clone())
             .with_clock(config.clock.clone())
-            .with_event_retention(config.event_retention_days);
+            .with_device_events(steward_app::device_events::HubSettings {
+                retention_days: config.event_retention_days,
+                max_streams: config.event_streams_max,
+                max_streams_per_caller: config.event_streams_per_caller,
+            });
         let jobs = tokio::spawn(steward_app::jobs::run_jobs(steward.clone()));
         let reports = tokio::spawn(steward_app::reports::run_report_scheduler(
             steward.clone(),

@@ -240,6 +240,10 @@ pub struct Config {
     pub retention_notifications_days: u32,
     /// Device events, after they occurred, where the organization set no retention of its own.
     pub event_retention_days: u32,
+    /// Live device event streams one instance serves at most.
+    pub event_streams_max: usize,
+    /// Live device event streams one user (or device) may have open on one instance.
+    pub event_streams_per_caller: usize,
     /// Health report thresholds, each `warn,critical`: request latency p99 over five minutes
     /// (ms).
     #[serde(deserialize_with = "list_or_comma_separated")]
@@ -377,6 +381,8 @@ impl Default for Config {
             retention_records_days: 30,
             retention_notifications_days: 90,
             event_retention_days: 90,
+            event_streams_max: 20_000,
+            event_streams_per_caller: 16,
             health_latency_p99_ms: vec![500, 2000],
             health_error_percent: vec![1, 5],
             health_pool_in_use_percent: vec![80, 95],
@@ -699,6 +705,16 @@ impl Config {
         if self.notify_bulk_records > 1_000_000_000 {
             return Err(ConfigError(
                 "STEWARD_NOTIFY_BULK_RECORDS: at most 1000000000".to_owned(),
+            ));
+        }
+        if !(1..=1_000_000).contains(&self.event_streams_max) {
+            return Err(ConfigError(
+                "STEWARD_EVENT_STREAMS_MAX: must be 1 to 1000000".to_owned(),
+            ));
+        }
+        if !(1..=1_000_000).contains(&self.event_streams_per_caller) {
+            return Err(ConfigError(
+                "STEWARD_EVENT_STREAMS_PER_CALLER: must be 1 to 1000000".to_owned(),
             ));
         }
         if !(10..=3_600_000).contains(&self.report_poll_ms) {

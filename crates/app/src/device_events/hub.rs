@@ -22,10 +22,32 @@ use crate::steward::{Steward, Store};
 /// Events the instance's broadcast keeps for its subscriptions: one that falls further behind
 /// reads what it missed from the table (see `Subscription`).
 const CHANNEL: usize = 16_384;
-/// Live streams one instance serves at most.
+/// Live streams one instance serves at most, by default (`STEWARD_EVENT_STREAMS_MAX`).
 pub const MAX_STREAMS: usize = 20_000;
-/// Live streams one caller (a user, or a device) may have open on one instance.
+/// Live streams one caller (a user, or a device) may have open on one instance, by default
+/// (`STEWARD_EVENT_STREAMS_PER_CALLER`).
 pub const MAX_STREAMS_PER_CALLER: usize = 16;
+
+/// The hub's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HubSettings {
+    /// Days events are kept where an organization set no retention.
+    pub retention_days: u32,
+    /// Streams per instance.
+    pub max_streams: usize,
+    /// Streams per caller and instance.
+    pub max_streams_per_caller: usize,
+}
+
+impl Default for HubSettings {
+    fn default() -> Self {
+        Self {
+            retention_days: DEFAULT_RETENTION_DAYS,
+            max_streams: MAX_STREAMS,
+            max_streams_per_caller: MAX_STREAMS_PER_CALLER,
+        }
+    }
+}
 /// Rows read per query.
 const READ_BATCH: u64 = 1000;
 /// Arrival numbers remembered as delivered (a range read twice delivers once).
@@ -43,17 +65,17 @@ pub struct EventHub {
     listening: AtomicBool,
     /// Set when notifications may have been missed: the next round reads everything new.
     catch_up: AtomicBool,
-    retention_days: u32,
+    settings: HubSettings,
 }
 
 impl Default for EventHub {
     fn default() -> Self {
-        Self::new(DEFAULT_RETENTION_DAYS)
+        Self::new(HubSettings::default())
     }
 }
 
 impl EventHub {
-    pub fn new(retention_days: u32) -> Self {
+    pub fn new(settings: HubSettings) -> Self {
         Self {
             sender: broadcast::channel(CHANNEL).0,
             wake: Notify::new(),
@@ -62,13 +84,13 @@ impl EventHub {
             ranges: Mutex::new(Vec::new()),
             listening: AtomicBool::new(false),
             catch_up: AtomicBool::new(true),
-            retention_days,
+            settings,
         }
     }
 
     /// The configured retention (days), for organizations without their own.
     pub fn retention_days(&self) -> u32 {
-        self.retention_days
+        self.settings.retention_days
     }
 
     /// Live subscriptions on this instance.
@@ -115,7 +137,9 @@ impl EventHub {
         {
             let mut callers = self.callers.lock().map_err(|_| AppError::internal())?;
             let open = callers.entry(caller.clone()).or_insert(0);
-            if *open >= MAX_STREAMS_PER_CALLER || self.subscribers() >= MAX_STREAMS {
+            if *open >= self.settings.max_streams_per_caller
+                || self.subscribers() >= self.settings.max_streams
+            {
                 if *open == 0 {
                     callers.remove(&caller);
                 }

@@ -14,7 +14,7 @@ use steward_domain::device_events::{
 };
 use uuid::Uuid;
 
-pub use hub::{EventHub, run_event_hub};
+pub use hub::{EventHub, HubSettings, MAX_STREAMS, MAX_STREAMS_PER_CALLER, run_event_hub};
 pub use stream::{StreamItem, Subscription};
 
 use crate::error::AppError;
@@ -154,8 +154,8 @@ impl<'a, S: Store> DeviceEventService<'a, S> {
             .await?)
     }
 
-    /// Starts a live subscription of `caller` (a user's or device's id: at most 16 streams
-    /// each, 20,000 per instance): with `last_seen` (the stream's `Last-Event-ID`) what arrived
+    /// Starts a live subscription of `caller` (a user's or device's id), within the hub's
+    /// limits of streams per caller and per instance: with `last_seen` (the stream's `Last-Event-ID`) what arrived
     /// after it first, then what arrives.
     pub async fn subscribe(
         &self,
