@@ -25,9 +25,50 @@ fn sqlite_uuid_text(column: &str) -> String {
     )
 }
 
-const SEVERITY: &str = "CASE WHEN NEW.action = 'device.wipe_requested' THEN 'critical' \
+/// The severity of a server event by its audit action, as this migration set it (migration 31
+/// adds `settings.non_compliant`).
+pub(crate) const SEVERITY: &str = "CASE WHEN NEW.action = 'device.wipe_requested' THEN 'critical' \
      WHEN NEW.action IN ('device.suspended', 'device.retired', 'settings.unlock_requested') THEN 'warning' \
      ELSE 'info' END";
+
+/// SQLite's trigger turning a device's audit entry into its server event.
+pub(crate) fn sqlite_server_event_trigger(severity: &str) -> String {
+    format!(
+        "CREATE TRIGGER audit_logs_device_events AFTER INSERT ON audit_logs \
+         WHEN {SERVER_EVENT_WHEN} BEGIN \
+         INSERT INTO device_events (id, device_id, organization_id, owner_user_id, source, type, severity, \
+         summary, data, occurred_at, received_at) \
+         SELECT NEW.id, d.id, coalesce(NEW.organization_id, d.organization_id), d.owner_user_id, 'server', \
+         NEW.action, {severity}, NULL, json_object('auditId', {audit}, 'actorKind', NEW.actor_kind, 'actorId', {actor}, \
+         'before', json(NEW.before), 'after', json(NEW.after)), NEW.occurred_at, NEW.occurred_at \
+         FROM devices d WHERE d.id = CASE WHEN NEW.resource_type = 'device' \
+         THEN unhex(replace(NEW.resource_id, '-', '')) \
+         ELSE (SELECT c.device_id FROM device_commands c WHERE c.id = unhex(replace(NEW.resource_id, '-', ''))) \
+         END; END",
+        audit = sqlite_uuid_text("NEW.id"),
+        actor = sqlite_uuid_text("NEW.actor_id"),
+    )
+}
+
+/// PostgreSQL's trigger function turning a device's audit entry into its server event.
+pub(crate) fn postgres_server_event_function(severity: &str) -> String {
+    format!(
+        "CREATE OR REPLACE FUNCTION audit_logs_device_events() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         DECLARE target uuid; \
+         BEGIN IF {SERVER_EVENT_WHEN} \
+         AND NEW.resource_id ~ '^[0-9a-fA-F]{{8}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{12}}$' THEN \
+         target := NEW.resource_id::uuid; \
+         IF NEW.resource_type = 'device_command' THEN \
+         SELECT c.device_id INTO target FROM device_commands c WHERE c.id = target; END IF; \
+         INSERT INTO device_events (id, device_id, organization_id, owner_user_id, source, type, severity, \
+         summary, data, occurred_at, received_at) \
+         SELECT NEW.id, d.id, coalesce(NEW.organization_id, d.organization_id), d.owner_user_id, 'server', \
+         NEW.action, {severity}, NULL, json_build_object('auditId', NEW.id, 'actorKind', NEW.actor_kind, 'actorId', NEW.actor_id, \
+         'before', NEW.before, 'after', NEW.after)::text, NEW.occurred_at, NEW.occurred_at \
+         FROM devices d WHERE d.id = target; \
+         END IF; RETURN NULL; END $$"
+    )
+}
 
 fn sqlite_up() -> Vec<String> {
     vec![
@@ -53,21 +94,7 @@ fn sqlite_up() -> Vec<String> {
          INSERT INTO device_events_fts (device_events_fts, rowid, type, summary, data) \
          VALUES ('delete', OLD.seq, OLD.type, OLD.summary, OLD.data); END"
             .to_owned(),
-        format!(
-            "CREATE TRIGGER audit_logs_device_events AFTER INSERT ON audit_logs \
-             WHEN {SERVER_EVENT_WHEN} BEGIN \
-             INSERT INTO device_events (id, device_id, organization_id, owner_user_id, source, type, severity, \
-             summary, data, occurred_at, received_at) \
-             SELECT NEW.id, d.id, coalesce(NEW.organization_id, d.organization_id), d.owner_user_id, 'server', \
-             NEW.action, {SEVERITY}, NULL, json_object('auditId', {audit}, 'actorKind', NEW.actor_kind, 'actorId', {actor}, \
-             'before', json(NEW.before), 'after', json(NEW.after)), NEW.occurred_at, NEW.occurred_at \
-             FROM devices d WHERE d.id = CASE WHEN NEW.resource_type = 'device' \
-             THEN unhex(replace(NEW.resource_id, '-', '')) \
-             ELSE (SELECT c.device_id FROM device_commands c WHERE c.id = unhex(replace(NEW.resource_id, '-', ''))) \
-             END; END",
-            audit = sqlite_uuid_text("NEW.id"),
-            actor = sqlite_uuid_text("NEW.actor_id"),
-        ),
+        sqlite_server_event_trigger(SEVERITY),
     ]
 }
 
@@ -95,22 +122,7 @@ fn postgres_up() -> Vec<String> {
         "CREATE TRIGGER device_events_notify AFTER INSERT ON device_events \
          REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION device_events_notify()"
             .to_owned(),
-        format!(
-            "CREATE OR REPLACE FUNCTION audit_logs_device_events() RETURNS trigger LANGUAGE plpgsql AS $$ \
-             DECLARE target uuid; \
-             BEGIN IF {SERVER_EVENT_WHEN} \
-             AND NEW.resource_id ~ '^[0-9a-fA-F]{{8}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{12}}$' THEN \
-             target := NEW.resource_id::uuid; \
-             IF NEW.resource_type = 'device_command' THEN \
-             SELECT c.device_id INTO target FROM device_commands c WHERE c.id = target; END IF; \
-             INSERT INTO device_events (id, device_id, organization_id, owner_user_id, source, type, severity, \
-             summary, data, occurred_at, received_at) \
-             SELECT NEW.id, d.id, coalesce(NEW.organization_id, d.organization_id), d.owner_user_id, 'server', \
-             NEW.action, {SEVERITY}, NULL, json_build_object('auditId', NEW.id, 'actorKind', NEW.actor_kind, 'actorId', NEW.actor_id, \
-             'before', NEW.before, 'after', NEW.after)::text, NEW.occurred_at, NEW.occurred_at \
-             FROM devices d WHERE d.id = target; \
-             END IF; RETURN NULL; END $$"
-        ),
+        postgres_server_event_function(SEVERITY),
         "CREATE TRIGGER audit_logs_device_events AFTER INSERT ON audit_logs \
          FOR EACH ROW EXECUTE FUNCTION audit_logs_device_events()"
             .to_owned(),

@@ -717,3 +717,99 @@ async fn retention_removes_only_older_events_and_changes_are_server_events() {
     })
     .await;
 }
+
+async fn sync(app: &TestApp, device: &str, token: &str, body: Value) -> Value {
+    let response = app
+        .client
+        .post(app.url(&format!("/api/v1/devices/{device}/settings/sync")))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    expect_data(response, StatusCode::OK).await
+}
+
+#[tokio::test]
+async fn applied_and_non_compliant_reports_are_server_events_once_each() {
+    each_backend(|backend| async move {
+        let app = spawn_app(backend).await;
+        let key = app.api_key().await;
+        let ann = app.user("ann@example.com").await;
+        let (phone, phone_token) = app.device(&key, &ann, "ann-applies").await;
+        let path = format!("{}?type=settings.", events_path(&phone));
+        let version = sync(&app, &phone, &phone_token, json!({"baseVersion": 0})).await["version"]
+            .as_i64()
+            .unwrap();
+
+        // Two equal reports racing each other: one change, one event.
+        let report = json!({"baseVersion": version, "appliedVersion": version});
+        let (first, second) = tokio::join!(
+            sync(&app, &phone, &phone_token, report.clone()),
+            sync(&app, &phone, &phone_token, report.clone())
+        );
+        assert_eq!(first["version"], second["version"]);
+        sync(&app, &phone, &phone_token, report).await;
+        let story = list(&app, &ann, &path).await.0;
+        assert_eq!(kinds(&story), ["settings.applied"]);
+        assert_eq!(story[0]["source"], "server");
+        assert_eq!(story[0]["severity"], "info");
+        assert_eq!(story[0]["data"]["actorKind"], "device");
+        assert_eq!(
+            story[0]["data"]["after"],
+            json!({"appliedVersion": version, "failures": null})
+        );
+
+        // Failures make it non-compliant: a warning, once for the same failures.
+        let failing = json!({"baseVersion": version, "appliedVersion": version,
+            "failures": [{"key": "device.camera_enabled", "reason": "managed by the OS"}]});
+        sync(&app, &phone, &phone_token, failing.clone()).await;
+        sync(&app, &phone, &phone_token, failing).await;
+        let story = list(&app, &ann, &path).await.0;
+        assert_eq!(kinds(&story), ["settings.non_compliant", "settings.applied"]);
+        assert_eq!(story[0]["severity"], "warning");
+        assert_eq!(
+            story[0]["data"]["after"]["failures"][0]["reason"],
+            "managed by the OS"
+        );
+        let warnings = list(&app, &ann, &format!("{path}&severity=warning")).await.0;
+        assert_eq!(kinds(&warnings), ["settings.non_compliant"]);
+
+        // Fixed: applied again, and the status agrees.
+        sync(
+            &app,
+            &phone,
+            &phone_token,
+            json!({"baseVersion": version, "appliedVersion": version}),
+        )
+        .await;
+        let story = list(&app, &ann, &path).await.0;
+        assert_eq!(
+            kinds(&story),
+            ["settings.applied", "settings.non_compliant", "settings.applied"]
+        );
+        let status = expect_data(
+            send(
+                &app,
+                Method::GET,
+                &format!("/api/v1/devices/{phone}/settings/status"),
+                &ann,
+                None,
+            )
+            .await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(status["appliedVersion"], version);
+        assert_eq!(status["compliant"], true);
+        // The audit has the same entries.
+        let audited = app.audit_actions().await;
+        let count = |action: &str| audited.iter().filter(|a| *a == action).count();
+        assert_eq!(
+            (count("settings.applied"), count("settings.non_compliant")),
+            (2, 1)
+        );
+        app.stop().await;
+    })
+    .await;
+}

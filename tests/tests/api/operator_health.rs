@@ -12,7 +12,7 @@ use steward_tests::{
     spawn_second_instance,
 };
 
-const WORKERS: [&str; 10] = [
+const WORKERS: [&str; 11] = [
     "mail",
     "push",
     "audit_sealer",
@@ -23,6 +23,7 @@ const WORKERS: [&str; 10] = [
     "maintenance",
     "quota_metrics",
     "report_scheduler",
+    "event_hub",
 ];
 
 async fn operator(app: &TestApp, email: &str, role: &str) -> TestUser {

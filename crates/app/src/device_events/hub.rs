@@ -212,6 +212,9 @@ pub async fn run_event_hub<S: Store>(steward: Steward<S>, poll: Duration) {
         newest: 0,
     };
     let mut started = false;
+    let vitals = &steward.health.vitals;
+    // A round every `poll`, or every 5 s while a PostgreSQL listener wakes the hub.
+    vitals.start(crate::health::Worker::EventHub, poll.max(Duration::from_secs(5)));
     loop {
         let wait = if hub.listening.load(Ordering::Relaxed) {
             poll.max(Duration::from_secs(5))
@@ -230,6 +233,7 @@ pub async fn run_event_hub<S: Store>(steward: Steward<S>, poll: Duration) {
                 Ok(newest) => {
                     delivered.newest = delivered.newest.max(newest);
                     started = true;
+                    vitals.beat(crate::health::Worker::EventHub);
                 }
                 Err(error) => tracing::warn!(%error, "the event hub could not read the newest event"),
             }
@@ -237,6 +241,7 @@ pub async fn run_event_hub<S: Store>(steward: Steward<S>, poll: Duration) {
             continue;
         }
         let mut fresh: Vec<DeviceEvent> = Vec::new();
+        let mut healthy = true;
         for (low, high) in merge(ranges) {
             let mut from = low - 1;
             while from < high {
@@ -252,6 +257,7 @@ pub async fn run_event_hub<S: Store>(steward: Steward<S>, poll: Duration) {
                     Err(error) => {
                         tracing::warn!(%error, "the event hub could not read new events");
                         hub.catch_up.store(true, Ordering::Relaxed);
+                        healthy = false;
                         break;
                     }
                 }
@@ -274,10 +280,14 @@ pub async fn run_event_hub<S: Store>(steward: Steward<S>, poll: Duration) {
                     Err(error) => {
                         tracing::warn!(%error, "the event hub could not catch up");
                         hub.catch_up.store(true, Ordering::Relaxed);
+                        healthy = false;
                         break;
                     }
                 }
             }
+        }
+        if healthy {
+            vitals.beat(crate::health::Worker::EventHub);
         }
         fresh.sort_by_key(|event| event.seq);
         for (index, event) in fresh.into_iter().enumerate() {

@@ -234,10 +234,12 @@ pub enum Worker {
     QuotaMetrics,
     /// Starts the runs of scheduled reports that are due.
     ReportScheduler,
+    /// Reads new device events once and hands them to this instance's live streams.
+    EventHub,
 }
 
 impl Worker {
-    pub const ALL: [Worker; 10] = [
+    pub const ALL: [Worker; 11] = [
         Worker::Mail,
         Worker::Push,
         Worker::AuditSealer,
@@ -248,6 +250,7 @@ impl Worker {
         Worker::Maintenance,
         Worker::QuotaMetrics,
         Worker::ReportScheduler,
+        Worker::EventHub,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -262,6 +265,7 @@ impl Worker {
             Worker::Maintenance => "maintenance",
             Worker::QuotaMetrics => "quota_metrics",
             Worker::ReportScheduler => "report_scheduler",
+            Worker::EventHub => "event_hub",
         }
     }
 

@@ -417,6 +417,16 @@ pub const EVENT_TYPES: &[EventType] = &[
         "Settings were locked or unlocked on a device.",
     ),
     event("settings.synced", "device", "A device synced its settings."),
+    event(
+        "settings.applied",
+        "device",
+        "A device reported a settings version applied without failures.",
+    ),
+    event(
+        "settings.non_compliant",
+        "device",
+        "A device reported settings it could not apply.",
+    ),
     event("settings.sync_requested", "device", "A sync push was asked for."),
     event(
         "settings.unlock_requested",

@@ -262,14 +262,18 @@ pub trait DeviceSettingsStore {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Vec<Uuid>, RepositoryError>> + Send;
 
-    /// Records what the device says it applied.
+    /// Records what the device says it applied. When the report differs from the last one
+    /// (another version, or other failures) `audit` is written in the same transaction, about
+    /// the device with `after: {appliedVersion, failures}`; a repeated report only moves
+    /// `last_seen_at`. Answers whether the report was new.
     fn report_applied(
         &self,
         device: Uuid,
         applied_version: i64,
         failures: Option<Value>,
         now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<(), RepositoryError>> + Send;
+        audit: &AuditEntry,
+    ) -> impl Future<Output = Result<bool, RepositoryError>> + Send;
 }
 
 /// Requests to lift a lock, and their decisions.

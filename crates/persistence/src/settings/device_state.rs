@@ -122,19 +122,46 @@ impl DeviceSettingsStore for Database {
         applied_version: i64,
         failures: Option<Value>,
         now: DateTime<Utc>,
-    ) -> Result<(), RepositoryError> {
-        devices::Entity::update_many()
-            .col_expr(
-                devices::Column::AppliedSettingsVersion,
-                Expr::value(Some(applied_version)),
-            )
-            .col_expr(devices::Column::AppliedAt, Expr::value(Some(now)))
-            .col_expr(devices::Column::ApplyFailures, Expr::value(failures))
-            .col_expr(devices::Column::LastSeenAt, Expr::value(Some(now)))
-            .filter(devices::Column::Id.eq(device))
-            .exec(self.writer())
+        audit: &AuditEntry,
+    ) -> Result<bool, RepositoryError> {
+        let transaction = self.begin_write().await.map_err(db)?;
+        // The row lock (PostgreSQL; SQLite has one writer) makes two equal reports racing
+        // each other one change and one repeat.
+        let last = devices::Entity::find_by_id(device)
+            .select_only()
+            .column(devices::Column::AppliedSettingsVersion)
+            .column(devices::Column::ApplyFailures)
+            .lock_exclusive()
+            .into_tuple::<(Option<i64>, Option<Value>)>()
+            .one(&transaction)
             .await
             .map_err(db)?;
-        Ok(())
+        let Some((last_version, last_failures)) = last else {
+            transaction.rollback().await.map_err(db)?;
+            return Ok(false);
+        };
+        let changed = last_version != Some(applied_version) || last_failures != failures;
+        let mut update = devices::Entity::update_many()
+            .col_expr(devices::Column::LastSeenAt, Expr::value(Some(now)))
+            .filter(devices::Column::Id.eq(device));
+        if changed {
+            update = update
+                .col_expr(
+                    devices::Column::AppliedSettingsVersion,
+                    Expr::value(Some(applied_version)),
+                )
+                .col_expr(devices::Column::AppliedAt, Expr::value(Some(now)))
+                .col_expr(devices::Column::ApplyFailures, Expr::value(failures.clone()));
+        }
+        update.exec(&transaction).await.map_err(db)?;
+        if changed {
+            let entry = audit.clone().resource_id(device).change(
+                None,
+                Some(json!({"appliedVersion": applied_version, "failures": failures})),
+            );
+            insert_audit_entry(&transaction, &entry).await?;
+        }
+        transaction.commit().await.map_err(db)?;
+        Ok(changed)
     }
 }

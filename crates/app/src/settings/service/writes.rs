@@ -171,9 +171,21 @@ impl<S: Store> SettingsService<'_, S> {
             rejected = refused;
         }
         if let Some((version, failures)) = applied {
+            // Failures make the device non-compliant: a warning in its event stream.
+            let action = if failures.is_some() {
+                "settings.non_compliant"
+            } else {
+                "settings.applied"
+            };
             self.steward
                 .store
-                .report_applied(access.device, version, failures, Utc::now())
+                .report_applied(
+                    access.device,
+                    version,
+                    failures,
+                    Utc::now(),
+                    &audit(access, action, origin),
+                )
                 .await?;
         }
         let (rendered, tag) = self.rendered(access.device).await?;
