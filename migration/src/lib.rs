@@ -35,6 +35,7 @@ mod m20261202_000028_report_schedules;
 mod m20261202_000029_audit_daily_counts;
 mod m20261203_000030_device_events;
 mod m20261203_000031_compliance_events;
+mod m20261203_000032_event_search_column;
 
 pub use m20260701_000011_organizations::DEFAULT_ORGANIZATION_ID;
 
@@ -75,6 +76,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000029_audit_daily_counts::Migration),
             Box::new(m20261203_000030_device_events::Migration),
             Box::new(m20261203_000031_compliance_events::Migration),
+            Box::new(m20261203_000032_event_search_column::Migration),
         ]
     }
 }

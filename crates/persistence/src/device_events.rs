@@ -21,8 +21,51 @@ const COLUMNS: &str = "seq, id, device_id, organization_id, owner_user_id, sourc
      data, occurred_at, received_at";
 
 /// PostgreSQL's text search over an event, as the index of migration 30 spells it.
-const PG_SEARCH: &str = "to_tsvector('simple', regexp_replace(type || ' ' || coalesce(summary, '') || ' ' || \
-     data, '[^[:alnum:]]+', ' ', 'g')) @@ plainto_tsquery('simple', ";
+/// PostgreSQL's search: the stored words (migration 32) hold every word of the query.
+const PG_SEARCH: &str = "search @@ CAST(";
+
+/// Longest word a `tsvector` holds (PostgreSQL refuses longer lexemes; such a word is not
+/// searchable).
+const PG_MAX_WORD_BYTES: usize = 2046;
+
+/// A `tsvector` literal of the words of an event as a search sees them (runs of letters and
+/// digits, lower-cased; see `search_words`): each quoted, repeats left to PostgreSQL. Letters
+/// and digits never include a quote or a backslash, so no escaping is needed.
+fn pg_search_vector(event: &NewEvent) -> String {
+    let mut vector = String::new();
+    for text in [
+        event.kind.as_str(),
+        event.summary.as_deref().unwrap_or(""),
+        event.data.as_str(),
+    ] {
+        for word in text
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|word| !word.is_empty())
+        {
+            let word = word.to_lowercase();
+            if word.len() > PG_MAX_WORD_BYTES || word.contains(['\'', '\\']) {
+                continue;
+            }
+            if !vector.is_empty() {
+                vector.push(' ');
+            }
+            vector.push('\'');
+            vector.push_str(&word);
+            vector.push('\'');
+        }
+    }
+    vector
+}
+
+/// The `tsquery` literal asking for every one of `words` (already letters and digits).
+fn pg_search_query(words: &[String]) -> String {
+    words
+        .iter()
+        .filter(|word| word.len() <= PG_MAX_WORD_BYTES && !word.contains(['\'', '\\']))
+        .map(|word| format!("'{word}'"))
+        .collect::<Vec<_>>()
+        .join(" & ")
+}
 
 fn corrupt(what: &str, value: &str) -> RepositoryError {
     RepositoryError::Other(format!("unknown {what} {value:?} in device_events"))
@@ -117,8 +160,8 @@ impl Database {
                 Backend::Postgres => {
                     sql.push(" AND ")
                         .push(PG_SEARCH)
-                        .bind(filter.words.join(" "))
-                        .push(")");
+                        .bind(pg_search_query(&filter.words))
+                        .push(" AS tsquery)");
                 }
             }
         }
@@ -184,12 +227,14 @@ impl DeviceEventStore for Database {
                 None => return Err(RepositoryError::NotFound),
             };
         let mut seqs = Vec::with_capacity(events.len());
+        let postgres = self.backend() == Backend::Postgres;
         for chunk in events.chunks(500) {
             let mut sql = self.sql();
             sql.push(
                 "INSERT INTO device_events (id, device_id, organization_id, owner_user_id, source, type, severity, \
-                 summary, data, occurred_at, received_at) VALUES ",
-            );
+                 summary, data, occurred_at, received_at",
+            )
+            .push(if postgres { ", search) VALUES " } else { ") VALUES " });
             for (index, event) in chunk.iter().enumerate() {
                 sql.push(if index == 0 { "(" } else { ", (" })
                     .bind(event.id)
@@ -210,8 +255,13 @@ impl DeviceEventStore for Database {
                     .push(", ")
                     .bind(event.occurred_at)
                     .push(", ")
-                    .bind(received_at)
-                    .push(")");
+                    .bind(received_at);
+                if postgres {
+                    sql.push(", CAST(")
+                        .bind(pg_search_vector(event))
+                        .push(" AS tsvector)");
+                }
+                sql.push(")");
             }
             sql.push(" RETURNING seq");
             for row in all(&transaction, &sql).await? {
@@ -518,5 +568,33 @@ impl Database {
             on(EventSignal::Lost);
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_literals_hold_the_words_a_search_sees() {
+        let event = NewEvent {
+            id: Uuid::nil(),
+            kind: "app.installed".to_owned(),
+            severity: steward_domain::device_events::Severity::Info,
+            summary: Some("Installed Maps, v2".to_owned()),
+            data: format!(
+                r#"{{"packageName":"com.Example.maps","x":"{}"}}"#,
+                "a".repeat(3000)
+            ),
+            occurred_at: Utc::now(),
+        };
+        assert_eq!(
+            pg_search_vector(&event),
+            "'app' 'installed' 'installed' 'maps' 'v2' 'packagename' 'com' 'example' 'maps' 'x'"
+        );
+        assert_eq!(
+            pg_search_query(&["example".to_owned(), "maps".to_owned()]),
+            "'example' & 'maps'"
+        );
     }
 }

@@ -774,6 +774,9 @@ async fn applied_and_non_compliant_reports_are_server_events_once_each() {
         );
         let warnings = list(&app, &ann, &format!("{path}&severity=warning")).await.0;
         assert_eq!(kinds(&warnings), ["settings.non_compliant"]);
+        // Server events are searchable too (their words are stored by the database's trigger).
+        let found = list(&app, &ann, &format!("{path}&q=Compliant%20OS")).await.0;
+        assert_eq!(kinds(&found), ["settings.non_compliant"]);
 
         // Fixed: applied again, and the status agrees.
         sync(
