@@ -61,6 +61,32 @@ pub async fn admin_allowlist(
 #[derive(Debug, Clone, Copy)]
 pub struct CallerMfaVerdict(pub AdminMfaVerdict);
 
+/// The admin API's route families `STEWARD_USER_MGMT_CORE=off` takes away (the first path
+/// segment after `/api/admin/v1/`).
+pub const CORE_ROUTES: [&str; 4] = ["users", "roles", "audit-logs", "organizations"];
+
+/// Answers 404, to anyone, on the core routes while `STEWARD_USER_MGMT_CORE` is off: as if
+/// they did not exist (they are not decided by who asks).
+pub async fn core_routes(
+    request: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody + 'static>>, Error> {
+    let off = request
+        .app_data::<web::Data<AppState>>()
+        .is_some_and(|state| !state.features.user_mgmt_core);
+    if off {
+        let family = request
+            .path()
+            .strip_prefix("/api/admin/v1/")
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or("");
+        if CORE_ROUTES.contains(&family) {
+            return Ok(refuse(request, ApiError::not_found("no such resource")));
+        }
+    }
+    next.call(request).await.map(ServiceResponse::map_into_left_body)
+}
+
 pub async fn admin_mfa(
     request: ServiceRequest,
     next: Next<impl MessageBody + 'static>,

@@ -18,6 +18,7 @@ pub mod device_events;
 pub mod devices;
 pub mod error;
 pub mod events;
+pub mod features;
 pub mod fleet;
 pub mod groups;
 pub mod health;

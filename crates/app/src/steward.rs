@@ -149,6 +149,8 @@ pub struct Steward<S> {
     pub clock: crate::clock::Clock,
     /// This instance's fan-out of device events to live subscribers, and their retention.
     pub device_events: Arc<crate::device_events::EventHub>,
+    /// The operator's feature switches.
+    pub features: crate::features::Features,
 }
 
 impl<S: Clone> Clone for Steward<S> {
@@ -169,6 +171,7 @@ impl<S: Clone> Clone for Steward<S> {
             health: Arc::clone(&self.health),
             clock: self.clock.clone(),
             device_events: Arc::clone(&self.device_events),
+            features: self.features,
         }
     }
 }
@@ -196,7 +199,14 @@ impl<S: Store> Steward<S> {
             health: Arc::default(),
             clock: crate::clock::Clock::default(),
             device_events: Arc::default(),
+            features: crate::features::Features::default(),
         }
+    }
+
+    /// Runs with the operator's feature switches.
+    pub fn with_features(mut self, features: crate::features::Features) -> Self {
+        self.features = features;
+        self
     }
 
     /// Shares the health board (thresholds and vitals) with the workers that report to it.

@@ -173,6 +173,9 @@ impl Application {
                 retention_days: config.event_retention_days,
                 max_streams: config.event_streams_max,
                 max_streams_per_caller: config.event_streams_per_caller,
+            })
+            .with_features(steward_app::features::Features {
+                user_mgmt_core: config.user_mgmt_core,
             });
         let jobs = tokio::spawn(steward_app::jobs::run_jobs(steward.clone()));
         let reports = tokio::spawn(steward_app::reports::run_report_scheduler(
@@ -459,6 +462,7 @@ pub fn auth_service(
         group_roles,
         default_roles,
         userinfo,
+        provisioning: config.user_mgmt_core,
     };
     let mfa_key =
         crate::keys::mfa_encryption_key(config).map_err(|error| StartupError::Setting(error.to_string()))?;

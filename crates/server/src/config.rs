@@ -66,6 +66,7 @@ pub struct Config {
     /// Seconds to wait for the database when connecting; start-up fails after twice this.
     pub database_connect_timeout_secs: u64,
     /// Apply pending migrations when `serve` starts.
+    #[serde(deserialize_with = "truthy")]
     pub migrate_on_start: bool,
     /// The externally visible base URL, used in links in mail and QR codes.
     pub public_url: Option<String>,
@@ -83,8 +84,10 @@ pub struct Config {
     /// key under `<data_dir>/keys/` (generated on first start).
     pub mfa_encryption_key: Option<String>,
     /// Whether sign-in through Google, Apple or OIDC also asks for the second factor.
+    #[serde(deserialize_with = "truthy")]
     pub mfa_for_federated: bool,
     /// Whether accounts with a system role must have a second factor to use the admin API.
+    #[serde(deserialize_with = "truthy")]
     pub admin_mfa_required: bool,
     /// Hours an administrator without a second factor keeps working, from the role grant or
     /// from switching enforcement on, whichever is later (0 to 8760).
@@ -104,6 +107,7 @@ pub struct Config {
     /// Lets the app's `X-API-Key` plus `X-Device-Id` act as a device on the device API (the
     /// seed's legacy contract). Unsafe — the key ships in every copy of the app and device
     /// identifiers are not secrets — so off by default; devices use their device token.
+    #[serde(deserialize_with = "truthy")]
     pub legacy_device_auth: bool,
     /// HTTP worker threads; defaults to the number of CPU cores.
     pub workers: Option<usize>,
@@ -191,8 +195,10 @@ pub struct Config {
     pub quota_metrics_interval_secs: u64,
     /// Labels the quota utilisation gauge with each organization's id (`/metrics` is not
     /// authenticated: only where it is not public).
+    #[serde(deserialize_with = "truthy")]
     pub metrics_organizations: bool,
     /// Accepts `http://` webhook URLs (development only).
+    #[serde(deserialize_with = "truthy")]
     pub webhook_allow_http: bool,
     /// Networks webhooks may reach although loopback, private or link-local
     /// (`127.0.0.0/8,10.0.0.0/8`); none by default.
@@ -291,6 +297,11 @@ pub struct Config {
     pub oidc_group_role_defaults: String,
     /// Least seconds between two fetches of a provider's keys.
     pub oidc_jwks_min_refresh_secs: u64,
+    /// Seed 002's `USER_MGMT_CORE`: the admin API's user, role, audit and organization routes,
+    /// and OIDC sign-in creating accounts. Off, those routes answer 404 and an OIDC identity
+    /// without an account is refused.
+    #[serde(deserialize_with = "truthy")]
+    pub user_mgmt_core: bool,
 }
 
 impl Default for Config {
@@ -360,6 +371,7 @@ impl Default for Config {
             maintenance_interval_secs: 3600,
             quota_metrics_interval_secs: 300,
             metrics_organizations: false,
+            user_mgmt_core: true,
             webhook_allow_http: false,
             webhook_allowed_networks: Vec::new(),
             webhook_organization_networks: Vec::new(),
@@ -422,8 +434,13 @@ impl Config {
             figment = figment.merge(Toml::file(path));
         }
         refuse_unknown_settings(file)?;
+        // An on/off setting given empty is left at its default (or the file's value).
+        let empty_switches = empty_switch_variables(std::env::vars());
         let config: Config = figment
-            .merge(Env::prefixed("STEWARD_"))
+            .merge(
+                Env::prefixed("STEWARD_")
+                    .filter(move |key| !empty_switches.contains(&key.as_str().to_ascii_lowercase())),
+            )
             .extract()
             .map_err(|error| ConfigError(one_line(&error)))?;
         config.validate()?;
@@ -1052,6 +1069,66 @@ fn refuse_unknown_settings(file: Option<&Path>) -> Result<(), ConfigError> {
     }
 }
 
+/// Words an on/off setting accepts, case-insensitive: the one parser of every switch.
+const TRUTHY: [&str; 4] = ["1", "true", "yes", "on"];
+const FALSY: [&str; 4] = ["0", "false", "no", "off"];
+
+/// Parses an on/off word (`1/true/yes/on`, `0/false/no/off`, any case, spaces around ignored).
+pub fn parse_switch(text: &str) -> Result<bool, String> {
+    let word = text.trim().to_ascii_lowercase();
+    if TRUTHY.contains(&word.as_str()) {
+        Ok(true)
+    } else if FALSY.contains(&word.as_str()) {
+        Ok(false)
+    } else {
+        Err(format!(
+            "`{}` is not on or off: use 1, true, yes or on, or 0, false, no or off",
+            text.chars().take(40).collect::<String>()
+        ))
+    }
+}
+
+/// On/off settings from TOML (`true`) or the environment (`yes`, `1`, `ON`, …).
+fn truthy<'de, D>(deserializer: D) -> Result<bool, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Switch {
+        Bool(bool),
+        Number(i64),
+        Text(String),
+    }
+    match Switch::deserialize(deserializer)? {
+        Switch::Bool(value) => Ok(value),
+        Switch::Number(1) => Ok(true),
+        Switch::Number(0) => Ok(false),
+        Switch::Number(other) => parse_switch(&other.to_string()).map_err(serde::de::Error::custom),
+        Switch::Text(text) => parse_switch(&text).map_err(serde::de::Error::custom),
+    }
+}
+
+/// The on/off settings (lower-case, without `STEWARD_`) given empty in `variables`.
+fn empty_switch_variables(variables: impl Iterator<Item = (String, String)>) -> Vec<String> {
+    let switches: Vec<String> = match serde_json::to_value(Config::default()) {
+        Ok(serde_json::Value::Object(map)) => map
+            .into_iter()
+            .filter(|(_, value)| value.is_boolean())
+            .map(|(key, _)| key)
+            .collect(),
+        _ => Vec::new(),
+    };
+    variables
+        .filter(|(_, value)| value.trim().is_empty())
+        .filter_map(|(key, _)| {
+            key.strip_prefix("STEWARD_")
+                .map(str::to_ascii_lowercase)
+                .filter(|key| switches.contains(key))
+        })
+        .collect()
+}
+
 fn one_line(error: &figment::Error) -> String {
     let mut message = error.to_string().replace('\n', " ");
     if let Some(key) = error.path.first().map(|_| error.path.join(".")) {
@@ -1139,6 +1216,55 @@ mod tests {
             assert_eq!(config.body_limit_bytes, 1_048_576);
             assert_eq!(config.log_format, LogFormat::Pretty);
             assert!(config.migrate_on_start);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn switches_take_every_on_and_off_word_and_refuse_the_rest() {
+        for (word, expected) in [
+            ("1", Some(true)),
+            ("true", Some(true)),
+            ("YES", Some(true)),
+            (" On ", Some(true)),
+            ("TRUE", Some(true)),
+            ("0", Some(false)),
+            ("false", Some(false)),
+            ("No", Some(false)),
+            ("OFF", Some(false)),
+            ("2", None),
+            ("maybe", None),
+            ("enabled", None),
+            ("y", None),
+        ] {
+            assert_eq!(parse_switch(word).ok(), expected, "{word:?}");
+        }
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "steward.toml",
+                "legacy_device_auth = true\nuser_mgmt_core = false\n",
+            )?;
+            // Empty: the file's value (else the default) stays.
+            jail.set_env("STEWARD_LEGACY_DEVICE_AUTH", "");
+            jail.set_env("STEWARD_USER_MGMT_CORE", " ");
+            jail.set_env("STEWARD_MIGRATE_ON_START", "off");
+            jail.set_env("STEWARD_WEBHOOK_ALLOW_HTTP", "1");
+            jail.set_env("STEWARD_METRICS_ORGANIZATIONS", "Yes");
+            let config = Config::load(Some(Path::new("steward.toml"))).unwrap();
+            assert!(config.legacy_device_auth);
+            assert!(!config.user_mgmt_core);
+            assert!(!config.migrate_on_start);
+            assert!(config.webhook_allow_http && config.metrics_organizations);
+            jail.set_env("STEWARD_USER_MGMT_CORE", "sometimes");
+            let error = Config::load(None).unwrap_err().to_string();
+            assert!(error.contains("STEWARD_USER_MGMT_CORE"), "{error}");
+            assert!(error.contains("use 1, true, yes or on"), "{error}");
+            jail.set_env("STEWARD_USER_MGMT_CORE", "7");
+            assert!(Config::load(None).is_err());
+            Ok(())
+        });
+        Jail::expect_with(|_| {
+            assert!(Config::load(None).unwrap().user_mgmt_core);
             Ok(())
         });
     }

@@ -41,6 +41,16 @@ fn bad_configuration_fails_with_one_line_naming_the_setting() {
         message.starts_with("error: invalid configuration: STEWARD_BIND"),
         "{message}"
     );
+    // A switch that is neither on nor off, likewise.
+    let output = steward(&["serve"], &[("STEWARD_USER_MGMT_CORE", "perhaps")], dir.path());
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output);
+    assert_eq!(message.trim_end().lines().count(), 1, "{message}");
+    assert!(
+        message.starts_with("error: invalid configuration: STEWARD_USER_MGMT_CORE")
+            && message.contains("use 1, true, yes or on, or 0, false, no or off"),
+        "{message}"
+    );
 }
 
 #[test]

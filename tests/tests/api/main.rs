@@ -32,6 +32,7 @@ mod docs_inventory;
 mod docs_requests;
 mod enrollment_rule;
 mod exports;
+mod features;
 mod federation;
 mod fleet_devices;
 mod fleet_enrollment;

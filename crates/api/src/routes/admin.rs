@@ -94,6 +94,41 @@ pub async fn admin_me(
     }))
 }
 
+/// The operator's feature switches, as this instance started with them.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FeaturesView {
+    /// `STEWARD_USER_MGMT_CORE`: off, the admin API's `users`, `roles`, `audit-logs` and
+    /// `organizations` routes answer 404 and the OIDC provider creates no accounts.
+    pub user_mgmt_core: bool,
+    /// The route families the switch above governs.
+    pub core_routes: Vec<String>,
+}
+
+/// The feature switches this instance runs with; for any holder of a system role.
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = Envelope<FeaturesView>),
+        (status = 401, body = ErrorEnvelope),
+        (status = 403, description = "No system role", body = ErrorEnvelope),
+    )
+)]
+#[get("/features")]
+pub async fn admin_features(
+    state: web::Data<AppState>,
+    _admin: RequirePermission<permissions::AnySystemRole>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(envelope::ok(FeaturesView {
+        user_mgmt_core: state.features.user_mgmt_core,
+        core_routes: crate::admin_guard::CORE_ROUTES
+            .iter()
+            .map(|family| (*family).to_owned())
+            .collect(),
+    }))
+}
+
 /// An organization or group the account belongs to, and its role there.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

@@ -38,6 +38,8 @@ pub enum AuthError {
     IdToken(steward_auth::oidc::IdTokenError),
     #[error("the provider has not verified this email address")]
     ProviderEmailUnverified,
+    #[error("accounts are not created from this identity provider")]
+    ProvisioningOff,
     #[error("an account with this email exists; sign in to it and link the provider")]
     LinkRequired,
     #[error("this provider account is linked to another user")]
@@ -143,6 +145,10 @@ impl From<AuthError> for AppError {
             AuthError::ProviderEmailUnverified => AppError::new(
                 ErrorKind::Forbidden,
                 "the provider has not verified this email address",
+            ),
+            AuthError::ProvisioningOff => AppError::new(
+                ErrorKind::Forbidden,
+                "this server does not create accounts from its identity provider: ask an administrator for one",
             ),
             AuthError::LinkRequired => AppError::new(
                 ErrorKind::AccountLinkRequired,

@@ -1,0 +1,16 @@
+//! Switches an operator sets at start-up (seed 002's feature flags), read by the use cases and
+//! the HTTP layer and shown at `GET /api/admin/v1/features`.
+
+/// The switches, as the configuration set them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Features {
+    /// `STEWARD_USER_MGMT_CORE`: the admin API's user, role, audit and organization routes, and
+    /// accounts created from the OIDC provider.
+    pub user_mgmt_core: bool,
+}
+
+impl Default for Features {
+    fn default() -> Self {
+        Self { user_mgmt_core: true }
+    }
+}
