@@ -462,7 +462,7 @@ pub fn auth_service(
         group_roles,
         default_roles,
         userinfo,
-        provisioning: config.user_mgmt_core,
+        provisioning_off: !config.user_mgmt_core,
     };
     let mfa_key =
         crate::keys::mfa_encryption_key(config).map_err(|error| StartupError::Setting(error.to_string()))?;

@@ -26,9 +26,9 @@ pub struct Federation {
     pub default_roles: BTreeSet<String>,
     /// The OIDC provider's UserInfo endpoint, asked when an ID token lacks email, name or groups.
     pub userinfo: Option<UserInfoClient>,
-    /// Whether an OIDC identity without an account gets one, and its groups map to roles
-    /// (`STEWARD_USER_MGMT_CORE`); off, only accounts already linked sign in.
-    pub provisioning: bool,
+    /// `STEWARD_USER_MGMT_CORE` off: an OIDC identity without an account gets none, and groups
+    /// map to no roles; only accounts already linked sign in.
+    pub provisioning_off: bool,
 }
 
 impl Federation {
@@ -123,7 +123,7 @@ impl<S: Store> AuthService<S> {
                 .await?
                 .filter(UserRecord::is_active)
                 .ok_or(AuthError::Unauthenticated)?,
-            None if provider == "oidc" && !self.federation().provisioning => {
+            None if provider == "oidc" && self.federation().provisioning_off => {
                 return Err(AuthError::ProvisioningOff);
             }
             None => match self
@@ -149,7 +149,7 @@ impl<S: Store> AuthService<S> {
                 Err(error) => return Err(error),
             },
         };
-        if provider == "oidc" && self.federation().provisioning && self.federation().maps_roles() {
+        if provider == "oidc" && !self.federation().provisioning_off && self.federation().maps_roles() {
             self.synchronise_roles(user.id, &claims.groups, origin).await?;
         }
         if self.federated_needs_second_factor(user.id).await? {

@@ -4,6 +4,7 @@
 
 mod account;
 mod admin_accounts;
+mod gates;
 
 pub use admin_accounts::{AdminNewAccount, AdminProfileUpdate};
 mod mail_flows;
@@ -128,6 +129,10 @@ pub struct AuthService<S> {
     mfa: MfaSettings,
     /// When admin MFA enforcement was switched on, once read from the store.
     enforced_since: std::sync::OnceLock<chrono::DateTime<Utc>>,
+    /// Hashes run at once, first come first served.
+    hash_gate: Arc<tokio::sync::Semaphore>,
+    /// Each account's password checks in flight, in arrival order.
+    account_gates: gates::AccountGates,
 }
 
 /// How long an operator's invitation link works.
@@ -197,6 +202,8 @@ impl<S: Store> AuthService<S> {
     }
 
     pub fn new(store: S, keys: Arc<KeyRing>, hasher: Arc<PasswordHasher>, settings: AuthSettings) -> Self {
+        let account_gates =
+            gates::AccountGates::new(usize::try_from(settings.throttle.max_attempts).unwrap_or(1));
         Self {
             deriver: TokenDeriver::new(keys.derivation_secret()),
             sessions: SessionCache::new(settings.session_cache_ttl),
@@ -211,6 +218,8 @@ impl<S: Store> AuthService<S> {
             federation: Federation::default(),
             mfa: MfaSettings::default(),
             enforced_since: std::sync::OnceLock::new(),
+            hash_gate: gates::hash_gate(),
+            account_gates,
         }
     }
 
@@ -253,14 +262,27 @@ impl<S: Store> AuthService<S> {
         &self.store
     }
 
+    /// A place among the hashes running at once, in arrival order; it travels into the blocking
+    /// task, so a request that goes away mid-hash still holds it until the hash ends.
+    async fn hash_turn(&self) -> Result<tokio::sync::OwnedSemaphorePermit, AuthError> {
+        Arc::clone(&self.hash_gate)
+            .acquire_owned()
+            .await
+            .map_err(|error| AuthError::Hashing(error.to_string()))
+    }
+
     /// Hashing and verification are CPU-bound; they run on the blocking pool so a burst of
     /// sign-ins never stalls the async workers.
     async fn hash_password(&self, password: String) -> Result<String, AuthError> {
         let hasher = Arc::clone(&self.hasher);
-        tokio::task::spawn_blocking(move || hasher.hash(&password))
-            .await
-            .map_err(|error| AuthError::Hashing(error.to_string()))?
-            .map_err(|error| AuthError::Hashing(error.to_string()))
+        let turn = self.hash_turn().await?;
+        tokio::task::spawn_blocking(move || {
+            let _turn = turn;
+            hasher.hash(&password)
+        })
+        .await
+        .map_err(|error| AuthError::Hashing(error.to_string()))?
+        .map_err(|error| AuthError::Hashing(error.to_string()))
     }
 
     async fn verify_password(
@@ -269,13 +291,17 @@ impl<S: Store> AuthService<S> {
         hash: Option<String>,
     ) -> Result<Verification, AuthError> {
         let hasher = Arc::clone(&self.hasher);
-        tokio::task::spawn_blocking(move || match hash {
-            Some(hash) => hasher.verify(&password, &hash),
-            None => {
-                hasher.verify_dummy(&password);
-                Verification {
-                    matches: false,
-                    needs_rehash: false,
+        let turn = self.hash_turn().await?;
+        tokio::task::spawn_blocking(move || {
+            let _turn = turn;
+            match hash {
+                Some(hash) => hasher.verify(&password, &hash),
+                None => {
+                    hasher.verify_dummy(&password);
+                    Verification {
+                        matches: false,
+                        needs_rehash: false,
+                    }
                 }
             }
         })
@@ -288,9 +314,13 @@ impl<S: Store> AuthService<S> {
         let hashes = self.store.recent_password_hashes(user, PASSWORD_HISTORY).await?;
         let hasher = Arc::clone(&self.hasher);
         let password = password.to_owned();
-        tokio::task::spawn_blocking(move || hashes.iter().any(|hash| hasher.verify(&password, hash).matches))
-            .await
-            .map_err(|error| AuthError::Hashing(error.to_string()))
+        let turn = self.hash_turn().await?;
+        tokio::task::spawn_blocking(move || {
+            let _turn = turn;
+            hashes.iter().any(|hash| hasher.verify(&password, hash).matches)
+        })
+        .await
+        .map_err(|error| AuthError::Hashing(error.to_string()))
     }
 
     async fn check_new_password(

@@ -94,6 +94,15 @@ impl<S: Store> AuthService<S> {
         origin: &RequestOrigin,
         forget_failures: bool,
     ) -> Result<Verification, AuthError> {
+        // Parallel checks of one account wait here in arrival order (as long as the throttle's
+        // own wait), so the throttle's reservation below rarely finds all checks taken.
+        let _turn = self
+            .account_gates
+            .enter(email.as_str(), StdDuration::from_secs(10))
+            .await
+            .ok_or(AuthError::AccountLocked {
+                retry_after_seconds: 1,
+            })?;
         self.reserve_check(email).await?;
         let verification = self.verify_password(password, stored_hash).await?;
         if verification.matches {
