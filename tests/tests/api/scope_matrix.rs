@@ -112,9 +112,11 @@ async fn every_admin_route_needs_its_scope_from_a_token_and_never_refuses_a_sess
         for (method, path, body) in admin_operations(&app).await {
             let (status, refused) = call(&app, method.clone(), &path, &unscoped, body).await;
             if method == Method::GET
-                && (path == "/api/admin/v1/me" || path.starts_with("/api/admin/v1/roles"))
+                && (path == "/api/admin/v1/me"
+                    || path == "/api/admin/v1/features"
+                    || path.starts_with("/api/admin/v1/roles"))
             {
-                // Any system role, no scope: the admin API's identity and the role table (a
+                // Any system role, no scope: the admin API's identity, its feature switches and the role table (a
                 // role with a random name is 404).
                 let expected = if path.starts_with("/api/admin/v1/roles/") {
                     StatusCode::NOT_FOUND

@@ -27,7 +27,7 @@ pub(super) struct AccountGates {
 /// A place in an account's queue, given back when dropped.
 pub(super) struct AccountTurn<'a> {
     permit: Option<OwnedSemaphorePermit>,
-    gate: Arc<Semaphore>,
+    gate: Option<Arc<Semaphore>>,
     key: String,
     gates: &'a AccountGates,
 }
@@ -56,7 +56,7 @@ impl AccountGates {
         };
         let mut turn = AccountTurn {
             permit: None,
-            gate: Arc::clone(&gate),
+            gate: Some(Arc::clone(&gate)),
             key: key.to_owned(),
             gates: self,
         };
@@ -82,10 +82,16 @@ impl Drop for AccountTurn<'_> {
             .gates
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        // Clones are made under this lock only: two references (the map's and ours) mean
-        // nobody else holds or waits for this account.
-        if Arc::strong_count(&self.gate) == 2 {
-            gates.remove(&self.key);
+        // Clones are made and dropped under this lock only: once ours is gone, the map's being
+        // the last reference means nobody else holds or waits for this account.
+        if let Some(gate) = self.gate.take() {
+            drop(gate);
+            if gates
+                .get(&self.key)
+                .is_some_and(|gate| Arc::strong_count(gate) == 1)
+            {
+                gates.remove(&self.key);
+            }
         }
     }
 }
