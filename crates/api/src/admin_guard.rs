@@ -75,12 +75,17 @@ pub async fn core_routes(
         .app_data::<web::Data<AppState>>()
         .is_some_and(|state| !state.features.user_mgmt_core);
     if off {
+        // The router's (percent-decoded) path after the scope's `/api/admin/v1`, so
+        // `/api/admin/v1/%75sers` is `users` here as it is to the router.
         let family = request
-            .path()
-            .strip_prefix("/api/admin/v1/")
-            .and_then(|rest| rest.split('/').next())
-            .unwrap_or("");
-        if CORE_ROUTES.contains(&family) {
+            .match_info()
+            .unprocessed()
+            .trim_start_matches('/')
+            .split('/')
+            .next()
+            .unwrap_or("")
+            .to_owned();
+        if CORE_ROUTES.contains(&family.as_str()) {
             return Ok(refuse(request, ApiError::not_found("no such resource")));
         }
     }

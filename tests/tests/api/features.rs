@@ -10,8 +10,10 @@ use steward_tests::{
     Backend, TestApp, each_backend, expect_data, expect_error, send, spawn_app, spawn_instance_with,
 };
 
-const CORE_PATHS: [&str; 7] = [
+const CORE_PATHS: [&str; 9] = [
     "/api/admin/v1/users",
+    "/api/admin/v1/%75sers",
+    "/api/%61dmin/v1/roles",
     "/api/admin/v1/users/bulk",
     "/api/admin/v1/roles",
     "/api/admin/v1/audit-logs",
