@@ -812,6 +812,72 @@ async fn applied_and_non_compliant_reports_are_server_events_once_each() {
             (count("settings.applied"), count("settings.non_compliant")),
             (2, 1)
         );
+
+        // The same failures in another order, or repeated, are the same report.
+        let two = |first: usize| {
+            let failures = [
+                json!({"key": "device.camera_enabled", "reason": "managed by the OS"}),
+                json!({"key": "location.high_accuracy", "reason": "no GPS"}),
+            ];
+            json!({"baseVersion": version, "appliedVersion": version,
+                "failures": [failures[first], failures[1 - first], failures[first]]})
+        };
+        sync(&app, &phone, &phone_token, two(0)).await;
+        sync(&app, &phone, &phone_token, two(1)).await;
+        let story = list(&app, &ann, &path).await.0;
+        assert_eq!(kinds(&story)[..2], ["settings.non_compliant", "settings.applied"]);
+        assert_eq!(story.len(), 4);
+        assert_eq!(story[0]["data"]["after"]["failures"].as_array().map(Vec::len), Some(2));
+
+        // Reports are bounded: 101 failures, a long key or reason, a control character.
+        let refused = |failures: Value| {
+            json!({"baseVersion": version, "appliedVersion": version, "failures": failures})
+        };
+        let many: Vec<Value> = (0..101)
+            .map(|n| json!({"key": format!("k{n}"), "reason": "x"}))
+            .collect();
+        for (body, field) in [
+            (refused(json!(many)), "failures"),
+            (refused(json!([{"key": "k".repeat(129), "reason": ""}])), "failures.key"),
+            (refused(json!([{"key": "", "reason": ""}])), "failures.key"),
+            (refused(json!([{"key": "k", "reason": "r".repeat(501)}])), "failures.reason"),
+            (refused(json!([{"key": "k", "reason": "line\u{1b}[2J"}])), "failures.reason"),
+        ] {
+            let response = app
+                .client
+                .post(app.url(&format!("/api/v1/devices/{phone}/settings/sync")))
+                .bearer_auth(&phone_token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let error = expect_error(response, StatusCode::BAD_REQUEST, "VALIDATION_ERROR").await;
+            assert_eq!(error["details"][0]["field"], field, "{error}");
+        }
+
+        // A version behind the device's current one is non-compliant, without failures too.
+        let newer = sync(
+            &app,
+            &phone,
+            &phone_token,
+            json!({"baseVersion": version, "changes": {"location.high_accuracy": true},
+                "appliedVersion": version}),
+        )
+        .await["version"]
+            .as_i64()
+            .unwrap();
+        assert!(newer > version);
+        let story = list(&app, &ann, &path).await.0;
+        let reports: Vec<&Value> = story
+            .iter()
+            .filter(|e| e["type"] != "settings.synced")
+            .collect();
+        assert_eq!(reports[0]["type"], "settings.non_compliant");
+        assert_eq!(reports[0]["data"]["after"], json!({"appliedVersion": version, "failures": null}));
+        sync(&app, &phone, &phone_token, json!({"baseVersion": newer, "appliedVersion": newer})).await;
+        let story = list(&app, &ann, &path).await.0;
+        assert_eq!(story[0]["type"], "settings.applied");
+        assert_eq!(story[0]["data"]["after"]["appliedVersion"], newer);
         app.stop().await;
     })
     .await;

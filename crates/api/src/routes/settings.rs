@@ -294,7 +294,11 @@ pub async fn update_locks(
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SyncFailure {
+    /// The setting's key: 1–128 characters.
+    #[schema(min_length = 1, max_length = 128)]
     pub key: String,
+    /// Why the device could not apply it: at most 500 characters.
+    #[schema(max_length = 500)]
     pub reason: String,
 }
 
@@ -309,9 +313,44 @@ pub struct SyncRequest {
     pub changes: BTreeMap<String, Value>,
     /// The version the device has applied.
     pub applied_version: Option<i64>,
-    /// Keys it could not apply.
+    /// Keys it could not apply: at most 100.
     #[serde(default)]
+    #[schema(max_items = 100)]
     pub failures: Vec<SyncFailure>,
+}
+
+/// At most this many failures in one sync report.
+pub const MAX_SYNC_FAILURES: usize = 100;
+
+/// A sync report's failures, bounded (at most [`MAX_SYNC_FAILURES`], keys of 1–128 and
+/// reasons of at most 500 characters, no control characters) and in one order (by key, then
+/// reason, repeats dropped), so the same failures reported in another order are the same
+/// report and do not count as a change.
+fn checked_failures(mut failures: Vec<SyncFailure>) -> Result<Vec<SyncFailure>, ApiError> {
+    if failures.len() > MAX_SYNC_FAILURES {
+        return Err(ApiError::invalid(
+            "failures",
+            format!("must hold at most {MAX_SYNC_FAILURES} entries"),
+        ));
+    }
+    for failure in &failures {
+        let key_chars = failure.key.chars().count();
+        if key_chars == 0 || key_chars > 128 || failure.key.chars().any(char::is_control) {
+            return Err(ApiError::invalid(
+                "failures.key",
+                "must be 1-128 characters without control characters",
+            ));
+        }
+        if failure.reason.chars().count() > 500 || failure.reason.chars().any(char::is_control) {
+            return Err(ApiError::invalid(
+                "failures.reason",
+                "must be at most 500 characters without control characters",
+            ));
+        }
+    }
+    failures.sort_by(|a, b| (&a.key, &a.reason).cmp(&(&b.key, &b.reason)));
+    failures.dedup_by(|a, b| a.key == b.key && a.reason == b.reason);
+    Ok(failures)
 }
 
 /// The device's sync: applies its local changes that locks allow (a key changed on the server
@@ -340,7 +379,8 @@ pub async fn sync_settings(
     let device = path.into_inner();
     let access = access(&state, &caller, device).await?;
     let body = body.into_inner();
-    let failures = (!body.failures.is_empty()).then(|| serde_json::json!(body.failures));
+    let failures = checked_failures(body.failures)?;
+    let failures = (!failures.is_empty()).then(|| serde_json::json!(failures));
     let applied = body.applied_version.map(|version| (version, failures));
     let (rendered, rejected, tag) = SettingsService::new(&state)
         .sync(&access, body.base_version, body.changes, applied, &origin.0)

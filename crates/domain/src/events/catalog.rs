@@ -420,12 +420,12 @@ pub const EVENT_TYPES: &[EventType] = &[
     event(
         "settings.applied",
         "device",
-        "A device reported a settings version applied without failures.",
+        "A device reported its current settings version applied without failures.",
     ),
     event(
         "settings.non_compliant",
         "device",
-        "A device reported settings it could not apply.",
+        "A device reported settings it could not apply, or a version behind its current one.",
     ),
     event("settings.sync_requested", "device", "A sync push was asked for."),
     event(

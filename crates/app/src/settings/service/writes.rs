@@ -171,8 +171,10 @@ impl<S: Store> SettingsService<'_, S> {
             rejected = refused;
         }
         if let Some((version, failures)) = applied {
-            // Failures make the device non-compliant: a warning in its event stream.
-            let action = if failures.is_some() {
+            // Failures, or a version behind the device's current one, make the device
+            // non-compliant (the rule of `status`): a warning in its event stream.
+            let current = self.version(access.device).await?;
+            let action = if failures.is_some() || version < current {
                 "settings.non_compliant"
             } else {
                 "settings.applied"
