@@ -78,6 +78,50 @@ fn postgres_unreachable(url: &str, reason: &str) -> bool {
     false
 }
 
+const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+static REDIS_REACHABLE: OnceCell<bool> = OnceCell::const_new();
+
+/// The Redis the shared-limit tests use (`STEWARD_TEST_REDIS_URL`, default
+/// `redis://127.0.0.1:6379`), when it answers `PING`; `None` skips those tests, unless
+/// `STEWARD_REQUIRE_REDIS=1`, which fails them instead.
+pub async fn redis_url() -> Option<String> {
+    let url = std::env::var("STEWARD_TEST_REDIS_URL").unwrap_or_else(|_| DEFAULT_REDIS_URL.to_owned());
+    let reachable = *REDIS_REACHABLE
+        .get_or_init(|| {
+            let url = url.clone();
+            async move {
+                let address = url
+                    .trim_start_matches("redis://")
+                    .trim_end_matches('/')
+                    .to_owned();
+                let ping = async {
+                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                    let mut stream = tokio::net::TcpStream::connect(&address).await?;
+                    stream.write_all(b"PING\r\n").await?;
+                    let mut answer = [0u8; 7];
+                    stream.read_exact(&mut answer).await?;
+                    Ok::<_, std::io::Error>(&answer == b"+PONG\r\n")
+                };
+                let answered = matches!(
+                    tokio::time::timeout(Duration::from_secs(5), ping).await,
+                    Ok(Ok(true))
+                );
+                let required = std::env::var("STEWARD_REQUIRE_REDIS").is_ok_and(|v| v == "1" || v == "true");
+                assert!(
+                    answered || !required,
+                    "STEWARD_REQUIRE_REDIS is set but Redis at {url} does not answer PING"
+                );
+                if !answered {
+                    eprintln!("Redis at {url} does not answer: skipping the shared-limit tests");
+                }
+                answered
+            }
+        })
+        .await;
+    reachable.then_some(url)
+}
+
 /// Runs `test` once per available backend.
 pub async fn each_backend<F, Fut>(test: F)
 where

@@ -101,7 +101,11 @@ fn describe() {
     );
     describe_counter!(
         "steward_rate_limited_total",
-        "Requests refused with 429 by a rate limit, by limit (login, register, password_reset, refresh, admin, admin_reset_mail, api_requests_per_minute, open_jobs; other for a limit without a name)"
+        "Requests refused with 429 by a rate limit, by limit (login, register, password_reset, refresh, admin, device_events, admin_reset_mail, api_requests_per_minute, open_jobs; other for a limit without a name)"
+    );
+    describe_counter!(
+        "steward_shared_limits_unavailable_total",
+        "Calls to the shared limit store (STEWARD_REDIS_URL) that failed; after each, the instance counts its limits in memory for 5 s"
     );
     describe_counter!(
         "steward_mails_total",

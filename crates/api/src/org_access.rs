@@ -83,7 +83,7 @@ impl<A: OrgAction + 'static> FromRequest for OrgAccess<A> {
                 Some(principal) => principal,
                 None => identify(&state, token, ip).await?,
             };
-            state.rate_limits.check_admin(principal.user)?;
+            state.rate_limits.check_admin(principal.user).await?;
             if !principal.has_scope(A::SYSTEM.as_str()) {
                 return Err(scope_error(A::SYSTEM.as_str()).into());
             }
@@ -98,7 +98,7 @@ impl<A: OrgAction + 'static> FromRequest for OrgAccess<A> {
                 .standing(principal.clone(), organization, A::PERMISSION, A::SYSTEM)
                 .await
                 .map_err(ApiError::from)?;
-            service.count_request(&standing).map_err(ApiError::from)?;
+            service.count_request(&standing).await.map_err(ApiError::from)?;
             Ok(Self {
                 user_id: standing.user,
                 actor: standing.actor,

@@ -1,16 +1,22 @@
-//! Per-client-IP rate limits of sensitive endpoints (governor, GCRA). In-memory per instance:
-//! with N instances behind a balancer a client gets at most N times the limit, which still
-//! stops scripted abuse; the per-email login lock lives in the database and holds everywhere.
+//! Per-client-IP rate limits of sensitive endpoints, per-caller admin and per-device event
+//! limits (GCRA). With a shared store (`STEWARD_REDIS_URL`) every instance counts in it, so
+//! the limits hold across instances; without one, or while it does not answer, each instance
+//! counts in memory (governor), and N instances allow N times the limit. The per-email login
+//! lock lives in the database and holds everywhere either way.
 
 use std::marker::PhantomData;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, web};
+use futures_util::future::LocalBoxFuture;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use steward_app::limits::SharedLimits;
 
 use crate::error::{ApiError, ErrorCode};
 use crate::extractors::client_ip;
@@ -42,72 +48,114 @@ impl Default for RateLimitSettings {
     }
 }
 
-type Limiter = Option<DefaultKeyedRateLimiter<IpAddr>>;
-
-pub struct RateLimits {
-    register: Limiter,
-    login: Limiter,
-    password_reset: Limiter,
-    refresh: Limiter,
-    admin: Option<DefaultKeyedRateLimiter<uuid::Uuid>>,
-    device_events: Option<DefaultKeyedRateLimiter<uuid::Uuid>>,
+/// One limit: its quota and this instance's counters of it.
+pub struct Limiter<K: std::hash::Hash + Eq + Clone> {
+    burst: NonZeroU32,
+    period: Duration,
+    local: DefaultKeyedRateLimiter<K>,
 }
 
-fn limiter(per_hour: u32) -> Limiter {
-    NonZeroU32::new(per_hour).map(|n| RateLimiter::keyed(Quota::per_hour(n).allow_burst(n)))
+type IpLimiter = Option<Limiter<IpAddr>>;
+
+impl<K: std::hash::Hash + Eq + Clone + std::fmt::Display> Limiter<K> {
+    fn new(burst: u32, period: Duration) -> Option<Self> {
+        let burst = NonZeroU32::new(burst)?;
+        let quota = Quota::with_period(period / burst.get())?.allow_burst(burst);
+        Some(Self {
+            burst,
+            period,
+            local: RateLimiter::keyed(quota),
+        })
+    }
+
+    /// One request of `key`: in the shared store when there is one and it answers, else in
+    /// memory. `Err` holds the wait before the next request would be admitted.
+    async fn take(&self, shared: Option<&SharedLimits>, name: &str, key: &K) -> Result<(), Duration> {
+        if let Some(shared) = shared
+            && let Some(answer) = shared
+                .take(&format!("{name}:{key}"), self.burst.get(), self.period)
+                .await
+        {
+            return answer.map_err(|refused| refused.retry_after);
+        }
+        self.local
+            .check_key(key)
+            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+}
+
+pub struct RateLimits {
+    register: IpLimiter,
+    login: IpLimiter,
+    password_reset: IpLimiter,
+    refresh: IpLimiter,
+    admin: Option<Limiter<uuid::Uuid>>,
+    device_events: Option<Limiter<uuid::Uuid>>,
+    shared: Option<Arc<SharedLimits>>,
+}
+
+const HOUR: Duration = Duration::from_secs(3600);
+const MINUTE: Duration = Duration::from_secs(60);
+
+fn refusal(name: &'static str, message: &'static str, wait: Duration) -> ApiError {
+    crate::metrics::record_rate_limited(name);
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    ApiError::new(ErrorCode::RateLimited, message).with_retry_after(seconds.max(1))
 }
 
 impl RateLimits {
+    /// Limits counted by this instance alone.
     pub fn new(settings: RateLimitSettings) -> Arc<Self> {
+        Self::shared(settings, None)
+    }
+
+    /// Limits counted in `shared` while it answers.
+    pub fn shared(settings: RateLimitSettings, shared: Option<Arc<SharedLimits>>) -> Arc<Self> {
         Arc::new(Self {
-            register: limiter(settings.register_per_hour),
-            login: limiter(settings.login_per_hour),
-            password_reset: limiter(settings.password_reset_per_hour),
-            refresh: limiter(settings.refresh_per_hour),
-            admin: NonZeroU32::new(settings.admin_per_minute)
-                .map(|n| RateLimiter::keyed(Quota::per_minute(n).allow_burst(n))),
-            device_events: NonZeroU32::new(settings.device_events_per_minute)
-                .map(|n| RateLimiter::keyed(Quota::per_minute(n).allow_burst(n))),
+            register: Limiter::new(settings.register_per_hour, HOUR),
+            login: Limiter::new(settings.login_per_hour, HOUR),
+            password_reset: Limiter::new(settings.password_reset_per_hour, HOUR),
+            refresh: Limiter::new(settings.refresh_per_hour, HOUR),
+            admin: Limiter::new(settings.admin_per_minute, MINUTE),
+            device_events: Limiter::new(settings.device_events_per_minute, MINUTE),
+            shared,
         })
     }
 
     /// Counts one admin API request of `user`; `429 RATE_LIMITED` with `Retry-After` beyond the
     /// per-minute allowance.
-    pub fn check_admin(&self, user: uuid::Uuid) -> Result<(), ApiError> {
+    pub async fn check_admin(&self, user: uuid::Uuid) -> Result<(), ApiError> {
         let Some(limiter) = &self.admin else { return Ok(()) };
-        limiter.check_key(&user).map_err(|not_until| {
-            crate::metrics::record_rate_limited("admin");
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            ApiError::new(ErrorCode::RateLimited, "too many admin requests; slow down")
-                .with_retry_after(wait.as_secs().max(1))
-        })
+        limiter
+            .take(self.shared.as_deref(), "admin", &user)
+            .await
+            .map_err(|wait| refusal("admin", "too many admin requests; slow down", wait))
     }
 
     /// Counts one event batch of `device`; `429 RATE_LIMITED` with `Retry-After` beyond the
     /// per-minute allowance.
-    pub fn check_device_events(&self, device: uuid::Uuid) -> Result<(), ApiError> {
+    pub async fn check_device_events(&self, device: uuid::Uuid) -> Result<(), ApiError> {
         let Some(limiter) = &self.device_events else {
             return Ok(());
         };
-        limiter.check_key(&device).map_err(|not_until| {
-            crate::metrics::record_rate_limited("device_events");
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            ApiError::new(
-                ErrorCode::RateLimited,
-                "too many event batches from this device; slow down",
-            )
-            .with_retry_after(wait.as_secs().max(1))
-        })
+        limiter
+            .take(self.shared.as_deref(), "device_events", &device)
+            .await
+            .map_err(|wait| {
+                refusal(
+                    "device_events",
+                    "too many event batches from this device; slow down",
+                    wait,
+                )
+            })
     }
 
-    fn check(limiter: &Limiter, name: &'static str, ip: IpAddr) -> Result<(), ApiError> {
+    async fn check(&self, limiter: &IpLimiter, name: &'static str, ip: IpAddr) -> Result<(), ApiError> {
         let Some(limiter) = limiter else { return Ok(()) };
-        limiter.check_key(&client_network(ip)).map_err(|not_until| {
-            crate::metrics::record_rate_limited(name);
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            ApiError::new(ErrorCode::RateLimited, "too many requests; slow down")
-                .with_retry_after(wait.as_secs().max(1))
-        })
+        limiter
+            .take(self.shared.as_deref(), name, &client_network(ip))
+            .await
+            .map_err(|wait| refusal(name, "too many requests; slow down", wait))
     }
 }
 
@@ -131,7 +179,7 @@ pub fn client_network(ip: IpAddr) -> IpAddr {
 pub trait LimitedAction {
     /// The limit's name in `steward_rate_limited_total{limit}`.
     const NAME: &'static str;
-    fn limiter(limits: &RateLimits) -> &Limiter;
+    fn limiter(limits: &RateLimits) -> &IpLimiter;
 }
 
 macro_rules! limited_action {
@@ -140,7 +188,7 @@ macro_rules! limited_action {
         pub struct $name;
         impl LimitedAction for $name {
             const NAME: &'static str = stringify!($field);
-            fn limiter(limits: &RateLimits) -> &Limiter {
+            fn limiter(limits: &RateLimits) -> &IpLimiter {
                 &limits.$field
             }
         }
@@ -158,14 +206,18 @@ pub struct RateLimited<A: LimitedAction>(PhantomData<A>);
 
 impl<A: LimitedAction> FromRequest for RateLimited<A> {
     type Error = actix_web::Error;
-    type Future = std::future::Ready<Result<Self, Self::Error>>;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let result = match (request.app_data::<web::Data<AppState>>(), client_ip(request)) {
-            (Some(state), Some(ip)) => RateLimits::check(A::limiter(&state.rate_limits), A::NAME, ip),
-            _ => Ok(()),
-        };
-        std::future::ready(result.map(|()| RateLimited(PhantomData)).map_err(Into::into))
+        let state = request.app_data::<web::Data<AppState>>().cloned();
+        let ip = client_ip(request);
+        Box::pin(async move {
+            if let (Some(state), Some(ip)) = (state, ip) {
+                let limits = &state.rate_limits;
+                limits.check(A::limiter(limits), A::NAME, ip).await?;
+            }
+            Ok(RateLimited(PhantomData))
+        })
     }
 }
 

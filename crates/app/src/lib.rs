@@ -24,6 +24,7 @@ pub mod groups;
 pub mod health;
 pub mod ip_allowlist;
 pub mod jobs;
+pub mod limits;
 pub mod mail;
 pub mod maintenance;
 pub mod notifications;

@@ -120,26 +120,30 @@ pub async fn utilisation<S: Store>(steward: &Steward<S>) -> Result<Vec<Utilisati
     let plans = &steward.quota_plans;
     let organizations = steward.store.limited_organizations_usage(plans).await?;
     let now = chrono::Utc::now().timestamp();
-    Ok(organizations
-        .into_iter()
-        .flat_map(|org| {
-            QuotaKey::ORGANIZATION
-                .into_iter()
-                .filter_map(|key| {
-                    plans.limit(&org.quota, key).map(|limit| Utilisation {
-                        organization: org.id,
-                        key,
-                        limit,
-                        used: if key == QuotaKey::ApiRequestsPerMinute {
-                            steward.organization_requests.used(org.id, now)
-                        } else {
-                            org.used.get(&key).copied().unwrap_or(0)
-                        },
-                    })
-                })
-                .collect::<Vec<_>>()
-        })
-        .collect())
+    let shared = steward.shared_limits.as_deref();
+    let mut lines = Vec::new();
+    for org in organizations {
+        for key in QuotaKey::ORGANIZATION {
+            let Some(limit) = plans.limit(&org.quota, key) else {
+                continue;
+            };
+            let used = if key == QuotaKey::ApiRequestsPerMinute {
+                steward
+                    .organization_requests
+                    .used_shared(shared, org.id, now)
+                    .await
+            } else {
+                org.used.get(&key).copied().unwrap_or(0)
+            };
+            lines.push(Utilisation {
+                organization: org.id,
+                key,
+                limit,
+                used,
+            });
+        }
+    }
+    Ok(lines)
 }
 
 /// Refreshes the utilisation gauges every `every` (each instance; a few grouped counts).
@@ -233,22 +237,82 @@ impl RequestCounter {
         if window.1 >= limit {
             let used = window.1;
             drop(windows);
-            let exceeded = steward_domain::quotas::QuotaExceeded {
-                key: QuotaKey::ApiRequestsPerMinute,
-                limit,
-                used,
-            };
-            let mut error = AppError::new(
-                crate::error::ErrorKind::RateLimited,
-                format!("{exceeded}; retry after the minute, or ask your operator to raise the organization's quota"),
-            )
-            .with_retry_after(u64::try_from(60 - now.rem_euclid(60)).unwrap_or(60).max(1))
-            .with_limit("api_requests_per_minute");
-            error.quota = Some(exceeded);
-            return Err(error);
+            return Err(Self::refusal(limit, used, now));
         }
         window.1 += 1;
         Ok(())
+    }
+
+    /// The refusal of a request past `limit` with `used` counted, at `now`: `RateLimited` with
+    /// the seconds to the next minute and the quota.
+    pub fn refusal(limit: u64, used: u64, now: i64) -> AppError {
+        let exceeded = steward_domain::quotas::QuotaExceeded {
+            key: QuotaKey::ApiRequestsPerMinute,
+            limit,
+            used,
+        };
+        let mut error = AppError::new(
+            crate::error::ErrorKind::RateLimited,
+            format!(
+                "{exceeded}; retry after the minute, or ask your operator to raise the organization's quota"
+            ),
+        )
+        .with_retry_after(u64::try_from(60 - now.rem_euclid(60)).unwrap_or(60).max(1))
+        .with_limit("api_requests_per_minute");
+        error.quota = Some(exceeded);
+        error
+    }
+
+    /// The key of an organization's minute in the shared store.
+    pub fn shared_key(organization: Uuid) -> String {
+        format!("org_requests:{organization}")
+    }
+
+    /// One request of `organization` at `now` against `limit`, counted in the shared store
+    /// when there is one and it answers, else by this instance.
+    pub async fn count_shared(
+        &self,
+        shared: Option<&crate::limits::SharedLimits>,
+        organization: Uuid,
+        limit: Option<u64>,
+        now: i64,
+    ) -> Result<(), AppError> {
+        let Some(limit) = limit else {
+            return Ok(());
+        };
+        if let Some(shared) = shared {
+            let minute = now.div_euclid(60);
+            let ttl = std::time::Duration::from_secs(120);
+            if let Some(answer) = shared
+                .count(&Self::shared_key(organization), minute, limit, ttl)
+                .await
+            {
+                return if answer.admitted {
+                    Ok(())
+                } else {
+                    Err(Self::refusal(limit, answer.used, now))
+                };
+            }
+        }
+        self.count(organization, Some(limit), now)
+    }
+
+    /// The organization's requests in the minute of `now`, from the shared store when there is
+    /// one and it answers.
+    pub async fn used_shared(
+        &self,
+        shared: Option<&crate::limits::SharedLimits>,
+        organization: Uuid,
+        now: i64,
+    ) -> u64 {
+        if let Some(shared) = shared
+            && let Some(used) = shared
+                .used(&Self::shared_key(organization), now.div_euclid(60))
+                .await
+        {
+            return used;
+        }
+        self.used(organization, now)
     }
 
     /// The organization's requests in the minute of `now`.

@@ -151,6 +151,8 @@ pub struct Steward<S> {
     pub device_events: Arc<crate::device_events::EventHub>,
     /// The operator's feature switches.
     pub features: crate::features::Features,
+    /// The store every instance counts its limits in, when one is configured.
+    pub shared_limits: Option<Arc<crate::limits::SharedLimits>>,
 }
 
 impl<S: Clone> Clone for Steward<S> {
@@ -172,6 +174,7 @@ impl<S: Clone> Clone for Steward<S> {
             clock: self.clock.clone(),
             device_events: Arc::clone(&self.device_events),
             features: self.features,
+            shared_limits: self.shared_limits.clone(),
         }
     }
 }
@@ -200,12 +203,19 @@ impl<S: Store> Steward<S> {
             clock: crate::clock::Clock::default(),
             device_events: Arc::default(),
             features: crate::features::Features::default(),
+            shared_limits: None,
         }
     }
 
     /// Runs with the operator's feature switches.
     pub fn with_features(mut self, features: crate::features::Features) -> Self {
         self.features = features;
+        self
+    }
+
+    /// Counts the organizations' requests per minute in a store every instance shares.
+    pub fn with_shared_limits(mut self, shared: Option<Arc<crate::limits::SharedLimits>>) -> Self {
+        self.shared_limits = shared;
         self
     }
 

@@ -23,6 +23,7 @@ pub mod health;
 pub mod identity;
 pub mod ip_allowlist;
 pub mod jobs;
+pub mod limits;
 pub mod maintenance;
 pub mod mfa;
 pub mod notifications;

@@ -36,6 +36,7 @@ mod queue;
 mod reports;
 mod roles;
 mod settings;
+pub mod shared_limits;
 mod sql;
 mod user_quotas;
 

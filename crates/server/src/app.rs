@@ -141,6 +141,16 @@ impl Application {
                  device's settings. Move devices to their device tokens and turn this off."
             );
         }
+        let shared_limits = match &config.redis_url {
+            Some(url) => {
+                let store =
+                    steward_persistence::shared_limits::RedisLimitStore::open(url, &config.redis_key_prefix)
+                        .map_err(|error| StartupError::Setting(format!("STEWARD_REDIS_URL: {error}")))?;
+                tracing::info!("rate limits are shared through Redis");
+                Some(Arc::new(steward_app::limits::SharedLimits::new(Arc::new(store))))
+            }
+            None => None,
+        };
         let steward = Steward::new(database.clone(), auth)
             .with_device_auth(DeviceAuthCache::default().with_legacy_auth(config.legacy_device_auth))
             .with_device_states(device_states)
@@ -176,7 +186,8 @@ impl Application {
             })
             .with_features(steward_app::features::Features {
                 user_mgmt_core: config.user_mgmt_core,
-            });
+            })
+            .with_shared_limits(shared_limits.clone());
         let jobs = tokio::spawn(steward_app::jobs::run_jobs(steward.clone()));
         let reports = tokio::spawn(steward_app::reports::run_report_scheduler(
             steward.clone(),
@@ -233,14 +244,17 @@ impl Application {
         let state = AppState {
             steward,
             metrics,
-            rate_limits: RateLimits::new(RateLimitSettings {
-                register_per_hour: config.rate_limit_register_per_hour,
-                login_per_hour: config.rate_limit_login_per_hour,
-                password_reset_per_hour: config.rate_limit_password_reset_per_hour,
-                refresh_per_hour: config.rate_limit_refresh_per_hour,
-                admin_per_minute: config.rate_limit_admin_per_minute,
-                device_events_per_minute: config.rate_limit_device_events_per_minute,
-            }),
+            rate_limits: RateLimits::shared(
+                RateLimitSettings {
+                    register_per_hour: config.rate_limit_register_per_hour,
+                    login_per_hour: config.rate_limit_login_per_hour,
+                    password_reset_per_hour: config.rate_limit_password_reset_per_hour,
+                    refresh_per_hour: config.rate_limit_refresh_per_hour,
+                    admin_per_minute: config.rate_limit_admin_per_minute,
+                    device_events_per_minute: config.rate_limit_device_events_per_minute,
+                },
+                shared_limits,
+            ),
             metrics_on_api_port: config.metrics_bind.is_none(),
         };
         let management = match management_listener {

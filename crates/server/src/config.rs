@@ -139,6 +139,12 @@ pub struct Config {
     /// Event batches per minute per device (`POST /api/v1/devices/{deviceId}/events`); 0 turns
     /// the limit off.
     pub rate_limit_device_events_per_minute: u32,
+    /// `redis://[:password@]host:6379[/db]`, `rediss://…` or `unix:///path`: every instance
+    /// counts the rate limits and the organizations' requests per minute there. Unset: each
+    /// instance counts its own.
+    pub redis_url: Option<String>,
+    /// What every key Steward writes to Redis starts with.
+    pub redis_key_prefix: String,
     /// `smtp://user:pass@host:25`, `smtp://host:587?tls=required` or `smtps://host:465`. Unset:
     /// mail is written to the log and to `<data dir>/outbox/`.
     pub smtp_url: Option<String>,
@@ -346,6 +352,8 @@ impl Default for Config {
             rate_limit_refresh_per_hour: 60,
             rate_limit_admin_per_minute: 600,
             rate_limit_device_events_per_minute: 120,
+            redis_url: None,
+            redis_key_prefix: "steward:".to_owned(),
             smtp_url: None,
             mail_from: "Steward <no-reply@localhost>".to_owned(),
             app_url: None,
@@ -569,6 +577,24 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         Backend::from_url(&self.database_url())
             .map_err(|error| ConfigError(format!("STEWARD_DATABASE_URL: {error}")))?;
+        if let Some(url) = &self.redis_url
+            && !["redis://", "rediss://", "unix://", "redis+unix://"]
+                .iter()
+                .any(|scheme| url.starts_with(scheme))
+        {
+            return Err(ConfigError(format!(
+                "STEWARD_REDIS_URL: `{}` must start with redis://, rediss:// or unix://",
+                mask_url_password(url)
+            )));
+        }
+        if self.redis_key_prefix.is_empty()
+            || self.redis_key_prefix.len() > 64
+            || !self.redis_key_prefix.chars().all(|c| c.is_ascii_graphic())
+        {
+            return Err(ConfigError(
+                "STEWARD_REDIS_KEY_PREFIX: must be 1 to 64 visible ASCII characters".to_owned(),
+            ));
+        }
         if let Some(url) = &self.public_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
@@ -1449,6 +1475,9 @@ mod tests {
             ("STEWARD_CORS_ALLOWED_ORIGINS", "*"),
             ("STEWARD_DATABASE_URL", "mysql://localhost/x"),
             ("STEWARD_PUBLIC_URL", "ftp://example.com"),
+            ("STEWARD_REDIS_URL", "http://:secret@cache:6379"),
+            ("STEWARD_REDIS_KEY_PREFIX", "has space"),
+            ("STEWARD_REDIS_KEY_PREFIX", ""),
             ("STEWARD_BODY_LIMIT_BYTES", "0"),
             ("STEWARD_MIGRATE_ON_START", "sometimes"),
             ("STEWARD_OIDC_GROUP_ROLE_MAP", "admins=super_admin,justagroup"),
@@ -1461,6 +1490,7 @@ mod tests {
                 let message = Config::load(None).unwrap_err().to_string();
                 assert!(message.contains(variable), "{variable}={value}: {message}");
                 assert!(!message.contains('\n'), "{message}");
+                assert!(!message.contains("secret"), "{message}");
                 Ok(())
             });
         }

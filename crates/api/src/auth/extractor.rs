@@ -318,7 +318,7 @@ impl<P: Permission + 'static> FromRequest for RequirePermission<P> {
                 Some(principal) => principal,
                 None => identify(&state, token, ip).await?,
             };
-            state.rate_limits.check_admin(principal.user)?;
+            state.rate_limits.check_admin(principal.user).await?;
             let permission = P::PERMISSION.map(|p| p.as_str());
             // Every refusal from here on is an identified caller asking for too much: audited.
             let denied = |scope: bool| {

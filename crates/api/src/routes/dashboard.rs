@@ -201,7 +201,7 @@ pub async fn get_dashboard(
     request: HttpRequest,
     query: web::Query<DashboardQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    state.rate_limits.check_admin(caller.user_id)?;
+    state.rate_limits.check_admin(caller.user_id).await?;
     let target = format!("{} {}", request.method(), request.path());
     let asked = Asked {
         target: &target,
@@ -280,7 +280,7 @@ pub async fn get_statistics(
     request: HttpRequest,
     query: web::Query<StatisticsQueryParams>,
 ) -> Result<HttpResponse, ApiError> {
-    state.rate_limits.check_admin(caller.user_id)?;
+    state.rate_limits.check_admin(caller.user_id).await?;
     let target = format!("{} {}", request.method(), request.path());
     let asked = Asked {
         target: &target,

@@ -508,7 +508,7 @@ pub async fn ingest_events(
             "only the device itself reports its events",
         )));
     }
-    state.rate_limits.check_device_events(device)?;
+    state.rate_limits.check_device_events(device).await?;
     let key = match request.headers().get("idempotency-key") {
         Some(value) => Some(
             value

@@ -264,7 +264,7 @@ impl<'a, S: Store> OrganizationService<'a, S> {
     /// Counts one request to `organization`'s routes by one of its members against its
     /// `api_requests_per_minute` quota (operators acting through a system role are not
     /// counted); past it, `RateLimited` with `Retry-After`.
-    pub fn count_request(&self, standing: &OrgStanding) -> Result<(), AppError> {
+    pub async fn count_request(&self, standing: &OrgStanding) -> Result<(), AppError> {
         if matches!(standing.actor, OrgActor::SystemAdmin) {
             return Ok(());
         }
@@ -274,7 +274,13 @@ impl<'a, S: Store> OrganizationService<'a, S> {
             .limit(&standing.organization.quota, QuotaKey::ApiRequestsPerMinute);
         self.steward
             .organization_requests
-            .count(standing.organization.id, limit, Utc::now().timestamp())
+            .count_shared(
+                self.steward.shared_limits.as_deref(),
+                standing.organization.id,
+                limit,
+                Utc::now().timestamp(),
+            )
+            .await
     }
 
     pub async fn usage(&self, organization: Uuid) -> Result<OrgUsage, AppError> {
@@ -288,7 +294,12 @@ impl<'a, S: Store> OrganizationService<'a, S> {
             QuotaKey::ApiRequestsPerMinute,
             self.steward
                 .organization_requests
-                .used(organization.id, Utc::now().timestamp()),
+                .used_shared(
+                    self.steward.shared_limits.as_deref(),
+                    organization.id,
+                    Utc::now().timestamp(),
+                )
+                .await,
         );
         let plans = &self.steward.quota_plans;
         Ok(QuotaReport {
