@@ -443,7 +443,11 @@ impl Config {
         }
         refuse_unknown_settings(file)?;
         // An on/off setting given empty is left at its default (or the file's value).
-        let empty_switches = empty_switch_variables(std::env::vars());
+        // `vars()` panics on a variable that is not UTF-8; such a variable is no setting.
+        let empty_switches = empty_switch_variables(
+            std::env::vars_os()
+                .filter_map(|(key, value)| Some((key.into_string().ok()?, value.into_string().ok()?))),
+        );
         let config: Config = figment
             .merge(
                 Env::prefixed("STEWARD_")
@@ -1148,7 +1152,10 @@ fn empty_switch_variables(variables: impl Iterator<Item = (String, String)>) -> 
     variables
         .filter(|(_, value)| value.trim().is_empty())
         .filter_map(|(key, _)| {
-            key.strip_prefix("STEWARD_")
+            // The environment provider matches the prefix in any case.
+            key.get(..8)
+                .filter(|prefix| prefix.eq_ignore_ascii_case("STEWARD_"))
+                .and_then(|_| key.get(8..))
                 .map(str::to_ascii_lowercase)
                 .filter(|key| switches.contains(key))
         })
@@ -1271,7 +1278,7 @@ mod tests {
                 "legacy_device_auth = true\nuser_mgmt_core = false\n",
             )?;
             // Empty: the file's value (else the default) stays.
-            jail.set_env("STEWARD_LEGACY_DEVICE_AUTH", "");
+            jail.set_env("steward_legacy_device_auth", "");
             jail.set_env("STEWARD_USER_MGMT_CORE", " ");
             jail.set_env("STEWARD_MIGRATE_ON_START", "off");
             jail.set_env("STEWARD_WEBHOOK_ALLOW_HTTP", "1");

@@ -41,6 +41,27 @@ fn bad_configuration_fails_with_one_line_naming_the_setting() {
         message.starts_with("error: invalid configuration: STEWARD_BIND"),
         "{message}"
     );
+    // Another program's variable that is not UTF-8 is no reason to crash; an empty switch
+    // written in lower case leaves the default, as in upper case.
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let mut command = Command::new(env!("CARGO_BIN_EXE_steward"));
+        for (key, _) in std::env::vars().filter(|(key, _)| key.starts_with("STEWARD_")) {
+            command.env_remove(key);
+        }
+        let output = command
+            .args(["config", "check"])
+            .current_dir(dir.path())
+            .env("STEWARD_DATA_DIR", dir.path())
+            .env("steward_user_mgmt_core", "")
+            .env("NOT_STEWARDS", std::ffi::OsStr::from_bytes(b"\xff\xfe"))
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", stderr(&output));
+        let shown: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(shown["user_mgmt_core"], true);
+    }
     // A switch that is neither on nor off, likewise.
     let output = steward(&["serve"], &[("STEWARD_USER_MGMT_CORE", "perhaps")], dir.path());
     assert_eq!(output.status.code(), Some(2));
@@ -286,6 +307,10 @@ fn config_check_prints_the_effective_values_with_secrets_masked() {
             ("STEWARD_SMTP_URL", "smtp://mailer:hunter2@mail.example.com:587"),
             ("STEWARD_PUSH_WEBHOOK_URL", "https://push.example.com/hook"),
             ("STEWARD_PUSH_WEBHOOK_SECRET", "webhook-secret-value"),
+            (
+                "STEWARD_REDIS_URL",
+                "redis://:redis-secret@cache.example.com:6379/0",
+            ),
         ],
         dir.path(),
     );
@@ -294,9 +319,10 @@ fn config_check_prints_the_effective_values_with_secrets_masked() {
     assert_eq!(shown["bind"], "127.0.0.1:9123");
     assert_eq!(shown["smtp_url"], "smtp://mailer:***@mail.example.com:587");
     assert_eq!(shown["push_webhook_secret"], "***");
+    assert_eq!(shown["redis_url"], "redis://:***@cache.example.com:6379/0");
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(
-        !text.contains("hunter2") && !text.contains("webhook-secret-value"),
+        !text.contains("hunter2") && !text.contains("webhook-secret-value") && !text.contains("redis-secret"),
         "{text}"
     );
     // Nothing was created: checking is not starting.
