@@ -8,8 +8,8 @@
 //! marks the store down for [`RETRY_AFTER`]; meanwhile nobody waits for it.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 pub use steward_domain::limits::{LimitFuture, Refused, SharedLimitError, SharedLimitStore, WindowCount};
 
@@ -19,8 +19,13 @@ pub const RETRY_AFTER: Duration = Duration::from_secs(5);
 /// The shared store with its circuit breaker: `None` from a method means "count in memory".
 pub struct SharedLimits {
     store: Arc<dyn SharedLimitStore>,
-    /// Until when (milliseconds since the epoch) the store is not asked.
+    /// The monotonic clock's origin for `down_until` (a stepped wall clock changes nothing).
+    origin: Instant,
+    /// Until when (milliseconds after `origin`) the store is not asked.
     down_until: AtomicI64,
+    /// Whether the last call failed: the first failure of an outage warns, the first success
+    /// after it says so.
+    down: AtomicBool,
     failures: AtomicU64,
 }
 
@@ -33,22 +38,24 @@ impl std::fmt::Debug for SharedLimits {
     }
 }
 
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
 impl SharedLimits {
     pub fn new(store: Arc<dyn SharedLimitStore>) -> Self {
         Self {
             store,
+            origin: Instant::now(),
             down_until: AtomicI64::new(0),
+            down: AtomicBool::new(false),
             failures: AtomicU64::new(0),
         }
     }
 
+    fn now_ms(&self) -> i64 {
+        i64::try_from(self.origin.elapsed().as_millis()).unwrap_or(i64::MAX)
+    }
+
     /// Whether the store is being asked (not marked down after a failure).
     pub fn available(&self) -> bool {
-        self.down_until.load(Ordering::Relaxed) <= now_ms()
+        self.down_until.load(Ordering::Relaxed) <= self.now_ms()
     }
 
     /// Calls that failed since start (each marks the store down for [`RETRY_AFTER`]).
@@ -59,23 +66,31 @@ impl SharedLimits {
     /// Awaits `call` (made only while the store is available).
     async fn ask<T>(&self, call: LimitFuture<'_, T>) -> Option<T> {
         match call.await {
-            Ok(answer) => Some(answer),
+            Ok(answer) => {
+                self.answered();
+                Some(answer)
+            }
             Err(error) => {
-                // Only the first failure of an outage warns (calls in flight may fail after it).
-                let was_up = self.available();
                 let retry_ms = i64::try_from(RETRY_AFTER.as_millis()).unwrap_or(5_000);
-                self.down_until.store(now_ms() + retry_ms, Ordering::Relaxed);
+                self.down_until
+                    .store(self.now_ms().saturating_add(retry_ms), Ordering::Relaxed);
                 self.failures.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!("steward_shared_limits_unavailable_total").increment(1);
-                if was_up {
+                if !self.down.swap(true, Ordering::Relaxed) {
                     tracing::warn!(
                         %error,
-                        "shared limits unavailable: each instance counts its own limits for the next {} s",
+                        "shared limits unavailable: this instance counts its own limits, asking again every {} s",
                         RETRY_AFTER.as_secs()
                     );
                 }
                 None
             }
+        }
+    }
+
+    fn answered(&self) {
+        if self.down.swap(false, Ordering::Relaxed) {
+            tracing::info!("shared limits answer again: every instance counts in one place");
         }
     }
 
@@ -108,6 +123,7 @@ impl SharedLimits {
     pub async fn ping(&self) -> Result<(), SharedLimitError> {
         self.store.ping().await?;
         self.down_until.store(0, Ordering::Relaxed);
+        self.answered();
         Ok(())
     }
 }
@@ -115,7 +131,6 @@ impl SharedLimits {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicBool;
 
     /// A store that fails while `broken`.
     struct Flaky {

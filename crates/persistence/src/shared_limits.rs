@@ -2,7 +2,8 @@
 //! script on Redis's own clock (atomic, so instances racing for the last request of a quota
 //! admit it once), and fixed windows counted with `INCR`.
 //!
-//! Each call gives up after [`CALL_TIMEOUT`]; the caller then counts in memory (see
+//! Each call gives up after the store's timeout (`STEWARD_REDIS_TIMEOUT_MS`, 100 ms by
+//! default); the caller then counts in memory (see
 //! `steward_app::limits`). The connection is opened on first use and reopened after a failure
 //! by redis-rs's connection manager.
 
@@ -11,8 +12,25 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use steward_domain::limits::{LimitFuture, Refused, SharedLimitError, SharedLimitStore, WindowCount};
 
-/// How long one call may take before the store counts as unavailable.
-pub const CALL_TIMEOUT: Duration = Duration::from_millis(250);
+/// How long one call may take before the store counts as unavailable, by default.
+pub const CALL_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// Whether `url` is a Redis URL this build can use: `redis://` or `unix://` (`redis+unix://`),
+/// as redis-rs parses it. TLS (`rediss://`) is not built in.
+pub fn check_url(url: &str) -> Result<(), String> {
+    if !["redis://", "unix://", "redis+unix://"]
+        .iter()
+        .any(|scheme| url.starts_with(scheme))
+    {
+        return Err(
+            "must be redis://[:password@]host[:port][/db] or unix:///path/to/redis.sock (rediss:// is not supported)"
+                .to_owned(),
+        );
+    }
+    redis::Client::open(url)
+        .map(|_| ())
+        .map_err(|error| format!("is not a Redis URL: {error}"))
+}
 
 /// GCRA: KEYS[1] holds the theoretical arrival time in microseconds; ARGV[1] is the interval
 /// between requests (period / burst) and ARGV[2] the burst, both in microseconds and requests.
@@ -50,6 +68,7 @@ return {1, used}
 /// The Redis store of shared limits.
 pub struct RedisLimitStore {
     connection: ConnectionManager,
+    timeout: Duration,
     prefix: String,
     gcra: redis::Script,
     window: redis::Script,
@@ -71,16 +90,18 @@ impl RedisLimitStore {
     /// A store at `url` (`redis://`, `rediss://`, `unix://`) whose keys start with `prefix`.
     /// Connects on first use: an unreachable Redis does not stop start-up. A malformed URL is
     /// an error here. Must be called inside a Tokio runtime.
-    pub fn open(url: &str, prefix: &str) -> Result<Self, SharedLimitError> {
+    pub fn open(url: &str, prefix: &str, timeout: Duration) -> Result<Self, SharedLimitError> {
+        check_url(url).map_err(SharedLimitError)?;
         let client = redis::Client::open(url).map_err(unavailable)?;
         let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CALL_TIMEOUT))
-            .set_response_timeout(Some(CALL_TIMEOUT))
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_secs(1));
         let connection = ConnectionManager::new_lazy_with_config(client, config).map_err(unavailable)?;
         Ok(Self {
             connection,
+            timeout,
             prefix: prefix.to_owned(),
             gcra: redis::Script::new(GCRA),
             window: redis::Script::new(WINDOW),
@@ -88,13 +109,14 @@ impl RedisLimitStore {
     }
 
     async fn bounded<T>(
+        &self,
         call: impl std::future::Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, SharedLimitError> {
-        match tokio::time::timeout(CALL_TIMEOUT, call).await {
+        match tokio::time::timeout(self.timeout, call).await {
             Ok(answer) => answer.map_err(unavailable),
             Err(_) => Err(SharedLimitError(format!(
                 "no answer within {} ms",
-                CALL_TIMEOUT.as_millis()
+                self.timeout.as_millis()
             ))),
         }
     }
@@ -113,9 +135,12 @@ impl SharedLimitStore for RedisLimitStore {
                 .unwrap_or(u64::MAX / 4)
                 .max(1);
             let mut connection = self.connection.clone();
-            let mut invocation = self.gcra.key(format!("{}rl:{key}", self.prefix));
+            // The quota is part of the key: instances configured differently keep apart.
+            let mut invocation =
+                self.gcra
+                    .key(format!("{}rl:{key}:{burst}/{}s", self.prefix, period.as_secs()));
             invocation.arg(interval).arg(burst);
-            let wait: i64 = Self::bounded(invocation.invoke_async(&mut connection)).await?;
+            let wait: i64 = self.bounded(invocation.invoke_async(&mut connection)).await?;
             Ok(match u64::try_from(wait) {
                 Ok(micros) => Err(Refused {
                     retry_after: Duration::from_micros(micros),
@@ -138,8 +163,7 @@ impl SharedLimitStore for RedisLimitStore {
             invocation
                 .arg(limit)
                 .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1));
-            let (admitted, used): (i64, i64) =
-                Self::bounded(invocation.invoke_async(&mut connection)).await?;
+            let (admitted, used): (i64, i64) = self.bounded(invocation.invoke_async(&mut connection)).await?;
             Ok(WindowCount {
                 admitted: admitted == 1,
                 used: u64::try_from(used).unwrap_or(0),
@@ -150,12 +174,13 @@ impl SharedLimitStore for RedisLimitStore {
     fn used<'a>(&'a self, key: &'a str, window: i64) -> LimitFuture<'a, u64> {
         Box::pin(async move {
             let mut connection = self.connection.clone();
-            let used: Option<u64> = Self::bounded(
-                redis::cmd("GET")
-                    .arg(format!("{}win:{key}:{window}", self.prefix))
-                    .query_async(&mut connection),
-            )
-            .await?;
+            let used: Option<u64> = self
+                .bounded(
+                    redis::cmd("GET")
+                        .arg(format!("{}win:{key}:{window}", self.prefix))
+                        .query_async(&mut connection),
+                )
+                .await?;
             Ok(used.unwrap_or(0))
         })
     }
@@ -163,7 +188,9 @@ impl SharedLimitStore for RedisLimitStore {
     fn ping(&self) -> LimitFuture<'_, ()> {
         Box::pin(async move {
             let mut connection = self.connection.clone();
-            let _: String = Self::bounded(redis::cmd("PING").query_async(&mut connection)).await?;
+            let _: String = self
+                .bounded(redis::cmd("PING").query_async(&mut connection))
+                .await?;
             Ok(())
         })
     }

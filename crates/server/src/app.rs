@@ -143,11 +143,26 @@ impl Application {
         }
         let shared_limits = match &config.redis_url {
             Some(url) => {
-                let store =
-                    steward_persistence::shared_limits::RedisLimitStore::open(url, &config.redis_key_prefix)
-                        .map_err(|error| StartupError::Setting(format!("STEWARD_REDIS_URL: {error}")))?;
-                tracing::info!("rate limits are shared through Redis");
-                Some(Arc::new(steward_app::limits::SharedLimits::new(Arc::new(store))))
+                let store = steward_persistence::shared_limits::RedisLimitStore::open(
+                    url,
+                    &config.redis_key_prefix,
+                    Duration::from_millis(config.redis_timeout_ms),
+                )
+                .map_err(|error| StartupError::Setting(format!("STEWARD_REDIS_URL: {error}")))?;
+                let shared = Arc::new(steward_app::limits::SharedLimits::new(Arc::new(store)));
+                // Not a reason to stop: the instance counts alone until Redis answers. But a
+                // wrong password or address should be seen at once, not at the first 429.
+                let probe = shared.clone();
+                tokio::spawn(async move {
+                    match probe.ping().await {
+                        Ok(()) => tracing::info!("rate limits are shared through Redis"),
+                        Err(error) => tracing::error!(
+                            %error,
+                            "STEWARD_REDIS_URL does not answer: this instance counts its own rate limits until it does"
+                        ),
+                    }
+                });
+                Some(shared)
             }
             None => None,
         };

@@ -145,6 +145,8 @@ pub struct Config {
     pub redis_url: Option<String>,
     /// What every key Steward writes to Redis starts with.
     pub redis_key_prefix: String,
+    /// How long a call to Redis may take before the instance counts alone for 5 s.
+    pub redis_timeout_ms: u64,
     /// `smtp://user:pass@host:25`, `smtp://host:587?tls=required` or `smtps://host:465`. Unset:
     /// mail is written to the log and to `<data dir>/outbox/`.
     pub smtp_url: Option<String>,
@@ -354,6 +356,7 @@ impl Default for Config {
             rate_limit_device_events_per_minute: 120,
             redis_url: None,
             redis_key_prefix: "steward:".to_owned(),
+            redis_timeout_ms: 100,
             smtp_url: None,
             mail_from: "Steward <no-reply@localhost>".to_owned(),
             app_url: None,
@@ -581,15 +584,15 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         Backend::from_url(&self.database_url())
             .map_err(|error| ConfigError(format!("STEWARD_DATABASE_URL: {error}")))?;
-        if let Some(url) = &self.redis_url
-            && !["redis://", "rediss://", "unix://", "redis+unix://"]
-                .iter()
-                .any(|scheme| url.starts_with(scheme))
-        {
-            return Err(ConfigError(format!(
-                "STEWARD_REDIS_URL: `{}` must start with redis://, rediss:// or unix://",
-                mask_url_password(url)
-            )));
+        if let Some(url) = &self.redis_url {
+            steward_persistence::shared_limits::check_url(url).map_err(|error| {
+                ConfigError(format!("STEWARD_REDIS_URL: `{}` {error}", mask_url_password(url)))
+            })?;
+        }
+        if !(10..=5000).contains(&self.redis_timeout_ms) {
+            return Err(ConfigError(
+                "STEWARD_REDIS_TIMEOUT_MS: must be 10 to 5000".to_owned(),
+            ));
         }
         if self.redis_key_prefix.is_empty()
             || self.redis_key_prefix.len() > 64
@@ -1028,18 +1031,48 @@ fn mask_url_password(text: &str) -> String {
     };
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(authority_end);
+    let tail = mask_query_password(tail);
     let Some((userinfo, host)) = authority.rsplit_once('@') else {
-        return text.to_owned();
+        return format!("{scheme}://{authority}{tail}");
     };
     match userinfo.split_once(':') {
         Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
-        None => text.to_owned(),
+        None => format!("{scheme}://{authority}{tail}"),
     }
+}
+
+/// A URL's path and query with the values of `pass`, `password` and `passwd` parameters
+/// (Redis's `unix:///sock?pass=…`, PostgreSQL's `?password=…`) as `***`.
+fn mask_query_password(tail: &str) -> String {
+    let Some((path, query)) = tail.split_once('?') else {
+        return tail.to_owned();
+    };
+    let (query, fragment) = match query.split_once('#') {
+        Some((query, fragment)) => (query, Some(fragment)),
+        None => (query, None),
+    };
+    let masked: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if ["pass", "password", "passwd"].contains(&key.to_ascii_lowercase().as_str()) => {
+                format!("{key}=***")
+            }
+            _ => pair.to_owned(),
+        })
+        .collect();
+    let fragment = fragment.map(|f| format!("#{f}")).unwrap_or_default();
+    format!("{path}?{}{fragment}", masked.join("&"))
 }
 
 /// `STEWARD_*` variables that are not settings: the configuration file's path, and the test
 /// suite's own.
-const NOT_SETTINGS: &[&str] = &["config", "test_postgres_url", "require_postgres"];
+const NOT_SETTINGS: &[&str] = &[
+    "config",
+    "test_postgres_url",
+    "require_postgres",
+    "test_redis_url",
+    "require_redis",
+];
 
 /// Every setting's name (the file's keys; `STEWARD_` + upper case for the environment).
 fn setting_names() -> Vec<String> {
@@ -1381,6 +1414,14 @@ mod tests {
             "https://x.example/a@b"
         );
         assert_eq!(mask_url_password("redis://:pw@h:6379"), "redis://:***@h:6379");
+        assert_eq!(
+            mask_url_password("unix:///run/redis.sock?db=1&pass=pw"),
+            "unix:///run/redis.sock?db=1&pass=***"
+        );
+        assert_eq!(
+            mask_url_password("postgres://u@h/db?sslmode=require&Password=pw#x"),
+            "postgres://u@h/db?sslmode=require&Password=***#x"
+        );
     }
 
     #[test]
@@ -1485,6 +1526,7 @@ mod tests {
             ("STEWARD_REDIS_URL", "http://:secret@cache:6379"),
             ("STEWARD_REDIS_KEY_PREFIX", "has space"),
             ("STEWARD_REDIS_KEY_PREFIX", ""),
+            ("STEWARD_REDIS_TIMEOUT_MS", "0"),
             ("STEWARD_BODY_LIMIT_BYTES", "0"),
             ("STEWARD_MIGRATE_ON_START", "sometimes"),
             ("STEWARD_OIDC_GROUP_ROLE_MAP", "admins=super_admin,justagroup"),

@@ -855,8 +855,9 @@ async fn applied_and_non_compliant_reports_are_server_events_once_each() {
             assert_eq!(error["details"][0]["field"], field, "{error}");
         }
 
-        // A version behind the device's current one is non-compliant, without failures too.
-        let newer = sync(
+        // The device's own changes in the sync that reports: it has them, so the version it
+        // was given is not behind.
+        let own = sync(
             &app,
             &phone,
             &phone_token,
@@ -866,14 +867,28 @@ async fn applied_and_non_compliant_reports_are_server_events_once_each() {
         .await["version"]
             .as_i64()
             .unwrap();
-        assert!(newer > version);
+        assert!(own > version);
         let story = list(&app, &ann, &path).await.0;
-        let reports: Vec<&Value> = story
-            .iter()
-            .filter(|e| e["type"] != "settings.synced")
-            .collect();
-        assert_eq!(reports[0]["type"], "settings.non_compliant");
-        assert_eq!(reports[0]["data"]["after"], json!({"appliedVersion": version, "failures": null}));
+        assert_eq!(kinds(&story)[..2], ["settings.applied", "settings.synced"]);
+        assert_eq!(story[0]["data"]["after"], json!({"appliedVersion": version, "failures": null}));
+
+        // A change on the server: a report of an older version is non-compliant, without
+        // failures too.
+        let changed = send(
+            &app,
+            Method::PUT,
+            &format!("/api/v1/devices/{phone}/settings"),
+            &ann,
+            Some(json!({"settings": {"location.high_accuracy": false}})),
+        )
+        .await;
+        let newer = expect_data(changed, StatusCode::OK).await["version"].as_i64().unwrap();
+        assert!(newer > own);
+        sync(&app, &phone, &phone_token, json!({"baseVersion": newer, "appliedVersion": own})).await;
+        let story = list(&app, &ann, &path).await.0;
+        assert_eq!(story[0]["type"], "settings.non_compliant");
+        assert_eq!(story[0]["severity"], "warning");
+        assert_eq!(story[0]["data"]["after"], json!({"appliedVersion": own, "failures": null}));
         sync(&app, &phone, &phone_token, json!({"baseVersion": newer, "appliedVersion": newer})).await;
         let story = list(&app, &ann, &path).await.0;
         assert_eq!(story[0]["type"], "settings.applied");

@@ -11,6 +11,9 @@ use steward_tests::{PASSWORD, TestApp, each_backend, redis_url, spawn_app_with, 
 fn shared(config: &mut Config, url: &str, prefix: &str) {
     config.redis_url = Some(url.to_owned());
     config.redis_key_prefix = prefix.to_owned();
+    // A debug build on a busy machine: a first call (connect, load the script) can take a
+    // while; the hung-server test sets the default back.
+    config.redis_timeout_ms = 2000;
 }
 
 fn test_prefix() -> String {
@@ -261,4 +264,43 @@ async fn an_organizations_requests_per_minute_are_counted_once_across_instances(
         }
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_redis_that_never_answers_costs_one_short_wait_then_nothing() {
+    // Accepts connections and says nothing, like a hung server.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("redis://{}", listener.local_addr().unwrap());
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let backend = steward_tests::backends().await[0];
+    let app = spawn_app_with(backend, |config| {
+        shared(config, &url, "steward-silent:");
+        config.redis_timeout_ms = 100;
+        config.rate_limit_register_per_hour = 4;
+    })
+    .await;
+    let mut slowest = std::time::Duration::ZERO;
+    let mut statuses = Vec::new();
+    for n in 0..6 {
+        let started = std::time::Instant::now();
+        let response = app
+            .post_json(
+                "/api/v1/auth/register",
+                &json!({"email": format!("hung-{n}@example.com"), "password": PASSWORD, "displayName": "Hung"}),
+            )
+            .await;
+        slowest = slowest.max(started.elapsed());
+        statuses.push(response.status());
+    }
+    // The instance's own limit of 4, and no request waited much longer than the 100 ms the
+    // first one gave Redis (the next ones did not ask it).
+    assert_eq!(tally(&statuses), (4, 2));
+    assert!(slowest < std::time::Duration::from_secs(2), "{slowest:?}");
+    app.stop().await;
+    silent.abort();
 }

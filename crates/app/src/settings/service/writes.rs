@@ -133,6 +133,12 @@ impl<S: Store> SettingsService<'_, S> {
     ) -> Result<(Arc<RenderedSettings>, Vec<Rejection>, String), AppError> {
         self.check_sync_versions(access.device, base_version, applied.as_ref().map(|(v, _)| *v))
             .await?;
+        // A report is judged against the version before this sync's own changes: the device
+        // has those already.
+        let current_before = match applied {
+            Some(_) => self.version(access.device).await?,
+            None => 0,
+        };
         let mut rejected = Vec::new();
         if !changes.is_empty() {
             let catalog = self.catalog().await?;
@@ -173,8 +179,7 @@ impl<S: Store> SettingsService<'_, S> {
         if let Some((version, failures)) = applied {
             // Failures, or a version behind the device's current one, make the device
             // non-compliant (the rule of `status`): a warning in its event stream.
-            let current = self.version(access.device).await?;
-            let action = if failures.is_some() || version < current {
+            let action = if failures.is_some() || version < current_before {
                 "settings.non_compliant"
             } else {
                 "settings.applied"
