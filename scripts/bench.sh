@@ -128,7 +128,7 @@ startup_benchmark() {
   echo "######## start-up (SQLite, median of $starts)"
   echo "first start (new data dir) to ready: $(median "${firsts[@]}") ms   (all: ${firsts[*]})"
   echo "restart to ready:                    $(median "${restarts[@]}") ms   (all: ${restarts[*]})"
-  echo "idle RSS 2 s after ready:            $(( $(median "${idles[@]}" | cut -d. -f1) / 1024 )) MiB   (KiB: ${idles[*]})"
+  echo "idle RSS 2 s after ready:            $(( $(median "${idles[@]}" | cut -d. -f1) / 1024 )) MiB   (target: < 30 MiB; KiB: ${idles[*]})"
   echo "maximum RSS (GNU time):              $(( $(median "${peaks[@]}" | cut -d. -f1) / 1024 )) MiB"
 }
 

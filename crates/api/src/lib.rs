@@ -315,6 +315,15 @@ pub fn openapi() -> serde_json::Value {
     openapi::polish(&spec)
 }
 
+/// [`openapi`] serialised, as `GET /api-docs/openapi.json` serves it: build it once and hand
+/// it to every worker in [`HttpSettings::openapi`].
+pub fn openapi_document() -> web::Bytes {
+    // A `Value` always serialises (its keys are strings); "{}" is only a formality.
+    serde_json::to_vec(&openapi())
+        .unwrap_or_else(|_| b"{}".to_vec())
+        .into()
+}
+
 /// The complete application for one worker.
 pub fn app(
     state: AppState,
@@ -332,15 +341,15 @@ pub fn app(
     let mail_pages = settings.mail_pages;
     let cors_enabled = !settings.cors_allowed_origins.is_empty();
     let cors = cors(settings.cors_allowed_origins);
-    let (app, mut spec) = App::new()
+    // The document comes built: the routes' own path items (collected as they register) are
+    // all this worker makes of it.
+    let (app, _) = App::new()
         .into_utoipa_app()
-        .openapi(openapi::ApiDoc::openapi())
         .app_data(web::Data::new(state))
         .app_data(web::Data::new(TrustedProxies(settings.trusted_proxies)))
         .configure(routes)
         .split_for_parts();
-    openapi::complete(&mut spec);
-    let document = openapi::polish(&spec);
+    let document = settings.openapi.unwrap_or_else(openapi_document);
     app.configure(|config| extractors::configure(config, body_limit))
         .configure(|config| swagger::configure(config, &document))
         .route("/docs", web::get().to(redirect_to_docs))

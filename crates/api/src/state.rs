@@ -42,6 +42,9 @@ pub struct HttpSettings {
     pub cors_allowed_origins: Vec<String>,
     /// Serve the built-in pages the links in account mail lead to (no `STEWARD_APP_URL`).
     pub mail_pages: bool,
+    /// The served OpenAPI document, serialised once for every worker ([`crate::openapi_document`]);
+    /// `None`: each worker builds it (several MiB of garbage per worker).
+    pub openapi: Option<actix_web::web::Bytes>,
 }
 
 impl Default for HttpSettings {
@@ -51,6 +54,7 @@ impl Default for HttpSettings {
             trusted_proxies: Vec::new(),
             cors_allowed_origins: Vec::new(),
             mail_pages: true,
+            openapi: None,
         }
     }
 }

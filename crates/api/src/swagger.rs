@@ -13,17 +13,15 @@ use utoipa_swagger_ui::Config;
 use crate::OPENAPI_PATH;
 
 struct ApiDocs {
-    /// The document, serialised once per worker.
+    /// The document, serialised once for all workers.
     document: web::Bytes,
     ui: Arc<Config<'static>>,
 }
 
 /// Registers `GET {OPENAPI_PATH}` and `GET /docs/{file}`.
-pub(crate) fn configure(config: &mut web::ServiceConfig, document: &serde_json::Value) {
-    // A `Value` always serialises (its keys are strings); "{}" is only a formality.
-    let document = serde_json::to_vec(document).unwrap_or_else(|_| b"{}".to_vec());
+pub(crate) fn configure(config: &mut web::ServiceConfig, document: &web::Bytes) {
     let docs = web::Data::new(ApiDocs {
-        document: document.into(),
+        document: document.clone(),
         ui: Arc::new(Config::from(OPENAPI_PATH)),
     });
     config

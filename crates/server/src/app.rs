@@ -59,6 +59,8 @@ pub struct Application {
     device_events: [tokio::task::JoinHandle<()>; 2],
     maintenance: Option<tokio::task::JoinHandle<()>>,
     quota_metrics: Option<tokio::task::JoinHandle<()>>,
+    /// Hands freed memory back to the system now and then (`memory`).
+    trimmer: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -291,6 +293,7 @@ impl Application {
             trusted_proxies: config.trusted_proxies.clone(),
             cors_allowed_origins: config.cors_allowed_origins.clone(),
             mail_pages: config.serves_mail_pages(),
+            openapi: Some(steward_api::openapi_document()),
         };
         let mut server = HttpServer::new(move || steward_api::app(state.clone(), settings.clone()))
             .shutdown_timeout(10)
@@ -333,6 +336,7 @@ impl Application {
             device_events,
             maintenance,
             quota_metrics,
+            trimmer: tokio::spawn(crate::memory::run_trimmer()),
         })
     }
 
@@ -388,6 +392,7 @@ impl Application {
         if let Some(quota_metrics) = &self.quota_metrics {
             quota_metrics.abort();
         }
+        self.trimmer.abort();
         result
     }
 }

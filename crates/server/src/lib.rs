@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod keys;
 pub mod mail;
+pub mod memory;
 pub mod push;
 pub mod telemetry;
 
