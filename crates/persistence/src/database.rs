@@ -91,6 +91,8 @@ pub struct Database {
     writer: Option<DatabaseConnection>,
     /// SQLite (on a file): small writes grouped into shared transactions on `writer`.
     pub(crate) group: Option<crate::group_commit::GroupCommit>,
+    /// PostgreSQL: devices' settings versions read in batches (see [`crate::version_reads`]).
+    pub(crate) version_reads: Option<crate::version_reads::VersionReads>,
     backend: Backend,
     max_connections: u32,
     /// The quota plans the organizations' limits come from (configuration).
@@ -161,10 +163,13 @@ impl Database {
                 reason,
             })?;
         let group = writer.clone().map(crate::group_commit::GroupCommit::start);
+        let version_reads = (backend == Backend::Postgres)
+            .then(|| crate::version_reads::VersionReads::start(connection.clone()));
         let database = Self {
             connection,
             writer,
             group,
+            version_reads,
             backend,
             max_connections: options.max_connections,
             quota_plans: std::sync::Arc::new(steward_domain::quotas::QuotaPlans::new(Default::default())),

@@ -39,6 +39,7 @@ mod settings;
 pub mod shared_limits;
 mod sql;
 mod user_quotas;
+mod version_reads;
 
 pub use database::{Backend, Database, DatabaseOptions, MigrationState, PoolStats};
 pub use device_events::EventSignal;

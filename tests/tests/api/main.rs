@@ -53,6 +53,7 @@ mod openapi;
 mod operator_health;
 mod organizations;
 mod personal_tokens;
+mod polling;
 mod quotas;
 mod readiness;
 mod reports;

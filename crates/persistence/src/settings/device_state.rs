@@ -5,6 +5,9 @@ use steward_domain::settings::store::DeviceSettingsStore;
 
 impl DeviceSettingsStore for Database {
     async fn settings_version(&self, device: Uuid) -> Result<Option<i64>, RepositoryError> {
+        if let Some(reads) = &self.version_reads {
+            return reads.version(device).await;
+        }
         devices::Entity::find_by_id(device)
             .select_only()
             .column(devices::Column::SettingsVersion)
