@@ -138,6 +138,19 @@ async fn the_admin_limit_counts_a_callers_requests_on_every_instance() {
                 .await
                 .unwrap();
             assert_eq!(response.status(), StatusCode::OK);
+            // Redis answers: the health report says so.
+            let report = steward_tests::expect_data(
+                steward_tests::send(&app, reqwest::Method::GET, "/api/admin/v1/health", &other, None).await,
+                StatusCode::OK,
+            )
+            .await;
+            let reachable = report["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|check| check["name"] == "shared_limits.reachable")
+                .map(|check| (check["value"].clone(), check["status"].clone()));
+            assert_eq!(reachable, Some((json!("yes"), json!("ok"))));
             handle.stop(true).await;
             app.stop().await;
         }
@@ -162,10 +175,13 @@ async fn an_unreachable_redis_leaves_each_instance_counting_its_own() {
                 config.rate_limit_register_per_hour = 3;
             })
             .await;
+            // An operator first: one of the address's three registrations.
+            let root = app.user("root@example.com").await;
+            app.grant(root.id, "super_admin").await;
             let started = std::time::Instant::now();
             let statuses = registrations(&app, std::slice::from_ref(&app.address), 5, "alone").await;
             // Neither refused wholesale nor unlimited: this instance's own limit.
-            assert_eq!(tally(&statuses), (3, 2), "{backend:?}");
+            assert_eq!(tally(&statuses), (2, 3), "{backend:?}");
             assert!(
                 started.elapsed() < std::time::Duration::from_secs(5),
                 "{:?}",
@@ -179,6 +195,25 @@ async fn an_unreachable_redis_leaves_each_instance_counting_its_own() {
                 .and_then(|value| value.parse().ok())
                 .unwrap_or_default();
             assert!(failures >= 1.0, "{metrics}");
+            // The operators' health report says so.
+            let report = steward_tests::expect_data(
+                steward_tests::send(&app, reqwest::Method::GET, "/api/admin/v1/health", &root, None).await,
+                StatusCode::OK,
+            )
+            .await;
+            let check = report["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|check| check["name"] == "shared_limits.reachable")
+                .unwrap()
+                .clone();
+            assert_eq!(check["value"], "no", "{check}");
+            assert_eq!(check["status"], "warn", "{check}");
+            assert!(
+                check["note"].as_str().unwrap().contains("counts its own"),
+                "{check}"
+            );
             app.stop().await;
         }
     })

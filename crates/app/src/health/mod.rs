@@ -300,6 +300,24 @@ impl<'a, S: Store> HealthService<'a, S> {
                     .join("; ")
             }),
         ));
+        // The shared limit store, when one is configured: asked now, even while this instance
+        // leaves it alone after a failure.
+        if let Some(shared) = &self.steward.shared_limits {
+            let answer = shared.ping().await;
+            checks.push(ruled(
+                "shared_limits.reachable",
+                CheckValue::Text(if answer.is_ok() { "yes" } else { "no" }.to_owned()),
+                "",
+                if answer.is_ok() { Level::Ok } else { Level::Warn },
+                answer.err().map(|error| {
+                    format!(
+                        "{}; this instance counts its own rate limits until it answers ({} calls failed since start)",
+                        error.to_string().chars().take(300).collect::<String>(),
+                        shared.failures()
+                    )
+                }),
+            ));
+        }
         checks.push(rated(
             "database.pool_in_use_percent",
             pool.in_use_percent(),
