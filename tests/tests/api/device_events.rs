@@ -842,6 +842,7 @@ async fn applied_and_non_compliant_reports_are_server_events_once_each() {
             (refused(json!([{"key": "", "reason": ""}])), "failures.key"),
             (refused(json!([{"key": "k", "reason": "r".repeat(501)}])), "failures.reason"),
             (refused(json!([{"key": "k", "reason": "line\u{1b}[2J"}])), "failures.reason"),
+            (refused(json!([{"key": "k", "reason": "fine\u{202E}txt.exe"}])), "failures.reason"),
         ] {
             let response = app
                 .client

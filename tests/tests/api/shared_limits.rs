@@ -20,8 +20,18 @@ fn test_prefix() -> String {
     format!("steward-test-{}:", uuid::Uuid::now_v7())
 }
 
-/// Registers `count` accounts at once, alternating between `bases`; the statuses.
+/// Registers `count` accounts at once, alternating between `bases`; the statuses, and the
+/// largest `Retry-After` of the refusals.
 async fn registrations(app: &TestApp, bases: &[String], count: usize, tag: &str) -> Vec<StatusCode> {
+    registrations_waits(app, bases, count, tag).await.0
+}
+
+async fn registrations_waits(
+    app: &TestApp,
+    bases: &[String],
+    count: usize,
+    tag: &str,
+) -> (Vec<StatusCode>, u64) {
     let attempts: Vec<_> = (0..count)
         .map(|n| {
             let base = bases[n % bases.len()].clone();
@@ -35,23 +45,27 @@ async fn registrations(app: &TestApp, bases: &[String], count: usize, tag: &str)
                     .await
                     .unwrap();
                 let status = response.status();
+                let mut wait = 0;
                 if status == StatusCode::TOO_MANY_REQUESTS {
-                    let wait: u64 = response.headers()["retry-after"]
+                    wait = response.headers()["retry-after"]
                         .to_str()
                         .unwrap()
                         .parse()
                         .unwrap();
                     assert!((1..=3600).contains(&wait), "Retry-After {wait}");
                 }
-                status
+                (status, wait)
             })
         })
         .collect();
     let mut statuses = Vec::new();
+    let mut longest = 0;
     for attempt in attempts {
-        statuses.push(attempt.await.unwrap());
+        let (status, wait) = attempt.await.unwrap();
+        statuses.push(status);
+        longest = longest.max(wait);
     }
-    statuses
+    (statuses, longest)
 }
 
 fn tally(statuses: &[StatusCode]) -> (usize, usize) {
@@ -80,8 +94,11 @@ async fn two_instances_admit_the_register_limit_once_between_them() {
             let app = spawn_app_with(backend, limited).await;
             let (second, handle) = spawn_instance_with(&app, limited).await;
             // 16 registrations from one address at once, half through each instance.
-            let statuses = registrations(&app, &[app.address.clone(), second.clone()], 16, "racing").await;
+            let (statuses, wait) =
+                registrations_waits(&app, &[app.address.clone(), second.clone()], 16, "racing").await;
             assert_eq!(tally(&statuses), (10, 6), "{backend:?}");
+            // Ten an hour: the next place frees up six minutes after the burst.
+            assert!((300..=360).contains(&wait), "Retry-After {wait}");
             assert_eq!(app.count_users().await, 10);
             // Both instances go on refusing: the limit is the same for the pair.
             let later = registrations(&app, &[second, app.address.clone()], 2, "later").await;

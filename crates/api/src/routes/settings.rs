@@ -319,11 +319,18 @@ pub struct SyncRequest {
     pub failures: Vec<SyncFailure>,
 }
 
+/// Control characters, and the format characters that reorder or hide text (bidirectional
+/// overrides and isolates, zero-width characters, line and paragraph separators).
+fn invisible(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+}
+
 /// At most this many failures in one sync report.
 pub const MAX_SYNC_FAILURES: usize = 100;
 
 /// A sync report's failures, bounded (at most [`MAX_SYNC_FAILURES`], keys of 1–128 and
-/// reasons of at most 500 characters, no control characters) and in one order (by key, then
+/// reasons of at most 500 characters, no control or [`invisible`] characters) and in one order (by key, then
 /// reason, repeats dropped), so the same failures reported in another order are the same
 /// report and do not count as a change.
 fn checked_failures(mut failures: Vec<SyncFailure>) -> Result<Vec<SyncFailure>, ApiError> {
@@ -335,13 +342,13 @@ fn checked_failures(mut failures: Vec<SyncFailure>) -> Result<Vec<SyncFailure>, 
     }
     for failure in &failures {
         let key_chars = failure.key.chars().count();
-        if key_chars == 0 || key_chars > 128 || failure.key.chars().any(char::is_control) {
+        if key_chars == 0 || key_chars > 128 || failure.key.chars().any(invisible) {
             return Err(ApiError::invalid(
                 "failures.key",
                 "must be 1-128 characters without control characters",
             ));
         }
-        if failure.reason.chars().count() > 500 || failure.reason.chars().any(char::is_control) {
+        if failure.reason.chars().count() > 500 || failure.reason.chars().any(invisible) {
             return Err(ApiError::invalid(
                 "failures.reason",
                 "must be at most 500 characters without control characters",
