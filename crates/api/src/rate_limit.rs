@@ -69,13 +69,19 @@ impl<K: std::hash::Hash + Eq + Clone + std::fmt::Display> Limiter<K> {
     }
 
     /// One request of `key`: in the shared store when there is one and it answers, else in
-    /// memory. `Err` holds the wait before the next request would be admitted.
+    /// memory. `Err` holds the wait before the next request would be admitted. What the store
+    /// admits is counted in memory too (whatever memory says), so when the store stops
+    /// answering, this instance's own count already holds its recent requests instead of
+    /// starting afresh.
     async fn take(&self, shared: Option<&SharedLimits>, name: &str, key: &K) -> Result<(), Duration> {
         if let Some(shared) = shared
             && let Some(answer) = shared
                 .take(&format!("{name}:{key}"), self.burst.get(), self.period)
                 .await
         {
+            if answer.is_ok() {
+                let _ = self.local.check_key(key);
+            }
             return answer.map_err(|refused| refused.retry_after);
         }
         self.local
@@ -224,6 +230,57 @@ impl<A: LimitedAction> FromRequest for RateLimited<A> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use steward_domain::limits::{LimitFuture, Refused, SharedLimitError, SharedLimitStore, WindowCount};
+
+    /// A store that admits everything until it is broken, then fails.
+    #[derive(Default)]
+    struct Breakable {
+        broken: AtomicBool,
+    }
+
+    impl SharedLimitStore for Breakable {
+        fn take<'a>(&'a self, _: &'a str, _: u32, _: Duration) -> LimitFuture<'a, Result<(), Refused>> {
+            let broken = self.broken.load(Ordering::Relaxed);
+            Box::pin(async move {
+                if broken {
+                    Err(SharedLimitError("connection refused".to_owned()))
+                } else {
+                    Ok(Ok(()))
+                }
+            })
+        }
+        fn count<'a>(&'a self, _: &'a str, _: i64, _: u64, _: Duration) -> LimitFuture<'a, WindowCount> {
+            Box::pin(async { Err(SharedLimitError("not used".to_owned())) })
+        }
+        fn used<'a>(&'a self, _: &'a str, _: i64) -> LimitFuture<'a, u64> {
+            Box::pin(async { Err(SharedLimitError("not used".to_owned())) })
+        }
+        fn ping(&self) -> LimitFuture<'_, ()> {
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    #[tokio::test]
+    async fn when_the_store_fails_the_instance_goes_on_from_its_own_count() {
+        let store = Arc::new(Breakable::default());
+        let shared = SharedLimits::new(store.clone());
+        let limiter = Limiter::<IpAddr>::new(5, HOUR).unwrap();
+        let ip: IpAddr = "203.0.113.9".parse().unwrap();
+        for _ in 0..3 {
+            assert!(limiter.take(Some(&shared), "login", &ip).await.is_ok());
+        }
+        // The store goes away: two of the five are left here, not a fresh five.
+        store.broken.store(true, Ordering::Relaxed);
+        let after: Vec<bool> = {
+            let mut answers = Vec::new();
+            for _ in 0..4 {
+                answers.push(limiter.take(Some(&shared), "login", &ip).await.is_ok());
+            }
+            answers
+        };
+        assert_eq!(after, [true, true, false, false]);
+    }
 
     #[test]
     fn ipv6_addresses_count_by_their_64_and_ipv4_by_address() {

@@ -288,6 +288,9 @@ impl RequestCounter {
                 .await
             {
                 return if answer.admitted {
+                    // Counted here too, so an outage of the store goes on from this
+                    // instance's own count rather than a fresh minute.
+                    let _ = self.count(organization, Some(limit), now);
                     Ok(())
                 } else {
                     Err(Self::refusal(limit, answer.used, now))
@@ -331,6 +334,83 @@ impl RequestCounter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::{
+        LimitFuture, Refused, SharedLimitError, SharedLimitStore, SharedLimits, WindowCount,
+    };
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// A store whose window admits everything until it is broken, then fails.
+    #[derive(Default)]
+    struct Breakable {
+        broken: AtomicBool,
+    }
+
+    impl SharedLimitStore for Breakable {
+        fn take<'a>(
+            &'a self,
+            _: &'a str,
+            _: u32,
+            _: std::time::Duration,
+        ) -> LimitFuture<'a, Result<(), Refused>> {
+            Box::pin(async { Err(SharedLimitError("not used".to_owned())) })
+        }
+        fn count<'a>(
+            &'a self,
+            _: &'a str,
+            _: i64,
+            _: u64,
+            _: std::time::Duration,
+        ) -> LimitFuture<'a, WindowCount> {
+            let broken = self.broken.load(Ordering::Relaxed);
+            Box::pin(async move {
+                if broken {
+                    Err(SharedLimitError("connection refused".to_owned()))
+                } else {
+                    Ok(WindowCount {
+                        admitted: true,
+                        used: 1,
+                    })
+                }
+            })
+        }
+        fn used<'a>(&'a self, _: &'a str, _: i64) -> LimitFuture<'a, u64> {
+            Box::pin(async { Err(SharedLimitError("not used".to_owned())) })
+        }
+        fn ping(&self) -> LimitFuture<'_, ()> {
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    #[tokio::test]
+    async fn when_the_store_fails_the_minute_goes_on_from_this_instances_count() {
+        let store = std::sync::Arc::new(Breakable::default());
+        let shared = SharedLimits::new(store.clone());
+        let counter = RequestCounter::default();
+        let org = Uuid::now_v7();
+        let now = 6_010;
+        for _ in 0..3 {
+            assert!(
+                counter
+                    .count_shared(Some(&shared), org, Some(4), now)
+                    .await
+                    .is_ok()
+            );
+        }
+        // The store goes away: one of the four is left here, not a fresh minute.
+        store.broken.store(true, Ordering::Relaxed);
+        assert!(
+            counter
+                .count_shared(Some(&shared), org, Some(4), now)
+                .await
+                .is_ok()
+        );
+        assert!(
+            counter
+                .count_shared(Some(&shared), org, Some(4), now)
+                .await
+                .is_err()
+        );
+    }
 
     #[test]
     fn a_minute_admits_the_limit_then_refuses_until_the_next() {
