@@ -8,6 +8,8 @@
 #   BENCH_ADMIN_USERS=100000 (accounts seeded for the admin user search), BENCH_SKIP_ADMIN=1
 #   BENCH_DASHBOARD_DEVICES=100000, BENCH_DASHBOARD_AUDIT=1000000 (rows seeded for the dashboard
 #   and statistics), BENCH_SKIP_DASHBOARD=1
+#   BENCH_LIST_GROUPS=10000 (groups seeded for the lists at size; they also use the dashboard's
+#   rows), BENCH_SKIP_LISTS=1
 #   BENCH_JOB_ROWS=50000 (devices in the import run as a background job)
 #   BENCH_CLEANUP_ROWS=1000000 (expired sessions the clean-up pass deletes), BENCH_SKIP_CLEANUP=1
 #   BENCH_SKIP_EVENTS=1 skips the webhook delivery benchmark; BENCH_SINK_PORT=18999
@@ -431,32 +433,39 @@ admin_users_benchmark() {
   done
 }
 
-# The operators' dashboard and statistics over BENCH_DASHBOARD_DEVICES (100,000) devices in the
-# default organization and BENCH_DASHBOARD_AUDIT (1,000,000) sign-in audit entries spread over
-# the last year (beside the accounts the user search seeded), written straight into the
-# database. The bulk entries get chain numbers of their own below zero and the outbox trigger is
-# paused while they are written, so the audit sealer and the event worker leave them alone.
-dashboard_benchmark() {
-  local label=$1 devices=${BENCH_DASHBOARD_DEVICES:-100000} entries=${BENCH_DASHBOARD_AUDIT:-1000000} root year cold
-  echo "$password" | "$steward" admin create --email dashboard@bench.example --password-stdin >/dev/null
-  root=$(curl -fs "$base/api/v1/auth/login" -H 'content-type: application/json' \
-    -d "{\"email\":\"dashboard@bench.example\",\"password\":\"$password\"}" | json_field accessToken)
+# BENCH_DASHBOARD_DEVICES (100,000) devices in the default organization and BENCH_DASHBOARD_AUDIT
+# (1,000,000) sign-in audit entries spread over the last year, beside the accounts the user search
+# seeded (seeded here when it was skipped), written straight into the database; once per backend.
+# The bulk entries get chain numbers of their own below zero and the outbox trigger is paused
+# while they are written, so the audit sealer and the event worker leave them alone.
+seed_fleet_audit() {
+  local label=$1 devices=${BENCH_DASHBOARD_DEVICES:-100000} entries=${BENCH_DASHBOARD_AUDIT:-1000000}
+  [ "${seeded_fleet_audit:-}" = "$label" ] && return 0
+  seeded_fleet_audit=$label
   # The accounts the user search seeds, when it was skipped.
   if [ -n "${BENCH_SKIP_ADMIN:-}" ]; then seed_users "$label" "${BENCH_ADMIN_USERS:-100000}"; fi
   case $label in
     sqlite)
+      # The device-events trigger calls unhex(), which the sqlite3 shell of an older SQLite than
+      # the server's own lacks: it is set aside while the entries (none of them a device's) go in.
+      local events_trigger
+      events_trigger=$(sqlite3 "$STEWARD_DATA_DIR/steward.db" \
+        "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'audit_logs_device_events'")
       sqlite3 -cmd '.timeout 30000' "$STEWARD_DATA_DIR/steward.db" "
         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $devices)
         INSERT INTO devices (id, device_identifier, display_name, platform, organization_id, is_managed,
                              enrollment_status, status, settings_version, applied_settings_version, version,
-                             created_at, updated_at)
+                             last_seen_at, enrolled_at, created_at, updated_at)
         SELECT randomblob(16), 'bench-device-' || i, 'Bench device ' || i,
                CASE i % 3 WHEN 0 THEN 'android' WHEN 1 THEN 'ios' ELSE NULL END,
                X'00000000000070008000000000000001', 1, 'enrolled',
                CASE WHEN i % 20 = 0 THEN 'suspended' ELSE 'active' END, 2, CASE WHEN i % 7 = 0 THEN 1 ELSE 2 END, 1,
+               strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now', '-' || i || ' seconds'),
+               strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now', '-' || (i * 7) || ' seconds'),
                t.created_at, t.updated_at
         FROM n, (SELECT created_at, updated_at FROM users LIMIT 1) t;
         DROP TRIGGER audit_logs_outbox;
+        DROP TRIGGER audit_logs_device_events;
         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $entries)
         INSERT INTO audit_logs (id, occurred_at, actor_kind, action, resource_type, chain_seq, chain_hash)
         SELECT randomblob(16), strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now', '-' || (i * 31) || ' seconds'), 'user',
@@ -466,18 +475,19 @@ dashboard_benchmark() {
         FROM n;
         CREATE TRIGGER audit_logs_outbox AFTER INSERT ON audit_logs BEGIN
           INSERT OR IGNORE INTO event_outbox (audit_id, occurred_at) VALUES (NEW.id, NEW.occurred_at); END;
+        $events_trigger;
         ANALYZE;"
       ;;
     postgres)
       psql "$STEWARD_DATABASE_URL" -qc "
         INSERT INTO devices (id, device_identifier, display_name, platform, organization_id, is_managed,
                              enrollment_status, status, settings_version, applied_settings_version, version,
-                             created_at, updated_at)
+                             last_seen_at, enrolled_at, created_at, updated_at)
         SELECT gen_random_uuid(), 'bench-device-' || i, 'Bench device ' || i,
                CASE i % 3 WHEN 0 THEN 'android' WHEN 1 THEN 'ios' ELSE NULL END,
                '00000000-0000-7000-8000-000000000001', true, 'enrolled',
                CASE WHEN i % 20 = 0 THEN 'suspended' ELSE 'active' END, 2, CASE WHEN i % 7 = 0 THEN 1 ELSE 2 END, 1,
-               now(), now()
+               now() - make_interval(secs => i), now() - make_interval(secs => i * 7), now(), now()
         FROM generate_series(1, $devices) AS i;
         ALTER TABLE audit_logs DISABLE TRIGGER audit_logs_outbox;
         INSERT INTO audit_logs (id, occurred_at, actor_kind, action, resource_type, chain_seq, chain_hash)
@@ -490,6 +500,16 @@ dashboard_benchmark() {
       psql "$STEWARD_DATABASE_URL" -qc "VACUUM ANALYZE devices" -c "VACUUM ANALYZE audit_logs" >/dev/null
       ;;
   esac
+}
+
+# The operators' dashboard and statistics over the seeded devices and audit entries
+# (seed_fleet_audit).
+dashboard_benchmark() {
+  local label=$1 entries=${BENCH_DASHBOARD_AUDIT:-1000000} root year cold
+  echo "$password" | "$steward" admin create --email dashboard@bench.example --password-stdin >/dev/null
+  root=$(curl -fs "$base/api/v1/auth/login" -H 'content-type: application/json' \
+    -d "{\"email\":\"dashboard@bench.example\",\"password\":\"$password\"}" | json_field accessToken)
+  seed_fleet_audit "$label"
   # The first computation of each view (nothing cached), three times ten seconds apart.
   for view in "" "?organizationId=00000000-0000-7000-8000-000000000001"; do
     cold=""
@@ -530,6 +550,102 @@ dashboard_benchmark() {
   echo "== [$label] GET /api/admin/v1/health, one request at a time (the first reads the table sizes):$cold (no target)"
   echo "   beside it, GET /health, 16 connections, ${duration}:"
   wrk -t1 -c16 -d"$duration" --latency -s scripts/bench/status.lua "$base/health" | summary
+}
+
+# One list at 16 connections for the run's duration, its p99 beside a target in milliseconds.
+list_run() {
+  local label=$1 token=$2 path=$3 target=$4 total
+  total=$(curl -fs "$base$path" -H "authorization: Bearer $token" | grep -o '"total":[0-9]*\|"nextCursor":"[^"]*"' | head -n1)
+  echo "== [$label] GET $path, 16 connections, ${duration} (${total:-no total}; target p99 < $target ms)"
+  BENCH_TOKEN="$token" wrk -t1 -c16 -d"$duration" --latency -s scripts/bench/bearer.lua "$base$path" \
+    | tee "$workdir/list.wrk" | summary
+  awk -v target="$target" '/^ +99%/ { v = $2; ms = v + 0
+      if (v ~ /us$/) ms = ms / 1000; else if (v ~ /ms$/) ms = ms; else if (v ~ /s$/) ms = ms * 1000 }
+    /UNEXPECTED/ { bad = 1 }
+    END { if (bad || ms == 0) print "   p99: not a figure (unexpected statuses, errors or no answers)"
+          else printf "   p99 %.1f ms: %s\n", ms, (ms < target ? "met" : "MISSED") }' "$workdir/list.wrk"
+}
+
+# Lists and searches at size, over the seeded devices, audit entries and accounts
+# (seed_fleet_audit), every seeded account a user of the default organization, and
+# BENCH_LIST_GROUPS (10,000) groups, half of them the default organization's. Each list at 16
+# connections: the first page with each filter (target p99 < 50 ms) and deep pages, by page
+# number and by cursor (target p99 < 300 ms); then the audit export's rate and the server's
+# memory while it streams.
+lists_benchmark() {
+  local label=$1 groups=${BENCH_LIST_GROUPS:-10000} org=00000000-0000-7000-8000-000000000001 root me cursor rss peak started elapsed rows
+  echo "$password" | "$steward" admin create --email lists@bench.example --password-stdin >/dev/null
+  root=$(curl -fs "$base/api/v1/auth/login" -H 'content-type: application/json' \
+    -d "{\"email\":\"lists@bench.example\",\"password\":\"$password\"}" | json_field accessToken)
+  me=$(curl -fs "$base/api/v1/auth/me" -H "authorization: Bearer $root" | sed -E 's/.*"id":"([^"]+)".*/\1/')
+  seed_fleet_audit "$label"
+  case $label in
+    sqlite)
+      sqlite3 -cmd '.timeout 30000' "$STEWARD_DATA_DIR/steward.db" "
+        INSERT OR IGNORE INTO org_users (id, organization_id, user_id, role, created_at, updated_at)
+        SELECT randomblob(16), X'00000000000070008000000000000001', id, 'viewer', created_at, updated_at
+        FROM users WHERE email LIKE 'bench-user-%';
+        WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $groups)
+        INSERT INTO groups (id, name, organization_id, version, created_at, updated_at)
+        SELECT randomblob(16), 'Bench group ' || i,
+               CASE WHEN i % 2 = 0 THEN X'00000000000070008000000000000001' ELSE NULL END, 1,
+               t.created_at, t.updated_at
+        FROM n, (SELECT created_at, updated_at FROM users LIMIT 1) t;
+        ANALYZE;"
+      ;;
+    postgres)
+      psql "$STEWARD_DATABASE_URL" -qc "
+        INSERT INTO org_users (id, organization_id, user_id, role, created_at, updated_at)
+        SELECT gen_random_uuid(), '00000000-0000-7000-8000-000000000001', id, 'viewer', created_at, updated_at
+        FROM users WHERE email LIKE 'bench-user-%' ON CONFLICT DO NOTHING;
+        INSERT INTO groups (id, name, organization_id, version, created_at, updated_at)
+        SELECT gen_random_uuid(), 'Bench group ' || i,
+               CASE WHEN i % 2 = 0 THEN '00000000-0000-7000-8000-000000000001'::uuid ELSE NULL END, 1,
+               now() - make_interval(secs => i), now()
+        FROM generate_series(1, $groups) AS i;" >/dev/null
+      psql "$STEWARD_DATABASE_URL" -qc "VACUUM ANALYZE org_users" -c "VACUUM ANALYZE groups" >/dev/null
+      ;;
+  esac
+  local fleet="/api/admin/v1/organizations/$org/devices"
+  for query in "" "?status=suspended" "?platform=ios" "?q=device-4242" "?q=bench" "?sort=lastSeenAt&order=desc" \
+    "?sort=enrolledAt" "?lastSeenAfter=$(date -u -d '1 hour ago' +%Y-%m-%dT%H:%M:%SZ)" "?assignedUserId=$me" \
+    "?status=active&platform=android&sort=lastSeenAt"; do
+    list_run "$label" "$root" "$fleet$query" 50
+  done
+  list_run "$label" "$root" "$fleet?page=4999&perPage=20" 300
+  local audit="/api/admin/v1/audit-logs"
+  for query in "" "?action=auth.account_locked" "?resourceType=user" "?actorId=$me" \
+    "?from=$(date -u -d '2 days ago' +%Y-%m-%dT%H:%M:%SZ)&to=$(date -u -d '1 day ago' +%Y-%m-%dT%H:%M:%SZ)" \
+    "?organizationId=$org"; do
+    list_run "$label" "$root" "$audit$query" 50
+  done
+  list_run "$label" "$root" "$audit?page=49999&perPage=20" 300
+  # The same depth by cursor: the cursor at the end of page 49,998, then the page after it.
+  cursor=$(curl -fs "$base$audit?page=49998&perPage=20" -H "authorization: Bearer $root" \
+    | sed -E 's/.*"nextCursor":"([^"]+)".*/\1/')
+  list_run "$label" "$root" "$audit?cursor=$cursor&perPage=20" 50
+  list_run "$label" "$root" "$audit?action=auth.login_failed&page=4999&perPage=20" 300
+  local users="/api/admin/v1/organizations/$org/users"
+  list_run "$label" "$root" "$users" 50
+  list_run "$label" "$root" "$users?page=4999&perPage=20" 300
+  for query in "" "?q=group%204242" "?kind=fleet" "?organizationId=$org" "?page=499&perPage=20"; do
+    list_run "$label" "$root" "/api/admin/v1/groups$query" "$([ "$query" = "?page=499&perPage=20" ] && echo 300 || echo 50)"
+  done
+  # The whole audit trail as CSV, one request, with the server's resident memory sampled while it streams.
+  rss=$(ps -o rss= -p "$server")
+  peak=$rss
+  started=$(date +%s.%N)
+  curl -fs "$base$audit/export?format=csv" -H "authorization: Bearer $root" -o "$workdir/audit.csv" &
+  local fetch=$!
+  while kill -0 "$fetch" 2>/dev/null; do
+    peak=$(ps -o rss= -p "$server" | awk -v p="$peak" '{print ($1 > p ? $1 : p)}')
+    sleep 0.2
+  done
+  wait "$fetch"
+  elapsed=$(echo "$(date +%s.%N) - $started" | bc)
+  rows=$(($(wc -l <"$workdir/audit.csv") - 1))
+  echo "== [$label] GET $audit/export?format=csv: $rows rows in ${elapsed} s" \
+    "($(echo "$rows / $elapsed" | bc) rows/s), server RSS $((rss / 1024)) MiB before, $((peak / 1024)) MiB at most while streaming"
 }
 
 # GET /auth/me over many live sessions: 1,000 sessions' tokens in turn, measured before and after
@@ -616,6 +732,7 @@ for backend in $backends; do
   import_benchmark "$backend"
   if [ -z "${BENCH_SKIP_ADMIN:-}" ]; then admin_users_benchmark "$backend"; fi
   if [ -z "${BENCH_SKIP_DASHBOARD:-}" ]; then dashboard_benchmark "$backend"; fi
+  if [ -z "${BENCH_SKIP_LISTS:-}" ]; then lists_benchmark "$backend"; fi
   if [ -z "${BENCH_SKIP_SESSIONS:-}" ]; then sessions_benchmark "$backend"; fi
   if [ -z "${BENCH_SKIP_CLEANUP:-}" ]; then cleanup_benchmark "$backend"; fi
   stop_server

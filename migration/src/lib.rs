@@ -36,6 +36,8 @@ mod m20261202_000029_audit_daily_counts;
 mod m20261203_000030_device_events;
 mod m20261203_000031_compliance_events;
 mod m20261203_000032_event_search_column;
+mod m20261203_000033_list_indexes;
+mod m20261203_000034_device_search;
 
 pub use m20260701_000011_organizations::DEFAULT_ORGANIZATION_ID;
 
@@ -77,6 +79,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000030_device_events::Migration),
             Box::new(m20261203_000031_compliance_events::Migration),
             Box::new(m20261203_000032_event_search_column::Migration),
+            Box::new(m20261203_000033_list_indexes::Migration),
+            Box::new(m20261203_000034_device_search::Migration),
         ]
     }
 }

@@ -52,6 +52,14 @@ pub struct Discovery {
     audience: String,
 }
 
+/// A page of audit entries.
+#[derive(ToSchema)]
+pub struct AuditPageEnvelope {
+    success: bool,
+    data: Vec<AuditEntryView>,
+    meta: crate::routes::audit::AuditPageMeta,
+}
+
 /// One audit entry.
 #[derive(ToSchema)]
 #[schema(rename_all = "camelCase")]

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use steward_domain::PageRequest;
-use steward_domain::audit_log::{AuditFilter, AuditRecord, ChainReport};
+use steward_domain::audit_log::{AuditCursor, AuditFilter, AuditRecord, ChainReport};
 use uuid::Uuid;
 
 use crate::error::AppError;
@@ -107,6 +107,29 @@ impl<'a, S: Store> AuditService<'a, S> {
         page: PageRequest,
     ) -> Result<(Vec<AuditRecord>, u64), AppError> {
         Ok(self.steward.store.audit_logs(filter, page).await?)
+    }
+
+    /// Up to `limit` entries matching `filter` after `cursor`, newest first, and the cursor of
+    /// the page after them (`None` on the last).
+    pub async fn query_after(
+        &self,
+        filter: &AuditFilter,
+        cursor: AuditCursor,
+        limit: u64,
+    ) -> Result<(Vec<AuditRecord>, Option<AuditCursor>), AppError> {
+        let mut records = self
+            .steward
+            .store
+            .audit_logs_after(filter, cursor, limit.saturating_add(1))
+            .await?;
+        let more = records.len() as u64 > limit;
+        records.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        let next = if more {
+            records.last().map(AuditCursor::of)
+        } else {
+            None
+        };
+        Ok((records, next))
     }
 
     /// An export of the entries matching `filter`, oldest first, read batch by batch.

@@ -16,6 +16,51 @@ use uuid::Uuid;
 
 use crate::{PageRequest, RepositoryError};
 
+/// Where a page of the trail (newest first) ended: the next page starts after this entry.
+/// Opaque to clients: `<nanoseconds since the epoch>-<id as 32 hex digits>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditCursor {
+    pub occurred_at: DateTime<Utc>,
+    pub id: Uuid,
+}
+
+impl AuditCursor {
+    pub fn of(record: &AuditRecord) -> Self {
+        Self {
+            occurred_at: record.occurred_at,
+            id: record.id,
+        }
+    }
+
+    pub fn encode(self) -> String {
+        let nanos = i128::from(self.occurred_at.timestamp()) * 1_000_000_000
+            + i128::from(self.occurred_at.timestamp_subsec_nanos());
+        format!("{nanos}-{}", self.id.simple())
+    }
+
+    /// `None` for anything [`AuditCursor::encode`] does not make.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (nanos, id) = text.split_once('-')?;
+        if nanos.is_empty() || nanos.len() > 30 || !nanos.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        if id.len() != 32
+            || !id
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return None;
+        }
+        let nanos: i128 = nanos.parse().ok()?;
+        let seconds = i64::try_from(nanos / 1_000_000_000).ok()?;
+        let subsec = u32::try_from(nanos % 1_000_000_000).ok()?;
+        Some(Self {
+            occurred_at: DateTime::from_timestamp(seconds, subsec)?,
+            id: Uuid::try_parse(id).ok()?,
+        })
+    }
+}
+
 /// Which entries to read; every field narrows.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -105,6 +150,15 @@ pub trait AuditLogStore {
         page: PageRequest,
     ) -> impl Future<Output = Result<(Vec<AuditRecord>, u64), RepositoryError>> + Send;
 
+    /// Up to `limit` entries matching `filter` that come after `cursor` newest first (older, or
+    /// as old with a smaller id): keyset paging that never counts or skips rows.
+    fn audit_logs_after(
+        &self,
+        filter: &AuditFilter,
+        cursor: AuditCursor,
+        limit: u64,
+    ) -> impl Future<Output = Result<Vec<AuditRecord>, RepositoryError>> + Send;
+
     /// Up to `limit` entries after `after` (by time, then id), oldest first: keyset paging for
     /// exports that never hold the whole trail in memory.
     fn audit_batch(
@@ -153,5 +207,38 @@ mod tests {
         assert_ne!(chain_material("genesis", 1, &edited), base);
         assert_ne!(chain_material("other", 1, &record), base);
         assert_ne!(chain_material("genesis", 2, &record), base);
+    }
+}
+
+#[cfg(test)]
+mod cursor_tests {
+    use super::*;
+
+    #[test]
+    fn a_cursor_reads_back_as_written() {
+        let cursor = AuditCursor {
+            occurred_at: DateTime::from_timestamp(1_764_777_600, 123_456_789).unwrap(),
+            id: Uuid::now_v7(),
+        };
+        assert_eq!(AuditCursor::parse(&cursor.encode()), Some(cursor));
+    }
+
+    #[test]
+    fn anything_else_is_not_a_cursor() {
+        let id = Uuid::nil().simple().to_string();
+        for text in [
+            String::new(),
+            "-".to_owned(),
+            format!("-{id}"),
+            format!("12-{}", &id[..31]),
+            format!("12-{}", id.to_uppercase().replace('0', "A")),
+            format!("+12-{id}"),
+            format!("{}-{id}", "9".repeat(31)),
+            format!("{}-{id}", "9".repeat(30)),
+            "12-00000000-0000-0000-0000-000000000000".to_owned(),
+            "12\0-x".to_owned(),
+        ] {
+            assert_eq!(AuditCursor::parse(&text), None, "{text:?}");
+        }
     }
 }

@@ -5,7 +5,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 use sha2::{Digest, Sha256};
 use steward_domain::audit_log::{
-    AuditFilter, AuditLogStore, AuditRecord, ChainBreak, ChainReport, chain_material,
+    AuditCursor, AuditFilter, AuditLogStore, AuditRecord, ChainBreak, ChainReport, chain_material,
 };
 use steward_domain::{PageRequest, RepositoryError};
 use uuid::Uuid;
@@ -67,23 +67,81 @@ fn link_hash(previous: &str, seq: i64, entry: &AuditRecord) -> String {
 
 const VERIFY_BATCH: u64 = 1000;
 
+impl Database {
+    /// The entries with `ids` (at most a page), newest first.
+    async fn audit_rows(&self, ids: Vec<Uuid>) -> Result<Vec<AuditRecord>, RepositoryError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(audit_logs::Entity::find()
+            .filter(audit_logs::Column::Id.is_in(ids))
+            .order_by_desc(audit_logs::Column::OccurredAt)
+            .order_by_desc(audit_logs::Column::Id)
+            .all(self.connection())
+            .await
+            .map_err(db)?
+            .into_iter()
+            .map(record)
+            .collect())
+    }
+}
+
 impl AuditLogStore for Database {
     async fn audit_logs(
         &self,
         filter: &AuditFilter,
         page: PageRequest,
     ) -> Result<(Vec<AuditRecord>, u64), RepositoryError> {
-        let query = audit_logs::Entity::find().filter(conditions(filter));
-        let total = query.clone().count(self.connection()).await.map_err(db)?;
-        let rows = query
+        let condition = conditions(filter);
+        let total = audit_logs::Entity::find()
+            .filter(condition.clone())
+            .count(self.connection())
+            .await
+            .map_err(db)?;
+        // The page's ids first, from the indexes alone, then only those rows: a deep page skips
+        // index entries rather than whole entries with their before and after documents.
+        let ids: Vec<Uuid> = audit_logs::Entity::find()
+            .select_only()
+            .column(audit_logs::Column::Id)
+            .filter(condition)
             .order_by_desc(audit_logs::Column::OccurredAt)
             .order_by_desc(audit_logs::Column::Id)
             .offset(page.offset())
             .limit(page.per_page())
+            .into_tuple()
             .all(self.connection())
             .await
             .map_err(db)?;
-        Ok((rows.into_iter().map(record).collect(), total))
+        Ok((self.audit_rows(ids).await?, total))
+    }
+
+    async fn audit_logs_after(
+        &self,
+        filter: &AuditFilter,
+        cursor: AuditCursor,
+        limit: u64,
+    ) -> Result<Vec<AuditRecord>, RepositoryError> {
+        let condition = conditions(filter).add(
+            Condition::any()
+                .add(audit_logs::Column::OccurredAt.lt(cursor.occurred_at))
+                .add(
+                    Condition::all()
+                        .add(audit_logs::Column::OccurredAt.eq(cursor.occurred_at))
+                        .add(audit_logs::Column::Id.lt(cursor.id)),
+                ),
+        );
+        let ids: Vec<Uuid> = audit_logs::Entity::find()
+            .select_only()
+            .column(audit_logs::Column::Id)
+            .filter(condition)
+            .order_by_desc(audit_logs::Column::OccurredAt)
+            .order_by_desc(audit_logs::Column::Id)
+            .limit(limit)
+            .into_tuple()
+            .all(self.connection())
+            .await
+            .map_err(db)?;
+        self.audit_rows(ids).await
     }
 
     async fn audit_batch(

@@ -47,6 +47,7 @@ mod holes_identity;
 mod holes_input;
 mod holes_outage;
 mod jobs;
+mod lists;
 mod maintenance;
 mod notifications;
 mod openapi;

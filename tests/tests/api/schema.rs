@@ -67,7 +67,14 @@ async fn one_step_down_removes_only_the_last_migration() {
         };
         assert_eq!(bedtime_kind().await, "time");
         db.migrate_down(Some(1)).await.unwrap();
-        // The last migration only stores PostgreSQL's search words in a column.
+        // The last migration adds the fleet's search (a table and triggers on SQLite, an index
+        // on PostgreSQL).
+        assert!(db.has_table("devices").await.unwrap());
+        db.migrate_down(Some(1)).await.unwrap();
+        // The one before only adds the lists' indexes.
+        assert!(db.has_table("devices").await.unwrap());
+        db.migrate_down(Some(1)).await.unwrap();
+        // The one before only stores PostgreSQL's search words in a column.
         assert!(db.has_table("device_events").await.unwrap());
         db.migrate_down(Some(1)).await.unwrap();
         // The one before only makes non-compliance a warning (the server events' trigger).
@@ -179,7 +186,7 @@ async fn one_step_down_removes_only_the_last_migration() {
         assert!(db.has_table("device_transfers").await.unwrap());
         assert!(db.has_table("oidc_nonces").await.unwrap());
         assert!(db.has_table("groups").await.unwrap());
-        assert_eq!(db.migration_state().await.unwrap().pending.len(), 21);
+        assert_eq!(db.migration_state().await.unwrap().pending.len(), 23);
         // And up again: the API keys regain the rotation columns.
         db.migrate_up().await.unwrap();
         assert!(db.has_table("api_key_usage").await.unwrap());

@@ -3,10 +3,10 @@
 use actix_web::web::Bytes;
 use actix_web::{HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use steward_app::audit::{AuditExport, AuditService};
-use steward_domain::audit_log::{AuditFilter, AuditRecord, ChainReport};
-use utoipa::IntoParams;
+use steward_domain::audit_log::{AuditCursor, AuditFilter, AuditRecord, ChainReport};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::auth::{RequirePermission, permissions};
@@ -62,13 +62,53 @@ impl AuditQuery {
     }
 }
 
-/// Audit entries, newest first (`audit:read`).
+/// Where to continue: the `meta.nextCursor` of the previous page.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
+pub struct AuditCursorQuery {
+    /// The previous page's `meta.nextCursor`: the entries after it, newest first, `perPage` of
+    /// them, without `page` or `total` (not with `page`).
+    pub cursor: Option<String>,
+}
+
+/// Where a page of the audit trail sits.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditPageMeta {
+    /// The page number (absent on a page read by cursor).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub page: Option<u64>,
+    pub per_page: u64,
+    /// How many entries match (absent on a page read by cursor).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
+    /// Send as `cursor=` for the next page; `null` on the last.
+    pub next_cursor: Option<String>,
+}
+
+fn audit_page(records: Vec<AuditRecord>, meta: AuditPageMeta) -> HttpResponse {
+    #[derive(Serialize)]
+    struct Body {
+        success: bool,
+        data: Vec<AuditRecord>,
+        meta: AuditPageMeta,
+    }
+    HttpResponse::Ok().json(Body {
+        success: true,
+        data: records,
+        meta,
+    })
+}
+
+/// Audit entries, newest first (`audit:read`), by page number or, from any page's
+/// `meta.nextCursor`, by cursor.
 #[utoipa::path(
     tag = "admin",
     security(("bearer" = [])),
-    params(AuditQuery, PageQuery),
+    params(AuditQuery, PageQuery, AuditCursorQuery),
     responses(
-        (status = 200, body = crate::envelope::ListEnvelope<crate::response_schemas::AuditEntryView>),
+        (status = 200, body = crate::response_schemas::AuditPageEnvelope),
         (status = 400, body = ErrorEnvelope),
         (status = 403, body = ErrorEnvelope),
     )
@@ -79,12 +119,46 @@ pub async fn list_audit_logs(
     _admin: RequirePermission<permissions::AuditRead>,
     query: web::Query<AuditQuery>,
     page: web::Query<PageQuery>,
+    cursor: web::Query<AuditCursorQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = page.into_inner().into_request()?;
-    let (records, total) = AuditService::new(&state)
-        .query(&query.into_inner().into_filter()?, page)
-        .await?;
-    Ok(envelope::page(records, page, total))
+    let page = page.into_inner();
+    let filter = query.into_inner().into_filter()?;
+    let service = AuditService::new(&state);
+    if let Some(cursor) = cursor.into_inner().cursor {
+        if page.page.is_some() {
+            return Err(ApiError::invalid("cursor", "cannot be combined with page"));
+        }
+        let cursor = AuditCursor::parse(&cursor)
+            .ok_or_else(|| ApiError::invalid("cursor", "is not a cursor this API gave"))?;
+        let request = page.into_request()?;
+        let (records, next) = service.query_after(&filter, cursor, request.per_page()).await?;
+        return Ok(audit_page(
+            records,
+            AuditPageMeta {
+                page: None,
+                per_page: request.per_page(),
+                total: None,
+                next_cursor: next.map(AuditCursor::encode),
+            },
+        ));
+    }
+    let request = page.into_request()?;
+    let (records, total) = service.query(&filter, request).await?;
+    let seen = request.offset().saturating_add(records.len() as u64);
+    let next = if seen < total && records.len() as u64 == request.per_page() {
+        records.last().map(|last| AuditCursor::of(last).encode())
+    } else {
+        None
+    };
+    Ok(audit_page(
+        records,
+        AuditPageMeta {
+            page: Some(request.page()),
+            per_page: request.per_page(),
+            total: Some(total),
+            next_cursor: next,
+        },
+    ))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -274,27 +274,31 @@ pub struct OrgUserView {
     pub joined_at: DateTime<Utc>,
 }
 
-/// The organization's users.
+/// The organization's users, oldest membership first, paged.
 #[utoipa::path(
     tag = "organizations",
     security(("bearer" = [])),
-    params(("orgId" = Uuid, Path)),
-    responses((status = 200, body = Envelope<Vec<OrgUserView>>), (status = 404, body = ErrorEnvelope))
+    params(("orgId" = Uuid, Path), PageQuery),
+    responses(
+        (status = 200, body = ListEnvelope<OrgUserView>),
+        (status = 400, body = ErrorEnvelope),
+        (status = 404, body = ErrorEnvelope),
+    )
 )]
 #[get("/organizations/{orgId}/users")]
 pub async fn list_org_users(
     state: web::Data<AppState>,
     _caller: OrgAccess<org_actions::View>,
     path: web::Path<Uuid>,
+    page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let organization = path.into_inner();
-    let views: Vec<OrgUserView> = OrganizationService::new(&state)
-        .users(organization)
-        .await?
-        .into_iter()
-        .map(org_user_view)
-        .collect();
-    Ok(envelope::ok(views))
+    let page = page.into_inner().into_request()?;
+    let (members, total) = OrganizationService::new(&state)
+        .user_page(organization, page)
+        .await?;
+    let views: Vec<OrgUserView> = members.into_iter().map(org_user_view).collect();
+    Ok(envelope::page(views, page, total))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

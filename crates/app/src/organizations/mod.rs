@@ -374,6 +374,15 @@ impl<'a, S: Store> OrganizationService<'a, S> {
         Ok(self.steward.store.org_members(organization).await?)
     }
 
+    /// One page of the organization's users and how many there are.
+    pub async fn user_page(
+        &self,
+        organization: Uuid,
+        page: steward_domain::PageRequest,
+    ) -> Result<(Vec<OrgMember>, u64), AppError> {
+        Ok(self.steward.store.org_member_page(organization, page).await?)
+    }
+
     async fn active_user(&self, user: UserRef) -> Result<UserRecord, AppError> {
         let found = match user {
             UserRef::Id(id) => self.steward.store.find_user(id).await?,

@@ -304,6 +304,13 @@ pub trait OrganizationStore {
         organization: Uuid,
     ) -> impl Future<Output = Result<Vec<OrgMember>, RepositoryError>> + Send;
 
+    /// One page of the organization's users, oldest membership first, and how many there are.
+    fn org_member_page(
+        &self,
+        organization: Uuid,
+        page: crate::PageRequest,
+    ) -> impl Future<Output = Result<(Vec<OrgMember>, u64), RepositoryError>> + Send;
+
     /// Sets (adds or changes) or, with `None`, removes `user`'s role after `decide` approves it
     /// on data read under the organization's row lock (current role, owner count).
     fn change_org_user<F>(

@@ -1,6 +1,9 @@
 //! Fleet groups and devices: listings, assignment, suspension and retirement.
 
 use super::*;
+use std::collections::HashMap;
+
+use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
 use steward_domain::fleet::FleetDeviceStore;
 
 impl FleetDeviceStore for Database {
@@ -99,15 +102,31 @@ impl FleetDeviceStore for Database {
         if let Some(after) = query.last_seen_after {
             select = select.filter(devices::Column::LastSeenAt.gt(after));
         }
-        if let Some(text) = query.search.as_deref().filter(|t| !t.trim().is_empty()) {
-            let pattern = search_pattern(text.trim());
-            let lower = |column: devices::Column| Expr::expr(Func::lower(Expr::col(column)));
-            select = select.filter(
-                Condition::any()
-                    .add(lower(devices::Column::DisplayName).like(pattern.clone()))
-                    .add(lower(devices::Column::SerialNumber).like(pattern.clone()))
-                    .add(lower(devices::Column::DeviceIdentifier).like(pattern)),
-            );
+        if let Some(text) = query.search.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+            match self.indexed_device_search(text).await? {
+                Some(found) => select = select.filter(devices::Column::Id.is_in(found)),
+                None => {
+                    let pattern = search_pattern(text);
+                    if self.connection().get_database_backend() == DatabaseBackend::Postgres {
+                        // Exactly the expression of the trigram index idx_devices_search_trgm
+                        // (m20261203_000034_device_search), which finds the candidates; the
+                        // condition below then drops a match spanning a joining space.
+                        select = select.filter(
+                            Expr::cust(
+                                r#"(lower("devices"."display_name") || ' ' || lower(coalesce("devices"."serial_number", '')) || ' ' || lower("devices"."device_identifier"))"#,
+                            )
+                            .like(pattern.clone()),
+                        );
+                    }
+                    let lower = |column: devices::Column| Expr::expr(Func::lower(Expr::col(column)));
+                    select = select.filter(
+                        Condition::any()
+                            .add(lower(devices::Column::DisplayName).like(pattern.clone()))
+                            .add(lower(devices::Column::SerialNumber).like(pattern.clone()))
+                            .add(lower(devices::Column::DeviceIdentifier).like(pattern)),
+                    );
+                }
+            }
         }
         let total = select.clone().count(self.connection()).await.map_err(db)?;
         let column = match query.sort {
@@ -122,13 +141,32 @@ impl FleetDeviceStore for Database {
         } else {
             select.order_by_asc(column).order_by_asc(devices::Column::Id)
         };
-        let page = select
+        // The page's ids first, from an index where the sort has one, then only those rows: a
+        // deep page skips index entries rather than whole devices.
+        let ids: Vec<Uuid> = select
+            .select_only()
+            .column(devices::Column::Id)
             .offset(query.offset)
             .limit(query.limit)
+            .into_tuple()
+            .all(self.connection())
+            .await
+            .map_err(db)?;
+        if ids.is_empty() {
+            return Ok((Vec::new(), total));
+        }
+        let mut rows: HashMap<Uuid, devices::Model> = devices::Entity::find()
+            .filter(devices::Column::Id.is_in(ids.iter().copied()))
             .all(self.connection())
             .await
             .map_err(db)?
             .into_iter()
+            .map(|row| (row.id, row))
+            .collect();
+        // A device retired or deleted between the two reads drops out of the page.
+        let page = ids
+            .iter()
+            .filter_map(|id| rows.remove(id))
             .map(fleet_device)
             .collect();
         Ok((page, total))
@@ -285,5 +323,39 @@ impl FleetDeviceStore for Database {
         retire_devices(&transaction, organization, &[before], now, audit).await?;
         transaction.commit().await.map_err(db)?;
         Ok(())
+    }
+}
+
+/// Above this many matches the trigram table stops paying off against a scan.
+const INDEXED_SEARCH_CAP: usize = 1000;
+
+impl Database {
+    /// On SQLite, the devices (of any organization) whose name, serial number or identifier
+    /// contain `text` (3 characters or more), from the trigram table `devices_search` — `None`
+    /// when the term is shorter, the database is PostgreSQL (its trigram index serves the plain
+    /// query), or more than [`INDEXED_SEARCH_CAP`] devices match (a scan is then as fast).
+    async fn indexed_device_search(&self, text: &str) -> Result<Option<Vec<Uuid>>, RepositoryError> {
+        let connection = self.connection();
+        if connection.get_database_backend() != DatabaseBackend::Sqlite || text.chars().count() < 3 {
+            return Ok(None);
+        }
+        // A quoted FTS5 phrase: the trigram tokenizer matches it as a substring, any case.
+        let phrase = format!("\"{}\"", text.replace('"', "\"\""));
+        let rows = connection
+            .query_all_raw(Statement::from_sql_and_values(
+                DatabaseBackend::Sqlite,
+                "SELECT device_id FROM devices_search WHERE devices_search MATCH ? LIMIT ?",
+                [phrase.into(), ((INDEXED_SEARCH_CAP + 1) as i64).into()],
+            ))
+            .await
+            .map_err(db)?;
+        if rows.len() > INDEXED_SEARCH_CAP {
+            return Ok(None);
+        }
+        let mut found = Vec::with_capacity(rows.len());
+        for row in rows {
+            found.push(row.try_get::<Uuid>("", "device_id").map_err(db)?);
+        }
+        Ok(Some(found))
     }
 }

@@ -565,33 +565,54 @@ impl OrganizationStore for Database {
     }
 
     async fn org_members(&self, organization: Uuid) -> Result<Vec<OrgMember>, RepositoryError> {
-        let rows = org_users::Entity::find()
-            .filter(org_users::Column::OrganizationId.eq(organization))
-            .order_by_asc(org_users::Column::CreatedAt)
-            .all(self.connection())
-            .await
-            .map_err(db)?;
-        let people: HashMap<Uuid, users::Model> = users::Entity::find()
-            .filter(users::Column::Id.is_in(rows.iter().map(|row| row.user_id)))
+        members_of(organization)
+            .into_tuple::<MemberRow>()
             .all(self.connection())
             .await
             .map_err(db)?
             .into_iter()
-            .map(|user| (user.id, user))
-            .collect();
-        let mut members = Vec::with_capacity(rows.len());
-        for row in rows {
-            if let Some(person) = people.get(&row.user_id) {
-                members.push(OrgMember {
-                    user_id: row.user_id,
-                    email: person.email.clone(),
-                    display_name: person.display_name.clone(),
-                    role: role(&row.role)?,
-                    joined_at: row.created_at,
-                });
-            }
+            .map(org_member)
+            .collect()
+    }
+
+    async fn org_member_page(
+        &self,
+        organization: Uuid,
+        page: PageRequest,
+    ) -> Result<(Vec<OrgMember>, u64), RepositoryError> {
+        // Every row has its account: org_users.user_id cascades when an account is deleted.
+        let total = org_users::Entity::find()
+            .filter(org_users::Column::OrganizationId.eq(organization))
+            .count(self.connection())
+            .await
+            .map_err(db)?;
+        // The page's memberships first, from the index alone, then only their accounts: a deep
+        // page skips index entries rather than joined rows.
+        let ids: Vec<Uuid> = org_users::Entity::find()
+            .select_only()
+            .column(org_users::Column::Id)
+            .filter(org_users::Column::OrganizationId.eq(organization))
+            .order_by_asc(org_users::Column::CreatedAt)
+            .order_by_asc(org_users::Column::Id)
+            .offset(page.offset())
+            .limit(page.per_page())
+            .into_tuple()
+            .all(self.connection())
+            .await
+            .map_err(db)?;
+        if ids.is_empty() {
+            return Ok((Vec::new(), total));
         }
-        Ok(members)
+        let members = members_of(organization)
+            .filter(org_users::Column::Id.is_in(ids))
+            .into_tuple::<MemberRow>()
+            .all(self.connection())
+            .await
+            .map_err(db)?
+            .into_iter()
+            .map(org_member)
+            .collect::<Result<_, _>>()?;
+        Ok((members, total))
     }
 
     async fn change_org_user<F>(
@@ -914,4 +935,41 @@ impl OrganizationStore for Database {
             enrollment_tokens,
         })
     }
+}
+
+type MemberRow = (Uuid, String, String, String, chrono::DateTime<Utc>);
+
+/// The organization's users with their accounts, oldest membership first: one joined statement
+/// (an id list of every member would pass the databases' bound-parameter limits in a large
+/// organization).
+fn members_of(organization: Uuid) -> sea_orm::Select<org_users::Entity> {
+    org_users::Entity::find()
+        .select_only()
+        .column(org_users::Column::UserId)
+        .column(users::Column::Email)
+        .column(users::Column::DisplayName)
+        .column(org_users::Column::Role)
+        .column(org_users::Column::CreatedAt)
+        .join(
+            sea_orm::JoinType::InnerJoin,
+            org_users::Entity::belongs_to(users::Entity)
+                .from(org_users::Column::UserId)
+                .to(users::Column::Id)
+                .into(),
+        )
+        .filter(org_users::Column::OrganizationId.eq(organization))
+        .order_by_asc(org_users::Column::CreatedAt)
+        .order_by_asc(org_users::Column::Id)
+}
+
+fn org_member(
+    (user_id, email, display_name, member_role, joined_at): MemberRow,
+) -> Result<OrgMember, RepositoryError> {
+    Ok(OrgMember {
+        user_id,
+        email,
+        display_name,
+        role: role(&member_role)?,
+        joined_at,
+    })
 }
