@@ -2,9 +2,10 @@
 //! sort of the fleet list and each of its common filters reads its page, and counts its total,
 //! from an index rather than sorting the organization's devices; the audit trail pages newest
 //! first from `(occurred_at, id)` without reading the rows it skips, and by resource type in time
-//! order; an organization's users in joining order; groups newest first. The indexes replaced
-//! are prefixes of new ones.
+//! order; an organization's users in joining order; groups newest first, also within an
+//! organization. The indexes replaced are prefixes of new ones.
 
+use sea_orm::ConnectionTrait;
 use sea_orm_migration::prelude::*;
 
 use crate::columns::{create_indexes, index};
@@ -30,17 +31,24 @@ const INDEXES: &[(&str, &[&str])] = &[
         &["organization_id", "is_managed", "last_seen_at", "id"],
     ),
     ("devices", &["organization_id", "is_managed", "enrolled_at", "id"]),
-    ("devices", &["assigned_user_id"]),
     ("audit_logs", &["occurred_at", "id"]),
     ("audit_logs", &["resource_type", "occurred_at"]),
     ("org_users", &["organization_id", "created_at", "id"]),
     ("groups", &["created_at", "id"]),
+    ("groups", &["organization_id", "created_at", "id"]),
 ];
+
+/// The devices assigned to a user, partial: most of a fleet is assigned to no one, and an index
+/// holding every one of those NULLs would tell SQLite's planner (its statistics count NULLs as
+/// one value) that a user has the whole fleet, so it would walk the fleet in name order instead.
+const ASSIGNED: &str = "CREATE INDEX idx_devices_assigned_user_id ON devices (assigned_user_id) \
+     WHERE assigned_user_id IS NOT NULL";
 
 /// Prefixes of the new indexes: every write would keep both.
 const REPLACED: &[(&str, &[&str])] = &[
     ("devices", &["organization_id"]),
     ("audit_logs", &["occurred_at"]),
+    ("groups", &["organization_id"]),
 ];
 
 fn drop(table: &str, columns: &[&str]) -> IndexDropStatement {
@@ -61,6 +69,7 @@ impl MigrationTrait for Migration {
                 .collect(),
         )
         .await?;
+        manager.get_connection().execute_unprepared(ASSIGNED).await?;
         for (table, columns) in REPLACED {
             manager.drop_index(drop(table, columns)).await?;
         }
@@ -76,6 +85,7 @@ impl MigrationTrait for Migration {
                 .collect(),
         )
         .await?;
+        manager.drop_index(drop("devices", &["assigned_user_id"])).await?;
         for (table, columns) in INDEXES.iter().rev() {
             manager.drop_index(drop(table, columns)).await?;
         }

@@ -231,6 +231,9 @@ fn polish_document(document: &mut serde_json::Value) {
             } else {
                 if name == "ErrorEnvelope" {
                     set_success(schema, false);
+                } else if name.ends_with("PageEnvelope") {
+                    // The cursor pages' own envelopes (device events, the audit trail).
+                    set_success(schema, true);
                 }
                 continue;
             };

@@ -121,15 +121,19 @@ impl AuditLogStore for Database {
         cursor: AuditCursor,
         limit: u64,
     ) -> Result<Vec<AuditRecord>, RepositoryError> {
-        let condition = conditions(filter).add(
-            Condition::any()
-                .add(audit_logs::Column::OccurredAt.lt(cursor.occurred_at))
-                .add(
-                    Condition::all()
-                        .add(audit_logs::Column::OccurredAt.eq(cursor.occurred_at))
-                        .add(audit_logs::Column::Id.lt(cursor.id)),
-                ),
-        );
+        // The first condition alone bounds the index range the newest-first walk starts from;
+        // the second drops the cursor's own instant up to and including its entry.
+        let condition = conditions(filter)
+            .add(audit_logs::Column::OccurredAt.lte(cursor.occurred_at))
+            .add(
+                Condition::any()
+                    .add(audit_logs::Column::OccurredAt.lt(cursor.occurred_at))
+                    .add(
+                        Condition::all()
+                            .add(audit_logs::Column::OccurredAt.eq(cursor.occurred_at))
+                            .add(audit_logs::Column::Id.lt(cursor.id)),
+                    ),
+            );
         let ids: Vec<Uuid> = audit_logs::Entity::find()
             .select_only()
             .column(audit_logs::Column::Id)
@@ -152,7 +156,8 @@ impl AuditLogStore for Database {
     ) -> Result<Vec<AuditRecord>, RepositoryError> {
         let mut condition = conditions(filter);
         if let Some((at, id)) = after {
-            condition = condition.add(
+            // `occurred_at >= at` alone bounds the index range each batch starts from.
+            condition = condition.add(audit_logs::Column::OccurredAt.gte(at)).add(
                 Condition::any().add(audit_logs::Column::OccurredAt.gt(at)).add(
                     Condition::all()
                         .add(audit_logs::Column::OccurredAt.eq(at))

@@ -78,12 +78,15 @@ pub struct AuditCursorQuery {
 pub struct AuditPageMeta {
     /// The page number (absent on a page read by cursor).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub page: Option<u64>,
     pub per_page: u64,
     /// How many entries match (absent on a page read by cursor).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub total: Option<u64>,
     /// Send as `cursor=` for the next page; `null` on the last.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 

@@ -103,10 +103,12 @@ impl FleetDeviceStore for Database {
             select = select.filter(devices::Column::LastSeenAt.gt(after));
         }
         if let Some(text) = query.search.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-            match self.indexed_device_search(text).await? {
+            let pattern = search_pattern(text);
+            match self.indexed_device_search(organization, text).await? {
+                // The trigram table narrows the candidates; the condition below decides, so the
+                // answer is the same as a scan's.
                 Some(found) => select = select.filter(devices::Column::Id.is_in(found)),
                 None => {
-                    let pattern = search_pattern(text);
                     if self.connection().get_database_backend() == DatabaseBackend::Postgres {
                         // Exactly the expression of the trigram index idx_devices_search_trgm
                         // (m20261203_000034_device_search), which finds the candidates; the
@@ -118,15 +120,15 @@ impl FleetDeviceStore for Database {
                             .like(pattern.clone()),
                         );
                     }
-                    let lower = |column: devices::Column| Expr::expr(Func::lower(Expr::col(column)));
-                    select = select.filter(
-                        Condition::any()
-                            .add(lower(devices::Column::DisplayName).like(pattern.clone()))
-                            .add(lower(devices::Column::SerialNumber).like(pattern.clone()))
-                            .add(lower(devices::Column::DeviceIdentifier).like(pattern)),
-                    );
                 }
             }
+            let lower = |column: devices::Column| Expr::expr(Func::lower(Expr::col(column)));
+            select = select.filter(
+                Condition::any()
+                    .add(lower(devices::Column::DisplayName).like(pattern.clone()))
+                    .add(lower(devices::Column::SerialNumber).like(pattern.clone()))
+                    .add(lower(devices::Column::DeviceIdentifier).like(pattern)),
+            );
         }
         let total = select.clone().count(self.connection()).await.map_err(db)?;
         let column = match query.sort {
@@ -330,11 +332,17 @@ impl FleetDeviceStore for Database {
 const INDEXED_SEARCH_CAP: usize = 1000;
 
 impl Database {
-    /// On SQLite, the devices (of any organization) whose name, serial number or identifier
-    /// contain `text` (3 characters or more), from the trigram table `devices_search` — `None`
-    /// when the term is shorter, the database is PostgreSQL (its trigram index serves the plain
-    /// query), or more than [`INDEXED_SEARCH_CAP`] devices match (a scan is then as fast).
-    async fn indexed_device_search(&self, text: &str) -> Result<Option<Vec<Uuid>>, RepositoryError> {
+    /// On SQLite, the organization's managed devices whose name, serial number or identifier
+    /// may contain `text` (3 characters or more), from the trigram table `devices_search` —
+    /// `None` when the term is shorter, the database is PostgreSQL (its trigram index serves the
+    /// plain query), or more than [`INDEXED_SEARCH_CAP`] of them match (a scan is then as
+    /// fast). Only the organization's devices count towards the cap, so other tenants' fleets
+    /// never change how a search is answered.
+    async fn indexed_device_search(
+        &self,
+        organization: Uuid,
+        text: &str,
+    ) -> Result<Option<Vec<Uuid>>, RepositoryError> {
         let connection = self.connection();
         if connection.get_database_backend() != DatabaseBackend::Sqlite || text.chars().count() < 3 {
             return Ok(None);
@@ -344,8 +352,14 @@ impl Database {
         let rows = connection
             .query_all_raw(Statement::from_sql_and_values(
                 DatabaseBackend::Sqlite,
-                "SELECT device_id FROM devices_search WHERE devices_search MATCH ? LIMIT ?",
-                [phrase.into(), ((INDEXED_SEARCH_CAP + 1) as i64).into()],
+                "SELECT s.device_id FROM devices_search s JOIN devices d ON d.id = s.device_id \
+                 WHERE devices_search MATCH ? AND d.organization_id = ? AND d.is_managed \
+                 LIMIT ?",
+                [
+                    phrase.into(),
+                    organization.into(),
+                    ((INDEXED_SEARCH_CAP + 1) as i64).into(),
+                ],
             ))
             .await
             .map_err(db)?;
