@@ -38,6 +38,7 @@ mod m20261203_000031_compliance_events;
 mod m20261203_000032_event_search_column;
 mod m20261203_000033_list_indexes;
 mod m20261203_000034_device_search;
+mod m20261203_000035_tenant_indexes;
 
 pub use m20260701_000011_organizations::DEFAULT_ORGANIZATION_ID;
 
@@ -81,6 +82,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000032_event_search_column::Migration),
             Box::new(m20261203_000033_list_indexes::Migration),
             Box::new(m20261203_000034_device_search::Migration),
+            Box::new(m20261203_000035_tenant_indexes::Migration),
         ]
     }
 }

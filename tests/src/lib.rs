@@ -62,11 +62,20 @@ pub async fn backends() -> Vec<Backend> {
             }
         })
         .await;
-    if reachable {
+    let mut backends = if reachable {
         vec![Backend::Sqlite, Backend::Postgres]
     } else {
         vec![Backend::Sqlite]
+    };
+    // `STEWARD_TEST_BACKENDS=postgres` (or `sqlite`): one half of the suite, while working.
+    if let Ok(only) = std::env::var("STEWARD_TEST_BACKENDS") {
+        let only = only.to_ascii_lowercase();
+        backends.retain(|backend| match backend {
+            Backend::Sqlite => only.contains("sqlite"),
+            Backend::Postgres => only.contains("postgres"),
+        });
     }
+    backends
 }
 
 fn postgres_unreachable(url: &str, reason: &str) -> bool {
@@ -139,7 +148,52 @@ pub struct TestDatabase {
     pub url: String,
     /// PostgreSQL only: the database's name, for tests that manipulate it.
     pub name: String,
+    /// PostgreSQL with row-level security (`STEWARD_TEST_RLS=1`): the URL of the application
+    /// role `steward_app` (not the tables' owner, not a superuser), which the server connects
+    /// as while migrations run as `url`'s role and `STEWARD_RLS_ENFORCE` is on.
+    pub app_url: Option<String>,
     _dir: Option<tempfile::TempDir>,
+}
+
+/// The role the server connects as in the row-level security runs.
+pub const APP_ROLE: &str = "steward_app";
+
+/// Whether PostgreSQL tests run the server as [`APP_ROLE`] with row-level security enforced.
+pub fn rls_runs() -> bool {
+    std::env::var("STEWARD_TEST_RLS").is_ok_and(|v| v == "1" || v == "true")
+}
+
+/// Creates [`APP_ROLE`] when missing (tests create it concurrently: a duplicate is fine) and
+/// gives it what `docs/operations.md` gives the application role, in database `name`.
+async fn prepare_app_role(admin: &str, name: &str) -> String {
+    let mut connection = sqlx::PgConnection::connect(admin).await.unwrap();
+    let create = format!(
+        "DO $$ BEGIN CREATE ROLE {APP_ROLE} LOGIN; \
+         EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(create))
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    let _ = connection.close().await;
+    let url = database_url_for(admin, name);
+    let mut connection = sqlx::PgConnection::connect(&url).await.unwrap();
+    let grants = format!(
+        "GRANT USAGE ON SCHEMA public TO {APP_ROLE}; \
+         ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {APP_ROLE}; \
+         ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {APP_ROLE}"
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(grants))
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    let _ = connection.close().await;
+    let (scheme_and_user, rest) = url.split_once('@').unwrap();
+    let scheme = scheme_and_user
+        .split_once("://")
+        .map(|(scheme, _)| scheme)
+        .unwrap_or("postgres");
+    format!("{scheme}://{APP_ROLE}@{rest}")
 }
 
 impl TestDatabase {
@@ -153,6 +207,7 @@ impl TestDatabase {
                     backend,
                     url,
                     name,
+                    app_url: None,
                     _dir: Some(dir),
                 }
             }
@@ -164,10 +219,16 @@ impl TestDatabase {
                     .await
                     .unwrap();
                 let _ = connection.close().await;
+                let app_url = if rls_runs() {
+                    Some(prepare_app_role(&admin, &name).await)
+                } else {
+                    None
+                };
                 Self {
                     backend,
                     url: database_url_for(&admin, &name),
                     name,
+                    app_url,
                     _dir: None,
                 }
             }
@@ -282,7 +343,10 @@ pub fn test_config(database: &TestDatabase, data_dir: &std::path::Path) -> Confi
     Config {
         bind: "127.0.0.1:0".parse().unwrap(),
         data_dir: data_dir.to_path_buf(),
-        database_url: Some(database.url.clone()),
+        // With row-level security: the server as the application role, migrations as the owner.
+        database_url: Some(database.app_url.clone().unwrap_or_else(|| database.url.clone())),
+        database_migration_url: database.app_url.as_ref().map(|_| database.url.clone()),
+        rls_enforce: database.app_url.as_ref().map(|_| true),
         database_max_connections: 8,
         workers: Some(2),
         // Light hashing keeps account-heavy tests fast; the hashing tests use the real cost.
@@ -333,7 +397,11 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 
 /// Starts the app with a test configuration adjusted by `customise`.
 pub async fn spawn_app_with(backend: Backend, customise: impl FnOnce(&mut Config)) -> TestApp {
-    let database = TestDatabase::create(backend).await;
+    spawn_app_on(TestDatabase::create(backend).await, customise).await
+}
+
+/// Starts the app on a database the test prepared (roles, grants), configured by `customise`.
+pub async fn spawn_app_on(database: TestDatabase, customise: impl FnOnce(&mut Config)) -> TestApp {
     let data_dir = tempfile::tempdir().unwrap();
     let mut config = test_config(&database, data_dir.path());
     customise(&mut config);

@@ -43,11 +43,11 @@ pub const OPENAPI_PATH: &str = "/api-docs/openapi.json";
 fn routes(config: &mut ServiceConfig) {
     use routes::{
         admin, admin_activity, admin_bulk, admin_groups, admin_user_mfa, admin_user_roles, admin_user_search,
-        admin_users, api_keys, audit, auth, auth_mail, auth_mfa, config_backup, dashboard, device_enrollment,
-        device_events, devices, enrollment_tokens, federation, fleet_devices, fleet_groups, groups, imports,
-        ip_allowlist, jobs, notifications, operator_health, org_quotas, organizations, personal_tokens,
-        policies, policy_application, report_schedules, roles, setting_definitions, settings,
-        unlock_requests, user_quotas, users, webhooks,
+        admin_users, api_keys, audit, auth, auth_mail, auth_mfa, config_backup, dashboard, database,
+        device_enrollment, device_events, devices, enrollment_tokens, federation, fleet_devices,
+        fleet_groups, groups, imports, ip_allowlist, jobs, notifications, operator_health, org_quotas,
+        organizations, personal_tokens, policies, policy_application, report_schedules, roles,
+        setting_definitions, settings, unlock_requests, user_quotas, users, webhooks,
     };
     config
         .service(health::index)
@@ -190,6 +190,8 @@ fn routes(config: &mut ServiceConfig) {
                 .service(admin_user_mfa::set_mfa_exemption)
                 .service(admin_user_mfa::remove_mfa_exemption)
                 .service(admin_user_mfa::reset_mfa)
+                .service(database::rls_status)
+                .service(database::change_rls)
                 .service(ip_allowlist::allowlist_settings)
                 .service(ip_allowlist::set_allowlist_settings)
                 .service(ip_allowlist::list_bypass_tokens)

@@ -52,6 +52,7 @@ pub(crate) fn request_example(operation_id: &str) -> Option<Value> {
         }
         "create_bypass_token" => json!({"reason": "on call from a hotel", "ttlHours": 4}),
         "set_allowlist_settings" => json!({"enabled": true}),
+        "change_rls" => json!({"enable": true}),
         "delete_allowlist_entry" => json!({"force": false}),
         "update_allowlist_entry" => json!({"cidr": "203.0.113.0/25", "name": "office"}),
         "put_preferences" => json!({

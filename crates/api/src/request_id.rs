@@ -28,12 +28,26 @@ pub fn note_principal(principal: &steward_app::Principal) {
     if let steward_app::Credential::Session { session } = principal.credential {
         let _ = SESSION.try_with(|slot| slot.fill(session));
     }
+    // From here on the request's database work acts for this user (row-level security).
+    steward_persistence::tenancy::act_for(steward_persistence::tenancy::Tenancy::User(principal.user));
+}
+
+/// Notes that the request is made by a device (its token or the legacy key): from here on its
+/// database work acts for that device (row-level security).
+pub fn note_device(device: uuid::Uuid) {
+    steward_persistence::tenancy::act_for(steward_persistence::tenancy::Tenancy::Device(device));
 }
 
 /// Runs `future` with `id` as the current request id (and an empty session slot).
 pub async fn scope<F: Future>(id: String, future: F) -> F::Output {
     CURRENT
-        .scope(id, SESSION.scope(steward_domain::SessionSlot::default(), future))
+        .scope(
+            id,
+            SESSION.scope(
+                steward_domain::SessionSlot::default(),
+                steward_persistence::tenancy::in_request(future),
+            ),
+        )
         .await
 }
 

@@ -7,10 +7,18 @@ pub struct Features {
     /// `STEWARD_USER_MGMT_CORE`: the admin API's user, role, audit and organization routes, and
     /// accounts created from the OIDC provider.
     pub user_mgmt_core: bool,
+    /// `STEWARD_ENFORCE`: the database enforces tenancy too (the default of the next).
+    pub enforce: bool,
+    /// `STEWARD_RLS_ENFORCE`: PostgreSQL row-level security turned on at start-up.
+    pub rls_enforce: bool,
 }
 
 impl Default for Features {
     fn default() -> Self {
-        Self { user_mgmt_core: true }
+        Self {
+            user_mgmt_core: true,
+            enforce: false,
+            rls_enforce: false,
+        }
     }
 }

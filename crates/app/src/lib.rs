@@ -36,6 +36,7 @@ pub mod reports;
 pub mod roles;
 pub mod settings;
 mod steward;
+pub mod tenancy;
 pub mod user_export;
 pub mod webhooks;
 

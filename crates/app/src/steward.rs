@@ -66,6 +66,7 @@ pub trait Store:
     + steward_domain::config_backup::ConfigStore
     + steward_domain::reports::ReportStore
     + steward_domain::device_events::DeviceEventStore
+    + steward_domain::tenancy::TenancyStore
     + Clone
     + Send
     + Sync
@@ -112,6 +113,7 @@ impl<T> Store for T where
         + steward_domain::config_backup::ConfigStore
         + steward_domain::reports::ReportStore
         + steward_domain::device_events::DeviceEventStore
+        + steward_domain::tenancy::TenancyStore
         + Clone
         + Send
         + Sync

@@ -38,6 +38,7 @@ pub mod roles;
 pub mod rules;
 pub mod session;
 pub mod settings;
+pub mod tenancy;
 
 pub use audit::{Actor, ActorKind, AuditAction, AuditEntry, AuditRecorder, RequestOrigin, SessionSlot};
 pub use pagination::{PageRequest, PaginationError};

@@ -97,6 +97,9 @@ pub struct Database {
     max_connections: u32,
     /// The quota plans the organizations' limits come from (configuration).
     quota_plans: std::sync::Arc<steward_domain::quotas::QuotaPlans>,
+    /// PostgreSQL: where row-level security is changed from (the schema owner's URL,
+    /// `STEWARD_DATABASE_MIGRATION_URL`); the pool's own URL when not set.
+    owner_url: std::sync::Arc<String>,
 }
 
 impl Database {
@@ -128,13 +131,21 @@ impl Database {
         // dashboard's correlated counts reach: 280 ms of compiling for 2 ms of work. Steward's
         // statements are short; every connection turns it off (a statement after connecting,
         // not a startup option, which PgBouncer refuses).
+        // Every checkout also tells the connection whom it acts for (row-level security, see
+        // `crate::tenancy`): one statement, in place of the liveness ping sqlx would send
+        // (a broken connection fails it the same way and is replaced).
         connect.map_sqlx_postgres_pool_opts(|pool| {
-            pool.after_connect(|connection, _| {
-                Box::pin(async move {
-                    use sea_orm::sqlx::Executor;
-                    connection.execute("SET jit = off").await.map(|_| ())
+            pool.test_before_acquire(false)
+                .after_connect(|connection, _| {
+                    Box::pin(async move {
+                        use sea_orm::sqlx::Executor;
+                        connection.execute("SET jit = off").await?;
+                        crate::tenancy::apply(connection).await
+                    })
                 })
-            })
+                .before_acquire(|connection, _| {
+                    Box::pin(async move { crate::tenancy::apply(connection).await.map(|()| true) })
+                })
         });
         // SQLite has one writer at a time. Write transactions take turns on a connection of
         // their own, queued in order by its pool, instead of polling SQLite's lock from every
@@ -173,6 +184,7 @@ impl Database {
             backend,
             max_connections: options.max_connections,
             quota_plans: std::sync::Arc::new(steward_domain::quotas::QuotaPlans::new(Default::default())),
+            owner_url: std::sync::Arc::new(options.url.clone()),
         };
         database.ping().await.map_err(|error| PersistenceError::Connect {
             url: redact_url(&options.url),
@@ -226,6 +238,17 @@ impl Database {
     pub fn with_quota_plans(mut self, plans: steward_domain::quotas::QuotaPlans) -> Self {
         self.quota_plans = std::sync::Arc::new(plans);
         self
+    }
+
+    /// Changes row-level security through `url` (the schema owner's) instead of the pool's URL.
+    pub fn with_owner_url(mut self, url: impl Into<String>) -> Self {
+        self.owner_url = std::sync::Arc::new(url.into());
+        self
+    }
+
+    /// The URL row-level security is changed through.
+    pub(crate) fn owner_url(&self) -> &str {
+        &self.owner_url
     }
 
     /// The quota plans in force.
@@ -327,12 +350,26 @@ impl Database {
     }
 
     pub async fn migration_state(&self) -> Result<MigrationState, PersistenceError> {
-        let applied = Migrator::get_applied_migrations(&self.connection).await?;
-        let pending = Migrator::get_pending_migrations(&self.connection).await?;
-        Ok(MigrationState {
-            applied: applied.iter().map(|m| m.name().to_owned()).collect(),
-            pending: pending.iter().map(|m| m.name().to_owned()).collect(),
-        })
+        // Read only: SeaORM's own listing first creates its table if missing, which a role
+        // that may not create tables (the application role under row-level security) may not.
+        let done: std::collections::HashSet<String> = if self.has_table("seaql_migrations").await? {
+            self.connection
+                .query_all_raw(sea_orm::Statement::from_string(
+                    self.connection.get_database_backend(),
+                    "SELECT version FROM seaql_migrations",
+                ))
+                .await?
+                .iter()
+                .map(|row| row.try_get::<String>("", "version"))
+                .collect::<Result<_, _>>()?
+        } else {
+            Default::default()
+        };
+        let (applied, pending) = Migrator::migrations()
+            .iter()
+            .map(|migration| migration.name().to_owned())
+            .partition(|name| done.contains(name));
+        Ok(MigrationState { applied, pending })
     }
 
     /// Whether a table exists, for schema checks.

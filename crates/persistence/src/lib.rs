@@ -38,6 +38,8 @@ mod roles;
 mod settings;
 pub mod shared_limits;
 mod sql;
+pub mod tenancy;
+mod tenancy_store;
 mod user_quotas;
 mod version_reads;
 

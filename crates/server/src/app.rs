@@ -93,7 +93,10 @@ impl Application {
         };
         let database = connect_database(&config).await?;
         if config.migrate_on_start {
-            database.migrate_up().await.map_err(StartupError::Migration)?;
+            migrate_up(&config, &database).await?;
+        }
+        if config.rls_enforced() {
+            enforce_row_level_security(&database).await?;
         }
         let signing_keys = keys::load_or_generate(&config)?;
         let metrics = steward_api::metrics::recorder().map_err(StartupError::Metrics)?;
@@ -203,6 +206,8 @@ impl Application {
             })
             .with_features(steward_app::features::Features {
                 user_mgmt_core: config.user_mgmt_core,
+                enforce: config.enforce,
+                rls_enforce: config.rls_enforced(),
             })
             .with_shared_limits(shared_limits.clone());
         let jobs = tokio::spawn(steward_app::jobs::run_jobs(steward.clone()));
@@ -405,7 +410,76 @@ pub async fn connect_database(config: &Config) -> Result<Database, StartupError>
     Ok(Database::connect(&options)
         .await
         .map_err(StartupError::Database)?
-        .with_quota_plans(config.quota_plans()))
+        .with_quota_plans(config.quota_plans())
+        .with_owner_url(config.database_migration_url()))
+}
+
+/// Applies pending migrations: as the schema owner (`STEWARD_DATABASE_MIGRATION_URL`) through
+/// a connection of its own when that URL is set, else through `database`.
+pub async fn migrate_up(config: &Config, database: &Database) -> Result<(), StartupError> {
+    if config.database_migration_url.is_none() || config.database_migration_url() == config.database_url() {
+        return database.migrate_up().await.map_err(StartupError::Migration);
+    }
+    let mut options = DatabaseOptions::new(config.database_migration_url());
+    options.max_connections = 2;
+    options.min_connections = 0;
+    options.connect_timeout = Duration::from_secs(config.database_connect_timeout_secs);
+    let owner = Database::connect(&options)
+        .await
+        .map_err(StartupError::Database)?;
+    let outcome = owner.migrate_up().await.map_err(StartupError::Migration);
+    let _ = owner.close().await;
+    outcome
+}
+
+/// `STEWARD_RLS_ENFORCE`: turns row-level security on (idempotent). On PostgreSQL a table it
+/// could not change stops the start (the operator asked for enforcement and would not have it);
+/// on SQLite, which has none, a warning.
+async fn enforce_row_level_security(database: &Database) -> Result<(), StartupError> {
+    use steward_domain::tenancy::RlsStatus;
+    let report = steward_app::tenancy::row_level_security(
+        database,
+        Some(true),
+        steward_domain::Actor::system(),
+        Default::default(),
+    )
+    .await
+    .map_err(|error| StartupError::Setting(format!("STEWARD_RLS_ENFORCE: {error}")))?;
+    for warning in &report.warnings {
+        tracing::warn!("row-level security: {warning}");
+    }
+    if report.backend == "sqlite" {
+        return Ok(());
+    }
+    let refused: Vec<String> = report
+        .tables
+        .iter()
+        .filter(|table| table.status == RlsStatus::Warning)
+        .map(|table| {
+            format!(
+                "{}: {}",
+                table.table,
+                table.message.as_deref().unwrap_or("refused")
+            )
+        })
+        .collect();
+    if !refused.is_empty() {
+        return Err(StartupError::Setting(format!(
+            "STEWARD_RLS_ENFORCE: row-level security could not be turned on ({}); set STEWARD_DATABASE_MIGRATION_URL to the tables' owner",
+            refused.join("; ")
+        )));
+    }
+    let changed = report
+        .tables
+        .iter()
+        .filter(|table| table.status == RlsStatus::Changed)
+        .count();
+    tracing::info!(
+        changed,
+        tables = report.tables.len(),
+        "row-level security enforced"
+    );
+    Ok(())
 }
 
 /// The authentication service as configured: key ring, Argon2id cost, lifetimes and limits.

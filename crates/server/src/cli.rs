@@ -51,6 +51,11 @@ pub enum Command {
         #[command(subcommand)]
         action: MigrateAction,
     },
+    /// The database's own defences: PostgreSQL row-level security.
+    Db {
+        #[command(subcommand)]
+        action: DbAction,
+    },
     /// Print the OpenAPI document as JSON.
     Openapi,
     /// Ask the local server whether it is ready (`GET /health/ready` on the configured bind
@@ -221,6 +226,27 @@ pub enum AdminAction {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum DbAction {
+    /// PostgreSQL row-level security on every organization-owned table: prints the report as
+    /// JSON (a table the role may not change is a `warning` line; then the exit code is 1).
+    Rls {
+        #[command(subcommand)]
+        action: RlsAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RlsAction {
+    /// Put Steward's policy on every organization-owned table and force it (idempotent: a
+    /// second run reports `unchanged`).
+    Enable,
+    /// Take row-level security off those tables.
+    Disable,
+    /// Report each table as it stands.
+    Status,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum MigrateAction {
     /// Apply all pending migrations.
     Up,
@@ -332,6 +358,12 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Migrate { action } => {
             let config = load(cli.config)?;
             migrate(&config, action).await
+        }
+        Command::Db {
+            action: DbAction::Rls { action },
+        } => {
+            let config = load(cli.config)?;
+            row_level_security(&config, action).await
         }
         Command::Keys {
             action: KeysAction::Rotate { dir },
@@ -843,8 +875,40 @@ fn generate_key(out: Option<PathBuf>) -> Result<(), CliError> {
     Ok(())
 }
 
+async fn row_level_security(config: &Config, action: RlsAction) -> Result<(), CliError> {
+    let database = open_database(config, false).await?;
+    let change = match action {
+        RlsAction::Enable => Some(true),
+        RlsAction::Disable => Some(false),
+        RlsAction::Status => None,
+    };
+    let report = steward_app::tenancy::row_level_security(
+        &database,
+        change,
+        steward_domain::Actor::system(),
+        Default::default(),
+    )
+    .await
+    .map_err(|error| CliError::Failed(error.to_string()))?;
+    let text = serde_json::to_string_pretty(&report).map_err(|error| CliError::Failed(error.to_string()))?;
+    println!("{text}");
+    let refused = report
+        .tables
+        .iter()
+        .any(|table| table.status == steward_domain::tenancy::RlsStatus::Warning);
+    if refused && change.is_some() {
+        return Err(CliError::Failed(
+            "some tables could not be changed (their lines say why): run it with STEWARD_DATABASE_MIGRATION_URL set to the tables' owner".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
 async fn migrate(config: &Config, action: MigrateAction) -> Result<(), CliError> {
-    let database = app::connect_database(config).await?;
+    // Migrations run as the schema owner when a migration URL is set.
+    let mut owner = config.clone();
+    owner.database_url = Some(config.database_migration_url());
+    let database = app::connect_database(&owner).await?;
     let failed = |error: steward_persistence::PersistenceError| CliError::Failed(error.to_string());
     match action {
         MigrateAction::Up => database.migrate_up().await.map_err(failed)?,

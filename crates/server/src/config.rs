@@ -61,6 +61,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `sqlite:…` or `postgres://…`; defaults to `sqlite://<data_dir>/steward.db?mode=rwc`.
     pub database_url: Option<String>,
+    /// Where migrations (and row-level security changes) run: the schema owner's URL when the
+    /// server connects as a role of its own (`STEWARD_DATABASE_MIGRATION_URL`); the database URL
+    /// when not set.
+    pub database_migration_url: Option<String>,
     /// Largest number of pooled database connections per instance.
     pub database_max_connections: u32,
     /// Seconds to wait for the database when connecting; start-up fails after twice this.
@@ -310,6 +314,13 @@ pub struct Config {
     /// without an account is refused.
     #[serde(deserialize_with = "truthy")]
     pub user_mgmt_core: bool,
+    /// Seed 002's `ENFORCE`: the database enforces tenancy too. Only the default of
+    /// `rls_enforce`; off never loosens an application check (Steward has no permissive mode).
+    #[serde(deserialize_with = "truthy")]
+    pub enforce: bool,
+    /// PostgreSQL row-level security turned on at start-up; `enforce` when not set.
+    #[serde(deserialize_with = "optional_truthy")]
+    pub rls_enforce: Option<bool>,
 }
 
 impl Default for Config {
@@ -319,6 +330,7 @@ impl Default for Config {
             metrics_bind: None,
             data_dir: PathBuf::from("./data"),
             database_url: None,
+            database_migration_url: None,
             database_max_connections: 16,
             database_connect_timeout_secs: 5,
             migrate_on_start: true,
@@ -383,6 +395,8 @@ impl Default for Config {
             quota_metrics_interval_secs: 300,
             metrics_organizations: false,
             user_mgmt_core: true,
+            enforce: false,
+            rls_enforce: None,
             webhook_allow_http: false,
             webhook_allowed_networks: Vec::new(),
             webhook_organization_networks: Vec::new(),
@@ -909,6 +923,18 @@ impl Config {
         }
     }
 
+    /// Where migrations run: the migration URL, else the database URL.
+    pub fn database_migration_url(&self) -> String {
+        self.database_migration_url
+            .clone()
+            .unwrap_or_else(|| self.database_url())
+    }
+
+    /// Whether row-level security is turned on at start-up (`rls_enforce`, else `enforce`).
+    pub fn rls_enforced(&self) -> bool {
+        self.rls_enforce.unwrap_or(self.enforce)
+    }
+
     /// Where the links in account mail lead.
     pub fn mail_links(&self) -> steward_app::mail::MailLinks {
         let mut links = match &self.app_url {
@@ -1072,6 +1098,8 @@ const NOT_SETTINGS: &[&str] = &[
     "require_postgres",
     "test_redis_url",
     "require_redis",
+    "test_rls",
+    "test_backends",
 ];
 
 /// Every setting's name (the file's keys; `STEWARD_` + upper case for the environment).
@@ -1169,6 +1197,29 @@ where
         Switch::Number(0) => Ok(false),
         Switch::Number(other) => parse_switch(&other.to_string()).map_err(serde::de::Error::custom),
         Switch::Text(text) => parse_switch(&text).map_err(serde::de::Error::custom),
+    }
+}
+
+/// An on/off setting that may be left unset (`None`): empty text inherits, like absence.
+fn optional_truthy<'de, D>(deserializer: D) -> Result<Option<bool>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Switch {
+        Bool(bool),
+        Number(i64),
+        Text(String),
+    }
+    match Option::<Switch>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(Switch::Bool(value)) => Ok(Some(value)),
+        Some(Switch::Number(number)) => parse_switch(&number.to_string())
+            .map(Some)
+            .map_err(serde::de::Error::custom),
+        Some(Switch::Text(text)) if text.trim().is_empty() => Ok(None),
+        Some(Switch::Text(text)) => parse_switch(&text).map(Some).map_err(serde::de::Error::custom),
     }
 }
 
@@ -1331,6 +1382,27 @@ mod tests {
         });
         Jail::expect_with(|_| {
             assert!(Config::load(None).unwrap().user_mgmt_core);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn row_level_security_inherits_enforce_unless_set() {
+        Jail::expect_with(|jail| {
+            let config = Config::load(None).unwrap();
+            assert!(!config.enforce && !config.rls_enforced());
+            jail.set_env("STEWARD_ENFORCE", "yes");
+            assert!(Config::load(None).unwrap().rls_enforced());
+            jail.set_env("STEWARD_RLS_ENFORCE", "");
+            assert!(Config::load(None).unwrap().rls_enforced());
+            jail.set_env("STEWARD_RLS_ENFORCE", "Off");
+            assert!(!Config::load(None).unwrap().rls_enforced());
+            jail.set_env("STEWARD_ENFORCE", "0");
+            jail.set_env("STEWARD_RLS_ENFORCE", "1");
+            assert!(Config::load(None).unwrap().rls_enforced());
+            jail.set_env("STEWARD_RLS_ENFORCE", "sometimes");
+            let error = Config::load(None).unwrap_err().to_string();
+            assert!(error.contains("STEWARD_RLS_ENFORCE"), "{error}");
             Ok(())
         });
     }

@@ -37,9 +37,12 @@ async fn the_features_are_shown_to_operators_only() {
                 StatusCode::OK,
             )
             .await;
+            // Row-level security is enforced in the suite's PostgreSQL runs with STEWARD_TEST_RLS.
+            let rls = app.database.app_url.is_some();
             assert_eq!(
                 features,
-                json!({"userMgmtCore": true, "coreRoutes": ["users", "roles", "audit-logs", "organizations"]})
+                json!({"userMgmtCore": true, "coreRoutes": ["users", "roles", "audit-logs", "organizations"],
+                    "enforce": false, "rlsEnforce": rls})
             );
         }
         expect_error(

@@ -58,6 +58,7 @@ mod polling;
 mod quotas;
 mod readiness;
 mod reports;
+mod row_level_security;
 mod schema;
 mod scope_matrix;
 mod settings;

@@ -103,6 +103,11 @@ pub struct FeaturesView {
     pub user_mgmt_core: bool,
     /// The route families the switch above governs.
     pub core_routes: Vec<String>,
+    /// `STEWARD_ENFORCE`: the default of `rlsEnforce` (never a permissive mode).
+    pub enforce: bool,
+    /// `STEWARD_RLS_ENFORCE` (else `STEWARD_ENFORCE`): PostgreSQL row-level security turned on
+    /// at start-up ([`GET /api/admin/v1/database/rls`] reports it).
+    pub rls_enforce: bool,
 }
 
 /// The feature switches this instance runs with; for any holder of a system role.
@@ -126,6 +131,8 @@ pub async fn admin_features(
             .iter()
             .map(|family| (*family).to_owned())
             .collect(),
+        enforce: state.features.enforce,
+        rls_enforce: state.features.rls_enforce,
     }))
 }
 

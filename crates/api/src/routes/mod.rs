@@ -15,6 +15,7 @@ pub mod auth_mail;
 pub mod auth_mfa;
 pub mod config_backup;
 pub mod dashboard;
+pub mod database;
 pub mod device_enrollment;
 pub mod device_events;
 pub mod devices;

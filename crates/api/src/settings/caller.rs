@@ -89,6 +89,7 @@ pub(crate) async fn caller_kind<S: Scope>(
     let credentials = DeviceCredentials::new(&***state);
     if let Some(secret) = token.as_deref().filter(|t| t.starts_with(DEVICE_TOKEN_PREFIX)) {
         let device = credentials.device_token(secret).await.map_err(ApiError::from)?;
+        crate::request_id::note_device(device);
         return Ok(SettingsCallerKind::Device(device));
     }
     if let Some(key) = api_key.filter(|_| token.is_none() || credentials.legacy_allowed()) {
@@ -97,6 +98,7 @@ pub(crate) async fn caller_kind<S: Scope>(
             .legacy_device(&key, &identifier, ip)
             .await
             .map_err(ApiError::from)?;
+        crate::request_id::note_device(device);
         return Ok(SettingsCallerKind::Device(device));
     }
     let principal = identify(state, token, ip).await?;

@@ -545,6 +545,17 @@ pub const EVENT_TYPES: &[EventType] = &[
         "configuration",
         "A configuration file was imported (its counts and every item it created or updated).",
     ),
+    // Row-level security.
+    event(
+        "database.rls_enabled",
+        "database",
+        "Row-level security was turned on (the tables it changed), by an operator or at start-up.",
+    ),
+    event(
+        "database.rls_disabled",
+        "database",
+        "Row-level security was turned off (the tables it changed).",
+    ),
     // Scheduled reports.
     event(
         "report.schedule_created",

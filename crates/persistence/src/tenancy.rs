@@ -1,0 +1,361 @@
+//! Tenant isolation in the database (PostgreSQL row-level security).
+//!
+//! Every connection handed out by the pool first says whom it acts for, in three settings the
+//! policies read: `app.user_id`, `app.org_ids` (comma-separated organization ids) and
+//! `app.is_system` (`on` crosses tenants). Who that is comes from the task: a request starts as
+//! the system (authentication reads credentials before anyone is known) and becomes its caller
+//! once identified ([`act_for`]); background work, the CLI and start-up act as the system. The
+//! settings are session settings written on every checkout, so no connection carries one
+//! request's settings into another.
+//!
+//! [`enable`] puts one policy (`steward_tenant_v1`) on every organization-owned table and
+//! forces it (the tables' owner is bound too); [`status`] reads them; [`disable`] removes them.
+
+use std::cell::RefCell;
+use std::future::Future;
+
+use sea_orm::sqlx;
+use steward_domain::tenancy::{RlsReport, RlsStatus, RlsTable, table_status};
+use uuid::Uuid;
+
+/// Whom the database work of a task acts for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tenancy {
+    /// Every tenant: background work, the CLI, start-up, and a request until its caller is known.
+    System,
+    /// A signed-in user: the organizations they belong to and those managing a device they own
+    /// or are assigned, or a device of someone in a group of theirs (read at each checkout, so
+    /// a change counts at once: a brought-in phone obeys its organization's policies, which its
+    /// owner and their family's managers read), and every tenant when they hold a system role.
+    User(Uuid),
+    /// A device: its organization's rows (a managed device) and its owner's, read from
+    /// `devices` at each checkout.
+    Device(Uuid),
+}
+
+tokio::task_local! {
+    static TENANCY: RefCell<Tenancy>;
+}
+
+/// Runs a request's `future` with a tenancy of its own, the system until [`act_for`] narrows it.
+pub async fn in_request<F: Future>(future: F) -> F::Output {
+    TENANCY.scope(RefCell::new(Tenancy::System), future).await
+}
+
+/// From now on this request's database work acts for `tenancy` (no effect outside a request).
+pub fn act_for(tenancy: Tenancy) {
+    let _ = TENANCY.try_with(|current| *current.borrow_mut() = tenancy);
+}
+
+/// Runs `future` as the system: for the few writes a caller makes where they do not belong yet
+/// (accepting an invitation into an organization, enrolling with a token).
+pub async fn as_system<F: Future>(future: F) -> F::Output {
+    TENANCY.scope(RefCell::new(Tenancy::System), future).await
+}
+
+/// Whom this task acts for now.
+pub fn current() -> Tenancy {
+    TENANCY
+        .try_with(|current| current.borrow().clone())
+        .unwrap_or(Tenancy::System)
+}
+
+/// The statements that tell a connection whom it acts for: one round trip (the simple query
+/// protocol runs both of a user's statements at once). Ids are formatted by `Uuid`, never text
+/// from a request.
+pub(crate) fn settings_sql(tenancy: &Tenancy) -> String {
+    // A narrowed caller's organizations are read as the system (the first statement), and the
+    // last statement decides `app.is_system`; a failure in between closes the connection.
+    const SYSTEM_FIRST: &str = "SELECT set_config('app.is_system', 'on', false), ";
+    match tenancy {
+        Tenancy::System => format!(
+            "{SYSTEM_FIRST}set_config('app.user_id', '', false), set_config('app.org_ids', '', false)"
+        ),
+        Tenancy::User(user) => format!(
+            "{SYSTEM_FIRST}set_config('app.user_id', '{user}', false), set_config('app.org_ids', '', false); \
+             SELECT set_config('app.org_ids', coalesce((SELECT string_agg(organization_id::text, ',') \
+             FROM (SELECT organization_id FROM org_users WHERE user_id = '{user}' UNION \
+             SELECT organization_id FROM devices WHERE organization_id IS NOT NULL AND \
+             (owner_user_id = '{user}' OR assigned_user_id = '{user}') UNION \
+             SELECT d.organization_id FROM group_memberships mine \
+             JOIN group_memberships theirs ON theirs.group_id = mine.group_id \
+             JOIN devices d ON d.owner_user_id = theirs.user_id \
+             WHERE mine.user_id = '{user}' AND d.organization_id IS NOT NULL) AS related), ''), false); \
+             SELECT set_config('app.is_system', CASE WHEN EXISTS (SELECT 1 FROM user_system_roles \
+             WHERE user_id = '{user}') THEN 'on' ELSE 'off' END, false)"
+        ),
+        Tenancy::Device(device) => format!(
+            "{SYSTEM_FIRST}set_config('app.user_id', '', false), set_config('app.org_ids', '', false); \
+             SELECT set_config('app.user_id', coalesce((SELECT owner_user_id::text FROM devices \
+             WHERE id = '{device}'), ''), false), set_config('app.org_ids', coalesce((SELECT \
+             organization_id::text FROM devices WHERE id = '{device}'), ''), false); \
+             SELECT set_config('app.is_system', 'off', false)"
+        ),
+    }
+}
+
+/// Writes the current task's tenancy into `connection` (each checkout and each new connection).
+pub(crate) async fn apply(connection: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
+    use sqlx::Executor;
+    let sql = settings_sql(&current());
+    connection.execute(sqlx::AssertSqlSafe(sql)).await.map(|_| ())
+}
+
+/// The policy's name; a new version of the rule gets a new name, so an enable replaces an old one.
+pub const POLICY: &str = "steward_tenant_v1";
+
+const SYSTEM: &str = "(SELECT coalesce(current_setting('app.is_system', true), '') = 'on')";
+const ORGS: &str = "(SELECT string_to_array(nullif(btrim(coalesce(current_setting('app.org_ids', true), ''), '{} '), ''), ',')::uuid[])";
+const USER: &str = "(SELECT nullif(current_setting('app.user_id', true), '')::uuid)";
+
+/// How a table's rows belong to an organization.
+enum Owner {
+    /// Its `organization_id`; `nullable`: rows without one (personal, instance-wide) stay
+    /// visible, the application decides who reads them.
+    Column { nullable: bool },
+    /// `org_users`: also the caller's own memberships (how a user's organizations are found).
+    Memberships,
+    /// `devices`: also the devices the caller owns or is assigned.
+    Devices,
+    /// Through its device (`device_id`): visible where the device is.
+    ThroughDevice,
+}
+
+/// Every organization-owned table and how it belongs.
+const TABLES: [(&str, Owner); 17] = [
+    ("org_users", Owner::Memberships),
+    ("device_policies", Owner::Column { nullable: false }),
+    ("enrollment_tokens", Owner::Column { nullable: false }),
+    ("devices", Owner::Devices),
+    ("device_commands", Owner::Column { nullable: true }),
+    ("device_tokens", Owner::ThroughDevice),
+    ("groups", Owner::Column { nullable: true }),
+    ("audit_logs", Owner::Column { nullable: true }),
+    ("device_events", Owner::Column { nullable: true }),
+    ("api_keys", Owner::Column { nullable: true }),
+    ("jobs", Owner::Column { nullable: true }),
+    ("notifications", Owner::Column { nullable: true }),
+    ("quota_alerts", Owner::Column { nullable: false }),
+    ("quota_spends", Owner::Column { nullable: false }),
+    ("report_schedules", Owner::Column { nullable: true }),
+    ("webhooks", Owner::Column { nullable: true }),
+    ("unlock_requests", Owner::ThroughDevice),
+];
+
+/// The organization-owned tables, in report order.
+pub fn tables() -> Vec<&'static str> {
+    TABLES.iter().map(|(table, _)| *table).collect()
+}
+
+fn predicate(table: &str, owner: &Owner) -> String {
+    let in_orgs = format!("organization_id = ANY ({ORGS}::uuid[])");
+    match owner {
+        Owner::Column { nullable: false } => format!("{SYSTEM} OR {in_orgs}"),
+        Owner::Column { nullable: true } => format!("organization_id IS NULL OR {SYSTEM} OR {in_orgs}"),
+        Owner::Memberships => format!("{SYSTEM} OR {in_orgs} OR user_id = {USER}"),
+        Owner::Devices => format!(
+            "organization_id IS NULL OR {SYSTEM} OR {in_orgs} OR owner_user_id = {USER} OR assigned_user_id = {USER}"
+        ),
+        Owner::ThroughDevice => {
+            format!("{SYSTEM} OR EXISTS (SELECT 1 FROM devices WHERE devices.id = {table}.device_id)")
+        }
+    }
+}
+
+/// What one table is now.
+struct TableState {
+    exists: bool,
+    enabled: bool,
+    forced: bool,
+    policies: Vec<String>,
+}
+
+async fn table_state(connection: &mut sqlx::PgConnection, table: &str) -> Result<TableState, sqlx::Error> {
+    let row: Option<(bool, bool)> = sqlx::query_as(
+        "SELECT c.relrowsecurity, c.relforcerowsecurity FROM pg_class c \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relname = $1 AND n.nspname = current_schema() AND c.relkind = 'r'",
+    )
+    .bind(table)
+    .fetch_optional(&mut *connection)
+    .await?;
+    let Some((enabled, forced)) = row else {
+        return Ok(TableState {
+            exists: false,
+            enabled: false,
+            forced: false,
+            policies: Vec::new(),
+        });
+    };
+    let policies: Vec<(String,)> = sqlx::query_as(
+        "SELECT policyname::text FROM pg_policies WHERE schemaname = current_schema() AND tablename = $1 ORDER BY 1",
+    )
+    .bind(table)
+    .fetch_all(&mut *connection)
+    .await?;
+    Ok(TableState {
+        exists: true,
+        enabled,
+        forced,
+        policies: policies.into_iter().map(|(name,)| name).collect(),
+    })
+}
+
+/// The statements turning `table`'s policy on (replacing older versions) or off.
+fn change_sql(table: &str, owner: &Owner, state: &TableState, enable: bool) -> Vec<String> {
+    let mut statements: Vec<String> = state
+        .policies
+        .iter()
+        .filter(|name| name.starts_with("steward_tenant") && (!enable || name.as_str() != POLICY))
+        .map(|name| format!("DROP POLICY \"{name}\" ON \"{table}\""))
+        .collect();
+    if enable {
+        if !state.policies.iter().any(|name| name == POLICY) {
+            statements.push(format!(
+                "CREATE POLICY {POLICY} ON \"{table}\" FOR ALL USING ({})",
+                predicate(table, owner)
+            ));
+        }
+        if !state.enabled {
+            statements.push(format!("ALTER TABLE \"{table}\" ENABLE ROW LEVEL SECURITY"));
+        }
+        if !state.forced {
+            statements.push(format!("ALTER TABLE \"{table}\" FORCE ROW LEVEL SECURITY"));
+        }
+    } else {
+        if state.forced {
+            statements.push(format!("ALTER TABLE \"{table}\" NO FORCE ROW LEVEL SECURITY"));
+        }
+        if state.enabled {
+            statements.push(format!("ALTER TABLE \"{table}\" DISABLE ROW LEVEL SECURITY"));
+        }
+    }
+    statements
+}
+
+/// Reads (`change = None`) or changes every organization-owned table's row-level security
+/// through `connection` (the schema owner's, to change anything); a statement the role may not
+/// run makes its table's line a warning, never an error.
+pub async fn report(
+    connection: &mut sqlx::PgConnection,
+    change: Option<bool>,
+) -> Result<RlsReport, sqlx::Error> {
+    use sqlx::Executor;
+    let mut tables = Vec::with_capacity(TABLES.len());
+    for (table, owner) in &TABLES {
+        let before = table_state(connection, table).await?;
+        if !before.exists {
+            tables.push(RlsTable {
+                table: (*table).to_owned(),
+                rls_enabled: false,
+                forced: false,
+                policies: Vec::new(),
+                status: RlsStatus::Warning,
+                message: Some("the table does not exist: run the migrations".to_owned()),
+            });
+            continue;
+        }
+        let has_policy = before.policies.iter().any(|name| name == POLICY);
+        let (mut status, mut message) = table_status(change, before.enabled, before.forced, has_policy);
+        let mut after = before;
+        if let Some(enable) = change
+            && status == RlsStatus::Changed
+        {
+            // One transaction per table: a table is changed whole or not at all.
+            let statements = change_sql(table, owner, &after, enable);
+            let script = format!("BEGIN; {}; COMMIT", statements.join("; "));
+            if let Err(error) = connection.execute(sqlx::AssertSqlSafe(script)).await {
+                let _ = connection.execute("ROLLBACK").await;
+                status = RlsStatus::Warning;
+                message = Some(match &error {
+                    sqlx::Error::Database(db) => db.message().to_owned(),
+                    other => other.to_string(),
+                });
+            }
+            after = table_state(connection, table).await?;
+        }
+        tables.push(RlsTable {
+            table: (*table).to_owned(),
+            rls_enabled: after.enabled,
+            forced: after.forced,
+            policies: after.policies,
+            status,
+            message,
+        });
+    }
+    let enforced = match change {
+        Some(false) => tables.iter().all(|table| !table.rls_enabled),
+        _ => tables.iter().all(|table| {
+            table.rls_enabled && table.forced && table.policies.iter().any(|name| name == POLICY)
+        }),
+    };
+    Ok(RlsReport {
+        backend: "postgres".to_owned(),
+        action: match change {
+            None => "status",
+            Some(true) => "enable",
+            Some(false) => "disable",
+        }
+        .to_owned(),
+        enforced,
+        applies_to_server_role: None,
+        warnings: Vec::new(),
+        tables,
+    })
+}
+
+/// Whether the role of `connection` is bound by the policies (not a superuser, not `BYPASSRLS`).
+pub async fn role_is_bound(connection: &mut sqlx::PgConnection) -> Result<bool, sqlx::Error> {
+    let bypass: Option<(bool, bool)> =
+        sqlx::query_as("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user")
+            .fetch_optional(&mut *connection)
+            .await?;
+    Ok(!bypass.is_some_and(|(superuser, bypassrls)| superuser || bypassrls))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_narrowed_callers_settings_are_read_as_the_system_and_decided_last() {
+        let user = Uuid::nil();
+        let sql = settings_sql(&Tenancy::User(user));
+        assert_eq!(sql.matches("SELECT set_config").count(), 3);
+        assert!(sql.starts_with("SELECT set_config('app.is_system', 'on', false)"));
+        assert!(sql.contains("FROM org_users WHERE user_id = '00000000-0000-0000-0000-000000000000'"));
+        assert!(sql.trim_end().ends_with("THEN 'on' ELSE 'off' END, false)"));
+        assert!(!settings_sql(&Tenancy::System).contains("'off'"));
+        let device = settings_sql(&Tenancy::Device(user));
+        assert!(device.contains("FROM devices WHERE id = '00000000-0000-0000-0000-000000000000'"));
+        assert!(device.ends_with("SELECT set_config('app.is_system', 'off', false)"));
+    }
+
+    #[tokio::test]
+    async fn a_request_narrows_its_own_tenancy_only() {
+        assert_eq!(current(), Tenancy::System);
+        let user = Uuid::new_v4();
+        in_request(async {
+            assert_eq!(current(), Tenancy::System);
+            act_for(Tenancy::User(user));
+            assert_eq!(current(), Tenancy::User(user));
+            as_system(async { assert_eq!(current(), Tenancy::System) }).await;
+            assert_eq!(current(), Tenancy::User(user));
+        })
+        .await;
+        act_for(Tenancy::User(user));
+        assert_eq!(current(), Tenancy::System);
+    }
+
+    #[test]
+    fn every_policy_reads_the_settings_once_per_statement() {
+        for (table, owner) in &TABLES {
+            let predicate = predicate(table, owner);
+            assert!(predicate.contains(SYSTEM), "{table}");
+            assert!(
+                !predicate.contains("current_setting('app.org_ids', true) ="),
+                "{table}"
+            );
+        }
+    }
+}
