@@ -23,8 +23,13 @@ ALTER DEFAULT PRIVILEGES FOR ROLE steward_owner IN SCHEMA public
 ALTER DEFAULT PRIVILEGES FOR ROLE steward_owner IN SCHEMA public
     GRANT USAGE, SELECT ON SEQUENCES TO steward_app;
 
--- An existing installation whose tables another role owns: hand them over first, e.g.
---   REASSIGN OWNED BY old_role TO steward_owner;
+-- An existing installation whose tables another role owns: hand each table and sequence
+-- over first (REASSIGN OWNED does not work from the bootstrap superuser, which owns the
+-- compose file's database), e.g. in psql:
+--   SELECT format('ALTER TABLE %I OWNER TO steward_owner;', tablename)
+--     FROM pg_tables WHERE schemaname = 'public' \gexec
+--   SELECT format('ALTER SEQUENCE %I OWNER TO steward_owner;', sequencename)
+--     FROM pg_sequences WHERE schemaname = 'public' \gexec
 -- and grant what already exists:
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO steward_app;
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO steward_app;

@@ -21,6 +21,8 @@
 #   request a second: 99 % polls with If-None-Match, 1 % syncs), BENCH_SKIP_FLEET=1
 #   BENCH_STARTS=10 (start-up time and idle memory: the median of that many starts),
 #   BENCH_SKIP_STARTUP=1, BENCH_ONLY_STARTUP=1 (that and nothing else)
+#   BENCH_SKIP_RLS=1 skips PostgreSQL row-level security on against off; BENCH_ONLY_RLS=1 runs
+#   that and nothing else (no start-up runs either with BENCH_SKIP_STARTUP=1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -708,6 +710,77 @@ fleet_benchmark() {
   wrk -t1 -c256 -d"$duration" --latency -s scripts/bench/status.lua "$base/health" | summary
 }
 
+# Row-level security's cost on PostgreSQL: one server connecting as the application role of
+# deploy/postgres-roles.sql (migrations as its owner role), the same data, the policies off and
+# then on (`steward db rls enable`): GET /auth/me and an organization's fleet list (1,000
+# imported devices, first page) by its owner at 16 connections, and the settings poll (304) of
+# 256 devices at 256. Each "on" rate beside its "off" rate; target: on >= 90 % of off.
+rls_benchmark() {
+  local db=steward_bench_rls owner=steward_bench_owner app=steward_bench_app host root owner_token org key i answer first etag mode
+  host=${pg_admin#*://}; host=${host#*@}
+  psql "$pg_admin/postgres" -qc "DROP DATABASE IF EXISTS $db" >/dev/null
+  psql "$pg_admin/postgres" -qc "DROP ROLE IF EXISTS $app" -c "DROP ROLE IF EXISTS $owner" >/dev/null
+  psql "$pg_admin/postgres" -qc "CREATE DATABASE $db" >/dev/null
+  sed -e "s/steward_owner/$owner/g; s/steward_app/$app/g; s/DATABASE steward /DATABASE $db /g" deploy/postgres-roles.sql |
+    psql "$pg_admin/$db" -q -v ON_ERROR_STOP=1 >/dev/null
+  export STEWARD_DATA_DIR="$workdir/rls" STEWARD_DATABASE_URL="postgres://$app@$host/$db"
+  export STEWARD_DATABASE_MIGRATION_URL="postgres://$owner@$host/$db" STEWARD_RLS_ENFORCE=false
+  mkdir -p "$STEWARD_DATA_DIR"
+  echo "######## postgres, row-level security off against on (server role $app)"
+  start_server
+  echo "$password" | "$steward" admin create --email rls-root@bench.example --password-stdin >/dev/null
+  root=$(curl -fs "$base/api/v1/auth/login" -H 'content-type: application/json' \
+    -d "{\"email\":\"rls-root@bench.example\",\"password\":\"$password\"}" | json_field accessToken)
+  owner_token=$(curl -fs "$base/api/v1/auth/register" -H 'content-type: application/json' \
+    -d "{\"email\":\"rls-owner@bench.example\",\"password\":\"$password\",\"displayName\":\"Owner\"}" | json_field accessToken)
+  local owner_id
+  owner_id=$(curl -fs "$base/api/v1/auth/me" -H "authorization: Bearer $owner_token" | sed -E 's/.*"id":"([^"]+)".*/\1/')
+  org=$(curl -fs "$base/api/admin/v1/organizations" -H "authorization: Bearer $root" -H 'content-type: application/json' \
+    -d "{\"name\":\"RLS bench\",\"slug\":\"rls-bench\",\"ownerUserId\":\"$owner_id\"}" | json_field id)
+  {
+    echo "deviceId,displayName,platform"
+    for i in $(seq 1 1000); do echo "rls-$i,Handheld $i,android"; done
+  } >"$workdir/rls.csv"
+  curl -fs -o /dev/null "$base/api/admin/v1/organizations/$org/devices/import" \
+    -H "authorization: Bearer $root" -H 'content-type: text/csv' --data-binary "@$workdir/rls.csv"
+  key=$("$steward" apikeys create --name rls-bench 2>/dev/null)
+  : >"$workdir/rls-devices.txt"
+  for i in $(seq 1 256); do
+    answer=$(curl -fs "$base/api/v1/devices/register" -H "x-api-key: $key" -H 'content-type: application/json' \
+      -d "{\"deviceId\":\"rls-phone-$i\",\"displayName\":\"Phone $i\",\"platform\":\"android\"}")
+    printf '%s %s\n' "$(echo "$answer" | json_field id)" "$(echo "$answer" | json_field deviceToken)" >>"$workdir/rls-devices.txt"
+  done
+  first=$(head -n1 "$workdir/rls-devices.txt")
+  etag=$(curl -fsi "$base/api/v1/devices/${first%% *}/settings" -H "authorization: Bearer ${first##* }" |
+    awk -F': ' 'tolower($1)=="etag" {print $2}' | tr -d '\r')
+  for mode in off on; do
+    if [ "$mode" = on ]; then "$steward" db rls enable >/dev/null; fi
+    echo "== [rls $mode] GET /api/v1/auth/me as the organization's owner, 16 connections, ${duration}"
+    BENCH_TOKEN="$owner_token" wrk -t1 -c16 -d"$duration" --latency -s scripts/bench/bearer.lua "$base/api/v1/auth/me" \
+      | tee "$workdir/rls-me-$mode.wrk" | summary
+    echo "== [rls $mode] GET …/organizations/{org}/devices (1,000 devices) as its owner, 16 connections, ${duration}"
+    BENCH_TOKEN="$owner_token" wrk -t1 -c16 -d"$duration" --latency -s scripts/bench/bearer.lua \
+      "$base/api/admin/v1/organizations/$org/devices" | tee "$workdir/rls-fleet-$mode.wrk" | summary
+    echo "== [rls $mode] GET /settings with If-None-Match (304), 256 devices, ${duration}"
+    BENCH_DEVICES="$workdir/rls-devices.txt" BENCH_API_KEY="$key" BENCH_ETAG="$etag" BENCH_EXPECT=304 BENCH_MODE=poll \
+      wrk -t1 -c256 -d"$duration" --latency -s scripts/bench/devices.lua "$base" | tee "$workdir/rls-poll-$mode.wrk" | summary
+  done
+  for run in me fleet poll; do
+    awk -v run="$run" 'FNR == 1 { file++ } /Requests\/sec/ { rate[file] = $2 } /UNEXPECTED/ { bad = 1 }
+      END { if (bad || rate[1] == 0) { printf "   %s: not a figure (unexpected statuses)\n", run; exit }
+            ratio = rate[2] / rate[1]
+            printf "   %s: on %.0f req/s, off %.0f req/s, on/off %.3f (target >= 0.90: %s)\n", run, rate[2], rate[1], ratio,
+              (ratio >= 0.90 ? "met" : "MISSED") }' "$workdir/rls-$run-off.wrk" "$workdir/rls-$run-on.wrk"
+  done
+  stop_server
+  unset STEWARD_DATABASE_MIGRATION_URL STEWARD_RLS_ENFORCE
+}
+
+if [ -n "${BENCH_ONLY_RLS:-}" ]; then
+  rls_benchmark
+  exit 0
+fi
+
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 for backend in $backends; do
@@ -740,3 +813,7 @@ for backend in $backends; do
   if [ -z "${BENCH_SKIP_CLEANUP:-}" ]; then cleanup_benchmark "$backend"; fi
   stop_server
 done
+
+case " $backends " in
+  *" postgres "*) if [ -z "${BENCH_SKIP_RLS:-}" ]; then rls_benchmark; fi ;;
+esac

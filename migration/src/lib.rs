@@ -4,6 +4,7 @@
 
 pub use sea_orm_migration::prelude::*;
 
+pub mod default_org;
 mod m20260101_000001_accounts;
 mod m20260101_000002_groups;
 mod m20260101_000003_devices_and_settings;
@@ -39,6 +40,7 @@ mod m20261203_000032_event_search_column;
 mod m20261203_000033_list_indexes;
 mod m20261203_000034_device_search;
 mod m20261203_000035_tenant_indexes;
+mod m20261203_000036_default_org_members;
 
 pub use m20260701_000011_organizations::DEFAULT_ORGANIZATION_ID;
 
@@ -83,6 +85,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000033_list_indexes::Migration),
             Box::new(m20261203_000034_device_search::Migration),
             Box::new(m20261203_000035_tenant_indexes::Migration),
+            Box::new(m20261203_000036_default_org_members::Migration),
         ]
     }
 }

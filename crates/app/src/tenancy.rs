@@ -1,7 +1,8 @@
 //! Row-level security, read and changed by operators (`steward db rls`, the admin API) and at
 //! start-up when `STEWARD_RLS_ENFORCE` is on.
 
-use steward_domain::tenancy::{RlsReport, TenancyStore};
+use steward_domain::organizations::OrgRole;
+use steward_domain::tenancy::{DefaultOrgRepair, RlsReport, TenancyStore};
 use steward_domain::{Actor, AuditAction, AuditEntry, RequestOrigin};
 
 use crate::error::AppError;
@@ -30,4 +31,20 @@ pub async fn row_level_security<S: TenancyStore>(
 ) -> Result<RlsReport, AppError> {
     let record = change.map(|enable| change_record(actor, enable, origin));
     Ok(store.row_level_security(change, record.as_ref()).await?)
+}
+
+/// `steward db repair-default-org`: the default organization exists, every account without an
+/// organization is its user with `role`, managed devices without one are attached to it.
+pub async fn repair_default_organization<S: TenancyStore>(
+    store: &S,
+    role: OrgRole,
+    actor: Actor,
+) -> Result<DefaultOrgRepair, AppError> {
+    let record = AuditEntry::new(
+        actor,
+        AuditAction::known("organization.default_repaired"),
+        "organization",
+    )
+    .resource_id(steward_domain::organizations::DEFAULT_ORGANIZATION_ID);
+    Ok(store.repair_default_organization(role, &record).await?)
 }

@@ -87,7 +87,7 @@ pub fn parse_account_row(
                 problems.push(ImportProblem::new(
                     line,
                     "orgRole",
-                    "must be owner, admin or viewer",
+                    "must be owner, admin, viewer or member",
                 ));
                 None
             }

@@ -124,6 +124,18 @@ pub fn table_status(
     }
 }
 
+/// What `steward db repair-default-org` changed: each step's rows (a second run: all zero).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DefaultOrgRepair {
+    /// 1 when the default organization had to be created again.
+    pub organization_created: u64,
+    /// Accounts that belonged to no organization, now its users.
+    pub users_added: u64,
+    /// Managed devices without an organization, now its devices.
+    pub devices_attached: u64,
+}
+
 /// Reads and changes the database's row-level security.
 pub trait TenancyStore {
     /// Each organization-owned table as it stands (`change = None`), or after turning its
@@ -134,6 +146,15 @@ pub trait TenancyStore {
         change: Option<bool>,
         audit: Option<&AuditEntry>,
     ) -> impl Future<Output = Result<RlsReport, RepositoryError>> + Send;
+
+    /// Makes sure the default organization exists, adds every account that belongs to no
+    /// organization to it with `role`, and attaches managed devices without an organization to
+    /// it; one transaction, audited with `audit` when anything changed.
+    fn repair_default_organization(
+        &self,
+        role: crate::organizations::OrgRole,
+        audit: &AuditEntry,
+    ) -> impl Future<Output = Result<DefaultOrgRepair, RepositoryError>> + Send;
 }
 
 #[cfg(test)]

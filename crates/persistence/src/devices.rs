@@ -421,78 +421,9 @@ impl DeviceStore for Database {
         now: DateTime<Utc>,
         audit: &AuditEntry,
     ) -> Result<DeviceTransfer, DeviceStoreError> {
-        let transaction = self.begin_write().await.map_err(db)?;
-        // The recipient accepts: their account first, as erasing it locks it before its devices.
-        if decision == TransferStatus::Accepted {
-            crate::user_quotas::lock_user_for(
-                &transaction,
-                self.quota_plans(),
-                user,
-                QuotaKey::PersonalDevices,
-            )
-            .await?;
-        }
-        let party = match decision {
-            TransferStatus::Cancelled => device_transfers::Column::FromUserId.eq(user),
-            _ => device_transfers::Column::ToUserId.eq(user),
-        };
-        let decided = device_transfers::Entity::update_many()
-            .col_expr(device_transfers::Column::Status, Expr::value(decision.as_str()))
-            .col_expr(device_transfers::Column::DecidedAt, Expr::value(Some(now)))
-            .filter(device_transfers::Column::Id.eq(id))
-            .filter(crate::database::literal_eq(
-                device_transfers::Column::Status,
-                TransferStatus::Pending.as_str(),
-            ))
-            .filter(device_transfers::Column::ExpiresAt.gt(now))
-            .filter(party)
-            .exec(&transaction)
-            .await
-            .map_err(db)?;
-        if decided.rows_affected == 0 {
-            return Err(DeviceRuleError::NotFound.into());
-        }
-        let decided = transfer(
-            device_transfers::Entity::find_by_id(id)
-                .one(&transaction)
-                .await
-                .map_err(db)?
-                .ok_or(RepositoryError::NotFound)?,
-        )?;
-        if decision == TransferStatus::Accepted {
-            let moved = devices::Entity::update_many()
-                .col_expr(
-                    devices::Column::OwnerUserId,
-                    Expr::value(Some(decided.to_user_id)),
-                )
-                .col_expr(
-                    devices::Column::Version,
-                    Expr::col(devices::Column::Version).add(1),
-                )
-                .col_expr(devices::Column::UpdatedAt, Expr::value(now))
-                .filter(devices::Column::Id.eq(decided.device_id))
-                .filter(devices::Column::OwnerUserId.eq(decided.from_user_id))
-                .exec(&transaction)
-                .await
-                .map_err(db)?;
-            if moved.rows_affected == 0 {
-                return Err(DeviceRuleError::Conflict("the sender no longer owns this device").into());
-            }
-            check_personal_device(
-                &transaction,
-                self.quota_plans(),
-                decided.device_id,
-                decided.to_user_id,
-            )
-            .await?;
-        }
-        let entry = audit.clone().resource_id(decided.device_id).change(
-            Some(json!({"ownerUserId": decided.from_user_id, "transferId": id})),
-            Some(json!({"status": decision.as_str(), "toUserId": decided.to_user_id})),
-        );
-        insert_audit_entry(&transaction, &entry).await?;
-        transaction.commit().await.map_err(db)?;
-        Ok(decided)
+        // Decided by the use case for this caller; the rows span organizations the
+        // caller need not belong to: as the system.
+        crate::tenancy::as_system(self.decide_transfer_as_system(id, user, decision, now, audit)).await
     }
 }
 
@@ -700,5 +631,89 @@ impl ApiKeyStore for Database {
             .into_iter()
             .map(|row| (row.api_key_id, row.day, u64::try_from(row.requests).unwrap_or(0)))
             .collect())
+    }
+}
+
+impl Database {
+    pub(crate) async fn decide_transfer_as_system(
+        &self,
+        id: Uuid,
+        user: Uuid,
+        decision: TransferStatus,
+        now: DateTime<Utc>,
+        audit: &AuditEntry,
+    ) -> Result<DeviceTransfer, DeviceStoreError> {
+        let transaction = self.begin_write().await.map_err(db)?;
+        // The recipient accepts: their account first, as erasing it locks it before its devices.
+        if decision == TransferStatus::Accepted {
+            crate::user_quotas::lock_user_for(
+                &transaction,
+                self.quota_plans(),
+                user,
+                QuotaKey::PersonalDevices,
+            )
+            .await?;
+        }
+        let party = match decision {
+            TransferStatus::Cancelled => device_transfers::Column::FromUserId.eq(user),
+            _ => device_transfers::Column::ToUserId.eq(user),
+        };
+        let decided = device_transfers::Entity::update_many()
+            .col_expr(device_transfers::Column::Status, Expr::value(decision.as_str()))
+            .col_expr(device_transfers::Column::DecidedAt, Expr::value(Some(now)))
+            .filter(device_transfers::Column::Id.eq(id))
+            .filter(crate::database::literal_eq(
+                device_transfers::Column::Status,
+                TransferStatus::Pending.as_str(),
+            ))
+            .filter(device_transfers::Column::ExpiresAt.gt(now))
+            .filter(party)
+            .exec(&transaction)
+            .await
+            .map_err(db)?;
+        if decided.rows_affected == 0 {
+            return Err(DeviceRuleError::NotFound.into());
+        }
+        let decided = transfer(
+            device_transfers::Entity::find_by_id(id)
+                .one(&transaction)
+                .await
+                .map_err(db)?
+                .ok_or(RepositoryError::NotFound)?,
+        )?;
+        if decision == TransferStatus::Accepted {
+            let moved = devices::Entity::update_many()
+                .col_expr(
+                    devices::Column::OwnerUserId,
+                    Expr::value(Some(decided.to_user_id)),
+                )
+                .col_expr(
+                    devices::Column::Version,
+                    Expr::col(devices::Column::Version).add(1),
+                )
+                .col_expr(devices::Column::UpdatedAt, Expr::value(now))
+                .filter(devices::Column::Id.eq(decided.device_id))
+                .filter(devices::Column::OwnerUserId.eq(decided.from_user_id))
+                .exec(&transaction)
+                .await
+                .map_err(db)?;
+            if moved.rows_affected == 0 {
+                return Err(DeviceRuleError::Conflict("the sender no longer owns this device").into());
+            }
+            check_personal_device(
+                &transaction,
+                self.quota_plans(),
+                decided.device_id,
+                decided.to_user_id,
+            )
+            .await?;
+        }
+        let entry = audit.clone().resource_id(decided.device_id).change(
+            Some(json!({"ownerUserId": decided.from_user_id, "transferId": id})),
+            Some(json!({"status": decision.as_str(), "toUserId": decided.to_user_id})),
+        );
+        insert_audit_entry(&transaction, &entry).await?;
+        transaction.commit().await.map_err(db)?;
+        Ok(decided)
     }
 }

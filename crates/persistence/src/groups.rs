@@ -598,93 +598,9 @@ impl GroupStore for Database {
         now: DateTime<Utc>,
         audit: &AuditEntry,
     ) -> Result<Uuid, GroupStoreError> {
-        // The code names its group for good: read it before the transaction, so the group's lock
-        // can be taken first, in the order deletion, archiving and role changes take it (group,
-        // then its invites) — two orders could deadlock.
-        let group_id = group_invites::Entity::find()
-            .filter(group_invites::Column::Code.eq(code))
-            .one(self.connection())
-            .await
-            .map_err(db)?
-            .ok_or(GroupRuleError::NotFound)?
-            .group_id;
-        let transaction = self.begin_write().await.map_err(db)?;
-        // The group's lock also orders this join with role changes: the creator's standing read
-        // below is the one in force when the member joins.
-        let group = lock_group(&transaction, group_id, now)
-            .await?
-            .filter(|group| group.archived_at.is_none())
-            .ok_or(GroupRuleError::NotFound)?;
-        // Then spend the use: the conditional update is the arbiter between racing joins.
-        let spent = group_invites::Entity::update_many()
-            .col_expr(
-                group_invites::Column::UseCount,
-                Expr::col(group_invites::Column::UseCount).add(1),
-            )
-            .filter(group_invites::Column::Code.eq(code))
-            .filter(group_invites::Column::GroupId.eq(group_id))
-            .filter(group_invites::Column::RevokedAt.is_null())
-            .filter(group_invites::Column::ExpiresAt.gt(now))
-            .filter(Expr::col(group_invites::Column::UseCount).lt(Expr::col(group_invites::Column::MaxUses)))
-            .exec(&transaction)
-            .await
-            .map_err(db)?;
-        if spent.rows_affected == 0 {
-            return Err(GroupRuleError::NotFound.into());
-        }
-        let invite = group_invites::Entity::find()
-            .filter(group_invites::Column::Code.eq(code))
-            .one(&transaction)
-            .await
-            .map_err(db)?
-            .ok_or(GroupRuleError::NotFound)?;
-        let granted = role(&invite.role)?;
-        let creator_role = group_memberships::Entity::find()
-            .filter(group_memberships::Column::GroupId.eq(group.id))
-            .filter(group_memberships::Column::UserId.eq(invite.created_by))
-            .one(&transaction)
-            .await
-            .map_err(db)?
-            .map(|membership| role(&membership.role))
-            .transpose()?;
-        invite_still_grants(creator_role, granted)?;
-        let already = group_memberships::Entity::find()
-            .filter(group_memberships::Column::GroupId.eq(group.id))
-            .filter(group_memberships::Column::UserId.eq(user))
-            .one(&transaction)
-            .await
-            .map_err(db)?;
-        if already.is_some() {
-            return Err(GroupRuleError::Conflict("you are already a member of this group").into());
-        }
-        group_memberships::Entity::insert(group_memberships::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            group_id: Set(group.id),
-            user_id: Set(user),
-            role: Set(granted.as_str().to_owned()),
-            invited_by: Set(invite.created_by),
-            joined_at: Set(now),
-            updated_at: Set(now),
-        })
-        .exec_without_returning(&transaction)
-        .await
-        .map_err(|error| match db(error) {
-            RepositoryError::Conflict(_) => {
-                GroupStoreError::Rule(GroupRuleError::Conflict("you are already a member of this group"))
-            }
-            other => other.into(),
-        })?;
-        // A family group holds as many members as its owner's quota allows.
-        if group.organization_id.is_none() {
-            crate::user_quotas::check_group_members_after(&transaction, self.quota_plans(), group.id).await?;
-        }
-        let entry = audit
-            .clone()
-            .resource_id(group.id)
-            .change(None, Some(json!({"inviteId": invite.id, "role": granted})));
-        insert_audit_entry(&transaction, &entry).await?;
-        transaction.commit().await.map_err(db)?;
-        Ok(group.id)
+        // Decided by the use case for this caller; the rows span organizations the
+        // caller need not belong to: as the system.
+        crate::tenancy::as_system(self.redeem_invite_as_system(code, user, now, audit)).await
     }
 
     async fn shared_group_role(
@@ -789,4 +705,102 @@ pub(crate) async fn role_pairs_in<C: ConnectionTrait>(
         }
     }
     Ok(pairs)
+}
+
+impl Database {
+    pub(crate) async fn redeem_invite_as_system(
+        &self,
+        code: &str,
+        user: Uuid,
+        now: DateTime<Utc>,
+        audit: &AuditEntry,
+    ) -> Result<Uuid, GroupStoreError> {
+        // The code names its group for good: read it before the transaction, so the group's lock
+        // can be taken first, in the order deletion, archiving and role changes take it (group,
+        // then its invites) — two orders could deadlock.
+        let group_id = group_invites::Entity::find()
+            .filter(group_invites::Column::Code.eq(code))
+            .one(self.connection())
+            .await
+            .map_err(db)?
+            .ok_or(GroupRuleError::NotFound)?
+            .group_id;
+        let transaction = self.begin_write().await.map_err(db)?;
+        // The group's lock also orders this join with role changes: the creator's standing read
+        // below is the one in force when the member joins.
+        let group = lock_group(&transaction, group_id, now)
+            .await?
+            .filter(|group| group.archived_at.is_none())
+            .ok_or(GroupRuleError::NotFound)?;
+        // Then spend the use: the conditional update is the arbiter between racing joins.
+        let spent = group_invites::Entity::update_many()
+            .col_expr(
+                group_invites::Column::UseCount,
+                Expr::col(group_invites::Column::UseCount).add(1),
+            )
+            .filter(group_invites::Column::Code.eq(code))
+            .filter(group_invites::Column::GroupId.eq(group_id))
+            .filter(group_invites::Column::RevokedAt.is_null())
+            .filter(group_invites::Column::ExpiresAt.gt(now))
+            .filter(Expr::col(group_invites::Column::UseCount).lt(Expr::col(group_invites::Column::MaxUses)))
+            .exec(&transaction)
+            .await
+            .map_err(db)?;
+        if spent.rows_affected == 0 {
+            return Err(GroupRuleError::NotFound.into());
+        }
+        let invite = group_invites::Entity::find()
+            .filter(group_invites::Column::Code.eq(code))
+            .one(&transaction)
+            .await
+            .map_err(db)?
+            .ok_or(GroupRuleError::NotFound)?;
+        let granted = role(&invite.role)?;
+        let creator_role = group_memberships::Entity::find()
+            .filter(group_memberships::Column::GroupId.eq(group.id))
+            .filter(group_memberships::Column::UserId.eq(invite.created_by))
+            .one(&transaction)
+            .await
+            .map_err(db)?
+            .map(|membership| role(&membership.role))
+            .transpose()?;
+        invite_still_grants(creator_role, granted)?;
+        let already = group_memberships::Entity::find()
+            .filter(group_memberships::Column::GroupId.eq(group.id))
+            .filter(group_memberships::Column::UserId.eq(user))
+            .one(&transaction)
+            .await
+            .map_err(db)?;
+        if already.is_some() {
+            return Err(GroupRuleError::Conflict("you are already a member of this group").into());
+        }
+        group_memberships::Entity::insert(group_memberships::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            group_id: Set(group.id),
+            user_id: Set(user),
+            role: Set(granted.as_str().to_owned()),
+            invited_by: Set(invite.created_by),
+            joined_at: Set(now),
+            updated_at: Set(now),
+        })
+        .exec_without_returning(&transaction)
+        .await
+        .map_err(|error| match db(error) {
+            RepositoryError::Conflict(_) => {
+                GroupStoreError::Rule(GroupRuleError::Conflict("you are already a member of this group"))
+            }
+            other => other.into(),
+        })?;
+        // A family group holds as many members as its owner's quota allows.
+        if group.organization_id.is_none() {
+            crate::user_quotas::check_group_members_after(&transaction, self.quota_plans(), group.id).await?;
+        }
+        let entry = audit
+            .clone()
+            .resource_id(group.id)
+            .change(None, Some(json!({"inviteId": invite.id, "role": granted})));
+        insert_audit_entry(&transaction, &entry).await?;
+        transaction.commit().await.map_err(db)?;
+        Ok(group.id)
+    }
 }

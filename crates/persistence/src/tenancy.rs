@@ -24,9 +24,10 @@ pub enum Tenancy {
     /// Every tenant: background work, the CLI, start-up, and a request until its caller is known.
     System,
     /// A signed-in user: the organizations they belong to and those managing a device they own
-    /// or are assigned, or a device of someone in a group of theirs (read at each checkout, so
-    /// a change counts at once: a brought-in phone obeys its organization's policies, which its
-    /// owner and their family's managers read), and every tenant when they hold a system role.
+    /// or are assigned, or a device of someone in a group they manage (owner or admin; read at
+    /// each checkout, so a change counts at once: a brought-in phone obeys its organization's
+    /// policies, which its owner and their family's managers read), and every tenant when they
+    /// hold a system role.
     User(Uuid),
     /// A device: its organization's rows (a managed device) and its owner's, read from
     /// `devices` at each checkout.
@@ -78,9 +79,11 @@ pub(crate) fn settings_sql(tenancy: &Tenancy) -> String {
              SELECT organization_id FROM devices WHERE organization_id IS NOT NULL AND \
              (owner_user_id = '{user}' OR assigned_user_id = '{user}') UNION \
              SELECT d.organization_id FROM group_memberships mine \
+             JOIN groups g ON g.id = mine.group_id AND g.deleted_at IS NULL \
              JOIN group_memberships theirs ON theirs.group_id = mine.group_id \
              JOIN devices d ON d.owner_user_id = theirs.user_id \
-             WHERE mine.user_id = '{user}' AND d.organization_id IS NOT NULL) AS related), ''), false); \
+             WHERE mine.user_id = '{user}' AND mine.role IN ('owner', 'admin') \
+             AND d.organization_id IS NOT NULL) AS related), ''), false); \
              SELECT set_config('app.is_system', CASE WHEN EXISTS (SELECT 1 FROM user_system_roles \
              WHERE user_id = '{user}') THEN 'on' ELSE 'off' END, false)"
         ),
@@ -102,7 +105,7 @@ pub(crate) async fn apply(connection: &mut sqlx::PgConnection) -> Result<(), sql
 }
 
 /// The policy's name; a new version of the rule gets a new name, so an enable replaces an old one.
-pub const POLICY: &str = "steward_tenant_v1";
+pub const POLICY: &str = "steward_tenant_v2";
 
 const SYSTEM: &str = "(SELECT coalesce(current_setting('app.is_system', true), '') = 'on')";
 const ORGS: &str = "(SELECT string_to_array(nullif(btrim(coalesce(current_setting('app.org_ids', true), ''), '{} '), ''), ',')::uuid[])";
@@ -117,18 +120,22 @@ enum Owner {
     Memberships,
     /// `devices`: also the devices the caller owns or is assigned.
     Devices,
-    /// Through its device (`device_id`): visible where the device is.
-    ThroughDevice,
+    /// Through the row it belongs to (`column` naming a row of `parent`, itself policed):
+    /// visible and writable where that row is.
+    Through {
+        column: &'static str,
+        parent: &'static str,
+    },
 }
 
 /// Every organization-owned table and how it belongs.
-const TABLES: [(&str, Owner); 17] = [
+const TABLES: [(&str, Owner); 27] = [
     ("org_users", Owner::Memberships),
     ("device_policies", Owner::Column { nullable: false }),
     ("enrollment_tokens", Owner::Column { nullable: false }),
     ("devices", Owner::Devices),
     ("device_commands", Owner::Column { nullable: true }),
-    ("device_tokens", Owner::ThroughDevice),
+    ("device_tokens", THROUGH_DEVICE),
     ("groups", Owner::Column { nullable: true }),
     ("audit_logs", Owner::Column { nullable: true }),
     ("device_events", Owner::Column { nullable: true }),
@@ -139,8 +146,59 @@ const TABLES: [(&str, Owner); 17] = [
     ("quota_spends", Owner::Column { nullable: false }),
     ("report_schedules", Owner::Column { nullable: true }),
     ("webhooks", Owner::Column { nullable: true }),
-    ("unlock_requests", Owner::ThroughDevice),
+    ("unlock_requests", THROUGH_DEVICE),
+    ("device_settings", THROUGH_DEVICE),
+    ("device_transfers", THROUGH_DEVICE),
+    ("push_notifications", THROUGH_DEVICE),
+    ("device_event_batches", THROUGH_DEVICE),
+    (
+        "group_memberships",
+        Owner::Through {
+            column: "group_id",
+            parent: "groups",
+        },
+    ),
+    (
+        "group_invites",
+        Owner::Through {
+            column: "group_id",
+            parent: "groups",
+        },
+    ),
+    (
+        "webhook_deliveries",
+        Owner::Through {
+            column: "webhook_id",
+            parent: "webhooks",
+        },
+    ),
+    (
+        "job_blobs",
+        Owner::Through {
+            column: "job_id",
+            parent: "jobs",
+        },
+    ),
+    (
+        "report_runs",
+        Owner::Through {
+            column: "schedule_id",
+            parent: "report_schedules",
+        },
+    ),
+    (
+        "report_recipients",
+        Owner::Through {
+            column: "schedule_id",
+            parent: "report_schedules",
+        },
+    ),
 ];
+
+const THROUGH_DEVICE: Owner = Owner::Through {
+    column: "device_id",
+    parent: "devices",
+};
 
 /// The organization-owned tables, in report order.
 pub fn tables() -> Vec<&'static str> {
@@ -156,9 +214,22 @@ fn predicate(table: &str, owner: &Owner) -> String {
         Owner::Devices => format!(
             "organization_id IS NULL OR {SYSTEM} OR {in_orgs} OR owner_user_id = {USER} OR assigned_user_id = {USER}"
         ),
-        Owner::ThroughDevice => {
-            format!("{SYSTEM} OR EXISTS (SELECT 1 FROM devices WHERE devices.id = {table}.device_id)")
+        Owner::Through { column, parent } => {
+            format!("{SYSTEM} OR EXISTS (SELECT 1 FROM {parent} WHERE {parent}.id = {table}.{column})")
         }
+    }
+}
+
+/// Which rows a connection may write (`WITH CHECK`): only into its organizations (or none).
+/// Being the member or the device's owner lets a caller read a row, never move one into an
+/// organization that is not theirs (a membership of their own in another organization, their
+/// device handed to one).
+fn check(table: &str, owner: &Owner) -> String {
+    let in_orgs = format!("organization_id = ANY ({ORGS}::uuid[])");
+    match owner {
+        Owner::Memberships => format!("{SYSTEM} OR {in_orgs}"),
+        Owner::Devices => format!("organization_id IS NULL OR {SYSTEM} OR {in_orgs}"),
+        other => predicate(table, other),
     }
 }
 
@@ -168,6 +239,27 @@ struct TableState {
     enabled: bool,
     forced: bool,
     policies: Vec<String>,
+    /// Steward's current policy is there, for every command.
+    ours: bool,
+}
+
+impl TableState {
+    /// Older versions of Steward's policy, and Steward's own when it is not for every command.
+    fn stale(&self) -> Vec<&String> {
+        self.policies
+            .iter()
+            .filter(|name| name.starts_with("steward_tenant") && (name.as_str() != POLICY || !self.ours))
+            .collect()
+    }
+
+    /// Policies Steward did not make: PostgreSQL lets a row through when any permissive policy
+    /// does, so each widens Steward's.
+    fn foreign(&self) -> Vec<&String> {
+        self.policies
+            .iter()
+            .filter(|name| !name.starts_with("steward_tenant"))
+            .collect()
+    }
 }
 
 async fn table_state(connection: &mut sqlx::PgConnection, table: &str) -> Result<TableState, sqlx::Error> {
@@ -185,35 +277,50 @@ async fn table_state(connection: &mut sqlx::PgConnection, table: &str) -> Result
             enabled: false,
             forced: false,
             policies: Vec::new(),
+            ours: false,
         });
     };
-    let policies: Vec<(String,)> = sqlx::query_as(
-        "SELECT policyname::text FROM pg_policies WHERE schemaname = current_schema() AND tablename = $1 ORDER BY 1",
+    let policies: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT policyname::text, cmd::text, permissive::text FROM pg_policies \
+         WHERE schemaname = current_schema() AND tablename = $1 ORDER BY 1",
     )
     .bind(table)
     .fetch_all(&mut *connection)
     .await?;
+    let ours = policies
+        .iter()
+        .any(|(name, cmd, permissive)| name == POLICY && cmd == "ALL" && permissive == "PERMISSIVE");
     Ok(TableState {
         exists: true,
         enabled,
         forced,
-        policies: policies.into_iter().map(|(name,)| name).collect(),
+        policies: policies.into_iter().map(|(name, _, _)| name).collect(),
+        ours,
     })
 }
 
 /// The statements turning `table`'s policy on (replacing older versions) or off.
 fn change_sql(table: &str, owner: &Owner, state: &TableState, enable: bool) -> Vec<String> {
-    let mut statements: Vec<String> = state
-        .policies
-        .iter()
-        .filter(|name| name.starts_with("steward_tenant") && (!enable || name.as_str() != POLICY))
-        .map(|name| format!("DROP POLICY \"{name}\" ON \"{table}\""))
-        .collect();
+    let mut statements = vec!["SET LOCAL lock_timeout = '10s'".to_owned()];
+    let drop: Vec<&String> = if enable {
+        state.stale()
+    } else {
+        state
+            .policies
+            .iter()
+            .filter(|name| name.starts_with("steward_tenant"))
+            .collect()
+    };
+    statements.extend(
+        drop.iter()
+            .map(|name| format!("DROP POLICY \"{name}\" ON \"{table}\"")),
+    );
     if enable {
-        if !state.policies.iter().any(|name| name == POLICY) {
+        if !state.ours {
             statements.push(format!(
-                "CREATE POLICY {POLICY} ON \"{table}\" FOR ALL USING ({})",
-                predicate(table, owner)
+                "CREATE POLICY {POLICY} ON \"{table}\" FOR ALL USING ({}) WITH CHECK ({})",
+                predicate(table, owner),
+                check(table, owner)
             ));
         }
         if !state.enabled {
@@ -241,6 +348,45 @@ pub async fn report(
     change: Option<bool>,
 ) -> Result<RlsReport, sqlx::Error> {
     use sqlx::Executor;
+    // Instances starting together with enforcement on take turns: the second finds the
+    // first's policies and changes nothing.
+    if change.is_some() {
+        connection.execute("SELECT pg_advisory_lock(7301815243)").await?;
+    }
+    let outcome = table_lines(connection, change).await;
+    if change.is_some() {
+        let _ = connection.execute("SELECT pg_advisory_unlock(7301815243)").await;
+    }
+    let tables = outcome?;
+    let enforced = change != Some(false)
+        && tables.iter().all(|table| {
+            table.rls_enabled
+                && table.forced
+                && matches!(
+                    table.status,
+                    RlsStatus::Ok | RlsStatus::Changed | RlsStatus::Unchanged
+                )
+        });
+    Ok(RlsReport {
+        backend: "postgres".to_owned(),
+        action: match change {
+            None => "status",
+            Some(true) => "enable",
+            Some(false) => "disable",
+        }
+        .to_owned(),
+        enforced,
+        applies_to_server_role: None,
+        warnings: Vec::new(),
+        tables,
+    })
+}
+
+async fn table_lines(
+    connection: &mut sqlx::PgConnection,
+    change: Option<bool>,
+) -> Result<Vec<RlsTable>, sqlx::Error> {
+    use sqlx::Executor;
     let mut tables = Vec::with_capacity(TABLES.len());
     for (table, owner) in &TABLES {
         let before = table_state(connection, table).await?;
@@ -255,8 +401,8 @@ pub async fn report(
             });
             continue;
         }
-        let has_policy = before.policies.iter().any(|name| name == POLICY);
-        let (mut status, mut message) = table_status(change, before.enabled, before.forced, has_policy);
+        let current = before.ours && before.stale().is_empty();
+        let (mut status, mut message) = table_status(change, before.enabled, before.forced, current);
         let mut after = before;
         if let Some(enable) = change
             && status == RlsStatus::Changed
@@ -274,6 +420,18 @@ pub async fn report(
             }
             after = table_state(connection, table).await?;
         }
+        let foreign = after.foreign();
+        if change != Some(false) && !foreign.is_empty() && status != RlsStatus::Warning {
+            status = RlsStatus::Warning;
+            message = Some(format!(
+                "other policies on the table let rows through too (PostgreSQL allows a row any permissive policy allows): {}",
+                foreign
+                    .iter()
+                    .map(|name| name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
         tables.push(RlsTable {
             table: (*table).to_owned(),
             rls_enabled: after.enabled,
@@ -283,34 +441,7 @@ pub async fn report(
             message,
         });
     }
-    let enforced = match change {
-        Some(false) => tables.iter().all(|table| !table.rls_enabled),
-        _ => tables.iter().all(|table| {
-            table.rls_enabled && table.forced && table.policies.iter().any(|name| name == POLICY)
-        }),
-    };
-    Ok(RlsReport {
-        backend: "postgres".to_owned(),
-        action: match change {
-            None => "status",
-            Some(true) => "enable",
-            Some(false) => "disable",
-        }
-        .to_owned(),
-        enforced,
-        applies_to_server_role: None,
-        warnings: Vec::new(),
-        tables,
-    })
-}
-
-/// Whether the role of `connection` is bound by the policies (not a superuser, not `BYPASSRLS`).
-pub async fn role_is_bound(connection: &mut sqlx::PgConnection) -> Result<bool, sqlx::Error> {
-    let bypass: Option<(bool, bool)> =
-        sqlx::query_as("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user")
-            .fetch_optional(&mut *connection)
-            .await?;
-    Ok(!bypass.is_some_and(|(superuser, bypassrls)| superuser || bypassrls))
+    Ok(tables)
 }
 
 #[cfg(test)]

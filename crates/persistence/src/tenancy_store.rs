@@ -3,7 +3,7 @@
 
 use sea_orm::sqlx::{self, Connection};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
-use steward_domain::tenancy::{RlsReport, RlsStatus, TenancyStore};
+use steward_domain::tenancy::{DefaultOrgRepair, RlsReport, RlsStatus, TenancyStore};
 use steward_domain::{AuditEntry, RepositoryError};
 
 use crate::audit::insert_audit_entry;
@@ -28,6 +28,46 @@ impl TenancyStore for Database {
         if self.backend() == Backend::Sqlite {
             return Ok(RlsReport::unsupported(action, &crate::tenancy::tables()));
         }
+        // Catalogs and DDL, for every tenant: as the system whoever asks.
+        crate::tenancy::as_system(self.row_level_security_as_system(change, action, audit)).await
+    }
+
+    async fn repair_default_organization(
+        &self,
+        role: steward_domain::organizations::OrgRole,
+        audit: &AuditEntry,
+    ) -> Result<DefaultOrgRepair, RepositoryError> {
+        let transaction = self.begin_write().await.map_err(db)?;
+        let repair = steward_migration::default_org::repair(&transaction, role.as_str())
+            .await
+            .map_err(db)?;
+        let repair = DefaultOrgRepair {
+            organization_created: repair.organization_created,
+            users_added: repair.users_added,
+            devices_attached: repair.devices_attached,
+        };
+        if repair.organization_created + repair.users_added + repair.devices_attached > 0 {
+            let mut audit = audit.clone();
+            audit.after = Some(serde_json::json!({
+                "role": role.as_str(),
+                "organizationCreated": repair.organization_created,
+                "usersAdded": repair.users_added,
+                "devicesAttached": repair.devices_attached,
+            }));
+            insert_audit_entry(&transaction, &audit).await?;
+        }
+        transaction.commit().await.map_err(db)?;
+        Ok(repair)
+    }
+}
+
+impl Database {
+    async fn row_level_security_as_system(
+        &self,
+        change: Option<bool>,
+        action: &str,
+        audit: Option<&AuditEntry>,
+    ) -> Result<RlsReport, RepositoryError> {
         let mut owner = sqlx::PgConnection::connect(self.owner_url())
             .await
             .map_err(failed)?;
@@ -53,6 +93,7 @@ impl TenancyStore for Database {
             None => (String::new(), false),
         };
         report.applies_to_server_role = Some(!bypasses);
+        report.enforced &= !bypasses;
         if bypasses {
             report.warnings.push(format!(
                 "the server connects as `{role}`, a superuser or a role with BYPASSRLS: the policies do not bind it; connect as a role of its own (docs/operations.md#row-level-security-postgresql)"

@@ -451,6 +451,12 @@ async fn enforce_row_level_security(database: &Database) -> Result<(), StartupEr
     if report.backend == "sqlite" {
         return Ok(());
     }
+    if report.applies_to_server_role == Some(false) {
+        return Err(StartupError::Setting(
+            "STEWARD_RLS_ENFORCE: the server connects as a superuser or a BYPASSRLS role, which row-level security never binds; connect as a role of its own (deploy/postgres-roles.sql)"
+                .to_owned(),
+        ));
+    }
     let refused: Vec<String> = report
         .tables
         .iter()

@@ -233,6 +233,15 @@ pub enum DbAction {
         #[command(subcommand)]
         action: RlsAction,
     },
+    /// Make sure the default organization exists, add every account that belongs to no
+    /// organization to it and attach managed devices without an organization to it; prints
+    /// how many rows each step touched as JSON (a second run touches none).
+    RepairDefaultOrg {
+        /// The organization role of the accounts added (default `STEWARD_DEFAULT_ORG_ROLE`,
+        /// `member`).
+        #[arg(long)]
+        role: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -364,6 +373,27 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         } => {
             let config = load(cli.config)?;
             row_level_security(&config, action).await
+        }
+        Command::Db {
+            action: DbAction::RepairDefaultOrg { role },
+        } => {
+            let mut config = load(cli.config)?;
+            if let Some(role) = role {
+                config.default_org_role = role;
+            }
+            let role = config.default_org_role().map_err(CliError::Config)?;
+            let database = open_database(&config, false).await?;
+            let repair = steward_app::tenancy::repair_default_organization(
+                &database,
+                role,
+                steward_domain::Actor::system(),
+            )
+            .await
+            .map_err(|error| CliError::Failed(error.to_string()))?;
+            let text =
+                serde_json::to_string_pretty(&repair).map_err(|error| CliError::Failed(error.to_string()))?;
+            println!("{text}");
+            Ok(())
         }
         Command::Keys {
             action: KeysAction::Rotate { dir },
@@ -722,11 +752,16 @@ async fn open_database(config: &Config, init: bool) -> Result<steward_persistenc
             "the database has no Steward schema yet: {hint}"
         )));
     }
-    if init || config.migrate_on_start {
-        database
-            .migrate_up()
-            .await
-            .map_err(|error| CliError::Failed(error.to_string()))?;
+    // Only what is pending, and as the schema owner when a migration URL is set: the
+    // application role may not create SeaORM's table, even one that exists.
+    let pending = !database
+        .migration_state()
+        .await
+        .map_err(|error| CliError::Failed(error.to_string()))?
+        .pending
+        .is_empty();
+    if (init || config.migrate_on_start) && pending {
+        app::migrate_up(config, &database).await?;
     }
     Ok(database)
 }
@@ -892,14 +927,15 @@ async fn row_level_security(config: &Config, action: RlsAction) -> Result<(), Cl
     .map_err(|error| CliError::Failed(error.to_string()))?;
     let text = serde_json::to_string_pretty(&report).map_err(|error| CliError::Failed(error.to_string()))?;
     println!("{text}");
-    let refused = report
-        .tables
-        .iter()
-        .any(|table| table.status == steward_domain::tenancy::RlsStatus::Warning);
-    if refused && change.is_some() {
-        return Err(CliError::Failed(
-            "some tables could not be changed (their lines say why): run it with STEWARD_DATABASE_MIGRATION_URL set to the tables' owner".to_owned(),
-        ));
+    // PostgreSQL: exit 1 whenever the report warns (a table refused or not as it should be,
+    // the server's role not bound), so a monitor can run `steward db rls status`.
+    if report.backend == "postgres" && report.has_warnings() {
+        return Err(CliError::Failed(match change {
+            Some(true) => "row-level security is not in force: see the report's warnings (a refused change needs STEWARD_DATABASE_MIGRATION_URL set to the tables' owner)",
+            Some(false) => "some tables could not be changed: see the report's warnings",
+            None => "row-level security is not in force: see the report's warnings",
+        }
+        .to_owned()));
     }
     Ok(())
 }

@@ -321,6 +321,9 @@ pub struct Config {
     /// PostgreSQL row-level security turned on at start-up; `enforce` when not set.
     #[serde(deserialize_with = "optional_truthy")]
     pub rls_enforce: Option<bool>,
+    /// The organization role `steward db repair-default-org` gives the accounts it adds to the
+    /// default organization: `member` (belongs, reads nothing of it), `viewer`, `admin`, `owner`.
+    pub default_org_role: String,
 }
 
 impl Default for Config {
@@ -397,6 +400,7 @@ impl Default for Config {
             user_mgmt_core: true,
             enforce: false,
             rls_enforce: None,
+            default_org_role: "member".to_owned(),
             webhook_allow_http: false,
             webhook_allowed_networks: Vec::new(),
             webhook_organization_networks: Vec::new(),
@@ -598,6 +602,23 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         Backend::from_url(&self.database_url())
             .map_err(|error| ConfigError(format!("STEWARD_DATABASE_URL: {error}")))?;
+        if let Some(url) = &self.database_migration_url {
+            let (server, migrations) = (
+                Backend::from_url(&self.database_url()).ok(),
+                Backend::from_url(url),
+            );
+            match migrations {
+                Err(error) => return Err(ConfigError(format!("STEWARD_DATABASE_MIGRATION_URL: {error}"))),
+                Ok(backend) if Some(backend) != server => {
+                    return Err(ConfigError(
+                        "STEWARD_DATABASE_MIGRATION_URL: must name the same kind of database as STEWARD_DATABASE_URL"
+                            .to_owned(),
+                    ));
+                }
+                Ok(_) => {}
+            }
+        }
+        self.default_org_role()?;
         if let Some(url) = &self.redis_url {
             steward_persistence::shared_limits::check_url(url).map_err(|error| {
                 ConfigError(format!("STEWARD_REDIS_URL: `{}` {error}", mask_url_password(url)))
@@ -928,6 +949,16 @@ impl Config {
         self.database_migration_url
             .clone()
             .unwrap_or_else(|| self.database_url())
+    }
+
+    /// The role `steward db repair-default-org` gives the accounts it adds.
+    pub fn default_org_role(&self) -> Result<steward_domain::organizations::OrgRole, ConfigError> {
+        steward_domain::organizations::parse_org_role(&self.default_org_role).map_err(|_| {
+            ConfigError(format!(
+                "STEWARD_DEFAULT_ORG_ROLE: `{}` must be member, viewer, admin or owner",
+                self.default_org_role.chars().take(40).collect::<String>()
+            ))
+        })
     }
 
     /// Whether row-level security is turned on at start-up (`rls_enforce`, else `enforce`).

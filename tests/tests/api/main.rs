@@ -25,6 +25,7 @@ mod boundaries;
 mod config_backup;
 mod cors;
 mod dashboard;
+mod default_org;
 mod device_events;
 mod devices;
 mod docs_examples;

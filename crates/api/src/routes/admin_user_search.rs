@@ -120,7 +120,7 @@ impl UserListQuery {
 #[serde(rename_all = "camelCase")]
 pub struct UserOrganizationView {
     pub organization_id: Uuid,
-    /// owner, admin or viewer.
+    /// owner, admin, viewer or member.
     pub role: String,
 }
 

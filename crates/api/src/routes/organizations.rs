@@ -269,7 +269,7 @@ pub struct OrgUserView {
     pub user_id: Uuid,
     pub email: String,
     pub display_name: String,
-    /// owner, admin or viewer.
+    /// owner, admin, viewer or member.
     pub role: String,
     pub joined_at: DateTime<Utc>,
 }
@@ -371,7 +371,7 @@ fn org_user_view(member: steward_domain::organizations::OrgMember) -> OrgUserVie
 pub struct AddOrgUserRequest {
     pub user_id: Option<Uuid>,
     pub email: Option<String>,
-    /// owner, admin or viewer.
+    /// owner, admin, viewer or member.
     pub role: String,
 }
 
@@ -418,7 +418,7 @@ pub async fn add_org_user(
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ChangeOrgRoleRequest {
-    /// owner, admin or viewer.
+    /// owner, admin, viewer or member.
     pub role: String,
 }
 

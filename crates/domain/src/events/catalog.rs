@@ -545,6 +545,11 @@ pub const EVENT_TYPES: &[EventType] = &[
         "configuration",
         "A configuration file was imported (its counts and every item it created or updated).",
     ),
+    event(
+        "organization.default_repaired",
+        "organization",
+        "The default organization was repaired: how many accounts it gained (and with which role), how many devices were attached to it, whether it was created again.",
+    ),
     // Row-level security.
     event(
         "database.rls_enabled",

@@ -21,16 +21,20 @@ pub enum OrgRole {
     Owner,
     Admin,
     Viewer,
+    /// Belongs to the organization (the default organization's users, seed 002's tenant
+    /// member) without reading any of it: its routes answer 403.
+    Member,
 }
 
 impl OrgRole {
-    pub const ALL: [OrgRole; 3] = [Self::Owner, Self::Admin, Self::Viewer];
+    pub const ALL: [OrgRole; 4] = [Self::Owner, Self::Admin, Self::Viewer, Self::Member];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Owner => "owner",
             Self::Admin => "admin",
             Self::Viewer => "viewer",
+            Self::Member => "member",
         }
     }
 
@@ -42,20 +46,24 @@ impl OrgRole {
 
     fn rank(self) -> u8 {
         match self {
-            Self::Owner => 2,
-            Self::Admin => 1,
-            Self::Viewer => 0,
+            Self::Owner => 3,
+            Self::Admin => 2,
+            Self::Viewer => 1,
+            Self::Member => 0,
         }
     }
 
     pub fn allows(self, permission: OrgPermission) -> bool {
         match permission {
-            OrgPermission::View => true,
-            OrgPermission::Manage | OrgPermission::ManageUsers => self.rank() >= 1,
+            OrgPermission::View => self.rank() >= 1,
+            OrgPermission::Manage | OrgPermission::ManageUsers => self.rank() >= 2,
             OrgPermission::Delete => self == Self::Owner,
         }
     }
 }
+
+/// The default organization's fixed id (migration `m20260701_000011_organizations`).
+pub const DEFAULT_ORGANIZATION_ID: &str = "00000000-0000-7000-8000-000000000001";
 
 /// What an organization role may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -131,7 +139,7 @@ pub fn parse_org_settings(
 pub fn parse_org_role(value: &str) -> Result<OrgRole, OrgRuleError> {
     OrgRole::parse(value).ok_or(OrgRuleError::Invalid {
         field: "role",
-        message: "must be owner, admin or viewer",
+        message: "must be owner, admin, viewer or member",
     })
 }
 

@@ -41,7 +41,11 @@ pub fn parse_user_row(line: usize, row: &BTreeMap<String, String>) -> Result<Use
         Some(text) => OrgRole::parse(text),
     };
     if role.is_none() {
-        problems.push(ImportProblem::new(line, "role", "must be owner, admin or viewer"));
+        problems.push(ImportProblem::new(
+            line,
+            "role",
+            "must be owner, admin, viewer or member",
+        ));
     }
     match role {
         Some(role) if problems.is_empty() => Ok(UserImport { line, email, role }),

@@ -495,160 +495,15 @@ impl AccountStore for Database {
     }
 
     async fn erase_user(&self, id: Uuid, audit: &AuditEntry) -> Result<(), RepositoryError> {
-        let transaction = self.begin_write().await.map_err(db)?;
-        let now = Utc::now();
-        // The last unlocked super_admin stays: decided while every grant is locked.
-        let (_, grants, other_active_super_admins) =
-            claim_for_super_admin_rule(&transaction, id, now).await?;
-        if grants.contains(&id) && other_active_super_admins == 0 {
-            return Err(RepositoryError::Conflict(LAST_SUPER_ADMIN.to_owned()));
-        }
-        let erased = users::Entity::update_many()
-            .col_expr(
-                users::Column::Email,
-                Expr::value(format!("deleted-{}@erased.invalid", id.simple())),
-            )
-            .col_expr(users::Column::DisplayName, Expr::value("Deleted user"))
-            .col_expr(users::Column::PasswordHash, Expr::value(Option::<String>::None))
-            .col_expr(users::Column::PendingEmail, Expr::value(Option::<String>::None))
-            .col_expr(users::Column::AvatarUrl, Expr::value(Option::<String>::None))
-            .col_expr(users::Column::Locale, Expr::value(Option::<String>::None))
-            .col_expr(users::Column::Timezone, Expr::value(Option::<String>::None))
-            .col_expr(users::Column::Status, Expr::value("deleted"))
-            .col_expr(users::Column::DeletedAt, Expr::value(Some(now)))
-            .col_expr(users::Column::UpdatedAt, Expr::value(now))
-            .filter(users::Column::Id.eq(id))
-            .filter(users::Column::Status.ne("deleted"))
-            .exec(&transaction)
-            .await
-            .map_err(db)?;
-        if erased.rows_affected == 0 {
-            return Err(RepositoryError::NotFound);
-        }
-        // Report schedules the account ran no longer act for anyone until someone saves them.
-        crate::entities::report_schedules::Entity::update_many()
-            .col_expr(
-                crate::entities::report_schedules::Column::OwnerId,
-                Expr::value(Option::<Uuid>::None),
-            )
-            .filter(crate::entities::report_schedules::Column::OwnerId.eq(id))
-            .exec(&transaction)
-            .await
-            .map_err(db)?;
-        user_sessions::Entity::delete_many()
-            .filter(user_sessions::Column::UserId.eq(id))
-            .exec(&transaction)
-            .await
-            .map_err(db)?;
-        oauth_accounts::Entity::delete_many()
-            .filter(oauth_accounts::Column::UserId.eq(id))
-            .exec(&transaction)
-            .await
-            .map_err(db)?;
-        email_tokens::Entity::delete_many()
-            .filter(email_tokens::Column::UserId.eq(id))
-            .exec(&transaction)
-            .await
-            .map_err(db)?;
-        password_history::Entity::delete_many()
-            .filter(password_history::Column::UserId.eq(id))
-            .exec(&transaction)
-            .await
-            .map_err(db)?;
-        user_system_roles::Entity::delete_many()
-            .filter(user_system_roles::Column::UserId.eq(id))
-            .exec(&transaction)
-            .await
-            .map_err(db)?;
-        api_keys::Entity::delete_many()
-            .filter(api_keys::Column::UserId.eq(id))
-            .exec(&transaction)
-            .await
-            .map_err(db)?;
-        crate::mfa::erase_mfa(&transaction, id).await?;
-        crate::mfa::erase_mfa_exemption(&transaction, id).await?;
-        leave_groups_on_erasure(&transaction, id, audit, now).await?;
-        // The trail stays, but not where the person was or what they used.
-        audit_logs::Entity::update_many()
-            .col_expr(audit_logs::Column::IpAddress, Expr::value(Option::<String>::None))
-            .col_expr(audit_logs::Column::UserAgent, Expr::value(Option::<String>::None))
-            .filter(audit_logs::Column::ActorId.eq(id))
-            .exec(&transaction)
-            .await
-            .map_err(db)?;
-        insert_audit_entry(&transaction, audit).await?;
-        transaction.commit().await.map_err(db)
+        // Decided by the use case for this caller; the rows span organizations the
+        // caller need not belong to: as the system.
+        crate::tenancy::as_system(self.erase_user_as_system(id, audit)).await
     }
 
     async fn export_user(&self, id: Uuid) -> Result<serde_json::Value, RepositoryError> {
-        let connection = self.connection();
-        let user = users::Entity::find_by_id(id)
-            .one(connection)
-            .await
-            .map_err(db)?
-            .ok_or(RepositoryError::NotFound)?;
-        let sessions = user_sessions::Entity::find()
-            .filter(user_sessions::Column::UserId.eq(id))
-            .order_by_asc(user_sessions::Column::CreatedAt)
-            .all(connection)
-            .await
-            .map_err(db)?;
-        let linked = oauth_accounts::Entity::find()
-            .filter(oauth_accounts::Column::UserId.eq(id))
-            .all(connection)
-            .await
-            .map_err(db)?;
-        let roles = self.system_roles(id).await?;
-        // Whether a second factor is on, never its secret or codes.
-        let mfa = crate::entities::user_mfa::Entity::find_by_id(id)
-            .one(connection)
-            .await
-            .map_err(db)?;
-        let activity = audit_logs::Entity::find()
-            .filter(
-                audit_logs::Column::ActorId
-                    .eq(id)
-                    .or(audit_logs::Column::ResourceId.eq(id.to_string())),
-            )
-            .order_by_asc(audit_logs::Column::OccurredAt)
-            .all(connection)
-            .await
-            .map_err(db)?;
-        Ok(json!({
-            "profile": {
-                "id": user.id,
-                "email": user.email,
-                "pendingEmail": user.pending_email,
-                "emailVerifiedAt": user.email_verified_at,
-                "displayName": user.display_name,
-                "avatarUrl": user.avatar_url,
-                "locale": user.locale,
-                "timezone": user.timezone,
-                "status": user.status,
-                "createdAt": user.created_at,
-                "updatedAt": user.updated_at,
-                "lastLoginAt": user.last_login_at,
-            },
-            "systemRoles": roles,
-            "mfa": {
-                "enabled": mfa.as_ref().is_some_and(|m| m.confirmed_at.is_some()),
-                "method": mfa.as_ref().filter(|m| m.confirmed_at.is_some()).map(|_| "totp"),
-                "enabledAt": mfa.as_ref().and_then(|m| m.confirmed_at),
-            },
-            "sessions": sessions.into_iter().map(|s| json!({
-                "id": s.id, "ipAddress": s.ip_address, "userAgent": s.user_agent,
-                "createdAt": s.created_at, "lastUsedAt": s.last_used_at, "expiresAt": s.expires_at,
-                "revokedAt": s.revoked_at, "revokedReason": s.revoked_reason,
-            })).collect::<Vec<_>>(),
-            "linkedAccounts": linked.into_iter().map(|a| json!({
-                "provider": a.provider, "email": a.email, "createdAt": a.created_at,
-            })).collect::<Vec<_>>(),
-            "activity": activity.into_iter().map(|entry| json!({
-                "occurredAt": entry.occurred_at, "action": entry.action, "actorKind": entry.actor_kind,
-                "resourceType": entry.resource_type, "resourceId": entry.resource_id,
-                "ipAddress": entry.ip_address, "userAgent": entry.user_agent,
-            })).collect::<Vec<_>>(),
-        }))
+        // Decided by the use case for this caller; the rows span organizations the
+        // caller need not belong to: as the system.
+        crate::tenancy::as_system(self.export_user_as_system(id)).await
     }
 }
 
@@ -804,4 +659,169 @@ async fn insert_new_user(
         insert_audit_entry(transaction, &welcome.session_audit).await?;
     }
     Ok(user_record(model))
+}
+
+impl Database {
+    pub(crate) async fn export_user_as_system(&self, id: Uuid) -> Result<serde_json::Value, RepositoryError> {
+        let connection = self.connection();
+        let user = users::Entity::find_by_id(id)
+            .one(connection)
+            .await
+            .map_err(db)?
+            .ok_or(RepositoryError::NotFound)?;
+        let sessions = user_sessions::Entity::find()
+            .filter(user_sessions::Column::UserId.eq(id))
+            .order_by_asc(user_sessions::Column::CreatedAt)
+            .all(connection)
+            .await
+            .map_err(db)?;
+        let linked = oauth_accounts::Entity::find()
+            .filter(oauth_accounts::Column::UserId.eq(id))
+            .all(connection)
+            .await
+            .map_err(db)?;
+        let roles = self.system_roles(id).await?;
+        // Whether a second factor is on, never its secret or codes.
+        let mfa = crate::entities::user_mfa::Entity::find_by_id(id)
+            .one(connection)
+            .await
+            .map_err(db)?;
+        let activity = audit_logs::Entity::find()
+            .filter(
+                audit_logs::Column::ActorId
+                    .eq(id)
+                    .or(audit_logs::Column::ResourceId.eq(id.to_string())),
+            )
+            .order_by_asc(audit_logs::Column::OccurredAt)
+            .all(connection)
+            .await
+            .map_err(db)?;
+        Ok(json!({
+            "profile": {
+                "id": user.id,
+                "email": user.email,
+                "pendingEmail": user.pending_email,
+                "emailVerifiedAt": user.email_verified_at,
+                "displayName": user.display_name,
+                "avatarUrl": user.avatar_url,
+                "locale": user.locale,
+                "timezone": user.timezone,
+                "status": user.status,
+                "createdAt": user.created_at,
+                "updatedAt": user.updated_at,
+                "lastLoginAt": user.last_login_at,
+            },
+            "systemRoles": roles,
+            "mfa": {
+                "enabled": mfa.as_ref().is_some_and(|m| m.confirmed_at.is_some()),
+                "method": mfa.as_ref().filter(|m| m.confirmed_at.is_some()).map(|_| "totp"),
+                "enabledAt": mfa.as_ref().and_then(|m| m.confirmed_at),
+            },
+            "sessions": sessions.into_iter().map(|s| json!({
+                "id": s.id, "ipAddress": s.ip_address, "userAgent": s.user_agent,
+                "createdAt": s.created_at, "lastUsedAt": s.last_used_at, "expiresAt": s.expires_at,
+                "revokedAt": s.revoked_at, "revokedReason": s.revoked_reason,
+            })).collect::<Vec<_>>(),
+            "linkedAccounts": linked.into_iter().map(|a| json!({
+                "provider": a.provider, "email": a.email, "createdAt": a.created_at,
+            })).collect::<Vec<_>>(),
+            "activity": activity.into_iter().map(|entry| json!({
+                "occurredAt": entry.occurred_at, "action": entry.action, "actorKind": entry.actor_kind,
+                "resourceType": entry.resource_type, "resourceId": entry.resource_id,
+                "ipAddress": entry.ip_address, "userAgent": entry.user_agent,
+            })).collect::<Vec<_>>(),
+        }))
+    }
+}
+
+impl Database {
+    pub(crate) async fn erase_user_as_system(
+        &self,
+        id: Uuid,
+        audit: &AuditEntry,
+    ) -> Result<(), RepositoryError> {
+        let transaction = self.begin_write().await.map_err(db)?;
+        let now = Utc::now();
+        // The last unlocked super_admin stays: decided while every grant is locked.
+        let (_, grants, other_active_super_admins) =
+            claim_for_super_admin_rule(&transaction, id, now).await?;
+        if grants.contains(&id) && other_active_super_admins == 0 {
+            return Err(RepositoryError::Conflict(LAST_SUPER_ADMIN.to_owned()));
+        }
+        let erased = users::Entity::update_many()
+            .col_expr(
+                users::Column::Email,
+                Expr::value(format!("deleted-{}@erased.invalid", id.simple())),
+            )
+            .col_expr(users::Column::DisplayName, Expr::value("Deleted user"))
+            .col_expr(users::Column::PasswordHash, Expr::value(Option::<String>::None))
+            .col_expr(users::Column::PendingEmail, Expr::value(Option::<String>::None))
+            .col_expr(users::Column::AvatarUrl, Expr::value(Option::<String>::None))
+            .col_expr(users::Column::Locale, Expr::value(Option::<String>::None))
+            .col_expr(users::Column::Timezone, Expr::value(Option::<String>::None))
+            .col_expr(users::Column::Status, Expr::value("deleted"))
+            .col_expr(users::Column::DeletedAt, Expr::value(Some(now)))
+            .col_expr(users::Column::UpdatedAt, Expr::value(now))
+            .filter(users::Column::Id.eq(id))
+            .filter(users::Column::Status.ne("deleted"))
+            .exec(&transaction)
+            .await
+            .map_err(db)?;
+        if erased.rows_affected == 0 {
+            return Err(RepositoryError::NotFound);
+        }
+        // Report schedules the account ran no longer act for anyone until someone saves them.
+        crate::entities::report_schedules::Entity::update_many()
+            .col_expr(
+                crate::entities::report_schedules::Column::OwnerId,
+                Expr::value(Option::<Uuid>::None),
+            )
+            .filter(crate::entities::report_schedules::Column::OwnerId.eq(id))
+            .exec(&transaction)
+            .await
+            .map_err(db)?;
+        user_sessions::Entity::delete_many()
+            .filter(user_sessions::Column::UserId.eq(id))
+            .exec(&transaction)
+            .await
+            .map_err(db)?;
+        oauth_accounts::Entity::delete_many()
+            .filter(oauth_accounts::Column::UserId.eq(id))
+            .exec(&transaction)
+            .await
+            .map_err(db)?;
+        email_tokens::Entity::delete_many()
+            .filter(email_tokens::Column::UserId.eq(id))
+            .exec(&transaction)
+            .await
+            .map_err(db)?;
+        password_history::Entity::delete_many()
+            .filter(password_history::Column::UserId.eq(id))
+            .exec(&transaction)
+            .await
+            .map_err(db)?;
+        user_system_roles::Entity::delete_many()
+            .filter(user_system_roles::Column::UserId.eq(id))
+            .exec(&transaction)
+            .await
+            .map_err(db)?;
+        api_keys::Entity::delete_many()
+            .filter(api_keys::Column::UserId.eq(id))
+            .exec(&transaction)
+            .await
+            .map_err(db)?;
+        crate::mfa::erase_mfa(&transaction, id).await?;
+        crate::mfa::erase_mfa_exemption(&transaction, id).await?;
+        leave_groups_on_erasure(&transaction, id, audit, now).await?;
+        // The trail stays, but not where the person was or what they used.
+        audit_logs::Entity::update_many()
+            .col_expr(audit_logs::Column::IpAddress, Expr::value(Option::<String>::None))
+            .col_expr(audit_logs::Column::UserAgent, Expr::value(Option::<String>::None))
+            .filter(audit_logs::Column::ActorId.eq(id))
+            .exec(&transaction)
+            .await
+            .map_err(db)?;
+        insert_audit_entry(&transaction, audit).await?;
+        transaction.commit().await.map_err(db)
+    }
 }
