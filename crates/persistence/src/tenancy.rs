@@ -120,6 +120,15 @@ enum Owner {
     Memberships,
     /// `devices`: also the devices the caller owns or is assigned.
     Devices,
+    /// An organization's, or with none a person's (`person`: the column naming them; a row
+    /// with neither is the instance's, visible to all): API keys and personal access tokens,
+    /// webhooks, jobs.
+    OrgOrPerson { person: &'static str },
+    /// One account's own (`column` naming it): second factors, preferences.
+    Person { column: &'static str },
+    /// One account's own, and readable by the organizations it belongs to (sessions, which an
+    /// organization's dashboard counts).
+    PersonInOrgs { column: &'static str },
     /// Through the row it belongs to (`column` naming a row of `parent`, itself policed):
     /// visible and writable where that row is.
     Through {
@@ -129,7 +138,7 @@ enum Owner {
 }
 
 /// Every organization-owned table and how it belongs.
-const TABLES: [(&str, Owner); 27] = [
+const TABLES: [(&str, Owner); 41] = [
     ("org_users", Owner::Memberships),
     ("device_policies", Owner::Column { nullable: false }),
     ("enrollment_tokens", Owner::Column { nullable: false }),
@@ -139,13 +148,18 @@ const TABLES: [(&str, Owner); 27] = [
     ("groups", Owner::Column { nullable: true }),
     ("audit_logs", Owner::Column { nullable: true }),
     ("device_events", Owner::Column { nullable: true }),
-    ("api_keys", Owner::Column { nullable: true }),
-    ("jobs", Owner::Column { nullable: true }),
+    ("api_keys", Owner::OrgOrPerson { person: "user_id" }),
+    ("jobs", Owner::OrgOrPerson { person: "owner_id" }),
     ("notifications", Owner::Column { nullable: true }),
     ("quota_alerts", Owner::Column { nullable: false }),
     ("quota_spends", Owner::Column { nullable: false }),
     ("report_schedules", Owner::Column { nullable: true }),
-    ("webhooks", Owner::Column { nullable: true }),
+    (
+        "webhooks",
+        Owner::OrgOrPerson {
+            person: "personal_user_id",
+        },
+    ),
     ("unlock_requests", THROUGH_DEVICE),
     ("device_settings", THROUGH_DEVICE),
     ("device_transfers", THROUGH_DEVICE),
@@ -193,7 +207,29 @@ const TABLES: [(&str, Owner); 27] = [
             parent: "report_schedules",
         },
     ),
+    ("user_sessions", Owner::PersonInOrgs { column: "user_id" }),
+    (
+        "refresh_tokens",
+        Owner::Through {
+            column: "session_id",
+            parent: "user_sessions",
+        },
+    ),
+    ("email_tokens", PERSON),
+    ("password_history", PERSON),
+    ("oauth_accounts", PERSON),
+    ("user_mfa", PERSON),
+    ("mfa_challenges", PERSON),
+    ("mfa_recovery_codes", PERSON),
+    ("mfa_exemptions", PERSON),
+    ("user_system_roles", PERSON),
+    ("user_role_overrides", PERSON),
+    ("user_quotas", PERSON),
+    ("notification_preferences", PERSON),
+    ("notification_reads", PERSON),
 ];
+
+const PERSON: Owner = Owner::Person { column: "user_id" };
 
 const THROUGH_DEVICE: Owner = Owner::Through {
     column: "device_id",
@@ -214,6 +250,14 @@ fn predicate(table: &str, owner: &Owner) -> String {
         Owner::Devices => format!(
             "organization_id IS NULL OR {SYSTEM} OR {in_orgs} OR owner_user_id = {USER} OR assigned_user_id = {USER}"
         ),
+        Owner::OrgOrPerson { person } => format!(
+            "{SYSTEM} OR {in_orgs} OR (organization_id IS NULL AND ({person} IS NULL OR {person} = {USER}))"
+        ),
+        Owner::Person { column } => format!("{SYSTEM} OR {column} = {USER}"),
+        Owner::PersonInOrgs { column } => format!(
+            "{SYSTEM} OR {column} = {USER} OR {column} IN (SELECT org_users.user_id FROM org_users \
+             WHERE org_users.organization_id = ANY ({ORGS}::uuid[]))"
+        ),
         Owner::Through { column, parent } => {
             format!("{SYSTEM} OR EXISTS (SELECT 1 FROM {parent} WHERE {parent}.id = {table}.{column})")
         }
@@ -229,6 +273,8 @@ fn check(table: &str, owner: &Owner) -> String {
     match owner {
         Owner::Memberships => format!("{SYSTEM} OR {in_orgs}"),
         Owner::Devices => format!("organization_id IS NULL OR {SYSTEM} OR {in_orgs}"),
+        // An organization reads its users' sessions; only their own account writes them.
+        Owner::PersonInOrgs { column } => predicate(table, &Owner::Person { column }),
         other => predicate(table, other),
     }
 }

@@ -13,7 +13,7 @@ use steward_tests::{
 };
 
 /// The organization-owned tables docs/operations.md lists.
-const TABLES: [&str; 27] = [
+const TABLES: [&str; 41] = [
     "org_users",
     "device_policies",
     "enrollment_tokens",
@@ -41,6 +41,20 @@ const TABLES: [&str; 27] = [
     "job_blobs",
     "report_runs",
     "report_recipients",
+    "user_sessions",
+    "refresh_tokens",
+    "email_tokens",
+    "password_history",
+    "oauth_accounts",
+    "user_mfa",
+    "mfa_challenges",
+    "mfa_recovery_codes",
+    "mfa_exemptions",
+    "user_system_roles",
+    "user_role_overrides",
+    "user_quotas",
+    "notification_preferences",
+    "notification_reads",
 ];
 
 /// `url` with another user.
