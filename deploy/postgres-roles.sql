@@ -12,6 +12,10 @@
 CREATE ROLE steward_owner LOGIN PASSWORD 'change-me-owner';
 CREATE ROLE steward_app LOGIN PASSWORD 'change-me-app' NOSUPERUSER NOBYPASSRLS;
 
+-- Nobody else creates objects in the schema (PostgreSQL 14 and older let everyone), and the
+-- owner role owns it.
+REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+ALTER SCHEMA public OWNER TO steward_owner;
 GRANT CONNECT, TEMPORARY ON DATABASE steward TO steward_owner, steward_app;
 GRANT CREATE ON DATABASE steward TO steward_owner;   -- pg_trgm for the fleet search
 GRANT USAGE, CREATE ON SCHEMA public TO steward_owner;

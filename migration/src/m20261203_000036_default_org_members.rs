@@ -1,8 +1,8 @@
 //! Seed 002's backfill: the default organization exists, every account that belongs to no
 //! organization becomes one of its users with the role `member` (it reads nothing of the
 //! organization), and managed devices without an organization are attached to it. The same
-//! repair runs again with `steward db repair-default-org`. Down leaves the rows: they are
-//! ordinary memberships by then.
+//! repair runs again with `steward db repair-default-org`. Down removes every `member`
+//! membership (a binary from before knows no such role) and leaves the attached devices.
 
 use sea_orm_migration::prelude::*;
 
@@ -16,7 +16,14 @@ impl MigrationTrait for Migration {
         Ok(())
     }
 
-    async fn down(&self, _manager: &SchemaManager) -> Result<(), DbErr> {
-        Ok(())
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .exec_stmt(
+                Query::delete()
+                    .from_table("org_users")
+                    .and_where(Expr::col("role").eq("member"))
+                    .to_owned(),
+            )
+            .await
     }
 }

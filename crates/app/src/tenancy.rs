@@ -46,5 +46,9 @@ pub async fn repair_default_organization<S: TenancyStore>(
         "organization",
     )
     .resource_id(steward_domain::organizations::DEFAULT_ORGANIZATION_ID);
+    let record = match steward_domain::organizations::DEFAULT_ORGANIZATION_ID.parse() {
+        Ok(organization) => record.organization(organization),
+        Err(_) => record,
+    };
     Ok(store.repair_default_organization(role, &record).await?)
 }

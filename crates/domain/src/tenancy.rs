@@ -45,8 +45,8 @@ pub struct RlsReport {
     pub backend: String,
     /// `status`, `enable` or `disable`.
     pub action: String,
-    /// Every table is `ok`, `changed` or `unchanged` after an enable or a status read (for a
-    /// disable: every table is off).
+    /// Every table has Steward's policy on and forced, alone, and the server's role is bound by
+    /// it (always `false` after a disable).
     pub enforced: bool,
     /// Whether the role the server's requests connect as is bound by the policies: `false` for
     /// a superuser or a role with `BYPASSRLS` (the policies do not apply to it). `None` where

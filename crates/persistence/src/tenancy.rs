@@ -8,8 +8,8 @@
 //! settings are session settings written on every checkout, so no connection carries one
 //! request's settings into another.
 //!
-//! [`enable`] puts one policy (`steward_tenant_v1`) on every organization-owned table and
-//! forces it (the tables' owner is bound too); [`status`] reads them; [`disable`] removes them.
+//! [`report`] puts one policy ([`POLICY`]) on every organization-owned and per-account table
+//! and forces it (the tables' owner is bound too), reads them, or takes them off.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -23,14 +23,14 @@ use uuid::Uuid;
 pub enum Tenancy {
     /// Every tenant: background work, the CLI, start-up, and a request until its caller is known.
     System,
-    /// A signed-in user: the organizations they belong to and those managing a device they own
-    /// or are assigned, or a device of someone in a group they manage (owner or admin; read at
-    /// each checkout, so a change counts at once: a brought-in phone obeys its organization's
-    /// policies, which its owner and their family's managers read), and every tenant when they
-    /// hold a system role.
+    /// A signed-in user: the organizations they belong to (as more than a `member`) and those
+    /// managing a device they own or are assigned, or a device of someone in a group they
+    /// manage (owner or admin): a brought-in phone obeys its organization's policies, which its
+    /// owner and their family's managers read. Every tenant when they hold a system role. Read
+    /// on the request's first checkout, so a change counts from the next request.
     User(Uuid),
     /// A device: its organization's rows (a managed device) and its owner's, read from
-    /// `devices` at each checkout.
+    /// `devices` on the request's first checkout.
     Device(Uuid),
 }
 
@@ -140,7 +140,7 @@ pub(crate) fn settings_sql(tenancy: &Tenancy) -> String {
         Tenancy::User(user) => format!(
             "{SYSTEM_FIRST}set_config('app.user_id', '{user}', false), set_config('app.org_ids', '', false); \
              SELECT set_config('app.org_ids', coalesce((SELECT string_agg(organization_id::text, ',') \
-             FROM (SELECT organization_id FROM org_users WHERE user_id = '{user}' UNION \
+             FROM (SELECT organization_id FROM org_users WHERE user_id = '{user}' AND role <> 'member' UNION \
              SELECT organization_id FROM devices WHERE organization_id IS NOT NULL AND \
              (owner_user_id = '{user}' OR assigned_user_id = '{user}') UNION \
              SELECT d.organization_id FROM group_memberships mine \
@@ -200,7 +200,7 @@ pub(crate) async fn apply(connection: &mut sqlx::PgConnection) -> Result<(), sql
 }
 
 /// The policy's name; a new version of the rule gets a new name, so an enable replaces an old one.
-pub const POLICY: &str = "steward_tenant_v2";
+pub const POLICY: &str = "steward_tenant_v3";
 
 const SYSTEM: &str = "(SELECT coalesce(current_setting('app.is_system', true), '') = 'on')";
 const ORGS: &str = "(SELECT string_to_array(nullif(btrim(coalesce(current_setting('app.org_ids', true), ''), '{} '), ''), ',')::uuid[])";
@@ -224,6 +224,9 @@ enum Owner {
     /// One account's own, and readable by the organizations it belongs to (sessions, which an
     /// organization's dashboard counts).
     PersonInOrgs { column: &'static str },
+    /// A refresh token: its session's account's alone (an organization that may count its
+    /// users' sessions reads none of their tokens).
+    OwnSession,
     /// Through the row it belongs to (`column` naming a row of `parent`, itself policed):
     /// visible and writable where that row is.
     Through {
@@ -303,13 +306,7 @@ const TABLES: [(&str, Owner); 41] = [
         },
     ),
     ("user_sessions", Owner::PersonInOrgs { column: "user_id" }),
-    (
-        "refresh_tokens",
-        Owner::Through {
-            column: "session_id",
-            parent: "user_sessions",
-        },
-    ),
+    ("refresh_tokens", Owner::OwnSession),
     ("email_tokens", PERSON),
     ("password_history", PERSON),
     ("oauth_accounts", PERSON),
@@ -349,9 +346,15 @@ fn predicate(table: &str, owner: &Owner) -> String {
             "{SYSTEM} OR {in_orgs} OR (organization_id IS NULL AND ({person} IS NULL OR {person} = {USER}))"
         ),
         Owner::Person { column } => format!("{SYSTEM} OR {column} = {USER}"),
+        Owner::OwnSession => format!(
+            "{SYSTEM} OR EXISTS (SELECT 1 FROM user_sessions WHERE user_sessions.id = {table}.session_id \
+             AND user_sessions.user_id = {USER})"
+        ),
         Owner::PersonInOrgs { column } => format!(
             "{SYSTEM} OR {column} = {USER} OR {column} IN (SELECT org_users.user_id FROM org_users \
-             WHERE org_users.organization_id = ANY ({ORGS}::uuid[]))"
+             WHERE org_users.organization_id = ANY ({ORGS}::uuid[]) AND EXISTS (SELECT 1 FROM org_users mine \
+             WHERE mine.organization_id = org_users.organization_id AND mine.user_id = {USER} \
+             AND mine.role IN ('owner', 'admin')))"
         ),
         Owner::Through { column, parent } => {
             format!("{SYSTEM} OR EXISTS (SELECT 1 FROM {parent} WHERE {parent}.id = {table}.{column})")

@@ -615,6 +615,11 @@ impl Config {
                             .to_owned(),
                     ));
                 }
+                Ok(Backend::Sqlite) if *url != self.database_url() => {
+                    return Err(ConfigError(
+                        "STEWARD_DATABASE_MIGRATION_URL: SQLite has one role: leave it unset".to_owned(),
+                    ));
+                }
                 Ok(_) => {}
             }
         }

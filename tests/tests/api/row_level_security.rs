@@ -258,7 +258,7 @@ async fn postgres_refuses_another_organizations_rows_to_the_application_role() {
     for table in status["tables"].as_array().unwrap() {
         assert_eq!(table["rlsEnabled"], true, "{table}");
         assert_eq!(table["forced"], true, "{table}");
-        assert_eq!(table["policies"], json!(["steward_tenant_v2"]), "{table}");
+        assert_eq!(table["policies"], json!(["steward_tenant_v3"]), "{table}");
     }
     let again = report(&app, &alpha.root, Some(true)).await;
     assert!(all(&again, "unchanged"), "{again}");

@@ -67,7 +67,7 @@ async fn one_step_down_removes_only_the_last_migration() {
         };
         assert_eq!(bedtime_kind().await, "time");
         db.migrate_down(Some(1)).await.unwrap();
-        // The last migration only adds rows (the default organization's users).
+        // The last migration only adds rows (the default organization's members; down removes them).
         assert!(db.has_table("org_users").await.unwrap());
         db.migrate_down(Some(1)).await.unwrap();
         // The one before adds an index row-level security's policy uses.

@@ -22,7 +22,7 @@ pub struct RlsTableView {
     pub rls_enabled: bool,
     /// The table's owner is bound by the policy too (`FORCE ROW LEVEL SECURITY`).
     pub forced: bool,
-    /// The policies on the table; Steward's is `steward_tenant_v1`.
+    /// The policies on the table; Steward's is `steward_tenant_v3`.
     pub policies: Vec<String>,
     /// `ok` (a read: on with Steward's policy), `changed` (this call changed it), `unchanged`
     /// (already as asked), `warning` (not as it should be, or the change was refused: see
@@ -40,7 +40,8 @@ pub struct RlsReportView {
     pub backend: String,
     /// `status`, `enable` or `disable`.
     pub action: String,
-    /// Every table has Steward's policy on and forced (after a disable: every table is off).
+    /// Every table has Steward's policy on and forced, alone, and the server's role is bound by
+    /// it (always `false` after a disable).
     pub enforced: bool,
     /// Whether the role the server connects as is bound by the policies (`false`: a superuser
     /// or `BYPASSRLS`); absent on SQLite.

@@ -159,7 +159,7 @@ async fn read_import_body(
 }
 
 /// Add existing accounts to the organization from CSV (`email,role`) or JSON (`[{email,
-/// role}]`); `role` is `owner`, `admin` or `viewer` (default). `dryRun=true` reports problems by
+/// role}]`); `role` is `owner`, `admin`, `viewer` (default) or `member`. `dryRun=true` reports problems by
 /// line (unknown accounts, roles you may not grant, repeated emails); existing users are
 /// skipped or, with `onDuplicate=update`, given the new role (owners are never changed by an
 /// import). A real import is all or nothing and audited per user.

@@ -430,6 +430,8 @@ impl OrganizationStore for Database {
                         .column(org_users::Column::OrganizationId)
                         .from(org_users::Entity)
                         .and_where(org_users::Column::UserId.eq(user))
+                        // A member belongs without reading anything of the organization.
+                        .and_where(org_users::Column::Role.ne(OrgRole::Member.as_str()))
                         .to_owned(),
                 ),
             );
